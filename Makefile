@@ -1,0 +1,139 @@
+# Veil: GNU Makefile driven by pkg-config.
+#   make            build libveil, veild, veil
+#   make check      build and run every test (unit, vectors, fuzz corpora, loopback)
+#   make run        build and start veild with every service on loopback
+#   make bench      run the benchmarks
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS (clang)
+#   make SANITIZE=address,undefined check
+#   make install    PREFIX=/usr/local
+
+CC ?= cc
+PREFIX ?= /usr/local
+SANITIZE ?=
+FUZZ_SECONDS ?= 60
+PKGS := libsodium libuv libwebsockets libprotobuf-c sqlite3 libcurl jansson libqrencode inih
+
+BUILD := build$(if $(SANITIZE),-san)
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread $(WARN)
+CFLAGS += -fstack-protector-strong -fPIE
+CPPFLAGS += -Iinclude -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+ifeq ($(SANITIZE),)
+CPPFLAGS += -D_FORTIFY_SOURCE=2
+else
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm
+
+PROTO := $(wildcard proto/*.proto)
+PROTO_C := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTO))
+PROTO_O := $(PROTO_C:.c=.o)
+
+LIB_SRC := $(wildcard lib/*/*.c)
+LIB_O := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(PROTO_O)
+SRV_SRC := $(wildcard srv/*.c srv/*/*.c)
+SRV_O := $(patsubst %.c,$(BUILD)/%.o,$(SRV_SRC))
+CLI_SRC := $(wildcard cmd/veil/*.c)
+CLI_O := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC))
+# Server code without main(), for tests that drive services in-process.
+SRV_LIB_O := $(filter-out $(BUILD)/srv/main.o,$(SRV_O))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+IT_SRC := $(wildcard tests/it/*.c)
+IT_BIN := $(patsubst tests/it/%.c,$(BUILD)/tests/it/%,$(IT_SRC))
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
+FUZZ_BIN := $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all check unit run bench fuzz install clean deps format-check banned-check
+.SECONDARY:
+
+all: $(BUILD)/veild $(BUILD)/veil
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen/proto $<
+
+# Generated code is compiled without -Werror's stricter prototype checks.
+$(BUILD)/gen/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
+	$(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS)) -c -o $@ $<
+
+$(BUILD)/%.o: %.c $(PROTO_C) $(wildcard include/veil/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libveil.a: $(LIB_O)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/veild: $(SRV_O) $(BUILD)/libveil.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/veil: $(CLI_O) $(BUILD)/libveil.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/it/%: $(BUILD)/tests/it/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(SRV_LIB_O) $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: all $(UNIT_BIN) $(IT_BIN) $(FUZZ_REPLAY)
+
+check: deps unit
+	@BUILD=$(BUILD) tests/run
+
+run: deps all
+	$(BUILD)/veild
+
+bench: deps all $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/run
+
+# libFuzzer builds use clang and their own object directory.
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -pthread \
+	-fsanitize=fuzzer,address,undefined $(WARN)
+build-fuzz/%: fuzz/%.c $(LIB_SRC) $(PROTO_C) $(SRV_SRC)
+	@mkdir -p build-fuzz
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_SRC) $(PROTO_C) \
+		$(filter-out srv/main.c,$(SRV_SRC)) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+		echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=9000 build-fuzz/corpus-$$n fuzz/corpus/$$n \
+			2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
+		grep -E '^(Done|#[0-9]+ +DONE)' build-fuzz/$$n.log | tail -1; done
+
+format-check:
+	@scripts/check-format
+
+banned-check:
+	@scripts/check-banned
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/veild $(BUILD)/veil $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
