@@ -1,0 +1,129 @@
+/*
+ * The server's storage interface. Services talk only to this header; the
+ * backend (SQLite now, PostgreSQL later) sits behind struct veil_store_ops.
+ *
+ * Threading: identity and directory calls are synchronous and thread-safe
+ * (any thread may call them; each backend serialises internally). Message
+ * queue calls are asynchronous: they are queued to the store's own thread,
+ * which batches writes into one transaction and one fsync (group commit).
+ * Completions are not run on the store thread: the store appends them to a
+ * completion list and calls the wake function given at open, and the owner
+ * of the event loop then calls veil_store_run_completions() on its thread,
+ * which runs the callbacks there. A write's callback runs only once the
+ * write is durable.
+ */
+#ifndef VEIL_SRV_STORE_H
+#define VEIL_SRV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/crypto.h"
+
+#define VEIL_STORE_MAX_BOX 8192 /* largest stored message (a whole CSP message) */
+
+enum veil_identity_state {
+	VEIL_IDENTITY_ACTIVE = 0,
+	VEIL_IDENTITY_INACTIVE = 1,
+	VEIL_IDENTITY_INVALID = 2, /* revoked or deleted */
+};
+
+struct veil_identity_rec {
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t pk[VEIL_KEY_LEN];
+	int state;            /* enum veil_identity_state */
+	uint64_t feature_mask;
+	uint64_t created_ms;
+};
+
+/* One queued message: the whole message-with-metadata-box, opaque to the store. */
+struct veil_msg_rec {
+	uint64_t seq;                  /* assigned by the store, increasing per recipient */
+	uint8_t recipient[VEIL_ID_LEN];
+	uint8_t sender[VEIL_ID_LEN];
+	uint64_t msg_id;
+	uint64_t expires_ms;           /* absolute, 0 = never */
+	uint8_t flags;
+	size_t len;
+	uint8_t *data;                 /* owned by whoever holds the record */
+};
+
+struct veil_store_opts {
+	const char *path;              /* SQLite file; created if missing */
+	uint32_t queue_limit;          /* max queued messages per recipient, 0 = default 10000 */
+	void (*wake)(void *arg);       /* called from the store thread when completions wait */
+	void *wake_arg;
+};
+
+struct veil_store;
+
+/* Opens the store and starts its thread. Returns 0 or a negative veil_err. */
+int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts);
+/*
+ * Finishes every queued write (durably), stops the thread and frees the
+ * store. Completions still pending are run on the calling thread.
+ * veil_store_close(NULL) is a no-op.
+ */
+void veil_store_close(struct veil_store *s);
+
+/* Runs the completions that are ready; call on the event-loop thread. */
+void veil_store_run_completions(struct veil_store *s);
+
+/* --- identities (synchronous, thread-safe) --- */
+
+/*
+ * Creates an identity for pk with a fresh random ID (8 characters of
+ * [A-Z0-9], unique). If pk already has an identity, returns VEIL_EEXIST and
+ * fills rec with it.
+ */
+int veil_store_identity_create(struct veil_store *s, const uint8_t pk[static VEIL_KEY_LEN],
+			       struct veil_identity_rec *rec);
+/* Returns 0 and fills rec, or VEIL_ENOTFOUND. */
+int veil_store_identity_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+			    struct veil_identity_rec *rec);
+int veil_store_identity_set_state(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+				  int state);
+int veil_store_identity_set_features(struct veil_store *s,
+				     const uint8_t id[static VEIL_ID_LEN], uint64_t mask);
+/* Push token (type + up to 255 bytes); len 0 deletes every token. */
+int veil_store_push_token_set(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+			      uint8_t type, const uint8_t *token, size_t len);
+/*
+ * Marks a one-time token (e.g. a directory auth token) as used. Returns 0 the
+ * first time, VEIL_EREPLAY after. Tokens older than expires_ms may be purged.
+ */
+int veil_store_token_use(struct veil_store *s, const uint8_t *token, size_t len,
+			 uint64_t expires_ms);
+
+/* --- message queue (asynchronous, group-committed) --- */
+
+typedef void (*veil_store_put_cb)(void *arg, int rc, uint64_t seq);
+typedef void (*veil_store_fetch_cb)(void *arg, int rc, struct veil_msg_rec *msgs, size_t n);
+typedef void (*veil_store_done_cb)(void *arg, int rc);
+
+/*
+ * Queues m (data is copied). cb runs once the message is durable, with its
+ * seq, or with VEIL_ELIMIT if the recipient's queue is full, or VEIL_EEXIST
+ * if the same (recipient, sender, msg_id) is already queued (the existing
+ * seq is passed then, so a resend is acked without a duplicate).
+ */
+int veil_store_msg_put(struct veil_store *s, const struct veil_msg_rec *m, veil_store_put_cb cb,
+		       void *arg);
+/*
+ * Reads up to limit unexpired messages for recipient with seq > after_seq,
+ * in seq order. The callback owns nothing: msgs and their data stay valid
+ * only during the callback.
+ */
+int veil_store_msg_fetch(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
+			 uint64_t after_seq, size_t limit, veil_store_fetch_cb cb, void *arg);
+/* Deletes the message the recipient acked (by sender and msg_id). cb may be NULL. */
+int veil_store_msg_ack(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
+		       const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id,
+		       veil_store_done_cb cb, void *arg);
+/* Deletes expired messages; returns how many (synchronous, for a timer or a test). */
+int veil_store_msg_expire(struct veil_store *s, uint64_t now_ms);
+/* Number of queued messages for recipient (synchronous). */
+int veil_store_msg_count(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
+			 uint64_t *count);
+
+#endif
