@@ -1,0 +1,47 @@
+/*
+ * State shared by the services of one veild process: configuration, the
+ * server's long-term keys and the store. Built by srv/main.c.
+ */
+#ifndef VEIL_SRV_SERVER_H
+#define VEIL_SRV_SERVER_H
+
+#include <stdint.h>
+
+#include "veil/crypto.h"
+#include "store/store.h"
+
+struct veil_config {
+	char data_dir[1024];     /* --data, default ./var/veil */
+	char listen[64];         /* --listen, default 127.0.0.1 */
+	uint16_t chat_port;      /* --chat-port, default 5222 */
+	uint16_t http_port;      /* --http-port, default 8080 */
+	char public_host[256];   /* host name clients use in URLs, default = listen */
+	uint32_t queue_ttl_s;    /* message TTL in the queue, default 14 days */
+	uint32_t queue_limit;    /* max queued messages per identity, default 10000 */
+	uint32_t http_max_body;  /* max HTTP request body, default 64 KiB */
+	uint32_t dir_rate_per_min; /* directory requests per client address per minute */
+	int log_level;           /* enum veil_log_level */
+};
+
+/*
+ * The server's long-term keys, in sodium_malloc'd memory. csp: X25519 key
+ * of the chat server (clients pin csp_pk). sign: Ed25519 key that signs the
+ * provisioning document. dir: X25519 key whose public half is the
+ * directory's tokenRespKeyPub.
+ */
+struct veil_server_keys {
+	uint8_t csp_pk[VEIL_KEY_LEN];
+	uint8_t *csp_sk; /* VEIL_KEY_LEN */
+	uint8_t sign_pk[32];
+	uint8_t *sign_sk; /* 64 */
+	uint8_t dir_pk[VEIL_KEY_LEN];
+	uint8_t *dir_sk; /* VEIL_KEY_LEN */
+};
+
+struct veil_server {
+	struct veil_config cfg;
+	struct veil_server_keys keys;
+	struct veil_store *store;
+};
+
+#endif
