@@ -8,6 +8,8 @@
 #   make install    PREFIX=/usr/local
 
 CC ?= cc
+# Quiet by default; `make V=1` shows every command.
+Q := $(if $(V),,@)
 PREFIX ?= /usr/local
 SANITIZE ?=
 FUZZ_SECONDS ?= 60
@@ -61,41 +63,57 @@ deps:
 
 $(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
-	protoc-c --proto_path=proto --c_out=$(BUILD)/gen/proto $<
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen/proto $<
 
 # Generated code is compiled without -Werror's stricter prototype checks.
 $(BUILD)/gen/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
-	$(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS)) -c -o $@ $<
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS)) -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(PROTO_C) $(wildcard include/veil/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/libveil.a: $(LIB_O)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/veild: $(SRV_O) $(BUILD)/libveil.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/veil: $(CLI_O) $(BUILD)/libveil.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
+# Tests of server code link the server objects; the others only libveil, so
+# that library tests build while server code is being changed.
+SRV_UNIT_BIN := $(filter $(BUILD)/tests/test_store $(BUILD)/tests/test_directory \
+	$(BUILD)/tests/test_srv_%,$(UNIT_BIN))
+LIB_UNIT_BIN := $(filter-out $(SRV_UNIT_BIN),$(UNIT_BIN))
+$(SRV_UNIT_BIN): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB_UNIT_BIN): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/it/%: $(BUILD)/tests/it/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(SRV_LIB_O) $(BUILD)/libveil.a
+# Fuzz targets of server parsers are named fuzz_srv_* or fuzz_dir*.
+SRV_FUZZ_REPLAY := $(filter $(BUILD)/fuzz/replay_fuzz_srv_% $(BUILD)/fuzz/replay_fuzz_dir%,$(FUZZ_REPLAY))
+LIB_FUZZ_REPLAY := $(filter-out $(SRV_FUZZ_REPLAY),$(FUZZ_REPLAY))
+$(LIB_FUZZ_REPLAY): $(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(SRV_FUZZ_REPLAY): $(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(SRV_LIB_O) $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: all $(UNIT_BIN) $(IT_BIN) $(FUZZ_REPLAY)
 
