@@ -198,7 +198,5 @@ void veil_csp_ack_encode(uint8_t out[static VEIL_CSP_ACK_LEN],
 int veil_csp_close_error_parse(const uint8_t *in, size_t len, int *can_reconnect, char *text,
 			       size_t textcap) VEIL_WUR;
 
-/* Returns 1 if p[0..n) is valid UTF-8 without NUL bytes. */
-int veil_utf8_valid(const uint8_t *p, size_t n);
 
 #endif

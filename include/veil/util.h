@@ -126,6 +126,12 @@ void veil_log(enum veil_log_level lvl, const char *fmt, ...) VEIL_PRINTF(2, 3);
 #define veil_log_info(...) veil_log(VEIL_LOG_INFO, __VA_ARGS__)
 #define veil_log_debug(...) veil_log(VEIL_LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * Returns 1 if p[0..n) is valid UTF-8 (no overlong forms, surrogates or
+ * values above U+10FFFF) without NUL bytes, else 0.
+ */
+int veil_utf8_valid(const uint8_t *p, size_t n);
+
 /* Milliseconds since the Unix epoch, and a monotonic clock in ms. */
 uint64_t veil_now_ms(void);
 uint64_t veil_mono_ms(void);
