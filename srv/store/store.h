@@ -20,7 +20,10 @@
 
 #include "veil/crypto.h"
 
-#define VEIL_STORE_MAX_BOX 8192 /* largest stored message (a whole CSP message) */
+#define VEIL_STORE_MAX_BOX 8192        /* largest stored message (a whole CSP message) */
+#define VEIL_STORE_MAX_FETCH 256       /* most messages one fetch returns */
+#define VEIL_STORE_MAX_PUSH_TOKEN 255  /* longest push token */
+#define VEIL_STORE_DEFAULT_QUEUE 10000 /* queue_limit when opts gives 0 */
 
 enum veil_identity_state {
 	VEIL_IDENTITY_ACTIVE = 0,
@@ -31,33 +34,37 @@ enum veil_identity_state {
 struct veil_identity_rec {
 	uint8_t id[VEIL_ID_LEN];
 	uint8_t pk[VEIL_KEY_LEN];
-	int state;            /* enum veil_identity_state */
+	int state; /* enum veil_identity_state */
 	uint64_t feature_mask;
 	uint64_t created_ms;
 };
 
 /* One queued message: the whole message-with-metadata-box, opaque to the store. */
 struct veil_msg_rec {
-	uint64_t seq;                  /* assigned by the store, increasing per recipient */
+	uint64_t seq; /* assigned by the store, increasing per recipient */
 	uint8_t recipient[VEIL_ID_LEN];
 	uint8_t sender[VEIL_ID_LEN];
 	uint64_t msg_id;
-	uint64_t expires_ms;           /* absolute, 0 = never */
+	uint64_t expires_ms; /* absolute, 0 = never */
 	uint8_t flags;
 	size_t len;
-	uint8_t *data;                 /* owned by whoever holds the record */
+	uint8_t *data; /* owned by whoever holds the record */
 };
 
 struct veil_store_opts {
-	const char *path;              /* SQLite file; created if missing */
-	uint32_t queue_limit;          /* max queued messages per recipient, 0 = default 10000 */
-	void (*wake)(void *arg);       /* called from the store thread when completions wait */
+	const char *path;        /* SQLite file; created if missing */
+	uint32_t queue_limit;    /* max queued messages per recipient, 0 = default 10000 */
+	void (*wake)(void *arg); /* called from the store thread when completions wait */
 	void *wake_arg;
 };
 
 struct veil_store;
 
-/* Opens the store and starts its thread. Returns 0 or a negative veil_err. */
+/*
+ * Opens the store and starts its thread. Returns 0 or a negative veil_err
+ * (VEIL_EINVAL without a path or wake function, VEIL_EIO if the database
+ * cannot be opened or has a newer schema than this build knows).
+ */
 int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts);
 /*
  * Finishes every queued write (durably), stops the thread and frees the
@@ -69,6 +76,14 @@ void veil_store_close(struct veil_store *s);
 /* Runs the completions that are ready; call on the event-loop thread. */
 void veil_store_run_completions(struct veil_store *s);
 
+/* Counters for tests and benchmarks. */
+struct veil_store_stats {
+	uint64_t commits;   /* transactions committed by the store thread */
+	uint64_t jobs;      /* queued jobs (put, fetch, ack, expire) finished */
+	uint64_t max_batch; /* most jobs run in one batch */
+};
+void veil_store_stats(struct veil_store *s, struct veil_store_stats *st);
+
 /* --- identities (synchronous, thread-safe) --- */
 
 /*
@@ -77,25 +92,48 @@ void veil_store_run_completions(struct veil_store *s);
  * fills rec with it.
  */
 int veil_store_identity_create(struct veil_store *s, const uint8_t pk[static VEIL_KEY_LEN],
-			       struct veil_identity_rec *rec);
+                               struct veil_identity_rec *rec);
 /* Returns 0 and fills rec, or VEIL_ENOTFOUND. */
 int veil_store_identity_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
-			    struct veil_identity_rec *rec);
+                            struct veil_identity_rec *rec);
 int veil_store_identity_set_state(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
-				  int state);
-int veil_store_identity_set_features(struct veil_store *s,
-				     const uint8_t id[static VEIL_ID_LEN], uint64_t mask);
-/* Push token (type + up to 255 bytes); len 0 deletes every token. */
-int veil_store_push_token_set(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
-			      uint8_t type, const uint8_t *token, size_t len);
+                                  int state);
+int veil_store_identity_set_features(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                                     uint64_t mask);
 /*
- * Marks a one-time token (e.g. a directory auth token) as used. Returns 0 the
- * first time, VEIL_EREPLAY after. Tokens older than expires_ms may be purged.
+ * Push token (type + up to VEIL_STORE_MAX_PUSH_TOKEN bytes); an identity has
+ * at most one token, a new one replaces it; len 0 deletes the token.
+ * Returns 0, VEIL_ENOTFOUND for an unknown identity, VEIL_ELIMIT if too long.
+ */
+int veil_store_push_token_set(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              uint8_t type, const uint8_t *token, size_t len);
+/*
+ * Reads the identity's push token into token (room for
+ * VEIL_STORE_MAX_PUSH_TOKEN bytes). Returns 0, or VEIL_ENOTFOUND if the
+ * identity has none.
+ */
+int veil_store_push_token_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              uint8_t *type, uint8_t token[static VEIL_STORE_MAX_PUSH_TOKEN],
+                              size_t *len);
+/*
+ * Marks a one-time token (e.g. a directory auth token) as used; only a hash
+ * of it is kept. Returns 0 the first time, VEIL_EREPLAY after. A token is
+ * remembered until expires_ms (absolute) and may be purged after it, so a
+ * token whose expires_ms has already passed is refused with VEIL_ETIMEOUT.
  */
 int veil_store_token_use(struct veil_store *s, const uint8_t *token, size_t len,
-			 uint64_t expires_ms);
+                         uint64_t expires_ms);
 
-/* --- message queue (asynchronous, group-committed) --- */
+/*
+ * --- message queue (asynchronous, group-committed) ---
+ *
+ * Each queueing call returns 0 when the job was queued, and then its
+ * callback runs exactly once, from veil_store_run_completions() (or from
+ * veil_store_close()); or it returns a negative veil_err and the callback
+ * never runs. They may be called from any thread, but not after
+ * veil_store_close() has begun (callbacks run by close get VEIL_ECLOSED back
+ * if they queue more).
+ */
 
 typedef void (*veil_store_put_cb)(void *arg, int rc, uint64_t seq);
 typedef void (*veil_store_fetch_cb)(void *arg, int rc, struct veil_msg_rec *msgs, size_t n);
@@ -105,25 +143,34 @@ typedef void (*veil_store_done_cb)(void *arg, int rc);
  * Queues m (data is copied). cb runs once the message is durable, with its
  * seq, or with VEIL_ELIMIT if the recipient's queue is full, or VEIL_EEXIST
  * if the same (recipient, sender, msg_id) is already queued (the existing
- * seq is passed then, so a resend is acked without a duplicate).
+ * seq is passed then, so a resend is acked without a duplicate), or
+ * VEIL_EIO. Returns VEIL_ELIMIT at once if m->len > VEIL_STORE_MAX_BOX.
  */
 int veil_store_msg_put(struct veil_store *s, const struct veil_msg_rec *m, veil_store_put_cb cb,
-		       void *arg);
+                       void *arg);
 /*
  * Reads up to limit unexpired messages for recipient with seq > after_seq,
- * in seq order. The callback owns nothing: msgs and their data stay valid
- * only during the callback.
+ * in seq order (limit 0 or above VEIL_STORE_MAX_FETCH means
+ * VEIL_STORE_MAX_FETCH). It sees only committed messages. The callback owns
+ * nothing: msgs and their data stay valid only during the callback.
  */
 int veil_store_msg_fetch(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
-			 uint64_t after_seq, size_t limit, veil_store_fetch_cb cb, void *arg);
-/* Deletes the message the recipient acked (by sender and msg_id). cb may be NULL. */
+                         uint64_t after_seq, size_t limit, veil_store_fetch_cb cb, void *arg);
+/*
+ * Deletes the message the recipient acked (by sender and msg_id). cb may be
+ * NULL; it gets 0 once the deletion is durable, or VEIL_ENOTFOUND.
+ */
 int veil_store_msg_ack(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
-		       const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id,
-		       veil_store_done_cb cb, void *arg);
-/* Deletes expired messages; returns how many (synchronous, for a timer or a test). */
+                       const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id,
+                       veil_store_done_cb cb, void *arg);
+/*
+ * Deletes messages with 0 < expires_ms <= now_ms; returns how many, or a
+ * negative veil_err (synchronous: it runs on the store thread and waits for
+ * it, for a timer or a test).
+ */
 int veil_store_msg_expire(struct veil_store *s, uint64_t now_ms);
-/* Number of queued messages for recipient (synchronous). */
+/* Number of unexpired queued messages for recipient (synchronous). */
 int veil_store_msg_count(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
-			 uint64_t *count);
+                         uint64_t *count);
 
 #endif

@@ -1,0 +1,884 @@
+/*
+ * The SQLite backend (the embedded default).
+ *
+ * Two connections to one WAL database: q is used only by the store thread
+ * (message queue, batched into one transaction per group commit); sy serves
+ * the synchronous calls from any thread under a mutex. WAL lets sy read
+ * while q writes; both wait for the write lock through the busy timeout.
+ * synchronous=FULL makes every COMMIT fsync the WAL, so a committed batch is
+ * durable. Every statement is prepared once at open and bound per call.
+ *
+ * The schema version lives in PRAGMA user_version; migrations[] holds the
+ * steps from each version to the next, applied in one transaction at open.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "store_backend.h"
+#include "veil/err.h"
+#include "veil/util.h"
+
+#define SQ_BUSY_TIMEOUT_MS 10000
+#define SQ_ID_ATTEMPTS 32      /* fresh random IDs tried before giving up */
+#define SQ_CACHE_SLOTS 8192    /* per-recipient count cache, a power of two */
+#define SQ_CACHE_MAX_USED 6144 /* cleared when this full */
+
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE identities ("
+    " id TEXT PRIMARY KEY,"
+    " pk BLOB NOT NULL UNIQUE,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " feature_mask INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE push_tokens ("
+    " id TEXT PRIMARY KEY REFERENCES identities(id),"
+    " type INTEGER NOT NULL,"
+    " token BLOB NOT NULL);"
+    "CREATE TABLE used_tokens ("
+    " hash BLOB PRIMARY KEY,"
+    " expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX used_tokens_expires ON used_tokens(expires_ms);"
+    "CREATE TABLE messages ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " recipient TEXT NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " msg_id INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " data BLOB NOT NULL,"
+    " UNIQUE(recipient, sender, msg_id));"
+    "CREATE INDEX messages_recipient_seq ON messages(recipient, seq);"
+    "CREATE INDEX messages_expires ON messages(expires_ms) WHERE expires_ms != 0;",
+};
+#define SQ_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum sq_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_MSG_FIND,
+	ST_MSG_COUNT_ALL,
+	ST_MSG_COUNT_LIVE,
+	ST_MSG_PURGE_RCPT,
+	ST_MSG_INSERT,
+	ST_MSG_DELETE,
+	ST_MSG_EXPIRE,
+	ST_MSG_FETCH,
+	ST_ID_BY_PK,
+	ST_ID_BY_ID,
+	ST_ID_INSERT,
+	ST_ID_SET_STATE,
+	ST_ID_SET_FEATURES,
+	ST_PUSH_SET,
+	ST_PUSH_DELETE,
+	ST_PUSH_GET,
+	ST_TOKEN_PURGE,
+	ST_TOKEN_INSERT,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_MSG_FIND] = "SELECT seq FROM messages WHERE recipient = ?1 AND sender = ?2 "
+                    "AND msg_id = ?3",
+    [ST_MSG_COUNT_ALL] = "SELECT count(*) FROM messages WHERE recipient = ?1",
+    [ST_MSG_COUNT_LIVE] = "SELECT count(*) FROM messages WHERE recipient = ?1 "
+                          "AND (expires_ms = 0 OR expires_ms > ?2)",
+    [ST_MSG_PURGE_RCPT] = "DELETE FROM messages WHERE recipient = ?1 AND expires_ms != 0 "
+                          "AND expires_ms <= ?2",
+    [ST_MSG_INSERT] = "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, "
+                      "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_MSG_DELETE] = "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 "
+                      "AND msg_id = ?3",
+    [ST_MSG_EXPIRE] = "DELETE FROM messages WHERE expires_ms != 0 AND expires_ms <= ?1",
+    [ST_MSG_FETCH] = "SELECT seq, sender, msg_id, expires_ms, flags, data FROM messages "
+                     "WHERE recipient = ?1 AND seq > ?2 AND (expires_ms = 0 OR expires_ms > ?3) "
+                     "ORDER BY seq LIMIT ?4",
+    [ST_ID_BY_PK] = "SELECT id, pk, state, feature_mask, created_ms FROM identities "
+                    "WHERE pk = ?1",
+    [ST_ID_BY_ID] = "SELECT id, pk, state, feature_mask, created_ms FROM identities "
+                    "WHERE id = ?1",
+    [ST_ID_INSERT] = "INSERT OR IGNORE INTO identities (id, pk, state, feature_mask, "
+                     "created_ms) VALUES (?1, ?2, 0, 0, ?3)",
+    [ST_ID_SET_STATE] = "UPDATE identities SET state = ?2 WHERE id = ?1",
+    [ST_ID_SET_FEATURES] = "UPDATE identities SET feature_mask = ?2 WHERE id = ?1",
+    [ST_PUSH_SET] = "INSERT INTO push_tokens (id, type, token) SELECT id, ?2, ?3 "
+                    "FROM identities WHERE id = ?1 ON CONFLICT (id) DO UPDATE "
+                    "SET type = excluded.type, token = excluded.token",
+    [ST_PUSH_DELETE] = "DELETE FROM push_tokens WHERE id = ?1",
+    [ST_PUSH_GET] = "SELECT type, token FROM push_tokens WHERE id = ?1",
+    [ST_TOKEN_PURGE] = "DELETE FROM used_tokens WHERE expires_ms <= ?1",
+    [ST_TOKEN_INSERT] = "INSERT OR IGNORE INTO used_tokens (hash, expires_ms) VALUES (?1, ?2)",
+};
+
+struct sq_conn {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+struct sq_cache_slot {
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t used;
+	uint32_t count;
+};
+
+struct sq_backend {
+	struct sq_conn q;  /* store thread only */
+	struct sq_conn sy; /* under mu */
+	pthread_mutex_t mu;
+	bool mu_init;
+	uint32_t queue_limit;
+	/*
+	 * Rows per recipient (expired ones included) as the q connection sees
+	 * them, including the open batch's changes; cleared on rollback and
+	 * whenever unsure, then refilled from the table.
+	 */
+	struct sq_cache_slot *cache;
+	size_t cache_used;
+	uint8_t cache_key[crypto_shorthash_KEYBYTES];
+};
+
+static int sq_err(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM: return VEIL_ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return VEIL_EAGAIN;
+	default: return VEIL_EIO;
+	}
+}
+
+static sqlite3_stmt *stmt(struct sq_conn *c, enum sq_stmt i)
+{
+	sqlite3_stmt *st = c->st[i];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static void done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static int bind_id(sqlite3_stmt *st, int i, const uint8_t id[static VEIL_ID_LEN])
+{
+	return sqlite3_bind_text(st, i, (const char *)id, VEIL_ID_LEN, SQLITE_STATIC);
+}
+
+static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+	/* Stored as the same 64 bits, read back with the inverse cast. */
+	return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+static uint64_t col_u64(sqlite3_stmt *st, int i)
+{
+	return (uint64_t)sqlite3_column_int64(st, i);
+}
+
+static int col_id(sqlite3_stmt *st, int i, uint8_t id[static VEIL_ID_LEN])
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	if (t == NULL || sqlite3_column_bytes(st, i) != VEIL_ID_LEN)
+		return VEIL_EIO;
+	memcpy(id, t, VEIL_ID_LEN);
+	return 0;
+}
+
+/* Runs a statement that returns no row; returns 0 or a veil_err. */
+static int exec_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	done(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(rc);
+}
+
+/* Runs a statement returning one integer (count(*) etc.). */
+static int exec_int(sqlite3_stmt *st, uint64_t *v)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*v = col_u64(st, 0);
+		done(st);
+		return 0;
+	}
+	done(st);
+	return rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
+}
+
+/* --- per-recipient count cache (store thread only) --- */
+
+static size_t cache_slot(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN])
+{
+	/* Keyed SipHash: a sender cannot aim many recipients at one chain. */
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v;
+	crypto_shorthash(h, id, VEIL_ID_LEN, b->cache_key);
+	memcpy(&v, h, sizeof(v));
+	size_t i = (size_t)(v & (SQ_CACHE_SLOTS - 1));
+	while (b->cache[i].used && memcmp(b->cache[i].id, id, VEIL_ID_LEN) != 0)
+		i = (i + 1) & (SQ_CACHE_SLOTS - 1);
+	return i;
+}
+
+static void cache_clear(struct sq_backend *b)
+{
+	memset(b->cache, 0, SQ_CACHE_SLOTS * sizeof(*b->cache));
+	b->cache_used = 0;
+}
+
+static bool cache_get(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], uint32_t *count)
+{
+	size_t i = cache_slot(b, id);
+	if (!b->cache[i].used)
+		return false;
+	*count = b->cache[i].count;
+	return true;
+}
+
+static void cache_set(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], uint32_t count)
+{
+	size_t i = cache_slot(b, id);
+	if (!b->cache[i].used) {
+		if (b->cache_used >= SQ_CACHE_MAX_USED) {
+			cache_clear(b);
+			i = cache_slot(b, id);
+		}
+		b->cache[i].used = 1;
+		memcpy(b->cache[i].id, id, VEIL_ID_LEN);
+		b->cache_used++;
+	}
+	b->cache[i].count = count;
+}
+
+/* Current row count for recipient on the q connection, from cache or table. */
+static int q_count(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], uint32_t *count)
+{
+	if (cache_get(b, id, count))
+		return 0;
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_COUNT_ALL);
+	uint64_t v = 0;
+	bind_id(st, 1, id);
+	int rc = exec_int(st, &v);
+	if (rc != 0)
+		return rc;
+	*count = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	cache_set(b, id, *count);
+	return 0;
+}
+
+/* --- opening --- */
+
+static void conn_close(struct sq_conn *c)
+{
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(c->st[i]);
+		c->st[i] = NULL;
+	}
+	sqlite3_close(c->db);
+	c->db = NULL;
+}
+
+static int get_user_version(sqlite3 *db, int *v)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int(st, 0);
+		rc = 0;
+	} else {
+		rc = sq_err(rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int set_wal(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(rc);
+	rc = VEIL_EIO;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *mode = sqlite3_column_text(st, 0);
+		if (mode && strcmp((const char *)mode, "wal") == 0)
+			rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Brings the schema up to SQ_SCHEMA_VERSION in one transaction. */
+static int migrate(sqlite3 *db)
+{
+	int v = 0, rc;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return VEIL_EIO;
+	/* Read inside the write lock: another process may have migrated. */
+	rc = get_user_version(db, &v);
+	if (rc != 0)
+		goto out;
+	if (v < 0 || v > SQ_SCHEMA_VERSION) {
+		rc = VEIL_EIO; /* written by a newer build */
+		goto out;
+	}
+	for (; v < SQ_SCHEMA_VERSION; v++) {
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+			rc = VEIL_EIO;
+			goto out;
+		}
+	}
+	/* PRAGMA takes no parameters; the value is our own constant. */
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SQ_SCHEMA_VERSION);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = VEIL_EIO;
+		goto out;
+	}
+	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
+out:
+	if (rc != 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int conn_open(struct sq_conn *c, const char *path, bool create)
+{
+	int rc;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+		rc = VEIL_EIO;
+		goto out;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+	rc = set_wal(c->db);
+	if (rc != 0)
+		goto out;
+	if (sqlite3_exec(c->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, NULL,
+	                 NULL) != SQLITE_OK) {
+		rc = VEIL_EIO;
+		goto out;
+	}
+	if (create) {
+		rc = migrate(c->db);
+		if (rc != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		int r = sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                           &c->st[i], NULL);
+		if (r != SQLITE_OK) {
+			rc = sq_err(r);
+			goto out;
+		}
+	}
+	return 0;
+out:
+	conn_close(c);
+	return rc;
+}
+
+static void sq_close(void *be)
+{
+	struct sq_backend *b = be;
+	if (b == NULL)
+		return;
+	conn_close(&b->sy);
+	conn_close(&b->q);
+	if (b->mu_init)
+		pthread_mutex_destroy(&b->mu);
+	free(b->cache);
+	free(b);
+}
+
+static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit)
+{
+	struct sq_backend *b;
+	int rc;
+
+	*out = NULL;
+	if (!sqlite3_threadsafe())
+		return VEIL_EIO;
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return VEIL_ENOMEM;
+	rc = VEIL_ENOMEM;
+	b->cache = calloc(SQ_CACHE_SLOTS, sizeof(*b->cache));
+	if (b->cache == NULL)
+		goto out;
+	if (pthread_mutex_init(&b->mu, NULL) != 0)
+		goto out;
+	b->mu_init = true;
+	b->queue_limit = queue_limit;
+	randombytes_buf(b->cache_key, sizeof(b->cache_key));
+	rc = conn_open(&b->q, opts->path, true);
+	if (rc != 0)
+		goto out;
+	rc = conn_open(&b->sy, opts->path, false);
+	if (rc != 0)
+		goto out;
+	*out = b;
+	return 0;
+out:
+	sq_close(b);
+	return rc;
+}
+
+/* --- queue side (store thread) --- */
+
+static int sq_batch_begin(void *be)
+{
+	struct sq_backend *b = be;
+	return exec_done(stmt(&b->q, ST_BEGIN));
+}
+
+static int sq_batch_commit(void *be)
+{
+	struct sq_backend *b = be;
+	return exec_done(stmt(&b->q, ST_COMMIT));
+}
+
+static void sq_batch_rollback(void *be)
+{
+	struct sq_backend *b = be;
+	/* SQLite may have rolled back already (I/O error); then this fails harmlessly. */
+	if (sqlite3_get_autocommit(b->q.db) == 0)
+		(void)exec_done(stmt(&b->q, ST_ROLLBACK));
+	cache_clear(b);
+}
+
+static int sq_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	struct sq_backend *b = be;
+	sqlite3_stmt *st;
+	uint32_t count = 0;
+	int rc;
+
+	*seq = 0;
+	st = stmt(&b->q, ST_MSG_FIND);
+	bind_id(st, 1, m->recipient);
+	bind_id(st, 2, m->sender);
+	bind_u64(st, 3, m->msg_id);
+	rc = exec_int(st, seq);
+	if (rc == 0)
+		return VEIL_EEXIST;
+	if (rc != VEIL_ENOTFOUND)
+		return rc;
+
+	rc = q_count(b, m->recipient, &count);
+	if (rc != 0)
+		return rc;
+	if (count >= b->queue_limit) {
+		/* Full: drop what has expired for this recipient, then count again. */
+		st = stmt(&b->q, ST_MSG_PURGE_RCPT);
+		bind_id(st, 1, m->recipient);
+		bind_u64(st, 2, veil_now_ms());
+		rc = exec_done(st);
+		if (rc != 0)
+			return rc;
+		int gone = sqlite3_changes(b->q.db);
+		count = (uint32_t)gone > count ? 0 : count - (uint32_t)gone;
+		cache_set(b, m->recipient, count);
+		if (count >= b->queue_limit)
+			return VEIL_ELIMIT;
+	}
+
+	st = stmt(&b->q, ST_MSG_INSERT);
+	bind_id(st, 1, m->recipient);
+	bind_id(st, 2, m->sender);
+	bind_u64(st, 3, m->msg_id);
+	bind_u64(st, 4, m->expires_ms);
+	sqlite3_bind_int(st, 5, m->flags);
+	sqlite3_bind_blob(st, 6, m->len ? (const void *)m->data : "", (int)m->len, SQLITE_STATIC);
+	rc = exec_done(st);
+	if (rc != 0)
+		return rc;
+	*seq = (uint64_t)sqlite3_last_insert_rowid(b->q.db);
+	cache_set(b, m->recipient, count + 1);
+	return 0;
+}
+
+static int sq_q_ack(void *be, const uint8_t recipient[static VEIL_ID_LEN],
+                    const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id)
+{
+	struct sq_backend *b = be;
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_DELETE);
+	bind_id(st, 1, recipient);
+	bind_id(st, 2, sender);
+	bind_u64(st, 3, msg_id);
+	int rc = exec_done(st);
+	if (rc != 0)
+		return rc;
+	if (sqlite3_changes(b->q.db) == 0)
+		return VEIL_ENOTFOUND;
+	uint32_t count;
+	if (cache_get(b, recipient, &count) && count > 0)
+		cache_set(b, recipient, count - 1);
+	return 0;
+}
+
+static int sq_q_expire(void *be, uint64_t now_ms, uint64_t *deleted)
+{
+	struct sq_backend *b = be;
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_EXPIRE);
+	bind_u64(st, 1, now_ms);
+	*deleted = 0;
+	int rc = exec_done(st);
+	if (rc != 0)
+		return rc;
+	*deleted = (uint64_t)sqlite3_changes64(b->q.db);
+	if (*deleted > 0)
+		cache_clear(b);
+	return 0;
+}
+
+static int sq_q_fetch(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t after_seq,
+                      size_t limit, uint64_t now_ms, struct veil_msg_rec **out, size_t *n)
+{
+	struct sq_backend *b = be;
+	struct veil_msg_rec *recs = NULL;
+	uint8_t *data = NULL;
+	size_t cnt = 0, used = 0, cap = 0;
+	int rc = 0, r = SQLITE_DONE;
+
+	*out = NULL;
+	*n = 0;
+	if (limit == 0 || limit > VEIL_STORE_MAX_FETCH)
+		limit = VEIL_STORE_MAX_FETCH;
+	recs = calloc(limit, sizeof(*recs));
+	if (recs == NULL)
+		return VEIL_ENOMEM;
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_FETCH);
+	bind_id(st, 1, recipient);
+	bind_u64(st, 2, after_seq);
+	bind_u64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+	while (cnt < limit && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct veil_msg_rec *m = &recs[cnt];
+		int len = sqlite3_column_bytes(st, 5);
+		const void *blob = sqlite3_column_blob(st, 5);
+		if (len < 0 || len > VEIL_STORE_MAX_BOX || (len > 0 && blob == NULL)) {
+			rc = len > 0 && blob == NULL ? VEIL_ENOMEM : VEIL_EIO;
+			goto out;
+		}
+		m->seq = col_u64(st, 0);
+		memcpy(m->recipient, recipient, VEIL_ID_LEN);
+		rc = col_id(st, 1, m->sender);
+		if (rc != 0)
+			goto out;
+		m->msg_id = col_u64(st, 2);
+		m->expires_ms = col_u64(st, 3);
+		m->flags = (uint8_t)sqlite3_column_int(st, 4);
+		m->len = (size_t)len;
+		if (used + m->len > cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			while (ncap < used + m->len)
+				ncap *= 2;
+			uint8_t *nd = realloc(data, ncap);
+			if (nd == NULL) {
+				rc = VEIL_ENOMEM;
+				goto out;
+			}
+			data = nd;
+			cap = ncap;
+		}
+		if (m->len)
+			memcpy(data + used, blob, m->len);
+		/* An offset for now; made a pointer once the block is final. */
+		m->data = (uint8_t *)(uintptr_t)used;
+		used += m->len;
+		cnt++;
+	}
+	if (cnt < limit && r != SQLITE_DONE) {
+		rc = sq_err(r);
+		goto out;
+	}
+	if (cnt > 0) {
+		/* One block: the records, then their data. */
+		size_t hdr = cnt * sizeof(*recs);
+		uint8_t *blk = malloc(hdr + used + 1);
+		if (blk == NULL) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		struct veil_msg_rec *o = (struct veil_msg_rec *)(void *)blk;
+		memcpy(o, recs, hdr);
+		if (used)
+			memcpy(blk + hdr, data, used);
+		for (size_t i = 0; i < cnt; i++)
+			o[i].data = blk + hdr + (uintptr_t)o[i].data;
+		*out = o;
+		*n = cnt;
+	}
+out:
+	done(st);
+	free(recs);
+	free(data);
+	return rc;
+}
+
+/* --- synchronous side (any thread, under mu) --- */
+
+static int read_identity(sqlite3_stmt *st, struct veil_identity_rec *rec)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		done(st);
+		return rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
+	}
+	rc = col_id(st, 0, rec->id);
+	if (rc == 0 && sqlite3_column_bytes(st, 1) != VEIL_KEY_LEN)
+		rc = VEIL_EIO;
+	if (rc == 0) {
+		memcpy(rec->pk, sqlite3_column_blob(st, 1), VEIL_KEY_LEN);
+		rec->state = sqlite3_column_int(st, 2);
+		rec->feature_mask = col_u64(st, 3);
+		rec->created_ms = col_u64(st, 4);
+	}
+	done(st);
+	return rc;
+}
+
+static int get_by_pk(struct sq_backend *b, const uint8_t pk[static VEIL_KEY_LEN],
+                     struct veil_identity_rec *rec)
+{
+	sqlite3_stmt *st = stmt(&b->sy, ST_ID_BY_PK);
+	sqlite3_bind_blob(st, 1, pk, VEIL_KEY_LEN, SQLITE_STATIC);
+	return read_identity(st, rec);
+}
+
+static void random_id(uint8_t id[static VEIL_ID_LEN])
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	for (size_t i = 0; i < VEIL_ID_LEN; i++)
+		id[i] = (uint8_t)alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
+}
+
+static int sq_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
+                              struct veil_identity_rec *rec)
+{
+	struct sq_backend *b = be;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	/* The write lock makes the lookup and the insert one step for every process. */
+	rc = exec_done(stmt(&b->sy, ST_BEGIN));
+	if (rc != 0)
+		goto unlock;
+	rc = get_by_pk(b, pk, rec);
+	if (rc == 0) {
+		rc = VEIL_EEXIST;
+		goto out;
+	}
+	if (rc != VEIL_ENOTFOUND)
+		goto out;
+	rc = VEIL_EIO; /* if every attempt collides */
+	for (int i = 0; i < SQ_ID_ATTEMPTS; i++) {
+		uint8_t id[VEIL_ID_LEN];
+		uint64_t now = veil_now_ms();
+		random_id(id);
+		sqlite3_stmt *st = stmt(&b->sy, ST_ID_INSERT);
+		bind_id(st, 1, id);
+		sqlite3_bind_blob(st, 2, pk, VEIL_KEY_LEN, SQLITE_STATIC);
+		bind_u64(st, 3, now);
+		rc = exec_done(st);
+		if (rc != 0)
+			goto out;
+		if (sqlite3_changes(b->sy.db) == 1) {
+			memcpy(rec->id, id, VEIL_ID_LEN);
+			memcpy(rec->pk, pk, VEIL_KEY_LEN);
+			rec->state = VEIL_IDENTITY_ACTIVE;
+			rec->feature_mask = 0;
+			rec->created_ms = now;
+			rc = 0;
+			break;
+		}
+		rc = VEIL_EIO; /* the ID was taken: draw another */
+	}
+out:
+	if (rc == 0) {
+		rc = exec_done(stmt(&b->sy, ST_COMMIT));
+		if (rc != 0)
+			memset(rec, 0, sizeof(*rec));
+	}
+	/* Nothing to keep on any other path (EEXIST wrote nothing). */
+	if (sqlite3_get_autocommit(b->sy.db) == 0)
+		(void)exec_done(stmt(&b->sy, ST_ROLLBACK));
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_identity_get(void *be, const uint8_t id[static VEIL_ID_LEN],
+                           struct veil_identity_rec *rec)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_ID_BY_ID);
+	bind_id(st, 1, id);
+	int rc = read_identity(st, rec);
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0)
+		memset(rec, 0, sizeof(*rec));
+	return rc;
+}
+
+static int update_identity(struct sq_backend *b, enum sq_stmt which,
+                           const uint8_t id[static VEIL_ID_LEN], uint64_t v)
+{
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, which);
+	bind_id(st, 1, id);
+	bind_u64(st, 2, v);
+	int rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+		rc = VEIL_ENOTFOUND;
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_identity_set_state(void *be, const uint8_t id[static VEIL_ID_LEN], int state)
+{
+	return update_identity(be, ST_ID_SET_STATE, id, (uint64_t)state);
+}
+
+static int sq_identity_set_features(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t mask)
+{
+	return update_identity(be, ST_ID_SET_FEATURES, id, mask);
+}
+
+static int sq_push_token_set(void *be, const uint8_t id[static VEIL_ID_LEN], uint8_t type,
+                             const uint8_t *token, size_t len)
+{
+	struct sq_backend *b = be;
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	if (len == 0) {
+		st = stmt(&b->sy, ST_PUSH_DELETE);
+		bind_id(st, 1, id);
+		rc = exec_done(st);
+	} else {
+		/* Inserts nothing for an unknown identity. */
+		st = stmt(&b->sy, ST_PUSH_SET);
+		bind_id(st, 1, id);
+		sqlite3_bind_int(st, 2, type);
+		sqlite3_bind_blob(st, 3, token, (int)len, SQLITE_STATIC);
+		rc = exec_done(st);
+		if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+			rc = VEIL_ENOTFOUND;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_push_token_get(void *be, const uint8_t id[static VEIL_ID_LEN], uint8_t *type,
+                             uint8_t token[static VEIL_STORE_MAX_PUSH_TOKEN], size_t *len)
+{
+	struct sq_backend *b = be;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_PUSH_GET);
+	bind_id(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(st, 1);
+		const void *p = sqlite3_column_blob(st, 1);
+		if (n <= 0 || n > VEIL_STORE_MAX_PUSH_TOKEN || p == NULL) {
+			rc = VEIL_EIO;
+		} else {
+			*type = (uint8_t)sqlite3_column_int(st, 0);
+			memcpy(token, p, (size_t)n);
+			*len = (size_t)n;
+			rc = 0;
+		}
+	} else {
+		rc = rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
+	}
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_token_use(void *be, const uint8_t hash[static 32], uint64_t expires_ms,
+                        uint64_t now_ms)
+{
+	struct sq_backend *b = be;
+	sqlite3_stmt *st;
+	int rc;
+
+	/* Past its expiry the record may be gone, so a replay could pass. */
+	if (expires_ms <= now_ms)
+		return VEIL_ETIMEOUT;
+	pthread_mutex_lock(&b->mu);
+	st = stmt(&b->sy, ST_TOKEN_PURGE);
+	bind_u64(st, 1, now_ms);
+	rc = exec_done(st);
+	if (rc != 0)
+		goto out;
+	st = stmt(&b->sy, ST_TOKEN_INSERT);
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	bind_u64(st, 2, expires_ms);
+	rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+		rc = VEIL_EREPLAY;
+out:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_msg_count(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t now_ms,
+                        uint64_t *count)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_MSG_COUNT_LIVE);
+	bind_id(st, 1, recipient);
+	bind_u64(st, 2, now_ms);
+	int rc = exec_int(st, count);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+const struct veil_store_ops veil_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .batch_begin = sq_batch_begin,
+    .batch_commit = sq_batch_commit,
+    .batch_rollback = sq_batch_rollback,
+    .q_put = sq_q_put,
+    .q_ack = sq_q_ack,
+    .q_expire = sq_q_expire,
+    .q_fetch = sq_q_fetch,
+    .s_identity_create = sq_identity_create,
+    .s_identity_get = sq_identity_get,
+    .s_identity_set_state = sq_identity_set_state,
+    .s_identity_set_features = sq_identity_set_features,
+    .s_push_token_set = sq_push_token_set,
+    .s_push_token_get = sq_push_token_get,
+    .s_token_use = sq_token_use,
+    .s_msg_count = sq_msg_count,
+};

@@ -1,0 +1,522 @@
+/*
+ * The generic half of the store: the store thread, its job queue, group
+ * commit and the completion list. Everything that touches a database goes
+ * through struct veil_store_ops (store_backend.h).
+ *
+ * Group commit: the thread takes every job waiting at once, runs all the
+ * writes among them in one transaction, commits (one fsync), then runs the
+ * fetches, posts every completion together and calls the wake function once.
+ * If the batch fails as a whole (an I/O error in one job or in COMMIT), it is
+ * rolled back and each write is run again in a transaction of its own, so one
+ * bad job cannot fail its neighbours and every result a callback sees is
+ * exactly what is on disk.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "store_backend.h"
+#include "veil/err.h"
+#include "veil/util.h"
+
+enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE };
+
+struct job {
+	struct job *next;
+	enum job_type type;
+	int rc;
+	void *arg;
+	veil_store_put_cb put_cb;
+	veil_store_fetch_cb fetch_cb;
+	veil_store_done_cb done_cb;
+	/* put: the message (data owned); fetch and ack: recipient, sender, msg_id */
+	struct veil_msg_rec msg;
+	uint64_t after_seq;       /* fetch */
+	size_t limit;             /* fetch */
+	uint64_t now_ms;          /* fetch, expire */
+	uint64_t seq;             /* put result */
+	struct veil_msg_rec *out; /* fetch result, one block */
+	size_t n_out;
+	uint64_t deleted; /* expire result */
+	bool done;        /* expire: set under mu when finished */
+};
+
+struct job_list {
+	struct job *head;
+	struct job **tail;
+};
+
+struct veil_store {
+	const struct veil_store_ops *ops;
+	void *be;
+	void (*wake)(void *arg);
+	void *wake_arg;
+
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* jobs queued or stopping */
+	pthread_cond_t done_cv; /* a synchronous job finished */
+	struct job_list queue;
+	struct job_list completions;
+	bool stopping;
+	struct veil_store_stats stats;
+};
+
+static void list_init(struct job_list *l)
+{
+	l->head = NULL;
+	l->tail = &l->head;
+}
+
+static void list_push(struct job_list *l, struct job *j)
+{
+	j->next = NULL;
+	*l->tail = j;
+	l->tail = &j->next;
+}
+
+static void list_take(struct job_list *dst, struct job_list *src)
+{
+	*dst = *src;
+	if (dst->head == NULL)
+		dst->tail = &dst->head;
+	list_init(src);
+}
+
+static void job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	free(j->msg.data);
+	free(j->out);
+	free(j);
+}
+
+static bool job_is_write(const struct job *j)
+{
+	return j->type == JOB_PUT || j->type == JOB_ACK || j->type == JOB_EXPIRE;
+}
+
+static int run_write(struct veil_store *s, struct job *j)
+{
+	switch (j->type) {
+	case JOB_PUT: return s->ops->q_put(s->be, &j->msg, &j->seq);
+	case JOB_ACK: return s->ops->q_ack(s->be, j->msg.recipient, j->msg.sender, j->msg.msg_id);
+	case JOB_EXPIRE: return s->ops->q_expire(s->be, j->now_ms, &j->deleted);
+	case JOB_FETCH: break;
+	}
+	return VEIL_EINVAL;
+}
+
+/* Per-job outcomes that leave the transaction usable; anything else fails the batch. */
+static bool batch_fatal(int rc)
+{
+	return rc != 0 && rc != VEIL_EEXIST && rc != VEIL_ELIMIT && rc != VEIL_ENOTFOUND;
+}
+
+/* Runs one write alone in its own transaction (after a failed batch). */
+static void run_write_alone(struct veil_store *s, struct job *j)
+{
+	int rc = s->ops->batch_begin(s->be);
+	if (rc != 0) {
+		j->rc = rc;
+		return;
+	}
+	j->rc = run_write(s, j);
+	if (batch_fatal(j->rc)) {
+		s->ops->batch_rollback(s->be);
+		return;
+	}
+	rc = s->ops->batch_commit(s->be);
+	if (rc != 0) {
+		s->ops->batch_rollback(s->be);
+		j->rc = rc;
+		return;
+	}
+	s->stats.commits++;
+}
+
+static void run_batch(struct veil_store *s, struct job *head)
+{
+	size_t writes = 0;
+	for (struct job *j = head; j; j = j->next)
+		writes += job_is_write(j);
+
+	if (writes > 0) {
+		bool failed = false;
+		int rc = s->ops->batch_begin(s->be);
+		if (rc != 0) {
+			failed = true;
+		} else {
+			for (struct job *j = head; j && !failed; j = j->next) {
+				if (!job_is_write(j))
+					continue;
+				j->rc = run_write(s, j);
+				failed = batch_fatal(j->rc);
+			}
+			if (!failed && s->ops->batch_commit(s->be) != 0)
+				failed = true;
+			if (failed)
+				s->ops->batch_rollback(s->be);
+			else
+				s->stats.commits++;
+		}
+		if (failed) {
+			for (struct job *j = head; j; j = j->next) {
+				if (job_is_write(j))
+					run_write_alone(s, j);
+			}
+		}
+	}
+	for (struct job *j = head; j; j = j->next) {
+		if (j->type == JOB_FETCH)
+			j->rc = s->ops->q_fetch(s->be, j->msg.recipient, j->after_seq, j->limit,
+			                        j->now_ms, &j->out, &j->n_out);
+	}
+}
+
+static void *store_thread(void *arg)
+{
+	struct veil_store *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->queue.head == NULL && !s->stopping)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->queue.head == NULL)
+			break;
+		struct job_list batch;
+		list_take(&batch, &s->queue);
+		pthread_mutex_unlock(&s->mu);
+
+		run_batch(s, batch.head);
+
+		pthread_mutex_lock(&s->mu);
+		uint64_t n = 0;
+		bool async = false, sync = false;
+		struct job *next;
+		for (struct job *j = batch.head; j; j = next) {
+			next = j->next;
+			n++;
+			if (j->type == JOB_EXPIRE) {
+				/* The waiting caller owns and frees it. */
+				j->done = true;
+				sync = true;
+			} else {
+				list_push(&s->completions, j);
+				async = true;
+			}
+		}
+		s->stats.jobs += n;
+		if (n > s->stats.max_batch)
+			s->stats.max_batch = n;
+		if (sync)
+			pthread_cond_broadcast(&s->done_cv);
+		pthread_mutex_unlock(&s->mu);
+		if (async)
+			s->wake(s->wake_arg);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static int enqueue(struct veil_store *s, struct job *j)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		return VEIL_ECLOSED;
+	}
+	list_push(&s->queue, j);
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts)
+{
+	struct veil_store *s = NULL;
+	int rc;
+	bool mu = false, cv = false, done_cv = false;
+
+	*out = NULL;
+	if (opts == NULL || opts->path == NULL || opts->wake == NULL)
+		return VEIL_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return VEIL_ENOMEM;
+	s->ops = &veil_store_sqlite_ops;
+	s->wake = opts->wake;
+	s->wake_arg = opts->wake_arg;
+	list_init(&s->queue);
+	list_init(&s->completions);
+	rc = VEIL_ENOMEM;
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
+		goto out;
+	mu = true;
+	if (pthread_cond_init(&s->cv, NULL) != 0)
+		goto out;
+	cv = true;
+	if (pthread_cond_init(&s->done_cv, NULL) != 0)
+		goto out;
+	done_cv = true;
+
+	rc = s->ops->open(&s->be, opts,
+	                  opts->queue_limit ? opts->queue_limit : VEIL_STORE_DEFAULT_QUEUE);
+	if (rc != 0)
+		goto out;
+	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
+		rc = VEIL_EIO;
+		goto out;
+	}
+	s->thread_started = true;
+	*out = s;
+	return 0;
+out:
+	if (s->be)
+		s->ops->close(s->be);
+	if (done_cv)
+		pthread_cond_destroy(&s->done_cv);
+	if (cv)
+		pthread_cond_destroy(&s->cv);
+	if (mu)
+		pthread_mutex_destroy(&s->mu);
+	free(s);
+	return rc;
+}
+
+static void run_one_completion(struct job *j)
+{
+	switch (j->type) {
+	case JOB_PUT: j->put_cb(j->arg, j->rc, j->seq); break;
+	case JOB_FETCH:
+		j->fetch_cb(j->arg, j->rc, j->rc == 0 ? j->out : NULL, j->rc == 0 ? j->n_out : 0);
+		break;
+	case JOB_ACK:
+		if (j->done_cb)
+			j->done_cb(j->arg, j->rc);
+		break;
+	case JOB_EXPIRE: break;
+	}
+}
+
+void veil_store_run_completions(struct veil_store *s)
+{
+	struct job_list l;
+
+	/* Callbacks may queue more work, which lands in a later round. */
+	pthread_mutex_lock(&s->mu);
+	list_take(&l, &s->completions);
+	pthread_mutex_unlock(&s->mu);
+	struct job *next;
+	for (struct job *j = l.head; j; j = next) {
+		next = j->next;
+		run_one_completion(j);
+		job_free(j);
+	}
+}
+
+void veil_store_close(struct veil_store *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->thread_started)
+		pthread_join(s->thread, NULL);
+	/* The thread drained the queue before it stopped; new jobs get ECLOSED. */
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		bool empty = s->completions.head == NULL;
+		pthread_mutex_unlock(&s->mu);
+		if (empty)
+			break;
+		veil_store_run_completions(s);
+	}
+	s->ops->close(s->be);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+void veil_store_stats(struct veil_store *s, struct veil_store_stats *st)
+{
+	pthread_mutex_lock(&s->mu);
+	*st = s->stats;
+	pthread_mutex_unlock(&s->mu);
+}
+
+int veil_store_msg_put(struct veil_store *s, const struct veil_msg_rec *m, veil_store_put_cb cb,
+                       void *arg)
+{
+	if (m == NULL || cb == NULL || (m->len > 0 && m->data == NULL))
+		return VEIL_EINVAL;
+	if (m->len > VEIL_STORE_MAX_BOX)
+		return VEIL_ELIMIT;
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return VEIL_ENOMEM;
+	j->type = JOB_PUT;
+	j->put_cb = cb;
+	j->arg = arg;
+	j->msg = *m;
+	j->msg.seq = 0;
+	j->msg.data = malloc(m->len ? m->len : 1);
+	if (j->msg.data == NULL) {
+		free(j);
+		return VEIL_ENOMEM;
+	}
+	if (m->len)
+		memcpy(j->msg.data, m->data, m->len);
+	int rc = enqueue(s, j);
+	if (rc != 0)
+		job_free(j);
+	return rc;
+}
+
+int veil_store_msg_fetch(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
+                         uint64_t after_seq, size_t limit, veil_store_fetch_cb cb, void *arg)
+{
+	if (cb == NULL)
+		return VEIL_EINVAL;
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return VEIL_ENOMEM;
+	j->type = JOB_FETCH;
+	j->fetch_cb = cb;
+	j->arg = arg;
+	memcpy(j->msg.recipient, recipient, VEIL_ID_LEN);
+	j->after_seq = after_seq;
+	j->limit = (limit == 0 || limit > VEIL_STORE_MAX_FETCH) ? VEIL_STORE_MAX_FETCH : limit;
+	j->now_ms = veil_now_ms();
+	int rc = enqueue(s, j);
+	if (rc != 0)
+		job_free(j);
+	return rc;
+}
+
+int veil_store_msg_ack(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
+                       const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id,
+                       veil_store_done_cb cb, void *arg)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return VEIL_ENOMEM;
+	j->type = JOB_ACK;
+	j->done_cb = cb;
+	j->arg = arg;
+	memcpy(j->msg.recipient, recipient, VEIL_ID_LEN);
+	memcpy(j->msg.sender, sender, VEIL_ID_LEN);
+	j->msg.msg_id = msg_id;
+	int rc = enqueue(s, j);
+	if (rc != 0)
+		job_free(j);
+	return rc;
+}
+
+int veil_store_msg_expire(struct veil_store *s, uint64_t now_ms)
+{
+	/*
+	 * Runs on the store thread like every other queue write, so the
+	 * backend's per-recipient counts stay exact without locking.
+	 */
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return VEIL_ENOMEM;
+	j->type = JOB_EXPIRE;
+	j->now_ms = now_ms;
+	int rc = enqueue(s, j);
+	if (rc != 0) {
+		job_free(j);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!j->done)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	rc = j->rc;
+	if (rc == 0)
+		rc = j->deleted > (uint64_t)INT32_MAX ? INT32_MAX : (int)j->deleted;
+	job_free(j);
+	return rc;
+}
+
+int veil_store_msg_count(struct veil_store *s, const uint8_t recipient[static VEIL_ID_LEN],
+                         uint64_t *count)
+{
+	*count = 0;
+	return s->ops->s_msg_count(s->be, recipient, veil_now_ms(), count);
+}
+
+int veil_store_identity_create(struct veil_store *s, const uint8_t pk[static VEIL_KEY_LEN],
+                               struct veil_identity_rec *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	return s->ops->s_identity_create(s->be, pk, rec);
+}
+
+int veil_store_identity_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                            struct veil_identity_rec *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	return s->ops->s_identity_get(s->be, id, rec);
+}
+
+int veil_store_identity_set_state(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                                  int state)
+{
+	if (state != VEIL_IDENTITY_ACTIVE && state != VEIL_IDENTITY_INACTIVE &&
+	    state != VEIL_IDENTITY_INVALID)
+		return VEIL_EINVAL;
+	return s->ops->s_identity_set_state(s->be, id, state);
+}
+
+int veil_store_identity_set_features(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                                     uint64_t mask)
+{
+	return s->ops->s_identity_set_features(s->be, id, mask);
+}
+
+int veil_store_push_token_set(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              uint8_t type, const uint8_t *token, size_t len)
+{
+	if (len > VEIL_STORE_MAX_PUSH_TOKEN)
+		return VEIL_ELIMIT;
+	if (len > 0 && token == NULL)
+		return VEIL_EINVAL;
+	return s->ops->s_push_token_set(s->be, id, type, token, len);
+}
+
+int veil_store_push_token_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              uint8_t *type, uint8_t token[static VEIL_STORE_MAX_PUSH_TOKEN],
+                              size_t *len)
+{
+	*type = 0;
+	*len = 0;
+	return s->ops->s_push_token_get(s->be, id, type, token, len);
+}
+
+int veil_store_token_use(struct veil_store *s, const uint8_t *token, size_t len,
+                         uint64_t expires_ms)
+{
+	uint8_t hash[32];
+
+	if (token == NULL || len == 0)
+		return VEIL_EINVAL;
+	/* Only a hash is kept: the table never holds a usable token. */
+	crypto_generichash(hash, sizeof(hash), token, len, NULL, 0);
+	int rc = s->ops->s_token_use(s->be, hash, expires_ms, veil_now_ms());
+	sodium_memzero(hash, sizeof(hash));
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * Internal: the table of functions a storage backend provides. The public
+ * functions in store.h dispatch through it, so a PostgreSQL backend can sit
+ * behind the same interface later. Not for services; they use store.h.
+ *
+ * The generic layer (store.c) owns the store thread, the job queue and the
+ * completion list. A backend keeps two kinds of state: the queue side, used
+ * only by the store thread (batch_*, q_*), and the synchronous side (s_*),
+ * which the backend itself must make safe to call from any thread.
+ */
+#ifndef VEIL_SRV_STORE_BACKEND_H
+#define VEIL_SRV_STORE_BACKEND_H
+
+#include "store.h"
+
+struct veil_store_ops {
+	const char *name;
+	int (*open)(void **be, const struct veil_store_opts *opts, uint32_t queue_limit);
+	void (*close)(void *be);
+
+	/*
+	 * Queue side, store thread only. A batch is one transaction. Each q_*
+	 * call returns 0 or a per-job veil_err (VEIL_EEXIST, VEIL_ELIMIT,
+	 * VEIL_ENOTFOUND leave the transaction usable; VEIL_EIO or VEIL_ENOMEM
+	 * mean the batch must be rolled back). batch_rollback must also forget
+	 * any cached state the rolled-back jobs changed.
+	 */
+	int (*batch_begin)(void *be);
+	int (*batch_commit)(void *be);
+	void (*batch_rollback)(void *be);
+	int (*q_put)(void *be, const struct veil_msg_rec *m, uint64_t *seq);
+	int (*q_ack)(void *be, const uint8_t recipient[static VEIL_ID_LEN],
+	             const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id);
+	int (*q_expire)(void *be, uint64_t now_ms, uint64_t *deleted);
+	/*
+	 * Reads outside a batch, after the commit, so it returns only durable
+	 * messages. On success *out is one malloc'd block holding the records
+	 * and their data (free(*out) releases all), or NULL when *n is 0.
+	 */
+	int (*q_fetch)(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t after_seq,
+	               size_t limit, uint64_t now_ms, struct veil_msg_rec **out, size_t *n);
+
+	/* Synchronous side, any thread. */
+	int (*s_identity_create)(void *be, const uint8_t pk[static VEIL_KEY_LEN],
+	                         struct veil_identity_rec *rec);
+	int (*s_identity_get)(void *be, const uint8_t id[static VEIL_ID_LEN],
+	                      struct veil_identity_rec *rec);
+	int (*s_identity_set_state)(void *be, const uint8_t id[static VEIL_ID_LEN], int state);
+	int (*s_identity_set_features)(void *be, const uint8_t id[static VEIL_ID_LEN],
+	                               uint64_t mask);
+	int (*s_push_token_set)(void *be, const uint8_t id[static VEIL_ID_LEN], uint8_t type,
+	                        const uint8_t *token, size_t len);
+	int (*s_push_token_get)(void *be, const uint8_t id[static VEIL_ID_LEN], uint8_t *type,
+	                        uint8_t token[static VEIL_STORE_MAX_PUSH_TOKEN], size_t *len);
+	int (*s_token_use)(void *be, const uint8_t hash[static 32], uint64_t expires_ms,
+	                   uint64_t now_ms);
+	int (*s_msg_count)(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t now_ms,
+	                   uint64_t *count);
+};
+
+extern const struct veil_store_ops veil_store_sqlite_ops;
+
+#endif

@@ -1,0 +1,752 @@
+/* Tests for the server store (SQLite backend) in a temporary directory. */
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "t.h"
+#include "veil/crypto.h"
+#include "veil/err.h"
+#include "veil/util.h"
+#include "../../srv/store/store.h"
+
+static char t_dir[64];
+static char t_path[128];
+
+/* The wake function sets a flag; tests then run the completions themselves. */
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static int wake_flag;
+static int wake_calls;
+
+static void t_wake(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wake_mu);
+	wake_flag = 1;
+	wake_calls++;
+	pthread_cond_signal(&wake_cv);
+	pthread_mutex_unlock(&wake_mu);
+}
+
+/* Runs completions until *counter reaches target; -1 after 20 s. */
+static int pump(struct veil_store *s, const volatile int *counter, int target)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 20;
+	while (*counter < target) {
+		pthread_mutex_lock(&wake_mu);
+		int rc = 0;
+		while (!wake_flag && rc == 0)
+			rc = pthread_cond_timedwait(&wake_cv, &wake_mu, &dl);
+		wake_flag = 0;
+		pthread_mutex_unlock(&wake_mu);
+		veil_store_run_completions(s);
+		if (rc != 0 && *counter < target)
+			return -1;
+	}
+	return 0;
+}
+
+static void remove_db(void)
+{
+	char p[160];
+	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s%s", t_path, sfx[i]);
+		unlink(p);
+	}
+}
+
+static int open_store(struct veil_store **s, uint32_t limit)
+{
+	struct veil_store_opts o = {
+	    .path = t_path, .queue_limit = limit, .wake = t_wake, .wake_arg = NULL};
+	return veil_store_open(s, &o);
+}
+
+static void make_id(uint8_t id[VEIL_ID_LEN], const char *s)
+{
+	memcpy(id, s, VEIL_ID_LEN);
+}
+
+/* --- callbacks --- */
+
+struct put_res {
+	volatile int done;
+	int rc;
+	uint64_t seq;
+};
+
+static volatile int puts_done;
+
+static void put_cb(void *arg, int rc, uint64_t seq)
+{
+	struct put_res *r = arg;
+	r->rc = rc;
+	r->seq = seq;
+	r->done = 1;
+	puts_done++;
+}
+
+struct fetch_res {
+	volatile int done;
+	int rc;
+	size_t n;
+	struct veil_msg_rec recs[VEIL_STORE_MAX_FETCH];
+	uint8_t data[VEIL_STORE_MAX_FETCH][64];
+};
+
+static void fetch_cb(void *arg, int rc, struct veil_msg_rec *msgs, size_t n)
+{
+	struct fetch_res *r = arg;
+	r->rc = rc;
+	r->n = n;
+	for (size_t i = 0; i < n && i < VEIL_STORE_MAX_FETCH; i++) {
+		r->recs[i] = msgs[i];
+		size_t l = msgs[i].len < 64 ? msgs[i].len : 64;
+		memcpy(r->data[i], msgs[i].data, l);
+		r->recs[i].data = r->data[i];
+	}
+	r->done = 1;
+}
+
+struct done_res {
+	volatile int done;
+	int rc;
+};
+
+static void done_cb(void *arg, int rc)
+{
+	struct done_res *r = arg;
+	r->rc = rc;
+	r->done = 1;
+}
+
+/* Synchronous wrappers for the asynchronous calls. */
+static int put_sync(struct veil_store *s, const char *rcpt, const char *sender, uint64_t msg_id,
+                    uint64_t expires_ms, uint64_t *seq)
+{
+	struct veil_msg_rec m = {0};
+	struct put_res r = {0};
+	char body[32];
+	int n = snprintf(body, sizeof(body), "%.8s/%.8s/%llu", sender, rcpt,
+	                 (unsigned long long)msg_id);
+	make_id(m.recipient, rcpt);
+	make_id(m.sender, sender);
+	m.msg_id = msg_id;
+	m.expires_ms = expires_ms;
+	m.flags = 1;
+	m.data = (uint8_t *)body;
+	m.len = (size_t)n;
+	int rc = veil_store_msg_put(s, &m, put_cb, &r);
+	if (rc != 0)
+		return rc;
+	if (pump(s, &r.done, 1) != 0)
+		return VEIL_ETIMEOUT;
+	if (seq)
+		*seq = r.seq;
+	return r.rc;
+}
+
+static int fetch_sync(struct veil_store *s, const char *rcpt, uint64_t after, size_t limit,
+                      struct fetch_res *r)
+{
+	uint8_t id[VEIL_ID_LEN];
+	make_id(id, rcpt);
+	memset(r, 0, sizeof(*r));
+	int rc = veil_store_msg_fetch(s, id, after, limit, fetch_cb, r);
+	if (rc != 0)
+		return rc;
+	if (pump(s, &r->done, 1) != 0)
+		return VEIL_ETIMEOUT;
+	return r->rc;
+}
+
+static int ack_sync(struct veil_store *s, const char *rcpt, const char *sender, uint64_t msg_id)
+{
+	uint8_t r[VEIL_ID_LEN], snd[VEIL_ID_LEN];
+	struct done_res d = {0};
+	make_id(r, rcpt);
+	make_id(snd, sender);
+	int rc = veil_store_msg_ack(s, r, snd, msg_id, done_cb, &d);
+	if (rc != 0)
+		return rc;
+	if (pump(s, &d.done, 1) != 0)
+		return VEIL_ETIMEOUT;
+	return d.rc;
+}
+
+static uint64_t count_of(struct veil_store *s, const char *rcpt)
+{
+	uint8_t id[VEIL_ID_LEN];
+	uint64_t c = UINT64_MAX;
+	make_id(id, rcpt);
+	if (veil_store_msg_count(s, id, &c) != 0)
+		return UINT64_MAX;
+	return c;
+}
+
+/* --- tests --- */
+
+static void test_open_close(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_store_opts bad = {.path = t_path};
+
+	remove_db();
+	veil_store_close(NULL);
+	CHECK_RC(veil_store_open(&s, &bad), VEIL_EINVAL); /* no wake function */
+	CHECK(s == NULL);
+	CHECK_RC(open_store(&s, 0), 0);
+	veil_store_close(s);
+
+	/* The schema version is recorded, and a newer one is refused. */
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	CHECK(v == 1);
+	st = NULL;
+	CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	int wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	CHECK(wal);
+	CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	s = NULL;
+	CHECK_RC(open_store(&s, 0), VEIL_EIO);
+	CHECK(s == NULL);
+	remove_db();
+}
+
+static void test_identity(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_identity_rec a, b, c;
+	uint8_t pk1[VEIL_KEY_LEN], pk2[VEIL_KEY_LEN], unknown[VEIL_ID_LEN];
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	randombytes_buf(pk1, sizeof(pk1));
+	randombytes_buf(pk2, sizeof(pk2));
+	make_id(unknown, "NOTTHERE");
+
+	uint64_t before = veil_now_ms();
+	CHECK_RC(veil_store_identity_create(s, pk1, &a), 0);
+	CHECK(veil_id_valid(a.id));
+	CHECK(a.id[0] != '*');
+	CHECK_MEM(a.pk, pk1, VEIL_KEY_LEN);
+	CHECK(a.state == VEIL_IDENTITY_ACTIVE && a.feature_mask == 0);
+	CHECK(a.created_ms >= before && a.created_ms <= veil_now_ms());
+
+	CHECK_RC(veil_store_identity_get(s, a.id, &b), 0);
+	CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+
+	/* The same key again: EEXIST with the existing record. */
+	CHECK_RC(veil_store_identity_create(s, pk1, &c), VEIL_EEXIST);
+	CHECK(memcmp(&a, &c, sizeof(a)) == 0);
+
+	CHECK_RC(veil_store_identity_create(s, pk2, &c), 0);
+	CHECK(memcmp(c.id, a.id, VEIL_ID_LEN) != 0);
+
+	CHECK_RC(veil_store_identity_set_state(s, a.id, VEIL_IDENTITY_INVALID), 0);
+	CHECK_RC(veil_store_identity_set_features(s, a.id, 0x8000000000000021ull), 0);
+	CHECK_RC(veil_store_identity_get(s, a.id, &b), 0);
+	CHECK(b.state == VEIL_IDENTITY_INVALID);
+	CHECK(b.feature_mask == 0x8000000000000021ull);
+	CHECK_RC(veil_store_identity_set_state(s, a.id, 7), VEIL_EINVAL);
+
+	CHECK_RC(veil_store_identity_get(s, unknown, &b), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_identity_set_state(s, unknown, 0), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_identity_set_features(s, unknown, 1), VEIL_ENOTFOUND);
+
+	/* Many identities: all IDs distinct and well-formed. */
+	uint8_t ids[300][VEIL_ID_LEN];
+	for (int i = 0; i < 300; i++) {
+		uint8_t pk[VEIL_KEY_LEN];
+		randombytes_buf(pk, sizeof(pk));
+		CHECK_RC(veil_store_identity_create(s, pk, &c), 0);
+		CHECK(veil_id_valid(c.id) && c.id[0] != '*');
+		memcpy(ids[i], c.id, VEIL_ID_LEN);
+		for (int j = 0; j < i; j++)
+			CHECK(memcmp(ids[i], ids[j], VEIL_ID_LEN) != 0);
+	}
+	veil_store_close(s);
+
+	/* Persisted. */
+	s = NULL;
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK_RC(veil_store_identity_get(s, a.id, &b), 0);
+	CHECK(b.state == VEIL_IDENTITY_INVALID && b.feature_mask == 0x8000000000000021ull);
+	CHECK_RC(veil_store_identity_create(s, pk2, &b), VEIL_EEXIST);
+	veil_store_close(s);
+}
+
+static void test_push_token(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_identity_rec a;
+	uint8_t pk[VEIL_KEY_LEN], tok[300], got[VEIL_STORE_MAX_PUSH_TOKEN], type;
+	uint8_t unknown[VEIL_ID_LEN];
+	size_t len;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	randombytes_buf(pk, sizeof(pk));
+	randombytes_buf(tok, sizeof(tok));
+	make_id(unknown, "NOTTHERE");
+	CHECK_RC(veil_store_identity_create(s, pk, &a), 0);
+
+	CHECK_RC(veil_store_push_token_get(s, a.id, &type, got, &len), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_push_token_set(s, a.id, 1, tok, 40), 0);
+	CHECK_RC(veil_store_push_token_get(s, a.id, &type, got, &len), 0);
+	CHECK(type == 1 && len == 40);
+	CHECK_MEM(got, tok, 40);
+	/* A new token replaces the old one. */
+	CHECK_RC(veil_store_push_token_set(s, a.id, 3, tok + 5, 255), 0);
+	CHECK_RC(veil_store_push_token_get(s, a.id, &type, got, &len), 0);
+	CHECK(type == 3 && len == 255);
+	CHECK_MEM(got, tok + 5, 255);
+	CHECK_RC(veil_store_push_token_set(s, a.id, 3, tok, 256), VEIL_ELIMIT);
+	CHECK_RC(veil_store_push_token_set(s, unknown, 1, tok, 10), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_push_token_set(s, a.id, 0, NULL, 0), 0);
+	CHECK_RC(veil_store_push_token_get(s, a.id, &type, got, &len), VEIL_ENOTFOUND);
+	veil_store_close(s);
+}
+
+static void test_token_replay(void)
+{
+	struct veil_store *s = NULL;
+	uint8_t t1[48], t2[48];
+	uint64_t later = veil_now_ms() + 3600 * 1000;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	randombytes_buf(t1, sizeof(t1));
+	memcpy(t2, t1, sizeof(t2));
+	t2[47] ^= 1;
+	CHECK_RC(veil_store_token_use(s, t1, sizeof(t1), later), 0);
+	CHECK_RC(veil_store_token_use(s, t1, sizeof(t1), later), VEIL_EREPLAY);
+	CHECK_RC(veil_store_token_use(s, t2, sizeof(t2), later), 0);
+	CHECK_RC(veil_store_token_use(s, t2, sizeof(t2), later + 5), VEIL_EREPLAY);
+	CHECK_RC(veil_store_token_use(s, t1, 0, later), VEIL_EINVAL);
+	CHECK_RC(veil_store_token_use(s, t1, 10, veil_now_ms() - 1), VEIL_ETIMEOUT);
+	veil_store_close(s);
+	s = NULL;
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK_RC(veil_store_token_use(s, t1, sizeof(t1), later), VEIL_EREPLAY);
+	veil_store_close(s);
+}
+
+#define PT_THREADS 4
+#define PT_PER 500
+static const char *const pt_rcpt[3] = {"RCPT0001", "RCPT0002", "RCPT0003"};
+static struct put_res pt_res[PT_THREADS][PT_PER];
+
+struct pt_arg {
+	struct veil_store *s;
+	int t;
+	int fails;
+};
+
+static void *pt_main(void *p)
+{
+	struct pt_arg *a = p;
+	char sender[9];
+	uint8_t body[40];
+	snprintf(sender, sizeof(sender), "SEND%04d", a->t);
+	for (int i = 0; i < PT_PER; i++) {
+		struct veil_msg_rec m = {0};
+		make_id(m.recipient, pt_rcpt[i % 3]);
+		make_id(m.sender, sender);
+		m.msg_id = (uint64_t)i * 1000003u + 17;
+		memset(body, (int)(a->t * 31 + i), sizeof(body));
+		m.data = body;
+		m.len = 1 + (size_t)i % sizeof(body);
+		if (veil_store_msg_put(a->s, &m, put_cb, &pt_res[a->t][i]) != 0)
+			a->fails++;
+	}
+	return NULL;
+}
+
+static void test_put_order_threads(void)
+{
+	struct veil_store *s = NULL;
+	pthread_t th[PT_THREADS];
+	struct pt_arg args[PT_THREADS];
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	memset(pt_res, 0, sizeof(pt_res));
+	puts_done = 0;
+	for (int t = 0; t < PT_THREADS; t++) {
+		args[t] = (struct pt_arg){.s = s, .t = t};
+		CHECK(pthread_create(&th[t], NULL, pt_main, &args[t]) == 0);
+	}
+	int pr = pump(s, &puts_done, PT_THREADS * PT_PER);
+	for (int t = 0; t < PT_THREADS; t++)
+		pthread_join(th[t], NULL);
+	CHECK(pr == 0);
+	for (int t = 0; t < PT_THREADS; t++) {
+		CHECK(args[t].fails == 0);
+		for (int i = 0; i < PT_PER; i++) {
+			CHECK(pt_res[t][i].done && pt_res[t][i].rc == 0);
+			/* Each producer's puts are queued in order, so seqs follow it. */
+			if (i > 0)
+				CHECK(pt_res[t][i].seq > pt_res[t][i - 1].seq);
+		}
+	}
+
+	/* Page through each recipient's queue: seq order, every message once. */
+	static struct fetch_res fr;
+	for (int r = 0; r < 3; r++) {
+		uint64_t after = 0;
+		size_t total = 0;
+		int64_t last_i[PT_THREADS];
+		for (int t = 0; t < PT_THREADS; t++)
+			last_i[t] = -1;
+		for (;;) {
+			CHECK_RC(fetch_sync(s, pt_rcpt[r], after, 100, &fr), 0);
+			if (fr.n == 0)
+				break;
+			CHECK(fr.n <= 100);
+			for (size_t k = 0; k < fr.n; k++) {
+				struct veil_msg_rec *m = &fr.recs[k];
+				CHECK(m->seq > after);
+				after = m->seq;
+				CHECK_MEM(m->recipient, pt_rcpt[r], VEIL_ID_LEN);
+				int t = (m->sender[4] - '0') * 1000 + (m->sender[5] - '0') * 100 +
+				        (m->sender[6] - '0') * 10 + (m->sender[7] - '0');
+				CHECK(t >= 0 && t < PT_THREADS);
+				CHECK((m->msg_id - 17) % 1000003u == 0);
+				int i = (int)((m->msg_id - 17) / 1000003u);
+				CHECK(i >= 0 && i < PT_PER && i % 3 == r);
+				CHECK(i > last_i[t]);
+				last_i[t] = i;
+				CHECK(pt_res[t][i].seq == m->seq);
+				CHECK(m->len == 1 + (size_t)i % 40);
+				CHECK(m->data[0] == (uint8_t)(t * 31 + i) && m->flags == 0);
+				total++;
+			}
+		}
+		size_t want = 0;
+		for (int i = 0; i < PT_PER; i++)
+			want += i % 3 == r;
+		CHECK(total == want * PT_THREADS);
+		CHECK(count_of(s, pt_rcpt[r]) == want * PT_THREADS);
+	}
+	veil_store_close(s);
+}
+
+static void test_fetch_ack(void)
+{
+	struct veil_store *s = NULL;
+	static struct fetch_res fr;
+	uint64_t seqs[25];
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	for (int i = 0; i < 25; i++)
+		CHECK_RC(put_sync(s, "ALICE001", i % 2 ? "BOBBY001" : "CAROL001", (uint64_t)i + 1,
+		                  0, &seqs[i]),
+		         0);
+	CHECK_RC(put_sync(s, "OTHER001", "BOBBY001", 1, 0, NULL), 0);
+
+	uint64_t after = 0;
+	size_t pages[4], np = 0, idx = 0;
+	for (;;) {
+		CHECK_RC(fetch_sync(s, "ALICE001", after, 10, &fr), 0);
+		CHECK(np < 4);
+		pages[np++] = fr.n;
+		if (fr.n == 0)
+			break;
+		for (size_t k = 0; k < fr.n; k++, idx++) {
+			CHECK(fr.recs[k].seq == seqs[idx]);
+			CHECK(fr.recs[k].msg_id == idx + 1);
+			CHECK_MEM(fr.recs[k].sender, idx % 2 ? "BOBBY001" : "CAROL001", 8);
+			CHECK(fr.recs[k].flags == 1 && fr.recs[k].expires_ms == 0);
+			char want[32];
+			int n = snprintf(want, sizeof(want), "%.8s/ALICE001/%zu",
+			                 idx % 2 ? "BOBBY001" : "CAROL001", idx + 1);
+			CHECK(fr.recs[k].len == (size_t)n);
+			CHECK_MEM(fr.recs[k].data, want, (size_t)n);
+		}
+		after = fr.recs[fr.n - 1].seq;
+	}
+	CHECK(np == 4 && pages[0] == 10 && pages[1] == 10 && pages[2] == 5 && pages[3] == 0);
+
+	/* limit 0 means the cap. */
+	CHECK_RC(fetch_sync(s, "ALICE001", 0, 0, &fr), 0);
+	CHECK(fr.n == 25);
+
+	/* Ack deletes exactly the named message. */
+	CHECK_RC(ack_sync(s, "ALICE001", "CAROL001", 1), 0);
+	CHECK_RC(ack_sync(s, "ALICE001", "CAROL001", 1), VEIL_ENOTFOUND);
+	CHECK_RC(ack_sync(s, "ALICE001", "CAROL001", 2), VEIL_ENOTFOUND); /* BOBBY sent 2 */
+	CHECK_RC(ack_sync(s, "ALICE001", "BOBBY001", 2), 0);
+	CHECK_RC(fetch_sync(s, "ALICE001", 0, 100, &fr), 0);
+	CHECK(fr.n == 23 && fr.recs[0].msg_id == 3);
+	CHECK(count_of(s, "ALICE001") == 23);
+	CHECK(count_of(s, "OTHER001") == 1);
+	CHECK(count_of(s, "NOBODY01") == 0);
+
+	/* An ack with a NULL callback still happens. */
+	uint8_t r[8], snd[8];
+	make_id(r, "OTHER001");
+	make_id(snd, "BOBBY001");
+	CHECK_RC(veil_store_msg_ack(s, r, snd, 1, NULL, NULL), 0);
+	veil_store_close(s);
+	s = NULL;
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK(count_of(s, "OTHER001") == 0);
+	veil_store_close(s);
+}
+
+static void test_duplicate(void)
+{
+	struct veil_store *s = NULL;
+	uint64_t seq1 = 0, seq2 = 0;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 42, 0, &seq1), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 42, 0, &seq2), VEIL_EEXIST);
+	CHECK(seq1 != 0 && seq1 == seq2);
+	/* Another sender or recipient with the same msg_id is not a duplicate. */
+	CHECK_RC(put_sync(s, "ALICE001", "CAROL001", 42, 0, &seq2), 0);
+	CHECK(seq2 > seq1);
+	CHECK_RC(put_sync(s, "DAVID001", "BOBBY001", 42, 0, NULL), 0);
+	CHECK(count_of(s, "ALICE001") == 2);
+
+	/* Two copies queued together land in one batch: one row, same seq. */
+	struct veil_msg_rec m = {0};
+	struct put_res a = {0}, b = {0};
+	make_id(m.recipient, "ALICE001");
+	make_id(m.sender, "EVE00001");
+	m.msg_id = 7;
+	m.data = (uint8_t *)"x";
+	m.len = 1;
+	puts_done = 0;
+	CHECK_RC(veil_store_msg_put(s, &m, put_cb, &a), 0);
+	CHECK_RC(veil_store_msg_put(s, &m, put_cb, &b), 0);
+	CHECK(pump(s, &puts_done, 2) == 0);
+	CHECK(a.rc == 0 && b.rc == VEIL_EEXIST && a.seq == b.seq);
+	CHECK(count_of(s, "ALICE001") == 3);
+	veil_store_close(s);
+}
+
+static void test_queue_limit(void)
+{
+	struct veil_store *s = NULL;
+	uint8_t big[VEIL_STORE_MAX_BOX + 1];
+	struct put_res r = {0};
+
+	remove_db();
+	CHECK_RC(open_store(&s, 5), 0);
+	for (int i = 0; i < 5; i++)
+		CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", (uint64_t)i, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 5, 0, NULL), VEIL_ELIMIT);
+	CHECK_RC(put_sync(s, "ALICE001", "CAROL001", 5, 0, NULL), VEIL_ELIMIT);
+	/* The limit is per recipient. */
+	CHECK_RC(put_sync(s, "OTHER001", "BOBBY001", 5, 0, NULL), 0);
+	/* A resend of a queued message is still EEXIST, not ELIMIT. */
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 4, 0, NULL), VEIL_EEXIST);
+	CHECK_RC(ack_sync(s, "ALICE001", "BOBBY001", 0), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 5, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 6, 0, NULL), VEIL_ELIMIT);
+	CHECK(count_of(s, "ALICE001") == 5);
+
+	/* Expired messages make room when the queue is full. */
+	uint64_t past = veil_now_ms() - 1000;
+	for (int i = 0; i < 5; i++)
+		CHECK_RC(put_sync(s, "FULL0001", "BOBBY001", (uint64_t)i, i < 2 ? past : 0, NULL),
+		         0);
+	CHECK_RC(put_sync(s, "FULL0001", "BOBBY001", 10, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "FULL0001", "BOBBY001", 11, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "FULL0001", "BOBBY001", 12, 0, NULL), VEIL_ELIMIT);
+
+	/* Too large: refused at once, the callback never runs. */
+	struct veil_msg_rec m = {0};
+	make_id(m.recipient, "OTHER001");
+	make_id(m.sender, "BOBBY001");
+	memset(big, 0, sizeof(big));
+	m.data = big;
+	m.len = sizeof(big);
+	CHECK_RC(veil_store_msg_put(s, &m, put_cb, &r), VEIL_ELIMIT);
+	m.len = VEIL_STORE_MAX_BOX;
+	m.msg_id = 99;
+	puts_done = 0;
+	CHECK_RC(veil_store_msg_put(s, &m, put_cb, &r), 0);
+	CHECK(pump(s, &puts_done, 1) == 0);
+	CHECK(r.rc == 0);
+	veil_store_close(s);
+
+	/* After a reopen the limit is still counted from the table. */
+	s = NULL;
+	CHECK_RC(open_store(&s, 5), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 7, 0, NULL), VEIL_ELIMIT);
+	veil_store_close(s);
+}
+
+static void test_expire(void)
+{
+	struct veil_store *s = NULL;
+	static struct fetch_res fr;
+	uint64_t now = veil_now_ms();
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 1, now - 5000, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 2, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 3, now - 1, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 4, now + 3600000, NULL), 0);
+	CHECK_RC(put_sync(s, "OTHER001", "BOBBY001", 1, now - 5000, NULL), 0);
+
+	CHECK_RC(fetch_sync(s, "ALICE001", 0, 10, &fr), 0);
+	CHECK(fr.n == 2 && fr.recs[0].msg_id == 2 && fr.recs[1].msg_id == 4);
+	CHECK(fr.recs[1].expires_ms == now + 3600000);
+	CHECK_RC(fetch_sync(s, "OTHER001", 0, 10, &fr), 0);
+	CHECK(fr.n == 0);
+	CHECK(count_of(s, "ALICE001") == 2);
+
+	CHECK_RC(veil_store_msg_expire(s, now), 3);
+	CHECK_RC(veil_store_msg_expire(s, now), 0);
+	/* The rows are gone: acking one finds nothing. */
+	CHECK_RC(ack_sync(s, "ALICE001", "BOBBY001", 1), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_msg_expire(s, now + 3600000), 1);
+	CHECK_RC(fetch_sync(s, "ALICE001", 0, 10, &fr), 0);
+	CHECK(fr.n == 1 && fr.recs[0].msg_id == 2);
+	veil_store_close(s);
+}
+
+static int close_rc_bad;
+static volatile int close_done;
+
+static void close_put_cb(void *arg, int rc, uint64_t seq)
+{
+	(void)arg;
+	if (rc != 0 || seq == 0)
+		close_rc_bad++;
+	close_done++;
+}
+
+static void test_close_durable(void)
+{
+	struct veil_store *s = NULL;
+	static struct fetch_res fr;
+	const int n = 1000;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	close_done = 0;
+	close_rc_bad = 0;
+	for (int i = 0; i < n; i++) {
+		struct veil_msg_rec m = {0};
+		uint8_t body[16];
+		make_id(m.recipient, i % 2 ? "ALICE001" : "BOBBY001");
+		make_id(m.sender, "CAROL001");
+		m.msg_id = (uint64_t)i;
+		memset(body, i & 0xff, sizeof(body));
+		m.data = body;
+		m.len = sizeof(body);
+		CHECK_RC(veil_store_msg_put(s, &m, close_put_cb, NULL), 0);
+	}
+	/* Close at once: it finishes the queue and runs every callback here. */
+	veil_store_close(s);
+	CHECK(close_done == n && close_rc_bad == 0);
+
+	s = NULL;
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK(count_of(s, "ALICE001") == (uint64_t)n / 2);
+	CHECK(count_of(s, "BOBBY001") == (uint64_t)n / 2);
+	uint64_t after = 0;
+	int seen = 0;
+	for (;;) {
+		CHECK_RC(fetch_sync(s, "ALICE001", after, 0, &fr), 0);
+		if (fr.n == 0)
+			break;
+		for (size_t k = 0; k < fr.n; k++) {
+			CHECK(fr.recs[k].msg_id == (uint64_t)(2 * seen + 1));
+			CHECK(fr.recs[k].data[15] == (uint8_t)((2 * seen + 1) & 0xff));
+			seen++;
+		}
+		after = fr.recs[fr.n - 1].seq;
+	}
+	CHECK(seen == n / 2);
+	veil_store_close(s);
+}
+
+static void test_group_commit(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_store_stats st0, st1;
+	sqlite3 *db = NULL;
+	const int n = 500;
+	static struct put_res res[500];
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	/*
+	 * Hold the database's write lock from another connection so the store
+	 * thread stalls on its first BEGIN while all N puts queue up behind it.
+	 */
+	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	veil_store_stats(s, &st0);
+	memset(res, 0, sizeof(res));
+	puts_done = 0;
+	for (int i = 0; i < n; i++) {
+		struct veil_msg_rec m = {0};
+		make_id(m.recipient, i % 7 ? "ALICE001" : "BOBBY001");
+		make_id(m.sender, "CAROL001");
+		m.msg_id = (uint64_t)i;
+		m.data = (uint8_t *)"hello";
+		m.len = 5;
+		CHECK_RC(veil_store_msg_put(s, &m, put_cb, &res[i]), 0);
+	}
+	usleep(100 * 1000);
+	veil_store_run_completions(s);
+	CHECK(puts_done == 0); /* nothing is acked before it is committed */
+	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(pump(s, &puts_done, n) == 0);
+	veil_store_stats(s, &st1);
+	for (int i = 0; i < n; i++)
+		CHECK(res[i].rc == 0 && res[i].seq > 0);
+	uint64_t commits = st1.commits - st0.commits;
+	fprintf(stderr, "group commit: %d puts in %llu commits, largest batch %llu\n", n,
+	        (unsigned long long)commits, (unsigned long long)st1.max_batch);
+	CHECK(commits >= 1 && commits <= 3);
+	CHECK(st1.max_batch * 3 >= (uint64_t)n);
+	CHECK(st1.jobs - st0.jobs == (uint64_t)n);
+	veil_store_close(s);
+}
+
+T_MAIN_BEGIN
+snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
+if (mkdtemp(t_dir) == NULL)
+	return 2;
+snprintf(t_path, sizeof(t_path), "%s/store.db", t_dir);
+RUN(test_open_close);
+RUN(test_identity);
+RUN(test_push_token);
+RUN(test_token_replay);
+RUN(test_put_order_threads);
+RUN(test_fetch_ack);
+RUN(test_duplicate);
+RUN(test_queue_limit);
+RUN(test_expire);
+RUN(test_close_durable);
+RUN(test_group_commit);
+remove_db();
+rmdir(t_dir);
+T_MAIN_END
