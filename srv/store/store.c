@@ -25,6 +25,8 @@
 #include "veil/err.h"
 #include "veil/util.h"
 
+#define STORE_MAX_BATCH 4096 /* most jobs run in one transaction */
+
 enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE };
 
 struct job {
@@ -88,6 +90,22 @@ static void list_take(struct job_list *dst, struct job_list *src)
 	if (dst->head == NULL)
 		dst->tail = &dst->head;
 	list_init(src);
+}
+
+/*
+ * Moves up to max jobs from the front of src to dst. The cap bounds a
+ * transaction's size and the wait of the first job in it.
+ */
+static void list_take_upto(struct job_list *dst, struct job_list *src, size_t max)
+{
+	list_init(dst);
+	for (size_t i = 0; i < max && src->head; i++) {
+		struct job *j = src->head;
+		src->head = j->next;
+		list_push(dst, j);
+	}
+	if (src->head == NULL)
+		list_init(src);
 }
 
 static void job_free(struct job *j)
@@ -193,7 +211,7 @@ static void *store_thread(void *arg)
 		if (s->queue.head == NULL)
 			break;
 		struct job_list batch;
-		list_take(&batch, &s->queue);
+		list_take_upto(&batch, &s->queue, STORE_MAX_BATCH);
 		pthread_mutex_unlock(&s->mu);
 
 		run_batch(s, batch.head);
