@@ -20,7 +20,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread $(WARN)
 CFLAGS += -fstack-protector-strong -fPIE
-CPPFLAGS += -Iinclude -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+CPPFLAGS += -Iinclude -Isrv -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
 ifeq ($(SANITIZE),)
 CPPFLAGS += -D_FORTIFY_SOURCE=2
 else

@@ -1,0 +1,901 @@
+/*
+ * The chat service. One libuv loop owns every connection. A connection
+ * walks through the handshake (client-hello, login, extensions), is then
+ * authenticated, and exchanges encrypted frames. Outgoing messages are
+ * written to the store, which group-commits them on its own thread; only
+ * then is the sender acked and the recipient, if connected here, served.
+ *
+ * Memory per idle connection is kept small: the read buffer is shared by
+ * the loop and a connection holds bytes only while a frame is incomplete.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "chat/chat.h"
+#include "veil/csp.h"
+#include "veil/e2e.h"
+
+enum conn_state { ST_HELLO, ST_LOGIN, ST_LOGIN_EXT, ST_AUTHED };
+
+struct conn {
+	uv_tcp_t tcp;
+	struct veil_chat *chat;
+	struct conn *prev, *next; /* every connection */
+	struct conn *hnext;       /* identity map chain */
+	int refs;
+	unsigned st : 2;
+	unsigned closing : 1;  /* close once writes drain */
+	unsigned closed : 1;   /* uv_close called */
+	unsigned in_map : 1;
+	unsigned drain_done : 1;   /* queued messages delivered, 0xd0 sent */
+	unsigned fetch_pending : 1;
+	unsigned fetch_wanted : 1; /* a fetch waits for writes to drain */
+	uint8_t features;
+	uint8_t identity[VEIL_ID_LEN];
+	uint64_t id_key;
+	uint64_t deadline_ms; /* handshake deadline or idle deadline */
+	uint32_t idle_ms;
+	uint64_t delivered_seq;
+	size_t write_pending;
+	struct veil_csp_server hs;
+	struct veil_csp_login_info *login; /* only during the handshake */
+	struct veil_buf pend;              /* bytes of an incomplete unit */
+};
+
+struct veil_chat {
+	uv_loop_t *loop;
+	struct veil_server *srv;
+	uv_tcp_t listener;
+	uv_async_t async;
+	uv_timer_t sweep;
+	uv_timer_t expire;
+	uv_mutex_t async_lock;
+	int async_alive;
+	int listening;
+	int stopping;
+	struct conn *conns;
+	struct conn **map;
+	size_t map_size, map_count;
+	struct veil_chat_stats st;
+	uint8_t rbuf[65536];
+};
+
+struct wreq {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	uint8_t data[];
+};
+
+static void conn_unref(struct conn *c);
+static void conn_close(struct conn *c);
+static void start_fetch(struct conn *c);
+
+static uint64_t id_key(const uint8_t id[static VEIL_ID_LEN])
+{
+	return veil_load_u64le(id);
+}
+
+static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
+{
+	memcpy(out, id, VEIL_ID_LEN);
+	out[VEIL_ID_LEN] = 0;
+}
+
+/* --- identity map: identity -> authenticated connection --- */
+
+static size_t map_slot(const struct veil_chat *chat, uint64_t key)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdull;
+	key ^= key >> 33;
+	return (size_t)key & (chat->map_size - 1);
+}
+
+static struct conn *map_get(struct veil_chat *chat, uint64_t key)
+{
+	for (struct conn *c = chat->map[map_slot(chat, key)]; c != NULL; c = c->hnext)
+		if (c->id_key == key)
+			return c;
+	return NULL;
+}
+
+static void map_del(struct veil_chat *chat, struct conn *c)
+{
+	if (!c->in_map)
+		return;
+	struct conn **pp = &chat->map[map_slot(chat, c->id_key)];
+	while (*pp != c)
+		pp = &(*pp)->hnext;
+	*pp = c->hnext;
+	c->in_map = 0;
+	chat->map_count--;
+}
+
+static int map_put(struct veil_chat *chat, struct conn *c)
+{
+	if (chat->map_count + 1 > chat->map_size) {
+		size_t nsize = chat->map_size * 2;
+		struct conn **nmap = calloc(nsize, sizeof *nmap);
+		if (nmap == NULL)
+			return VEIL_ENOMEM;
+		struct conn **old = chat->map;
+		size_t osize = chat->map_size;
+		chat->map = nmap;
+		chat->map_size = nsize;
+		for (size_t i = 0; i < osize; i++) {
+			struct conn *e = old[i];
+			while (e != NULL) {
+				struct conn *n = e->hnext;
+				size_t s = map_slot(chat, e->id_key);
+				e->hnext = nmap[s];
+				nmap[s] = e;
+				e = n;
+			}
+		}
+		free(old);
+	}
+	size_t s = map_slot(chat, c->id_key);
+	c->hnext = chat->map[s];
+	chat->map[s] = c;
+	c->in_map = 1;
+	chat->map_count++;
+	return 0;
+}
+
+/* --- writing --- */
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct conn *c = w->c;
+	c->write_pending -= w->len;
+	sodium_memzero(w->data, w->len);
+	free(w);
+	if (status == 0 && !c->closing && c->fetch_wanted &&
+	    c->write_pending < VEIL_CHAT_MAX_PENDING_WRITE) {
+		c->fetch_wanted = 0;
+		start_fetch(c);
+	}
+	if (c->closing && c->write_pending == 0)
+		conn_close(c);
+	conn_unref(c);
+}
+
+static int queue_write(struct conn *c, struct wreq *w)
+{
+	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+	w->c = c;
+	c->refs++;
+	c->write_pending += w->len;
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+		c->write_pending -= w->len;
+		c->refs--;
+		free(w);
+		return VEIL_EIO;
+	}
+	return 0;
+}
+
+/* Sends a raw handshake message (not framed). */
+static int send_raw(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct wreq *w = malloc(sizeof *w + n);
+	if (w == NULL)
+		return VEIL_ENOMEM;
+	memcpy(w->data, p, n);
+	w->len = n;
+	return queue_write(c, w);
+}
+
+/* Seals type || reserved || a || b into one frame. */
+static int send_payload2(struct conn *c, uint8_t type, const uint8_t *a, size_t alen,
+			 const uint8_t *b, size_t blen)
+{
+	static _Thread_local uint8_t plain[VEIL_CSP_MAX_PAYLOAD];
+	size_t n = 4 + alen + blen;
+	if (c->closed || n > VEIL_CSP_MAX_PAYLOAD)
+		return VEIL_ELIMIT;
+	struct wreq *w = malloc(sizeof *w + 2 + VEIL_MAC_LEN + n);
+	if (w == NULL)
+		return VEIL_ENOMEM;
+	veil_csp_payload_header(plain, type);
+	if (alen > 0)
+		memcpy(plain + 4, a, alen);
+	if (blen > 0)
+		memcpy(plain + 4 + alen, b, blen);
+	int rc = veil_csp_frame_seal(&c->hs.sess, w->data, plain, n);
+	sodium_memzero(plain, n);
+	if (rc != 0) {
+		free(w);
+		return rc;
+	}
+	w->len = 2 + VEIL_MAC_LEN + n;
+	return queue_write(c, w);
+}
+
+static int send_payload(struct conn *c, uint8_t type, const uint8_t *p, size_t n)
+{
+	return send_payload2(c, type, p, n, NULL, 0);
+}
+
+static void send_text(struct conn *c, uint8_t type, int reconnect, const char *text)
+{
+	uint8_t flag = reconnect ? 1 : 0;
+	if (type == VEIL_CSP_CLOSE_ERROR)
+		(void)send_payload2(c, type, &flag, 1, (const uint8_t *)text, strlen(text));
+	else
+		(void)send_payload(c, type, (const uint8_t *)text, strlen(text));
+}
+
+/*
+ * Ends a connection for a protocol reason. An authenticated client gets a
+ * close-error first; the socket closes once it is written.
+ */
+static void conn_fail(struct conn *c, int reconnect, const char *why)
+{
+	if (c->closing || c->closed)
+		return;
+	if (c->st == ST_AUTHED)
+		send_text(c, VEIL_CSP_CLOSE_ERROR, reconnect, why);
+	c->closing = 1;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (c->write_pending == 0)
+		conn_close(c);
+}
+
+/* --- connection lifetime --- */
+
+static void on_closed(uv_handle_t *h)
+{
+	conn_unref(h->data);
+}
+
+static void conn_close(struct conn *c)
+{
+	struct veil_chat *chat = c->chat;
+	if (c->closed)
+		return;
+	c->closed = 1;
+	c->closing = 1;
+	map_del(chat, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		chat->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	chat->st.connections--;
+	uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	veil_buf_release(&c->pend);
+	if (c->login != NULL) {
+		sodium_memzero(c->login, sizeof *c->login);
+		free(c->login);
+	}
+	sodium_memzero(&c->hs, sizeof c->hs);
+	free(c);
+}
+
+/* --- delivering queued messages --- */
+
+/*
+ * Sends one stored message to its recipient as an incoming message. A
+ * client that did not announce metadata support gets the legacy form.
+ */
+static int deliver(struct conn *c, const uint8_t *data, size_t len)
+{
+	struct veil_msgbox m;
+	if (!(c->features & VEIL_CSP_FEATURE_METADATA) &&
+	    veil_msgbox_parse(&m, data, len) == 0 && m.metadata_len > 0) {
+		uint8_t hdr[VEIL_MSGBOX_HDR_LEN];
+		memcpy(hdr, data, sizeof hdr);
+		veil_store_u16le(hdr + 30, 0);
+		size_t tail = len - VEIL_MSGBOX_HDR_LEN - m.metadata_len;
+		return send_payload2(c, VEIL_CSP_INCOMING_MESSAGE, hdr, sizeof hdr,
+				     data + VEIL_MSGBOX_HDR_LEN + m.metadata_len, tail);
+	}
+	return send_payload(c, VEIL_CSP_INCOMING_MESSAGE, data, len);
+}
+
+/* Messages sent without server acks are never acked by the client either. */
+static void deliver_rec(struct conn *c, const struct veil_msg_rec *r)
+{
+	if (deliver(c, r->data, r->len) != 0) {
+		conn_fail(c, 1, "Internal error while delivering");
+		return;
+	}
+	c->delivered_seq = r->seq;
+	c->chat->st.messages_out++;
+	if (r->flags & VEIL_MSG_FLAG_NO_SERVER_ACK)
+		(void)veil_store_msg_ack(c->chat->srv->store, c->identity, r->sender, r->msg_id,
+					 NULL, NULL);
+}
+
+static void on_fetch(void *arg, int rc, struct veil_msg_rec *msgs, size_t n)
+{
+	struct conn *c = arg;
+	c->fetch_pending = 0;
+	if (c->closing) {
+		conn_unref(c);
+		return;
+	}
+	if (rc != 0) {
+		veil_log_error("chat: queue read failed: %s", veil_strerror(rc));
+		conn_fail(c, 1, "Temporary server error");
+		conn_unref(c);
+		return;
+	}
+	for (size_t i = 0; i < n && !c->closing; i++)
+		if (msgs[i].seq > c->delivered_seq)
+			deliver_rec(c, &msgs[i]);
+	if (n == VEIL_CHAT_FETCH_BATCH) {
+		if (c->write_pending < VEIL_CHAT_MAX_PENDING_WRITE)
+			start_fetch(c);
+		else
+			c->fetch_wanted = 1;
+	} else if (!c->drain_done && !c->closing) {
+		c->drain_done = 1;
+		(void)send_payload(c, VEIL_CSP_QUEUE_SEND_COMPLETE, NULL, 0);
+	}
+	conn_unref(c);
+}
+
+static void start_fetch(struct conn *c)
+{
+	if (c->fetch_pending || c->closing)
+		return;
+	c->fetch_pending = 1;
+	c->refs++;
+	if (veil_store_msg_fetch(c->chat->srv->store, c->identity, c->delivered_seq,
+				 VEIL_CHAT_FETCH_BATCH, on_fetch, c) != 0) {
+		c->fetch_pending = 0;
+		c->refs--;
+		conn_fail(c, 1, "Temporary server error");
+	}
+}
+
+/* --- outgoing messages --- */
+
+struct put_ctx {
+	struct conn *sender; /* holds a reference */
+	uint8_t receiver[VEIL_ID_LEN];
+	uint64_t msg_id;
+	uint8_t flags;
+	size_t len;
+	uint8_t data[];
+};
+
+static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN], uint64_t msg_id)
+{
+	uint8_t ack[VEIL_CSP_ACK_LEN];
+	veil_csp_ack_encode(ack, receiver, msg_id);
+	(void)send_payload(c, VEIL_CSP_OUTGOING_ACK, ack, sizeof ack);
+}
+
+/* Serves a connected recipient straight from memory when its queue is drained. */
+static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, uint64_t seq)
+{
+	struct conn *r = map_get(chat, id_key(p->receiver));
+	if (r == NULL || r->closing || !r->drain_done || seq <= r->delivered_seq)
+		return;
+	if (r->write_pending >= VEIL_CHAT_MAX_PENDING_WRITE) {
+		/* A slow reader gets the rest from the store once it catches up. */
+		r->drain_done = 0;
+		r->fetch_wanted = 1;
+		return;
+	}
+	struct veil_msg_rec rec = {.seq = seq, .msg_id = p->msg_id, .flags = p->flags,
+				   .len = p->len, .data = (uint8_t *)p->data};
+	memcpy(rec.sender, p->sender->identity, VEIL_ID_LEN);
+	memcpy(rec.recipient, p->receiver, VEIL_ID_LEN);
+	deliver_rec(r, &rec);
+}
+
+static void on_put(void *arg, int rc, uint64_t seq)
+{
+	struct put_ctx *p = arg;
+	struct conn *s = p->sender;
+	char rid[VEIL_ID_LEN + 1];
+	if (rc == 0 || rc == VEIL_EEXIST) {
+		if (rc == 0)
+			push_to_recipient(s->chat, p, seq);
+		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
+			send_ack(s, p->receiver, p->msg_id);
+	} else if (rc == VEIL_ELIMIT) {
+		id_str(rid, p->receiver);
+		char text[128];
+		snprintf(text, sizeof text,
+			 "Message to %s not delivered: the recipient's queue is full", rid);
+		if (!s->closing)
+			send_text(s, VEIL_CSP_ALERT, 0, text);
+	} else {
+		veil_log_error("chat: queue write failed: %s", veil_strerror(rc));
+		if (!s->closing)
+			conn_fail(s, 1, "Temporary server error");
+	}
+	sodium_memzero(p->data, p->len);
+	free(p);
+	conn_unref(s);
+}
+
+static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
+{
+	struct veil_chat *chat = c->chat;
+	struct veil_msgbox m;
+	struct veil_identity_rec rec;
+	char rid[VEIL_ID_LEN + 1], text[128];
+	if (veil_msgbox_parse(&m, data, len) != 0) {
+		chat->st.protocol_errors++;
+		conn_fail(c, 0, "Malformed outgoing message");
+		return;
+	}
+	if (memcmp(m.sender, c->identity, VEIL_ID_LEN) != 0) {
+		chat->st.protocol_errors++;
+		conn_fail(c, 0, "Sender identity does not match the logged-in identity");
+		return;
+	}
+	id_str(rid, m.receiver);
+	if (veil_store_identity_get(chat->srv->store, m.receiver, &rec) != 0 ||
+	    rec.state == VEIL_IDENTITY_INVALID) {
+		snprintf(text, sizeof text, "Message to %s not delivered: unknown identity", rid);
+		send_text(c, VEIL_CSP_ALERT, 0, text);
+		return;
+	}
+	chat->st.messages_in++;
+	struct put_ctx *p = malloc(sizeof *p + len);
+	if (p == NULL) {
+		conn_fail(c, 1, "Server out of memory");
+		return;
+	}
+	memcpy(p->data, data, len);
+	p->len = len;
+	memcpy(p->receiver, m.receiver, VEIL_ID_LEN);
+	p->msg_id = m.msg_id;
+	p->flags = m.flags;
+	p->sender = c;
+	c->refs++;
+	/* The server's clock wins for a date in the future and for short-lived messages. */
+	uint64_t now = veil_now_ms();
+	uint32_t now_s = (uint32_t)(now / 1000);
+	if (m.created_at > now_s || (m.flags & VEIL_MSG_FLAG_SHORT_LIVED))
+		veil_store_u32le(p->data + 24, now_s);
+
+	if (m.flags & VEIL_MSG_FLAG_NO_QUEUE) {
+		/* Delivered only to a recipient online now; never stored. */
+		push_to_recipient(chat, p, UINT64_MAX);
+		on_put(p, VEIL_EEXIST, 0);
+		return;
+	}
+	struct veil_msg_rec mr = {.msg_id = m.msg_id, .flags = m.flags, .len = len,
+				  .data = p->data};
+	memcpy(mr.recipient, m.receiver, VEIL_ID_LEN);
+	memcpy(mr.sender, m.sender, VEIL_ID_LEN);
+	uint32_t ttl = (m.flags & VEIL_MSG_FLAG_SHORT_LIVED) ? VEIL_CHAT_SHORT_LIVED_S
+							      : chat->srv->cfg.queue_ttl_s;
+	mr.expires_ms = now + (uint64_t)ttl * 1000u;
+	int rc = veil_store_msg_put(chat->srv->store, &mr, on_put, p);
+	if (rc != 0)
+		on_put(p, rc, 0);
+}
+
+/* --- authenticated payloads --- */
+
+static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
+{
+	uint8_t type, id[VEIL_ID_LEN];
+	const uint8_t *d;
+	size_t dlen;
+	uint64_t msg_id;
+	struct veil_chat *chat = c->chat;
+	if (veil_csp_payload_parse(plain, n, &type, &d, &dlen) != 0) {
+		chat->st.protocol_errors++;
+		conn_fail(c, 0, "Malformed payload");
+		return;
+	}
+	switch (type) {
+	case VEIL_CSP_ECHO_REQUEST:
+		(void)send_payload(c, VEIL_CSP_ECHO_RESPONSE, d, dlen);
+		break;
+	case VEIL_CSP_ECHO_RESPONSE:
+		break;
+	case VEIL_CSP_OUTGOING_MESSAGE:
+		handle_outgoing(c, d, dlen);
+		break;
+	case VEIL_CSP_INCOMING_ACK:
+		if (veil_csp_ack_parse(d, dlen, id, &msg_id) != 0) {
+			chat->st.protocol_errors++;
+			conn_fail(c, 0, "Malformed message ack");
+			return;
+		}
+		(void)veil_store_msg_ack(chat->srv->store, c->identity, id, msg_id, NULL, NULL);
+		break;
+	case VEIL_CSP_PUSH_TOKEN:
+	case VEIL_CSP_PUSH_TOKEN_HIGH:
+		if (dlen < 1 || dlen > 256) {
+			conn_fail(c, 0, "Malformed push token");
+			return;
+		}
+		(void)veil_store_push_token_set(chat->srv->store, c->identity, d[0], d + 1,
+						dlen - 1);
+		break;
+	case VEIL_CSP_DELETE_PUSH_TOKENS:
+		if (dlen % 8 != 0) {
+			conn_fail(c, 0, "Malformed push token deletion");
+			return;
+		}
+		(void)veil_store_push_token_set(chat->srv->store, c->identity, 0, NULL, 0);
+		break;
+	case VEIL_CSP_IDLE_TIMEOUT: {
+		if (dlen != 2) {
+			conn_fail(c, 0, "Malformed idle timeout");
+			return;
+		}
+		uint16_t s = veil_load_u16le(d);
+		if (s < VEIL_CHAT_IDLE_MIN_S)
+			s = VEIL_CHAT_IDLE_MIN_S;
+		if (s > VEIL_CHAT_IDLE_MAX_S)
+			s = VEIL_CHAT_IDLE_MAX_S;
+		c->idle_ms = (uint32_t)s * 1000u;
+		break;
+	}
+	case VEIL_CSP_UNBLOCK_INCOMING:
+	case VEIL_CSP_CLEAR_DEVICE_COOKIE:
+		break;
+	default:
+		/* Unknown payloads are ignored so that clients can evolve. */
+		veil_log_debug("chat: ignoring payload type 0x%02x", type);
+		break;
+	}
+}
+
+/* --- handshake --- */
+
+static void finish_login(struct conn *c)
+{
+	struct veil_chat *chat = c->chat;
+	struct veil_identity_rec rec;
+	uint8_t ack[VEIL_CSP_LOGIN_ACK_LEN];
+	struct veil_csp_login_info *li = c->login;
+	if (veil_store_identity_get(chat->srv->store, li->identity, &rec) != 0 ||
+	    rec.state == VEIL_IDENTITY_INVALID ||
+	    veil_csp_server_vouch_check(&c->hs, chat->srv->keys.csp_sk, rec.pk, li) != 0) {
+		/* Unknown identity or a vouch that does not prove the key: drop silently. */
+		chat->st.protocol_errors++;
+		conn_fail(c, 0, "login refused");
+		return;
+	}
+	veil_csp_server_forget(&c->hs);
+	memcpy(c->identity, li->identity, VEIL_ID_LEN);
+	c->id_key = id_key(c->identity);
+	c->features = li->has_ext ? li->features : 0;
+	sodium_memzero(li, sizeof *li);
+	free(li);
+	c->login = NULL;
+	if (veil_csp_server_login_ack(&c->hs, ack) != 0 || send_raw(c, ack, sizeof ack) != 0) {
+		conn_fail(c, 1, "internal error");
+		return;
+	}
+	c->st = ST_AUTHED;
+	c->idle_ms = VEIL_CHAT_IDLE_DEFAULT_S * 1000u;
+	c->deadline_ms = veil_mono_ms() + c->idle_ms;
+	struct conn *old = map_get(chat, c->id_key);
+	if (old != NULL) {
+		map_del(chat, old);
+		conn_fail(old, 0, "Another connection for the same identity has been established");
+	}
+	if (map_put(chat, c) != 0) {
+		conn_fail(c, 1, "Server out of memory");
+		return;
+	}
+	chat->st.logins++;
+	start_fetch(c);
+}
+
+/* Returns how many bytes the current state needs next. */
+static size_t need_bytes(const struct conn *c, const uint8_t *p, size_t avail)
+{
+	switch (c->st) {
+	case ST_HELLO: return VEIL_CSP_CLIENT_HELLO_LEN;
+	case ST_LOGIN: return VEIL_CSP_LOGIN_LEN;
+	case ST_LOGIN_EXT: return c->login->ext_len;
+	default: return avail < 2 ? 2 : 2 + (size_t)veil_load_u16le(p);
+	}
+}
+
+/* Consumes one complete unit (handshake message or frame) of n bytes. */
+static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct veil_chat *chat = c->chat;
+	switch (c->st) {
+	case ST_HELLO: {
+		uint8_t sh[VEIL_CSP_SERVER_HELLO_LEN];
+		if (veil_csp_server_hello(&c->hs, chat->srv->keys.csp_sk, p, sh) != 0 ||
+		    send_raw(c, sh, sizeof sh) != 0) {
+			conn_fail(c, 0, "handshake");
+			return;
+		}
+		c->st = ST_LOGIN;
+		return;
+	}
+	case ST_LOGIN:
+		c->login = calloc(1, sizeof *c->login);
+		if (c->login == NULL ||
+		    veil_csp_server_login(&c->hs, p, c->login) != 0) {
+			chat->st.protocol_errors++;
+			conn_fail(c, 0, "login");
+			return;
+		}
+		if (c->login->has_ext)
+			c->st = ST_LOGIN_EXT;
+		else
+			finish_login(c);
+		return;
+	case ST_LOGIN_EXT:
+		if (veil_csp_server_login_ext(&c->hs, p, n, c->login) != 0) {
+			chat->st.protocol_errors++;
+			conn_fail(c, 0, "login extensions");
+			return;
+		}
+		finish_login(c);
+		return;
+	default: {
+		static _Thread_local uint8_t plain[VEIL_CSP_MAX_FRAME];
+		size_t blen = n - 2;
+		if (blen < VEIL_MAC_LEN + 4 || blen > VEIL_CSP_MAX_FRAME ||
+		    veil_csp_frame_open(&c->hs.sess, plain, p + 2, blen) != 0) {
+			chat->st.protocol_errors++;
+			conn_fail(c, 0, "Invalid frame");
+			return;
+		}
+		c->deadline_ms = veil_mono_ms() + c->idle_ms;
+		handle_payload(c, plain, blen - VEIL_MAC_LEN);
+		sodium_memzero(plain, blen - VEIL_MAC_LEN);
+		return;
+	}
+	}
+}
+
+/* Splits p into units; returns the bytes consumed. */
+static size_t consume(struct conn *c, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	while (!c->closing) {
+		size_t avail = n - off;
+		size_t need = need_bytes(c, p + off, avail);
+		if (c->st == ST_AUTHED && avail >= 2 && need - 2 > VEIL_CSP_MAX_FRAME) {
+			c->chat->st.protocol_errors++;
+			conn_fail(c, 0, "Frame too long");
+			break;
+		}
+		if (avail < need)
+			break;
+		handle_unit(c, p + off, need);
+		off += need;
+	}
+	return off;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	(void)suggested;
+	*buf = uv_buf_init((char *)c->chat->rbuf, sizeof c->chat->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	if (nread == 0 || c->closing)
+		return;
+	const uint8_t *in = (const uint8_t *)buf->base;
+	size_t n = (size_t)nread;
+	c->refs++;
+	if (c->pend.len > 0) {
+		/* Complete the pending unit first, then go on in the shared buffer. */
+		if (veil_buf_append(&c->pend, in, n) != 0) {
+			conn_fail(c, 0, "Input too long");
+			goto out;
+		}
+		size_t used = consume(c, c->pend.p, c->pend.len);
+		veil_buf_consume(&c->pend, used);
+		if (c->pend.len == 0)
+			veil_buf_release(&c->pend);
+		goto out;
+	}
+	size_t used = consume(c, in, n);
+	if (used < n && !c->closing && veil_buf_append(&c->pend, in + used, n - used) != 0)
+		conn_fail(c, 0, "Input too long");
+out:
+	conn_unref(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct veil_chat *chat = server->data;
+	if (status != 0)
+		return;
+	struct conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return;
+	c->chat = chat;
+	c->refs = 1;
+	/* A unit is at most one frame: the prefix and 8192 bytes of box. */
+	veil_buf_init(&c->pend, 2 + VEIL_CSP_MAX_FRAME + sizeof chat->rbuf);
+	uv_tcp_init(chat->loop, &c->tcp);
+	c->tcp.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+	    chat->st.connections >= VEIL_CHAT_MAX_CONNECTIONS || chat->stopping) {
+		c->closed = 1;
+		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->next = chat->conns;
+	if (chat->conns)
+		chat->conns->prev = c;
+	chat->conns = c;
+	chat->st.connections++;
+	c->deadline_ms = veil_mono_ms() + VEIL_CHAT_HANDSHAKE_TIMEOUT_MS;
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* --- timers and store completions --- */
+
+static void on_sweep(uv_timer_t *t)
+{
+	struct veil_chat *chat = t->data;
+	uint64_t now = veil_mono_ms();
+	struct conn *c = chat->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		if (!c->closing && now > c->deadline_ms)
+			conn_fail(c, 1, "Connection idle timeout");
+		c = next;
+	}
+}
+
+struct expire_work {
+	uv_work_t req;
+	struct veil_store *store;
+	int n;
+};
+
+static void expire_run(uv_work_t *req)
+{
+	struct expire_work *w = (struct expire_work *)req;
+	w->n = veil_store_msg_expire(w->store, veil_now_ms());
+}
+
+static void expire_done(uv_work_t *req, int status)
+{
+	struct expire_work *w = (struct expire_work *)req;
+	(void)status;
+	if (w->n > 0)
+		veil_log_info("chat: %d expired messages removed", w->n);
+	free(w);
+}
+
+static void on_expire(uv_timer_t *t)
+{
+	struct veil_chat *chat = t->data;
+	struct expire_work *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return;
+	w->store = chat->srv->store;
+	if (uv_queue_work(chat->loop, &w->req, expire_run, expire_done) != 0)
+		free(w);
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct veil_chat *chat = a->data;
+	veil_store_run_completions(chat->srv->store);
+}
+
+void veil_chat_store_wake(void *arg)
+{
+	struct veil_chat *chat = arg;
+	uv_mutex_lock(&chat->async_lock);
+	if (chat->async_alive)
+		uv_async_send(&chat->async);
+	uv_mutex_unlock(&chat->async_lock);
+}
+
+struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
+{
+	struct veil_chat *chat = calloc(1, sizeof *chat);
+	if (chat == NULL)
+		return NULL;
+	chat->loop = loop;
+	chat->srv = srv;
+	chat->map_size = 1024;
+	chat->map = calloc(chat->map_size, sizeof *chat->map);
+	if (chat->map == NULL || uv_mutex_init(&chat->async_lock) != 0) {
+		free(chat->map);
+		free(chat);
+		return NULL;
+	}
+	uv_async_init(loop, &chat->async, on_async);
+	chat->async.data = chat;
+	chat->async_alive = 1;
+	uv_timer_init(loop, &chat->sweep);
+	chat->sweep.data = chat;
+	uv_timer_init(loop, &chat->expire);
+	chat->expire.data = chat;
+	return chat;
+}
+
+int veil_chat_start(struct veil_chat *chat)
+{
+	struct sockaddr_storage addr;
+	const struct veil_config *cfg = &chat->srv->cfg;
+	int rc;
+	if (uv_ip4_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in *)&addr) != 0 &&
+	    uv_ip6_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in6 *)&addr) != 0) {
+		veil_log_error("chat: bad listen address %s", cfg->listen);
+		return VEIL_EINVAL;
+	}
+	uv_tcp_init(chat->loop, &chat->listener);
+	chat->listener.data = chat;
+	chat->listening = 1;
+	if ((rc = uv_tcp_bind(&chat->listener, (struct sockaddr *)&addr, 0)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&chat->listener, 1024, on_connection)) != 0) {
+		veil_log_error("chat: cannot listen on %s:%u: %s", cfg->listen, cfg->chat_port,
+			       uv_strerror(rc));
+		return VEIL_EIO;
+	}
+	uv_timer_start(&chat->sweep, on_sweep, 1000, 1000);
+	uv_timer_start(&chat->expire, on_expire, 60000, 60000);
+	return 0;
+}
+
+void veil_chat_shutdown(struct veil_chat *chat)
+{
+	if (chat->stopping)
+		return;
+	chat->stopping = 1;
+	if (chat->listening)
+		uv_close((uv_handle_t *)&chat->listener, NULL);
+	uv_timer_stop(&chat->sweep);
+	uv_timer_stop(&chat->expire);
+	uv_close((uv_handle_t *)&chat->sweep, NULL);
+	uv_close((uv_handle_t *)&chat->expire, NULL);
+	struct conn *c = chat->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		conn_fail(c, 1, "Server is shutting down");
+		c = next;
+	}
+	/* Completions that arrive from now on run in veil_store_close. */
+	uv_mutex_lock(&chat->async_lock);
+	chat->async_alive = 0;
+	uv_mutex_unlock(&chat->async_lock);
+	uv_close((uv_handle_t *)&chat->async, NULL);
+}
+
+void veil_chat_free(struct veil_chat *chat)
+{
+	if (chat == NULL)
+		return;
+	uv_mutex_destroy(&chat->async_lock);
+	free(chat->map);
+	free(chat);
+}
+
+void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st)
+{
+	*st = chat->st;
+}

@@ -1,0 +1,52 @@
+/*
+ * The chat service: the Chat Server Protocol over TCP on a libuv loop, with
+ * a durable per-identity queue in the store.
+ */
+#ifndef VEIL_SRV_CHAT_H
+#define VEIL_SRV_CHAT_H
+
+#include <uv.h>
+
+#include "server.h"
+
+struct veil_chat;
+
+/* Limits a stranger cannot move. */
+#define VEIL_CHAT_HANDSHAKE_TIMEOUT_MS 10000 /* from accept to login-ack */
+#define VEIL_CHAT_IDLE_DEFAULT_S 300
+#define VEIL_CHAT_IDLE_MIN_S 30
+#define VEIL_CHAT_IDLE_MAX_S 600
+#define VEIL_CHAT_SHORT_LIVED_S 60
+#define VEIL_CHAT_FETCH_BATCH 256
+#define VEIL_CHAT_MAX_PENDING_WRITE (512 * 1024) /* stop draining the queue above this */
+#define VEIL_CHAT_MAX_CONNECTIONS 19000
+
+/*
+ * Binds the CSP listener on cfg.listen:cfg.chat_port on loop. The store
+ * must have been opened with veil_chat_store_wake as its wake function and
+ * the returned chat as its argument; use veil_chat_new first, then open the
+ * store, then veil_chat_start.
+ */
+struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv);
+int veil_chat_start(struct veil_chat *chat);
+/* Store wake function: safe to call from any thread. */
+void veil_chat_store_wake(void *chat);
+/*
+ * Stops accepting, sends every client a close-error (may reconnect) and
+ * closes the connections. Pending store writes still complete; call
+ * veil_store_close afterwards, then veil_chat_free.
+ */
+void veil_chat_shutdown(struct veil_chat *chat);
+void veil_chat_free(struct veil_chat *chat);
+
+/* Counters for logs and tests. */
+struct veil_chat_stats {
+	uint64_t connections;    /* open now */
+	uint64_t logins;         /* total successful */
+	uint64_t messages_in;    /* outgoing messages accepted */
+	uint64_t messages_out;   /* incoming messages delivered */
+	uint64_t protocol_errors;
+};
+void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st);
+
+#endif

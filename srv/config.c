@@ -1,0 +1,242 @@
+/* veild configuration and long-term keys. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+#include <sodium.h>
+
+#include "config.h"
+
+void veil_config_defaults(struct veil_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", "./var/veil");
+	snprintf(cfg->listen, sizeof cfg->listen, "%s", "127.0.0.1");
+	cfg->chat_port = 5222;
+	cfg->http_port = 8080;
+	cfg->queue_ttl_s = 14 * 24 * 3600;
+	cfg->queue_limit = 10000;
+	cfg->http_max_body = 64 * 1024;
+	cfg->dir_rate_per_min = 120;
+	cfg->log_level = VEIL_LOG_INFO;
+}
+
+static int parse_uint(const char *v, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	if (*v == 0 || *v == '-' || *v == '+')
+		return VEIL_EINVAL;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno != 0 || *end != 0 || n < min || n > max)
+		return VEIL_EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int set_str(char *dst, size_t cap, const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n >= cap)
+		return VEIL_EINVAL;
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+int veil_config_set(struct veil_config *cfg, const char *key, const char *v, char *err,
+		    size_t errcap)
+{
+	unsigned long n = 0;
+	int rc;
+	enum veil_log_level lvl;
+	if (strcmp(key, "data") == 0)
+		rc = set_str(cfg->data_dir, sizeof cfg->data_dir, v);
+	else if (strcmp(key, "listen") == 0)
+		rc = set_str(cfg->listen, sizeof cfg->listen, v);
+	else if (strcmp(key, "public-host") == 0)
+		rc = set_str(cfg->public_host, sizeof cfg->public_host, v);
+	else if (strcmp(key, "chat-port") == 0) {
+		if ((rc = parse_uint(v, 1, 65535, &n)) == 0)
+			cfg->chat_port = (uint16_t)n;
+	} else if (strcmp(key, "http-port") == 0) {
+		if ((rc = parse_uint(v, 1, 65535, &n)) == 0)
+			cfg->http_port = (uint16_t)n;
+	} else if (strcmp(key, "queue-ttl") == 0) {
+		if ((rc = parse_uint(v, 60, 365ul * 24 * 3600, &n)) == 0)
+			cfg->queue_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "queue-limit") == 0) {
+		if ((rc = parse_uint(v, 1, 10000000, &n)) == 0)
+			cfg->queue_limit = (uint32_t)n;
+	} else if (strcmp(key, "http-max-body") == 0) {
+		if ((rc = parse_uint(v, 1024, 16ul * 1024 * 1024, &n)) == 0)
+			cfg->http_max_body = (uint32_t)n;
+	} else if (strcmp(key, "dir-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->dir_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "log-level") == 0) {
+		if ((rc = veil_log_parse_level(v, &lvl)) == 0)
+			cfg->log_level = (int)lvl;
+	} else {
+		snprintf(err, errcap, "unknown setting '%s'", key);
+		return VEIL_EINVAL;
+	}
+	if (rc != 0)
+		snprintf(err, errcap, "invalid value for %s: '%s'", key, v);
+	return rc;
+}
+
+struct ini_ctx {
+	struct veil_config *cfg;
+	char *err;
+	size_t errcap;
+	int rc;
+};
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *x = user;
+	if (section[0] != 0 && strcmp(section, "veild") != 0) {
+		snprintf(x->err, x->errcap, "unknown section [%s]", section);
+		x->rc = VEIL_EINVAL;
+		return 0;
+	}
+	if (veil_config_set(x->cfg, name, value, x->err, x->errcap) != 0) {
+		x->rc = VEIL_EINVAL;
+		return 0;
+	}
+	return 1;
+}
+
+int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_t errcap)
+{
+	struct ini_ctx x = {cfg, err, errcap, 0};
+	int line = ini_parse(path, ini_cb, &x);
+	if (line < 0) {
+		snprintf(err, errcap, "cannot read %s", path);
+		return VEIL_EIO;
+	}
+	if (x.rc != 0) {
+		size_t n = strlen(err);
+		snprintf(err + n, errcap - n, " (%s line %d)", path, line);
+		return x.rc;
+	}
+	if (line > 0) {
+		snprintf(err, errcap, "%s line %d: not a key = value line", path, line);
+		return VEIL_EINVAL;
+	}
+	return 0;
+}
+
+/* Creates every missing directory of path with mode 0700. */
+static int mkdirs(const char *path)
+{
+	char tmp[1024];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof tmp)
+		return VEIL_EINVAL;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return VEIL_EIO;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return VEIL_EIO;
+	return 0;
+}
+
+/* Reads exactly n secret bytes from dir/name, or creates them with gen. */
+static int key_file(const char *dir, const char *name, uint8_t *sec, size_t n,
+		    void (*gen)(uint8_t *sec, size_t n), char *err, size_t errcap)
+{
+	char path[1100], tmp[1110];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t got = read(fd, sec, n);
+		uint8_t extra;
+		ssize_t more = read(fd, &extra, 1);
+		close(fd);
+		if (got != (ssize_t)n || more != 0) {
+			snprintf(err, errcap, "%s: not a %zu-byte key file", path, n);
+			return VEIL_EPROTO;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errcap, "%s: %s", path, strerror(errno));
+		return VEIL_EIO;
+	}
+	gen(sec, n);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, sec, n) != (ssize_t)n || fsync(fd) != 0 || close(fd) != 0 ||
+	    rename(tmp, path) != 0) {
+		snprintf(err, errcap, "cannot write %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return VEIL_EIO;
+	}
+	return 0;
+}
+
+static void gen_x25519(uint8_t *sec, size_t n)
+{
+	(void)n;
+	uint8_t pk[32];
+	veil_keypair(pk, sec);
+}
+
+static void gen_ed25519(uint8_t *sec, size_t n)
+{
+	(void)n;
+	uint8_t pk[32];
+	crypto_sign_keypair(pk, sec);
+}
+
+int veil_server_keys_load(struct veil_server_keys *k, const char *data_dir, char *err,
+			  size_t errcap)
+{
+	int rc;
+	memset(k, 0, sizeof *k);
+	if (mkdirs(data_dir) != 0) {
+		snprintf(err, errcap, "cannot create %s: %s", data_dir, strerror(errno));
+		return VEIL_EIO;
+	}
+	k->csp_sk = sodium_malloc(32);
+	k->dir_sk = sodium_malloc(32);
+	k->sign_sk = sodium_malloc(64);
+	if (k->csp_sk == NULL || k->dir_sk == NULL || k->sign_sk == NULL) {
+		veil_server_keys_free(k);
+		snprintf(err, errcap, "out of memory");
+		return VEIL_ENOMEM;
+	}
+	if ((rc = key_file(data_dir, "chat.key", k->csp_sk, 32, gen_x25519, err, errcap)) != 0 ||
+	    (rc = key_file(data_dir, "directory.key", k->dir_sk, 32, gen_x25519, err, errcap)) !=
+		    0 ||
+	    (rc = key_file(data_dir, "sign.key", k->sign_sk, 64, gen_ed25519, err, errcap)) != 0) {
+		veil_server_keys_free(k);
+		return rc;
+	}
+	veil_pubkey(k->csp_pk, k->csp_sk);
+	veil_pubkey(k->dir_pk, k->dir_sk);
+	crypto_sign_ed25519_sk_to_pk(k->sign_pk, k->sign_sk);
+	return 0;
+}
+
+void veil_server_keys_free(struct veil_server_keys *k)
+{
+	sodium_free(k->csp_sk);
+	sodium_free(k->dir_sk);
+	sodium_free(k->sign_sk);
+	k->csp_sk = k->dir_sk = k->sign_sk = NULL;
+}

@@ -1,0 +1,25 @@
+/* veild configuration: defaults, command line, config file, server keys. */
+#ifndef VEIL_SRV_CONFIG_H
+#define VEIL_SRV_CONFIG_H
+
+#include "server.h"
+
+void veil_config_defaults(struct veil_config *cfg);
+/*
+ * Applies one setting by its name (the long flag without "--", e.g.
+ * "chat-port"). Returns 0, or VEIL_EINVAL with a message in err.
+ */
+int veil_config_set(struct veil_config *cfg, const char *key, const char *value, char *err,
+		    size_t errcap);
+/* Reads an INI file of key = value lines (an optional [veild] section). */
+int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_t errcap);
+
+/*
+ * Loads the server's keys from cfg->data_dir, creating them (mode 0600) on
+ * first start. Secrets land in sodium_malloc'd memory.
+ */
+int veil_server_keys_load(struct veil_server_keys *k, const char *data_dir, char *err,
+			  size_t errcap);
+void veil_server_keys_free(struct veil_server_keys *k);
+
+#endif

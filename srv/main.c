@@ -1,0 +1,207 @@
+/*
+ * veild: the Veil server daemon. With no arguments it runs every service on
+ * loopback with an embedded SQLite store in ./var/veil.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "chat/chat.h"
+#include "config.h"
+#include "http/http.h"
+
+#define VEIL_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: veild [OPTIONS]\n"
+		"\n"
+		"Runs the Veil server: the chat service (Chat Server Protocol over TCP) and,\n"
+		"on one HTTP listener, the directory service (/directory/) and the signed\n"
+		"provisioning document (/.well-known/veil/provisioning). With no options\n"
+		"everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
+		"\n"
+		"Options (each can also be set as `name = value` in the config file):\n"
+		"  --data DIR           data directory: keys and the SQLite store (./var/veil)\n"
+		"  --listen ADDR        address to listen on (127.0.0.1)\n"
+		"  --chat-port N        CSP port (5222)\n"
+		"  --http-port N        HTTP port for directory and provisioning (8080)\n"
+		"  --public-host NAME   host name clients are told to use (the listen address)\n"
+		"  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
+		"  --queue-limit N      most messages queued for one identity (10000)\n"
+		"  --http-max-body N    largest HTTP request body in bytes (65536)\n"
+		"  --dir-rate N         directory requests per client address per minute (120)\n"
+		"  --log-level LEVEL    error, warn, info or debug (info)\n"
+		"  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
+		"  --help               show this help\n"
+		"  --version            show the version\n"
+		"\n"
+		"SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
+		"connected clients get a close-error that lets them reconnect.\n");
+}
+
+static const struct option long_opts[] = {
+	{"data", required_argument, NULL, 0},
+	{"listen", required_argument, NULL, 0},
+	{"chat-port", required_argument, NULL, 0},
+	{"http-port", required_argument, NULL, 0},
+	{"public-host", required_argument, NULL, 0},
+	{"queue-ttl", required_argument, NULL, 0},
+	{"queue-limit", required_argument, NULL, 0},
+	{"http-max-body", required_argument, NULL, 0},
+	{"dir-rate", required_argument, NULL, 0},
+	{"log-level", required_argument, NULL, 0},
+	{"config", required_argument, NULL, 'c'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+struct app {
+	uv_loop_t *loop;
+	struct veil_chat *chat;
+	uv_signal_t sigint, sigterm;
+};
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct app *app = s->data;
+	veil_log_info("veild: signal %d, shutting down", signum);
+	uv_close((uv_handle_t *)&app->sigint, NULL);
+	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	veil_chat_shutdown(app->chat);
+}
+
+/* Parses argv in two passes: --config first, then every flag over it. */
+static int parse_args(int argc, char **argv, struct veil_config *cfg)
+{
+	char err[256];
+	int idx, opt;
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
+		if (opt == 'h') {
+			usage(stdout);
+			exit(0);
+		} else if (opt == 'V') {
+			printf("veild %s\n", VEIL_VERSION);
+			exit(0);
+		} else if (opt == 'c') {
+			if (veil_config_load(cfg, optarg, err, sizeof err) != 0) {
+				fprintf(stderr, "veild: %s\n", err);
+				return -1;
+			}
+		} else if (opt == '?' || opt == ':') {
+			fprintf(stderr, "veild: unknown or incomplete option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "veild: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -1;
+	}
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
+		if (opt != 0)
+			continue;
+		if (veil_config_set(cfg, long_opts[idx].name, optarg, err, sizeof err) != 0) {
+			fprintf(stderr, "veild: %s\n", err);
+			return -1;
+		}
+	}
+	if (cfg->public_host[0] == 0)
+		snprintf(cfg->public_host, sizeof cfg->public_host, "%s", cfg->listen);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct veil_server srv;
+	struct app app = {0};
+	struct veil_http *http = NULL;
+	char err[512], dbpath[1100], hex[VEIL_HEX_LEN(32)];
+	int rc = 1;
+
+	veil_config_defaults(&srv.cfg);
+	if (parse_args(argc, argv, &srv.cfg) != 0)
+		return 2;
+	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (veil_crypto_init() != 0) {
+		fprintf(stderr, "veild: cannot initialise libsodium\n");
+		return 1;
+	}
+	if (veil_server_keys_load(&srv.keys, srv.cfg.data_dir, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
+		return 1;
+	}
+	app.loop = uv_default_loop();
+	app.chat = veil_chat_new(app.loop, &srv);
+	if (app.chat == NULL) {
+		fprintf(stderr, "veild: out of memory\n");
+		goto out;
+	}
+	snprintf(dbpath, sizeof dbpath, "%s/veil.db", srv.cfg.data_dir);
+	struct veil_store_opts so = {.path = dbpath,
+				     .queue_limit = srv.cfg.queue_limit,
+				     .wake = veil_chat_store_wake,
+				     .wake_arg = app.chat};
+	int src = veil_store_open(&srv.store, &so);
+	if (src != 0) {
+		fprintf(stderr, "veild: cannot open the store %s: %s\n", dbpath,
+			veil_strerror(src));
+		goto out;
+	}
+	if (veil_chat_start(app.chat) != 0) {
+		fprintf(stderr, "veild: cannot listen on %s:%u (is another server running?)\n",
+			srv.cfg.listen, srv.cfg.chat_port);
+		goto out;
+	}
+	if (veil_http_start(&http, &srv) != 0) {
+		fprintf(stderr, "veild: cannot listen on %s:%u for HTTP (is another server running?)\n",
+			srv.cfg.listen, srv.cfg.http_port);
+		veil_chat_shutdown(app.chat);
+		uv_run(app.loop, UV_RUN_DEFAULT);
+		goto out;
+	}
+	uv_signal_init(app.loop, &app.sigint);
+	uv_signal_init(app.loop, &app.sigterm);
+	app.sigint.data = app.sigterm.data = &app;
+	uv_signal_start(&app.sigint, on_signal, SIGINT);
+	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+
+	if (veil_hex_encode(hex, sizeof hex, srv.keys.csp_pk, 32) != 0)
+		hex[0] = 0;
+	printf("veild %s, data in %s\n", VEIL_VERSION, srv.cfg.data_dir);
+	printf("  chat        %s:%u (Chat Server Protocol)\n", srv.cfg.listen, srv.cfg.chat_port);
+	printf("  directory   http://%s:%u/directory/\n", srv.cfg.listen, veil_http_port(http));
+	printf("  provisioning http://%s:%u/.well-known/veil/provisioning\n", srv.cfg.listen,
+	       veil_http_port(http));
+	printf("  server key  %s\n", hex);
+	printf("ready, pid %ld\n", (long)getpid());
+	fflush(stdout);
+
+	uv_run(app.loop, UV_RUN_DEFAULT);
+	rc = 0;
+out:
+	veil_http_stop(http);
+	/* Finishes queued writes durably and runs their completions. */
+	veil_store_close(srv.store);
+	srv.store = NULL;
+	if (app.chat != NULL) {
+		uv_run(app.loop, UV_RUN_NOWAIT);
+		veil_chat_free(app.chat);
+	}
+	uv_loop_close(app.loop);
+	veil_server_keys_free(&srv.keys);
+	if (rc == 0)
+		veil_log_info("veild: stopped");
+	return rc;
+}

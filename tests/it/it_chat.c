@@ -1,0 +1,365 @@
+/*
+ * The chat service end to end on loopback: veild runs as a separate
+ * process; identities are created through the directory; clients speak
+ * raw CSP through lib/csp.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+
+static struct it_server srv;
+static struct it_user alice, bob, carol;
+
+/* Sends one text and waits for the server ack; returns its message id or 0. */
+static uint64_t send_text(struct it_conn *c, const struct it_user *from, const struct it_user *to,
+			  const char *text)
+{
+	struct veil_buf m;
+	uint64_t id = veil_random_u64();
+	veil_buf_init(&m, 8192);
+	int rc = it_text(&m, from, to, id, text, 0);
+	if (rc == 0)
+		rc = it_send(c, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
+	veil_buf_release(&m);
+	if (rc != 0 || it_expect(c, VEIL_CSP_OUTGOING_ACK, 5000) != 0)
+		return 0;
+	if (memcmp(c->buf + 4, to->id, 8) != 0 || veil_load_u64le(c->buf + 12) != id)
+		return 0;
+	return id;
+}
+
+static int t_online_both_ways(void)
+{
+	struct it_conn a, b;
+	char text[256];
+	uint64_t id, got;
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	IT_CHECK(it_expect(&a, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK((id = send_text(&a, &alice, &bob, "hello bob")) != 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(strcmp(text, "hello bob") == 0 && got == id);
+	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	IT_CHECK((id = send_text(&b, &bob, &alice, "hi alice \xf0\x9f\x91\x8b")) != 0);
+	IT_CHECK(it_expect(&a, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&a, &alice, &bob, text, sizeof text, &got) == 0);
+	IT_CHECK(strcmp(text, "hi alice \xf0\x9f\x91\x8b") == 0 && got == id);
+	IT_CHECK(it_ack(&a, bob.id, got) == 0);
+	/* Echo. */
+	IT_CHECK(it_send(&a, VEIL_CSP_ECHO_REQUEST, (const uint8_t *)"ping", 4) == 0);
+	IT_CHECK(it_expect(&a, VEIL_CSP_ECHO_RESPONSE, 5000) == 0);
+	IT_CHECK(a.len == 8 && memcmp(a.buf + 4, "ping", 4) == 0);
+	it_close(&a);
+	it_close(&b);
+	return 0;
+}
+
+static int t_offline_queue_in_order(void)
+{
+	struct it_conn a, b;
+	char text[256], want[64];
+	uint64_t ids[20], got;
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(want, sizeof want, "queued %d", i);
+		IT_CHECK((ids[i] = send_text(&a, &alice, &carol, want)) != 0);
+	}
+	it_close(&a);
+	IT_CHECK(it_login(&b, &srv, carol.id, carol.sk) == 0);
+	for (int i = 0; i < 20; i++) {
+		IT_CHECK(it_recv(&b, 5000) == 0);
+		IT_CHECK(b.buf[0] == VEIL_CSP_INCOMING_MESSAGE);
+		IT_CHECK(it_open_text(&b, &carol, &alice, text, sizeof text, &got) == 0);
+		snprintf(want, sizeof want, "queued %d", i);
+		IT_CHECK(strcmp(text, want) == 0 && got == ids[i]);
+		IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	}
+	IT_CHECK(it_recv(&b, 5000) == 0 && b.buf[0] == VEIL_CSP_QUEUE_SEND_COMPLETE);
+	it_close(&b);
+	/* Everything was acked: a new login finds an empty queue. */
+	IT_CHECK(it_login(&b, &srv, carol.id, carol.sk) == 0);
+	IT_CHECK(it_recv(&b, 5000) == 0 && b.buf[0] == VEIL_CSP_QUEUE_SEND_COMPLETE);
+	it_close(&b);
+	return 0;
+}
+
+static int t_unacked_redelivered(void)
+{
+	struct it_conn a, b;
+	char text[256];
+	uint64_t id, got;
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK((id = send_text(&a, &alice, &carol, "ack me later")) != 0);
+	it_close(&a);
+	IT_CHECK(it_login(&b, &srv, carol.id, carol.sk) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	it_close(&b); /* no ack */
+	IT_CHECK(it_login(&b, &srv, carol.id, carol.sk) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &carol, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(got == id && strcmp(text, "ack me later") == 0);
+	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	it_close(&b);
+	return 0;
+}
+
+static int t_wrong_key_refused(void)
+{
+	struct it_conn c, ok;
+	uint8_t pk[32], sk[32];
+	veil_keypair(pk, sk);
+	IT_CHECK(it_login(&c, &srv, alice.id, sk) == VEIL_ECLOSED);
+	it_close(&c);
+	/* An identity the directory never issued. */
+	IT_CHECK(it_login(&c, &srv, (const uint8_t *)"ZZZZZZZZ", sk) == VEIL_ECLOSED);
+	it_close(&c);
+	IT_CHECK(it_login(&ok, &srv, alice.id, alice.sk) == 0);
+	it_close(&ok);
+	return 0;
+}
+
+static int t_spoofed_sender_closes(void)
+{
+	struct it_conn a, b;
+	struct veil_buf m;
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	veil_buf_init(&m, 8192);
+	/* Alice's connection sends a message that claims to come from Carol. */
+	IT_CHECK(it_text(&m, &carol, &bob, 7, "forged", 0) == 0);
+	IT_CHECK(it_send(&a, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
+	veil_buf_release(&m);
+	IT_CHECK(it_expect(&a, VEIL_CSP_OUTGOING_ACK, 5000) == VEIL_ECLOSED);
+	IT_CHECK(a.buf[0] == VEIL_CSP_CLOSE_ERROR);
+	IT_CHECK(it_recv(&a, 5000) == VEIL_ECLOSED);
+	it_close(&a);
+	/* Bob got nothing and his connection still works. */
+	IT_CHECK(it_send(&b, VEIL_CSP_ECHO_REQUEST, (const uint8_t *)"x", 1) == 0);
+	IT_CHECK(it_recv(&b, 5000) == 0 && b.buf[0] == VEIL_CSP_ECHO_RESPONSE);
+	it_close(&b);
+	return 0;
+}
+
+static int t_malformed_input_closes_one(void)
+{
+	struct it_conn ok, c;
+	IT_CHECK(it_login(&ok, &srv, bob.id, bob.sk) == 0);
+	IT_CHECK(it_expect(&ok, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	/* A login box of garbage. */
+	int fd = it_tcp_connect(srv.chat_port);
+	uint8_t junk[48 + 144], sh[80];
+	veil_random(junk, sizeof junk);
+	IT_CHECK(it_write_all(fd, junk, 48) == 0);
+	IT_CHECK(it_read_exact(fd, sh, 80, 5000) == 0);
+	IT_CHECK(it_write_all(fd, junk + 48, 144) == 0);
+	IT_CHECK(it_read_exact(fd, sh, 1, 5000) == VEIL_ECLOSED);
+	close(fd);
+	/* A frame whose box does not authenticate. */
+	IT_CHECK(it_login(&c, &srv, alice.id, alice.sk) == 0);
+	uint8_t bad[2 + 40];
+	veil_store_u16le(bad, 40);
+	veil_random(bad + 2, 40);
+	IT_CHECK(it_write_all(c.fd, bad, sizeof bad) == 0);
+	IT_CHECK(it_expect(&c, VEIL_CSP_ECHO_RESPONSE, 5000) == VEIL_ECLOSED);
+	it_close(&c);
+	/* A frame longer than the protocol allows. */
+	IT_CHECK(it_login(&c, &srv, alice.id, alice.sk) == 0);
+	veil_store_u16le(bad, 60000);
+	IT_CHECK(it_write_all(c.fd, bad, sizeof bad) == 0);
+	IT_CHECK(it_expect(&c, VEIL_CSP_ECHO_RESPONSE, 5000) == VEIL_ECLOSED);
+	it_close(&c);
+	/* An outgoing message too short to hold its header. */
+	IT_CHECK(it_login(&c, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(it_send(&c, VEIL_CSP_OUTGOING_MESSAGE, (const uint8_t *)"short", 5) == 0);
+	IT_CHECK(it_expect(&c, VEIL_CSP_ECHO_RESPONSE, 5000) == VEIL_ECLOSED);
+	it_close(&c);
+	/* The bystander is unaffected. */
+	IT_CHECK(it_send(&ok, VEIL_CSP_ECHO_REQUEST, (const uint8_t *)"y", 1) == 0);
+	IT_CHECK(it_recv(&ok, 5000) == 0 && ok.buf[0] == VEIL_CSP_ECHO_RESPONSE);
+	it_close(&ok);
+	return 0;
+}
+
+static int t_second_login_replaces_first(void)
+{
+	struct it_conn a1, a2;
+	IT_CHECK(it_login(&a1, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(it_expect(&a1, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(it_login(&a2, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(it_expect(&a1, VEIL_CSP_ECHO_RESPONSE, 5000) == VEIL_ECLOSED);
+	IT_CHECK(a1.buf[0] == VEIL_CSP_CLOSE_ERROR && a1.buf[4] == 0);
+	it_close(&a1);
+	IT_CHECK(it_expect(&a2, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	it_close(&a2);
+	return 0;
+}
+
+static int t_unknown_receiver_alert(void)
+{
+	struct it_conn a;
+	struct it_user ghost;
+	struct veil_buf m;
+	veil_keypair(ghost.pk, ghost.sk);
+	memcpy(ghost.id, "GHOST123", 8);
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	veil_buf_init(&m, 8192);
+	IT_CHECK(it_text(&m, &alice, &ghost, 9, "anyone?", 0) == 0);
+	IT_CHECK(it_send(&a, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
+	veil_buf_release(&m);
+	IT_CHECK(it_expect(&a, VEIL_CSP_ALERT, 5000) == 0);
+	IT_CHECK(memmem(a.buf + 4, a.len - 4, "GHOST123", 8) != NULL);
+	it_close(&a);
+	return 0;
+}
+
+/* Greps every file under dir for needle; returns 1 if found. */
+static int tree_contains(const char *dir, const char *needle)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = 0;
+	if (d == NULL)
+		return 0;
+	while (!found && (e = readdir(d)) != NULL) {
+		char p[1024];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (stat(p, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			found = tree_contains(p, needle);
+			continue;
+		}
+		FILE *f = fopen(p, "rb");
+		if (f == NULL)
+			continue;
+		char *buf = malloc((size_t)st.st_size + 1);
+		size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+		if (buf && memmem(buf, n, needle, strlen(needle)) != NULL)
+			found = 1;
+		free(buf);
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * kill -9 during a stream of sends: every message the server acked is
+ * delivered after the restart, and the store holds no plaintext.
+ */
+static int t_crash_loses_no_acked_message(void)
+{
+	struct it_conn a, b;
+	enum { N = 400 };
+	static uint64_t sent[N];
+	int acked = 0;
+	char text[64];
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	/* Pipeline sends and count acks; kill the server midway. */
+	for (int i = 0; i < N; i++) {
+		struct veil_buf m;
+		snprintf(text, sizeof text, "PLAINTEXT-MARKER-%04d", i);
+		sent[i] = veil_random_u64();
+		veil_buf_init(&m, 8192);
+		IT_CHECK(it_text(&m, &alice, &bob, sent[i], text, 0) == 0);
+		int rc = it_send(&a, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
+		veil_buf_release(&m);
+		if (rc != 0)
+			break;
+		if (i == N / 2)
+			it_stop(&srv, SIGKILL);
+	}
+	uint64_t *acks = calloc(N, sizeof *acks);
+	while (it_recv(&a, 2000) == 0)
+		if (a.buf[0] == VEIL_CSP_OUTGOING_ACK)
+			acks[acked++] = veil_load_u64le(a.buf + 12);
+	it_close(&a);
+	IT_CHECK(srv.pid == 0);
+	fprintf(stderr, "crash test: %d of %d sends acked before kill -9\n", acked, N);
+	IT_CHECK(acked > 0);
+	IT_CHECK(it_start(&srv) == 0);
+	IT_CHECK(!tree_contains(srv.data, "PLAINTEXT-MARKER"));
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	int found = 0, delivered = 0;
+	for (;;) {
+		IT_CHECK(it_recv(&b, 5000) == 0);
+		if (b.buf[0] == VEIL_CSP_QUEUE_SEND_COMPLETE)
+			break;
+		if (b.buf[0] != VEIL_CSP_INCOMING_MESSAGE)
+			continue;
+		uint64_t got;
+		IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+		delivered++;
+		for (int i = 0; i < acked; i++)
+			if (acks[i] == got)
+				found++;
+		IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	}
+	fprintf(stderr, "crash test: %d delivered after restart, %d of the acked ones\n",
+		delivered, found);
+	free(acks);
+	IT_CHECK(found == acked);
+	it_close(&b);
+	return 0;
+}
+
+static int t_clean_shutdown(void)
+{
+	struct it_conn a;
+	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(it_expect(&a, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(it_stop(&srv, SIGTERM) == 0);
+	/* The client was told it may reconnect. */
+	IT_CHECK(it_expect(&a, VEIL_CSP_ECHO_RESPONSE, 5000) == VEIL_ECLOSED);
+	IT_CHECK(a.buf[0] == VEIL_CSP_CLOSE_ERROR && a.buf[4] == 1);
+	it_close(&a);
+	return 0;
+}
+
+#define RUN_IT(fn)                                                                         \
+	do {                                                                               \
+		int r_ = fn();                                                             \
+		printf("%s %s\n", r_ ? "FAIL" : "PASS", #fn);                              \
+		fflush(stdout);                                                            \
+		failed += r_;                                                              \
+	} while (0)
+
+int main(void)
+{
+	int failed = 0;
+	signal(SIGPIPE, SIG_IGN);
+	if (veil_crypto_init() != 0 || it_start(&srv) != 0) {
+		fprintf(stderr, "cannot start veild\n");
+		printf("FAIL start_veild\n");
+		return 1;
+	}
+	if (it_register(&srv, &alice) != 0 || it_register(&srv, &bob) != 0 ||
+	    it_register(&srv, &carol) != 0) {
+		fprintf(stderr, "cannot register: %s\n", veil_dir_errmsg());
+		printf("FAIL register\n");
+		it_stop(&srv, SIGKILL);
+		return 1;
+	}
+	RUN_IT(t_online_both_ways);
+	RUN_IT(t_offline_queue_in_order);
+	RUN_IT(t_unacked_redelivered);
+	RUN_IT(t_wrong_key_refused);
+	RUN_IT(t_spoofed_sender_closes);
+	RUN_IT(t_malformed_input_closes_one);
+	RUN_IT(t_second_login_replaces_first);
+	RUN_IT(t_unknown_receiver_alert);
+	RUN_IT(t_crash_loses_no_acked_message);
+	RUN_IT(t_clean_shutdown);
+	it_stop(&srv, SIGKILL);
+	return failed ? 1 : 0;
+}
