@@ -194,9 +194,12 @@ static void run_batch(struct veil_store *s, struct job *head)
 		}
 	}
 	for (struct job *j = head; j; j = j->next) {
-		if (j->type == JOB_FETCH)
-			j->rc = s->ops->q_fetch(s->be, j->msg.recipient, j->after_seq, j->limit,
-			                        j->now_ms, &j->out, &j->n_out);
+		if (j->type != JOB_FETCH)
+			continue;
+		/* Expiry is judged when the read runs, not when it was queued. */
+		j->now_ms = veil_now_ms();
+		j->rc = s->ops->q_fetch(s->be, j->msg.recipient, j->after_seq, j->limit, j->now_ms,
+		                        &j->out, &j->n_out);
 	}
 }
 
@@ -417,7 +420,6 @@ int veil_store_msg_fetch(struct veil_store *s, const uint8_t recipient[static VE
 	memcpy(j->msg.recipient, recipient, VEIL_ID_LEN);
 	j->after_seq = after_seq;
 	j->limit = (limit == 0 || limit > VEIL_STORE_MAX_FETCH) ? VEIL_STORE_MAX_FETCH : limit;
-	j->now_ms = veil_now_ms();
 	int rc = enqueue(s, j);
 	if (rc != 0)
 		job_free(j);

@@ -731,6 +731,65 @@ static void test_group_commit(void)
 	veil_store_close(s);
 }
 
+/*
+ * One write in a batch fails (a trigger refuses it): the batch is rolled
+ * back and every write runs again alone, so only that one fails.
+ */
+static void test_batch_failure(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_store_stats st0, st1;
+	sqlite3 *db = NULL;
+	static struct put_res res[20];
+	static struct fetch_res fr;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+	                   "CREATE TRIGGER t_fail BEFORE INSERT ON messages WHEN NEW.msg_id = 13 "
+	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+	                   NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	veil_store_stats(s, &st0);
+	memset(res, 0, sizeof(res));
+	puts_done = 0;
+	for (int i = 0; i < 20; i++) {
+		struct veil_msg_rec m = {0};
+		make_id(m.recipient, "ALICE001");
+		make_id(m.sender, "BOBBY001");
+		m.msg_id = (uint64_t)i;
+		m.data = (uint8_t *)"x";
+		m.len = 1;
+		CHECK_RC(veil_store_msg_put(s, &m, put_cb, &res[i]), 0);
+	}
+	usleep(50 * 1000);
+	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(pump(s, &puts_done, 20) == 0);
+	veil_store_stats(s, &st1);
+	for (int i = 0; i < 20; i++) {
+		if (i == 13)
+			CHECK(res[i].rc == VEIL_EIO && res[i].seq == 0);
+		else
+			CHECK(res[i].rc == 0 && res[i].seq > 0);
+	}
+	/* At least 19 lone commits after the failed batch. */
+	CHECK(st1.commits - st0.commits >= 19);
+	CHECK_RC(fetch_sync(s, "ALICE001", 0, 0, &fr), 0);
+	CHECK(fr.n == 19);
+	for (size_t k = 0; k < fr.n; k++) {
+		CHECK(fr.recs[k].msg_id != 13);
+		CHECK(fr.recs[k].seq == res[fr.recs[k].msg_id].seq);
+	}
+	CHECK(count_of(s, "ALICE001") == 19);
+	/* The cached count was rebuilt: the limit still counts right. */
+	CHECK(sqlite3_exec(db, "DROP TRIGGER t_fail", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 13, 0, NULL), 0);
+	CHECK(count_of(s, "ALICE001") == 20);
+	veil_store_close(s);
+}
+
 T_MAIN_BEGIN
 snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
 if (mkdtemp(t_dir) == NULL)
@@ -747,6 +806,7 @@ RUN(test_queue_limit);
 RUN(test_expire);
 RUN(test_close_durable);
 RUN(test_group_commit);
+RUN(test_batch_failure);
 remove_db();
 rmdir(t_dir);
 T_MAIN_END
