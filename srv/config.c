@@ -49,7 +49,7 @@ static int set_str(char *dst, size_t cap, const char *v)
 }
 
 int veil_config_set(struct veil_config *cfg, const char *key, const char *v, char *err,
-		    size_t errcap)
+                    size_t errcap)
 {
 	unsigned long n = 0;
 	int rc;
@@ -155,7 +155,7 @@ static int mkdirs(const char *path)
 
 /* Reads exactly n secret bytes from dir/name, or creates them with gen. */
 static int key_file(const char *dir, const char *name, uint8_t *sec, size_t n,
-		    void (*gen)(uint8_t *sec, size_t n), char *err, size_t errcap)
+                    void (*gen)(uint8_t *sec, size_t n), char *err, size_t errcap)
 {
 	char path[1100], tmp[1110];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -204,7 +204,7 @@ static void gen_ed25519(uint8_t *sec, size_t n)
 }
 
 int veil_server_keys_load(struct veil_server_keys *k, const char *data_dir, char *err,
-			  size_t errcap)
+                          size_t errcap)
 {
 	int rc;
 	memset(k, 0, sizeof *k);
@@ -222,7 +222,7 @@ int veil_server_keys_load(struct veil_server_keys *k, const char *data_dir, char
 	}
 	if ((rc = key_file(data_dir, "chat.key", k->csp_sk, 32, gen_x25519, err, errcap)) != 0 ||
 	    (rc = key_file(data_dir, "directory.key", k->dir_sk, 32, gen_x25519, err, errcap)) !=
-		    0 ||
+	        0 ||
 	    (rc = key_file(data_dir, "sign.key", k->sign_sk, 64, gen_ed25519, err, errcap)) != 0) {
 		veil_server_keys_free(k);
 		return rc;

@@ -10,7 +10,7 @@ void veil_config_defaults(struct veil_config *cfg);
  * "chat-port"). Returns 0, or VEIL_EINVAL with a message in err.
  */
 int veil_config_set(struct veil_config *cfg, const char *key, const char *value, char *err,
-		    size_t errcap);
+                    size_t errcap);
 /* Reads an INI file of key = value lines (an optional [veild] section). */
 int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_t errcap);
 
@@ -19,7 +19,7 @@ int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_
  * first start. Secrets land in sodium_malloc'd memory.
  */
 int veil_server_keys_load(struct veil_server_keys *k, const char *data_dir, char *err,
-			  size_t errcap);
+                          size_t errcap);
 void veil_server_keys_free(struct veil_server_keys *k);
 
 #endif

@@ -19,48 +19,42 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: veild [OPTIONS]\n"
-		"\n"
-		"Runs the Veil server: the chat service (Chat Server Protocol over TCP) and,\n"
-		"on one HTTP listener, the directory service (/directory/) and the signed\n"
-		"provisioning document (/.well-known/veil/provisioning). With no options\n"
-		"everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
-		"\n"
-		"Options (each can also be set as `name = value` in the config file):\n"
-		"  --data DIR           data directory: keys and the SQLite store (./var/veil)\n"
-		"  --listen ADDR        address to listen on (127.0.0.1)\n"
-		"  --chat-port N        CSP port (5222)\n"
-		"  --http-port N        HTTP port for directory and provisioning (8080)\n"
-		"  --public-host NAME   host name clients are told to use (the listen address)\n"
-		"  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
-		"  --queue-limit N      most messages queued for one identity (10000)\n"
-		"  --http-max-body N    largest HTTP request body in bytes (65536)\n"
-		"  --dir-rate N         directory requests per client address per minute (120)\n"
-		"  --log-level LEVEL    error, warn, info or debug (info)\n"
-		"  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
-		"  --help               show this help\n"
-		"  --version            show the version\n"
-		"\n"
-		"SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
-		"connected clients get a close-error that lets them reconnect.\n");
+	fprintf(
+	    f,
+	    "Usage: veild [OPTIONS]\n"
+	    "\n"
+	    "Runs the Veil server: the chat service (Chat Server Protocol over TCP) and,\n"
+	    "on one HTTP listener, the directory service (/directory/) and the signed\n"
+	    "provisioning document (/.well-known/veil/provisioning). With no options\n"
+	    "everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
+	    "\n"
+	    "Options (each can also be set as `name = value` in the config file):\n"
+	    "  --data DIR           data directory: keys and the SQLite store (./var/veil)\n"
+	    "  --listen ADDR        address to listen on (127.0.0.1)\n"
+	    "  --chat-port N        CSP port (5222)\n"
+	    "  --http-port N        HTTP port for directory and provisioning (8080)\n"
+	    "  --public-host NAME   host name clients are told to use (the listen address)\n"
+	    "  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
+	    "  --queue-limit N      most messages queued for one identity (10000)\n"
+	    "  --http-max-body N    largest HTTP request body in bytes (65536)\n"
+	    "  --dir-rate N         directory requests per client address per minute (120)\n"
+	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
+	    "  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
+	    "  --help               show this help\n"
+	    "  --version            show the version\n"
+	    "\n"
+	    "SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
+	    "connected clients get a close-error that lets them reconnect.\n");
 }
 
 static const struct option long_opts[] = {
-	{"data", required_argument, NULL, 0},
-	{"listen", required_argument, NULL, 0},
-	{"chat-port", required_argument, NULL, 0},
-	{"http-port", required_argument, NULL, 0},
-	{"public-host", required_argument, NULL, 0},
-	{"queue-ttl", required_argument, NULL, 0},
-	{"queue-limit", required_argument, NULL, 0},
-	{"http-max-body", required_argument, NULL, 0},
-	{"dir-rate", required_argument, NULL, 0},
-	{"log-level", required_argument, NULL, 0},
-	{"config", required_argument, NULL, 'c'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"data", required_argument, NULL, 0},        {"listen", required_argument, NULL, 0},
+    {"chat-port", required_argument, NULL, 0},   {"http-port", required_argument, NULL, 0},
+    {"public-host", required_argument, NULL, 0}, {"queue-ttl", required_argument, NULL, 0},
+    {"queue-limit", required_argument, NULL, 0}, {"http-max-body", required_argument, NULL, 0},
+    {"dir-rate", required_argument, NULL, 0},    {"log-level", required_argument, NULL, 0},
+    {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 };
 
 struct app {
@@ -99,7 +93,7 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 			}
 		} else if (opt == '?' || opt == ':') {
 			fprintf(stderr, "veild: unknown or incomplete option '%s' (see --help)\n",
-				argv[optind - 1]);
+			        argv[optind - 1]);
 			return -1;
 		}
 	}
@@ -150,23 +144,24 @@ int main(int argc, char **argv)
 	}
 	snprintf(dbpath, sizeof dbpath, "%s/veil.db", srv.cfg.data_dir);
 	struct veil_store_opts so = {.path = dbpath,
-				     .queue_limit = srv.cfg.queue_limit,
-				     .wake = veil_chat_store_wake,
-				     .wake_arg = app.chat};
+	                             .queue_limit = srv.cfg.queue_limit,
+	                             .wake = veil_chat_store_wake,
+	                             .wake_arg = app.chat};
 	int src = veil_store_open(&srv.store, &so);
 	if (src != 0) {
 		fprintf(stderr, "veild: cannot open the store %s: %s\n", dbpath,
-			veil_strerror(src));
+		        veil_strerror(src));
 		goto out;
 	}
 	if (veil_chat_start(app.chat) != 0) {
 		fprintf(stderr, "veild: cannot listen on %s:%u (is another server running?)\n",
-			srv.cfg.listen, srv.cfg.chat_port);
+		        srv.cfg.listen, srv.cfg.chat_port);
 		goto out;
 	}
 	if (veil_http_start(&http, &srv) != 0) {
-		fprintf(stderr, "veild: cannot listen on %s:%u for HTTP (is another server running?)\n",
-			srv.cfg.listen, srv.cfg.http_port);
+		fprintf(stderr,
+		        "veild: cannot listen on %s:%u for HTTP (is another server running?)\n",
+		        srv.cfg.listen, srv.cfg.http_port);
 		veil_chat_shutdown(app.chat);
 		uv_run(app.loop, UV_RUN_DEFAULT);
 		goto out;

@@ -29,26 +29,27 @@ void veil_pubkey(uint8_t pk[static VEIL_KEY_LEN], const uint8_t sk[static VEIL_K
  * once per peer. Fails on a low-order public key.
  */
 int veil_shared_key(uint8_t k[static VEIL_KEY_LEN], const uint8_t sk[static VEIL_KEY_LEN],
-		    const uint8_t pk[static VEIL_KEY_LEN]) VEIL_WUR;
+                    const uint8_t pk[static VEIL_KEY_LEN]) VEIL_WUR;
 
 /*
  * Box with a precomputed key: out receives VEIL_MAC_LEN + n bytes (tag
  * first, NaCl "easy" layout). out may alias in.
  */
 void veil_box_seal(uint8_t *out, const uint8_t *in, size_t n,
-		   const uint8_t nonce[static VEIL_NONCE_LEN], const uint8_t k[static VEIL_KEY_LEN]);
+                   const uint8_t nonce[static VEIL_NONCE_LEN],
+                   const uint8_t k[static VEIL_KEY_LEN]);
 /* Opens n bytes (n >= VEIL_MAC_LEN) into n - VEIL_MAC_LEN bytes of out. */
 int veil_box_open(uint8_t *out, const uint8_t *in, size_t n,
-		  const uint8_t nonce[static VEIL_NONCE_LEN],
-		  const uint8_t k[static VEIL_KEY_LEN]) VEIL_WUR;
+                  const uint8_t nonce[static VEIL_NONCE_LEN],
+                  const uint8_t k[static VEIL_KEY_LEN]) VEIL_WUR;
 
 /* Secretbox, same layout as the box functions. */
 void veil_secretbox_seal(uint8_t *out, const uint8_t *in, size_t n,
-			 const uint8_t nonce[static VEIL_NONCE_LEN],
-			 const uint8_t k[static VEIL_KEY_LEN]);
+                         const uint8_t nonce[static VEIL_NONCE_LEN],
+                         const uint8_t k[static VEIL_KEY_LEN]);
 int veil_secretbox_open(uint8_t *out, const uint8_t *in, size_t n,
-			const uint8_t nonce[static VEIL_NONCE_LEN],
-			const uint8_t k[static VEIL_KEY_LEN]) VEIL_WUR;
+                        const uint8_t nonce[static VEIL_NONCE_LEN],
+                        const uint8_t k[static VEIL_KEY_LEN]) VEIL_WUR;
 
 /*
  * The specification's key derivation: BLAKE2b with the given key, no input,
@@ -56,15 +57,15 @@ int veil_secretbox_open(uint8_t *out, const uint8_t *in, size_t n,
  * output of outlen bytes (16..64).
  */
 int veil_kdf(uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen, const char *salt,
-	     size_t saltlen, const char *personal, size_t personallen) VEIL_WUR;
+             size_t saltlen, const char *personal, size_t personallen) VEIL_WUR;
 
 /* BLAKE2b-256 MAC keyed with key over in. */
 void veil_blake2b_mac(uint8_t out[static 32], const uint8_t key[static 32], const uint8_t *in,
-		      size_t n);
+                      size_t n);
 
 /* HMAC-SHA256. */
-void veil_hmac_sha256(uint8_t out[static 32], const uint8_t *key, size_t keylen,
-		      const uint8_t *in, size_t n);
+void veil_hmac_sha256(uint8_t out[static 32], const uint8_t *key, size_t keylen, const uint8_t *in,
+                      size_t n);
 
 /* Constant-time comparison; returns 0 if equal. */
 int veil_memcmp(const void *a, const void *b, size_t n);

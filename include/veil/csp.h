@@ -18,11 +18,11 @@
 #define VEIL_CSP_CLIENT_HELLO_LEN 48
 #define VEIL_CSP_SERVER_HELLO_LEN 80
 #define VEIL_CSP_LOGIN_DATA_LEN 128
-#define VEIL_CSP_LOGIN_LEN 144     /* box of the 128-byte login data */
-#define VEIL_CSP_LOGIN_ACK_LEN 32  /* box of 16 reserved bytes */
-#define VEIL_CSP_MAX_FRAME 8192    /* largest frame length (the u16 prefix excluded) */
+#define VEIL_CSP_LOGIN_LEN 144    /* box of the 128-byte login data */
+#define VEIL_CSP_LOGIN_ACK_LEN 32 /* box of 16 reserved bytes */
+#define VEIL_CSP_MAX_FRAME 8192   /* largest frame length (the u16 prefix excluded) */
 #define VEIL_CSP_MAX_PAYLOAD (VEIL_CSP_MAX_FRAME - VEIL_MAC_LEN)
-#define VEIL_CSP_MAX_EXT 4096      /* largest login extensions box we accept */
+#define VEIL_CSP_MAX_EXT 4096 /* largest login extensions box we accept */
 #define VEIL_CSP_CLIENT_INFO_MAX 255
 
 /* Payload container types. */
@@ -78,14 +78,14 @@ struct veil_csp_session {
  * 2 + VEIL_MAC_LEN + len bytes; len is at most VEIL_CSP_MAX_PAYLOAD.
  */
 int veil_csp_frame_seal(struct veil_csp_session *s, uint8_t *out, const uint8_t *payload,
-			size_t len) VEIL_WUR;
+                        size_t len) VEIL_WUR;
 /*
  * Opens the box of one frame (the bytes after the length prefix) into out,
  * which must hold len - VEIL_MAC_LEN bytes. Any failure is fatal to the
  * connection: the nonce counter has moved on.
  */
 int veil_csp_frame_open(struct veil_csp_session *s, uint8_t *out, const uint8_t *box,
-			size_t len) VEIL_WUR;
+                        size_t len) VEIL_WUR;
 void veil_csp_session_wipe(struct veil_csp_session *s);
 
 /* Login extensions and client information as the server sees them. */
@@ -93,11 +93,11 @@ struct veil_csp_login_info {
 	uint8_t identity[VEIL_ID_LEN];
 	uint8_t vouch[32];
 	char client_info[VEIL_CSP_CLIENT_INFO_MAX + 1]; /* NUL-terminated, may be empty */
-	int has_ext;          /* the login carried an extensions box */
-	uint16_t ext_len;     /* its length in bytes (box included) */
+	int has_ext;                                    /* the login carried an extensions box */
+	uint16_t ext_len;                               /* its length in bytes (box included) */
 	int has_device_id;
 	uint64_t device_id;
-	uint8_t features;     /* VEIL_CSP_FEATURE_* bits; 0 for a legacy client */
+	uint8_t features; /* VEIL_CSP_FEATURE_* bits; 0 for a legacy client */
 	int has_device_cookie;
 	uint8_t device_cookie[VEIL_COOKIE_LEN];
 };
@@ -114,24 +114,24 @@ struct veil_csp_client {
 
 /* Starts a handshake: makes TCK and CCK and writes the client-hello. */
 void veil_csp_client_hello(struct veil_csp_client *c, const uint8_t server_pk[static VEIL_KEY_LEN],
-			   uint8_t out[static VEIL_CSP_CLIENT_HELLO_LEN]);
+                           uint8_t out[static VEIL_CSP_CLIENT_HELLO_LEN]);
 /*
  * Reads the server-hello: VEIL_ECRYPTO if it was not made by the pinned
  * server key, VEIL_EPROTO if the echoed cookie is wrong.
  */
 int veil_csp_client_server_hello(struct veil_csp_client *c,
-				 const uint8_t in[static VEIL_CSP_SERVER_HELLO_LEN]) VEIL_WUR;
+                                 const uint8_t in[static VEIL_CSP_SERVER_HELLO_LEN]) VEIL_WUR;
 /*
  * Writes the login (144 bytes, then the extensions box if any) into out.
  * ck_sk is the identity's secret key, used only for the vouch. client_info
  * is put in extension 0; device_id 0 means none.
  */
 int veil_csp_client_login(struct veil_csp_client *c, struct veil_buf *out,
-			  const uint8_t identity[static VEIL_ID_LEN],
-			  const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
-			  uint64_t device_id, const uint8_t *device_cookie) VEIL_WUR;
+                          const uint8_t identity[static VEIL_ID_LEN],
+                          const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                          uint64_t device_id, const uint8_t *device_cookie) VEIL_WUR;
 int veil_csp_client_login_ack(struct veil_csp_client *c,
-			      const uint8_t in[static VEIL_CSP_LOGIN_ACK_LEN]) VEIL_WUR;
+                              const uint8_t in[static VEIL_CSP_LOGIN_ACK_LEN]) VEIL_WUR;
 
 /* --- server side --- */
 
@@ -147,17 +147,17 @@ struct veil_csp_server {
  * long-term secret key.
  */
 int veil_csp_server_hello(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
-			  const uint8_t in[static VEIL_CSP_CLIENT_HELLO_LEN],
-			  uint8_t out[static VEIL_CSP_SERVER_HELLO_LEN]) VEIL_WUR;
+                          const uint8_t in[static VEIL_CSP_CLIENT_HELLO_LEN],
+                          uint8_t out[static VEIL_CSP_SERVER_HELLO_LEN]) VEIL_WUR;
 /*
  * Opens the 144-byte login box and parses the login data. On success
  * info->ext_len tells how many more bytes (the extensions box) to read
  * before calling veil_csp_server_login_ext (0 = none).
  */
 int veil_csp_server_login(struct veil_csp_server *s, const uint8_t in[static VEIL_CSP_LOGIN_LEN],
-			  struct veil_csp_login_info *info) VEIL_WUR;
+                          struct veil_csp_login_info *info) VEIL_WUR;
 int veil_csp_server_login_ext(struct veil_csp_server *s, const uint8_t *in, size_t len,
-			      struct veil_csp_login_info *info) VEIL_WUR;
+                              struct veil_csp_login_info *info) VEIL_WUR;
 /*
  * Checks the vouch against the identity's public key ck_pk (from the
  * directory) and the server's secret key sk. Returns 0 or VEIL_EAUTH.
@@ -167,15 +167,15 @@ int veil_csp_server_login_ext(struct veil_csp_server *s, const uint8_t *in, size
  * and fuzzing. sck is the server's cookie, which the login data repeats.
  */
 int veil_csp_login_data_parse(const uint8_t data[static VEIL_CSP_LOGIN_DATA_LEN],
-			      const uint8_t sck[static VEIL_COOKIE_LEN],
-			      struct veil_csp_login_info *info) VEIL_WUR;
+                              const uint8_t sck[static VEIL_COOKIE_LEN],
+                              struct veil_csp_login_info *info) VEIL_WUR;
 int veil_csp_login_ext_parse(const uint8_t *plain, size_t len,
-			     struct veil_csp_login_info *info) VEIL_WUR;
+                             struct veil_csp_login_info *info) VEIL_WUR;
 int veil_csp_server_vouch_check(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
-				const uint8_t ck_pk[static VEIL_KEY_LEN],
-				const struct veil_csp_login_info *info) VEIL_WUR;
+                                const uint8_t ck_pk[static VEIL_KEY_LEN],
+                                const struct veil_csp_login_info *info) VEIL_WUR;
 int veil_csp_server_login_ack(struct veil_csp_server *s,
-			      uint8_t out[static VEIL_CSP_LOGIN_ACK_LEN]) VEIL_WUR;
+                              uint8_t out[static VEIL_CSP_LOGIN_ACK_LEN]) VEIL_WUR;
 /* Wipes the ephemeral keys once the handshake is done (the session stays). */
 void veil_csp_server_forget(struct veil_csp_server *s);
 
@@ -183,20 +183,19 @@ void veil_csp_server_forget(struct veil_csp_server *s);
 
 /* Parses type || 3 reserved bytes || data; data points into in. */
 int veil_csp_payload_parse(const uint8_t *in, size_t len, uint8_t *type, const uint8_t **data,
-			   size_t *datalen) VEIL_WUR;
+                           size_t *datalen) VEIL_WUR;
 /* Writes the 4-byte container header. */
 void veil_csp_payload_header(uint8_t out[static 4], uint8_t type);
 
 /* Ack body: identity(8) || message id u64-le. */
 #define VEIL_CSP_ACK_LEN 16
 int veil_csp_ack_parse(const uint8_t *in, size_t len, uint8_t id[static VEIL_ID_LEN],
-		       uint64_t *msg_id) VEIL_WUR;
-void veil_csp_ack_encode(uint8_t out[static VEIL_CSP_ACK_LEN],
-			 const uint8_t id[static VEIL_ID_LEN], uint64_t msg_id);
+                       uint64_t *msg_id) VEIL_WUR;
+void veil_csp_ack_encode(uint8_t out[static VEIL_CSP_ACK_LEN], const uint8_t id[static VEIL_ID_LEN],
+                         uint64_t msg_id);
 
 /* close-error body: can-reconnect u8 || UTF-8 text. text is copied and NUL-terminated. */
 int veil_csp_close_error_parse(const uint8_t *in, size_t len, int *can_reconnect, char *text,
-			       size_t textcap) VEIL_WUR;
-
+                               size_t textcap) VEIL_WUR;
 
 #endif

@@ -9,21 +9,21 @@
  */
 enum veil_err {
 	VEIL_OK = 0,
-	VEIL_ENOMEM = -1,   /* allocation failed */
-	VEIL_ETRUNC = -2,   /* input ended before the format said it would */
-	VEIL_EPROTO = -3,   /* input violates the wire format */
-	VEIL_ECRYPTO = -4,  /* authentication or key agreement failed */
-	VEIL_ELIMIT = -5,   /* a size or count exceeds its named maximum */
-	VEIL_EIO = -6,      /* an operating-system or storage call failed */
-	VEIL_EINVAL = -7,   /* the caller passed an invalid argument */
-	VEIL_ENOTFOUND = -8,/* the requested item does not exist */
-	VEIL_EEXIST = -9,   /* the item already exists */
-	VEIL_ETIMEOUT = -10,/* a deadline passed */
-	VEIL_ECLOSED = -11, /* the peer closed the connection */
-	VEIL_EAGAIN = -12,  /* try again later (rate limit, would block) */
-	VEIL_EREPLAY = -13, /* a nonce or token was seen before */
-	VEIL_EAUTH = -14,   /* the peer refused our credentials */
-	VEIL_EKEY = -15,    /* a public key differs from the pinned one */
+	VEIL_ENOMEM = -1,    /* allocation failed */
+	VEIL_ETRUNC = -2,    /* input ended before the format said it would */
+	VEIL_EPROTO = -3,    /* input violates the wire format */
+	VEIL_ECRYPTO = -4,   /* authentication or key agreement failed */
+	VEIL_ELIMIT = -5,    /* a size or count exceeds its named maximum */
+	VEIL_EIO = -6,       /* an operating-system or storage call failed */
+	VEIL_EINVAL = -7,    /* the caller passed an invalid argument */
+	VEIL_ENOTFOUND = -8, /* the requested item does not exist */
+	VEIL_EEXIST = -9,    /* the item already exists */
+	VEIL_ETIMEOUT = -10, /* a deadline passed */
+	VEIL_ECLOSED = -11,  /* the peer closed the connection */
+	VEIL_EAGAIN = -12,   /* try again later (rate limit, would block) */
+	VEIL_EREPLAY = -13,  /* a nonce or token was seen before */
+	VEIL_EAUTH = -14,    /* the peer refused our credentials */
+	VEIL_EKEY = -15,     /* a public key differs from the pinned one */
 };
 
 /* Returns a static, human-readable description of an error code. */

@@ -105,9 +105,9 @@ int veil_hex_encode(char *out, size_t outcap, const uint8_t *in, size_t n) VEIL_
 int veil_hex_decode(uint8_t *out, size_t want, const char *in, size_t inlen) VEIL_WUR;
 int veil_b64_encode(char *out, size_t outcap, const uint8_t *in, size_t n) VEIL_WUR;
 int veil_b64_decode_var(uint8_t *out, size_t cap, size_t *outlen, const char *in,
-			size_t inlen) VEIL_WUR;
+                        size_t inlen) VEIL_WUR;
 int veil_b64_decode(uint8_t *out, size_t want, const char *in, size_t inlen) VEIL_WUR;
-#define VEIL_HEX_LEN(n) ((n) * 2 + 1)
+#define VEIL_HEX_LEN(n) ((n)*2 + 1)
 #define VEIL_B64_LEN(n) ((((n) + 2) / 3) * 4 + 1)
 
 /*

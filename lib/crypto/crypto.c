@@ -35,7 +35,7 @@ void veil_pubkey(uint8_t pk[static VEIL_KEY_LEN], const uint8_t sk[static VEIL_K
 }
 
 int veil_shared_key(uint8_t k[static VEIL_KEY_LEN], const uint8_t sk[static VEIL_KEY_LEN],
-		    const uint8_t pk[static VEIL_KEY_LEN])
+                    const uint8_t pk[static VEIL_KEY_LEN])
 {
 	if (crypto_box_beforenm(k, pk, sk) != 0) {
 		sodium_memzero(k, VEIL_KEY_LEN);
@@ -45,13 +45,13 @@ int veil_shared_key(uint8_t k[static VEIL_KEY_LEN], const uint8_t sk[static VEIL
 }
 
 void veil_box_seal(uint8_t *out, const uint8_t *in, size_t n,
-		   const uint8_t nonce[static VEIL_NONCE_LEN], const uint8_t k[static VEIL_KEY_LEN])
+                   const uint8_t nonce[static VEIL_NONCE_LEN], const uint8_t k[static VEIL_KEY_LEN])
 {
 	crypto_box_easy_afternm(out, in, n, nonce, k);
 }
 
 int veil_box_open(uint8_t *out, const uint8_t *in, size_t n,
-		  const uint8_t nonce[static VEIL_NONCE_LEN], const uint8_t k[static VEIL_KEY_LEN])
+                  const uint8_t nonce[static VEIL_NONCE_LEN], const uint8_t k[static VEIL_KEY_LEN])
 {
 	if (n < VEIL_MAC_LEN)
 		return VEIL_ETRUNC;
@@ -61,15 +61,15 @@ int veil_box_open(uint8_t *out, const uint8_t *in, size_t n,
 }
 
 void veil_secretbox_seal(uint8_t *out, const uint8_t *in, size_t n,
-			 const uint8_t nonce[static VEIL_NONCE_LEN],
-			 const uint8_t k[static VEIL_KEY_LEN])
+                         const uint8_t nonce[static VEIL_NONCE_LEN],
+                         const uint8_t k[static VEIL_KEY_LEN])
 {
 	crypto_secretbox_easy(out, in, n, nonce, k);
 }
 
 int veil_secretbox_open(uint8_t *out, const uint8_t *in, size_t n,
-			const uint8_t nonce[static VEIL_NONCE_LEN],
-			const uint8_t k[static VEIL_KEY_LEN])
+                        const uint8_t nonce[static VEIL_NONCE_LEN],
+                        const uint8_t k[static VEIL_KEY_LEN])
 {
 	if (n < VEIL_MAC_LEN)
 		return VEIL_ETRUNC;
@@ -79,7 +79,7 @@ int veil_secretbox_open(uint8_t *out, const uint8_t *in, size_t n,
 }
 
 int veil_kdf(uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen, const char *salt,
-	     size_t saltlen, const char *personal, size_t personallen)
+             size_t saltlen, const char *personal, size_t personallen)
 {
 	uint8_t s[crypto_generichash_blake2b_SALTBYTES] = {0};
 	uint8_t p[crypto_generichash_blake2b_PERSONALBYTES] = {0};
@@ -94,13 +94,13 @@ int veil_kdf(uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen, con
 }
 
 void veil_blake2b_mac(uint8_t out[static 32], const uint8_t key[static 32], const uint8_t *in,
-		      size_t n)
+                      size_t n)
 {
 	crypto_generichash_blake2b(out, 32, in, n, key, 32);
 }
 
-void veil_hmac_sha256(uint8_t out[static 32], const uint8_t *key, size_t keylen,
-		      const uint8_t *in, size_t n)
+void veil_hmac_sha256(uint8_t out[static 32], const uint8_t *key, size_t keylen, const uint8_t *in,
+                      size_t n)
 {
 	crypto_auth_hmacsha256_state st;
 	crypto_auth_hmacsha256_init(&st, key, keylen);

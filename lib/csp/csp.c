@@ -19,7 +19,7 @@ int veil_csp_nonce_next(struct veil_csp_nonce *n, uint8_t nonce[static VEIL_NONC
 }
 
 int veil_csp_frame_seal(struct veil_csp_session *s, uint8_t *out, const uint8_t *payload,
-			size_t len)
+                        size_t len)
 {
 	uint8_t nonce[VEIL_NONCE_LEN];
 	if (len > VEIL_CSP_MAX_PAYLOAD)
@@ -57,8 +57,8 @@ void veil_csp_session_wipe(struct veil_csp_session *s)
  * VouchKey over SCK || TCK.public.
  */
 static int vouch_compute(uint8_t vouch[static 32], const uint8_t ss1[static 32],
-			 const uint8_t ss2[static 32], const uint8_t sck[static VEIL_COOKIE_LEN],
-			 const uint8_t tck_pk[static VEIL_KEY_LEN])
+                         const uint8_t ss2[static 32], const uint8_t sck[static VEIL_COOKIE_LEN],
+                         const uint8_t tck_pk[static VEIL_KEY_LEN])
 {
 	uint8_t ss[64], vk[32], in[VEIL_COOKIE_LEN + VEIL_KEY_LEN];
 	memcpy(ss, ss1, 32);
@@ -77,7 +77,7 @@ static int vouch_compute(uint8_t vouch[static 32], const uint8_t ss1[static 32],
 /* --- client --- */
 
 void veil_csp_client_hello(struct veil_csp_client *c, const uint8_t server_pk[static VEIL_KEY_LEN],
-			   uint8_t out[static VEIL_CSP_CLIENT_HELLO_LEN])
+                           uint8_t out[static VEIL_CSP_CLIENT_HELLO_LEN])
 {
 	memset(c, 0, sizeof *c);
 	memcpy(c->server_pk, server_pk, VEIL_KEY_LEN);
@@ -90,7 +90,7 @@ void veil_csp_client_hello(struct veil_csp_client *c, const uint8_t server_pk[st
 }
 
 int veil_csp_client_server_hello(struct veil_csp_client *c,
-				 const uint8_t in[static VEIL_CSP_SERVER_HELLO_LEN])
+                                 const uint8_t in[static VEIL_CSP_SERVER_HELLO_LEN])
 {
 	uint8_t k[VEIL_KEY_LEN], nonce[VEIL_NONCE_LEN], plain[VEIL_KEY_LEN + VEIL_COOKIE_LEN];
 	int rc;
@@ -121,15 +121,16 @@ static int ext_append(struct veil_buf *b, uint8_t type, const void *p, size_t n)
 	if (n > UINT16_MAX)
 		return VEIL_ELIMIT;
 	if ((rc = veil_buf_append_u8(b, type)) != 0 ||
-	    (rc = veil_buf_append_u16le(b, (uint16_t)n)) != 0 || (rc = veil_buf_append(b, p, n)) != 0)
+	    (rc = veil_buf_append_u16le(b, (uint16_t)n)) != 0 ||
+	    (rc = veil_buf_append(b, p, n)) != 0)
 		return rc;
 	return 0;
 }
 
 int veil_csp_client_login(struct veil_csp_client *c, struct veil_buf *out,
-			  const uint8_t identity[static VEIL_ID_LEN],
-			  const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
-			  uint64_t device_id, const uint8_t *device_cookie)
+                          const uint8_t identity[static VEIL_ID_LEN],
+                          const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                          uint64_t device_id, const uint8_t *device_cookie)
 {
 	uint8_t data[VEIL_CSP_LOGIN_DATA_LEN], ss1[32], ss2[32], vouch[32], nonce[VEIL_NONCE_LEN];
 	struct veil_buf ext;
@@ -143,7 +144,7 @@ int veil_csp_client_login(struct veil_csp_client *c, struct veil_buf *out,
 	/* Extensions: client info, features (metadata box, server echo), device id/cookie. */
 	uint8_t v = VEIL_CSP_FEATURE_METADATA | VEIL_CSP_FEATURE_ECHO, idb[8];
 	if ((rc = ext_append(&ext, VEIL_CSP_EXT_CLIENT_INFO, client_info ? client_info : "",
-			     cilen)) != 0 ||
+	                     cilen)) != 0 ||
 	    (rc = ext_append(&ext, VEIL_CSP_EXT_FEATURES, &v, 1)) != 0)
 		goto out;
 	if (device_id != 0) {
@@ -151,8 +152,8 @@ int veil_csp_client_login(struct veil_csp_client *c, struct veil_buf *out,
 		if ((rc = ext_append(&ext, VEIL_CSP_EXT_DEVICE_ID, idb, 8)) != 0)
 			goto out;
 	}
-	if (device_cookie != NULL &&
-	    (rc = ext_append(&ext, VEIL_CSP_EXT_DEVICE_COOKIE, device_cookie, VEIL_COOKIE_LEN)) != 0)
+	if (device_cookie != NULL && (rc = ext_append(&ext, VEIL_CSP_EXT_DEVICE_COOKIE,
+	                                              device_cookie, VEIL_COOKIE_LEN)) != 0)
 		goto out;
 
 	if ((rc = veil_shared_key(ss1, ck_sk, c->server_pk)) != 0 ||
@@ -185,7 +186,7 @@ out:
 }
 
 int veil_csp_client_login_ack(struct veil_csp_client *c,
-			      const uint8_t in[static VEIL_CSP_LOGIN_ACK_LEN])
+                              const uint8_t in[static VEIL_CSP_LOGIN_ACK_LEN])
 {
 	uint8_t plain[16], nonce[VEIL_NONCE_LEN];
 	int rc = veil_csp_nonce_next(&c->sess.rx, nonce);
@@ -199,8 +200,8 @@ int veil_csp_client_login_ack(struct veil_csp_client *c,
 /* --- server --- */
 
 int veil_csp_server_hello(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
-			  const uint8_t in[static VEIL_CSP_CLIENT_HELLO_LEN],
-			  uint8_t out[static VEIL_CSP_SERVER_HELLO_LEN])
+                          const uint8_t in[static VEIL_CSP_CLIENT_HELLO_LEN],
+                          uint8_t out[static VEIL_CSP_SERVER_HELLO_LEN])
 {
 	uint8_t k[VEIL_KEY_LEN], nonce[VEIL_NONCE_LEN], plain[VEIL_KEY_LEN + VEIL_COOKIE_LEN];
 	int rc;
@@ -227,8 +228,8 @@ out:
 }
 
 int veil_csp_login_data_parse(const uint8_t data[static VEIL_CSP_LOGIN_DATA_LEN],
-			      const uint8_t sck[static VEIL_COOKIE_LEN],
-			      struct veil_csp_login_info *info)
+                              const uint8_t sck[static VEIL_COOKIE_LEN],
+                              struct veil_csp_login_info *info)
 {
 	static const uint8_t zero[24];
 	memset(info, 0, sizeof *info);
@@ -256,7 +257,7 @@ int veil_csp_login_data_parse(const uint8_t data[static VEIL_CSP_LOGIN_DATA_LEN]
 }
 
 int veil_csp_server_login(struct veil_csp_server *s, const uint8_t in[static VEIL_CSP_LOGIN_LEN],
-			  struct veil_csp_login_info *info)
+                          struct veil_csp_login_info *info)
 {
 	uint8_t data[VEIL_CSP_LOGIN_DATA_LEN], nonce[VEIL_NONCE_LEN];
 	int rc;
@@ -315,7 +316,7 @@ int veil_csp_login_ext_parse(const uint8_t *plain, size_t len, struct veil_csp_l
 }
 
 int veil_csp_server_login_ext(struct veil_csp_server *s, const uint8_t *in, size_t len,
-			      struct veil_csp_login_info *info)
+                              struct veil_csp_login_info *info)
 {
 	uint8_t plain[VEIL_CSP_MAX_EXT], nonce[VEIL_NONCE_LEN];
 	int rc;
@@ -330,8 +331,8 @@ int veil_csp_server_login_ext(struct veil_csp_server *s, const uint8_t *in, size
 }
 
 int veil_csp_server_vouch_check(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
-				const uint8_t ck_pk[static VEIL_KEY_LEN],
-				const struct veil_csp_login_info *info)
+                                const uint8_t ck_pk[static VEIL_KEY_LEN],
+                                const struct veil_csp_login_info *info)
 {
 	uint8_t ss1[32], ss2[32], vouch[32];
 	int rc;
@@ -366,7 +367,7 @@ void veil_csp_server_forget(struct veil_csp_server *s)
 /* --- payloads --- */
 
 int veil_csp_payload_parse(const uint8_t *in, size_t len, uint8_t *type, const uint8_t **data,
-			   size_t *datalen)
+                           size_t *datalen)
 {
 	if (len < 4)
 		return VEIL_ETRUNC;
@@ -383,7 +384,7 @@ void veil_csp_payload_header(uint8_t out[static 4], uint8_t type)
 }
 
 int veil_csp_ack_parse(const uint8_t *in, size_t len, uint8_t id[static VEIL_ID_LEN],
-		       uint64_t *msg_id)
+                       uint64_t *msg_id)
 {
 	if (len != VEIL_CSP_ACK_LEN)
 		return len < VEIL_CSP_ACK_LEN ? VEIL_ETRUNC : VEIL_EPROTO;
@@ -392,15 +393,15 @@ int veil_csp_ack_parse(const uint8_t *in, size_t len, uint8_t id[static VEIL_ID_
 	return veil_id_valid(id) ? 0 : VEIL_EPROTO;
 }
 
-void veil_csp_ack_encode(uint8_t out[static VEIL_CSP_ACK_LEN],
-			 const uint8_t id[static VEIL_ID_LEN], uint64_t msg_id)
+void veil_csp_ack_encode(uint8_t out[static VEIL_CSP_ACK_LEN], const uint8_t id[static VEIL_ID_LEN],
+                         uint64_t msg_id)
 {
 	memcpy(out, id, VEIL_ID_LEN);
 	veil_store_u64le(out + VEIL_ID_LEN, msg_id);
 }
 
 int veil_csp_close_error_parse(const uint8_t *in, size_t len, int *can_reconnect, char *text,
-			       size_t textcap)
+                               size_t textcap)
 {
 	if (len < 1)
 		return VEIL_ETRUNC;

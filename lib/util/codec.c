@@ -41,7 +41,7 @@ int veil_b64_decode_var(uint8_t *out, size_t cap, size_t *outlen, const char *in
 	size_t got = 0;
 	*outlen = 0;
 	if (sodium_base642bin(out, cap, in, inlen, NULL, &got, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    end != in + inlen) {
 		sodium_memzero(out, cap);
 		return VEIL_EPROTO;

@@ -26,10 +26,10 @@ struct conn {
 	struct conn *hnext;       /* identity map chain */
 	int refs;
 	unsigned st : 2;
-	unsigned closing : 1;  /* close once writes drain */
-	unsigned closed : 1;   /* uv_close called */
+	unsigned closing : 1; /* close once writes drain */
+	unsigned closed : 1;  /* uv_close called */
 	unsigned in_map : 1;
-	unsigned drain_done : 1;   /* queued messages delivered, 0xd0 sent */
+	unsigned drain_done : 1; /* queued messages delivered, 0xd0 sent */
 	unsigned fetch_pending : 1;
 	unsigned fetch_wanted : 1; /* a fetch waits for writes to drain */
 	uint8_t features;
@@ -192,7 +192,7 @@ static int send_raw(struct conn *c, const uint8_t *p, size_t n)
 
 /* Seals type || reserved || a || b into one frame. */
 static int send_payload2(struct conn *c, uint8_t type, const uint8_t *a, size_t alen,
-			 const uint8_t *b, size_t blen)
+                         const uint8_t *b, size_t blen)
 {
 	static _Thread_local uint8_t plain[VEIL_CSP_MAX_PAYLOAD];
 	size_t n = 4 + alen + blen;
@@ -294,14 +294,14 @@ static void conn_unref(struct conn *c)
 static int deliver(struct conn *c, const uint8_t *data, size_t len)
 {
 	struct veil_msgbox m;
-	if (!(c->features & VEIL_CSP_FEATURE_METADATA) &&
-	    veil_msgbox_parse(&m, data, len) == 0 && m.metadata_len > 0) {
+	if (!(c->features & VEIL_CSP_FEATURE_METADATA) && veil_msgbox_parse(&m, data, len) == 0 &&
+	    m.metadata_len > 0) {
 		uint8_t hdr[VEIL_MSGBOX_HDR_LEN];
 		memcpy(hdr, data, sizeof hdr);
 		veil_store_u16le(hdr + 30, 0);
 		size_t tail = len - VEIL_MSGBOX_HDR_LEN - m.metadata_len;
 		return send_payload2(c, VEIL_CSP_INCOMING_MESSAGE, hdr, sizeof hdr,
-				     data + VEIL_MSGBOX_HDR_LEN + m.metadata_len, tail);
+		                     data + VEIL_MSGBOX_HDR_LEN + m.metadata_len, tail);
 	}
 	return send_payload(c, VEIL_CSP_INCOMING_MESSAGE, data, len);
 }
@@ -317,7 +317,7 @@ static void deliver_rec(struct conn *c, const struct veil_msg_rec *r)
 	c->chat->st.messages_out++;
 	if (r->flags & VEIL_MSG_FLAG_NO_SERVER_ACK)
 		(void)veil_store_msg_ack(c->chat->srv->store, c->identity, r->sender, r->msg_id,
-					 NULL, NULL);
+		                         NULL, NULL);
 }
 
 static void on_fetch(void *arg, int rc, struct veil_msg_rec *msgs, size_t n)
@@ -356,7 +356,7 @@ static void start_fetch(struct conn *c)
 	c->fetch_pending = 1;
 	c->refs++;
 	if (veil_store_msg_fetch(c->chat->srv->store, c->identity, c->delivered_seq,
-				 VEIL_CHAT_FETCH_BATCH, on_fetch, c) != 0) {
+	                         VEIL_CHAT_FETCH_BATCH, on_fetch, c) != 0) {
 		c->fetch_pending = 0;
 		c->refs--;
 		conn_fail(c, 1, "Temporary server error");
@@ -393,8 +393,11 @@ static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, u
 		r->fetch_wanted = 1;
 		return;
 	}
-	struct veil_msg_rec rec = {.seq = seq, .msg_id = p->msg_id, .flags = p->flags,
-				   .len = p->len, .data = (uint8_t *)p->data};
+	struct veil_msg_rec rec = {.seq = seq,
+	                           .msg_id = p->msg_id,
+	                           .flags = p->flags,
+	                           .len = p->len,
+	                           .data = (uint8_t *)p->data};
 	memcpy(rec.sender, p->sender->identity, VEIL_ID_LEN);
 	memcpy(rec.recipient, p->receiver, VEIL_ID_LEN);
 	deliver_rec(r, &rec);
@@ -414,7 +417,7 @@ static void on_put(void *arg, int rc, uint64_t seq)
 		id_str(rid, p->receiver);
 		char text[128];
 		snprintf(text, sizeof text,
-			 "Message to %s not delivered: the recipient's queue is full", rid);
+		         "Message to %s not delivered: the recipient's queue is full", rid);
 		if (!s->closing)
 			send_text(s, VEIL_CSP_ALERT, 0, text);
 	} else {
@@ -475,12 +478,12 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		on_put(p, VEIL_EEXIST, 0);
 		return;
 	}
-	struct veil_msg_rec mr = {.msg_id = m.msg_id, .flags = m.flags, .len = len,
-				  .data = p->data};
+	struct veil_msg_rec mr = {
+	    .msg_id = m.msg_id, .flags = m.flags, .len = len, .data = p->data};
 	memcpy(mr.recipient, m.receiver, VEIL_ID_LEN);
 	memcpy(mr.sender, m.sender, VEIL_ID_LEN);
 	uint32_t ttl = (m.flags & VEIL_MSG_FLAG_SHORT_LIVED) ? VEIL_CHAT_SHORT_LIVED_S
-							      : chat->srv->cfg.queue_ttl_s;
+	                                                     : chat->srv->cfg.queue_ttl_s;
 	mr.expires_ms = now + (uint64_t)ttl * 1000u;
 	int rc = veil_store_msg_put(chat->srv->store, &mr, on_put, p);
 	if (rc != 0)
@@ -502,14 +505,9 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 		return;
 	}
 	switch (type) {
-	case VEIL_CSP_ECHO_REQUEST:
-		(void)send_payload(c, VEIL_CSP_ECHO_RESPONSE, d, dlen);
-		break;
-	case VEIL_CSP_ECHO_RESPONSE:
-		break;
-	case VEIL_CSP_OUTGOING_MESSAGE:
-		handle_outgoing(c, d, dlen);
-		break;
+	case VEIL_CSP_ECHO_REQUEST: (void)send_payload(c, VEIL_CSP_ECHO_RESPONSE, d, dlen); break;
+	case VEIL_CSP_ECHO_RESPONSE: break;
+	case VEIL_CSP_OUTGOING_MESSAGE: handle_outgoing(c, d, dlen); break;
 	case VEIL_CSP_INCOMING_ACK:
 		if (veil_csp_ack_parse(d, dlen, id, &msg_id) != 0) {
 			chat->st.protocol_errors++;
@@ -525,7 +523,7 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 			return;
 		}
 		(void)veil_store_push_token_set(chat->srv->store, c->identity, d[0], d + 1,
-						dlen - 1);
+		                                dlen - 1);
 		break;
 	case VEIL_CSP_DELETE_PUSH_TOKENS:
 		if (dlen % 8 != 0) {
@@ -548,8 +546,7 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 		break;
 	}
 	case VEIL_CSP_UNBLOCK_INCOMING:
-	case VEIL_CSP_CLEAR_DEVICE_COOKIE:
-		break;
+	case VEIL_CSP_CLEAR_DEVICE_COOKIE: break;
 	default:
 		/* Unknown payloads are ignored so that clients can evolve. */
 		veil_log_debug("chat: ignoring payload type 0x%02x", type);
@@ -628,8 +625,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 	}
 	case ST_LOGIN:
 		c->login = calloc(1, sizeof *c->login);
-		if (c->login == NULL ||
-		    veil_csp_server_login(&c->hs, p, c->login) != 0) {
+		if (c->login == NULL || veil_csp_server_login(&c->hs, p, c->login) != 0) {
 			chat->st.protocol_errors++;
 			conn_fail(c, 0, "login");
 			return;
@@ -854,7 +850,7 @@ int veil_chat_start(struct veil_chat *chat)
 	if ((rc = uv_tcp_bind(&chat->listener, (struct sockaddr *)&addr, 0)) != 0 ||
 	    (rc = uv_listen((uv_stream_t *)&chat->listener, 1024, on_connection)) != 0) {
 		veil_log_error("chat: cannot listen on %s:%u: %s", cfg->listen, cfg->chat_port,
-			       uv_strerror(rc));
+		               uv_strerror(rc));
 		return VEIL_EIO;
 	}
 	uv_timer_start(&chat->sweep, on_sweep, 1000, 1000);

@@ -41,10 +41,10 @@ void veil_chat_free(struct veil_chat *chat);
 
 /* Counters for logs and tests. */
 struct veil_chat_stats {
-	uint64_t connections;    /* open now */
-	uint64_t logins;         /* total successful */
-	uint64_t messages_in;    /* outgoing messages accepted */
-	uint64_t messages_out;   /* incoming messages delivered */
+	uint64_t connections;  /* open now */
+	uint64_t logins;       /* total successful */
+	uint64_t messages_in;  /* outgoing messages accepted */
+	uint64_t messages_out; /* incoming messages delivered */
 	uint64_t protocol_errors;
 };
 void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st);

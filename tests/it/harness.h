@@ -48,8 +48,9 @@ static inline uint16_t it_free_port(void)
 static inline int it_tcp_connect(uint16_t port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (fd < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
@@ -184,7 +185,7 @@ static inline int it_write_all(int fd, const uint8_t *p, size_t n)
 
 /* Connects and logs in as u with secret key sk (which may be wrong on purpose). */
 static inline int it_login(struct it_conn *c, struct it_server *srv, const uint8_t id[8],
-			   const uint8_t sk[32])
+                           const uint8_t sk[32])
 {
 	uint8_t ch[48], sh[80], ack[32];
 	struct veil_buf login;
@@ -267,10 +268,13 @@ static inline void it_close(struct it_conn *c)
 
 /* Seals a text message from a to b. */
 static inline int it_text(struct veil_buf *out, const struct it_user *a, const struct it_user *b,
-			  uint64_t msg_id, const char *text, uint8_t flags)
+                          uint64_t msg_id, const char *text, uint8_t flags)
 {
-	struct veil_e2e_out o = {.msg_id = msg_id, .created_at_ms = veil_now_ms(),
-				 .flags = flags, .nickname = "it", .type = VEIL_E2E_TEXT};
+	struct veil_e2e_out o = {.msg_id = msg_id,
+	                         .created_at_ms = veil_now_ms(),
+	                         .flags = flags,
+	                         .nickname = "it",
+	                         .type = VEIL_E2E_TEXT};
 	memcpy(o.sender, a->id, 8);
 	memcpy(o.receiver, b->id, 8);
 	return veil_e2e_seal(out, &o, a->sk, b->pk, (const uint8_t *)text, strlen(text));
@@ -278,7 +282,7 @@ static inline int it_text(struct veil_buf *out, const struct it_user *a, const s
 
 /* Opens the incoming message in c->buf for b from a; returns the text in out. */
 static inline int it_open_text(struct it_conn *c, const struct it_user *b, const struct it_user *a,
-			       char *out, size_t cap, uint64_t *msg_id)
+                               char *out, size_t cap, uint64_t *msg_id)
 {
 	struct veil_msgbox m;
 	struct veil_buf body;
@@ -308,13 +312,12 @@ static inline int it_ack(struct it_conn *c, const uint8_t sender[8], uint64_t ms
 	return it_send(c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
 }
 
-#define IT_CHECK(cond)                                                                     \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-				#cond);                                                    \
-			return 1;                                                          \
-		}                                                                          \
+#define IT_CHECK(cond)                                                                             \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			return 1;                                                                  \
+		}                                                                                  \
 	} while (0)
 
 #endif

@@ -15,7 +15,7 @@ static struct it_user alice, bob, carol;
 
 /* Sends one text and waits for the server ack; returns its message id or 0. */
 static uint64_t send_text(struct it_conn *c, const struct it_user *from, const struct it_user *to,
-			  const char *text)
+                          const char *text)
 {
 	struct veil_buf m;
 	uint64_t id = veil_random_u64();
@@ -305,8 +305,8 @@ static int t_crash_loses_no_acked_message(void)
 				found++;
 		IT_CHECK(it_ack(&b, alice.id, got) == 0);
 	}
-	fprintf(stderr, "crash test: %d delivered after restart, %d of the acked ones\n",
-		delivered, found);
+	fprintf(stderr, "crash test: %d delivered after restart, %d of the acked ones\n", delivered,
+	        found);
 	free(acks);
 	IT_CHECK(found == acked);
 	it_close(&b);
@@ -326,12 +326,12 @@ static int t_clean_shutdown(void)
 	return 0;
 }
 
-#define RUN_IT(fn)                                                                         \
-	do {                                                                               \
-		int r_ = fn();                                                             \
-		printf("%s %s\n", r_ ? "FAIL" : "PASS", #fn);                              \
-		fflush(stdout);                                                            \
-		failed += r_;                                                              \
+#define RUN_IT(fn)                                                                                 \
+	do {                                                                                       \
+		int r_ = fn();                                                                     \
+		printf("%s %s\n", r_ ? "FAIL" : "PASS", #fn);                                      \
+		fflush(stdout);                                                                    \
+		failed += r_;                                                                      \
 	} while (0)
 
 int main(void)

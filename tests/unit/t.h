@@ -12,47 +12,46 @@
 
 static int t_failed;
 
-#define CHECK(cond)                                                                \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,     \
-				__LINE__, #cond);                                  \
-			t_failed = 1;                                              \
-			return;                                                    \
-		}                                                                  \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			t_failed = 1;                                                              \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_RC(expr, want)                                                       \
-	do {                                                                       \
-		int t_rc_ = (expr);                                                \
-		if (t_rc_ != (want)) {                                             \
-			fprintf(stderr, "%s:%d: %s returned %d, want %d\n",        \
-				__FILE__, __LINE__, #expr, t_rc_, (int)(want));    \
-			t_failed = 1;                                              \
-			return;                                                    \
-		}                                                                  \
+#define CHECK_RC(expr, want)                                                                       \
+	do {                                                                                       \
+		int t_rc_ = (expr);                                                                \
+		if (t_rc_ != (want)) {                                                             \
+			fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__,    \
+			        #expr, t_rc_, (int)(want));                                        \
+			t_failed = 1;                                                              \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 #define CHECK_MEM(a, b, n) CHECK(memcmp((a), (b), (n)) == 0)
 
-#define RUN(fn)                                                                    \
-	do {                                                                       \
-		t_failed = 0;                                                      \
-		fn();                                                              \
-		printf("%s %s\n", t_failed ? "FAIL" : "PASS", #fn);                \
-		fflush(stdout);                                                    \
-		t_total_failed += t_failed;                                        \
+#define RUN(fn)                                                                                    \
+	do {                                                                                       \
+		t_failed = 0;                                                                      \
+		fn();                                                                              \
+		printf("%s %s\n", t_failed ? "FAIL" : "PASS", #fn);                                \
+		fflush(stdout);                                                                    \
+		t_total_failed += t_failed;                                                        \
 	} while (0)
 
-#define T_MAIN_BEGIN                                                               \
-	int main(void)                                                             \
-	{                                                                          \
-		int t_total_failed = 0;                                            \
-		if (veil_crypto_init() != 0)                                       \
+#define T_MAIN_BEGIN                                                                               \
+	int main(void)                                                                             \
+	{                                                                                          \
+		int t_total_failed = 0;                                                            \
+		if (veil_crypto_init() != 0)                                                       \
 			return 2;
 
-#define T_MAIN_END                                                                 \
-	return t_total_failed ? 1 : 0;                                             \
+#define T_MAIN_END                                                                                 \
+	return t_total_failed ? 1 : 0;                                                             \
 	}
 
 /* Decodes a hex literal for tests; aborts on bad input (test bug). */

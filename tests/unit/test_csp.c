@@ -32,13 +32,13 @@ static int handshake(struct pair *p, int wrong_server_key, int wrong_vouch)
 	uint8_t other_sk[32], other_pk[32];
 	veil_keypair(other_pk, other_sk);
 	rc = veil_csp_client_login(&p->c, &login, (const uint8_t *)"ABCD1234",
-				   wrong_vouch ? other_sk : p->ck_sk, "0.1;B;en/CH;Linux;x86_64",
-				   0x1122334455667788ull, NULL);
+	                           wrong_vouch ? other_sk : p->ck_sk, "0.1;B;en/CH;Linux;x86_64",
+	                           0x1122334455667788ull, NULL);
 	if (rc == 0)
 		rc = veil_csp_server_login(&p->s, login.p, &p->info);
 	if (rc == 0 && p->info.has_ext)
 		rc = veil_csp_server_login_ext(&p->s, login.p + VEIL_CSP_LOGIN_LEN,
-					       login.len - VEIL_CSP_LOGIN_LEN, &p->info);
+		                               login.len - VEIL_CSP_LOGIN_LEN, &p->info);
 	veil_buf_release(&login);
 	if (rc != 0)
 		return rc;
@@ -186,8 +186,8 @@ static void payload_bodies(void)
 	CHECK(rec == 1 && strcmp(text, "bye") == 0);
 	CHECK_RC(veil_csp_close_error_parse(ce, sizeof ce, &rec, text, 3), VEIL_ELIMIT);
 	CHECK(veil_utf8_valid((const uint8_t *)"gr\xc3\xbc\xc3\xa9zi \xf0\x9f\x91\x8b", 13));
-	CHECK(!veil_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
-	CHECK(!veil_utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3)); /* overlong */
+	CHECK(!veil_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
+	CHECK(!veil_utf8_valid((const uint8_t *)"\xe0\x80\xaf", 3));     /* overlong */
 	CHECK(!veil_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	CHECK(!veil_utf8_valid((const uint8_t *)"a\xc3", 2));
 }
