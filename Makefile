@@ -111,7 +111,7 @@ $(SRV_FUZZ_REPLAY): $(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/repl
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libveil.a
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
