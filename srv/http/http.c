@@ -1,0 +1,505 @@
+/*
+ * The HTTP listener: libwebsockets on its own thread, HTTP/1.1 only, and a
+ * prefix router. Each connection walks IDLE -> (BODY) -> SEND -> IDLE; the
+ * request body is buffered up to the configured maximum, and a request that
+ * announces or sends more gets 413 and the connection is closed without
+ * buffering the rest.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "http.h"
+#include "../directory/directory.h"
+
+#define VEIL_HTTP_MAX_CLEANUPS 16
+#define VEIL_HTTP_MAX_PREFIX 128
+#define VEIL_HTTP_MAX_FDS 4096 /* connections per listener (lws sizes its tables by it) */
+#define VEIL_HTTP_CHUNK 4096   /* bytes written per writable callback */
+
+struct http_route {
+	char method[8]; /* "" = any */
+	char prefix[VEIL_HTTP_MAX_PREFIX];
+	size_t plen;
+	veil_http_handler fn;
+	void *arg;
+};
+
+struct http_cleanup {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+struct veil_http {
+	struct lws_context *ctx;
+	struct lws_protocols protocols[2];
+	pthread_t thread;
+	int running;
+	atomic_int stop;
+	uint16_t port;
+	size_t max_body;
+	struct http_route routes[VEIL_HTTP_MAX_ROUTES];
+	size_t nroutes;
+	struct http_cleanup cleanups[VEIL_HTTP_MAX_CLEANUPS];
+	size_t ncleanups;
+};
+
+enum http_state { ST_IDLE = 0, ST_BODY, ST_SEND };
+
+/* Per-connection state, zeroed by lws when the connection binds to us. */
+struct http_pss {
+	int state;
+	int route; /* index into routes, or -1 */
+	char method[8];
+	char path[VEIL_HTTP_MAX_PATH];
+	char query[VEIL_HTTP_MAX_QUERY];
+	char client[VEIL_HTTP_CLIENT_LEN];
+	struct veil_buf body;
+	struct veil_http_resp resp;
+	int headers_sent;
+	size_t sent;
+};
+
+static const char *json_type = "application/json";
+
+void veil_http_resp_json(struct veil_http_resp *resp, int status, const char *text)
+{
+	resp->status = status;
+	resp->content_type = json_type;
+	veil_buf_reset(&resp->body);
+	if (veil_buf_append(&resp->body, text, strlen(text)) != 0)
+		resp->status = 500;
+}
+
+void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *msg,
+                          const char *type)
+{
+	/* The messages are our own literals, but escape them anyway. */
+	char esc[256];
+	size_t o = 0;
+	for (const char *p = msg; *p != '\0' && o + 7 < sizeof esc; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\') {
+			esc[o++] = '\\';
+			esc[o++] = (char)c;
+		} else if (c < 0x20) {
+			esc[o++] = ' ';
+		} else {
+			esc[o++] = (char)c;
+		}
+	}
+	esc[o] = '\0';
+	char text[384];
+	if (type != NULL)
+		snprintf(text, sizeof text,
+		         "{\"success\":false,\"error\":\"%s\",\"errorType\":\"%s\"}", esc, type);
+	else
+		snprintf(text, sizeof text, "{\"success\":false,\"error\":\"%s\"}", esc);
+	veil_http_resp_json(resp, status, text);
+}
+
+static void pss_release(struct http_pss *ps)
+{
+	veil_buf_release(&ps->body);
+	veil_buf_release(&ps->resp.body);
+	ps->state = ST_IDLE;
+	ps->headers_sent = 0;
+	ps->sent = 0;
+}
+
+static const char *method_name(int m)
+{
+	switch (m) {
+	case LWSHUMETH_GET: return "GET";
+	case LWSHUMETH_POST: return "POST";
+	case LWSHUMETH_OPTIONS: return "OPTIONS";
+	case LWSHUMETH_PUT: return "PUT";
+	case LWSHUMETH_PATCH: return "PATCH";
+	case LWSHUMETH_DELETE: return "DELETE";
+	case LWSHUMETH_HEAD: return "HEAD";
+	default: return NULL;
+	}
+}
+
+/* Queues the response in ps->resp for sending. */
+static void respond(struct lws *wsi, struct http_pss *ps)
+{
+	if (ps->resp.content_type == NULL)
+		ps->resp.content_type = json_type;
+	if (ps->resp.status < 100 || ps->resp.status > 599)
+		ps->resp.status = 500;
+	if (ps->resp.status == 500 && ps->resp.body.len == 0)
+		veil_http_resp_error(&ps->resp, 500, "internal error", NULL);
+	/* The body is not needed any more; free it before the response goes out. */
+	veil_buf_release(&ps->body);
+	ps->state = ST_SEND;
+	ps->headers_sent = 0;
+	ps->sent = 0;
+	lws_callback_on_writable(wsi);
+}
+
+static void dispatch(struct veil_http *h, struct lws *wsi, struct http_pss *ps)
+{
+	const struct http_route *r = &h->routes[ps->route];
+	struct veil_http_req req = {
+	    .method = ps->method,
+	    .path = ps->path + r->plen,
+	    .query = ps->query,
+	    .body = ps->body.p != NULL ? ps->body.p : (const uint8_t *)"",
+	    .body_len = ps->body.len,
+	    .client = ps->client,
+	};
+	r->fn(r->arg, &req, &ps->resp);
+	respond(wsi, ps);
+}
+
+static void too_large(struct lws *wsi, struct http_pss *ps)
+{
+	veil_http_resp_error(&ps->resp, 413, "request body too large", NULL);
+	ps->resp.close = 1;
+	respond(wsi, ps);
+}
+
+static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps, const char *uri,
+                      size_t ulen)
+{
+	pss_release(ps);
+	memset(ps, 0, sizeof *ps);
+	ps->route = -1;
+	veil_buf_init(&ps->resp.body, VEIL_HTTP_MAX_RESPONSE);
+	ps->resp.status = 500;
+
+	char *muri;
+	int mlen;
+	const char *m = method_name(lws_http_get_uri_and_method(wsi, &muri, &mlen));
+	if (m == NULL) {
+		veil_http_resp_error(&ps->resp, 405, "method not allowed", NULL);
+		ps->resp.close = 1;
+		respond(wsi, ps);
+		return 0;
+	}
+	snprintf(ps->method, sizeof ps->method, "%s", m);
+	if (lws_get_peer_simple(wsi, ps->client, sizeof ps->client) == NULL)
+		snprintf(ps->client, sizeof ps->client, "unknown");
+
+	if (uri == NULL || ulen >= sizeof ps->path) {
+		veil_http_resp_error(&ps->resp, 414, "URI too long", NULL);
+		respond(wsi, ps);
+		return 0;
+	}
+	memcpy(ps->path, uri, ulen);
+	ps->path[ulen] = '\0';
+
+	/* lws splits the arguments into urldecoded fragments; join them again. */
+	size_t qo = 0;
+	for (int i = 0;; i++) {
+		char frag[VEIL_HTTP_MAX_QUERY];
+		int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0)
+			break;
+		if (qo + (i > 0) + (size_t)n >= sizeof ps->query) {
+			veil_http_resp_error(&ps->resp, 414, "query too long", NULL);
+			respond(wsi, ps);
+			return 0;
+		}
+		if (i > 0)
+			ps->query[qo++] = '&';
+		memcpy(ps->query + qo, frag, (size_t)n);
+		qo += (size_t)n;
+		ps->query[qo] = '\0';
+	}
+
+	int path_matched = 0;
+	for (size_t i = 0; i < h->nroutes; i++) {
+		const struct http_route *r = &h->routes[i];
+		if (strncmp(ps->path, r->prefix, r->plen) != 0)
+			continue;
+		path_matched = 1;
+		if (r->method[0] == '\0' || strcmp(r->method, ps->method) == 0) {
+			ps->route = (int)i;
+			break;
+		}
+	}
+	if (ps->route < 0) {
+		if (path_matched)
+			veil_http_resp_error(&ps->resp, 405, "method not allowed", NULL);
+		else
+			veil_http_resp_error(&ps->resp, 404, "not found", NULL);
+		respond(wsi, ps);
+		return 0;
+	}
+
+	int has_body = strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+	if (!has_body) {
+		dispatch(h, wsi, ps);
+		return 0;
+	}
+	veil_buf_init(&ps->body, h->max_body);
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+		char cl[32];
+		if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+			veil_http_resp_error(&ps->resp, 400, "bad content-length", NULL);
+			ps->resp.close = 1;
+			respond(wsi, ps);
+			return 0;
+		}
+		char *end;
+		unsigned long long v = strtoull(cl, &end, 10);
+		if (end == cl || *end != '\0' || cl[0] == '-') {
+			veil_http_resp_error(&ps->resp, 400, "bad content-length", NULL);
+			ps->resp.close = 1;
+			respond(wsi, ps);
+			return 0;
+		}
+		if (v > h->max_body) {
+			too_large(wsi, ps);
+			return 0;
+		}
+		if (v == 0) {
+			dispatch(h, wsi, ps);
+			return 0;
+		}
+		if (veil_buf_reserve(&ps->body, (size_t)v) != 0) {
+			veil_http_resp_error(&ps->resp, 503, "out of memory", NULL);
+			ps->resp.close = 1;
+			respond(wsi, ps);
+			return 0;
+		}
+	} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0) {
+		/* Neither a length nor chunks: HTTP/1.1 says the body is empty. */
+		dispatch(h, wsi, ps);
+		return 0;
+	}
+	ps->state = ST_BODY;
+	return 0;
+}
+
+static int send_some(struct lws *wsi, struct http_pss *ps)
+{
+	uint8_t buf[LWS_PRE + VEIL_HTTP_CHUNK];
+	if (!ps->headers_sent) {
+		uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+		if (lws_add_http_common_headers(wsi, (unsigned)ps->resp.status,
+		                                ps->resp.content_type, ps->resp.body.len, &p,
+		                                end) ||
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+		                                 (const uint8_t *)"no-store", 8, &p, end))
+			return -1;
+		if (ps->resp.close &&
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+		                                 (const uint8_t *)"close", 5, &p, end))
+			return -1;
+		if (lws_finalize_write_http_header(wsi, start, &p, end))
+			return -1;
+		ps->headers_sent = 1;
+		if (ps->resp.body.len > 0) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	} else {
+		size_t n = ps->resp.body.len - ps->sent;
+		if (n > VEIL_HTTP_CHUNK)
+			n = VEIL_HTTP_CHUNK;
+		int last = ps->sent + n == ps->resp.body.len;
+		memcpy(buf + LWS_PRE, ps->resp.body.p + ps->sent, n);
+		if (lws_write(wsi, buf + LWS_PRE, n,
+		              last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+			return -1;
+		ps->sent += n;
+		if (!last) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	}
+	int close = ps->resp.close;
+	pss_release(ps);
+	if (close)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+	struct http_pss *ps = user;
+	struct veil_http *h = lws_context_user(lws_get_context(wsi));
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (ps == NULL)
+			return -1;
+		return on_request(h, wsi, ps, in, len);
+	case LWS_CALLBACK_HTTP_BODY:
+		if (ps == NULL || ps->state != ST_BODY)
+			return 0; /* after a 413: drop whatever still arrives */
+		if (veil_buf_append(&ps->body, in, len) != 0)
+			too_large(wsi, ps);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (ps == NULL || ps->state != ST_BODY)
+			return 0;
+		dispatch(h, wsi, ps);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (ps == NULL || ps->state != ST_SEND)
+			return 0;
+		return send_some(wsi, ps);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (ps != NULL)
+			pss_release(ps);
+		return 0;
+	default: break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+	(void)level;
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s", line);
+	size_t n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	veil_log_error("http: %s", msg);
+}
+
+int veil_http_new(struct veil_http **out, const struct veil_server *srv)
+{
+	*out = NULL;
+	struct veil_http *h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return VEIL_ENOMEM;
+	h->max_body = srv->cfg.http_max_body ? srv->cfg.http_max_body : VEIL_HTTP_DEFAULT_MAX_BODY;
+	h->protocols[0] = (struct lws_protocols){
+	    .name = "http",
+	    .callback = http_cb,
+	    .per_session_data_size = sizeof(struct http_pss),
+	};
+	atomic_init(&h->stop, 0);
+
+	/* lws logs errors only; its notices would carry client addresses. */
+	lws_set_log_level(LLL_ERR, lws_log_emit);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	info.port = srv->cfg.http_port;
+	info.iface = srv->cfg.listen[0] != '\0' ? srv->cfg.listen : NULL;
+	info.protocols = h->protocols;
+	info.user = h;
+	info.max_http_header_data = 4096;
+	info.timeout_secs = 10;
+	info.keepalive_timeout = 30;
+	info.fd_limit_per_thread = VEIL_HTTP_MAX_FDS;
+	info.count_threads = 1;
+	info.server_string = "veild";
+	h->ctx = lws_create_context(&info);
+	if (h->ctx == NULL) {
+		free(h);
+		return VEIL_EIO;
+	}
+	struct lws_vhost *vh = lws_get_vhost_by_name(h->ctx, "default");
+	int port = vh != NULL ? lws_get_vhost_listen_port(vh) : -1;
+	if (port <= 0 || port > 65535) {
+		lws_context_destroy(h->ctx);
+		free(h);
+		return VEIL_EIO;
+	}
+	h->port = (uint16_t)port;
+	*out = h;
+	return 0;
+}
+
+int veil_http_route(struct veil_http *h, const char *method, const char *prefix,
+                    veil_http_handler fn, void *arg)
+{
+	if (h->running || fn == NULL || prefix == NULL || prefix[0] != '/')
+		return VEIL_EINVAL;
+	if (h->nroutes >= VEIL_HTTP_MAX_ROUTES)
+		return VEIL_ELIMIT;
+	struct http_route *r = &h->routes[h->nroutes];
+	size_t pl = strlen(prefix);
+	if (pl >= sizeof r->prefix || (method != NULL && strlen(method) >= sizeof r->method))
+		return VEIL_ELIMIT;
+	memcpy(r->prefix, prefix, pl + 1);
+	r->plen = pl;
+	snprintf(r->method, sizeof r->method, "%s", method != NULL ? method : "");
+	r->fn = fn;
+	r->arg = arg;
+	h->nroutes++;
+	return 0;
+}
+
+int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)
+{
+	if (h->ncleanups >= VEIL_HTTP_MAX_CLEANUPS)
+		return VEIL_ELIMIT;
+	h->cleanups[h->ncleanups].fn = fn;
+	h->cleanups[h->ncleanups].arg = arg;
+	h->ncleanups++;
+	return 0;
+}
+
+static void *http_thread(void *arg)
+{
+	struct veil_http *h = arg;
+	while (!atomic_load(&h->stop)) {
+		if (lws_service(h->ctx, 0) < 0)
+			break;
+	}
+	return NULL;
+}
+
+int veil_http_run(struct veil_http *h)
+{
+	if (h->running)
+		return VEIL_EINVAL;
+	if (pthread_create(&h->thread, NULL, http_thread, h) != 0)
+		return VEIL_EIO;
+	h->running = 1;
+	return 0;
+}
+
+uint16_t veil_http_port(const struct veil_http *h)
+{
+	return h->port;
+}
+
+void veil_http_stop(struct veil_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->running) {
+		atomic_store(&h->stop, 1);
+		lws_cancel_service(h->ctx);
+		pthread_join(h->thread, NULL);
+		h->running = 0;
+	}
+	/* Destroying the context closes every connection and frees their state. */
+	lws_context_destroy(h->ctx);
+	for (size_t i = h->ncleanups; i > 0; i--)
+		h->cleanups[i - 1].fn(h->cleanups[i - 1].arg);
+	free(h);
+}
+
+int veil_http_start(struct veil_http **out, struct veil_server *srv)
+{
+	struct veil_http *h = NULL;
+	int rc = veil_http_new(&h, srv);
+	if (rc != 0)
+		goto out;
+	rc = veil_dirsvc_register(h, srv);
+	if (rc != 0)
+		goto out;
+	rc = veil_http_run(h);
+out:
+	if (rc != 0) {
+		veil_http_stop(h);
+		h = NULL;
+	}
+	*out = h;
+	return rc;
+}

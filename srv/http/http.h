@@ -1,0 +1,113 @@
+/*
+ * The HTTP listener of veild: libwebsockets (HTTP/1.1, no TLS) on its own
+ * thread with lws's default poll loop, and a small prefix router in front of
+ * the services that speak HTTP (directory, provisioning document).
+ *
+ * TLS is a reverse proxy's job for now: the listener binds to loopback by
+ * default and a proxy in front terminates TLS. Behind a proxy every request
+ * comes from the proxy's address, so the per-address rate limit then limits
+ * the proxy as a whole.
+ *
+ * Threading: handlers run on the HTTP thread, one at a time. They may call
+ * the store's synchronous functions (identity, token) but must not block on
+ * anything else.
+ */
+#ifndef VEIL_SRV_HTTP_H
+#define VEIL_SRV_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/util.h"
+#include "../server.h"
+
+#define VEIL_HTTP_DEFAULT_MAX_BODY (64u * 1024u)
+#define VEIL_HTTP_MAX_RESPONSE (1024u * 1024u) /* largest response a handler may build */
+#define VEIL_HTTP_MAX_PATH 512
+#define VEIL_HTTP_MAX_QUERY 512
+#define VEIL_HTTP_MAX_ROUTES 32
+#define VEIL_HTTP_CLIENT_LEN 64
+
+/* One request, valid only during the handler call. */
+struct veil_http_req {
+	const char *method; /* "GET", "POST", ... */
+	const char *path;   /* the URL path after the route's prefix, NUL-terminated */
+	const char *query;  /* urldecoded arguments joined by '&', "" if none */
+	const uint8_t *body;
+	size_t body_len;
+	const char *client; /* the peer's address, a key for rate limiting; never log it */
+};
+
+/*
+ * The response a handler fills. status starts at 500 and body is empty with
+ * a maximum of VEIL_HTTP_MAX_RESPONSE; content_type must point to a string
+ * that outlives the request (a literal).
+ */
+struct veil_http_resp {
+	int status;
+	const char *content_type;
+	struct veil_buf body;
+	int close; /* close the connection after this response */
+};
+
+typedef void (*veil_http_handler)(void *arg, const struct veil_http_req *req,
+                                  struct veil_http_resp *resp);
+
+struct veil_http;
+
+/*
+ * Creates the listener of srv (cfg.listen, cfg.http_port; port 0 picks a free
+ * port), registers the built-in services (directory under /directory/, the
+ * provisioning document at /.well-known/veil/provisioning) and starts the
+ * HTTP thread. srv must outlive the listener. Returns 0 or a negative
+ * veil_err (VEIL_EIO if the port cannot be bound).
+ */
+int veil_http_start(struct veil_http **out, struct veil_server *srv);
+
+/*
+ * Stops the thread (lws_cancel_service and a flag, then join), closes every
+ * connection and frees h and the services it started. NULL is a no-op.
+ */
+void veil_http_stop(struct veil_http *h);
+
+/* The TCP port the listener is bound to (useful when cfg.http_port is 0). */
+uint16_t veil_http_port(const struct veil_http *h);
+
+/*
+ * The lower-level steps veil_http_start is made of, for callers that add
+ * their own routes: new (binds the port, no thread yet), route (only before
+ * run), on_stop (a cleanup run by veil_http_stop after the thread ended, in
+ * reverse order of registration), run (starts the thread).
+ */
+int veil_http_new(struct veil_http **out, const struct veil_server *srv);
+/*
+ * Routes requests whose method equals method (or any method if method is
+ * NULL) and whose path begins with prefix to fn. The first matching route,
+ * in registration order, wins. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL.
+ */
+int veil_http_route(struct veil_http *h, const char *method, const char *prefix,
+                    veil_http_handler fn, void *arg);
+int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg);
+int veil_http_run(struct veil_http *h);
+
+/* Helpers for handlers. */
+/* Sets status, content type "application/json" and the body to text. */
+void veil_http_resp_json(struct veil_http_resp *resp, int status, const char *text);
+/* A {"success":false,"error":msg[,"errorType":type]} response; type may be NULL. */
+void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *msg,
+                          const char *type);
+
+/*
+ * A token-bucket rate limiter keyed by client address: each key may make
+ * per_min requests per minute with a burst of per_min. Memory is bounded: a
+ * fixed table of VEIL_RATELIMIT_SLOTS entries in 4-way sets; keys are stored
+ * only as a keyed BLAKE2b hash. Not thread-safe (one per HTTP thread).
+ */
+#define VEIL_RATELIMIT_SLOTS 4096
+struct veil_ratelimit;
+int veil_ratelimit_new(struct veil_ratelimit **out, uint32_t per_min);
+void veil_ratelimit_free(struct veil_ratelimit *rl);
+/* Takes one token for key at now_ms (monotonic); 0 or VEIL_EAGAIN when empty. */
+int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now_ms);
+
+#endif
