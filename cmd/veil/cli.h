@@ -1,0 +1,53 @@
+/* Shared helpers of the veil command-line client. */
+#ifndef VEIL_CLI_H
+#define VEIL_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "veil/client.h"
+#include "veil/util.h"
+
+/* One subcommand: argv[0] is the subcommand's name. Returns the exit code. */
+struct cli_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* the whole --help text after "usage: veil " */
+};
+
+extern const char *cli_prog;
+
+/* Prints "veil: <message>" on stderr; returns 1 (the exit code of an error). */
+int cli_err(const char *fmt, ...) VEIL_PRINTF(1, 2);
+/* Prints the usage of cmd on f. */
+void cli_usage(FILE *f, const char *name);
+/* Prints the usage on stderr and returns 2 (a usage error). */
+int cli_usage_err(const char *name, const char *why);
+/* Returns 1 if argv holds -h or --help. */
+int cli_wants_help(int argc, char **argv);
+/*
+ * Option parsing: if argv[*i] is "--name VALUE" or "--name=VALUE", stores
+ * VALUE in *val, advances *i past it and returns 1. Returns -1 if the option
+ * is given without its value, else 0.
+ */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* Parses an ID (lower case accepted); prints an error and returns 2 on failure. */
+int cli_parse_id(uint8_t id[static VEIL_ID_LEN], const char *s);
+/* Parses a 32-byte key in hex; prints an error and returns 2 on failure. */
+int cli_parse_key(uint8_t key[static VEIL_KEY_LEN], const char *s, const char *what);
+/* Opens the messenger on the profile of $VEIL_HOME; prints the error and returns 1. */
+int cli_open(struct veil_msgr *m);
+/* A message ID as 16 hex digits of its wire bytes (little-endian). */
+void cli_msgid(char out[static 17], uint64_t id);
+/* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */
+void cli_date(char out[static 32], uint64_t ms);
+
+int cmd_init(int argc, char **argv);
+int cmd_whoami(int argc, char **argv);
+int cmd_contact(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_recv(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+
+#endif

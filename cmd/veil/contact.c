@@ -1,0 +1,104 @@
+/* veil contact: add and list contacts. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static int contact_add(int argc, char **argv)
+{
+	const char *idarg = NULL, *key = NULL;
+	uint8_t id[VEIL_ID_LEN], pk[VEIL_KEY_LEN];
+	struct veil_contact c;
+	struct veil_msgr m;
+	char ids[VEIL_ID_LEN + 1], hex[VEIL_HEX_LEN(VEIL_KEY_LEN)];
+	for (int i = 1; i < argc; i++) {
+		int r = cli_opt(argc, argv, &i, "key", &key);
+		if (r < 0)
+			return cli_usage_err("contact", "--key needs a value");
+		if (r > 0)
+			continue;
+		if (idarg != NULL || argv[i][0] == '-')
+			return cli_usage_err("contact", "unexpected argument");
+		idarg = argv[i];
+	}
+	if (idarg == NULL)
+		return cli_usage_err("contact", "contact add needs an ID");
+	if (cli_parse_id(id, idarg) != 0)
+		return 2;
+	if (key != NULL && cli_parse_key(pk, key, "--key") != 0)
+		return 2;
+	if (cli_open(&m) != 0)
+		return 1;
+	int rc = 0;
+	if (veil_msgr_contact_add(&m, id, key ? pk : NULL, &c) != 0) {
+		rc = cli_err("%s", m.errtext);
+		goto out;
+	}
+	memcpy(ids, c.id, VEIL_ID_LEN);
+	ids[VEIL_ID_LEN] = 0;
+	if (veil_hex_encode(hex, sizeof hex, c.pk, VEIL_KEY_LEN) == 0)
+		printf("%s %s\n", ids, hex);
+out:
+	veil_msgr_close(&m);
+	return rc;
+}
+
+struct list_ctx {
+	int json;
+};
+
+static int list_one(const struct veil_contact *c, void *ctx)
+{
+	struct list_ctx *l = ctx;
+	char id[VEIL_ID_LEN + 1], pk[VEIL_HEX_LEN(VEIL_KEY_LEN)], date[32];
+	memcpy(id, c->id, VEIL_ID_LEN);
+	id[VEIL_ID_LEN] = 0;
+	if (veil_hex_encode(pk, sizeof pk, c->pk, VEIL_KEY_LEN) != 0)
+		return VEIL_EINVAL;
+	cli_date(date, c->first_seen_ms);
+	if (!l->json) {
+		printf("%s %s %s %s\n", id, pk, date, c->nickname[0] ? c->nickname : "-");
+		return 0;
+	}
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pk, "first_seen",
+	                      date, "nickname", c->nickname);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (s == NULL)
+		return VEIL_ENOMEM;
+	printf("%s\n", s);
+	free(s);
+	return 0;
+}
+
+static int contact_list(int argc, char **argv)
+{
+	struct list_ctx l = {0};
+	struct veil_msgr m;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			l.json = 1;
+		else
+			return cli_usage_err("contact", "unexpected argument");
+	}
+	if (cli_open(&m) != 0)
+		return 1;
+	int rc = veil_profile_contact_list(&m.prof, list_one, &l);
+	if (rc != 0)
+		rc = cli_err("cannot list the contacts: %s", veil_strerror(rc));
+	veil_msgr_close(&m);
+	return rc;
+}
+
+int cmd_contact(int argc, char **argv)
+{
+	if (argc < 2)
+		return cli_usage_err("contact", "contact needs 'add' or 'list'");
+	if (strcmp(argv[1], "add") == 0)
+		return contact_add(argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0)
+		return contact_list(argc - 1, argv + 1);
+	return cli_usage_err("contact", "contact needs 'add' or 'list'");
+}

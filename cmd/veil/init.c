@@ -1,0 +1,36 @@
+/* veil init: create an identity and a profile. */
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_init(int argc, char **argv)
+{
+	const char *server = NULL, *key = NULL, *nick = NULL;
+	uint8_t server_pk[VEIL_KEY_LEN];
+	char home[VEIL_PROFILE_PATH_MAX], id[VEIL_ID_LEN + 1];
+	struct veil_msgr m;
+	for (int i = 1; i < argc; i++) {
+		int r;
+		if ((r = cli_opt(argc, argv, &i, "server", &server)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "server-key", &key)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "nickname", &nick)) != 0) {
+			if (r < 0)
+				return cli_usage_err("init", "an option lacks its value");
+			continue;
+		}
+		return cli_usage_err("init", "unexpected argument");
+	}
+	if (server == NULL)
+		return cli_usage_err("init", "--server URL is required");
+	if (key != NULL && cli_parse_key(server_pk, key, "--server-key") != 0)
+		return 2;
+	if (veil_profile_home(home, sizeof home) != 0)
+		return cli_err("cannot find the profile directory: set VEIL_HOME or HOME");
+	if (veil_msgr_init(&m, home, server, key ? server_pk : NULL, nick) != 0)
+		return cli_err("%s", m.errtext);
+	memcpy(id, m.prof.id, VEIL_ID_LEN);
+	id[VEIL_ID_LEN] = 0;
+	printf("%s\n", id);
+	veil_msgr_close(&m);
+	return 0;
+}

@@ -1,0 +1,218 @@
+/*
+ * veil: the command-line client. A table of subcommands in the manner of
+ * WireGuard's wg(8); each subcommand lives in its own file.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+const char *cli_prog = "veil";
+
+static const struct cli_cmd commands[] = {
+    {"init", cmd_init, "create a new identity on a server",
+     "init --server URL [--server-key HEX] [--nickname NAME]\n"
+     "\n"
+     "Creates a key pair, fetches the server's signed provisioning document from\n"
+     "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
+     "saves the profile in $VEIL_HOME (default ~/.veil). Prints the new ID.\n"
+     "\n"
+     "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080\n"
+     "  --server-key HEX   the chat server's public key (64 hex digits); init fails\n"
+     "                     if the server presents another one. Without it the key in\n"
+     "                     the provisioning document is trusted and pinned.\n"
+     "  --nickname NAME    the nickname sent along with your messages\n"},
+    {"whoami", cmd_whoami, "show your ID and public key",
+     "whoami [--json]\n"
+     "\n"
+     "Prints your ID and public key (hex), separated by a space. The secret key is\n"
+     "never printed.\n"
+     "\n"
+     "  --json   print a JSON object instead\n"},
+    {"contact", cmd_contact, "add or list contacts",
+     "contact add ID [--key HEX]\n"
+     "       veil contact list [--json]\n"
+     "\n"
+     "add:   fetches ID's public key from the directory and stores the contact; with\n"
+     "       --key HEX stores the given key without asking the directory.\n"
+     "list:  prints ID, public key, nickname and first-seen date of each contact.\n"},
+    {"send", cmd_send, "send a text message",
+     "send ID TEXT...\n"
+     "\n"
+     "Encrypts TEXT for ID and sends it; prints the message ID (16 hex digits) once\n"
+     "the server has stored the message. Several TEXT arguments are joined with\n"
+     "spaces; TEXT '-' reads the message from standard input. At most 6000 bytes of\n"
+     "UTF-8. Unknown IDs are looked up in the directory and added as contacts.\n"},
+    {"recv", cmd_recv, "receive messages",
+     "recv [--wait SECONDS] [--json]\n"
+     "\n"
+     "Connects, prints every queued message as \"[date] FROM: text\" and sends\n"
+     "delivery receipts; then waits up to SECONDS (default 0) for more.\n"
+     "\n"
+     "  --wait SECONDS   keep listening this long after the queue is empty\n"
+     "  --json           one JSON object per line: from, id, date, type, nickname,\n"
+     "                   text (text messages), status and ids (receipts),\n"
+     "                   typing (typing indicators)\n"
+     "\n"
+     "Problems with single messages and server alerts are reported on stderr.\n"},
+    {"log", cmd_log, "show the local message log",
+     "log [ID] [--json]\n"
+     "\n"
+     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"},
+};
+
+static const struct cli_cmd *find(const char *name)
+{
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void show_usage(FILE *f)
+{
+	fprintf(f, "usage: %s <command> [arguments]\n\ncommands:\n", cli_prog);
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+	        "\n'%s <command> --help' describes a command. The profile lives in\n"
+	        "$VEIL_HOME (default ~/.veil).\n",
+	        cli_prog);
+}
+
+int cli_err(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", cli_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+void cli_usage(FILE *f, const char *name)
+{
+	const struct cli_cmd *c = find(name);
+	if (c != NULL)
+		fprintf(f, "usage: %s %s", cli_prog, c->usage);
+}
+
+int cli_usage_err(const char *name, const char *why)
+{
+	cli_err("%s", why);
+	cli_usage(stderr, name);
+	return 2;
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, n) != 0)
+		return 0;
+	if (a[2 + n] == '=') {
+		*val = a + 3 + n;
+		return 1;
+	}
+	if (a[2 + n] != 0)
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	*val = argv[++*i];
+	return 1;
+}
+
+int cli_parse_id(uint8_t id[static VEIL_ID_LEN], const char *s)
+{
+	char up[VEIL_ID_LEN + 1];
+	size_t n = strlen(s);
+	if (n == VEIL_ID_LEN) {
+		for (size_t i = 0; i < n; i++)
+			up[i] = (char)toupper((unsigned char)s[i]);
+		up[n] = 0;
+		if (veil_id_parse(id, up) == 0)
+			return 0;
+	}
+	cli_err("invalid ID '%.40s' (8 characters: A-Z, 0-9)", s);
+	return 2;
+}
+
+int cli_parse_key(uint8_t key[static VEIL_KEY_LEN], const char *s, const char *what)
+{
+	if (veil_hex_decode(key, VEIL_KEY_LEN, s, strlen(s)) == 0)
+		return 0;
+	cli_err("invalid %s: expected %d hex digits", what, 2 * VEIL_KEY_LEN);
+	return 2;
+}
+
+int cli_open(struct veil_msgr *m)
+{
+	char home[VEIL_PROFILE_PATH_MAX];
+	if (veil_profile_home(home, sizeof home) != 0)
+		return cli_err("not initialised: set VEIL_HOME or HOME");
+	if (veil_msgr_open(m, home) != 0)
+		return cli_err("%s", m->errtext);
+	return 0;
+}
+
+void cli_msgid(char out[static 17], uint64_t id)
+{
+	uint8_t b[8];
+	veil_store_u64le(b, id);
+	if (veil_hex_encode(out, 17, b, 8) != 0)
+		out[0] = 0;
+}
+
+void cli_date(char out[static 32], uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "1970-01-01T00:00:00Z");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		show_usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		if (argc > 2 && find(argv[2]) != NULL)
+			cli_usage(stdout, argv[2]);
+		else
+			show_usage(stdout);
+		return 0;
+	}
+	const struct cli_cmd *c = find(argv[1]);
+	if (c == NULL) {
+		cli_err("unknown command '%.40s'", argv[1]);
+		show_usage(stderr);
+		return 2;
+	}
+	if (cli_wants_help(argc - 1, argv + 1)) {
+		cli_usage(stdout, c->name);
+		return 0;
+	}
+	if (veil_crypto_init() != 0)
+		return cli_err("cannot initialise the cryptography library");
+	/* The library logs only at debug level; keep the output to our own lines. */
+	veil_log_set_level(VEIL_LOG_ERROR);
+	return c->fn(argc - 1, argv + 1);
+}

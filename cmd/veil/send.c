@@ -1,0 +1,93 @@
+/* veil send: send one text message. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "veil/e2e.h"
+
+#include "cli.h"
+
+/* Reads at most cap bytes of standard input; one more byte means "too long". */
+static int read_stdin(char *buf, size_t cap, size_t *len)
+{
+	size_t n = 0;
+	while (n < cap) {
+		ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*len = n;
+	return 0;
+}
+
+static void alert(const char *text, void *ctx)
+{
+	(void)ctx;
+	cli_err("server alert: %s", text);
+}
+
+int cmd_send(int argc, char **argv)
+{
+	uint8_t to[VEIL_ID_LEN];
+	struct veil_msgr m;
+	char *text = NULL, idhex[17];
+	size_t len = 0;
+	uint64_t msg_id;
+	int rc = 0, first = 1;
+
+	if (argc < 3)
+		return cli_usage_err("send", "send needs an ID and a text");
+	if (cli_parse_id(to, argv[1]) != 0)
+		return 2;
+	/* One byte beyond the limit is enough to know that a text is too long. */
+	size_t cap = VEIL_E2E_TEXT_MAX + 1;
+	if ((text = malloc(cap + 1)) == NULL)
+		return cli_err("out of memory");
+	if (argc == 3 && strcmp(argv[2], "-") == 0) {
+		if (read_stdin(text, cap, &len) != 0) {
+			rc = cli_err("cannot read the message from standard input");
+			goto out;
+		}
+		if (len > 0 && len <= VEIL_E2E_TEXT_MAX && text[len - 1] == '\n')
+			len--;
+	} else {
+		for (int i = 2; i < argc; i++) {
+			size_t n = strlen(argv[i]) + (first ? 0 : 1);
+			if (n > cap - len) {
+				len = cap;
+				break;
+			}
+			if (!first)
+				text[len++] = ' ';
+			memcpy(text + len, argv[i], n - (first ? 0 : 1));
+			len += n - (first ? 0 : 1);
+			first = 0;
+		}
+	}
+	if (len > VEIL_E2E_TEXT_MAX) {
+		rc = cli_err("message too long (more than %d bytes)", VEIL_E2E_TEXT_MAX);
+		goto out;
+	}
+	if (len == 0) {
+		rc = cli_err("empty message");
+		goto out;
+	}
+	if (cli_open(&m) != 0) {
+		rc = 1;
+		goto out;
+	}
+	m.alert_fn = alert;
+	if (veil_msgr_send_text(&m, to, text, len, &msg_id) != 0) {
+		rc = cli_err("%s", m.errtext);
+	} else {
+		cli_msgid(idhex, msg_id);
+		printf("%s\n", idhex);
+	}
+	veil_msgr_close(&m);
+out:
+	free(text);
+	return rc;
+}

@@ -1,0 +1,342 @@
+/*
+ * The client side of 1:1 messaging: a blocking CSP connection, the local
+ * profile (identity, contacts, replay store, message log) and a messenger
+ * layer that ties them to the directory and the end-to-end codec.
+ *
+ * Everything here is synchronous and single-threaded: a command-line client
+ * connects, does one job with a deadline and disconnects.
+ */
+#ifndef VEIL_CLIENT_H
+#define VEIL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/crypto.h"
+#include "veil/csp.h"
+#include "veil/util.h"
+
+/* ---------------------------------------------------------------------- */
+/* Connection                                                             */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_CONN_ERRTEXT_MAX 256
+/* Largest data part of one payload (the container header excluded). */
+#define VEIL_CONN_MAX_DATA (VEIL_CSP_MAX_PAYLOAD - 4)
+
+/*
+ * One CSP connection. Embedded by the caller; veil_conn_open fills it,
+ * veil_conn_close releases it. After any failure errtext holds a one-line
+ * reason without a trailing newline: the operating system's text for
+ * VEIL_EIO, the server's text for a close-error (VEIL_ECLOSED).
+ */
+struct veil_conn {
+	int fd;
+	int io_timeout_ms; /* bound on every write */
+	int can_reconnect; /* set from a close-error; 1 for a plain disconnect */
+	int close_error;   /* the connection ended with the server's close-error */
+	char errtext[VEIL_CONN_ERRTEXT_MAX];
+	struct veil_csp_session sess;
+	size_t rlen; /* bytes buffered in rbuf */
+	uint8_t rbuf[2 + VEIL_CSP_MAX_FRAME];
+	uint8_t plain[VEIL_CSP_MAX_FRAME];
+};
+
+/*
+ * Connects over TCP to host:port and runs the whole handshake with the
+ * pinned server key, the identity and its secret key ck_sk (used only for
+ * the vouch). client_info may be NULL. Every step shares one deadline of
+ * timeout_ms. Returns:
+ *   VEIL_EIO      the TCP connection failed (errtext: the OS reason)
+ *   VEIL_ETIMEOUT the deadline passed
+ *   VEIL_ECRYPTO  the server-hello did not open with server_pk
+ *                 (the server holds another key)
+ *   VEIL_EPROTO   the server broke the handshake format
+ *   VEIL_ECLOSED  the server closed the connection during the handshake
+ *   VEIL_EAUTH    the server closed it right after our login, i.e. it
+ *                 refused the identity or the vouch
+ * On failure the connection is closed and c->errtext says why.
+ */
+int veil_conn_open(struct veil_conn *c, const char *host, uint16_t port,
+                   const uint8_t server_pk[static VEIL_KEY_LEN],
+                   const uint8_t identity[static VEIL_ID_LEN],
+                   const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                   int timeout_ms) VEIL_WUR;
+
+/* Sends one payload (type || 3 zero bytes || data), len <= VEIL_CONN_MAX_DATA. */
+int veil_conn_send_payload(struct veil_conn *c, uint8_t type, const uint8_t *data,
+                           size_t len) VEIL_WUR;
+
+/*
+ * Waits up to timeout_ms (negative: forever) for the next payload and
+ * copies its data part into buf (VEIL_CONN_MAX_DATA bytes), its length into
+ * *len. Echo requests are answered here and never returned. Alerts (0xe1)
+ * are returned like any other payload. A close-error ends the connection
+ * with VEIL_ECLOSED, errtext set to the server's text and can_reconnect to
+ * its flag. VEIL_ETIMEOUT leaves the connection usable (a partly received
+ * frame stays buffered); every other error closes it.
+ */
+int veil_conn_recv_payload(struct veil_conn *c, int timeout_ms, uint8_t *type,
+                           uint8_t buf[static VEIL_CONN_MAX_DATA], size_t *len) VEIL_WUR;
+
+/* Returns 1 while the connection is open. */
+int veil_conn_is_open(const struct veil_conn *c);
+/* Closes the socket and wipes the session; safe to call twice. */
+void veil_conn_close(struct veil_conn *c);
+
+/* ---------------------------------------------------------------------- */
+/* Reconnect backoff                                                      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Exponential backoff with jitter: the n-th delay is drawn uniformly from
+ * [nominal/2, nominal] where nominal = min(base_ms * 2^n, max_ms).
+ */
+struct veil_backoff {
+	uint32_t base_ms;
+	uint32_t max_ms;
+	uint32_t nominal_ms; /* nominal value of the next delay */
+};
+
+#define VEIL_BACKOFF_BASE_MS 250
+#define VEIL_BACKOFF_MAX_MS 8000
+
+void veil_backoff_init(struct veil_backoff *b, uint32_t base_ms, uint32_t max_ms);
+/* Returns the next delay in milliseconds and advances the schedule. */
+uint32_t veil_backoff_next(struct veil_backoff *b);
+void veil_backoff_reset(struct veil_backoff *b);
+
+/* ---------------------------------------------------------------------- */
+/* Profile                                                                */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_PROFILE_PATH_MAX 1024
+#define VEIL_PROFILE_URL_MAX 512
+#define VEIL_PROFILE_HOST_MAX 256
+#define VEIL_PROFILE_NICK_MAX 256 /* bytes of UTF-8, like VEIL_E2E_NICKNAME_MAX */
+
+/*
+ * The profile of one identity, kept in a directory (VEIL_HOME, default
+ * ~/.veil, mode 0700): "key" (the secret key in hex, mode 0600),
+ * "profile.json" (everything public) and "veil.db" (SQLite: contacts,
+ * E2E nonces seen, message log). sk lives in sodium_malloc memory.
+ */
+struct veil_profile {
+	char home[VEIL_PROFILE_PATH_MAX];
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t pk[VEIL_KEY_LEN];
+	uint8_t *sk; /* VEIL_KEY_LEN bytes, guarded */
+	char server_url[VEIL_PROFILE_URL_MAX];
+	char dir_url[VEIL_PROFILE_URL_MAX]; /* the directory's base URL */
+	uint8_t sign_pk[VEIL_KEY_LEN];      /* provisioning signature key, pinned */
+	char chat_host[VEIL_PROFILE_HOST_MAX];
+	uint16_t chat_port;
+	uint8_t server_pk[VEIL_KEY_LEN];
+	char nickname[VEIL_PROFILE_NICK_MAX + 1];
+	void *db; /* sqlite3 * */
+};
+
+/*
+ * Resolves the profile directory: $VEIL_HOME if set and non-empty, else
+ * $HOME/.veil. VEIL_EINVAL if neither variable is usable, VEIL_ELIMIT if the
+ * path does not fit.
+ */
+int veil_profile_home(char *out, size_t cap) VEIL_WUR;
+
+/*
+ * Prepares an empty profile in memory for home (allocates sk). The caller
+ * fills the fields and calls veil_profile_create. Always pair with
+ * veil_profile_release.
+ */
+int veil_profile_init(struct veil_profile *p, const char *home) VEIL_WUR;
+/*
+ * Creates home (0700) if needed and writes the profile files. VEIL_EEXIST if
+ * home already holds a profile (nothing is overwritten).
+ */
+int veil_profile_create(struct veil_profile *p) VEIL_WUR;
+/* Rewrites profile.json atomically (after a nickname change, say). */
+int veil_profile_save(struct veil_profile *p) VEIL_WUR;
+/*
+ * Loads the profile in home (veil_profile_init is done here). VEIL_ENOTFOUND
+ * if there is no profile, VEIL_EPROTO if a file is damaged, VEIL_EIO if the
+ * secret key file is readable by others or the database cannot be opened.
+ */
+int veil_profile_open(struct veil_profile *p, const char *home) VEIL_WUR;
+/* Closes the database and wipes the secret key. Safe on a zeroed struct. */
+void veil_profile_release(struct veil_profile *p);
+
+struct veil_contact {
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t pk[VEIL_KEY_LEN];
+	char nickname[VEIL_PROFILE_NICK_MAX + 1]; /* empty if unknown */
+	uint64_t first_seen_ms;
+};
+
+/* VEIL_ENOTFOUND if the contact is unknown. */
+int veil_profile_contact_get(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                             struct veil_contact *out) VEIL_WUR;
+/*
+ * Adds a contact (first_seen_ms 0 means now). If the ID is known with the
+ * same key, returns VEIL_EEXIST and changes nothing; with a different key
+ * VEIL_EKEY (a key never changes silently). VEIL_EINVAL for an invalid ID.
+ */
+int veil_profile_contact_add(struct veil_profile *p, const struct veil_contact *c) VEIL_WUR;
+/* Sets a contact's nickname (valid UTF-8, at most VEIL_PROFILE_NICK_MAX bytes). */
+int veil_profile_contact_set_nickname(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                                      const char *nickname) VEIL_WUR;
+/* Calls fn for every contact in ID order; a non-zero return from fn stops and is returned. */
+int veil_profile_contact_list(struct veil_profile *p,
+                              int (*fn)(const struct veil_contact *c, void *ctx),
+                              void *ctx) VEIL_WUR;
+
+/* Returns VEIL_EREPLAY if nonce was recorded before, 0 if not. */
+int veil_profile_nonce_seen(struct veil_profile *p,
+                            const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
+/* Records nonce; VEIL_EREPLAY if it was recorded before. */
+int veil_profile_nonce_add(struct veil_profile *p,
+                           const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
+
+/* One entry of the message log. */
+enum veil_log_dir { VEIL_LOG_IN = 0, VEIL_LOG_OUT = 1 };
+#define VEIL_LOG_BODY_MAX 8192
+
+struct veil_log_entry {
+	int dir; /* enum veil_log_dir */
+	uint8_t peer[VEIL_ID_LEN];
+	uint64_t msg_id;
+	uint64_t date_ms;    /* creation time of the message */
+	uint8_t type;        /* inner message type */
+	const uint8_t *body; /* the inner body, unpadded */
+	size_t body_len;
+	int status; /* outgoing: 0 sent, else the best receipt status */
+};
+
+/*
+ * Stores one message. If nonce is non-NULL it is recorded in the same
+ * transaction, so a message is never stored without its nonce (or the
+ * other way round). VEIL_EREPLAY if the nonce was seen, VEIL_EEXIST if a
+ * message with this direction, peer and ID is already logged; in both
+ * cases nothing is written.
+ */
+int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
+                         const uint8_t *nonce) VEIL_WUR;
+/* Raises the status of an outgoing message; VEIL_ENOTFOUND if not logged. */
+int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
+                                uint64_t msg_id, int status) VEIL_WUR;
+/*
+ * Calls fn for the logged messages with peer (NULL: all), oldest first. The
+ * entry's body is valid only during the call.
+ */
+int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
+                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx) VEIL_WUR;
+
+/* ---------------------------------------------------------------------- */
+/* Messenger                                                              */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_MSGR_ERRTEXT_MAX 512
+/* Default deadlines. */
+#define VEIL_MSGR_CONNECT_TIMEOUT_MS 10000
+#define VEIL_MSGR_SEND_TIMEOUT_MS 30000
+/* How long receive waits for the server's queue to drain before giving up. */
+#define VEIL_MSGR_QUEUE_TIMEOUT_MS 30000
+
+/*
+ * The messenger: a profile plus the last error's text. Every function
+ * returns 0 or a negative veil_err and, on failure, puts one sentence
+ * (no "veil:" prefix, no newline) in errtext, e.g. "cannot reach server
+ * 127.0.0.1:5222: Connection refused" or "unknown ID ABCD1234".
+ */
+struct veil_msgr {
+	struct veil_profile prof;
+	char errtext[VEIL_MSGR_ERRTEXT_MAX];
+	const char *client_info; /* CSP client-info string; a default if NULL */
+	int send_timeout_ms;     /* overall deadline of send */
+	int connect_timeout_ms;  /* per connection attempt */
+	/* Called with the text of every alert the server sends during a send. */
+	void (*alert_fn)(const char *text, void *ctx);
+	void *alert_ctx;
+};
+
+/* client-info sent when the caller sets none (see the CSP spec's format). */
+#define VEIL_MSGR_CLIENT_INFO "0.1;Q;en/US;veil-cli;0.1;Linux;any"
+
+/*
+ * Creates a new identity in home: makes a key pair, fetches the server's
+ * signed provisioning document from server_url (checking it against
+ * server_key if non-NULL, else pinning the key it carries), registers the
+ * public key with the directory and saves the profile. VEIL_EEXIST if home
+ * already holds a profile. On success m is open as with veil_msgr_open.
+ */
+int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
+                   const uint8_t *server_key, const char *nickname) VEIL_WUR;
+/* Opens an existing profile; VEIL_ENOTFOUND (errtext "not initialised ...") if none. */
+int veil_msgr_open(struct veil_msgr *m, const char *home) VEIL_WUR;
+void veil_msgr_close(struct veil_msgr *m);
+
+/*
+ * Adds a contact: with pk from the caller (offline), or with pk NULL from
+ * the directory. VEIL_ENOTFOUND ("unknown ID ...") if the directory does
+ * not know the ID, VEIL_EKEY if the contact exists with another key,
+ * VEIL_EEXIST if it exists with this key. out (may be NULL) gets the
+ * contact.
+ */
+int veil_msgr_contact_add(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
+                          const uint8_t *pk, struct veil_contact *out) VEIL_WUR;
+
+/*
+ * Sends a text (valid UTF-8, 1..VEIL_E2E_TEXT_MAX bytes; VEIL_ELIMIT
+ * beyond) to id, which is looked up in the directory and added as a
+ * contact if unknown. Returns once the server acknowledged the message as
+ * stored, with its ID in *msg_id; reconnects with backoff within the send
+ * deadline if the connection drops.
+ */
+int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], const char *text,
+                        size_t len, uint64_t *msg_id) VEIL_WUR;
+
+enum veil_msgr_event_kind {
+	VEIL_MSGR_EV_MESSAGE = 1, /* a decrypted, stored message */
+	VEIL_MSGR_EV_ERROR = 2,   /* a message that could not be processed */
+	VEIL_MSGR_EV_ALERT = 3,   /* an alert or close-error text from the server */
+};
+
+#define VEIL_MSGR_EV_MAX_IDS 16
+
+/* What the receive callback sees; every pointer is valid only during the call. */
+struct veil_msgr_event {
+	int kind;
+	uint8_t from[VEIL_ID_LEN]; /* zero for alerts and for unparsable messages */
+	uint64_t msg_id;
+	uint64_t date_ms;
+	uint8_t type;         /* inner type for messages */
+	int new_contact;      /* the sender was added to the contacts just now */
+	const char *nickname; /* sender's nickname if known, else NULL */
+	const char *text;     /* text messages: the UTF-8 text (not NUL-terminated) */
+	size_t text_len;
+	uint8_t status;                     /* receipts */
+	uint64_t ids[VEIL_MSGR_EV_MAX_IDS]; /* receipts: the first IDs */
+	size_t n_ids;                       /* receipts: the number of IDs (may exceed the array) */
+	int typing;                         /* typing indicators */
+	int err;                            /* errors: the veil_err code */
+	const char *errtext;                /* errors and alerts: one line of text */
+};
+
+/*
+ * Connects and processes the server's queue: each message is parsed,
+ * checked (receiver, replayed nonce, duplicate ID), decrypted, stored and
+ * only then acknowledged; text and other non-receipt messages without flag
+ * 0x80 get an automatic "received" receipt. Senders not in the contacts are
+ * fetched from the directory and added. A message that cannot be
+ * decrypted is reported as an error event and still acknowledged (the
+ * server then drops it); one whose sender key cannot be fetched because
+ * the directory is unreachable is left queued. After queue-send-complete,
+ * waits up to wait_s seconds for more. cb returning non-zero stops early.
+ * Returns 0, or the error that ended the session.
+ */
+int veil_msgr_receive(struct veil_msgr *m, int wait_s,
+                      int (*cb)(const struct veil_msgr_event *ev, void *ctx), void *ctx) VEIL_WUR;
+
+/* Name of an inner message type for output ("text", "receipt", ...), or NULL. */
+const char *veil_msgr_type_name(uint8_t type);
+
+#endif

@@ -1,0 +1,854 @@
+/*
+ * The messenger: what a client does for its user, on top of the profile,
+ * the directory client, the E2E codec and a CSP connection.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "veil/client.h"
+#include "veil/dir.h"
+#include "veil/e2e.h"
+
+/* Receipts whose server ack we wait for before disconnecting. */
+#define PENDING_MAX 256
+/* How long receive waits for the acks of its receipts at the end. */
+#define RECEIPT_FLUSH_MS 5000
+
+static int fail(struct veil_msgr *m, int rc, const char *fmt, ...) VEIL_PRINTF(3, 4);
+static int fail(struct veil_msgr *m, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m->errtext, sizeof m->errtext, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
+{
+	memcpy(out, id, VEIL_ID_LEN);
+	out[VEIL_ID_LEN] = 0;
+}
+
+static void msgr_defaults(struct veil_msgr *m)
+{
+	memset(m, 0, sizeof *m);
+	m->client_info = VEIL_MSGR_CLIENT_INFO;
+	m->send_timeout_ms = VEIL_MSGR_SEND_TIMEOUT_MS;
+	m->connect_timeout_ms = VEIL_MSGR_CONNECT_TIMEOUT_MS;
+}
+
+const char *veil_msgr_type_name(uint8_t type)
+{
+	switch (type) {
+	case VEIL_E2E_TEXT: return "text";
+	case VEIL_E2E_LOCATION: return "location";
+	case VEIL_E2E_FILE: return "file";
+	case VEIL_E2E_DELIVERY_RECEIPT: return "receipt";
+	case VEIL_E2E_TYPING: return "typing";
+	case VEIL_E2E_EDIT: return "edit";
+	case VEIL_E2E_DELETE: return "delete";
+	case VEIL_E2E_GROUP_TEXT: return "group-text";
+	case VEIL_E2E_GROUP_SETUP: return "group-setup";
+	case VEIL_E2E_GROUP_NAME: return "group-name";
+	case VEIL_E2E_GROUP_LEAVE: return "group-leave";
+	case VEIL_E2E_GROUP_SYNC_REQUEST: return "group-sync-request";
+	case VEIL_E2E_GROUP_DELIVERY_RECEIPT: return "group-receipt";
+	case VEIL_E2E_FS_ENVELOPE: return "fs-envelope";
+	case VEIL_E2E_EMPTY: return "empty";
+	default: return NULL;
+	}
+}
+
+/* --- profile lifecycle --- */
+
+static int profile_present(const char *home)
+{
+	char path[VEIL_PROFILE_PATH_MAX + 32];
+	struct stat st;
+	int n = snprintf(path, sizeof path, "%s/profile.json", home);
+	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
+}
+
+int veil_msgr_open(struct veil_msgr *m, const char *home)
+{
+	msgr_defaults(m);
+	int rc = veil_profile_open(&m->prof, home);
+	switch (rc) {
+	case 0: return 0;
+	case VEIL_ENOTFOUND:
+		return fail(m, rc,
+		            "not initialised: no profile in %s (run 'veil init --server URL')",
+		            home);
+	case VEIL_EPROTO: return fail(m, rc, "the profile in %s is damaged", home);
+	case VEIL_EIO:
+		return fail(m, rc,
+		            "cannot open the profile in %s (is the key file private, mode 0600?)",
+		            home);
+	default: return fail(m, rc, "cannot open the profile in %s: %s", home, veil_strerror(rc));
+	}
+}
+
+void veil_msgr_close(struct veil_msgr *m)
+{
+	veil_profile_release(&m->prof);
+}
+
+int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
+                   const uint8_t *server_key, const char *nickname)
+{
+	struct veil_dir_provisioning prov;
+	struct veil_profile *p = &m->prof;
+	char url[VEIL_PROFILE_URL_MAX];
+	int rc;
+
+	msgr_defaults(m);
+	size_t ulen = strlen(server_url);
+	while (ulen > 0 && server_url[ulen - 1] == '/')
+		ulen--;
+	if (ulen == 0 || ulen >= sizeof url)
+		return fail(m, VEIL_EINVAL, "invalid server URL");
+	memcpy(url, server_url, ulen);
+	url[ulen] = 0;
+	if (nickname != NULL && (strlen(nickname) > VEIL_PROFILE_NICK_MAX ||
+	                         !veil_utf8_valid((const uint8_t *)nickname, strlen(nickname))))
+		return fail(m, VEIL_EINVAL, "the nickname must be UTF-8 of at most %d bytes",
+		            VEIL_PROFILE_NICK_MAX);
+	if (profile_present(home))
+		return fail(m, VEIL_EEXIST, "already initialised: %s holds a profile", home);
+	if ((rc = veil_profile_init(p, home)) != 0)
+		return fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
+
+	rc = veil_dir_fetch_provisioning(url, NULL, server_key, &prov);
+	if (rc != 0) {
+		if (rc == VEIL_EKEY)
+			fail(m, rc,
+			     "wrong server key: %s does not serve the key given with "
+			     "--server-key",
+			     url);
+		else if (rc == VEIL_EIO)
+			fail(m, rc, "cannot reach server %s: %s", url, veil_dir_errmsg());
+		else
+			fail(m, rc, "cannot use the provisioning of %s: %s", url,
+			     veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
+		goto out;
+	}
+	snprintf(p->server_url, sizeof p->server_url, "%s", url);
+	if (prov.directory_url[0] != 0)
+		snprintf(p->dir_url, sizeof p->dir_url, "%s", prov.directory_url);
+	else if (snprintf(p->dir_url, sizeof p->dir_url, "%s/directory/", url) >=
+	         (int)sizeof p->dir_url) {
+		rc = fail(m, VEIL_ELIMIT, "server URL too long");
+		goto out;
+	}
+	memcpy(p->sign_pk, prov.sign_pk, VEIL_KEY_LEN);
+	memcpy(p->server_pk, prov.csp_pk, VEIL_KEY_LEN);
+	snprintf(p->chat_host, sizeof p->chat_host, "%s", prov.chat_host);
+	p->chat_port = prov.chat_port;
+	if (p->chat_host[0] == 0 || p->chat_port == 0) {
+		rc = fail(m, VEIL_EPROTO, "the provisioning of %s names no chat server", url);
+		goto out;
+	}
+	snprintf(p->nickname, sizeof p->nickname, "%s", nickname ? nickname : "");
+
+	veil_keypair(p->pk, p->sk);
+	rc = veil_dir_create_identity(p->dir_url, p->pk, p->sk, p->id);
+	if (rc != 0) {
+		if (rc == VEIL_EIO)
+			fail(m, rc, "cannot reach the directory at %s: %s", p->dir_url,
+			     veil_dir_errmsg());
+		else
+			fail(m, rc, "the directory refused to create an identity: %s",
+			     veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
+		goto out;
+	}
+	rc = veil_profile_create(p);
+	if (rc == VEIL_EEXIST)
+		fail(m, rc, "already initialised: %s holds a profile", home);
+	else if (rc != 0)
+		fail(m, rc, "cannot write the profile to %s: %s", home, veil_strerror(rc));
+out:
+	if (rc != 0)
+		veil_profile_release(p);
+	return rc;
+}
+
+/* --- contacts --- */
+
+static int dir_lookup(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
+                      uint8_t pk[static VEIL_KEY_LEN])
+{
+	struct veil_dir_identity di;
+	char ids[VEIL_ID_LEN + 1];
+	id_str(ids, id);
+	int rc = veil_dir_get_identity(m->prof.dir_url, id, &di);
+	if (rc == VEIL_ENOTFOUND)
+		return fail(m, rc, "unknown ID %s", ids);
+	if (rc == VEIL_EIO)
+		return fail(m, rc, "cannot reach the directory at %s: %s", m->prof.dir_url,
+		            veil_dir_errmsg());
+	if (rc != 0)
+		return fail(m, rc, "directory lookup of %s failed: %s", ids,
+		            veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
+	if (memcmp(di.id, id, VEIL_ID_LEN) != 0)
+		return fail(m, VEIL_EPROTO, "the directory answered for another ID than %s", ids);
+	if (di.state == 2)
+		return fail(m, VEIL_ENOTFOUND, "unknown ID %s (revoked)", ids);
+	memcpy(pk, di.pk, VEIL_KEY_LEN);
+	return 0;
+}
+
+int veil_msgr_contact_add(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
+                          const uint8_t *pk, struct veil_contact *out)
+{
+	struct veil_contact c;
+	char ids[VEIL_ID_LEN + 1];
+	int rc;
+	memset(&c, 0, sizeof c);
+	if (!veil_id_valid(id))
+		return fail(m, VEIL_EINVAL, "invalid ID");
+	id_str(ids, id);
+	if (memcmp(id, m->prof.id, VEIL_ID_LEN) == 0)
+		return fail(m, VEIL_EINVAL, "%s is your own ID", ids);
+	memcpy(c.id, id, VEIL_ID_LEN);
+	if (pk != NULL)
+		memcpy(c.pk, pk, VEIL_KEY_LEN);
+	else if ((rc = dir_lookup(m, id, c.pk)) != 0)
+		return rc;
+	rc = veil_profile_contact_add(&m->prof, &c);
+	if (rc == VEIL_EEXIST)
+		return fail(m, rc, "%s is already a contact", ids);
+	if (rc == VEIL_EKEY)
+		return fail(m, rc, "%s is already a contact with a different public key", ids);
+	if (rc != 0)
+		return fail(m, rc, "cannot store contact %s: %s", ids, veil_strerror(rc));
+	if (out != NULL && veil_profile_contact_get(&m->prof, id, out) != 0)
+		*out = c;
+	return 0;
+}
+
+/* Finds a peer's key: the contacts first, else the directory (adding a contact). */
+static int peer_get(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
+                    struct veil_contact *c, int *is_new)
+{
+	*is_new = 0;
+	int rc = veil_profile_contact_get(&m->prof, id, c);
+	if (rc == 0)
+		return 0;
+	if (rc != VEIL_ENOTFOUND)
+		return fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
+	if ((rc = veil_msgr_contact_add(m, id, NULL, c)) != 0)
+		return rc;
+	*is_new = 1;
+	return 0;
+}
+
+/* --- connections --- */
+
+static int conn_open(struct veil_msgr *m, struct veil_conn *c)
+{
+	struct veil_profile *p = &m->prof;
+	char ids[VEIL_ID_LEN + 1];
+	int rc = veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
+	                        m->client_info, m->connect_timeout_ms);
+	id_str(ids, p->id);
+	switch (rc) {
+	case 0: return 0;
+	case VEIL_EIO:
+	case VEIL_ETIMEOUT:
+		return fail(m, rc, "cannot reach server %s:%u: %s", p->chat_host,
+		            (unsigned)p->chat_port, rc == VEIL_ETIMEOUT ? "timed out" : c->errtext);
+	case VEIL_ECRYPTO:
+		return fail(m, rc,
+		            "wrong server key: the chat server %s:%u does not hold the pinned key",
+		            p->chat_host, (unsigned)p->chat_port);
+	case VEIL_EAUTH:
+		return fail(m, rc, "server %s:%u refused the login of %s: %s", p->chat_host,
+		            (unsigned)p->chat_port, ids, c->errtext);
+	default:
+		return fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
+		            (unsigned)p->chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
+	}
+}
+
+static uint64_t left(uint64_t deadline)
+{
+	uint64_t now = veil_mono_ms();
+	return now >= deadline ? 0 : deadline - now;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Reconnects after a drop, with backoff, until deadline. Returns 0 when
+ * connected again, else the last error (errtext set).
+ */
+static int reconnect(struct veil_msgr *m, struct veil_conn *c, struct veil_backoff *b,
+                     uint64_t deadline)
+{
+	int rc = VEIL_ETIMEOUT;
+	for (;;) {
+		uint64_t d = veil_backoff_next(b);
+		if (left(deadline) <= d)
+			break;
+		sleep_ms(d);
+		rc = conn_open(m, c);
+		if (rc == 0 || rc == VEIL_ECRYPTO || rc == VEIL_EAUTH)
+			return rc;
+	}
+	if (rc == VEIL_ETIMEOUT)
+		fail(m, rc, "lost the connection to %s:%u and could not reconnect in time",
+		     m->prof.chat_host, (unsigned)m->prof.chat_port);
+	return rc;
+}
+
+/* Turns a dropped connection into errtext; returns 1 if a reconnect may help. */
+static int dropped(struct veil_msgr *m, struct veil_conn *c, int rc)
+{
+	if (rc == VEIL_ECLOSED && c->close_error) {
+		fail(m, rc, "server closed the connection: %s", c->errtext);
+		return c->can_reconnect;
+	}
+	fail(m, rc, "lost the connection to %s:%u: %s", m->prof.chat_host,
+	     (unsigned)m->prof.chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
+	return rc == VEIL_ECLOSED || rc == VEIL_EIO || rc == VEIL_ETIMEOUT;
+}
+
+/* Seals one message for peer and appends it to out. */
+static int seal(struct veil_msgr *m, struct veil_buf *out, const struct veil_contact *peer,
+                uint64_t msg_id, uint64_t created_ms, uint8_t flags, uint8_t type,
+                const uint8_t *body, size_t len)
+{
+	struct veil_e2e_out o;
+	memset(&o, 0, sizeof o);
+	memcpy(o.sender, m->prof.id, VEIL_ID_LEN);
+	memcpy(o.receiver, peer->id, VEIL_ID_LEN);
+	o.msg_id = msg_id;
+	o.created_at_ms = created_ms;
+	o.flags = flags;
+	o.nickname = m->prof.nickname[0] ? m->prof.nickname : NULL;
+	o.type = type;
+	return veil_e2e_seal(out, &o, m->prof.sk, peer->pk, body, len);
+}
+
+/* --- send --- */
+
+int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], const char *text,
+                        size_t len, uint64_t *msg_id)
+{
+	struct veil_contact peer;
+	struct veil_buf body, box;
+	struct veil_conn *c = NULL;
+	struct veil_backoff b;
+	char ids[VEIL_ID_LEN + 1];
+	uint8_t *rx = NULL;
+	int rc, is_new;
+
+	*msg_id = 0;
+	veil_buf_init_secret(&body, VEIL_E2E_TEXT_MAX + 1);
+	veil_buf_init(&box, VEIL_MSGBOX_MAX);
+	if (len == 0)
+		return fail(m, VEIL_EINVAL, "empty message");
+	if (len > VEIL_E2E_TEXT_MAX)
+		return fail(m, VEIL_ELIMIT, "message too long (%zu bytes, at most %d)", len,
+		            VEIL_E2E_TEXT_MAX);
+	if (!veil_utf8_valid((const uint8_t *)text, len))
+		return fail(m, VEIL_EINVAL, "the message is not valid UTF-8 text");
+	if (!veil_id_valid(to))
+		return fail(m, VEIL_EINVAL, "invalid ID");
+	id_str(ids, to);
+	if (memcmp(to, m->prof.id, VEIL_ID_LEN) == 0)
+		return fail(m, VEIL_EINVAL, "cannot send a message to yourself (%s)", ids);
+	if ((rc = peer_get(m, to, &peer, &is_new)) != 0)
+		return rc;
+	if ((rc = veil_e2e_text_encode(&body, text, len)) != 0) {
+		fail(m, rc, "cannot encode the text: %s", veil_strerror(rc));
+		goto out;
+	}
+
+	uint64_t id = veil_random_u64(), created = veil_now_ms();
+	uint64_t deadline = veil_mono_ms() + (uint64_t)m->send_timeout_ms;
+	c = malloc(sizeof *c);
+	rx = malloc(VEIL_CONN_MAX_DATA);
+	if (c == NULL || rx == NULL) {
+		rc = fail(m, VEIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	veil_backoff_init(&b, VEIL_BACKOFF_BASE_MS, VEIL_BACKOFF_MAX_MS);
+	if ((rc = conn_open(m, c)) != 0)
+		goto out;
+	for (;;) {
+		/*
+		 * Each attempt is sealed afresh (new nonce, same message ID): a
+		 * receiver that got an earlier attempt drops this one as a
+		 * duplicate ID rather than as a replayed nonce.
+		 */
+		veil_buf_reset(&box);
+		if ((rc = seal(m, &box, &peer, id, created, VEIL_MSG_FLAG_PUSH, VEIL_E2E_TEXT,
+		               body.p, body.len)) != 0) {
+			fail(m, rc, "cannot encrypt the message: %s", veil_strerror(rc));
+			goto out;
+		}
+		rc = veil_conn_send_payload(c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len);
+		while (rc == 0) {
+			uint8_t type, aid[VEIL_ID_LEN];
+			uint64_t amid;
+			size_t n;
+			uint64_t l = left(deadline);
+			if (l == 0) {
+				rc = VEIL_ETIMEOUT;
+				break;
+			}
+			rc = veil_conn_recv_payload(c, (int)l, &type, rx, &n);
+			if (rc != 0)
+				break;
+			if (type == VEIL_CSP_OUTGOING_ACK &&
+			    veil_csp_ack_parse(rx, n, aid, &amid) == 0 &&
+			    memcmp(aid, to, VEIL_ID_LEN) == 0 && amid == id)
+				goto acked;
+			if (type == VEIL_CSP_ALERT && m->alert_fn != NULL) {
+				char t[VEIL_CONN_ERRTEXT_MAX];
+				size_t k = n < sizeof t - 1 ? n : sizeof t - 1;
+				if (veil_utf8_valid(rx, k)) {
+					memcpy(t, rx, k);
+					t[k] = 0;
+					m->alert_fn(t, m->alert_ctx);
+				}
+			}
+			/* Incoming messages stay queued for `veil recv`: we do not ack them. */
+		}
+		if (rc == VEIL_ETIMEOUT) {
+			fail(m, rc, "the server did not acknowledge the message in time");
+			goto out;
+		}
+		if (!dropped(m, c, rc))
+			goto out;
+		veil_conn_close(c);
+		if ((rc = reconnect(m, c, &b, deadline)) != 0)
+			goto out;
+	}
+acked:
+	*msg_id = id;
+	{
+		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
+		                           .msg_id = id,
+		                           .date_ms = created,
+		                           .type = VEIL_E2E_TEXT,
+		                           .body = body.p,
+		                           .body_len = body.len};
+		memcpy(e.peer, to, VEIL_ID_LEN);
+		/* The message is on its way; a log failure must not make it look unsent. */
+		if (veil_profile_log_add(&m->prof, &e, NULL) != 0)
+			veil_log_debug("client: sent message not logged");
+	}
+	rc = 0;
+out:
+	if (c != NULL) {
+		veil_conn_close(c);
+		free(c);
+	}
+	free(rx);
+	veil_buf_release(&body);
+	veil_buf_release(&box);
+	return rc;
+}
+
+/* --- receive --- */
+
+struct recv_state {
+	struct veil_msgr *m;
+	struct veil_conn *c;
+	int (*cb)(const struct veil_msgr_event *ev, void *ctx);
+	void *ctx;
+	int stop;
+	uint64_t pending[PENDING_MAX]; /* IDs of our receipts not yet acked by the server */
+	uint8_t pending_to[PENDING_MAX][VEIL_ID_LEN];
+	size_t npending;
+};
+
+static int emit(struct recv_state *s, struct veil_msgr_event *ev)
+{
+	if (s->cb != NULL && s->cb(ev, s->ctx) != 0)
+		s->stop = 1;
+	return 0;
+}
+
+static int emit_error(struct recv_state *s, const uint8_t *from, uint64_t msg_id, int err,
+                      const char *fmt, ...) VEIL_PRINTF(5, 6);
+static int emit_error(struct recv_state *s, const uint8_t *from, uint64_t msg_id, int err,
+                      const char *fmt, ...)
+{
+	struct veil_msgr_event ev;
+	char text[384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	memset(&ev, 0, sizeof ev);
+	ev.kind = VEIL_MSGR_EV_ERROR;
+	if (from != NULL)
+		memcpy(ev.from, from, VEIL_ID_LEN);
+	ev.msg_id = msg_id;
+	ev.date_ms = veil_now_ms();
+	ev.err = err;
+	ev.errtext = text;
+	return emit(s, &ev);
+}
+
+static void emit_alert(struct recv_state *s, const char *text)
+{
+	struct veil_msgr_event ev;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = VEIL_MSGR_EV_ALERT;
+	ev.date_ms = veil_now_ms();
+	ev.errtext = text;
+	emit(s, &ev);
+}
+
+static int send_ack(struct recv_state *s, const uint8_t sender[static VEIL_ID_LEN], uint64_t id)
+{
+	uint8_t ack[VEIL_CSP_ACK_LEN];
+	veil_csp_ack_encode(ack, sender, id);
+	return veil_conn_send_payload(s->c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
+}
+
+/* 1:1 content that asks for an automatic "received" receipt. */
+static int wants_receipt(uint8_t type)
+{
+	return type < 0x40 || type == VEIL_E2E_EDIT || type == VEIL_E2E_DELETE;
+}
+
+static int send_receipt(struct recv_state *s, const struct veil_contact *peer, uint64_t ref_id)
+{
+	struct veil_buf body, box;
+	int rc;
+	veil_buf_init(&body, 16);
+	veil_buf_init(&box, VEIL_MSGBOX_MAX);
+	uint64_t id = veil_random_u64();
+	if ((rc = veil_e2e_receipt_encode(&body, VEIL_RECEIPT_RECEIVED, &ref_id, 1)) != 0 ||
+	    (rc = seal(s->m, &box, peer, id, veil_now_ms(), 0, VEIL_E2E_DELIVERY_RECEIPT, body.p,
+	               body.len)) != 0)
+		goto out;
+	if ((rc = veil_conn_send_payload(s->c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len)) != 0)
+		goto out;
+	if (s->npending < PENDING_MAX) {
+		s->pending[s->npending] = id;
+		memcpy(s->pending_to[s->npending], peer->id, VEIL_ID_LEN);
+		s->npending++;
+	}
+out:
+	veil_buf_release(&body);
+	veil_buf_release(&box);
+	return rc;
+}
+
+static void pending_done(struct recv_state *s, const uint8_t to[static VEIL_ID_LEN], uint64_t id)
+{
+	for (size_t i = 0; i < s->npending; i++) {
+		if (s->pending[i] == id && memcmp(s->pending_to[i], to, VEIL_ID_LEN) == 0) {
+			s->npending--;
+			s->pending[i] = s->pending[s->npending];
+			memcpy(s->pending_to[i], s->pending_to[s->npending], VEIL_ID_LEN);
+			return;
+		}
+	}
+}
+
+/*
+ * Processes one incoming message. Returns 0 (the message was handled,
+ * whatever its fate) or an error that ends the session: a failure of the
+ * connection or of local storage.
+ */
+static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len)
+{
+	struct veil_msgr *m = s->m;
+	struct veil_msgbox mb;
+	struct veil_contact peer;
+	struct veil_e2e_meta meta;
+	struct veil_buf body;
+	struct veil_msgr_event ev;
+	char from[VEIL_ID_LEN + 1];
+	uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS_IN];
+	int rc, is_new = 0, ack = 1;
+	uint8_t type = 0;
+
+	veil_buf_init_secret(&body, VEIL_MSGBOX_MAX);
+	memset(&ev, 0, sizeof ev);
+	if (veil_msgbox_parse(&mb, data, len) != 0) {
+		/* Ack what we can identify so that the server drops it. */
+		if (len >= 24 && veil_id_valid(data)) {
+			emit_error(s, data, veil_load_u64le(data + 16), VEIL_EPROTO,
+			           "malformed message dropped");
+			rc = send_ack(s, data, veil_load_u64le(data + 16));
+		} else {
+			emit_error(s, NULL, 0, VEIL_EPROTO, "malformed message dropped");
+			rc = 0;
+		}
+		goto out;
+	}
+	id_str(from, mb.sender);
+	ack = !(mb.flags & VEIL_MSG_FLAG_NO_SERVER_ACK);
+	if (memcmp(mb.receiver, m->prof.id, VEIL_ID_LEN) != 0 || !veil_id_valid(mb.sender)) {
+		emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
+		           "message not addressed to us (or from an invalid ID) dropped");
+		goto done;
+	}
+	rc = veil_profile_contact_get(&m->prof, mb.sender, &peer);
+	if (rc == VEIL_ENOTFOUND) {
+		uint8_t pk[VEIL_KEY_LEN];
+		rc = dir_lookup(m, mb.sender, pk);
+		if (rc == VEIL_ENOTFOUND) {
+			emit_error(s, mb.sender, mb.msg_id, rc,
+			           "message from unknown ID %s dropped", from);
+			goto done;
+		}
+		if (rc != 0) {
+			/* Transient: leave the message on the server for the next run. */
+			emit_error(s, mb.sender, mb.msg_id, rc,
+			           "message from %s kept on the server: %s", from, m->errtext);
+			ack = 0;
+			goto done;
+		}
+		memset(&peer, 0, sizeof peer);
+		memcpy(peer.id, mb.sender, VEIL_ID_LEN);
+		memcpy(peer.pk, pk, VEIL_KEY_LEN);
+		rc = veil_profile_contact_add(&m->prof, &peer);
+		if (rc != 0 && rc != VEIL_EEXIST) {
+			rc = fail(m, rc, "cannot store contact %s: %s", from, veil_strerror(rc));
+			goto out;
+		}
+		is_new = 1;
+	} else if (rc != 0) {
+		rc = fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
+		goto out;
+	}
+	rc = veil_profile_nonce_seen(&m->prof, mb.nonce);
+	if (rc == VEIL_EREPLAY) {
+		emit_error(s, mb.sender, mb.msg_id, rc,
+		           "replayed message from %s (nonce seen before) dropped", from);
+		goto done;
+	} else if (rc != 0) {
+		rc = fail(m, rc, "cannot read the replay store: %s", veil_strerror(rc));
+		goto out;
+	}
+	if (veil_e2e_open(&mb, m->prof.sk, peer.pk, &type, &body, &meta) != 0) {
+		emit_error(s, mb.sender, mb.msg_id, VEIL_ECRYPTO,
+		           "message from %s cannot be decrypted, dropped", from);
+		goto done;
+	}
+
+	/* Decode what we display; anything else is logged as it came. */
+	ev.kind = VEIL_MSGR_EV_MESSAGE;
+	memcpy(ev.from, mb.sender, VEIL_ID_LEN);
+	ev.msg_id = mb.msg_id;
+	ev.date_ms = meta.created_at_ms;
+	ev.type = type;
+	ev.new_contact = is_new;
+	size_t nids = 0;
+	if (type == VEIL_E2E_TEXT) {
+		if (veil_e2e_text_decode(body.p, body.len, &ev.text, &ev.text_len) != 0) {
+			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
+			           "text message from %s is malformed, dropped", from);
+			goto done;
+		}
+	} else if (type == VEIL_E2E_DELIVERY_RECEIPT) {
+		if (veil_e2e_receipt_decode(body.p, body.len, &ev.status, ids, VEIL_ARRAY_LEN(ids),
+		                            &nids) != 0) {
+			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
+			           "delivery receipt from %s is malformed, dropped", from);
+			goto done;
+		}
+		ev.n_ids = nids;
+		memcpy(ev.ids, ids,
+		       (nids < VEIL_MSGR_EV_MAX_IDS ? nids : VEIL_MSGR_EV_MAX_IDS) * 8);
+	} else if (type == VEIL_E2E_TYPING) {
+		if (veil_e2e_typing_decode(body.p, body.len, &ev.typing) != 0) {
+			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
+			           "typing indicator from %s is malformed, dropped", from);
+			goto done;
+		}
+	}
+
+	struct veil_log_entry e = {.dir = VEIL_LOG_IN,
+	                           .msg_id = mb.msg_id,
+	                           .date_ms = meta.created_at_ms,
+	                           .type = type,
+	                           .body = body.p,
+	                           .body_len = body.len};
+	memcpy(e.peer, mb.sender, VEIL_ID_LEN);
+	rc = veil_profile_log_add(&m->prof, &e, mb.nonce);
+	if (rc == VEIL_EREPLAY) {
+		emit_error(s, mb.sender, mb.msg_id, rc,
+		           "replayed message from %s (nonce seen before) dropped", from);
+		goto done;
+	}
+	if (rc == VEIL_EEXIST)
+		goto done; /* the same message ID again: a resend; shown once already */
+	if (rc != 0) {
+		/* Not stored, so not acked: the server keeps it. */
+		rc = fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+		goto out;
+	}
+	if (type == VEIL_E2E_DELIVERY_RECEIPT) {
+		/* Receipts for messages we did not log (or never sent) change nothing. */
+		for (size_t i = 0; i < nids; i++)
+			if (veil_profile_log_set_status(&m->prof, mb.sender, ids[i], ev.status) !=
+			    0)
+				continue;
+	}
+	if (meta.has_nickname &&
+	    veil_profile_contact_set_nickname(&m->prof, mb.sender, meta.nickname) == 0)
+		ev.nickname = meta.nickname;
+	else if (veil_profile_contact_get(&m->prof, mb.sender, &peer) == 0 && peer.nickname[0])
+		ev.nickname = peer.nickname;
+
+	/* Stored: now the server may forget it. */
+	if (ack && (rc = send_ack(s, mb.sender, mb.msg_id)) != 0)
+		goto out;
+	ack = 0;
+	emit(s, &ev);
+	if (wants_receipt(type) && !(mb.flags & VEIL_MSG_FLAG_NO_AUTO_RECEIPTS) &&
+	    (rc = send_receipt(s, &peer, mb.msg_id)) != 0)
+		goto out;
+done:
+	rc = ack ? send_ack(s, mb.sender, mb.msg_id) : 0;
+out:
+	sodium_memzero(&meta, sizeof meta);
+	veil_buf_release(&body);
+	return rc;
+}
+
+/* Waits a little for the server's acks of the receipts we sent. */
+static void flush_receipts(struct recv_state *s, uint8_t *buf)
+{
+	uint64_t deadline = veil_mono_ms() + RECEIPT_FLUSH_MS;
+	while (s->npending > 0 && veil_conn_is_open(s->c)) {
+		uint8_t type, to[VEIL_ID_LEN];
+		uint64_t id;
+		size_t n;
+		uint64_t l = left(deadline);
+		if (l == 0 || veil_conn_recv_payload(s->c, (int)l, &type, buf, &n) != 0)
+			return;
+		if (type == VEIL_CSP_OUTGOING_ACK && veil_csp_ack_parse(buf, n, to, &id) == 0)
+			pending_done(s, to, id);
+	}
+}
+
+int veil_msgr_receive(struct veil_msgr *m, int wait_s,
+                      int (*cb)(const struct veil_msgr_event *ev, void *ctx), void *ctx)
+{
+	struct recv_state *s = calloc(1, sizeof *s);
+	struct veil_conn *c = malloc(sizeof *c);
+	uint8_t *buf = malloc(VEIL_CONN_MAX_DATA);
+	struct veil_backoff b;
+	int rc, drained = 0;
+
+	if (s == NULL || c == NULL || buf == NULL) {
+		rc = fail(m, VEIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (wait_s < 0)
+		wait_s = 0;
+	s->m = m;
+	s->c = c;
+	s->cb = cb;
+	s->ctx = ctx;
+	c->fd = -1;
+	veil_backoff_init(&b, VEIL_BACKOFF_BASE_MS, VEIL_BACKOFF_MAX_MS);
+	/* Until the queue is drained the deadline is generous; then it is wait_s. */
+	uint64_t deadline = veil_mono_ms() + VEIL_MSGR_QUEUE_TIMEOUT_MS;
+	if ((rc = conn_open(m, c)) != 0)
+		goto out;
+	while (!s->stop) {
+		uint8_t type;
+		size_t n;
+		uint64_t l = left(deadline);
+		if (l == 0) {
+			rc = VEIL_ETIMEOUT;
+		} else {
+			rc = veil_conn_recv_payload(c, (int)l, &type, buf, &n);
+		}
+		if (rc == VEIL_ETIMEOUT) {
+			if (drained) {
+				rc = 0;
+				break;
+			}
+			rc = fail(m, rc, "the server did not deliver its queue in time");
+			goto out;
+		}
+		if (rc != 0) {
+			int again = dropped(m, c, rc);
+			if (c->close_error && again)
+				emit_alert(s, m->errtext);
+			veil_conn_close(c);
+			if (!again)
+				goto out;
+			s->npending = 0; /* acks of the old connection will not come */
+			if ((rc = reconnect(m, c, &b, deadline)) != 0) {
+				if (rc == VEIL_ETIMEOUT && drained)
+					rc = 0; /* the wait ended while we were away */
+				goto out;
+			}
+			continue;
+		}
+		veil_backoff_reset(&b);
+		switch (type) {
+		case VEIL_CSP_INCOMING_MESSAGE:
+			if ((rc = handle_incoming(s, buf, n)) != 0) {
+				if (!veil_conn_is_open(c))
+					continue; /* the send failed: the next read reconnects */
+				goto out;
+			}
+			break;
+		case VEIL_CSP_QUEUE_SEND_COMPLETE:
+			if (!drained) {
+				drained = 1;
+				deadline = veil_mono_ms() + (uint64_t)wait_s * 1000u;
+			}
+			break;
+		case VEIL_CSP_OUTGOING_ACK: {
+			uint8_t to[VEIL_ID_LEN];
+			uint64_t id;
+			if (veil_csp_ack_parse(buf, n, to, &id) == 0)
+				pending_done(s, to, id);
+			break;
+		}
+		case VEIL_CSP_ALERT: {
+			char t[VEIL_CONN_ERRTEXT_MAX];
+			size_t k = n < sizeof t - 1 ? n : sizeof t - 1;
+			if (veil_utf8_valid(buf, k)) {
+				memcpy(t, buf, k);
+				t[k] = 0;
+				emit_alert(s, t);
+			}
+			break;
+		}
+		default:
+			/* Device-cookie indications and the like do not concern this client. */
+			break;
+		}
+	}
+	rc = 0;
+	flush_receipts(s, buf);
+out:
+	if (c != NULL) {
+		veil_conn_close(c);
+		free(c);
+	}
+	free(buf);
+	free(s);
+	return rc;
+}
