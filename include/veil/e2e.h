@@ -48,7 +48,10 @@
 #define VEIL_MSGBOX_BOX_MIN VEIL_MAC_LEN
 #define VEIL_MSGBOX_BOX_MAX (VEIL_MSGBOX_MAX - VEIL_MSGBOX_FIXED_LEN)
 
-/* Inner container padding (PKCS#7, 1..255 bytes, whole container >= 32). */
+/*
+ * Inner container padding: PKCS#7, 1..255 bytes, and the whole container
+ * (type byte included, as the Android app counts it) at least 32 bytes.
+ */
 #define VEIL_E2E_PAD_MAX 255
 #define VEIL_E2E_MIN_PADDED_LEN 32
 
@@ -219,7 +222,8 @@ int veil_e2e_inner_unpad(const uint8_t *p, size_t len, uint8_t *type, const uint
 
 /*
  * Metadata protobuf (veil.MessageMetadata). _encode appends the plaintext
- * for meta (pad_len zero bytes of padding; nickname only if has_nickname)
+ * for meta (pad_len zero bytes of padding, at most 32, VEIL_EINVAL beyond;
+ * nickname only if has_nickname)
  * to out. _decode fills meta from a plaintext; returns VEIL_EPROTO for
  * undecodable protobuf or a nickname that is not UTF-8, VEIL_ELIMIT for a
  * nickname over VEIL_E2E_NICKNAME_MAX. present is set to 1.
