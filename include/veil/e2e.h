@@ -210,7 +210,8 @@ int veil_e2e_open_k(const struct veil_msgbox *m, const uint8_t shared[static VEI
  * The inner container on its own (for forward-security envelopes and tests).
  * _pad appends type || body || padding to out, where the padding length is
  * pad_len if it is 1..255, or random in 1..255 if pad_len is 0, and is then
- * raised so the whole container is at least VEIL_E2E_MIN_PADDED_LEN.
+ * raised so that body and padding (the type byte not counted) are at
+ * least VEIL_E2E_MIN_PADDED_LEN bytes.
  * _unpad checks the padding (1..255 equal bytes, at least the type byte
  * left) and points *body into p. Returns VEIL_EPROTO on bad padding,
  * VEIL_ETRUNC on an empty input.

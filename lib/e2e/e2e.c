@@ -35,8 +35,13 @@ int veil_e2e_inner_pad(struct veil_buf *out, uint8_t type, const uint8_t *body, 
 	if (pad_len > VEIL_E2E_PAD_MAX || (body == NULL && body_len > 0))
 		return VEIL_EINVAL;
 	n = pad_len ? pad_len : 1 + randombytes_uniform(VEIL_E2E_PAD_MAX);
-	if (1 + body_len + n < VEIL_E2E_MIN_PADDED_LEN)
-		n = (unsigned)(VEIL_E2E_MIN_PADDED_LEN - 1 - body_len);
+	/*
+	 * The specification counts the padded data without the type byte,
+	 * Android with it; body and padding alone reaching the minimum satisfy
+	 * both readings.
+	 */
+	if (body_len + n < VEIL_E2E_MIN_PADDED_LEN)
+		n = (unsigned)(VEIL_E2E_MIN_PADDED_LEN - body_len);
 	memset(pad, (int)n, n);
 	if (body_len > SIZE_MAX - 1 - n)
 		return VEIL_ELIMIT;

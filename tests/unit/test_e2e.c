@@ -321,9 +321,9 @@ static void test_padding(void)
 	int seen_small = 0, seen_large = 0;
 
 	veil_buf_init(&b, 4096);
-	/* A short body is padded so the container is exactly 32 bytes. */
+	/* A short body is padded so that body and padding are exactly 32 bytes. */
 	CHECK_RC(veil_e2e_inner_pad(&b, 0x01, (const uint8_t *)"x", 1, 1), 0);
-	CHECK(b.len == 32 && b.p[31] == 30 && b.p[2] == 30);
+	CHECK(b.len == 33 && b.p[32] == 31 && b.p[2] == 31);
 	CHECK_RC(veil_e2e_inner_unpad(b.p, b.len, &type, &body, &blen), 0);
 	CHECK(type == 1 && blen == 1 && body[0] == 'x');
 	veil_buf_reset(&b);
