@@ -49,8 +49,9 @@
 #define VEIL_MSGBOX_BOX_MAX (VEIL_MSGBOX_MAX - VEIL_MSGBOX_FIXED_LEN)
 
 /*
- * Inner container padding: PKCS#7, 1..255 bytes, and the whole container
- * (type byte included, as the Android app counts it) at least 32 bytes.
+ * Inner container padding: PKCS#7, 1..255 bytes, and body plus padding at
+ * least 32 bytes (so the container is at least 33 with its type byte, which
+ * meets both the specification's and the Android app's reading).
  */
 #define VEIL_E2E_PAD_MAX 255
 #define VEIL_E2E_MIN_PADDED_LEN 32
