@@ -268,7 +268,16 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 			respond(wsi, ps);
 			return 0;
 		}
-	} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0) {
+	} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		/*
+		 * lws 4.1 does not de-chunk request bodies on the server side, so a
+		 * chunked body would never arrive as such: ask for a length instead.
+		 */
+		veil_http_resp_error(&ps->resp, 411, "content-length required", NULL);
+		ps->resp.close = 1;
+		respond(wsi, ps);
+		return 0;
+	} else {
 		/* Neither a length nor chunks: HTTP/1.1 says the body is empty. */
 		dispatch(h, wsi, ps);
 		return 0;
