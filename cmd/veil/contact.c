@@ -32,7 +32,11 @@ static int contact_add(int argc, char **argv)
 	if (cli_open(&m) != 0)
 		return 1;
 	int rc = 0;
-	if (veil_msgr_contact_add(&m, id, key ? pk : NULL, &c) != 0) {
+	rc = veil_msgr_contact_add(&m, id, key ? pk : NULL, &c);
+	/* Adding a contact that is already there with this key changes nothing: success. */
+	if (rc == VEIL_EEXIST)
+		rc = veil_profile_contact_get(&m.prof, id, &c);
+	if (rc != 0) {
 		rc = cli_err("%s", m.errtext);
 		goto out;
 	}

@@ -128,7 +128,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 		if ((r->json ? print_json(ev) : print_human(ev)) != 0)
 			r->failed = 1;
 		break;
-	case VEIL_MSGR_EV_ALERT: cli_err("server alert: %s", ev->errtext); break;
+	case VEIL_MSGR_EV_ALERT: cli_err("%s", ev->errtext); break;
 	case VEIL_MSGR_EV_ERROR:
 		memcpy(from, ev->from, VEIL_ID_LEN);
 		from[VEIL_ID_LEN] = 0;

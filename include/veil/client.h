@@ -297,7 +297,11 @@ int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 enum veil_msgr_event_kind {
 	VEIL_MSGR_EV_MESSAGE = 1, /* a decrypted, stored message */
 	VEIL_MSGR_EV_ERROR = 2,   /* a message that could not be processed */
-	VEIL_MSGR_EV_ALERT = 3,   /* an alert or close-error text from the server */
+	/*
+	 * A server alert ("server alert: ...") or a close-error after which the
+	 * client reconnects ("server closed the connection: ... (reconnecting)").
+	 */
+	VEIL_MSGR_EV_ALERT = 3,
 };
 
 #define VEIL_MSGR_EV_MAX_IDS 16

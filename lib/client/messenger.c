@@ -419,14 +419,26 @@ int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 			    veil_csp_ack_parse(rx, n, aid, &amid) == 0 &&
 			    memcmp(aid, to, VEIL_ID_LEN) == 0 && amid == id)
 				goto acked;
-			if (type == VEIL_CSP_ALERT && m->alert_fn != NULL) {
+			if (type == VEIL_CSP_ALERT) {
 				char t[VEIL_CONN_ERRTEXT_MAX];
 				size_t k = n < sizeof t - 1 ? n : sizeof t - 1;
-				if (veil_utf8_valid(rx, k)) {
-					memcpy(t, rx, k);
-					t[k] = 0;
-					m->alert_fn(t, m->alert_ctx);
+				if (!veil_utf8_valid(rx, k))
+					continue;
+				memcpy(t, rx, k);
+				t[k] = 0;
+				/*
+				 * The server reports a message it will not deliver only in
+				 * an alert's text, never with an ack: an alert that names
+				 * the receiver while we wait for our ack is taken as that
+				 * refusal, rather than waiting out the deadline.
+				 */
+				if (strstr(t, ids) != NULL) {
+					rc = fail(m, VEIL_EAUTH,
+					          "the server refused the message: %s", t);
+					goto out;
 				}
+				if (m->alert_fn != NULL)
+					m->alert_fn(t, m->alert_ctx);
 			}
 			/* Incoming messages stay queued for `veil recv`: we do not ack them. */
 		}
@@ -791,8 +803,11 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 		}
 		if (rc != 0) {
 			int again = dropped(m, c, rc);
-			if (c->close_error && again)
-				emit_alert(s, m->errtext);
+			if (c->close_error && again) {
+				char t[VEIL_MSGR_ERRTEXT_MAX + 32];
+				snprintf(t, sizeof t, "%s (reconnecting)", m->errtext);
+				emit_alert(s, t);
+			}
 			veil_conn_close(c);
 			if (!again)
 				goto out;
@@ -830,9 +845,11 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 			char t[VEIL_CONN_ERRTEXT_MAX];
 			size_t k = n < sizeof t - 1 ? n : sizeof t - 1;
 			if (veil_utf8_valid(buf, k)) {
+				char a[VEIL_CONN_ERRTEXT_MAX + 16];
 				memcpy(t, buf, k);
 				t[k] = 0;
-				emit_alert(s, t);
+				snprintf(a, sizeof a, "server alert: %s", t);
+				emit_alert(s, a);
 			}
 			break;
 		}
