@@ -1,0 +1,114 @@
+#!/bin/bash
+# The veil CLI against a real veild on loopback, as a newcomer uses it:
+# two identities exchange messages both ways, offline delivery, receipts,
+# JSON output, and one clear error line for each common mistake.
+set -u
+BIN=${VEIL_BIN:-$PWD/build}
+T=$(mktemp -d /tmp/veil-cli.XXXXXX)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CP=$(port)
+HP=$(port)
+URL=http://127.0.0.1:$HP
+fails=0
+pid=
+
+start() {
+	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" >>"$T/veild.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "veild did not start"; cat "$T/veild.log"; exit 1
+}
+stop() { [ -n "$pid" ] && kill "$pid" && wait "$pid"; pid=; }
+trap 'stop 2>/dev/null; rm -rf "$T"' EXIT
+
+check() { # name, command...
+	local name=$1; shift
+	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+# Runs a veil command that must fail with exactly one stderr line matching a pattern.
+fails_with() { # home, pattern, args...
+	local home=$1 pat=$2; shift 2
+	VEIL_HOME=$home "$BIN/veil" "$@" >"$T/out" 2>"$T/err"
+	local rc=$?
+	[ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -qi -- "$pat" "$T/err" ||
+		{ echo "  rc=$rc stderr: $(cat "$T/err")"; return 1; }
+}
+
+start
+va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
+vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
+KEY=$(curl -sf "$URL/.well-known/veil/provisioning" | head -1 | python3 -c 'import sys,json,base64; print(base64.b64decode(json.load(sys.stdin)["chat"]["publicKey"]).hex())')
+
+A=$(va init --server "$URL" --server-key "$KEY" --nickname Alice)
+B=$(vb init --server "$URL" --nickname Bob)
+check init_prints_ids [ ${#A} = 8 ] && [ ${#B} = 8 ] && [ "$A" != "$B" ]
+check whoami bash -c "VEIL_HOME=$T/a $BIN/veil whoami | grep -q '^$A [0-9a-f]\{64\}\$'"
+
+# Alice writes to Bob, who is offline (the CLI only connects to send or receive).
+MID=$(va send "$B" "Hello Bob, grüezi")
+check send_prints_id bash -c "[[ '$MID' =~ ^[0-9a-f]{16}$ ]]"
+vb recv >"$T/b1" 2>"$T/b1.err"
+check recv_human grep -q "$A: Hello Bob, grüezi" "$T/b1"
+# Bob's recv acked the message: a second recv finds nothing.
+vb recv >"$T/b2"
+check queue_drained [ ! -s "$T/b2" ]
+
+vb send "$A" "Hi Alice" >/dev/null
+va recv --json >"$T/a1"
+check recv_json_text python3 -c "
+import json,sys
+rows=[json.loads(l) for l in open('$T/a1')]
+t=[r for r in rows if r['type']=='text']
+assert len(t)==1 and t[0]['from']=='$B' and t[0]['text']=='Hi Alice', rows
+assert len(t[0]['id'])==16 and t[0]['date'].endswith('Z'), t
+r=[r for r in rows if r['type']=='receipt']
+assert r and r[0]['status']=='received' and '$MID' in r[0]['ids'], rows
+"
+
+# Many messages queued for an offline recipient arrive complete and in order.
+for i in $(seq 1 30); do va send "$B" "msg $i" >/dev/null || echo "send $i failed"; done
+vb recv --json >"$T/b3"
+check offline_queue_in_order python3 -c "
+import json
+t=[json.loads(l)['text'] for l in open('$T/b3') if json.loads(l)['type']=='text']
+assert t==['msg %d'%i for i in range(1,31)], t
+"
+
+# A waiting receiver gets a message sent while it waits.
+vb recv --wait 6 --json >"$T/b4" &
+rpid=$!
+sleep 1.5
+va send "$B" "live one" >/dev/null
+wait $rpid
+check recv_wait_live grep -q '"text":"live one"' "$T/b4"
+
+# Contacts.
+va contact add "$B" >/dev/null
+check contact_list bash -c "VEIL_HOME=$T/a $BIN/veil contact list | grep -q '^$B '"
+OTHER=$(python3 -c 'import os; print(os.urandom(32).hex())')
+check contact_add_offline bash -c "VEIL_HOME=$T/a $BIN/veil contact add ECHOECHO --key $OTHER >/dev/null && VEIL_HOME=$T/a $BIN/veil contact list | grep -q '^ECHOECHO $OTHER'"
+
+# One clear line for each common mistake.
+check err_unknown_id fails_with "$T/a" "unknown ID" send ZZZZ9999 "hi"
+check err_bad_id fails_with "$T/a" "ID" send lowercase "hi"
+LONG=$(python3 -c 'print("x"*7000)')
+check err_too_long fails_with "$T/a" "too long" send "$B" "$LONG"
+WRONG=$(python3 -c 'import os; print(os.urandom(32).hex())')
+check err_wrong_server_key fails_with "$T/c" "key" init --server "$URL" --server-key "$WRONG"
+check err_not_initialised fails_with "$T/nobody" "init" send "$B" "hi"
+unknown_cmd() {
+	VEIL_HOME=$T/a "$BIN/veil" frobnicate >/dev/null 2>"$T/err" && return 1
+	head -1 "$T/err" | grep -q "unknown command 'frobnicate'"
+}
+check err_unknown_command unknown_cmd
+stop
+check err_unreachable fails_with "$T/a" "cannot reach" send "$B" "hi"
+check err_unreachable_init fails_with "$T/d" "reach" init --server "$URL"
+
+# The server's files never hold the plaintext.
+check no_plaintext_on_server bash -c "! grep -r -q -a 'grüezi\|live one\|msg 17' '$T/srv'"
+
+exit $fails
