@@ -294,6 +294,15 @@ int veil_msgr_contact_add(struct veil_msgr *m, const uint8_t id[static VEIL_ID_L
 int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], const char *text,
                         size_t len, uint64_t *msg_id) VEIL_WUR;
 
+/*
+ * Sends one 1:1 message of any inner type with an already encoded body (at
+ * most VEIL_E2E_BODY_MAX bytes): the same delivery as veil_msgr_send_text
+ * (directory lookup, ack wait, reconnects, message log), which is built on
+ * it.
+ */
+int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], uint8_t type,
+                        const uint8_t *body, size_t body_len, uint64_t *msg_id) VEIL_WUR;
+
 enum veil_msgr_event_kind {
 	VEIL_MSGR_EV_MESSAGE = 1, /* a decrypted, stored message */
 	VEIL_MSGR_EV_ERROR = 2,   /* a message that could not be processed */
@@ -323,6 +332,8 @@ struct veil_msgr_event {
 	int typing;                         /* typing indicators */
 	int err;                            /* errors: the veil_err code */
 	const char *errtext;                /* errors and alerts: one line of text */
+	const uint8_t *body;                /* messages: the inner body as received (unpadded) */
+	size_t body_len;
 };
 
 /*

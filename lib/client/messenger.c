@@ -349,17 +349,11 @@ static int seal(struct veil_msgr *m, struct veil_buf *out, const struct veil_con
 int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], const char *text,
                         size_t len, uint64_t *msg_id)
 {
-	struct veil_contact peer;
-	struct veil_buf body, box;
-	struct veil_conn *c = NULL;
-	struct veil_backoff b;
-	char ids[VEIL_ID_LEN + 1];
-	uint8_t *rx = NULL;
-	int rc, is_new;
+	struct veil_buf body;
+	int rc;
 
 	*msg_id = 0;
 	veil_buf_init_secret(&body, VEIL_E2E_TEXT_MAX + 1);
-	veil_buf_init(&box, VEIL_MSGBOX_MAX);
 	if (len == 0)
 		return fail(m, VEIL_EINVAL, "empty message");
 	if (len > VEIL_E2E_TEXT_MAX)
@@ -367,6 +361,31 @@ int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 		            VEIL_E2E_TEXT_MAX);
 	if (!veil_utf8_valid((const uint8_t *)text, len))
 		return fail(m, VEIL_EINVAL, "the message is not valid UTF-8 text");
+	if ((rc = veil_e2e_text_encode(&body, text, len)) != 0) {
+		veil_buf_release(&body);
+		return fail(m, rc, "cannot encode the text: %s", veil_strerror(rc));
+	}
+	rc = veil_msgr_send_body(m, to, VEIL_E2E_TEXT, body.p, body.len, msg_id);
+	veil_buf_release(&body);
+	return rc;
+}
+
+int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], uint8_t msg_type,
+                        const uint8_t *body, size_t body_len, uint64_t *msg_id)
+{
+	struct veil_contact peer;
+	struct veil_buf box;
+	struct veil_conn *c = NULL;
+	struct veil_backoff b;
+	char ids[VEIL_ID_LEN + 1];
+	uint8_t *rx = NULL;
+	int rc, is_new;
+
+	*msg_id = 0;
+	veil_buf_init(&box, VEIL_MSGBOX_MAX);
+	if (body_len > VEIL_E2E_BODY_MAX)
+		return fail(m, VEIL_ELIMIT, "message too large (%zu bytes, at most %zu)", body_len,
+		            (size_t)VEIL_E2E_BODY_MAX);
 	if (!veil_id_valid(to))
 		return fail(m, VEIL_EINVAL, "invalid ID");
 	id_str(ids, to);
@@ -374,10 +393,6 @@ int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 		return fail(m, VEIL_EINVAL, "cannot send a message to yourself (%s)", ids);
 	if ((rc = peer_get(m, to, &peer, &is_new)) != 0)
 		return rc;
-	if ((rc = veil_e2e_text_encode(&body, text, len)) != 0) {
-		fail(m, rc, "cannot encode the text: %s", veil_strerror(rc));
-		goto out;
-	}
 
 	uint64_t id = veil_random_u64(), created = veil_now_ms();
 	uint64_t deadline = veil_mono_ms() + (uint64_t)m->send_timeout_ms;
@@ -397,8 +412,8 @@ int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 		 * duplicate ID rather than as a replayed nonce.
 		 */
 		veil_buf_reset(&box);
-		if ((rc = seal(m, &box, &peer, id, created, VEIL_MSG_FLAG_PUSH, VEIL_E2E_TEXT,
-		               body.p, body.len)) != 0) {
+		if ((rc = seal(m, &box, &peer, id, created, VEIL_MSG_FLAG_PUSH, msg_type, body,
+		               body_len)) != 0) {
 			fail(m, rc, "cannot encrypt the message: %s", veil_strerror(rc));
 			goto out;
 		}
@@ -458,9 +473,9 @@ acked:
 		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
 		                           .msg_id = id,
 		                           .date_ms = created,
-		                           .type = VEIL_E2E_TEXT,
-		                           .body = body.p,
-		                           .body_len = body.len};
+		                           .type = msg_type,
+		                           .body = body,
+		                           .body_len = body_len};
 		memcpy(e.peer, to, VEIL_ID_LEN);
 		/* The message is on its way; a log failure must not make it look unsent. */
 		if (veil_profile_log_add(&m->prof, &e, NULL) != 0)
@@ -473,7 +488,6 @@ out:
 		free(c);
 	}
 	free(rx);
-	veil_buf_release(&body);
 	veil_buf_release(&box);
 	return rc;
 }
@@ -669,6 +683,8 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 	ev.date_ms = meta.created_at_ms;
 	ev.type = type;
 	ev.new_contact = is_new;
+	ev.body = body.p;
+	ev.body_len = body.len;
 	size_t nids = 0;
 	if (type == VEIL_E2E_TEXT) {
 		if (veil_e2e_text_decode(body.p, body.len, &ev.text, &ev.text_len) != 0) {
