@@ -96,4 +96,68 @@ int veil_dir_token_response(uint8_t out[static 32], const uint8_t sk[static VEIL
 /* The message of this thread's last failed veil_dir_* call ("" if none). */
 const char *veil_dir_errmsg(void);
 
+/* ---------------------------------------------------------------------- */
+/* Contact data: normalisation and the private-matching OPRF              */
+/* ---------------------------------------------------------------------- */
+
+enum veil_contact_kind { VEIL_CONTACT_EMAIL = 0, VEIL_CONTACT_PHONE = 1 };
+#define VEIL_CONTACT_MAX 254 /* longest normalised address (bytes) */
+
+/*
+ * Normalises an address-book entry the way the specification's clients do
+ * before hashing. E-mail: trimmed of ASCII whitespace, ASCII-lowercased,
+ * exactly one '@' with text on both sides, printable ASCII only. Phone: the
+ * E.164 digits without '+': spaces, dashes, dots, slashes and brackets are
+ * dropped, a leading "+" or "00" marks the international form; a national
+ * number (one leading 0) is prefixed with country_code (digits, e.g. "41")
+ * after dropping that 0, or refused if country_code is NULL; 7..15 digits.
+ * out receives a NUL-terminated string. Returns 0 or VEIL_EINVAL.
+ */
+int veil_contact_normalize(int kind, const char *in, size_t len, const char *country_code,
+                           char out[static VEIL_CONTACT_MAX + 1], size_t *out_len) VEIL_WUR;
+/*
+ * The specification's contact-matching hash of a normalised entry
+ * (veil_hash_email / veil_hash_phone).
+ */
+int veil_contact_hash(uint8_t out[static 32], int kind, const char *norm, size_t len) VEIL_WUR;
+
+/*
+ * An oblivious PRF on ristretto255 (2HashDH), specified in docs/PROTOCOL.md:
+ *   P = H2G(kind, x)        ristretto255_from_hash(SHA-512(DST_H2G | kind | len16 | x))
+ *   blind:    B = r * P      with a fresh random scalar r (client)
+ *   evaluate: Z = k * B      with the server's secret scalar k (server)
+ *   unblind:  N = r^-1 * Z   (= k * P)
+ *   output:   SHA-256(DST_OUT | kind | len16 | x | N)
+ * x is a normalised entry of at most VEIL_CONTACT_MAX bytes; len16 is its
+ * length as u16 little-endian. Every function returns 0 or VEIL_EINVAL
+ * (bad input) / VEIL_ECRYPTO (an invalid or identity group element).
+ */
+#define VEIL_OPRF_LEN 32        /* elements, scalars and outputs */
+#define VEIL_OPRF_MAX_BATCH 256 /* elements per evaluation request */
+#define VEIL_OPRF_DST_H2G "veil-oprf-v1-h2g"
+#define VEIL_OPRF_DST_OUT "veil-oprf-v1-out"
+#define VEIL_OPRF_DST_KEY "veil-oprf-v1-key"
+
+int veil_oprf_hash_to_group(uint8_t out[static VEIL_OPRF_LEN], int kind, const char *x,
+                            size_t len) VEIL_WUR;
+/* Picks r (secret: wipe it after finalize) and computes the blinded element. */
+int veil_oprf_blind(uint8_t blinded[static VEIL_OPRF_LEN], uint8_t r[static VEIL_OPRF_LEN],
+                    int kind, const char *x, size_t len) VEIL_WUR;
+/* Server side: out = k * element, refusing invalid encodings and the identity. */
+int veil_oprf_evaluate(uint8_t out[static VEIL_OPRF_LEN], const uint8_t k[static VEIL_OPRF_LEN],
+                       const uint8_t element[static VEIL_OPRF_LEN]) VEIL_WUR;
+/* Client side: unblinds evaluated with r and hashes it into out. */
+int veil_oprf_finalize(uint8_t out[static VEIL_OPRF_LEN], int kind, const char *x, size_t len,
+                       const uint8_t r[static VEIL_OPRF_LEN],
+                       const uint8_t evaluated[static VEIL_OPRF_LEN]) VEIL_WUR;
+/* The output hash over an unblinded element N = k * H2G(kind, x). */
+int veil_oprf_output(uint8_t out[static VEIL_OPRF_LEN], int kind, const char *x, size_t len,
+                     const uint8_t n[static VEIL_OPRF_LEN]) VEIL_WUR;
+/*
+ * Derives the server's OPRF scalar from a 32-byte secret seed: the
+ * BLAKE2b-512 KDF (salt "oprf", personal DST_KEY) reduced mod the group
+ * order. Never zero.
+ */
+int veil_oprf_key_derive(uint8_t k[static VEIL_OPRF_LEN], const uint8_t seed[static 32]) VEIL_WUR;
+
 #endif

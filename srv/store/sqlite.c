@@ -56,6 +56,30 @@ static const char *const migrations[] = {
     " UNIQUE(recipient, sender, msg_id));"
     "CREATE INDEX messages_recipient_seq ON messages(recipient, seq);"
     "CREATE INDEX messages_expires ON messages(expires_ms) WHERE expires_ms != 0;",
+    /* 1 -> 2: linked e-mail addresses and phone numbers, revocation keys */
+    "CREATE TABLE links ("
+    " id TEXT NOT NULL REFERENCES identities(id),"
+    " kind INTEGER NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " prf BLOB NOT NULL,"
+    " linked_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (id, kind));"
+    "CREATE INDEX links_hash ON links(kind, hash);"
+    "CREATE INDEX links_prf ON links(kind, prf);"
+    "CREATE TABLE link_pending ("
+    " vid BLOB PRIMARY KEY,"
+    " id TEXT NOT NULL REFERENCES identities(id),"
+    " kind INTEGER NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " prf BLOB NOT NULL,"
+    " code_mac BLOB NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (id, kind));"
+    "CREATE TABLE revocation_keys ("
+    " id TEXT PRIMARY KEY REFERENCES identities(id),"
+    " rkey BLOB NOT NULL,"
+    " changed_ms INTEGER NOT NULL);",
 };
 #define SQ_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -81,6 +105,19 @@ enum sq_stmt {
 	ST_PUSH_GET,
 	ST_TOKEN_PURGE,
 	ST_TOKEN_INSERT,
+	ST_PEND_PUT,
+	ST_PEND_GET,
+	ST_PEND_ATTEMPT,
+	ST_PEND_DELETE,
+	ST_PEND_DELETE_ID,
+	ST_LINK_PUT,
+	ST_LINK_GET,
+	ST_LINK_DELETE,
+	ST_LINK_DELETE_ALL,
+	ST_LINK_FIND_HASH,
+	ST_LINK_FIND_PRF,
+	ST_REVKEY_SET,
+	ST_REVKEY_GET,
 	ST_COUNT
 };
 
@@ -118,6 +155,24 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PUSH_GET] = "SELECT type, token FROM push_tokens WHERE id = ?1",
     [ST_TOKEN_PURGE] = "DELETE FROM used_tokens WHERE expires_ms <= ?1",
     [ST_TOKEN_INSERT] = "INSERT OR IGNORE INTO used_tokens (hash, expires_ms) VALUES (?1, ?2)",
+    [ST_PEND_PUT] = "INSERT OR REPLACE INTO link_pending (vid, id, kind, hash, prf, code_mac, "
+                    "expires_ms, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+    [ST_PEND_GET] = "SELECT id, kind, hash, prf, code_mac, expires_ms, attempts FROM link_pending "
+                    "WHERE vid = ?1",
+    [ST_PEND_ATTEMPT] = "UPDATE link_pending SET attempts = attempts + 1 WHERE vid = ?1",
+    [ST_PEND_DELETE] = "DELETE FROM link_pending WHERE vid = ?1",
+    [ST_PEND_DELETE_ID] = "DELETE FROM link_pending WHERE id = ?1 AND (kind = ?2 OR ?2 < 0)",
+    [ST_LINK_PUT] = "INSERT OR REPLACE INTO links (id, kind, hash, prf, linked_ms) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_LINK_GET] = "SELECT hash FROM links WHERE id = ?1 AND kind = ?2",
+    [ST_LINK_DELETE] = "DELETE FROM links WHERE id = ?1 AND kind = ?2",
+    [ST_LINK_DELETE_ALL] = "DELETE FROM links WHERE id = ?1",
+    [ST_LINK_FIND_HASH] = "SELECT id FROM links WHERE kind = ?1 AND hash = ?2 ORDER BY id LIMIT ?3",
+    [ST_LINK_FIND_PRF] = "SELECT id FROM links WHERE kind = ?1 AND prf = ?2 ORDER BY id LIMIT ?3",
+    [ST_REVKEY_SET] = "INSERT INTO revocation_keys (id, rkey, changed_ms) SELECT id, ?2, ?3 "
+                      "FROM identities WHERE id = ?1 ON CONFLICT (id) DO UPDATE "
+                      "SET rkey = excluded.rkey, changed_ms = excluded.changed_ms",
+    [ST_REVKEY_GET] = "SELECT rkey, changed_ms FROM revocation_keys WHERE id = ?1",
 };
 
 struct sq_conn {
@@ -871,6 +926,271 @@ static int sq_msg_count(void *be, const uint8_t recipient[static VEIL_ID_LEN], u
 	return rc;
 }
 
+/* --- linked contact data and revocation (any thread, under mu) --- */
+
+/* Rolls back an open transaction of the sy connection, if any. */
+static void sy_rollback(struct sq_backend *b)
+{
+	if (sqlite3_get_autocommit(b->sy.db) == 0)
+		(void)exec_done(stmt(&b->sy, ST_ROLLBACK));
+}
+
+static int sq_link_pending_put(void *be, const struct veil_link_pending *p)
+{
+	struct sq_backend *b = be;
+	struct veil_identity_rec rec;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_ID_BY_ID);
+	bind_id(st, 1, p->id);
+	rc = read_identity(st, &rec);
+	if (rc != 0)
+		goto out;
+	st = stmt(&b->sy, ST_PEND_PUT);
+	sqlite3_bind_blob(st, 1, p->vid, VEIL_STORE_VID_LEN, SQLITE_STATIC);
+	bind_id(st, 2, p->id);
+	sqlite3_bind_int(st, 3, p->kind);
+	sqlite3_bind_blob(st, 4, p->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, p->prf, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, p->code_mac, 32, SQLITE_STATIC);
+	bind_u64(st, 7, p->expires_ms);
+	rc = exec_done(st);
+out:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+/* Copies a 32-byte blob column; VEIL_EIO if it has another size. */
+static int col_blob32(sqlite3_stmt *st, int i, uint8_t out[static 32])
+{
+	const void *p = sqlite3_column_blob(st, i);
+	if (p == NULL || sqlite3_column_bytes(st, i) != 32)
+		return VEIL_EIO;
+	memcpy(out, p, 32);
+	return 0;
+}
+
+static int sq_link_confirm(void *be, const uint8_t vid[static VEIL_STORE_VID_LEN],
+                           const uint8_t code_mac[static 32], uint32_t max_attempts,
+                           uint64_t now_ms, struct veil_link_pending *out)
+{
+	struct sq_backend *b = be;
+	uint8_t mac[32];
+	uint64_t attempts = 0;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	rc = exec_done(stmt(&b->sy, ST_BEGIN));
+	if (rc != 0)
+		goto unlock;
+	sqlite3_stmt *st = stmt(&b->sy, ST_PEND_GET);
+	sqlite3_bind_blob(st, 1, vid, VEIL_STORE_VID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
+		done(st);
+		goto out;
+	}
+	memcpy(out->vid, vid, VEIL_STORE_VID_LEN);
+	rc = col_id(st, 0, out->id);
+	out->kind = sqlite3_column_int(st, 1);
+	if (rc == 0)
+		rc = col_blob32(st, 2, out->hash);
+	if (rc == 0)
+		rc = col_blob32(st, 3, out->prf);
+	if (rc == 0)
+		rc = col_blob32(st, 4, mac);
+	out->expires_ms = col_u64(st, 5);
+	attempts = col_u64(st, 6);
+	done(st);
+	if (rc != 0)
+		goto out;
+	if (out->expires_ms <= now_ms || attempts >= max_attempts) {
+		/* Dead either way: remove it so that it cannot be tried again. */
+		rc = out->expires_ms <= now_ms ? VEIL_ETIMEOUT : VEIL_ELIMIT;
+		st = stmt(&b->sy, ST_PEND_DELETE);
+		sqlite3_bind_blob(st, 1, vid, VEIL_STORE_VID_LEN, SQLITE_STATIC);
+		if (exec_done(st) != 0 || exec_done(stmt(&b->sy, ST_COMMIT)) != 0)
+			rc = VEIL_EIO;
+		goto out;
+	}
+	if (veil_memcmp(mac, code_mac, sizeof(mac)) != 0) {
+		st = stmt(&b->sy, ST_PEND_ATTEMPT);
+		sqlite3_bind_blob(st, 1, vid, VEIL_STORE_VID_LEN, SQLITE_STATIC);
+		rc = exec_done(st);
+		if (rc == 0)
+			rc = exec_done(stmt(&b->sy, ST_COMMIT));
+		if (rc == 0)
+			rc = VEIL_EAUTH;
+		goto out;
+	}
+	st = stmt(&b->sy, ST_LINK_PUT);
+	bind_id(st, 1, out->id);
+	sqlite3_bind_int(st, 2, out->kind);
+	sqlite3_bind_blob(st, 3, out->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, out->prf, 32, SQLITE_STATIC);
+	bind_u64(st, 5, now_ms);
+	rc = exec_done(st);
+	if (rc != 0)
+		goto out;
+	st = stmt(&b->sy, ST_PEND_DELETE);
+	sqlite3_bind_blob(st, 1, vid, VEIL_STORE_VID_LEN, SQLITE_STATIC);
+	rc = exec_done(st);
+	if (rc == 0)
+		rc = exec_done(stmt(&b->sy, ST_COMMIT));
+out:
+	sy_rollback(b);
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	sodium_memzero(mac, sizeof(mac));
+	if (rc != 0 && rc != VEIL_EAUTH && rc != VEIL_ETIMEOUT && rc != VEIL_ELIMIT)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int sq_link_get(void *be, const uint8_t id[static VEIL_ID_LEN], int kind,
+                       uint8_t hash[static 32])
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_LINK_GET);
+	bind_id(st, 1, id);
+	sqlite3_bind_int(st, 2, kind);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = col_blob32(st, 0, hash);
+	else
+		rc = rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_link_delete(void *be, const uint8_t id[static VEIL_ID_LEN], int kind)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	int rc = exec_done(stmt(&b->sy, ST_BEGIN));
+	if (rc != 0)
+		goto unlock;
+	sqlite3_stmt *st = stmt(&b->sy, ST_LINK_DELETE);
+	bind_id(st, 1, id);
+	sqlite3_bind_int(st, 2, kind);
+	rc = exec_done(st);
+	if (rc == 0) {
+		st = stmt(&b->sy, ST_PEND_DELETE_ID);
+		bind_id(st, 1, id);
+		sqlite3_bind_int(st, 2, kind);
+		rc = exec_done(st);
+	}
+	if (rc == 0)
+		rc = exec_done(stmt(&b->sy, ST_COMMIT));
+	sy_rollback(b);
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_link_find(void *be, int kind, int by_prf, const uint8_t value[static 32],
+                        uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n)
+{
+	struct sq_backend *b = be;
+	int rc;
+	*n = 0;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, by_prf ? ST_LINK_FIND_PRF : ST_LINK_FIND_HASH);
+	sqlite3_bind_int(st, 1, kind);
+	sqlite3_bind_blob(st, 2, value, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+		if (col_id(st, 0, ids[*n]) != 0) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		(*n)++;
+	}
+	rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_err(rc);
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0)
+		*n = 0;
+	return rc;
+}
+
+static int sq_revocation_set(void *be, const uint8_t id[static VEIL_ID_LEN],
+                             const uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t now_ms)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_REVKEY_SET);
+	bind_id(st, 1, id);
+	sqlite3_bind_blob(st, 2, key, VEIL_STORE_REVKEY_LEN, SQLITE_STATIC);
+	bind_u64(st, 3, now_ms);
+	int rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+		rc = VEIL_ENOTFOUND;
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_revocation_get(void *be, const uint8_t id[static VEIL_ID_LEN],
+                             uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_REVKEY_GET);
+	bind_id(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		if (p == NULL || sqlite3_column_bytes(st, 0) != VEIL_STORE_REVKEY_LEN) {
+			rc = VEIL_EIO;
+		} else {
+			memcpy(key, p, VEIL_STORE_REVKEY_LEN);
+			*changed_ms = col_u64(st, 1);
+			rc = 0;
+		}
+	} else {
+		rc = rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
+	}
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	int rc = exec_done(stmt(&b->sy, ST_BEGIN));
+	if (rc != 0)
+		goto unlock;
+	sqlite3_stmt *st = stmt(&b->sy, ST_ID_SET_STATE);
+	bind_id(st, 1, id);
+	bind_u64(st, 2, VEIL_IDENTITY_INVALID);
+	rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+		rc = VEIL_ENOTFOUND;
+	if (rc == 0) {
+		st = stmt(&b->sy, ST_LINK_DELETE_ALL);
+		bind_id(st, 1, id);
+		rc = exec_done(st);
+	}
+	if (rc == 0) {
+		st = stmt(&b->sy, ST_PEND_DELETE_ID);
+		bind_id(st, 1, id);
+		sqlite3_bind_int(st, 2, -1);
+		rc = exec_done(st);
+	}
+	if (rc == 0)
+		rc = exec_done(stmt(&b->sy, ST_COMMIT));
+	sy_rollback(b);
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
 const struct veil_store_ops veil_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -890,4 +1210,12 @@ const struct veil_store_ops veil_store_sqlite_ops = {
     .s_push_token_get = sq_push_token_get,
     .s_token_use = sq_token_use,
     .s_msg_count = sq_msg_count,
+    .s_link_pending_put = sq_link_pending_put,
+    .s_link_confirm = sq_link_confirm,
+    .s_link_get = sq_link_get,
+    .s_link_delete = sq_link_delete,
+    .s_link_find = sq_link_find,
+    .s_revocation_set = sq_revocation_set,
+    .s_revocation_get = sq_revocation_get,
+    .s_identity_revoke = sq_identity_revoke,
 };

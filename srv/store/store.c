@@ -540,3 +540,67 @@ int veil_store_token_use(struct veil_store *s, const uint8_t *token, size_t len,
 	sodium_memzero(hash, sizeof(hash));
 	return rc;
 }
+
+/* --- linked contact data and revocation --- */
+
+static int link_kind_ok(int kind)
+{
+	return kind == VEIL_LINK_EMAIL || kind == VEIL_LINK_PHONE;
+}
+
+int veil_store_link_pending_put(struct veil_store *s, const struct veil_link_pending *p)
+{
+	if (p == NULL || !link_kind_ok(p->kind) || !veil_id_valid(p->id))
+		return VEIL_EINVAL;
+	return s->ops->s_link_pending_put(s->be, p);
+}
+
+int veil_store_link_confirm(struct veil_store *s, const uint8_t vid[static VEIL_STORE_VID_LEN],
+                            const uint8_t code_mac[static 32], uint32_t max_attempts,
+                            uint64_t now_ms, struct veil_link_pending *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->s_link_confirm(s->be, vid, code_mac, max_attempts, now_ms, out);
+}
+
+int veil_store_link_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN], int kind,
+                        uint8_t hash[static 32])
+{
+	if (!link_kind_ok(kind))
+		return VEIL_EINVAL;
+	return s->ops->s_link_get(s->be, id, kind, hash);
+}
+
+int veil_store_link_delete(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN], int kind)
+{
+	if (!link_kind_ok(kind))
+		return VEIL_EINVAL;
+	return s->ops->s_link_delete(s->be, id, kind);
+}
+
+int veil_store_link_find(struct veil_store *s, int kind, int by_prf, const uint8_t value[static 32],
+                         uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n)
+{
+	*n = 0;
+	if (!link_kind_ok(kind) || max == 0 || max > VEIL_STORE_MAX_MATCHES)
+		return VEIL_EINVAL;
+	return s->ops->s_link_find(s->be, kind, by_prf, value, ids, max, n);
+}
+
+int veil_store_revocation_set(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              const uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t now_ms)
+{
+	return s->ops->s_revocation_set(s->be, id, key, now_ms);
+}
+
+int veil_store_revocation_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms)
+{
+	*changed_ms = 0;
+	return s->ops->s_revocation_get(s->be, id, key, changed_ms);
+}
+
+int veil_store_identity_revoke(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN])
+{
+	return s->ops->s_identity_revoke(s->be, id);
+}

@@ -125,6 +125,69 @@ int veil_store_token_use(struct veil_store *s, const uint8_t *token, size_t len,
                          uint64_t expires_ms);
 
 /*
+ * --- linked contact data and revocation (synchronous, thread-safe) ---
+ *
+ * An identity may link one e-mail address and one phone number (kind). The
+ * store never sees the address itself: only its contact-matching hash
+ * (HMAC-SHA256 of the specification) and its private-matching output (the
+ * OPRF of docs/PROTOCOL.md), both 32 bytes. A link is pending until the
+ * code sent to the address is confirmed.
+ */
+enum veil_link_kind { VEIL_LINK_EMAIL = 0, VEIL_LINK_PHONE = 1 };
+#define VEIL_STORE_VID_LEN 16     /* verification ID of a pending link */
+#define VEIL_STORE_REVKEY_LEN 4   /* the specification's revocation key */
+#define VEIL_STORE_MAX_MATCHES 16 /* identities returned for one hash */
+
+struct veil_link_pending {
+	uint8_t vid[VEIL_STORE_VID_LEN];
+	uint8_t id[VEIL_ID_LEN];
+	int kind; /* enum veil_link_kind */
+	uint8_t hash[32];
+	uint8_t prf[32];
+	uint8_t code_mac[32]; /* a MAC of the code; the code itself is never stored */
+	uint64_t expires_ms;
+};
+
+/*
+ * Records a pending link, replacing any earlier pending link of the same
+ * identity and kind. VEIL_ENOTFOUND for an unknown identity.
+ */
+int veil_store_link_pending_put(struct veil_store *s, const struct veil_link_pending *p);
+/*
+ * Confirms the pending link vid if code_mac matches: the link becomes
+ * active (replacing the identity's earlier one of that kind) and the
+ * pending record goes. Returns 0 and fills out, VEIL_ENOTFOUND (unknown
+ * vid), VEIL_ETIMEOUT (expired; the record is removed), VEIL_ELIMIT (more
+ * than max_attempts wrong codes; the record is removed), VEIL_EAUTH (wrong
+ * code; the attempt is counted).
+ */
+int veil_store_link_confirm(struct veil_store *s, const uint8_t vid[static VEIL_STORE_VID_LEN],
+                            const uint8_t code_mac[static 32], uint32_t max_attempts,
+                            uint64_t now_ms, struct veil_link_pending *out);
+/* The hash linked for (id, kind): 0, or VEIL_ENOTFOUND. */
+int veil_store_link_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN], int kind,
+                        uint8_t hash[static 32]);
+/* Removes the link and any pending link of (id, kind); 0 even if there was none. */
+int veil_store_link_delete(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN], int kind);
+/*
+ * Identities linked with value (the hash, or with by_prf the OPRF output)
+ * of kind, in ID order, at most max (<= VEIL_STORE_MAX_MATCHES).
+ */
+int veil_store_link_find(struct veil_store *s, int kind, int by_prf, const uint8_t value[static 32],
+                         uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n);
+/* Sets the revocation key; VEIL_ENOTFOUND for an unknown identity. */
+int veil_store_revocation_set(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              const uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t now_ms);
+/* Reads the revocation key and when it was set: 0, or VEIL_ENOTFOUND if none. */
+int veil_store_revocation_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                              uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms);
+/*
+ * Revokes an identity in one transaction: state VEIL_IDENTITY_INVALID and
+ * every link and pending link removed. VEIL_ENOTFOUND for an unknown one.
+ */
+int veil_store_identity_revoke(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN]);
+
+/*
  * --- message queue (asynchronous, group-committed) ---
  *
  * Each queueing call returns 0 when the job was queued, and then its

@@ -56,6 +56,21 @@ struct veil_store_ops {
 	                   uint64_t now_ms);
 	int (*s_msg_count)(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t now_ms,
 	                   uint64_t *count);
+	/* Linked contact data and revocation (see store.h). */
+	int (*s_link_pending_put)(void *be, const struct veil_link_pending *p);
+	int (*s_link_confirm)(void *be, const uint8_t vid[static VEIL_STORE_VID_LEN],
+	                      const uint8_t code_mac[static 32], uint32_t max_attempts,
+	                      uint64_t now_ms, struct veil_link_pending *out);
+	int (*s_link_get)(void *be, const uint8_t id[static VEIL_ID_LEN], int kind,
+	                  uint8_t hash[static 32]);
+	int (*s_link_delete)(void *be, const uint8_t id[static VEIL_ID_LEN], int kind);
+	int (*s_link_find)(void *be, int kind, int by_prf, const uint8_t value[static 32],
+	                   uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n);
+	int (*s_revocation_set)(void *be, const uint8_t id[static VEIL_ID_LEN],
+	                        const uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t now_ms);
+	int (*s_revocation_get)(void *be, const uint8_t id[static VEIL_ID_LEN],
+	                        uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms);
+	int (*s_identity_revoke)(void *be, const uint8_t id[static VEIL_ID_LEN]);
 };
 
 extern const struct veil_store_ops veil_store_sqlite_ops;
