@@ -296,4 +296,93 @@ int veil_hash_gateway_callback(uint8_t out[static 32], const char *secret, size_
 int veil_safe_derive(uint8_t backup_id[static 32], uint8_t key[static 32], const char *password,
                      size_t password_len, const uint8_t id[static VEIL_ID_LEN]) VEIL_WUR;
 
+/* ---------------------------------------------------------------------- */
+/* File messages (type 0x17) and blob encryption                          */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_FILE_KEY_LEN 32
+#define VEIL_BLOB_ID_LEN 16
+/* The fixed secretbox nonces of blobs: 00..01 for a file, 00..02 for its thumbnail. */
+#define VEIL_FILE_NONCE_FILE 1
+#define VEIL_FILE_NONCE_THUMB 2
+/* Bound on the plaintext size "s" accepted in a file message; servers set their own. */
+#define VEIL_FILE_SIZE_MAX (((uint64_t)1) << 40)
+
+/* Writes the fixed nonce 00..00 which (VEIL_FILE_NONCE_FILE or _THUMB). */
+void veil_file_nonce(uint8_t nonce[static VEIL_NONCE_LEN], int which);
+
+/*
+ * A secretbox (XSalsa20-Poly1305, combined form tag(16) || ciphertext)
+ * computed over a message given in pieces of any size, in constant memory:
+ * the tag and ciphertext equal those of one crypto_secretbox_easy over the
+ * whole message. Encrypt: init, encrypt each piece in order, final gives the
+ * tag (which goes first on the wire). Decrypt: init, decrypt each piece of
+ * ciphertext, then verify the tag; the plaintext must not be trusted (or
+ * kept) unless verify returns 0. final, verify and wipe erase the state.
+ */
+#define VEIL_SBSTREAM_MAC_STATE 256
+struct veil_sbstream {
+	_Alignas(16) unsigned char mac[VEIL_SBSTREAM_MAC_STATE];
+	uint8_t key[VEIL_FILE_KEY_LEN];
+	uint8_t nonce[VEIL_NONCE_LEN];
+	uint64_t off; /* keystream bytes used so far (32 for the Poly1305 key) */
+};
+int veil_sbstream_init(struct veil_sbstream *s, const uint8_t key[static VEIL_FILE_KEY_LEN],
+                       const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
+/* out may equal in. */
+void veil_sbstream_encrypt(struct veil_sbstream *s, uint8_t *out, const uint8_t *in, size_t len);
+void veil_sbstream_decrypt(struct veil_sbstream *s, uint8_t *out, const uint8_t *in, size_t len);
+void veil_sbstream_final(struct veil_sbstream *s, uint8_t tag[static VEIL_MAC_LEN]);
+/* 0 if tag authenticates everything decrypted, else VEIL_ECRYPTO. */
+int veil_sbstream_verify(struct veil_sbstream *s, const uint8_t tag[static VEIL_MAC_LEN]) VEIL_WUR;
+void veil_sbstream_wipe(struct veil_sbstream *s);
+
+/* Rendering types ("j"). */
+#define VEIL_FILE_RENDER_FILE 0
+#define VEIL_FILE_RENDER_MEDIA 1
+#define VEIL_FILE_RENDER_STICKER 2
+
+#define VEIL_FILE_MIME_MAX 255
+#define VEIL_FILE_NAME_MAX 256
+#define VEIL_FILE_CAPTION_MAX 6000
+#define VEIL_FILE_CORRELATION_MAX 64
+#define VEIL_FILE_META_MAX 1024 /* "x" as compact JSON */
+#define VEIL_FILE_JSON_MAX VEIL_E2E_BODY_MAX
+#define VEIL_FILE_JSON_DEPTH 4
+
+/*
+ * The JSON body of a file message. Strings are NUL-terminated UTF-8; an
+ * empty name, caption or correlation ID is left out of the JSON. size is
+ * the plaintext size ("s"). key is secret: wipe the struct after use.
+ */
+struct veil_e2e_file {
+	int rendering; /* VEIL_FILE_RENDER_* */
+	uint8_t key[VEIL_FILE_KEY_LEN];
+	uint8_t blob_id[VEIL_BLOB_ID_LEN];
+	char mime[VEIL_FILE_MIME_MAX + 1];
+	char name[VEIL_FILE_NAME_MAX + 1];
+	uint64_t size;
+	int has_thumb;
+	uint8_t thumb_blob_id[VEIL_BLOB_ID_LEN];
+	char thumb_mime[VEIL_FILE_MIME_MAX + 1];
+	char caption[VEIL_FILE_CAPTION_MAX + 1];
+	char correlation[VEIL_FILE_CORRELATION_MAX + 1];
+	char meta_json[VEIL_FILE_META_MAX + 1]; /* "" or a JSON object */
+};
+
+/*
+ * Appends the JSON of f to out: "b", "k" (hex), "m", "n", "s", "i" (1 for
+ * media, else 0, for older readers), "j", and "t"/"p", "d", "c", "x" when
+ * set. VEIL_EINVAL for a field out of range, VEIL_ELIMIT beyond
+ * VEIL_FILE_JSON_MAX.
+ */
+int veil_e2e_file_encode(struct veil_buf *out, const struct veil_e2e_file *f) VEIL_WUR;
+/*
+ * Parses a file message body (untrusted). Required: "b", "k", "m", "s";
+ * "j" (else "i") outside 0..2 reads as a plain file; "t" without "p" gets
+ * image/jpeg. Unknown fields are ignored. Returns 0, VEIL_EPROTO or
+ * VEIL_ELIMIT; on failure f is zeroed.
+ */
+int veil_e2e_file_decode(const uint8_t *p, size_t len, struct veil_e2e_file *f) VEIL_WUR;
+
 #endif
