@@ -111,7 +111,13 @@ $(SRV_FUZZ_REPLAY): $(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/repl
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
+# Benchmarks that measure server code in-process link its objects.
+SRV_BENCH_BIN := $(filter $(BUILD)/bench/store_bench $(BUILD)/bench/srv_%,$(BENCH_BIN))
+$(SRV_BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(filter-out $(SRV_BENCH_BIN),$(BENCH_BIN)): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,0 +1,1169 @@
+/*
+ * chatbench: measures the chat relay against the bare relay ceiling in the
+ * same run, on this machine.
+ *
+ * It starts veild (fresh data directory) and bench/bare_relay as child
+ * processes pinned to CPU 0, pins itself to CPU 1, creates identities
+ * through the directory, and drives workloads over the real Chat Server
+ * Protocol (handshake, encrypted frames, server acks and client acks) or
+ * over the bare relay's plain framing with frames of the same size:
+ *
+ *   W1 handshake storm   logins per second and login latency
+ *   W2 idle              server memory per authenticated idle connection
+ *   W3 1:1 relay         pairs flat out (msgs/s, CPU us per message) and
+ *                        paced from many senders (latency from intended
+ *                        send time)
+ *   W4 offline drain     recipients x queued messages, durable
+ *
+ * Every run counts lost and duplicated messages; any is a failure (exit 1).
+ * Figures are medians of --runs runs; --json FILE writes them.
+ * --smoke runs every workload briefly for correctness only.
+ */
+#define _GNU_SOURCE /* sched_setaffinity, accept4 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "veil/crypto.h"
+#include "veil/csp.h"
+#include "veil/dir.h"
+#include "veil/e2e.h"
+
+#define INBUF (2 + VEIL_CSP_MAX_FRAME + 4096)
+/*
+ * Message IDs carry a tag of the run in their high bits, so that a message
+ * left over from an earlier run (redelivered because its ack was in flight
+ * when that run closed its connections) is recognised and not counted.
+ */
+#define SEQ_BITS 40
+static uint64_t run_tag;
+#define RING 8192
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void pin_cpu(int cpu)
+{
+	cpu_set_t s;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	sched_setaffinity(0, sizeof s, &s);
+}
+
+static uint16_t free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof a;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+		abort();
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* --- server processes --- */
+
+struct proc {
+	pid_t pid;
+	uint16_t port, http_port;
+	char data[128];
+	char url[96];
+	uint8_t csp_pk[32];
+};
+
+static const char *bindir = "build";
+
+static int wait_port(uint16_t port, pid_t pid)
+{
+	for (int i = 0; i < 400; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_port = htons(port),
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		close(fd);
+		if (ok)
+			return 0;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return -1;
+		usleep(25000);
+	}
+	return -1;
+}
+
+static int start_veild(struct proc *p)
+{
+	char exe[256], cp[8], hp[8];
+	snprintf(p->data, sizeof p->data, "/tmp/veil-bench-XXXXXX");
+	if (mkdtemp(p->data) == NULL)
+		return -1;
+	p->port = free_port();
+	p->http_port = free_port();
+	snprintf(exe, sizeof exe, "%s/veild", bindir);
+	snprintf(cp, sizeof cp, "%u", p->port);
+	snprintf(hp, sizeof hp, "%u", p->http_port);
+	snprintf(p->url, sizeof p->url, "http://127.0.0.1:%u", p->http_port);
+	p->pid = fork();
+	if (p->pid == 0) {
+		char logp[200];
+		pin_cpu(0);
+		snprintf(logp, sizeof logp, "%s/veild.log", p->data);
+		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
+			_exit(127);
+		execl(exe, exe, "--data", p->data, "--chat-port", cp, "--http-port", hp,
+		      "--dir-rate", "1000000", "--queue-limit", "2000000", "--log-level", "warn",
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0)
+		return -1;
+	struct veil_dir_provisioning prov;
+	if (veil_dir_fetch_provisioning(p->url, NULL, NULL, &prov) != 0)
+		return -1;
+	memcpy(p->csp_pk, prov.csp_pk, 32);
+	return 0;
+}
+
+static int start_bare(struct proc *p)
+{
+	char exe[256], port[8];
+	p->port = free_port();
+	snprintf(exe, sizeof exe, "%s/bench/bare_relay", bindir);
+	snprintf(port, sizeof port, "%u", p->port);
+	p->pid = fork();
+	if (p->pid == 0) {
+		pin_cpu(0);
+		execl(exe, exe, port, (char *)NULL);
+		_exit(127);
+	}
+	return wait_port(p->port, p->pid);
+}
+
+static void stop_proc(struct proc *p)
+{
+	if (p->pid > 0) {
+		kill(p->pid, SIGTERM);
+		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+	}
+	if (p->data[0]) {
+		char cmd[200];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->data);
+		if (system(cmd) != 0)
+			fprintf(stderr, "chatbench: could not remove %s\n", p->data);
+		p->data[0] = 0;
+	}
+}
+
+/* CPU time (user+system) of a process in microseconds. */
+static uint64_t proc_cpu_us(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	/* Fields after the command: state(3) ... utime(14) stime(15). */
+	for (int field = 3; p && field <= 15; field++) {
+		p = strchr(p + 1, ' ');
+		if (p == NULL)
+			break;
+		if (field == 13)
+			ut = strtoul(p + 1, NULL, 10);
+		if (field == 14)
+			st = strtoul(p + 1, NULL, 10);
+	}
+	return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+/* Resident memory of a process in KiB. */
+static long proc_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+/* --- identities --- */
+
+struct user {
+	uint8_t id[8];
+	uint8_t pk[32];
+	uint8_t sk[32];
+};
+
+/* Registers n identities with k parallel worker processes. */
+static int make_users(const struct proc *p, struct user *u, int n)
+{
+	enum { K = 6 };
+	int fds[K][2];
+	pid_t pids[K];
+	char dir_url[128];
+	snprintf(dir_url, sizeof dir_url, "%s/directory/", p->url);
+	for (int w = 0; w < K; w++) {
+		if (pipe(fds[w]) != 0)
+			return -1;
+		pids[w] = fork();
+		if (pids[w] == 0) {
+			close(fds[w][0]);
+			for (int i = w; i < n; i += K) {
+				struct user x;
+				veil_keypair(x.pk, x.sk);
+				if (veil_dir_create_identity(dir_url, x.pk, x.sk, x.id) != 0) {
+					fprintf(stderr, "register: %s\n", veil_dir_errmsg());
+					_exit(1);
+				}
+				if (write(fds[w][1], &x, sizeof x) != sizeof x)
+					_exit(1);
+			}
+			_exit(0);
+		}
+		close(fds[w][1]);
+	}
+	int ok = 0;
+	for (int w = 0; w < K; w++) {
+		for (int i = w; i < n; i += K) {
+			size_t got = 0;
+			while (got < sizeof u[i]) {
+				ssize_t r =
+				    read(fds[w][0], (uint8_t *)&u[i] + got, sizeof u[i] - got);
+				if (r <= 0) {
+					ok = -1;
+					break;
+				}
+				got += (size_t)r;
+			}
+		}
+		close(fds[w][0]);
+		int st;
+		waitpid(pids[w], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			ok = -1;
+	}
+	return ok;
+}
+
+/* --- connections --- */
+
+enum cstate { C_CONNECTING, C_HELLO, C_ACK, C_READY, C_DEAD };
+
+struct lconn {
+	int fd;
+	enum cstate st;
+	int user;    /* index into users */
+	int pair;    /* pair index, -1 if none */
+	int sender;  /* 1 sender, 0 receiver */
+	int drained; /* got queue-send-complete */
+	uint64_t t_start;
+	struct veil_csp_client hs;
+	size_t in_len;
+	uint8_t *in;
+	size_t out_len, out_cap;
+	uint8_t *out;
+};
+
+struct pair {
+	int s, r; /* connection indexes */
+	uint64_t sent, acked, received, next_seq, dups, gaps;
+	uint64_t next_due_us; /* paced mode */
+	uint64_t ring[RING];  /* intended send times by seq % RING */
+	uint8_t *tmpl;        /* sealed message, msg_id at offset 16 */
+	size_t tmpl_len;
+};
+
+struct run {
+	int bare;
+	struct proc *srv;
+	struct user *users;
+	struct lconn *c;
+	int nconn;
+	struct pair *pairs;
+	int npairs;
+	int ep;
+	int window;         /* flat out: max unacked per pair */
+	double rate;        /* paced: total msgs/s, 0 = flat out */
+	uint64_t frame_len; /* CSP frame length of one message, bare mimics it */
+	uint32_t *lat;      /* latency samples, us */
+	size_t nlat, lat_cap;
+	uint64_t logins;
+	uint32_t *login_lat;
+	size_t nlogin_lat, login_lat_cap;
+	int storm; /* W1: reconnect after login */
+	uint64_t errors;
+};
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void out_append(struct lconn *c, const uint8_t *p, size_t n)
+{
+	if (c->out_len + n > c->out_cap) {
+		c->out_cap = (c->out_len + n) * 2 + 4096;
+		c->out = realloc(c->out, c->out_cap);
+		if (c->out == NULL)
+			abort();
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+}
+
+static void conn_flush(struct run *r, struct lconn *c)
+{
+	(void)r;
+	while (c->out_len > 0) {
+		ssize_t k = write(c->fd, c->out, c->out_len);
+		if (k <= 0)
+			break;
+		memmove(c->out, c->out + k, c->out_len - (size_t)k);
+		c->out_len -= (size_t)k;
+	}
+	struct epoll_event ev = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0),
+	                         .data.u32 = (uint32_t)(c - r->c)};
+	epoll_ctl(r->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void send_csp(struct lconn *c, uint8_t type, const uint8_t *d, size_t n)
+{
+	uint8_t plain[VEIL_CSP_MAX_PAYLOAD], frame[2 + VEIL_CSP_MAX_FRAME];
+	veil_csp_payload_header(plain, type);
+	memcpy(plain + 4, d, n);
+	if (veil_csp_frame_seal(&c->hs.sess, frame, plain, n + 4) != 0)
+		abort();
+	out_append(c, frame, 2 + VEIL_MAC_LEN + n + 4);
+}
+
+static int conn_open(struct run *r, int i)
+{
+	struct lconn *c = &r->c[i];
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (c->fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	set_nonblock(c->fd);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(r->srv->port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	c->st = C_CONNECTING;
+	c->in_len = 0;
+	c->out_len = 0;
+	c->drained = 0;
+	c->t_start = now_us();
+	if (c->in == NULL)
+		c->in = malloc(INBUF);
+	if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+		return -1;
+	struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.u32 = (uint32_t)i};
+	epoll_ctl(r->ep, EPOLL_CTL_ADD, c->fd, &ev);
+	return 0;
+}
+
+static void conn_close(struct run *r, struct lconn *c)
+{
+	epoll_ctl(r->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	c->st = C_DEAD;
+}
+
+static void on_connected(struct run *r, struct lconn *c)
+{
+	if (r->bare) {
+		uint32_t num = (uint32_t)c->user;
+		out_append(c, (uint8_t *)&num, 4);
+		c->st = C_READY;
+		c->drained = 1;
+		r->logins++;
+		return;
+	}
+	uint8_t ch[48];
+	veil_csp_client_hello(&c->hs, r->srv->csp_pk, ch);
+	out_append(c, ch, sizeof ch);
+	c->st = C_HELLO;
+}
+
+static void pair_send(struct run *r, struct pair *p, uint64_t intended_us)
+{
+	struct lconn *c = &r->c[p->s];
+	uint64_t seq = p->sent++;
+	p->ring[seq % RING] = intended_us;
+	if (r->bare) {
+		uint8_t frame[2 + VEIL_CSP_MAX_FRAME];
+		size_t len = r->frame_len - 2;
+		uint32_t dest = (uint32_t)r->c[p->r].user;
+		memset(frame, 0, 2 + len);
+		veil_store_u16le(frame, (uint16_t)len);
+		memcpy(frame + 2, &dest, 4);
+		veil_store_u64le(frame + 6, (run_tag << SEQ_BITS) | (seq + 1));
+		out_append(c, frame, 2 + len);
+		p->acked++; /* the bare relay has no acks */
+		return;
+	}
+	veil_store_u64le(p->tmpl + 16, (run_tag << SEQ_BITS) | (seq + 1));
+	send_csp(c, VEIL_CSP_OUTGOING_MESSAGE, p->tmpl, p->tmpl_len);
+}
+
+static void record_delivery(struct run *r, struct pair *p, uint64_t msg_id)
+{
+	uint64_t now = now_us();
+	if (msg_id >> SEQ_BITS != run_tag)
+		return; /* from an earlier run */
+	uint64_t seq = (msg_id & ((1ull << SEQ_BITS) - 1)) - 1;
+	if (seq < p->next_seq) {
+		p->dups++;
+		return;
+	}
+	if (seq > p->next_seq)
+		p->gaps += seq - p->next_seq;
+	p->next_seq = seq + 1;
+	p->received++;
+	if (r->nlat < r->lat_cap)
+		r->lat[r->nlat++] = (uint32_t)(now - p->ring[seq % RING]);
+}
+
+/* Handles one whole frame (box after the length prefix) of a ready connection. */
+static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t n)
+{
+	if (r->bare) {
+		record_delivery(r, &r->pairs[c->pair], veil_load_u64le(box + 4));
+		return;
+	}
+	uint8_t plain[VEIL_CSP_MAX_FRAME];
+	if (veil_csp_frame_open(&c->hs.sess, plain, box, n) != 0) {
+		r->errors++;
+		conn_close(r, c);
+		return;
+	}
+	size_t len = n - VEIL_MAC_LEN;
+	switch (plain[0]) {
+	case VEIL_CSP_OUTGOING_ACK:
+		if (c->pair >= 0)
+			r->pairs[c->pair].acked++;
+		break;
+	case VEIL_CSP_INCOMING_MESSAGE: {
+		if (len < 4 + 64) {
+			r->errors++;
+			break;
+		}
+		const uint8_t *m = plain + 4;
+		uint64_t msg_id = veil_load_u64le(m + 16);
+		uint8_t ack[16];
+		veil_csp_ack_encode(ack, m, msg_id);
+		send_csp(c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
+		if (c->pair >= 0)
+			record_delivery(r, &r->pairs[c->pair], msg_id);
+		else if (msg_id >> SEQ_BITS == run_tag)
+			r->pairs[0].received++; /* the drain workload counts in pair 0 */
+		break;
+	}
+	case VEIL_CSP_QUEUE_SEND_COMPLETE: c->drained = 1; break;
+	case VEIL_CSP_ECHO_REQUEST: send_csp(c, VEIL_CSP_ECHO_RESPONSE, plain + 4, len - 4); break;
+	case VEIL_CSP_CLOSE_ERROR:
+	case VEIL_CSP_ALERT: r->errors++; break;
+	default: break;
+	}
+}
+
+static void on_readable(struct run *r, struct lconn *c)
+{
+	for (;;) {
+		ssize_t k = read(c->fd, c->in + c->in_len, INBUF - c->in_len);
+		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (!r->storm)
+				r->errors++;
+			conn_close(r, c);
+			return;
+		}
+		if (k < 0)
+			return;
+		c->in_len += (size_t)k;
+		size_t off = 0;
+		for (;;) {
+			size_t avail = c->in_len - off;
+			const uint8_t *p = c->in + off;
+			if (c->st == C_HELLO) {
+				if (avail < 80)
+					break;
+				struct veil_buf login;
+				veil_buf_init(&login, 8192);
+				if (veil_csp_client_server_hello(&c->hs, p) != 0 ||
+				    veil_csp_client_login(&c->hs, &login, r->users[c->user].id,
+				                          r->users[c->user].sk, "bench;B;en/CH;x;y",
+				                          0, NULL) != 0) {
+					r->errors++;
+					conn_close(r, c);
+					veil_buf_release(&login);
+					return;
+				}
+				out_append(c, login.p, login.len);
+				veil_buf_release(&login);
+				c->st = C_ACK;
+				off += 80;
+				continue;
+			}
+			if (c->st == C_ACK) {
+				if (avail < 32)
+					break;
+				if (veil_csp_client_login_ack(&c->hs, p) != 0) {
+					r->errors++;
+					conn_close(r, c);
+					return;
+				}
+				off += 32;
+				c->st = C_READY;
+				r->logins++;
+				if (r->nlogin_lat < r->login_lat_cap)
+					r->login_lat[r->nlogin_lat++] =
+					    (uint32_t)(now_us() - c->t_start);
+				if (r->storm) {
+					conn_close(r, c);
+					return;
+				}
+				continue;
+			}
+			if (avail < 2)
+				break;
+			size_t flen = veil_load_u16le(p);
+			if (avail < 2 + flen)
+				break;
+			on_frame(r, c, p + 2, flen);
+			if (c->st == C_DEAD)
+				return;
+			off += 2 + flen;
+		}
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+}
+
+/* Runs the event loop until done() says so or the deadline passes. */
+static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
+{
+	struct epoll_event evs[512];
+	while (!done(r) && now_us() < deadline_us) {
+		/* Senders: flat out within the window, or on schedule when paced. */
+		uint64_t now = now_us();
+		for (int i = 0; i < r->npairs; i++) {
+			struct pair *p = &r->pairs[i];
+			struct lconn *s = &r->c[p->s];
+			if (p->s < 0 || s->st != C_READY || !s->drained || !r->c[p->r].drained)
+				continue;
+			if (r->rate > 0) {
+				double per_pair = r->rate / r->npairs;
+				uint64_t step = (uint64_t)(1e6 / per_pair);
+				if (p->next_due_us == 0)
+					p->next_due_us =
+					    now + (uint64_t)i * step / (uint64_t)r->npairs;
+				while (p->next_due_us <= now) {
+					pair_send(r, p, p->next_due_us);
+					p->next_due_us += step;
+				}
+			} else {
+				while (p->sent - p->received < (uint64_t)r->window &&
+				       p->sent - p->acked < (uint64_t)r->window)
+					pair_send(r, p, now);
+			}
+		}
+		for (int i = 0; i < r->nconn; i++)
+			if (r->c[i].out_len > 0 && r->c[i].st != C_DEAD &&
+			    r->c[i].st != C_CONNECTING)
+				conn_flush(r, &r->c[i]);
+		int n = epoll_wait(r->ep, evs, 512, r->rate > 0 ? 1 : 5);
+		for (int k = 0; k < n; k++) {
+			struct lconn *c = &r->c[evs[k].data.u32];
+			if (c->st == C_DEAD)
+				continue;
+			if (c->st == C_CONNECTING && (evs[k].events & (EPOLLOUT | EPOLLERR))) {
+				int err = 0;
+				socklen_t l = sizeof err;
+				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+				if (err != 0) {
+					r->errors++;
+					conn_close(r, c);
+					continue;
+				}
+				on_connected(r, c);
+				conn_flush(r, c);
+				continue;
+			}
+			if (evs[k].events & EPOLLOUT)
+				conn_flush(r, c);
+			if (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				on_readable(r, c);
+		}
+		if (r->storm) {
+			/* Reopen closed connections to keep the storm going. */
+			for (int i = 0; i < r->nconn; i++)
+				if (r->c[i].st == C_DEAD && conn_open(r, i) != 0)
+					r->errors++;
+		}
+	}
+}
+
+static int all_ready(struct run *r)
+{
+	for (int i = 0; i < r->nconn; i++)
+		if (r->c[i].st != C_READY || !r->c[i].drained)
+			return 0;
+	return 1;
+}
+
+static int never(struct run *r)
+{
+	(void)r;
+	return 0;
+}
+
+static int all_delivered(struct run *r)
+{
+	for (int i = 0; i < r->npairs; i++)
+		if (r->pairs[i].received < r->pairs[i].acked)
+			return 0;
+	return 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(uint32_t *v, size_t n, double q)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof *v, cmp_u32);
+	size_t i = (size_t)(q * (double)(n - 1));
+	return v[i] / 1000.0; /* ms */
+}
+
+static void run_init(struct run *r, struct proc *srv, struct user *users, int nconn, int bare)
+{
+	memset(r, 0, sizeof *r);
+	run_tag++;
+	r->bare = bare;
+	r->srv = srv;
+	r->users = users;
+	r->nconn = nconn;
+	r->c = calloc((size_t)nconn, sizeof *r->c);
+	r->ep = epoll_create1(0);
+	r->lat_cap = 20000000;
+	r->lat = malloc(r->lat_cap * sizeof *r->lat);
+	r->login_lat_cap = 2000000;
+	r->login_lat = malloc(r->login_lat_cap * sizeof *r->login_lat);
+	for (int i = 0; i < nconn; i++) {
+		r->c[i].fd = -1;
+		r->c[i].user = i;
+		r->c[i].pair = -1;
+		r->c[i].st = C_DEAD;
+	}
+}
+
+static void run_free(struct run *r)
+{
+	for (int i = 0; i < r->nconn; i++) {
+		if (r->c[i].fd >= 0)
+			close(r->c[i].fd);
+		free(r->c[i].in);
+		free(r->c[i].out);
+	}
+	for (int i = 0; i < r->npairs; i++)
+		free(r->pairs[i].tmpl);
+	free(r->pairs);
+	free(r->c);
+	free(r->lat);
+	free(r->login_lat);
+	close(r->ep);
+}
+
+static int connect_all(struct run *r, int timeout_s)
+{
+	for (int i = 0; i < r->nconn; i++)
+		if (conn_open(r, i) != 0)
+			return -1;
+	loop(r, now_us() + (uint64_t)timeout_s * 1000000u, all_ready);
+	return all_ready(r) ? 0 : -1;
+}
+
+/* A sealed 100-byte text message from users[a] to users[b]. */
+static void make_template(struct pair *p, const struct user *a, const struct user *b)
+{
+	struct veil_buf m;
+	uint8_t body[100];
+	memset(body, 'x', sizeof body);
+	struct veil_e2e_out o = {
+	    .msg_id = 1, .created_at_ms = veil_now_ms(), .type = VEIL_E2E_TEXT};
+	memcpy(o.sender, a->id, 8);
+	memcpy(o.receiver, b->id, 8);
+	veil_buf_init(&m, 8192);
+	if (veil_e2e_seal(&m, &o, a->sk, b->pk, body, sizeof body) != 0)
+		abort();
+	p->tmpl = m.p;
+	p->tmpl_len = m.len;
+}
+
+struct result {
+	double msgs_s, p50, p99, p999, cpu_us_msg, logins_s, bytes_per_conn;
+	uint64_t lost, dups, errors;
+};
+
+/* W3: npairs pairs for secs seconds, flat out (rate 0) or paced. */
+static int w3(struct proc *srv, struct user *users, int npairs, double rate, double secs, int bare,
+              struct result *res)
+{
+	struct run r;
+	run_init(&r, srv, users, 2 * npairs, bare);
+	r.window = 64;
+	r.rate = rate;
+	r.npairs = npairs;
+	r.pairs = calloc((size_t)npairs, sizeof *r.pairs);
+	for (int i = 0; i < npairs; i++) {
+		struct pair *p = &r.pairs[i];
+		p->s = 2 * i;
+		p->r = 2 * i + 1;
+		r.c[p->s].pair = r.c[p->r].pair = i;
+		r.c[p->s].sender = 1;
+		make_template(p, &users[2 * i], &users[2 * i + 1]);
+	}
+	r.frame_len = 2 + VEIL_MAC_LEN + 4 + r.pairs[0].tmpl_len;
+	memset(res, 0, sizeof *res);
+	if (connect_all(&r, 60) != 0) {
+		fprintf(stderr, "chatbench: could not connect %d clients\n", r.nconn);
+		run_free(&r);
+		return -1;
+	}
+	/* Warm up for a second, then measure. */
+	loop(&r, now_us() + 1000000u, never);
+	uint64_t base_recv = 0, base_cpu = proc_cpu_us(srv->pid);
+	for (int i = 0; i < npairs; i++)
+		base_recv += r.pairs[i].received;
+	r.nlat = 0;
+	uint64_t t0 = now_us();
+	loop(&r, t0 + (uint64_t)(secs * 1e6), never);
+	uint64_t t1 = now_us(), cpu = proc_cpu_us(srv->pid) - base_cpu;
+	uint64_t recv = 0;
+	for (int i = 0; i < npairs; i++)
+		recv += r.pairs[i].received;
+	recv -= base_recv;
+	/* Stop sending and let every acked message arrive. */
+	r.window = 0;
+	r.rate = 0;
+	loop(&r, now_us() + 20000000u, all_delivered);
+	/* Let the last client acks reach the server before closing. */
+	loop(&r, now_us() + 300000u, never);
+	res->msgs_s = (double)recv / ((double)(t1 - t0) / 1e6);
+	res->cpu_us_msg = recv ? (double)cpu / (double)recv : 0;
+	res->p50 = pct(r.lat, r.nlat, 0.5);
+	res->p99 = pct(r.lat, r.nlat, 0.99);
+	res->p999 = pct(r.lat, r.nlat, 0.999);
+	for (int i = 0; i < npairs; i++) {
+		struct pair *p = &r.pairs[i];
+		res->lost += p->acked > p->received ? p->acked - p->received : 0;
+		res->lost += p->gaps;
+		res->dups += p->dups;
+	}
+	res->errors = r.errors;
+	run_free(&r);
+	return 0;
+}
+
+/* W1: n identities log in over and over for secs seconds, conc at a time. */
+static int w1(struct proc *srv, struct user *users, int conc, double secs, struct result *res)
+{
+	struct run r;
+	run_init(&r, srv, users, conc, 0);
+	r.storm = 1;
+	memset(res, 0, sizeof *res);
+	for (int i = 0; i < conc; i++)
+		if (conn_open(&r, i) != 0)
+			return -1;
+	loop(&r, now_us() + 1000000u, never);
+	uint64_t l0 = r.logins, t0 = now_us();
+	r.nlogin_lat = 0;
+	loop(&r, t0 + (uint64_t)(secs * 1e6), never);
+	res->logins_s = (double)(r.logins - l0) / ((double)(now_us() - t0) / 1e6);
+	res->p50 = pct(r.login_lat, r.nlogin_lat, 0.5);
+	res->p99 = pct(r.login_lat, r.nlogin_lat, 0.99);
+	res->errors = r.errors;
+	run_free(&r);
+	return 0;
+}
+
+/* W2: n authenticated idle connections; server memory per connection. */
+static int w2(struct proc *srv, struct user *users, int n, struct result *res)
+{
+	struct run r;
+	run_init(&r, srv, users, n, 0);
+	memset(res, 0, sizeof *res);
+	long before = proc_rss_kb(srv->pid);
+	if (connect_all(&r, 120) != 0) {
+		fprintf(stderr, "chatbench: only some of %d idle connections came up\n", n);
+		res->errors = 1;
+	}
+	sleep(2);
+	long after = proc_rss_kb(srv->pid);
+	uint64_t c0 = proc_cpu_us(srv->pid);
+	loop(&r, now_us() + 5000000u, never);
+	uint64_t c1 = proc_cpu_us(srv->pid);
+	res->bytes_per_conn = (double)(after - before) * 1024.0 / n;
+	res->cpu_us_msg = (double)(c1 - c0) / 5.0; /* idle CPU us per second */
+	res->errors += r.errors;
+	run_free(&r);
+	return 0;
+}
+
+/*
+ * W4: nrecv offline recipients each get per messages queued (sent by
+ * nrecv senders, one per recipient), then all connect and drain.
+ */
+static int w4(struct proc *srv, struct user *users, int nrecv, int per, struct result *res)
+{
+	struct run r;
+	memset(res, 0, sizeof *res);
+	run_init(&r, srv, users, nrecv, 0);
+	r.window = 256;
+	r.npairs = nrecv;
+	r.pairs = calloc((size_t)nrecv, sizeof *r.pairs);
+	/* Phase 1: senders (users nrecv..2*nrecv) queue messages; recipients offline. */
+	for (int i = 0; i < nrecv; i++) {
+		r.c[i].user = nrecv + i;
+		r.c[i].pair = i;
+		r.c[i].sender = 1;
+		r.pairs[i].s = i;
+		r.pairs[i].r = i;
+		make_template(&r.pairs[i], &users[nrecv + i], &users[i]);
+	}
+	if (connect_all(&r, 60) != 0)
+		return -1;
+	/* Flat out until every pair has sent `per` messages, all acked. */
+	for (;;) {
+		int done = 1;
+		for (int i = 0; i < nrecv; i++) {
+			struct pair *p = &r.pairs[i];
+			if (p->sent < (uint64_t)per) {
+				done = 0;
+				int burst = 0;
+				while (p->sent < (uint64_t)per && p->sent - p->acked < 256 &&
+				       burst++ < 64)
+					pair_send(&r, p, now_us());
+			} else if (p->acked < p->sent) {
+				done = 0;
+			}
+		}
+		if (done)
+			break;
+		for (int i = 0; i < r.nconn; i++)
+			if (r.c[i].out_len > 0)
+				conn_flush(&r, &r.c[i]);
+		struct epoll_event evs[512];
+		int n = epoll_wait(r.ep, evs, 512, 5);
+		for (int k = 0; k < n; k++) {
+			struct lconn *c = &r.c[evs[k].data.u32];
+			if (c->st == C_DEAD)
+				continue;
+			if (evs[k].events & EPOLLOUT)
+				conn_flush(&r, c);
+			if (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				on_readable(&r, c);
+		}
+		if (r.errors)
+			break;
+	}
+	uint64_t queued = 0;
+	for (int i = 0; i < nrecv; i++)
+		queued += r.pairs[i].acked;
+	res->errors = r.errors;
+	run_free(&r);
+	/* Phase 2: recipients connect and drain; pair 0 counts every delivery. */
+	struct run d;
+	uint64_t tag = run_tag;
+	run_init(&d, srv, users, nrecv, 0);
+	run_tag = tag;
+	d.npairs = 1;
+	d.pairs = calloc(1, sizeof *d.pairs);
+	uint64_t t0 = now_us(), c0 = proc_cpu_us(srv->pid);
+	for (int i = 0; i < nrecv; i++)
+		if (conn_open(&d, i) != 0)
+			return -1;
+	loop(&d, now_us() + 600000000u, all_ready);
+	uint64_t t1 = now_us();
+	res->msgs_s = (double)d.pairs[0].received / ((double)(t1 - t0) / 1e6);
+	res->cpu_us_msg = d.pairs[0].received
+	                      ? (double)(proc_cpu_us(srv->pid) - c0) / (double)d.pairs[0].received
+	                      : 0;
+	res->lost = queued > d.pairs[0].received ? queued - d.pairs[0].received : 0;
+	res->dups = d.pairs[0].received > queued ? d.pairs[0].received - queued : 0;
+	res->errors += d.errors;
+	run_free(&d);
+	return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_d);
+	return v[n / 2];
+}
+
+#define MAXRUNS 9
+
+/* Median of each field over runs. */
+static void med(struct result *out, struct result *rs, int n)
+{
+	double v[MAXRUNS];
+#define M(f)                                                                                       \
+	for (int i = 0; i < n; i++)                                                                \
+		v[i] = rs[i].f;                                                                    \
+	out->f = median(v, n);
+	M(msgs_s)
+	M(p50) M(p99) M(p999) M(cpu_us_msg) M(logins_s) M(bytes_per_conn)
+#undef M
+	    out->lost = out->dups = out->errors = 0;
+	for (int i = 0; i < n; i++) {
+		out->lost += rs[i].lost;
+		out->dups += rs[i].dups;
+		out->errors += rs[i].errors;
+	}
+}
+
+static FILE *json;
+static int json_first = 1;
+static int failures;
+
+static void report(const char *name, const struct result *veil, const struct result *bare)
+{
+	char ratio[32] = "";
+	if (bare && bare->msgs_s > 0)
+		snprintf(ratio, sizeof ratio, "%.2f", veil->msgs_s / bare->msgs_s);
+	printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f %8.0f %9.0f %5llu %5llu\n", name,
+	       veil->msgs_s, ratio, veil->p50, veil->p99, veil->p999, veil->cpu_us_msg,
+	       veil->logins_s, veil->bytes_per_conn, (unsigned long long)veil->lost,
+	       (unsigned long long)veil->dups);
+	if (bare)
+		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f\n", "  bare relay, same load",
+		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999);
+	fflush(stdout);
+	if (veil->lost || veil->dups)
+		failures++;
+	if (json) {
+		fprintf(json,
+		        "%s\n  {\"workload\": \"%s\", \"msgs_s\": %.0f, \"ratio_to_bare\": %s, "
+		        "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"cpu_us\": %.2f, "
+		        "\"logins_s\": %.0f, \"bytes_per_conn\": %.0f, \"lost\": %llu, \"dups\": "
+		        "%llu, \"errors\": %llu, \"bare_msgs_s\": %.0f}",
+		        json_first ? "" : ",", name, veil->msgs_s, ratio[0] ? ratio : "null",
+		        veil->p50, veil->p99, veil->p999, veil->cpu_us_msg, veil->logins_s,
+		        veil->bytes_per_conn, (unsigned long long)veil->lost,
+		        (unsigned long long)veil->dups, (unsigned long long)veil->errors,
+		        bare ? bare->msgs_s : 0);
+		json_first = 0;
+	}
+}
+
+static void usage(void)
+{
+	printf("Usage: chatbench [--smoke] [--runs N] [--secs S] [--idle N] [--drain RxM]\n"
+	       "                 [--only W1,W2,W3,W4] [--json FILE] [--bin DIR]\n"
+	       "Measures veild against a bare relay in the same run (see the file header).\n");
+}
+
+int main(int argc, char **argv)
+{
+	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000;
+	double secs = 8;
+	const char *only = "W1,W2,W3,W4", *json_path = NULL;
+	static const struct option opts[] = {
+	    {"smoke", no_argument, NULL, 's'},       {"runs", required_argument, NULL, 'r'},
+	    {"secs", required_argument, NULL, 't'},  {"idle", required_argument, NULL, 'i'},
+	    {"drain", required_argument, NULL, 'd'}, {"only", required_argument, NULL, 'o'},
+	    {"json", required_argument, NULL, 'j'},  {"bin", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+	int o;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': smoke = 1; break;
+		case 'r': runs = (int)strtol(optarg, NULL, 10); break;
+		case 't': secs = strtod(optarg, NULL); break;
+		case 'i': idle = (int)strtol(optarg, NULL, 10); break;
+		case 'd': {
+			char *x;
+			drain_r = (int)strtol(optarg, &x, 10);
+			drain_m = *x == 'x' ? (int)strtol(x + 1, NULL, 10) : drain_m;
+			break;
+		}
+		case 'o': only = optarg; break;
+		case 'j': json_path = optarg; break;
+		case 'b': bindir = optarg; break;
+		default: usage(); return o == 'h' ? 0 : 2;
+		}
+	}
+	if (runs < 1 || runs > MAXRUNS)
+		runs = 3;
+	if (smoke) {
+		runs = 1;
+		secs = 2;
+		idle = 200;
+		drain_r = 20;
+		drain_m = 50;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (veil_crypto_init() != 0)
+		return 1;
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if ((rlim_t)idle + 100 > rl.rlim_cur)
+		idle = (int)rl.rlim_cur - 100;
+	pin_cpu(1);
+	if (json_path && (json = fopen(json_path, "w")) != NULL)
+		fprintf(json, "[");
+
+	int pairs_list[] = {10, 100, 500};
+	double paced_list[] = {1000, 5000, 20000};
+	int nusers = idle;
+	if (nusers < 2000)
+		nusers = 2000;
+	if (nusers < 2 * drain_r)
+		nusers = 2 * drain_r;
+	struct user *users = calloc((size_t)nusers, sizeof *users);
+
+	struct proc srv = {0};
+	if (start_veild(&srv) != 0) {
+		fprintf(stderr, "chatbench: cannot start %s/veild\n", bindir);
+		return 1;
+	}
+	uint64_t t0 = now_us();
+	if (make_users(&srv, users, nusers) != 0) {
+		fprintf(stderr, "chatbench: cannot register identities\n");
+		stop_proc(&srv);
+		return 1;
+	}
+	fprintf(stderr, "chatbench: %d identities registered in %.1f s\n", nusers,
+	        (double)(now_us() - t0) / 1e6);
+	printf("%-28s %10s %9s %8s %8s %8s %8s %8s %9s %5s %5s\n", "workload (median of runs)",
+	       "msgs/s", "vs bare", "p50 ms", "p99 ms", "p99.9ms", "CPU us", "logins/s", "B/conn",
+	       "lost", "dups");
+
+	struct result rs[MAXRUNS], br[MAXRUNS], m, mb;
+	if (strstr(only, "W3")) {
+		for (size_t k = 0; k < VEIL_ARRAY_LEN(pairs_list); k++) {
+			int np = smoke ? 10 : pairs_list[k];
+			for (int i = 0; i < runs; i++) {
+				struct proc bare = {0};
+				if (start_bare(&bare) != 0 ||
+				    w3(&bare, users, np, 0, secs, 1, &br[i]) != 0 ||
+				    w3(&srv, users, np, 0, secs, 0, &rs[i]) != 0)
+					failures++;
+				stop_proc(&bare);
+			}
+			med(&m, rs, runs);
+			med(&mb, br, runs);
+			char name[64];
+			snprintf(name, sizeof name, "W3 flat out, %d pairs", np);
+			report(name, &m, &mb);
+			if (smoke)
+				break;
+		}
+		for (size_t k = 0; k < VEIL_ARRAY_LEN(paced_list); k++) {
+			double rate = smoke ? 500 : paced_list[k];
+			for (int i = 0; i < runs; i++) {
+				struct proc bare = {0};
+				if (start_bare(&bare) != 0 ||
+				    w3(&bare, users, smoke ? 50 : 500, rate, secs, 1, &br[i]) !=
+				        0 ||
+				    w3(&srv, users, smoke ? 50 : 500, rate, secs, 0, &rs[i]) != 0)
+					failures++;
+				stop_proc(&bare);
+			}
+			med(&m, rs, runs);
+			med(&mb, br, runs);
+			char name[64];
+			snprintf(name, sizeof name, "W3 paced %.0f/s, %d senders", rate,
+			         smoke ? 50 : 500);
+			report(name, &m, &mb);
+			if (smoke)
+				break;
+		}
+	}
+	if (strstr(only, "W1")) {
+		for (int i = 0; i < runs; i++)
+			if (w1(&srv, users, smoke ? 20 : 200, secs, &rs[i]) != 0)
+				failures++;
+		med(&m, rs, runs);
+		report("W1 handshake storm", &m, NULL);
+	}
+	if (strstr(only, "W2")) {
+		for (int i = 0; i < runs; i++)
+			if (w2(&srv, users, idle, &rs[i]) != 0)
+				failures++;
+		med(&m, rs, runs);
+		char name[64];
+		snprintf(name, sizeof name, "W2 %d idle (CPU us/s)", idle);
+		report(name, &m, NULL);
+	}
+	if (strstr(only, "W4")) {
+		for (int i = 0; i < runs; i++)
+			if (w4(&srv, users, drain_r, drain_m, &rs[i]) != 0)
+				failures++;
+		med(&m, rs, runs);
+		char name[64];
+		snprintf(name, sizeof name, "W4 drain %dx%d", drain_r, drain_m);
+		report(name, &m, NULL);
+	}
+	stop_proc(&srv);
+	if (json) {
+		fprintf(json, "\n]\n");
+		fclose(json);
+	}
+	free(users);
+	if (failures)
+		fprintf(stderr,
+		        "chatbench: %d failed workloads (lost or duplicated messages, or errors)\n",
+		        failures);
+	return failures ? 1 : 0;
+}
