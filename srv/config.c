@@ -1,6 +1,7 @@
 /* veild configuration and long-term keys. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,15 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->queue_limit = 10000;
 	cfg->http_max_body = 64 * 1024;
 	cfg->dir_rate_per_min = 120;
+	cfg->blob_max_size = 100ull * 1024 * 1024;
+	cfg->blob_quota = 1024ull * 1024 * 1024;
+	cfg->blob_ttl_s = 14 * 24 * 3600;
+	cfg->blob_persist_ttl_s = 90 * 24 * 3600;
+	cfg->link_code_ttl_s = 600;
+	cfg->link_rate_per_min = 3;
+	cfg->match_rate_per_min = 4000;
+	cfg->oprf_rate_per_min = 600;
+	cfg->revoke_rate_per_min = 5;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -78,6 +88,39 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "dir-rate") == 0) {
 		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
 			cfg->dir_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "smtp-url") == 0) {
+		rc = set_str(cfg->smtp_url, sizeof cfg->smtp_url, v);
+	} else if (strcmp(key, "smtp-from") == 0) {
+		rc = set_str(cfg->smtp_from, sizeof cfg->smtp_from, v);
+	} else if (strcmp(key, "sms-webhook") == 0) {
+		rc = set_str(cfg->sms_webhook, sizeof cfg->sms_webhook, v);
+	} else if (strcmp(key, "link-code-ttl") == 0) {
+		if ((rc = parse_uint(v, 60, 86400, &n)) == 0)
+			cfg->link_code_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "link-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->link_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "match-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 100000000, &n)) == 0)
+			cfg->match_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "oprf-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 100000000, &n)) == 0)
+			cfg->oprf_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "revoke-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->revoke_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "blob-max-size") == 0) {
+		if ((rc = parse_uint(v, 1024, 64ul * 1024 * 1024 * 1024, &n)) == 0)
+			cfg->blob_max_size = n;
+	} else if (strcmp(key, "blob-quota") == 0) {
+		if ((rc = parse_uint(v, 1024, ULONG_MAX, &n)) == 0)
+			cfg->blob_quota = n;
+	} else if (strcmp(key, "blob-ttl") == 0) {
+		if ((rc = parse_uint(v, 1, 10ul * 365 * 24 * 3600, &n)) == 0)
+			cfg->blob_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "blob-persist-ttl") == 0) {
+		if ((rc = parse_uint(v, 1, 10ul * 365 * 24 * 3600, &n)) == 0)
+			cfg->blob_persist_ttl_s = (uint32_t)n;
 	} else if (strcmp(key, "log-level") == 0) {
 		if ((rc = veil_log_parse_level(v, &lvl)) == 0)
 			cfg->log_level = (int)lvl;

@@ -38,7 +38,19 @@ static void usage(FILE *f)
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
 	    "  --http-max-body N    largest HTTP request body in bytes (65536)\n"
 	    "  --dir-rate N         directory requests per client address per minute (120)\n"
+	    "  --blob-max-size N    largest blob in bytes (104857600 = 100 MiB)\n"
+	    "  --blob-quota N       bytes of stored blobs per identity (1073741824 = 1 GiB)\n"
+	    "  --blob-ttl SECONDS   lifetime of a blob (1209600 = 14 days)\n"
+	    "  --blob-persist-ttl SECONDS  lifetime of a persistent (group) blob (7776000 = 90 days)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
+	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
+	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
+	    "  --sms-webhook URL    SMS gateway webhook (POST {to, text}) for phone link codes\n"
+	    "  --link-code-ttl S    how long a link code stays valid (600)\n"
+	    "  --link-rate N        link codes sent per identity per minute (3)\n"
+	    "  --match-rate N       contact hashes matched per identity per minute (4000)\n"
+	    "  --oprf-rate N        private-matching evaluations per identity per minute (600)\n"
+	    "  --revoke-rate N      revocation-password tries per identity per minute (5)\n"
 	    "  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
 	    "  --help               show this help\n"
 	    "  --version            show the version\n"
@@ -53,6 +65,12 @@ static const struct option long_opts[] = {
     {"public-host", required_argument, NULL, 0}, {"queue-ttl", required_argument, NULL, 0},
     {"queue-limit", required_argument, NULL, 0}, {"http-max-body", required_argument, NULL, 0},
     {"dir-rate", required_argument, NULL, 0},    {"log-level", required_argument, NULL, 0},
+    {"blob-max-size", required_argument, NULL, 0}, {"blob-quota", required_argument, NULL, 0},
+    {"blob-ttl", required_argument, NULL, 0},    {"blob-persist-ttl", required_argument, NULL, 0},
+    {"smtp-url", required_argument, NULL, 0},    {"smtp-from", required_argument, NULL, 0},
+    {"sms-webhook", required_argument, NULL, 0}, {"link-code-ttl", required_argument, NULL, 0},
+    {"link-rate", required_argument, NULL, 0},   {"match-rate", required_argument, NULL, 0},
+    {"oprf-rate", required_argument, NULL, 0},   {"revoke-rate", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
 };
@@ -179,6 +197,8 @@ int main(int argc, char **argv)
 	printf("  directory   http://%s:%u/directory/\n", srv.cfg.listen, veil_http_port(http));
 	printf("  provisioning http://%s:%u/.well-known/veil/provisioning\n", srv.cfg.listen,
 	       veil_http_port(http));
+	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", srv.cfg.listen,
+	       veil_http_port(http), srv.cfg.data_dir);
 	printf("  server key  %s\n", hex);
 	printf("ready, pid %ld\n", (long)getpid());
 	fflush(stdout);

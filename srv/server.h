@@ -20,7 +20,21 @@ struct veil_config {
 	uint32_t queue_limit;      /* max queued messages per identity, default 10000 */
 	uint32_t http_max_body;    /* max HTTP request body, default 64 KiB */
 	uint32_t dir_rate_per_min; /* directory requests per client address per minute */
+	uint64_t blob_max_size;    /* --blob-max-size, largest blob in bytes, default 100 MiB */
+	uint64_t blob_quota;       /* --blob-quota, bytes of live blobs per identity, default 1 GiB */
+	uint32_t blob_ttl_s;       /* --blob-ttl, lifetime of a blob, default 14 days */
+	uint32_t blob_persist_ttl_s; /* --blob-persist-ttl, of a persistent blob, default 90 days */
 	int log_level;             /* enum veil_log_level */
+
+	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
+	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */
+	char smtp_from[256];          /* --smtp-from, sender address of e-mail codes */
+	char sms_webhook[512];        /* --sms-webhook, SMS gateway URL, "" = off */
+	uint32_t link_code_ttl_s;     /* --link-code-ttl, default 600 */
+	uint32_t link_rate_per_min;   /* --link-rate, codes per identity per minute */
+	uint32_t match_rate_per_min;  /* --match-rate, hashes per identity per minute */
+	uint32_t oprf_rate_per_min;   /* --oprf-rate, OPRF evaluations per identity per minute */
+	uint32_t revoke_rate_per_min; /* --revoke-rate, revocation-key tries per identity/min */
 };
 
 /*

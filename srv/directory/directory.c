@@ -16,11 +16,14 @@
 #include <sodium.h>
 
 #include "directory.h"
+#include "contacts.h"
 
 struct veil_dirsvc {
 	struct veil_server *srv;
 	struct veil_ratelimit *rl; /* NULL = unlimited */
 	struct veil_buf oppf;      /* the signed provisioning document, built once */
+	/* Linking, matching and revocation (contacts.c). */
+	struct veil_dircontacts *contacts;
 };
 
 static const char *ep_create = "identity/create";
@@ -276,6 +279,8 @@ static void dir_handler(void *arg, const struct veil_http_req *req, struct veil_
 			handle_check(d, req, resp);
 		return;
 	}
+	if (veil_dircontacts_handle(d->contacts, req, resp))
+		return;
 	if (strncmp(p, "identity/", 9) == 0 && strchr(p + 9, '/') == NULL && p[9] != '\0') {
 		if (!get) {
 			veil_http_resp_error(resp, 405, "method not allowed", NULL);
@@ -306,6 +311,7 @@ static void dirsvc_free(void *arg)
 	if (d == NULL)
 		return;
 	veil_ratelimit_free(d->rl);
+	veil_dircontacts_free(d->contacts);
 	veil_buf_release(&d->oppf);
 	free(d);
 }
@@ -324,6 +330,9 @@ int veil_dirsvc_register(struct veil_http *h, struct veil_server *srv)
 			goto out;
 	}
 	rc = veil_dirsvc_provisioning_build(srv, veil_http_port(h), &d->oppf);
+	if (rc != 0)
+		goto out;
+	rc = veil_dircontacts_new(&d->contacts, srv);
 	if (rc != 0)
 		goto out;
 	rc = veil_http_on_stop(h, dirsvc_free, d);

@@ -48,6 +48,16 @@ struct veil_http_resp {
 	const char *content_type;
 	struct veil_buf body;
 	int close; /* close the connection after this response */
+	/*
+	 * Streaming routes only: with has_file set, the body is file_len bytes
+	 * of file_fd from file_off instead of body (the listener closes
+	 * file_fd); content_range, if not empty, is sent as Content-Range.
+	 */
+	int has_file;
+	int file_fd;
+	uint64_t file_off, file_len;
+	char content_range[96];
+	int accept_ranges; /* send "Accept-Ranges: bytes" */
 };
 
 typedef void (*veil_http_handler)(void *arg, const struct veil_http_req *req,
@@ -88,6 +98,44 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv);
 int veil_http_route(struct veil_http *h, const char *method, const char *prefix,
                     veil_http_handler fn, void *arg);
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg);
+
+/*
+ * Streaming routes: the request body is handed to the route chunk by chunk
+ * as it arrives (never buffered, no http-max-body limit: the route sets its
+ * own) and the response may be a byte range of a file, read as the socket
+ * drains. Memory per request stays constant whatever the body size.
+ */
+struct veil_http_sreq {
+	const char *method, *path, *query, *client; /* as in veil_http_req */
+	const char *content_type;                   /* "" if absent */
+	const char *authorization;                  /* "" if absent */
+	const char *range;                          /* "" if absent */
+	uint64_t content_length;                    /* 0 if absent */
+};
+struct veil_http_stream_ops {
+	/*
+	 * Called once the headers are in. Return 0 to go on: body is then
+	 * called for every piece of the body (if any) and end once it is
+	 * complete; or fill resp and return non-zero to answer at once (the
+	 * rest of a body is not read; the connection closes). *ctx is the
+	 * route's state for this request.
+	 */
+	int (*begin)(void *arg, const struct veil_http_sreq *req, void **ctx,
+	             struct veil_http_resp *resp);
+	/* A piece of the body; non-zero (resp filled) stops and closes the connection. */
+	int (*body)(void *ctx, const uint8_t *p, size_t len, struct veil_http_resp *resp);
+	/* The whole body arrived (or there was none): fill resp. */
+	void (*end)(void *ctx, struct veil_http_resp *resp);
+	/*
+	 * Called exactly once for every ctx begin set (non-NULL), when the
+	 * request is over: answered, or cut short by the peer (then before
+	 * end). complete says whether end ran.
+	 */
+	void (*release)(void *ctx, int complete);
+};
+/* Like veil_http_route, for a streaming route; ops must outlive the listener. */
+int veil_http_route_stream(struct veil_http *h, const char *method, const char *prefix,
+                           const struct veil_http_stream_ops *ops, void *arg);
 int veil_http_run(struct veil_http *h);
 
 /* Helpers for handlers. */
@@ -109,5 +157,7 @@ int veil_ratelimit_new(struct veil_ratelimit **out, uint32_t per_min);
 void veil_ratelimit_free(struct veil_ratelimit *rl);
 /* Takes one token for key at now_ms (monotonic); 0 or VEIL_EAGAIN when empty. */
 int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now_ms);
+/* Takes n tokens at once, or none (VEIL_EAGAIN) if fewer than n are left. */
+int veil_ratelimit_take_n(struct veil_ratelimit *rl, const char *key, uint32_t n, uint64_t now_ms);
 
 #endif

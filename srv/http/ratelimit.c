@@ -71,6 +71,11 @@ static uint64_t rl_level(const struct veil_ratelimit *rl, const struct rl_slot *
 
 int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now_ms)
 {
+	return veil_ratelimit_take_n(rl, key, 1, now_ms);
+}
+
+int veil_ratelimit_take_n(struct veil_ratelimit *rl, const char *key, uint32_t n, uint64_t now_ms)
+{
 	uint8_t h[16];
 	crypto_generichash(h, sizeof h, (const unsigned char *)key, strlen(key), rl->hash_key,
 	                   sizeof rl->hash_key);
@@ -98,8 +103,8 @@ int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now
 	}
 	s->units = rl_level(rl, s, now_ms);
 	s->last_ms = now_ms;
-	if (s->units < UNIT)
+	if (s->units < (uint64_t)n * UNIT)
 		return VEIL_EAGAIN;
-	s->units -= UNIT;
+	s->units -= (uint64_t)n * UNIT;
 	return 0;
 }
