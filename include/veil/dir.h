@@ -48,6 +48,10 @@ struct veil_dir_provisioning {
 	uint8_t sign_pk[VEIL_DIR_SIGN_PK_LEN];
 	char directory_url[VEIL_DIR_MAX_URL];
 	uint32_t refresh_s;
+	/* OPPF blob {uploadUrl, downloadUrl, doneUrl}; "" if the server has no blob service. */
+	char blob_upload_url[VEIL_DIR_MAX_URL];
+	char blob_download_url[VEIL_DIR_MAX_URL]; /* with the placeholder {blobId} */
+	char blob_done_url[VEIL_DIR_MAX_URL];     /* with the placeholder {blobId} */
 };
 
 /*
@@ -95,6 +99,68 @@ int veil_dir_token_response(uint8_t out[static 32], const uint8_t sk[static VEIL
 
 /* The message of this thread's last failed veil_dir_* call ("" if none). */
 const char *veil_dir_errmsg(void);
+
+/* ---------------------------------------------------------------------- */
+/* Linking, matching, revocation (authenticated calls answer the          */
+/* challenge with sk, which is not kept)                                  */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_DIR_VID_LEN 32          /* verification ID: 32 hex digits */
+#define VEIL_DIR_MATCH_TOKEN_MAX 128 /* base64 match token */
+
+/*
+ * Starts linking address (an e-mail address, or a phone number in E.164
+ * digits) to id; kind is enum veil_contact_kind. An empty address unlinks.
+ * On 0: *already is 1 if that address is linked already (nothing sent),
+ * else the server sent a code and vid holds the verification ID.
+ */
+int veil_dir_link(const char *dir_url, int kind, const uint8_t id[static VEIL_ID_LEN],
+                  const uint8_t sk[static VEIL_KEY_LEN], const char *address,
+                  char vid[static VEIL_DIR_VID_LEN + 1], int *already) VEIL_WUR;
+/* Completes a link with the code; VEIL_EAUTH (with the server's reason) if refused. */
+int veil_dir_link_verify(const char *dir_url, int kind, const char *vid, const char *code) VEIL_WUR;
+/* Fetches a match token (reusable until it expires, about a day). */
+int veil_dir_match_token(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                         const uint8_t sk[static VEIL_KEY_LEN],
+                         char token[static VEIL_DIR_MATCH_TOKEN_MAX + 1]) VEIL_WUR;
+
+/* One match: which input (kind, index into that kind's list) matched whom. */
+struct veil_dir_match {
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t pk[VEIL_KEY_LEN];
+	int kind;
+	size_t index;
+};
+/*
+ * Matches 32-byte values (the specification's hashes, or with
+ * private_matching the OPRF outputs) of e-mail addresses and phone numbers.
+ * Writes up to max matches to out, their number to *n, and the server's
+ * checkInterval to *check_interval (may be NULL).
+ */
+int veil_dir_match(const char *dir_url, const char *token, int private_matching,
+                   const uint8_t (*email)[32], size_t n_email, const uint8_t (*phone)[32],
+                   size_t n_phone, int include_inactive, struct veil_dir_match *out, size_t max,
+                   size_t *n, int *check_interval) VEIL_WUR;
+/* Has the server evaluate n (<= VEIL_OPRF_MAX_BATCH) blinded elements. */
+int veil_dir_oprf_eval(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                       const uint8_t sk[static VEIL_KEY_LEN], const uint8_t (*in)[32], size_t n,
+                       uint8_t (*out)[32]) VEIL_WUR;
+/* Revokes id for good (authenticated with its key). */
+int veil_dir_revoke(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                    const uint8_t sk[static VEIL_KEY_LEN]) VEIL_WUR;
+/* Sets the revocation password (stored as base64(SHA-256(password)[0..4)). */
+int veil_dir_set_revocation_key(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                                const uint8_t sk[static VEIL_KEY_LEN],
+                                const char *password) VEIL_WUR;
+/* *set = 1 and last_changed (ISO 8601) if a revocation key is set. */
+int veil_dir_check_revocation_key(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                                  const uint8_t sk[static VEIL_KEY_LEN], int *set,
+                                  char last_changed[static 32]) VEIL_WUR;
+/* Revokes id with its revocation password, without the key. */
+int veil_dir_revoke_with_password(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                                  const char *password) VEIL_WUR;
+int veil_dir_set_featuremask(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                             const uint8_t sk[static VEIL_KEY_LEN], uint64_t mask) VEIL_WUR;
 
 /* ---------------------------------------------------------------------- */
 /* Contact data: normalisation and the private-matching OPRF              */

@@ -300,3 +300,31 @@ out:
 	veil_buf_release(&r.body);
 	return rc;
 }
+
+int veil_dir_post(const char *dir_url, const char *endpoint, json_t *req, const char *what,
+                  json_t **out)
+{
+	char url[VEIL_DIR_MAX_URL + 64];
+	struct http_result r;
+	*out = NULL;
+	memset(&r, 0, sizeof r);
+	int rc = join_url(url, sizeof url, dir_url, endpoint);
+	if (rc != 0)
+		return rc;
+	char *text = json_dumps(req, JSON_COMPACT);
+	if (text == NULL)
+		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
+	rc = http_do(url, text, &r);
+	sodium_memzero(text, strlen(text));
+	free(text);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(&r, what);
+	if (rc == 0)
+		rc = veil_dir_json_load(r.body.p, r.body.len, out);
+	if (rc == 0 && (rc = success_false(*out, what)) != 0) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	veil_buf_release(&r.body);
+	return rc;
+}

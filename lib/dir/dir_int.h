@@ -17,5 +17,12 @@ int veil_dir_json_load(const uint8_t *p, size_t len, json_t **out);
 int veil_dir_json_b64(json_t *obj, const char *name, uint8_t *out, size_t want);
 int veil_dir_json_id(json_t *obj, const char *name, uint8_t out[static VEIL_ID_LEN]);
 int veil_dir_identity_from_json(json_t *obj, struct veil_dir_identity *out);
+/*
+ * POSTs req (JSON) to dir_url/endpoint; on HTTP 200 with a JSON object
+ * that is not {success:false}, *out owns the parsed answer. Errors as in
+ * dir.h, with what naming the call in the message.
+ */
+int veil_dir_post(const char *dir_url, const char *endpoint, json_t *req, const char *what,
+                  json_t **out);
 
 #endif
