@@ -175,11 +175,11 @@ int veil_oprf_blind(uint8_t blinded[static VEIL_OPRF_LEN], uint8_t r[static VEIL
 int veil_oprf_evaluate(uint8_t out[static VEIL_OPRF_LEN], const uint8_t k[static VEIL_OPRF_LEN],
                        const uint8_t element[static VEIL_OPRF_LEN])
 {
-	if (crypto_core_ristretto255_is_valid_point(element) != 1) {
-		memset(out, 0, VEIL_OPRF_LEN);
-		return VEIL_ECRYPTO;
-	}
-	/* Fails if the product is the identity (a zero or multiple-of-order key). */
+	/*
+	 * libsodium decodes the element and refuses a non-canonical encoding;
+	 * it also fails if the product is the identity (a zero key, or the
+	 * identity element). A separate is_valid_point check would decode twice.
+	 */
 	if (crypto_scalarmult_ristretto255(out, k, element) != 0) {
 		memset(out, 0, VEIL_OPRF_LEN);
 		return VEIL_ECRYPTO;
