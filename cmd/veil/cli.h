@@ -49,5 +49,12 @@ int cmd_contact(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_log(int argc, char **argv);
+int cmd_link(int argc, char **argv);
+int cmd_qr(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+/* contact subcommands in contact_match.c */
+int cli_contact_match(int argc, char **argv);
+int cli_contact_show(int argc, char **argv);
+int cli_contact_verify(int argc, char **argv);
 
 #endif

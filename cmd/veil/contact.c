@@ -99,10 +99,16 @@ static int contact_list(int argc, char **argv)
 int cmd_contact(int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage_err("contact", "contact needs 'add' or 'list'");
+		return cli_usage_err("contact", "contact needs add, list, match, show or verify");
 	if (strcmp(argv[1], "add") == 0)
 		return contact_add(argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0)
 		return contact_list(argc - 1, argv + 1);
-	return cli_usage_err("contact", "contact needs 'add' or 'list'");
+	if (strcmp(argv[1], "match") == 0)
+		return cli_contact_match(argc - 1, argv + 1);
+	if (strcmp(argv[1], "show") == 0)
+		return cli_contact_show(argc - 1, argv + 1);
+	if (strcmp(argv[1], "verify") == 0)
+		return cli_contact_verify(argc - 1, argv + 1);
+	return cli_usage_err("contact", "contact needs add, list, match, show or verify");
 }

@@ -39,15 +39,20 @@ static const struct cli_cmd commands[] = {
      "add:   fetches ID's public key from the directory and stores the contact; with\n"
      "       --key HEX stores the given key without asking the directory.\n"
      "list:  prints ID, public key, nickname and first-seen date of each contact.\n"},
-    {"send", cmd_send, "send a text message",
+    {"send", cmd_send, "send a text message or a file",
      "send ID TEXT...\n"
+     "       veil send ID --file PATH [--caption TEXT]\n"
      "\n"
      "Encrypts TEXT for ID and sends it; prints the message ID (16 hex digits) once\n"
      "the server has stored the message. Several TEXT arguments are joined with\n"
      "spaces; TEXT '-' reads the message from standard input. At most 6000 bytes of\n"
-     "UTF-8. Unknown IDs are looked up in the directory and added as contacts.\n"},
+     "UTF-8. Unknown IDs are looked up in the directory and added as contacts.\n"
+     "\n"
+     "--file encrypts the file with a fresh key, uploads it to the server's blob\n"
+     "service and sends a file message (with an optional caption). A progress bar\n"
+     "is drawn on a terminal.\n"},
     {"recv", cmd_recv, "receive messages",
-     "recv [--wait SECONDS] [--json]\n"
+     "recv [--wait SECONDS] [--json] [--download-dir DIR]\n"
      "\n"
      "Connects, prints every queued message as \"[date] FROM: text\" and sends\n"
      "delivery receipts; then waits up to SECONDS (default 0) for more.\n"
@@ -55,7 +60,11 @@ static const struct cli_cmd commands[] = {
      "  --wait SECONDS   keep listening this long after the queue is empty\n"
      "  --json           one JSON object per line: from, id, date, type, nickname,\n"
      "                   text (text messages), status and ids (receipts),\n"
-     "                   typing (typing indicators)\n"
+     "                   typing (typing indicators); files: name, mime, size,\n"
+     "                   caption, path\n"
+     "  --download-dir DIR  where received files are saved ($VEIL_HOME/files);\n"
+     "                   each is downloaded, checked and decrypted, then its path\n"
+     "                   is printed\n"
      "\n"
      "Problems with single messages and server alerts are reported on stderr.\n"},
     {"log", cmd_log, "show the local message log",

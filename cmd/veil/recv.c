@@ -1,18 +1,33 @@
 /* veil recv: receive and print messages. */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "veil/e2e.h"
 
 #include "cli.h"
+#include "progress.h"
+
+/* A file message, kept until the queue is read, then downloaded. */
+struct pending_file {
+	uint8_t from[VEIL_ID_LEN];
+	uint64_t msg_id, date_ms;
+	uint8_t *body;
+	size_t len;
+};
+#define RECV_MAX_PENDING_FILES 4096
 
 struct recv_ctx {
 	int json;
 	int failed; /* output could not be written */
+	struct pending_file *files;
+	size_t nfiles;
+	int files_dropped; /* file messages beyond RECV_MAX_PENDING_FILES */
 };
 
 static const char *status_name(uint8_t s)
@@ -119,12 +134,93 @@ static int print_json(const struct veil_msgr_event *ev)
 	return 0;
 }
 
+static void queue_file(struct recv_ctx *r, const struct veil_msgr_event *ev)
+{
+	if (r->nfiles >= RECV_MAX_PENDING_FILES) {
+		r->files_dropped++;
+		return;
+	}
+	struct pending_file *f = realloc(r->files, (r->nfiles + 1) * sizeof *f);
+	if (f == NULL) {
+		r->files_dropped++;
+		return;
+	}
+	r->files = f;
+	f += r->nfiles;
+	f->body = malloc(ev->body_len > 0 ? ev->body_len : 1);
+	if (f->body == NULL) {
+		r->files_dropped++;
+		return;
+	}
+	memcpy(f->body, ev->body, ev->body_len);
+	f->len = ev->body_len;
+	memcpy(f->from, ev->from, VEIL_ID_LEN);
+	f->msg_id = ev->msg_id;
+	f->date_ms = ev->date_ms;
+	r->nfiles++;
+}
+
+/* Downloads one file message into dir and prints where it went; 0 or 1 (failed). */
+static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct pending_file *pf,
+                     const char *dir)
+{
+	char from[VEIL_ID_LEN + 1], date[32], id[17], path[VEIL_PROFILE_PATH_MAX], label[64];
+	struct veil_e2e_file *f = malloc(sizeof *f);
+	struct cli_progress pr;
+	int rc = 0;
+	memcpy(from, pf->from, VEIL_ID_LEN);
+	from[VEIL_ID_LEN] = 0;
+	cli_date(date, pf->date_ms);
+	cli_msgid(id, pf->msg_id);
+	if (f == NULL || veil_e2e_file_decode(pf->body, pf->len, f) != 0) {
+		free(f);
+		return cli_err("malformed file message from %s (message %s)", from, id);
+	}
+	snprintf(label, sizeof label, "download %.38s", f->name[0] ? f->name : "file");
+	cli_progress_init(&pr, label);
+	rc = veil_msgr_file_download(m, pf->body, pf->len, dir, 1, cli_progress_cb, &pr, path,
+	                             sizeof path);
+	cli_progress_end(&pr);
+	if (rc != 0) {
+		rc = cli_err("file from %s (message %s) not saved: %s", from, id, m->errtext);
+	} else if (r->json) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:s}", "from", from,
+		                      "id", id, "date", date, "type", "file", "type_code",
+		                      (int)VEIL_E2E_FILE, "name", f->name, "mime", f->mime, "size",
+		                      (json_int_t)f->size, "path", path);
+		if (o != NULL && f->caption[0])
+			json_object_set_new(o, "caption", json_string(f->caption));
+		char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (s != NULL)
+			printf("%s\n", s);
+		free(s);
+	} else {
+		printf("[%s] %s: file saved to ", date, from);
+		put_text(path, strlen(path));
+		printf(" (%" PRIu64 " bytes, %s)", f->size, f->mime);
+		if (f->caption[0]) {
+			printf(": ");
+			put_text(f->caption, strlen(f->caption));
+		}
+		putchar('\n');
+	}
+	fflush(stdout);
+	sodium_memzero(f, sizeof *f);
+	free(f);
+	return rc;
+}
+
 static int on_event(const struct veil_msgr_event *ev, void *ctx)
 {
 	struct recv_ctx *r = ctx;
 	char from[VEIL_ID_LEN + 1], id[17];
 	switch (ev->kind) {
 	case VEIL_MSGR_EV_MESSAGE:
+		if (ev->type == VEIL_E2E_FILE) {
+			queue_file(r, ev);
+			break;
+		}
 		if ((r->json ? print_json(ev) : print_human(ev)) != 0)
 			r->failed = 1;
 		break;
@@ -149,12 +245,17 @@ int cmd_recv(int argc, char **argv)
 {
 	struct recv_ctx r = {0};
 	struct veil_msgr m;
-	const char *wait = NULL;
+	const char *wait = NULL, *ddir = NULL;
 	long wait_s = 0;
 	for (int i = 1; i < argc; i++) {
 		int o = cli_opt(argc, argv, &i, "wait", &wait);
 		if (o < 0)
 			return cli_usage_err("recv", "--wait needs a number of seconds");
+		if (o > 0)
+			continue;
+		o = cli_opt(argc, argv, &i, "download-dir", &ddir);
+		if (o < 0)
+			return cli_usage_err("recv", "--download-dir needs a directory");
 		if (o > 0)
 			continue;
 		if (strcmp(argv[i], "--json") == 0)
@@ -174,6 +275,20 @@ int cmd_recv(int argc, char **argv)
 	int rc = veil_msgr_receive(&m, (int)wait_s, on_event, &r);
 	if (rc != 0)
 		rc = cli_err("%s", m.errtext);
+	/* Files are fetched after the queue, so a long download never stalls the chat connection. */
+	char fdir[VEIL_PROFILE_PATH_MAX + 8];
+	if (ddir == NULL)
+		snprintf(fdir, sizeof fdir, "%s/files", m.prof.home);
+	else
+		snprintf(fdir, sizeof fdir, "%s", ddir);
+	for (size_t i = 0; i < r.nfiles; i++) {
+		if (save_file(&m, &r, &r.files[i], fdir) != 0 && rc == 0)
+			rc = 1;
+		free(r.files[i].body);
+	}
+	free(r.files);
+	if (r.files_dropped > 0)
+		rc = cli_err("%d file messages not downloaded (see 'veil log')", r.files_dropped);
 	else if (r.failed)
 		rc = cli_err("cannot write the output");
 	veil_msgr_close(&m);

@@ -1,4 +1,4 @@
-/* veil send: send one text message. */
+/* veil send: send one text message, or a file (--file PATH [--caption TEXT]). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,6 +6,7 @@
 #include "veil/e2e.h"
 
 #include "cli.h"
+#include "progress.h"
 
 /* Reads at most cap bytes of standard input; one more byte means "too long". */
 static int read_stdin(char *buf, size_t cap, size_t *len)
@@ -29,6 +30,52 @@ static void alert(const char *text, void *ctx)
 	cli_err("server alert: %s", text);
 }
 
+/* True if argv[from..] holds --file (or --file=...). */
+static int wants_file(int argc, char **argv)
+{
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--file") == 0 || strncmp(argv[i], "--file=", 7) == 0)
+			return 1;
+	return 0;
+}
+
+static int send_file(const uint8_t to[static VEIL_ID_LEN], int argc, char **argv)
+{
+	const char *path = NULL, *caption = NULL;
+	struct veil_msgr m;
+	struct cli_progress pr;
+	char idhex[17], label[64];
+	uint64_t msg_id;
+	for (int i = 2; i < argc; i++) {
+		int a = cli_opt(argc, argv, &i, "file", &path);
+		int b = a != 0 ? 0 : cli_opt(argc, argv, &i, "caption", &caption);
+		if (a < 0 || b < 0)
+			return cli_usage_err("send", "--file and --caption need a value");
+		if (a == 0 && b == 0)
+			return cli_usage_err("send", "with --file, only --caption may follow");
+	}
+	if (path == NULL || path[0] == '\0')
+		return cli_usage_err("send", "--file needs a path");
+	if (cli_open(&m) != 0)
+		return 1;
+	m.alert_fn = alert;
+	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+	snprintf(label, sizeof label, "upload %.40s", base);
+	cli_progress_init(&pr, label);
+	struct veil_file_opts o = {
+	    .caption = caption, .progress = cli_progress_cb, .progress_ctx = &pr};
+	int rc = veil_msgr_send_file(&m, to, path, &o, &msg_id);
+	cli_progress_end(&pr);
+	if (rc != 0) {
+		rc = cli_err("%s", m.errtext);
+	} else {
+		cli_msgid(idhex, msg_id);
+		printf("%s\n", idhex);
+	}
+	veil_msgr_close(&m);
+	return rc;
+}
+
 int cmd_send(int argc, char **argv)
 {
 	uint8_t to[VEIL_ID_LEN];
@@ -42,6 +89,8 @@ int cmd_send(int argc, char **argv)
 		return cli_usage_err("send", "send needs an ID and a text");
 	if (cli_parse_id(to, argv[1]) != 0)
 		return 2;
+	if (wants_file(argc, argv))
+		return send_file(to, argc, argv);
 	/* One byte beyond the limit is enough to know that a text is too long. */
 	size_t cap = VEIL_E2E_TEXT_MAX + 1;
 	if ((text = malloc(cap + 1)) == NULL)

@@ -14,6 +14,7 @@
 
 #include "veil/crypto.h"
 #include "veil/csp.h"
+#include "veil/e2e.h"
 #include "veil/util.h"
 
 /* ---------------------------------------------------------------------- */
@@ -353,5 +354,105 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 
 /* Name of an inner message type for output ("text", "receipt", ...), or NULL. */
 const char *veil_msgr_type_name(uint8_t type);
+
+/* ---------------------------------------------------------------------- */
+/* Blobs and file messages                                                */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_BLOB_URL_MAX 512
+#define VEIL_BLOB_TOKEN_MAX 256
+#define VEIL_BLOB_CONNECT_TIMEOUT_MS 10000
+#define VEIL_BLOB_STALL_TIMEOUT_S 30 /* a transfer below 1 byte/s this long fails */
+#define VEIL_BLOB_ATTEMPTS 5         /* download attempts (resumed with Range) */
+
+/*
+ * A blob server client: the OPPF blob URLs (download and done with the
+ * placeholder {blobId}), the upload credential, and an optional progress
+ * callback (bytes done and total of the encrypted blob). Fill it with
+ * veil_msgr_blob_client or by hand; errtext says why the last call failed.
+ */
+struct veil_blob_client {
+	char upload_url[VEIL_BLOB_URL_MAX];
+	char download_url[VEIL_BLOB_URL_MAX];
+	char done_url[VEIL_BLOB_URL_MAX];
+	char token[VEIL_BLOB_TOKEN_MAX]; /* "ThreemaBlobToken" credential, base64 */
+	void (*progress)(uint64_t done, uint64_t total, void *ctx);
+	void *progress_ctx;
+	int max_attempts;    /* 0: VEIL_BLOB_ATTEMPTS */
+	int stall_timeout_s; /* 0: VEIL_BLOB_STALL_TIMEOUT_S */
+	int resumed;         /* downloads resumed after a cut connection (counted) */
+	char errtext[VEIL_MSGR_ERRTEXT_MAX];
+};
+
+/* Fetches an upload credential (identity/blob_cred, two phases) into bc->token. */
+int veil_blob_cred(struct veil_blob_client *bc, const char *dir_url,
+                   const uint8_t id[static VEIL_ID_LEN],
+                   const uint8_t sk[static VEIL_KEY_LEN]) VEIL_WUR;
+/*
+ * Encrypts the regular file at path with key and the fixed nonce
+ * nonce_which (VEIL_FILE_NONCE_FILE or _THUMB) and uploads it, reading it
+ * twice and holding only fixed buffers. persist keeps the blob until it
+ * expires (group files). On 0, id is the blob ID and *plain_size the file
+ * size. VEIL_EAUTH bad credential, VEIL_ELIMIT too large or over quota,
+ * VEIL_EIO unreachable or the file changed while being sent.
+ */
+int veil_blob_upload(struct veil_blob_client *bc, const char *path,
+                     const uint8_t key[static VEIL_FILE_KEY_LEN], int nonce_which, int persist,
+                     uint8_t id[static VEIL_BLOB_ID_LEN], uint64_t *plain_size) VEIL_WUR;
+/*
+ * Downloads blob id, decrypting into "<dest>.part" as it arrives, resuming
+ * a cut transfer with HTTP Range (up to max_attempts), checks the tag and
+ * only then links the file to dest (never overwriting: VEIL_EEXIST). On
+ * any failure nothing is left behind. VEIL_ENOTFOUND unknown or expired
+ * blob, VEIL_ETRUNC truncated, VEIL_ECRYPTO tampered or wrong key,
+ * VEIL_EPROTO longer than plain_size + 16.
+ */
+int veil_blob_download(struct veil_blob_client *bc, const uint8_t id[static VEIL_BLOB_ID_LEN],
+                       const uint8_t key[static VEIL_FILE_KEY_LEN], int nonce_which,
+                       uint64_t plain_size, const char *dest) VEIL_WUR;
+/* Tells the server a 1:1 blob was received (it deletes it). */
+int veil_blob_done(struct veil_blob_client *bc,
+                   const uint8_t id[static VEIL_BLOB_ID_LEN]) VEIL_WUR;
+
+/*
+ * Prepares bc for m's server: the blob URLs from the signed provisioning
+ * document (checked against the pinned keys) and, if want_token, an upload
+ * credential. bc->progress is kept.
+ */
+int veil_msgr_blob_client(struct veil_msgr *m, struct veil_blob_client *bc,
+                          int want_token) VEIL_WUR;
+
+/* What to send with a file; every field may be 0/NULL. */
+struct veil_file_opts {
+	const char *name;    /* file name shown to the receiver; NULL: the path's last part */
+	const char *mime;    /* media type; NULL: from the extension, else application/octet-stream */
+	const char *caption; /* NULL or "": none */
+	int rendering;       /* VEIL_FILE_RENDER_*; 0 = plain file */
+	int persist;         /* 1 for group files: the blob outlives the first download */
+	void (*progress)(uint64_t done, uint64_t total, void *ctx);
+	void *progress_ctx;
+};
+
+/*
+ * Encrypts and uploads the file at path with a fresh random key and
+ * appends the file message JSON body (the inner body of type 0x17, also
+ * the inner body of a group file message) to json. The key lives only in
+ * json: wipe it after sending (veil_buf_init_secret does).
+ */
+int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct veil_file_opts *o,
+                          struct veil_buf *json) VEIL_WUR;
+/* Uploads path and sends it to `to` as a file message (0x17); *msg_id as in send_text. */
+int veil_msgr_send_file(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], const char *path,
+                        const struct veil_file_opts *o, uint64_t *msg_id) VEIL_WUR;
+/*
+ * Downloads, authenticates and decrypts the file of a file message body
+ * (json, len) into directory dir (created 0700 if missing) under the
+ * message's file name made safe (no path parts; " (n)" added if taken),
+ * writes its path to out_path, and, if mark_done (1:1 messages), tells the
+ * server it may delete the blob. progress may be NULL.
+ */
+int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len, const char *dir,
+                            int mark_done, void (*progress)(uint64_t done, uint64_t total, void *ctx),
+                            void *progress_ctx, char *out_path, size_t out_cap) VEIL_WUR;
 
 #endif

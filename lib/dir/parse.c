@@ -214,6 +214,18 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 	    (rc = json_int_opt(root, "refresh", 0, UINT32_MAX, 86400, &refresh)) != 0)
 		goto out;
 	out->refresh_s = (uint32_t)refresh;
+	/* OPPF's blob URLs, optional here (a server may run without the blob service). */
+	json_t *blob = json_object_get(root, "blob");
+	if (blob != NULL &&
+	    (!json_is_object(blob) ||
+	     (rc = json_str(blob, "uploadUrl", out->blob_upload_url, VEIL_DIR_MAX_URL, 1)) != 0 ||
+	     (rc = json_str(blob, "downloadUrl", out->blob_download_url, VEIL_DIR_MAX_URL, 1)) !=
+	         0 ||
+	     (rc = json_str(blob, "doneUrl", out->blob_done_url, VEIL_DIR_MAX_URL, 1)) != 0)) {
+		if (rc == 0)
+			rc = veil_dir_fail(VEIL_EPROTO, "provisioning document has a bad blob entry");
+		goto out;
+	}
 	if (pin_csp_pk != NULL && veil_memcmp(pin_csp_pk, out->csp_pk, sizeof out->csp_pk)) {
 		rc = veil_dir_fail(VEIL_EKEY, "chat server key differs from the pinned key");
 		goto out;

@@ -36,7 +36,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 {
 	const struct veil_config *cfg = &srv->cfg;
 	const char *host = cfg->public_host[0] != '\0' ? cfg->public_host : cfg->listen;
-	char uhost[300], dir_url[400];
+	char uhost[300], dir_url[400], blob_up[400], blob_down[400], blob_done[400];
 	char sign_b64[VEIL_B64_LEN(32)], csp_b64[VEIL_B64_LEN(32)];
 	char sig_b64[VEIL_B64_LEN(crypto_sign_BYTES)];
 	uint8_t sig[crypto_sign_BYTES];
@@ -45,6 +45,11 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 
 	url_host(uhost, sizeof uhost, host);
 	snprintf(dir_url, sizeof dir_url, "http://%s:%u/directory/", uhost, (unsigned)port);
+	/* The blob service (srv/blob), with OPPF's {blobId} placeholder. */
+	snprintf(blob_up, sizeof blob_up, "http://%s:%u/blob/upload", uhost, (unsigned)port);
+	snprintf(blob_down, sizeof blob_down, "http://%s:%u/blob/{blobId}", uhost, (unsigned)port);
+	snprintf(blob_done, sizeof blob_done, "http://%s:%u/blob/{blobId}/done", uhost,
+	         (unsigned)port);
 	if (veil_b64_encode(sign_b64, sizeof sign_b64, srv->keys.sign_pk, 32) != 0 ||
 	    veil_b64_encode(csp_b64, sizeof csp_b64, srv->keys.csp_pk, VEIL_KEY_LEN) != 0)
 		goto out;
@@ -52,6 +57,13 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	    "{s:s, s:s, s:i, s:s, s:{s:s, s:[i], s:s}, s:{s:s}}", "version", "1.0", "signatureKey",
 	    sign_b64, "refresh", VEIL_DIRSVC_OPPF_REFRESH, "serverName", host, "chat", "hostname",
 	    host, "ports", (int)cfg->chat_port, "publicKey", csp_b64, "directory", "url", dir_url);
+	if (doc != NULL && cfg->data_dir[0] != '\0' &&
+	    json_object_set_new(doc, "blob",
+	                        json_pack("{s:s, s:s, s:s}", "uploadUrl", blob_up, "downloadUrl",
+	                                  blob_down, "doneUrl", blob_done)) != 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
 	if (doc == NULL)
 		goto out;
 	text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -9,22 +9,27 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
+#include <sodium.h>
 
 #include "http.h"
+#include "../blob/blob.h"
 #include "../directory/directory.h"
 
 #define VEIL_HTTP_MAX_CLEANUPS 16
 #define VEIL_HTTP_MAX_PREFIX 128
 #define VEIL_HTTP_MAX_FDS 4096 /* connections per listener (lws sizes its tables by it) */
 #define VEIL_HTTP_CHUNK 4096   /* bytes written per writable callback */
+#define VEIL_HTTP_FILE_CHUNK (64 * 1024) /* file body bytes per writable callback */
 
 struct http_route {
 	char method[8]; /* "" = any */
 	char prefix[VEIL_HTTP_MAX_PREFIX];
 	size_t plen;
 	veil_http_handler fn;
+	const struct veil_http_stream_ops *sops; /* streaming route if not NULL */
 	void *arg;
 };
 
@@ -61,6 +66,10 @@ struct http_pss {
 	struct veil_http_resp resp;
 	int headers_sent;
 	size_t sent;
+	/* Streaming routes: the route's ops and its state for this request. */
+	const struct veil_http_stream_ops *sops;
+	void *sctx;
+	int sctx_complete;
 };
 
 static const char *json_type = "application/json";
@@ -103,6 +112,14 @@ void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *m
 
 static void pss_release(struct http_pss *ps)
 {
+	if (ps->sops != NULL && ps->sctx != NULL)
+		ps->sops->release(ps->sctx, ps->sctx_complete);
+	ps->sctx = NULL;
+	ps->sops = NULL;
+	if (ps->resp.has_file) {
+		close(ps->resp.file_fd);
+		ps->resp.has_file = 0;
+	}
 	veil_buf_release(&ps->body);
 	veil_buf_release(&ps->resp.body);
 	ps->state = ST_IDLE;
@@ -154,6 +171,56 @@ static void dispatch(struct veil_http *h, struct lws *wsi, struct http_pss *ps)
 	};
 	r->fn(r->arg, &req, &ps->resp);
 	respond(wsi, ps);
+}
+
+/* Copies header tok into dst ("" if absent or too long). */
+static void hdr_copy(struct lws *wsi, enum lws_token_indexes tok, char *dst, size_t cap)
+{
+	dst[0] = '\0';
+	int n = lws_hdr_total_length(wsi, tok);
+	if (n <= 0 || (size_t)n >= cap || lws_hdr_copy(wsi, dst, (int)cap, tok) < 0)
+		dst[0] = '\0';
+}
+
+/*
+ * Starts a streaming route: begin sees the headers; a body then flows to
+ * the route's body callback (state ST_BODY) and end answers.
+ */
+static void stream_begin(const struct http_route *r, struct lws *wsi, struct http_pss *ps,
+                         uint64_t content_length, int has_body)
+{
+	char ctype[256], auth[512], range[128];
+	hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof ctype);
+	hdr_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof auth);
+	hdr_copy(wsi, WSI_TOKEN_HTTP_RANGE, range, sizeof range);
+	struct veil_http_sreq req = {
+	    .method = ps->method,
+	    .path = ps->path + r->plen,
+	    .query = ps->query,
+	    .client = ps->client,
+	    .content_type = ctype,
+	    .authorization = auth,
+	    .range = range,
+	    .content_length = content_length,
+	};
+	ps->sops = r->sops;
+	void *ctx = NULL;
+	int rc = r->sops->begin(r->arg, &req, &ctx, &ps->resp);
+	ps->sctx = ctx;
+	sodium_memzero(auth, sizeof auth);
+	if (rc != 0) {
+		if (has_body)
+			ps->resp.close = 1;
+		respond(wsi, ps);
+		return;
+	}
+	if (!has_body) {
+		r->sops->end(ctx, &ps->resp);
+		ps->sctx_complete = 1;
+		respond(wsi, ps);
+		return;
+	}
+	ps->state = ST_BODY;
 }
 
 static void too_large(struct lws *wsi, struct http_pss *ps)
@@ -233,8 +300,12 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 	}
 
 	int has_body = strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+	const struct http_route *rt = &h->routes[ps->route];
 	if (!has_body) {
-		dispatch(h, wsi, ps);
+		if (rt->sops != NULL)
+			stream_begin(rt, wsi, ps, 0, 0);
+		else
+			dispatch(h, wsi, ps);
 		return 0;
 	}
 	veil_buf_init(&ps->body, h->max_body);
@@ -252,6 +323,11 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 			veil_http_resp_error(&ps->resp, 400, "bad content-length", NULL);
 			ps->resp.close = 1;
 			respond(wsi, ps);
+			return 0;
+		}
+		if (rt->sops != NULL) {
+			/* The route judges the length; the body is not buffered here. */
+			stream_begin(rt, wsi, ps, (uint64_t)v, v > 0);
 			return 0;
 		}
 		if (v > h->max_body) {
@@ -279,11 +355,32 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 		return 0;
 	} else {
 		/* Neither a length nor chunks: HTTP/1.1 says the body is empty. */
-		dispatch(h, wsi, ps);
+		if (rt->sops != NULL)
+			stream_begin(rt, wsi, ps, 0, 0);
+		else
+			dispatch(h, wsi, ps);
 		return 0;
 	}
 	ps->state = ST_BODY;
 	return 0;
+}
+
+/* Sends the next piece of a file body; 1 when it was the last. */
+static int send_file_some(struct lws *wsi, struct http_pss *ps)
+{
+	static _Thread_local uint8_t fbuf[LWS_PRE + VEIL_HTTP_FILE_CHUNK];
+	uint64_t left = ps->resp.file_len - ps->sent;
+	size_t n = left > VEIL_HTTP_FILE_CHUNK ? VEIL_HTTP_FILE_CHUNK : (size_t)left;
+	ssize_t got = pread(ps->resp.file_fd, fbuf + LWS_PRE, n,
+	                    (off_t)(ps->resp.file_off + ps->sent));
+	if (got != (ssize_t)n)
+		return -1; /* the file shrank or failed: cut the response short */
+	int last = ps->sent + n == ps->resp.file_len;
+	if (lws_write(wsi, fbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+	    (int)n)
+		return -1;
+	ps->sent += n;
+	return last;
 }
 
 static int send_some(struct lws *wsi, struct http_pss *ps)
@@ -291,11 +388,21 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 	uint8_t buf[LWS_PRE + VEIL_HTTP_CHUNK];
 	if (!ps->headers_sent) {
 		uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+		uint64_t clen = ps->resp.has_file ? ps->resp.file_len : ps->resp.body.len;
 		if (lws_add_http_common_headers(wsi, (unsigned)ps->resp.status,
-		                                ps->resp.content_type, ps->resp.body.len, &p,
+		                                ps->resp.content_type, (lws_filepos_t)clen, &p,
 		                                end) ||
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 		                                 (const uint8_t *)"no-store", 8, &p, end))
+			return -1;
+		if (ps->resp.content_range[0] != '\0' &&
+		    lws_add_http_header_by_token(
+		        wsi, WSI_TOKEN_HTTP_CONTENT_RANGE, (const uint8_t *)ps->resp.content_range,
+		        (int)strlen(ps->resp.content_range), &p, end))
+			return -1;
+		if (ps->resp.accept_ranges &&
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_ACCEPT_RANGES,
+		                                 (const uint8_t *)"bytes", 5, &p, end))
 			return -1;
 		if (ps->resp.close &&
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
@@ -304,7 +411,15 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
 		ps->headers_sent = 1;
-		if (ps->resp.body.len > 0) {
+		if (clen > 0) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	} else if (ps->resp.has_file) {
+		int r = send_file_some(wsi, ps);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
 			lws_callback_on_writable(wsi);
 			return 0;
 		}
@@ -343,12 +458,25 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 	case LWS_CALLBACK_HTTP_BODY:
 		if (ps == NULL || ps->state != ST_BODY)
 			return 0; /* after a 413: drop whatever still arrives */
+		if (ps->sops != NULL) {
+			if (ps->sops->body(ps->sctx, in, len, &ps->resp) != 0) {
+				ps->resp.close = 1;
+				respond(wsi, ps);
+			}
+			return 0;
+		}
 		if (veil_buf_append(&ps->body, in, len) != 0)
 			too_large(wsi, ps);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (ps == NULL || ps->state != ST_BODY)
 			return 0;
+		if (ps->sops != NULL) {
+			ps->sops->end(ps->sctx, &ps->resp);
+			ps->sctx_complete = 1;
+			respond(wsi, ps);
+			return 0;
+		}
 		dispatch(h, wsi, ps);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -442,6 +570,26 @@ int veil_http_route(struct veil_http *h, const char *method, const char *prefix,
 	return 0;
 }
 
+/* The buffered handler slot of a streaming route; never called. */
+static void stream_unused(void *arg, const struct veil_http_req *req, struct veil_http_resp *resp)
+{
+	(void)arg;
+	(void)req;
+	veil_http_resp_error(resp, 500, "internal error", NULL);
+}
+
+int veil_http_route_stream(struct veil_http *h, const char *method, const char *prefix,
+                           const struct veil_http_stream_ops *ops, void *arg)
+{
+	if (ops == NULL || ops->begin == NULL || ops->body == NULL || ops->end == NULL ||
+	    ops->release == NULL)
+		return VEIL_EINVAL;
+	int rc = veil_http_route(h, method, prefix, stream_unused, arg);
+	if (rc == 0)
+		h->routes[h->nroutes - 1].sops = ops;
+	return rc;
+}
+
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)
 {
 	if (h->ncleanups >= VEIL_HTTP_MAX_CLEANUPS)
@@ -498,6 +646,10 @@ int veil_http_start(struct veil_http **out, struct veil_server *srv)
 {
 	struct veil_http *h = NULL;
 	int rc = veil_http_new(&h, srv);
+	if (rc != 0)
+		goto out;
+	/* The blob service first: its /directory/identity/blob_cred is more specific. */
+	rc = veil_blobsvc_register(h, srv);
 	if (rc != 0)
 		goto out;
 	rc = veil_dirsvc_register(h, srv);

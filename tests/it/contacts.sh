@@ -1,0 +1,126 @@
+#!/bin/bash
+# Contact discovery with the veil CLI against a real veild on loopback:
+# link codes by e-mail (a real SMTP sink: Debian's python3-aiosmtpd) and by
+# SMS (a local webhook), wrong codes, matching a vCard both ways (private
+# OPRF and the specification's hashes), verification levels up to green by
+# QR text, a changed key refused, rate limits, revocation.
+set -u
+BIN=${VEIL_BIN:-$PWD/build}
+T=$(mktemp -d /tmp/veil-contacts.XXXXXX)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CP=$(port); HP=$(port); SP=$(port); WP=$(port)
+URL=http://127.0.0.1:$HP
+fails=0
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$T"; }
+trap cleanup EXIT
+check() {
+	local name=$1; shift
+	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+
+if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+	echo "FAIL smtp_sink_available (install python3-aiosmtpd: scripts/install-deps)"; exit 1
+fi
+PYTHONUNBUFFERED=1 /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SP" -c aiosmtpd.handlers.Debugging \
+	>"$T/smtp.log" 2>&1 &
+pids+=($!)
+cat >"$T/hook.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[2], "ab") as f: f.write(body + b"\n")
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+/usr/bin/python3 "$T/hook.py" "$WP" "$T/sms.log" &
+pids+=($!)
+"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" \
+	--smtp-url "smtp://127.0.0.1:$SP" --smtp-from "veil@localhost" \
+	--sms-webhook "http://127.0.0.1:$WP/sms" --link-rate 3 >>"$T/veild.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && break; sleep 0.1; done
+
+va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
+vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
+vc() { VEIL_HOME=$T/c "$BIN/veil" "$@"; }
+A=$(va init --server "$URL" --nickname Alice)
+B=$(vb init --server "$URL" --nickname Bob)
+C=$(vc init --server "$URL" --nickname Carol)
+# Waits for the n-th code in a log and prints it.
+code_in() { # file, n
+	for _ in $(seq 100); do
+		c=$(grep -o 'code is [0-9]\{6\}' "$1" 2>/dev/null | sed -n "${2}p" | grep -o '[0-9]\{6\}')
+		[ -n "$c" ] && { echo "$c"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+
+# Alice links her phone; the SMS gateway gets the code.
+check link_phone_sends_code bash -c "VEIL_HOME=$T/a $BIN/veil link phone '+41 79 123 45 67' | grep -q 'code sent'"
+CODE=$(code_in "$T/sms.log" 1)
+check sms_to_number grep -q '"to":"+41791234567"' "$T/sms.log"
+WRONG=$(printf '%06d' $(( (10#$CODE + 1) % 1000000 )))
+check wrong_code_refused bash -c "! VEIL_HOME=$T/a $BIN/veil link verify $WRONG 2>$T/err && grep -q 'wrong code' $T/err"
+check right_code_links bash -c "VEIL_HOME=$T/a $BIN/veil link verify $CODE | grep -q 'phone number linked'"
+
+# Bob links his e-mail; the SMTP sink receives the code.
+check link_email_sends_code bash -c "VEIL_HOME=$T/b $BIN/veil link email Bob@Example.org | grep -q 'code sent'"
+ECODE=$(code_in "$T/smtp.log" 1)
+check smtp_sink_got_mail grep -qi 'bob@example.org' "$T/smtp.log"
+check email_code_links bash -c "VEIL_HOME=$T/b $BIN/veil link verify $ECODE | grep -q 'e-mail address linked'"
+
+# Carol matches her address book: private (default) and hashed.
+cat >"$T/book.vcf" <<VCF
+BEGIN:VCARD
+VERSION:3.0
+FN:Alice Example
+TEL;TYPE=CELL:+41 79 123 45 67
+END:VCARD
+BEGIN:VCARD
+VERSION:3.0
+FN:Bob Example
+EMAIL:bob@example.org
+END:VCARD
+BEGIN:VCARD
+VERSION:3.0
+FN:Nobody
+TEL:+1 415 555 0000
+END:VCARD
+VCF
+vc contact match "$T/book.vcf" >"$T/m1" 2>"$T/m1.err"
+check match_private_vcard bash -c "grep -q '^$A orange Alice Example' $T/m1 && grep -q '^$B orange Bob Example' $T/m1 && [ \$(wc -l <$T/m1) = 2 ]"
+printf 'name,phone,email\nAl,+41791234567,\n' >"$T/book.csv"
+check match_hashed_csv bash -c "VEIL_HOME=$T/c $BIN/veil contact match --hashed $T/book.csv | grep -q '^$A orange Al'"
+check match_single_phone bash -c "VEIL_HOME=$T/c $BIN/veil contact match --phone 0791234567 --country 41 | grep -q '^$A '"
+check show_orange bash -c "VEIL_HOME=$T/c $BIN/veil contact show $A | grep -q 'level: *orange (phone)'"
+
+# Green by scanning Alice's QR text; a code with another key is refused loudly.
+QR=$(va qr --text)
+check qr_text bash -c "[[ '$QR' =~ ^3mid:$A,[0-9a-f]{64}$ ]]"
+check qr_terminal bash -c "VEIL_HOME=$T/a $BIN/veil qr | grep -q '▀\|▄'"
+BAD="3mid:$A,$(python3 -c 'import os; print(os.urandom(32).hex())')"
+check verify_wrong_key_refused bash -c "! VEIL_HOME=$T/c $BIN/veil contact verify $A --scan $BAD 2>$T/err && grep -q 'KEY MISMATCH' $T/err"
+check verify_green bash -c "VEIL_HOME=$T/c $BIN/veil contact verify $A --scan '$QR' | grep -q green"
+check show_green bash -c "VEIL_HOME=$T/c $BIN/veil contact show $A | grep -q 'level: *green (qr)'"
+# Matching again never lowers the level.
+vc contact match "$T/book.vcf" >"$T/m2" 2>/dev/null
+check match_keeps_green grep -q "^$A green" "$T/m2"
+
+# Rate limit on link codes (--link-rate 3): the fourth in a minute is refused with 429.
+for i in 1 2 3; do vc link phone "+4179000000$i" >/dev/null 2>&1; done
+check link_rate_limited bash -c "! VEIL_HOME=$T/c $BIN/veil link phone +41790000009 2>$T/err && grep -q '429' $T/err"
+
+# Revocation: confirmation required; afterwards the ID is reported revoked and cannot log in.
+check revoke_needs_confirmation bash -c "echo NOTMYID | VEIL_HOME=$T/b $BIN/veil revoke 2>$T/err; grep -q 'not confirmed' $T/err"
+check revoke bash -c "echo $B | VEIL_HOME=$T/b $BIN/veil revoke 2>/dev/null | grep -q revoked"
+check revoked_state bash -c "curl -sf $URL/directory/identity/$B | grep -q '\"state\":2'"
+check revoked_cannot_login bash -c "! VEIL_HOME=$T/b $BIN/veil recv 2>$T/err"
+check revoked_not_matched bash -c "! VEIL_HOME=$T/c $BIN/veil contact match --email bob@example.org | grep -q $B"
+
+# The server's files never hold the linked addresses.
+check no_address_on_server bash -c "! grep -r -q -a -i 'bob@example.org\|41791234567' '$T/srv'"
+exit $fails
