@@ -32,13 +32,45 @@ static const struct cli_cmd commands[] = {
      "never printed.\n"
      "\n"
      "  --json   print a JSON object instead\n"},
-    {"contact", cmd_contact, "add or list contacts",
+    {"contact", cmd_contact, "add, list, find and verify contacts",
      "contact add ID [--key HEX]\n"
      "       veil contact list [--json]\n"
+     "       veil contact match [FILE] [--phone NUMBER]... [--email ADDR]...\n"
+     "                          [--country CC] [--private | --hashed]\n"
+     "       veil contact show ID\n"
+     "       veil contact verify ID --scan TEXT\n"
      "\n"
-     "add:   fetches ID's public key from the directory and stores the contact; with\n"
-     "       --key HEX stores the given key without asking the directory.\n"
-     "list:  prints ID, public key, nickname and first-seen date of each contact.\n"},
+     "add:    fetches ID's public key from the directory and stores the contact; with\n"
+     "        --key HEX stores the given key without asking the directory.\n"
+     "list:   prints ID, public key, nickname and first-seen date of each contact.\n"
+     "match:  finds who in an address book (a vCard or CSV FILE, '-' for stdin, and\n"
+     "        --phone/--email entries) has linked that number or address, adds them\n"
+     "        as contacts and prints \"ID LEVEL NAME\" for each. --private (the\n"
+     "        default) uses the server's oblivious PRF so the server cannot test\n"
+     "        guesses offline; --hashed uses the specification's HMAC hashes.\n"
+     "        --country CC (digits, e.g. 41) completes national numbers.\n"
+     "show:   prints the contact's key fingerprint and verification level\n"
+     "        (red: directory only, orange: matched by phone or e-mail, green: QR).\n"
+     "verify: checks a scanned QR text (3mid:ID,KEYHEX) against the stored key and\n"
+     "        raises the contact to green; a different key is refused loudly.\n"},
+    {"link", cmd_link, "link an e-mail address or phone number",
+     "link email ADDR | phone NUMBER [--country CC] | verify CODE\n"
+     "\n"
+     "Links an address or number to your ID so that people who have it in their\n"
+     "address book can find you: the server sends a 6-digit code to it, which\n"
+     "'veil link verify CODE' confirms. An empty ADDR or NUMBER ('') unlinks.\n"},
+    {"qr", cmd_qr, "show your contact QR code",
+     "qr [--text]\n"
+     "\n"
+     "Prints your QR code (3mid:ID,KEYHEX) in the terminal for others to scan with\n"
+     "'veil contact verify'; --text prints only the text.\n"},
+    {"revoke", cmd_revoke, "revoke your identity",
+     "revoke [--yes] | --set-password PASSWORD\n"
+     "\n"
+     "Revokes your ID for good after you type it to confirm (--yes skips the\n"
+     "question): nobody can write to it and it can no longer log in.\n"
+     "--set-password sets a revocation password instead, with which the ID can be\n"
+     "revoked later without this profile (identity/ws/revoke).\n"},
     {"send", cmd_send, "send a text message or a file",
      "send ID TEXT...\n"
      "       veil send ID --file PATH [--caption TEXT]\n"
