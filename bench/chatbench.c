@@ -54,6 +54,7 @@
  */
 #define SEQ_BITS 40
 static uint64_t run_tag;
+static int opt_window = 64;
 #define RING 8192
 
 static uint64_t now_us(void)
@@ -196,9 +197,10 @@ static uint64_t proc_cpu_us(pid_t pid)
 		p = strchr(p + 1, ' ');
 		if (p == NULL)
 			break;
-		if (field == 13)
-			ut = strtoul(p + 1, NULL, 10);
+		/* p is at the space before field number `field`. */
 		if (field == 14)
+			ut = strtoul(p + 1, NULL, 10);
+		if (field == 15)
 			st = strtoul(p + 1, NULL, 10);
 	}
 	return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
@@ -752,7 +754,7 @@ static int w3(struct proc *srv, struct user *users, int npairs, double rate, dou
 {
 	struct run r;
 	run_init(&r, srv, users, 2 * npairs, bare);
-	r.window = 64;
+	r.window = opt_window;
 	r.rate = rate;
 	r.npairs = npairs;
 	r.pairs = calloc((size_t)npairs, sizeof *r.pairs);
@@ -960,7 +962,8 @@ static void med(struct result *out, struct result *rs, int n)
 		v[i] = rs[i].f;                                                                    \
 	out->f = median(v, n);
 	M(msgs_s)
-	M(p50) M(p99) M(p999) M(cpu_us_msg) M(logins_s) M(bytes_per_conn)
+	M(p50)
+	M(p99) M(p999) M(cpu_us_msg) M(logins_s) M(bytes_per_conn)
 #undef M
 	    out->lost = out->dups = out->errors = 0;
 	for (int i = 0; i < n; i++) {
@@ -1016,12 +1019,17 @@ int main(int argc, char **argv)
 	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000;
 	double secs = 8;
 	const char *only = "W1,W2,W3,W4", *json_path = NULL;
-	static const struct option opts[] = {
-	    {"smoke", no_argument, NULL, 's'},       {"runs", required_argument, NULL, 'r'},
-	    {"secs", required_argument, NULL, 't'},  {"idle", required_argument, NULL, 'i'},
-	    {"drain", required_argument, NULL, 'd'}, {"only", required_argument, NULL, 'o'},
-	    {"json", required_argument, NULL, 'j'},  {"bin", required_argument, NULL, 'b'},
-	    {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"smoke", no_argument, NULL, 's'},
+	                                     {"runs", required_argument, NULL, 'r'},
+	                                     {"secs", required_argument, NULL, 't'},
+	                                     {"idle", required_argument, NULL, 'i'},
+	                                     {"drain", required_argument, NULL, 'd'},
+	                                     {"only", required_argument, NULL, 'o'},
+	                                     {"json", required_argument, NULL, 'j'},
+	                                     {"bin", required_argument, NULL, 'b'},
+	                                     {"window", required_argument, NULL, 'w'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -1038,6 +1046,7 @@ int main(int argc, char **argv)
 		case 'o': only = optarg; break;
 		case 'j': json_path = optarg; break;
 		case 'b': bindir = optarg; break;
+		case 'w': opt_window = (int)strtol(optarg, NULL, 10); break;
 		default: usage(); return o == 'h' ? 0 : 2;
 		}
 	}

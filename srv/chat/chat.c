@@ -38,14 +38,32 @@ struct conn {
 	uint64_t deadline_ms; /* handshake deadline or idle deadline */
 	uint32_t idle_ms;
 	uint64_t delivered_seq;
-	size_t write_pending;
+	size_t write_pending; /* bytes in out plus bytes handed to uv_write */
+	struct conn *dirty_next;
+	unsigned dirty : 1;    /* on the chat's list of connections to flush */
+	unsigned inflight : 1; /* a uv_write is under way */
+	struct veil_buf out;   /* frames sealed this loop pass, not yet written */
 	struct veil_csp_server hs;
 	struct veil_csp_login_info *login; /* only during the handshake */
 	struct veil_buf pend;              /* bytes of an incomplete unit */
 };
 
+/*
+ * Receivers known to exist, so that the hot path does not query the store
+ * for every message. Direct-mapped; an entry is trusted for
+ * VEIL_CHAT_ID_CACHE_MS, so a revocation reaches message routing within
+ * that time (logins always ask the store).
+ */
+#define ID_CACHE_SLOTS 16384
+#define VEIL_CHAT_ID_CACHE_MS 60000
+struct id_cache_entry {
+	uint64_t key;
+	uint64_t until_ms;
+};
+
 struct veil_chat {
 	uv_loop_t *loop;
+	struct id_cache_entry id_cache[ID_CACHE_SLOTS];
 	struct veil_server *srv;
 	uv_tcp_t listener;
 	uv_async_t async;
@@ -56,17 +74,19 @@ struct veil_chat {
 	int listening;
 	int stopping;
 	struct conn *conns;
+	struct conn *dirty; /* connections with output to flush before polling */
+	uv_prepare_t flush;
 	struct conn **map;
 	size_t map_size, map_count;
 	struct veil_chat_stats st;
 	uint8_t rbuf[65536];
 };
 
+/* A write the kernel did not take at once; it owns the buffer's bytes. */
 struct wreq {
 	uv_write_t req;
 	struct conn *c;
-	size_t len;
-	uint8_t data[];
+	struct veil_buf buf;
 };
 
 static void conn_unref(struct conn *c);
@@ -100,6 +120,23 @@ static struct conn *map_get(struct veil_chat *chat, uint64_t key)
 		if (c->id_key == key)
 			return c;
 	return NULL;
+}
+
+/* Returns 1 if id may receive messages (exists and is not revoked). */
+static int receiver_ok(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN])
+{
+	uint64_t key = id_key(id), h = key * 0x9e3779b97f4a7c15ull;
+	struct id_cache_entry *e = &chat->id_cache[(h >> 32) & (ID_CACHE_SLOTS - 1)];
+	uint64_t now = veil_mono_ms();
+	struct veil_identity_rec rec;
+	if (e->key == key && e->until_ms > now)
+		return 1;
+	if (veil_store_identity_get(chat->srv->store, id, &rec) != 0 ||
+	    rec.state == VEIL_IDENTITY_INVALID)
+		return 0;
+	e->key = key;
+	e->until_ms = now + VEIL_CHAT_ID_CACHE_MS;
+	return 1;
 }
 
 static void map_del(struct veil_chat *chat, struct conn *c)
@@ -147,47 +184,131 @@ static int map_put(struct veil_chat *chat, struct conn *c)
 
 /* --- writing --- */
 
+/*
+ * Frames are sealed straight into the connection's output buffer. Once per
+ * loop pass, right before libuv polls, every connection with output gets one
+ * write: under load many frames (acks, deliveries) share one system call.
+ * What the kernel does not take at once goes to uv_write, which owns that
+ * buffer until it completes; new frames collect in a fresh buffer meanwhile.
+ */
+static void maybe_finish(struct conn *c)
+{
+	if (c->closing && !c->closed && c->out.len == 0 && !c->inflight)
+		conn_close(c);
+}
+
+static void after_drain(struct conn *c)
+{
+	if (!c->closing && c->fetch_wanted && c->write_pending < VEIL_CHAT_MAX_PENDING_WRITE) {
+		c->fetch_wanted = 0;
+		start_fetch(c);
+	}
+	maybe_finish(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
 	struct conn *c = w->c;
-	c->write_pending -= w->len;
-	sodium_memzero(w->data, w->len);
+	c->write_pending -= w->buf.len;
+	c->inflight = 0;
+	veil_buf_release(&w->buf);
 	free(w);
-	if (status == 0 && !c->closing && c->fetch_wanted &&
-	    c->write_pending < VEIL_CHAT_MAX_PENDING_WRITE) {
-		c->fetch_wanted = 0;
-		start_fetch(c);
-	}
-	if (c->closing && c->write_pending == 0)
+	if (status != 0) {
 		conn_close(c);
+	} else {
+		if (c->out.len > 0 && !c->closed && !c->dirty) {
+			c->dirty = 1;
+			c->refs++;
+			c->dirty_next = c->chat->dirty;
+			c->chat->dirty = c;
+		}
+		after_drain(c);
+	}
 	conn_unref(c);
 }
 
-static int queue_write(struct conn *c, struct wreq *w)
+static void flush_conn(struct conn *c)
 {
-	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-	w->c = c;
-	c->refs++;
-	c->write_pending += w->len;
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-		c->write_pending -= w->len;
-		c->refs--;
-		free(w);
-		return VEIL_EIO;
+	if (c->closed || c->inflight || c->out.len == 0)
+		return;
+	uv_buf_t b = uv_buf_init((char *)c->out.p, (unsigned)c->out.len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (n == UV_EAGAIN)
+		n = 0;
+	if (n < 0) {
+		conn_close(c);
+		return;
 	}
-	return 0;
+	c->write_pending -= (size_t)n;
+	if ((size_t)n == c->out.len) {
+		/* Idle connections keep no output memory. */
+		veil_buf_release(&c->out);
+		after_drain(c);
+		return;
+	}
+	struct wreq *w = malloc(sizeof *w);
+	if (w == NULL) {
+		conn_close(c);
+		return;
+	}
+	w->c = c;
+	w->buf = c->out;
+	veil_buf_init(&c->out, c->out.max);
+	veil_buf_consume(&w->buf, (size_t)n);
+	b = uv_buf_init((char *)w->buf.p, (unsigned)w->buf.len);
+	c->refs++;
+	c->inflight = 1;
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+		c->inflight = 0;
+		c->refs--;
+		c->write_pending -= w->buf.len;
+		veil_buf_release(&w->buf);
+		free(w);
+		conn_close(c);
+	}
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+	struct veil_chat *chat = h->data;
+	while (chat->dirty != NULL) {
+		struct conn *c = chat->dirty;
+		chat->dirty = c->dirty_next;
+		c->dirty = 0;
+		flush_conn(c);
+		conn_unref(c);
+	}
+	/* At shutdown the flusher lives until the last close-error is written. */
+	if (chat->stopping && chat->conns == NULL && !uv_is_closing((uv_handle_t *)h))
+		uv_close((uv_handle_t *)h, NULL);
+}
+
+/* Reserves n bytes at the end of c's output and marks c for the next flush. */
+static uint8_t *out_reserve(struct conn *c, size_t n)
+{
+	if (c->closed || veil_buf_reserve(&c->out, n) != 0)
+		return NULL;
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->refs++;
+		c->dirty_next = c->chat->dirty;
+		c->chat->dirty = c;
+	}
+	uint8_t *p = c->out.p + c->out.len;
+	c->out.len += n;
+	c->write_pending += n;
+	return p;
 }
 
 /* Sends a raw handshake message (not framed). */
 static int send_raw(struct conn *c, const uint8_t *p, size_t n)
 {
-	struct wreq *w = malloc(sizeof *w + n);
-	if (w == NULL)
-		return VEIL_ENOMEM;
-	memcpy(w->data, p, n);
-	w->len = n;
-	return queue_write(c, w);
+	uint8_t *dst = out_reserve(c, n);
+	if (dst == NULL)
+		return VEIL_ELIMIT;
+	memcpy(dst, p, n);
+	return 0;
 }
 
 /* Seals type || reserved || a || b into one frame. */
@@ -198,22 +319,15 @@ static int send_payload2(struct conn *c, uint8_t type, const uint8_t *a, size_t 
 	size_t n = 4 + alen + blen;
 	if (c->closed || n > VEIL_CSP_MAX_PAYLOAD)
 		return VEIL_ELIMIT;
-	struct wreq *w = malloc(sizeof *w + 2 + VEIL_MAC_LEN + n);
-	if (w == NULL)
-		return VEIL_ENOMEM;
 	veil_csp_payload_header(plain, type);
 	if (alen > 0)
 		memcpy(plain + 4, a, alen);
 	if (blen > 0)
 		memcpy(plain + 4 + alen, b, blen);
-	int rc = veil_csp_frame_seal(&c->hs.sess, w->data, plain, n);
+	uint8_t *dst = out_reserve(c, 2 + VEIL_MAC_LEN + n);
+	int rc = dst ? veil_csp_frame_seal(&c->hs.sess, dst, plain, n) : VEIL_ELIMIT;
 	sodium_memzero(plain, n);
-	if (rc != 0) {
-		free(w);
-		return rc;
-	}
-	w->len = 2 + VEIL_MAC_LEN + n;
-	return queue_write(c, w);
+	return rc;
 }
 
 static int send_payload(struct conn *c, uint8_t type, const uint8_t *p, size_t n)
@@ -242,8 +356,7 @@ static void conn_fail(struct conn *c, int reconnect, const char *why)
 		send_text(c, VEIL_CSP_CLOSE_ERROR, reconnect, why);
 	c->closing = 1;
 	uv_read_stop((uv_stream_t *)&c->tcp);
-	if (c->write_pending == 0)
-		conn_close(c);
+	maybe_finish(c);
 }
 
 /* --- connection lifetime --- */
@@ -277,6 +390,7 @@ static void conn_unref(struct conn *c)
 	if (--c->refs > 0)
 		return;
 	veil_buf_release(&c->pend);
+	veil_buf_release(&c->out);
 	if (c->login != NULL) {
 		sodium_memzero(c->login, sizeof *c->login);
 		free(c->login);
@@ -434,7 +548,6 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 {
 	struct veil_chat *chat = c->chat;
 	struct veil_msgbox m;
-	struct veil_identity_rec rec;
 	char rid[VEIL_ID_LEN + 1], text[128];
 	if (veil_msgbox_parse(&m, data, len) != 0) {
 		chat->st.protocol_errors++;
@@ -447,8 +560,7 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		return;
 	}
 	id_str(rid, m.receiver);
-	if (veil_store_identity_get(chat->srv->store, m.receiver, &rec) != 0 ||
-	    rec.state == VEIL_IDENTITY_INVALID) {
+	if (!receiver_ok(chat, m.receiver)) {
 		snprintf(text, sizeof text, "Message to %s not delivered: unknown identity", rid);
 		send_text(c, VEIL_CSP_ALERT, 0, text);
 		return;
@@ -730,6 +842,9 @@ static void on_connection(uv_stream_t *server, int status)
 	c->refs = 1;
 	/* A unit is at most one frame: the prefix and 8192 bytes of box. */
 	veil_buf_init(&c->pend, 2 + VEIL_CSP_MAX_FRAME + sizeof chat->rbuf);
+	/* Output beyond the pending-write limit plus one fetch batch is a bug. */
+	veil_buf_init(&c->out, 2 * VEIL_CHAT_MAX_PENDING_WRITE +
+	                           VEIL_CHAT_FETCH_BATCH * (2 + VEIL_CSP_MAX_FRAME));
 	uv_tcp_init(chat->loop, &c->tcp);
 	c->tcp.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
@@ -827,6 +942,8 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 	uv_async_init(loop, &chat->async, on_async);
 	chat->async.data = chat;
 	chat->async_alive = 1;
+	uv_prepare_init(loop, &chat->flush);
+	chat->flush.data = chat;
 	uv_timer_init(loop, &chat->sweep);
 	chat->sweep.data = chat;
 	uv_timer_init(loop, &chat->expire);
@@ -853,6 +970,7 @@ int veil_chat_start(struct veil_chat *chat)
 		               uv_strerror(rc));
 		return VEIL_EIO;
 	}
+	uv_prepare_start(&chat->flush, on_flush);
 	uv_timer_start(&chat->sweep, on_sweep, 1000, 1000);
 	uv_timer_start(&chat->expire, on_expire, 60000, 60000);
 	return 0;
@@ -880,6 +998,8 @@ void veil_chat_shutdown(struct veil_chat *chat)
 	chat->async_alive = 0;
 	uv_mutex_unlock(&chat->async_lock);
 	uv_close((uv_handle_t *)&chat->async, NULL);
+	if (chat->conns == NULL)
+		uv_close((uv_handle_t *)&chat->flush, NULL);
 }
 
 void veil_chat_free(struct veil_chat *chat)

@@ -133,7 +133,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_PURGE_RCPT] = "DELETE FROM messages WHERE recipient = ?1 AND expires_ms != 0 "
                           "AND expires_ms <= ?2",
     [ST_MSG_INSERT] = "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, "
-                      "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                      "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                      "ON CONFLICT (recipient, sender, msg_id) DO NOTHING",
     [ST_MSG_DELETE] = "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 "
                       "AND msg_id = ?3",
     [ST_MSG_EXPIRE] = "DELETE FROM messages WHERE expires_ms != 0 AND expires_ms <= ?1",
@@ -531,6 +532,21 @@ static void sq_batch_rollback(void *be)
 	cache_clear(b);
 }
 
+/* Looks up a queued message's seq; 0 = found (VEIL_EEXIST for the caller). */
+static int q_find(struct sq_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_FIND);
+	bind_id(st, 1, m->recipient);
+	bind_id(st, 2, m->sender);
+	bind_u64(st, 3, m->msg_id);
+	return exec_int(st, seq);
+}
+
+/*
+ * Inserts first and looks for a duplicate only when the insert did nothing,
+ * so the common case costs one statement. A resend of a queued message is
+ * answered with VEIL_EEXIST and its seq even when the queue is full.
+ */
 static int sq_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 {
 	struct sq_backend *b = be;
@@ -539,20 +555,15 @@ static int sq_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 	int rc;
 
 	*seq = 0;
-	st = stmt(&b->q, ST_MSG_FIND);
-	bind_id(st, 1, m->recipient);
-	bind_id(st, 2, m->sender);
-	bind_u64(st, 3, m->msg_id);
-	rc = exec_int(st, seq);
-	if (rc == 0)
-		return VEIL_EEXIST;
-	if (rc != VEIL_ENOTFOUND)
-		return rc;
-
 	rc = q_count(b, m->recipient, &count);
 	if (rc != 0)
 		return rc;
 	if (count >= b->queue_limit) {
+		rc = q_find(b, m, seq);
+		if (rc == 0)
+			return VEIL_EEXIST;
+		if (rc != VEIL_ENOTFOUND)
+			return rc;
 		/* Full: drop what has expired for this recipient, then count again. */
 		st = stmt(&b->q, ST_MSG_PURGE_RCPT);
 		bind_id(st, 1, m->recipient);
@@ -577,6 +588,10 @@ static int sq_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 	rc = exec_done(st);
 	if (rc != 0)
 		return rc;
+	if (sqlite3_changes(b->q.db) == 0) {
+		rc = q_find(b, m, seq);
+		return rc == 0 ? VEIL_EEXIST : rc;
+	}
 	*seq = (uint64_t)sqlite3_last_insert_rowid(b->q.db);
 	cache_set(b, m->recipient, count + 1);
 	return 0;
