@@ -112,7 +112,7 @@ static void test_link_phone_codes(void)
 	CHECK_RC(wait_code(++msgs, code, to), 0);
 	CHECK(strcmp(to, "+41791234567") == 0);
 	/* A wrong code is refused and counted; the right one still works after it. */
-	snprintf(wrong, sizeof wrong, "%06d", (atoi(code) + 1) % 1000000);
+	snprintf(wrong, sizeof wrong, "%06d", (int)((strtol(code, NULL, 10) + 1) % 1000000));
 	CHECK_RC(veil_dir_link_verify(dir_url, VEIL_CONTACT_PHONE, vid, wrong), VEIL_EAUTH);
 	CHECK(strstr(veil_dir_errmsg(), "wrong code") != NULL);
 	CHECK_RC(veil_dir_link_verify(dir_url, VEIL_CONTACT_PHONE, vid, code), 0);
@@ -145,7 +145,7 @@ static void test_too_many_wrong_codes_and_expiry(void)
 	         0);
 	CHECK_RC(wait_code(++msgs, code, to), 0);
 	char wrong[12];
-	snprintf(wrong, sizeof wrong, "%06d", (atoi(code) + 7) % 1000000);
+	snprintf(wrong, sizeof wrong, "%06d", (int)((strtol(code, NULL, 10) + 7) % 1000000));
 	for (int i = 0; i < 5; i++)
 		CHECK_RC(veil_dir_link_verify(dir_url, VEIL_CONTACT_PHONE, vid, wrong), VEIL_EAUTH);
 	/* The sixth try is refused even with the right code. */
