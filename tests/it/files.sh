@@ -1,0 +1,126 @@
+#!/bin/bash
+# Files with the veil CLI against a real veild on loopback: a 200 MiB file
+# both ways with the resident memory of veild and of each veil process
+# measured (VmHWM / GNU time's maximum RSS) and held below 64 MiB, a caption,
+# JSON output, the blob deleted once received, name clashes, a missing file,
+# a file over the size limit, and progress output only on a terminal.
+set -u
+BIN=${VEIL_BIN:-$PWD/build}
+T=$(mktemp -d /tmp/veil-files.XXXXXX)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CP=$(port)
+HP=$(port)
+URL=http://127.0.0.1:$HP
+BIG_MIB=${VEIL_FILES_BIG_MIB:-200}
+LIMIT_KB=$((64 * 1024))
+fails=0
+pid=
+
+start() {
+	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" \
+		--blob-max-size $((256 * 1024 * 1024)) --blob-quota $((1024 * 1024 * 1024)) \
+		>>"$T/veild.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "veild did not start"; cat "$T/veild.log"; exit 1
+}
+stop() { [ -n "$pid" ] && kill "$pid" && wait "$pid"; pid=; }
+trap 'stop 2>/dev/null; rm -rf "$T"' EXIT
+
+check() { # name, command...
+	local name=$1; shift
+	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+# Runs veil under GNU time; the peak RSS in KiB lands in $T/rss.
+timed() { # home, args...
+	local home=$1; shift
+	VEIL_HOME=$home /usr/bin/time -f '%M' -o "$T/rss" "$BIN/veil" "$@"
+}
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$pid/status"; }
+
+start
+va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
+vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
+A=$(va init --server "$URL" --nickname Alice)
+B=$(vb init --server "$URL" --nickname Bob)
+
+# A small file with a caption, received as JSON.
+head -c 100000 /dev/urandom >"$T/photo.jpg"
+va send "$B" --file "$T/photo.jpg" --caption "Grüße vom See" >"$T/mid" 2>"$T/send.err"
+check small_send bash -c "[[ \$(cat $T/mid) =~ ^[0-9a-f]{16}$ ]]"
+check quiet_off_terminal [ ! -s "$T/send.err" ]
+vb recv --json --download-dir "$T/dl" >"$T/r1" 2>"$T/r1.err"
+check small_recv_json python3 -c "
+import json,sys
+o=json.loads(open('$T/r1').read().splitlines()[0])
+assert o['type']=='file' and o['from']=='$A' and o['name']=='photo.jpg', o
+assert o['mime']=='image/jpeg' and o['size']==100000 and o['caption']=='Grüße vom See', o
+assert o['path']=='$T/dl/photo.jpg', o
+"
+check small_same cmp -s "$T/photo.jpg" "$T/dl/photo.jpg"
+check blob_deleted_after_done bash -c "[ -z \"\$(find $T/srv/blobs -type f -not -name 'blobs.db*')\" ]"
+
+# The same name again: saved beside it, not over it.
+va send "$B" --file "$T/photo.jpg" >/dev/null
+vb recv --download-dir "$T/dl" >"$T/r2"
+check name_clash_kept cmp -s "$T/photo.jpg" "$T/dl/photo (1).jpg"
+check recv_prints_path grep -q "$A: file saved to $T/dl/photo (1).jpg (100000 bytes, image/jpeg)" "$T/r2"
+
+# Default download directory.
+va send "$B" --file "$T/photo.jpg" >/dev/null
+vb recv >"$T/r3"
+check default_dir cmp -s "$T/photo.jpg" "$T/b/files/photo.jpg"
+
+# Errors: a missing file, a file over the server's limit (stopped by its length).
+va send "$B" --file "$T/nope" >/dev/null 2>"$T/e1"
+check missing_file grep -q "cannot open $T/nope" "$T/e1"
+
+# The big file both ways, with memory measured.
+head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$T/big.bin"
+t0=$(date +%s.%N)
+timed "$T/a" send "$B" --file "$T/big.bin" >/dev/null 2>"$T/e2"
+rc=$?
+t1=$(date +%s.%N)
+up_rss=$(cat "$T/rss")
+check big_send [ $rc = 0 ]
+timed "$T/b" recv --download-dir "$T/dl" >"$T/r4" 2>"$T/e3"
+rc=$?
+t2=$(date +%s.%N)
+down_rss=$(cat "$T/rss")
+check big_recv [ $rc = 0 ]
+check big_same cmp -s "$T/big.bin" "$T/dl/big.bin"
+rm -f "$T/dl/big.bin"
+# And back from Bob to Alice.
+timed "$T/b" send "$A" --file "$T/big.bin" >/dev/null 2>>"$T/e2"
+up2_rss=$(cat "$T/rss")
+timed "$T/a" recv --download-dir "$T/dla" >/dev/null 2>>"$T/e3"
+down2_rss=$(cat "$T/rss")
+check big_back cmp -s "$T/big.bin" "$T/dla/big.bin"
+srv_hwm=$(hwm)
+echo "  figures: ${BIG_MIB} MiB file: upload $(python3 -c "print(f'{$BIG_MIB/($t1-$t0):.0f}')") MiB/s," \
+	"download+decrypt $(python3 -c "print(f'{$BIG_MIB/($t2-$t1):.0f}')") MiB/s (CLI end to end)"
+echo "  figures: peak RSS veil send ${up_rss} KiB / ${up2_rss} KiB, veil recv ${down_rss} KiB / ${down2_rss} KiB, veild VmHWM ${srv_hwm} KiB (limit ${LIMIT_KB} KiB)"
+check cli_memory_below_64MiB [ "$up_rss" -lt $LIMIT_KB ] && [ "$down_rss" -lt $LIMIT_KB ] &&
+	[ "$up2_rss" -lt $LIMIT_KB ] && [ "$down2_rss" -lt $LIMIT_KB ]
+check veild_memory_below_64MiB [ "$srv_hwm" -lt $LIMIT_KB ]
+stop
+
+# Over the limit: a server with a 1 MiB maximum.
+"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" --blob-max-size 1048576 \
+	>>"$T/veild.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && break; sleep 0.1; done
+head -c 2000000 /dev/urandom >"$T/two.bin"
+va send "$B" --file "$T/two.bin" >/dev/null 2>"$T/e4"
+check too_large grep -q "upload refused (HTTP 413: blob too large)" "$T/e4"
+# A progress bar on a terminal (script gives the command a pseudo-terminal).
+if command -v script >/dev/null; then
+	VEIL_HOME=$T/a script -qec "$BIN/veil send $B --file $T/photo.jpg" /dev/null >"$T/tty" 2>&1
+	check progress_on_terminal grep -q "upload photo.jpg 100% \[=" "$T/tty"
+fi
+stop
+
+[ $fails = 0 ]
