@@ -41,7 +41,8 @@ static void usage(FILE *f)
 	    "  --blob-max-size N    largest blob in bytes (104857600 = 100 MiB)\n"
 	    "  --blob-quota N       bytes of stored blobs per identity (1073741824 = 1 GiB)\n"
 	    "  --blob-ttl SECONDS   lifetime of a blob (1209600 = 14 days)\n"
-	    "  --blob-persist-ttl SECONDS  lifetime of a persistent (group) blob (7776000 = 90 days)\n"
+	    "  --blob-persist-ttl SECONDS  lifetime of a persistent (group) blob (7776000 = 90 "
+	    "days)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -60,19 +61,19 @@ static void usage(FILE *f)
 }
 
 static const struct option long_opts[] = {
-    {"data", required_argument, NULL, 0},        {"listen", required_argument, NULL, 0},
-    {"chat-port", required_argument, NULL, 0},   {"http-port", required_argument, NULL, 0},
-    {"public-host", required_argument, NULL, 0}, {"queue-ttl", required_argument, NULL, 0},
-    {"queue-limit", required_argument, NULL, 0}, {"http-max-body", required_argument, NULL, 0},
-    {"dir-rate", required_argument, NULL, 0},    {"log-level", required_argument, NULL, 0},
+    {"data", required_argument, NULL, 0},          {"listen", required_argument, NULL, 0},
+    {"chat-port", required_argument, NULL, 0},     {"http-port", required_argument, NULL, 0},
+    {"public-host", required_argument, NULL, 0},   {"queue-ttl", required_argument, NULL, 0},
+    {"queue-limit", required_argument, NULL, 0},   {"http-max-body", required_argument, NULL, 0},
+    {"dir-rate", required_argument, NULL, 0},      {"log-level", required_argument, NULL, 0},
     {"blob-max-size", required_argument, NULL, 0}, {"blob-quota", required_argument, NULL, 0},
-    {"blob-ttl", required_argument, NULL, 0},    {"blob-persist-ttl", required_argument, NULL, 0},
-    {"smtp-url", required_argument, NULL, 0},    {"smtp-from", required_argument, NULL, 0},
-    {"sms-webhook", required_argument, NULL, 0}, {"link-code-ttl", required_argument, NULL, 0},
-    {"link-rate", required_argument, NULL, 0},   {"match-rate", required_argument, NULL, 0},
-    {"oprf-rate", required_argument, NULL, 0},   {"revoke-rate", required_argument, NULL, 0},
-    {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    {"blob-ttl", required_argument, NULL, 0},      {"blob-persist-ttl", required_argument, NULL, 0},
+    {"smtp-url", required_argument, NULL, 0},      {"smtp-from", required_argument, NULL, 0},
+    {"sms-webhook", required_argument, NULL, 0},   {"link-code-ttl", required_argument, NULL, 0},
+    {"link-rate", required_argument, NULL, 0},     {"match-rate", required_argument, NULL, 0},
+    {"oprf-rate", required_argument, NULL, 0},     {"revoke-rate", required_argument, NULL, 0},
+    {"config", required_argument, NULL, 'c'},      {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0},
 };
 
 struct app {

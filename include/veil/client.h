@@ -411,8 +411,7 @@ int veil_blob_download(struct veil_blob_client *bc, const uint8_t id[static VEIL
                        const uint8_t key[static VEIL_FILE_KEY_LEN], int nonce_which,
                        uint64_t plain_size, const char *dest) VEIL_WUR;
 /* Tells the server a 1:1 blob was received (it deletes it). */
-int veil_blob_done(struct veil_blob_client *bc,
-                   const uint8_t id[static VEIL_BLOB_ID_LEN]) VEIL_WUR;
+int veil_blob_done(struct veil_blob_client *bc, const uint8_t id[static VEIL_BLOB_ID_LEN]) VEIL_WUR;
 
 /*
  * Prepares bc for m's server: the blob URLs from the signed provisioning
@@ -424,8 +423,8 @@ int veil_msgr_blob_client(struct veil_msgr *m, struct veil_blob_client *bc,
 
 /* What to send with a file; every field may be 0/NULL. */
 struct veil_file_opts {
-	const char *name;    /* file name shown to the receiver; NULL: the path's last part */
-	const char *mime;    /* media type; NULL: from the extension, else application/octet-stream */
+	const char *name; /* file name shown to the receiver; NULL: the path's last part */
+	const char *mime; /* media type; NULL: from the extension, else application/octet-stream */
 	const char *caption; /* NULL or "": none */
 	int rendering;       /* VEIL_FILE_RENDER_*; 0 = plain file */
 	int persist;         /* 1 for group files: the blob outlives the first download */
@@ -452,7 +451,8 @@ int veil_msgr_send_file(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
  * server it may delete the blob. progress may be NULL.
  */
 int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len, const char *dir,
-                            int mark_done, void (*progress)(uint64_t done, uint64_t total, void *ctx),
+                            int mark_done,
+                            void (*progress)(uint64_t done, uint64_t total, void *ctx),
                             void *progress_ctx, char *out_path, size_t out_cap) VEIL_WUR;
 
 #endif

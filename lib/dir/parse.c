@@ -223,7 +223,8 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 	         0 ||
 	     (rc = json_str(blob, "doneUrl", out->blob_done_url, VEIL_DIR_MAX_URL, 1)) != 0)) {
 		if (rc == 0)
-			rc = veil_dir_fail(VEIL_EPROTO, "provisioning document has a bad blob entry");
+			rc = veil_dir_fail(VEIL_EPROTO,
+			                   "provisioning document has a bad blob entry");
 		goto out;
 	}
 	if (pin_csp_pk != NULL && veil_memcmp(pin_csp_pk, out->csp_pk, sizeof out->csp_pk)) {

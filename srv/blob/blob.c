@@ -24,6 +24,7 @@
 #define TOKEN_BODY 17 /* version + identity + expires */
 #define PATH_MAX_LEN 1200
 #define BLOB_MIME "application/octet-stream"
+#define VEIL_BLOB_WBUF (256u * 1024u)
 
 static const char *ep_cred = "identity/blob_cred";
 
@@ -48,7 +49,9 @@ struct upload {
 	uint64_t size;     /* blob bytes written so far */
 	uint64_t max_size; /* blob bytes allowed (size limit) */
 	uint64_t room;     /* blob bytes allowed by the owner's quota */
-	int fail_status;   /* HTTP status once the upload failed, else 0 */
+	uint8_t *wbuf;     /* VEIL_BLOB_WBUF bytes: the parser hands out small pieces */
+	size_t wlen;
+	int fail_status; /* HTTP status once the upload failed, else 0 */
 	const char *fail_msg;
 	struct veil_multipart mp;
 };
@@ -269,13 +272,11 @@ static int up_fail(struct upload *u, int status, const char *msg)
 	return VEIL_ELIMIT;
 }
 
-static int up_data(void *ctx, const uint8_t *p, size_t n)
+/* Writes the buffered bytes to the temporary file. */
+static int up_flush(struct upload *u)
 {
-	struct upload *u = ctx;
-	if (u->size + n > u->max_size)
-		return up_fail(u, 413, "blob too large");
-	if (u->size + n > u->room)
-		return up_fail(u, 507, "blob quota exceeded");
+	const uint8_t *p = u->wbuf;
+	size_t n = u->wlen;
 	while (n > 0) {
 		ssize_t w = write(u->fd, p, n);
 		if (w < 0 && errno == EINTR)
@@ -284,9 +285,31 @@ static int up_data(void *ctx, const uint8_t *p, size_t n)
 			return up_fail(u, errno == ENOSPC ? 507 : 500,
 			               errno == ENOSPC ? "server storage full"
 			                               : "cannot store blob");
-		u->size += (uint64_t)w;
 		p += w;
 		n -= (size_t)w;
+	}
+	u->wlen = 0;
+	return 0;
+}
+
+static int up_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct upload *u = ctx;
+	if (u->size + n > u->max_size)
+		return up_fail(u, 413, "blob too large");
+	if (u->size + n > u->room)
+		return up_fail(u, 507, "blob quota exceeded");
+	u->size += n;
+	while (n > 0) {
+		size_t k = VEIL_BLOB_WBUF - u->wlen;
+		if (k > n)
+			k = n;
+		memcpy(u->wbuf + u->wlen, p, k);
+		u->wlen += k;
+		p += k;
+		n -= k;
+		if (u->wlen == VEIL_BLOB_WBUF && up_flush(u) != 0)
+			return VEIL_EIO;
 	}
 	return 0;
 }
@@ -354,6 +377,10 @@ static int up_begin(struct veil_blobsvc *b, const struct veil_http_sreq *req, vo
 	u->max_size = cfg->blob_max_size;
 	u->room = cfg->blob_quota - used;
 	*ctx = u;
+	if ((u->wbuf = malloc(VEIL_BLOB_WBUF)) == NULL) {
+		veil_http_resp_error(resp, 503, "out of memory", NULL);
+		return -1;
+	}
 	if (veil_multipart_init(&u->mp, req->content_type, "blob", up_data, u) != 0) {
 		veil_http_resp_error(resp, 400, "multipart/form-data with field 'blob' expected",
 		                     NULL);
@@ -415,7 +442,7 @@ static void up_end(void *ctx, struct veil_http_resp *resp)
 		return;
 	}
 	/* Durable first, then visible under its ID: a blob is whole or absent. */
-	if (fsync(u->fd) != 0) {
+	if (up_flush(u) != 0 || fsync(u->fd) != 0) {
 		veil_http_resp_error(resp, 500, "cannot store blob", NULL);
 		return;
 	}
@@ -472,6 +499,7 @@ static void up_release(void *ctx, int complete)
 		close(u->fd);
 	if (u->tmp[0] != '\0')
 		unlink(u->tmp); /* failed or cut short: nothing half-written stays */
+	free(u->wbuf);
 	free(u);
 }
 

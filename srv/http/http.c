@@ -20,8 +20,8 @@
 
 #define VEIL_HTTP_MAX_CLEANUPS 16
 #define VEIL_HTTP_MAX_PREFIX 128
-#define VEIL_HTTP_MAX_FDS 4096 /* connections per listener (lws sizes its tables by it) */
-#define VEIL_HTTP_CHUNK 4096   /* bytes written per writable callback */
+#define VEIL_HTTP_MAX_FDS 4096           /* connections per listener (lws sizes its tables by it) */
+#define VEIL_HTTP_CHUNK 4096             /* bytes written per writable callback */
 #define VEIL_HTTP_FILE_CHUNK (64 * 1024) /* file body bytes per writable callback */
 
 struct http_route {
@@ -371,8 +371,8 @@ static int send_file_some(struct lws *wsi, struct http_pss *ps)
 	static _Thread_local uint8_t fbuf[LWS_PRE + VEIL_HTTP_FILE_CHUNK];
 	uint64_t left = ps->resp.file_len - ps->sent;
 	size_t n = left > VEIL_HTTP_FILE_CHUNK ? VEIL_HTTP_FILE_CHUNK : (size_t)left;
-	ssize_t got = pread(ps->resp.file_fd, fbuf + LWS_PRE, n,
-	                    (off_t)(ps->resp.file_off + ps->sent));
+	ssize_t got =
+	    pread(ps->resp.file_fd, fbuf + LWS_PRE, n, (off_t)(ps->resp.file_off + ps->sent));
 	if (got != (ssize_t)n)
 		return -1; /* the file shrank or failed: cut the response short */
 	int last = ps->sent + n == ps->resp.file_len;
@@ -396,9 +396,9 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 		                                 (const uint8_t *)"no-store", 8, &p, end))
 			return -1;
 		if (ps->resp.content_range[0] != '\0' &&
-		    lws_add_http_header_by_token(
-		        wsi, WSI_TOKEN_HTTP_CONTENT_RANGE, (const uint8_t *)ps->resp.content_range,
-		        (int)strlen(ps->resp.content_range), &p, end))
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_RANGE,
+		                                 (const uint8_t *)ps->resp.content_range,
+		                                 (int)strlen(ps->resp.content_range), &p, end))
 			return -1;
 		if (ps->resp.accept_ranges &&
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_ACCEPT_RANGES,
@@ -528,6 +528,8 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	info.protocols = h->protocols;
 	info.user = h;
 	info.max_http_header_data = 4096;
+	/* lws reads and writes through this per-thread buffer; 4 KiB (its default) caps blob speed. */
+	info.pt_serv_buf_size = VEIL_HTTP_FILE_CHUNK;
 	info.timeout_secs = 10;
 	info.keepalive_timeout = 30;
 	info.fd_limit_per_thread = VEIL_HTTP_MAX_FDS;
