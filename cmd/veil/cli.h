@@ -56,5 +56,6 @@ int cmd_revoke(int argc, char **argv);
 int cli_contact_match(int argc, char **argv);
 int cli_contact_show(int argc, char **argv);
 int cli_contact_verify(int argc, char **argv);
+int cmd_group(int argc, char **argv);
 
 #endif

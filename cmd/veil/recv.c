@@ -62,12 +62,57 @@ static void put_ids(const struct veil_msgr_event *ev)
 		printf(" (+%zu more)", ev->n_ids - n);
 }
 
+/* Group messages: "[date] FROM in NAME (GID): ..." */
+static void print_group(const struct veil_msgr_event *ev)
+{
+	char gid[17];
+	cli_msgid(gid, ev->group_id);
+	printf(" in ");
+	put_text(ev->group_name[0] ? ev->group_name : "(no name)",
+	         strlen(ev->group_name[0] ? ev->group_name : "(no name)"));
+	printf(" (%s): ", gid);
+	switch (ev->type) {
+	case VEIL_E2E_GROUP_TEXT: put_text(ev->text, ev->text_len); break;
+	case VEIL_E2E_GROUP_SETUP:
+		if (ev->group_removed) {
+			printf("(removed you from the group, or disbanded it)");
+			break;
+		}
+		printf("(group setup: members %.8s (creator)", (const char *)ev->group_creator);
+		for (size_t i = 0; i < ev->group_n_members; i++)
+			printf(" %.8s", (const char *)ev->group_members[i]);
+		putchar(')');
+		break;
+	case VEIL_E2E_GROUP_NAME: printf("(named the group)"); break;
+	case VEIL_E2E_GROUP_LEAVE: printf("(left the group)"); break;
+	case VEIL_E2E_GROUP_SYNC_REQUEST: printf("(asked for the group's state; sent)"); break;
+	case VEIL_E2E_GROUP_DELIVERY_RECEIPT:
+		printf("(receipt: %s ", status_name(ev->status));
+		put_ids(ev);
+		putchar(')');
+		break;
+	default: {
+		const char *t = veil_msgr_type_name(ev->type);
+		if (t != NULL)
+			printf("(%s message, not shown)", t);
+		else
+			printf("(message of type 0x%02x, not shown)", ev->type);
+	}
+	}
+	putchar('\n');
+}
+
 static int print_human(const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32];
 	memcpy(from, ev->from, VEIL_ID_LEN);
 	from[VEIL_ID_LEN] = 0;
 	cli_date(date, ev->date_ms);
+	if (ev->group) {
+		printf("[%s] %s", date, from);
+		print_group(ev);
+		return 0;
+	}
 	printf("[%s] %s: ", date, from);
 	switch (ev->type) {
 	case VEIL_E2E_TEXT: put_text(ev->text, ev->text_len); break;
@@ -109,9 +154,27 @@ static int print_json(const struct veil_msgr_event *ev)
 		json_object_set_new(o, "nickname", json_string(ev->nickname));
 	if (ev->new_contact)
 		json_object_set_new(o, "new_contact", json_true());
-	if (ev->type == VEIL_E2E_TEXT) {
+	if (ev->group) {
+		char gid[17];
+		cli_msgid(gid, ev->group_id);
+		json_t *g = json_pack("{s:s, s:s#, s:s}", "id", gid, "creator",
+		                      (const char *)ev->group_creator, (int)VEIL_ID_LEN, "name",
+		                      ev->group_name);
+		if (ev->type == VEIL_E2E_GROUP_SETUP && g != NULL) {
+			json_t *mem = json_array();
+			for (size_t i = 0; i < ev->group_n_members; i++)
+				json_array_append_new(
+				    mem,
+				    json_stringn((const char *)ev->group_members[i], VEIL_ID_LEN));
+			json_object_set_new(g, "members", mem);
+			json_object_set_new(g, "removed", json_boolean(ev->group_removed));
+		}
+		json_object_set_new(o, "group", g);
+	}
+	if (ev->type == VEIL_E2E_TEXT || ev->type == VEIL_E2E_GROUP_TEXT) {
 		json_object_set_new(o, "text", json_stringn(ev->text, ev->text_len));
-	} else if (ev->type == VEIL_E2E_DELIVERY_RECEIPT) {
+	} else if (ev->type == VEIL_E2E_DELIVERY_RECEIPT ||
+	           ev->type == VEIL_E2E_GROUP_DELIVERY_RECEIPT) {
 		json_t *ids = json_array();
 		size_t n = ev->n_ids < VEIL_MSGR_EV_MAX_IDS ? ev->n_ids : VEIL_MSGR_EV_MAX_IDS;
 		for (size_t i = 0; i < n; i++) {

@@ -335,6 +335,19 @@ struct veil_msgr_event {
 	const char *errtext;                /* errors and alerts: one line of text */
 	const uint8_t *body;                /* messages: the inner body as received (unpadded) */
 	size_t body_len;
+	/*
+	 * Group messages (group = 1). text/text_len, status and ids then carry
+	 * the inner group text or group receipt. group_members lists the members
+	 * of a group-setup (the creator excluded); group_removed is set when a
+	 * setup removed us or disbanded the group.
+	 */
+	int group;
+	uint8_t group_creator[VEIL_ID_LEN];
+	uint64_t group_id;
+	const char *group_name; /* "" if the group has no name */
+	const uint8_t (*group_members)[VEIL_ID_LEN];
+	size_t group_n_members;
+	int group_removed;
 };
 
 /*
@@ -454,5 +467,86 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
                             int mark_done,
                             void (*progress)(uint64_t done, uint64_t total, void *ctx),
                             void *progress_ctx, char *out_path, size_t out_cap) VEIL_WUR;
+
+/* ---------------------------------------------------------------------- */
+/* Groups                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A group as this profile knows it. members are the members other than the
+ * creator, as the creator's last group-setup listed them (so they include
+ * us unless we are the creator); left is set once we left, were removed,
+ * or (as creator) disbanded the group: such a group receives nothing more.
+ */
+struct veil_group {
+	uint8_t creator[VEIL_ID_LEN];
+	uint64_t gid;
+	char name[VEIL_GROUP_NAME_MAX + 1];
+	int left;
+	uint64_t created_ms;
+	size_t n_members;
+	uint8_t members[VEIL_GROUP_MAX_MEMBERS][VEIL_ID_LEN];
+};
+
+/* VEIL_ENOTFOUND if the profile knows no group (creator, gid). */
+int veil_profile_group_get(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
+                           uint64_t gid, struct veil_group *out) VEIL_WUR;
+/* Stores g (name, state and the whole member list), replacing what was there, in one transaction. */
+int veil_profile_group_put(struct veil_profile *p, const struct veil_group *g) VEIL_WUR;
+/* Forgets a group (as if its state were lost). VEIL_ENOTFOUND if unknown. */
+int veil_profile_group_delete(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
+                              uint64_t gid) VEIL_WUR;
+/*
+ * Calls fn for every group (ordered by group ID, then creator); g is valid
+ * only during the call. A non-zero return from fn stops and is returned.
+ */
+int veil_profile_group_list(struct veil_profile *p,
+                            int (*fn)(const struct veil_group *g, void *ctx), void *ctx) VEIL_WUR;
+/* 1 if id is the creator or one of the members of g. */
+int veil_group_has(const struct veil_group *g, const uint8_t id[static VEIL_ID_LEN]);
+
+/*
+ * Group operations of the messenger. Each sends one end-to-end encrypted
+ * message per receiver, all with the same message ID and creation time,
+ * over one connection, and returns once the server stored every one
+ * (reconnecting within the send deadline). Receivers unknown to the
+ * contacts are looked up in the directory first; nothing is sent if one
+ * cannot be found. errtext says why on failure.
+ *
+ * create: we become the creator of a new group with a random group ID and
+ * the given members (at most VEIL_GROUP_MAX_MEMBERS - 1, without us and
+ * without duplicates); sends group-setup and group-name to every member.
+ * update: (creator only) adds and removes members; the removed get an empty
+ * group-setup, the others the new setup and the name. rename: (creator only)
+ * sends the new name. leave: a member sends group-leave to all others and
+ * marks the group left; the creator disbands the group (an empty setup to
+ * everyone). send_text: group text to every other member and the creator.
+ * send_receipt: a group delivery receipt (VEIL_RECEIPT_ACK or _DECLINE) for
+ * message IDs of the group.
+ */
+int veil_msgr_group_create(struct veil_msgr *m, const char *name,
+                           const uint8_t (*members)[VEIL_ID_LEN], size_t n,
+                           struct veil_group *out) VEIL_WUR;
+int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                           uint64_t gid, const uint8_t (*add)[VEIL_ID_LEN], size_t n_add,
+                           const uint8_t (*remove)[VEIL_ID_LEN], size_t n_remove) VEIL_WUR;
+int veil_msgr_group_rename(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                           uint64_t gid, const char *name) VEIL_WUR;
+int veil_msgr_group_leave(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                          uint64_t gid) VEIL_WUR;
+int veil_msgr_group_send_text(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                              uint64_t gid, const char *text, size_t len,
+                              uint64_t *msg_id) VEIL_WUR;
+int veil_msgr_group_send_receipt(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                                 uint64_t gid, uint8_t status, const uint64_t *ids,
+                                 size_t n) VEIL_WUR;
+/*
+ * Sends an already encoded inner body of a member-container type (such as
+ * VEIL_E2E_GROUP_FILE with a file message's JSON) to the group, with flags;
+ * the container is added here. The message is logged like a group text.
+ */
+int veil_msgr_group_send_body(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                              uint64_t gid, uint8_t type, uint8_t flags, const uint8_t *inner,
+                              size_t len, uint64_t *msg_id) VEIL_WUR;
 
 #endif

@@ -80,6 +80,7 @@ enum veil_e2e_type {
 	VEIL_E2E_LOCATION = 0x10,
 	VEIL_E2E_FILE = 0x17,
 	VEIL_E2E_GROUP_TEXT = 0x41,
+	VEIL_E2E_GROUP_FILE = 0x46,
 	VEIL_E2E_GROUP_SETUP = 0x4a,
 	VEIL_E2E_GROUP_NAME = 0x4b,
 	VEIL_E2E_GROUP_LEAVE = 0x4c,
@@ -295,6 +296,65 @@ int veil_hash_gateway_callback(uint8_t out[static 32], const char *secret, size_
 #define VEIL_SAFE_PASSWORD_MAX 4096
 int veil_safe_derive(uint8_t backup_id[static 32], uint8_t key[static 32], const char *password,
                      size_t password_len, const uint8_t id[static VEIL_ID_LEN]) VEIL_WUR;
+
+/*
+ * Groups. A group is named by its creator's ID and a random 64-bit group ID,
+ * never by the group ID alone. Its members (the creator excluded) are set by
+ * group-setup messages from the creator. VEIL_GROUP_MAX_MEMBERS counts the
+ * creator, so a setup lists at most VEIL_GROUP_MAX_MEMBERS - 1 IDs.
+ */
+#define VEIL_GROUP_MAX_MEMBERS 256
+#define VEIL_GROUP_NAME_MAX 256 /* bytes of UTF-8 */
+/* group-creator-container: group-id u64 || inner. */
+#define VEIL_GROUP_CREATOR_HDR_LEN 8
+/* group-member-container: creator(8) || group-id u64 || inner. */
+#define VEIL_GROUP_MEMBER_HDR_LEN (VEIL_ID_LEN + 8)
+
+enum veil_group_container {
+	VEIL_GROUP_CONTAINER_CREATOR = 1, /* sent by the creator only */
+	VEIL_GROUP_CONTAINER_MEMBER = 2,  /* sent by any member */
+};
+
+/* Which container a group message type uses: an enum veil_group_container, or 0 for a non-group type. */
+int veil_e2e_group_container(uint8_t type);
+
+/*
+ * Container codecs. _wrap appends the header and inner to out (VEIL_EINVAL
+ * for an invalid creator ID, VEIL_ELIMIT if the result would exceed
+ * VEIL_E2E_BODY_MAX); on failure out is unchanged. _unwrap points *inner into
+ * p; VEIL_ETRUNC if p is shorter than the header, VEIL_EPROTO for an invalid
+ * creator ID. The inner part may be empty.
+ */
+int veil_e2e_group_member_wrap(struct veil_buf *out, const uint8_t creator[static VEIL_ID_LEN],
+                               uint64_t gid, const uint8_t *inner, size_t len) VEIL_WUR;
+int veil_e2e_group_member_unwrap(const uint8_t *p, size_t len, uint8_t creator[static VEIL_ID_LEN],
+                                 uint64_t *gid, const uint8_t **inner, size_t *inner_len) VEIL_WUR;
+int veil_e2e_group_creator_wrap(struct veil_buf *out, uint64_t gid, const uint8_t *inner,
+                                size_t len) VEIL_WUR;
+int veil_e2e_group_creator_unwrap(const uint8_t *p, size_t len, uint64_t *gid,
+                                  const uint8_t **inner, size_t *inner_len) VEIL_WUR;
+
+/*
+ * group-setup body: the members' IDs, 8 bytes each, the creator excluded; an
+ * empty list removes the receiver (or disbands the group). The encoder takes
+ * at most VEIL_GROUP_MAX_MEMBERS - 1 valid IDs. The decoder accepts up to
+ * VEIL_GROUP_MAX_MEMBERS (a sender may list the creator, whom receivers drop)
+ * and at most cap: VEIL_ETRUNC if len is not a multiple of 8, VEIL_ELIMIT
+ * beyond the limits, VEIL_EPROTO for an invalid ID. Duplicates are kept.
+ */
+int veil_e2e_group_setup_encode(struct veil_buf *out, const uint8_t (*members)[VEIL_ID_LEN],
+                                size_t n) VEIL_WUR;
+int veil_e2e_group_setup_decode(const uint8_t *p, size_t len, uint8_t (*members)[VEIL_ID_LEN],
+                                size_t cap, size_t *n) VEIL_WUR;
+
+/*
+ * group-name body: UTF-8 without NUL, 0..VEIL_GROUP_NAME_MAX bytes (empty
+ * clears the name). The decoder points *name into p (not NUL-terminated) and
+ * returns VEIL_ELIMIT or VEIL_EPROTO.
+ */
+int veil_e2e_group_name_encode(struct veil_buf *out, const char *name, size_t len) VEIL_WUR;
+int veil_e2e_group_name_decode(const uint8_t *p, size_t len, const char **name,
+                               size_t *name_len) VEIL_WUR;
 
 /* ---------------------------------------------------------------------- */
 /* File messages (type 0x17) and blob encryption                          */

@@ -16,6 +16,8 @@
 #include "veil/dir.h"
 #include "veil/e2e.h"
 
+#include "group_int.h"
+
 /* Receipts whose server ack we wait for before disconnecting. */
 #define PENDING_MAX 256
 /* How long receive waits for the acks of its receipts at the end. */
@@ -276,6 +278,11 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 		return fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
 		            (unsigned)p->chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
 	}
+}
+
+int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c)
+{
+	return conn_open(m, c);
 }
 
 static uint64_t left(uint64_t deadline)
@@ -581,6 +588,29 @@ out:
 	return rc;
 }
 
+/* Sends a reply of the group code (lib/client/group.c) during receive. */
+static int group_reply(void *ctx, const uint8_t to[static VEIL_ID_LEN], uint8_t type, uint8_t flags,
+                       const uint8_t *body, size_t len)
+{
+	struct recv_state *s = ctx;
+	struct veil_contact peer;
+	struct veil_buf box;
+	int rc, is_new;
+	if ((rc = peer_get(s->m, to, &peer, &is_new)) != 0)
+		return rc;
+	veil_buf_init(&box, VEIL_MSGBOX_MAX);
+	uint64_t id = veil_random_u64();
+	if ((rc = seal(s->m, &box, &peer, id, veil_now_ms(), flags, type, body, len)) == 0 &&
+	    (rc = veil_conn_send_payload(s->c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len)) == 0 &&
+	    s->npending < PENDING_MAX) {
+		s->pending[s->npending] = id;
+		memcpy(s->pending_to[s->npending], to, VEIL_ID_LEN);
+		s->npending++;
+	}
+	veil_buf_release(&box);
+	return rc;
+}
+
 static void pending_done(struct recv_state *s, const uint8_t to[static VEIL_ID_LEN], uint64_t id)
 {
 	for (size_t i = 0; i < s->npending; i++) {
@@ -608,6 +638,7 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 	struct veil_msgr_event ev;
 	char from[VEIL_ID_LEN + 1];
 	uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS_IN];
+	struct veil_group_rx *grx = NULL;
 	int rc, is_new = 0, ack = 1;
 	uint8_t type = 0;
 
@@ -686,6 +717,21 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 	ev.body = body.p;
 	ev.body_len = body.len;
 	size_t nids = 0;
+	if (veil_e2e_group_container(type) != 0) {
+		/* Group messages: membership rules and group state first (lib/client/group.c). */
+		struct veil_group_io gio = {.send = group_reply, .ctx = s};
+		if (grx == NULL && (grx = malloc(sizeof *grx)) == NULL) {
+			rc = fail(m, VEIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = veil_group_receive(m, &gio, mb.sender, type, body.p, body.len, &ev, grx);
+		if (rc < 0)
+			goto out; /* not acked: the server keeps it */
+		if (rc == VEIL_GROUP_RX_DROP)
+			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO, "%s", grx->why);
+		if (rc != VEIL_GROUP_RX_ACCEPT)
+			goto done;
+	}
 	if (type == VEIL_E2E_TEXT) {
 		if (veil_e2e_text_decode(body.p, body.len, &ev.text, &ev.text_len) != 0) {
 			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
@@ -756,6 +802,7 @@ done:
 out:
 	sodium_memzero(&meta, sizeof meta);
 	veil_buf_release(&body);
+	free(grx);
 	return rc;
 }
 

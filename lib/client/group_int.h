@@ -1,0 +1,63 @@
+/*
+ * Internal interface between the messenger (lib/client/messenger.c) and the
+ * group code (lib/client/group*.c). Not installed, not public.
+ */
+#ifndef VEIL_CLIENT_GROUP_INT_H
+#define VEIL_CLIENT_GROUP_INT_H
+
+#include "veil/client.h"
+
+/* How long a group stays "recently resynced" for one peer (the specification's 1 h). */
+#define VEIL_GROUP_RESYNC_MS (3600u * 1000u)
+
+/*
+ * The receive loop's way to send a reply during veil_group_receive: seals
+ * body (group container included) of type for `to` with flags and sends it
+ * on the open connection. Returns 0 or the error that ended the session.
+ */
+struct veil_group_io {
+	int (*send)(void *ctx, const uint8_t to[static VEIL_ID_LEN], uint8_t type, uint8_t flags,
+	            const uint8_t *body, size_t len);
+	void *ctx;
+};
+
+enum veil_group_verdict {
+	VEIL_GROUP_RX_ACCEPT = 1, /* log it, ack it, show it */
+	VEIL_GROUP_RX_DROP = 2,   /* ack it and report why (rx->why) */
+	VEIL_GROUP_RX_IGNORE = 3, /* ack it silently (no change, say) */
+};
+
+/* What veil_group_receive leaves for the event; ev's group pointers point in here. */
+struct veil_group_rx {
+	char why[256];
+	struct veil_group g;
+	uint64_t ids[VEIL_MSGR_EV_MAX_IDS];
+};
+
+/*
+ * Applies the received group message of type with body (container
+ * included) from sender, following the specification's receive steps
+ * (membership checks, sync requests, empty setups for non-members) and
+ * sending any reply through io. On VEIL_GROUP_RX_ACCEPT fills ev's group
+ * fields and, for group text and receipts, text/status/ids, and points
+ * ev->body at the inner body. Returns a verdict, or a negative veil_err
+ * (m->errtext set) for a storage or connection failure: the message must
+ * then not be acked.
+ */
+int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
+                       const uint8_t sender[static VEIL_ID_LEN], uint8_t type, const uint8_t *body,
+                       size_t len, struct veil_msgr_event *ev, struct veil_group_rx *rx);
+
+/* Sets m->errtext from a format and returns rc (the messenger's own fail()). */
+int veil_group_fail(struct veil_msgr *m, int rc, const char *fmt, ...) VEIL_PRINTF(3, 4);
+
+/* Recently-resynced marks (creator, gid, peer), kept in the profile. */
+int veil_group_resync_recent(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
+                             uint64_t gid, const uint8_t peer[static VEIL_ID_LEN]);
+int veil_group_resync_mark(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
+                           uint64_t gid, const uint8_t peer[static VEIL_ID_LEN]) VEIL_WUR;
+
+/* Opens a CSP connection for m as the messenger does (errtext set on failure). */
+int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
+
+#endif
