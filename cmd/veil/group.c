@@ -8,6 +8,7 @@
 #include "veil/e2e.h"
 
 #include "cli.h"
+#include "progress.h"
 
 /* A group ID on the command line: 16 hex digits of its wire bytes, as for message IDs. */
 static int parse_hex64(uint64_t *out, const char *s)
@@ -306,6 +307,38 @@ static int read_msgids(int argc, char **argv, uint64_t *ids, size_t *n)
 	return 0;
 }
 
+/* veil group send GID --file PATH [--caption TEXT] */
+static int group_send_file(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                           uint64_t gid, int argc, char **argv)
+{
+	const char *path = NULL, *caption = NULL;
+	struct cli_progress pr;
+	char idhex[17], label[64];
+	uint64_t msg_id;
+	for (int i = 1; i < argc; i++) {
+		int a = cli_opt(argc, argv, &i, "file", &path);
+		int b = a != 0 ? 0 : cli_opt(argc, argv, &i, "caption", &caption);
+		if (a < 0 || b < 0)
+			return cli_usage_err("group", "--file and --caption need a value");
+		if (a == 0 && b == 0)
+			return cli_usage_err("group", "with --file, only --caption may follow");
+	}
+	if (path == NULL || path[0] == 0)
+		return cli_usage_err("group", "--file needs a path");
+	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+	snprintf(label, sizeof label, "upload %.40s", base);
+	cli_progress_init(&pr, label);
+	struct veil_file_opts o = {
+	    .caption = caption, .progress = cli_progress_cb, .progress_ctx = &pr};
+	int rc = veil_msgr_group_send_file(m, creator, gid, path, &o, &msg_id);
+	cli_progress_end(&pr);
+	if (rc != 0)
+		return cli_err("%s", m->errtext);
+	cli_msgid(idhex, msg_id);
+	printf("%s\n", idhex);
+	return 0;
+}
+
 static int group_send(struct veil_msgr *m, int argc, char **argv)
 {
 	uint8_t creator[VEIL_ID_LEN];
@@ -318,6 +351,10 @@ static int group_send(struct veil_msgr *m, int argc, char **argv)
 		return cli_err("out of memory");
 	if ((rc = resolve(m, argv[0], creator, &gid)) != 0)
 		goto out;
+	if (argc > 1 && (strcmp(argv[1], "--file") == 0 || strncmp(argv[1], "--file=", 7) == 0)) {
+		rc = group_send_file(m, creator, gid, argc, argv);
+		goto out;
+	}
 	for (int i = 1; i < argc; i++) {
 		size_t k = strlen(argv[i]);
 		if (i > 1 && len < cap)

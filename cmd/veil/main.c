@@ -108,6 +108,7 @@ static const struct cli_cmd commands[] = {
      "       veil group rename GID NAME\n"
      "       veil group leave GID\n"
      "       veil group send GID TEXT...\n"
+     "       veil group send GID --file PATH [--caption TEXT]\n"
      "       veil group ack|decline GID MSGID...\n"
      "\n"
      "A group is named by its ID, 16 hex digits as 'veil group list' prints it\n"
@@ -121,7 +122,8 @@ static const struct cli_cmd commands[] = {
      "add, remove, rename:  change the group (creator only); removed members get\n"
      "         nothing more.\n"
      "leave:   leaves the group; for its creator, disbands it.\n"
-     "send:    sends TEXT to every member; prints the message ID.\n"
+     "send:    sends TEXT, or the file at PATH, to every member; prints the\n"
+     "         message ID. 'veil recv' saves received group files like others.\n"
      "ack, decline:  react to group messages (the group's delivery receipts).\n"
      "\n"
      "'veil recv' shows group messages with the group's name and ID.\n"},

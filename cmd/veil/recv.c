@@ -19,6 +19,11 @@ struct pending_file {
 	uint64_t msg_id, date_ms;
 	uint8_t *body;
 	size_t len;
+	/* group files: */
+	int group;
+	uint8_t group_creator[VEIL_ID_LEN];
+	uint64_t group_id;
+	char group_name[VEIL_GROUP_NAME_MAX + 1];
 };
 #define RECV_MAX_PENDING_FILES 4096
 
@@ -220,6 +225,12 @@ static void queue_file(struct recv_ctx *r, const struct veil_msgr_event *ev)
 	memcpy(f->from, ev->from, VEIL_ID_LEN);
 	f->msg_id = ev->msg_id;
 	f->date_ms = ev->date_ms;
+	f->group = ev->group;
+	if (ev->group) {
+		memcpy(f->group_creator, ev->group_creator, VEIL_ID_LEN);
+		f->group_id = ev->group_id;
+		snprintf(f->group_name, sizeof f->group_name, "%s", ev->group_name);
+	}
 	r->nfiles++;
 }
 
@@ -241,8 +252,9 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 	}
 	snprintf(label, sizeof label, "download %.38s", f->name[0] ? f->name : "file");
 	cli_progress_init(&pr, label);
-	rc = veil_msgr_file_download(m, pf->body, pf->len, dir, 1, cli_progress_cb, &pr, path,
-	                             sizeof path);
+	/* Group blobs are shared by all members: only 1:1 blobs are marked done. */
+	rc = veil_msgr_file_download(m, pf->body, pf->len, dir, !pf->group, cli_progress_cb, &pr,
+	                             path, sizeof path);
 	cli_progress_end(&pr);
 	if (rc != 0) {
 		rc = cli_err("file from %s (message %s) not saved: %s", from, id, m->errtext);
@@ -253,13 +265,32 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 		                      (json_int_t)f->size, "path", path);
 		if (o != NULL && f->caption[0])
 			json_object_set_new(o, "caption", json_string(f->caption));
+		if (o != NULL && pf->group) {
+			char gid[17];
+			cli_msgid(gid, pf->group_id);
+			json_object_set_new(o, "type", json_string("group-file"));
+			json_object_set_new(o, "type_code", json_integer(VEIL_E2E_GROUP_FILE));
+			json_object_set_new(o, "group",
+			                    json_pack("{s:s, s:s#, s:s}", "id", gid, "creator",
+			                              (const char *)pf->group_creator,
+			                              (int)VEIL_ID_LEN, "name", pf->group_name));
+		}
 		char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
 		if (s != NULL)
 			printf("%s\n", s);
 		free(s);
 	} else {
-		printf("[%s] %s: file saved to ", date, from);
+		printf("[%s] %s", date, from);
+		if (pf->group) {
+			char gid[17];
+			const char *gn = pf->group_name[0] ? pf->group_name : "(no name)";
+			cli_msgid(gid, pf->group_id);
+			printf(" in ");
+			put_text(gn, strlen(gn));
+			printf(" (%s)", gid);
+		}
+		printf(": file saved to ");
 		put_text(path, strlen(path));
 		printf(" (%" PRIu64 " bytes, %s)", f->size, f->mime);
 		if (f->caption[0]) {
@@ -280,7 +311,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 	char from[VEIL_ID_LEN + 1], id[17];
 	switch (ev->kind) {
 	case VEIL_MSGR_EV_MESSAGE:
-		if (ev->type == VEIL_E2E_FILE) {
+		if (ev->type == VEIL_E2E_FILE || ev->type == VEIL_E2E_GROUP_FILE) {
 			queue_file(r, ev);
 			break;
 		}

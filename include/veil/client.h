@@ -548,5 +548,13 @@ int veil_msgr_group_send_receipt(struct veil_msgr *m, const uint8_t creator[stat
 int veil_msgr_group_send_body(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
                               uint64_t gid, uint8_t type, uint8_t flags, const uint8_t *inner,
                               size_t len, uint64_t *msg_id) VEIL_WUR;
+/*
+ * Uploads the file at path (encrypted, with the persist flag, since every
+ * member downloads the same blob) and sends its file message to the group
+ * as a group file (0x46); o as for veil_msgr_send_file (persist is forced).
+ */
+int veil_msgr_group_send_file(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                              uint64_t gid, const char *path, const struct veil_file_opts *o,
+                              uint64_t *msg_id) VEIL_WUR;
 
 #endif

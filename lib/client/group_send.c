@@ -694,3 +694,36 @@ int veil_msgr_group_send_receipt(struct veil_msgr *m, const uint8_t creator[stat
 	veil_buf_release(&r);
 	return rc;
 }
+
+int veil_msgr_group_send_file(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN],
+                              uint64_t gid, const char *path, const struct veil_file_opts *o,
+                              uint64_t *msg_id)
+{
+	struct veil_group *g = malloc(sizeof *g);
+	struct veil_file_opts opts;
+	struct veil_buf json;
+	int rc;
+	*msg_id = 0;
+	/* The file message carries the blob key: secret memory, wiped on release. */
+	veil_buf_init_secret(&json, VEIL_E2E_BODY_MAX);
+	if (g == NULL) {
+		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* No upload for a group we cannot send to. */
+	if ((rc = load(m, creator, gid, g, 0)) != 0)
+		goto out;
+	memset(&opts, 0, sizeof opts);
+	if (o != NULL)
+		opts = *o;
+	/* Every member downloads the same blob: it must outlive the first download. */
+	opts.persist = 1;
+	if ((rc = veil_msgr_file_upload(m, path, &opts, &json)) != 0)
+		goto out;
+	rc = veil_msgr_group_send_body(m, creator, gid, VEIL_E2E_GROUP_FILE, VEIL_MSG_FLAG_PUSH,
+	                               json.p, json.len, msg_id);
+out:
+	veil_buf_release(&json);
+	free(g);
+	return rc;
+}

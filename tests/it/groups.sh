@@ -207,6 +207,28 @@ s=[r for r in rows if r['type']=='group-setup']
 assert len(s)==1 and s[0]['group']['removed'] is True, rows
 "
 
+# --- group files: one upload, every member downloads the same blob ---
+head -c 1048576 /dev/urandom >"$T/photo.bin"
+G2=$(v a group create Files "$B" "$E")
+F1=$(v a group send "$G2" --file "$T/photo.bin" --caption "for all" 2>/dev/null)
+check group_file_sent bash -c "[[ '$F1' =~ ^[0-9a-f]{16}$ ]]"
+rcv b; rcv e
+check group_file_received py "$T/b.13" "
+f=[r for r in rows if r['type']=='group-file']
+assert len(f)==1 and f[0]['id']=='$F1' and f[0]['group']['id']=='$G2' and f[0]['caption']=='for all', rows
+import hashlib
+assert hashlib.sha256(open(f[0]['path'],'rb').read()).digest()==hashlib.sha256(open('$T/photo.bin','rb').read()).digest()
+"
+# B downloaded first; the blob stays for E (group blobs are not marked done).
+check group_file_second_member py "$T/e.6" "
+f=[r for r in rows if r['type']=='group-file']
+assert len(f)==1 and f[0]['id']=='$F1', rows
+assert open(f[0]['path'],'rb').read()==open('$T/photo.bin','rb').read()
+"
+v b group send "$G2" --file "$T/photo.bin" >/dev/null 2>&1
+v a recv >"$T/a.file" 2>&1
+check group_file_human grep -q "^\[.*\] $B in Files ($G2): file saved to .*photo.bin" "$T/a.file"
+
 stop
 check no_plaintext_on_server bash -c "! grep -r -q -a 'hello from B\|Best Friends\|please react' '$T/srv'"
 exit $fails
