@@ -213,7 +213,7 @@ static void test_open_close(void)
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	int v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	CHECK(v == 1);
+	CHECK(v == 2); /* schema 2 added links, link_pending, revocation_keys */
 	st = NULL;
 	CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
