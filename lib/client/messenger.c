@@ -596,8 +596,16 @@ static int group_reply(void *ctx, const uint8_t to[static VEIL_ID_LEN], uint8_t 
 	struct veil_contact peer;
 	struct veil_buf box;
 	int rc, is_new;
-	if ((rc = peer_get(s->m, to, &peer, &is_new)) != 0)
-		return rc;
+	/*
+	 * A reply (sync request, empty setup, leave) only helps the peer: if its
+	 * key cannot be had (unknown ID, directory unreachable), the message is
+	 * still handled, without the reply, rather than ending the session.
+	 */
+	if (peer_get(s->m, to, &peer, &is_new) != 0) {
+		veil_log_debug("client: group reply not sent: no key for its receiver");
+		s->m->errtext[0] = 0;
+		return 0;
+	}
 	veil_buf_init(&box, VEIL_MSGBOX_MAX);
 	uint64_t id = veil_random_u64();
 	if ((rc = seal(s->m, &box, &peer, id, veil_now_ms(), flags, type, body, len)) == 0 &&
