@@ -1,7 +1,7 @@
 /*
  * The bare relay: the ceiling a chat relay can reach on this machine. Plain
  * TCP, no crypto, no storage, no acks: a client announces its number
- * (u32-le), then sends frames u16-le length || u32-le destination ||
+ * (u32-le, echoed back once registered), then sends frames u16-le length || u32-le destination ||
  * payload, which the relay copies to the destination's socket unchanged.
  * One epoll loop, as a minimal C relay would be written.
  *
@@ -105,6 +105,8 @@ static void on_input(int ep, struct rconn *c)
 		c->num = (int32_t)n;
 		by_num[n] = c;
 		off = 4;
+		/* Confirm, so that the client sends only once its peer is reachable. */
+		queue_out(ep, c, c->in, 4);
 	}
 	while (c->num >= 0 && c->in_len - off >= 2) {
 		size_t len = (size_t)c->in[off] | ((size_t)c->in[off + 1] << 8);

@@ -55,6 +55,7 @@
 #define SEQ_BITS 40
 static uint64_t run_tag;
 static int opt_window = 64;
+static int opt_pairs;
 #define RING 8192
 
 static uint64_t now_us(void)
@@ -171,8 +172,11 @@ static void stop_proc(struct proc *p)
 		p->pid = 0;
 	}
 	if (p->data[0]) {
-		char cmd[200];
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->data);
+		char cmd[400];
+		/* Keep the server's log of the last run for a look after a failure. */
+		snprintf(cmd, sizeof cmd,
+		         "cp '%s/veild.log' /tmp/chatbench-veild.log 2>/dev/null; rm -rf '%s'",
+		         p->data, p->data);
 		if (system(cmd) != 0)
 			fprintf(stderr, "chatbench: could not remove %s\n", p->data);
 		p->data[0] = 0;
@@ -292,6 +296,7 @@ struct lconn {
 	int pair;    /* pair index, -1 if none */
 	int sender;  /* 1 sender, 0 receiver */
 	int drained; /* got queue-send-complete */
+	int pollout; /* registered for EPOLLOUT */
 	uint64_t t_start;
 	struct veil_csp_client hs;
 	size_t in_len;
@@ -358,9 +363,14 @@ static void conn_flush(struct run *r, struct lconn *c)
 		memmove(c->out, c->out + k, c->out_len - (size_t)k);
 		c->out_len -= (size_t)k;
 	}
-	struct epoll_event ev = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0),
-	                         .data.u32 = (uint32_t)(c - r->c)};
-	epoll_ctl(r->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	/* Change the registration only when the need to wait for POLLOUT changes. */
+	int want = c->out_len > 0;
+	if (want != c->pollout) {
+		struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+		                         .data.u32 = (uint32_t)(c - r->c)};
+		epoll_ctl(r->ep, EPOLL_CTL_MOD, c->fd, &ev);
+		c->pollout = want;
+	}
 }
 
 static void send_csp(struct lconn *c, uint8_t type, const uint8_t *d, size_t n)
@@ -396,6 +406,7 @@ static int conn_open(struct run *r, int i)
 		return -1;
 	struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.u32 = (uint32_t)i};
 	epoll_ctl(r->ep, EPOLL_CTL_ADD, c->fd, &ev);
+	c->pollout = 1;
 	return 0;
 }
 
@@ -412,9 +423,7 @@ static void on_connected(struct run *r, struct lconn *c)
 	if (r->bare) {
 		uint32_t num = (uint32_t)c->user;
 		out_append(c, (uint8_t *)&num, 4);
-		c->st = C_READY;
-		c->drained = 1;
-		r->logins++;
+		c->st = C_ACK; /* until the relay echoes the number */
 		return;
 	}
 	uint8_t ch[48];
@@ -540,6 +549,15 @@ static void on_readable(struct run *r, struct lconn *c)
 				veil_buf_release(&login);
 				c->st = C_ACK;
 				off += 80;
+				continue;
+			}
+			if (c->st == C_ACK && r->bare) {
+				if (avail < 4)
+					break;
+				off += 4;
+				c->st = C_READY;
+				c->drained = 1;
+				r->logins++;
 				continue;
 			}
 			if (c->st == C_ACK) {
@@ -963,7 +981,8 @@ static void med(struct result *out, struct result *rs, int n)
 	out->f = median(v, n);
 	M(msgs_s)
 	M(p50)
-	M(p99) M(p999) M(cpu_us_msg) M(logins_s) M(bytes_per_conn)
+	M(p99)
+	M(p999) M(cpu_us_msg) M(logins_s) M(bytes_per_conn)
 #undef M
 	    out->lost = out->dups = out->errors = 0;
 	for (int i = 0; i < n; i++) {
@@ -990,8 +1009,12 @@ static void report(const char *name, const struct result *veil, const struct res
 		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f\n", "  bare relay, same load",
 		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999);
 	fflush(stdout);
-	if (veil->lost || veil->dups)
+	if (veil->lost || veil->dups || veil->errors) {
+		fprintf(stderr, "chatbench: %s: %llu lost, %llu duplicated, %llu errors\n", name,
+		        (unsigned long long)veil->lost, (unsigned long long)veil->dups,
+		        (unsigned long long)veil->errors);
 		failures++;
+	}
 	if (json) {
 		fprintf(json,
 		        "%s\n  {\"workload\": \"%s\", \"msgs_s\": %.0f, \"ratio_to_bare\": %s, "
@@ -1019,17 +1042,13 @@ int main(int argc, char **argv)
 	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000;
 	double secs = 8;
 	const char *only = "W1,W2,W3,W4", *json_path = NULL;
-	static const struct option opts[] = {{"smoke", no_argument, NULL, 's'},
-	                                     {"runs", required_argument, NULL, 'r'},
-	                                     {"secs", required_argument, NULL, 't'},
-	                                     {"idle", required_argument, NULL, 'i'},
-	                                     {"drain", required_argument, NULL, 'd'},
-	                                     {"only", required_argument, NULL, 'o'},
-	                                     {"json", required_argument, NULL, 'j'},
-	                                     {"bin", required_argument, NULL, 'b'},
-	                                     {"window", required_argument, NULL, 'w'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"smoke", no_argument, NULL, 's'},        {"runs", required_argument, NULL, 'r'},
+	    {"secs", required_argument, NULL, 't'},   {"idle", required_argument, NULL, 'i'},
+	    {"drain", required_argument, NULL, 'd'},  {"only", required_argument, NULL, 'o'},
+	    {"json", required_argument, NULL, 'j'},   {"bin", required_argument, NULL, 'b'},
+	    {"window", required_argument, NULL, 'w'}, {"pairs", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -1046,6 +1065,7 @@ int main(int argc, char **argv)
 		case 'o': only = optarg; break;
 		case 'j': json_path = optarg; break;
 		case 'b': bindir = optarg; break;
+		case 'p': opt_pairs = (int)strtol(optarg, NULL, 10); break;
 		case 'w': opt_window = (int)strtol(optarg, NULL, 10); break;
 		default: usage(); return o == 'h' ? 0 : 2;
 		}
@@ -1074,7 +1094,7 @@ int main(int argc, char **argv)
 
 	int pairs_list[] = {10, 100, 500};
 	double paced_list[] = {1000, 5000, 20000};
-	int nusers = idle;
+	int nusers = strstr(only, "W2") ? idle : 0;
 	if (nusers < 2000)
 		nusers = 2000;
 	if (nusers < 2 * drain_r)
@@ -1101,7 +1121,7 @@ int main(int argc, char **argv)
 	struct result rs[MAXRUNS], br[MAXRUNS], m, mb;
 	if (strstr(only, "W3")) {
 		for (size_t k = 0; k < VEIL_ARRAY_LEN(pairs_list); k++) {
-			int np = smoke ? 10 : pairs_list[k];
+			int np = smoke ? 10 : opt_pairs ? opt_pairs : pairs_list[k];
 			for (int i = 0; i < runs; i++) {
 				struct proc bare = {0};
 				if (start_bare(&bare) != 0 ||
@@ -1115,10 +1135,10 @@ int main(int argc, char **argv)
 			char name[64];
 			snprintf(name, sizeof name, "W3 flat out, %d pairs", np);
 			report(name, &m, &mb);
-			if (smoke)
+			if (smoke || opt_pairs)
 				break;
 		}
-		for (size_t k = 0; k < VEIL_ARRAY_LEN(paced_list); k++) {
+		for (size_t k = 0; k < VEIL_ARRAY_LEN(paced_list) && !opt_pairs; k++) {
 			double rate = smoke ? 500 : paced_list[k];
 			for (int i = 0; i < runs; i++) {
 				struct proc bare = {0};

@@ -32,6 +32,7 @@ struct conn {
 	unsigned drain_done : 1; /* queued messages delivered, 0xd0 sent */
 	unsigned fetch_pending : 1;
 	unsigned fetch_wanted : 1; /* a fetch waits for writes to drain */
+	unsigned refetch : 1;      /* a message was left in the store while fetching */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;
@@ -451,7 +452,13 @@ static void on_fetch(void *arg, int rc, struct veil_msg_rec *msgs, size_t n)
 	for (size_t i = 0; i < n && !c->closing; i++)
 		if (msgs[i].seq > c->delivered_seq)
 			deliver_rec(c, &msgs[i]);
-	if (n == VEIL_CHAT_FETCH_BATCH) {
+	/*
+	 * Read again if the batch was full or if a message committed while this
+	 * read was under way was left in the store for it: the read may have
+	 * run before that commit.
+	 */
+	if (n == VEIL_CHAT_FETCH_BATCH || c->refetch) {
+		c->refetch = 0;
 		if (c->write_pending < VEIL_CHAT_MAX_PENDING_WRITE)
 			start_fetch(c);
 		else
@@ -499,11 +506,19 @@ static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN],
 static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, uint64_t seq)
 {
 	struct conn *r = map_get(chat, id_key(p->receiver));
-	if (r == NULL || r->closing || !r->drain_done || seq <= r->delivered_seq)
+	if (r == NULL || r->closing || seq <= r->delivered_seq)
 		return;
+	if (!r->drain_done) {
+		/* The running drain delivers it, or reads once more if it began too early. */
+		r->refetch = 1;
+		return;
+	}
 	if (r->write_pending >= VEIL_CHAT_MAX_PENDING_WRITE) {
 		/* A slow reader gets the rest from the store once it catches up. */
 		r->drain_done = 0;
+		r->refetch = 1;
+		if (r->fetch_pending)
+			return;
 		r->fetch_wanted = 1;
 		return;
 	}
