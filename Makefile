@@ -121,7 +121,7 @@ $(filter-out $(SRV_BENCH_BIN),$(BENCH_BIN)): $(BUILD)/bench/%: $(BUILD)/bench/%.
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: all $(UNIT_BIN) $(IT_BIN) $(FUZZ_REPLAY)
+unit: all $(UNIT_BIN) $(IT_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
 
 check: deps unit
 	@BUILD=$(BUILD) tests/run
