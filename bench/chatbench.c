@@ -976,15 +976,20 @@ static void med(struct result *out, struct result *rs, int n)
 {
 	double v[MAXRUNS];
 #define M(f)                                                                                       \
-	for (int i = 0; i < n; i++)                                                                \
-		v[i] = rs[i].f;                                                                    \
-	out->f = median(v, n);
-	M(msgs_s)
-	M(p50)
-	M(p99)
-	M(p999) M(cpu_us_msg) M(logins_s) M(bytes_per_conn)
+	do {                                                                                       \
+		for (int i = 0; i < n; i++)                                                        \
+			v[i] = rs[i].f;                                                            \
+		out->f = median(v, n);                                                             \
+	} while (0)
+	M(msgs_s);
+	M(p50);
+	M(p99);
+	M(p999);
+	M(cpu_us_msg);
+	M(logins_s);
+	M(bytes_per_conn);
 #undef M
-	    out->lost = out->dups = out->errors = 0;
+	out->lost = out->dups = out->errors = 0;
 	for (int i = 0; i < n; i++) {
 		out->lost += rs[i].lost;
 		out->dups += rs[i].dups;
