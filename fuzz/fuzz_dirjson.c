@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		break;
 	}
-	case 2: (void)!veil_dirsvc_json_depth_ok(data, size, VEIL_DIRSVC_MAX_DEPTH); break;
+	case 2: (void)!veil_json_depth_ok(data, size, VEIL_DIRSVC_MAX_DEPTH); break;
 	case 3: {
 		struct veil_dir_identity di;
 		(void)!veil_dir_parse_identity(data, size, &di);

@@ -132,6 +132,13 @@ void veil_log(enum veil_log_level lvl, const char *fmt, ...) VEIL_PRINTF(2, 3);
  */
 int veil_utf8_valid(const uint8_t *p, size_t n);
 
+/*
+ * Returns 0 if no array or object in the JSON text p[0..len) nests deeper
+ * than max_depth (strings and escapes are skipped), else VEIL_ELIMIT. Run
+ * before handing untrusted JSON to a recursive parser.
+ */
+int veil_json_depth_ok(const uint8_t *p, size_t len, int max_depth) VEIL_WUR;
+
 /* Milliseconds since the Unix epoch, and a monotonic clock in ms. */
 uint64_t veil_now_ms(void);
 uint64_t veil_mono_ms(void);

@@ -39,25 +39,8 @@ int veil_dir_json_load(const uint8_t *p, size_t len, json_t **out)
 	*out = NULL;
 	if (len > VEIL_DIR_MAX_RESPONSE)
 		return veil_dir_fail(VEIL_ELIMIT, "answer too large");
-	int depth = 0, in_str = 0, esc = 0;
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = p[i];
-		if (in_str) {
-			if (esc)
-				esc = 0;
-			else if (c == '\\')
-				esc = 1;
-			else if (c == '"')
-				in_str = 0;
-		} else if (c == '"') {
-			in_str = 1;
-		} else if (c == '[' || c == '{') {
-			if (++depth > VEIL_DIR_MAX_DEPTH)
-				return veil_dir_fail(VEIL_EPROTO, "answer nested too deeply");
-		} else if ((c == ']' || c == '}') && depth > 0) {
-			depth--;
-		}
-	}
+	if (veil_json_depth_ok(p, len, VEIL_DIR_MAX_DEPTH) != 0)
+		return veil_dir_fail(VEIL_EPROTO, "answer nested too deeply");
 	json_error_t err;
 	json_t *root = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &err);
 	if (root == NULL)

@@ -200,7 +200,6 @@ out:
 	return rc;
 }
 
-static int json_depth_ok(const uint8_t *p, size_t len, int max_depth);
 
 /* Copies string field k (required or not) into dst; 1 if present. */
 static int get_str(json_t *o, const char *k, char *dst, size_t max, int required, int *rc)
@@ -243,7 +242,7 @@ int veil_e2e_file_decode(const uint8_t *p, size_t len, struct veil_e2e_file *f)
 	memset(f, 0, sizeof *f);
 	if (len > VEIL_FILE_JSON_MAX)
 		return VEIL_ELIMIT;
-	if (json_depth_ok(p, len, VEIL_FILE_JSON_DEPTH) != 0)
+	if (veil_json_depth_ok(p, len, VEIL_FILE_JSON_DEPTH) != 0)
 		return VEIL_ELIMIT;
 	json_t *o = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, NULL);
 	int rc = 0;
@@ -311,28 +310,3 @@ out:
 	return rc;
 }
 
-/* A cheap nesting scan so that the parser never sees deep input. */
-static int json_depth_ok(const uint8_t *p, size_t len, int max_depth)
-{
-	int depth = 0, in_str = 0, esc = 0;
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = p[i];
-		if (in_str) {
-			if (esc)
-				esc = 0;
-			else if (c == '\\')
-				esc = 1;
-			else if (c == '"')
-				in_str = 0;
-			continue;
-		}
-		if (c == '"')
-			in_str = 1;
-		else if (c == '{' || c == '[') {
-			if (++depth > max_depth)
-				return VEIL_ELIMIT;
-		} else if (c == '}' || c == ']')
-			depth--;
-	}
-	return 0;
-}

@@ -727,7 +727,7 @@ static void cred_handler(void *arg, const struct veil_http_req *req, struct veil
 		veil_http_resp_error(resp, 404, "not found", NULL);
 		return;
 	}
-	if (veil_dirsvc_json_depth_ok(req->body, req->body_len, VEIL_DIRSVC_MAX_DEPTH) != 0) {
+	if (veil_json_depth_ok(req->body, req->body_len, VEIL_DIRSVC_MAX_DEPTH) != 0) {
 		veil_http_resp_error(resp, 400, "malformed request", NULL);
 		return;
 	}

@@ -42,7 +42,7 @@ json_t *veil_dc_load(const struct veil_http_req *req, struct veil_http_resp *res
 		veil_http_resp_error(resp, 413, "request too large", NULL);
 		return NULL;
 	}
-	if (veil_dirsvc_json_depth_ok(req->body, req->body_len, VEIL_DIRSVC_MAX_DEPTH) != 0) {
+	if (veil_json_depth_ok(req->body, req->body_len, VEIL_DIRSVC_MAX_DEPTH) != 0) {
 		veil_http_resp_error(resp, 400, "JSON nested too deeply", NULL);
 		return NULL;
 	}

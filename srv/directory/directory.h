@@ -68,12 +68,6 @@ int veil_dirsvc_parse_create(const uint8_t *body, size_t len, struct veil_dirsvc
 int veil_dirsvc_parse_ids(const uint8_t *body, size_t len, uint8_t (*ids)[VEIL_ID_LEN], int *valid,
                           size_t max, size_t *n, const char **why);
 
-/*
- * Returns 0 if the JSON text has at most max_depth nested arrays/objects,
- * VEIL_ELIMIT otherwise. A cheap scan run before the parser sees the text.
- */
-int veil_dirsvc_json_depth_ok(const uint8_t *p, size_t len, int max_depth);
-
 /* Issues a token for pk and endpoint, valid until now_ms + VEIL_DIRSVC_TOKEN_TTL_MS. */
 int veil_dirsvc_token_issue(const struct veil_server_keys *keys, const char *endpoint,
                             const uint8_t pk[static VEIL_KEY_LEN], uint64_t now_ms,

@@ -11,33 +11,6 @@
 
 #include "directory.h"
 
-int veil_dirsvc_json_depth_ok(const uint8_t *p, size_t len, int max_depth)
-{
-	int depth = 0, in_str = 0, esc = 0;
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = p[i];
-		if (in_str) {
-			if (esc)
-				esc = 0;
-			else if (c == '\\')
-				esc = 1;
-			else if (c == '"')
-				in_str = 0;
-			continue;
-		}
-		if (c == '"') {
-			in_str = 1;
-		} else if (c == '[' || c == '{') {
-			if (++depth > max_depth)
-				return VEIL_ELIMIT;
-		} else if (c == ']' || c == '}') {
-			if (depth > 0)
-				depth--;
-		}
-	}
-	return 0;
-}
-
 /* Loads a JSON object from body, or returns VEIL_EPROTO / VEIL_ELIMIT with *why. */
 static int load_object(const uint8_t *body, size_t len, json_t **out, const char **why)
 {
@@ -46,7 +19,7 @@ static int load_object(const uint8_t *body, size_t len, json_t **out, const char
 		*why = "request too large";
 		return VEIL_ELIMIT;
 	}
-	if (veil_dirsvc_json_depth_ok(body, len, VEIL_DIRSVC_MAX_DEPTH) != 0) {
+	if (veil_json_depth_ok(body, len, VEIL_DIRSVC_MAX_DEPTH) != 0) {
 		*why = "JSON nested too deeply";
 		return VEIL_ELIMIT;
 	}

@@ -692,10 +692,10 @@ static void test_parsers(void)
 	CHECK_RC(veil_dirsvc_parse_create((const uint8_t *)ok1, strlen(ok1), &cr, &why), 0);
 	CHECK(!cr.has_token);
 	const char *deep = "{\"a\":[[[[[[[[1]]]]]]]]}";
-	CHECK_RC(veil_dirsvc_json_depth_ok((const uint8_t *)deep, strlen(deep), 8), VEIL_ELIMIT);
-	CHECK_RC(veil_dirsvc_json_depth_ok((const uint8_t *)deep, strlen(deep), 9), 0);
+	CHECK_RC(veil_json_depth_ok((const uint8_t *)deep, strlen(deep), 8), VEIL_ELIMIT);
+	CHECK_RC(veil_json_depth_ok((const uint8_t *)deep, strlen(deep), 9), 0);
 	const char *instr = "{\"a\":\"[[[[[[[[[[[[\\\"[[[[\"}";
-	CHECK_RC(veil_dirsvc_json_depth_ok((const uint8_t *)instr, strlen(instr), 1), 0);
+	CHECK_RC(veil_json_depth_ok((const uint8_t *)instr, strlen(instr), 1), 0);
 	uint8_t ids[4][8];
 	int valid[4];
 	size_t n;
