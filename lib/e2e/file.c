@@ -200,7 +200,6 @@ out:
 	return rc;
 }
 
-
 /* Copies string field k (required or not) into dst; 1 if present. */
 static int get_str(json_t *o, const char *k, char *dst, size_t max, int required, int *rc)
 {
@@ -309,4 +308,3 @@ out:
 		sodium_memzero(f, sizeof *f);
 	return rc;
 }
-
