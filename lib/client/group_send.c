@@ -484,7 +484,8 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 		    VEIL_GROUP_MAX_MEMBERS);
 		goto out;
 	}
-	memcpy(g->members[g->n_members], add, n_add * VEIL_ID_LEN);
+	if (n_add > 0)
+		memcpy(g->members[g->n_members], add, n_add * VEIL_ID_LEN);
 	g->n_members += n_add;
 	if ((rc = batch_init(m, &b)) != 0)
 		goto out;

@@ -203,8 +203,10 @@ static int deliver(struct veil_msgr *m, struct rec *r, const uint8_t from[static
                    const void *inner, size_t len, struct veil_msgr_event *ev)
 {
 	struct veil_group_io io = {.send = rec_send, .ctx = r};
-	struct veil_buf b;
+	/* The event points into the body, so it stays until the next delivery. */
+	static struct veil_buf b;
 	int rc;
+	veil_buf_release(&b);
 	veil_buf_init(&b, 8192);
 	if (veil_e2e_group_container(type) == VEIL_GROUP_CONTAINER_CREATOR)
 		rc = veil_e2e_group_creator_wrap(&b, gid, inner, len);
@@ -213,7 +215,6 @@ static int deliver(struct veil_msgr *m, struct rec *r, const uint8_t from[static
 	memset(ev, 0, sizeof *ev);
 	if (rc == 0)
 		rc = veil_group_receive(m, &io, from, type, b.p, b.len, ev, &rx);
-	veil_buf_release(&b);
 	return rc;
 }
 
