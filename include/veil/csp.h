@@ -174,6 +174,15 @@ int veil_csp_login_ext_parse(const uint8_t *plain, size_t len,
 int veil_csp_server_vouch_check(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
                                 const uint8_t ck_pk[static VEIL_KEY_LEN],
                                 const struct veil_csp_login_info *info) VEIL_WUR;
+/*
+ * The same with SS1 = X25519HSalsa20(SK, CK) precomputed: SS1 depends only on
+ * the server's and the identity's long-term keys, so a server may keep it for
+ * identities that log in often and save one X25519 per login.
+ */
+int veil_csp_server_vouch_check_ss1(struct veil_csp_server *s,
+                                    const uint8_t ss1[static VEIL_KEY_LEN],
+                                    const uint8_t ck_pk[static VEIL_KEY_LEN],
+                                    const struct veil_csp_login_info *info) VEIL_WUR;
 int veil_csp_server_login_ack(struct veil_csp_server *s,
                               uint8_t out[static VEIL_CSP_LOGIN_ACK_LEN]) VEIL_WUR;
 /* Wipes the ephemeral keys once the handshake is done (the session stays). */

@@ -330,23 +330,34 @@ int veil_csp_server_login_ext(struct veil_csp_server *s, const uint8_t *in, size
 	return rc;
 }
 
-int veil_csp_server_vouch_check(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
-                                const uint8_t ck_pk[static VEIL_KEY_LEN],
-                                const struct veil_csp_login_info *info)
+int veil_csp_server_vouch_check_ss1(struct veil_csp_server *s,
+                                    const uint8_t ss1[static VEIL_KEY_LEN],
+                                    const uint8_t ck_pk[static VEIL_KEY_LEN],
+                                    const struct veil_csp_login_info *info)
 {
-	uint8_t ss1[32], ss2[32], vouch[32];
+	uint8_t ss2[32], vouch[32];
 	int rc;
-	if ((rc = veil_shared_key(ss1, sk, ck_pk)) != 0 ||
-	    (rc = veil_shared_key(ss2, s->tsk_sk, ck_pk)) != 0 ||
-	    (rc = vouch_compute(vouch, ss1, ss2, s->sess.tx.cookie, s->tck_pk)) != 0) {
+	if (veil_shared_key(ss2, s->tsk_sk, ck_pk) != 0 ||
+	    vouch_compute(vouch, ss1, ss2, s->sess.tx.cookie, s->tck_pk) != 0) {
 		rc = VEIL_EAUTH;
 		goto out;
 	}
 	rc = sodium_memcmp(vouch, info->vouch, 32) == 0 ? 0 : VEIL_EAUTH;
 out:
-	sodium_memzero(ss1, sizeof ss1);
 	sodium_memzero(ss2, sizeof ss2);
 	sodium_memzero(vouch, sizeof vouch);
+	return rc;
+}
+
+int veil_csp_server_vouch_check(struct veil_csp_server *s, const uint8_t sk[static VEIL_KEY_LEN],
+                                const uint8_t ck_pk[static VEIL_KEY_LEN],
+                                const struct veil_csp_login_info *info)
+{
+	uint8_t ss1[32];
+	int rc = veil_shared_key(ss1, sk, ck_pk) != 0
+	             ? VEIL_EAUTH
+	             : veil_csp_server_vouch_check_ss1(s, ss1, ck_pk, info);
+	sodium_memzero(ss1, sizeof ss1);
 	return rc;
 }
 

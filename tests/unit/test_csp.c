@@ -63,6 +63,18 @@ static void handshake_ok(void)
 	CHECK(p.c.sess.tx.counter == 3 && p.s.sess.rx.counter == 3);
 }
 
+static void vouch_with_cached_ss1(void)
+{
+	struct pair p;
+	uint8_t ss1[32];
+	CHECK_RC(handshake(&p, 0, 0), 0);
+	/* The precomputed path accepts the same vouch and refuses a wrong SS1. */
+	CHECK_RC(veil_shared_key(ss1, p.sk_sk, p.ck_pk), 0);
+	CHECK_RC(veil_csp_server_vouch_check_ss1(&p.s, ss1, p.ck_pk, &p.info), 0);
+	ss1[0] ^= 1;
+	CHECK_RC(veil_csp_server_vouch_check_ss1(&p.s, ss1, p.ck_pk, &p.info), VEIL_EAUTH);
+}
+
 static void handshake_wrong_server_key(void)
 {
 	struct pair p;
@@ -194,6 +206,7 @@ static void payload_bodies(void)
 
 T_MAIN_BEGIN
 RUN(handshake_ok);
+RUN(vouch_with_cached_ss1);
 RUN(handshake_wrong_server_key);
 RUN(handshake_wrong_vouch);
 RUN(server_hello_cookie_echo);
