@@ -40,8 +40,7 @@ static int contact_add(int argc, char **argv)
 		rc = cli_err("%s", m.errtext);
 		goto out;
 	}
-	memcpy(ids, c.id, VEIL_ID_LEN);
-	ids[VEIL_ID_LEN] = 0;
+	veil_id_str(ids, c.id);
 	if (veil_hex_encode(hex, sizeof hex, c.pk, VEIL_KEY_LEN) == 0)
 		printf("%s %s\n", ids, hex);
 out:
@@ -57,8 +56,7 @@ static int list_one(const struct veil_contact *c, void *ctx)
 {
 	struct list_ctx *l = ctx;
 	char id[VEIL_ID_LEN + 1], pk[VEIL_HEX_LEN(VEIL_KEY_LEN)], date[32];
-	memcpy(id, c->id, VEIL_ID_LEN);
-	id[VEIL_ID_LEN] = 0;
+	veil_id_str(id, c->id);
 	if (veil_hex_encode(pk, sizeof pk, c->pk, VEIL_KEY_LEN) != 0)
 		return VEIL_EINVAL;
 	cli_date(date, c->first_seen_ms);

@@ -203,8 +203,7 @@ static int match_run(struct veil_msgr *m, struct book *b, int private_matching)
 		    &b->e[x->kind == VEIL_CONTACT_EMAIL ? emap[x->index] : pmap[x->index]];
 		char id[VEIL_ID_LEN + 1], source[VEIL_LEVEL_SOURCE_MAX + 1];
 		int level = 0;
-		memcpy(id, x->id, VEIL_ID_LEN);
-		id[VEIL_ID_LEN] = 0;
+		veil_id_str(id, x->id);
 		if (memcmp(x->id, m->prof.id, VEIL_ID_LEN) == 0)
 			continue; /* ourselves */
 		struct veil_contact c;

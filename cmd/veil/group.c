@@ -128,8 +128,7 @@ static json_t *group_json(const struct veil_group *g, const struct veil_profile 
 {
 	char gh[17], cs[VEIL_ID_LEN + 1];
 	gid_str(gh, g->gid);
-	memcpy(cs, g->creator, VEIL_ID_LEN);
-	cs[VEIL_ID_LEN] = 0;
+	veil_id_str(cs, g->creator);
 	json_t *mem = json_array();
 	for (size_t i = 0; i < g->n_members; i++)
 		json_array_append_new(mem, json_stringn((const char *)g->members[i], VEIL_ID_LEN));
@@ -152,8 +151,7 @@ static int list_fn(const struct veil_group *g, void *ctx)
 	if (veil_profile_group_list(f->prof, count_gid, &same) != 0)
 		return VEIL_EIO;
 	gid_str(gh, g->gid);
-	memcpy(cs, g->creator, VEIL_ID_LEN);
-	cs[VEIL_ID_LEN] = 0;
+	veil_id_str(cs, g->creator);
 	/* Two groups with one ID (from different creators) are told apart by the creator. */
 	if (same.n > 1)
 		printf("%s:%s", cs, gh);
@@ -216,8 +214,7 @@ static int group_show(struct veil_msgr *m, const char *arg, int json)
 		goto out;
 	}
 	gid_str(gh, gid);
-	memcpy(cs, creator, VEIL_ID_LEN);
-	cs[VEIL_ID_LEN] = 0;
+	veil_id_str(cs, creator);
 	int mine = memcmp(creator, m->prof.id, VEIL_ID_LEN) == 0;
 	printf("group:   %s\nname:    %s\ncreator: %s%s\nstate:   %s\nmembers: %zu\n", gh,
 	       g->name[0] ? g->name : "(no name)", cs, mine ? " (you)" : "",

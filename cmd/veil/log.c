@@ -16,8 +16,7 @@ static int log_one(const struct veil_log_entry *e, void *ctx)
 {
 	struct log_ctx *l = ctx;
 	char peer[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
-	memcpy(peer, e->peer, VEIL_ID_LEN);
-	peer[VEIL_ID_LEN] = 0;
+	veil_id_str(peer, e->peer);
 	cli_date(date, e->date_ms);
 	cli_msgid(id, e->msg_id);
 	const char *type = veil_msgr_type_name(e->type);

@@ -110,8 +110,7 @@ static void print_group(const struct veil_msgr_event *ev)
 static int print_human(const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32];
-	memcpy(from, ev->from, VEIL_ID_LEN);
-	from[VEIL_ID_LEN] = 0;
+	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	if (ev->group) {
 		printf("[%s] %s", date, from);
@@ -142,8 +141,7 @@ static int print_human(const struct veil_msgr_event *ev)
 static int print_json(const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
-	memcpy(from, ev->from, VEIL_ID_LEN);
-	from[VEIL_ID_LEN] = 0;
+	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
 	const char *type = veil_msgr_type_name(ev->type);
@@ -242,8 +240,7 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 	struct veil_e2e_file *f = malloc(sizeof *f);
 	struct cli_progress pr;
 	int rc = 0;
-	memcpy(from, pf->from, VEIL_ID_LEN);
-	from[VEIL_ID_LEN] = 0;
+	veil_id_str(from, pf->from);
 	cli_date(date, pf->date_ms);
 	cli_msgid(id, pf->msg_id);
 	if (f == NULL || veil_e2e_file_decode(pf->body, pf->len, f) != 0) {
@@ -320,8 +317,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 		break;
 	case VEIL_MSGR_EV_ALERT: cli_err("%s", ev->errtext); break;
 	case VEIL_MSGR_EV_ERROR:
-		memcpy(from, ev->from, VEIL_ID_LEN);
-		from[VEIL_ID_LEN] = 0;
+		veil_id_str(from, ev->from);
 		cli_msgid(id, ev->msg_id);
 		if (from[0] != 0)
 			cli_err("%s (message %s)", ev->errtext, id);

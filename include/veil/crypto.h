@@ -76,6 +76,8 @@ int veil_memcmp(const void *a, const void *b, size_t n);
  */
 #define VEIL_ID_LEN 8
 int veil_id_valid(const uint8_t id[static VEIL_ID_LEN]);
+/* Writes id as a NUL-terminated string (no validation). */
+void veil_id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN]);
 /* Validates a NUL-terminated string of exactly 8 characters. */
 int veil_id_parse(uint8_t id[static VEIL_ID_LEN], const char *s) VEIL_WUR;
 

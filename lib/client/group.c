@@ -40,12 +40,6 @@ int veil_group_fail(struct veil_msgr *m, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
-{
-	memcpy(out, id, VEIL_ID_LEN);
-	out[VEIL_ID_LEN] = 0;
-}
-
 static int schema(struct veil_profile *p)
 {
 	if (p->db == NULL)
@@ -85,7 +79,7 @@ static int load_members(struct veil_profile *p, struct veil_group *g)
 	                 "ORDER BY pos");
 	if (rc != 0)
 		return rc;
-	id_str(cs, g->creator);
+	veil_id_str(cs, g->creator);
 	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)g->gid);
 	g->n_members = 0;
@@ -129,7 +123,7 @@ int veil_profile_group_get(struct veil_profile *p, const uint8_t creator[static 
 	                 "WHERE creator = ?1 AND gid = ?2");
 	if (rc != 0)
 		return rc;
-	id_str(cs, creator);
+	veil_id_str(cs, creator);
 	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
 	rc = sqlite3_step(st);
@@ -153,7 +147,7 @@ int veil_profile_group_put(struct veil_profile *p, const struct veil_group *g)
 		return VEIL_EINVAL;
 	if ((rc = schema(p)) != 0)
 		return rc;
-	id_str(cs, g->creator);
+	veil_id_str(cs, g->creator);
 	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
 		return rc;
 	if ((rc = prepare(p, &st,
@@ -185,7 +179,7 @@ int veil_profile_group_put(struct veil_profile *p, const struct veil_group *g)
 		goto fail;
 	for (size_t i = 0; i < g->n_members; i++) {
 		char ms[VEIL_ID_LEN + 1];
-		id_str(ms, g->members[i]);
+		veil_id_str(ms, g->members[i]);
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)g->gid);
@@ -219,7 +213,7 @@ int veil_profile_group_delete(struct veil_profile *p, const uint8_t creator[stat
 	int rc, changed = 0;
 	if ((rc = schema(p)) != 0)
 		return rc;
-	id_str(cs, creator);
+	veil_id_str(cs, creator);
 	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
 		return rc;
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(sql); i++) {
@@ -281,8 +275,8 @@ int veil_group_resync_recent(struct veil_profile *p, const uint8_t creator[stati
 	            "SELECT at FROM group_resync WHERE creator = ?1 AND gid = ?2 AND peer = ?3") !=
 	    0)
 		return 0;
-	id_str(cs, creator);
-	id_str(ps, peer);
+	veil_id_str(cs, creator);
+	veil_id_str(ps, peer);
 	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
 	sqlite3_bind_text(st, 3, ps, VEIL_ID_LEN, SQLITE_TRANSIENT);
@@ -304,8 +298,8 @@ int veil_group_resync_mark(struct veil_profile *p, const uint8_t creator[static 
 	                 "VALUES(?1, ?2, ?3, ?4)");
 	if (rc != 0)
 		return rc;
-	id_str(cs, creator);
-	id_str(ps, peer);
+	veil_id_str(cs, creator);
+	veil_id_str(ps, peer);
 	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
 	sqlite3_bind_text(st, 3, ps, VEIL_ID_LEN, SQLITE_TRANSIENT);
@@ -404,7 +398,7 @@ static int common_steps(struct veil_msgr *m, const struct veil_group_io *io,
 {
 	char from[VEIL_ID_LEN + 1], gh[17];
 	int rc = veil_profile_group_get(&m->prof, creator, gid, &rx->g);
-	id_str(from, sender);
+	veil_id_str(from, sender);
 	gid_hex(gh, gid);
 	if (rc == VEIL_ENOTFOUND) {
 		if (is_me(m, creator))
@@ -453,7 +447,7 @@ static int rx_setup(struct veil_msgr *m, const uint8_t sender[static VEIL_ID_LEN
 	size_t n = 0, k = 0;
 	char from[VEIL_ID_LEN + 1];
 	int rc, found;
-	id_str(from, sender);
+	veil_id_str(from, sender);
 	if (raw == NULL || mem == NULL) {
 		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
@@ -535,7 +529,7 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 
 	memset(rx, 0, sizeof *rx);
 	m->errtext[0] = 0;
-	id_str(from, sender);
+	veil_id_str(from, sender);
 	if (kind == VEIL_GROUP_CONTAINER_CREATOR) {
 		/* Sent by the creator: the group is the sender's. */
 		memcpy(creator, sender, VEIL_ID_LEN);

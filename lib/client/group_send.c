@@ -42,12 +42,6 @@ struct batch {
 	char refused[VEIL_CONN_ERRTEXT_MAX]; /* the server's text for a refused copy */
 };
 
-static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
-{
-	memcpy(out, id, VEIL_ID_LEN);
-	out[VEIL_ID_LEN] = 0;
-}
-
 static void batch_free(struct batch *b)
 {
 	free(b->peers);
@@ -167,7 +161,7 @@ static void on_payload(struct batch *b, uint8_t type, const uint8_t *data, size_
 		for (size_t i = 0; i < b->njobs; i++) {
 			struct job *j = &b->jobs[i];
 			char ids[VEIL_ID_LEN + 1];
-			id_str(ids, b->peers[j->peer].id);
+			veil_id_str(ids, b->peers[j->peer].id);
 			if (j->state == JOB_SENT && strstr(t, ids) != NULL) {
 				j->state = JOB_REFUSED;
 				(*outstanding)--;
@@ -358,7 +352,7 @@ static int check_new(struct veil_msgr *m, const struct veil_group *g,
 {
 	for (size_t i = 0; i < n; i++) {
 		char s[VEIL_ID_LEN + 1];
-		id_str(s, ids[i]);
+		veil_id_str(s, ids[i]);
 		if (!veil_id_valid(ids[i]))
 			return veil_group_fail(m, VEIL_EINVAL, "invalid ID");
 		if (is_me(m, ids[i]))
@@ -465,7 +459,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 	for (size_t i = 0; i < n_remove; i++) {
 		char s[VEIL_ID_LEN + 1];
 		size_t k;
-		id_str(s, remove[i]);
+		veil_id_str(s, remove[i]);
 		for (k = 0; k < g->n_members; k++)
 			if (memcmp(g->members[k], remove[i], VEIL_ID_LEN) == 0)
 				break;

@@ -33,12 +33,6 @@ static int fail(struct veil_msgr *m, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
-{
-	memcpy(out, id, VEIL_ID_LEN);
-	out[VEIL_ID_LEN] = 0;
-}
-
 static void msgr_defaults(struct veil_msgr *m)
 {
 	memset(m, 0, sizeof *m);
@@ -189,7 +183,7 @@ static int dir_lookup(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
 {
 	struct veil_dir_identity di;
 	char ids[VEIL_ID_LEN + 1];
-	id_str(ids, id);
+	veil_id_str(ids, id);
 	int rc = veil_dir_get_identity(m->prof.dir_url, id, &di);
 	if (rc == VEIL_ENOTFOUND)
 		return fail(m, rc, "unknown ID %s", ids);
@@ -216,7 +210,7 @@ int veil_msgr_contact_add(struct veil_msgr *m, const uint8_t id[static VEIL_ID_L
 	memset(&c, 0, sizeof c);
 	if (!veil_id_valid(id))
 		return fail(m, VEIL_EINVAL, "invalid ID");
-	id_str(ids, id);
+	veil_id_str(ids, id);
 	if (memcmp(id, m->prof.id, VEIL_ID_LEN) == 0)
 		return fail(m, VEIL_EINVAL, "%s is your own ID", ids);
 	memcpy(c.id, id, VEIL_ID_LEN);
@@ -260,7 +254,7 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 	char ids[VEIL_ID_LEN + 1];
 	int rc = veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
 	                        m->client_info, m->connect_timeout_ms);
-	id_str(ids, p->id);
+	veil_id_str(ids, p->id);
 	switch (rc) {
 	case 0: return 0;
 	case VEIL_EIO:
@@ -395,7 +389,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 		            (size_t)VEIL_E2E_BODY_MAX);
 	if (!veil_id_valid(to))
 		return fail(m, VEIL_EINVAL, "invalid ID");
-	id_str(ids, to);
+	veil_id_str(ids, to);
 	if (memcmp(to, m->prof.id, VEIL_ID_LEN) == 0)
 		return fail(m, VEIL_EINVAL, "cannot send a message to yourself (%s)", ids);
 	if ((rc = peer_get(m, to, &peer, &is_new)) != 0)
@@ -664,7 +658,7 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		}
 		goto out;
 	}
-	id_str(from, mb.sender);
+	veil_id_str(from, mb.sender);
 	ack = !(mb.flags & VEIL_MSG_FLAG_NO_SERVER_ACK);
 	if (memcmp(mb.receiver, m->prof.id, VEIL_ID_LEN) != 0 || !veil_id_valid(mb.sender)) {
 		emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,

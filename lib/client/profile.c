@@ -367,12 +367,6 @@ static int prepare(struct veil_profile *p, sqlite3_stmt **st, const char *sql)
 	return sqlite3_prepare_v2(p->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
 }
 
-static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
-{
-	memcpy(out, id, VEIL_ID_LEN);
-	out[VEIL_ID_LEN] = 0;
-}
-
 static int contact_row(sqlite3_stmt *st, struct veil_contact *c)
 {
 	const unsigned char *id = sqlite3_column_text(st, 0);
@@ -397,7 +391,7 @@ int veil_profile_contact_get(struct veil_profile *p, const uint8_t id[static VEI
 	int rc = prepare(p, &st, "SELECT id, pk, nickname, first_seen FROM contacts WHERE id = ?1");
 	if (rc != 0)
 		return rc;
-	id_str(ids, id);
+	veil_id_str(ids, id);
 	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	int s = sqlite3_step(st);
 	if (s == SQLITE_ROW)
@@ -425,7 +419,7 @@ int veil_profile_contact_add(struct veil_profile *p, const struct veil_contact *
 	                  "INSERT INTO contacts(id, pk, nickname, first_seen) "
 	                  "VALUES(?1, ?2, ?3, ?4)")) != 0)
 		return rc;
-	id_str(ids, c->id);
+	veil_id_str(ids, c->id);
 	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, c->pk, VEIL_KEY_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, c->nickname, -1, SQLITE_TRANSIENT);
@@ -451,7 +445,7 @@ int veil_profile_contact_set_nickname(struct veil_profile *p, const uint8_t id[s
 	int rc = prepare(p, &st, "UPDATE contacts SET nickname = ?2 WHERE id = ?1");
 	if (rc != 0)
 		return rc;
-	id_str(ids, id);
+	veil_id_str(ids, id);
 	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, nickname, (int)n, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -536,7 +530,7 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 	                  "INSERT INTO messages(dir, peer, msg_id, date, type, body, status) "
 	                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")) != 0)
 		goto out;
-	id_str(ids, e->peer);
+	veil_id_str(ids, e->peer);
 	sqlite3_bind_int(st, 1, e->dir);
 	sqlite3_bind_text(st, 2, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->msg_id);
@@ -566,7 +560,7 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
 	                 "WHERE dir = 1 AND peer = ?1 AND msg_id = ?2");
 	if (rc != 0)
 		return rc;
-	id_str(ids, peer);
+	veil_id_str(ids, peer);
 	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)msg_id);
 	sqlite3_bind_int(st, 3, status);
@@ -589,7 +583,7 @@ int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
 	if (rc != 0)
 		return rc;
 	if (peer != NULL) {
-		id_str(ids, peer);
+		veil_id_str(ids, peer);
 		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
 	}
 	int s;

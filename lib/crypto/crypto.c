@@ -129,6 +129,12 @@ int veil_id_valid(const uint8_t id[static VEIL_ID_LEN])
 	return 1;
 }
 
+void veil_id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
+{
+	memcpy(out, id, VEIL_ID_LEN);
+	out[VEIL_ID_LEN] = 0;
+}
+
 int veil_id_parse(uint8_t id[static VEIL_ID_LEN], const char *s)
 {
 	if (strlen(s) != VEIL_ID_LEN)

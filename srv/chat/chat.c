@@ -112,12 +112,6 @@ static uint64_t id_key(const uint8_t id[static VEIL_ID_LEN])
 	return veil_load_u64le(id);
 }
 
-static void id_str(char out[static VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
-{
-	memcpy(out, id, VEIL_ID_LEN);
-	out[VEIL_ID_LEN] = 0;
-}
-
 /* --- identity map: identity -> authenticated connection --- */
 
 static size_t map_slot(const struct veil_chat *chat, uint64_t key)
@@ -572,7 +566,7 @@ static void on_put(void *arg, int rc, uint64_t seq)
 		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
 			send_ack(s, p->receiver, p->msg_id);
 	} else if (rc == VEIL_ELIMIT) {
-		id_str(rid, p->receiver);
+		veil_id_str(rid, p->receiver);
 		char text[128];
 		snprintf(text, sizeof text,
 		         "Message to %s not delivered: the recipient's queue is full", rid);
@@ -603,7 +597,7 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		conn_fail(c, 0, "Sender identity does not match the logged-in identity");
 		return;
 	}
-	id_str(rid, m.receiver);
+	veil_id_str(rid, m.receiver);
 	if (!receiver_ok(chat, m.receiver)) {
 		snprintf(text, sizeof text, "Message to %s not delivered: unknown identity", rid);
 		send_text(c, VEIL_CSP_ALERT, 0, text);
