@@ -699,18 +699,6 @@ static const struct veil_http_stream_ops blob_ops = {
 /* identity/blob_cred                                                     */
 /* ---------------------------------------------------------------------- */
 
-static void resp_object(struct veil_http_resp *resp, int status, json_t *obj)
-{
-	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-	json_decref(obj);
-	if (text == NULL) {
-		veil_http_resp_error(resp, 500, "internal error", NULL);
-		return;
-	}
-	veil_http_resp_json(resp, status, text);
-	free(text);
-}
-
 static json_t *b64_string(const uint8_t *p, size_t n)
 {
 	char s[VEIL_B64_LEN(128)];
@@ -759,9 +747,10 @@ static void cred_handler(void *arg, const struct veil_http_req *req, struct veil
 			veil_http_resp_error(resp, 500, "internal error", NULL);
 			goto out;
 		}
-		resp_object(resp, 200,
-		            json_pack("{s:o, s:o}", "token", b64_string(t, sizeof t),
-		                      "tokenRespKeyPub", b64_string(keys->dir_pk, VEIL_KEY_LEN)));
+		veil_http_resp_object(resp, 200,
+		                      json_pack("{s:o, s:o}", "token", b64_string(t, sizeof t),
+		                                "tokenRespKeyPub",
+		                                b64_string(keys->dir_pk, VEIL_KEY_LEN)));
 		goto out;
 	}
 	if (!json_is_string(jtok) || !json_is_string(jresp) ||
@@ -790,9 +779,10 @@ static void cred_handler(void *arg, const struct veil_http_req *req, struct veil
 		veil_http_resp_error(resp, 500, "internal error", NULL);
 		goto out;
 	}
-	resp_object(resp, 200,
-	            json_pack("{s:b, s:o, s:i}", "success", 1, "token", b64_string(bt, sizeof bt),
-	                      "expiration", VEIL_BLOB_TOKEN_TTL_S));
+	veil_http_resp_object(resp, 200,
+	                      json_pack("{s:b, s:o, s:i}", "success", 1, "token",
+	                                b64_string(bt, sizeof bt), "expiration",
+	                                VEIL_BLOB_TOKEN_TTL_S));
 out:
 	json_decref(o);
 }

@@ -11,21 +11,9 @@
 #include "veil/dir.h"
 #include "contacts.h"
 
-void veil_dc_reply(struct veil_http_resp *resp, int status, json_t *obj)
-{
-	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-	json_decref(obj);
-	if (text == NULL) {
-		veil_http_resp_error(resp, 500, "internal error", NULL);
-		return;
-	}
-	veil_http_resp_json(resp, status, text);
-	free(text);
-}
-
 void veil_dc_refuse(struct veil_http_resp *resp, const char *msg)
 {
-	veil_dc_reply(resp, 200, json_pack("{s:b, s:s}", "success", 0, "error", msg));
+	veil_http_resp_object(resp, 200, json_pack("{s:b, s:s}", "success", 0, "error", msg));
 }
 
 json_t *veil_dc_b64(const uint8_t *p, size_t n)
@@ -91,10 +79,10 @@ int veil_dc_auth(struct veil_dircontacts *c, const char *endpoint, json_t *root,
 		goto out;
 	int rc = veil_store_identity_get(c->srv->store, id, rec);
 	if (rc == VEIL_ENOTFOUND || (rc == 0 && rec->state == VEIL_IDENTITY_INVALID)) {
-		veil_dc_reply(resp, 200,
-		              json_pack("{s:b, s:s, s:s}", "success", 0, "error",
-		                        rc == 0 ? "identity revoked" : "identity not found",
-		                        "errorType", "invalid-identity"));
+		veil_http_resp_object(resp, 200,
+		                      json_pack("{s:b, s:s, s:s}", "success", 0, "error",
+		                                rc == 0 ? "identity revoked" : "identity not found",
+		                                "errorType", "invalid-identity"));
 		goto out;
 	}
 	if (rc != 0) {
@@ -113,7 +101,7 @@ int veil_dc_auth(struct veil_dircontacts *c, const char *endpoint, json_t *root,
 		                      "tokenRespKeyPub", veil_dc_b64(keys->dir_pk, VEIL_KEY_LEN));
 		if (o != NULL && extra != NULL)
 			json_object_update(o, extra);
-		veil_dc_reply(resp, 200, o);
+		veil_http_resp_object(resp, 200, o);
 		goto out;
 	}
 	if (!json_is_string(tok) || !json_is_string(r) ||
@@ -128,23 +116,26 @@ int veil_dc_auth(struct veil_dircontacts *c, const char *endpoint, json_t *root,
 	uint64_t expires = 0;
 	rc = veil_dirsvc_token_check(keys, endpoint, rec->pk, token, token_len, now, &expires);
 	if (rc != 0) {
-		veil_dc_reply(resp, 200,
-		              json_pack("{s:b, s:s, s:s}", "success", 0, "error",
-		                        rc == VEIL_ETIMEOUT ? "token expired" : "invalid token",
-		                        "errorType", "invalid-token"));
+		veil_http_resp_object(
+		    resp, 200,
+		    json_pack("{s:b, s:s, s:s}", "success", 0, "error",
+		              rc == VEIL_ETIMEOUT ? "token expired" : "invalid token", "errorType",
+		              "invalid-token"));
 		goto out;
 	}
 	if (veil_dirsvc_response_check(keys, rec->pk, token, token_len, response) != 0) {
-		veil_dc_reply(resp, 200,
-		              json_pack("{s:b, s:s, s:s}", "success", 0, "error",
-		                        "invalid token response", "errorType", "invalid-token"));
+		veil_http_resp_object(resp, 200,
+		                      json_pack("{s:b, s:s, s:s}", "success", 0, "error",
+		                                "invalid token response", "errorType",
+		                                "invalid-token"));
 		goto out;
 	}
 	rc = veil_store_token_use(c->srv->store, token, token_len, expires);
 	if (rc == VEIL_EREPLAY) {
-		veil_dc_reply(resp, 200,
-		              json_pack("{s:b, s:s, s:s}", "success", 0, "error",
-		                        "token already used", "errorType", "invalid-token"));
+		veil_http_resp_object(resp, 200,
+		                      json_pack("{s:b, s:s, s:s}", "success", 0, "error",
+		                                "token already used", "errorType",
+		                                "invalid-token"));
 		goto out;
 	}
 	if (rc != 0) {

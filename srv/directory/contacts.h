@@ -41,8 +41,6 @@ int veil_dircontacts_handle(struct veil_dircontacts *c, const struct veil_http_r
 
 /* --- shared by contacts.c, link.c, match.c, revoke.c --- */
 
-/* Sends obj (stolen) as the JSON response with status. */
-void veil_dc_reply(struct veil_http_resp *resp, int status, json_t *obj);
 /* {"success": false, "error": msg} with HTTP 200, the specification's refusal. */
 void veil_dc_refuse(struct veil_http_resp *resp, const char *msg);
 /* Loads the request body as a bounded JSON object; on failure answers 400 and returns NULL. */

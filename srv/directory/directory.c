@@ -28,19 +28,6 @@ struct veil_dirsvc {
 
 static const char *ep_create = "identity/create";
 
-/* Serialises obj (stolen) as the response body with status. */
-static void resp_object(struct veil_http_resp *resp, int status, json_t *obj)
-{
-	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-	json_decref(obj);
-	if (text == NULL) {
-		veil_http_resp_error(resp, 500, "internal error", NULL);
-		return;
-	}
-	veil_http_resp_json(resp, status, text);
-	free(text);
-}
-
 static json_t *b64_string(const uint8_t *p, size_t n)
 {
 	char s[VEIL_B64_LEN(VEIL_DIRSVC_MAX_TOKEN)];
@@ -92,9 +79,10 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 			veil_http_resp_error(resp, 500, "internal error", NULL);
 			return;
 		}
-		resp_object(resp, 200,
-		            json_pack("{s:o, s:o}", "token", b64_string(tok, sizeof tok),
-		                      "tokenRespKeyPub", b64_string(keys->dir_pk, VEIL_KEY_LEN)));
+		veil_http_resp_object(resp, 200,
+		                      json_pack("{s:o, s:o}", "token", b64_string(tok, sizeof tok),
+		                                "tokenRespKeyPub",
+		                                b64_string(keys->dir_pk, VEIL_KEY_LEN)));
 		return;
 	}
 
@@ -132,9 +120,10 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 		veil_http_resp_error(resp, 200, "public key belongs to a revoked identity", NULL);
 		return;
 	}
-	resp_object(resp, 200,
-	            json_pack("{s:b, s:o, s:s}", "success", 1, "identity", id_string(rec.id),
-	                      "serverGroup", VEIL_DIRSVC_SERVER_GROUP));
+	veil_http_resp_object(resp, 200,
+	                      json_pack("{s:b, s:o, s:s}", "success", 1, "identity",
+	                                id_string(rec.id), "serverGroup",
+	                                VEIL_DIRSVC_SERVER_GROUP));
 }
 
 static void handle_get(struct veil_dirsvc *d, const char *idstr, struct veil_http_resp *resp)
@@ -154,7 +143,7 @@ static void handle_get(struct veil_dirsvc *d, const char *idstr, struct veil_htt
 		veil_http_resp_error(resp, 500, "store error", NULL);
 		return;
 	}
-	resp_object(resp, 200, identity_object(&rec));
+	veil_http_resp_object(resp, 200, identity_object(&rec));
 }
 
 /* Parses the identities of a bulk request into heap arrays the caller frees. */
@@ -201,7 +190,7 @@ static void handle_fetch_bulk(struct veil_dirsvc *d, const struct veil_http_req 
 		if (json_array_append_new(arr, identity_object(&rec)) != 0)
 			goto fail;
 	}
-	resp_object(resp, 200, json_pack("{s:O}", "identities", arr));
+	veil_http_resp_object(resp, 200, json_pack("{s:O}", "identities", arr));
 	goto out;
 fail:
 	veil_http_resp_error(resp, 500, "internal error", NULL);
@@ -242,9 +231,10 @@ static void handle_check(struct veil_dirsvc *d, const struct veil_http_req *req,
 		                                       : json_null()))
 			goto fail;
 	}
-	resp_object(resp, 200,
-	            json_pack("{s:O, s:O, s:O, s:i}", "states", states, "types", types,
-	                      "featureMasks", masks, "checkInterval", VEIL_DIRSVC_CHECK_INTERVAL));
+	veil_http_resp_object(resp, 200,
+	                      json_pack("{s:O, s:O, s:O, s:i}", "states", states, "types", types,
+	                                "featureMasks", masks, "checkInterval",
+	                                VEIL_DIRSVC_CHECK_INTERVAL));
 	goto out;
 fail:
 	veil_http_resp_error(resp, 500, "internal error", NULL);

@@ -51,7 +51,7 @@ static void verify(struct veil_dircontacts *c, json_t *root, struct veil_http_re
 	                                 veil_now_ms(), &p);
 	sodium_memzero(&p, sizeof p);
 	switch (rc) {
-	case 0: veil_dc_reply(resp, 200, json_pack("{s:b}", "success", 1)); break;
+	case 0: veil_http_resp_object(resp, 200, json_pack("{s:b}", "success", 1)); break;
 	case VEIL_ENOTFOUND: veil_dc_refuse(resp, "unknown verification ID"); break;
 	case VEIL_ETIMEOUT: veil_dc_refuse(resp, "code expired"); break;
 	case VEIL_ELIMIT: veil_dc_refuse(resp, "too many wrong codes; link again"); break;
@@ -113,7 +113,8 @@ static void start_link(struct veil_dircontacts *c, int kind, const uint8_t id[st
 	}
 	veil_log(VEIL_LOG_INFO, "directory: %s link code queued",
 	         kind == VEIL_LINK_EMAIL ? "e-mail" : "phone");
-	veil_dc_reply(resp, 200, json_pack("{s:b, s:s}", "success", 1, "verificationId", vidhex));
+	veil_http_resp_object(resp, 200,
+	                      json_pack("{s:b, s:s}", "success", 1, "verificationId", vidhex));
 out:
 	sodium_memzero(code, sizeof code);
 	sodium_memzero(text, sizeof text);
@@ -175,7 +176,7 @@ void veil_dc_link(struct veil_dircontacts *c, int kind, const struct veil_http_r
 		if (veil_store_link_delete(c->srv->store, rec.id, kind) != 0)
 			veil_http_resp_error(resp, 500, "store error", NULL);
 		else
-			veil_dc_reply(resp, 200, json_pack("{s:b}", "success", 1));
+			veil_http_resp_object(resp, 200, json_pack("{s:b}", "success", 1));
 		goto out;
 	}
 	start_link(c, kind, rec.id, norm, len, hash, resp);

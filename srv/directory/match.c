@@ -33,9 +33,9 @@ void veil_dc_match_token(struct veil_dircontacts *c, const struct veil_http_req 
 		return;
 	if (veil_dc_auth(c, "identity/match_token", root, resp, NULL, &rec)) {
 		veil_dc_match_token_make(c, rec.id, veil_now_ms(), tok);
-		veil_dc_reply(resp, 200,
-		              json_pack("{s:b, s:o}", "success", 1, "matchToken",
-		                        veil_dc_b64(tok, sizeof tok)));
+		veil_http_resp_object(resp, 200,
+		                      json_pack("{s:b, s:o}", "success", 1, "matchToken",
+		                                veil_dc_b64(tok, sizeof tok)));
 	}
 	json_decref(root);
 }
@@ -148,9 +148,9 @@ void veil_dc_match(struct veil_dircontacts *c, const struct veil_http_req *req,
 		veil_http_resp_error(resp, 500, "store error", NULL);
 		goto out;
 	}
-	veil_dc_reply(resp, 200,
-	              json_pack("{s:O, s:i}", "identities", out, "checkInterval",
-	                        VEIL_DIRSVC_CHECK_INTERVAL));
+	veil_http_resp_object(resp, 200,
+	                      json_pack("{s:O, s:i}", "identities", out, "checkInterval",
+	                                VEIL_DIRSVC_CHECK_INTERVAL));
 out:
 	json_decref(out);
 	json_decref(root);
@@ -199,7 +199,7 @@ void veil_dc_oprf_eval(struct veil_dircontacts *c, const struct veil_http_req *r
 			goto out;
 		}
 	}
-	veil_dc_reply(resp, 200, json_pack("{s:b, s:O}", "success", 1, "elements", out));
+	veil_http_resp_object(resp, 200, json_pack("{s:b, s:O}", "success", 1, "elements", out));
 out:
 	json_decref(out);
 	json_decref(root);

@@ -70,7 +70,7 @@ static void ws_revoke(struct veil_dircontacts *c, json_t *root, struct veil_http
 		return;
 	}
 	veil_log(VEIL_LOG_INFO, "directory: an identity was revoked with its revocation key");
-	veil_dc_reply(resp, 200, json_pack("{s:b}", "success", 1));
+	veil_http_resp_object(resp, 200, json_pack("{s:b}", "success", 1));
 }
 
 void veil_dc_revocation(struct veil_dircontacts *c, const char *what,
@@ -91,7 +91,7 @@ void veil_dc_revocation(struct veil_dircontacts *c, const char *what,
 			    0)
 				veil_http_resp_error(resp, 500, "store error", NULL);
 			else
-				veil_dc_reply(resp, 200, json_pack("{s:b}", "success", 1));
+				veil_http_resp_object(resp, 200, json_pack("{s:b}", "success", 1));
 		}
 	} else if (strcmp(what, "check") == 0) {
 		if (veil_dc_auth(c, "identity/check_revocation_key", root, resp, NULL, &rec)) {
@@ -100,21 +100,22 @@ void veil_dc_revocation(struct veil_dircontacts *c, const char *what,
 			time_t t = (time_t)(changed / 1000);
 			struct tm tm;
 			if (rc == VEIL_ENOTFOUND)
-				veil_dc_reply(resp, 200, json_pack("{s:b}", "revocationKeySet", 0));
+				veil_http_resp_object(resp, 200,
+				                      json_pack("{s:b}", "revocationKeySet", 0));
 			else if (rc != 0 || gmtime_r(&t, &tm) == NULL ||
 			         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 				veil_http_resp_error(resp, 500, "store error", NULL);
 			else
-				veil_dc_reply(resp, 200,
-				              json_pack("{s:b, s:s}", "revocationKeySet", 1,
-				                        "lastChanged", date));
+				veil_http_resp_object(resp, 200,
+				                      json_pack("{s:b, s:s}", "revocationKeySet", 1,
+				                                "lastChanged", date));
 		}
 	} else if (veil_dc_auth(c, "identity/revoke", root, resp, NULL, &rec)) {
 		if (veil_store_identity_revoke(c->srv->store, rec.id) != 0) {
 			veil_http_resp_error(resp, 500, "store error", NULL);
 		} else {
 			veil_log(VEIL_LOG_INFO, "directory: an identity revoked itself");
-			veil_dc_reply(resp, 200, json_pack("{s:b}", "success", 1));
+			veil_http_resp_object(resp, 200, json_pack("{s:b}", "success", 1));
 		}
 	}
 	sodium_memzero(key, sizeof key);
@@ -138,7 +139,7 @@ void veil_dc_featuremask(struct veil_dircontacts *c, int set, const struct veil_
 			                                     (uint64_t)json_integer_value(m)) != 0)
 				veil_http_resp_error(resp, 500, "store error", NULL);
 			else
-				veil_dc_reply(resp, 200, json_pack("{s:b}", "success", 1));
+				veil_http_resp_object(resp, 200, json_pack("{s:b}", "success", 1));
 		}
 		json_decref(root);
 		return;
@@ -169,7 +170,7 @@ void veil_dc_featuremask(struct veil_dircontacts *c, int set, const struct veil_
 			goto out;
 		}
 	}
-	veil_dc_reply(resp, 200, json_pack("{s:O}", "featureMasks", masks));
+	veil_http_resp_object(resp, 200, json_pack("{s:O}", "featureMasks", masks));
 out:
 	json_decref(masks);
 	free(ids);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 
@@ -72,15 +73,27 @@ struct http_pss {
 	int sctx_complete;
 };
 
-static const char *json_type = "application/json";
+static const char *json_content_type = "application/json";
 
 void veil_http_resp_json(struct veil_http_resp *resp, int status, const char *text)
 {
 	resp->status = status;
-	resp->content_type = json_type;
+	resp->content_type = json_content_type;
 	veil_buf_reset(&resp->body);
 	if (veil_buf_append(&resp->body, text, strlen(text)) != 0)
 		resp->status = 500;
+}
+
+void veil_http_resp_object(struct veil_http_resp *resp, int status, json_t *obj)
+{
+	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+	json_decref(obj);
+	if (text == NULL) {
+		veil_http_resp_error(resp, 500, "internal error", NULL);
+		return;
+	}
+	veil_http_resp_json(resp, status, text);
+	free(text);
 }
 
 void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *msg,
@@ -145,7 +158,7 @@ static const char *method_name(int m)
 static void respond(struct lws *wsi, struct http_pss *ps)
 {
 	if (ps->resp.content_type == NULL)
-		ps->resp.content_type = json_type;
+		ps->resp.content_type = json_content_type;
 	if (ps->resp.status < 100 || ps->resp.status > 599)
 		ps->resp.status = 500;
 	if (ps->resp.status == 500 && ps->resp.body.len == 0)

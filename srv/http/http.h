@@ -141,6 +141,12 @@ int veil_http_run(struct veil_http *h);
 /* Helpers for handlers. */
 /* Sets status, content type "application/json" and the body to text. */
 void veil_http_resp_json(struct veil_http_resp *resp, int status, const char *text);
+/*
+ * Serialises obj (a jansson json_t *, reference stolen; NULL gives 500) as
+ * the compact JSON body with status.
+ */
+struct json_t;
+void veil_http_resp_object(struct veil_http_resp *resp, int status, struct json_t *obj);
 /* A {"success":false,"error":msg[,"errorType":type]} response; type may be NULL. */
 void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *msg,
                           const char *type);
