@@ -31,15 +31,6 @@ static const char GROUP_SCHEMA[] =
     " creator TEXT NOT NULL, gid INTEGER NOT NULL, peer TEXT NOT NULL, at INTEGER NOT NULL,"
     " PRIMARY KEY(creator, gid, peer)) WITHOUT ROWID;";
 
-int veil_group_fail(struct veil_msgr *m, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(m->errtext, sizeof m->errtext, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static int schema(struct veil_profile *p)
 {
 	if (p->db == NULL)
@@ -351,7 +342,7 @@ static int reply(struct veil_msgr *m, const struct veil_group_io *io,
 		rc = io->send(io->ctx, to, type, 0, b.p, b.len);
 	veil_buf_release(&b);
 	if (rc != 0 && m->errtext[0] == 0)
-		veil_group_fail(m, rc, "cannot answer a group message: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot answer a group message: %s", veil_strerror(rc));
 	return rc;
 }
 
@@ -411,7 +402,7 @@ static int common_steps(struct veil_msgr *m, const struct veil_group_io *io,
 		            from, gh);
 	}
 	if (rc != 0)
-		return veil_group_fail(m, rc, "cannot read the groups: %s", veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "cannot read the groups: %s", veil_strerror(rc));
 	if (rx->g.left) {
 		uint8_t type = is_me(m, creator) ? VEIL_E2E_GROUP_SETUP : VEIL_E2E_GROUP_LEAVE;
 		if ((rc = reply(m, io, sender, type, creator, gid, NULL, 0)) != 0)
@@ -449,7 +440,7 @@ static int rx_setup(struct veil_msgr *m, const uint8_t sender[static VEIL_ID_LEN
 	int rc, found;
 	veil_id_str(from, sender);
 	if (raw == NULL || mem == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (veil_e2e_group_setup_decode(inner, len, raw, VEIL_GROUP_MAX_MEMBERS, &n) != 0) {
@@ -469,7 +460,7 @@ static int rx_setup(struct veil_msgr *m, const uint8_t sender[static VEIL_ID_LEN
 	int includes_me = contains((const uint8_t(*)[VEIL_ID_LEN])mem, k, m->prof.id);
 	rc = veil_profile_group_get(&m->prof, sender, gid, &rx->g);
 	if (rc != 0 && rc != VEIL_ENOTFOUND) {
-		rc = veil_group_fail(m, rc, "cannot read the groups: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot read the groups: %s", veil_strerror(rc));
 		goto out;
 	}
 	found = rc == 0;
@@ -506,7 +497,7 @@ static int rx_setup(struct veil_msgr *m, const uint8_t sender[static VEIL_ID_LEN
 		rx->g.n_members = k;
 	}
 	if ((rc = veil_profile_group_put(&m->prof, &rx->g)) != 0) {
-		rc = veil_group_fail(m, rc, "cannot store a group: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot store a group: %s", veil_strerror(rc));
 		goto out;
 	}
 	rc = VEIL_GROUP_RX_ACCEPT;
@@ -564,8 +555,7 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 		memcpy(rx->g.name, name, nlen);
 		rx->g.name[nlen] = 0;
 		if ((rc = veil_profile_group_put(&m->prof, &rx->g)) != 0)
-			return veil_group_fail(m, rc, "cannot store a group: %s",
-			                       veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot store a group: %s", veil_strerror(rc));
 		rc = VEIL_GROUP_RX_ACCEPT;
 		break;
 	}
@@ -574,8 +564,8 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 			return drop(rx, "group leave from the creator %s dropped", from);
 		rc = veil_profile_group_get(&m->prof, creator, gid, &rx->g);
 		if (rc != 0 && rc != VEIL_ENOTFOUND)
-			return veil_group_fail(m, rc, "cannot read the groups: %s",
-			                       veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot read the groups: %s",
+			                      veil_strerror(rc));
 		if (rc == VEIL_ENOTFOUND || rx->g.left) {
 			if (!is_me(m, creator) && (rc = request_sync(m, io, creator, gid)) != 0)
 				return rc;
@@ -592,8 +582,7 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 			}
 		}
 		if ((rc = veil_profile_group_put(&m->prof, &rx->g)) != 0)
-			return veil_group_fail(m, rc, "cannot store a group: %s",
-			                       veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot store a group: %s", veil_strerror(rc));
 		rc = VEIL_GROUP_RX_ACCEPT;
 		break;
 	case VEIL_E2E_GROUP_SYNC_REQUEST:
@@ -601,8 +590,8 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 		if (rc == VEIL_ENOTFOUND || (rc == 0 && !is_me(m, creator)))
 			return VEIL_GROUP_RX_IGNORE;
 		if (rc != 0)
-			return veil_group_fail(m, rc, "cannot read the groups: %s",
-			                       veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot read the groups: %s",
+			                      veil_strerror(rc));
 		if (veil_group_resync_recent(&m->prof, creator, gid, sender))
 			return drop(rx, "group sync request from %s for %s within the hour ignored",
 			            from, gh);

@@ -48,8 +48,8 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
                        const uint8_t sender[static VEIL_ID_LEN], uint8_t type, const uint8_t *body,
                        size_t len, struct veil_msgr_event *ev, struct veil_group_rx *rx);
 
-/* Sets m->errtext from a format and returns rc (the messenger's own fail()). */
-int veil_group_fail(struct veil_msgr *m, int rc, const char *fmt, ...) VEIL_PRINTF(3, 4);
+/* Sets m->errtext from a format and returns rc; shared by the messenger and groups. */
+int veil_msgr_fail(struct veil_msgr *m, int rc, const char *fmt, ...) VEIL_PRINTF(3, 4);
 
 /* Recently-resynced marks (creator, gid, peer), kept in the profile. */
 int veil_group_resync_recent(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],

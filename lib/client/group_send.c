@@ -58,7 +58,7 @@ static int batch_init(struct veil_msgr *m, struct batch *b)
 	b->created_ms = veil_now_ms();
 	if (b->peers == NULL || b->jobs == NULL) {
 		batch_free(b);
-		return veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -74,13 +74,13 @@ static int add_peer(struct veil_msgr *m, struct batch *b, const uint8_t id[stati
 		}
 	}
 	if (b->npeers > VEIL_GROUP_MAX_MEMBERS)
-		return veil_group_fail(m, VEIL_ELIMIT, "too many receivers");
+		return veil_msgr_fail(m, VEIL_ELIMIT, "too many receivers");
 	struct veil_contact *c = &b->peers[b->npeers];
 	int rc = veil_profile_contact_get(&m->prof, id, c);
 	if (rc == VEIL_ENOTFOUND)
 		rc = veil_msgr_contact_add(m, id, NULL, c); /* sets errtext */
 	else if (rc != 0)
-		rc = veil_group_fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
 	if (rc != 0)
 		return rc;
 	*idx = b->npeers++;
@@ -99,7 +99,7 @@ static int add_jobs(struct veil_msgr *m, struct batch *b, size_t msg,
 		if ((rc = add_peer(m, b, ids[i], &p)) != 0)
 			return rc;
 		if (b->njobs >= JOBS_MAX)
-			return veil_group_fail(m, VEIL_ELIMIT, "too many messages");
+			return veil_msgr_fail(m, VEIL_ELIMIT, "too many messages");
 		b->jobs[b->njobs++] = (struct job){.peer = p, .msg = msg, .state = JOB_NEW};
 	}
 	return 0;
@@ -191,7 +191,7 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 	c = malloc(sizeof *c);
 	rx = malloc(VEIL_CONN_MAX_DATA);
 	if (c == NULL || rx == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	c->fd = -1;
@@ -220,8 +220,8 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 			veil_buf_reset(&box);
 			if ((rc = veil_e2e_seal(&box, &eo, m->prof.sk, b->peers[j->peer].pk,
 			                        o->body, o->len)) != 0) {
-				rc = veil_group_fail(m, rc, "cannot encrypt the message: %s",
-				                     veil_strerror(rc));
+				rc = veil_msgr_fail(m, rc, "cannot encrypt the message: %s",
+				                    veil_strerror(rc));
 				goto out;
 			}
 			rc = veil_conn_send_payload(c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len);
@@ -247,15 +247,14 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 		if (rc == 0)
 			break;
 		if (rc == VEIL_ETIMEOUT) {
-			rc =
-			    veil_group_fail(m, rc,
+			rc = veil_msgr_fail(m, rc,
 			                    "the server did not acknowledge %zu of %zu messages in "
 			                    "time",
 			                    outstanding, b->njobs);
 			goto out;
 		}
 		if (rc == VEIL_ECLOSED && c->close_error && !c->can_reconnect) {
-			rc = veil_group_fail(m, rc, "server closed the connection: %s", c->errtext);
+			rc = veil_msgr_fail(m, rc, "server closed the connection: %s", c->errtext);
 			goto out;
 		}
 		veil_conn_close(c);
@@ -266,8 +265,7 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 		for (;;) {
 			uint64_t d = veil_backoff_next(&bo);
 			if (left_ms(deadline) <= d) {
-				rc =
-				    veil_group_fail(m, VEIL_ETIMEOUT,
+				rc = veil_msgr_fail(m, VEIL_ETIMEOUT,
 				                    "lost the connection to %s:%u and could not "
 				                    "reconnect in time",
 				                    m->prof.chat_host, (unsigned)m->prof.chat_port);
@@ -284,8 +282,8 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 	rc = 0;
 	for (size_t i = 0; i < b->njobs; i++) {
 		if (b->jobs[i].state == JOB_REFUSED) {
-			rc = veil_group_fail(m, VEIL_EAUTH, "the server refused a message: %s",
-			                     b->refused);
+			rc = veil_msgr_fail(m, VEIL_EAUTH, "the server refused a message: %s",
+			                    b->refused);
 			break;
 		}
 	}
@@ -322,17 +320,17 @@ static int load(struct veil_msgr *m, const uint8_t creator[static VEIL_ID_LEN], 
 	gid_hex(gh, gid);
 	int rc = veil_profile_group_get(&m->prof, creator, gid, g);
 	if (rc == VEIL_ENOTFOUND)
-		return veil_group_fail(m, rc, "unknown group %s", gh);
+		return veil_msgr_fail(m, rc, "unknown group %s", gh);
 	if (rc != 0)
-		return veil_group_fail(m, rc, "cannot read the groups: %s", veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "cannot read the groups: %s", veil_strerror(rc));
 	if (g->left)
-		return veil_group_fail(m, VEIL_EINVAL,
-		                       is_me(m, creator) ? "group %s was disbanded"
-		                                         : "you are no longer a member of group %s",
-		                       gh);
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      is_me(m, creator) ? "group %s was disbanded"
+		                                        : "you are no longer a member of group %s",
+		                      gh);
 	if (need_creator && !is_me(m, creator))
-		return veil_group_fail(m, VEIL_EINVAL,
-		                       "only the group's creator can change group %s", gh);
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "only the group's creator can change group %s", gh);
 	return 0;
 }
 
@@ -340,9 +338,9 @@ static int check_name(struct veil_msgr *m, const char *name)
 {
 	size_t n = strlen(name);
 	if (n > VEIL_GROUP_NAME_MAX || !veil_utf8_valid((const uint8_t *)name, n))
-		return veil_group_fail(m, VEIL_EINVAL,
-		                       "the group name must be UTF-8 of at most %d bytes",
-		                       VEIL_GROUP_NAME_MAX);
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "the group name must be UTF-8 of at most %d bytes",
+		                      VEIL_GROUP_NAME_MAX);
 	return 0;
 }
 
@@ -354,15 +352,15 @@ static int check_new(struct veil_msgr *m, const struct veil_group *g,
 		char s[VEIL_ID_LEN + 1];
 		veil_id_str(s, ids[i]);
 		if (!veil_id_valid(ids[i]))
-			return veil_group_fail(m, VEIL_EINVAL, "invalid ID");
+			return veil_msgr_fail(m, VEIL_EINVAL, "invalid ID");
 		if (is_me(m, ids[i]))
-			return veil_group_fail(
+			return veil_msgr_fail(
 			    m, VEIL_EINVAL, "%s is your own ID: the creator is always a member", s);
 		for (size_t k = 0; k < i; k++)
 			if (memcmp(ids[k], ids[i], VEIL_ID_LEN) == 0)
-				return veil_group_fail(m, VEIL_EINVAL, "%s is listed twice", s);
+				return veil_msgr_fail(m, VEIL_EINVAL, "%s is listed twice", s);
 		if (g != NULL && veil_group_has(g, ids[i]))
-			return veil_group_fail(m, VEIL_EEXIST, "%s is already a member", s);
+			return veil_msgr_fail(m, VEIL_EEXIST, "%s is already a member", s);
 	}
 	return 0;
 }
@@ -390,7 +388,7 @@ static int queue_state(struct veil_msgr *m, struct batch *b, const struct veil_g
 		goto out_quiet;
 out:
 	if (rc != 0)
-		veil_group_fail(m, rc, "cannot encode the group's state: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot encode the group's state: %s", veil_strerror(rc));
 out_quiet:
 	veil_buf_release(&inner);
 	return rc;
@@ -404,10 +402,10 @@ int veil_msgr_group_create(struct veil_msgr *m, const char *name,
 	int rc;
 	memset(out, 0, sizeof *out);
 	if (n > VEIL_GROUP_MAX_MEMBERS - 1)
-		return veil_group_fail(m, VEIL_ELIMIT,
-		                       "too many members: a group has at most %d, its creator "
-		                       "included",
-		                       VEIL_GROUP_MAX_MEMBERS);
+		return veil_msgr_fail(m, VEIL_ELIMIT,
+		                      "too many members: a group has at most %d, its creator "
+		                      "included",
+		                      VEIL_GROUP_MAX_MEMBERS);
 	if ((rc = check_name(m, name)) != 0 || (rc = check_new(m, NULL, members, n)) != 0)
 		return rc;
 	if ((rc = batch_init(m, &b)) != 0)
@@ -424,7 +422,7 @@ int veil_msgr_group_create(struct veil_msgr *m, const char *name,
 	if ((rc = queue_state(m, &b, out, &setup, &nm)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, out)) != 0) {
-		veil_group_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
 	rc = deliver(m, &b);
@@ -451,7 +449,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 	veil_buf_init(&empty, VEIL_E2E_BODY_MAX);
 	memset(&b, 0, sizeof b);
 	if (g == NULL || gone == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = load(m, creator, gid, g, 1)) != 0 || (rc = check_new(m, g, add, n_add)) != 0)
@@ -464,7 +462,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 			if (memcmp(g->members[k], remove[i], VEIL_ID_LEN) == 0)
 				break;
 		if (k == g->n_members) {
-			rc = veil_group_fail(m, VEIL_ENOTFOUND, "%s is not a member", s);
+			rc = veil_msgr_fail(m, VEIL_ENOTFOUND, "%s is not a member", s);
 			goto out;
 		}
 		memcpy(gone[n_gone++], remove[i], VEIL_ID_LEN);
@@ -472,10 +470,10 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 		g->n_members--;
 	}
 	if (g->n_members + n_add > VEIL_GROUP_MAX_MEMBERS - 1) {
-		rc = veil_group_fail(
-		    m, VEIL_ELIMIT,
-		    "too many members: a group has at most %d, its creator included",
-		    VEIL_GROUP_MAX_MEMBERS);
+		rc =
+		    veil_msgr_fail(m, VEIL_ELIMIT,
+		                   "too many members: a group has at most %d, its creator included",
+		                   VEIL_GROUP_MAX_MEMBERS);
 		goto out;
 	}
 	if (n_add > 0)
@@ -486,7 +484,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 	/* The removed learn it from an empty setup; the rest get the new state. */
 	if (n_gone > 0) {
 		if ((rc = veil_e2e_group_creator_wrap(&empty, gid, NULL, 0)) != 0) {
-			veil_group_fail(m, rc, "cannot encode the group setup");
+			veil_msgr_fail(m, rc, "cannot encode the group setup");
 			goto out;
 		}
 		size_t me = add_msg(&b, VEIL_E2E_GROUP_SETUP, 0, &empty);
@@ -496,7 +494,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 	if ((rc = queue_state(m, &b, g, &setup, &nm)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, g)) != 0) {
-		veil_group_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
 	rc = deliver(m, &b);
@@ -521,7 +519,7 @@ int veil_msgr_group_rename(struct veil_msgr *m, const uint8_t creator[static VEI
 	veil_buf_init(&body, VEIL_E2E_BODY_MAX);
 	memset(&b, 0, sizeof b);
 	if (g == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = check_name(m, name)) != 0 || (rc = load(m, creator, gid, g, 1)) != 0 ||
@@ -530,14 +528,14 @@ int veil_msgr_group_rename(struct veil_msgr *m, const uint8_t creator[static VEI
 	snprintf(g->name, sizeof g->name, "%s", name);
 	if ((rc = veil_e2e_group_name_encode(&inner, name, strlen(name))) != 0 ||
 	    (rc = veil_e2e_group_creator_wrap(&body, gid, inner.p, inner.len)) != 0) {
-		veil_group_fail(m, rc, "cannot encode the group name: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot encode the group name: %s", veil_strerror(rc));
 		goto out;
 	}
 	size_t k = add_msg(&b, VEIL_E2E_GROUP_NAME, 0, &body);
 	if ((rc = add_jobs(m, &b, k, (const uint8_t(*)[VEIL_ID_LEN])g->members, g->n_members)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, g)) != 0) {
-		veil_group_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
 	rc = deliver(m, &b);
@@ -559,7 +557,7 @@ int veil_msgr_group_leave(struct veil_msgr *m, const uint8_t creator[static VEIL
 	veil_buf_init(&body, VEIL_E2E_BODY_MAX);
 	memset(&b, 0, sizeof b);
 	if (g == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = load(m, creator, gid, g, 0)) != 0 || (rc = batch_init(m, &b)) != 0)
@@ -574,7 +572,7 @@ int veil_msgr_group_leave(struct veil_msgr *m, const uint8_t creator[static VEIL
 		k = add_msg(&b, VEIL_E2E_GROUP_LEAVE, 0, &body);
 	}
 	if (rc != 0) {
-		veil_group_fail(m, rc, "cannot encode the message: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot encode the message: %s", veil_strerror(rc));
 		goto out;
 	}
 	if ((rc = add_jobs(m, &b, k, (const uint8_t(*)[VEIL_ID_LEN])g->members, g->n_members)) !=
@@ -584,7 +582,7 @@ int veil_msgr_group_leave(struct veil_msgr *m, const uint8_t creator[static VEIL
 		goto out;
 	g->left = 1;
 	if ((rc = veil_profile_group_put(&m->prof, g)) != 0) {
-		veil_group_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
 	rc = deliver(m, &b);
@@ -607,18 +605,18 @@ int veil_msgr_group_send_body(struct veil_msgr *m, const uint8_t creator[static 
 	veil_buf_init(&body, VEIL_E2E_BODY_MAX);
 	memset(&b, 0, sizeof b);
 	if (g == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (veil_e2e_group_container(type) != VEIL_GROUP_CONTAINER_MEMBER) {
-		rc = veil_group_fail(m, VEIL_EINVAL, "type 0x%02x is not a group member message",
-		                     type);
+		rc = veil_msgr_fail(m, VEIL_EINVAL, "type 0x%02x is not a group member message",
+		                    type);
 		goto out;
 	}
 	if ((rc = load(m, creator, gid, g, 0)) != 0 || (rc = batch_init(m, &b)) != 0)
 		goto out;
 	if ((rc = veil_e2e_group_member_wrap(&body, creator, gid, inner, len)) != 0) {
-		veil_group_fail(
+		veil_msgr_fail(
 		    m, rc, rc == VEIL_ELIMIT ? "message too long" : "cannot encode the message");
 		goto out;
 	}
@@ -657,13 +655,13 @@ int veil_msgr_group_send_text(struct veil_msgr *m, const uint8_t creator[static 
 	int rc;
 	*msg_id = 0;
 	if (len == 0)
-		return veil_group_fail(m, VEIL_EINVAL, "empty message");
+		return veil_msgr_fail(m, VEIL_EINVAL, "empty message");
 	if (len > VEIL_E2E_TEXT_MAX)
-		return veil_group_fail(m, VEIL_ELIMIT, "message too long (%zu bytes, at most %d)",
-		                       len, VEIL_E2E_TEXT_MAX);
+		return veil_msgr_fail(m, VEIL_ELIMIT, "message too long (%zu bytes, at most %d)",
+		                      len, VEIL_E2E_TEXT_MAX);
 	veil_buf_init_secret(&t, VEIL_E2E_TEXT_MAX);
 	if ((rc = veil_e2e_text_encode(&t, text, len)) != 0)
-		rc = veil_group_fail(m, rc, "the message is not valid UTF-8 text");
+		rc = veil_msgr_fail(m, rc, "the message is not valid UTF-8 text");
 	else
 		rc = veil_msgr_group_send_body(m, creator, gid, VEIL_E2E_GROUP_TEXT,
 		                               VEIL_MSG_FLAG_PUSH, t.p, t.len, msg_id);
@@ -678,11 +676,11 @@ int veil_msgr_group_send_receipt(struct veil_msgr *m, const uint8_t creator[stat
 	uint64_t id;
 	int rc;
 	if (status != VEIL_RECEIPT_ACK && status != VEIL_RECEIPT_DECLINE)
-		return veil_group_fail(m, VEIL_EINVAL,
-		                       "group receipts are acknowledge or decline only");
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "group receipts are acknowledge or decline only");
 	veil_buf_init(&r, 1 + 8 * VEIL_E2E_RECEIPT_MAX_IDS);
 	if ((rc = veil_e2e_receipt_encode(&r, status, ids, n)) != 0)
-		rc = veil_group_fail(m, rc, "cannot encode the receipt: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot encode the receipt: %s", veil_strerror(rc));
 	else
 		rc = veil_msgr_group_send_body(m, creator, gid, VEIL_E2E_GROUP_DELIVERY_RECEIPT, 0,
 		                               r.p, r.len, &id);
@@ -702,7 +700,7 @@ int veil_msgr_group_send_file(struct veil_msgr *m, const uint8_t creator[static 
 	/* The file message carries the blob key: secret memory, wiped on release. */
 	veil_buf_init_secret(&json, VEIL_E2E_BODY_MAX);
 	if (g == NULL) {
-		rc = veil_group_fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	/* No upload for a group we cannot send to. */

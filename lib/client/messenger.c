@@ -23,8 +23,7 @@
 /* How long receive waits for the acks of its receipts at the end. */
 #define RECEIPT_FLUSH_MS 5000
 
-static int fail(struct veil_msgr *m, int rc, const char *fmt, ...) VEIL_PRINTF(3, 4);
-static int fail(struct veil_msgr *m, int rc, const char *fmt, ...)
+int veil_msgr_fail(struct veil_msgr *m, int rc, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -80,15 +79,17 @@ int veil_msgr_open(struct veil_msgr *m, const char *home)
 	switch (rc) {
 	case 0: return 0;
 	case VEIL_ENOTFOUND:
-		return fail(m, rc,
-		            "not initialised: no profile in %s (run 'veil init --server URL')",
-		            home);
-	case VEIL_EPROTO: return fail(m, rc, "the profile in %s is damaged", home);
+		return veil_msgr_fail(
+		    m, rc, "not initialised: no profile in %s (run 'veil init --server URL')",
+		    home);
+	case VEIL_EPROTO: return veil_msgr_fail(m, rc, "the profile in %s is damaged", home);
 	case VEIL_EIO:
-		return fail(m, rc,
-		            "cannot open the profile in %s (is the key file private, mode 0600?)",
-		            home);
-	default: return fail(m, rc, "cannot open the profile in %s: %s", home, veil_strerror(rc));
+		return veil_msgr_fail(
+		    m, rc, "cannot open the profile in %s (is the key file private, mode 0600?)",
+		    home);
+	default:
+		return veil_msgr_fail(m, rc, "cannot open the profile in %s: %s", home,
+		                      veil_strerror(rc));
 	}
 }
 
@@ -110,30 +111,33 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	while (ulen > 0 && server_url[ulen - 1] == '/')
 		ulen--;
 	if (ulen == 0 || ulen >= sizeof url)
-		return fail(m, VEIL_EINVAL, "invalid server URL");
+		return veil_msgr_fail(m, VEIL_EINVAL, "invalid server URL");
 	memcpy(url, server_url, ulen);
 	url[ulen] = 0;
 	if (nickname != NULL && (strlen(nickname) > VEIL_PROFILE_NICK_MAX ||
 	                         !veil_utf8_valid((const uint8_t *)nickname, strlen(nickname))))
-		return fail(m, VEIL_EINVAL, "the nickname must be UTF-8 of at most %d bytes",
-		            VEIL_PROFILE_NICK_MAX);
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "the nickname must be UTF-8 of at most %d bytes",
+		                      VEIL_PROFILE_NICK_MAX);
 	if (profile_present(home))
-		return fail(m, VEIL_EEXIST, "already initialised: %s holds a profile", home);
+		return veil_msgr_fail(m, VEIL_EEXIST, "already initialised: %s holds a profile",
+		                      home);
 	if ((rc = veil_profile_init(p, home)) != 0)
-		return fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
 
 	rc = veil_dir_fetch_provisioning(url, NULL, server_key, &prov);
 	if (rc != 0) {
 		if (rc == VEIL_EKEY)
-			fail(m, rc,
-			     "wrong server key: %s does not serve the key given with "
-			     "--server-key",
-			     url);
+			veil_msgr_fail(m, rc,
+			               "wrong server key: %s does not serve the key given with "
+			               "--server-key",
+			               url);
 		else if (rc == VEIL_EIO)
-			fail(m, rc, "cannot reach server %s: %s", url, veil_dir_errmsg());
+			veil_msgr_fail(m, rc, "cannot reach server %s: %s", url, veil_dir_errmsg());
 		else
-			fail(m, rc, "cannot use the provisioning of %s: %s", url,
-			     veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
+			veil_msgr_fail(m, rc, "cannot use the provisioning of %s: %s", url,
+			               veil_dir_errmsg()[0] ? veil_dir_errmsg()
+			                                    : veil_strerror(rc));
 		goto out;
 	}
 	snprintf(p->server_url, sizeof p->server_url, "%s", url);
@@ -141,7 +145,7 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 		snprintf(p->dir_url, sizeof p->dir_url, "%s", prov.directory_url);
 	else if (snprintf(p->dir_url, sizeof p->dir_url, "%s/directory/", url) >=
 	         (int)sizeof p->dir_url) {
-		rc = fail(m, VEIL_ELIMIT, "server URL too long");
+		rc = veil_msgr_fail(m, VEIL_ELIMIT, "server URL too long");
 		goto out;
 	}
 	memcpy(p->sign_pk, prov.sign_pk, VEIL_KEY_LEN);
@@ -149,7 +153,8 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	snprintf(p->chat_host, sizeof p->chat_host, "%s", prov.chat_host);
 	p->chat_port = prov.chat_port;
 	if (p->chat_host[0] == 0 || p->chat_port == 0) {
-		rc = fail(m, VEIL_EPROTO, "the provisioning of %s names no chat server", url);
+		rc = veil_msgr_fail(m, VEIL_EPROTO, "the provisioning of %s names no chat server",
+		                    url);
 		goto out;
 	}
 	snprintf(p->nickname, sizeof p->nickname, "%s", nickname ? nickname : "");
@@ -158,18 +163,20 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	rc = veil_dir_create_identity(p->dir_url, p->pk, p->sk, p->id);
 	if (rc != 0) {
 		if (rc == VEIL_EIO)
-			fail(m, rc, "cannot reach the directory at %s: %s", p->dir_url,
-			     veil_dir_errmsg());
+			veil_msgr_fail(m, rc, "cannot reach the directory at %s: %s", p->dir_url,
+			               veil_dir_errmsg());
 		else
-			fail(m, rc, "the directory refused to create an identity: %s",
-			     veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
+			veil_msgr_fail(m, rc, "the directory refused to create an identity: %s",
+			               veil_dir_errmsg()[0] ? veil_dir_errmsg()
+			                                    : veil_strerror(rc));
 		goto out;
 	}
 	rc = veil_profile_create(p);
 	if (rc == VEIL_EEXIST)
-		fail(m, rc, "already initialised: %s holds a profile", home);
+		veil_msgr_fail(m, rc, "already initialised: %s holds a profile", home);
 	else if (rc != 0)
-		fail(m, rc, "cannot write the profile to %s: %s", home, veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
+		               veil_strerror(rc));
 out:
 	if (rc != 0)
 		veil_profile_release(p);
@@ -186,17 +193,18 @@ static int dir_lookup(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
 	veil_id_str(ids, id);
 	int rc = veil_dir_get_identity(m->prof.dir_url, id, &di);
 	if (rc == VEIL_ENOTFOUND)
-		return fail(m, rc, "unknown ID %s", ids);
+		return veil_msgr_fail(m, rc, "unknown ID %s", ids);
 	if (rc == VEIL_EIO)
-		return fail(m, rc, "cannot reach the directory at %s: %s", m->prof.dir_url,
-		            veil_dir_errmsg());
+		return veil_msgr_fail(m, rc, "cannot reach the directory at %s: %s",
+		                      m->prof.dir_url, veil_dir_errmsg());
 	if (rc != 0)
-		return fail(m, rc, "directory lookup of %s failed: %s", ids,
-		            veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "directory lookup of %s failed: %s", ids,
+		                      veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
 	if (memcmp(di.id, id, VEIL_ID_LEN) != 0)
-		return fail(m, VEIL_EPROTO, "the directory answered for another ID than %s", ids);
+		return veil_msgr_fail(m, VEIL_EPROTO,
+		                      "the directory answered for another ID than %s", ids);
 	if (di.state == 2)
-		return fail(m, VEIL_ENOTFOUND, "unknown ID %s (revoked)", ids);
+		return veil_msgr_fail(m, VEIL_ENOTFOUND, "unknown ID %s (revoked)", ids);
 	memcpy(pk, di.pk, VEIL_KEY_LEN);
 	return 0;
 }
@@ -209,10 +217,10 @@ int veil_msgr_contact_add(struct veil_msgr *m, const uint8_t id[static VEIL_ID_L
 	int rc;
 	memset(&c, 0, sizeof c);
 	if (!veil_id_valid(id))
-		return fail(m, VEIL_EINVAL, "invalid ID");
+		return veil_msgr_fail(m, VEIL_EINVAL, "invalid ID");
 	veil_id_str(ids, id);
 	if (memcmp(id, m->prof.id, VEIL_ID_LEN) == 0)
-		return fail(m, VEIL_EINVAL, "%s is your own ID", ids);
+		return veil_msgr_fail(m, VEIL_EINVAL, "%s is your own ID", ids);
 	memcpy(c.id, id, VEIL_ID_LEN);
 	if (pk != NULL)
 		memcpy(c.pk, pk, VEIL_KEY_LEN);
@@ -220,11 +228,12 @@ int veil_msgr_contact_add(struct veil_msgr *m, const uint8_t id[static VEIL_ID_L
 		return rc;
 	rc = veil_profile_contact_add(&m->prof, &c);
 	if (rc == VEIL_EEXIST)
-		return fail(m, rc, "%s is already a contact", ids);
+		return veil_msgr_fail(m, rc, "%s is already a contact", ids);
 	if (rc == VEIL_EKEY)
-		return fail(m, rc, "%s is already a contact with a different public key", ids);
+		return veil_msgr_fail(m, rc, "%s is already a contact with a different public key",
+		                      ids);
 	if (rc != 0)
-		return fail(m, rc, "cannot store contact %s: %s", ids, veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "cannot store contact %s: %s", ids, veil_strerror(rc));
 	if (out != NULL && veil_profile_contact_get(&m->prof, id, out) != 0)
 		*out = c;
 	return 0;
@@ -239,7 +248,7 @@ static int peer_get(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
 	if (rc == 0)
 		return 0;
 	if (rc != VEIL_ENOTFOUND)
-		return fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
 	if ((rc = veil_msgr_contact_add(m, id, NULL, c)) != 0)
 		return rc;
 	*is_new = 1;
@@ -259,18 +268,20 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 	case 0: return 0;
 	case VEIL_EIO:
 	case VEIL_ETIMEOUT:
-		return fail(m, rc, "cannot reach server %s:%u: %s", p->chat_host,
-		            (unsigned)p->chat_port, rc == VEIL_ETIMEOUT ? "timed out" : c->errtext);
+		return veil_msgr_fail(m, rc, "cannot reach server %s:%u: %s", p->chat_host,
+		                      (unsigned)p->chat_port,
+		                      rc == VEIL_ETIMEOUT ? "timed out" : c->errtext);
 	case VEIL_ECRYPTO:
-		return fail(m, rc,
-		            "wrong server key: the chat server %s:%u does not hold the pinned key",
-		            p->chat_host, (unsigned)p->chat_port);
+		return veil_msgr_fail(
+		    m, rc, "wrong server key: the chat server %s:%u does not hold the pinned key",
+		    p->chat_host, (unsigned)p->chat_port);
 	case VEIL_EAUTH:
-		return fail(m, rc, "server %s:%u refused the login of %s: %s", p->chat_host,
-		            (unsigned)p->chat_port, ids, c->errtext);
+		return veil_msgr_fail(m, rc, "server %s:%u refused the login of %s: %s",
+		                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
 	default:
-		return fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
-		            (unsigned)p->chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
+		                      (unsigned)p->chat_port,
+		                      c->errtext[0] ? c->errtext : veil_strerror(rc));
 	}
 }
 
@@ -311,8 +322,9 @@ static int reconnect(struct veil_msgr *m, struct veil_conn *c, struct veil_backo
 			return rc;
 	}
 	if (rc == VEIL_ETIMEOUT)
-		fail(m, rc, "lost the connection to %s:%u and could not reconnect in time",
-		     m->prof.chat_host, (unsigned)m->prof.chat_port);
+		veil_msgr_fail(m, rc,
+		               "lost the connection to %s:%u and could not reconnect in time",
+		               m->prof.chat_host, (unsigned)m->prof.chat_port);
 	return rc;
 }
 
@@ -320,11 +332,11 @@ static int reconnect(struct veil_msgr *m, struct veil_conn *c, struct veil_backo
 static int dropped(struct veil_msgr *m, struct veil_conn *c, int rc)
 {
 	if (rc == VEIL_ECLOSED && c->close_error) {
-		fail(m, rc, "server closed the connection: %s", c->errtext);
+		veil_msgr_fail(m, rc, "server closed the connection: %s", c->errtext);
 		return c->can_reconnect;
 	}
-	fail(m, rc, "lost the connection to %s:%u: %s", m->prof.chat_host,
-	     (unsigned)m->prof.chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
+	veil_msgr_fail(m, rc, "lost the connection to %s:%u: %s", m->prof.chat_host,
+	               (unsigned)m->prof.chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
 	return rc == VEIL_ECLOSED || rc == VEIL_EIO || rc == VEIL_ETIMEOUT;
 }
 
@@ -356,15 +368,15 @@ int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 	*msg_id = 0;
 	veil_buf_init_secret(&body, VEIL_E2E_TEXT_MAX + 1);
 	if (len == 0)
-		return fail(m, VEIL_EINVAL, "empty message");
+		return veil_msgr_fail(m, VEIL_EINVAL, "empty message");
 	if (len > VEIL_E2E_TEXT_MAX)
-		return fail(m, VEIL_ELIMIT, "message too long (%zu bytes, at most %d)", len,
-		            VEIL_E2E_TEXT_MAX);
+		return veil_msgr_fail(m, VEIL_ELIMIT, "message too long (%zu bytes, at most %d)",
+		                      len, VEIL_E2E_TEXT_MAX);
 	if (!veil_utf8_valid((const uint8_t *)text, len))
-		return fail(m, VEIL_EINVAL, "the message is not valid UTF-8 text");
+		return veil_msgr_fail(m, VEIL_EINVAL, "the message is not valid UTF-8 text");
 	if ((rc = veil_e2e_text_encode(&body, text, len)) != 0) {
 		veil_buf_release(&body);
-		return fail(m, rc, "cannot encode the text: %s", veil_strerror(rc));
+		return veil_msgr_fail(m, rc, "cannot encode the text: %s", veil_strerror(rc));
 	}
 	rc = veil_msgr_send_body(m, to, VEIL_E2E_TEXT, body.p, body.len, msg_id);
 	veil_buf_release(&body);
@@ -385,13 +397,14 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 	*msg_id = 0;
 	veil_buf_init(&box, VEIL_MSGBOX_MAX);
 	if (body_len > VEIL_E2E_BODY_MAX)
-		return fail(m, VEIL_ELIMIT, "message too large (%zu bytes, at most %zu)", body_len,
-		            (size_t)VEIL_E2E_BODY_MAX);
+		return veil_msgr_fail(m, VEIL_ELIMIT, "message too large (%zu bytes, at most %zu)",
+		                      body_len, (size_t)VEIL_E2E_BODY_MAX);
 	if (!veil_id_valid(to))
-		return fail(m, VEIL_EINVAL, "invalid ID");
+		return veil_msgr_fail(m, VEIL_EINVAL, "invalid ID");
 	veil_id_str(ids, to);
 	if (memcmp(to, m->prof.id, VEIL_ID_LEN) == 0)
-		return fail(m, VEIL_EINVAL, "cannot send a message to yourself (%s)", ids);
+		return veil_msgr_fail(m, VEIL_EINVAL, "cannot send a message to yourself (%s)",
+		                      ids);
 	if ((rc = peer_get(m, to, &peer, &is_new)) != 0)
 		return rc;
 
@@ -400,7 +413,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 	c = malloc(sizeof *c);
 	rx = malloc(VEIL_CONN_MAX_DATA);
 	if (c == NULL || rx == NULL) {
-		rc = fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	veil_backoff_init(&b, VEIL_BACKOFF_BASE_MS, VEIL_BACKOFF_MAX_MS);
@@ -415,7 +428,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 		veil_buf_reset(&box);
 		if ((rc = seal(m, &box, &peer, id, created, VEIL_MSG_FLAG_PUSH, msg_type, body,
 		               body_len)) != 0) {
-			fail(m, rc, "cannot encrypt the message: %s", veil_strerror(rc));
+			veil_msgr_fail(m, rc, "cannot encrypt the message: %s", veil_strerror(rc));
 			goto out;
 		}
 		rc = veil_conn_send_payload(c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len);
@@ -449,8 +462,8 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 				 * refusal, rather than waiting out the deadline.
 				 */
 				if (strstr(t, ids) != NULL) {
-					rc = fail(m, VEIL_EAUTH,
-					          "the server refused the message: %s", t);
+					rc = veil_msgr_fail(
+					    m, VEIL_EAUTH, "the server refused the message: %s", t);
 					goto out;
 				}
 				if (m->alert_fn != NULL)
@@ -459,7 +472,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 			/* Incoming messages stay queued for `veil recv`: we do not ack them. */
 		}
 		if (rc == VEIL_ETIMEOUT) {
-			fail(m, rc, "the server did not acknowledge the message in time");
+			veil_msgr_fail(m, rc, "the server did not acknowledge the message in time");
 			goto out;
 		}
 		if (!dropped(m, c, rc))
@@ -686,12 +699,13 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		memcpy(peer.pk, pk, VEIL_KEY_LEN);
 		rc = veil_profile_contact_add(&m->prof, &peer);
 		if (rc != 0 && rc != VEIL_EEXIST) {
-			rc = fail(m, rc, "cannot store contact %s: %s", from, veil_strerror(rc));
+			rc = veil_msgr_fail(m, rc, "cannot store contact %s: %s", from,
+			                    veil_strerror(rc));
 			goto out;
 		}
 		is_new = 1;
 	} else if (rc != 0) {
-		rc = fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
 		goto out;
 	}
 	rc = veil_profile_nonce_seen(&m->prof, mb.nonce);
@@ -700,7 +714,7 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		           "replayed message from %s (nonce seen before) dropped", from);
 		goto done;
 	} else if (rc != 0) {
-		rc = fail(m, rc, "cannot read the replay store: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot read the replay store: %s", veil_strerror(rc));
 		goto out;
 	}
 	if (veil_e2e_open(&mb, m->prof.sk, peer.pk, &type, &body, &meta) != 0) {
@@ -723,7 +737,7 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		/* Group messages: membership rules and group state first (lib/client/group.c). */
 		struct veil_group_io gio = {.send = group_reply, .ctx = s};
 		if (grx == NULL && (grx = malloc(sizeof *grx)) == NULL) {
-			rc = fail(m, VEIL_ENOMEM, "out of memory");
+			rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 			goto out;
 		}
 		rc = veil_group_receive(m, &gio, mb.sender, type, body.p, body.len, &ev, grx);
@@ -775,7 +789,7 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		goto done; /* the same message ID again: a resend; shown once already */
 	if (rc != 0) {
 		/* Not stored, so not acked: the server keeps it. */
-		rc = fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
 		goto out;
 	}
 	if (type == VEIL_E2E_DELIVERY_RECEIPT) {
@@ -834,7 +848,7 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 	int rc, drained = 0;
 
 	if (s == NULL || c == NULL || buf == NULL) {
-		rc = fail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (wait_s < 0)
@@ -863,7 +877,7 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 				rc = 0;
 				break;
 			}
-			rc = fail(m, rc, "the server did not deliver its queue in time");
+			rc = veil_msgr_fail(m, rc, "the server did not deliver its queue in time");
 			goto out;
 		}
 		if (rc != 0) {
