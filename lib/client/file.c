@@ -3,7 +3,6 @@
  * download + decrypt + save on the way in (see client.h).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -15,15 +14,7 @@
 #include "veil/dir.h"
 #include "veil/e2e.h"
 
-static int ffail(struct veil_msgr *m, int rc, const char *fmt, ...) VEIL_PRINTF(3, 4);
-static int ffail(struct veil_msgr *m, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(m->errtext, sizeof m->errtext, fmt, ap);
-	va_end(ap);
-	return rc;
-}
+#include "group_int.h"
 
 int veil_msgr_blob_client(struct veil_msgr *m, struct veil_blob_client *bc, int want_token)
 {
@@ -31,20 +22,20 @@ int veil_msgr_blob_client(struct veil_msgr *m, struct veil_blob_client *bc, int 
 	int rc = veil_dir_fetch_provisioning(m->prof.server_url, m->prof.sign_pk, m->prof.server_pk,
 	                                     &prov);
 	if (rc != 0)
-		return ffail(m, rc, "cannot read the server's provisioning document: %s",
-		             veil_dir_errmsg());
+		return veil_msgr_fail(m, rc, "cannot read the server's provisioning document: %s",
+		                      veil_dir_errmsg());
 	if (prov.blob_upload_url[0] == '\0')
-		return ffail(m, VEIL_ENOTFOUND, "the server %s offers no blob service",
-		             m->prof.server_url);
+		return veil_msgr_fail(m, VEIL_ENOTFOUND, "the server %s offers no blob service",
+		                      m->prof.server_url);
 	if (strlen(prov.blob_upload_url) >= sizeof bc->upload_url ||
 	    strlen(prov.blob_download_url) >= sizeof bc->download_url ||
 	    strlen(prov.blob_done_url) >= sizeof bc->done_url)
-		return ffail(m, VEIL_ELIMIT, "blob URLs too long");
+		return veil_msgr_fail(m, VEIL_ELIMIT, "blob URLs too long");
 	snprintf(bc->upload_url, sizeof bc->upload_url, "%s", prov.blob_upload_url);
 	snprintf(bc->download_url, sizeof bc->download_url, "%s", prov.blob_download_url);
 	snprintf(bc->done_url, sizeof bc->done_url, "%s", prov.blob_done_url);
 	if (want_token && (rc = veil_blob_cred(bc, m->prof.dir_url, m->prof.id, m->prof.sk)) != 0)
-		return ffail(m, rc, "%s", bc->errtext);
+		return veil_msgr_fail(m, rc, "%s", bc->errtext);
 	return 0;
 }
 
@@ -89,18 +80,20 @@ int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct ve
 	const char *caption = o->caption != NULL ? o->caption : "";
 	if (strlen(name) > VEIL_FILE_NAME_MAX ||
 	    !veil_utf8_valid((const uint8_t *)name, strlen(name)))
-		return ffail(m, VEIL_EINVAL, "the file name is not UTF-8 of at most %d bytes",
-		             VEIL_FILE_NAME_MAX);
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "the file name is not UTF-8 of at most %d bytes",
+		                      VEIL_FILE_NAME_MAX);
 	if (strlen(caption) > VEIL_FILE_CAPTION_MAX ||
 	    !veil_utf8_valid((const uint8_t *)caption, strlen(caption)))
-		return ffail(m, VEIL_EINVAL, "the caption is not UTF-8 of at most %d bytes",
-		             VEIL_FILE_CAPTION_MAX);
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "the caption is not UTF-8 of at most %d bytes",
+		                      VEIL_FILE_CAPTION_MAX);
 	if (strlen(mime) == 0 || strlen(mime) > VEIL_FILE_MIME_MAX)
-		return ffail(m, VEIL_EINVAL, "bad media type");
+		return veil_msgr_fail(m, VEIL_EINVAL, "bad media type");
 	bc = sodium_malloc(sizeof *bc);
 	f = sodium_malloc(sizeof *f);
 	if (bc == NULL || f == NULL) {
-		rc = ffail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	memset(bc, 0, sizeof *bc);
@@ -112,7 +105,7 @@ int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct ve
 	veil_random(f->key, sizeof f->key);
 	if ((rc = veil_blob_upload(bc, path, f->key, VEIL_FILE_NONCE_FILE, o->persist, f->blob_id,
 	                           &f->size)) != 0) {
-		rc = ffail(m, rc, "%s", bc->errtext);
+		rc = veil_msgr_fail(m, rc, "%s", bc->errtext);
 		goto out;
 	}
 	f->rendering = o->rendering;
@@ -120,7 +113,7 @@ int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct ve
 	snprintf(f->name, sizeof f->name, "%s", name);
 	snprintf(f->caption, sizeof f->caption, "%s", caption);
 	if ((rc = veil_e2e_file_encode(json, f)) != 0)
-		rc = ffail(m, rc, "cannot encode the file message: %s", veil_strerror(rc));
+		rc = veil_msgr_fail(m, rc, "cannot encode the file message: %s", veil_strerror(rc));
 out:
 	if (bc != NULL)
 		sodium_free(bc);
@@ -180,12 +173,12 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
 	bc = sodium_malloc(sizeof *bc);
 	f = sodium_malloc(sizeof *f);
 	if (bc == NULL || f == NULL) {
-		rc = ffail(m, VEIL_ENOMEM, "out of memory");
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	memset(bc, 0, sizeof *bc);
 	if ((rc = veil_e2e_file_decode(json, len, f)) != 0) {
-		rc = ffail(m, rc, "malformed file message");
+		rc = veil_msgr_fail(m, rc, "malformed file message");
 		goto out;
 	}
 	bc->progress = progress;
@@ -193,7 +186,7 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
 	if ((rc = veil_msgr_blob_client(m, bc, 0)) != 0)
 		goto out;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		rc = ffail(m, VEIL_EIO, "cannot create %s: %s", dir, strerror(errno));
+		rc = veil_msgr_fail(m, VEIL_EIO, "cannot create %s: %s", dir, strerror(errno));
 		goto out;
 	}
 	safe_name(name, sizeof name, f->name, f->blob_id);
@@ -204,7 +197,7 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
 		               : snprintf(path, sizeof path, "%s/%.*s (%d)%s", dir, (int)stem, name,
 		                          i, name + stem);
 		if (n < 0 || (size_t)n >= sizeof path) {
-			rc = ffail(m, VEIL_ELIMIT, "download path too long");
+			rc = veil_msgr_fail(m, VEIL_ELIMIT, "download path too long");
 			goto out;
 		}
 		struct stat sb;
@@ -217,12 +210,13 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
 				break;
 		}
 		if (i >= 999) {
-			rc = ffail(m, VEIL_EEXIST, "too many files named %s in %s", name, dir);
+			rc = veil_msgr_fail(m, VEIL_EEXIST, "too many files named %s in %s", name,
+			                    dir);
 			goto out;
 		}
 	}
 	if (rc != 0) {
-		rc = ffail(m, rc, "%s", bc->errtext);
+		rc = veil_msgr_fail(m, rc, "%s", bc->errtext);
 		goto out;
 	}
 	if (out_cap > 0)
