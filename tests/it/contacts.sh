@@ -5,19 +5,13 @@
 # OPRF and the specification's hashes), verification levels up to green by
 # QR text, a changed key refused, rate limits, revocation.
 set -u
-BIN=${VEIL_BIN:-$PWD/build}
+. "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/veil-contacts.XXXXXX)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 CP=$(port); HP=$(port); SP=$(port); WP=$(port)
 URL=http://127.0.0.1:$HP
-fails=0
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
-check() {
-	local name=$1; shift
-	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
 
 if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
 	echo "FAIL smtp_sink_available (install python3-aiosmtpd: scripts/install-deps)"; exit 1

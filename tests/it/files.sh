@@ -5,35 +5,10 @@
 # JSON output, the blob deleted once received, name clashes, a missing file,
 # a file over the size limit, and progress output only on a terminal.
 set -u
-BIN=${VEIL_BIN:-$PWD/build}
-T=$(mktemp -d /tmp/veil-files.XXXXXX)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CP=$(port)
-HP=$(port)
-URL=http://127.0.0.1:$HP
+. "$(dirname "$0")/lib.sh"
+it_setup files --blob-max-size $((256 * 1024 * 1024)) --blob-quota $((1024 * 1024 * 1024))
 BIG_MIB=${VEIL_FILES_BIG_MIB:-200}
 LIMIT_KB=$((64 * 1024))
-fails=0
-pid=
-
-start() {
-	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" \
-		--blob-max-size $((256 * 1024 * 1024)) --blob-quota $((1024 * 1024 * 1024)) \
-		>>"$T/veild.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do
-		curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "veild did not start"; cat "$T/veild.log"; exit 1
-}
-stop() { [ -n "$pid" ] && kill "$pid" && wait "$pid"; pid=; }
-trap 'stop 2>/dev/null; rm -rf "$T"' EXIT
-
-check() { # name, command...
-	local name=$1; shift
-	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
 # Runs veil under GNU time; the peak RSS in KiB lands in $T/rss.
 timed() { # home, args...
 	local home=$1; shift

@@ -5,32 +5,8 @@
 # non-member's injected message is dropped, and members react with group
 # receipts.
 set -u
-BIN=${VEIL_BIN:-$PWD/build}
-T=$(mktemp -d /tmp/veil-groups.XXXXXX)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CP=$(port)
-HP=$(port)
-URL=http://127.0.0.1:$HP
-fails=0
-pid=
-
-start() {
-	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" --dir-rate 100000 \
-		>>"$T/veild.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do
-		curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "veild did not start"; cat "$T/veild.log"; exit 1
-}
-stop() { [ -n "$pid" ] && kill "$pid" && wait "$pid"; pid=; }
-trap 'stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-
-check() { # name, command...
-	local name=$1; shift
-	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"
+it_setup groups --dir-rate 100000
 v() { local who=$1; shift; VEIL_HOME=$T/$who "$BIN/veil" "$@"; }
 # recv WHO: JSON lines on $T/WHO.N (stdout) and $T/WHO.N.err, N counting up.
 declare -A seq

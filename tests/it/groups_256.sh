@@ -4,32 +4,10 @@
 # every member receives it. Prints the time each step took (no limit is
 # asserted; bench/ is where speed is judged).
 set -u
-BIN=${VEIL_BIN:-$PWD/build}
-T=$(mktemp -d /tmp/veil-groups256.XXXXXX)
+. "$(dirname "$0")/lib.sh"
+it_setup groups256 --dir-rate 100000 --log-level warn
 N=256
 JOBS=${JOBS:-16}
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CP=$(port)
-HP=$(port)
-URL=http://127.0.0.1:$HP
-fails=0
-pid=
-start() {
-	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" --dir-rate 100000 \
-		--log-level warn >>"$T/veild.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do
-		curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "veild did not start"; cat "$T/veild.log"; exit 1
-}
-stop() { [ -n "$pid" ] && kill "$pid" && wait "$pid"; pid=; }
-trap 'stop 2>/dev/null; rm -rf "$T"' EXIT
-check() { # name, command...
-	local name=$1; shift
-	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
 now() { date +%s.%N; }
 took() { python3 -c "print('%.2f' % ($2 - $1))"; }
 export BIN T URL

@@ -1,0 +1,41 @@
+# Shared by the shell tests in tests/it: sourced, never run on its own (it is
+# not executable, so tests/run does not take it for a test).
+#
+#   it_setup NAME [VEILD-ARGS...]  temp dir $T, free ports $CP/$HP, $URL, the
+#                                  extra flags veild starts with; cleans up on exit
+#                                  (KEEP=1 keeps $T for a look)
+#   start / stop                   veild on those ports, stopped by its PID
+#   check NAME COMMAND...          prints PASS/FAIL NAME, counts $fails
+BIN=${VEIL_BIN:-$PWD/build}
+fails=0
+pid=
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+it_setup() {
+	T=$(mktemp -d "/tmp/veil-$1.XXXXXX")
+	shift
+	VEILD_EXTRA=("$@")
+	CP=$(port)
+	HP=$(port)
+	URL=http://127.0.0.1:$HP
+	trap 'stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+}
+
+start() {
+	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" "${VEILD_EXTRA[@]}" \
+		>>"$T/veild.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "veild did not start"; cat "$T/veild.log"; exit 1
+}
+
+stop() { [ -n "$pid" ] && kill "$pid" && wait "$pid"; pid=; }
+
+check() { # name, command...
+	local name=$1; shift
+	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
