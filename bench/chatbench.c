@@ -116,18 +116,13 @@ static int wait_port(uint16_t port, pid_t pid)
 	return -1;
 }
 
-static int start_veild(struct proc *p)
+/* Runs veild on p's data directory and ports, pinned to CPU 0, and waits for both ports. */
+static int exec_veild(struct proc *p)
 {
 	char exe[256], cp[8], hp[8];
-	snprintf(p->data, sizeof p->data, "/tmp/veil-bench-XXXXXX");
-	if (mkdtemp(p->data) == NULL)
-		return -1;
-	p->port = free_port();
-	p->http_port = free_port();
 	snprintf(exe, sizeof exe, "%s/veild", bindir);
 	snprintf(cp, sizeof cp, "%u", p->port);
 	snprintf(hp, sizeof hp, "%u", p->http_port);
-	snprintf(p->url, sizeof p->url, "http://127.0.0.1:%u", p->http_port);
 	p->pid = fork();
 	if (p->pid == 0) {
 		char logp[200];
@@ -140,7 +135,18 @@ static int start_veild(struct proc *p)
 		      (char *)NULL);
 		_exit(127);
 	}
-	if (wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0)
+	return wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0 ? -1 : 0;
+}
+
+static int start_veild(struct proc *p)
+{
+	snprintf(p->data, sizeof p->data, "/tmp/veil-bench-XXXXXX");
+	if (mkdtemp(p->data) == NULL)
+		return -1;
+	p->port = free_port();
+	p->http_port = free_port();
+	snprintf(p->url, sizeof p->url, "http://127.0.0.1:%u", p->http_port);
+	if (exec_veild(p) != 0)
 		return -1;
 	struct veil_dir_provisioning prov;
 	if (veil_dir_fetch_provisioning(p->url, NULL, NULL, &prov) != 0)
@@ -152,25 +158,9 @@ static int start_veild(struct proc *p)
 /* Restarts veild on the same data directory and ports (a fresh process, same identities). */
 static int restart_veild(struct proc *p)
 {
-	char exe[256], cp[8], hp[8];
 	kill(p->pid, SIGTERM);
 	waitpid(p->pid, NULL, 0);
-	snprintf(exe, sizeof exe, "%s/veild", bindir);
-	snprintf(cp, sizeof cp, "%u", p->port);
-	snprintf(hp, sizeof hp, "%u", p->http_port);
-	p->pid = fork();
-	if (p->pid == 0) {
-		char logp[200];
-		pin_cpu(0);
-		snprintf(logp, sizeof logp, "%s/veild.log", p->data);
-		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
-			_exit(127);
-		execl(exe, exe, "--data", p->data, "--chat-port", cp, "--http-port", hp,
-		      "--dir-rate", "1000000", "--queue-limit", "2000000", "--log-level", "warn",
-		      (char *)NULL);
-		_exit(127);
-	}
-	if (wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0)
+	if (exec_veild(p) != 0)
 		return -1;
 	sleep(1);
 	return 0;
