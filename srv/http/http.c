@@ -1,9 +1,11 @@
 /*
  * The HTTP listener: libwebsockets on its own thread, HTTP/1.1 only, and a
- * prefix router. Each connection walks IDLE -> (BODY) -> SEND -> IDLE; the
- * request body is buffered up to the configured maximum, and a request that
- * announces or sends more gets 413 and the connection is closed without
- * buffering the rest.
+ * prefix router. Each connection walks IDLE -> (BODY | DRAIN) -> SEND -> IDLE;
+ * the request body is buffered up to the configured maximum. A request that
+ * announces more gets 413 once its body has been read and thrown away (up to
+ * VEIL_HTTP_DRAIN_MAX; beyond that at once), so the client can read the
+ * answer; one that sends more than it announced is cut off. Either way the
+ * connection closes.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,7 +55,16 @@ struct veil_http {
 	size_t ncleanups;
 };
 
-enum http_state { ST_IDLE = 0, ST_BODY, ST_SEND };
+enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND };
+
+/*
+ * A request refused before its body was read (too large, no quota, bad
+ * token) is answered only after the body has arrived, up to this many bytes,
+ * and discarded: a client still sending would otherwise hit a reset and never
+ * read the answer. Larger bodies get the answer at once and the connection
+ * closes.
+ */
+#define VEIL_HTTP_DRAIN_MAX (16u * 1024u * 1024u)
 
 /* Per-connection state, zeroed by lws when the connection binds to us. */
 struct http_pss {
@@ -224,7 +235,10 @@ static void stream_begin(const struct http_route *r, struct lws *wsi, struct htt
 	if (rc != 0) {
 		if (has_body)
 			ps->resp.close = 1;
-		respond(wsi, ps);
+		if (has_body && content_length <= VEIL_HTTP_DRAIN_MAX)
+			ps->state = ST_DRAIN; /* answered at the end of the body */
+		else
+			respond(wsi, ps);
 		return;
 	}
 	if (!has_body) {
@@ -344,7 +358,14 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 			return 0;
 		}
 		if (v > h->max_body) {
-			too_large(wsi, ps);
+			if (v <= VEIL_HTTP_DRAIN_MAX) {
+				veil_http_resp_error(&ps->resp, 413, "request body too large",
+				                     NULL);
+				ps->resp.close = 1;
+				ps->state = ST_DRAIN;
+			} else {
+				too_large(wsi, ps);
+			}
 			return 0;
 		}
 		if (v == 0) {
@@ -470,7 +491,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		return on_request(h, wsi, ps, in, len);
 	case LWS_CALLBACK_HTTP_BODY:
 		if (ps == NULL || ps->state != ST_BODY)
-			return 0; /* after a 413: drop whatever still arrives */
+			return 0; /* refused or after a 413: drop whatever still arrives */
 		if (ps->sops != NULL) {
 			if (ps->sops->body(ps->sctx, in, len, &ps->resp) != 0) {
 				ps->resp.close = 1;
@@ -482,6 +503,10 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 			too_large(wsi, ps);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (ps != NULL && ps->state == ST_DRAIN) {
+			respond(wsi, ps);
+			return 0;
+		}
 		if (ps == NULL || ps->state != ST_BODY)
 			return 0;
 		if (ps->sops != NULL) {
