@@ -63,6 +63,13 @@ int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_K
                              const uint8_t sk[static VEIL_KEY_LEN],
                              uint8_t out_id[static VEIL_ID_LEN]) VEIL_WUR;
 
+/*
+ * Asks for a blob upload credential (identity/blob_cred, both phases of the
+ * challenge) and writes the token, NUL-terminated, to token (cap bytes).
+ */
+int veil_dir_blob_cred(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                       const uint8_t sk[static VEIL_KEY_LEN], char *token, size_t cap) VEIL_WUR;
+
 /* Looks up id; VEIL_ENOTFOUND if the directory does not know it. */
 int veil_dir_get_identity(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
                           struct veil_dir_identity *out) VEIL_WUR;

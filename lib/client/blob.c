@@ -147,102 +147,13 @@ static CURL *easy(struct veil_blob_client *bc, const char *url, char *errbuf)
 /* Credential                                                             */
 /* ---------------------------------------------------------------------- */
 
-/* POSTs JSON text to url; the answer lands in out (status in *st). */
-static int post_json(struct veil_blob_client *bc, const char *url, const char *text,
-                     struct veil_buf *out, long *st)
-{
-	char errbuf[CURL_ERROR_SIZE] = "";
-	CURL *c = easy(bc, url, errbuf);
-	if (c == NULL)
-		return bfail(bc, VEIL_EINVAL, "unusable URL %s", url);
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	veil_buf_reset(out);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)VEIL_DIR_TIMEOUT_MS);
-	CURLcode cc = curl_easy_perform(c);
-	int rc = 0;
-	if (cc != CURLE_OK)
-		rc =
-		    bfail(bc, VEIL_EIO, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-	else
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, st);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return rc;
-}
-
 int veil_blob_cred(struct veil_blob_client *bc, const char *dir_url,
                    const uint8_t id[static VEIL_ID_LEN], const uint8_t sk[static VEIL_KEY_LEN])
 {
-	char url[VEIL_BLOB_URL_MAX], ids[VEIL_ID_LEN + 1], text[1024];
-	struct veil_buf ans;
-	json_t *o = NULL;
-	uint8_t tok[256], trpk[VEIL_KEY_LEN], resp[32];
-	size_t toklen = 0;
-	long st = 0;
-	int rc;
-	veil_buf_init(&ans, RESP_MAX);
-	pthread_once(&curl_once, curl_init);
-	if (!curl_ok)
-		return bfail(bc, VEIL_EIO, "cannot initialise libcurl");
-	size_t dl = strlen(dir_url);
-	if (snprintf(url, sizeof url, "%s%sidentity/blob_cred", dir_url,
-	             dl > 0 && dir_url[dl - 1] == '/' ? "" : "/") >= (int)sizeof url)
-		return bfail(bc, VEIL_ELIMIT, "directory URL too long");
-	memcpy(ids, id, VEIL_ID_LEN);
-	ids[VEIL_ID_LEN] = '\0';
-	snprintf(text, sizeof text, "{\"identity\":\"%s\"}", ids);
-	if ((rc = post_json(bc, url, text, &ans, &st)) != 0)
-		goto out;
-	o = json_loadb((const char *)ans.p, ans.len, 0, NULL);
-	json_t *t = json_object_get(o, "token"), *k = json_object_get(o, "tokenRespKeyPub");
-	if (st != 200 || !json_is_string(t) || !json_is_string(k) ||
-	    veil_b64_decode_var(tok, sizeof tok, &toklen, json_string_value(t),
-	                        json_string_length(t)) != 0 ||
-	    veil_b64_decode(trpk, sizeof trpk, json_string_value(k), json_string_length(k)) != 0) {
-		char msg[200];
-		server_msg(&ans, msg, sizeof msg);
-		rc = bfail(bc, st == 200 ? VEIL_EAUTH : status_rc(st),
-		           "blob credential refused (HTTP %ld%s)", st, msg);
-		goto out;
-	}
-	if ((rc = veil_dir_token_response(resp, sk, trpk, tok, toklen)) != 0) {
-		rc = bfail(bc, rc, "cannot answer the blob credential challenge");
-		goto out;
-	}
-	char r64[VEIL_B64_LEN(32)];
-	if (veil_b64_encode(r64, sizeof r64, resp, sizeof resp) != 0 ||
-	    snprintf(text, sizeof text,
-	             "{\"identity\":\"%s\",\"token\":\"%s\",\"response\":\"%s\"}", ids,
-	             json_string_value(t), r64) >= (int)sizeof text) {
-		rc = bfail(bc, VEIL_ELIMIT, "blob credential challenge too long");
-		goto out;
-	}
-	json_decref(o);
-	o = NULL;
-	if ((rc = post_json(bc, url, text, &ans, &st)) != 0)
-		goto out;
-	o = json_loadb((const char *)ans.p, ans.len, 0, NULL);
-	t = json_object_get(o, "token");
-	if (st != 200 || !json_is_true(json_object_get(o, "success")) || !json_is_string(t) ||
-	    json_string_length(t) >= sizeof bc->token) {
-		char msg[200];
-		server_msg(&ans, msg, sizeof msg);
-		rc = bfail(bc, st == 200 ? VEIL_EAUTH : status_rc(st),
-		           "blob credential refused (HTTP %ld%s)", st, msg);
-		goto out;
-	}
-	memcpy(bc->token, json_string_value(t), json_string_length(t) + 1);
-	rc = 0;
-out:
-	json_decref(o);
-	veil_buf_release(&ans);
-	sodium_memzero(resp, sizeof resp);
-	return rc;
+	int rc = veil_dir_blob_cred(dir_url, id, sk, bc->token, sizeof bc->token);
+	if (rc != 0)
+		return bfail(bc, rc, "%s", veil_dir_errmsg());
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */

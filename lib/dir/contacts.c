@@ -18,55 +18,6 @@ static json_t *id_req(const uint8_t id[static VEIL_ID_LEN])
 	return json_pack("{s:s%}", "identity", (const char *)id, (size_t)VEIL_ID_LEN);
 }
 
-/*
- * Runs both phases of req against endpoint. If stop_if_linked and phase 1
- * says {linked: true}, stops there with *linked = 1. *out owns the answer.
- */
-static int auth_call(const char *dir_url, const char *endpoint, json_t *req,
-                     const uint8_t sk[static VEIL_KEY_LEN], const char *what, int *linked,
-                     json_t **out)
-{
-	uint8_t token[VEIL_DIR_MAX_TOKEN], trpk[VEIL_KEY_LEN], response[32];
-	char resp_b64[VEIL_B64_LEN(32)];
-	size_t token_len = 0;
-	json_t *root = NULL;
-	*out = NULL;
-	if (linked != NULL)
-		*linked = 0;
-	int rc = veil_dir_post(dir_url, endpoint, req, what, &root);
-	if (rc != 0)
-		return rc;
-	if (linked != NULL && json_is_true(json_object_get(root, "linked"))) {
-		*linked = 1;
-		*out = root;
-		return 0;
-	}
-	json_t *tok = json_object_get(root, "token");
-	if (!json_is_string(tok) ||
-	    veil_b64_decode_var(token, sizeof token, &token_len, json_string_value(tok),
-	                        json_string_length(tok)) != 0 ||
-	    token_len == 0) {
-		rc = veil_dir_fail(VEIL_EPROTO, "%s: challenge lacks a usable token", what);
-		goto out;
-	}
-	rc = veil_dir_json_b64(root, "tokenRespKeyPub", trpk, sizeof trpk);
-	if (rc == 0)
-		rc = veil_dir_token_response(response, sk, trpk, token, token_len);
-	if (rc != 0)
-		goto out;
-	if (veil_b64_encode(resp_b64, sizeof resp_b64, response, sizeof response) != 0 ||
-	    json_object_set(req, "token", tok) != 0 ||
-	    json_object_set_new(req, "response", json_string(resp_b64)) != 0) {
-		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = veil_dir_post(dir_url, endpoint, req, what, out);
-out:
-	sodium_memzero(response, sizeof response);
-	json_decref(root);
-	return rc;
-}
-
 int veil_dir_link(const char *dir_url, int kind, const uint8_t id[static VEIL_ID_LEN],
                   const uint8_t sk[static VEIL_KEY_LEN], const char *address,
                   char vid[static VEIL_DIR_VID_LEN + 1], int *already)
@@ -85,7 +36,7 @@ int veil_dir_link(const char *dir_url, int kind, const uint8_t id[static VEIL_ID
 		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = auth_call(
+	rc = veil_dir_auth_post(
 	    dir_url, kind == VEIL_CONTACT_EMAIL ? "identity/link_email" : "identity/link_mobileno",
 	    req, sk, "linking", already, &out);
 	if (rc != 0 || *already || address[0] == 0)
@@ -127,7 +78,8 @@ int veil_dir_match_token(const char *dir_url, const uint8_t id[static VEIL_ID_LE
 	json_t *out = NULL, *req = id_req(id);
 	if (req == NULL)
 		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
-	int rc = auth_call(dir_url, "identity/match_token", req, sk, "match token", NULL, &out);
+	int rc =
+	    veil_dir_auth_post(dir_url, "identity/match_token", req, sk, "match token", NULL, &out);
 	json_t *t = json_object_get(out, "matchToken");
 	if (rc == 0 && (!json_is_string(t) || json_string_length(t) == 0 ||
 	                json_string_length(t) > VEIL_DIR_MATCH_TOKEN_MAX))
@@ -235,7 +187,8 @@ int veil_dir_oprf_eval(const char *dir_url, const uint8_t id[static VEIL_ID_LEN]
 		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = auth_call(dir_url, "identity/oprf_eval", req, sk, "private matching", NULL, &root);
+	rc = veil_dir_auth_post(dir_url, "identity/oprf_eval", req, sk, "private matching", NULL,
+	                        &root);
 	if (rc != 0)
 		goto out;
 	json_t *arr = json_object_get(root, "elements");
@@ -264,7 +217,7 @@ static int simple_call(const char *dir_url, const char *endpoint, json_t *req,
 	json_t *out = NULL;
 	if (req == NULL)
 		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
-	int rc = auth_call(dir_url, endpoint, req, sk, what, NULL, &out);
+	int rc = veil_dir_auth_post(dir_url, endpoint, req, sk, what, NULL, &out);
 	if (rc == 0 && !json_is_true(json_object_get(out, "success")))
 		rc = veil_dir_fail(VEIL_EPROTO, "%s: answer lacks success", what);
 	json_decref(req);
@@ -312,8 +265,8 @@ int veil_dir_check_revocation_key(const char *dir_url, const uint8_t id[static V
 	json_t *out = NULL, *req = id_req(id);
 	if (req == NULL)
 		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
-	int rc = auth_call(dir_url, "identity/check_revocation_key", req, sk, "revocation key",
-	                   NULL, &out);
+	int rc = veil_dir_auth_post(dir_url, "identity/check_revocation_key", req, sk,
+	                            "revocation key", NULL, &out);
 	json_t *s = json_object_get(out, "revocationKeySet");
 	if (rc == 0 && !json_is_boolean(s))
 		rc = veil_dir_fail(VEIL_EPROTO, "revocation key: malformed answer");

@@ -156,95 +156,23 @@ int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_K
                              uint8_t out_id[static VEIL_ID_LEN])
 {
 	static const char *what = "identity creation";
-	char url[VEIL_DIR_MAX_URL + 32];
-	char pk_b64[VEIL_B64_LEN(VEIL_KEY_LEN)], resp_b64[VEIL_B64_LEN(32)];
-	uint8_t token[VEIL_DIR_MAX_TOKEN], trpk[VEIL_KEY_LEN], response[32];
-	size_t token_len = 0;
-	struct http_result r;
-	json_t *root = NULL, *req = NULL;
-	char *text = NULL;
-	memset(&r, 0, sizeof r);
+	char pk_b64[VEIL_B64_LEN(VEIL_KEY_LEN)];
+	json_t *req = NULL, *root = NULL;
+	int rc;
 	memset(out_id, 0, VEIL_ID_LEN);
 	veil_dir_clear_err();
-
-	int rc = join_url(url, sizeof url, dir_url, "identity/create");
-	if (rc != 0)
-		return rc;
 	if (veil_b64_encode(pk_b64, sizeof pk_b64, pk, VEIL_KEY_LEN) != 0)
 		return veil_dir_fail(VEIL_EINVAL, "bad key");
-
-	/* Phase 1: the public key alone; the answer is the challenge. */
 	req = json_pack("{s:s}", "publicKey", pk_b64);
-	text = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (text == NULL) {
-		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = http_do(url, text, &r);
-	if (rc != 0)
-		goto out;
-	if (r.status != 200) {
-		rc = status_error(&r, what);
-		goto out;
-	}
-	rc = veil_dir_json_load(r.body.p, r.body.len, &root);
-	if (rc != 0 || (rc = success_false(root, what)) != 0)
-		goto out;
-	json_t *tok = json_object_get(root, "token");
-	if (!json_is_string(tok) ||
-	    veil_b64_decode_var(token, sizeof token, &token_len, json_string_value(tok),
-	                        json_string_length(tok)) != 0 ||
-	    token_len == 0) {
-		rc = veil_dir_fail(VEIL_EPROTO, "challenge lacks a usable token");
-		goto out;
-	}
-	rc = veil_dir_json_b64(root, "tokenRespKeyPub", trpk, sizeof trpk);
-	if (rc != 0)
-		goto out;
-	rc = veil_dir_token_response(response, sk, trpk, token, token_len);
-	if (rc != 0)
-		goto out;
-	if (veil_b64_encode(resp_b64, sizeof resp_b64, response, sizeof response) != 0) {
-		rc = veil_dir_fail(VEIL_EINVAL, "internal encoding error");
-		goto out;
-	}
-
-	/* Phase 2: the same request plus the token (as received) and our response. */
-	if (json_object_set(req, "token", tok) != 0 ||
-	    json_object_set_new(req, "response", json_string(resp_b64)) != 0) {
-		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	free(text);
-	text = json_dumps(req, JSON_COMPACT);
-	json_decref(root);
-	root = NULL;
-	veil_buf_release(&r.body);
-	if (text == NULL) {
-		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = http_do(url, text, &r);
-	if (rc != 0)
-		goto out;
-	if (r.status != 200) {
-		rc = status_error(&r, what);
-		goto out;
-	}
-	rc = veil_dir_json_load(r.body.p, r.body.len, &root);
-	if (rc != 0 || (rc = success_false(root, what)) != 0)
-		goto out;
-	if (!json_is_true(json_object_get(root, "success"))) {
+	if (req == NULL)
+		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
+	rc = veil_dir_auth_post(dir_url, "identity/create", req, sk, what, NULL, &root);
+	if (rc == 0 && !json_is_true(json_object_get(root, "success")))
 		rc = veil_dir_fail(VEIL_EPROTO, "identity creation answer lacks success");
-		goto out;
-	}
-	rc = veil_dir_json_id(root, "identity", out_id);
-out:
-	sodium_memzero(response, sizeof response);
+	if (rc == 0)
+		rc = veil_dir_json_id(root, "identity", out_id);
 	json_decref(root);
 	json_decref(req);
-	free(text);
-	veil_buf_release(&r.body);
 	return rc;
 }
 
@@ -326,5 +254,80 @@ int veil_dir_post(const char *dir_url, const char *endpoint, json_t *req, const 
 		*out = NULL;
 	}
 	veil_buf_release(&r.body);
+	return rc;
+}
+
+/*
+ * Runs both phases of req against endpoint. If stop_if_linked and phase 1
+ * says {linked: true}, stops there with *linked = 1. *out owns the answer.
+ */
+int veil_dir_auth_post(const char *dir_url, const char *endpoint, json_t *req,
+                       const uint8_t sk[static VEIL_KEY_LEN], const char *what, int *linked,
+                       json_t **out)
+{
+	uint8_t token[VEIL_DIR_MAX_TOKEN], trpk[VEIL_KEY_LEN], response[32];
+	char resp_b64[VEIL_B64_LEN(32)];
+	size_t token_len = 0;
+	json_t *root = NULL;
+	*out = NULL;
+	if (linked != NULL)
+		*linked = 0;
+	int rc = veil_dir_post(dir_url, endpoint, req, what, &root);
+	if (rc != 0)
+		return rc;
+	if (linked != NULL && json_is_true(json_object_get(root, "linked"))) {
+		*linked = 1;
+		*out = root;
+		return 0;
+	}
+	json_t *tok = json_object_get(root, "token");
+	if (!json_is_string(tok) ||
+	    veil_b64_decode_var(token, sizeof token, &token_len, json_string_value(tok),
+	                        json_string_length(tok)) != 0 ||
+	    token_len == 0) {
+		rc = veil_dir_fail(VEIL_EPROTO, "%s: challenge lacks a usable token", what);
+		goto out;
+	}
+	rc = veil_dir_json_b64(root, "tokenRespKeyPub", trpk, sizeof trpk);
+	if (rc == 0)
+		rc = veil_dir_token_response(response, sk, trpk, token, token_len);
+	if (rc != 0)
+		goto out;
+	if (veil_b64_encode(resp_b64, sizeof resp_b64, response, sizeof response) != 0 ||
+	    json_object_set(req, "token", tok) != 0 ||
+	    json_object_set_new(req, "response", json_string(resp_b64)) != 0) {
+		rc = veil_dir_fail(VEIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = veil_dir_post(dir_url, endpoint, req, what, out);
+out:
+	sodium_memzero(response, sizeof response);
+	json_decref(root);
+	return rc;
+}
+
+int veil_dir_blob_cred(const char *dir_url, const uint8_t id[static VEIL_ID_LEN],
+                       const uint8_t sk[static VEIL_KEY_LEN], char *token, size_t cap)
+{
+	json_t *root = NULL;
+	json_t *req = json_pack("{s:s%}", "identity", (const char *)id, (size_t)VEIL_ID_LEN);
+	int rc;
+	if (cap > 0)
+		token[0] = '\0';
+	veil_dir_clear_err();
+	if (req == NULL)
+		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
+	rc = veil_dir_auth_post(dir_url, "identity/blob_cred", req, sk, "blob credential", NULL,
+	                        &root);
+	json_t *t = rc == 0 ? json_object_get(root, "token") : NULL;
+	if (rc == 0 && (!json_is_true(json_object_get(root, "success")) || !json_is_string(t) ||
+	                json_string_length(t) == 0))
+		rc = veil_dir_fail(VEIL_EPROTO, "blob credential answer lacks a token");
+	if (rc == 0 && json_string_length(t) >= cap)
+		rc = veil_dir_fail(VEIL_ELIMIT, "blob credential too long");
+	if (rc == 0)
+		memcpy(token, json_string_value(t), json_string_length(t) + 1);
+	json_decref(root);
+	json_decref(req);
 	return rc;
 }

@@ -25,4 +25,14 @@ int veil_dir_identity_from_json(json_t *obj, struct veil_dir_identity *out);
 int veil_dir_post(const char *dir_url, const char *endpoint, json_t *req, const char *what,
                   json_t **out);
 
+/*
+ * Runs both phases of the challenge for req against endpoint: phase 1 posts
+ * req, phase 2 posts it again with the token and the response computed with
+ * sk. If linked is not NULL and phase 1 answers {linked: true}, stops there
+ * with *linked = 1. *out owns the final answer.
+ */
+int veil_dir_auth_post(const char *dir_url, const char *endpoint, json_t *req,
+                       const uint8_t sk[static VEIL_KEY_LEN], const char *what, int *linked,
+                       json_t **out);
+
 #endif
