@@ -40,6 +40,8 @@ int cli_parse_key(uint8_t key[static VEIL_KEY_LEN], const char *s, const char *w
 int cli_open(struct veil_msgr *m);
 /* A message ID as 16 hex digits of its wire bytes (little-endian). */
 void cli_msgid(char out[static 17], uint64_t id);
+/* The name of an inner message type, or "0x.." in buf for an unknown one. */
+const char *cli_type(char buf[static 8], uint8_t type);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */
 void cli_date(char out[static 32], uint64_t ms);
 

@@ -19,11 +19,7 @@ static int log_one(const struct veil_log_entry *e, void *ctx)
 	veil_id_str(peer, e->peer);
 	cli_date(date, e->date_ms);
 	cli_msgid(id, e->msg_id);
-	const char *type = veil_msgr_type_name(e->type);
-	if (type == NULL) {
-		snprintf(tbuf, sizeof tbuf, "0x%02x", e->type);
-		type = tbuf;
-	}
+	const char *type = cli_type(tbuf, e->type);
 	int is_text = e->type == VEIL_E2E_TEXT && veil_utf8_valid(e->body, e->body_len);
 	if (l->json) {
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "dir",

@@ -239,6 +239,15 @@ int cli_open(struct veil_msgr *m)
 	return 0;
 }
 
+const char *cli_type(char buf[static 8], uint8_t type)
+{
+	const char *t = veil_msgr_type_name(type);
+	if (t != NULL)
+		return t;
+	snprintf(buf, 8, "0x%02x", type);
+	return buf;
+}
+
 void cli_msgid(char out[static 17], uint64_t id)
 {
 	uint8_t b[8];

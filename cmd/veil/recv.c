@@ -68,6 +68,15 @@ static void put_ids(const struct veil_msgr_event *ev)
 }
 
 /* Group messages: "[date] FROM in NAME (GID): ..." */
+static void not_shown(uint8_t type)
+{
+	const char *t = veil_msgr_type_name(type);
+	if (t != NULL)
+		printf("(%s message, not shown)", t);
+	else
+		printf("(message of type 0x%02x, not shown)", type);
+}
+
 static void print_group(const struct veil_msgr_event *ev)
 {
 	char gid[17];
@@ -96,13 +105,7 @@ static void print_group(const struct veil_msgr_event *ev)
 		put_ids(ev);
 		putchar(')');
 		break;
-	default: {
-		const char *t = veil_msgr_type_name(ev->type);
-		if (t != NULL)
-			printf("(%s message, not shown)", t);
-		else
-			printf("(message of type 0x%02x, not shown)", ev->type);
-	}
+	default: not_shown(ev->type);
 	}
 	putchar('\n');
 }
@@ -126,13 +129,7 @@ static int print_human(const struct veil_msgr_event *ev)
 		putchar(')');
 		break;
 	case VEIL_E2E_TYPING: printf(ev->typing ? "(typing)" : "(stopped typing)"); break;
-	default: {
-		const char *t = veil_msgr_type_name(ev->type);
-		if (t != NULL)
-			printf("(%s message, not shown)", t);
-		else
-			printf("(message of type 0x%02x, not shown)", ev->type);
-	}
+	default: not_shown(ev->type);
 	}
 	putchar('\n');
 	return 0;
@@ -144,11 +141,7 @@ static int print_json(const struct veil_msgr_event *ev)
 	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
-	const char *type = veil_msgr_type_name(ev->type);
-	if (type == NULL) {
-		snprintf(tbuf, sizeof tbuf, "0x%02x", ev->type);
-		type = tbuf;
-	}
+	const char *type = cli_type(tbuf, ev->type);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i}", "from", from, "id", id, "date", date,
 	                      "type", type, "type_code", (int)ev->type);
 	if (o == NULL)

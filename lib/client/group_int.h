@@ -60,4 +60,9 @@ int veil_group_resync_mark(struct veil_profile *p, const uint8_t creator[static 
 /* Opens a CSP connection for m as the messenger does (errtext set on failure). */
 int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
 
+/* Milliseconds left until a veil_mono_ms() deadline (0 once passed). */
+uint64_t veil_msgr_left_ms(uint64_t deadline);
+/* Sleeps ms milliseconds, resuming after signals. */
+void veil_msgr_sleep_ms(uint64_t ms);
+
 #endif

@@ -115,20 +115,6 @@ static size_t add_msg(struct batch *b, uint8_t type, uint8_t flags, const struct
 	return b->nmsgs++;
 }
 
-static uint64_t left_ms(uint64_t deadline)
-{
-	uint64_t now = veil_mono_ms();
-	return now >= deadline ? 0 : deadline - now;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* Handles one payload that arrived while we send: acks and refusals. */
 static void on_payload(struct batch *b, uint8_t type, const uint8_t *data, size_t n,
                        size_t *outstanding)
@@ -236,7 +222,7 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 				rc = 0;
 		}
 		while (rc == 0 && outstanding > 0) {
-			uint64_t l = left_ms(deadline);
+			uint64_t l = veil_msgr_left_ms(deadline);
 			if (l == 0) {
 				rc = VEIL_ETIMEOUT;
 				break;
@@ -264,14 +250,14 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 		outstanding = 0;
 		for (;;) {
 			uint64_t d = veil_backoff_next(&bo);
-			if (left_ms(deadline) <= d) {
+			if (veil_msgr_left_ms(deadline) <= d) {
 				rc = veil_msgr_fail(m, VEIL_ETIMEOUT,
 				                    "lost the connection to %s:%u and could not "
 				                    "reconnect in time",
 				                    m->prof.chat_host, (unsigned)m->prof.chat_port);
 				goto out;
 			}
-			sleep_ms(d);
+			veil_msgr_sleep_ms(d);
 			rc = veil_msgr_conn_open_int(m, c);
 			if (rc == 0)
 				break;

@@ -290,13 +290,13 @@ int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c)
 	return conn_open(m, c);
 }
 
-static uint64_t left(uint64_t deadline)
+uint64_t veil_msgr_left_ms(uint64_t deadline)
 {
 	uint64_t now = veil_mono_ms();
 	return now >= deadline ? 0 : deadline - now;
 }
 
-static void sleep_ms(uint64_t ms)
+void veil_msgr_sleep_ms(uint64_t ms)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
 	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -314,9 +314,9 @@ static int reconnect(struct veil_msgr *m, struct veil_conn *c, struct veil_backo
 	int rc = VEIL_ETIMEOUT;
 	for (;;) {
 		uint64_t d = veil_backoff_next(b);
-		if (left(deadline) <= d)
+		if (veil_msgr_left_ms(deadline) <= d)
 			break;
-		sleep_ms(d);
+		veil_msgr_sleep_ms(d);
 		rc = conn_open(m, c);
 		if (rc == 0 || rc == VEIL_ECRYPTO || rc == VEIL_EAUTH)
 			return rc;
@@ -436,7 +436,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 			uint8_t type, aid[VEIL_ID_LEN];
 			uint64_t amid;
 			size_t n;
-			uint64_t l = left(deadline);
+			uint64_t l = veil_msgr_left_ms(deadline);
 			if (l == 0) {
 				rc = VEIL_ETIMEOUT;
 				break;
@@ -830,7 +830,7 @@ static void flush_receipts(struct recv_state *s, uint8_t *buf)
 		uint8_t type, to[VEIL_ID_LEN];
 		uint64_t id;
 		size_t n;
-		uint64_t l = left(deadline);
+		uint64_t l = veil_msgr_left_ms(deadline);
 		if (l == 0 || veil_conn_recv_payload(s->c, (int)l, &type, buf, &n) != 0)
 			return;
 		if (type == VEIL_CSP_OUTGOING_ACK && veil_csp_ack_parse(buf, n, to, &id) == 0)
@@ -866,7 +866,7 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 	while (!s->stop) {
 		uint8_t type;
 		size_t n;
-		uint64_t l = left(deadline);
+		uint64_t l = veil_msgr_left_ms(deadline);
 		if (l == 0) {
 			rc = VEIL_ETIMEOUT;
 		} else {
