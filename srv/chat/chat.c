@@ -215,6 +215,17 @@ static int map_put(struct veil_chat *chat, struct conn *c)
  * What the kernel does not take at once goes to uv_write, which owns that
  * buffer until it completes; new frames collect in a fresh buffer meanwhile.
  */
+/* Puts c on the list flushed before the next poll (the list holds a reference). */
+static void mark_dirty(struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = 1;
+	c->refs++;
+	c->dirty_next = c->chat->dirty;
+	c->chat->dirty = c;
+}
+
 static void maybe_finish(struct conn *c)
 {
 	if (c->closing && !c->closed && c->out.len == 0 && !c->inflight)
@@ -241,12 +252,8 @@ static void on_write(uv_write_t *req, int status)
 	if (status != 0) {
 		conn_close(c);
 	} else {
-		if (c->out.len > 0 && !c->closed && !c->dirty) {
-			c->dirty = 1;
-			c->refs++;
-			c->dirty_next = c->chat->dirty;
-			c->chat->dirty = c;
-		}
+		if (c->out.len > 0 && !c->closed)
+			mark_dirty(c);
 		after_drain(c);
 	}
 	conn_unref(c);
@@ -313,12 +320,7 @@ static uint8_t *out_reserve(struct conn *c, size_t n)
 {
 	if (c->closed || veil_buf_reserve(&c->out, n) != 0)
 		return NULL;
-	if (!c->dirty) {
-		c->dirty = 1;
-		c->refs++;
-		c->dirty_next = c->chat->dirty;
-		c->chat->dirty = c;
-	}
+	mark_dirty(c);
 	uint8_t *p = c->out.p + c->out.len;
 	c->out.len += n;
 	c->write_pending += n;
