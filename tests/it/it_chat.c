@@ -264,8 +264,14 @@ static int t_crash_loses_no_acked_message(void)
 	static uint64_t sent[N];
 	int acked = 0;
 	char text[64];
+	uint64_t *acks = calloc(N, sizeof *acks);
+	IT_CHECK(acks != NULL);
 	IT_CHECK(it_login(&a, &srv, alice.id, alice.sk) == 0);
-	/* Pipeline sends and count acks; kill the server midway. */
+	/*
+	 * Pipeline sends without waiting for acks. Once the first acks are back
+	 * (so the server is demonstrably committing), keep sending and kill it
+	 * in the middle of the stream.
+	 */
 	for (int i = 0; i < N; i++) {
 		struct veil_buf m;
 		snprintf(text, sizeof text, "PLAINTEXT-MARKER-%04d", i);
@@ -276,12 +282,16 @@ static int t_crash_loses_no_acked_message(void)
 		veil_buf_release(&m);
 		if (rc != 0)
 			break;
-		if (i == N / 2)
+		if (i == N / 2 - 1) {
+			while (acked == 0 && it_recv(&a, 5000) == 0)
+				if (a.buf[0] == VEIL_CSP_OUTGOING_ACK)
+					acks[acked++] = veil_load_u64le(a.buf + 12);
+		}
+		if (i == N / 2 + N / 8)
 			it_stop(&srv, SIGKILL);
 	}
-	uint64_t *acks = calloc(N, sizeof *acks);
 	while (it_recv(&a, 2000) == 0)
-		if (a.buf[0] == VEIL_CSP_OUTGOING_ACK)
+		if (a.buf[0] == VEIL_CSP_OUTGOING_ACK && acked < N)
 			acks[acked++] = veil_load_u64le(a.buf + 12);
 	it_close(&a);
 	IT_CHECK(srv.pid == 0);
