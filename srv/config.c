@@ -22,6 +22,7 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->http_port = 8080;
 	cfg->queue_ttl_s = 14 * 24 * 3600;
 	cfg->queue_limit = 10000;
+	cfg->handoff_ms = 100;
 	cfg->http_max_body = 64 * 1024;
 	cfg->dir_rate_per_min = 120;
 	cfg->blob_max_size = 100ull * 1024 * 1024;
@@ -82,6 +83,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "queue-limit") == 0) {
 		if ((rc = parse_uint(v, 1, 10000000, &n)) == 0)
 			cfg->queue_limit = (uint32_t)n;
+	} else if (strcmp(key, "handoff-ms") == 0) {
+		if ((rc = parse_uint(v, 0, 10000, &n)) == 0)
+			cfg->handoff_ms = (uint32_t)n;
 	} else if (strcmp(key, "http-max-body") == 0) {
 		if ((rc = parse_uint(v, 1024, 16ul * 1024 * 1024, &n)) == 0)
 			cfg->http_max_body = (uint32_t)n;

@@ -36,6 +36,9 @@ static void usage(FILE *f)
 	    "  --public-host NAME   host name clients are told to use (the listen address)\n"
 	    "  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
+	    "  --handoff-ms N       how long a message delivered live may wait for the\n"
+	    "                       recipient's ack before it is written to the store (100;\n"
+	    "                       0 = always store first)\n"
 	    "  --http-max-body N    largest HTTP request body in bytes (65536)\n"
 	    "  --dir-rate N         directory requests per client address per minute (120)\n"
 	    "  --blob-max-size N    largest blob in bytes (104857600 = 100 MiB)\n"
@@ -61,19 +64,33 @@ static void usage(FILE *f)
 }
 
 static const struct option long_opts[] = {
-    {"data", required_argument, NULL, 0},          {"listen", required_argument, NULL, 0},
-    {"chat-port", required_argument, NULL, 0},     {"http-port", required_argument, NULL, 0},
-    {"public-host", required_argument, NULL, 0},   {"queue-ttl", required_argument, NULL, 0},
-    {"queue-limit", required_argument, NULL, 0},   {"http-max-body", required_argument, NULL, 0},
-    {"dir-rate", required_argument, NULL, 0},      {"log-level", required_argument, NULL, 0},
-    {"blob-max-size", required_argument, NULL, 0}, {"blob-quota", required_argument, NULL, 0},
-    {"blob-ttl", required_argument, NULL, 0},      {"blob-persist-ttl", required_argument, NULL, 0},
-    {"smtp-url", required_argument, NULL, 0},      {"smtp-from", required_argument, NULL, 0},
-    {"sms-webhook", required_argument, NULL, 0},   {"link-code-ttl", required_argument, NULL, 0},
-    {"link-rate", required_argument, NULL, 0},     {"match-rate", required_argument, NULL, 0},
-    {"oprf-rate", required_argument, NULL, 0},     {"revoke-rate", required_argument, NULL, 0},
-    {"config", required_argument, NULL, 'c'},      {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0},
+    {"data", required_argument, NULL, 0},
+    {"listen", required_argument, NULL, 0},
+    {"chat-port", required_argument, NULL, 0},
+    {"http-port", required_argument, NULL, 0},
+    {"public-host", required_argument, NULL, 0},
+    {"queue-ttl", required_argument, NULL, 0},
+    {"queue-limit", required_argument, NULL, 0},
+    {"http-max-body", required_argument, NULL, 0},
+    {"dir-rate", required_argument, NULL, 0},
+    {"log-level", required_argument, NULL, 0},
+    {"blob-max-size", required_argument, NULL, 0},
+    {"blob-quota", required_argument, NULL, 0},
+    {"blob-ttl", required_argument, NULL, 0},
+    {"blob-persist-ttl", required_argument, NULL, 0},
+    {"smtp-url", required_argument, NULL, 0},
+    {"smtp-from", required_argument, NULL, 0},
+    {"sms-webhook", required_argument, NULL, 0},
+    {"link-code-ttl", required_argument, NULL, 0},
+    {"link-rate", required_argument, NULL, 0},
+    {"match-rate", required_argument, NULL, 0},
+    {"oprf-rate", required_argument, NULL, 0},
+    {"revoke-rate", required_argument, NULL, 0},
+    {"handoff-ms", required_argument, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 struct app {

@@ -11,13 +11,14 @@
 #include "store/store.h"
 
 struct veil_config {
-	char data_dir[1024];       /* --data, default ./var/veil */
-	char listen[64];           /* --listen, default 127.0.0.1 */
-	uint16_t chat_port;        /* --chat-port, default 5222 */
-	uint16_t http_port;        /* --http-port, default 8080 */
-	char public_host[256];     /* host name clients use in URLs, default = listen */
-	uint32_t queue_ttl_s;      /* message TTL in the queue, default 14 days */
-	uint32_t queue_limit;      /* max queued messages per identity, default 10000 */
+	char data_dir[1024];   /* --data, default ./var/veil */
+	char listen[64];       /* --listen, default 127.0.0.1 */
+	uint16_t chat_port;    /* --chat-port, default 5222 */
+	uint16_t http_port;    /* --http-port, default 8080 */
+	char public_host[256]; /* host name clients use in URLs, default = listen */
+	uint32_t queue_ttl_s;  /* message TTL in the queue, default 14 days */
+	uint32_t queue_limit;  /* max queued messages per identity, default 10000 */
+	uint32_t handoff_ms; /* wait this long for a live recipient's ack before storing, 0 = off */
 	uint32_t http_max_body;    /* max HTTP request body, default 64 KiB */
 	uint32_t dir_rate_per_min; /* directory requests per client address per minute */
 	uint64_t blob_max_size;    /* --blob-max-size, largest blob in bytes, default 100 MiB */

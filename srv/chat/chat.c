@@ -1,9 +1,15 @@
 /*
  * The chat service. One libuv loop owns every connection. A connection
  * walks through the handshake (client-hello, login, extensions), is then
- * authenticated, and exchanges encrypted frames. Outgoing messages are
- * written to the store, which group-commits them on its own thread; only
- * then is the sender acked and the recipient, if connected here, served.
+ * authenticated, and exchanges encrypted frames.
+ *
+ * An outgoing message is acked to its sender only once it is durable: either
+ * committed by the store (which group-commits on its own thread) or acked by
+ * its recipient. A recipient connected here with nothing older waiting for
+ * it gets the message at once ("hand-off"); the message then waits in memory
+ * up to cfg.handoff_ms for the recipient's ack, and only if that does not
+ * come (or the recipient goes away) is it written to the store. Every other
+ * message is stored first and delivered from the store.
  *
  * Memory per idle connection is kept small: the read buffer is shared by
  * the loop and a connection holds bytes only while a frame is incomplete.
@@ -39,6 +45,9 @@ struct conn {
 	uint64_t deadline_ms; /* handshake deadline or idle deadline */
 	uint32_t idle_ms;
 	uint64_t delivered_seq;
+	struct put_ctx *live_head, *live_tail; /* handed off, not yet acked, oldest first */
+	uint32_t live_n;
+	uint64_t live_after;  /* hand-off only once chat->puts_done reaches this */
 	size_t write_pending; /* bytes in out plus bytes handed to uv_write */
 	struct conn *dirty_next;
 	unsigned dirty : 1;    /* on the chat's list of connections to flush */
@@ -83,6 +92,10 @@ struct veil_chat {
 	uv_async_t async;
 	uv_timer_t sweep;
 	uv_timer_t expire;
+	uv_timer_t handoff;                    /* stores held messages whose wait is over */
+	struct put_ctx *held_head, *held_tail; /* handed off, not in the store, by deadline */
+	size_t held_bytes;
+	uint64_t puts_issued, puts_done; /* store puts submitted and completed (FIFO) */
 	uv_mutex_t async_lock;
 	int async_alive;
 	int listening;
@@ -106,6 +119,10 @@ struct wreq {
 static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
 static void start_fetch(struct conn *c);
+static void drop_live(struct conn *c);
+struct put_ctx;
+static struct put_ctx *live_find(struct conn *c, const uint8_t sender[static VEIL_ID_LEN],
+                                 uint64_t msg_id);
 
 static uint64_t id_key(const uint8_t id[static VEIL_ID_LEN])
 {
@@ -381,6 +398,7 @@ static void conn_fail(struct conn *c, int reconnect, const char *why)
 	if (c->st == ST_AUTHED)
 		send_text(c, VEIL_CSP_CLOSE_ERROR, reconnect, why);
 	c->closing = 1;
+	drop_live(c);
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	maybe_finish(c);
 }
@@ -399,6 +417,7 @@ static void conn_close(struct conn *c)
 		return;
 	c->closed = 1;
 	c->closing = 1;
+	drop_live(c);
 	map_del(chat, c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -474,9 +493,15 @@ static void on_fetch(void *arg, int rc, struct veil_msg_rec *msgs, size_t n)
 		conn_unref(c);
 		return;
 	}
-	for (size_t i = 0; i < n && !c->closing; i++)
-		if (msgs[i].seq > c->delivered_seq)
+	for (size_t i = 0; i < n && !c->closing; i++) {
+		if (msgs[i].seq <= c->delivered_seq)
+			continue;
+		/* Handed off to this connection already and stored since, not yet acked. */
+		if (c->live_n > 0 && live_find(c, msgs[i].sender, msgs[i].msg_id) != NULL)
+			c->delivered_seq = msgs[i].seq;
+		else
 			deliver_rec(c, &msgs[i]);
+	}
 	/*
 	 * Read again if the batch was full or if a message committed while this
 	 * read was under way was left in the store for it: the read may have
@@ -511,14 +536,38 @@ static void start_fetch(struct conn *c)
 
 /* --- outgoing messages --- */
 
+/*
+ * One outgoing message on its way: to the store, to a recipient connected
+ * here, or both. It is freed once no store operation is under way and no
+ * list holds it.
+ */
 struct put_ctx {
-	struct conn *sender; /* holds a reference */
+	struct conn *sender;           /* holds a reference */
+	struct conn *live;             /* handed off to it, not yet acked: on its list */
+	struct put_ctx *lprev, *lnext; /* the recipient connection's list */
+	struct put_ctx *hprev, *hnext; /* the chat's held list */
+	uint64_t deadline;             /* uv_now() when a held message is stored */
+	unsigned held : 1;             /* handed off and not written to the store */
+	unsigned delivered : 1;        /* the recipient connection has it */
+	unsigned put_busy : 1;         /* a store put is under way */
+	unsigned ack_busy : 1;         /* a store ack (delete) is under way */
+	unsigned counted : 1;          /* counted in chat->puts_issued */
 	uint8_t receiver[VEIL_ID_LEN];
 	uint64_t msg_id;
 	uint8_t flags;
 	size_t len;
 	uint8_t data[];
 };
+
+static void put_maybe_free(struct put_ctx *p)
+{
+	if (p->put_busy || p->ack_busy || p->live != NULL || p->held)
+		return;
+	struct conn *s = p->sender;
+	sodium_memzero(p->data, p->len);
+	free(p);
+	conn_unref(s);
+}
 
 static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN], uint64_t msg_id)
 {
@@ -561,10 +610,14 @@ static void on_put(void *arg, int rc, uint64_t seq)
 {
 	struct put_ctx *p = arg;
 	struct conn *s = p->sender;
+	struct veil_chat *chat = s->chat;
 	char rid[VEIL_ID_LEN + 1];
+	p->put_busy = 0;
+	if (p->counted)
+		chat->puts_done++;
 	if (rc == 0 || rc == VEIL_EEXIST) {
-		if (rc == 0)
-			push_to_recipient(s->chat, p, seq);
+		if (rc == 0 && !p->delivered)
+			push_to_recipient(chat, p, seq);
 		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
 			send_ack(s, p->receiver, p->msg_id);
 	} else if (rc == VEIL_ELIMIT) {
@@ -579,9 +632,196 @@ static void on_put(void *arg, int rc, uint64_t seq)
 		if (!s->closing)
 			conn_fail(s, 1, "Temporary server error");
 	}
-	sodium_memzero(p->data, p->len);
-	free(p);
-	conn_unref(s);
+	put_maybe_free(p);
+}
+
+/* Writes a message to the recipient's queue; on_put finishes it. */
+static void store_put(struct veil_chat *chat, struct put_ctx *p)
+{
+	struct veil_msg_rec mr = {
+	    .msg_id = p->msg_id, .flags = p->flags, .len = p->len, .data = p->data};
+	memcpy(mr.recipient, p->receiver, VEIL_ID_LEN);
+	memcpy(mr.sender, p->sender->identity, VEIL_ID_LEN);
+	uint32_t ttl = (p->flags & VEIL_MSG_FLAG_SHORT_LIVED) ? VEIL_CHAT_SHORT_LIVED_S
+	                                                      : chat->srv->cfg.queue_ttl_s;
+	mr.expires_ms = veil_now_ms() + (uint64_t)ttl * 1000u;
+	p->put_busy = 1;
+	int rc = veil_store_msg_put(chat->srv->store, &mr, on_put, p);
+	if (rc != 0) {
+		on_put(p, rc, 0);
+		return;
+	}
+	p->counted = 1;
+	chat->puts_issued++;
+}
+
+/* --- hand-off: delivering before storing --- */
+
+static void live_unlink(struct put_ctx *p)
+{
+	struct conn *r = p->live;
+	if (r == NULL)
+		return;
+	if (p->lprev)
+		p->lprev->lnext = p->lnext;
+	else
+		r->live_head = p->lnext;
+	if (p->lnext)
+		p->lnext->lprev = p->lprev;
+	else
+		r->live_tail = p->lprev;
+	p->lprev = p->lnext = NULL;
+	p->live = NULL;
+	r->live_n--;
+}
+
+static void held_unlink(struct veil_chat *chat, struct put_ctx *p)
+{
+	if (!p->held)
+		return;
+	if (p->hprev)
+		p->hprev->hnext = p->hnext;
+	else
+		chat->held_head = p->hnext;
+	if (p->hnext)
+		p->hnext->hprev = p->hprev;
+	else
+		chat->held_tail = p->hprev;
+	p->hprev = p->hnext = NULL;
+	p->held = 0;
+	chat->held_bytes -= p->len;
+}
+
+/* The oldest message handed off to c from sender with msg_id and not acked yet. */
+static struct put_ctx *live_find(struct conn *c, const uint8_t sender[static VEIL_ID_LEN],
+                                 uint64_t msg_id)
+{
+	for (struct put_ctx *p = c->live_head; p != NULL; p = p->lnext)
+		if (p->msg_id == msg_id && memcmp(p->sender->identity, sender, VEIL_ID_LEN) == 0)
+			return p;
+	return NULL;
+}
+
+/* A held message whose recipient did not ack in time, or went away, is stored. */
+static void store_held(struct veil_chat *chat, struct put_ctx *p)
+{
+	held_unlink(chat, p);
+	store_put(chat, p);
+}
+
+/*
+ * The recipient goes away: what it has not acked is stored (in the order it
+ * was handed off) and delivered again from the store, here or to its next
+ * connection.
+ */
+static void drop_live(struct conn *c)
+{
+	struct veil_chat *chat = c->chat;
+	struct put_ctx *p;
+	while ((p = c->live_head) != NULL) {
+		live_unlink(p);
+		if (p->held) {
+			p->delivered = 0;
+			store_held(chat, p);
+		} else {
+			put_maybe_free(p);
+		}
+	}
+}
+
+static void on_handoff(uv_timer_t *t)
+{
+	struct veil_chat *chat = t->data;
+	uint64_t now = uv_now(chat->loop);
+	while (chat->held_head != NULL && chat->held_head->deadline <= now)
+		store_held(chat, chat->held_head);
+	if (chat->held_head != NULL)
+		uv_timer_start(&chat->handoff, on_handoff, chat->held_head->deadline - now, 0);
+}
+
+/*
+ * A message can be handed off to r when nothing older for r is still on its
+ * way through the store (so each sender's order holds), r keeps up with its
+ * reads, and the memory for held messages is not used up.
+ */
+static int can_hand_off(const struct veil_chat *chat, const struct conn *r, size_t len)
+{
+	return chat->srv->cfg.handoff_ms > 0 && !chat->stopping && !r->closing && r->drain_done &&
+	       !r->fetch_pending && !r->fetch_wanted && !r->refetch &&
+	       chat->puts_done >= r->live_after && r->write_pending < VEIL_CHAT_MAX_PENDING_WRITE &&
+	       r->live_n < VEIL_CHAT_LIVE_MAX && chat->held_bytes + len <= VEIL_CHAT_HELD_MAX_BYTES;
+}
+
+static void hand_off(struct veil_chat *chat, struct conn *r, struct put_ctx *p)
+{
+	if (deliver(r, p->data, p->len) != 0) {
+		conn_fail(r, 1, "Internal error while delivering");
+		store_put(chat, p);
+		return;
+	}
+	chat->st.messages_out++;
+	p->delivered = 1;
+	if (p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK) {
+		/* Never acked by anyone: delivered is done. */
+		put_maybe_free(p);
+		return;
+	}
+	p->live = r;
+	p->lprev = r->live_tail;
+	if (r->live_tail)
+		r->live_tail->lnext = p;
+	else
+		r->live_head = p;
+	r->live_tail = p;
+	r->live_n++;
+	p->held = 1;
+	p->deadline = uv_now(chat->loop) + chat->srv->cfg.handoff_ms;
+	p->hprev = chat->held_tail;
+	if (chat->held_tail) {
+		chat->held_tail->hnext = p;
+	} else {
+		chat->held_head = p;
+		uv_timer_start(&chat->handoff, on_handoff, chat->srv->cfg.handoff_ms, 0);
+	}
+	chat->held_tail = p;
+	chat->held_bytes += p->len;
+}
+
+static void on_live_acked(void *arg, int rc)
+{
+	struct put_ctx *p = arg;
+	(void)rc;
+	p->ack_busy = 0;
+	live_unlink(p);
+	put_maybe_free(p);
+}
+
+/*
+ * The recipient acks a message. One still held is done: its sender is acked
+ * and the store never sees it. One already stored is deleted; it stays on
+ * the list until then, so that a queue read under way does not deliver it
+ * again. Returns 0 if the message is not one handed off to c.
+ */
+static int live_ack(struct conn *c, const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id)
+{
+	struct veil_chat *chat = c->chat;
+	struct put_ctx *p = c->live_n > 0 ? live_find(c, sender, msg_id) : NULL;
+	if (p == NULL || p->ack_busy)
+		return 0;
+	if (p->held) {
+		held_unlink(chat, p);
+		live_unlink(p);
+		chat->st.handoffs++;
+		if (!p->sender->closing)
+			send_ack(p->sender, p->receiver, p->msg_id);
+		put_maybe_free(p);
+		return 1;
+	}
+	p->ack_busy = 1;
+	if (veil_store_msg_ack(chat->srv->store, c->identity, sender, msg_id, on_live_acked, p) !=
+	    0)
+		on_live_acked(p, VEIL_ECLOSED);
+	return 1;
 }
 
 static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
@@ -606,7 +846,7 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		return;
 	}
 	chat->st.messages_in++;
-	struct put_ctx *p = malloc(sizeof *p + len);
+	struct put_ctx *p = calloc(1, sizeof *p + len);
 	if (p == NULL) {
 		conn_fail(c, 1, "Server out of memory");
 		return;
@@ -619,27 +859,34 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 	p->sender = c;
 	c->refs++;
 	/* The server's clock wins for a date in the future and for short-lived messages. */
-	uint64_t now = veil_now_ms();
-	uint32_t now_s = (uint32_t)(now / 1000);
+	uint32_t now_s = (uint32_t)(veil_now_ms() / 1000);
 	if (m.created_at > now_s || (m.flags & VEIL_MSG_FLAG_SHORT_LIVED))
 		veil_store_u32le(p->data + 24, now_s);
 
+	struct conn *r = map_get(chat, id_key(m.receiver));
 	if (m.flags & VEIL_MSG_FLAG_NO_QUEUE) {
-		/* Delivered only to a recipient online now; never stored. */
-		push_to_recipient(chat, p, UINT64_MAX);
+		/* Delivered only to a recipient online and caught up now; never stored. */
+		if (r != NULL && !r->closing && r->drain_done &&
+		    r->write_pending < VEIL_CHAT_MAX_PENDING_WRITE && deliver(r, p->data, len) == 0)
+			chat->st.messages_out++;
 		on_put(p, VEIL_EEXIST, 0);
 		return;
 	}
-	struct veil_msg_rec mr = {
-	    .msg_id = m.msg_id, .flags = m.flags, .len = len, .data = p->data};
-	memcpy(mr.recipient, m.receiver, VEIL_ID_LEN);
-	memcpy(mr.sender, m.sender, VEIL_ID_LEN);
-	uint32_t ttl = (m.flags & VEIL_MSG_FLAG_SHORT_LIVED) ? VEIL_CHAT_SHORT_LIVED_S
-	                                                     : chat->srv->cfg.queue_ttl_s;
-	mr.expires_ms = now + (uint64_t)ttl * 1000u;
-	int rc = veil_store_msg_put(chat->srv->store, &mr, on_put, p);
-	if (rc != 0)
-		on_put(p, rc, 0);
+	if (r != NULL && can_hand_off(chat, r, len)) {
+		hand_off(chat, r, p);
+		return;
+	}
+	if (r != NULL && !r->closing) {
+		/* Keep the store's order: what r holds unacked goes first, and no hand-off
+		 * to r until this message is through the store. */
+		for (struct put_ctx *q = r->live_head; q != NULL; q = q->lnext)
+			if (q->held)
+				store_held(chat, q);
+		store_put(chat, p);
+		r->live_after = chat->puts_issued;
+		return;
+	}
+	store_put(chat, p);
 }
 
 /* --- authenticated payloads --- */
@@ -666,7 +913,9 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 			conn_fail(c, 0, "Malformed message ack");
 			return;
 		}
-		(void)veil_store_msg_ack(chat->srv->store, c->identity, id, msg_id, NULL, NULL);
+		if (!live_ack(c, id, msg_id))
+			(void)veil_store_msg_ack(chat->srv->store, c->identity, id, msg_id, NULL,
+			                         NULL);
 		break;
 	case VEIL_CSP_PUSH_TOKEN:
 	case VEIL_CSP_PUSH_TOKEN_HIGH:
@@ -745,6 +994,7 @@ static void finish_login(struct conn *c)
 		return;
 	}
 	chat->st.logins++;
+	c->live_after = chat->puts_issued;
 	start_fetch(c);
 }
 
@@ -989,6 +1239,8 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 	chat->sweep.data = chat;
 	uv_timer_init(loop, &chat->expire);
 	chat->expire.data = chat;
+	uv_timer_init(loop, &chat->handoff);
+	chat->handoff.data = chat;
 	return chat;
 }
 
@@ -1026,8 +1278,11 @@ void veil_chat_shutdown(struct veil_chat *chat)
 		uv_close((uv_handle_t *)&chat->listener, NULL);
 	uv_timer_stop(&chat->sweep);
 	uv_timer_stop(&chat->expire);
+	uv_timer_stop(&chat->handoff);
 	uv_close((uv_handle_t *)&chat->sweep, NULL);
 	uv_close((uv_handle_t *)&chat->expire, NULL);
+	uv_close((uv_handle_t *)&chat->handoff, NULL);
+	/* Closing a connection stores what was handed off to it and not acked. */
 	struct conn *c = chat->conns;
 	while (c != NULL) {
 		struct conn *next = c->next;

@@ -20,6 +20,8 @@ struct veil_chat;
 #define VEIL_CHAT_FETCH_BATCH 256
 #define VEIL_CHAT_MAX_PENDING_WRITE (512 * 1024) /* stop draining the queue above this */
 #define VEIL_CHAT_MAX_CONNECTIONS 19000
+#define VEIL_CHAT_LIVE_MAX 1024                     /* handed off, unacked, per recipient */
+#define VEIL_CHAT_HELD_MAX_BYTES (64 * 1024 * 1024) /* handed off and not stored, in all */
 
 /*
  * Binds the CSP listener on cfg.listen:cfg.chat_port on loop. The store
@@ -45,6 +47,7 @@ struct veil_chat_stats {
 	uint64_t logins;       /* total successful */
 	uint64_t messages_in;  /* outgoing messages accepted */
 	uint64_t messages_out; /* incoming messages delivered */
+	uint64_t handoffs;     /* acked by the recipient before any store write */
 	uint64_t protocol_errors;
 };
 void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st);

@@ -253,6 +253,140 @@ static int tree_contains(const char *dir, const char *needle)
 	return found;
 }
 
+/* Sends one text without waiting for the server ack; returns its message id or 0. */
+static uint64_t send_nowait(struct it_conn *c, const struct it_user *from, const struct it_user *to,
+                            const char *text, uint8_t flags)
+{
+	struct veil_buf m;
+	uint64_t id = veil_random_u64();
+	veil_buf_init(&m, 8192);
+	int rc = it_text(&m, from, to, id, text, flags);
+	if (rc == 0)
+		rc = it_send(c, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
+	veil_buf_release(&m);
+	return rc == 0 ? id : 0;
+}
+
+/* Waits for the server ack of id (other frames are skipped). */
+static int expect_ack_of(struct it_conn *c, uint64_t id)
+{
+	while (it_expect(c, VEIL_CSP_OUTGOING_ACK, 5000) == 0)
+		if (veil_load_u64le(c->buf + 12) == id)
+			return 0;
+	return -1;
+}
+
+/* Logs alice and bob in and waits until both queues are drained. */
+static int login_pair(struct it_conn *a, struct it_conn *b)
+{
+	if (it_login(a, &srv, alice.id, alice.sk) != 0)
+		return -1;
+	if (it_login(b, &srv, bob.id, bob.sk) != 0) {
+		it_close(a);
+		return -1;
+	}
+	if (it_expect(a, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) != 0 ||
+	    it_expect(b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) != 0) {
+		it_close(a);
+		it_close(b);
+		return -1;
+	}
+	return 0;
+}
+
+/* Logs bob in and checks that the next frames are id (acked) and the end of the queue. */
+static int bob_gets_from_queue(uint64_t id, const char *want)
+{
+	struct it_conn b;
+	char text[256];
+	uint64_t got;
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	if (id != 0) {
+		IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+		IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+		IT_CHECK(got == id && strcmp(text, want) == 0);
+		IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	}
+	IT_CHECK(it_recv(&b, 5000) == 0 && b.buf[0] == VEIL_CSP_QUEUE_SEND_COMPLETE);
+	it_close(&b);
+	return 0;
+}
+
+/* Hand-off: a recipient online gets the message at once; its ack acks the sender. */
+static int t_handoff_acked_by_recipient(void)
+{
+	struct it_conn a, b;
+	char text[256];
+	uint64_t id, got;
+	IT_CHECK(login_pair(&a, &b) == 0);
+	IT_CHECK((id = send_nowait(&a, &alice, &bob, "handed off", 0)) != 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(got == id && strcmp(text, "handed off") == 0);
+	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	IT_CHECK(expect_ack_of(&a, id) == 0);
+	it_close(&a);
+	it_close(&b);
+	/* Nothing is left queued for bob. */
+	return bob_gets_from_queue(0, NULL);
+}
+
+/*
+ * A recipient that does not ack within the hand-off window: the message is
+ * stored and only then acked to the sender, so it survives kill -9.
+ */
+static int t_handoff_unacked_is_stored(void)
+{
+	struct it_conn a, b;
+	uint64_t id;
+	IT_CHECK(login_pair(&a, &b) == 0);
+	IT_CHECK((id = send_nowait(&a, &alice, &bob, "ack me after the crash", 0)) != 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(expect_ack_of(&a, id) == 0);
+	IT_CHECK(it_stop(&srv, SIGKILL) == 0);
+	it_close(&a);
+	it_close(&b);
+	IT_CHECK(it_start(&srv) == 0);
+	return bob_gets_from_queue(id, "ack me after the crash");
+}
+
+/* A recipient that leaves before acking gets the message again on its next login. */
+static int t_handoff_recipient_leaves(void)
+{
+	struct it_conn a, b;
+	uint64_t id;
+	IT_CHECK(login_pair(&a, &b) == 0);
+	IT_CHECK((id = send_nowait(&a, &alice, &bob, "come back", 0)) != 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	it_close(&b);
+	IT_CHECK(expect_ack_of(&a, id) == 0);
+	it_close(&a);
+	return bob_gets_from_queue(id, "come back");
+}
+
+/* A message that must not be queued (typing indicator) does not hold up later ones. */
+static int t_no_queue_then_normal(void)
+{
+	struct it_conn a, b;
+	char text[256];
+	uint64_t id1, id2, got;
+	IT_CHECK(login_pair(&a, &b) == 0);
+	IT_CHECK((id1 = send_nowait(&a, &alice, &bob, "typing",
+	                            VEIL_MSG_FLAG_NO_QUEUE | VEIL_MSG_FLAG_NO_SERVER_ACK)) != 0);
+	IT_CHECK((id2 = send_nowait(&a, &alice, &bob, "after typing", 0)) != 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(got == id1 && strcmp(text, "typing") == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(got == id2 && strcmp(text, "after typing") == 0);
+	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	IT_CHECK(expect_ack_of(&a, id2) == 0);
+	it_close(&a);
+	it_close(&b);
+	return bob_gets_from_queue(0, NULL);
+}
+
 /*
  * kill -9 during a stream of sends: every message the server acked is
  * delivered after the restart, and the store holds no plaintext.
@@ -368,6 +502,10 @@ int main(void)
 	RUN_IT(t_malformed_input_closes_one);
 	RUN_IT(t_second_login_replaces_first);
 	RUN_IT(t_unknown_receiver_alert);
+	RUN_IT(t_handoff_acked_by_recipient);
+	RUN_IT(t_handoff_unacked_is_stored);
+	RUN_IT(t_handoff_recipient_leaves);
+	RUN_IT(t_no_queue_then_normal);
 	RUN_IT(t_crash_loses_no_acked_message);
 	RUN_IT(t_clean_shutdown);
 	it_stop(&srv, SIGKILL);
