@@ -6,11 +6,15 @@
  * processes pinned to CPU 0, pins itself to CPU 1, creates identities
  * through the directory, and drives workloads over the real Chat Server
  * Protocol (handshake, encrypted frames, server acks and client acks) or
- * over the bare relay's plain framing with frames of the same size:
+ * over the bare relay's plain framing with frames of the same size. The
+ * bare relay runs twice: writing each frame as it comes (the minimal relay
+ * the ratio is to) and coalescing writes per loop pass (a copying pump, the
+ * ceiling of kernel and generator):
  *
  *   W1 handshake storm   logins per second and login latency
  *   W2 idle              server memory per authenticated idle connection
- *   W3 1:1 relay         pairs flat out (msgs/s, CPU us per message) and
+ *   W3 1:1 relay         pairs flat out (msgs/s, CPU us per message), the
+ *                        same with the hand-off off (store first), and
  *                        paced from many senders (latency from intended
  *                        send time)
  *   W4 offline drain     recipients x queued messages, durable
@@ -56,6 +60,7 @@
 static uint64_t run_tag;
 static int opt_window = 64;
 static int opt_pairs;
+static const char *opt_handoff = "100"; /* veild --handoff-ms */
 #define RING 8192
 
 static uint64_t now_us(void)
@@ -132,7 +137,7 @@ static int exec_veild(struct proc *p)
 			_exit(127);
 		execl(exe, exe, "--data", p->data, "--chat-port", cp, "--http-port", hp,
 		      "--dir-rate", "1000000", "--queue-limit", "2000000", "--log-level", "warn",
-		      (char *)NULL);
+		      "--handoff-ms", opt_handoff, (char *)NULL);
 		_exit(127);
 	}
 	return wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0 ? -1 : 0;
@@ -166,7 +171,7 @@ static int restart_veild(struct proc *p)
 	return 0;
 }
 
-static int start_bare(struct proc *p)
+static int start_bare(struct proc *p, int coalesce)
 {
 	char exe[256], port[8];
 	p->port = free_port();
@@ -175,7 +180,7 @@ static int start_bare(struct proc *p)
 	p->pid = fork();
 	if (p->pid == 0) {
 		pin_cpu(0);
-		execl(exe, exe, port, (char *)NULL);
+		execl(exe, exe, port, coalesce ? "--coalesce" : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}
 	return wait_port(p->port, p->pid);
@@ -644,7 +649,23 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 			if (r->c[i].out_len > 0 && r->c[i].st != C_DEAD &&
 			    r->c[i].st != C_CONNECTING)
 				conn_flush(r, &r->c[i]);
-		int n = epoll_wait(r->ep, evs, 512, r->rate > 0 ? 1 : 5);
+		/*
+		 * Paced: wake exactly when the next message is due (epoll_wait's
+		 * millisecond timeout would send up to 1 ms late, and latency counts
+		 * from the intended send time).
+		 */
+		struct timespec ts = {0, 5000000};
+		if (r->rate > 0) {
+			uint64_t next = UINT64_MAX, t = now_us();
+			for (int i = 0; i < r->npairs; i++)
+				if (r->pairs[i].next_due_us != 0 && r->pairs[i].next_due_us < next)
+					next = r->pairs[i].next_due_us;
+			uint64_t wait = next == UINT64_MAX ? 1000 : next > t ? next - t : 0;
+			if (wait > 1000)
+				wait = 1000;
+			ts.tv_nsec = (long)wait * 1000;
+		}
+		int n = epoll_pwait2(r->ep, evs, 512, &ts, NULL);
 		for (int k = 0; k < n; k++) {
 			struct lconn *c = &r->c[evs[k].data.u32];
 			if (c->st == C_DEAD)
@@ -1022,7 +1043,12 @@ static FILE *json;
 static int json_first = 1;
 static int failures;
 
-static void report(const char *name, const struct result *veil, const struct result *bare)
+/*
+ * One table row for veil, the bare relay's row under it (write per frame:
+ * the ratio is to this one) and the coalescing pump's when measured.
+ */
+static void report(const char *name, const struct result *veil, const struct result *bare,
+                   const struct result *pump)
 {
 	char ratio[32] = "";
 	if (bare && bare->msgs_s > 0)
@@ -1032,8 +1058,11 @@ static void report(const char *name, const struct result *veil, const struct res
 	       veil->logins_s, veil->bytes_per_conn, (unsigned long long)veil->lost,
 	       (unsigned long long)veil->dups);
 	if (bare)
-		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f\n", "  bare relay, same load",
-		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999);
+		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f\n", "  bare relay, same load",
+		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999, bare->cpu_us_msg);
+	if (pump)
+		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f\n", "  bare relay, coalesced",
+		       pump->msgs_s, "", pump->p50, pump->p99, pump->p999, pump->cpu_us_msg);
 	fflush(stdout);
 	if (veil->lost || veil->dups || veil->errors) {
 		fprintf(stderr, "chatbench: %s: %llu lost, %llu duplicated, %llu errors\n", name,
@@ -1046,12 +1075,14 @@ static void report(const char *name, const struct result *veil, const struct res
 		        "%s\n  {\"workload\": \"%s\", \"msgs_s\": %.0f, \"ratio_to_bare\": %s, "
 		        "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"cpu_us\": %.2f, "
 		        "\"logins_s\": %.0f, \"bytes_per_conn\": %.0f, \"lost\": %llu, \"dups\": "
-		        "%llu, \"errors\": %llu, \"bare_msgs_s\": %.0f}",
+		        "%llu, \"errors\": %llu, \"bare_msgs_s\": %.0f, \"bare_cpu_us\": %.2f, "
+		        "\"coalesced_msgs_s\": %.0f, \"coalesced_cpu_us\": %.2f}",
 		        json_first ? "" : ",", name, veil->msgs_s, ratio[0] ? ratio : "null",
 		        veil->p50, veil->p99, veil->p999, veil->cpu_us_msg, veil->logins_s,
 		        veil->bytes_per_conn, (unsigned long long)veil->lost,
 		        (unsigned long long)veil->dups, (unsigned long long)veil->errors,
-		        bare ? bare->msgs_s : 0);
+		        bare ? bare->msgs_s : 0, bare ? bare->cpu_us_msg : 0,
+		        pump ? pump->msgs_s : 0, pump ? pump->cpu_us_msg : 0);
 		json_first = 0;
 	}
 }
@@ -1060,7 +1091,9 @@ static void usage(void)
 {
 	printf("Usage: chatbench [--smoke] [--runs N] [--secs S] [--idle N] [--drain RxM]\n"
 	       "                 [--only W1,W2,W3,W4] [--json FILE] [--bin DIR]\n"
-	       "Measures veild against a bare relay in the same run (see the file header).\n");
+	       "                 [--pairs N] [--window N] [--handoff-ms N]\n"
+	       "Measures veild against a bare relay in the same run (see the file header).\n"
+	       "--handoff-ms is passed to veild (0: every message is stored before its ack).\n");
 }
 
 int main(int argc, char **argv)
@@ -1068,13 +1101,19 @@ int main(int argc, char **argv)
 	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000;
 	double secs = 8;
 	const char *only = "W1,W2,W3,W4", *json_path = NULL;
-	static const struct option opts[] = {
-	    {"smoke", no_argument, NULL, 's'},        {"runs", required_argument, NULL, 'r'},
-	    {"secs", required_argument, NULL, 't'},   {"idle", required_argument, NULL, 'i'},
-	    {"drain", required_argument, NULL, 'd'},  {"only", required_argument, NULL, 'o'},
-	    {"json", required_argument, NULL, 'j'},   {"bin", required_argument, NULL, 'b'},
-	    {"window", required_argument, NULL, 'w'}, {"pairs", required_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"smoke", no_argument, NULL, 's'},
+	                                     {"runs", required_argument, NULL, 'r'},
+	                                     {"secs", required_argument, NULL, 't'},
+	                                     {"idle", required_argument, NULL, 'i'},
+	                                     {"drain", required_argument, NULL, 'd'},
+	                                     {"only", required_argument, NULL, 'o'},
+	                                     {"json", required_argument, NULL, 'j'},
+	                                     {"bin", required_argument, NULL, 'b'},
+	                                     {"window", required_argument, NULL, 'w'},
+	                                     {"pairs", required_argument, NULL, 'p'},
+	                                     {"handoff-ms", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -1093,6 +1132,7 @@ int main(int argc, char **argv)
 		case 'b': bindir = optarg; break;
 		case 'p': opt_pairs = (int)strtol(optarg, NULL, 10); break;
 		case 'w': opt_window = (int)strtol(optarg, NULL, 10); break;
+		case 'H': opt_handoff = optarg; break;
 		default: usage(); return o == 'h' ? 0 : 2;
 		}
 	}
@@ -1144,43 +1184,60 @@ int main(int argc, char **argv)
 	       "msgs/s", "vs bare", "p50 ms", "p99 ms", "p99.9ms", "CPU us", "logins/s", "B/conn",
 	       "lost", "dups");
 
-	struct result rs[MAXRUNS], br[MAXRUNS], m, mb;
+	struct result rs[MAXRUNS], br[MAXRUNS], bc[MAXRUNS], m, mb, mc;
 	if (strstr(only, "W3")) {
 		for (size_t k = 0; k < VEIL_ARRAY_LEN(pairs_list); k++) {
 			int np = smoke ? 10 : opt_pairs ? opt_pairs : pairs_list[k];
 			for (int i = 0; i < runs; i++) {
-				struct proc bare = {0};
-				if (start_bare(&bare) != 0 ||
+				struct proc bare = {0}, pump = {0};
+				if (start_bare(&bare, 0) != 0 ||
 				    w3(&bare, users, np, 0, secs, 1, &br[i]) != 0 ||
+				    start_bare(&pump, 1) != 0 ||
+				    w3(&pump, users, np, 0, secs, 1, &bc[i]) != 0 ||
 				    w3(&srv, users, np, 0, secs, 0, &rs[i]) != 0)
 					failures++;
 				stop_proc(&bare);
+				stop_proc(&pump);
 			}
 			med(&m, rs, runs);
 			med(&mb, br, runs);
+			med(&mc, bc, runs);
 			char name[64];
 			snprintf(name, sizeof name, "W3 flat out, %d pairs", np);
-			report(name, &m, &mb);
+			report(name, &m, &mb, &mc);
 			if (smoke || opt_pairs)
 				break;
 		}
+		if (!smoke && !opt_pairs) {
+			/* The store path alone: every message committed before its sender is acked. */
+			const char *saved = opt_handoff;
+			opt_handoff = "0";
+			for (int i = 0; i < runs; i++)
+				if (restart_veild(&srv) != 0 ||
+				    w3(&srv, users, 10, 0, secs, 0, &rs[i]) != 0)
+					failures++;
+			med(&m, rs, runs);
+			report("W3 10 pairs, store first", &m, NULL, NULL);
+			opt_handoff = saved;
+			if (restart_veild(&srv) != 0)
+				failures++;
+		}
+		int paced_n = smoke ? 50 : 1000;
 		for (size_t k = 0; k < VEIL_ARRAY_LEN(paced_list) && !opt_pairs; k++) {
 			double rate = smoke ? 500 : paced_list[k];
 			for (int i = 0; i < runs; i++) {
 				struct proc bare = {0};
-				if (start_bare(&bare) != 0 ||
-				    w3(&bare, users, smoke ? 50 : 500, rate, secs, 1, &br[i]) !=
-				        0 ||
-				    w3(&srv, users, smoke ? 50 : 500, rate, secs, 0, &rs[i]) != 0)
+				if (start_bare(&bare, 0) != 0 ||
+				    w3(&bare, users, paced_n, rate, secs, 1, &br[i]) != 0 ||
+				    w3(&srv, users, paced_n, rate, secs, 0, &rs[i]) != 0)
 					failures++;
 				stop_proc(&bare);
 			}
 			med(&m, rs, runs);
 			med(&mb, br, runs);
 			char name[64];
-			snprintf(name, sizeof name, "W3 paced %.0f/s, %d senders", rate,
-			         smoke ? 50 : 500);
-			report(name, &m, &mb);
+			snprintf(name, sizeof name, "W3 paced %.0f/s, %d senders", rate, paced_n);
+			report(name, &m, &mb, NULL);
 			if (smoke)
 				break;
 		}
@@ -1190,7 +1247,7 @@ int main(int argc, char **argv)
 			if (w1(&srv, users, smoke ? 20 : 200, secs, &rs[i]) != 0)
 				failures++;
 		med(&m, rs, runs);
-		report("W1 handshake storm (CPU us/login)", &m, NULL);
+		report("W1 handshake storm (CPU us/login)", &m, NULL, NULL);
 	}
 	if (strstr(only, "W2")) {
 		/* A fresh process, so that memory freed by earlier workloads does not hide the cost. */
@@ -1200,7 +1257,7 @@ int main(int argc, char **argv)
 		med(&m, rs, runs);
 		char name[64];
 		snprintf(name, sizeof name, "W2 %d idle (CPU us/s)", idle);
-		report(name, &m, NULL);
+		report(name, &m, NULL, NULL);
 	}
 	if (strstr(only, "W4")) {
 		for (int i = 0; i < runs; i++)
@@ -1209,7 +1266,7 @@ int main(int argc, char **argv)
 		med(&m, rs, runs);
 		char name[64];
 		snprintf(name, sizeof name, "W4 drain %dx%d", drain_r, drain_m);
-		report(name, &m, NULL);
+		report(name, &m, NULL, NULL);
 	}
 	stop_proc(&srv);
 	if (json) {
