@@ -123,6 +123,8 @@ static int exec_veild(struct proc *p)
 	snprintf(exe, sizeof exe, "%s/veild", bindir);
 	snprintf(cp, sizeof cp, "%u", p->port);
 	snprintf(hp, sizeof hp, "%u", p->http_port);
+	/* The child's freopen would flush a copy of our pending stdout into a pipe. */
+	fflush(NULL);
 	p->pid = fork();
 	if (p->pid == 0) {
 		char logp[200];
