@@ -1058,6 +1058,12 @@ static void report(const char *name, const struct result *veil, const struct res
 	}
 }
 
+/* Whether the --only list names workload w (any case: --only w5 works). */
+static int want(const char *only, const char *w)
+{
+	return strcasestr(only, w) != NULL;
+}
+
 static void usage(void)
 {
 	printf("Usage: chatbench [--smoke] [--runs N] [--secs S] [--idle N] [--drain RxM]\n"
@@ -1122,7 +1128,7 @@ int main(int argc, char **argv)
 
 	int pairs_list[] = {10, 100, 500};
 	double paced_list[] = {1000, 5000, 20000};
-	int nusers = strstr(only, "W2") ? idle : 0;
+	int nusers = want(only, "W2") ? idle : 0;
 	if (nusers < 2000)
 		nusers = 2000;
 	if (nusers < 2 * drain_r)
@@ -1147,7 +1153,7 @@ int main(int argc, char **argv)
 	       "lost", "dups");
 
 	struct result rs[MAXRUNS], br[MAXRUNS], m, mb;
-	if (strstr(only, "W3")) {
+	if (want(only, "W3")) {
 		for (size_t k = 0; k < VEIL_ARRAY_LEN(pairs_list); k++) {
 			int np = smoke ? 10 : opt_pairs ? opt_pairs : pairs_list[k];
 			for (int i = 0; i < runs; i++) {
@@ -1187,14 +1193,14 @@ int main(int argc, char **argv)
 				break;
 		}
 	}
-	if (strstr(only, "W1")) {
+	if (want(only, "W1")) {
 		for (int i = 0; i < runs; i++)
 			if (w1(&srv, users, smoke ? 20 : 200, secs, &rs[i]) != 0)
 				failures++;
 		med(&m, rs, runs);
 		report("W1 handshake storm (CPU us/login)", &m, NULL);
 	}
-	if (strstr(only, "W2")) {
+	if (want(only, "W2")) {
 		/* A fresh process, so that memory freed by earlier workloads does not hide the cost. */
 		for (int i = 0; i < runs; i++)
 			if (restart_veild(&srv) != 0 || w2(&srv, users, idle, &rs[i]) != 0)
@@ -1204,7 +1210,7 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "W2 %d idle (CPU us/s)", idle);
 		report(name, &m, NULL);
 	}
-	if (strstr(only, "W4")) {
+	if (want(only, "W4")) {
 		for (int i = 0; i < runs; i++)
 			if (w4(&srv, users, drain_r, drain_m, &rs[i]) != 0)
 				failures++;
