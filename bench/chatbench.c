@@ -18,6 +18,9 @@
  *                        paced from many senders (latency from intended
  *                        send time)
  *   W4 offline drain     recipients x queued messages, durable
+ *   W5 mixed run         minutes of churn (logouts, logins), 1:1 and group
+ *                        messages paced, online and queued: veild memory
+ *                        growth after warm-up and p99 drift (see w5())
  *
  * Every run counts lost and duplicated messages; any is a failure (exit 1).
  * Figures are medians of --runs runs; --json FILE writes them.
@@ -128,6 +131,8 @@ static int exec_veild(struct proc *p)
 	snprintf(exe, sizeof exe, "%s/veild", bindir);
 	snprintf(cp, sizeof cp, "%u", p->port);
 	snprintf(hp, sizeof hp, "%u", p->http_port);
+	/* The child's freopen would flush a copy of our pending stdout into a pipe. */
+	fflush(NULL);
 	p->pid = fork();
 	if (p->pid == 0) {
 		char logp[200];
@@ -309,16 +314,21 @@ static int make_users(const struct proc *p, struct user *u, int n)
 
 /* --- connections --- */
 
-enum cstate { C_CONNECTING, C_HELLO, C_ACK, C_READY, C_DEAD };
+/* C_LEAVING: W5 closed its write side and reads until the server closes. */
+enum cstate { C_CONNECTING, C_HELLO, C_ACK, C_READY, C_LEAVING, C_DEAD };
 
 struct lconn {
 	int fd;
 	enum cstate st;
-	int user;    /* index into users */
-	int pair;    /* pair index, -1 if none */
-	int sender;  /* 1 sender, 0 receiver */
-	int drained; /* got queue-send-complete */
-	int pollout; /* registered for EPOLLOUT */
+	int user;         /* index into users */
+	int pair;         /* pair index, -1 if none */
+	int sender;       /* 1 sender, 0 receiver */
+	int drained;      /* got queue-send-complete */
+	int pollout;      /* registered for EPOLLOUT */
+	int leave;        /* W5: go offline once the output (client acks) is written */
+	uint32_t sess;    /* session number of the current login, 0 before one */
+	uint64_t off_us;  /* W5: how long to stay offline */
+	uint64_t back_at; /* W5: reconnect at this time */
 	uint64_t t_start;
 	struct veil_csp_client hs;
 	size_t in_len;
@@ -353,9 +363,18 @@ struct run {
 	uint64_t logins;
 	uint32_t *login_lat;
 	size_t nlogin_lat, login_lat_cap;
-	int storm; /* W1: reconnect after login */
+	int storm;         /* W1: reconnect after login */
+	uint32_t sessions; /* logins so far, numbers sessions */
+	struct w5 *w5;     /* W5 state, NULL in the other workloads */
 	uint64_t errors;
 };
+
+struct w5;
+static void w5_tick(struct run *r);
+static uint64_t w5_next_due(struct run *r);
+static void w5_on_ack(struct run *r, struct lconn *c, const uint8_t *d, size_t n);
+static void w5_on_msg(struct run *r, struct lconn *c, const uint8_t *m);
+static void w5_gone(struct run *r, struct lconn *c);
 
 static int set_nonblock(int fd)
 {
@@ -421,6 +440,7 @@ static int conn_open(struct run *r, int i)
 	c->in_len = 0;
 	c->out_len = 0;
 	c->drained = 0;
+	c->leave = 0;
 	c->t_start = now_us();
 	if (c->in == NULL)
 		c->in = malloc(INBUF);
@@ -509,7 +529,9 @@ static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t 
 	size_t len = n - VEIL_MAC_LEN;
 	switch (plain[0]) {
 	case VEIL_CSP_OUTGOING_ACK:
-		if (c->pair >= 0)
+		if (r->w5)
+			w5_on_ack(r, c, plain + 4, len - 4);
+		else if (c->pair >= 0)
 			r->pairs[c->pair].acked++;
 		break;
 	case VEIL_CSP_INCOMING_MESSAGE: {
@@ -518,6 +540,10 @@ static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t 
 			break;
 		}
 		const uint8_t *m = plain + 4;
+		if (r->w5) {
+			w5_on_msg(r, c, m);
+			break;
+		}
 		uint64_t msg_id = veil_load_u64le(m + 16);
 		uint8_t ack[16];
 		veil_csp_ack_encode(ack, m, msg_id);
@@ -529,7 +555,10 @@ static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t 
 		break;
 	}
 	case VEIL_CSP_QUEUE_SEND_COMPLETE: c->drained = 1; break;
-	case VEIL_CSP_ECHO_REQUEST: send_csp(c, VEIL_CSP_ECHO_RESPONSE, plain + 4, len - 4); break;
+	case VEIL_CSP_ECHO_REQUEST:
+		if (c->st != C_LEAVING) /* the write side is closed */
+			send_csp(c, VEIL_CSP_ECHO_RESPONSE, plain + 4, len - 4);
+		break;
 	case VEIL_CSP_CLOSE_ERROR:
 	case VEIL_CSP_ALERT: r->errors++; break;
 	default: break;
@@ -541,6 +570,10 @@ static void on_readable(struct run *r, struct lconn *c)
 	for (;;) {
 		ssize_t k = read(c->fd, c->in + c->in_len, INBUF - c->in_len);
 		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (c->st == C_LEAVING) {
+				w5_gone(r, c); /* the server closed after our EOF */
+				return;
+			}
 			if (!r->storm)
 				r->errors++;
 			conn_close(r, c);
@@ -592,6 +625,7 @@ static void on_readable(struct run *r, struct lconn *c)
 				}
 				off += 32;
 				c->st = C_READY;
+				c->sess = ++r->sessions;
 				r->logins++;
 				if (r->nlogin_lat < r->login_lat_cap)
 					r->login_lat[r->nlogin_lat++] =
@@ -645,9 +679,11 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 					pair_send(r, p, now);
 			}
 		}
+		if (r->w5)
+			w5_tick(r);
 		for (int i = 0; i < r->nconn; i++)
 			if (r->c[i].out_len > 0 && r->c[i].st != C_DEAD &&
-			    r->c[i].st != C_CONNECTING)
+			    r->c[i].st != C_CONNECTING && r->c[i].st != C_LEAVING)
 				conn_flush(r, &r->c[i]);
 		/*
 		 * Paced: wake exactly when the next message is due (epoll_wait's
@@ -655,8 +691,8 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 		 * from the intended send time).
 		 */
 		struct timespec ts = {0, 5000000};
-		if (r->rate > 0) {
-			uint64_t next = UINT64_MAX, t = now_us();
+		if (r->rate > 0 || r->w5) {
+			uint64_t next = r->w5 ? w5_next_due(r) : UINT64_MAX, t = now_us();
 			for (int i = 0; i < r->npairs; i++)
 				if (r->pairs[i].next_due_us != 0 && r->pairs[i].next_due_us < next)
 					next = r->pairs[i].next_due_us;
@@ -782,25 +818,35 @@ static int connect_all(struct run *r, int timeout_s)
 	return all_ready(r) ? 0 : -1;
 }
 
-/* A sealed 100-byte text message from users[a] to users[b]. */
-static void make_template(struct pair *p, const struct user *a, const struct user *b)
+/* A sealed message of type with a body of n bytes from a to b; the caller frees *out. */
+static void seal_message(uint8_t **out, size_t *out_len, const struct user *a, const struct user *b,
+                         uint8_t type, size_t n)
 {
 	struct veil_buf m;
-	uint8_t body[100];
+	uint8_t body[200];
 	memset(body, 'x', sizeof body);
-	struct veil_e2e_out o = {
-	    .msg_id = 1, .created_at_ms = veil_now_ms(), .type = VEIL_E2E_TEXT};
+	struct veil_e2e_out o = {.msg_id = 1, .created_at_ms = veil_now_ms(), .type = type};
 	memcpy(o.sender, a->id, 8);
 	memcpy(o.receiver, b->id, 8);
 	veil_buf_init(&m, 8192);
-	if (veil_e2e_seal(&m, &o, a->sk, b->pk, body, sizeof body) != 0)
+	if (n > sizeof body || veil_e2e_seal(&m, &o, a->sk, b->pk, body, n) != 0)
 		abort();
-	p->tmpl = m.p;
-	p->tmpl_len = m.len;
+	*out = m.p;
+	*out_len = m.len;
+}
+
+/* A sealed 100-byte text message from users[a] to users[b]. */
+static void make_template(struct pair *p, const struct user *a, const struct user *b)
+{
+	seal_message(&p->tmpl, &p->tmpl_len, a, b, VEIL_E2E_TEXT, 100);
 }
 
 struct result {
 	double msgs_s, p50, p99, p999, cpu_us_msg, logins_s, bytes_per_conn;
+	/* W5 only (w5 set): churn, server memory and the p99 of the first and last window. */
+	int w5;
+	double logins, warm_s, secs, rss_warm_kb, rss_end_kb, rss_growth_kb, rss_kb_min;
+	double window_s, p99_first, p99_last, p99_drift;
 	uint64_t lost, dups, errors;
 };
 
@@ -999,6 +1045,464 @@ static int w4(struct proc *srv, struct user *users, int nrecv, int per, struct r
 	return 0;
 }
 
+/*
+ * W5: a mixed run of --w5-secs seconds over a population of identities,
+ * for memory growth and p99 drift.
+ *
+ * - Churn: each second about W5_CHURN_PCT % of the users go offline for 1 to
+ *   10 s and then log in again with a full handshake.
+ * - Traffic paced at --w5-rate outgoing messages per second in total (every
+ *   group copy counts as one message): W5_GROUP_PCT % of the sends are a
+ *   group message, one copy per member with the same message ID as Threema
+ *   groups do, the rest 1:1. Senders are online users; recipients are any
+ *   users, so messages to offline users are queued and drained at their next
+ *   login.
+ * - Each copy is tracked by (recipient, message ID): acked by the server,
+ *   and how often delivered. At the end everyone logs in again and drains;
+ *   a copy the server acked and nobody received is lost, a copy received
+ *   twice is a duplicate.
+ *
+ * Going offline without false duplicates: a copy counts as received only
+ * when the client also acks it. A user that leaves stops sending, waits
+ * until its output (the client acks) is written, then shuts its write side
+ * down and reads until the server closes: the server has read every ack
+ * before it sees the end of the stream, and the store runs the acks before
+ * the fetch of any later login. Copies that arrive after the shutdown are
+ * neither acked nor counted, so the server's redelivery of them at the next
+ * login is correct and is counted as their delivery. Any second delivery
+ * of a counted copy is therefore a real duplicate.
+ *
+ * The server never opens the boxes, so every copy is the same sealed
+ * message with its header's sender, receiver and message ID patched (as
+ * W3 patches the ID); the bench's receivers do not open them either.
+ *
+ * Latency (intended send time to delivery) is taken only for copies whose
+ * recipient was online when they were sent and received them in that same
+ * session, after the warm-up (a fifth of the run). Server memory (VmRSS) is
+ * sampled every 5 s; growth is from the end of the warm-up to the end.
+ */
+#define W5_CHURN_PCT 2.0
+#define W5_GROUP_PCT 10
+#define W5_GROUP 20
+#define W5_OFF_MIN_US 1000000u
+#define W5_OFF_MAX_US 10000000u
+#define W5_WINDOW_S 30.0
+#define W5_RSS_EVERY_US 5000000u
+
+/* One copy of a message: (recipient, message ID). */
+struct w5copy {
+	uint32_t to;   /* recipient (user and connection index) */
+	uint32_t sess; /* recipient's session when sent; 0 if it was not online */
+	uint8_t acked; /* the server acked it to the sender */
+	uint8_t got;   /* deliveries counted (received and acked by the client) */
+};
+
+/* One send: a 1:1 message or a group message's copies. */
+struct w5send {
+	uint64_t t_us;      /* intended send time */
+	uint32_t first;     /* index of the first copy */
+	uint32_t from;      /* sender */
+	uint32_t from_sess; /* sender's session: its acks can come only there */
+	uint16_t n;         /* copies */
+};
+
+struct w5lat {
+	uint32_t at_ms; /* delivery time since the start */
+	uint32_t us;    /* latency */
+};
+
+struct w5 {
+	int users;
+	double rate;
+	struct w5send *sends;
+	size_t nsends, sends_cap;
+	struct w5copy *copies;
+	size_t ncopies, copies_cap;
+	uint8_t *tmpl, *gtmpl; /* 1:1 and group templates */
+	size_t tmpl_len, gtmpl_len;
+	int sending, churning;
+	double next_due_us, churn_credit;
+	uint64_t t0, t_warm, t_end, last_tick, last_scan, next_rss, rng;
+	int warm_done;
+	uint64_t cpu_warm, logins_warm, delivered; /* delivered: first deliveries after warm-up */
+	long rss_warm;
+	long rss[256];
+	int nrss;
+	struct w5lat *lat;
+	size_t nlat, lat_cap;
+	uint64_t dups, no_sender;
+};
+
+static uint64_t w5_rand(struct w5 *w)
+{
+	/* xorshift64*: cheap and good enough to pick users. */
+	w->rng ^= w->rng >> 12;
+	w->rng ^= w->rng << 25;
+	w->rng ^= w->rng >> 27;
+	return w->rng * 2685821657736338717ull;
+}
+
+static uint32_t w5_pick(struct w5 *w, uint32_t n)
+{
+	return (uint32_t)((w5_rand(w) >> 32) % n);
+}
+
+/* Online: logged in, queue drained, not on its way out. */
+static int w5_online(const struct lconn *c)
+{
+	return c->st == C_READY && c->drained && !c->leave;
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return p;
+	*cap = need * 2 + 1024;
+	p = realloc(p, *cap * elem);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+/* Sends one message to n recipients (1, or a group) from a random online user. */
+static void w5_send(struct run *r, struct w5 *w, int n, uint64_t intended_us)
+{
+	uint32_t from = 0;
+	int tries = 0;
+	do
+		from = w5_pick(w, (uint32_t)w->users);
+	while (!w5_online(&r->c[from]) && ++tries < 64);
+	if (!w5_online(&r->c[from])) {
+		w->no_sender++;
+		return;
+	}
+	w->sends = grow(w->sends, &w->sends_cap, w->nsends + 1, sizeof *w->sends);
+	w->copies = grow(w->copies, &w->copies_cap, w->ncopies + (size_t)n, sizeof *w->copies);
+	uint64_t seq = w->nsends++;
+	struct w5send *s = &w->sends[seq];
+	s->t_us = intended_us;
+	s->first = (uint32_t)w->ncopies;
+	s->from = from;
+	s->from_sess = r->c[from].sess;
+	s->n = (uint16_t)n;
+	uint8_t *t = n > 1 ? w->gtmpl : w->tmpl;
+	size_t tlen = n > 1 ? w->gtmpl_len : w->tmpl_len;
+	memcpy(t, r->users[from].id, 8);
+	veil_store_u64le(t + 16, (run_tag << SEQ_BITS) | (seq + 1));
+	for (int k = 0; k < n; k++) {
+		uint32_t to;
+		int again;
+		do {
+			to = w5_pick(w, (uint32_t)w->users);
+			again = to == from;
+			for (int j = 0; j < k && !again; j++)
+				again = w->copies[s->first + (uint32_t)j].to == to;
+		} while (again);
+		struct w5copy *cp = &w->copies[w->ncopies++];
+		cp->to = to;
+		cp->sess = w5_online(&r->c[to]) ? r->c[to].sess : 0;
+		cp->acked = cp->got = 0;
+		memcpy(t + 8, r->users[to].id, 8);
+		send_csp(&r->c[from], VEIL_CSP_OUTGOING_MESSAGE, t, tlen);
+	}
+}
+
+static struct w5send *w5_find(struct w5 *w, uint64_t msg_id)
+{
+	uint64_t seq = (msg_id & ((1ull << SEQ_BITS) - 1)) - 1;
+	if (msg_id >> SEQ_BITS != run_tag || seq >= w->nsends)
+		return NULL;
+	return &w->sends[seq];
+}
+
+/* A server ack (0x81) for one copy this connection sent. */
+static void w5_on_ack(struct run *r, struct lconn *c, const uint8_t *d, size_t n)
+{
+	struct w5 *w = r->w5;
+	uint8_t id[VEIL_ID_LEN];
+	uint64_t msg_id;
+	struct w5send *s;
+	if (veil_csp_ack_parse(d, n, id, &msg_id) != 0 || (s = w5_find(w, msg_id)) == NULL ||
+	    s->from != (uint32_t)c->user) {
+		r->errors++;
+		return;
+	}
+	for (uint32_t k = 0; k < s->n; k++) {
+		struct w5copy *cp = &w->copies[s->first + k];
+		if (memcmp(r->users[cp->to].id, id, VEIL_ID_LEN) == 0) {
+			if (cp->acked++)
+				r->errors++; /* acked twice */
+			return;
+		}
+	}
+	r->errors++; /* an ack for a recipient this message was not sent to */
+}
+
+/* An incoming message m (at least its 64-byte header) on c. */
+static void w5_on_msg(struct run *r, struct lconn *c, const uint8_t *m)
+{
+	struct w5 *w = r->w5;
+	if (c->st == C_LEAVING)
+		return; /* neither acked nor counted: the server delivers it again */
+	uint64_t msg_id = veil_load_u64le(m + 16);
+	uint8_t ack[VEIL_CSP_ACK_LEN];
+	veil_csp_ack_encode(ack, m, msg_id);
+	send_csp(c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
+	if (msg_id >> SEQ_BITS != run_tag)
+		return; /* from an earlier run */
+	struct w5send *s = w5_find(w, msg_id);
+	if (s == NULL || memcmp(m, r->users[s->from].id, VEIL_ID_LEN) != 0) {
+		r->errors++;
+		return;
+	}
+	struct w5copy *cp = NULL;
+	for (uint32_t k = 0; k < s->n && cp == NULL; k++)
+		if (w->copies[s->first + k].to == (uint32_t)c->user)
+			cp = &w->copies[s->first + k];
+	if (cp == NULL) {
+		r->errors++; /* delivered to someone it was not sent to */
+		return;
+	}
+	if (cp->got++ > 0) {
+		w->dups++;
+		return;
+	}
+	uint64_t now = now_us();
+	if (now < w->t_warm || now >= w->t_end)
+		return;
+	w->delivered++;
+	if (cp->sess != 0 && cp->sess == c->sess) {
+		w->lat = grow(w->lat, &w->lat_cap, w->nlat + 1, sizeof *w->lat);
+		w->lat[w->nlat].at_ms = (uint32_t)((now - w->t0) / 1000u);
+		w->lat[w->nlat].us = (uint32_t)(now - s->t_us);
+		w->nlat++;
+	}
+}
+
+/* The server closed a connection that left: offline until back_at. */
+static void w5_gone(struct run *r, struct lconn *c)
+{
+	conn_close(r, c);
+	c->back_at = now_us() + c->off_us;
+}
+
+static void w5_rss(struct run *r, struct w5 *w)
+{
+	if (w->nrss < (int)VEIL_ARRAY_LEN(w->rss))
+		w->rss[w->nrss++] = proc_rss_kb(r->srv->pid);
+}
+
+/* When the next W5 message is due (UINT64_MAX when not sending). */
+static uint64_t w5_next_due(struct run *r)
+{
+	const struct w5 *w = r->w5;
+	return w->sending && w->next_due_us > 0 ? (uint64_t)w->next_due_us : UINT64_MAX;
+}
+
+/* Called once per loop pass: pacing, churn, reconnects, samples. */
+static void w5_tick(struct run *r)
+{
+	struct w5 *w = r->w5;
+	uint64_t now = now_us();
+	if (w->sending) {
+		if (w->next_due_us == 0)
+			w->next_due_us = (double)now;
+		while (w->next_due_us <= (double)now) {
+			int n = w5_pick(w, 100) < W5_GROUP_PCT ? W5_GROUP : 1;
+			w5_send(r, w, n, (uint64_t)w->next_due_us);
+			w->next_due_us += n * 1e6 / w->rate;
+		}
+		if (!w->warm_done && now >= w->t_warm) {
+			w->warm_done = 1;
+			w->cpu_warm = proc_cpu_us(r->srv->pid);
+			w->logins_warm = r->logins;
+			w->rss_warm = proc_rss_kb(r->srv->pid);
+		}
+		if (now >= w->next_rss) {
+			w5_rss(r, w);
+			w->next_rss += W5_RSS_EVERY_US;
+		}
+	}
+	/* The rest walks every connection: 100 times a second is enough. */
+	if (now < w->last_tick + 10000u)
+		return;
+	double dt = w->last_tick ? (double)(now - w->last_tick) / 1e6 : 0;
+	w->last_tick = now;
+	if (w->churning) {
+		w->churn_credit += dt * w->users * W5_CHURN_PCT / 100.0;
+		for (int tries = 0; w->churn_credit >= 1 && tries < 64; tries++) {
+			struct lconn *c = &r->c[w5_pick(w, (uint32_t)w->users)];
+			if (!w5_online(c))
+				continue;
+			c->leave = 1;
+			c->off_us = W5_OFF_MIN_US + w5_pick(w, W5_OFF_MAX_US - W5_OFF_MIN_US + 1);
+			w->churn_credit -= 1;
+		}
+	}
+	for (int i = 0; i < w->users; i++) {
+		struct lconn *c = &r->c[i];
+		if (c->leave && c->st == C_READY && c->out_len == 0) {
+			/* Every client ack is written: close the write side, read to the end. */
+			shutdown(c->fd, SHUT_WR);
+			c->st = C_LEAVING;
+		} else if (c->st == C_DEAD && (now >= c->back_at || !w->churning)) {
+			if (conn_open(r, i) != 0)
+				r->errors++;
+		}
+	}
+}
+
+/* Final phase: everyone online and drained, every acked copy received, no ack pending. */
+static int w5_done(struct run *r)
+{
+	struct w5 *w = r->w5;
+	uint64_t now = now_us();
+	if (now < w->last_scan + 100000u)
+		return 0;
+	w->last_scan = now;
+	for (int i = 0; i < w->users; i++)
+		if (r->c[i].st != C_READY || !r->c[i].drained)
+			return 0;
+	for (size_t i = 0; i < w->nsends; i++) {
+		const struct w5send *s = &w->sends[i];
+		int sender_here = r->c[s->from].sess == s->from_sess;
+		for (uint32_t k = 0; k < s->n; k++) {
+			const struct w5copy *cp = &w->copies[s->first + k];
+			if ((cp->acked && !cp->got) || (!cp->acked && sender_here))
+				return 0;
+		}
+	}
+	return 1;
+}
+
+/* Percentile (ms) of the samples delivered in [from_ms, to_ms). */
+static double w5_pct(const struct w5 *w, uint32_t from_ms, uint32_t to_ms, double q, uint32_t *tmp)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < w->nlat; i++)
+		if (w->lat[i].at_ms >= from_ms && w->lat[i].at_ms < to_ms)
+			tmp[n++] = w->lat[i].us;
+	return pct(tmp, n, q);
+}
+
+/* W5: users identities for secs seconds at rate msgs/s; see above. */
+static int w5(struct proc *srv, struct user *users, int nusers, double rate, double secs,
+              struct result *res)
+{
+	struct run r;
+	struct w5 w = {0};
+	memset(res, 0, sizeof *res);
+	run_init(&r, srv, users, nusers, 0);
+	w.users = nusers;
+	w.rate = rate;
+	w.rng = 0x9e3779b97f4a7c15ull ^ now_us();
+	seal_message(&w.tmpl, &w.tmpl_len, &users[0], &users[1], VEIL_E2E_TEXT, 100);
+	/* A group text carries the creator and group ID (16 bytes) before the text. */
+	seal_message(&w.gtmpl, &w.gtmpl_len, &users[0], &users[1], VEIL_E2E_GROUP_TEXT, 116);
+	if (connect_all(&r, 60) != 0) {
+		fprintf(stderr, "chatbench: W5: could not connect %d clients\n", nusers);
+		res->errors = 1;
+		goto out;
+	}
+	r.w5 = &w;
+	w.t0 = now_us();
+	w.t_warm = w.t0 + (uint64_t)(secs * 1e6 / 5);
+	w.t_end = w.t0 + (uint64_t)(secs * 1e6);
+	w.next_rss = w.t0;
+	w.sending = w.churning = 1;
+	uint64_t logins0 = r.logins;
+	loop(&r, w.t_end, never);
+	uint64_t cpu = proc_cpu_us(srv->pid) - w.cpu_warm, logins = r.logins - w.logins_warm;
+	long rss_end = proc_rss_kb(srv->pid);
+	w.t_end = now_us();
+	/* Stop sending and churning; everyone logs in again and drains. */
+	w.sending = w.churning = 0;
+	loop(&r, now_us() + 60000000u, w5_done);
+	/* Let the last client acks reach the server before closing. */
+	loop(&r, now_us() + 300000u, never);
+
+	double post_s = (double)(w.t_end - w.t_warm) / 1e6;
+	res->w5 = 1;
+	res->secs = secs;
+	res->warm_s = (double)(w.t_warm - w.t0) / 1e6;
+	res->msgs_s = (double)w.delivered / post_s;
+	res->cpu_us_msg = w.delivered ? (double)cpu / (double)w.delivered : 0;
+	res->logins = (double)(r.logins - logins0);
+	res->logins_s = (double)logins / post_s;
+	uint32_t *tmp = malloc((w.nlat + 1) * sizeof *tmp);
+	uint32_t warm_ms = (uint32_t)((w.t_warm - w.t0) / 1000u);
+	uint32_t end_ms = (uint32_t)((w.t_end - w.t0) / 1000u);
+	res->p50 = w5_pct(&w, warm_ms, end_ms, 0.5, tmp);
+	res->p99 = w5_pct(&w, warm_ms, end_ms, 0.99, tmp);
+	res->p999 = w5_pct(&w, warm_ms, end_ms, 0.999, tmp);
+	/* Windows of 30 s after the warm-up (at least two); the remainder joins the last. */
+	double win_s = W5_WINDOW_S;
+	if (post_s < 2 * win_s)
+		win_s = post_s / 2;
+	int nwin = (int)(post_s / win_s);
+	if (nwin < 1)
+		nwin = 1;
+	uint32_t win_ms = (uint32_t)(win_s * 1000);
+	res->window_s = win_s;
+	res->p99_first = w5_pct(&w, warm_ms, warm_ms + win_ms, 0.99, tmp);
+	res->p99_last = w5_pct(&w, warm_ms + (uint32_t)(nwin - 1) * win_ms, end_ms, 0.99, tmp);
+	res->p99_drift = res->p99_first > 0 ? res->p99_last / res->p99_first : 0;
+	fprintf(stderr, "chatbench: W5 p99 ms per %.0f-s window:", win_s);
+	for (int k = 0; k < nwin; k++)
+		fprintf(stderr, " %.2f",
+		        w5_pct(&w, warm_ms + (uint32_t)k * win_ms,
+		               k == nwin - 1 ? end_ms : warm_ms + (uint32_t)(k + 1) * win_ms, 0.99,
+		               tmp));
+	fprintf(stderr, "\n");
+	free(tmp);
+	res->rss_warm_kb = (double)w.rss_warm;
+	res->rss_end_kb = (double)rss_end;
+	res->rss_growth_kb = (double)(rss_end - w.rss_warm);
+	res->rss_kb_min = res->rss_growth_kb / (post_s / 60);
+	fprintf(stderr, "chatbench: W5 veild RSS KB every 5 s:");
+	for (int k = 0; k < w.nrss; k++)
+		fprintf(stderr, " %ld", w.rss[k]);
+	fprintf(stderr, " (end %ld)\n", rss_end);
+
+	uint64_t acked = 0, unacked_got = 0, shown = 0;
+	for (size_t i = 0; i < w.nsends; i++) {
+		const struct w5send *s = &w.sends[i];
+		for (uint32_t k = 0; k < s->n; k++) {
+			const struct w5copy *cp = &w.copies[s->first + k];
+			acked += cp->acked != 0;
+			unacked_got += !cp->acked && cp->got;
+			if (cp->acked && !cp->got) {
+				res->lost++;
+				if (shown++ < 5)
+					fprintf(
+					    stderr,
+					    "chatbench: W5 lost: message %016llx from %.8s to "
+					    "%.8s (sent at +%.3f s)\n",
+					    (unsigned long long)((run_tag << SEQ_BITS) | (i + 1)),
+					    (const char *)users[s->from].id,
+					    (const char *)users[cp->to].id,
+					    (double)(s->t_us - w.t0) / 1e6);
+			}
+		}
+	}
+	res->dups = w.dups;
+	fprintf(stderr,
+	        "chatbench: W5 %zu sends, %zu copies (%llu acked, %llu received without an ack "
+	        "because the sender left), %llu logins, %llu sends without an online sender\n",
+	        w.nsends, w.ncopies, (unsigned long long)acked, (unsigned long long)unacked_got,
+	        (unsigned long long)(r.logins - logins0), (unsigned long long)w.no_sender);
+out:
+	res->errors += r.errors;
+	r.w5 = NULL;
+	free(w.sends);
+	free(w.copies);
+	free(w.lat);
+	free(w.tmpl);
+	free(w.gtmpl);
+	run_free(&r);
+	return 0;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -1030,7 +1534,19 @@ static void med(struct result *out, struct result *rs, int n)
 	M(cpu_us_msg);
 	M(logins_s);
 	M(bytes_per_conn);
+	M(logins);
+	M(warm_s);
+	M(secs);
+	M(rss_warm_kb);
+	M(rss_end_kb);
+	M(rss_growth_kb);
+	M(rss_kb_min);
+	M(window_s);
+	M(p99_first);
+	M(p99_last);
+	M(p99_drift);
 #undef M
+	out->w5 = rs[0].w5;
 	out->lost = out->dups = out->errors = 0;
 	for (int i = 0; i < n; i++) {
 		out->lost += rs[i].lost;
@@ -1054,15 +1570,26 @@ static void report(const char *name, const struct result *veil, const struct res
 	if (bare && bare->msgs_s > 0)
 		snprintf(ratio, sizeof ratio, "%.2f", veil->msgs_s / bare->msgs_s);
 	printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f %8.0f %9.0f %5llu %5llu\n", name,
-	       veil->msgs_s, ratio, veil->p50, veil->p99, veil->p999, veil->cpu_us_msg,
-	       veil->logins_s, veil->bytes_per_conn, (unsigned long long)veil->lost,
-	       (unsigned long long)veil->dups);
+	       veil->msgs_s, ratio[0] || !veil->w5 ? ratio : "-", veil->p50, veil->p99, veil->p999,
+	       veil->cpu_us_msg, veil->logins_s, veil->bytes_per_conn,
+	       (unsigned long long)veil->lost, (unsigned long long)veil->dups);
 	if (bare)
 		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f\n", "  bare relay, same load",
 		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999, bare->cpu_us_msg);
 	if (pump)
 		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f\n", "  bare relay, coalesced",
 		       pump->msgs_s, "", pump->p50, pump->p99, pump->p999, pump->cpu_us_msg);
+	if (veil->w5) {
+		printf("%-28s %.0f KB after %.0f s warm-up, %.0f KB at %.0f s: %+.0f KB "
+		       "(%+.1f KB/min)\n",
+		       "  veild RSS", veil->rss_warm_kb, veil->warm_s, veil->rss_end_kb, veil->secs,
+		       veil->rss_growth_kb, veil->rss_kb_min);
+		printf("%-28s first %.2f ms, last %.2f ms (%.0f-s windows): drift x%.2f\n",
+		       "  p99 after warm-up", veil->p99_first, veil->p99_last, veil->window_s,
+		       veil->p99_drift);
+		printf("%-28s %.0f logins with a full handshake (%.0f/s after warm-up)\n",
+		       "  churn", veil->logins, veil->logins_s);
+	}
 	fflush(stdout);
 	if (veil->lost || veil->dups || veil->errors) {
 		fprintf(stderr, "chatbench: %s: %llu lost, %llu duplicated, %llu errors\n", name,
@@ -1076,31 +1603,51 @@ static void report(const char *name, const struct result *veil, const struct res
 		        "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"cpu_us\": %.2f, "
 		        "\"logins_s\": %.0f, \"bytes_per_conn\": %.0f, \"lost\": %llu, \"dups\": "
 		        "%llu, \"errors\": %llu, \"bare_msgs_s\": %.0f, \"bare_cpu_us\": %.2f, "
-		        "\"coalesced_msgs_s\": %.0f, \"coalesced_cpu_us\": %.2f}",
+		        "\"coalesced_msgs_s\": %.0f, \"coalesced_cpu_us\": %.2f",
 		        json_first ? "" : ",", name, veil->msgs_s, ratio[0] ? ratio : "null",
 		        veil->p50, veil->p99, veil->p999, veil->cpu_us_msg, veil->logins_s,
 		        veil->bytes_per_conn, (unsigned long long)veil->lost,
 		        (unsigned long long)veil->dups, (unsigned long long)veil->errors,
 		        bare ? bare->msgs_s : 0, bare ? bare->cpu_us_msg : 0,
 		        pump ? pump->msgs_s : 0, pump ? pump->cpu_us_msg : 0);
+		if (veil->w5)
+			fprintf(json,
+			        ", \"secs\": %.0f, \"warmup_s\": %.0f, \"logins\": %.0f, "
+			        "\"rss_warmup_kb\": %.0f, \"rss_end_kb\": %.0f, \"rss_growth_kb\": "
+			        "%.0f, \"rss_growth_kb_per_min\": %.2f, \"p99_window_s\": %.0f, "
+			        "\"p99_first_window_ms\": %.3f, \"p99_last_window_ms\": %.3f, "
+			        "\"p99_drift\": %.3f",
+			        veil->secs, veil->warm_s, veil->logins, veil->rss_warm_kb,
+			        veil->rss_end_kb, veil->rss_growth_kb, veil->rss_kb_min,
+			        veil->window_s, veil->p99_first, veil->p99_last, veil->p99_drift);
+		fprintf(json, "}");
 		json_first = 0;
 	}
+}
+
+/* Whether the --only list names workload w (any case: --only w5 works). */
+static int want(const char *only, const char *w)
+{
+	return strcasestr(only, w) != NULL;
 }
 
 static void usage(void)
 {
 	printf("Usage: chatbench [--smoke] [--runs N] [--secs S] [--idle N] [--drain RxM]\n"
-	       "                 [--only W1,W2,W3,W4] [--json FILE] [--bin DIR]\n"
+	       "                 [--only W1,W2,W3,W4,W5] [--json FILE] [--bin DIR]\n"
 	       "                 [--pairs N] [--window N] [--handoff-ms N]\n"
+	       "                 [--w5-secs S] [--w5-rate MSGS] [--w5-users N]\n"
 	       "Measures veild against a bare relay in the same run (see the file header).\n"
-	       "--handoff-ms is passed to veild (0: every message is stored before its ack).\n");
+	       "--handoff-ms is passed to veild (0: every message is stored before its ack).\n"
+	       "W5 (mixed, default 300 s at 5000 msgs/s over 2000 users) takes --runs times\n"
+	       "that long; --only W5 runs it alone.\n");
 }
 
 int main(int argc, char **argv)
 {
-	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000;
-	double secs = 8;
-	const char *only = "W1,W2,W3,W4", *json_path = NULL;
+	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000, w5_users = 2000;
+	double secs = 8, w5_secs = 300, w5_rate = 5000;
+	const char *only = "W1,W2,W3,W4,W5", *json_path = NULL;
 	static const struct option opts[] = {{"smoke", no_argument, NULL, 's'},
 	                                     {"runs", required_argument, NULL, 'r'},
 	                                     {"secs", required_argument, NULL, 't'},
@@ -1112,6 +1659,9 @@ int main(int argc, char **argv)
 	                                     {"window", required_argument, NULL, 'w'},
 	                                     {"pairs", required_argument, NULL, 'p'},
 	                                     {"handoff-ms", required_argument, NULL, 'H'},
+	                                     {"w5-secs", required_argument, NULL, 'S'},
+	                                     {"w5-rate", required_argument, NULL, 'R'},
+	                                     {"w5-users", required_argument, NULL, 'U'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int o;
@@ -1133,6 +1683,9 @@ int main(int argc, char **argv)
 		case 'p': opt_pairs = (int)strtol(optarg, NULL, 10); break;
 		case 'w': opt_window = (int)strtol(optarg, NULL, 10); break;
 		case 'H': opt_handoff = optarg; break;
+		case 'S': w5_secs = strtod(optarg, NULL); break;
+		case 'R': w5_rate = strtod(optarg, NULL); break;
+		case 'U': w5_users = (int)strtol(optarg, NULL, 10); break;
 		default: usage(); return o == 'h' ? 0 : 2;
 		}
 	}
@@ -1144,6 +1697,16 @@ int main(int argc, char **argv)
 		idle = 200;
 		drain_r = 20;
 		drain_m = 50;
+		w5_secs = 10;
+		w5_rate = 500;
+		w5_users = 100;
+	}
+	if (w5_secs < 5 || w5_rate <= 0 || w5_users <= W5_GROUP) {
+		fprintf(stderr,
+		        "chatbench: W5 needs --w5-secs >= 5, --w5-rate > 0 and more than %d "
+		        "users\n",
+		        W5_GROUP);
+		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (veil_crypto_init() != 0)
@@ -1160,11 +1723,15 @@ int main(int argc, char **argv)
 
 	int pairs_list[] = {10, 100, 500};
 	double paced_list[] = {1000, 5000, 20000};
-	int nusers = strstr(only, "W2") ? idle : 0;
+	int nusers = want(only, "W2") ? idle : 0;
 	if (nusers < 2000)
 		nusers = 2000;
 	if (nusers < 2 * drain_r)
 		nusers = 2 * drain_r;
+	if ((rlim_t)w5_users + 100 > rl.rlim_cur)
+		w5_users = (int)rl.rlim_cur - 100;
+	if (want(only, "W5") && nusers < w5_users)
+		nusers = w5_users;
 	struct user *users = calloc((size_t)nusers, sizeof *users);
 
 	struct proc srv = {0};
@@ -1185,7 +1752,7 @@ int main(int argc, char **argv)
 	       "lost", "dups");
 
 	struct result rs[MAXRUNS], br[MAXRUNS], bc[MAXRUNS], m, mb, mc;
-	if (strstr(only, "W3")) {
+	if (want(only, "W3")) {
 		for (size_t k = 0; k < VEIL_ARRAY_LEN(pairs_list); k++) {
 			int np = smoke ? 10 : opt_pairs ? opt_pairs : pairs_list[k];
 			for (int i = 0; i < runs; i++) {
@@ -1242,14 +1809,14 @@ int main(int argc, char **argv)
 				break;
 		}
 	}
-	if (strstr(only, "W1")) {
+	if (want(only, "W1")) {
 		for (int i = 0; i < runs; i++)
 			if (w1(&srv, users, smoke ? 20 : 200, secs, &rs[i]) != 0)
 				failures++;
 		med(&m, rs, runs);
 		report("W1 handshake storm (CPU us/login)", &m, NULL, NULL);
 	}
-	if (strstr(only, "W2")) {
+	if (want(only, "W2")) {
 		/* A fresh process, so that memory freed by earlier workloads does not hide the cost. */
 		for (int i = 0; i < runs; i++)
 			if (restart_veild(&srv) != 0 || w2(&srv, users, idle, &rs[i]) != 0)
@@ -1259,13 +1826,24 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "W2 %d idle (CPU us/s)", idle);
 		report(name, &m, NULL, NULL);
 	}
-	if (strstr(only, "W4")) {
+	if (want(only, "W4")) {
 		for (int i = 0; i < runs; i++)
 			if (w4(&srv, users, drain_r, drain_m, &rs[i]) != 0)
 				failures++;
 		med(&m, rs, runs);
 		char name[64];
 		snprintf(name, sizeof name, "W4 drain %dx%d", drain_r, drain_m);
+		report(name, &m, NULL, NULL);
+	}
+	if (want(only, "W5")) {
+		/* A fresh process, so that its memory growth is W5's alone. */
+		for (int i = 0; i < runs; i++)
+			if (restart_veild(&srv) != 0 ||
+			    w5(&srv, users, w5_users, w5_rate, w5_secs, &rs[i]) != 0)
+				failures++;
+		med(&m, rs, runs);
+		char name[64];
+		snprintf(name, sizeof name, "W5 mixed %.0f s, %d users", w5_secs, w5_users);
 		report(name, &m, NULL, NULL);
 	}
 	stop_proc(&srv);
