@@ -433,6 +433,17 @@ static int conn_open(struct run *r, int i)
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	set_nonblock(c->fd);
+	/*
+	 * Spread the connections over source addresses 127.0.0.2-251: one
+	 * address has ~28k ephemeral ports, and the TIME_WAIT left by a
+	 * handshake storm or by closing 19k idle connections would use them up
+	 * for the next minute.
+	 */
+	struct sockaddr_in src = {.sin_family = AF_INET,
+	                          .sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)i % 250u)};
+	setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+	if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0)
+		return -1;
 	struct sockaddr_in a = {.sin_family = AF_INET,
 	                        .sin_port = htons(r->srv->port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
