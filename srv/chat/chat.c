@@ -47,6 +47,7 @@ struct conn {
 	uint64_t delivered_seq;
 	struct put_ctx *live_head, *live_tail; /* handed off, not yet acked, oldest first */
 	uint32_t live_n;
+	uint32_t held_n;      /* of those, not written to the store yet */
 	uint64_t live_after;  /* hand-off only once chat->puts_done reaches this */
 	size_t write_pending; /* bytes in out plus bytes handed to uv_write */
 	struct conn *dirty_next;
@@ -106,6 +107,7 @@ struct veil_chat {
 	struct conn **map;
 	size_t map_size, map_count;
 	struct veil_chat_stats st;
+	struct veil_chat_stats st_logged; /* as of the last minute's log line */
 	uint8_t rbuf[65536];
 };
 
@@ -690,6 +692,8 @@ static void held_unlink(struct veil_chat *chat, struct put_ctx *p)
 	p->hprev = p->hnext = NULL;
 	p->held = 0;
 	chat->held_bytes -= p->len;
+	if (p->live != NULL)
+		p->live->held_n--;
 }
 
 /* The oldest message handed off to c from sender with msg_id and not acked yet. */
@@ -719,13 +723,12 @@ static void drop_live(struct conn *c)
 	struct veil_chat *chat = c->chat;
 	struct put_ctx *p;
 	while ((p = c->live_head) != NULL) {
-		live_unlink(p);
 		if (p->held) {
 			p->delivered = 0;
 			store_held(chat, p);
-		} else {
-			put_maybe_free(p);
 		}
+		live_unlink(p);
+		put_maybe_free(p);
 	}
 }
 
@@ -774,6 +777,7 @@ static void hand_off(struct veil_chat *chat, struct conn *r, struct put_ctx *p)
 		r->live_head = p;
 	r->live_tail = p;
 	r->live_n++;
+	r->held_n++;
 	p->held = 1;
 	p->deadline = uv_now(chat->loop) + chat->srv->cfg.handoff_ms;
 	p->hprev = chat->held_tail;
@@ -879,7 +883,7 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 	if (r != NULL && !r->closing) {
 		/* Keep the store's order: what r holds unacked goes first, and no hand-off
 		 * to r until this message is through the store. */
-		for (struct put_ctx *q = r->live_head; q != NULL; q = q->lnext)
+		for (struct put_ctx *q = r->live_head; q != NULL && r->held_n > 0; q = q->lnext)
 			if (q->held)
 				store_held(chat, q);
 		store_put(chat, p);
@@ -1188,9 +1192,27 @@ static void expire_done(uv_work_t *req, int status)
 	free(w);
 }
 
+/* Once a minute, what the service did in it (counts only), if anything. */
+static void log_minute(struct veil_chat *chat)
+{
+	const struct veil_chat_stats *a = &chat->st, *b = &chat->st_logged;
+	if (a->logins == b->logins && a->messages_in == b->messages_in &&
+	    a->messages_out == b->messages_out)
+		return;
+	veil_log_info("chat: %llu connections; last minute: %llu logins, %llu messages in, %llu "
+	              "delivered, %llu acked by the receiver before any disk write",
+	              (unsigned long long)a->connections,
+	              (unsigned long long)(a->logins - b->logins),
+	              (unsigned long long)(a->messages_in - b->messages_in),
+	              (unsigned long long)(a->messages_out - b->messages_out),
+	              (unsigned long long)(a->handoffs - b->handoffs));
+	chat->st_logged = *a;
+}
+
 static void on_expire(uv_timer_t *t)
 {
 	struct veil_chat *chat = t->data;
+	log_minute(chat);
 	struct expire_work *w = calloc(1, sizeof *w);
 	if (w == NULL)
 		return;
