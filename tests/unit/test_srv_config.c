@@ -1,0 +1,83 @@
+/*
+ * veild's settings: defaults, one setting by name (the flags), bounds and
+ * clear errors, and the INI file with and without its [veild] section.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "veil/crypto.h"
+#include "../../srv/config.h"
+#include "t.h"
+
+static void test_defaults(void)
+{
+	struct veil_config c;
+	veil_config_defaults(&c);
+	CHECK(strcmp(c.listen, "127.0.0.1") == 0);
+	CHECK(c.chat_port == 5222 && c.http_port == 8080);
+	CHECK(c.queue_limit == 10000 && c.queue_ttl_s == 14 * 24 * 3600);
+	CHECK(c.handoff_ms == 100);
+}
+
+static void test_set_and_bounds(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK_RC(veil_config_set(&c, "handoff-ms", "0", err, sizeof err), 0);
+	CHECK(c.handoff_ms == 0);
+	CHECK_RC(veil_config_set(&c, "handoff-ms", "10000", err, sizeof err), 0);
+	CHECK(c.handoff_ms == 10000);
+	/* Refused values leave the setting as it was and say which one. */
+	CHECK_RC(veil_config_set(&c, "handoff-ms", "10001", err, sizeof err), VEIL_EINVAL);
+	CHECK(c.handoff_ms == 10000 && strstr(err, "handoff-ms") != NULL);
+	CHECK_RC(veil_config_set(&c, "handoff-ms", "-1", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "handoff-ms", "5x", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "handoff-ms", "", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "chat-port", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "chat-port", "65536", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "chat-port", "6000", err, sizeof err), 0);
+	CHECK(c.chat_port == 6000);
+	CHECK_RC(veil_config_set(&c, "no-such-setting", "1", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "no-such-setting") != NULL);
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	int rc = fputs(text, f) < 0 ? -1 : 0;
+	return fclose(f) != 0 ? -1 : rc;
+}
+
+static void test_ini_file(void)
+{
+	char dir[] = "/tmp/veil-test-config.XXXXXX", path[64], err[256] = "";
+	struct veil_config c;
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/veild.conf", dir);
+	veil_config_defaults(&c);
+	CHECK(write_file(path, "[veild]\nhandoff-ms = 250\nqueue-limit = 50\n") == 0);
+	CHECK_RC(veil_config_load(&c, path, err, sizeof err), 0);
+	CHECK(c.handoff_ms == 250 && c.queue_limit == 50);
+	/* Without a section header too. */
+	CHECK(write_file(path, "handoff-ms = 0\n") == 0);
+	CHECK_RC(veil_config_load(&c, path, err, sizeof err), 0);
+	CHECK(c.handoff_ms == 0);
+	/* A bad value names the file and the line. */
+	CHECK(write_file(path, "chat-port = 1\nhandoff-ms = lots\n") == 0);
+	CHECK_RC(veil_config_load(&c, path, err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "handoff-ms") != NULL && strstr(err, "line 2") != NULL);
+	unlink(path);
+	CHECK_RC(veil_config_load(&c, path, err, sizeof err), VEIL_EIO);
+	rmdir(dir);
+}
+
+T_MAIN_BEGIN
+RUN(test_defaults);
+RUN(test_set_and_bounds);
+RUN(test_ini_file);
+T_MAIN_END
