@@ -843,8 +843,8 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		conn_fail(c, 0, "Sender identity does not match the logged-in identity");
 		return;
 	}
-	veil_id_str(rid, m.receiver);
 	if (!receiver_ok(chat, m.receiver)) {
+		veil_id_str(rid, m.receiver);
 		snprintf(text, sizeof text, "Message to %s not delivered: unknown identity", rid);
 		send_text(c, VEIL_CSP_ALERT, 0, text);
 		return;

@@ -13,18 +13,26 @@
 static struct it_server srv;
 static struct it_user alice, bob, carol;
 
-/* Sends one text and waits for the server ack; returns its message id or 0. */
-static uint64_t send_text(struct it_conn *c, const struct it_user *from, const struct it_user *to,
-                          const char *text)
+/* Sends one text without waiting for the server ack; returns its message id or 0. */
+static uint64_t send_nowait(struct it_conn *c, const struct it_user *from, const struct it_user *to,
+                            const char *text, uint8_t flags)
 {
 	struct veil_buf m;
 	uint64_t id = veil_random_u64();
 	veil_buf_init(&m, 8192);
-	int rc = it_text(&m, from, to, id, text, 0);
+	int rc = it_text(&m, from, to, id, text, flags);
 	if (rc == 0)
 		rc = it_send(c, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
 	veil_buf_release(&m);
-	if (rc != 0 || it_expect(c, VEIL_CSP_OUTGOING_ACK, 5000) != 0)
+	return rc == 0 ? id : 0;
+}
+
+/* Sends one text and waits for the server ack; returns its message id or 0. */
+static uint64_t send_text(struct it_conn *c, const struct it_user *from, const struct it_user *to,
+                          const char *text)
+{
+	uint64_t id = send_nowait(c, from, to, text, 0);
+	if (id == 0 || it_expect(c, VEIL_CSP_OUTGOING_ACK, 5000) != 0)
 		return 0;
 	if (memcmp(c->buf + 4, to->id, 8) != 0 || veil_load_u64le(c->buf + 12) != id)
 		return 0;
@@ -251,20 +259,6 @@ static int tree_contains(const char *dir, const char *needle)
 	}
 	closedir(d);
 	return found;
-}
-
-/* Sends one text without waiting for the server ack; returns its message id or 0. */
-static uint64_t send_nowait(struct it_conn *c, const struct it_user *from, const struct it_user *to,
-                            const char *text, uint8_t flags)
-{
-	struct veil_buf m;
-	uint64_t id = veil_random_u64();
-	veil_buf_init(&m, 8192);
-	int rc = it_text(&m, from, to, id, text, flags);
-	if (rc == 0)
-		rc = it_send(c, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
-	veil_buf_release(&m);
-	return rc == 0 ? id : 0;
 }
 
 /* Waits for the server ack of id (other frames are skipped). */
