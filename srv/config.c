@@ -34,6 +34,10 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->match_rate_per_min = 4000;
 	cfg->oprf_rate_per_min = 600;
 	cfg->revoke_rate_per_min = 5;
+	cfg->chat_conn_per_addr = 1000;
+	cfg->chat_handshakes_per_addr = 32;
+	cfg->chat_conn_rate_per_min = 1200;
+	cfg->store_check_ms = 10000;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -125,6 +129,18 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "blob-persist-ttl") == 0) {
 		if ((rc = parse_uint(v, 1, 10ul * 365 * 24 * 3600, &n)) == 0)
 			cfg->blob_persist_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "chat-conn-per-addr") == 0) {
+		if ((rc = parse_uint(v, 1, VEIL_CHAT_MAX_CONNECTIONS, &n)) == 0)
+			cfg->chat_conn_per_addr = (uint32_t)n;
+	} else if (strcmp(key, "chat-handshakes-per-addr") == 0) {
+		if ((rc = parse_uint(v, 1, VEIL_CHAT_MAX_CONNECTIONS, &n)) == 0)
+			cfg->chat_handshakes_per_addr = (uint32_t)n;
+	} else if (strcmp(key, "chat-conn-rate") == 0) {
+		if ((rc = parse_uint(v, 0, 100000000, &n)) == 0)
+			cfg->chat_conn_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "store-check-ms") == 0) {
+		if ((rc = parse_uint(v, 0, 3600000, &n)) == 0)
+			cfg->store_check_ms = (uint32_t)n;
 	} else if (strcmp(key, "log-level") == 0) {
 		if ((rc = veil_log_parse_level(v, &lvl)) == 0)
 			cfg->log_level = (int)lvl;

@@ -2,11 +2,15 @@
  * veild: the Veil server daemon. With no arguments it runs every service on
  * loopback with an embedded SQLite store in ./var/veil.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -46,6 +50,11 @@ static void usage(FILE *f)
 	    "  --blob-ttl SECONDS   lifetime of a blob (1209600 = 14 days)\n"
 	    "  --blob-persist-ttl SECONDS  lifetime of a persistent (group) blob (7776000 = 90 "
 	    "days)\n"
+	    "  --chat-conn-per-addr N  chat connections one client address may hold (1000)\n"
+	    "  --chat-handshakes-per-addr N  of those, still in the handshake (32)\n"
+	    "  --chat-conn-rate N   new chat connections per address per minute (1200; 0 = any)\n"
+	    "  --store-check-ms N   time the integrity check of the store may take at start\n"
+	    "                       (10000; 0 = no check)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -58,6 +67,9 @@ static void usage(FILE *f)
 	    "  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
 	    "  --help               show this help\n"
 	    "  --version            show the version\n"
+	    "\n"
+	    "Files and directories veild creates are readable by its user only (mode 0600 and\n"
+	    "0700); one data directory serves one veild at a time (a lock file, veild.lock).\n"
 	    "\n"
 	    "SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
 	    "connected clients get a close-error that lets them reconnect.\n");
@@ -87,6 +99,10 @@ static const struct option long_opts[] = {
     {"oprf-rate", required_argument, NULL, 0},
     {"revoke-rate", required_argument, NULL, 0},
     {"handoff-ms", required_argument, NULL, 0},
+    {"chat-conn-per-addr", required_argument, NULL, 0},
+    {"chat-handshakes-per-addr", required_argument, NULL, 0},
+    {"chat-conn-rate", required_argument, NULL, 0},
+    {"store-check-ms", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -151,18 +167,79 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 	return 0;
 }
 
+/*
+ * Takes the data directory's lock (flock on DIR/veild.lock, held until
+ * exit), so that two veild never share a store. Returns the lock's fd or -1
+ * with a message printed.
+ */
+static int lock_data_dir(const char *dir)
+{
+	char path[1100];
+	snprintf(path, sizeof path, "%s/veild.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "veild: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (errno == EWOULDBLOCK || errno == EAGAIN)
+			fprintf(stderr,
+			        "veild: the data directory %s is in use by another veild%s%s%s\n",
+			        dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+		else
+			fprintf(stderr, "veild: cannot lock %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	char line[32];
+	int n = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n)
+		veil_log_warn("veild: cannot write the pid to %s", path);
+	return fd;
+}
+
+/* Warns if other users may read or enter the data directory. */
+static void check_data_dir_mode(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) == 0 && (st.st_mode & 077) != 0)
+		veil_log_warn(
+		    "veild: the data directory %s is open to other users (mode %03o): it "
+		    "holds the server's secret keys and every queued message; chmod 700 it",
+		    dir, (unsigned)(st.st_mode & 0777));
+}
+
+/* Why the store did not open, in words an operator can act on. */
+static void store_open_error(const char *path, int rc, const char *why)
+{
+	const char *hint = "";
+	if (rc == VEIL_ECORRUPT)
+		hint = " (the store is damaged: restore it from a backup, or move it away to "
+		       "start with an empty one)";
+	else if (rc == VEIL_ENOSPC)
+		hint = " (free some space on its file system)";
+	fprintf(stderr, "veild: cannot open the store %s: %s%s\n", path,
+	        why[0] ? why : veil_strerror(rc), hint);
+}
+
 int main(int argc, char **argv)
 {
 	static struct veil_server srv;
 	struct app app = {0};
 	struct veil_http *http = NULL;
 	char err[512], dbpath[1100], hex[VEIL_HEX_LEN(32)];
-	int rc = 1;
+	int rc = 1, lock_fd = -1;
 
 	veil_config_defaults(&srv.cfg);
 	if (parse_args(argc, argv, &srv.cfg) != 0)
 		return 2;
 	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);
+	/* Everything veild writes (store, keys, blobs) is its user's alone. */
+	umask(077);
 	signal(SIGPIPE, SIG_IGN);
 	if (veil_crypto_init() != 0) {
 		fprintf(stderr, "veild: cannot initialise libsodium\n");
@@ -170,6 +247,12 @@ int main(int argc, char **argv)
 	}
 	if (veil_server_keys_load(&srv.keys, srv.cfg.data_dir, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
+		return 1;
+	}
+	check_data_dir_mode(srv.cfg.data_dir);
+	lock_fd = lock_data_dir(srv.cfg.data_dir);
+	if (lock_fd < 0) {
+		veil_server_keys_free(&srv.keys);
 		return 1;
 	}
 	app.loop = uv_default_loop();
@@ -182,24 +265,24 @@ int main(int argc, char **argv)
 	struct veil_store_opts so = {.path = dbpath,
 	                             .queue_limit = srv.cfg.queue_limit,
 	                             .wake = veil_chat_store_wake,
-	                             .wake_arg = app.chat};
+	                             .wake_arg = app.chat,
+	                             .check_ms = srv.cfg.store_check_ms,
+	                             .err = err,
+	                             .errcap = sizeof err};
+	err[0] = '\0';
 	int src = veil_store_open(&srv.store, &so);
 	if (src != 0) {
-		fprintf(stderr, "veild: cannot open the store %s: %s\n", dbpath,
-		        veil_strerror(src));
+		store_open_error(dbpath, src, err);
 		goto out;
 	}
-	if (veil_chat_start(app.chat) != 0) {
-		fprintf(stderr, "veild: cannot listen on %s:%u (is another server running?)\n",
-		        srv.cfg.listen, srv.cfg.chat_port);
+	if (veil_chat_start(app.chat, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
 		goto out;
 	}
 	if (veil_http_start(&http, &srv) != 0) {
 		fprintf(stderr,
 		        "veild: cannot listen on %s:%u for HTTP (is another server running?)\n",
 		        srv.cfg.listen, srv.cfg.http_port);
-		veil_chat_shutdown(app.chat);
-		uv_run(app.loop, UV_RUN_DEFAULT);
 		goto out;
 	}
 	uv_signal_init(app.loop, &app.sigint);
@@ -225,6 +308,11 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	veil_http_stop(http);
+	if (app.chat != NULL && rc != 0) {
+		/* A failed start: close every handle the chat service put on the loop. */
+		veil_chat_shutdown(app.chat);
+		uv_run(app.loop, UV_RUN_DEFAULT);
+	}
 	/* Finishes queued writes durably and runs their completions. */
 	veil_store_close(srv.store);
 	srv.store = NULL;
@@ -232,8 +320,11 @@ out:
 		uv_run(app.loop, UV_RUN_NOWAIT);
 		veil_chat_free(app.chat);
 	}
-	uv_loop_close(app.loop);
+	if (app.loop != NULL && uv_loop_close(app.loop) != 0)
+		veil_log_error("veild: handles left open at exit");
 	veil_server_keys_free(&srv.keys);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	if (rc == 0)
 		veil_log_info("veild: stopped");
 	return rc;

@@ -10,6 +10,9 @@
 #include "veil/crypto.h"
 #include "store/store.h"
 
+/* Most connections the chat service holds at once (all addresses together). */
+#define VEIL_CHAT_MAX_CONNECTIONS 19000
+
 struct veil_config {
 	char data_dir[1024];   /* --data, default ./var/veil */
 	char listen[64];       /* --listen, default 127.0.0.1 */
@@ -26,6 +29,12 @@ struct veil_config {
 	uint32_t blob_ttl_s; /* --blob-ttl, lifetime of a blob, default 14 days */
 	uint32_t blob_persist_ttl_s; /* --blob-persist-ttl, of a persistent blob, default 90 days */
 	int log_level;               /* enum veil_log_level */
+	uint32_t store_check_ms;     /* --store-check-ms, integrity check at start, 0 = none */
+
+	/* Per client address on the chat port (srv/chat/chat.c). */
+	uint32_t chat_conn_per_addr;       /* --chat-conn-per-addr, connections in total */
+	uint32_t chat_handshakes_per_addr; /* --chat-handshakes-per-addr, not yet logged in */
+	uint32_t chat_conn_rate_per_min;   /* --chat-conn-rate, new connections a minute, 0 = any */
 
 	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
 	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */

@@ -24,6 +24,8 @@ enum veil_err {
 	VEIL_EREPLAY = -13,  /* a nonce or token was seen before */
 	VEIL_EAUTH = -14,    /* the peer refused our credentials */
 	VEIL_EKEY = -15,     /* a public key differs from the pinned one */
+	VEIL_ENOSPC = -16,   /* the disk (or a quota of the file system) is full */
+	VEIL_ECORRUPT = -17, /* stored data failed an integrity check */
 };
 
 /* Returns a static, human-readable description of an error code. */

@@ -19,6 +19,8 @@ const char *veil_strerror(int err)
 	case VEIL_EREPLAY: return "replayed nonce or token";
 	case VEIL_EAUTH: return "authentication refused";
 	case VEIL_EKEY: return "public key mismatch";
+	case VEIL_ENOSPC: return "disk full";
+	case VEIL_ECORRUPT: return "data corrupt";
 	default: return "unknown error";
 	}
 }

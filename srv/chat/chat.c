@@ -14,6 +14,7 @@
  * Memory per idle connection is kept small: the read buffer is shared by
  * the loop and a connection holds bytes only while a frame is incomplete.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,7 @@ struct conn {
 	unsigned fetch_pending : 1;
 	unsigned fetch_wanted : 1; /* a fetch waits for writes to drain */
 	unsigned refetch : 1;      /* a message was left in the store while fetching */
+	unsigned in_handshake : 1; /* counted in addr->handshaking */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;
@@ -57,6 +59,25 @@ struct conn {
 	struct veil_csp_server hs;
 	struct veil_csp_login_info *login; /* only during the handshake */
 	struct veil_buf pend;              /* bytes of an incomplete unit */
+	struct addr_ent *addr;             /* the client address's counters */
+};
+
+/*
+ * Per client address: connections held, of those still in the handshake,
+ * and a token bucket of new connections. IPv6 addresses count by their /64
+ * (one subscriber's prefix). Keys are hashed with a random key, so a
+ * stranger cannot aim at one chain. An entry lives while it has
+ * connections, and until its bucket is full again.
+ */
+#define ADDR_BUCKETS 8192
+#define ADDR_MAX_ENTRIES (4 * VEIL_CHAT_MAX_CONNECTIONS)
+#define ADDR_LOG_EVERY_MS 10000
+struct addr_ent {
+	struct addr_ent *next;
+	uint8_t key[16];
+	uint32_t total, handshaking;
+	uint64_t tokens_milli; /* new connections allowed now, in thousandths */
+	uint64_t refill_ms;
 };
 
 /*
@@ -108,6 +129,13 @@ struct veil_chat {
 	size_t map_size, map_count;
 	struct veil_chat_stats st;
 	struct veil_chat_stats st_logged; /* as of the last minute's log line */
+	struct addr_ent **addrs;          /* ADDR_BUCKETS chains */
+	size_t naddrs;
+	uint8_t addr_hash_key[crypto_shorthash_KEYBYTES];
+	uint64_t addr_purged_ms;
+	/* Connections refused by a per-address limit since the last log line. */
+	uint64_t refused_total, refused_hs, refused_rate, refused_table;
+	uint64_t refused_logged_ms;
 	uint8_t rbuf[65536];
 };
 
@@ -165,7 +193,7 @@ static int vouch_ok(struct veil_chat *chat, struct conn *c, const struct veil_id
 	return veil_csp_server_vouch_check_ss1(&c->hs, e->ss1, rec->pk, c->login) == 0;
 }
 
-/* Returns 1 if id may receive messages (exists and is not revoked). */
+/* Returns 1 if id may receive messages (exists and is not revoked), 0 if not, -1 if the store failed. */
 static int receiver_ok(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN])
 {
 	uint64_t key = id_key(id), h = key * 0x9e3779b97f4a7c15ull;
@@ -174,8 +202,13 @@ static int receiver_ok(struct veil_chat *chat, const uint8_t id[static VEIL_ID_L
 	struct veil_identity_rec rec;
 	if (e->key == key && e->until_ms > now)
 		return 1;
-	if (veil_store_identity_get(chat->srv->store, id, &rec) != 0 ||
-	    rec.state == VEIL_IDENTITY_INVALID)
+	int rc = veil_store_identity_get(chat->srv->store, id, &rec);
+	if (rc != 0 && rc != VEIL_ENOTFOUND) {
+		veil_log_error("chat: store error while looking up a recipient: %s",
+		               veil_strerror(rc));
+		return -1;
+	}
+	if (rc != 0 || rec.state == VEIL_IDENTITY_INVALID)
 		return 0;
 	e->key = key;
 	e->until_ms = now + VEIL_CHAT_ID_CACHE_MS;
@@ -405,6 +438,165 @@ static void conn_fail(struct conn *c, int reconnect, const char *why)
 	maybe_finish(c);
 }
 
+/* --- per-address limits --- */
+
+/* The key of a peer address: IPv4 (also v4-mapped) in full, IPv6 by its /64. */
+static int addr_key(const uv_tcp_t *tcp, uint8_t key[static 16])
+{
+	struct sockaddr_storage sa;
+	int len = sizeof sa;
+	memset(key, 0, 16);
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0)
+		return -1;
+	if (sa.ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)&sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa.ss_family != AF_INET6)
+		return -1;
+	const uint8_t *a = ((const struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (memcmp(a, mapped, 12) == 0) {
+		key[0] = 4;
+		memcpy(key + 1, a + 12, 4);
+	} else {
+		key[0] = 6;
+		memcpy(key + 1, a, 8);
+	}
+	return 0;
+}
+
+static size_t addr_bucket(const struct veil_chat *chat, const uint8_t key[static 16])
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, key, 16, chat->addr_hash_key);
+	return (size_t)(veil_load_u64le(h) & (ADDR_BUCKETS - 1));
+}
+
+/* Refills e's bucket up to one minute's worth. */
+static void addr_refill(const struct veil_chat *chat, struct addr_ent *e, uint64_t now)
+{
+	uint64_t cap = (uint64_t)chat->srv->cfg.chat_conn_rate_per_min * 1000u;
+	if (now > e->refill_ms) {
+		/* rate per minute = rate thousandths per 60 ms */
+		uint64_t add = (now - e->refill_ms) * chat->srv->cfg.chat_conn_rate_per_min / 60u;
+		e->tokens_milli = e->tokens_milli + add > cap ? cap : e->tokens_milli + add;
+		e->refill_ms = now;
+	}
+}
+
+/* Forgets entries with no connection and a full bucket (or all idle ones if force). */
+static void addr_purge(struct veil_chat *chat, uint64_t now, int force)
+{
+	uint64_t cap = (uint64_t)chat->srv->cfg.chat_conn_rate_per_min * 1000u;
+	for (size_t i = 0; i < ADDR_BUCKETS; i++) {
+		struct addr_ent **pp = &chat->addrs[i];
+		while (*pp != NULL) {
+			struct addr_ent *e = *pp;
+			addr_refill(chat, e, now);
+			if (e->total == 0 && (force || e->tokens_milli >= cap)) {
+				*pp = e->next;
+				free(e);
+				chat->naddrs--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+	chat->addr_purged_ms = now;
+}
+
+static void addr_log_refusals(struct veil_chat *chat, uint64_t now)
+{
+	uint64_t n =
+	    chat->refused_total + chat->refused_hs + chat->refused_rate + chat->refused_table;
+	if (n == 0 || now - chat->refused_logged_ms < ADDR_LOG_EVERY_MS)
+		return;
+	const struct veil_config *cfg = &chat->srv->cfg;
+	veil_log_warn("chat: refused %llu connections over per-address limits in the last %llu s: "
+	              "%llu over --chat-conn-per-addr %u, %llu over --chat-handshakes-per-addr %u, "
+	              "%llu over --chat-conn-rate %u/min, %llu with the address table full",
+	              (unsigned long long)n,
+	              (unsigned long long)((now - chat->refused_logged_ms) / 1000u),
+	              (unsigned long long)chat->refused_total, (unsigned)cfg->chat_conn_per_addr,
+	              (unsigned long long)chat->refused_hs, (unsigned)cfg->chat_handshakes_per_addr,
+	              (unsigned long long)chat->refused_rate, (unsigned)cfg->chat_conn_rate_per_min,
+	              (unsigned long long)chat->refused_table);
+	chat->refused_total = chat->refused_hs = chat->refused_rate = chat->refused_table = 0;
+	chat->refused_logged_ms = now;
+}
+
+/*
+ * Counts a new connection against its address. Returns 0, or -1 if a
+ * per-address limit refuses it (counted for the log line).
+ */
+static int addr_admit(struct veil_chat *chat, struct conn *c)
+{
+	const struct veil_config *cfg = &chat->srv->cfg;
+	uint8_t key[16];
+	uint64_t now = veil_mono_ms();
+	if (addr_key(&c->tcp, key) != 0)
+		return -1;
+	size_t b = addr_bucket(chat, key);
+	struct addr_ent *e = chat->addrs[b];
+	while (e != NULL && memcmp(e->key, key, 16) != 0)
+		e = e->next;
+	if (e == NULL) {
+		if (chat->naddrs >= ADDR_MAX_ENTRIES && now - chat->addr_purged_ms >= 1000)
+			addr_purge(chat, now, 1);
+		if (chat->naddrs >= ADDR_MAX_ENTRIES || (e = calloc(1, sizeof *e)) == NULL) {
+			chat->refused_table++;
+			return -1;
+		}
+		memcpy(e->key, key, 16);
+		e->tokens_milli = (uint64_t)cfg->chat_conn_rate_per_min * 1000u;
+		e->refill_ms = now;
+		e->next = chat->addrs[b];
+		chat->addrs[b] = e;
+		chat->naddrs++;
+	}
+	if (e->total >= cfg->chat_conn_per_addr) {
+		chat->refused_total++;
+		return -1;
+	}
+	if (e->handshaking >= cfg->chat_handshakes_per_addr) {
+		chat->refused_hs++;
+		return -1;
+	}
+	if (cfg->chat_conn_rate_per_min > 0) {
+		addr_refill(chat, e, now);
+		if (e->tokens_milli < 1000) {
+			chat->refused_rate++;
+			return -1;
+		}
+		e->tokens_milli -= 1000;
+	}
+	e->total++;
+	e->handshaking++;
+	c->addr = e;
+	c->in_handshake = 1;
+	return 0;
+}
+
+/* The handshake is over (logged in): it no longer counts as one. */
+static void addr_handshake_done(struct conn *c)
+{
+	if (c->addr != NULL && c->in_handshake) {
+		c->addr->handshaking--;
+		c->in_handshake = 0;
+	}
+}
+
+static void addr_release(struct conn *c)
+{
+	if (c->addr == NULL)
+		return;
+	addr_handshake_done(c);
+	c->addr->total--;
+	c->addr = NULL;
+}
+
 /* --- connection lifetime --- */
 
 static void on_closed(uv_handle_t *h)
@@ -429,6 +621,7 @@ static void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	chat->st.connections--;
+	addr_release(c);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -843,7 +1036,16 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		conn_fail(c, 0, "Sender identity does not match the logged-in identity");
 		return;
 	}
-	if (!receiver_ok(chat, m.receiver)) {
+	int known = receiver_ok(chat, m.receiver);
+	if (known < 0) {
+		veil_id_str(rid, m.receiver);
+		snprintf(text, sizeof text,
+		         "Message to %s not delivered: temporary server error, try again later",
+		         rid);
+		send_text(c, VEIL_CSP_ALERT, 0, text);
+		return;
+	}
+	if (!known) {
 		veil_id_str(rid, m.receiver);
 		snprintf(text, sizeof text, "Message to %s not delivered: unknown identity", rid);
 		send_text(c, VEIL_CSP_ALERT, 0, text);
@@ -967,8 +1169,24 @@ static void finish_login(struct conn *c)
 	struct veil_identity_rec rec;
 	uint8_t ack[VEIL_CSP_LOGIN_ACK_LEN];
 	struct veil_csp_login_info *li = c->login;
-	if (veil_store_identity_get(chat->srv->store, li->identity, &rec) != 0 ||
-	    rec.state == VEIL_IDENTITY_INVALID || !vouch_ok(chat, c, &rec)) {
+	int rc = veil_store_identity_get(chat->srv->store, li->identity, &rec);
+	if (rc != 0 && rc != VEIL_ENOTFOUND) {
+		/*
+		 * The store failed, not the client: say so loudly here, and tell the
+		 * client to come back (a login-ack opens the session the close-error
+		 * needs; nothing else is sent or accepted before the close).
+		 */
+		veil_log_error("chat: store error while looking up an identity at login: %s",
+		               veil_strerror(rc));
+		if (veil_csp_server_login_ack(&c->hs, ack) == 0 &&
+		    send_raw(c, ack, sizeof ack) == 0) {
+			c->st = ST_AUTHED;
+			addr_handshake_done(c);
+		}
+		conn_fail(c, 1, "Temporary server error");
+		return;
+	}
+	if (rc != 0 || rec.state == VEIL_IDENTITY_INVALID || !vouch_ok(chat, c, &rec)) {
 		/* Unknown identity or a vouch that does not prove the key: drop silently. */
 		chat->st.protocol_errors++;
 		conn_fail(c, 0, "login refused");
@@ -986,6 +1204,7 @@ static void finish_login(struct conn *c)
 		return;
 	}
 	c->st = ST_AUTHED;
+	addr_handshake_done(c);
 	c->idle_ms = VEIL_CHAT_IDLE_DEFAULT_S * 1000u;
 	c->deadline_ms = veil_mono_ms() + c->idle_ms;
 	struct conn *old = map_get(chat, c->id_key);
@@ -1141,9 +1360,11 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_tcp_init(chat->loop, &c->tcp);
 	c->tcp.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-	    chat->st.connections >= VEIL_CHAT_MAX_CONNECTIONS || chat->stopping) {
+	    chat->st.connections >= VEIL_CHAT_MAX_CONNECTIONS || chat->stopping ||
+	    addr_admit(chat, c) != 0) {
 		c->closed = 1;
 		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		addr_log_refusals(chat, veil_mono_ms());
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
@@ -1169,6 +1390,9 @@ static void on_sweep(uv_timer_t *t)
 			conn_fail(c, 1, "Connection idle timeout");
 		c = next;
 	}
+	addr_log_refusals(chat, now);
+	if (now - chat->addr_purged_ms >= 10000)
+		addr_purge(chat, now, 0);
 }
 
 struct expire_work {
@@ -1246,7 +1470,11 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 	chat->map_size = 1024;
 	chat->map = calloc(chat->map_size, sizeof *chat->map);
 	chat->ss1_cache = calloc(SS1_CACHE_SLOTS, sizeof *chat->ss1_cache);
-	if (chat->map == NULL || chat->ss1_cache == NULL || uv_mutex_init(&chat->async_lock) != 0) {
+	chat->addrs = calloc(ADDR_BUCKETS, sizeof *chat->addrs);
+	randombytes_buf(chat->addr_hash_key, sizeof chat->addr_hash_key);
+	if (chat->map == NULL || chat->ss1_cache == NULL || chat->addrs == NULL ||
+	    uv_mutex_init(&chat->async_lock) != 0) {
+		free(chat->addrs);
 		free(chat->ss1_cache);
 		free(chat->map);
 		free(chat);
@@ -1266,14 +1494,14 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 	return chat;
 }
 
-int veil_chat_start(struct veil_chat *chat)
+int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 {
 	struct sockaddr_storage addr;
 	const struct veil_config *cfg = &chat->srv->cfg;
 	int rc;
 	if (uv_ip4_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in *)&addr) != 0 &&
 	    uv_ip6_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in6 *)&addr) != 0) {
-		veil_log_error("chat: bad listen address %s", cfg->listen);
+		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
 		return VEIL_EINVAL;
 	}
 	uv_tcp_init(chat->loop, &chat->listener);
@@ -1281,8 +1509,15 @@ int veil_chat_start(struct veil_chat *chat)
 	chat->listening = 1;
 	if ((rc = uv_tcp_bind(&chat->listener, (struct sockaddr *)&addr, 0)) != 0 ||
 	    (rc = uv_listen((uv_stream_t *)&chat->listener, 1024, on_connection)) != 0) {
-		veil_log_error("chat: cannot listen on %s:%u: %s", cfg->listen, cfg->chat_port,
-		               uv_strerror(rc));
+		const char *hint = "";
+		if (rc == UV_EADDRINUSE)
+			hint = " (another program, perhaps another veild, listens there)";
+		else if (rc == UV_EADDRNOTAVAIL)
+			hint = " (no network interface of this machine has that address)";
+		else if (rc == UV_EACCES)
+			hint = " (ports below 1024 need privileges)";
+		snprintf(err, errcap, "cannot listen on %s:%u for chat: %s%s", cfg->listen,
+		         cfg->chat_port, uv_strerror(rc), hint);
 		return VEIL_EIO;
 	}
 	uv_prepare_start(&chat->flush, on_flush);
@@ -1327,6 +1562,14 @@ void veil_chat_free(struct veil_chat *chat)
 	uv_mutex_destroy(&chat->async_lock);
 	sodium_memzero(chat->ss1_cache, SS1_CACHE_SLOTS * sizeof *chat->ss1_cache);
 	free(chat->ss1_cache);
+	for (size_t i = 0; i < ADDR_BUCKETS; i++) {
+		while (chat->addrs[i] != NULL) {
+			struct addr_ent *e = chat->addrs[i];
+			chat->addrs[i] = e->next;
+			free(e);
+		}
+	}
+	free(chat->addrs);
 	free(chat->map);
 	free(chat);
 }

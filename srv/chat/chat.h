@@ -18,8 +18,7 @@ struct veil_chat;
 #define VEIL_CHAT_IDLE_MAX_S 600
 #define VEIL_CHAT_SHORT_LIVED_S 60
 #define VEIL_CHAT_FETCH_BATCH 256
-#define VEIL_CHAT_MAX_PENDING_WRITE (512 * 1024) /* stop draining the queue above this */
-#define VEIL_CHAT_MAX_CONNECTIONS 19000
+#define VEIL_CHAT_MAX_PENDING_WRITE (512 * 1024)    /* stop draining the queue above this */
 #define VEIL_CHAT_LIVE_MAX 1024                     /* handed off, unacked, per recipient */
 #define VEIL_CHAT_HELD_MAX_BYTES (64 * 1024 * 1024) /* handed off and not stored, in all */
 
@@ -30,7 +29,8 @@ struct veil_chat;
  * store, then veil_chat_start.
  */
 struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv);
-int veil_chat_start(struct veil_chat *chat);
+/* Returns 0, or a veil_err with the reason in err (one line, for the operator). */
+int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap);
 /* Store wake function: safe to call from any thread. */
 void veil_chat_store_wake(void *chat);
 /*

@@ -209,8 +209,17 @@ static int sq_err(int rc)
 	case SQLITE_NOMEM: return VEIL_ENOMEM;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED: return VEIL_EAGAIN;
+	case SQLITE_FULL: return VEIL_ENOSPC;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: return VEIL_ECORRUPT;
 	default: return VEIL_EIO;
 	}
+}
+
+/* The veil_err of db's last error (or of rc when db has none). */
+static int db_err(sqlite3 *db, int rc)
+{
+	return sq_err(db != NULL ? sqlite3_extended_errcode(db) : rc);
 }
 
 static sqlite3_stmt *stmt(struct sq_conn *c, enum sq_stmt i)
@@ -369,8 +378,9 @@ static int set_wal(sqlite3 *db)
 	int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_err(rc);
-	rc = VEIL_EIO;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	int r = sqlite3_step(st);
+	rc = r == SQLITE_ROW ? VEIL_EIO : db_err(db, r);
+	if (r == SQLITE_ROW) {
 		const unsigned char *mode = sqlite3_column_text(st, 0);
 		if (mode && strcmp((const char *)mode, "wal") == 0)
 			rc = 0;
@@ -380,7 +390,7 @@ static int set_wal(sqlite3 *db)
 }
 
 /* Brings the schema up to SQ_SCHEMA_VERSION in one transaction. */
-static int migrate(sqlite3 *db)
+static int migrate(sqlite3 *db, char *err, size_t errcap)
 {
 	int v = 0, rc;
 
@@ -391,6 +401,8 @@ static int migrate(sqlite3 *db)
 	if (rc != 0)
 		goto out;
 	if (v < 0 || v > SQ_SCHEMA_VERSION) {
+		snprintf(err, errcap, "schema version %d is newer than this veild knows (%d)", v,
+		         SQ_SCHEMA_VERSION);
 		rc = VEIL_EIO; /* written by a newer build */
 		goto out;
 	}
@@ -414,21 +426,70 @@ out:
 	return rc;
 }
 
-static int conn_open(struct sq_conn *c, const char *path, bool create)
+/*
+ * Reads every page of the database with PRAGMA quick_check, for at most
+ * limit_ms (a larger store is checked in part: the rest is skipped with a
+ * warning). Returns 0, VEIL_ECORRUPT with the first problem in err, or the
+ * error that stopped the check.
+ */
+static int progress_stop(void *arg)
+{
+	return veil_mono_ms() > *(const uint64_t *)arg;
+}
+
+static int quick_check(sqlite3 *db, uint32_t limit_ms, char *err, size_t errcap)
+{
+	uint64_t until = veil_mono_ms() + limit_ms;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errcap, "%s", sqlite3_errmsg(db));
+		return db_err(db, rc);
+	}
+	sqlite3_progress_handler(db, 1000, progress_stop, &until);
+	rc = sqlite3_step(st);
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	int out = 0;
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		if (v == NULL || strcmp(v, "ok") != 0) {
+			snprintf(err, errcap, "integrity check failed: %s", v ? v : "?");
+			for (char *p = err; *p != '\0'; p++)
+				if (*p == '\n' || *p == '\r')
+					*p = ' '; /* one line */
+			out = VEIL_ECORRUPT;
+		}
+	} else if (rc == SQLITE_INTERRUPT) {
+		veil_log_warn("store: the integrity check did not finish within %u ms; the rest of "
+		              "the store was not checked (see --store-check-ms)",
+		              (unsigned)limit_ms);
+	} else {
+		snprintf(err, errcap, "%s", sqlite3_errmsg(db));
+		out = db_err(db, rc);
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+static int conn_open(struct sq_conn *c, const char *path, bool create, uint32_t check_ms, char *err,
+                     size_t errcap)
 {
 	int rc;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 
+	err[0] = '\0';
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-		rc = VEIL_EIO;
+		rc = db_err(c->db, SQLITE_CANTOPEN);
 		goto out;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
 	rc = set_wal(c->db);
 	if (rc != 0)
+		goto out;
+	if (check_ms > 0 && (rc = quick_check(c->db, check_ms, err, errcap)) != 0)
 		goto out;
 	/*
 	 * FULL: every COMMIT fsyncs the WAL, so a committed batch survives a
@@ -445,7 +506,7 @@ static int conn_open(struct sq_conn *c, const char *path, bool create)
 		goto out;
 	}
 	if (create) {
-		rc = migrate(c->db);
+		rc = migrate(c->db, err, errcap);
 		if (rc != 0)
 			goto out;
 	}
@@ -459,6 +520,12 @@ static int conn_open(struct sq_conn *c, const char *path, bool create)
 	}
 	return 0;
 out:
+	if (err[0] == '\0' && c->db != NULL && sqlite3_system_errno(c->db) != 0)
+		snprintf(err, errcap, "%s (%s)", sqlite3_errmsg(c->db),
+		         strerror(sqlite3_system_errno(c->db)));
+	else if (err[0] == '\0')
+		snprintf(err, errcap, "%s",
+		         c->db != NULL ? sqlite3_errmsg(c->db) : veil_strerror(rc));
 	conn_close(c);
 	return rc;
 }
@@ -496,10 +563,12 @@ static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	b->mu_init = true;
 	b->queue_limit = queue_limit;
 	randombytes_buf(b->cache_key, sizeof(b->cache_key));
-	rc = conn_open(&b->q, opts->path, true);
+	char ebuf[256], *err = opts->err != NULL ? opts->err : ebuf;
+	size_t errcap = opts->err != NULL ? opts->errcap : sizeof ebuf;
+	rc = conn_open(&b->q, opts->path, true, opts->check_ms, err, errcap);
 	if (rc != 0)
 		goto out;
-	rc = conn_open(&b->sy, opts->path, false);
+	rc = conn_open(&b->sy, opts->path, false, 0, err, errcap);
 	if (rc != 0)
 		goto out;
 	*out = b;

@@ -56,14 +56,24 @@ struct veil_store_opts {
 	uint32_t queue_limit;    /* max queued messages per recipient, 0 = default 10000 */
 	void (*wake)(void *arg); /* called from the store thread when completions wait */
 	void *wake_arg;
+	/*
+	 * Integrity check at open: PRAGMA quick_check for at most this many
+	 * milliseconds (0 = none). A corrupt store fails the open with
+	 * VEIL_ECORRUPT.
+	 */
+	uint32_t check_ms;
+	char *err; /* if not NULL, why the open failed, in words (errcap bytes) */
+	size_t errcap;
 };
 
 struct veil_store;
 
 /*
  * Opens the store and starts its thread. Returns 0 or a negative veil_err
- * (VEIL_EINVAL without a path or wake function, VEIL_EIO if the database
- * cannot be opened or has a newer schema than this build knows).
+ * (VEIL_EINVAL without a path or wake function, VEIL_ECORRUPT if it is not
+ * a database or fails the integrity check, VEIL_ENOSPC if the disk is full,
+ * VEIL_EIO if the database cannot be opened or has a newer schema than this
+ * build knows).
  */
 int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts);
 /*
