@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,6 +241,12 @@ int main(int argc, char **argv)
 	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);
 	/* Everything veild writes (store, keys, blobs) is its user's alone. */
 	umask(077);
+	/* Room for every connection the services allow: the soft limit up to the hard one. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (veil_crypto_init() != 0) {
 		fprintf(stderr, "veild: cannot initialise libsodium\n");

@@ -135,7 +135,7 @@ struct veil_chat {
 	uint64_t addr_purged_ms;
 	/* Connections refused by a per-address limit since the last log line. */
 	uint64_t refused_total, refused_hs, refused_rate, refused_table;
-	uint64_t refused_logged_ms;
+	uint64_t refused_logged_ms, refused_since_ms;
 	uint8_t rbuf[65536];
 };
 
@@ -514,11 +514,11 @@ static void addr_log_refusals(struct veil_chat *chat, uint64_t now)
 	if (n == 0 || now - chat->refused_logged_ms < ADDR_LOG_EVERY_MS)
 		return;
 	const struct veil_config *cfg = &chat->srv->cfg;
-	veil_log_warn("chat: refused %llu connections over per-address limits in the last %llu s: "
+	veil_log_warn("chat: refused %llu connections over per-address limits in %llu s: "
 	              "%llu over --chat-conn-per-addr %u, %llu over --chat-handshakes-per-addr %u, "
 	              "%llu over --chat-conn-rate %u/min, %llu with the address table full",
 	              (unsigned long long)n,
-	              (unsigned long long)((now - chat->refused_logged_ms) / 1000u),
+	              (unsigned long long)((now - chat->refused_since_ms + 999u) / 1000u),
 	              (unsigned long long)chat->refused_total, (unsigned)cfg->chat_conn_per_addr,
 	              (unsigned long long)chat->refused_hs, (unsigned)cfg->chat_handshakes_per_addr,
 	              (unsigned long long)chat->refused_rate, (unsigned)cfg->chat_conn_rate_per_min,
@@ -536,6 +536,8 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	const struct veil_config *cfg = &chat->srv->cfg;
 	uint8_t key[16];
 	uint64_t now = veil_mono_ms();
+	if (chat->refused_total + chat->refused_hs + chat->refused_rate + chat->refused_table == 0)
+		chat->refused_since_ms = now;
 	if (addr_key(&c->tcp, key) != 0)
 		return -1;
 	size_t b = addr_bucket(chat, key);
@@ -556,14 +558,7 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 		chat->addrs[b] = e;
 		chat->naddrs++;
 	}
-	if (e->total >= cfg->chat_conn_per_addr) {
-		chat->refused_total++;
-		return -1;
-	}
-	if (e->handshaking >= cfg->chat_handshakes_per_addr) {
-		chat->refused_hs++;
-		return -1;
-	}
+	/* Every attempt takes a token, refused or not. */
 	if (cfg->chat_conn_rate_per_min > 0) {
 		addr_refill(chat, e, now);
 		if (e->tokens_milli < 1000) {
@@ -571,6 +566,14 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 			return -1;
 		}
 		e->tokens_milli -= 1000;
+	}
+	if (e->total >= cfg->chat_conn_per_addr) {
+		chat->refused_total++;
+		return -1;
+	}
+	if (e->handshaking >= cfg->chat_handshakes_per_addr) {
+		chat->refused_hs++;
+		return -1;
 	}
 	e->total++;
 	e->handshaking++;

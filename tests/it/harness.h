@@ -31,6 +31,7 @@ struct it_server {
 	char http_url[128];
 	char dir_url[160];
 	uint8_t csp_pk[32];
+	const char *extra[8]; /* more veild arguments, NULL-terminated */
 };
 
 static inline uint16_t it_free_port(void)
@@ -92,8 +93,11 @@ static inline int it_start(struct it_server *srv)
 		snprintf(logp, sizeof logp, "%s/veild.log", srv->data);
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
-		execl(exe, exe, "--data", srv->data, "--chat-port", cport, "--http-port", hport,
-		      "--dir-rate", "100000", (char *)NULL);
+		const char *argv[24] = {exe,           "--data", srv->data,    "--chat-port", cport,
+		                        "--http-port", hport,    "--dir-rate", "100000"};
+		for (size_t i = 0; i < 8 && srv->extra[i] != NULL; i++)
+			argv[9 + i] = srv->extra[i];
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
