@@ -38,6 +38,7 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->chat_handshakes_per_addr = 32;
 	cfg->chat_conn_rate_per_min = 1200;
 	cfg->store_check_ms = 10000;
+	cfg->store_reserve_mb = 64;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -138,6 +139,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "chat-conn-rate") == 0) {
 		if ((rc = parse_uint(v, 0, 100000000, &n)) == 0)
 			cfg->chat_conn_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "store-reserve-mb") == 0) {
+		if ((rc = parse_uint(v, 0, 65536, &n)) == 0)
+			cfg->store_reserve_mb = (uint32_t)n;
 	} else if (strcmp(key, "store-check-ms") == 0) {
 		if ((rc = parse_uint(v, 0, 3600000, &n)) == 0)
 			cfg->store_check_ms = (uint32_t)n;

@@ -56,6 +56,8 @@ static void usage(FILE *f)
 	    "  --chat-conn-rate N   new chat connections per address per minute (1200; 0 = any)\n"
 	    "  --store-check-ms N   time the integrity check of the store may take at start\n"
 	    "                       (10000; 0 = no check)\n"
+	    "  --store-reserve-mb N disk space held in reserve beside the store and released\n"
+	    "                       when the disk fills, so that acks still free space (64)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -104,6 +106,7 @@ static const struct option long_opts[] = {
     {"chat-handshakes-per-addr", required_argument, NULL, 0},
     {"chat-conn-rate", required_argument, NULL, 0},
     {"store-check-ms", required_argument, NULL, 0},
+    {"store-reserve-mb", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -274,6 +277,7 @@ int main(int argc, char **argv)
 	                             .wake = veil_chat_store_wake,
 	                             .wake_arg = app.chat,
 	                             .check_ms = srv.cfg.store_check_ms,
+	                             .reserve_bytes = (uint64_t)srv.cfg.store_reserve_mb << 20,
 	                             .err = err,
 	                             .errcap = sizeof err};
 	err[0] = '\0';

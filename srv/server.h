@@ -30,6 +30,7 @@ struct veil_config {
 	uint32_t blob_persist_ttl_s; /* --blob-persist-ttl, of a persistent blob, default 90 days */
 	int log_level;               /* enum veil_log_level */
 	uint32_t store_check_ms;     /* --store-check-ms, integrity check at start, 0 = none */
+	uint32_t store_reserve_mb;   /* --store-reserve-mb, disk kept free for acks, 0 = none */
 
 	/* Per client address on the chat port (srv/chat/chat.c). */
 	uint32_t chat_conn_per_addr;       /* --chat-conn-per-addr, connections in total */

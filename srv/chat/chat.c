@@ -150,6 +150,7 @@ static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
 static void start_fetch(struct conn *c);
 static void drop_live(struct conn *c);
+static void on_acked(void *arg, int rc);
 struct put_ctx;
 static struct put_ctx *live_find(struct conn *c, const uint8_t sender[static VEIL_ID_LEN],
                                  uint64_t msg_id);
@@ -674,7 +675,7 @@ static void deliver_rec(struct conn *c, const struct veil_msg_rec *r)
 	c->chat->st.messages_out++;
 	if (r->flags & VEIL_MSG_FLAG_NO_SERVER_ACK)
 		(void)veil_store_msg_ack(c->chat->srv->store, c->identity, r->sender, r->msg_id,
-		                         NULL, NULL);
+		                         on_acked, NULL);
 }
 
 static void on_fetch(void *arg, int rc, struct veil_msg_rec *msgs, size_t n)
@@ -818,11 +819,13 @@ static void on_put(void *arg, int rc, uint64_t seq)
 			push_to_recipient(chat, p, seq);
 		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
 			send_ack(s, p->receiver, p->msg_id);
-	} else if (rc == VEIL_ELIMIT) {
+	} else if (rc == VEIL_ELIMIT || rc == VEIL_ENOSPC) {
+		/* Refused, and the session goes on: the sender may try again later. */
 		veil_id_str(rid, p->receiver);
-		char text[128];
-		snprintf(text, sizeof text,
-		         "Message to %s not delivered: the recipient's queue is full", rid);
+		char text[160];
+		snprintf(text, sizeof text, "Message to %s not delivered: %s", rid,
+		         rc == VEIL_ENOSPC ? "the server is out of disk space, try again later"
+		                           : "the recipient's queue is full");
 		if (!s->closing)
 			send_text(s, VEIL_CSP_ALERT, 0, text);
 	} else {
@@ -987,10 +990,26 @@ static void hand_off(struct veil_chat *chat, struct conn *r, struct put_ctx *p)
 	chat->held_bytes += p->len;
 }
 
+/* A recipient's ack that the store could not carry out is delivered again later. */
+static void ack_failed(int rc)
+{
+	if (rc != 0 && rc != VEIL_ENOTFOUND && rc != VEIL_ECLOSED)
+		veil_log_error(
+		    "chat: an ack could not be stored (%s): the message will be delivered "
+		    "again",
+		    veil_strerror(rc));
+}
+
+static void on_acked(void *arg, int rc)
+{
+	(void)arg;
+	ack_failed(rc);
+}
+
 static void on_live_acked(void *arg, int rc)
 {
 	struct put_ctx *p = arg;
-	(void)rc;
+	ack_failed(rc);
 	p->ack_busy = 0;
 	live_unlink(p);
 	put_maybe_free(p);
@@ -1123,8 +1142,8 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 			return;
 		}
 		if (!live_ack(c, id, msg_id))
-			(void)veil_store_msg_ack(chat->srv->store, c->identity, id, msg_id, NULL,
-			                         NULL);
+			(void)veil_store_msg_ack(chat->srv->store, c->identity, id, msg_id,
+			                         on_acked, NULL);
 		break;
 	case VEIL_CSP_PUSH_TOKEN:
 	case VEIL_CSP_PUSH_TOKEN_HIGH:

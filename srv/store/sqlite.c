@@ -11,11 +11,15 @@
  * The schema version lives in PRAGMA user_version; migrations[] holds the
  * steps from each version to the next, applied in one transaction at open.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -28,6 +32,9 @@
 #define SQ_ID_ATTEMPTS 32      /* fresh random IDs tried before giving up */
 #define SQ_CACHE_SLOTS 8192    /* per-recipient count cache, a power of two */
 #define SQ_CACHE_MAX_USED 6144 /* cleared when this full */
+#define SQ_WAL_PAGES 8192 /* autocheckpoint (32 MiB of WAL), unless the disk reserve is small */
+#define SQ_STR_(x) #x
+#define SQ_STR(x) SQ_STR_(x)
 
 static const char *const migrations[] = {
     /* 0 -> 1 */
@@ -201,6 +208,21 @@ struct sq_backend {
 	struct sq_cache_slot *cache;
 	size_t cache_used;
 	uint8_t cache_key[crypto_shorthash_KEYBYTES];
+	/*
+	 * Disk full (store thread only). A reserve file holds reserve_bytes of
+	 * the disk; when a write finds the disk full it is deleted, so that
+	 * acks and expiry (which need a little room in the WAL to delete) go
+	 * on, and new messages are refused without a try except one probe a
+	 * second, until one fits again.
+	 */
+	char reserve_path[1100];
+	uint64_t reserve_bytes;
+	bool reserve_present;
+	bool full;
+	uint64_t full_probe_ms;    /* next put tried while full */
+	uint64_t reserve_check_ms; /* next attempt to make the reserve again */
+	uint64_t refused_full;     /* puts refused since the disk filled */
+	unsigned batch_puts_ok;    /* puts stored in the open batch */
 };
 
 static int sq_err(int rc)
@@ -499,8 +521,9 @@ static int conn_open(struct sq_conn *c, const char *path, bool create, uint32_t 
 	 */
 	if (sqlite3_exec(c->db,
 	                 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-	                 "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=8192;"
-	                 "PRAGMA journal_size_limit=67108864",
+	                 "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=" SQ_STR(
+	                     SQ_WAL_PAGES) ";"
+	                                   "PRAGMA journal_size_limit=67108864",
 	                 NULL, NULL, NULL) != SQLITE_OK) {
 		rc = VEIL_EIO;
 		goto out;
@@ -543,6 +566,8 @@ static void sq_close(void *be)
 	free(b);
 }
 
+static int reserve_make(struct sq_backend *b);
+
 static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit)
 {
 	struct sq_backend *b;
@@ -571,6 +596,28 @@ static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	rc = conn_open(&b->sy, opts->path, false, 0, err, errcap);
 	if (rc != 0)
 		goto out;
+	snprintf(b->reserve_path, sizeof b->reserve_path, "%s.reserve", opts->path);
+	b->reserve_bytes = opts->reserve_bytes;
+	/*
+	 * The WAL is checkpointed before it holds half the reserve, so that on a
+	 * full disk the released reserve can take a checkpoint (which grows the
+	 * database by what the WAL holds) and the WAL is then reused from its
+	 * start instead of growing.
+	 */
+	if (b->reserve_bytes > 0 && b->reserve_bytes / 8192 < SQ_WAL_PAGES) {
+		char sql[64];
+		uint64_t pages = b->reserve_bytes / 8192 < 64 ? 64 : b->reserve_bytes / 8192;
+		snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%llu",
+		         (unsigned long long)pages);
+		sqlite3_exec(b->q.db, sql, NULL, NULL, NULL);
+	}
+	if (b->reserve_bytes > 0 && reserve_make(b) != 0)
+		veil_log_warn(
+		    "store: no room for the %llu-byte disk reserve beside %s: a full disk "
+		    "may stop acks from freeing space",
+		    (unsigned long long)b->reserve_bytes, opts->path);
+	else if (b->reserve_bytes == 0)
+		unlink(b->reserve_path);
 	*out = b;
 	return 0;
 out:
@@ -592,6 +639,16 @@ static int sq_batch_commit(void *be)
 	return exec_done(stmt(&b->q, ST_COMMIT));
 }
 
+/*
+ * While the disk is full: move what the WAL holds into the database, so the
+ * next writes reuse the WAL from its start instead of needing more disk.
+ */
+static void full_checkpoint(struct sq_backend *b)
+{
+	if (b->full && sqlite3_get_autocommit(b->q.db) != 0)
+		sqlite3_wal_checkpoint_v2(b->q.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
 static void sq_batch_rollback(void *be)
 {
 	struct sq_backend *b = be;
@@ -599,6 +656,7 @@ static void sq_batch_rollback(void *be)
 	if (sqlite3_get_autocommit(b->q.db) == 0)
 		(void)exec_done(stmt(&b->q, ST_ROLLBACK));
 	cache_clear(b);
+	full_checkpoint(b);
 }
 
 /* Looks up a queued message's seq; 0 = found (VEIL_EEXIST for the caller). */
@@ -1275,16 +1333,136 @@ unlock:
 	return rc;
 }
 
+/* --- disk full --- */
+
+/* Allocates the reserve file; 0, or -1 (nothing left behind) if there is no room. */
+static int reserve_make(struct sq_backend *b)
+{
+	if (b->reserve_bytes == 0 || b->reserve_present)
+		return 0;
+	int fd = open(b->reserve_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = posix_fallocate(fd, 0, (off_t)b->reserve_bytes);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = errno;
+	close(fd);
+	if (rc != 0) {
+		unlink(b->reserve_path);
+		return -1;
+	}
+	b->reserve_present = true;
+	return 0;
+}
+
+static void full_enter(struct sq_backend *b)
+{
+	uint64_t now = veil_mono_ms();
+	b->full_probe_ms = now + 1000;
+	if (b->full)
+		return;
+	b->full = true;
+	b->refused_full = 0;
+	if (b->reserve_present) {
+		unlink(b->reserve_path);
+		b->reserve_present = false;
+		veil_log_error(
+		    "store: disk full: new messages are refused until space returns; the "
+		    "%llu-byte reserve was released so that acks and expiry can go on",
+		    (unsigned long long)b->reserve_bytes);
+	} else {
+		veil_log_error("store: disk full: new messages are refused until space returns (no "
+		               "reserve was left to release)");
+	}
+}
+
+static int sq_q_put_guarded(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	struct sq_backend *b = be;
+	if (b->full) {
+		uint64_t now = veil_mono_ms();
+		if (now < b->full_probe_ms) {
+			*seq = 0;
+			b->refused_full++;
+			return VEIL_ENOSPC;
+		}
+		b->full_probe_ms = now + 1000; /* one try a second */
+	}
+	int rc = sq_q_put(be, m, seq);
+	if (rc == VEIL_ENOSPC)
+		full_enter(b);
+	else if (rc == 0)
+		b->batch_puts_ok++;
+	return rc;
+}
+
+static int sq_batch_begin_guarded(void *be)
+{
+	struct sq_backend *b = be;
+	b->batch_puts_ok = 0;
+	int rc = sq_batch_begin(be);
+	if (rc == VEIL_ENOSPC)
+		full_enter(b);
+	return rc;
+}
+
+static int sq_batch_commit_guarded(void *be)
+{
+	struct sq_backend *b = be;
+	int rc = sq_batch_commit(be);
+	if (rc == VEIL_ENOSPC) {
+		full_enter(b);
+		return rc;
+	}
+	if (rc != 0)
+		return rc;
+	full_checkpoint(b);
+	uint64_t now = veil_mono_ms();
+	if (b->full && b->batch_puts_ok > 0) {
+		b->full = false;
+		veil_log_info("store: disk space is back: messages are stored again (%llu refused "
+		              "while the disk was full)",
+		              (unsigned long long)b->refused_full);
+	}
+	/* Once there is room for it and some, the reserve is made again. */
+	if (!b->full && !b->reserve_present && b->reserve_bytes > 0 && now >= b->reserve_check_ms) {
+		struct statvfs vf;
+		b->reserve_check_ms = now + 10000;
+		if (statvfs(b->reserve_path, &vf) == 0 &&
+		    (uint64_t)vf.f_bavail * vf.f_frsize >= 2 * b->reserve_bytes &&
+		    reserve_make(b) == 0)
+			veil_log_info("store: the disk reserve is in place again");
+	}
+	return 0;
+}
+
+static int sq_q_ack_checked(void *be, const uint8_t recipient[static VEIL_ID_LEN],
+                            const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id)
+{
+	int rc = sq_q_ack(be, recipient, sender, msg_id);
+	if (rc == VEIL_ENOSPC)
+		full_enter(be);
+	return rc;
+}
+
+static int sq_q_expire_checked(void *be, uint64_t now_ms, uint64_t *deleted)
+{
+	int rc = sq_q_expire(be, now_ms, deleted);
+	if (rc == VEIL_ENOSPC)
+		full_enter(be);
+	return rc;
+}
+
 const struct veil_store_ops veil_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
-    .batch_begin = sq_batch_begin,
-    .batch_commit = sq_batch_commit,
+    .batch_begin = sq_batch_begin_guarded,
+    .batch_commit = sq_batch_commit_guarded,
     .batch_rollback = sq_batch_rollback,
-    .q_put = sq_q_put,
-    .q_ack = sq_q_ack,
-    .q_expire = sq_q_expire,
+    .q_put = sq_q_put_guarded,
+    .q_ack = sq_q_ack_checked,
+    .q_expire = sq_q_expire_checked,
     .q_fetch = sq_q_fetch,
     .s_identity_create = sq_identity_create,
     .s_identity_get = sq_identity_get,

@@ -62,6 +62,11 @@ struct veil_store_opts {
 	 * VEIL_ECORRUPT.
 	 */
 	uint32_t check_ms;
+	/*
+	 * Bytes kept in a reserve file beside the database (0 = none), released
+	 * when the disk fills so that acks and expiry can still free space.
+	 */
+	uint64_t reserve_bytes;
 	char *err; /* if not NULL, why the open failed, in words (errcap bytes) */
 	size_t errcap;
 };
