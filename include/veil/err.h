@@ -24,6 +24,7 @@ enum veil_err {
 	VEIL_EREPLAY = -13,  /* a nonce or token was seen before */
 	VEIL_EAUTH = -14,    /* the peer refused our credentials */
 	VEIL_EKEY = -15,     /* a public key differs from the pinned one */
+	VEIL_EQUOTA = -16,   /* one party's share of a shared limit is used up */
 };
 
 /* Returns a static, human-readable description of an error code. */
