@@ -622,11 +622,18 @@ static void on_put(void *arg, int rc, uint64_t seq)
 			push_to_recipient(chat, p, seq);
 		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
 			send_ack(s, p->receiver, p->msg_id);
-	} else if (rc == VEIL_ELIMIT) {
+	} else if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA) {
+		/*
+		 * Refused, so not acked (the client may send it again later). The
+		 * alert names the cause: a full queue waits for the recipient,
+		 * a used-up share (VEIL_EQUOTA) on this sender's own messages.
+		 */
 		veil_id_str(rid, p->receiver);
 		char text[128];
-		snprintf(text, sizeof text,
-		         "Message to %s not delivered: the recipient's queue is full", rid);
+		snprintf(text, sizeof text, "Message to %s not delivered: %s", rid,
+		         rc == VEIL_EQUOTA
+		             ? "the recipient's queue holds too many messages from you"
+		             : "the recipient's queue is full");
 		if (!s->closing)
 			send_text(s, VEIL_CSP_ALERT, 0, text);
 	} else {

@@ -31,6 +31,7 @@ struct it_server {
 	char http_url[128];
 	char dir_url[160];
 	uint8_t csp_pk[32];
+	const char *extra[9]; /* up to 8 more veild flags, then NULL */
 };
 
 static inline uint16_t it_free_port(void)
@@ -92,8 +93,12 @@ static inline int it_start(struct it_server *srv)
 		snprintf(logp, sizeof logp, "%s/veild.log", srv->data);
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
-		execl(exe, exe, "--data", srv->data, "--chat-port", cport, "--http-port", hport,
-		      "--dir-rate", "100000", (char *)NULL);
+		const char *argv[] = {exe,           "--data",      srv->data,     "--chat-port",
+		                      cport,         "--http-port", hport,         "--dir-rate",
+		                      "100000",      srv->extra[0], srv->extra[1], srv->extra[2],
+		                      srv->extra[3], srv->extra[4], srv->extra[5], srv->extra[6],
+		                      srv->extra[7], NULL};
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
