@@ -88,6 +88,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "queue-limit") == 0) {
 		if ((rc = parse_uint(v, 1, 10000000, &n)) == 0)
 			cfg->queue_limit = (uint32_t)n;
+	} else if (strcmp(key, "queue-sender-limit") == 0) {
+		if ((rc = parse_uint(v, 1, 10000000, &n)) == 0)
+			cfg->queue_sender_limit = (uint32_t)n;
 	} else if (strcmp(key, "handoff-ms") == 0) {
 		if ((rc = parse_uint(v, 0, 10000, &n)) == 0)
 			cfg->handoff_ms = (uint32_t)n;
@@ -155,6 +158,21 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	if (rc != 0)
 		snprintf(err, errcap, "invalid value for %s: '%s'", key, v);
 	return rc;
+}
+
+int veil_config_check(struct veil_config *cfg, char *err, size_t errcap)
+{
+	if (cfg->queue_sender_limit == 0) {
+		cfg->queue_sender_limit = cfg->queue_limit / VEIL_STORE_SENDER_SHARE_DIV;
+		if (cfg->queue_sender_limit == 0)
+			cfg->queue_sender_limit = 1;
+	}
+	if (cfg->queue_sender_limit > cfg->queue_limit) {
+		snprintf(err, errcap, "queue-sender-limit (%u) must not exceed queue-limit (%u)",
+		         (unsigned)cfg->queue_sender_limit, (unsigned)cfg->queue_limit);
+		return VEIL_EINVAL;
+	}
+	return 0;
 }
 
 struct ini_ctx {

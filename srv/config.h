@@ -13,6 +13,12 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *value,
                     size_t errcap);
 /* Reads an INI file of key = value lines (an optional [veild] section). */
 int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_t errcap);
+/*
+ * Checks the settings against each other once all are read, and fills in
+ * defaults that depend on others (queue-sender-limit: a tenth of
+ * queue-limit, at least 1). Returns 0, or VEIL_EINVAL with a message in err.
+ */
+int veil_config_check(struct veil_config *cfg, char *err, size_t errcap);
 
 /*
  * Loads the server's keys from cfg->data_dir, creating them (mode 0600) on

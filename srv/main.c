@@ -41,6 +41,8 @@ static void usage(FILE *f)
 	    "  --public-host NAME   host name clients are told to use (the listen address)\n"
 	    "  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
+	    "  --queue-sender-limit N  most of those from one sender, at most queue-limit\n"
+	    "                       (a tenth of queue-limit: 1000)\n"
 	    "  --handoff-ms N       how long a message delivered live may wait for the\n"
 	    "                       recipient's ack before it is written to the store (100;\n"
 	    "                       0 = always store first)\n"
@@ -86,6 +88,7 @@ static const struct option long_opts[] = {
     {"public-host", required_argument, NULL, 0},
     {"queue-ttl", required_argument, NULL, 0},
     {"queue-limit", required_argument, NULL, 0},
+    {"queue-sender-limit", required_argument, NULL, 0},
     {"http-max-body", required_argument, NULL, 0},
     {"dir-rate", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
@@ -165,6 +168,10 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 			fprintf(stderr, "veild: %s\n", err);
 			return -1;
 		}
+	}
+	if (veil_config_check(cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
+		return -1;
 	}
 	if (cfg->public_host[0] == 0)
 		snprintf(cfg->public_host, sizeof cfg->public_host, "%s", cfg->listen);
@@ -274,6 +281,7 @@ int main(int argc, char **argv)
 	snprintf(dbpath, sizeof dbpath, "%s/veil.db", srv.cfg.data_dir);
 	struct veil_store_opts so = {.path = dbpath,
 	                             .queue_limit = srv.cfg.queue_limit,
+	                             .queue_sender_limit = srv.cfg.queue_sender_limit,
 	                             .wake = veil_chat_store_wake,
 	                             .wake_arg = app.chat,
 	                             .check_ms = srv.cfg.store_check_ms,

@@ -21,6 +21,8 @@ struct veil_config {
 	char public_host[256]; /* host name clients use in URLs, default = listen */
 	uint32_t queue_ttl_s;  /* message TTL in the queue, default 14 days */
 	uint32_t queue_limit;  /* max queued messages per identity, default 10000 */
+	/* max of those from one sender, <= queue_limit; 0 until veil_config_check = a tenth */
+	uint32_t queue_sender_limit;
 	uint32_t handoff_ms; /* wait this long for a live recipient's ack before storing, 0 = off */
 	uint32_t http_max_body;    /* max HTTP request body, default 64 KiB */
 	uint32_t dir_rate_per_min; /* directory requests per client address per minute */

@@ -26,6 +26,7 @@ enum veil_err {
 	VEIL_EKEY = -15,     /* a public key differs from the pinned one */
 	VEIL_ENOSPC = -16,   /* the disk (or a quota of the file system) is full */
 	VEIL_ECORRUPT = -17, /* stored data failed an integrity check */
+	VEIL_EQUOTA = -18,   /* one party's share of a shared limit is used up */
 };
 
 /* Returns a static, human-readable description of an error code. */

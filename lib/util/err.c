@@ -21,6 +21,7 @@ const char *veil_strerror(int err)
 	case VEIL_EKEY: return "public key mismatch";
 	case VEIL_ENOSPC: return "disk full";
 	case VEIL_ECORRUPT: return "data corrupt";
+	case VEIL_EQUOTA: return "share of the limit used up";
 	default: return "unknown error";
 	}
 }

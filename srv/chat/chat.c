@@ -819,13 +819,20 @@ static void on_put(void *arg, int rc, uint64_t seq)
 			push_to_recipient(chat, p, seq);
 		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
 			send_ack(s, p->receiver, p->msg_id);
-	} else if (rc == VEIL_ELIMIT || rc == VEIL_ENOSPC) {
-		/* Refused, and the session goes on: the sender may try again later. */
+	} else if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA || rc == VEIL_ENOSPC) {
+		/*
+		 * Refused, so not acked (the client may send it again later), and
+		 * the session goes on. The alert names the cause: a full queue
+		 * waits for the recipient, a used-up share (VEIL_EQUOTA) on this
+		 * sender's own messages, a full disk on the operator.
+		 */
 		veil_id_str(rid, p->receiver);
 		char text[160];
 		snprintf(text, sizeof text, "Message to %s not delivered: %s", rid,
-		         rc == VEIL_ENOSPC ? "the server is out of disk space, try again later"
-		                           : "the recipient's queue is full");
+		         rc == VEIL_EQUOTA
+		             ? "the recipient's queue holds too many messages from you"
+		         : rc == VEIL_ENOSPC ? "the server is out of disk space, try again later"
+		                             : "the recipient's queue is full");
 		if (!s->closing)
 			send_text(s, VEIL_CSP_ALERT, 0, text);
 	} else {

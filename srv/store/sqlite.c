@@ -30,8 +30,9 @@
 
 #define SQ_BUSY_TIMEOUT_MS 10000
 #define SQ_ID_ATTEMPTS 32      /* fresh random IDs tried before giving up */
-#define SQ_CACHE_SLOTS 8192    /* per-recipient count cache, a power of two */
-#define SQ_CACHE_MAX_USED 6144 /* cleared when this full */
+#define SQ_CACHE_SLOTS 8192    /* slots of each count cache, a power of two */
+#define SQ_CACHE_MAX_USED 6144 /* a cache is cleared when this full */
+#define SQ_KEY_LEN (2 * VEIL_ID_LEN)
 #define SQ_WAL_PAGES 8192 /* autocheckpoint (32 MiB of WAL), unless the disk reserve is small */
 #define SQ_STR_(x) #x
 #define SQ_STR(x) SQ_STR_(x)
@@ -96,8 +97,11 @@ enum sq_stmt {
 	ST_ROLLBACK,
 	ST_MSG_FIND,
 	ST_MSG_COUNT_ALL,
+	ST_MSG_COUNT_PAIR,
+	ST_MSG_MIN_EXP_PAIR,
 	ST_MSG_COUNT_LIVE,
 	ST_MSG_PURGE_RCPT,
+	ST_MSG_PURGE_PAIR,
 	ST_MSG_INSERT,
 	ST_MSG_DELETE,
 	ST_MSG_EXPIRE,
@@ -135,10 +139,16 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_FIND] = "SELECT seq FROM messages WHERE recipient = ?1 AND sender = ?2 "
                     "AND msg_id = ?3",
     [ST_MSG_COUNT_ALL] = "SELECT count(*) FROM messages WHERE recipient = ?1",
+    /* Both served by the UNIQUE (recipient, sender, msg_id) index; the count from it alone. */
+    [ST_MSG_COUNT_PAIR] = "SELECT count(*) FROM messages WHERE recipient = ?1 AND sender = ?2",
+    [ST_MSG_MIN_EXP_PAIR] = "SELECT min(expires_ms) FROM messages WHERE recipient = ?1 "
+                            "AND sender = ?2 AND expires_ms != 0",
     [ST_MSG_COUNT_LIVE] = "SELECT count(*) FROM messages WHERE recipient = ?1 "
                           "AND (expires_ms = 0 OR expires_ms > ?2)",
     [ST_MSG_PURGE_RCPT] = "DELETE FROM messages WHERE recipient = ?1 AND expires_ms != 0 "
                           "AND expires_ms <= ?2",
+    [ST_MSG_PURGE_PAIR] = "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 "
+                          "AND expires_ms != 0 AND expires_ms <= ?3",
     [ST_MSG_INSERT] = "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, "
                       "data) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
                       "ON CONFLICT (recipient, sender, msg_id) DO NOTHING",
@@ -188,10 +198,27 @@ struct sq_conn {
 	sqlite3_stmt *st[ST_COUNT];
 };
 
+/*
+ * A count cache: rows per key (a recipient, or a recipient and a sender) as
+ * the q connection sees them, including the open batch's changes. Open
+ * addressing with linear probing; it is cleared on rollback and whenever
+ * unsure, then refilled from the table one key at a time.
+ */
 struct sq_cache_slot {
-	uint8_t id[VEIL_ID_LEN];
+	uint8_t key[SQ_KEY_LEN];
 	uint8_t used;
 	uint32_t count;
+	/*
+	 * Pair cache only: no row of the pair expires before this; 0 = not
+	 * looked up yet, UINT64_MAX = none expires. It may be too early, never
+	 * too late: an insert lowers it and a delete leaves it.
+	 */
+	uint64_t min_exp;
+};
+
+struct sq_cache {
+	struct sq_cache_slot *slot;
+	size_t used;
 };
 
 struct sq_backend {
@@ -200,13 +227,15 @@ struct sq_backend {
 	pthread_mutex_t mu;
 	bool mu_init;
 	uint32_t queue_limit;
+	uint32_t sender_limit; /* <= queue_limit */
+	/* Rows (expired ones included) per recipient, and per (recipient, sender). */
+	struct sq_cache rcpt;
 	/*
-	 * Rows per recipient (expired ones included) as the q connection sees
-	 * them, including the open batch's changes; cleared on rollback and
-	 * whenever unsure, then refilled from the table.
+	 * Filled only for recipients holding at least sender_limit rows: below
+	 * that no sender can have used up its share, and the pair is not
+	 * looked at.
 	 */
-	struct sq_cache_slot *cache;
-	size_t cache_used;
+	struct sq_cache pair;
 	uint8_t cache_key[crypto_shorthash_KEYBYTES];
 	/*
 	 * Disk full (store thread only). A reserve file holds reserve_bytes of
@@ -304,56 +333,87 @@ static int exec_int(sqlite3_stmt *st, uint64_t *v)
 	return rc == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(rc);
 }
 
-/* --- per-recipient count cache (store thread only) --- */
+/* --- count caches (store thread only) --- */
 
-static size_t cache_slot(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN])
+static void rcpt_key(uint8_t key[static SQ_KEY_LEN], const uint8_t id[static VEIL_ID_LEN])
 {
-	/* Keyed SipHash: a sender cannot aim many recipients at one chain. */
+	/* No ID is all zero bytes, so the recipient's key is never a pair's. */
+	memcpy(key, id, VEIL_ID_LEN);
+	memset(key + VEIL_ID_LEN, 0, VEIL_ID_LEN);
+}
+
+static void pair_key(uint8_t key[static SQ_KEY_LEN], const uint8_t rcpt[static VEIL_ID_LEN],
+                     const uint8_t sender[static VEIL_ID_LEN])
+{
+	memcpy(key, rcpt, VEIL_ID_LEN);
+	memcpy(key + VEIL_ID_LEN, sender, VEIL_ID_LEN);
+}
+
+static struct sq_cache_slot *cache_slot(struct sq_backend *b, struct sq_cache *c,
+                                        const uint8_t key[static SQ_KEY_LEN])
+{
+	/* Keyed SipHash: a sender cannot aim many keys at one chain. */
 	uint8_t h[crypto_shorthash_BYTES];
 	uint64_t v;
-	crypto_shorthash(h, id, VEIL_ID_LEN, b->cache_key);
+	crypto_shorthash(h, key, SQ_KEY_LEN, b->cache_key);
 	memcpy(&v, h, sizeof(v));
 	size_t i = (size_t)(v & (SQ_CACHE_SLOTS - 1));
-	while (b->cache[i].used && memcmp(b->cache[i].id, id, VEIL_ID_LEN) != 0)
+	while (c->slot[i].used && memcmp(c->slot[i].key, key, SQ_KEY_LEN) != 0)
 		i = (i + 1) & (SQ_CACHE_SLOTS - 1);
-	return i;
+	return &c->slot[i];
 }
 
-static void cache_clear(struct sq_backend *b)
+static void cache_clear(struct sq_cache *c)
 {
-	memset(b->cache, 0, SQ_CACHE_SLOTS * sizeof(*b->cache));
-	b->cache_used = 0;
+	if (c->used == 0)
+		return;
+	memset(c->slot, 0, SQ_CACHE_SLOTS * sizeof(*c->slot));
+	c->used = 0;
 }
 
-static bool cache_get(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], uint32_t *count)
+static void caches_clear(struct sq_backend *b)
 {
-	size_t i = cache_slot(b, id);
-	if (!b->cache[i].used)
-		return false;
-	*count = b->cache[i].count;
-	return true;
+	cache_clear(&b->rcpt);
+	cache_clear(&b->pair);
 }
 
-static void cache_set(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], uint32_t count)
+/* The cached entry for key, or NULL. */
+static struct sq_cache_slot *cache_get(struct sq_backend *b, struct sq_cache *c,
+                                       const uint8_t key[static SQ_KEY_LEN])
 {
-	size_t i = cache_slot(b, id);
-	if (!b->cache[i].used) {
-		if (b->cache_used >= SQ_CACHE_MAX_USED) {
-			cache_clear(b);
-			i = cache_slot(b, id);
+	if (c->used == 0)
+		return NULL;
+	struct sq_cache_slot *e = cache_slot(b, c, key);
+	return e->used ? e : NULL;
+}
+
+static void cache_set(struct sq_backend *b, struct sq_cache *c,
+                      const uint8_t key[static SQ_KEY_LEN], uint32_t count, uint64_t min_exp)
+{
+	struct sq_cache_slot *e = cache_slot(b, c, key);
+	if (!e->used) {
+		if (c->used >= SQ_CACHE_MAX_USED) {
+			cache_clear(c);
+			e = cache_slot(b, c, key);
 		}
-		b->cache[i].used = 1;
-		memcpy(b->cache[i].id, id, VEIL_ID_LEN);
-		b->cache_used++;
+		e->used = 1;
+		memcpy(e->key, key, SQ_KEY_LEN);
+		c->used++;
 	}
-	b->cache[i].count = count;
+	e->count = count;
+	e->min_exp = min_exp;
 }
 
 /* Current row count for recipient on the q connection, from cache or table. */
 static int q_count(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], uint32_t *count)
 {
-	if (cache_get(b, id, count))
+	uint8_t key[SQ_KEY_LEN];
+	rcpt_key(key, id);
+	struct sq_cache_slot *e = cache_get(b, &b->rcpt, key);
+	if (e != NULL) {
+		*count = e->count;
 		return 0;
+	}
 	sqlite3_stmt *st = stmt(&b->q, ST_MSG_COUNT_ALL);
 	uint64_t v = 0;
 	bind_id(st, 1, id);
@@ -361,8 +421,89 @@ static int q_count(struct sq_backend *b, const uint8_t id[static VEIL_ID_LEN], u
 	if (rc != 0)
 		return rc;
 	*count = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-	cache_set(b, id, *count);
+	cache_set(b, &b->rcpt, key, *count, 0);
 	return 0;
+}
+
+/*
+ * Rows from sender to recipient on the q connection, from cache or from the
+ * table (a count over one range of the unique index, without the rows).
+ */
+static int q_pair_count(struct sq_backend *b, const uint8_t key[static SQ_KEY_LEN], uint32_t *count)
+{
+	struct sq_cache_slot *e = cache_get(b, &b->pair, key);
+	if (e != NULL) {
+		*count = e->count;
+		return 0;
+	}
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_COUNT_PAIR);
+	uint64_t v = 0;
+	bind_id(st, 1, key);
+	bind_id(st, 2, key + VEIL_ID_LEN);
+	int rc = exec_int(st, &v);
+	if (rc != 0)
+		return rc;
+	*count = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	cache_set(b, &b->pair, key, *count, 0);
+	return 0;
+}
+
+/*
+ * The earliest expiry among the pair's rows (UINT64_MAX if none expires),
+ * looked up once and then kept with the pair's cached count. Only a sender
+ * whose share is used up gets here.
+ */
+static int q_pair_min_exp(struct sq_backend *b, const uint8_t key[static SQ_KEY_LEN],
+                          uint64_t *min_exp)
+{
+	struct sq_cache_slot *e = cache_get(b, &b->pair, key);
+	if (e != NULL && e->min_exp != 0) {
+		*min_exp = e->min_exp;
+		return 0;
+	}
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_MIN_EXP_PAIR);
+	bind_id(st, 1, key);
+	bind_id(st, 2, key + VEIL_ID_LEN);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		done(st);
+		return rc == SQLITE_DONE ? VEIL_EIO : sq_err(rc);
+	}
+	*min_exp = sqlite3_column_type(st, 0) == SQLITE_NULL ? UINT64_MAX : col_u64(st, 0);
+	done(st);
+	if (e != NULL)
+		e->min_exp = *min_exp;
+	return 0;
+}
+
+/* Keeps both caches right after m was inserted; count is the recipient's new count. */
+static void cache_row_added(struct sq_backend *b, const struct veil_msg_rec *m, uint32_t count)
+{
+	uint8_t key[SQ_KEY_LEN];
+	rcpt_key(key, m->recipient);
+	cache_set(b, &b->rcpt, key, count, 0);
+	pair_key(key, m->recipient, m->sender);
+	struct sq_cache_slot *e = cache_get(b, &b->pair, key);
+	if (e != NULL) {
+		e->count++;
+		if (m->expires_ms != 0 && e->min_exp != 0 && m->expires_ms < e->min_exp)
+			e->min_exp = m->expires_ms;
+	}
+}
+
+/* Keeps both caches right after one row of (rcpt, sender) was deleted. */
+static void cache_row_deleted(struct sq_backend *b, const uint8_t rcpt[static VEIL_ID_LEN],
+                              const uint8_t sender[static VEIL_ID_LEN])
+{
+	uint8_t key[SQ_KEY_LEN];
+	rcpt_key(key, rcpt);
+	struct sq_cache_slot *e = cache_get(b, &b->rcpt, key);
+	if (e != NULL && e->count > 0)
+		e->count--;
+	pair_key(key, rcpt, sender);
+	e = cache_get(b, &b->pair, key);
+	if (e != NULL && e->count > 0)
+		e->count--;
 }
 
 /* --- opening --- */
@@ -562,13 +703,15 @@ static void sq_close(void *be)
 	conn_close(&b->q);
 	if (b->mu_init)
 		pthread_mutex_destroy(&b->mu);
-	free(b->cache);
+	free(b->rcpt.slot);
+	free(b->pair.slot);
 	free(b);
 }
 
 static int reserve_make(struct sq_backend *b);
 
-static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit)
+static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit,
+                   uint32_t sender_limit)
 {
 	struct sq_backend *b;
 	int rc;
@@ -580,13 +723,15 @@ static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	if (b == NULL)
 		return VEIL_ENOMEM;
 	rc = VEIL_ENOMEM;
-	b->cache = calloc(SQ_CACHE_SLOTS, sizeof(*b->cache));
-	if (b->cache == NULL)
+	b->rcpt.slot = calloc(SQ_CACHE_SLOTS, sizeof(*b->rcpt.slot));
+	b->pair.slot = calloc(SQ_CACHE_SLOTS, sizeof(*b->pair.slot));
+	if (b->rcpt.slot == NULL || b->pair.slot == NULL)
 		goto out;
 	if (pthread_mutex_init(&b->mu, NULL) != 0)
 		goto out;
 	b->mu_init = true;
 	b->queue_limit = queue_limit;
+	b->sender_limit = sender_limit;
 	randombytes_buf(b->cache_key, sizeof(b->cache_key));
 	char ebuf[256], *err = opts->err != NULL ? opts->err : ebuf;
 	size_t errcap = opts->err != NULL ? opts->errcap : sizeof ebuf;
@@ -655,7 +800,7 @@ static void sq_batch_rollback(void *be)
 	/* SQLite may have rolled back already (I/O error); then this fails harmlessly. */
 	if (sqlite3_get_autocommit(b->q.db) == 0)
 		(void)exec_done(stmt(&b->q, ST_ROLLBACK));
-	cache_clear(b);
+	caches_clear(b);
 	full_checkpoint(b);
 }
 
@@ -670,39 +815,103 @@ static int q_find(struct sq_backend *b, const struct veil_msg_rec *m, uint64_t *
 }
 
 /*
+ * The pair's share is used up: deletes its expired rows, if its cached
+ * earliest expiry says there can be any, and updates both counts.
+ */
+static int q_purge_pair(struct sq_backend *b, const struct veil_msg_rec *m, uint64_t now,
+                        uint32_t *count, uint32_t *pcount)
+{
+	uint8_t key[SQ_KEY_LEN];
+	uint64_t min_exp = 0;
+	pair_key(key, m->recipient, m->sender);
+	int rc = q_pair_min_exp(b, key, &min_exp);
+	if (rc != 0 || min_exp > now)
+		return rc;
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_PURGE_PAIR);
+	bind_id(st, 1, m->recipient);
+	bind_id(st, 2, m->sender);
+	bind_u64(st, 3, now);
+	rc = exec_done(st);
+	if (rc != 0)
+		return rc;
+	uint32_t gone = (uint32_t)sqlite3_changes(b->q.db);
+	*count = gone > *count ? 0 : *count - gone;
+	*pcount = gone > *pcount ? 0 : *pcount - gone;
+	cache_set(b, &b->pair, key, *pcount, 0); /* the earliest expiry is looked up again */
+	rcpt_key(key, m->recipient);
+	cache_set(b, &b->rcpt, key, *count, 0);
+	return 0;
+}
+
+/* The recipient's queue is full: deletes its expired rows and updates the count. */
+static int q_purge_rcpt(struct sq_backend *b, const uint8_t rcpt[static VEIL_ID_LEN], uint64_t now,
+                        uint32_t *count)
+{
+	uint8_t key[SQ_KEY_LEN];
+	sqlite3_stmt *st = stmt(&b->q, ST_MSG_PURGE_RCPT);
+	bind_id(st, 1, rcpt);
+	bind_u64(st, 2, now);
+	int rc = exec_done(st);
+	if (rc != 0)
+		return rc;
+	uint32_t gone = (uint32_t)sqlite3_changes(b->q.db);
+	*count = gone > *count ? 0 : *count - gone;
+	rcpt_key(key, rcpt);
+	cache_set(b, &b->rcpt, key, *count, 0);
+	if (gone > 0)
+		cache_clear(&b->pair); /* rows of any of its senders may be gone */
+	return 0;
+}
+
+/*
  * Inserts first and looks for a duplicate only when the insert did nothing,
- * so the common case costs one statement. A resend of a queued message is
- * answered with VEIL_EEXIST and its seq even when the queue is full.
+ * so the common case costs one statement. The sender's share is looked at
+ * only once the recipient holds sender_limit rows: below that no sender can
+ * have used it up (and never when the share is the whole queue, so that
+ * case stays VEIL_ELIMIT). A sender whose share is used up gets
+ * VEIL_EQUOTA even if the queue is full as well: the share is what it can
+ * do something about. A resend of a queued message is answered with
+ * VEIL_EEXIST and its seq even when a limit is reached.
  */
 static int sq_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 {
 	struct sq_backend *b = be;
 	sqlite3_stmt *st;
-	uint32_t count = 0;
+	uint32_t count = 0, pcount = 0;
 	int rc;
 
 	*seq = 0;
 	rc = q_count(b, m->recipient, &count);
 	if (rc != 0)
 		return rc;
-	if (count >= b->queue_limit) {
+	if (count >= b->sender_limit && b->sender_limit < b->queue_limit) {
+		uint8_t key[SQ_KEY_LEN];
+		pair_key(key, m->recipient, m->sender);
+		rc = q_pair_count(b, key, &pcount);
+		if (rc != 0)
+			return rc;
+	}
+	if (pcount >= b->sender_limit || count >= b->queue_limit) {
 		rc = q_find(b, m, seq);
 		if (rc == 0)
 			return VEIL_EEXIST;
 		if (rc != VEIL_ENOTFOUND)
 			return rc;
-		/* Full: drop what has expired for this recipient, then count again. */
-		st = stmt(&b->q, ST_MSG_PURGE_RCPT);
-		bind_id(st, 1, m->recipient);
-		bind_u64(st, 2, veil_now_ms());
-		rc = exec_done(st);
-		if (rc != 0)
-			return rc;
-		int gone = sqlite3_changes(b->q.db);
-		count = (uint32_t)gone > count ? 0 : count - (uint32_t)gone;
-		cache_set(b, m->recipient, count);
-		if (count >= b->queue_limit)
-			return VEIL_ELIMIT;
+		uint64_t now = veil_now_ms();
+		if (pcount >= b->sender_limit) {
+			rc = q_purge_pair(b, m, now, &count, &pcount);
+			if (rc != 0)
+				return rc;
+			if (pcount >= b->sender_limit)
+				return VEIL_EQUOTA;
+		}
+		if (count >= b->queue_limit) {
+			rc = q_purge_rcpt(b, m->recipient, now, &count);
+			if (rc != 0)
+				return rc;
+			if (count >= b->queue_limit)
+				return VEIL_ELIMIT;
+		}
 	}
 
 	st = stmt(&b->q, ST_MSG_INSERT);
@@ -720,7 +929,7 @@ static int sq_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 		return rc == 0 ? VEIL_EEXIST : rc;
 	}
 	*seq = (uint64_t)sqlite3_last_insert_rowid(b->q.db);
-	cache_set(b, m->recipient, count + 1);
+	cache_row_added(b, m, count + 1);
 	return 0;
 }
 
@@ -737,9 +946,7 @@ static int sq_q_ack(void *be, const uint8_t recipient[static VEIL_ID_LEN],
 		return rc;
 	if (sqlite3_changes(b->q.db) == 0)
 		return VEIL_ENOTFOUND;
-	uint32_t count;
-	if (cache_get(b, recipient, &count) && count > 0)
-		cache_set(b, recipient, count - 1);
+	cache_row_deleted(b, recipient, sender);
 	return 0;
 }
 
@@ -754,7 +961,7 @@ static int sq_q_expire(void *be, uint64_t now_ms, uint64_t *deleted)
 		return rc;
 	*deleted = (uint64_t)sqlite3_changes64(b->q.db);
 	if (*deleted > 0)
-		cache_clear(b);
+		caches_clear(b);
 	return 0;
 }
 

@@ -136,7 +136,8 @@ static int run_write(struct veil_store *s, struct job *j)
 /* Per-job outcomes that leave the transaction usable; anything else fails the batch. */
 static bool batch_fatal(int rc)
 {
-	return rc != 0 && rc != VEIL_EEXIST && rc != VEIL_ELIMIT && rc != VEIL_ENOTFOUND;
+	return rc != 0 && rc != VEIL_EEXIST && rc != VEIL_ELIMIT && rc != VEIL_EQUOTA &&
+	       rc != VEIL_ENOTFOUND;
 }
 
 /* Runs one write alone in its own transaction (after a failed batch). */
@@ -290,8 +291,15 @@ int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts)
 		goto out;
 	done_cv = true;
 
-	rc = s->ops->open(&s->be, opts,
-	                  opts->queue_limit ? opts->queue_limit : VEIL_STORE_DEFAULT_QUEUE);
+	uint32_t queue_limit = opts->queue_limit ? opts->queue_limit : VEIL_STORE_DEFAULT_QUEUE;
+	uint32_t sender_limit = opts->queue_sender_limit;
+	if (sender_limit == 0)
+		sender_limit = queue_limit / VEIL_STORE_SENDER_SHARE_DIV;
+	if (sender_limit == 0)
+		sender_limit = 1;
+	if (sender_limit > queue_limit)
+		sender_limit = queue_limit;
+	rc = s->ops->open(&s->be, opts, queue_limit, sender_limit);
 	if (rc != 0)
 		goto out;
 	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {

@@ -24,6 +24,8 @@
 #define VEIL_STORE_MAX_FETCH 256       /* most messages one fetch returns */
 #define VEIL_STORE_MAX_PUSH_TOKEN 255  /* longest push token */
 #define VEIL_STORE_DEFAULT_QUEUE 10000 /* queue_limit when opts gives 0 */
+/* queue_sender_limit when opts gives 0: this fraction of queue_limit (at least 1). */
+#define VEIL_STORE_SENDER_SHARE_DIV 10
 
 enum veil_identity_state {
 	VEIL_IDENTITY_ACTIVE = 0,
@@ -52,8 +54,16 @@ struct veil_msg_rec {
 };
 
 struct veil_store_opts {
-	const char *path;        /* SQLite file; created if missing */
-	uint32_t queue_limit;    /* max queued messages per recipient, 0 = default 10000 */
+	const char *path;     /* SQLite file; created if missing */
+	uint32_t queue_limit; /* max queued messages per recipient, 0 = default 10000 */
+	/*
+	 * Max queued messages from one sender to one recipient (its share of
+	 * the recipient's queue), so that one sender cannot fill the queue for
+	 * everyone else. 0 = queue_limit / VEIL_STORE_SENDER_SHARE_DIV, at
+	 * least 1; a value of queue_limit or above means no share (one sender
+	 * may fill the queue).
+	 */
+	uint32_t queue_sender_limit;
 	void (*wake)(void *arg); /* called from the store thread when completions wait */
 	void *wake_arg;
 	/*
@@ -219,10 +229,13 @@ typedef void (*veil_store_done_cb)(void *arg, int rc);
 
 /*
  * Queues m (data is copied). cb runs once the message is durable, with its
- * seq, or with VEIL_ELIMIT if the recipient's queue is full, or VEIL_EEXIST
- * if the same (recipient, sender, msg_id) is already queued (the existing
- * seq is passed then, so a resend is acked without a duplicate), or
- * VEIL_EIO. Returns VEIL_ELIMIT at once if m->len > VEIL_STORE_MAX_BOX.
+ * seq, or with VEIL_EQUOTA if the recipient's queue already holds
+ * queue_sender_limit messages from m->sender, or VEIL_ELIMIT if it is full,
+ * or VEIL_EEXIST if the same (recipient, sender, msg_id) is already queued
+ * (the existing seq is passed then, so a resend is acked without a
+ * duplicate, even when full), or VEIL_EIO. Both limits count every row
+ * until it is acked or purged; expired rows are purged before a put is
+ * refused. Returns VEIL_ELIMIT at once if m->len > VEIL_STORE_MAX_BOX.
  */
 int veil_store_msg_put(struct veil_store *s, const struct veil_msg_rec *m, veil_store_put_cb cb,
                        void *arg);

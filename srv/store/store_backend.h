@@ -15,13 +15,15 @@
 
 struct veil_store_ops {
 	const char *name;
-	int (*open)(void **be, const struct veil_store_opts *opts, uint32_t queue_limit);
+	/* The limits are final: queue_limit >= 1, 1 <= sender_limit <= queue_limit. */
+	int (*open)(void **be, const struct veil_store_opts *opts, uint32_t queue_limit,
+	            uint32_t sender_limit);
 	void (*close)(void *be);
 
 	/*
 	 * Queue side, store thread only. A batch is one transaction. Each q_*
 	 * call returns 0 or a per-job veil_err (VEIL_EEXIST, VEIL_ELIMIT,
-	 * VEIL_ENOTFOUND leave the transaction usable; VEIL_EIO or VEIL_ENOMEM
+	 * VEIL_EQUOTA, VEIL_ENOTFOUND leave the transaction usable; VEIL_EIO or VEIL_ENOMEM
 	 * mean the batch must be rolled back). batch_rollback must also forget
 	 * any cached state the rolled-back jobs changed.
 	 */

@@ -464,6 +464,125 @@ static int t_clean_shutdown(void)
 	return 0;
 }
 
+/*
+ * Waits for the server's answer to each of n sends: an ack, or an alert
+ * naming the receiver (a refused message is never acked). Counts both;
+ * *alert gets the last alert's text.
+ */
+static int answers(struct it_conn *c, const struct it_user *to, int n, int *acks, int *alerts,
+                   char *alert, size_t cap)
+{
+	*acks = *alerts = 0;
+	while (*acks + *alerts < n) {
+		IT_CHECK(it_recv(c, 5000) == 0);
+		if (c->buf[0] == VEIL_CSP_OUTGOING_ACK) {
+			IT_CHECK(memcmp(c->buf + 4, to->id, 8) == 0);
+			(*acks)++;
+		} else if (c->buf[0] == VEIL_CSP_ALERT) {
+			size_t len = c->len - 4 < cap - 1 ? c->len - 4 : cap - 1;
+			memcpy(alert, c->buf + 4, len);
+			alert[len] = 0;
+			IT_CHECK(memmem(alert, len, to->id, 8) != NULL);
+			(*alerts)++;
+		} else {
+			IT_CHECK(c->buf[0] != VEIL_CSP_CLOSE_ERROR);
+		}
+	}
+	return 0;
+}
+
+/* Logs r in and acks everything queued for it; *n gets how many there were. */
+static int drain_all(struct it_server *s, const struct it_user *r, int *n)
+{
+	struct it_conn c;
+	*n = 0;
+	IT_CHECK(it_login(&c, s, r->id, r->sk) == 0);
+	for (;;) {
+		IT_CHECK(it_recv(&c, 5000) == 0);
+		if (c.buf[0] == VEIL_CSP_QUEUE_SEND_COMPLETE)
+			break;
+		if (c.buf[0] != VEIL_CSP_INCOMING_MESSAGE)
+			continue;
+		struct veil_msgbox m;
+		IT_CHECK(veil_msgbox_parse(&m, c.buf + 4, c.len - 4) == 0);
+		IT_CHECK(it_ack(&c, m.sender, m.msg_id) == 0);
+		(*n)++;
+	}
+	it_close(&c);
+	return 0;
+}
+
+/*
+ * One sender cannot fill another's queue. On a veild with a queue of 20
+ * and a share of 5: alice floods offline carol until refused with the
+ * alert that names her share; bob still delivers to carol; carol logs in
+ * and gets everything, and her acks free alice's share. Then the same
+ * through the hand-off: carol online but not acking, so the messages are
+ * stored only when the hand-off window ends, and the share is checked there.
+ */
+static int t_sender_share(void)
+{
+	static struct it_server s2;
+	struct it_user a, b, r;
+	struct it_conn ca, cb, cr;
+	char alert[256], text[32];
+	int acks, alerts, n;
+	s2.extra[0] = "--queue-limit";
+	s2.extra[1] = "20";
+	s2.extra[2] = "--queue-sender-limit";
+	s2.extra[3] = "5";
+	s2.extra[4] = NULL;
+	IT_CHECK(it_start(&s2) == 0);
+	IT_CHECK(it_register(&s2, &a) == 0 && it_register(&s2, &b) == 0 &&
+	         it_register(&s2, &r) == 0);
+
+	IT_CHECK(it_login(&ca, &s2, a.id, a.sk) == 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(text, sizeof text, "flood %d", i);
+		IT_CHECK(send_text(&ca, &a, &r, text) != 0);
+	}
+	IT_CHECK(send_nowait(&ca, &a, &r, "one too many", 0) != 0);
+	IT_CHECK(answers(&ca, &r, 1, &acks, &alerts, alert, sizeof alert) == 0);
+	IT_CHECK(acks == 0 && alerts == 1);
+	IT_CHECK(strstr(alert, "too many messages from you") != NULL);
+
+	/* Bob is not held up by alice's flood. */
+	IT_CHECK(it_login(&cb, &s2, b.id, b.sk) == 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(text, sizeof text, "bob %d", i);
+		IT_CHECK(send_text(&cb, &b, &r, text) != 0);
+	}
+	it_close(&cb);
+
+	/* Carol gets the ten accepted ones; her acks free alice's share. */
+	IT_CHECK(drain_all(&s2, &r, &n) == 0);
+	IT_CHECK(n == 10);
+	IT_CHECK(send_text(&ca, &a, &r, "room again") != 0);
+	IT_CHECK(drain_all(&s2, &r, &n) == 0);
+	IT_CHECK(n == 1);
+
+	/* Hand-off: six delivered live and not acked; five fit the share when stored. */
+	IT_CHECK(it_login(&cr, &s2, r.id, r.sk) == 0);
+	IT_CHECK(it_expect(&cr, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	uint64_t ids[6];
+	for (int i = 0; i < 6; i++)
+		IT_CHECK((ids[i] = send_nowait(&ca, &a, &r, "live", 0)) != 0);
+	IT_CHECK(answers(&ca, &r, 6, &acks, &alerts, alert, sizeof alert) == 0);
+	IT_CHECK(acks == 5 && alerts == 1);
+	IT_CHECK(strstr(alert, "too many messages from you") != NULL);
+	for (int i = 0; i < 6; i++) {
+		IT_CHECK(it_expect(&cr, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+		IT_CHECK(it_ack(&cr, a.id, ids[i]) == 0);
+	}
+	it_close(&cr);
+	it_close(&ca);
+	/* Carol's acks deleted every stored one: nothing is left or lost. */
+	IT_CHECK(drain_all(&s2, &r, &n) == 0);
+	IT_CHECK(n == 0);
+	IT_CHECK(it_stop(&s2, SIGTERM) == 0);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -500,6 +619,7 @@ int main(void)
 	RUN_IT(t_handoff_unacked_is_stored);
 	RUN_IT(t_handoff_recipient_leaves);
 	RUN_IT(t_no_queue_then_normal);
+	RUN_IT(t_sender_share);
 	RUN_IT(t_crash_loses_no_acked_message);
 	RUN_IT(t_clean_shutdown);
 	it_stop(&srv, SIGKILL);

@@ -19,6 +19,40 @@ static void test_defaults(void)
 	CHECK(c.chat_port == 5222 && c.http_port == 8080);
 	CHECK(c.queue_limit == 10000 && c.queue_ttl_s == 14 * 24 * 3600);
 	CHECK(c.handoff_ms == 100);
+	/* The sender's share of a queue defaults to a tenth of it. */
+	char err[256] = "";
+	CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+	CHECK(c.queue_sender_limit == 1000);
+}
+
+static void test_queue_sender_limit(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK_RC(veil_config_set(&c, "queue-limit", "500", err, sizeof err), 0);
+	CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+	CHECK(c.queue_limit == 500 && c.queue_sender_limit == 50);
+	veil_config_defaults(&c);
+	CHECK_RC(veil_config_set(&c, "queue-limit", "5", err, sizeof err), 0);
+	CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+	CHECK(c.queue_sender_limit == 1);
+	/* Set explicitly, in any order against queue-limit. */
+	veil_config_defaults(&c);
+	CHECK_RC(veil_config_set(&c, "queue-sender-limit", "20000", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "queue-limit", "50000", err, sizeof err), 0);
+	CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+	CHECK(c.queue_sender_limit == 20000);
+	/* Equal to queue-limit is allowed (no separate share); above it is not. */
+	veil_config_defaults(&c);
+	CHECK_RC(veil_config_set(&c, "queue-sender-limit", "10000", err, sizeof err), 0);
+	CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+	veil_config_defaults(&c);
+	CHECK_RC(veil_config_set(&c, "queue-sender-limit", "10001", err, sizeof err), 0);
+	CHECK_RC(veil_config_check(&c, err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "queue-sender-limit") != NULL && strstr(err, "queue-limit") != NULL);
+	CHECK_RC(veil_config_set(&c, "queue-sender-limit", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "queue-sender-limit") != NULL);
 }
 
 static void test_set_and_bounds(void)
@@ -79,5 +113,6 @@ static void test_ini_file(void)
 T_MAIN_BEGIN
 RUN(test_defaults);
 RUN(test_set_and_bounds);
+RUN(test_queue_sender_limit);
 RUN(test_ini_file);
 T_MAIN_END

@@ -62,11 +62,21 @@ static void remove_db(void)
 	}
 }
 
+/* limit 0: the defaults. share 0: the default share of limit. */
+static int open_store_share(struct veil_store **s, uint32_t limit, uint32_t share)
+{
+	struct veil_store_opts o = {.path = t_path,
+	                            .queue_limit = limit,
+	                            .queue_sender_limit = share,
+	                            .wake = t_wake,
+	                            .wake_arg = NULL};
+	return veil_store_open(s, &o);
+}
+
+/* One sender may fill the whole queue: these tests are about the queue itself. */
 static int open_store(struct veil_store **s, uint32_t limit)
 {
-	struct veil_store_opts o = {
-	    .path = t_path, .queue_limit = limit, .wake = t_wake, .wake_arg = NULL};
-	return veil_store_open(s, &o);
+	return open_store_share(s, limit, limit);
 }
 
 static void make_id(uint8_t id[VEIL_ID_LEN], const char *s)
@@ -597,6 +607,105 @@ static void test_queue_limit(void)
 	veil_store_close(s);
 }
 
+/*
+ * One sender fills its share of a recipient's queue: its next put is
+ * refused with VEIL_EQUOTA (not VEIL_ELIMIT) while other senders still get
+ * through, and an ack or an expiry frees the share again.
+ */
+static void test_sender_share(void)
+{
+	struct veil_store *s = NULL;
+	sqlite3 *db = NULL;
+	static struct put_res res[1001];
+
+	remove_db();
+	CHECK_RC(open_store_share(&s, 10, 3), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_RC(put_sync(s, "RCPT0001", "SENDA001", (uint64_t)i, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDA001", 3, 0, NULL), VEIL_EQUOTA);
+	/* A resend of a queued message is still acked, not refused. */
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDA001", 2, 0, NULL), VEIL_EEXIST);
+	/* Another sender still gets through, up to its own share. */
+	for (int i = 0; i < 3; i++)
+		CHECK_RC(put_sync(s, "RCPT0001", "SENDB001", (uint64_t)i, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDB001", 3, 0, NULL), VEIL_EQUOTA);
+	/* The share is per recipient. */
+	CHECK_RC(put_sync(s, "RCPT0002", "SENDA001", 3, 0, NULL), 0);
+	/* An ack frees one place in the share, and only one. */
+	CHECK_RC(ack_sync(s, "RCPT0001", "SENDA001", 0), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDA001", 3, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDA001", 4, 0, NULL), VEIL_EQUOTA);
+	CHECK(count_of(s, "RCPT0001") == 6);
+
+	/* Expired messages free the share when it is used up. */
+	uint64_t past = veil_now_ms() - 1000;
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDC001", 0, past, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDC001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDC001", 2, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDC001", 3, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDC001", 4, 0, NULL), VEIL_EQUOTA);
+	CHECK(count_of(s, "RCPT0001") == 9);
+
+	/* The whole queue is still limited: a full queue is VEIL_ELIMIT for everyone. */
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDD001", 0, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDE001", 0, 0, NULL), VEIL_ELIMIT);
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDA001", 5, 0, NULL), VEIL_EQUOTA);
+
+	/* Within one batch (group commit) the share is counted exactly too. */
+	static const char *const order[] = {"SENDA001", "SENDB001", "SENDA001", "SENDB001",
+	                                    "SENDA001", "SENDA001", "SENDA001"};
+	const int n = (int)(sizeof(order) / sizeof(order[0]));
+	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	memset(res, 0, sizeof(res));
+	puts_done = 0;
+	for (int i = 0; i < n; i++) {
+		struct veil_msg_rec m = {0};
+		make_id(m.recipient, "RCPT0003");
+		make_id(m.sender, order[i]);
+		m.msg_id = (uint64_t)(100 + i);
+		m.data = (uint8_t *)"x";
+		m.len = 1;
+		CHECK_RC(veil_store_msg_put(s, &m, put_cb, &res[i]), 0);
+	}
+	usleep(50 * 1000);
+	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(pump(s, &puts_done, n) == 0);
+	for (int i = 0; i < n; i++)
+		CHECK(res[i].rc == (i < 5 ? 0 : VEIL_EQUOTA));
+	CHECK(count_of(s, "RCPT0003") == 5);
+	veil_store_close(s);
+
+	/* After a reopen the share is counted from the table. */
+	s = NULL;
+	CHECK_RC(open_store_share(&s, 10, 3), 0);
+	CHECK_RC(put_sync(s, "RCPT0003", "SENDA001", 200, 0, NULL), VEIL_EQUOTA);
+	CHECK_RC(put_sync(s, "RCPT0003", "SENDC001", 200, 0, NULL), 0);
+	veil_store_close(s);
+
+	/* The default share is a tenth of the default queue: 1000 messages. */
+	remove_db();
+	s = NULL;
+	CHECK_RC(open_store_share(&s, 0, 0), 0);
+	memset(res, 0, sizeof(res));
+	puts_done = 0;
+	for (int i = 0; i < 1001; i++) {
+		struct veil_msg_rec m = {0};
+		make_id(m.recipient, "RCPT0001");
+		make_id(m.sender, "SENDA001");
+		m.msg_id = (uint64_t)i;
+		m.data = (uint8_t *)"x";
+		m.len = 1;
+		CHECK_RC(veil_store_msg_put(s, &m, put_cb, &res[i]), 0);
+	}
+	CHECK(pump(s, &puts_done, 1001) == 0);
+	for (int i = 0; i < 1001; i++)
+		CHECK(res[i].rc == (i < 1000 ? 0 : VEIL_EQUOTA));
+	CHECK_RC(put_sync(s, "RCPT0001", "SENDB001", 0, 0, NULL), 0);
+	veil_store_close(s);
+}
+
 static void test_expire(void)
 {
 	struct veil_store *s = NULL;
@@ -803,6 +912,7 @@ RUN(test_put_order_threads);
 RUN(test_fetch_ack);
 RUN(test_duplicate);
 RUN(test_queue_limit);
+RUN(test_sender_share);
 RUN(test_expire);
 RUN(test_close_durable);
 RUN(test_group_commit);

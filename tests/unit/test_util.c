@@ -112,6 +112,7 @@ static void log_levels(void)
 	CHECK(l == VEIL_LOG_DEBUG);
 	CHECK_RC(veil_log_parse_level("loud", &l), VEIL_EINVAL);
 	CHECK(strcmp(veil_strerror(VEIL_ELIMIT), "size limit exceeded") == 0);
+	CHECK(strcmp(veil_strerror(VEIL_EQUOTA), "share of the limit used up") == 0);
 	CHECK(strcmp(veil_strerror(-999), "unknown error") == 0);
 }
 
