@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "veil/crypto.h"
 #include "veil/csp.h"
 #include "veil/dir.h"
@@ -34,16 +36,26 @@ struct it_server {
 	const char *extra[8]; /* more veild arguments, NULL-terminated */
 };
 
+/*
+ * A free port below the ephemeral range (32768 and up), so that the
+ * TIME_WAIT sockets of earlier connections cannot collide with a listener.
+ */
 static inline uint16_t it_free_port(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof a;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) != 0)
-		abort();
-	close(fd);
-	return ntohs(a.sin_port);
+	for (int i = 0; i < 1000; i++) {
+		uint16_t p = (uint16_t)(20000 + randombytes_uniform(12000));
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_port = htons(p),
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		if (fd < 0)
+			abort();
+		int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		close(fd);
+		if (ok)
+			return p;
+	}
+	abort();
 }
 
 static inline int it_tcp_connect(uint16_t port)

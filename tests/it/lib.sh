@@ -10,7 +10,21 @@ BIN=${VEIL_BIN:-$PWD/build}
 fails=0
 pid=
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port below the ephemeral range (32768 and up), where TIME_WAIT sockets
+# of earlier connections cannot collide with the listener.
+port() {
+	python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()'
+}
 
 it_setup() {
 	T=$(mktemp -d "/tmp/veil-$1.XXXXXX")
