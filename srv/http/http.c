@@ -7,6 +7,7 @@
  * answer; one that sends more than it announced is cut off. Either way the
  * connection closes.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -542,6 +543,17 @@ static void lws_log_emit(int level, const char *line)
 	veil_log_error("http: %s", msg);
 }
 
+/* AF_INET or AF_INET6 for a numeric address, 0 for anything else. */
+static int listen_family(const char *addr)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, addr, a) == 1)
+		return AF_INET6;
+	return 0;
+}
+
 int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 {
 	*out = NULL;
@@ -562,7 +574,30 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.port = srv->cfg.http_port;
-	info.iface = srv->cfg.listen[0] != '\0' ? srv->cfg.listen : NULL;
+	/*
+	 * lws takes iface as an interface name or a numeric address. With IPv6
+	 * compiled in (Debian's build) it binds an AF_INET6 socket and copies
+	 * the parsed address into a sockaddr_in6 whatever its family: an IPv4
+	 * literal lands in sin6_flowinfo and the socket binds [::], every
+	 * address of the machine. So only literals are accepted, an IPv4 one
+	 * with IPv6 off for this vhost, an IPv6 one v6-only; and a bind that
+	 * fails (an address the machine does not have) fails the context
+	 * instead of lws waiting for the interface to appear.
+	 */
+	int family = listen_family(srv->cfg.listen);
+	if (family == 0) {
+		veil_log_error("http: listen address %s is not an IPv4 or IPv6 address",
+		               srv->cfg.listen);
+		free(h);
+		return VEIL_EINVAL;
+	}
+	info.iface = srv->cfg.listen;
+	info.options |= LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	if (family == AF_INET)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	else
+		info.options |=
+		    LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
 	info.protocols = h->protocols;
 	info.user = h;
 	info.max_http_header_data = 4096;
