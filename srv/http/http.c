@@ -8,6 +8,7 @@
  * connection closes.
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "connlimit.h"
 #include "../blob/blob.h"
 #include "../directory/directory.h"
 
@@ -27,6 +29,7 @@
 #define VEIL_HTTP_MAX_FDS 4096           /* connections per listener (lws sizes its tables by it) */
 #define VEIL_HTTP_CHUNK 4096             /* bytes written per writable callback */
 #define VEIL_HTTP_FILE_CHUNK (64 * 1024) /* file body bytes per writable callback */
+#define VEIL_HTTP_REFUSE_LOG_MS 60000    /* at most one line about refused connections */
 
 struct http_route {
 	char method[8]; /* "" = any */
@@ -54,6 +57,9 @@ struct veil_http {
 	size_t nroutes;
 	struct http_cleanup cleanups[VEIL_HTTP_MAX_CLEANUPS];
 	size_t ncleanups;
+	/* Per-address connection limits; refusals counted for the next log line. */
+	struct veil_connlimit *conns;
+	uint64_t refused_open, refused_rate, refused_log_ms;
 };
 
 enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND };
@@ -480,12 +486,60 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/*
+ * A new TCP connection, before lws reads a byte from it: refused (closed at
+ * once) if its address has too many open or opened too many lately. One
+ * log line a minute at most says how many were refused; it never names an
+ * address.
+ */
+static int filter_connection(struct veil_http *h, const struct lws_filter_network_conn_args *a)
+{
+	uint64_t now = veil_mono_ms();
+	int rc =
+	    veil_connlimit_check(h->conns, (const struct sockaddr *)&a->cli_addr, a->clilen, now);
+	if (rc == 0)
+		return 0;
+	if (rc == VEIL_ELIMIT)
+		h->refused_open++;
+	else
+		h->refused_rate++;
+	if (h->refused_log_ms == 0 || now - h->refused_log_ms >= VEIL_HTTP_REFUSE_LOG_MS) {
+		veil_log_warn("http: refused %" PRIu64 " connections over the per-address cap "
+		              "(http-conn-per-addr) and %" PRIu64 " over the per-address rate "
+		              "(http-conn-rate) since the last report",
+		              h->refused_open, h->refused_rate);
+		h->refused_open = h->refused_rate = 0;
+		h->refused_log_ms = now;
+	}
+	return -1;
+}
+
+/* Counts an accepted connection as open for its address until it is destroyed. */
+static void count_connection(struct veil_http *h, struct lws *wsi)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	uintptr_t token = 0;
+	int fd = lws_get_socket_fd(wsi);
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (veil_connlimit_open(h->conns, (struct sockaddr *)&ss, sl, &token) == 0)
+		lws_set_opaque_user_data(wsi, (void *)token);
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
 	struct http_pss *ps = user;
 	struct veil_http *h = lws_context_user(lws_get_context(wsi));
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return user != NULL ? filter_connection(h, user) : 0;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: count_connection(h, wsi); return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		veil_connlimit_close(h->conns, (uintptr_t)lws_get_opaque_user_data(wsi));
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		if (ps == NULL)
 			return -1;
@@ -561,6 +615,12 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	if (h == NULL)
 		return VEIL_ENOMEM;
 	h->max_body = srv->cfg.http_max_body ? srv->cfg.http_max_body : VEIL_HTTP_DEFAULT_MAX_BODY;
+	int rc = veil_connlimit_new(&h->conns, srv->cfg.http_conn_per_addr,
+	                            srv->cfg.http_conn_rate_per_min, VEIL_HTTP_MAX_FDS);
+	if (rc != 0) {
+		free(h);
+		return rc;
+	}
 	h->protocols[0] = (struct lws_protocols){
 	    .name = "http",
 	    .callback = http_cb,
@@ -588,6 +648,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	if (family == 0) {
 		veil_log_error("http: listen address %s is not an IPv4 or IPv6 address",
 		               srv->cfg.listen);
+		veil_connlimit_free(h->conns);
 		free(h);
 		return VEIL_EINVAL;
 	}
@@ -610,6 +671,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	info.server_string = "veild";
 	h->ctx = lws_create_context(&info);
 	if (h->ctx == NULL) {
+		veil_connlimit_free(h->conns);
 		free(h);
 		return VEIL_EIO;
 	}
@@ -617,6 +679,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	int port = vh != NULL ? lws_get_vhost_listen_port(vh) : -1;
 	if (port <= 0 || port > 65535) {
 		lws_context_destroy(h->ctx);
+		veil_connlimit_free(h->conns);
 		free(h);
 		return VEIL_EIO;
 	}
@@ -712,6 +775,7 @@ void veil_http_stop(struct veil_http *h)
 	}
 	/* Destroying the context closes every connection and frees their state. */
 	lws_context_destroy(h->ctx);
+	veil_connlimit_free(h->conns);
 	for (size_t i = h->ncleanups; i > 0; i--)
 		h->cleanups[i - 1].fn(h->cleanups[i - 1].arg);
 	free(h);

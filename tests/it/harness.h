@@ -93,7 +93,7 @@ static inline int it_start(struct it_server *srv)
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
 		execl(exe, exe, "--data", srv->data, "--chat-port", cport, "--http-port", hport,
-		      "--dir-rate", "100000", (char *)NULL);
+		      "--dir-rate", "100000", "--http-conn-rate", "1000000", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
