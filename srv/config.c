@@ -27,6 +27,7 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->dir_rate_per_min = 120;
 	cfg->http_conn_per_addr = 64;
 	cfg->http_conn_rate_per_min = 600;
+	cfg->blob_rate_per_min = 600;
 	cfg->blob_max_size = 100ull * 1024 * 1024;
 	cfg->blob_quota = 1024ull * 1024 * 1024;
 	cfg->blob_ttl_s = 14 * 24 * 3600;
@@ -121,6 +122,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "revoke-rate") == 0) {
 		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
 			cfg->revoke_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "blob-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->blob_rate_per_min = (uint32_t)n;
 	} else if (strcmp(key, "blob-max-size") == 0) {
 		if ((rc = parse_uint(v, 1024, 64ul * 1024 * 1024 * 1024, &n)) == 0)
 			cfg->blob_max_size = n;

@@ -835,7 +835,9 @@ int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv)
 	if ((rc = veil_http_on_stop(h, blobsvc_free, b)) != 0)
 		goto out;
 	/* From here on veil_http_stop owns b. */
-	rc = veil_http_route_stream(h, NULL, "/blob/", &blob_ops, b);
+	rc = veil_http_limit(h, "/blob/", srv->cfg.blob_rate_per_min);
+	if (rc == 0)
+		rc = veil_http_route_stream(h, NULL, "/blob/", &blob_ops, b);
 	if (rc == 0)
 		rc = veil_http_route(h, "POST", "/directory/identity/blob_cred", cred_handler, b);
 	return rc;

@@ -25,6 +25,7 @@
 #include "../directory/directory.h"
 
 #define VEIL_HTTP_MAX_CLEANUPS 16
+#define VEIL_HTTP_MAX_LIMITS 8
 #define VEIL_HTTP_MAX_PREFIX 128
 #define VEIL_HTTP_MAX_FDS 4096           /* connections per listener (lws sizes its tables by it) */
 #define VEIL_HTTP_CHUNK 4096             /* bytes written per writable callback */
@@ -38,6 +39,13 @@ struct http_route {
 	veil_http_handler fn;
 	const struct veil_http_stream_ops *sops; /* streaming route if not NULL */
 	void *arg;
+};
+
+/* A per-address request limit on every path under prefix. */
+struct http_limit {
+	char prefix[VEIL_HTTP_MAX_PREFIX];
+	size_t plen;
+	struct veil_ratelimit *rl;
 };
 
 struct http_cleanup {
@@ -57,6 +65,8 @@ struct veil_http {
 	size_t nroutes;
 	struct http_cleanup cleanups[VEIL_HTTP_MAX_CLEANUPS];
 	size_t ncleanups;
+	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
+	size_t nlimits;
 	/* Per-address connection limits; refusals counted for the next log line. */
 	struct veil_connlimit *conns;
 	uint64_t refused_open, refused_rate, refused_log_ms;
@@ -264,6 +274,43 @@ static void too_large(struct lws *wsi, struct http_pss *ps)
 	respond(wsi, ps);
 }
 
+/* Takes a token for the client from every limit over the path; 0, or -1 if one is empty. */
+static int over_limit(struct veil_http *h, const struct http_pss *ps)
+{
+	uint64_t now = veil_mono_ms();
+	for (size_t i = 0; i < h->nlimits; i++) {
+		const struct http_limit *l = &h->limits[i];
+		if (strncmp(ps->path, l->prefix, l->plen) == 0 &&
+		    veil_ratelimit_take(l->rl, ps->client, now) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Answers a request refused before its body was read (the answer is in
+ * ps->resp) and closes the connection: after the body if it announced one
+ * of up to VEIL_HTTP_DRAIN_MAX bytes, so that the client reads the answer,
+ * else at once.
+ */
+static void refuse(struct lws *wsi, struct http_pss *ps, int has_body)
+{
+	char cl[32];
+	unsigned long long v = 0;
+	if (has_body && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	    lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && cl[0] != '-') {
+		char *end;
+		v = strtoull(cl, &end, 10);
+		if (end == cl || *end != '\0')
+			v = 0;
+	}
+	ps->resp.close = 1;
+	if (v > 0 && v <= VEIL_HTTP_DRAIN_MAX)
+		ps->state = ST_DRAIN;
+	else
+		respond(wsi, ps);
+}
+
 static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps, const char *uri,
                       size_t ulen)
 {
@@ -334,6 +381,11 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 	}
 
 	int has_body = strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+	if (over_limit(h, ps) != 0) {
+		veil_http_resp_error(&ps->resp, 429, "rate limit exceeded", NULL);
+		refuse(wsi, ps, has_body);
+		return 0;
+	}
 	const struct http_route *rt = &h->routes[ps->route];
 	if (!has_body) {
 		if (rt->sops != NULL)
@@ -728,6 +780,25 @@ int veil_http_route_stream(struct veil_http *h, const char *method, const char *
 	return rc;
 }
 
+int veil_http_limit(struct veil_http *h, const char *prefix, uint32_t per_min)
+{
+	if (h->running || prefix == NULL || prefix[0] != '/')
+		return VEIL_EINVAL;
+	if (per_min == 0)
+		return 0;
+	struct http_limit *l = &h->limits[h->nlimits];
+	size_t pl = strlen(prefix);
+	if (h->nlimits >= VEIL_HTTP_MAX_LIMITS || pl >= sizeof l->prefix)
+		return VEIL_ELIMIT;
+	int rc = veil_ratelimit_new(&l->rl, per_min);
+	if (rc != 0)
+		return rc;
+	memcpy(l->prefix, prefix, pl + 1);
+	l->plen = pl;
+	h->nlimits++;
+	return 0;
+}
+
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)
 {
 	if (h->ncleanups >= VEIL_HTTP_MAX_CLEANUPS)
@@ -776,6 +847,8 @@ void veil_http_stop(struct veil_http *h)
 	/* Destroying the context closes every connection and frees their state. */
 	lws_context_destroy(h->ctx);
 	veil_connlimit_free(h->conns);
+	for (size_t i = 0; i < h->nlimits; i++)
+		veil_ratelimit_free(h->limits[i].rl);
 	for (size_t i = h->ncleanups; i > 0; i--)
 		h->cleanups[i - 1].fn(h->cleanups[i - 1].arg);
 	free(h);

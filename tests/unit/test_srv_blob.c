@@ -539,6 +539,60 @@ static void test_expiry(void)
 	CHECK(stat(bf, &sb) != 0);
 }
 
+/* Sends one request (Connection: close) to 127.0.0.1:port; the status, or -1. */
+static int raw_status(uint16_t port, const char *method, const char *path, const char *body)
+{
+	char req[1024], resp[256];
+	int fd = connect_to(port);
+	if (fd < 0)
+		return -1;
+	snprintf(req, sizeof req,
+	         "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+	         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	         method, path, strlen(body), body);
+	ssize_t n = -1;
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req))
+		n = recv(fd, resp, sizeof resp - 1, MSG_WAITALL);
+	close(fd);
+	if (n < 12)
+		return -1;
+	resp[n] = '\0';
+	return (int)strtol(resp + 9, NULL, 10);
+}
+
+/*
+ * identity/blob_cred answers whether an ID exists; it shares the
+ * directory's per-address limit (dir-rate) instead of answering without
+ * one, and the /blob/ routes have theirs (blob-rate).
+ */
+static void test_rate_limits(void)
+{
+	struct veil_http *h2 = NULL;
+	static struct veil_server s2;
+	s2 = srv;
+	s2.cfg.http_port = 0;
+	s2.cfg.dir_rate_per_min = 5;
+	s2.cfg.blob_rate_per_min = 4;
+	CHECK_RC(veil_http_start(&h2, &s2), 0);
+	uint16_t port = veil_http_port(h2);
+	int cred[6], blob[5];
+	for (int i = 0; i < 6; i++)
+		cred[i] = raw_status(port, "POST", "/directory/identity/blob_cred",
+		                     "{\"identity\":\"ZZZZZZZZ\"}");
+	for (int i = 0; i < 5; i++)
+		blob[i] = raw_status(port, "GET", "/blob/00112233445566778899aabbccddeeff", "");
+	/* The directory's own routes draw on the same bucket, now empty. */
+	int dir = raw_status(port, "GET", "/directory/identity/ZZZZZZZZ", "");
+	veil_http_stop(h2);
+	for (int i = 0; i < 5; i++)
+		CHECK(cred[i] == 200);
+	CHECK(cred[5] == 429);
+	for (int i = 0; i < 4; i++)
+		CHECK(blob[i] == 404);
+	CHECK(blob[4] == 429);
+	CHECK(dir == 429);
+}
+
 static void no_wake(void *arg)
 {
 	(void)arg;
@@ -588,6 +642,7 @@ T_MAIN_BEGIN
 	RUN(test_limits);
 	RUN(test_concurrent_uploads);
 	RUN(test_expiry);
+	RUN(test_rate_limits);
 
 	veil_http_stop(http);
 	veil_store_close(srv.store);

@@ -91,6 +91,11 @@ static void test_http_limits(void)
 	CHECK(strstr(err, "http-conn-per-addr") != NULL);
 	CHECK_RC(veil_config_set(&c, "http-conn-rate", "0", err, sizeof err), VEIL_EINVAL);
 	CHECK(c.http_conn_per_addr == 8 && c.http_conn_rate_per_min == 30);
+	CHECK(c.blob_rate_per_min == 600 && c.dir_rate_per_min == 120);
+	CHECK_RC(veil_config_set(&c, "blob-rate", "50", err, sizeof err), 0);
+	CHECK(c.blob_rate_per_min == 50);
+	CHECK_RC(veil_config_set(&c, "blob-rate", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "blob-rate") != NULL);
 }
 
 T_MAIN_BEGIN
