@@ -141,8 +141,9 @@ static int exec_veild(struct proc *p)
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
 		execl(exe, exe, "--data", p->data, "--chat-port", cp, "--http-port", hp,
-		      "--dir-rate", "1000000", "--queue-limit", "2000000", "--log-level", "warn",
-		      "--handoff-ms", opt_handoff, (char *)NULL);
+		      "--dir-rate", "1000000", "--http-conn-rate", "1000000",
+		      "--http-conn-per-addr", "4096", "--queue-limit", "2000000", "--log-level",
+		      "warn", "--handoff-ms", opt_handoff, (char *)NULL);
 		_exit(127);
 	}
 	return wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0 ? -1 : 0;

@@ -25,6 +25,9 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->handoff_ms = 100;
 	cfg->http_max_body = 64 * 1024;
 	cfg->dir_rate_per_min = 120;
+	cfg->http_conn_per_addr = 64;
+	cfg->http_conn_rate_per_min = 600;
+	cfg->blob_rate_per_min = 600;
 	cfg->blob_max_size = 100ull * 1024 * 1024;
 	cfg->blob_quota = 1024ull * 1024 * 1024;
 	cfg->blob_ttl_s = 14 * 24 * 3600;
@@ -100,6 +103,12 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "dir-rate") == 0) {
 		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
 			cfg->dir_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "http-conn-per-addr") == 0) {
+		if ((rc = parse_uint(v, 1, 4096, &n)) == 0)
+			cfg->http_conn_per_addr = (uint32_t)n;
+	} else if (strcmp(key, "http-conn-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->http_conn_rate_per_min = (uint32_t)n;
 	} else if (strcmp(key, "smtp-url") == 0) {
 		rc = set_str(cfg->smtp_url, sizeof cfg->smtp_url, v);
 	} else if (strcmp(key, "smtp-from") == 0) {
@@ -121,6 +130,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "revoke-rate") == 0) {
 		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
 			cfg->revoke_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "blob-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->blob_rate_per_min = (uint32_t)n;
 	} else if (strcmp(key, "blob-max-size") == 0) {
 		if ((rc = parse_uint(v, 1024, 64ul * 1024 * 1024 * 1024, &n)) == 0)
 			cfg->blob_max_size = n;

@@ -47,7 +47,11 @@ static void usage(FILE *f)
 	    "                       recipient's ack before it is written to the store (100;\n"
 	    "                       0 = always store first)\n"
 	    "  --http-max-body N    largest HTTP request body in bytes (65536)\n"
-	    "  --dir-rate N         directory requests per client address per minute (120)\n"
+	    "  --dir-rate N         directory requests per client address per minute, the\n"
+	    "                       provisioning document as much again (120)\n"
+	    "  --http-conn-per-addr N  open HTTP connections per client address (64)\n"
+	    "  --http-conn-rate N   new HTTP connections per client address per minute (600)\n"
+	    "  --blob-rate N        blob requests (/blob/) per client address per minute (600)\n"
 	    "  --blob-max-size N    largest blob in bytes (104857600 = 100 MiB)\n"
 	    "  --blob-quota N       bytes of stored blobs per identity (1073741824 = 1 GiB)\n"
 	    "  --blob-ttl SECONDS   lifetime of a blob (1209600 = 14 days)\n"
@@ -91,7 +95,10 @@ static const struct option long_opts[] = {
     {"queue-sender-limit", required_argument, NULL, 0},
     {"http-max-body", required_argument, NULL, 0},
     {"dir-rate", required_argument, NULL, 0},
+    {"http-conn-per-addr", required_argument, NULL, 0},
+    {"http-conn-rate", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
+    {"blob-rate", required_argument, NULL, 0},
     {"blob-max-size", required_argument, NULL, 0},
     {"blob-quota", required_argument, NULL, 0},
     {"blob-ttl", required_argument, NULL, 0},

@@ -24,9 +24,12 @@ struct veil_config {
 	/* max of those from one sender, <= queue_limit; 0 until veil_config_check = a tenth */
 	uint32_t queue_sender_limit;
 	uint32_t handoff_ms; /* wait this long for a live recipient's ack before storing, 0 = off */
-	uint32_t http_max_body;    /* max HTTP request body, default 64 KiB */
-	uint32_t dir_rate_per_min; /* directory requests per client address per minute */
-	uint64_t blob_max_size;    /* --blob-max-size, largest blob in bytes, default 100 MiB */
+	uint32_t http_max_body;      /* max HTTP request body, default 64 KiB */
+	uint32_t dir_rate_per_min;   /* directory requests per client address per minute */
+	uint32_t http_conn_per_addr; /* --http-conn-per-addr, open HTTP connections per address */
+	uint32_t http_conn_rate_per_min; /* --http-conn-rate, new HTTP connections/address/min */
+	uint32_t blob_rate_per_min; /* --blob-rate, /blob/ requests per client address per minute */
+	uint64_t blob_max_size;     /* --blob-max-size, largest blob in bytes, default 100 MiB */
 	uint64_t blob_quota; /* --blob-quota, bytes of live blobs per identity, default 1 GiB */
 	uint32_t blob_ttl_s; /* --blob-ttl, lifetime of a blob, default 14 days */
 	uint32_t blob_persist_ttl_s; /* --blob-persist-ttl, of a persistent blob, default 90 days */

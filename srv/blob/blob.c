@@ -48,8 +48,14 @@ struct upload {
 	char tmp[PATH_MAX_LEN + 64];
 	uint64_t size;     /* blob bytes written so far */
 	uint64_t max_size; /* blob bytes allowed (size limit) */
-	uint64_t room;     /* blob bytes allowed by the owner's quota */
-	uint8_t *wbuf;     /* VEIL_BLOB_WBUF bytes: the parser hands out small pieces */
+	/*
+	 * Bytes of the owner's quota this upload holds while it runs: from
+	 * begin the blob size its Content-Length announces (less the framing
+	 * allowance), grown as more arrives, never below size; 0 once the blob
+	 * is stored (its row counts instead). Removed with the upload.
+	 */
+	uint64_t reserved;
+	uint8_t *wbuf; /* VEIL_BLOB_WBUF bytes: the parser hands out small pieces */
 	size_t wlen;
 	int fail_status; /* HTTP status once the upload failed, else 0 */
 	const char *fail_msg;
@@ -196,7 +202,7 @@ static uint64_t usage(struct veil_blobsvc *b, const uint8_t owner[static VEIL_ID
 	sqlite3_clear_bindings(st);
 	for (const struct upload *u = b->uploads; u != NULL; u = u->next)
 		if (memcmp(u->owner, owner, VEIL_ID_LEN) == 0)
-			used += u->size;
+			used += u->reserved;
 	return used;
 }
 
@@ -297,8 +303,18 @@ static int up_data(void *ctx, const uint8_t *p, size_t n)
 	struct upload *u = ctx;
 	if (u->size + n > u->max_size)
 		return up_fail(u, 413, "blob too large");
-	if (u->size + n > u->room)
-		return up_fail(u, 507, "blob quota exceeded");
+	if (u->size + n > u->reserved) {
+		/*
+		 * More than begin reserved (the framing was smaller than its
+		 * allowance): take the rest from what the quota has left now,
+		 * counting every other upload's reservation.
+		 */
+		uint64_t quota = u->b->srv->cfg.blob_quota, more = u->size + n - u->reserved;
+		uint64_t used = usage(u->b, u->owner, veil_now_ms());
+		if (used >= quota || more > quota - used)
+			return up_fail(u, 507, "blob quota exceeded");
+		u->reserved += more;
+	}
 	u->size += n;
 	while (n > 0) {
 		size_t k = VEIL_BLOB_WBUF - u->wlen;
@@ -375,7 +391,12 @@ static int up_begin(struct veil_blobsvc *b, const struct veil_http_sreq *req, vo
 	memcpy(u->owner, owner, VEIL_ID_LEN);
 	u->persist = query_persist(req->query);
 	u->max_size = cfg->blob_max_size;
-	u->room = cfg->blob_quota - used;
+	/*
+	 * Held from now on: parallel uploads whose headers all come before any
+	 * body each see the others' announced sizes, not only what they have
+	 * written so far.
+	 */
+	u->reserved = need;
 	*ctx = u;
 	if ((u->wbuf = malloc(VEIL_BLOB_WBUF)) == NULL) {
 		veil_http_resp_error(resp, 503, "out of memory", NULL);
@@ -478,6 +499,7 @@ static void up_end(void *ctx, struct veil_http_resp *resp)
 		veil_http_resp_error(resp, 500, "cannot store blob", NULL);
 		return;
 	}
+	u->reserved = 0; /* the row counts from now on */
 	char hex[VEIL_HEX_LEN(VEIL_BLOB_ID_BYTES)];
 	if (veil_hex_encode(hex, sizeof hex, id, sizeof id) != 0)
 		return;
@@ -835,7 +857,9 @@ int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv)
 	if ((rc = veil_http_on_stop(h, blobsvc_free, b)) != 0)
 		goto out;
 	/* From here on veil_http_stop owns b. */
-	rc = veil_http_route_stream(h, NULL, "/blob/", &blob_ops, b);
+	rc = veil_http_limit(h, "/blob/", srv->cfg.blob_rate_per_min);
+	if (rc == 0)
+		rc = veil_http_route_stream(h, NULL, "/blob/", &blob_ops, b);
 	if (rc == 0)
 		rc = veil_http_route(h, "POST", "/directory/identity/blob_cred", cred_handler, b);
 	return rc;

@@ -20,8 +20,7 @@
 
 struct veil_dirsvc {
 	struct veil_server *srv;
-	struct veil_ratelimit *rl; /* NULL = unlimited */
-	struct veil_buf oppf;      /* the signed provisioning document, built once */
+	struct veil_buf oppf; /* the signed provisioning document, built once */
 	/* Linking, matching and revocation (contacts.c). */
 	struct veil_dircontacts *contacts;
 };
@@ -249,10 +248,6 @@ out:
 static void dir_handler(void *arg, const struct veil_http_req *req, struct veil_http_resp *resp)
 {
 	struct veil_dirsvc *d = arg;
-	if (d->rl != NULL && veil_ratelimit_take(d->rl, req->client, veil_mono_ms()) != 0) {
-		veil_http_resp_error(resp, 429, "rate limit exceeded", NULL);
-		return;
-	}
 	int get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
 	const char *p = req->path;
 	if (strcmp(p, "identity/create") == 0 || strcmp(p, "identity/fetch_bulk") == 0 ||
@@ -300,7 +295,6 @@ static void dirsvc_free(void *arg)
 	struct veil_dirsvc *d = arg;
 	if (d == NULL)
 		return;
-	veil_ratelimit_free(d->rl);
 	veil_dircontacts_free(d->contacts);
 	veil_buf_release(&d->oppf);
 	free(d);
@@ -313,12 +307,18 @@ int veil_dirsvc_register(struct veil_http *h, struct veil_server *srv)
 		return VEIL_ENOMEM;
 	d->srv = srv;
 	veil_buf_init(&d->oppf, 64 * 1024);
-	int rc = 0;
-	if (srv->cfg.dir_rate_per_min > 0) {
-		rc = veil_ratelimit_new(&d->rl, srv->cfg.dir_rate_per_min);
-		if (rc != 0)
-			goto out;
-	}
+	/*
+	 * dir-rate per client address, enforced by the listener for every path
+	 * under /directory/ (the blob service's identity/blob_cred included, so
+	 * it is no second way to ask whether an ID exists), and as much again,
+	 * in a bucket of its own, for the provisioning document: a client that
+	 * used up the directory's can still fetch it.
+	 */
+	int rc = veil_http_limit(h, "/directory/", srv->cfg.dir_rate_per_min);
+	if (rc == 0)
+		rc = veil_http_limit(h, VEIL_DIRSVC_PROVISIONING_PATH, srv->cfg.dir_rate_per_min);
+	if (rc != 0)
+		goto out;
 	rc = veil_dirsvc_provisioning_build(srv, veil_http_port(h), &d->oppf);
 	if (rc != 0)
 		goto out;

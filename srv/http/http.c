@@ -7,6 +7,8 @@
  * answer; one that sends more than it announced is cut off. Either way the
  * connection closes.
  */
+#include <arpa/inet.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,14 +20,17 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "connlimit.h"
 #include "../blob/blob.h"
 #include "../directory/directory.h"
 
 #define VEIL_HTTP_MAX_CLEANUPS 16
+#define VEIL_HTTP_MAX_LIMITS 8
 #define VEIL_HTTP_MAX_PREFIX 128
 #define VEIL_HTTP_MAX_FDS 4096           /* connections per listener (lws sizes its tables by it) */
 #define VEIL_HTTP_CHUNK 4096             /* bytes written per writable callback */
 #define VEIL_HTTP_FILE_CHUNK (64 * 1024) /* file body bytes per writable callback */
+#define VEIL_HTTP_REFUSE_LOG_MS 60000    /* at most one line about refused connections */
 
 struct http_route {
 	char method[8]; /* "" = any */
@@ -34,6 +39,13 @@ struct http_route {
 	veil_http_handler fn;
 	const struct veil_http_stream_ops *sops; /* streaming route if not NULL */
 	void *arg;
+};
+
+/* A per-address request limit on every path under prefix. */
+struct http_limit {
+	char prefix[VEIL_HTTP_MAX_PREFIX];
+	size_t plen;
+	struct veil_ratelimit *rl;
 };
 
 struct http_cleanup {
@@ -53,6 +65,11 @@ struct veil_http {
 	size_t nroutes;
 	struct http_cleanup cleanups[VEIL_HTTP_MAX_CLEANUPS];
 	size_t ncleanups;
+	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
+	size_t nlimits;
+	/* Per-address connection limits; refusals counted for the next log line. */
+	struct veil_connlimit *conns;
+	uint64_t refused_open, refused_rate, refused_log_ms;
 };
 
 enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND };
@@ -257,6 +274,43 @@ static void too_large(struct lws *wsi, struct http_pss *ps)
 	respond(wsi, ps);
 }
 
+/* Takes a token for the client from every limit over the path; 0, or -1 if one is empty. */
+static int over_limit(struct veil_http *h, const struct http_pss *ps)
+{
+	uint64_t now = veil_mono_ms();
+	for (size_t i = 0; i < h->nlimits; i++) {
+		const struct http_limit *l = &h->limits[i];
+		if (strncmp(ps->path, l->prefix, l->plen) == 0 &&
+		    veil_ratelimit_take(l->rl, ps->client, now) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Answers a request refused before its body was read (the answer is in
+ * ps->resp) and closes the connection: after the body if it announced one
+ * of up to VEIL_HTTP_DRAIN_MAX bytes, so that the client reads the answer,
+ * else at once.
+ */
+static void refuse(struct lws *wsi, struct http_pss *ps, int has_body)
+{
+	char cl[32];
+	unsigned long long v = 0;
+	if (has_body && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	    lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && cl[0] != '-') {
+		char *end;
+		v = strtoull(cl, &end, 10);
+		if (end == cl || *end != '\0')
+			v = 0;
+	}
+	ps->resp.close = 1;
+	if (v > 0 && v <= VEIL_HTTP_DRAIN_MAX)
+		ps->state = ST_DRAIN;
+	else
+		respond(wsi, ps);
+}
+
 static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps, const char *uri,
                       size_t ulen)
 {
@@ -327,6 +381,11 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 	}
 
 	int has_body = strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+	if (over_limit(h, ps) != 0) {
+		veil_http_resp_error(&ps->resp, 429, "rate limit exceeded", NULL);
+		refuse(wsi, ps, has_body);
+		return 0;
+	}
 	const struct http_route *rt = &h->routes[ps->route];
 	if (!has_body) {
 		if (rt->sops != NULL)
@@ -479,12 +538,60 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/*
+ * A new TCP connection, before lws reads a byte from it: refused (closed at
+ * once) if its address has too many open or opened too many lately. One
+ * log line a minute at most says how many were refused; it never names an
+ * address.
+ */
+static int filter_connection(struct veil_http *h, const struct lws_filter_network_conn_args *a)
+{
+	uint64_t now = veil_mono_ms();
+	int rc =
+	    veil_connlimit_check(h->conns, (const struct sockaddr *)&a->cli_addr, a->clilen, now);
+	if (rc == 0)
+		return 0;
+	if (rc == VEIL_ELIMIT)
+		h->refused_open++;
+	else
+		h->refused_rate++;
+	if (h->refused_log_ms == 0 || now - h->refused_log_ms >= VEIL_HTTP_REFUSE_LOG_MS) {
+		veil_log_warn("http: refused %" PRIu64 " connections over the per-address cap "
+		              "(http-conn-per-addr) and %" PRIu64 " over the per-address rate "
+		              "(http-conn-rate) since the last report",
+		              h->refused_open, h->refused_rate);
+		h->refused_open = h->refused_rate = 0;
+		h->refused_log_ms = now;
+	}
+	return -1;
+}
+
+/* Counts an accepted connection as open for its address until it is destroyed. */
+static void count_connection(struct veil_http *h, struct lws *wsi)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	uintptr_t token = 0;
+	int fd = lws_get_socket_fd(wsi);
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (veil_connlimit_open(h->conns, (struct sockaddr *)&ss, sl, &token) == 0)
+		lws_set_opaque_user_data(wsi, (void *)token);
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
 	struct http_pss *ps = user;
 	struct veil_http *h = lws_context_user(lws_get_context(wsi));
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return user != NULL ? filter_connection(h, user) : 0;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: count_connection(h, wsi); return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		veil_connlimit_close(h->conns, (uintptr_t)lws_get_opaque_user_data(wsi));
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		if (ps == NULL)
 			return -1;
@@ -542,6 +649,17 @@ static void lws_log_emit(int level, const char *line)
 	veil_log_error("http: %s", msg);
 }
 
+/* AF_INET or AF_INET6 for a numeric address, 0 for anything else. */
+static int listen_family(const char *addr)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, addr, a) == 1)
+		return AF_INET6;
+	return 0;
+}
+
 int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 {
 	*out = NULL;
@@ -549,6 +667,12 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	if (h == NULL)
 		return VEIL_ENOMEM;
 	h->max_body = srv->cfg.http_max_body ? srv->cfg.http_max_body : VEIL_HTTP_DEFAULT_MAX_BODY;
+	int rc = veil_connlimit_new(&h->conns, srv->cfg.http_conn_per_addr,
+	                            srv->cfg.http_conn_rate_per_min, VEIL_HTTP_MAX_FDS);
+	if (rc != 0) {
+		free(h);
+		return rc;
+	}
 	h->protocols[0] = (struct lws_protocols){
 	    .name = "http",
 	    .callback = http_cb,
@@ -562,7 +686,31 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.port = srv->cfg.http_port;
-	info.iface = srv->cfg.listen[0] != '\0' ? srv->cfg.listen : NULL;
+	/*
+	 * lws takes iface as an interface name or a numeric address. With IPv6
+	 * compiled in (Debian's build) it binds an AF_INET6 socket and copies
+	 * the parsed address into a sockaddr_in6 whatever its family: an IPv4
+	 * literal lands in sin6_flowinfo and the socket binds [::], every
+	 * address of the machine. So only literals are accepted, an IPv4 one
+	 * with IPv6 off for this vhost, an IPv6 one v6-only; and a bind that
+	 * fails (an address the machine does not have) fails the context
+	 * instead of lws waiting for the interface to appear.
+	 */
+	int family = listen_family(srv->cfg.listen);
+	if (family == 0) {
+		veil_log_error("http: listen address %s is not an IPv4 or IPv6 address",
+		               srv->cfg.listen);
+		veil_connlimit_free(h->conns);
+		free(h);
+		return VEIL_EINVAL;
+	}
+	info.iface = srv->cfg.listen;
+	info.options |= LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	if (family == AF_INET)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	else
+		info.options |=
+		    LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY | LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE;
 	info.protocols = h->protocols;
 	info.user = h;
 	info.max_http_header_data = 4096;
@@ -575,6 +723,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	info.server_string = "veild";
 	h->ctx = lws_create_context(&info);
 	if (h->ctx == NULL) {
+		veil_connlimit_free(h->conns);
 		free(h);
 		return VEIL_EIO;
 	}
@@ -582,6 +731,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	int port = vh != NULL ? lws_get_vhost_listen_port(vh) : -1;
 	if (port <= 0 || port > 65535) {
 		lws_context_destroy(h->ctx);
+		veil_connlimit_free(h->conns);
 		free(h);
 		return VEIL_EIO;
 	}
@@ -628,6 +778,25 @@ int veil_http_route_stream(struct veil_http *h, const char *method, const char *
 	if (rc == 0)
 		h->routes[h->nroutes - 1].sops = ops;
 	return rc;
+}
+
+int veil_http_limit(struct veil_http *h, const char *prefix, uint32_t per_min)
+{
+	if (h->running || prefix == NULL || prefix[0] != '/')
+		return VEIL_EINVAL;
+	if (per_min == 0)
+		return 0;
+	struct http_limit *l = &h->limits[h->nlimits];
+	size_t pl = strlen(prefix);
+	if (h->nlimits >= VEIL_HTTP_MAX_LIMITS || pl >= sizeof l->prefix)
+		return VEIL_ELIMIT;
+	int rc = veil_ratelimit_new(&l->rl, per_min);
+	if (rc != 0)
+		return rc;
+	memcpy(l->prefix, prefix, pl + 1);
+	l->plen = pl;
+	h->nlimits++;
+	return 0;
 }
 
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)
@@ -677,6 +846,9 @@ void veil_http_stop(struct veil_http *h)
 	}
 	/* Destroying the context closes every connection and frees their state. */
 	lws_context_destroy(h->ctx);
+	veil_connlimit_free(h->conns);
+	for (size_t i = 0; i < h->nlimits; i++)
+		veil_ratelimit_free(h->limits[i].rl);
 	for (size_t i = h->ncleanups; i > 0; i--)
 		h->cleanups[i - 1].fn(h->cleanups[i - 1].arg);
 	free(h);

@@ -98,6 +98,15 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv);
 int veil_http_route(struct veil_http *h, const char *method, const char *prefix,
                     veil_http_handler fn, void *arg);
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg);
+/*
+ * Puts every request whose path begins with prefix under a per-address
+ * limit of per_min requests a minute (a veil_ratelimit token bucket of its
+ * own, keyed by the client address). Over it the listener answers 429
+ * itself and the route never sees the request; a request takes a token
+ * from every limit whose prefix it matches. per_min 0 adds no limit. Only
+ * before run. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL / VEIL_ENOMEM.
+ */
+int veil_http_limit(struct veil_http *h, const char *prefix, uint32_t per_min);
 
 /*
  * Streaming routes: the request body is handed to the route chunk by chunk

@@ -6,7 +6,7 @@
 # receipts.
 set -u
 . "$(dirname "$0")/lib.sh"
-it_setup groups --dir-rate 100000
+it_setup groups --dir-rate 100000 --http-conn-rate 1000000
 v() { local who=$1; shift; VEIL_HOME=$T/$who "$BIN/veil" "$@"; }
 # recv WHO: JSON lines on $T/WHO.N (stdout) and $T/WHO.N.err, N counting up.
 declare -A seq

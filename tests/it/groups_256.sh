@@ -5,7 +5,7 @@
 # asserted; bench/ is where speed is judged).
 set -u
 . "$(dirname "$0")/lib.sh"
-it_setup groups256 --dir-rate 100000 --log-level warn
+it_setup groups256 --dir-rate 100000 --http-conn-rate 1000000 --log-level warn
 N=256
 JOBS=${JOBS:-16}
 now() { date +%s.%N; }

@@ -105,10 +105,11 @@ static inline int it_start(struct it_server *srv)
 		snprintf(logp, sizeof logp, "%s/veild.log", srv->data);
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
-		const char *argv[24] = {exe,           "--data", srv->data,    "--chat-port", cport,
-		                        "--http-port", hport,    "--dir-rate", "100000"};
+		const char *argv[24] = {exe,      "--data",           srv->data, "--chat-port",
+		                        cport,    "--http-port",      hport,     "--dir-rate",
+		                        "100000", "--http-conn-rate", "1000000"};
 		for (size_t i = 0; i < 8 && srv->extra[i] != NULL; i++)
-			argv[9 + i] = srv->extra[i];
+			argv[11 + i] = srv->extra[i];
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}

@@ -539,6 +539,183 @@ static void test_expiry(void)
 	CHECK(stat(bf, &sb) != 0);
 }
 
+/* Sends one request (Connection: close) to 127.0.0.1:port; the status, or -1. */
+static int raw_status(uint16_t port, const char *method, const char *path, const char *body)
+{
+	char req[1024], resp[256];
+	int fd = connect_to(port);
+	if (fd < 0)
+		return -1;
+	snprintf(req, sizeof req,
+	         "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+	         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	         method, path, strlen(body), body);
+	ssize_t n = -1;
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req))
+		n = recv(fd, resp, sizeof resp - 1, MSG_WAITALL);
+	close(fd);
+	if (n < 12)
+		return -1;
+	resp[n] = '\0';
+	return (int)strtol(resp + 9, NULL, 10);
+}
+
+/*
+ * identity/blob_cred answers whether an ID exists; it shares the
+ * directory's per-address limit (dir-rate) instead of answering without
+ * one, and the /blob/ routes have theirs (blob-rate).
+ */
+static void test_rate_limits(void)
+{
+	struct veil_http *h2 = NULL;
+	static struct veil_server s2;
+	s2 = srv;
+	s2.cfg.http_port = 0;
+	s2.cfg.dir_rate_per_min = 5;
+	s2.cfg.blob_rate_per_min = 4;
+	CHECK_RC(veil_http_start(&h2, &s2), 0);
+	uint16_t port = veil_http_port(h2);
+	int cred[6], blob[5];
+	for (int i = 0; i < 6; i++)
+		cred[i] = raw_status(port, "POST", "/directory/identity/blob_cred",
+		                     "{\"identity\":\"ZZZZZZZZ\"}");
+	for (int i = 0; i < 5; i++)
+		blob[i] = raw_status(port, "GET", "/blob/00112233445566778899aabbccddeeff", "");
+	/* The directory's own routes draw on the same bucket, now empty. */
+	int dir = raw_status(port, "GET", "/directory/identity/ZZZZZZZZ", "");
+	veil_http_stop(h2);
+	for (int i = 0; i < 5; i++)
+		CHECK(cred[i] == 200);
+	CHECK(cred[5] == 429);
+	for (int i = 0; i < 4; i++)
+		CHECK(blob[i] == 404);
+	CHECK(blob[4] == 429);
+	CHECK(dir == 429);
+}
+
+/* An upload over a raw connection, so that its headers and its body go out apart. */
+struct raw_up {
+	int fd;
+	size_t len; /* blob bytes */
+};
+
+static const char up_head[] = "--XyZ123\r\nContent-Disposition: form-data; name=\"blob\"\r\n\r\n";
+static const char up_tail[] = "\r\n--XyZ123--\r\n";
+
+/* Connects and sends the headers of an upload of len bytes for id; 0 or -1. */
+static int raw_up_headers(struct raw_up *r, uint16_t port, const uint8_t id[static VEIL_ID_LEN],
+                          size_t len)
+{
+	uint8_t tok[VEIL_BLOB_TOKEN_LEN];
+	char b64[VEIL_B64_LEN(VEIL_BLOB_TOKEN_LEN)], req[512];
+	r->len = len;
+	r->fd = connect_to(port);
+	struct timeval tv = {10, 0};
+	if (r->fd < 0 || setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+	    veil_blob_token_issue(&srv.keys, id, veil_now_ms() + 60000, tok) != 0 ||
+	    veil_b64_encode(b64, sizeof b64, tok, sizeof tok) != 0)
+		return -1;
+	snprintf(
+	    req, sizeof req,
+	    "POST /blob/upload HTTP/1.1\r\nHost: x\r\nAuthorization: ThreemaBlobToken %s\r\n"
+	    "Content-Type: multipart/form-data; boundary=XyZ123\r\nContent-Length: %zu\r\n\r\n",
+	    b64, strlen(up_head) + len + strlen(up_tail));
+	return send(r->fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req) ? 0 : -1;
+}
+
+/* Sends up to n bytes of the body (all of it if n is SIZE_MAX); 0 or -1. */
+static int raw_up_body(struct raw_up *r, size_t n)
+{
+	static uint8_t zeros[64 * 1024];
+	size_t total = strlen(up_head) + r->len + strlen(up_tail), sent = 0;
+	if (n > total)
+		n = total;
+	while (sent < n) {
+		const uint8_t *p;
+		size_t k;
+		if (sent < strlen(up_head)) {
+			p = (const uint8_t *)up_head + sent;
+			k = strlen(up_head) - sent;
+		} else if (sent < strlen(up_head) + r->len) {
+			p = zeros;
+			k = strlen(up_head) + r->len - sent;
+			if (k > sizeof zeros)
+				k = sizeof zeros;
+		} else {
+			p = (const uint8_t *)up_tail + (sent - strlen(up_head) - r->len);
+			k = total - sent;
+		}
+		if (k > n - sent)
+			k = n - sent;
+		ssize_t w = send(r->fd, p, k, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		sent += (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads the answer's status and closes; -1 if there was none. */
+static int raw_up_status(struct raw_up *r)
+{
+	char resp[64];
+	ssize_t n = recv(r->fd, resp, sizeof resp - 1, MSG_WAITALL);
+	close(r->fd);
+	r->fd = -1;
+	if (n < 12)
+		return -1;
+	resp[n] = '\0';
+	return (int)strtol(resp + 9, NULL, 10);
+}
+
+/*
+ * The quota holds against uploads in parallel: six of 100 kB whose headers
+ * all arrive before any body, with a quota of 300 kB, store three (the
+ * others get 507 "blob quota exceeded"). An upload cut short gives its
+ * reservation back.
+ */
+static void test_quota_parallel(void)
+{
+	enum { N = 6, LEN = 100000 };
+	static const uint8_t id[VEIL_ID_LEN] = "QUOTA001";
+	struct raw_up r[N];
+	int st[N], stored = 0, refused = 0, headers = 0;
+	uint64_t quota = srv.cfg.blob_quota;
+	srv.cfg.blob_quota = 3 * LEN + 2000; /* three, with room to spare for less than a fourth */
+	uint16_t port = veil_http_port(http);
+	for (int i = 0; i < N; i++)
+		headers += raw_up_headers(&r[i], port, id, LEN) == 0;
+	struct timespec ts = {0, 300 * 1000 * 1000}; /* every begin has run */
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < N; i++)
+		raw_up_body(&r[i], SIZE_MAX);
+	for (int i = 0; i < N; i++) {
+		st[i] = raw_up_status(&r[i]);
+		stored += st[i] == 200;
+		refused += st[i] == 507;
+	}
+	/* Cut short after its headers and some body: the quota it held is free again. */
+	static const uint8_t id2[VEIL_ID_LEN] = "QUOTA002";
+	struct raw_up cut, next;
+	srv.cfg.blob_quota = LEN + 2000;
+	int cut_ok = raw_up_headers(&cut, port, id2, LEN) == 0 && raw_up_body(&cut, 5000) == 0;
+	nanosleep(&ts, NULL);
+	close(cut.fd);
+	nanosleep(&ts, NULL);
+	int next_st = -1;
+	if (raw_up_headers(&next, port, id2, LEN) == 0 && raw_up_body(&next, SIZE_MAX) == 0)
+		next_st = raw_up_status(&next);
+	srv.cfg.blob_quota = quota;
+	CHECK(headers == N);
+	if (stored != 3)
+		for (int i = 0; i < N; i++)
+			fprintf(stderr, "upload %d: %d\n", i, st[i]);
+	CHECK(stored == 3);
+	CHECK(refused == 3);
+	CHECK(cut_ok);
+	CHECK(next_st == 200);
+}
+
 static void no_wake(void *arg)
 {
 	(void)arg;
@@ -587,7 +764,9 @@ T_MAIN_BEGIN
 	RUN(test_resume_after_cut);
 	RUN(test_limits);
 	RUN(test_concurrent_uploads);
+	RUN(test_quota_parallel);
 	RUN(test_expiry);
+	RUN(test_rate_limits);
 
 	veil_http_stop(http);
 	veil_store_close(srv.store);

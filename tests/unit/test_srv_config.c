@@ -110,8 +110,31 @@ static void test_ini_file(void)
 	rmdir(dir);
 }
 
+static void test_http_limits(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	/* Far below the listener's 4096 connections. */
+	CHECK(c.http_conn_per_addr == 64 && c.http_conn_rate_per_min == 600);
+	CHECK_RC(veil_config_set(&c, "http-conn-per-addr", "8", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "http-conn-rate", "30", err, sizeof err), 0);
+	CHECK(c.http_conn_per_addr == 8 && c.http_conn_rate_per_min == 30);
+	CHECK_RC(veil_config_set(&c, "http-conn-per-addr", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "http-conn-per-addr", "4097", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "http-conn-per-addr") != NULL);
+	CHECK_RC(veil_config_set(&c, "http-conn-rate", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK(c.http_conn_per_addr == 8 && c.http_conn_rate_per_min == 30);
+	CHECK(c.blob_rate_per_min == 600 && c.dir_rate_per_min == 120);
+	CHECK_RC(veil_config_set(&c, "blob-rate", "50", err, sizeof err), 0);
+	CHECK(c.blob_rate_per_min == 50);
+	CHECK_RC(veil_config_set(&c, "blob-rate", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "blob-rate") != NULL);
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
+RUN(test_http_limits);
 RUN(test_set_and_bounds);
 RUN(test_queue_sender_limit);
 RUN(test_ini_file);

@@ -1,0 +1,246 @@
+/*
+ * The HTTP listener on its own (srv/http): which address it binds, and the
+ * per-address connection limits in front of every route.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "veil/crypto.h"
+#include "veil/util.h"
+#include "../../srv/http/connlimit.h"
+#include "../../srv/http/http.h"
+#include "../../srv/server.h"
+#include "t.h"
+
+static void cfg_init(struct veil_server *s, const char *listen)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->cfg.listen, sizeof s->cfg.listen, "%s", listen);
+	s->cfg.http_port = 0;
+}
+
+/* 0 if a TCP connection to addr:port (IPv4) is accepted, else errno. */
+static int tcp_connect4(const char *addr, uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	if (fd < 0 || inet_pton(AF_INET, addr, &a.sin_addr) != 1)
+		return EINVAL;
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
+	close(fd);
+	return rc;
+}
+
+static void test_listen_exact(void)
+{
+	static struct veil_server s;
+	struct veil_http *h = NULL;
+	cfg_init(&s, "127.0.0.1");
+	CHECK_RC(veil_http_new(&h, &s), 0);
+	uint16_t port = veil_http_port(h);
+	int ok = tcp_connect4("127.0.0.1", port), other = tcp_connect4("127.0.0.2", port);
+	veil_http_stop(h);
+	CHECK_RC(ok, 0);
+	CHECK_RC(other, ECONNREFUSED);
+}
+
+static void test_listen_refused(void)
+{
+	static struct veil_server s;
+	struct veil_http *h = NULL;
+	/* An address this machine does not have (TEST-NET-1): no silent wildcard. */
+	cfg_init(&s, "192.0.2.1");
+	CHECK_RC(veil_http_new(&h, &s), VEIL_EIO);
+	CHECK(h == NULL);
+	/* Not an address (lws would take it as an interface name). */
+	cfg_init(&s, "lo");
+	CHECK_RC(veil_http_new(&h, &s), VEIL_EINVAL);
+	cfg_init(&s, "");
+	CHECK_RC(veil_http_new(&h, &s), VEIL_EINVAL);
+}
+
+/* A connected TCP socket to 127.0.0.1:port with a 3 s receive timeout, or -1. */
+static int open_conn(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {3, 0};
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Sends one request on fd and reads the answer: 1 if an HTTP response came
+ * back, 0 if the server closed the connection instead.
+ */
+static int request(int fd, int keepalive)
+{
+	char req[160], buf[2048];
+	snprintf(req, sizeof req, "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: %s\r\n\r\n",
+	         keepalive ? "keep-alive" : "close");
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+		return 0;
+	/* Read the whole answer (headers and Content-Length bytes) so that none is left over. */
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+		if (n <= 0)
+			return 0;
+		got += (size_t)n;
+		buf[got] = '\0';
+		const char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "content-length: ");
+		if (end != NULL && cl != NULL &&
+		    got >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10))
+			break;
+		if (got == sizeof buf - 1)
+			return 0;
+	}
+	return strncmp(buf, "HTTP/1.1 404", 12) == 0;
+}
+
+/* One request on a fresh connection that is closed afterwards. */
+static int request_once(uint16_t port)
+{
+	int fd = open_conn(port);
+	if (fd < 0)
+		return 0;
+	int ok = request(fd, 0);
+	close(fd);
+	return ok;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void test_conn_per_addr(void)
+{
+	static struct veil_server s;
+	struct veil_http *h = NULL;
+	int fds[5];
+	cfg_init(&s, "127.0.0.1");
+	s.cfg.http_conn_per_addr = 4;
+	CHECK_RC(veil_http_new(&h, &s), 0);
+	CHECK_RC(veil_http_run(h), 0);
+	uint16_t port = veil_http_port(h);
+	int held = 0, fifth = -1, after_close = 0, still = 0;
+	for (int i = 0; i < 4; i++) {
+		fds[i] = open_conn(port);
+		held += fds[i] >= 0 && request(fds[i], 1);
+	}
+	/* The fifth is closed before it is read. */
+	fds[4] = open_conn(port);
+	if (fds[4] >= 0) {
+		fifth = request(fds[4], 1);
+		close(fds[4]);
+	}
+	/* The four held ones still work; once one closes, a new one is let in. */
+	for (int i = 0; i < 4; i++)
+		still += fds[i] >= 0 && request(fds[i], 1);
+	close(fds[0]);
+	for (int k = 0; k < 50 && !after_close; k++) {
+		sleep_ms(20);
+		after_close = request_once(port);
+	}
+	for (int i = 1; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	veil_http_stop(h);
+	CHECK(held == 4);
+	CHECK(fifth == 0);
+	CHECK(still == 4);
+	CHECK(after_close == 1);
+}
+
+static void test_conn_rate(void)
+{
+	static struct veil_server s;
+	struct veil_http *h = NULL;
+	cfg_init(&s, "127.0.0.1");
+	s.cfg.http_conn_rate_per_min = 5;
+	CHECK_RC(veil_http_new(&h, &s), 0);
+	CHECK_RC(veil_http_run(h), 0);
+	uint16_t port = veil_http_port(h);
+	int ok = 0;
+	for (int i = 0; i < 5; i++)
+		ok += request_once(port);
+	int sixth = request_once(port);
+	veil_http_stop(h);
+	CHECK(ok == 5);
+	CHECK(sixth == 0);
+}
+
+/* The counting table on its own: many addresses in a small table, opened and closed. */
+static void test_connlimit_table(void)
+{
+	struct veil_connlimit *cl = NULL;
+	enum { N = 12 };
+	struct sockaddr_in a[N];
+	uintptr_t tok[N][3];
+	CHECK_RC(veil_connlimit_new(&cl, 3, 0, 8), 0); /* 16 slots */
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct sockaddr_in){.sin_family = AF_INET};
+		a[i].sin_addr.s_addr = htonl(0x0a000001u + (uint32_t)i);
+	}
+	const struct sockaddr *sa;
+	for (int r = 0; r < 3; r++)
+		for (int i = 0; i < N; i++) {
+			sa = (const struct sockaddr *)&a[i];
+			CHECK_RC(veil_connlimit_check(cl, sa, sizeof a[i], 0), 0);
+			CHECK_RC(veil_connlimit_open(cl, sa, sizeof a[i], &tok[i][r]), 0);
+			CHECK(tok[i][r] != 0);
+		}
+	for (int i = 0; i < N; i++) {
+		sa = (const struct sockaddr *)&a[i];
+		CHECK_RC(veil_connlimit_check(cl, sa, sizeof a[i], 0), VEIL_ELIMIT);
+	}
+	/* Close in an order that empties slots in the middle of probe runs. */
+	for (int r = 0; r < 3; r++)
+		for (int i = r % 2; i < N; i += 2) {
+			veil_connlimit_close(cl, tok[i][r]);
+			sa = (const struct sockaddr *)&a[i];
+			/* Even addresses are closed at rounds 0 and 2, odd ones at round 1. */
+			CHECK(veil_connlimit_count(cl, sa, sizeof a[i]) == (r == 2 ? 1u : 2u));
+		}
+	for (int i = 0; i < N; i++) {
+		sa = (const struct sockaddr *)&a[i];
+		CHECK(veil_connlimit_count(cl, sa, sizeof a[i]) == (uint32_t)(i % 2 == 0 ? 1 : 2));
+	}
+	/* IPv6 addresses of one /64 are one client. */
+	struct sockaddr_in6 x = {.sin6_family = AF_INET6}, y;
+	inet_pton(AF_INET6, "2001:db8::1", &x.sin6_addr);
+	y = x;
+	inet_pton(AF_INET6, "2001:db8::ffff:2", &y.sin6_addr);
+	uintptr_t tx, ty;
+	CHECK_RC(veil_connlimit_open(cl, (struct sockaddr *)&x, sizeof x, &tx), 0);
+	CHECK_RC(veil_connlimit_open(cl, (struct sockaddr *)&y, sizeof y, &ty), 0);
+	CHECK(tx == ty && veil_connlimit_count(cl, (struct sockaddr *)&x, sizeof x) == 2);
+	veil_connlimit_free(cl);
+}
+
+T_MAIN_BEGIN
+{
+	RUN(test_listen_exact);
+	RUN(test_listen_refused);
+	RUN(test_conn_per_addr);
+	RUN(test_conn_rate);
+	RUN(test_connlimit_table);
+}
+T_MAIN_END
