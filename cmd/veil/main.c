@@ -98,7 +98,10 @@ static const struct cli_cmd commands[] = {
      "                   each is downloaded, checked and decrypted, then its path\n"
      "                   is printed\n"
      "\n"
-     "Problems with single messages and server alerts are reported on stderr.\n"},
+     "A message is acknowledged to the server only once it is stored. One that\n"
+     "cannot be decrypted or decoded is stored as it came and shown as \"stored\n"
+     "raw: type 0xNN, N bytes\" (JSON: raw, size, error). Other problems with\n"
+     "single messages and server alerts are reported on stderr.\n"},
     {"group", cmd_group, "group chats: create, list, show, change, leave, send",
      "group create NAME ID...\n"
      "       veil group list [--json]\n"
@@ -130,7 +133,9 @@ static const struct cli_cmd commands[] = {
     {"log", cmd_log, "show the local message log",
      "log [ID] [--json]\n"
      "\n"
-     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"},
+     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"
+     "A message that could not be decoded shows as \"stored raw: type 0xNN, N bytes\"\n"
+     "(JSON: raw, size, type_code).\n"},
 };
 
 static const struct cli_cmd *find(const char *name)
@@ -246,6 +251,14 @@ const char *cli_type(char buf[static 8], uint8_t type)
 		return t;
 	snprintf(buf, 8, "0x%02x", type);
 	return buf;
+}
+
+void cli_raw_desc(uint8_t type, size_t len)
+{
+	if (type == 0)
+		printf("stored raw: not decrypted, %zu bytes", len);
+	else
+		printf("stored raw: type 0x%02x, %zu bytes", type, len);
 }
 
 void cli_msgid(char out[static 17], uint64_t id)

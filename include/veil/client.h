@@ -209,15 +209,23 @@ struct veil_log_entry {
 	uint8_t type;        /* inner message type */
 	const uint8_t *body; /* the inner body, unpadded */
 	size_t body_len;
-	int status; /* outgoing: 0 sent, else the best receipt status */
+	int status; /* outgoing: 0 sent, else the best receipt status; incoming: 0 or VEIL_LOG_RAW */
 };
+/*
+ * Status of an incoming message stored as it came because it could not be
+ * decoded: type is its inner type and body its inner body, or type 0 and
+ * body the whole payload if it could not even be decrypted. It is stored
+ * so that it is never acked and lost.
+ */
+#define VEIL_LOG_RAW (-1)
 
 /*
  * Stores one message. If nonce is non-NULL it is recorded in the same
  * transaction, so a message is never stored without its nonce (or the
  * other way round). VEIL_EREPLAY if the nonce was seen, VEIL_EEXIST if a
  * message with this direction, peer and ID is already logged; in both
- * cases nothing is written.
+ * cases nothing is written. Exception: a logged payload that could not be
+ * decrypted (type 0) is replaced by an entry of another type.
  */
 int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
                          const uint8_t *nonce) VEIL_WUR;
@@ -336,6 +344,12 @@ struct veil_msgr_event {
 	const uint8_t *body;                /* messages: the inner body as received (unpadded) */
 	size_t body_len;
 	/*
+	 * raw = 1: a message that could not be decoded (errtext says why),
+	 * stored as it came (VEIL_LOG_RAW) and acked. type is its inner type,
+	 * or 0 if it could not be decrypted (body is then the whole payload).
+	 */
+	int raw;
+	/*
 	 * Group messages (group = 1). text/text_len, status and ids then carry
 	 * the inner group text or group receipt. group_members lists the members
 	 * of a group-setup (the creator excluded); group_removed is set when a
@@ -355,10 +369,11 @@ struct veil_msgr_event {
  * checked (receiver, replayed nonce, duplicate ID), decrypted, stored and
  * only then acknowledged; text and other non-receipt messages without flag
  * 0x80 get an automatic "received" receipt. Senders not in the contacts are
- * fetched from the directory and added. A message that cannot be
- * decrypted is reported as an error event and still acknowledged (the
- * server then drops it); one whose sender key cannot be fetched because
- * the directory is unreachable is left queued. After queue-send-complete,
+ * fetched from the directory and added. No message is acked before it is
+ * stored: one that cannot be decrypted or decoded is stored as it came
+ * (VEIL_LOG_RAW) and reported as a raw message event; one whose sender key
+ * cannot be fetched because the directory is unreachable is left queued,
+ * and so is every message if storing fails (the session then ends). After queue-send-complete,
  * waits up to wait_s seconds for more. cb returning non-zero stops early.
  * Returns 0, or the error that ended the session.
  */

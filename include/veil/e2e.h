@@ -68,8 +68,12 @@
 	(VEIL_MSGBOX_MAX - VEIL_MSGBOX_FIXED_LEN - VEIL_E2E_META_OUT_MAX - VEIL_MAC_LEN - 1 -      \
 	 VEIL_E2E_PAD_MAX)
 
-/* Text messages: UTF-8, at most this many bytes (the specification's split size). */
+/*
+ * Text messages: UTF-8. A sender splits at VEIL_E2E_TEXT_MAX bytes (the
+ * specification's split size); a receiver accepts any text that fits a frame.
+ */
 #define VEIL_E2E_TEXT_MAX 6000
+#define VEIL_E2E_TEXT_IN_MAX VEIL_MSGBOX_BOX_MAX
 /* Delivery receipts: message IDs per receipt we send, and accept. */
 #define VEIL_E2E_RECEIPT_MAX_IDS 875
 #define VEIL_E2E_RECEIPT_MAX_IDS_IN (VEIL_MSGBOX_BOX_MAX / 8)
@@ -239,7 +243,9 @@ int veil_e2e_meta_decode(struct veil_e2e_meta *meta, const uint8_t *p, size_t le
  * Inner bodies. Encoders append to out and check limits (VEIL_ELIMIT,
  * VEIL_EINVAL). Decoders take the unpadded body and reject trailing bytes.
  *
- * text: UTF-8 without NUL (veil_utf8_valid), 1..VEIL_E2E_TEXT_MAX bytes. The decoder points *text into p.
+ * text: UTF-8 without NUL (veil_utf8_valid). The encoder takes
+ * 1..VEIL_E2E_TEXT_MAX bytes, the decoder 1..VEIL_E2E_TEXT_IN_MAX (what a
+ * frame can carry) and points *text into p.
  */
 int veil_e2e_text_encode(struct veil_buf *out, const char *text, size_t len) VEIL_WUR;
 int veil_e2e_text_decode(const uint8_t *p, size_t len, const char **text,

@@ -527,8 +527,17 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 	if (nonce != NULL && (rc = veil_profile_nonce_add(p, nonce)) != 0)
 		goto out;
 	if ((rc = prepare(p, &st,
+	                  /*
+	                   * A payload stored raw because it could not be decrypted
+	                   * (type 0) may have been a forgery under a genuine
+	                   * message's ID: the genuine message, once it comes,
+	                   * takes its place rather than being taken for a resend.
+	                   */
 	                  "INSERT INTO messages(dir, peer, msg_id, date, type, body, status) "
-	                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")) != 0)
+	                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+	                  "ON CONFLICT(dir, peer, msg_id) DO UPDATE SET date = excluded.date,"
+	                  " type = excluded.type, body = excluded.body, status = excluded.status"
+	                  " WHERE messages.type = 0 AND excluded.type != 0")) != 0)
 		goto out;
 	veil_id_str(ids, e->peer);
 	sqlite3_bind_int(st, 1, e->dir);
@@ -541,6 +550,8 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 	sqlite3_bind_int(st, 7, e->status);
 	int s = sqlite3_step(st);
 	rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? VEIL_EEXIST : VEIL_EIO;
+	if (rc == 0 && sqlite3_changes(p->db) == 0)
+		rc = VEIL_EEXIST; /* the conflict clause declined to replace the row */
 out:
 	sqlite3_finalize(st);
 	if (rc == 0)

@@ -20,7 +20,7 @@ int veil_e2e_text_decode(const uint8_t *p, size_t len, const char **text, size_t
 	*text_len = 0;
 	if (len == 0)
 		return VEIL_ETRUNC;
-	if (len > VEIL_E2E_TEXT_MAX)
+	if (len > VEIL_E2E_TEXT_IN_MAX)
 		return VEIL_ELIMIT;
 	if (!veil_utf8_valid(p, len))
 		return VEIL_EPROTO;
