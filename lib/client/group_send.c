@@ -201,7 +201,10 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 			eo.msg_id = o->id;
 			eo.created_at_ms = b->created_ms;
 			eo.flags = o->flags;
-			eo.nickname = m->prof.nickname[0] ? m->prof.nickname : NULL;
+			eo.nickname = m->prof.nickname[0] &&
+			                      veil_e2e_distributes_profile(o->type, o->body, o->len)
+			                  ? m->prof.nickname
+			                  : NULL;
 			eo.type = o->type;
 			veil_buf_reset(&box);
 			if ((rc = veil_e2e_seal(&box, &eo, m->prof.sk, b->peers[j->peer].pk,

@@ -352,7 +352,10 @@ static int seal(struct veil_msgr *m, struct veil_buf *out, const struct veil_con
 	o.msg_id = msg_id;
 	o.created_at_ms = created_ms;
 	o.flags = flags;
-	o.nickname = m->prof.nickname[0] ? m->prof.nickname : NULL;
+	/* The nickname goes only with the types that distribute the user profile. */
+	o.nickname = m->prof.nickname[0] && veil_e2e_distributes_profile(type, body, len)
+	                 ? m->prof.nickname
+	                 : NULL;
 	o.type = type;
 	return veil_e2e_seal(out, &o, m->prof.sk, peer->pk, body, len);
 }
@@ -852,7 +855,9 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 			    0)
 				continue;
 	}
+	/* A legacy message's nickname field counts only for types that distribute the profile. */
 	if (meta.has_nickname &&
+	    (meta.present || veil_e2e_distributes_profile(type, body.p, body.len)) &&
 	    veil_profile_contact_set_nickname(&m->prof, mb.sender, meta.nickname) == 0)
 		ev.nickname = meta.nickname;
 	else if (veil_profile_contact_get(&m->prof, mb.sender, &peer) == 0 && peer.nickname[0])

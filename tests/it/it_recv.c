@@ -103,6 +103,50 @@ static int t_undecodable_stored_raw(void)
 	return 0;
 }
 
+/*
+ * Reads alice's queue: every delivery receipt (bob's automatic ones) must
+ * come without a nickname; a text with bob's. Returns 0 if so and at least
+ * one receipt and one text came.
+ */
+static int t_nickname_only_where_required(void)
+{
+	struct it_conn c;
+	int receipts = 0, texts = 0;
+	char cmd[64], id[VEIL_ID_LEN + 1];
+	veil_id_str(id, alice.id);
+	snprintf(cmd, sizeof cmd, "send %s 'hello from Bob'", id);
+	IT_CHECK(run_bob(cmd, out, sizeof out) == 0);
+	IT_CHECK(it_login(&c, &srv, alice.id, alice.sk) == 0);
+	for (;;) {
+		struct veil_msgbox mb;
+		struct veil_buf body;
+		struct veil_e2e_meta meta;
+		uint8_t type;
+		if (it_recv(&c, 5000) != 0)
+			break;
+		if (c.buf[0] == VEIL_CSP_QUEUE_SEND_COMPLETE)
+			break;
+		if (c.buf[0] != VEIL_CSP_INCOMING_MESSAGE)
+			continue;
+		IT_CHECK(veil_msgbox_parse(&mb, c.buf + 4, c.len - 4) == 0);
+		veil_buf_init(&body, 8192);
+		IT_CHECK(veil_e2e_open(&mb, alice.sk, bob.pk, &type, &body, &meta) == 0);
+		veil_buf_release(&body);
+		IT_CHECK(meta.present);
+		if (type == VEIL_E2E_DELIVERY_RECEIPT) {
+			IT_CHECK(!meta.has_nickname);
+			receipts++;
+		} else if (type == VEIL_E2E_TEXT) {
+			IT_CHECK(meta.has_nickname && strcmp(meta.nickname, "Bob") == 0);
+			texts++;
+		}
+		IT_CHECK(it_ack(&c, mb.sender, mb.msg_id) == 0);
+	}
+	it_close(&c);
+	IT_CHECK(receipts > 0 && texts == 1);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -134,6 +178,7 @@ int main(void)
 	memcpy(bob.pk, di.pk, 32);
 	RUN_IT(t_long_text_received);
 	RUN_IT(t_undecodable_stored_raw);
+	RUN_IT(t_nickname_only_where_required);
 	it_stop(&srv, SIGKILL);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", tmp, srv.data);
 	if (system(cmd) != 0)
