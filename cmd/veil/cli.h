@@ -42,6 +42,12 @@ int cli_open(struct veil_msgr *m);
 void cli_msgid(char out[static 17], uint64_t id);
 /* The name of an inner message type, or "0x.." in buf for an unknown one. */
 const char *cli_type(char buf[static 8], uint8_t type);
+/*
+ * Exit statuses: 0 success, 1 failure, 2 usage error, 3 a group operation
+ * reached some receivers but not all (each named on stderr).
+ */
+#define CLI_EXIT_PARTIAL 3
+
 /* Prints what a message stored raw was: "stored raw: type 0xNN, N bytes" (type 0: not decrypted). */
 void cli_raw_desc(uint8_t type, size_t len);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */

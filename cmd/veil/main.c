@@ -127,6 +127,9 @@ static const struct cli_cmd commands[] = {
      "leave:   leaves the group; for its creator, disbands it.\n"
      "send:    sends TEXT, or the file at PATH, to every member; prints the\n"
      "         message ID. 'veil recv' saves received group files like others.\n"
+     "         A member who cannot get it (revoked ID, say) does not stop the\n"
+     "         others: each is named on stderr; the exit status is 0 if every\n"
+     "         reachable member got it, 3 if some did not (see 'veil --help').\n"
      "ack, decline:  react to group messages (the group's delivery receipts).\n"
      "\n"
      "'veil recv' shows group messages with the group's name and ID.\n"},
@@ -153,7 +156,16 @@ static void show_usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\n'%s <command> --help' describes a command. The profile lives in\n"
-	        "$VEIL_HOME (default ~/.veil).\n",
+	        "$VEIL_HOME (default ~/.veil).\n"
+	        "\n"
+	        "exit status:\n"
+	        "  0  success\n"
+	        "  1  failure (one line on stderr says why)\n"
+	        "  2  usage error\n"
+	        "  3  a group operation reached some members but not all: each one\n"
+	        "     missed is named on stderr; the others got it, so do not resend.\n"
+	        "     (A member whose ID is revoked or unknown is named too, but counts\n"
+	        "     as unreachable: the status is 0 if everyone else got it.)\n",
 	        cli_prog);
 }
 

@@ -265,6 +265,15 @@ struct veil_msgr {
 	/* Called with the text of every alert the server sends during a send. */
 	void (*alert_fn)(const char *text, void *ctx);
 	void *alert_ctx;
+	/*
+	 * Group operations: called once for every receiver that did not get the
+	 * message, with one sentence saying why. unreachable is 1 if the
+	 * receiver cannot get messages at all (unknown or revoked ID), 0 if it
+	 * may later (directory unreachable, server queue full...).
+	 */
+	void (*receiver_fail_fn)(const uint8_t id[VEIL_ID_LEN], int unreachable, const char *why,
+	                         void *ctx);
+	void *receiver_fail_ctx;
 };
 
 /* client-info sent when the caller sets none (see the CSP spec's format). */
@@ -525,8 +534,18 @@ int veil_group_has(const struct veil_group *g, const uint8_t id[static VEIL_ID_L
  * message per receiver, all with the same message ID and creation time,
  * over one connection, and returns once the server stored every one
  * (reconnecting within the send deadline). Receivers unknown to the
- * contacts are looked up in the directory first; nothing is sent if one
- * cannot be found. errtext says why on failure.
+ * contacts are looked up in the directory first; IDs being added (create,
+ * update) must all be found, or nothing is sent.
+ *
+ * A member that cannot get the message does not stop the others from
+ * getting it: each such member is reported through receiver_fail_fn. A
+ * member whose ID is unknown or revoked (the directory says so, or the
+ * server refuses it as an unknown identity) is unreachable: the operation
+ * still returns 0 if every other receiver got it. If a receiver that may
+ * be reachable did not (its key could not be fetched, the server refused
+ * the copy for another reason) the others still get theirs and the
+ * operation returns VEIL_EPARTIAL, with errtext naming how many: sending
+ * again would give the others a duplicate. errtext says why on failure.
  *
  * create: we become the creator of a new group with a random group ID and
  * the given members (at most VEIL_GROUP_MAX_MEMBERS - 1, without us and

@@ -24,6 +24,7 @@ enum veil_err {
 	VEIL_EREPLAY = -13,  /* a nonce or token was seen before */
 	VEIL_EAUTH = -14,    /* the peer refused our credentials */
 	VEIL_EKEY = -15,     /* a public key differs from the pinned one */
+	VEIL_EPARTIAL = -16, /* some receivers did not get it; the others did */
 };
 
 /* Returns a static, human-readable description of an error code. */

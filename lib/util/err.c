@@ -19,6 +19,7 @@ const char *veil_strerror(int err)
 	case VEIL_EREPLAY: return "replayed nonce or token";
 	case VEIL_EAUTH: return "authentication refused";
 	case VEIL_EKEY: return "public key mismatch";
+	case VEIL_EPARTIAL: return "not every receiver got it";
 	default: return "unknown error";
 	}
 }
