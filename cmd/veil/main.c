@@ -19,6 +19,8 @@ static const struct cli_cmd commands[] = {
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
      "saves the profile in $VEIL_HOME (default ~/.veil). Prints the new ID.\n"
+     "$VEIL_HOME is created and test-written first: if it cannot be written, init\n"
+     "says why and asks the server for nothing.\n"
      "\n"
      "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080\n"
      "  --server-key HEX   the chat server's public key (64 hex digits); init fails\n"

@@ -145,6 +145,15 @@ struct veil_profile {
 int veil_profile_home(char *out, size_t cap) VEIL_WUR;
 
 /*
+ * Makes sure a profile can be written to home before anything is created
+ * elsewhere: creates the directory (mode 0700) if it is missing, checks
+ * that it is a directory, and writes, syncs and removes a probe file in it.
+ * Returns 0, or VEIL_EIO with one sentence in why (e.g. "cannot write
+ * VEIL_HOME /x: permission denied").
+ */
+int veil_profile_check_home(const char *home, char *why, size_t cap) VEIL_WUR;
+
+/*
  * Prepares an empty profile in memory for home (allocates sk). The caller
  * fills the fields and calls veil_profile_create. Always pair with
  * veil_profile_release.

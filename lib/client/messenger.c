@@ -122,6 +122,9 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	if (profile_present(home))
 		return veil_msgr_fail(m, VEIL_EEXIST, "already initialised: %s holds a profile",
 		                      home);
+	/* Before the server is asked for an ID: a profile that cannot be saved orphans it. */
+	if (veil_profile_check_home(home, m->errtext, sizeof m->errtext) != 0)
+		return VEIL_EIO;
 	if ((rc = veil_profile_init(p, home)) != 0)
 		return veil_msgr_fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
 

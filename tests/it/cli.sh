@@ -81,6 +81,26 @@ unknown_cmd() {
 	head -1 "$T/err" | grep -q "unknown command 'frobnicate'"
 }
 check err_unknown_command unknown_cmd
+
+# init in a VEIL_HOME that cannot be written: one clear line, and no ID made
+# on the server (the directory is checked before the server is asked).
+ids_on_server() { python3 -c "import sqlite3; print(sqlite3.connect('$T/srv/veil.db').execute('SELECT count(*) FROM identities').fetchone()[0])"; }
+n_ids=$(ids_on_server)
+touch "$T/afile"
+check init_file_in_the_way fails_with "$T/afile/home" "cannot create VEIL_HOME $T/afile/home: not a directory" init --server "$URL"
+check init_home_is_a_file fails_with "$T/afile" "VEIL_HOME $T/afile is not a directory" init --server "$URL"
+mkdir -p "$T/ro"
+if [ "$(id -u)" = 0 ]; then
+	# Root ignores modes: a read-only bind mount in a private mount namespace.
+	unshare -m sh -c "mount --bind '$T/ro' '$T/ro' && mount -o remount,bind,ro '$T/ro' &&
+		VEIL_HOME='$T/ro' '$BIN/veil' init --server '$URL'" >"$T/out" 2>"$T/err"
+else
+	chmod 0555 "$T/ro"
+	VEIL_HOME=$T/ro "$BIN/veil" init --server "$URL" >"$T/out" 2>"$T/err"
+fi
+check init_read_only_home bash -c "[ ! -s $T/out ] && [ \"\$(wc -l <$T/err)\" = 1 ] && grep -q 'cannot write VEIL_HOME $T/ro: \(read-only file system\|permission denied\)' $T/err || { cat $T/err; false; }"
+chmod 0755 "$T/ro"
+check init_failures_make_no_id [ "$(ids_on_server)" = "$n_ids" ]
 stop
 check err_unreachable fails_with "$T/a" "cannot reach" send "$B" "hi"
 check err_unreachable_init fails_with "$T/d" "reach" init --server "$URL"
