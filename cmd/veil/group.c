@@ -373,15 +373,24 @@ static int group_send(struct veil_msgr *m, int argc, char **argv)
 	char *text = malloc(cap + 1);
 	if (text == NULL)
 		return cli_err("out of memory");
+	int file =
+	    argc > 1 && (strcmp(argv[1], "--file") == 0 || strncmp(argv[1], "--file=", 7) == 0);
+	int start = 1;
+	if (!file && (rc = cli_text_args("group", &argc, argv, 1, &start)) != 0)
+		goto out;
+	if (!file && start >= argc) {
+		rc = cli_usage_err("group", "group send needs a text");
+		goto out;
+	}
 	if ((rc = resolve(m, argv[0], creator, &gid)) != 0)
 		goto out;
-	if (argc > 1 && (strcmp(argv[1], "--file") == 0 || strncmp(argv[1], "--file=", 7) == 0)) {
+	if (file) {
 		rc = group_send_file(m, creator, gid, argc, argv);
 		goto out;
 	}
-	for (int i = 1; i < argc; i++) {
+	for (int i = start; i < argc; i++) {
 		size_t k = strlen(argv[i]);
-		if (i > 1 && len < cap)
+		if (i > start && len < cap)
 			text[len++] = ' ';
 		if (k > cap - len) {
 			len = cap;
@@ -417,11 +426,16 @@ int cmd_group(int argc, char **argv)
 	if (argc < 2)
 		return cli_usage_err("group", "group needs a subcommand");
 	const char *sub = argv[1];
-	/* Positional arguments after the subcommand; --json is the only option. */
+	/*
+	 * Positional arguments after the subcommand; --json is the only option,
+	 * of list and show. Elsewhere it stays positional, so that group send
+	 * refuses it rather than dropping it from the text.
+	 */
+	int takes_json = strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0;
 	if ((args = calloc((size_t)argc, sizeof *args)) == NULL)
 		return cli_err("out of memory");
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+		if (takes_json && strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else
 			args[n++] = argv[i];

@@ -74,13 +74,15 @@ static const struct cli_cmd commands[] = {
      "--set-password sets a revocation password instead, with which the ID can be\n"
      "revoked later without this profile (identity/ws/revoke).\n"},
     {"send", cmd_send, "send a text message or a file",
-     "send ID TEXT...\n"
+     "send ID [--] TEXT...\n"
      "       veil send ID --file PATH [--caption TEXT]\n"
      "\n"
      "Encrypts TEXT for ID and sends it; prints the message ID (16 hex digits) once\n"
      "the server has stored the message. Several TEXT arguments are joined with\n"
      "spaces; TEXT '-' reads the message from standard input. At most 6000 bytes of\n"
      "UTF-8. Unknown IDs are looked up in the directory and added as contacts.\n"
+     "An argument starting with '-' is an option, not text (an error after the\n"
+     "text): put '--' before a text that starts with '-'.\n"
      "\n"
      "--file encrypts the file with a fresh key, uploads it to the server's blob\n"
      "service and sends a file message (with an optional caption). A progress bar\n"
@@ -112,7 +114,7 @@ static const struct cli_cmd commands[] = {
      "       veil group remove GID ID...\n"
      "       veil group rename GID NAME\n"
      "       veil group leave GID\n"
-     "       veil group send GID TEXT...\n"
+     "       veil group send GID [--] TEXT...\n"
      "       veil group send GID --file PATH [--caption TEXT]\n"
      "       veil group ack|decline GID MSGID...\n"
      "\n"
@@ -153,12 +155,14 @@ static const struct cli_cmd *find(const char *name)
 
 static void show_usage(FILE *f)
 {
-	fprintf(f, "usage: %s <command> [arguments]\n\ncommands:\n", cli_prog);
+	fprintf(f, "usage: %s <command> [arguments]\n       %s --version\n\ncommands:\n", cli_prog,
+	        cli_prog);
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\n'%s <command> --help' describes a command. The profile lives in\n"
-	        "$VEIL_HOME (default ~/.veil).\n"
+	        "$VEIL_HOME (default ~/.veil). Options go before a message's text; '--'\n"
+	        "ends the options, so that a text may start with '-'.\n"
 	        "\n"
 	        "exit status:\n"
 	        "  0  success\n"
@@ -203,6 +207,32 @@ int cli_wants_help(int argc, char **argv)
 			return 0;
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
 			return 1;
+	}
+	return 0;
+}
+
+int cli_text_args(const char *cmd, int *argc, char **argv, int from, int *start)
+{
+	*start = from;
+	for (int i = from; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			if (i == from) {
+				*start = from + 1;
+			} else {
+				memmove(argv + i, argv + i + 1,
+				        (size_t)(*argc - i - 1) * sizeof *argv);
+				(*argc)--;
+			}
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != 0) {
+			char why[160];
+			snprintf(why, sizeof why,
+			         "unexpected option '%.40s': options go before the text; put '--' "
+			         "before a text that starts with '-'",
+			         argv[i]);
+			return cli_usage_err(cmd, why);
+		}
 	}
 	return 0;
 }
@@ -296,6 +326,10 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		show_usage(stderr);
 		return 2;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("%s %s\n", cli_prog, CLI_VERSION);
+		return 0;
 	}
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {

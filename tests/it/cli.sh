@@ -82,6 +82,27 @@ unknown_cmd() {
 }
 check err_unknown_command unknown_cmd
 
+# Everyday details: --version, '--' ends the options, an option after the text
+# is an error (not part of the text), recv --json with nothing waiting.
+check version bash -c "$BIN/veil --version | grep -qx 'veil [0-9]\+\.[0-9]\+\.[0-9]\+'"
+vb recv >/dev/null 2>&1
+option_after_text() {
+	va send "$B" "hi" --json >"$T/out" 2>"$T/err"
+	local rc=$?
+	[ $rc = 2 ] && [ ! -s "$T/out" ] && head -1 "$T/err" | grep -q "unexpected option '--json'" ||
+		{ echo "  rc=$rc stderr: $(cat "$T/err")"; return 1; }
+}
+check send_option_after_text_is_error option_after_text
+va send "$B" -- --json >/dev/null
+va send "$B" -- -5 degrees >/dev/null
+vb recv --json >"$T/dd"
+check send_double_dash_ends_options python3 -c "
+import json
+t=[json.loads(l)['text'] for l in open('$T/dd') if json.loads(l)['type']=='text']
+assert t==['--json','-5 degrees'], t
+"
+check recv_json_nothing_waiting bash -c "VEIL_HOME=$T/b $BIN/veil recv --json >$T/empty 2>$T/empty.err && [ ! -s $T/empty ] && [ ! -s $T/empty.err ]"
+
 # init in a VEIL_HOME that cannot be written: one clear line, and no ID made
 # on the server (the directory is checked before the server is asked).
 ids_on_server() { python3 -c "import sqlite3; print(sqlite3.connect('$T/srv/veil.db').execute('SELECT count(*) FROM identities').fetchone()[0])"; }

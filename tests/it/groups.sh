@@ -217,6 +217,8 @@ gid=struct.unpack('<q', bytes.fromhex('$G3'))[0]
 db.execute('INSERT INTO group_members VALUES(?,?,?,?)',('$A',gid,9,'$R_')); db.commit()"; done
 v a contact add "$R_" >/dev/null
 v r revoke --yes >/dev/null 2>&1
+v a group send "$G3" "hi" --json >/dev/null 2>"$T/g3o.err"; st=$?
+check group_send_option_after_text_is_error bash -c "[ $st = 2 ] && grep -q \"unexpected option '--json'\" $T/g3o.err"
 v a group send "$G3" "creator after revoke" >"$T/g3.out" 2>"$T/g3.err"; st=$?
 check revoked_creator_send_exit0 bash -c "[ $st = 0 ] && [ -s $T/g3.out ]"
 check revoked_creator_send_names_member bash -c "[ \"\$(grep -c $R_ $T/g3.err)\" = 1 ] && grep -q 'did not get the message (unreachable)' $T/g3.err"
