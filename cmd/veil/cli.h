@@ -42,6 +42,27 @@ int cli_open(struct veil_msgr *m);
 void cli_msgid(char out[static 17], uint64_t id);
 /* The name of an inner message type, or "0x.." in buf for an unknown one. */
 const char *cli_type(char buf[static 8], uint8_t type);
+/*
+ * Exit statuses: 0 success, 1 failure, 2 usage error, 3 a group operation
+ * reached some receivers but not all (each named on stderr).
+ */
+#define CLI_EXIT_PARTIAL 3
+
+/* The release, as veild reports it (srv/main.c). */
+#define CLI_VERSION "0.1.0"
+
+/*
+ * Checks the text arguments argv[from..argc) of send and group send: an
+ * argument that looks like an option ("-x", "--x"; "-" alone is a text)
+ * before a "--" is an error, not text. Sets *start to the first text
+ * argument ("--" skipped if it comes first) and removes a "--" found later
+ * by moving the remaining arguments down (*argc shrinks). Returns 0 or 2
+ * (usage error printed).
+ */
+int cli_text_args(const char *cmd, int *argc, char **argv, int from, int *start);
+
+/* Prints what a message stored raw was: "stored raw: type 0xNN, N bytes" (type 0: not decrypted). */
+void cli_raw_desc(uint8_t type, size_t len);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */
 void cli_date(char out[static 32], uint64_t ms);
 

@@ -114,6 +114,26 @@ static void alert(const char *text, void *ctx)
 	cli_err("server alert: %s", text);
 }
 
+/* One stderr line for every receiver that did not get a group operation's message. */
+static void receiver_fail(const uint8_t id[VEIL_ID_LEN], int unreachable, const char *why,
+                          void *ctx)
+{
+	char ids[VEIL_ID_LEN + 1];
+	(void)ctx;
+	veil_id_str(ids, id);
+	cli_err("%s did not get the message%s: %s", ids, unreachable ? " (unreachable)" : "", why);
+}
+
+/*
+ * The exit status of a failed group operation: 3 if only some receivers
+ * missed out (the others got it: sending again would duplicate), else 1.
+ */
+static int op_status(struct veil_msgr *m, int rc)
+{
+	cli_err("%s", m->errtext);
+	return rc == VEIL_EPARTIAL ? CLI_EXIT_PARTIAL : 1;
+}
+
 /* --- list and show --- */
 
 static int count_gid(const struct veil_group *g, void *ctx)
@@ -246,7 +266,14 @@ static int group_create(struct veil_msgr *m, int argc, char **argv)
 	}
 	if ((rc = parse_ids(argc - 1, argv + 1, ids, &n)) != 0)
 		goto out;
-	if (veil_msgr_group_create(m, argv[0], (const uint8_t(*)[VEIL_ID_LEN])ids, n, g) != 0) {
+	rc = veil_msgr_group_create(m, argv[0], (const uint8_t(*)[VEIL_ID_LEN])ids, n, g);
+	if (rc == VEIL_EPARTIAL) {
+		gid_str(gh, g->gid);
+		printf("%s\n", gh);
+		rc = op_status(m, rc);
+		goto out;
+	}
+	if (rc != 0) {
 		/* The group is stored before it is sent: say so if only the sending failed. */
 		if (g->gid != 0 && veil_profile_group_get(&m->prof, m->prof.id, g->gid, g) == 0) {
 			gid_str(gh, g->gid);
@@ -279,9 +306,9 @@ static int group_members(struct veil_msgr *m, int add, int argc, char **argv)
 	    (rc = parse_ids(argc - 1, argv + 1, ids, &n)) != 0)
 		goto out;
 	const uint8_t(*list)[VEIL_ID_LEN] = (const uint8_t(*)[VEIL_ID_LEN])ids;
-	if (veil_msgr_group_update(m, creator, gid, add ? list : NULL, add ? n : 0,
-	                           add ? NULL : list, add ? 0 : n) != 0)
-		rc = cli_err("%s", m->errtext);
+	if ((rc = veil_msgr_group_update(m, creator, gid, add ? list : NULL, add ? n : 0,
+	                                 add ? NULL : list, add ? 0 : n)) != 0)
+		rc = op_status(m, rc);
 out:
 	free(ids);
 	return rc;
@@ -329,11 +356,11 @@ static int group_send_file(struct veil_msgr *m, const uint8_t creator[static VEI
 	    .caption = caption, .progress = cli_progress_cb, .progress_ctx = &pr};
 	int rc = veil_msgr_group_send_file(m, creator, gid, path, &o, &msg_id);
 	cli_progress_end(&pr);
-	if (rc != 0)
+	if (rc != 0 && rc != VEIL_EPARTIAL)
 		return cli_err("%s", m->errtext);
 	cli_msgid(idhex, msg_id);
 	printf("%s\n", idhex);
-	return 0;
+	return rc != 0 ? op_status(m, rc) : 0;
 }
 
 static int group_send(struct veil_msgr *m, int argc, char **argv)
@@ -346,15 +373,24 @@ static int group_send(struct veil_msgr *m, int argc, char **argv)
 	char *text = malloc(cap + 1);
 	if (text == NULL)
 		return cli_err("out of memory");
+	int file =
+	    argc > 1 && (strcmp(argv[1], "--file") == 0 || strncmp(argv[1], "--file=", 7) == 0);
+	int start = 1;
+	if (!file && (rc = cli_text_args("group", &argc, argv, 1, &start)) != 0)
+		goto out;
+	if (!file && start >= argc) {
+		rc = cli_usage_err("group", "group send needs a text");
+		goto out;
+	}
 	if ((rc = resolve(m, argv[0], creator, &gid)) != 0)
 		goto out;
-	if (argc > 1 && (strcmp(argv[1], "--file") == 0 || strncmp(argv[1], "--file=", 7) == 0)) {
+	if (file) {
 		rc = group_send_file(m, creator, gid, argc, argv);
 		goto out;
 	}
-	for (int i = 1; i < argc; i++) {
+	for (int i = start; i < argc; i++) {
 		size_t k = strlen(argv[i]);
-		if (i > 1 && len < cap)
+		if (i > start && len < cap)
 			text[len++] = ' ';
 		if (k > cap - len) {
 			len = cap;
@@ -367,12 +403,16 @@ static int group_send(struct veil_msgr *m, int argc, char **argv)
 		rc = cli_err("message too long (more than %d bytes)", VEIL_E2E_TEXT_MAX);
 		goto out;
 	}
-	if (veil_msgr_group_send_text(m, creator, gid, text, len, &msg_id) != 0) {
+	rc = veil_msgr_group_send_text(m, creator, gid, text, len, &msg_id);
+	if (rc != 0 && rc != VEIL_EPARTIAL) {
 		rc = cli_err("%s", m->errtext);
 		goto out;
 	}
+	/* Partly delivered: the message ID still names what the others got. */
 	cli_msgid(idhex, msg_id);
 	printf("%s\n", idhex);
+	if (rc != 0)
+		rc = op_status(m, rc);
 out:
 	free(text);
 	return rc;
@@ -386,11 +426,16 @@ int cmd_group(int argc, char **argv)
 	if (argc < 2)
 		return cli_usage_err("group", "group needs a subcommand");
 	const char *sub = argv[1];
-	/* Positional arguments after the subcommand; --json is the only option. */
+	/*
+	 * Positional arguments after the subcommand; --json is the only option,
+	 * of list and show. Elsewhere it stays positional, so that group send
+	 * refuses it rather than dropping it from the text.
+	 */
+	int takes_json = strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0;
 	if ((args = calloc((size_t)argc, sizeof *args)) == NULL)
 		return cli_err("out of memory");
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+		if (takes_json && strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else
 			args[n++] = argv[i];
@@ -418,6 +463,7 @@ int cmd_group(int argc, char **argv)
 		return 1;
 	}
 	m.alert_fn = alert;
+	m.receiver_fail_fn = receiver_fail;
 	uint8_t creator[VEIL_ID_LEN];
 	uint64_t gid;
 	if (strcmp(sub, "create") == 0) {
@@ -430,12 +476,12 @@ int cmd_group(int argc, char **argv)
 		rc = group_members(&m, sub[0] == 'a', n, args);
 	} else if (strcmp(sub, "rename") == 0) {
 		if ((rc = resolve(&m, args[0], creator, &gid)) == 0 &&
-		    veil_msgr_group_rename(&m, creator, gid, args[1]) != 0)
-			rc = cli_err("%s", m.errtext);
+		    (rc = veil_msgr_group_rename(&m, creator, gid, args[1])) != 0)
+			rc = op_status(&m, rc);
 	} else if (strcmp(sub, "leave") == 0) {
 		if ((rc = resolve(&m, args[0], creator, &gid)) == 0 &&
-		    veil_msgr_group_leave(&m, creator, gid) != 0)
-			rc = cli_err("%s", m.errtext);
+		    (rc = veil_msgr_group_leave(&m, creator, gid)) != 0)
+			rc = op_status(&m, rc);
 	} else if (strcmp(sub, "send") == 0) {
 		rc = group_send(&m, n, args);
 	} else {
@@ -444,8 +490,8 @@ int cmd_group(int argc, char **argv)
 		uint8_t st = sub[0] == 'a' ? VEIL_RECEIPT_ACK : VEIL_RECEIPT_DECLINE;
 		if ((rc = resolve(&m, args[0], creator, &gid)) == 0 &&
 		    (rc = read_msgids(n - 1, args + 1, ids, &nids)) == 0 &&
-		    veil_msgr_group_send_receipt(&m, creator, gid, st, ids, nids) != 0)
-			rc = cli_err("%s", m.errtext);
+		    (rc = veil_msgr_group_send_receipt(&m, creator, gid, st, ids, nids)) != 0)
+			rc = op_status(&m, rc);
 	}
 	veil_msgr_close(&m);
 	free(args);

@@ -20,13 +20,21 @@ static int log_one(const struct veil_log_entry *e, void *ctx)
 	cli_date(date, e->date_ms);
 	cli_msgid(id, e->msg_id);
 	const char *type = cli_type(tbuf, e->type);
-	int is_text = e->type == VEIL_E2E_TEXT && veil_utf8_valid(e->body, e->body_len);
+	int raw = e->dir == VEIL_LOG_IN && e->status == VEIL_LOG_RAW;
+	int is_text = !raw && e->type == VEIL_E2E_TEXT && veil_utf8_valid(e->body, e->body_len);
+	if (raw && e->type == 0)
+		type = "undecrypted";
 	if (l->json) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "dir",
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "dir",
 		                      e->dir == VEIL_LOG_OUT ? "out" : "in", "peer", peer, "id", id,
-		                      "date", date, "type", type, "status", e->status);
+		                      "date", date, "type", type, "type_code", (int)e->type,
+		                      "status", raw ? 0 : e->status);
 		if (o == NULL)
 			return VEIL_ENOMEM;
+		if (raw) {
+			json_object_set_new(o, "raw", json_true());
+			json_object_set_new(o, "size", json_integer((json_int_t)e->body_len));
+		}
 		if (is_text)
 			json_object_set_new(o, "text",
 			                    json_stringn((const char *)e->body, e->body_len));
@@ -44,6 +52,10 @@ static int log_one(const struct veil_log_entry *e, void *ctx)
 			unsigned char ch = e->body[i];
 			putchar((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f ? '?' : ch);
 		}
+	} else if (raw) {
+		putchar('(');
+		cli_raw_desc(e->type, e->body_len);
+		putchar(')');
 	} else {
 		printf("(%s)", type);
 	}

@@ -19,6 +19,8 @@ static const struct cli_cmd commands[] = {
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
      "saves the profile in $VEIL_HOME (default ~/.veil). Prints the new ID.\n"
+     "$VEIL_HOME is created and test-written first: if it cannot be written, init\n"
+     "says why and asks the server for nothing.\n"
      "\n"
      "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080\n"
      "  --server-key HEX   the chat server's public key (64 hex digits); init fails\n"
@@ -72,13 +74,15 @@ static const struct cli_cmd commands[] = {
      "--set-password sets a revocation password instead, with which the ID can be\n"
      "revoked later without this profile (identity/ws/revoke).\n"},
     {"send", cmd_send, "send a text message or a file",
-     "send ID TEXT...\n"
+     "send ID [--] TEXT...\n"
      "       veil send ID --file PATH [--caption TEXT]\n"
      "\n"
      "Encrypts TEXT for ID and sends it; prints the message ID (16 hex digits) once\n"
      "the server has stored the message. Several TEXT arguments are joined with\n"
      "spaces; TEXT '-' reads the message from standard input. At most 6000 bytes of\n"
      "UTF-8. Unknown IDs are looked up in the directory and added as contacts.\n"
+     "An argument starting with '-' is an option, not text (an error after the\n"
+     "text): put '--' before a text that starts with '-'.\n"
      "\n"
      "--file encrypts the file with a fresh key, uploads it to the server's blob\n"
      "service and sends a file message (with an optional caption). A progress bar\n"
@@ -98,7 +102,10 @@ static const struct cli_cmd commands[] = {
      "                   each is downloaded, checked and decrypted, then its path\n"
      "                   is printed\n"
      "\n"
-     "Problems with single messages and server alerts are reported on stderr.\n"},
+     "A message is acknowledged to the server only once it is stored. One that\n"
+     "cannot be decrypted or decoded is stored as it came and shown as \"stored\n"
+     "raw: type 0xNN, N bytes\" (JSON: raw, size, error). Other problems with\n"
+     "single messages and server alerts are reported on stderr.\n"},
     {"group", cmd_group, "group chats: create, list, show, change, leave, send",
      "group create NAME ID...\n"
      "       veil group list [--json]\n"
@@ -107,7 +114,7 @@ static const struct cli_cmd commands[] = {
      "       veil group remove GID ID...\n"
      "       veil group rename GID NAME\n"
      "       veil group leave GID\n"
-     "       veil group send GID TEXT...\n"
+     "       veil group send GID [--] TEXT...\n"
      "       veil group send GID --file PATH [--caption TEXT]\n"
      "       veil group ack|decline GID MSGID...\n"
      "\n"
@@ -124,13 +131,18 @@ static const struct cli_cmd commands[] = {
      "leave:   leaves the group; for its creator, disbands it.\n"
      "send:    sends TEXT, or the file at PATH, to every member; prints the\n"
      "         message ID. 'veil recv' saves received group files like others.\n"
+     "         A member who cannot get it (revoked ID, say) does not stop the\n"
+     "         others: each is named on stderr; the exit status is 0 if every\n"
+     "         reachable member got it, 3 if some did not (see 'veil --help').\n"
      "ack, decline:  react to group messages (the group's delivery receipts).\n"
      "\n"
      "'veil recv' shows group messages with the group's name and ID.\n"},
     {"log", cmd_log, "show the local message log",
      "log [ID] [--json]\n"
      "\n"
-     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"},
+     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"
+     "A message that could not be decoded shows as \"stored raw: type 0xNN, N bytes\"\n"
+     "(JSON: raw, size, type_code).\n"},
 };
 
 static const struct cli_cmd *find(const char *name)
@@ -143,12 +155,23 @@ static const struct cli_cmd *find(const char *name)
 
 static void show_usage(FILE *f)
 {
-	fprintf(f, "usage: %s <command> [arguments]\n\ncommands:\n", cli_prog);
+	fprintf(f, "usage: %s <command> [arguments]\n       %s --version\n\ncommands:\n", cli_prog,
+	        cli_prog);
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\n'%s <command> --help' describes a command. The profile lives in\n"
-	        "$VEIL_HOME (default ~/.veil).\n",
+	        "$VEIL_HOME (default ~/.veil). Options go before a message's text; '--'\n"
+	        "ends the options, so that a text may start with '-'.\n"
+	        "\n"
+	        "exit status:\n"
+	        "  0  success\n"
+	        "  1  failure (one line on stderr says why)\n"
+	        "  2  usage error\n"
+	        "  3  a group operation reached some members but not all: each one\n"
+	        "     missed is named on stderr; the others got it, so do not resend.\n"
+	        "     (A member whose ID is revoked or unknown is named too, but counts\n"
+	        "     as unreachable: the status is 0 if everyone else got it.)\n",
 	        cli_prog);
 }
 
@@ -184,6 +207,32 @@ int cli_wants_help(int argc, char **argv)
 			return 0;
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
 			return 1;
+	}
+	return 0;
+}
+
+int cli_text_args(const char *cmd, int *argc, char **argv, int from, int *start)
+{
+	*start = from;
+	for (int i = from; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			if (i == from) {
+				*start = from + 1;
+			} else {
+				memmove(argv + i, argv + i + 1,
+				        (size_t)(*argc - i - 1) * sizeof *argv);
+				(*argc)--;
+			}
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != 0) {
+			char why[160];
+			snprintf(why, sizeof why,
+			         "unexpected option '%.40s': options go before the text; put '--' "
+			         "before a text that starts with '-'",
+			         argv[i]);
+			return cli_usage_err(cmd, why);
+		}
 	}
 	return 0;
 }
@@ -248,6 +297,14 @@ const char *cli_type(char buf[static 8], uint8_t type)
 	return buf;
 }
 
+void cli_raw_desc(uint8_t type, size_t len)
+{
+	if (type == 0)
+		printf("stored raw: not decrypted, %zu bytes", len);
+	else
+		printf("stored raw: type 0x%02x, %zu bytes", type, len);
+}
+
 void cli_msgid(char out[static 17], uint64_t id)
 {
 	uint8_t b[8];
@@ -269,6 +326,10 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		show_usage(stderr);
 		return 2;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("%s %s\n", cli_prog, CLI_VERSION);
+		return 0;
 	}
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {

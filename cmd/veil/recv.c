@@ -110,6 +110,32 @@ static void print_group(const struct veil_msgr_event *ev)
 	putchar('\n');
 }
 
+/* A message stored as it came because it could not be decoded (ev->raw). */
+static int print_raw(const struct veil_msgr_event *ev, int json)
+{
+	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
+	veil_id_str(from, ev->from);
+	cli_date(date, ev->date_ms);
+	cli_msgid(id, ev->msg_id);
+	if (!json) {
+		printf("[%s] %s: (%s: ", date, from, ev->errtext);
+		cli_raw_desc(ev->type, ev->body_len);
+		printf("; see 'veil log')\n");
+		return 0;
+	}
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:s}", "from", from, "id", id, "date", date,
+	    "type", ev->type ? cli_type(tbuf, ev->type) : "undecrypted", "type_code", (int)ev->type,
+	    "raw", 1, "size", (json_int_t)ev->body_len, "error", ev->errtext);
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (s == NULL)
+		return VEIL_ENOMEM;
+	printf("%s\n", s);
+	free(s);
+	return 0;
+}
+
 static int print_human(const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32];
@@ -301,6 +327,11 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 	char from[VEIL_ID_LEN + 1], id[17];
 	switch (ev->kind) {
 	case VEIL_MSGR_EV_MESSAGE:
+		if (ev->raw) {
+			if (print_raw(ev, r->json) != 0)
+				r->failed = 1;
+			break;
+		}
 		if (ev->type == VEIL_E2E_FILE || ev->type == VEIL_E2E_GROUP_FILE) {
 			queue_file(r, ev);
 			break;

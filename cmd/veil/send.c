@@ -30,13 +30,10 @@ static void alert(const char *text, void *ctx)
 	cli_err("server alert: %s", text);
 }
 
-/* True if argv[from..] holds --file (or --file=...). */
+/* True if the first argument after the ID is --file (or --file=...). */
 static int wants_file(int argc, char **argv)
 {
-	for (int i = 2; i < argc; i++)
-		if (strcmp(argv[i], "--file") == 0 || strncmp(argv[i], "--file=", 7) == 0)
-			return 1;
-	return 0;
+	return argc > 2 && (strcmp(argv[2], "--file") == 0 || strncmp(argv[2], "--file=", 7) == 0);
 }
 
 static int send_file(const uint8_t to[static VEIL_ID_LEN], int argc, char **argv)
@@ -91,11 +88,16 @@ int cmd_send(int argc, char **argv)
 		return 2;
 	if (wants_file(argc, argv))
 		return send_file(to, argc, argv);
+	int start;
+	if (cli_text_args("send", &argc, argv, 2, &start) != 0)
+		return 2;
+	if (start >= argc)
+		return cli_usage_err("send", "send needs an ID and a text");
 	/* One byte beyond the limit is enough to know that a text is too long. */
 	size_t cap = VEIL_E2E_TEXT_MAX + 1;
 	if ((text = malloc(cap + 1)) == NULL)
 		return cli_err("out of memory");
-	if (argc == 3 && strcmp(argv[2], "-") == 0) {
+	if (argc == start + 1 && strcmp(argv[start], "-") == 0) {
 		if (read_stdin(text, cap, &len) != 0) {
 			rc = cli_err("cannot read the message from standard input");
 			goto out;
@@ -103,7 +105,7 @@ int cmd_send(int argc, char **argv)
 		if (len > 0 && len <= VEIL_E2E_TEXT_MAX && text[len - 1] == '\n')
 			len--;
 	} else {
-		for (int i = 2; i < argc; i++) {
+		for (int i = start; i < argc; i++) {
 			size_t n = strlen(argv[i]) + (first ? 0 : 1);
 			if (n > cap - len) {
 				len = cap;

@@ -145,6 +145,15 @@ struct veil_profile {
 int veil_profile_home(char *out, size_t cap) VEIL_WUR;
 
 /*
+ * Makes sure a profile can be written to home before anything is created
+ * elsewhere: creates the directory (mode 0700) if it is missing, checks
+ * that it is a directory, and writes, syncs and removes a probe file in it.
+ * Returns 0, or VEIL_EIO with one sentence in why (e.g. "cannot write
+ * VEIL_HOME /x: permission denied").
+ */
+int veil_profile_check_home(const char *home, char *why, size_t cap) VEIL_WUR;
+
+/*
  * Prepares an empty profile in memory for home (allocates sk). The caller
  * fills the fields and calls veil_profile_create. Always pair with
  * veil_profile_release.
@@ -209,15 +218,23 @@ struct veil_log_entry {
 	uint8_t type;        /* inner message type */
 	const uint8_t *body; /* the inner body, unpadded */
 	size_t body_len;
-	int status; /* outgoing: 0 sent, else the best receipt status */
+	int status; /* outgoing: 0 sent, else the best receipt status; incoming: 0 or VEIL_LOG_RAW */
 };
+/*
+ * Status of an incoming message stored as it came because it could not be
+ * decoded: type is its inner type and body its inner body, or type 0 and
+ * body the whole payload if it could not even be decrypted. It is stored
+ * so that it is never acked and lost.
+ */
+#define VEIL_LOG_RAW (-1)
 
 /*
  * Stores one message. If nonce is non-NULL it is recorded in the same
  * transaction, so a message is never stored without its nonce (or the
  * other way round). VEIL_EREPLAY if the nonce was seen, VEIL_EEXIST if a
  * message with this direction, peer and ID is already logged; in both
- * cases nothing is written.
+ * cases nothing is written. Exception: a logged payload that could not be
+ * decrypted (type 0) is replaced by an entry of another type.
  */
 int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
                          const uint8_t *nonce) VEIL_WUR;
@@ -257,6 +274,15 @@ struct veil_msgr {
 	/* Called with the text of every alert the server sends during a send. */
 	void (*alert_fn)(const char *text, void *ctx);
 	void *alert_ctx;
+	/*
+	 * Group operations: called once for every receiver that did not get the
+	 * message, with one sentence saying why. unreachable is 1 if the
+	 * receiver cannot get messages at all (unknown or revoked ID), 0 if it
+	 * may later (directory unreachable, server queue full...).
+	 */
+	void (*receiver_fail_fn)(const uint8_t id[VEIL_ID_LEN], int unreachable, const char *why,
+	                         void *ctx);
+	void *receiver_fail_ctx;
 };
 
 /* client-info sent when the caller sets none (see the CSP spec's format). */
@@ -336,6 +362,12 @@ struct veil_msgr_event {
 	const uint8_t *body;                /* messages: the inner body as received (unpadded) */
 	size_t body_len;
 	/*
+	 * raw = 1: a message that could not be decoded (errtext says why),
+	 * stored as it came (VEIL_LOG_RAW) and acked. type is its inner type,
+	 * or 0 if it could not be decrypted (body is then the whole payload).
+	 */
+	int raw;
+	/*
 	 * Group messages (group = 1). text/text_len, status and ids then carry
 	 * the inner group text or group receipt. group_members lists the members
 	 * of a group-setup (the creator excluded); group_removed is set when a
@@ -355,10 +387,11 @@ struct veil_msgr_event {
  * checked (receiver, replayed nonce, duplicate ID), decrypted, stored and
  * only then acknowledged; text and other non-receipt messages without flag
  * 0x80 get an automatic "received" receipt. Senders not in the contacts are
- * fetched from the directory and added. A message that cannot be
- * decrypted is reported as an error event and still acknowledged (the
- * server then drops it); one whose sender key cannot be fetched because
- * the directory is unreachable is left queued. After queue-send-complete,
+ * fetched from the directory and added. No message is acked before it is
+ * stored: one that cannot be decrypted or decoded is stored as it came
+ * (VEIL_LOG_RAW) and reported as a raw message event; one whose sender key
+ * cannot be fetched because the directory is unreachable is left queued,
+ * and so is every message if storing fails (the session then ends). After queue-send-complete,
  * waits up to wait_s seconds for more. cb returning non-zero stops early.
  * Returns 0, or the error that ended the session.
  */
@@ -510,8 +543,18 @@ int veil_group_has(const struct veil_group *g, const uint8_t id[static VEIL_ID_L
  * message per receiver, all with the same message ID and creation time,
  * over one connection, and returns once the server stored every one
  * (reconnecting within the send deadline). Receivers unknown to the
- * contacts are looked up in the directory first; nothing is sent if one
- * cannot be found. errtext says why on failure.
+ * contacts are looked up in the directory first; IDs being added (create,
+ * update) must all be found, or nothing is sent.
+ *
+ * A member that cannot get the message does not stop the others from
+ * getting it: each such member is reported through receiver_fail_fn. A
+ * member whose ID is unknown or revoked (the directory says so, or the
+ * server refuses it as an unknown identity) is unreachable: the operation
+ * still returns 0 if every other receiver got it. If a receiver that may
+ * be reachable did not (its key could not be fetched, the server refused
+ * the copy for another reason) the others still get theirs and the
+ * operation returns VEIL_EPARTIAL, with errtext naming how many: sending
+ * again would give the others a duplicate. errtext says why on failure.
  *
  * create: we become the creator of a new group with a random group ID and
  * the given members (at most VEIL_GROUP_MAX_MEMBERS - 1, without us and

@@ -68,8 +68,12 @@
 	(VEIL_MSGBOX_MAX - VEIL_MSGBOX_FIXED_LEN - VEIL_E2E_META_OUT_MAX - VEIL_MAC_LEN - 1 -      \
 	 VEIL_E2E_PAD_MAX)
 
-/* Text messages: UTF-8, at most this many bytes (the specification's split size). */
+/*
+ * Text messages: UTF-8. A sender splits at VEIL_E2E_TEXT_MAX bytes (the
+ * specification's split size); a receiver accepts any text that fits a frame.
+ */
 #define VEIL_E2E_TEXT_MAX 6000
+#define VEIL_E2E_TEXT_IN_MAX VEIL_MSGBOX_BOX_MAX
 /* Delivery receipts: message IDs per receipt we send, and accept. */
 #define VEIL_E2E_RECEIPT_MAX_IDS 875
 #define VEIL_E2E_RECEIPT_MAX_IDS_IN (VEIL_MSGBOX_BOX_MAX / 8)
@@ -77,22 +81,63 @@
 /* Inner message types (common.proto CspE2eMessageType), the ones used here. */
 enum veil_e2e_type {
 	VEIL_E2E_TEXT = 0x01,
+	VEIL_E2E_IMAGE = 0x02, /* deprecated */
 	VEIL_E2E_LOCATION = 0x10,
+	VEIL_E2E_VIDEO = 0x13, /* deprecated */
+	VEIL_E2E_AUDIO = 0x14, /* deprecated */
+	VEIL_E2E_POLL_SETUP = 0x15,
+	VEIL_E2E_POLL_VOTE = 0x16,
 	VEIL_E2E_FILE = 0x17,
+	VEIL_E2E_CONTACT_SET_PICTURE = 0x18,
+	VEIL_E2E_CONTACT_DELETE_PICTURE = 0x19,
+	VEIL_E2E_CONTACT_REQUEST_PICTURE = 0x1a,
 	VEIL_E2E_GROUP_TEXT = 0x41,
+	VEIL_E2E_GROUP_LOCATION = 0x42,
+	VEIL_E2E_GROUP_IMAGE = 0x43, /* deprecated */
+	VEIL_E2E_GROUP_VIDEO = 0x44, /* deprecated */
+	VEIL_E2E_GROUP_AUDIO = 0x45, /* deprecated */
 	VEIL_E2E_GROUP_FILE = 0x46,
 	VEIL_E2E_GROUP_SETUP = 0x4a,
 	VEIL_E2E_GROUP_NAME = 0x4b,
 	VEIL_E2E_GROUP_LEAVE = 0x4c,
+	VEIL_E2E_GROUP_CALL_START = 0x4f,
+	VEIL_E2E_GROUP_SET_PICTURE = 0x50,
 	VEIL_E2E_GROUP_SYNC_REQUEST = 0x51,
+	VEIL_E2E_GROUP_POLL_SETUP = 0x52,
+	VEIL_E2E_GROUP_POLL_VOTE = 0x53,
+	VEIL_E2E_GROUP_DELETE_PICTURE = 0x54,
+	VEIL_E2E_CALL_OFFER = 0x60,
+	VEIL_E2E_CALL_ANSWER = 0x61,
+	VEIL_E2E_CALL_ICE_CANDIDATE = 0x62,
+	VEIL_E2E_CALL_HANGUP = 0x63,
+	VEIL_E2E_CALL_RINGING = 0x64,
 	VEIL_E2E_DELIVERY_RECEIPT = 0x80,
 	VEIL_E2E_GROUP_DELIVERY_RECEIPT = 0x81,
+	VEIL_E2E_REACTION = 0x82,
+	VEIL_E2E_GROUP_REACTION = 0x83,
 	VEIL_E2E_TYPING = 0x90,
 	VEIL_E2E_EDIT = 0x91,
 	VEIL_E2E_DELETE = 0x92,
+	VEIL_E2E_GROUP_EDIT = 0x93,
+	VEIL_E2E_GROUP_DELETE = 0x94,
 	VEIL_E2E_FS_ENVELOPE = 0xa0,
 	VEIL_E2E_EMPTY = 0xfc,
 };
+
+/*
+ * User profile distribution: whether a message of type with body (the
+ * inner body, group container included) carries the sender's nickname, as
+ * the specification's property of each type says (csp.struct.yml,
+ * csp-e2e.proto). Yes: text, location, image/audio/video, file, polls,
+ * call offer, reactions, group call start, group-setup, and their group
+ * forms. Only for reactions: (group) delivery receipts with status ack or
+ * decline. Only if accepted: call answer ("action": 1). No: everything
+ * else (receipts received/read, typing, edit, delete, profile pictures,
+ * group name, leave, sync request, calls' ICE/hangup/ringing, empty, and
+ * unknown types). Returns 1 or 0. A receiver reads the legacy nickname
+ * field only for these types.
+ */
+int veil_e2e_distributes_profile(uint8_t type, const uint8_t *body, size_t len);
 
 /* Delivery receipt status values. */
 enum veil_e2e_receipt_status {
@@ -239,7 +284,9 @@ int veil_e2e_meta_decode(struct veil_e2e_meta *meta, const uint8_t *p, size_t le
  * Inner bodies. Encoders append to out and check limits (VEIL_ELIMIT,
  * VEIL_EINVAL). Decoders take the unpadded body and reject trailing bytes.
  *
- * text: UTF-8 without NUL (veil_utf8_valid), 1..VEIL_E2E_TEXT_MAX bytes. The decoder points *text into p.
+ * text: UTF-8 without NUL (veil_utf8_valid). The encoder takes
+ * 1..VEIL_E2E_TEXT_MAX bytes, the decoder 1..VEIL_E2E_TEXT_IN_MAX (what a
+ * frame can carry) and points *text into p.
  */
 int veil_e2e_text_encode(struct veil_buf *out, const char *text, size_t len) VEIL_WUR;
 int veil_e2e_text_decode(const uint8_t *p, size_t len, const char **text,

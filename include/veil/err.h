@@ -27,6 +27,7 @@ enum veil_err {
 	VEIL_ENOSPC = -16,   /* the disk (or a quota of the file system) is full */
 	VEIL_ECORRUPT = -17, /* stored data failed an integrity check */
 	VEIL_EQUOTA = -18,   /* one party's share of a shared limit is used up */
+	VEIL_EPARTIAL = -19, /* some receivers did not get it; the others did */
 };
 
 /* Returns a static, human-readable description of an error code. */

@@ -317,6 +317,17 @@ static int drop(struct veil_group_rx *rx, const char *fmt, ...)
 	return VEIL_GROUP_RX_DROP;
 }
 
+/* A message that cannot be decoded: the messenger stores it raw before it acks it. */
+static int malformed(struct veil_group_rx *rx, const char *fmt, ...) VEIL_PRINTF(2, 3);
+static int malformed(struct veil_group_rx *rx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rx->why, sizeof rx->why, fmt, ap);
+	va_end(ap);
+	return VEIL_GROUP_RX_MALFORMED;
+}
+
 static void gid_hex(char out[static 17], uint64_t gid)
 {
 	uint8_t b[8];
@@ -444,7 +455,7 @@ static int rx_setup(struct veil_msgr *m, const uint8_t sender[static VEIL_ID_LEN
 		goto out;
 	}
 	if (veil_e2e_group_setup_decode(inner, len, raw, VEIL_GROUP_MAX_MEMBERS, &n) != 0) {
-		rc = drop(rx, "malformed group setup from %s dropped", from);
+		rc = malformed(rx, "malformed group setup from %s", from);
 		goto out;
 	}
 	/* Duplicates and the creator go; the order of first appearance stays. */
@@ -453,8 +464,8 @@ static int rx_setup(struct veil_msgr *m, const uint8_t sender[static VEIL_ID_LEN
 		    !contains((const uint8_t(*)[VEIL_ID_LEN])mem, k, raw[i]))
 			memcpy(mem[k++], raw[i], VEIL_ID_LEN);
 	if (k > VEIL_GROUP_MAX_MEMBERS - 1) {
-		rc = drop(rx, "group setup from %s with more than %d members dropped", from,
-		          VEIL_GROUP_MAX_MEMBERS);
+		rc = malformed(rx, "group setup from %s with more than %d members", from,
+		               VEIL_GROUP_MAX_MEMBERS);
 		goto out;
 	}
 	int includes_me = contains((const uint8_t(*)[VEIL_ID_LEN])mem, k, m->prof.id);
@@ -525,10 +536,10 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 		/* Sent by the creator: the group is the sender's. */
 		memcpy(creator, sender, VEIL_ID_LEN);
 		if (veil_e2e_group_creator_unwrap(body, len, &gid, &inner, &inner_len) != 0)
-			return drop(rx, "malformed group message from %s dropped", from);
+			return malformed(rx, "malformed group message from %s", from);
 	} else if (kind == VEIL_GROUP_CONTAINER_MEMBER) {
 		if (veil_e2e_group_member_unwrap(body, len, creator, &gid, &inner, &inner_len) != 0)
-			return drop(rx, "malformed group message from %s dropped", from);
+			return malformed(rx, "malformed group message from %s", from);
 	} else {
 		return drop(rx, "message from %s is not a group message", from);
 	}
@@ -547,7 +558,7 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 		const char *name;
 		size_t nlen;
 		if (veil_e2e_group_name_decode(inner, inner_len, &name, &nlen) != 0)
-			return drop(rx, "malformed group name from %s dropped", from);
+			return malformed(rx, "malformed group name from %s", from);
 		if ((rc = common_steps(m, io, sender, creator, gid, rx)) != 0)
 			return rc;
 		if (strlen(rx->g.name) == nlen && memcmp(rx->g.name, name, nlen) == 0)
@@ -609,7 +620,7 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 		uint8_t status;
 		if (veil_e2e_receipt_decode(inner, inner_len, &status, ids, VEIL_ARRAY_LEN(ids),
 		                            &n) != 0)
-			return drop(rx, "malformed group receipt from %s dropped", from);
+			return malformed(rx, "malformed group receipt from %s", from);
 		if ((rc = common_steps(m, io, sender, creator, gid, rx)) != 0)
 			return rc;
 		/* In groups only reactions count; received/read receipts are not sent there. */
@@ -628,7 +639,7 @@ int veil_group_receive(struct veil_msgr *m, const struct veil_group_io *io,
 	}
 	case VEIL_E2E_GROUP_TEXT:
 		if (veil_e2e_text_decode(inner, inner_len, &ev->text, &ev->text_len) != 0)
-			return drop(rx, "malformed group text from %s dropped", from);
+			return malformed(rx, "malformed group text from %s", from);
 		if ((rc = common_steps(m, io, sender, creator, gid, rx)) != 0)
 			return rc;
 		rc = VEIL_GROUP_RX_ACCEPT;

@@ -23,8 +23,11 @@ struct veil_group_io {
 
 enum veil_group_verdict {
 	VEIL_GROUP_RX_ACCEPT = 1, /* log it, ack it, show it */
-	VEIL_GROUP_RX_DROP = 2,   /* ack it and report why (rx->why) */
+	/* ack it and report why (rx->why): the specification's rules discard it */
+	VEIL_GROUP_RX_DROP = 2,
 	VEIL_GROUP_RX_IGNORE = 3, /* ack it silently (no change, say) */
+	/* cannot be decoded: store it raw (VEIL_LOG_RAW), then ack it and report why */
+	VEIL_GROUP_RX_MALFORMED = 4,
 };
 
 /* What veil_group_receive leaves for the event; ev's group pointers point in here. */

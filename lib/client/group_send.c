@@ -14,7 +14,8 @@
 /* Most copies one operation sends: an update's setup and name to every member, plus removals. */
 #define JOBS_MAX (3 * VEIL_GROUP_MAX_MEMBERS)
 
-enum job_state { JOB_NEW = 0, JOB_SENT, JOB_ACKED, JOB_REFUSED };
+/* JOB_FAILED: never sent, its receiver's key could not be had. */
+enum job_state { JOB_NEW = 0, JOB_SENT, JOB_ACKED, JOB_REFUSED, JOB_FAILED };
 
 /* One kind of message of an operation (setup, name, text...). */
 struct out_msg {
@@ -31,22 +32,33 @@ struct job {
 	int state;
 };
 
+/* A receiver that does not get the operation's messages, and why. */
+struct peer_fail {
+	int failed;
+	int unreachable; /* unknown or revoked ID */
+	char why[VEIL_MSGR_ERRTEXT_MAX];
+};
+
 struct batch {
 	struct veil_contact *peers;
+	struct peer_fail *pf; /* parallel to peers */
 	size_t npeers;
+	/* 1 while IDs being added are looked up: an unknown one fails the operation. */
+	int strict;
 	struct out_msg msgs[3];
 	size_t nmsgs;
 	struct job *jobs;
 	size_t njobs;
 	uint64_t created_ms;
-	char refused[VEIL_CONN_ERRTEXT_MAX]; /* the server's text for a refused copy */
 };
 
 static void batch_free(struct batch *b)
 {
 	free(b->peers);
+	free(b->pf);
 	free(b->jobs);
 	b->peers = NULL;
+	b->pf = NULL;
 	b->jobs = NULL;
 }
 
@@ -54,16 +66,21 @@ static int batch_init(struct veil_msgr *m, struct batch *b)
 {
 	memset(b, 0, sizeof *b);
 	b->peers = calloc(VEIL_GROUP_MAX_MEMBERS + 1, sizeof *b->peers);
+	b->pf = calloc(VEIL_GROUP_MAX_MEMBERS + 1, sizeof *b->pf);
 	b->jobs = calloc(JOBS_MAX, sizeof *b->jobs);
 	b->created_ms = veil_now_ms();
-	if (b->peers == NULL || b->jobs == NULL) {
+	if (b->peers == NULL || b->pf == NULL || b->jobs == NULL) {
 		batch_free(b);
 		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 	}
 	return 0;
 }
 
-/* Adds a receiver (once) and returns its index, looking up its key if it is not a contact. */
+/*
+ * Adds a receiver (once) and returns its index, looking up its key if it is
+ * not a contact. Unless b->strict, a receiver whose key cannot be had from
+ * the directory is added as failed (it gets nothing; the others still do).
+ */
 static int add_peer(struct veil_msgr *m, struct batch *b, const uint8_t id[static VEIL_ID_LEN],
                     size_t *idx)
 {
@@ -77,10 +94,21 @@ static int add_peer(struct veil_msgr *m, struct batch *b, const uint8_t id[stati
 		return veil_msgr_fail(m, VEIL_ELIMIT, "too many receivers");
 	struct veil_contact *c = &b->peers[b->npeers];
 	int rc = veil_profile_contact_get(&m->prof, id, c);
-	if (rc == VEIL_ENOTFOUND)
+	if (rc == VEIL_ENOTFOUND) {
 		rc = veil_msgr_contact_add(m, id, NULL, c); /* sets errtext */
-	else if (rc != 0)
+		if (rc != 0 && rc != VEIL_ENOMEM && !b->strict) {
+			struct peer_fail *f = &b->pf[b->npeers];
+			memset(c, 0, sizeof *c);
+			memcpy(c->id, id, VEIL_ID_LEN);
+			f->failed = 1;
+			f->unreachable = rc == VEIL_ENOTFOUND;
+			snprintf(f->why, sizeof f->why, "%s", m->errtext);
+			m->errtext[0] = 0;
+			rc = 0;
+		}
+	} else if (rc != 0) {
 		rc = veil_msgr_fail(m, rc, "cannot read the contacts: %s", veil_strerror(rc));
+	}
 	if (rc != 0)
 		return rc;
 	*idx = b->npeers++;
@@ -100,7 +128,8 @@ static int add_jobs(struct veil_msgr *m, struct batch *b, size_t msg,
 			return rc;
 		if (b->njobs >= JOBS_MAX)
 			return veil_msgr_fail(m, VEIL_ELIMIT, "too many messages");
-		b->jobs[b->njobs++] = (struct job){.peer = p, .msg = msg, .state = JOB_NEW};
+		b->jobs[b->njobs++] = (struct job){
+		    .peer = p, .msg = msg, .state = b->pf[p].failed ? JOB_FAILED : JOB_NEW};
 	}
 	return 0;
 }
@@ -149,9 +178,14 @@ static void on_payload(struct batch *b, uint8_t type, const uint8_t *data, size_
 			char ids[VEIL_ID_LEN + 1];
 			veil_id_str(ids, b->peers[j->peer].id);
 			if (j->state == JOB_SENT && strstr(t, ids) != NULL) {
+				struct peer_fail *f = &b->pf[j->peer];
 				j->state = JOB_REFUSED;
 				(*outstanding)--;
-				snprintf(b->refused, sizeof b->refused, "%s", t);
+				f->failed = 1;
+				/* veild's words for an ID it does not know (or no longer: revoked). */
+				f->unreachable = strstr(t, "unknown identity") != NULL;
+				snprintf(f->why, sizeof f->why,
+				         "the server refused the message: %s", t);
 			}
 		}
 	}
@@ -201,7 +235,10 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 			eo.msg_id = o->id;
 			eo.created_at_ms = b->created_ms;
 			eo.flags = o->flags;
-			eo.nickname = m->prof.nickname[0] ? m->prof.nickname : NULL;
+			eo.nickname = m->prof.nickname[0] &&
+			                      veil_e2e_distributes_profile(o->type, o->body, o->len)
+			                  ? m->prof.nickname
+			                  : NULL;
 			eo.type = o->type;
 			veil_buf_reset(&box);
 			if ((rc = veil_e2e_seal(&box, &eo, m->prof.sk, b->peers[j->peer].pk,
@@ -266,13 +303,6 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 		}
 	}
 	rc = 0;
-	for (size_t i = 0; i < b->njobs; i++) {
-		if (b->jobs[i].state == JOB_REFUSED) {
-			rc = veil_msgr_fail(m, VEIL_EAUTH, "the server refused a message: %s",
-			                    b->refused);
-			break;
-		}
-	}
 out:
 	if (c != NULL) {
 		veil_conn_close(c);
@@ -280,6 +310,52 @@ out:
 	}
 	free(rx);
 	veil_buf_release(&box);
+	return rc;
+}
+
+/*
+ * Delivers the batch, then reports every receiver that got nothing (or not
+ * everything) through receiver_fail_fn. Returns deliver's error, else
+ * VEIL_EPARTIAL if a receiver that may be reachable missed out, else 0.
+ */
+static int deliver_report(struct veil_msgr *m, struct batch *b)
+{
+	int rc = deliver(m, b);
+	size_t missed = 0, unreachable = 0;
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < b->npeers; i++) {
+		const struct peer_fail *f = &b->pf[i];
+		if (!f->failed)
+			continue;
+		if (f->unreachable)
+			unreachable++;
+		else
+			missed++;
+		if (m->receiver_fail_fn != NULL)
+			m->receiver_fail_fn(b->peers[i].id, f->unreachable, f->why,
+			                    m->receiver_fail_ctx);
+	}
+	if (missed > 0)
+		return veil_msgr_fail(m, VEIL_EPARTIAL,
+		                      "%zu of %zu receivers did not get the message (the others "
+		                      "did: do not send it again)",
+		                      missed + unreachable, b->npeers);
+	return 0;
+}
+
+/* Looks up the IDs being added: each must be found, or the operation fails. */
+static int lookup_new(struct veil_msgr *m, struct batch *b, const uint8_t (*ids)[VEIL_ID_LEN],
+                      size_t n)
+{
+	int rc = 0;
+	b->strict = 1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t p;
+		if (memcmp(ids[i], m->prof.id, VEIL_ID_LEN) != 0)
+			rc = add_peer(m, b, ids[i], &p);
+	}
+	b->strict = 0;
 	return rc;
 }
 
@@ -405,13 +481,14 @@ int veil_msgr_group_create(struct veil_msgr *m, const char *name,
 	memcpy(out->members, members, n * VEIL_ID_LEN);
 	out->n_members = n;
 	/* Look every member up before anything is stored or sent. */
-	if ((rc = queue_state(m, &b, out, &setup, &nm)) != 0)
+	if ((rc = lookup_new(m, &b, members, n)) != 0 ||
+	    (rc = queue_state(m, &b, out, &setup, &nm)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, out)) != 0) {
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
-	rc = deliver(m, &b);
+	rc = deliver_report(m, &b);
 out:
 	veil_buf_release(&setup);
 	veil_buf_release(&nm);
@@ -465,7 +542,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 	if (n_add > 0)
 		memcpy(g->members[g->n_members], add, n_add * VEIL_ID_LEN);
 	g->n_members += n_add;
-	if ((rc = batch_init(m, &b)) != 0)
+	if ((rc = batch_init(m, &b)) != 0 || (rc = lookup_new(m, &b, add, n_add)) != 0)
 		goto out;
 	/* The removed learn it from an empty setup; the rest get the new state. */
 	if (n_gone > 0) {
@@ -483,7 +560,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
-	rc = deliver(m, &b);
+	rc = deliver_report(m, &b);
 out:
 	veil_buf_release(&setup);
 	veil_buf_release(&nm);
@@ -524,7 +601,7 @@ int veil_msgr_group_rename(struct veil_msgr *m, const uint8_t creator[static VEI
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
-	rc = deliver(m, &b);
+	rc = deliver_report(m, &b);
 out:
 	veil_buf_release(&inner);
 	veil_buf_release(&body);
@@ -571,7 +648,7 @@ int veil_msgr_group_leave(struct veil_msgr *m, const uint8_t creator[static VEIL
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;
 	}
-	rc = deliver(m, &b);
+	rc = deliver_report(m, &b);
 out:
 	veil_buf_release(&body);
 	batch_free(&b);
@@ -612,7 +689,8 @@ int veil_msgr_group_send_body(struct veil_msgr *m, const uint8_t creator[static 
 	        0 ||
 	    (rc = add_jobs(m, &b, k, (const uint8_t(*)[VEIL_ID_LEN])g->creator, 1)) != 0)
 		goto out;
-	if ((rc = deliver(m, &b)) != 0)
+	rc = deliver_report(m, &b);
+	if (rc != 0 && rc != VEIL_EPARTIAL)
 		goto out;
 	*msg_id = b.msgs[k].id;
 	if (type != VEIL_E2E_GROUP_DELIVERY_RECEIPT) {

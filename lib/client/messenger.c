@@ -122,6 +122,9 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	if (profile_present(home))
 		return veil_msgr_fail(m, VEIL_EEXIST, "already initialised: %s holds a profile",
 		                      home);
+	/* Before the server is asked for an ID: a profile that cannot be saved orphans it. */
+	if (veil_profile_check_home(home, m->errtext, sizeof m->errtext) != 0)
+		return VEIL_EIO;
 	if ((rc = veil_profile_init(p, home)) != 0)
 		return veil_msgr_fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
 
@@ -352,7 +355,10 @@ static int seal(struct veil_msgr *m, struct veil_buf *out, const struct veil_con
 	o.msg_id = msg_id;
 	o.created_at_ms = created_ms;
 	o.flags = flags;
-	o.nickname = m->prof.nickname[0] ? m->prof.nickname : NULL;
+	/* The nickname goes only with the types that distribute the user profile. */
+	o.nickname = m->prof.nickname[0] && veil_e2e_distributes_profile(type, body, len)
+	                 ? m->prof.nickname
+	                 : NULL;
 	o.type = type;
 	return veil_e2e_seal(out, &o, m->prof.sk, peer->pk, body, len);
 }
@@ -639,9 +645,51 @@ static void pending_done(struct recv_state *s, const uint8_t to[static VEIL_ID_L
 }
 
 /*
+ * Stores a message that cannot be decoded as it came (VEIL_LOG_RAW) and
+ * reports it, so that it is never acked and lost. type and body are the
+ * inner type and body, or 0 and the whole payload if it could not be
+ * decrypted; nonce is recorded with it only if the message was
+ * authenticated (else a forger could burn a genuine message's nonce).
+ * Returns 0 if stored (or stored before), else the storage error (errtext
+ * set): the message must then not be acked.
+ */
+static int store_raw(struct recv_state *s, const uint8_t sender[static VEIL_ID_LEN],
+                     uint64_t msg_id, uint64_t date_ms, uint8_t type, const uint8_t *body,
+                     size_t len, const uint8_t *nonce, const char *why)
+{
+	struct veil_msgr_event ev;
+	struct veil_log_entry e = {.dir = VEIL_LOG_IN,
+	                           .msg_id = msg_id,
+	                           .date_ms = date_ms,
+	                           .type = type,
+	                           .body = body,
+	                           .body_len = len,
+	                           .status = VEIL_LOG_RAW};
+	memcpy(e.peer, sender, VEIL_ID_LEN);
+	int rc = veil_profile_log_add(&s->m->prof, &e, nonce);
+	if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
+		return 0; /* stored (and reported) before */
+	if (rc != 0)
+		return veil_msgr_fail(s->m, rc, "cannot store a message: %s", veil_strerror(rc));
+	memset(&ev, 0, sizeof ev);
+	ev.kind = VEIL_MSGR_EV_MESSAGE;
+	ev.raw = 1;
+	memcpy(ev.from, sender, VEIL_ID_LEN);
+	ev.msg_id = msg_id;
+	ev.date_ms = date_ms;
+	ev.type = type;
+	ev.body = body;
+	ev.body_len = len;
+	ev.errtext = why;
+	emit(s, &ev);
+	return 0;
+}
+
+/*
  * Processes one incoming message. Returns 0 (the message was handled,
  * whatever its fate) or an error that ends the session: a failure of the
- * connection or of local storage.
+ * connection or of local storage. A message is acked only once it is
+ * stored (or was stored before: a replayed nonce, a resent message ID).
  */
 static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len)
 {
@@ -651,7 +699,7 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 	struct veil_e2e_meta meta;
 	struct veil_buf body;
 	struct veil_msgr_event ev;
-	char from[VEIL_ID_LEN + 1];
+	char from[VEIL_ID_LEN + 1], why[VEIL_MSGR_ERRTEXT_MAX];
 	uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS_IN];
 	struct veil_group_rx *grx = NULL;
 	int rc, is_new = 0, ack = 1;
@@ -659,13 +707,16 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 
 	veil_buf_init_secret(&body, VEIL_MSGBOX_MAX);
 	memset(&ev, 0, sizeof ev);
+	memset(&meta, 0, sizeof meta);
 	if (veil_msgbox_parse(&mb, data, len) != 0) {
-		/* Ack what we can identify so that the server drops it. */
+		/* Keep what we can attribute, then ack it so that the server drops it. */
 		if (len >= 24 && veil_id_valid(data)) {
-			emit_error(s, data, veil_load_u64le(data + 16), VEIL_EPROTO,
-			           "malformed message dropped");
-			rc = send_ack(s, data, veil_load_u64le(data + 16));
+			uint64_t id = veil_load_u64le(data + 16);
+			if ((rc = store_raw(s, data, id, veil_now_ms(), 0, data, len, NULL,
+			                    "malformed message")) == 0)
+				rc = send_ack(s, data, id);
 		} else {
+			/* Nothing to store it under, nor to ack it with. */
 			emit_error(s, NULL, 0, VEIL_EPROTO, "malformed message dropped");
 			rc = 0;
 		}
@@ -673,19 +724,25 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 	}
 	veil_id_str(from, mb.sender);
 	ack = !(mb.flags & VEIL_MSG_FLAG_NO_SERVER_ACK);
+	uint64_t date_ms = (uint64_t)mb.created_at * 1000u;
 	if (memcmp(mb.receiver, m->prof.id, VEIL_ID_LEN) != 0 || !veil_id_valid(mb.sender)) {
-		emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
-		           "message not addressed to us (or from an invalid ID) dropped");
-		goto done;
+		if (!veil_id_valid(mb.sender)) {
+			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
+			           "message from an invalid ID dropped");
+			goto done;
+		}
+		snprintf(why, sizeof why, "message from %s not addressed to us", from);
+		goto raw_payload;
 	}
 	rc = veil_profile_contact_get(&m->prof, mb.sender, &peer);
 	if (rc == VEIL_ENOTFOUND) {
 		uint8_t pk[VEIL_KEY_LEN];
 		rc = dir_lookup(m, mb.sender, pk);
 		if (rc == VEIL_ENOTFOUND) {
-			emit_error(s, mb.sender, mb.msg_id, rc,
-			           "message from unknown ID %s dropped", from);
-			goto done;
+			snprintf(why, sizeof why,
+			         "message from unknown ID %s: no key to decrypt it", from);
+			m->errtext[0] = 0;
+			goto raw_payload;
 		}
 		if (rc != 0) {
 			/* Transient: leave the message on the server for the next run. */
@@ -718,10 +775,10 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		goto out;
 	}
 	if (veil_e2e_open(&mb, m->prof.sk, peer.pk, &type, &body, &meta) != 0) {
-		emit_error(s, mb.sender, mb.msg_id, VEIL_ECRYPTO,
-		           "message from %s cannot be decrypted, dropped", from);
-		goto done;
+		snprintf(why, sizeof why, "message from %s cannot be decrypted", from);
+		goto raw_payload;
 	}
+	date_ms = meta.created_at_ms;
 
 	/* Decode what we display; anything else is logged as it came. */
 	ev.kind = VEIL_MSGR_EV_MESSAGE;
@@ -743,32 +800,34 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		rc = veil_group_receive(m, &gio, mb.sender, type, body.p, body.len, &ev, grx);
 		if (rc < 0)
 			goto out; /* not acked: the server keeps it */
+		if (rc == VEIL_GROUP_RX_MALFORMED) {
+			snprintf(why, sizeof why, "%s", grx->why);
+			goto raw_body;
+		}
+		/* Decoded, but the specification's group rules discard it. */
 		if (rc == VEIL_GROUP_RX_DROP)
 			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO, "%s", grx->why);
 		if (rc != VEIL_GROUP_RX_ACCEPT)
-			goto done;
+			goto done; /* handled: a message that changes nothing */
 	}
 	if (type == VEIL_E2E_TEXT) {
 		if (veil_e2e_text_decode(body.p, body.len, &ev.text, &ev.text_len) != 0) {
-			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
-			           "text message from %s is malformed, dropped", from);
-			goto done;
+			snprintf(why, sizeof why, "text message from %s is malformed", from);
+			goto raw_body;
 		}
 	} else if (type == VEIL_E2E_DELIVERY_RECEIPT) {
 		if (veil_e2e_receipt_decode(body.p, body.len, &ev.status, ids, VEIL_ARRAY_LEN(ids),
 		                            &nids) != 0) {
-			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
-			           "delivery receipt from %s is malformed, dropped", from);
-			goto done;
+			snprintf(why, sizeof why, "delivery receipt from %s is malformed", from);
+			goto raw_body;
 		}
 		ev.n_ids = nids;
 		memcpy(ev.ids, ids,
 		       (nids < VEIL_MSGR_EV_MAX_IDS ? nids : VEIL_MSGR_EV_MAX_IDS) * 8);
 	} else if (type == VEIL_E2E_TYPING) {
 		if (veil_e2e_typing_decode(body.p, body.len, &ev.typing) != 0) {
-			emit_error(s, mb.sender, mb.msg_id, VEIL_EPROTO,
-			           "typing indicator from %s is malformed, dropped", from);
-			goto done;
+			snprintf(why, sizeof why, "typing indicator from %s is malformed", from);
+			goto raw_body;
 		}
 	}
 
@@ -799,7 +858,9 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 			    0)
 				continue;
 	}
+	/* A legacy message's nickname field counts only for types that distribute the profile. */
 	if (meta.has_nickname &&
+	    (meta.present || veil_e2e_distributes_profile(type, body.p, body.len)) &&
 	    veil_profile_contact_set_nickname(&m->prof, mb.sender, meta.nickname) == 0)
 		ev.nickname = meta.nickname;
 	else if (veil_profile_contact_get(&m->prof, mb.sender, &peer) == 0 && peer.nickname[0])
@@ -812,6 +873,18 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 	emit(s, &ev);
 	if (wants_receipt(type) && !(mb.flags & VEIL_MSG_FLAG_NO_AUTO_RECEIPTS) &&
 	    (rc = send_receipt(s, &peer, mb.msg_id)) != 0)
+		goto out;
+	goto done;
+
+raw_body:
+	/* Decrypted (so authenticated) but not understood: the inner body, with its nonce. */
+	if ((rc = store_raw(s, mb.sender, mb.msg_id, date_ms, type, body.p, body.len, mb.nonce,
+	                    why)) != 0)
+		goto out;
+	goto done;
+raw_payload:
+	/* Not decrypted: the whole payload, without recording its nonce. */
+	if ((rc = store_raw(s, mb.sender, mb.msg_id, date_ms, 0, data, len, NULL, why)) != 0)
 		goto out;
 done:
 	rc = ack ? send_ack(s, mb.sender, mb.msg_id) : 0;

@@ -162,6 +162,50 @@ static int file_exists(const char *home, const char *name)
 	return lstat(path, &st) == 0;
 }
 
+/* strerror's text with a lower-case first letter, to sit inside our sentences. */
+static void errno_text(char *out, size_t cap, int err)
+{
+	snprintf(out, cap, "%s", strerror(err));
+	if (out[0] >= 'A' && out[0] <= 'Z' && !(out[1] >= 'A' && out[1] <= 'Z'))
+		out[0] = (char)(out[0] - 'A' + 'a');
+}
+
+int veil_profile_check_home(const char *home, char *why, size_t cap)
+{
+	char probe[VEIL_PROFILE_PATH_MAX + 64], et[128];
+	struct stat st;
+	int fd, err;
+	if (mkdir(home, 0700) != 0 && errno != EEXIST) {
+		errno_text(et, sizeof et, errno);
+		snprintf(why, cap, "cannot create VEIL_HOME %s: %s", home, et);
+		return VEIL_EIO;
+	}
+	if (stat(home, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(why, cap, "VEIL_HOME %s is not a directory", home);
+		return VEIL_EIO;
+	}
+	int n = snprintf(probe, sizeof probe, "%s/.veil-write-test.XXXXXX", home);
+	if (n < 0 || (size_t)n >= sizeof probe) {
+		snprintf(why, cap, "VEIL_HOME %s is too long a path", home);
+		return VEIL_EIO;
+	}
+	if ((fd = mkstemp(probe)) < 0) {
+		errno_text(et, sizeof et, errno);
+		snprintf(why, cap, "cannot write VEIL_HOME %s: %s", home, et);
+		return VEIL_EIO;
+	}
+	err = write(fd, "x", 1) == 1 && fsync(fd) == 0 ? 0 : errno;
+	if (close(fd) != 0 && err == 0)
+		err = errno;
+	(void)unlink(probe);
+	if (err != 0) {
+		errno_text(et, sizeof et, err);
+		snprintf(why, cap, "cannot write VEIL_HOME %s: %s", home, et);
+		return VEIL_EIO;
+	}
+	return 0;
+}
+
 int veil_profile_init(struct veil_profile *p, const char *home)
 {
 	memset(p, 0, sizeof *p);
@@ -527,8 +571,17 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 	if (nonce != NULL && (rc = veil_profile_nonce_add(p, nonce)) != 0)
 		goto out;
 	if ((rc = prepare(p, &st,
+	                  /*
+	                   * A payload stored raw because it could not be decrypted
+	                   * (type 0) may have been a forgery under a genuine
+	                   * message's ID: the genuine message, once it comes,
+	                   * takes its place rather than being taken for a resend.
+	                   */
 	                  "INSERT INTO messages(dir, peer, msg_id, date, type, body, status) "
-	                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")) != 0)
+	                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+	                  "ON CONFLICT(dir, peer, msg_id) DO UPDATE SET date = excluded.date,"
+	                  " type = excluded.type, body = excluded.body, status = excluded.status"
+	                  " WHERE messages.type = 0 AND excluded.type != 0")) != 0)
 		goto out;
 	veil_id_str(ids, e->peer);
 	sqlite3_bind_int(st, 1, e->dir);
@@ -541,6 +594,8 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 	sqlite3_bind_int(st, 7, e->status);
 	int s = sqlite3_step(st);
 	rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? VEIL_EEXIST : VEIL_EIO;
+	if (rc == 0 && sqlite3_changes(p->db) == 0)
+		rc = VEIL_EEXIST; /* the conflict clause declined to replace the row */
 out:
 	sqlite3_finalize(st);
 	if (rc == 0)

@@ -1,7 +1,56 @@
 /* Inner message bodies: text, delivery receipt, typing indicator. */
 #include <string.h>
 
+#include <jansson.h>
+
 #include "veil/e2e.h"
+
+/* A delivery receipt's status byte is a reaction: thumbs up or down. */
+static int receipt_is_reaction(const uint8_t *p, size_t len, size_t off)
+{
+	return len > off && (p[off] == VEIL_RECEIPT_ACK || p[off] == VEIL_RECEIPT_DECLINE);
+}
+
+int veil_e2e_distributes_profile(uint8_t type, const uint8_t *body, size_t len)
+{
+	switch (type) {
+	case VEIL_E2E_TEXT:
+	case VEIL_E2E_IMAGE:
+	case VEIL_E2E_LOCATION:
+	case VEIL_E2E_VIDEO:
+	case VEIL_E2E_AUDIO:
+	case VEIL_E2E_POLL_SETUP:
+	case VEIL_E2E_POLL_VOTE:
+	case VEIL_E2E_FILE:
+	case VEIL_E2E_CALL_OFFER:
+	case VEIL_E2E_REACTION:
+	case VEIL_E2E_GROUP_TEXT:
+	case VEIL_E2E_GROUP_LOCATION:
+	case VEIL_E2E_GROUP_IMAGE:
+	case VEIL_E2E_GROUP_VIDEO:
+	case VEIL_E2E_GROUP_AUDIO:
+	case VEIL_E2E_GROUP_FILE:
+	case VEIL_E2E_GROUP_SETUP:
+	case VEIL_E2E_GROUP_CALL_START:
+	case VEIL_E2E_GROUP_POLL_SETUP:
+	case VEIL_E2E_GROUP_POLL_VOTE:
+	case VEIL_E2E_GROUP_REACTION: return 1;
+	case VEIL_E2E_DELIVERY_RECEIPT: return receipt_is_reaction(body, len, 0);
+	case VEIL_E2E_GROUP_DELIVERY_RECEIPT:
+		return receipt_is_reaction(body, len, VEIL_GROUP_MEMBER_HDR_LEN);
+	case VEIL_E2E_CALL_ANSWER: {
+		/* Only an accepted call ("action": 1) introduces the answerer. */
+		if (body == NULL || len == 0)
+			return 0;
+		json_t *o = json_loadb((const char *)body, len, 0, NULL);
+		json_t *a = json_object_get(o, "action");
+		int yes = json_is_integer(a) && json_integer_value(a) == 1;
+		json_decref(o);
+		return yes;
+	}
+	default: return 0;
+	}
+}
 
 int veil_e2e_text_encode(struct veil_buf *out, const char *text, size_t len)
 {
@@ -20,7 +69,7 @@ int veil_e2e_text_decode(const uint8_t *p, size_t len, const char **text, size_t
 	*text_len = 0;
 	if (len == 0)
 		return VEIL_ETRUNC;
-	if (len > VEIL_E2E_TEXT_MAX)
+	if (len > VEIL_E2E_TEXT_IN_MAX)
 		return VEIL_ELIMIT;
 	if (!veil_utf8_valid(p, len))
 		return VEIL_EPROTO;

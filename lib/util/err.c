@@ -22,6 +22,7 @@ const char *veil_strerror(int err)
 	case VEIL_ENOSPC: return "disk full";
 	case VEIL_ECORRUPT: return "data corrupt";
 	case VEIL_EQUOTA: return "share of the limit used up";
+	case VEIL_EPARTIAL: return "not every receiver got it";
 	default: return "unknown error";
 	}
 }

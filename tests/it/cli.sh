@@ -81,6 +81,47 @@ unknown_cmd() {
 	head -1 "$T/err" | grep -q "unknown command 'frobnicate'"
 }
 check err_unknown_command unknown_cmd
+
+# Everyday details: --version, '--' ends the options, an option after the text
+# is an error (not part of the text), recv --json with nothing waiting.
+check version bash -c "$BIN/veil --version | grep -qx 'veil [0-9]\+\.[0-9]\+\.[0-9]\+'"
+vb recv >/dev/null 2>&1
+option_after_text() {
+	va send "$B" "hi" --json >"$T/out" 2>"$T/err"
+	local rc=$?
+	[ $rc = 2 ] && [ ! -s "$T/out" ] && head -1 "$T/err" | grep -q "unexpected option '--json'" ||
+		{ echo "  rc=$rc stderr: $(cat "$T/err")"; return 1; }
+}
+check send_option_after_text_is_error option_after_text
+va send "$B" -- --json >/dev/null
+va send "$B" -- -5 degrees >/dev/null
+vb recv --json >"$T/dd"
+check send_double_dash_ends_options python3 -c "
+import json
+t=[json.loads(l)['text'] for l in open('$T/dd') if json.loads(l)['type']=='text']
+assert t==['--json','-5 degrees'], t
+"
+check recv_json_nothing_waiting bash -c "VEIL_HOME=$T/b $BIN/veil recv --json >$T/empty 2>$T/empty.err && [ ! -s $T/empty ] && [ ! -s $T/empty.err ]"
+
+# init in a VEIL_HOME that cannot be written: one clear line, and no ID made
+# on the server (the directory is checked before the server is asked).
+ids_on_server() { python3 -c "import sqlite3; print(sqlite3.connect('$T/srv/veil.db').execute('SELECT count(*) FROM identities').fetchone()[0])"; }
+n_ids=$(ids_on_server)
+touch "$T/afile"
+check init_file_in_the_way fails_with "$T/afile/home" "cannot create VEIL_HOME $T/afile/home: not a directory" init --server "$URL"
+check init_home_is_a_file fails_with "$T/afile" "VEIL_HOME $T/afile is not a directory" init --server "$URL"
+mkdir -p "$T/ro"
+if [ "$(id -u)" = 0 ]; then
+	# Root ignores modes: a read-only bind mount in a private mount namespace.
+	unshare -m sh -c "mount --bind '$T/ro' '$T/ro' && mount -o remount,bind,ro '$T/ro' &&
+		VEIL_HOME='$T/ro' '$BIN/veil' init --server '$URL'" >"$T/out" 2>"$T/err"
+else
+	chmod 0555 "$T/ro"
+	VEIL_HOME=$T/ro "$BIN/veil" init --server "$URL" >"$T/out" 2>"$T/err"
+fi
+check init_read_only_home bash -c "[ ! -s $T/out ] && [ \"\$(wc -l <$T/err)\" = 1 ] && grep -q 'cannot write VEIL_HOME $T/ro: \(read-only file system\|permission denied\)' $T/err || { cat $T/err; false; }"
+chmod 0755 "$T/ro"
+check init_failures_make_no_id [ "$(ids_on_server)" = "$n_ids" ]
 stop
 check err_unreachable fails_with "$T/a" "cannot reach" send "$B" "hi"
 check err_unreachable_init fails_with "$T/d" "reach" init --server "$URL"

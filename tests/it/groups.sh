@@ -205,6 +205,35 @@ v b group send "$G2" --file "$T/photo.bin" >/dev/null 2>&1
 v a recv >"$T/a.file" 2>&1
 check group_file_human grep -q "^\[.*\] $B in Files ($G2): file saved to .*photo.bin" "$T/a.file"
 
+# --- a revoked member: the others still get every message, and the exit status says so ---
+v r init --server "$URL" --nickname r >"$T/r.id"; R_=$(cat "$T/r.id")
+G3=$(v a group create Revoked "$B" "$C")
+rcv b; rcv c
+# R joined long ago: added to A's and B's group state directly, so that no
+# message to R passes the chat server (which caches known IDs for a minute).
+for w in a b; do python3 -c "
+import sqlite3,struct; db=sqlite3.connect('$T/$w/veil.db')
+gid=struct.unpack('<q', bytes.fromhex('$G3'))[0]
+db.execute('INSERT INTO group_members VALUES(?,?,?,?)',('$A',gid,9,'$R_')); db.commit()"; done
+v a contact add "$R_" >/dev/null
+v r revoke --yes >/dev/null 2>&1
+v a group send "$G3" "hi" --json >/dev/null 2>"$T/g3o.err"; st=$?
+check group_send_option_after_text_is_error bash -c "[ $st = 2 ] && grep -q \"unexpected option '--json'\" $T/g3o.err"
+v a group send "$G3" "creator after revoke" >"$T/g3.out" 2>"$T/g3.err"; st=$?
+check revoked_creator_send_exit0 bash -c "[ $st = 0 ] && [ -s $T/g3.out ]"
+check revoked_creator_send_names_member bash -c "[ \"\$(grep -c $R_ $T/g3.err)\" = 1 ] && grep -q 'did not get the message (unreachable)' $T/g3.err"
+v b group send "$G3" "member after revoke" >"$T/g3b.out" 2>"$T/g3b.err"; st=$?
+check revoked_member_send_exit0 bash -c "[ $st = 0 ] && [ -s $T/g3b.out ] && grep -q $R_ $T/g3b.err"
+rcv a; rcv c
+check revoked_others_got_both bash -c "grep -q 'creator after revoke' $T/c.${seq[c]} && grep -q 'member after revoke' $T/c.${seq[c]} && grep -q 'member after revoke' $T/a.${seq[a]}"
+v a group remove "$G3" "$R_" >"$T/g3r.out" 2>"$T/g3r.err"; st=$?
+check revoked_remove_exit0 bash -c "[ $st = 0 ] && ! VEIL_HOME=$T/a $BIN/veil group show $G3 | grep -q $R_"
+rcv b
+check revoked_remove_reaches_others py "$T/b.${seq[b]}" "
+s=[r for r in rows if r['type']=='group-setup']
+assert len(s)==1 and '$R_' not in s[0]['group']['members'], rows
+"
+
 stop
 check no_plaintext_on_server bash -c "! grep -r -q -a 'hello from B\|Best Friends\|please react' '$T/srv'"
 exit $fails

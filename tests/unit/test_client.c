@@ -271,6 +271,42 @@ static void test_message_log(void)
 	veil_profile_release(&p);
 }
 
+/*
+ * A payload stored raw because it could not be decrypted (type 0) may be a
+ * forgery under a genuine message's ID: the genuine one replaces it; a raw
+ * entry never replaces a decoded one, nor another raw one.
+ */
+static void test_message_log_raw(void)
+{
+	struct veil_profile p;
+	struct log_ctx l;
+	uint8_t nonce[VEIL_NONCE_LEN];
+	CHECK(open_fresh(&p) != NULL);
+	veil_random(nonce, sizeof nonce);
+	struct veil_log_entry raw = {.dir = VEIL_LOG_IN,
+	                             .msg_id = 7,
+	                             .date_ms = 1000,
+	                             .type = 0,
+	                             .body = (const uint8_t *)"garbage",
+	                             .body_len = 7,
+	                             .status = VEIL_LOG_RAW};
+	memcpy(raw.peer, "PEER0001", VEIL_ID_LEN);
+	CHECK_RC(veil_profile_log_add(&p, &raw, NULL), 0);
+	CHECK_RC(veil_profile_log_add(&p, &raw, NULL), VEIL_EEXIST);
+	struct veil_log_entry e = raw;
+	e.type = VEIL_E2E_TEXT;
+	e.body = (const uint8_t *)"real";
+	e.body_len = 4;
+	e.status = 0;
+	CHECK_RC(veil_profile_log_add(&p, &e, nonce), 0);
+	CHECK_RC(veil_profile_nonce_seen(&p, nonce), VEIL_EREPLAY);
+	CHECK_RC(veil_profile_log_add(&p, &raw, NULL), VEIL_EEXIST);
+	memset(&l, 0, sizeof l);
+	CHECK_RC(veil_profile_log_list(&p, NULL, log_collect, &l), 0);
+	CHECK(l.n == 1 && l.status == 0 && strcmp(l.text, "real") == 0);
+	veil_profile_release(&p);
+}
+
 static void test_backoff(void)
 {
 	struct veil_backoff b;
@@ -502,6 +538,7 @@ RUN(test_profile_roundtrip);
 RUN(test_contacts);
 RUN(test_replay_store);
 RUN(test_message_log);
+RUN(test_message_log_raw);
 RUN(test_backoff);
 RUN(test_conn_session);
 RUN(test_conn_wrong_key);

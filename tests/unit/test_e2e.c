@@ -535,7 +535,7 @@ static void test_seal_limits(void)
 
 static void test_text(void)
 {
-	static char big[VEIL_E2E_TEXT_MAX + 1];
+	static char big[VEIL_E2E_TEXT_IN_MAX + 1];
 	struct veil_buf b;
 	const char *t;
 	size_t n;
@@ -555,7 +555,11 @@ static void test_text(void)
 	veil_buf_reset(&b);
 	CHECK_RC(veil_e2e_text_encode(&b, big, VEIL_E2E_TEXT_MAX), 0);
 	CHECK_RC(veil_e2e_text_encode(&b, big, VEIL_E2E_TEXT_MAX + 1), VEIL_ELIMIT);
-	CHECK_RC(veil_e2e_text_decode((const uint8_t *)big, VEIL_E2E_TEXT_MAX + 1, &t, &n),
+	/* 6000 bytes is the sender's split size: a receiver takes what fits a frame. */
+	CHECK_RC(veil_e2e_text_decode((const uint8_t *)big, 7000, &t, &n), 0);
+	CHECK(n == 7000);
+	CHECK_RC(veil_e2e_text_decode((const uint8_t *)big, VEIL_E2E_TEXT_IN_MAX, &t, &n), 0);
+	CHECK_RC(veil_e2e_text_decode((const uint8_t *)big, VEIL_E2E_TEXT_IN_MAX + 1, &t, &n),
 	         VEIL_ELIMIT);
 	CHECK_RC(veil_e2e_text_decode((const uint8_t *)"\xe2\x82", 2, &t, &n), VEIL_EPROTO);
 	CHECK(t == NULL && n == 0);
@@ -647,6 +651,49 @@ static void test_safe_args(void)
 	    VEIL_EINVAL);
 }
 
+/* The specification's "User profile distribution" property, type by type. */
+static void test_profile_distribution(void)
+{
+	static const uint8_t yes[] = {0x01, 0x02, 0x10, 0x13, 0x14, 0x15, 0x16,
+	                              0x17, 0x60, 0x82, 0x41, 0x42, 0x43, 0x44,
+	                              0x45, 0x46, 0x4a, 0x4f, 0x52, 0x53, 0x83};
+	static const uint8_t no[] = {0x18, 0x19, 0x1a, 0x4b, 0x4c, 0x50, 0x51, 0x54, 0x62, 0x63,
+	                             0x64, 0x90, 0x91, 0x92, 0x93, 0x94, 0xa0, 0xfc, 0xfe, 0x00};
+	const uint8_t body[] = {0};
+	uint8_t rc[1 + 8], grc[16 + 1 + 8];
+	for (size_t i = 0; i < sizeof yes; i++) {
+		if (!veil_e2e_distributes_profile(yes[i], body, sizeof body))
+			fprintf(stderr, "type 0x%02x\n", yes[i]);
+		CHECK(veil_e2e_distributes_profile(yes[i], body, sizeof body) == 1);
+	}
+	for (size_t i = 0; i < sizeof no; i++) {
+		if (veil_e2e_distributes_profile(no[i], body, sizeof body))
+			fprintf(stderr, "type 0x%02x\n", no[i]);
+		CHECK(veil_e2e_distributes_profile(no[i], body, sizeof body) == 0);
+	}
+	/* Delivery receipts: only reactions (ack, decline) carry it. */
+	memset(rc, 0, sizeof rc);
+	memset(grc, 0, sizeof grc);
+	for (uint8_t st = 1; st <= 4; st++) {
+		int want = st == VEIL_RECEIPT_ACK || st == VEIL_RECEIPT_DECLINE;
+		rc[0] = st;
+		grc[16] = st;
+		CHECK(veil_e2e_distributes_profile(VEIL_E2E_DELIVERY_RECEIPT, rc, sizeof rc) ==
+		      want);
+		CHECK(veil_e2e_distributes_profile(VEIL_E2E_GROUP_DELIVERY_RECEIPT, grc,
+		                                   sizeof grc) == want);
+	}
+	CHECK(veil_e2e_distributes_profile(VEIL_E2E_DELIVERY_RECEIPT, NULL, 0) == 0);
+	CHECK(veil_e2e_distributes_profile(VEIL_E2E_GROUP_DELIVERY_RECEIPT, rc, sizeof rc) == 0);
+	/* Call answer: only when accepted. */
+	const char *acc = "{\"callId\":1,\"action\":1}", *rej = "{\"callId\":1,\"action\":0}";
+	CHECK(veil_e2e_distributes_profile(VEIL_E2E_CALL_ANSWER, (const uint8_t *)acc,
+	                                   strlen(acc)) == 1);
+	CHECK(veil_e2e_distributes_profile(VEIL_E2E_CALL_ANSWER, (const uint8_t *)rej,
+	                                   strlen(rej)) == 0);
+	CHECK(veil_e2e_distributes_profile(VEIL_E2E_CALL_ANSWER, (const uint8_t *)"{", 1) == 0);
+}
+
 T_MAIN_BEGIN
 keys();
 RUN(test_roundtrip);
@@ -663,4 +710,5 @@ RUN(test_receipt);
 RUN(test_typing);
 RUN(test_hash_normalisation);
 RUN(test_safe_args);
+RUN(test_profile_distribution);
 T_MAIN_END
