@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "chat/chat.h"
+#include "limit/connlimit.h"
 #include "veil/csp.h"
 #include "veil/e2e.h"
 
@@ -59,26 +60,11 @@ struct conn {
 	struct veil_csp_server hs;
 	struct veil_csp_login_info *login; /* only during the handshake */
 	struct veil_buf pend;              /* bytes of an incomplete unit */
-	struct addr_ent *addr;             /* the client address's counters */
+	uintptr_t addr_tok, hs_tok;        /* counted by chat->conns_per_addr and ->hs_per_addr */
 };
 
-/*
- * Per client address: connections held, of those still in the handshake,
- * and a token bucket of new connections. IPv6 addresses count by their /64
- * (one subscriber's prefix). Keys are hashed with a random key, so a
- * stranger cannot aim at one chain. An entry lives while it has
- * connections, and until its bucket is full again.
- */
-#define ADDR_BUCKETS 8192
-#define ADDR_MAX_ENTRIES (4 * VEIL_CHAT_MAX_CONNECTIONS)
+/* At most one line this often says what the per-address limits refused. */
 #define ADDR_LOG_EVERY_MS 10000
-struct addr_ent {
-	struct addr_ent *next;
-	uint8_t key[16];
-	uint32_t total, handshaking;
-	uint64_t tokens_milli; /* new connections allowed now, in thousandths */
-	uint64_t refill_ms;
-};
 
 /*
  * Receivers known to exist, so that the hot path does not query the store
@@ -129,10 +115,8 @@ struct veil_chat {
 	size_t map_size, map_count;
 	struct veil_chat_stats st;
 	struct veil_chat_stats st_logged; /* as of the last minute's log line */
-	struct addr_ent **addrs;          /* ADDR_BUCKETS chains */
-	size_t naddrs;
-	uint8_t addr_hash_key[crypto_shorthash_KEYBYTES];
-	uint64_t addr_purged_ms;
+	/* Per client address: connections (and new ones a minute), and handshakes. */
+	struct veil_connlimit *conns_per_addr, *hs_per_addr;
 	/* Connections refused by a per-address limit since the last log line. */
 	uint64_t refused_total, refused_hs, refused_rate, refused_table;
 	uint64_t refused_logged_ms, refused_since_ms;
@@ -441,73 +425,6 @@ static void conn_fail(struct conn *c, int reconnect, const char *why)
 
 /* --- per-address limits --- */
 
-/* The key of a peer address: IPv4 (also v4-mapped) in full, IPv6 by its /64. */
-static int addr_key(const uv_tcp_t *tcp, uint8_t key[static 16])
-{
-	struct sockaddr_storage sa;
-	int len = sizeof sa;
-	memset(key, 0, 16);
-	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0)
-		return -1;
-	if (sa.ss_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)&sa)->sin_addr, 4);
-		return 0;
-	}
-	if (sa.ss_family != AF_INET6)
-		return -1;
-	const uint8_t *a = ((const struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	if (memcmp(a, mapped, 12) == 0) {
-		key[0] = 4;
-		memcpy(key + 1, a + 12, 4);
-	} else {
-		key[0] = 6;
-		memcpy(key + 1, a, 8);
-	}
-	return 0;
-}
-
-static size_t addr_bucket(const struct veil_chat *chat, const uint8_t key[static 16])
-{
-	uint8_t h[crypto_shorthash_BYTES];
-	crypto_shorthash(h, key, 16, chat->addr_hash_key);
-	return (size_t)(veil_load_u64le(h) & (ADDR_BUCKETS - 1));
-}
-
-/* Refills e's bucket up to one minute's worth. */
-static void addr_refill(const struct veil_chat *chat, struct addr_ent *e, uint64_t now)
-{
-	uint64_t cap = (uint64_t)chat->srv->cfg.chat_conn_rate_per_min * 1000u;
-	if (now > e->refill_ms) {
-		/* rate per minute = rate thousandths per 60 ms */
-		uint64_t add = (now - e->refill_ms) * chat->srv->cfg.chat_conn_rate_per_min / 60u;
-		e->tokens_milli = e->tokens_milli + add > cap ? cap : e->tokens_milli + add;
-		e->refill_ms = now;
-	}
-}
-
-/* Forgets entries with no connection and a full bucket (or all idle ones if force). */
-static void addr_purge(struct veil_chat *chat, uint64_t now, int force)
-{
-	uint64_t cap = (uint64_t)chat->srv->cfg.chat_conn_rate_per_min * 1000u;
-	for (size_t i = 0; i < ADDR_BUCKETS; i++) {
-		struct addr_ent **pp = &chat->addrs[i];
-		while (*pp != NULL) {
-			struct addr_ent *e = *pp;
-			addr_refill(chat, e, now);
-			if (e->total == 0 && (force || e->tokens_milli >= cap)) {
-				*pp = e->next;
-				free(e);
-				chat->naddrs--;
-			} else {
-				pp = &e->next;
-			}
-		}
-	}
-	chat->addr_purged_ms = now;
-}
-
 static void addr_log_refusals(struct veil_chat *chat, uint64_t now)
 {
 	uint64_t n =
@@ -529,76 +446,56 @@ static void addr_log_refusals(struct veil_chat *chat, uint64_t now)
 }
 
 /*
- * Counts a new connection against its address. Returns 0, or -1 if a
- * per-address limit refuses it (counted for the log line).
+ * Counts a new connection against its address: every attempt takes one of
+ * the address's new connections a minute; then it must be under the
+ * address's caps on connections and on handshakes. Returns 0, or -1 if a
+ * limit refuses it (counted for the log line).
  */
 static int addr_admit(struct veil_chat *chat, struct conn *c)
 {
-	const struct veil_config *cfg = &chat->srv->cfg;
-	uint8_t key[16];
+	struct sockaddr_storage sa;
+	int len = sizeof sa;
 	uint64_t now = veil_mono_ms();
 	if (chat->refused_total + chat->refused_hs + chat->refused_rate + chat->refused_table == 0)
 		chat->refused_since_ms = now;
-	if (addr_key(&c->tcp, key) != 0)
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
 		return -1;
-	size_t b = addr_bucket(chat, key);
-	struct addr_ent *e = chat->addrs[b];
-	while (e != NULL && memcmp(e->key, key, 16) != 0)
-		e = e->next;
-	if (e == NULL) {
-		if (chat->naddrs >= ADDR_MAX_ENTRIES && now - chat->addr_purged_ms >= 1000)
-			addr_purge(chat, now, 1);
-		if (chat->naddrs >= ADDR_MAX_ENTRIES || (e = calloc(1, sizeof *e)) == NULL) {
-			chat->refused_table++;
-			return -1;
-		}
-		memcpy(e->key, key, 16);
-		e->tokens_milli = (uint64_t)cfg->chat_conn_rate_per_min * 1000u;
-		e->refill_ms = now;
-		e->next = chat->addrs[b];
-		chat->addrs[b] = e;
-		chat->naddrs++;
-	}
-	/* Every attempt takes a token, refused or not. */
-	if (cfg->chat_conn_rate_per_min > 0) {
-		addr_refill(chat, e, now);
-		if (e->tokens_milli < 1000) {
+	const struct sockaddr *a = (const struct sockaddr *)&sa;
+	int rc = veil_connlimit_check(chat->conns_per_addr, a, (socklen_t)len, now);
+	if (rc != 0) {
+		if (rc == VEIL_EAGAIN)
 			chat->refused_rate++;
-			return -1;
-		}
-		e->tokens_milli -= 1000;
-	}
-	if (e->total >= cfg->chat_conn_per_addr) {
-		chat->refused_total++;
+		else
+			chat->refused_total++;
 		return -1;
 	}
-	if (e->handshaking >= cfg->chat_handshakes_per_addr) {
+	if (veil_connlimit_check(chat->hs_per_addr, a, (socklen_t)len, now) != 0) {
 		chat->refused_hs++;
 		return -1;
 	}
-	e->total++;
-	e->handshaking++;
-	c->addr = e;
-	c->in_handshake = 1;
+	if (veil_connlimit_open(chat->conns_per_addr, a, (socklen_t)len, &c->addr_tok) ==
+	        VEIL_ELIMIT ||
+	    veil_connlimit_open(chat->hs_per_addr, a, (socklen_t)len, &c->hs_tok) == VEIL_ELIMIT) {
+		veil_connlimit_close(chat->conns_per_addr, c->addr_tok);
+		c->addr_tok = 0;
+		chat->refused_table++;
+		return -1;
+	}
 	return 0;
 }
 
 /* The handshake is over (logged in): it no longer counts as one. */
 static void addr_handshake_done(struct conn *c)
 {
-	if (c->addr != NULL && c->in_handshake) {
-		c->addr->handshaking--;
-		c->in_handshake = 0;
-	}
+	veil_connlimit_close(c->chat->hs_per_addr, c->hs_tok);
+	c->hs_tok = 0;
 }
 
 static void addr_release(struct conn *c)
 {
-	if (c->addr == NULL)
-		return;
 	addr_handshake_done(c);
-	c->addr->total--;
-	c->addr = NULL;
+	veil_connlimit_close(c->chat->conns_per_addr, c->addr_tok);
+	c->addr_tok = 0;
 }
 
 /* --- connection lifetime --- */
@@ -1420,8 +1317,6 @@ static void on_sweep(uv_timer_t *t)
 		c = next;
 	}
 	addr_log_refusals(chat, now);
-	if (now - chat->addr_purged_ms >= 10000)
-		addr_purge(chat, now, 0);
 }
 
 struct expire_work {
@@ -1499,11 +1394,15 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 	chat->map_size = 1024;
 	chat->map = calloc(chat->map_size, sizeof *chat->map);
 	chat->ss1_cache = calloc(SS1_CACHE_SLOTS, sizeof *chat->ss1_cache);
-	chat->addrs = calloc(ADDR_BUCKETS, sizeof *chat->addrs);
-	randombytes_buf(chat->addr_hash_key, sizeof chat->addr_hash_key);
-	if (chat->map == NULL || chat->ss1_cache == NULL || chat->addrs == NULL ||
+	const struct veil_config *cfg = &srv->cfg;
+	if (chat->map == NULL || chat->ss1_cache == NULL ||
+	    veil_connlimit_new(&chat->conns_per_addr, cfg->chat_conn_per_addr,
+	                       cfg->chat_conn_rate_per_min, VEIL_CHAT_MAX_CONNECTIONS) != 0 ||
+	    veil_connlimit_new(&chat->hs_per_addr, cfg->chat_handshakes_per_addr, 0,
+	                       VEIL_CHAT_MAX_CONNECTIONS) != 0 ||
 	    uv_mutex_init(&chat->async_lock) != 0) {
-		free(chat->addrs);
+		veil_connlimit_free(chat->hs_per_addr);
+		veil_connlimit_free(chat->conns_per_addr);
 		free(chat->ss1_cache);
 		free(chat->map);
 		free(chat);
@@ -1591,14 +1490,8 @@ void veil_chat_free(struct veil_chat *chat)
 	uv_mutex_destroy(&chat->async_lock);
 	sodium_memzero(chat->ss1_cache, SS1_CACHE_SLOTS * sizeof *chat->ss1_cache);
 	free(chat->ss1_cache);
-	for (size_t i = 0; i < ADDR_BUCKETS; i++) {
-		while (chat->addrs[i] != NULL) {
-			struct addr_ent *e = chat->addrs[i];
-			chat->addrs[i] = e->next;
-			free(e);
-		}
-	}
-	free(chat->addrs);
+	veil_connlimit_free(chat->hs_per_addr);
+	veil_connlimit_free(chat->conns_per_addr);
 	free(chat->map);
 	free(chat);
 }

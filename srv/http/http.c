@@ -20,7 +20,7 @@
 #include <sodium.h>
 
 #include "http.h"
-#include "connlimit.h"
+#include "../limit/connlimit.h"
 #include "../blob/blob.h"
 #include "../directory/directory.h"
 

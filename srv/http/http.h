@@ -20,6 +20,7 @@
 
 #include "veil/util.h"
 #include "../server.h"
+#include "../limit/ratelimit.h"
 
 #define VEIL_HTTP_DEFAULT_MAX_BODY (64u * 1024u)
 #define VEIL_HTTP_MAX_RESPONSE (1024u * 1024u) /* largest response a handler may build */
@@ -159,20 +160,5 @@ void veil_http_resp_object(struct veil_http_resp *resp, int status, struct json_
 /* A {"success":false,"error":msg[,"errorType":type]} response; type may be NULL. */
 void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *msg,
                           const char *type);
-
-/*
- * A token-bucket rate limiter keyed by client address: each key may make
- * per_min requests per minute with a burst of per_min. Memory is bounded: a
- * fixed table of VEIL_RATELIMIT_SLOTS entries in 4-way sets; keys are stored
- * only as a keyed BLAKE2b hash. Not thread-safe (one per HTTP thread).
- */
-#define VEIL_RATELIMIT_SLOTS 4096
-struct veil_ratelimit;
-int veil_ratelimit_new(struct veil_ratelimit **out, uint32_t per_min);
-void veil_ratelimit_free(struct veil_ratelimit *rl);
-/* Takes one token for key at now_ms (monotonic); 0 or VEIL_EAGAIN when empty. */
-int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now_ms);
-/* Takes n tokens at once, or none (VEIL_EAGAIN) if fewer than n are left. */
-int veil_ratelimit_take_n(struct veil_ratelimit *rl, const char *key, uint32_t n, uint64_t now_ms);
 
 #endif

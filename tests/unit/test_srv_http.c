@@ -16,7 +16,7 @@
 
 #include "veil/crypto.h"
 #include "veil/util.h"
-#include "../../srv/http/connlimit.h"
+#include "../../srv/limit/connlimit.h"
 #include "../../srv/http/http.h"
 #include "../../srv/server.h"
 #include "t.h"
@@ -232,6 +232,16 @@ static void test_connlimit_table(void)
 	CHECK_RC(veil_connlimit_open(cl, (struct sockaddr *)&x, sizeof x, &tx), 0);
 	CHECK_RC(veil_connlimit_open(cl, (struct sockaddr *)&y, sizeof y, &ty), 0);
 	CHECK(tx == ty && veil_connlimit_count(cl, (struct sockaddr *)&x, sizeof x) == 2);
+	/*
+	 * An IPv4 client of a dual-stack listener (::ffff:a.b.c.d) is its IPv4
+	 * address, not the /64 ::ffff:0:0 that every IPv4 client shares.
+	 */
+	struct sockaddr_in6 m1 = {.sin6_family = AF_INET6}, m2 = m1;
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", &m1.sin6_addr);
+	inet_pton(AF_INET6, "::ffff:10.9.9.9", &m2.sin6_addr);
+	CHECK(veil_connlimit_count(cl, (struct sockaddr *)&m1, sizeof m1) ==
+	      veil_connlimit_count(cl, (const struct sockaddr *)&a[0], sizeof a[0]));
+	CHECK(veil_connlimit_count(cl, (struct sockaddr *)&m2, sizeof m2) == 0);
 	veil_connlimit_free(cl);
 }
 

@@ -21,7 +21,9 @@
 #include <sodium.h>
 
 #include "connlimit.h"
-#include "http.h"
+#include "ratelimit.h"
+#include "veil/err.h"
+#include "veil/util.h"
 
 struct cl_slot {
 	uintptr_t key; /* 0 = empty */
@@ -86,6 +88,12 @@ static size_t addr_bytes(const struct sockaddr *sa, socklen_t len, uint8_t out[s
 	}
 	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			/* An IPv4 client of a dual-stack listener is that IPv4 address. */
+			out[0] = 4;
+			memcpy(out + 1, a->sin6_addr.s6_addr + 12, 4);
+			return 5;
+		}
 		out[0] = 6;
 		memcpy(out + 1, &a->sin6_addr, 8);
 		return 9;

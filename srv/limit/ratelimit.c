@@ -15,7 +15,9 @@
 
 #include <sodium.h>
 
-#include "http.h"
+#include "ratelimit.h"
+#include "veil/err.h"
+#include "veil/util.h"
 
 #define VEIL_RATELIMIT_WAYS 4
 #define VEIL_RATELIMIT_SETS (VEIL_RATELIMIT_SLOTS / VEIL_RATELIMIT_WAYS)
