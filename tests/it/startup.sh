@@ -72,7 +72,8 @@ rm -f "$T/idx"/veil.db-*
 	>"$T/idx.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "$URL/.well-known/veil/provisioning" >/dev/null && break; sleep 0.1; done
-VEIL_HOME=$T/a "$BIN/veil" recv >"$T/idx.out" 2>"$T/idx.err"
+# The client retries with backoff for half a minute; a few seconds show enough.
+VEIL_HOME=$T/a timeout 5 "$BIN/veil" recv >"$T/idx.out" 2>"$T/idx.err"
 rc=$?
 check store_error_at_login_is_temporary bash -c "[ $rc != 0 ] && grep -qi 'temporary server error' '$T/idx.err' &&
 	! grep -qi 'unknown identity' '$T/idx.err'"
