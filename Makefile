@@ -65,8 +65,9 @@ $(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
 	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen/proto $<
 
-# Generated code is compiled without -Werror's stricter prototype checks.
-$(BUILD)/gen/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
+# Generated code is compiled without -Werror's stricter prototype checks. It
+# waits for every generated header, since one .proto may import another.
+$(BUILD)/gen/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c $(PROTO_C)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes -Wshadow,$(CFLAGS)) -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(PROTO_C) $(wildcard include/veil/*.h)

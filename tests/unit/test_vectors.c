@@ -13,6 +13,7 @@
 
 #include "veil/crypto.h"
 #include "veil/e2e.h"
+#include "veil/md.h"
 #include "veil/util.h"
 #include "t.h"
 
@@ -144,8 +145,8 @@ static int kind_is(const struct vec *v, const char *kind)
 	return k != NULL && strcmp(k, kind) == 0;
 }
 
-static const char *const known_kinds[] = {"kdf",        "msgbox", "hash_email",
-                                          "hash_phone", "safe",   "gateway_mac"};
+static const char *const known_kinds[] = {"kdf",  "msgbox",      "hash_email", "hash_phone",
+                                          "safe", "gateway_mac", "md_keys"};
 
 static void test_files_well_formed(void)
 {
@@ -317,6 +318,38 @@ static void test_gateway_mac(void)
 	CHECK(seen >= 1);
 }
 
+/* Multi-device keys: each derived key, and DGPK's public key as the group ID. */
+static void test_md_keys(void)
+{
+	int seen = 0;
+	static const char *const names[] = {"dgpk_hex", "dgrk_hex", "dgdik_hex", "dgsddk_hex",
+	                                    "dgtsk_hex"};
+	CHECK(load_all() == 0);
+	for (int i = 0; i < nvecs; i++) {
+		const struct vec *v = &vecs[i];
+		uint8_t dgk[32], want[5][32], gid[32];
+		struct veil_md_keys k;
+		if (!kind_is(v, "md_keys"))
+			continue;
+		CHECK(get_hex(v, "dgk_hex", dgk, sizeof dgk) == 32);
+		for (int j = 0; j < 5; j++)
+			CHECK(get_hex(v, names[j], want[j], 32) == 32);
+		CHECK_RC(veil_md_keys_derive(&k, dgk), 0);
+		if (memcmp(k.dgpk_sk, want[0], 32) != 0 || memcmp(k.dgrk, want[1], 32) != 0)
+			fprintf(stderr, "%s: key mismatch\n", v->file);
+		CHECK_MEM(k.dgpk_sk, want[0], 32);
+		CHECK_MEM(k.dgrk, want[1], 32);
+		CHECK_MEM(k.dgdik, want[2], 32);
+		CHECK_MEM(k.dgsddk, want[3], 32);
+		CHECK_MEM(k.dgtsk, want[4], 32);
+		veil_pubkey(gid, want[0]);
+		CHECK_MEM(k.group_id, gid, 32);
+		veil_md_keys_wipe(&k);
+		seen++;
+	}
+	CHECK(seen >= 3);
+}
+
 T_MAIN_BEGIN
 RUN(test_files_well_formed);
 RUN(test_kdf);
@@ -324,4 +357,5 @@ RUN(test_msgbox);
 RUN(test_hashes);
 RUN(test_safe);
 RUN(test_gateway_mac);
+RUN(test_md_keys);
 T_MAIN_END
