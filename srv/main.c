@@ -4,16 +4,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,46 +231,6 @@ static void check_data_dir_mode(const char *dir)
 		    dir, (unsigned)(st.st_mode & 0777));
 }
 
-/*
- * Binds addr:port once and lets it go, so that a port in use or an address
- * the machine lacks is reported in one line before the HTTP listener
- * (whose library logs several) tries. Returns 0 or -1 with err filled.
- */
-static int probe_listen(const char *addr, uint16_t port, char *err, size_t errcap)
-{
-	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
-	struct sockaddr *sa = (struct sockaddr *)&a4;
-	socklen_t len = sizeof a4;
-	if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
-		sa = (struct sockaddr *)&a6;
-		len = sizeof a6;
-	} else if (inet_pton(AF_INET, addr, &a4.sin_addr) != 1) {
-		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", addr);
-		return -1;
-	}
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	if (fd < 0) {
-		snprintf(err, errcap, "cannot make a socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (sa->sa_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	int rc = bind(fd, sa, len) == 0 && listen(fd, 1) == 0 ? 0 : errno;
-	close(fd);
-	if (rc == 0)
-		return 0;
-	const char *hint =
-	    rc == EADDRINUSE      ? " (another program, perhaps another veild, listens there)"
-	    : rc == EADDRNOTAVAIL ? " (no network interface of this machine has that address)"
-	    : rc == EACCES        ? " (ports below 1024 need privileges)"
-	                          : "";
-	snprintf(err, errcap, "cannot listen on %s:%u for HTTP: %s%s", addr, port, strerror(rc),
-	         hint);
-	return -1;
-}
-
 /* Why the store did not open, in words an operator can act on. */
 static void store_open_error(const char *path, int rc, const char *why)
 {
@@ -349,7 +306,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (srv.cfg.http_port != 0 &&
-	    probe_listen(srv.cfg.listen, srv.cfg.http_port, err, sizeof err) != 0) {
+	    veil_http_probe(srv.cfg.listen, srv.cfg.http_port, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
 	}

@@ -8,11 +8,15 @@
  * connection closes.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -660,6 +664,41 @@ static int listen_family(const char *addr)
 	return 0;
 }
 
+int veil_http_probe(const char *addr, uint16_t port, char *err, size_t errcap)
+{
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	struct sockaddr *sa = (struct sockaddr *)&a4;
+	socklen_t len = sizeof a4;
+	if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
+		sa = (struct sockaddr *)&a6;
+		len = sizeof a6;
+	} else if (inet_pton(AF_INET, addr, &a4.sin_addr) != 1) {
+		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", addr);
+		return -1;
+	}
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0) {
+		snprintf(err, errcap, "cannot make a socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	int rc = bind(fd, sa, len) == 0 && listen(fd, 1) == 0 ? 0 : errno;
+	close(fd);
+	if (rc == 0)
+		return 0;
+	const char *hint =
+	    rc == EADDRINUSE      ? " (another program, perhaps another veild, listens there)"
+	    : rc == EADDRNOTAVAIL ? " (no network interface of this machine has that address)"
+	    : rc == EACCES        ? " (ports below 1024 need privileges)"
+	                          : "";
+	snprintf(err, errcap, "cannot listen on %s:%u for HTTP: %s%s", addr, port, strerror(rc),
+	         hint);
+	return -1;
+}
+
 int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 {
 	*out = NULL;
@@ -703,6 +742,14 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 		veil_connlimit_free(h->conns);
 		free(h);
 		return VEIL_EINVAL;
+	}
+	/* lws leaks a little and logs several lines when it cannot bind: find out first. */
+	char why[256];
+	if (veil_http_probe(srv->cfg.listen, srv->cfg.http_port, why, sizeof why) != 0) {
+		veil_log_error("http: %s", why);
+		veil_connlimit_free(h->conns);
+		free(h);
+		return VEIL_EIO;
 	}
 	info.iface = srv->cfg.listen;
 	info.options |= LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;

@@ -76,6 +76,13 @@ struct veil_http;
 int veil_http_start(struct veil_http **out, struct veil_server *srv);
 
 /*
+ * Binds addr:port once and lets it go: 0, or -1 with one line in err that
+ * names the cause (port taken, address not on this machine, not an address).
+ * Port 0 checks the address alone.
+ */
+int veil_http_probe(const char *addr, uint16_t port, char *err, size_t errcap);
+
+/*
  * Stops the thread (lws_cancel_service and a flag, then join), closes every
  * connection and frees h and the services it started. NULL is a no-op.
  */

@@ -224,7 +224,7 @@ out:
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
-		printf("%s %s\n", r_ == 0 ? "PASS" : "FAIL", #fn + 2);                             \
+		printf("%s %s\n", r_ == 0 ? "PASS" : "FAIL", &(#fn)[2]);                           \
 		fflush(stdout);                                                                    \
 		failed |= r_ != 0;                                                                 \
 	} while (0)
