@@ -107,8 +107,15 @@ static inline int it_start(struct it_server *srv)
 			_exit(127);
 		const char *argv[24] = {exe,           "--data", srv->data,    "--chat-port", cport,
 		                        "--http-port", hport,    "--dir-rate", "100000"};
+		size_t k = 9;
 		for (size_t i = 0; i < 8 && srv->extra[i] != NULL; i++)
-			argv[9 + i] = srv->extra[i];
+			argv[k++] = srv->extra[i];
+		/* VEIL_IT_STORE=postgresql://...: the whole test runs on that store. */
+		const char *store = getenv("VEIL_IT_STORE");
+		if (store != NULL && store[0] != '\0') {
+			argv[k++] = "--store";
+			argv[k++] = store;
+		}
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
