@@ -10,8 +10,9 @@
  *
  * Several veild may share one database, so nothing the limits depend on is
  * cached here: each put takes a transaction-level advisory lock on its
- * recipient, then counts the recipient's rows (and the sender's) with a
- * bounded count. The lock is held until the batch commits, so two nodes
+ * recipient, then one INSERT counts the recipient's rows (and the sender's)
+ * with bounded counts and inserts only below both limits; only a refused or
+ * duplicate put takes the slower path of sqlite.c's rules. The lock is held until the batch commits, so two nodes
  * cannot both take the last place in a queue, and a recipient's seqs
  * (from one identity column) become visible in increasing order.
  *
@@ -111,6 +112,7 @@ enum pg_stmt {
 	ST_MSG_PURGE_RCPT,
 	ST_MSG_PURGE_PAIR,
 	ST_MSG_INSERT,
+	ST_MSG_INSERT_CHECKED,
 	ST_MSG_DELETE,
 	ST_MSG_EXPIRE,
 	ST_MSG_FETCH,
@@ -159,6 +161,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_INSERT] = "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
                       "VALUES ($1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea) "
                       "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq",
+    /*
+     * The common case in one statement: inserts only below both limits
+     * ($8 = 0: no share) and without a duplicate; no row back sends the put
+     * down the slow path, which finds out why.
+     */
+    [ST_MSG_INSERT_CHECKED] =
+        "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
+        "SELECT $1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea WHERE "
+        "(SELECT count(*) FROM (SELECT 1 FROM messages WHERE recipient = $1::text "
+        "LIMIT $7::int8) a) < $7::int8 AND ($8::int8 = 0 OR (SELECT count(*) FROM "
+        "(SELECT 1 FROM messages WHERE recipient = $1::text AND sender = $2::text "
+        "LIMIT $8::int8) b) < $8::int8) "
+        "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq",
     [ST_MSG_DELETE] = "DELETE FROM messages WHERE recipient = $1::text AND sender = $2::text "
                       "AND msg_id = $3::int8",
     [ST_MSG_EXPIRE] = "DELETE FROM messages WHERE expires_ms <> 0 AND expires_ms <= $1::int8",
@@ -688,12 +703,28 @@ static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 	int rc;
 
 	*seq = 0;
+	bool share = b->sender_limit < b->queue_limit;
 	p_id(&p, m->recipient);
 	if ((rc = run_done(&b->q, ST_LOCK_RCPT, &p, NULL)) != 0)
 		return rc;
+	/* A new statement, so its snapshot sees every commit made before the lock. */
+	p = (struct pg_params){0};
+	p_id(&p, m->recipient);
+	p_id(&p, m->sender);
+	p_u64(&p, m->msg_id);
+	p_u64(&p, m->expires_ms);
+	p_u64(&p, m->flags);
+	p_bytes(&p, m->data, m->len);
+	p_u64(&p, b->queue_limit);
+	p_u64(&p, share ? b->sender_limit : 0);
+	rc = run_u64(&b->q, ST_MSG_INSERT_CHECKED, &p, seq);
+	if (rc != VEIL_ENOTFOUND) {
+		if (rc != 0)
+			*seq = 0;
+		return rc;
+	}
 	if ((rc = q_counts(b, m, &count, &pcount)) != 0)
 		return rc;
-	bool share = b->sender_limit < b->queue_limit;
 	if ((share && pcount >= b->sender_limit) || count >= b->queue_limit) {
 		rc = q_find(b, m, seq);
 		if (rc == 0)
