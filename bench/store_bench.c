@@ -15,6 +15,11 @@
  * every put to a recipient that holds a message look up its sender's count:
  * the per-sender check at its most expensive (mostly cache misses, as the
  * sender-recipient pairs rarely repeat).
+ *
+ * VEIL_BENCH_STORE=postgresql://... runs the same puts against that
+ * PostgreSQL database instead (the store's tables are created if missing;
+ * give it an empty database: the rows are left there, and a second run into
+ * the same tables would meet its own msg_ids as duplicates).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -135,10 +140,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/store.db", dir);
+	const char *url = getenv("VEIL_BENCH_STORE");
+	if (url != NULL && url[0] != '\0') {
+		if (!veil_store_is_url(url) || strlen(url) >= sizeof(path)) {
+			fprintf(stderr,
+			        "store_bench: VEIL_BENCH_STORE must be a postgresql:// URL\n");
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s", url);
+	}
+	char shown[300];
+	veil_store_describe(path, shown, sizeof(shown));
+	printf("store_bench: store %s\n", shown);
 	struct veil_store_opts o = {
 	    .path = path, .queue_limit = 1000000, .queue_sender_limit = share, .wake = wake};
 	if (veil_store_open(&s, &o) != 0) {
-		fprintf(stderr, "store_bench: cannot open %s\n", path);
+		fprintf(stderr, "store_bench: cannot open %s\n", shown);
 		goto out;
 	}
 	randombytes_buf(body, sizeof(body));
@@ -191,7 +208,7 @@ int main(int argc, char **argv)
 out:
 	veil_store_close(s);
 	static const char *const sfx[] = {"", "-wal", "-shm"};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 3 && !veil_store_is_url(path); i++) {
 		char p[320];
 		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
 		unlink(p);

@@ -75,7 +75,18 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	enum veil_log_level lvl;
 	if (strcmp(key, "data") == 0)
 		rc = set_str(cfg->data_dir, sizeof cfg->data_dir, v);
-	else if (strcmp(key, "listen") == 0)
+	else if (strcmp(key, "store") == 0) {
+		/* The URL may hold a password: the error never repeats it. */
+		if (!veil_store_is_url(v) || set_str(cfg->store, sizeof cfg->store, v) != 0) {
+			snprintf(
+			    err, errcap,
+			    "invalid value for store: a postgresql:// or postgres:// URL of at "
+			    "most %zu characters",
+			    sizeof cfg->store - 1);
+			return VEIL_EINVAL;
+		}
+		rc = 0;
+	} else if (strcmp(key, "listen") == 0)
 		rc = set_str(cfg->listen, sizeof cfg->listen, v);
 	else if (strcmp(key, "public-host") == 0)
 		rc = set_str(cfg->public_host, sizeof cfg->public_host, v);

@@ -34,7 +34,9 @@ static void usage(FILE *f)
 	    "everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
 	    "\n"
 	    "Options (each can also be set as `name = value` in the config file):\n"
-	    "  --data DIR           data directory: keys and the SQLite store (./var/veil)\n"
+	    "  --data DIR           data directory: keys, blobs and the SQLite store (./var/veil)\n"
+	    "  --store URL          keep the message store in PostgreSQL instead of SQLite:\n"
+	    "                       postgresql://USER:PASSWORD@HOST:PORT/DB (see OPERATIONS.md)\n"
 	    "  --listen ADDR        address to listen on (127.0.0.1)\n"
 	    "  --chat-port N        CSP port (5222)\n"
 	    "  --http-port N        HTTP port for directory and provisioning (8080)\n"
@@ -86,6 +88,7 @@ static void usage(FILE *f)
 
 static const struct option long_opts[] = {
     {"data", required_argument, NULL, 0},
+    {"store", required_argument, NULL, 0},
     {"listen", required_argument, NULL, 0},
     {"chat-port", required_argument, NULL, 0},
     {"http-port", required_argument, NULL, 0},
@@ -235,12 +238,14 @@ static void check_data_dir_mode(const char *dir)
 static void store_open_error(const char *path, int rc, const char *why)
 {
 	const char *hint = "";
+	char shown[1100];
+	veil_store_describe(path, shown, sizeof shown);
 	if (rc == VEIL_ECORRUPT)
 		hint = " (the store is damaged: restore it from a backup, or move it away to "
 		       "start with an empty one)";
 	else if (rc == VEIL_ENOSPC)
 		hint = " (free some space on its file system)";
-	fprintf(stderr, "veild: cannot open the store %s: %s%s\n", path,
+	fprintf(stderr, "veild: cannot open the store %s: %s%s\n", shown,
 	        why[0] ? why : veil_strerror(rc), hint);
 }
 
@@ -285,7 +290,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "veild: out of memory\n");
 		goto out;
 	}
-	snprintf(dbpath, sizeof dbpath, "%s/veil.db", srv.cfg.data_dir);
+	if (srv.cfg.store[0] != '\0')
+		snprintf(dbpath, sizeof dbpath, "%s", srv.cfg.store);
+	else
+		snprintf(dbpath, sizeof dbpath, "%s/veil.db", srv.cfg.data_dir);
 	struct veil_store_opts so = {.path = dbpath,
 	                             .queue_limit = srv.cfg.queue_limit,
 	                             .queue_sender_limit = srv.cfg.queue_sender_limit,
@@ -331,6 +339,12 @@ int main(int argc, char **argv)
 	       veil_http_port(http));
 	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", srv.cfg.listen,
 	       veil_http_port(http), srv.cfg.data_dir);
+	if (srv.cfg.store[0] != '\0') {
+		char shown[1100];
+		veil_store_describe(srv.cfg.store, shown, sizeof shown);
+		printf("  store       %s (PostgreSQL; blob metadata stays in %s)\n", shown,
+		       srv.cfg.data_dir);
+	}
 	printf("  server key  %s\n", hex);
 	printf("ready, pid %ld\n", (long)getpid());
 	fflush(stdout);

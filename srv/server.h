@@ -14,7 +14,9 @@
 #define VEIL_CHAT_MAX_CONNECTIONS 19000
 
 struct veil_config {
-	char data_dir[1024];   /* --data, default ./var/veil */
+	char data_dir[1024]; /* --data, default ./var/veil */
+	/* --store, a postgresql:// URL for the message store; "" = SQLite in data_dir */
+	char store[1024];
 	char listen[64];       /* --listen, default 127.0.0.1 */
 	uint16_t chat_port;    /* --chat-port, default 5222 */
 	uint16_t http_port;    /* --http-port, default 8080 */

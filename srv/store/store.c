@@ -263,6 +263,67 @@ static int enqueue(struct veil_store *s, struct job *j)
 	return 0;
 }
 
+bool veil_store_is_url(const char *path)
+{
+	return path != NULL &&
+	       (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0);
+}
+
+/* Appends n bytes of src to out at *len, keeping room for the terminator. */
+static void put_bytes(char *out, size_t cap, size_t *len, const char *src, size_t n)
+{
+	if (*len + 1 >= cap)
+		return;
+	if (n > cap - 1 - *len)
+		n = cap - 1 - *len;
+	memcpy(out + *len, src, n);
+	*len += n;
+	out[*len] = '\0';
+}
+
+void veil_store_describe(const char *path, char *out, size_t cap)
+{
+	size_t len = 0;
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	if (path == NULL)
+		return;
+	if (!veil_store_is_url(path)) {
+		put_bytes(out, cap, &len, path, strlen(path));
+		return;
+	}
+	const char *p = strstr(path, "://") + 3;
+	put_bytes(out, cap, &len, path, (size_t)(p - path));
+	/* user:password@host: the userinfo ends at the last '@' before the path. */
+	size_t auth = strcspn(p, "/?#");
+	const char *at = NULL;
+	for (size_t i = 0; i < auth; i++)
+		if (p[i] == '@')
+			at = p + i;
+	if (at != NULL) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		if (colon != NULL) {
+			put_bytes(out, cap, &len, p, (size_t)(colon - p));
+			put_bytes(out, cap, &len, ":***", 4);
+			p = at;
+		}
+	}
+	/* ?password=...&: the value becomes ***. */
+	while (*p != '\0') {
+		const char *pw = strstr(p, "password=");
+		if (pw == NULL || (pw > path && pw[-1] != '?' && pw[-1] != '&')) {
+			size_t n = pw == NULL ? strlen(p) : (size_t)(pw - p) + 9;
+			put_bytes(out, cap, &len, p, n);
+			p += n;
+			continue;
+		}
+		put_bytes(out, cap, &len, p, (size_t)(pw - p) + 9);
+		put_bytes(out, cap, &len, "***", 3);
+		p = pw + 9 + strcspn(pw + 9, "&#");
+	}
+}
+
 int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts)
 {
 	struct veil_store *s = NULL;
@@ -275,7 +336,7 @@ int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return VEIL_ENOMEM;
-	s->ops = &veil_store_sqlite_ops;
+	s->ops = veil_store_is_url(opts->path) ? &veil_store_pg_ops : &veil_store_sqlite_ops;
 	s->wake = opts->wake;
 	s->wake_arg = opts->wake_arg;
 	list_init(&s->queue);

@@ -1,6 +1,7 @@
 /*
  * The server's storage interface. Services talk only to this header; the
- * backend (SQLite now, PostgreSQL later) sits behind struct veil_store_ops.
+ * backend (SQLite by default, PostgreSQL for a postgresql:// URL) sits
+ * behind struct veil_store_ops.
  *
  * Threading: identity and directory calls are synchronous and thread-safe
  * (any thread may call them; each backend serialises internally). Message
@@ -15,6 +16,7 @@
 #ifndef VEIL_SRV_STORE_H
 #define VEIL_SRV_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,7 +56,12 @@ struct veil_msg_rec {
 };
 
 struct veil_store_opts {
-	const char *path;     /* SQLite file; created if missing */
+	/*
+	 * SQLite file (created if missing), or a PostgreSQL URL
+	 * (postgresql://... or postgres://...; the database must exist, the
+	 * tables are created).
+	 */
+	const char *path;
 	uint32_t queue_limit; /* max queued messages per recipient, 0 = default 10000 */
 	/*
 	 * Max queued messages from one sender to one recipient (its share of
@@ -68,13 +75,14 @@ struct veil_store_opts {
 	void *wake_arg;
 	/*
 	 * Integrity check at open: PRAGMA quick_check for at most this many
-	 * milliseconds (0 = none). A corrupt store fails the open with
+	 * milliseconds (0 = none; SQLite only). A corrupt store fails the open with
 	 * VEIL_ECORRUPT.
 	 */
 	uint32_t check_ms;
 	/*
 	 * Bytes kept in a reserve file beside the database (0 = none), released
-	 * when the disk fills so that acks and expiry can still free space.
+	 * when the disk fills so that acks and expiry can still free space
+	 * (SQLite only: PostgreSQL manages its own disk).
 	 */
 	uint64_t reserve_bytes;
 	char *err; /* if not NULL, why the open failed, in words (errcap bytes) */
@@ -82,6 +90,14 @@ struct veil_store_opts {
 };
 
 struct veil_store;
+
+/* True if path names a PostgreSQL database (postgresql:// or postgres://). */
+bool veil_store_is_url(const char *path);
+/*
+ * Copies path into out (cap bytes, always terminated) for a log line or an
+ * error message: a URL's password (user:PASSWORD@ or password=) becomes ***.
+ */
+void veil_store_describe(const char *path, char *out, size_t cap);
 
 /*
  * Opens the store and starts its thread. Returns 0 or a negative veil_err

@@ -1,7 +1,7 @@
 /*
  * Internal: the table of functions a storage backend provides. The public
- * functions in store.h dispatch through it, so a PostgreSQL backend can sit
- * behind the same interface later. Not for services; they use store.h.
+ * functions in store.h dispatch through it: SQLite (sqlite.c, the default)
+ * and PostgreSQL (pg.c) sit behind the same interface. Not for services; they use store.h.
  *
  * The generic layer (store.c) owns the store thread, the job queue and the
  * completion list. A backend keeps two kinds of state: the queue side, used
@@ -76,5 +76,6 @@ struct veil_store_ops {
 };
 
 extern const struct veil_store_ops veil_store_sqlite_ops;
+extern const struct veil_store_ops veil_store_pg_ops;
 
 #endif

@@ -108,8 +108,15 @@ static inline int it_start(struct it_server *srv)
 		const char *argv[24] = {exe,      "--data",           srv->data, "--chat-port",
 		                        cport,    "--http-port",      hport,     "--dir-rate",
 		                        "100000", "--http-conn-rate", "1000000"};
+		size_t k = 11;
 		for (size_t i = 0; i < 8 && srv->extra[i] != NULL; i++)
-			argv[11 + i] = srv->extra[i];
+			argv[k++] = srv->extra[i];
+		/* VEIL_IT_STORE=postgresql://...: the whole test runs on that store. */
+		const char *store = getenv("VEIL_IT_STORE");
+		if (store != NULL && store[0] != '\0') {
+			argv[k++] = "--store";
+			argv[k++] = store;
+		}
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}

@@ -74,6 +74,26 @@ static void test_set_and_bounds(void)
 	CHECK_RC(veil_config_set(&c, "chat-port", "65536", err, sizeof err), VEIL_EINVAL);
 	CHECK_RC(veil_config_set(&c, "chat-port", "6000", err, sizeof err), 0);
 	CHECK(c.chat_port == 6000);
+	/* The store: a PostgreSQL URL, and an error never shows its password. */
+	CHECK(c.store[0] == '\0');
+	CHECK_RC(
+	    veil_config_set(&c, "store", "postgresql://veil:s3cret@db:5432/veil", err, sizeof err),
+	    0);
+	CHECK(strcmp(c.store, "postgresql://veil:s3cret@db:5432/veil") == 0);
+	CHECK_RC(
+	    veil_config_set(&c, "store", "postgres:///veil?host=/run/postgresql", err, sizeof err),
+	    0);
+	CHECK_RC(veil_config_set(&c, "store", "mysql://veil:s3cret@db/veil", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK(strstr(err, "store") != NULL && strstr(err, "s3cret") == NULL);
+	CHECK_RC(veil_config_set(&c, "store", "/var/lib/veil.db", err, sizeof err), VEIL_EINVAL);
+	char shown[128];
+	veil_store_describe("postgresql://veil:s3cret@db:5432/veil?password=x2&sslmode=require",
+	                    shown, sizeof shown);
+	CHECK(strcmp(shown, "postgresql://veil:***@db:5432/veil?password=***&sslmode=require") ==
+	      0);
+	veil_store_describe("/data/veil.db", shown, sizeof shown);
+	CHECK(strcmp(shown, "/data/veil.db") == 0);
 	CHECK_RC(veil_config_set(&c, "no-such-setting", "1", err, sizeof err), VEIL_EINVAL);
 	CHECK(strstr(err, "no-such-setting") != NULL);
 }

@@ -1,9 +1,14 @@
-/* Tests for the server store (SQLite backend) in a temporary directory. */
+/*
+ * Tests for the server store: the SQLite backend in a temporary directory,
+ * or, with VEIL_TEST_STORE=postgresql://..., the PostgreSQL backend in that
+ * (otherwise empty) database, whose tables the tests drop and recreate.
+ */
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sodium.h>
 #include <sqlite3.h>
 
@@ -14,7 +19,67 @@
 #include "../../srv/store/store.h"
 
 static char t_dir[64];
-static char t_path[128];
+static char t_path[1024];
+static int t_pg; /* t_path is a PostgreSQL URL */
+
+/*
+ * A second connection to the store's database, for what a test does beside
+ * the store: hold the write lock, add a trigger, read the schema version.
+ */
+static sqlite3 *side_sq;
+static PGconn *side_pg;
+
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static int side_open(void)
+{
+	if (t_pg) {
+		side_pg = PQconnectdb(t_path);
+		PQsetNoticeProcessor(side_pg, quiet, NULL);
+		return PQstatus(side_pg) == CONNECTION_OK ? 0 : -1;
+	}
+	return sqlite3_open(t_path, &side_sq) == SQLITE_OK ? 0 : -1;
+}
+
+static int side_exec(const char *sql)
+{
+	if (t_pg) {
+		PGresult *r = PQexec(side_pg, sql);
+		int ok =
+		    PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+		if (!ok)
+			fprintf(stderr, "side_exec: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return ok ? 0 : -1;
+	}
+	return sqlite3_exec(side_sq, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static void side_close(void)
+{
+	PQfinish(side_pg);
+	side_pg = NULL;
+	sqlite3_close(side_sq);
+	side_sq = NULL;
+}
+
+/*
+ * Blocks the store's writes until side_unlock(): SQLite's write lock, or in
+ * PostgreSQL a lock on messages that lets reads through but not inserts.
+ */
+static int side_lock(void)
+{
+	return side_exec(t_pg ? "BEGIN; LOCK TABLE messages IN EXCLUSIVE MODE" : "BEGIN IMMEDIATE");
+}
+
+static int side_unlock(void)
+{
+	return side_exec("COMMIT");
+}
 
 /* The wake function sets a flag; tests then run the completions themselves. */
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -54,7 +119,16 @@ static int pump(struct veil_store *s, const volatile int *counter, int target)
 
 static void remove_db(void)
 {
-	char p[160];
+	char p[1100];
+	if (t_pg) {
+		if (side_open() == 0)
+			(void)side_exec(
+			    "DROP TABLE IF EXISTS veil_schema, messages, push_tokens, "
+			    "used_tokens, links, link_pending, revocation_keys, identities "
+			    "CASCADE; DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
+		side_close();
+		return;
+	}
 	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s%s", t_path, sfx[i]);
@@ -216,22 +290,33 @@ static void test_open_close(void)
 	veil_store_close(s);
 
 	/* The schema version is recorded, and a newer one is refused. */
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
-	CHECK(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
-	CHECK(sqlite3_step(st) == SQLITE_ROW);
-	int v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	CHECK(v == 2); /* schema 2 added links, link_pending, revocation_keys */
-	st = NULL;
-	CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
-	CHECK(sqlite3_step(st) == SQLITE_ROW);
-	int wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
-	sqlite3_finalize(st);
-	CHECK(wal);
-	CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	if (t_pg) {
+		CHECK(side_open() == 0);
+		PGresult *r = PQexec(side_pg, "SELECT version FROM veil_schema");
+		int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		         strcmp(PQgetvalue(r, 0, 0), "2") == 0;
+		PQclear(r);
+		CHECK(ok);
+		CHECK(side_exec("UPDATE veil_schema SET version = 99") == 0);
+		side_close();
+	} else {
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
+		CHECK(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+		CHECK(sqlite3_step(st) == SQLITE_ROW);
+		int v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		CHECK(v == 2); /* schema 2 added links, link_pending, revocation_keys */
+		st = NULL;
+		CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
+		CHECK(sqlite3_step(st) == SQLITE_ROW);
+		int wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+		sqlite3_finalize(st);
+		CHECK(wal);
+		CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
+		sqlite3_close(db);
+	}
 	s = NULL;
 	CHECK_RC(open_store(&s, 0), VEIL_EIO);
 	CHECK(s == NULL);
@@ -615,7 +700,6 @@ static void test_queue_limit(void)
 static void test_sender_share(void)
 {
 	struct veil_store *s = NULL;
-	sqlite3 *db = NULL;
 	static struct put_res res[1001];
 
 	remove_db();
@@ -655,8 +739,8 @@ static void test_sender_share(void)
 	static const char *const order[] = {"SENDA001", "SENDB001", "SENDA001", "SENDB001",
 	                                    "SENDA001", "SENDA001", "SENDA001"};
 	const int n = (int)(sizeof(order) / sizeof(order[0]));
-	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(side_open() == 0);
+	CHECK(side_lock() == 0);
 	memset(res, 0, sizeof(res));
 	puts_done = 0;
 	for (int i = 0; i < n; i++) {
@@ -669,8 +753,8 @@ static void test_sender_share(void)
 		CHECK_RC(veil_store_msg_put(s, &m, put_cb, &res[i]), 0);
 	}
 	usleep(50 * 1000);
-	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	CHECK(side_unlock() == 0);
+	side_close();
 	CHECK(pump(s, &puts_done, n) == 0);
 	for (int i = 0; i < n; i++)
 		CHECK(res[i].rc == (i < 5 ? 0 : VEIL_EQUOTA));
@@ -798,7 +882,6 @@ static void test_group_commit(void)
 {
 	struct veil_store *s = NULL;
 	struct veil_store_stats st0, st1;
-	sqlite3 *db = NULL;
 	const int n = 500;
 	static struct put_res res[500];
 
@@ -808,8 +891,8 @@ static void test_group_commit(void)
 	 * Hold the database's write lock from another connection so the store
 	 * thread stalls on its first BEGIN while all N puts queue up behind it.
 	 */
-	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(side_open() == 0);
+	CHECK(side_lock() == 0);
 	veil_store_stats(s, &st0);
 	memset(res, 0, sizeof(res));
 	puts_done = 0;
@@ -825,8 +908,8 @@ static void test_group_commit(void)
 	usleep(100 * 1000);
 	veil_store_run_completions(s);
 	CHECK(puts_done == 0); /* nothing is acked before it is committed */
-	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	CHECK(side_unlock() == 0);
+	side_close();
 	CHECK(pump(s, &puts_done, n) == 0);
 	veil_store_stats(s, &st1);
 	for (int i = 0; i < n; i++)
@@ -848,18 +931,19 @@ static void test_batch_failure(void)
 {
 	struct veil_store *s = NULL;
 	struct veil_store_stats st0, st1;
-	sqlite3 *db = NULL;
 	static struct put_res res[20];
 	static struct fetch_res fr;
 
 	remove_db();
 	CHECK_RC(open_store(&s, 0), 0);
-	CHECK(sqlite3_open(t_path, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db,
-	                   "CREATE TRIGGER t_fail BEFORE INSERT ON messages WHEN NEW.msg_id = 13 "
-	                   "BEGIN SELECT RAISE(ABORT, 'refused'); END",
-	                   NULL, NULL, NULL) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(side_open() == 0);
+	CHECK(side_exec(t_pg ? "CREATE FUNCTION t_fail_fn() RETURNS trigger LANGUAGE plpgsql AS "
+	                       "$$BEGIN IF NEW.msg_id = 13 THEN RAISE EXCEPTION 'refused'; END IF; "
+	                       "RETURN NEW; END$$; CREATE TRIGGER t_fail BEFORE INSERT ON messages "
+	                       "FOR EACH ROW EXECUTE FUNCTION t_fail_fn()"
+	                     : "CREATE TRIGGER t_fail BEFORE INSERT ON messages WHEN NEW.msg_id = "
+	                       "13 BEGIN SELECT RAISE(ABORT, 'refused'); END") == 0);
+	CHECK(side_lock() == 0);
 	veil_store_stats(s, &st0);
 	memset(res, 0, sizeof(res));
 	puts_done = 0;
@@ -873,7 +957,7 @@ static void test_batch_failure(void)
 		CHECK_RC(veil_store_msg_put(s, &m, put_cb, &res[i]), 0);
 	}
 	usleep(50 * 1000);
-	CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(side_unlock() == 0);
 	CHECK(pump(s, &puts_done, 20) == 0);
 	veil_store_stats(s, &st1);
 	for (int i = 0; i < 20; i++) {
@@ -892,8 +976,8 @@ static void test_batch_failure(void)
 	}
 	CHECK(count_of(s, "ALICE001") == 19);
 	/* The cached count was rebuilt: the limit still counts right. */
-	CHECK(sqlite3_exec(db, "DROP TRIGGER t_fail", NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	CHECK(side_exec(t_pg ? "DROP TRIGGER t_fail ON messages" : "DROP TRIGGER t_fail") == 0);
+	side_close();
 	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 13, 0, NULL), 0);
 	CHECK(count_of(s, "ALICE001") == 20);
 	veil_store_close(s);
@@ -904,6 +988,11 @@ snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
 if (mkdtemp(t_dir) == NULL)
 	return 2;
 snprintf(t_path, sizeof(t_path), "%s/store.db", t_dir);
+const char *t_env = getenv("VEIL_TEST_STORE");
+if (t_env != NULL && t_env[0] != '\0') {
+	snprintf(t_path, sizeof(t_path), "%s", t_env);
+	t_pg = veil_store_is_url(t_path);
+}
 RUN(test_open_close);
 RUN(test_identity);
 RUN(test_push_token);

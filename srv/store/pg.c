@@ -1,0 +1,1370 @@
+/*
+ * The PostgreSQL backend (selected by a postgresql:// or postgres:// URL).
+ *
+ * The same operations and semantics as the SQLite backend (sqlite.c is the
+ * reference; its comments explain each rule). Two connections: q is used
+ * only by the store thread (a batch is BEGIN ... COMMIT on it), sy serves
+ * the synchronous calls from any thread under a mutex. Every statement is
+ * prepared once per connection (again after a reconnect) and run with
+ * binary parameters and results, so no value is ever spliced into SQL.
+ *
+ * Several veild may share one database, so nothing the limits depend on is
+ * cached here: each put takes a transaction-level advisory lock on its
+ * recipient, then one INSERT counts the recipient's rows (and the sender's)
+ * with bounded counts and inserts only below both limits; only a refused or
+ * duplicate put takes the slower path of sqlite.c's rules. The lock is held until the batch commits, so two nodes
+ * cannot both take the last place in a queue, and a recipient's seqs
+ * (from one identity column) become visible in increasing order.
+ *
+ * A lost connection fails the job that saw it with VEIL_EIO (the callback
+ * says so, nothing is acked that is not committed; the sender resends and
+ * the duplicate rule answers with the seq if the commit did land). The next
+ * use reconnects, at once the first time and then with a growing back-off,
+ * and one line is logged when the connection goes and one when it returns.
+ *
+ * The schema version lives in the table veil_schema; migrations[] are run
+ * in one transaction at open, under an advisory lock so that nodes starting
+ * together do not race.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "store_backend.h"
+#include "veil/err.h"
+#include "veil/util.h"
+
+#define PG_ID_ATTEMPTS 32         /* fresh random IDs tried before giving up */
+#define PG_MAX_PARAMS 8           /* most parameters of one statement */
+#define PG_BACKOFF_MIN_MS 100     /* first wait after a failed reconnect */
+#define PG_BACKOFF_MAX_MS 5000    /* longest wait between reconnects */
+#define PG_LOCK_MIGRATE 736800101 /* advisory lock key of the migration */
+#define PG_CONNECT_TIMEOUT "5"    /* seconds, unless the URL says otherwise */
+
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE identities ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY,"
+    " pk BYTEA NOT NULL UNIQUE,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " feature_mask BIGINT NOT NULL DEFAULT 0,"
+    " created_ms BIGINT NOT NULL);"
+    "CREATE TABLE push_tokens ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES identities(id),"
+    " type INTEGER NOT NULL,"
+    " token BYTEA NOT NULL);"
+    "CREATE TABLE used_tokens ("
+    " hash BYTEA PRIMARY KEY,"
+    " expires_ms BIGINT NOT NULL);"
+    "CREATE INDEX used_tokens_expires ON used_tokens(expires_ms);"
+    "CREATE TABLE messages ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " recipient TEXT COLLATE \"C\" NOT NULL,"
+    " sender TEXT COLLATE \"C\" NOT NULL,"
+    " msg_id BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " data BYTEA NOT NULL,"
+    " UNIQUE(recipient, sender, msg_id));"
+    "CREATE INDEX messages_recipient_seq ON messages(recipient, seq);"
+    "CREATE INDEX messages_expires ON messages(expires_ms) WHERE expires_ms <> 0;",
+    /* 1 -> 2: linked e-mail addresses and phone numbers, revocation keys */
+    "CREATE TABLE links ("
+    " id TEXT COLLATE \"C\" NOT NULL REFERENCES identities(id),"
+    " kind INTEGER NOT NULL,"
+    " hash BYTEA NOT NULL,"
+    " prf BYTEA NOT NULL,"
+    " linked_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (id, kind));"
+    "CREATE INDEX links_hash ON links(kind, hash);"
+    "CREATE INDEX links_prf ON links(kind, prf);"
+    "CREATE TABLE link_pending ("
+    " vid BYTEA PRIMARY KEY,"
+    " id TEXT COLLATE \"C\" NOT NULL REFERENCES identities(id),"
+    " kind INTEGER NOT NULL,"
+    " hash BYTEA NOT NULL,"
+    " prf BYTEA NOT NULL,"
+    " code_mac BYTEA NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (id, kind));"
+    "CREATE TABLE revocation_keys ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES identities(id),"
+    " rkey BYTEA NOT NULL,"
+    " changed_ms BIGINT NOT NULL);",
+};
+#define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/*
+ * Every parameter carries its type in a cast ($1::text, ::bytea, ::int8),
+ * which fixes the type the binary value is read as. Integer columns are
+ * read back as int8 for the same reason.
+ */
+enum pg_stmt {
+	ST_LOCK_RCPT,
+	ST_MSG_COUNTS,
+	ST_MSG_FIND,
+	ST_MSG_PURGE_RCPT,
+	ST_MSG_PURGE_PAIR,
+	ST_MSG_INSERT,
+	ST_MSG_INSERT_CHECKED,
+	ST_MSG_DELETE,
+	ST_MSG_EXPIRE,
+	ST_MSG_FETCH,
+	ST_MSG_COUNT_LIVE,
+	ST_ID_BY_PK,
+	ST_ID_BY_ID,
+	ST_ID_INSERT,
+	ST_ID_SET_STATE,
+	ST_ID_SET_FEATURES,
+	ST_PUSH_SET,
+	ST_PUSH_DELETE,
+	ST_PUSH_GET,
+	ST_TOKEN_PURGE,
+	ST_TOKEN_INSERT,
+	ST_PEND_CLEAR,
+	ST_PEND_PUT,
+	ST_PEND_GET,
+	ST_PEND_ATTEMPT,
+	ST_PEND_DELETE,
+	ST_PEND_DELETE_ID,
+	ST_LINK_PUT,
+	ST_LINK_GET,
+	ST_LINK_DELETE,
+	ST_LINK_DELETE_ALL,
+	ST_LINK_FIND_HASH,
+	ST_LINK_FIND_PRF,
+	ST_REVKEY_SET,
+	ST_REVKEY_GET,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    /* Held until the batch ends; a hash collision only serialises two recipients. */
+    [ST_LOCK_RCPT] = "SELECT 1::int8 FROM pg_advisory_xact_lock(hashtextextended($1::text, 7368))",
+    /* Bounded counts: never more index entries than the limit. */
+    [ST_MSG_COUNTS] =
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM messages WHERE recipient = "
+        "$1::text LIMIT $3::int8) a), (SELECT count(*) FROM (SELECT 1 FROM "
+        "messages WHERE recipient = $1::text AND sender = $2::text LIMIT $4::int8) b)",
+    [ST_MSG_FIND] = "SELECT seq FROM messages WHERE recipient = $1::text AND sender = $2::text "
+                    "AND msg_id = $3::int8",
+    [ST_MSG_PURGE_RCPT] = "DELETE FROM messages WHERE recipient = $1::text AND expires_ms <> 0 "
+                          "AND expires_ms <= $2::int8",
+    [ST_MSG_PURGE_PAIR] = "DELETE FROM messages WHERE recipient = $1::text AND sender = $2::text "
+                          "AND expires_ms <> 0 AND expires_ms <= $3::int8",
+    [ST_MSG_INSERT] = "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
+                      "VALUES ($1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea) "
+                      "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq",
+    /*
+     * The common case in one statement: inserts only below both limits
+     * ($8 = 0: no share) and without a duplicate; no row back sends the put
+     * down the slow path, which finds out why.
+     */
+    [ST_MSG_INSERT_CHECKED] =
+        "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
+        "SELECT $1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea WHERE "
+        "(SELECT count(*) FROM (SELECT 1 FROM messages WHERE recipient = $1::text "
+        "LIMIT $7::int8) a) < $7::int8 AND ($8::int8 = 0 OR (SELECT count(*) FROM "
+        "(SELECT 1 FROM messages WHERE recipient = $1::text AND sender = $2::text "
+        "LIMIT $8::int8) b) < $8::int8) "
+        "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq",
+    [ST_MSG_DELETE] = "DELETE FROM messages WHERE recipient = $1::text AND sender = $2::text "
+                      "AND msg_id = $3::int8",
+    [ST_MSG_EXPIRE] = "DELETE FROM messages WHERE expires_ms <> 0 AND expires_ms <= $1::int8",
+    [ST_MSG_FETCH] = "SELECT seq, sender, msg_id, expires_ms, flags::int8, data FROM messages "
+                     "WHERE recipient = $1::text AND seq > $2::int8 AND (expires_ms = 0 OR "
+                     "expires_ms > $3::int8) ORDER BY seq LIMIT $4::int8",
+    [ST_MSG_COUNT_LIVE] = "SELECT count(*) FROM messages WHERE recipient = $1::text "
+                          "AND (expires_ms = 0 OR expires_ms > $2::int8)",
+    [ST_ID_BY_PK] = "SELECT id, pk, state::int8, feature_mask, created_ms FROM identities "
+                    "WHERE pk = $1::bytea",
+    [ST_ID_BY_ID] = "SELECT id, pk, state::int8, feature_mask, created_ms FROM identities "
+                    "WHERE id = $1::text",
+    [ST_ID_INSERT] = "INSERT INTO identities (id, pk, state, feature_mask, created_ms) "
+                     "VALUES ($1::text, $2::bytea, 0, 0, $3::int8) ON CONFLICT DO NOTHING",
+    [ST_ID_SET_STATE] = "UPDATE identities SET state = $2::int8 WHERE id = $1::text",
+    [ST_ID_SET_FEATURES] = "UPDATE identities SET feature_mask = $2::int8 WHERE id = $1::text",
+    [ST_PUSH_SET] = "INSERT INTO push_tokens (id, type, token) SELECT id, $2::int8, $3::bytea "
+                    "FROM identities WHERE id = $1::text ON CONFLICT (id) DO UPDATE "
+                    "SET type = excluded.type, token = excluded.token",
+    [ST_PUSH_DELETE] = "DELETE FROM push_tokens WHERE id = $1::text",
+    [ST_PUSH_GET] = "SELECT type::int8, token FROM push_tokens WHERE id = $1::text",
+    [ST_TOKEN_PURGE] = "DELETE FROM used_tokens WHERE expires_ms <= $1::int8",
+    [ST_TOKEN_INSERT] = "INSERT INTO used_tokens (hash, expires_ms) VALUES ($1::bytea, $2::int8) "
+                        "ON CONFLICT DO NOTHING",
+    /* What SQLite's INSERT OR REPLACE removes: a row with the vid or the (id, kind). */
+    [ST_PEND_CLEAR] = "DELETE FROM link_pending WHERE vid = $1::bytea OR (id = $2::text "
+                      "AND kind = $3::int8)",
+    [ST_PEND_PUT] = "INSERT INTO link_pending (vid, id, kind, hash, prf, code_mac, expires_ms, "
+                    "attempts) SELECT $1::bytea, id, $3::int8, $4::bytea, $5::bytea, $6::bytea, "
+                    "$7::int8, 0 FROM identities WHERE id = $2::text",
+    [ST_PEND_GET] = "SELECT id, kind::int8, hash, prf, code_mac, expires_ms, attempts::int8 "
+                    "FROM link_pending WHERE vid = $1::bytea FOR UPDATE",
+    [ST_PEND_ATTEMPT] = "UPDATE link_pending SET attempts = attempts + 1 WHERE vid = $1::bytea",
+    [ST_PEND_DELETE] = "DELETE FROM link_pending WHERE vid = $1::bytea",
+    [ST_PEND_DELETE_ID] = "DELETE FROM link_pending WHERE id = $1::text AND (kind = $2::int8 "
+                          "OR $2::int8 < 0)",
+    [ST_LINK_PUT] = "INSERT INTO links (id, kind, hash, prf, linked_ms) VALUES ($1::text, "
+                    "$2::int8, $3::bytea, $4::bytea, $5::int8) ON CONFLICT (id, kind) DO UPDATE "
+                    "SET hash = excluded.hash, prf = excluded.prf, linked_ms = excluded.linked_ms",
+    [ST_LINK_GET] = "SELECT hash FROM links WHERE id = $1::text AND kind = $2::int8",
+    [ST_LINK_DELETE] = "DELETE FROM links WHERE id = $1::text AND kind = $2::int8",
+    [ST_LINK_DELETE_ALL] = "DELETE FROM links WHERE id = $1::text",
+    [ST_LINK_FIND_HASH] = "SELECT id FROM links WHERE kind = $1::int8 AND hash = $2::bytea "
+                          "ORDER BY id LIMIT $3::int8",
+    [ST_LINK_FIND_PRF] = "SELECT id FROM links WHERE kind = $1::int8 AND prf = $2::bytea "
+                         "ORDER BY id LIMIT $3::int8",
+    [ST_REVKEY_SET] = "INSERT INTO revocation_keys (id, rkey, changed_ms) SELECT id, $2::bytea, "
+                      "$3::int8 FROM identities WHERE id = $1::text ON CONFLICT (id) DO UPDATE "
+                      "SET rkey = excluded.rkey, changed_ms = excluded.changed_ms",
+    [ST_REVKEY_GET] = "SELECT rkey, changed_ms FROM revocation_keys WHERE id = $1::text",
+};
+
+struct pg_conn {
+	PGconn *c;
+	const char *role;  /* "queue" or "sync", for the log */
+	bool lost;         /* the connection broke; reconnect before the next use */
+	uint64_t retry_ms; /* monotonic time of the next reconnect attempt */
+	uint32_t backoff;  /* current wait between attempts */
+	bool failed_in_tx; /* a statement failed inside the open transaction */
+};
+
+struct pg_backend {
+	struct pg_conn q;  /* store thread only */
+	struct pg_conn sy; /* under mu */
+	pthread_mutex_t mu;
+	bool mu_init;
+	uint32_t queue_limit;
+	uint32_t sender_limit; /* <= queue_limit */
+};
+
+/* Parameters of one call, all in binary form. */
+struct pg_params {
+	int n;
+	const char *v[PG_MAX_PARAMS];
+	int len[PG_MAX_PARAMS];
+	int fmt[PG_MAX_PARAMS];
+	uint8_t num[PG_MAX_PARAMS][8];
+};
+
+static void p_bytes(struct pg_params *p, const void *v, size_t len)
+{
+	/* A zero-length value still needs a non-NULL pointer (NULL is SQL NULL). */
+	p->v[p->n] = len > 0 ? (const char *)v : "";
+	p->len[p->n] = (int)len;
+	p->fmt[p->n] = 1;
+	p->n++;
+}
+
+static void p_id(struct pg_params *p, const uint8_t id[static VEIL_ID_LEN])
+{
+	p_bytes(p, id, VEIL_ID_LEN);
+}
+
+/* int8 in network order; a uint64_t is stored as the same 64 bits. */
+static void p_u64(struct pg_params *p, uint64_t v)
+{
+	uint8_t *b = p->num[p->n];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+	p_bytes(p, b, 8);
+}
+
+static int col_u64(const PGresult *r, int row, int col, uint64_t *v)
+{
+	*v = 0;
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+		return VEIL_EIO;
+	const uint8_t *b = (const uint8_t *)PQgetvalue(r, row, col);
+	for (int i = 0; i < 8; i++)
+		*v = (*v << 8) | b[i];
+	return 0;
+}
+
+/* Copies a column of exactly len bytes (a text ID or a fixed-size bytea). */
+static int col_fixed(const PGresult *r, int row, int col, void *out, size_t len)
+{
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != (int)len)
+		return VEIL_EIO;
+	memcpy(out, PQgetvalue(r, row, col), len);
+	return 0;
+}
+
+/* Rows changed by an INSERT, UPDATE or DELETE. */
+static uint64_t changes(PGresult *r)
+{
+	const char *t = PQcmdTuples(r);
+	return t[0] ? strtoull(t, NULL, 10) : 0;
+}
+
+/* The veil_err of a failed result, from its SQLSTATE. */
+static int sqlstate_err(const PGresult *r)
+{
+	const char *s = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	if (s == NULL)
+		return VEIL_EIO;
+	if (strcmp(s, "23505") == 0)
+		return VEIL_EEXIST; /* unique violation */
+	if (strcmp(s, "53100") == 0)
+		return VEIL_ENOSPC; /* disk full */
+	if (strcmp(s, "53200") == 0)
+		return VEIL_ENOMEM; /* out of memory */
+	if (strcmp(s, "53300") == 0 || strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 ||
+	    strcmp(s, "55P03") == 0 || strcmp(s, "57P03") == 0)
+		return VEIL_EAGAIN; /* too many connections, serialisation, deadlock, lock, starting */
+	if (strcmp(s, "XX001") == 0 || strcmp(s, "XX002") == 0)
+		return VEIL_ECORRUPT; /* data or index corrupted */
+	return VEIL_EIO;
+}
+
+/* The first line of the connection's error message (libpq never puts the password in it). */
+static void first_line(const char *msg, char *out, size_t cap)
+{
+	size_t n = strcspn(msg, "\r\n");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, msg, n);
+	out[n] = '\0';
+}
+
+static int prepare_all(struct pg_conn *c)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "v%d", i);
+		PGresult *r = PQprepare(c->c, name, stmt_sql[i], 0, NULL);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		int rc = ok ? 0 : sqlstate_err(r);
+		if (!ok)
+			veil_log_error("store: cannot prepare statement %d: %s", i,
+			               PQresultErrorMessage(r));
+		PQclear(r);
+		if (!ok)
+			return rc;
+	}
+	return 0;
+}
+
+static void conn_lost(struct pg_conn *c)
+{
+	char msg[200];
+	if (c->lost)
+		return;
+	first_line(PQerrorMessage(c->c), msg, sizeof msg);
+	veil_log_error("store: the PostgreSQL connection (%s) was lost: %s; reconnecting", c->role,
+	               msg[0] ? msg : "no reason given");
+	c->lost = true;
+	c->retry_ms = 0; /* the first attempt at once */
+	c->backoff = PG_BACKOFF_MIN_MS;
+}
+
+/*
+ * Makes sure the connection is up: 0, or VEIL_EIO while it is down and the
+ * back-off has not run out (the job fails at once rather than waiting).
+ */
+static int conn_ready(struct pg_conn *c)
+{
+	if (!c->lost && PQstatus(c->c) == CONNECTION_OK)
+		return 0;
+	if (!c->lost)
+		conn_lost(c);
+	uint64_t now = veil_mono_ms();
+	if (now < c->retry_ms)
+		return VEIL_EIO;
+	PQreset(c->c);
+	if (PQstatus(c->c) == CONNECTION_OK && prepare_all(c) == 0) {
+		c->lost = false;
+		c->failed_in_tx = false;
+		veil_log_info("store: the PostgreSQL connection (%s) is back", c->role);
+		return 0;
+	}
+	c->retry_ms = now + c->backoff;
+	c->backoff = c->backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : c->backoff * 2;
+	return VEIL_EIO;
+}
+
+/*
+ * Runs prepared statement i. Returns the result (PQclear it) with *rc = 0,
+ * or NULL with *rc a veil_err; a broken connection is noted for a reconnect.
+ */
+static PGresult *run(struct pg_conn *c, enum pg_stmt i, const struct pg_params *p, int *rc)
+{
+	char name[16];
+	*rc = conn_ready(c);
+	if (*rc != 0)
+		return NULL;
+	snprintf(name, sizeof name, "v%d", (int)i);
+	PGresult *r = PQexecPrepared(c->c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+	                             p ? p->fmt : NULL, 1);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	*rc = sqlstate_err(r);
+	if (PQstatus(c->c) != CONNECTION_OK) {
+		conn_lost(c);
+		*rc = VEIL_EIO;
+	} else if (PQtransactionStatus(c->c) == PQTRANS_INERROR) {
+		c->failed_in_tx = true;
+	}
+	if (*rc == VEIL_EIO)
+		veil_log_debug("store: statement %d failed: %s", (int)i, PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
+/* Runs a statement and returns 0 and its changed-row count, or a veil_err. */
+static int run_done(struct pg_conn *c, enum pg_stmt i, const struct pg_params *p, uint64_t *n)
+{
+	int rc;
+	PGresult *r = run(c, i, p, &rc);
+	if (r == NULL)
+		return rc;
+	if (n != NULL)
+		*n = changes(r);
+	PQclear(r);
+	return 0;
+}
+
+/* Runs a statement returning one int8 column: 0, VEIL_ENOTFOUND (no row) or a veil_err. */
+static int run_u64(struct pg_conn *c, enum pg_stmt i, const struct pg_params *p, uint64_t *v)
+{
+	int rc;
+	PGresult *r = run(c, i, p, &rc);
+	if (r == NULL)
+		return rc;
+	rc = PQntuples(r) > 0 ? col_u64(r, 0, 0, v) : VEIL_ENOTFOUND;
+	PQclear(r);
+	return rc;
+}
+
+/* A transaction command (BEGIN, COMMIT, ROLLBACK); no parameters. */
+static int tx(struct pg_conn *c, const char *sql)
+{
+	int rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	PGresult *r = PQexec(c->c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = sqlstate_err(r);
+		if (PQstatus(c->c) != CONNECTION_OK) {
+			conn_lost(c);
+			rc = VEIL_EIO;
+		}
+	} else if (strcmp(sql, "COMMIT") == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		/* COMMIT of a failed transaction succeeds as a ROLLBACK. */
+		rc = VEIL_EIO;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Rolls back whatever transaction is open on c (after an error). */
+static void tx_abort(struct pg_conn *c)
+{
+	c->failed_in_tx = false;
+	if (c->lost || PQstatus(c->c) != CONNECTION_OK)
+		return;
+	if (PQtransactionStatus(c->c) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(c->c, "ROLLBACK");
+		PQclear(r);
+	}
+}
+
+/* --- opening --- */
+
+static int simple_exec(PGconn *c, const char *sql, char *err, size_t errcap)
+{
+	PGresult *r = PQexec(c, sql);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = sqlstate_err(r);
+		if (rc == VEIL_EEXIST)
+			rc = VEIL_EIO;
+		first_line(PQresultErrorMessage(r), err, errcap);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Brings the schema up to PG_SCHEMA_VERSION in one transaction. */
+static int migrate(PGconn *c, char *err, size_t errcap)
+{
+	char sql[128];
+	int rc, v = 0;
+	PGresult *r = NULL;
+
+	if ((rc = simple_exec(c, "BEGIN", err, errcap)) != 0)
+		return rc;
+	/* Other nodes may be starting too: one migrates, the others then see its version. */
+	snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d)", PG_LOCK_MIGRATE);
+	if ((rc = simple_exec(c, sql, err, errcap)) != 0)
+		goto out;
+	if ((rc =
+	         simple_exec(c, "CREATE TABLE IF NOT EXISTS veil_schema (version INTEGER NOT NULL)",
+	                     err, errcap)) != 0)
+		goto out;
+	r = PQexec(c, "SELECT version FROM veil_schema");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) > 1) {
+		first_line(PQresultErrorMessage(r), err, errcap);
+		rc = VEIL_EIO;
+		goto out;
+	}
+	if (PQntuples(r) == 1) {
+		char *end;
+		long lv = strtol(PQgetvalue(r, 0, 0), &end, 10);
+		v = *end == '\0' && lv >= 0 && lv <= 1000000 ? (int)lv : -1;
+	} else if ((rc = simple_exec(c, "INSERT INTO veil_schema (version) VALUES (0)", err,
+	                             errcap)) != 0) {
+		goto out;
+	}
+	if (v < 0 || v > PG_SCHEMA_VERSION) {
+		snprintf(err, errcap, "schema version %d is newer than this veild knows (%d)", v,
+		         PG_SCHEMA_VERSION);
+		rc = VEIL_EIO;
+		goto out;
+	}
+	for (; v < PG_SCHEMA_VERSION; v++) {
+		if ((rc = simple_exec(c, migrations[v], err, errcap)) != 0)
+			goto out;
+	}
+	/* Our own constant, not input. */
+	snprintf(sql, sizeof sql, "UPDATE veil_schema SET version = %d", PG_SCHEMA_VERSION);
+	if ((rc = simple_exec(c, sql, err, errcap)) != 0)
+		goto out;
+	rc = simple_exec(c, "COMMIT", err, errcap);
+out:
+	PQclear(r);
+	if (rc != 0) {
+		PGresult *rb = PQexec(c, "ROLLBACK");
+		PQclear(rb);
+	}
+	return rc;
+}
+
+/* Notices ("relation ... already exists, skipping") go to the debug log, not to stderr. */
+static void on_notice(void *arg, const char *msg)
+{
+	char line[200];
+	(void)arg;
+	first_line(msg, line, sizeof line);
+	veil_log_debug("store: PostgreSQL: %s", line);
+}
+
+static int conn_open(struct pg_conn *c, const char *url, const char *role, bool create, char *err,
+                     size_t errcap)
+{
+	/* The URL's own settings come after the defaults and so win over them. */
+	const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *const vals[] = {PG_CONNECT_TIMEOUT, "veild", url, NULL};
+	char msg[200];
+	int rc;
+
+	c->role = role;
+	c->c = PQconnectdbParams(keys, vals, 1);
+	if (c->c == NULL)
+		return VEIL_ENOMEM;
+	PQsetNoticeProcessor(c->c, on_notice, NULL);
+	if (PQstatus(c->c) != CONNECTION_OK) {
+		first_line(PQerrorMessage(c->c), msg, sizeof msg);
+		snprintf(err, errcap, "cannot connect to PostgreSQL: %s", msg);
+		return VEIL_EIO;
+	}
+	if (create && (rc = migrate(c->c, msg, sizeof msg)) != 0) {
+		snprintf(err, errcap, "cannot set up the schema: %s", msg);
+		return rc;
+	}
+	rc = prepare_all(c);
+	if (rc != 0)
+		snprintf(err, errcap,
+		         "cannot prepare the statements (is the schema from another "
+		         "program?)");
+	return rc;
+}
+
+static void pg_close(void *be)
+{
+	struct pg_backend *b = be;
+	if (b == NULL)
+		return;
+	PQfinish(b->sy.c);
+	PQfinish(b->q.c);
+	if (b->mu_init)
+		pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit,
+                   uint32_t sender_limit)
+{
+	struct pg_backend *b;
+	int rc;
+	char ebuf[256];
+	char *err = opts->err != NULL ? opts->err : ebuf;
+	size_t errcap = opts->err != NULL ? opts->errcap : sizeof ebuf;
+
+	*out = NULL;
+	if (!PQisthreadsafe())
+		return VEIL_EIO;
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return VEIL_ENOMEM;
+	rc = VEIL_ENOMEM;
+	if (pthread_mutex_init(&b->mu, NULL) != 0)
+		goto out;
+	b->mu_init = true;
+	b->queue_limit = queue_limit;
+	b->sender_limit = sender_limit;
+	err[0] = '\0';
+	rc = conn_open(&b->q, opts->path, "queue", true, err, errcap);
+	if (rc != 0)
+		goto out;
+	rc = conn_open(&b->sy, opts->path, "sync", false, err, errcap);
+	if (rc != 0)
+		goto out;
+	*out = b;
+	return 0;
+out:
+	pg_close(b);
+	return rc;
+}
+
+/* --- queue side (store thread) --- */
+
+static int pg_batch_begin(void *be)
+{
+	struct pg_backend *b = be;
+	b->q.failed_in_tx = false;
+	return tx(&b->q, "BEGIN");
+}
+
+static int pg_batch_commit(void *be)
+{
+	struct pg_backend *b = be;
+	/* A statement that failed has aborted the transaction: nothing may be reported stored. */
+	if (b->q.failed_in_tx)
+		return VEIL_EIO;
+	return tx(&b->q, "COMMIT");
+}
+
+static void pg_batch_rollback(void *be)
+{
+	struct pg_backend *b = be;
+	tx_abort(&b->q);
+}
+
+static int q_find(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	struct pg_params p = {0};
+	p_id(&p, m->recipient);
+	p_id(&p, m->sender);
+	p_u64(&p, m->msg_id);
+	return run_u64(&b->q, ST_MSG_FIND, &p, seq);
+}
+
+/* Rows of the recipient (up to queue_limit) and of the pair (up to sender_limit). */
+static int q_counts(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *count,
+                    uint64_t *pcount)
+{
+	struct pg_params p = {0};
+	int rc;
+	p_id(&p, m->recipient);
+	p_id(&p, m->sender);
+	p_u64(&p, b->queue_limit);
+	/* Without a share (it is the whole queue) the pair is not counted. */
+	p_u64(&p, b->sender_limit < b->queue_limit ? b->sender_limit : 0);
+	PGresult *r = run(&b->q, ST_MSG_COUNTS, &p, &rc);
+	if (r == NULL)
+		return rc;
+	rc = PQntuples(r) == 1 ? 0 : VEIL_EIO;
+	if (rc == 0)
+		rc = col_u64(r, 0, 0, count);
+	if (rc == 0)
+		rc = col_u64(r, 0, 1, pcount);
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * The same rules as sq_q_put: a resend of a queued message is VEIL_EEXIST
+ * with its seq even at a limit; a used-up share is VEIL_EQUOTA before a
+ * full queue is VEIL_ELIMIT; expired rows are purged before refusing.
+ */
+static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t count = 0, pcount = 0, gone = 0;
+	int rc;
+
+	*seq = 0;
+	bool share = b->sender_limit < b->queue_limit;
+	p_id(&p, m->recipient);
+	if ((rc = run_done(&b->q, ST_LOCK_RCPT, &p, NULL)) != 0)
+		return rc;
+	/* A new statement, so its snapshot sees every commit made before the lock. */
+	p = (struct pg_params){0};
+	p_id(&p, m->recipient);
+	p_id(&p, m->sender);
+	p_u64(&p, m->msg_id);
+	p_u64(&p, m->expires_ms);
+	p_u64(&p, m->flags);
+	p_bytes(&p, m->data, m->len);
+	p_u64(&p, b->queue_limit);
+	p_u64(&p, share ? b->sender_limit : 0);
+	rc = run_u64(&b->q, ST_MSG_INSERT_CHECKED, &p, seq);
+	if (rc != VEIL_ENOTFOUND) {
+		if (rc != 0)
+			*seq = 0;
+		return rc;
+	}
+	if ((rc = q_counts(b, m, &count, &pcount)) != 0)
+		return rc;
+	if ((share && pcount >= b->sender_limit) || count >= b->queue_limit) {
+		rc = q_find(b, m, seq);
+		if (rc == 0)
+			return VEIL_EEXIST;
+		if (rc != VEIL_ENOTFOUND)
+			return rc;
+		uint64_t now = veil_now_ms();
+		if (share && pcount >= b->sender_limit) {
+			p = (struct pg_params){0};
+			p_id(&p, m->recipient);
+			p_id(&p, m->sender);
+			p_u64(&p, now);
+			if ((rc = run_done(&b->q, ST_MSG_PURGE_PAIR, &p, &gone)) != 0)
+				return rc;
+			if (gone > 0 && (rc = q_counts(b, m, &count, &pcount)) != 0)
+				return rc;
+			if (pcount >= b->sender_limit)
+				return VEIL_EQUOTA;
+		}
+		if (count >= b->queue_limit) {
+			p = (struct pg_params){0};
+			p_id(&p, m->recipient);
+			p_u64(&p, now);
+			if ((rc = run_done(&b->q, ST_MSG_PURGE_RCPT, &p, &gone)) != 0)
+				return rc;
+			if (gone > 0 && (rc = q_counts(b, m, &count, &pcount)) != 0)
+				return rc;
+			if (count >= b->queue_limit)
+				return VEIL_ELIMIT;
+		}
+	}
+
+	p = (struct pg_params){0};
+	p_id(&p, m->recipient);
+	p_id(&p, m->sender);
+	p_u64(&p, m->msg_id);
+	p_u64(&p, m->expires_ms);
+	p_u64(&p, m->flags);
+	p_bytes(&p, m->data, m->len);
+	rc = run_u64(&b->q, ST_MSG_INSERT, &p, seq);
+	if (rc == VEIL_ENOTFOUND) {
+		/* ON CONFLICT DO NOTHING: the message is already queued. */
+		rc = q_find(b, m, seq);
+		return rc == 0 ? VEIL_EEXIST : rc == VEIL_ENOTFOUND ? VEIL_EIO : rc;
+	}
+	if (rc != 0)
+		*seq = 0;
+	return rc;
+}
+
+static int pg_q_ack(void *be, const uint8_t recipient[static VEIL_ID_LEN],
+                    const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_id(&p, recipient);
+	p_id(&p, sender);
+	p_u64(&p, msg_id);
+	int rc = run_done(&b->q, ST_MSG_DELETE, &p, &n);
+	if (rc == 0 && n == 0)
+		rc = VEIL_ENOTFOUND;
+	return rc;
+}
+
+static int pg_q_expire(void *be, uint64_t now_ms, uint64_t *deleted)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	*deleted = 0;
+	p_u64(&p, now_ms);
+	return run_done(&b->q, ST_MSG_EXPIRE, &p, deleted);
+}
+
+static int pg_q_fetch(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t after_seq,
+                      size_t limit, uint64_t now_ms, struct veil_msg_rec **out, size_t *n)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (limit == 0 || limit > VEIL_STORE_MAX_FETCH)
+		limit = VEIL_STORE_MAX_FETCH;
+	p_id(&p, recipient);
+	p_u64(&p, after_seq);
+	p_u64(&p, now_ms);
+	p_u64(&p, limit);
+	PGresult *r = run(&b->q, ST_MSG_FETCH, &p, &rc);
+	if (r == NULL)
+		return rc;
+	int rows = PQntuples(r);
+	size_t cnt = (size_t)rows < limit ? (size_t)rows : limit, used = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		int len = PQgetlength(r, (int)i, 5);
+		if (len < 0 || len > VEIL_STORE_MAX_BOX) {
+			rc = VEIL_EIO;
+			goto out;
+		}
+		used += (size_t)len;
+	}
+	if (cnt == 0)
+		goto out;
+	/* One block: the records, then their data. */
+	size_t hdr = cnt * sizeof(struct veil_msg_rec);
+	uint8_t *blk = malloc(hdr + used + 1);
+	if (blk == NULL) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	struct veil_msg_rec *o = (struct veil_msg_rec *)(void *)blk;
+	uint8_t *d = blk + hdr;
+	memset(o, 0, hdr);
+	for (size_t i = 0; i < cnt && rc == 0; i++) {
+		struct veil_msg_rec *m = &o[i];
+		uint64_t flags = 0;
+		int row = (int)i;
+		memcpy(m->recipient, recipient, VEIL_ID_LEN);
+		rc = col_u64(r, row, 0, &m->seq);
+		if (rc == 0)
+			rc = col_fixed(r, row, 1, m->sender, VEIL_ID_LEN);
+		if (rc == 0)
+			rc = col_u64(r, row, 2, &m->msg_id);
+		if (rc == 0)
+			rc = col_u64(r, row, 3, &m->expires_ms);
+		if (rc == 0)
+			rc = col_u64(r, row, 4, &flags);
+		m->flags = (uint8_t)flags;
+		m->len = (size_t)PQgetlength(r, row, 5);
+		m->data = d;
+		if (m->len)
+			memcpy(d, PQgetvalue(r, row, 5), m->len);
+		d += m->len;
+	}
+	if (rc != 0) {
+		free(blk);
+		goto out;
+	}
+	*out = o;
+	*n = cnt;
+out:
+	PQclear(r);
+	return rc;
+}
+
+/* --- synchronous side (any thread, under mu) --- */
+
+static int read_identity(PGresult *r, struct veil_identity_rec *rec)
+{
+	uint64_t state = 0;
+	if (PQntuples(r) == 0)
+		return VEIL_ENOTFOUND;
+	int rc = col_fixed(r, 0, 0, rec->id, VEIL_ID_LEN);
+	if (rc == 0)
+		rc = col_fixed(r, 0, 1, rec->pk, VEIL_KEY_LEN);
+	if (rc == 0)
+		rc = col_u64(r, 0, 2, &state);
+	if (rc == 0)
+		rc = col_u64(r, 0, 3, &rec->feature_mask);
+	if (rc == 0)
+		rc = col_u64(r, 0, 4, &rec->created_ms);
+	rec->state = (int)state;
+	return rc;
+}
+
+/* Looks an identity up by ID or by key (which), on sy. */
+static int get_identity(struct pg_backend *b, enum pg_stmt which, const void *key, size_t len,
+                        struct veil_identity_rec *rec)
+{
+	struct pg_params p = {0};
+	int rc;
+	p_bytes(&p, key, len);
+	PGresult *r = run(&b->sy, which, &p, &rc);
+	if (r == NULL)
+		return rc;
+	rc = read_identity(r, rec);
+	PQclear(r);
+	return rc;
+}
+
+static void random_id(uint8_t id[static VEIL_ID_LEN])
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	for (size_t i = 0; i < VEIL_ID_LEN; i++)
+		id[i] = (uint8_t)alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
+}
+
+/*
+ * No transaction is needed: the insert skips both a taken ID and a key that
+ * another node registered meanwhile, and the lookup after it tells which.
+ */
+static int pg_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
+                              struct veil_identity_rec *rec)
+{
+	struct pg_backend *b = be;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	rc = get_identity(b, ST_ID_BY_PK, pk, VEIL_KEY_LEN, rec);
+	if (rc == 0) {
+		rc = VEIL_EEXIST;
+		goto out;
+	}
+	if (rc != VEIL_ENOTFOUND)
+		goto out;
+	rc = VEIL_EIO; /* if every attempt collides */
+	for (int i = 0; i < PG_ID_ATTEMPTS; i++) {
+		struct pg_params p = {0};
+		uint8_t id[VEIL_ID_LEN];
+		uint64_t now = veil_now_ms(), n = 0;
+		random_id(id);
+		p_id(&p, id);
+		p_bytes(&p, pk, VEIL_KEY_LEN);
+		p_u64(&p, now);
+		rc = run_done(&b->sy, ST_ID_INSERT, &p, &n);
+		if (rc != 0)
+			goto out;
+		if (n == 1) {
+			memcpy(rec->id, id, VEIL_ID_LEN);
+			memcpy(rec->pk, pk, VEIL_KEY_LEN);
+			rec->state = VEIL_IDENTITY_ACTIVE;
+			rec->feature_mask = 0;
+			rec->created_ms = now;
+			rc = 0;
+			break;
+		}
+		rc = get_identity(b, ST_ID_BY_PK, pk, VEIL_KEY_LEN, rec);
+		if (rc == 0) {
+			rc = VEIL_EEXIST; /* registered by another node just now */
+			break;
+		}
+		if (rc != VEIL_ENOTFOUND)
+			break;
+		rc = VEIL_EIO; /* the ID was taken: draw another */
+	}
+out:
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0 && rc != VEIL_EEXIST)
+		memset(rec, 0, sizeof(*rec));
+	return rc;
+}
+
+static int pg_identity_get(void *be, const uint8_t id[static VEIL_ID_LEN],
+                           struct veil_identity_rec *rec)
+{
+	struct pg_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	int rc = get_identity(b, ST_ID_BY_ID, id, VEIL_ID_LEN, rec);
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0)
+		memset(rec, 0, sizeof(*rec));
+	return rc;
+}
+
+static int update_identity(struct pg_backend *b, enum pg_stmt which,
+                           const uint8_t id[static VEIL_ID_LEN], uint64_t v)
+{
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_id(&p, id);
+	p_u64(&p, v);
+	pthread_mutex_lock(&b->mu);
+	int rc = run_done(&b->sy, which, &p, &n);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == 0 && n == 0)
+		rc = VEIL_ENOTFOUND;
+	return rc;
+}
+
+static int pg_identity_set_state(void *be, const uint8_t id[static VEIL_ID_LEN], int state)
+{
+	return update_identity(be, ST_ID_SET_STATE, id, (uint64_t)state);
+}
+
+static int pg_identity_set_features(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t mask)
+{
+	return update_identity(be, ST_ID_SET_FEATURES, id, mask);
+}
+
+static int pg_push_token_set(void *be, const uint8_t id[static VEIL_ID_LEN], uint8_t type,
+                             const uint8_t *token, size_t len)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	int rc;
+
+	p_id(&p, id);
+	pthread_mutex_lock(&b->mu);
+	if (len == 0) {
+		rc = run_done(&b->sy, ST_PUSH_DELETE, &p, NULL);
+	} else {
+		/* Inserts nothing for an unknown identity. */
+		p_u64(&p, type);
+		p_bytes(&p, token, len);
+		rc = run_done(&b->sy, ST_PUSH_SET, &p, &n);
+		if (rc == 0 && n == 0)
+			rc = VEIL_ENOTFOUND;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_push_token_get(void *be, const uint8_t id[static VEIL_ID_LEN], uint8_t *type,
+                             uint8_t token[static VEIL_STORE_MAX_PUSH_TOKEN], size_t *len)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t t = 0;
+	int rc;
+
+	p_id(&p, id);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, ST_PUSH_GET, &p, &rc);
+	if (r != NULL) {
+		if (PQntuples(r) == 0) {
+			rc = VEIL_ENOTFOUND;
+		} else {
+			int n = PQgetlength(r, 0, 1);
+			rc = col_u64(r, 0, 0, &t);
+			if (rc == 0 && (n <= 0 || n > VEIL_STORE_MAX_PUSH_TOKEN))
+				rc = VEIL_EIO;
+			if (rc == 0) {
+				*type = (uint8_t)t;
+				memcpy(token, PQgetvalue(r, 0, 1), (size_t)n);
+				*len = (size_t)n;
+			}
+		}
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_token_use(void *be, const uint8_t hash[static 32], uint64_t expires_ms,
+                        uint64_t now_ms)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	int rc;
+
+	/* Past its expiry the record may be gone, so a replay could pass. */
+	if (expires_ms <= now_ms)
+		return VEIL_ETIMEOUT;
+	pthread_mutex_lock(&b->mu);
+	p_u64(&p, now_ms);
+	rc = run_done(&b->sy, ST_TOKEN_PURGE, &p, NULL);
+	if (rc == 0) {
+		p = (struct pg_params){0};
+		p_bytes(&p, hash, 32);
+		p_u64(&p, expires_ms);
+		rc = run_done(&b->sy, ST_TOKEN_INSERT, &p, &n);
+		if (rc == 0 && n == 0)
+			rc = VEIL_EREPLAY;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_msg_count(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t now_ms,
+                        uint64_t *count)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	p_id(&p, recipient);
+	p_u64(&p, now_ms);
+	pthread_mutex_lock(&b->mu);
+	int rc = run_u64(&b->sy, ST_MSG_COUNT_LIVE, &p, count);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+/* --- linked contact data and revocation (any thread, under mu) --- */
+
+static int pg_link_pending_put(void *be, const struct veil_link_pending *p)
+{
+	struct pg_backend *b = be;
+	struct pg_params q = {0};
+	uint64_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&b->mu);
+	if ((rc = tx(&b->sy, "BEGIN")) != 0)
+		goto unlock;
+	p_bytes(&q, p->vid, VEIL_STORE_VID_LEN);
+	p_id(&q, p->id);
+	p_u64(&q, (uint64_t)p->kind);
+	if ((rc = run_done(&b->sy, ST_PEND_CLEAR, &q, NULL)) != 0)
+		goto out;
+	p_bytes(&q, p->hash, 32);
+	p_bytes(&q, p->prf, 32);
+	p_bytes(&q, p->code_mac, 32);
+	p_u64(&q, p->expires_ms);
+	if ((rc = run_done(&b->sy, ST_PEND_PUT, &q, &n)) != 0)
+		goto out;
+	rc = n == 0 ? VEIL_ENOTFOUND : tx(&b->sy, "COMMIT");
+out:
+	if (rc != 0)
+		tx_abort(&b->sy);
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_link_confirm(void *be, const uint8_t vid[static VEIL_STORE_VID_LEN],
+                           const uint8_t code_mac[static 32], uint32_t max_attempts,
+                           uint64_t now_ms, struct veil_link_pending *out)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint8_t mac[32];
+	uint64_t attempts = 0, kind = 0;
+	int rc;
+
+	p_bytes(&p, vid, VEIL_STORE_VID_LEN);
+	pthread_mutex_lock(&b->mu);
+	if ((rc = tx(&b->sy, "BEGIN")) != 0)
+		goto unlock;
+	PGresult *r = run(&b->sy, ST_PEND_GET, &p, &rc);
+	if (r == NULL)
+		goto out;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		rc = VEIL_ENOTFOUND;
+		goto out;
+	}
+	memcpy(out->vid, vid, VEIL_STORE_VID_LEN);
+	rc = col_fixed(r, 0, 0, out->id, VEIL_ID_LEN);
+	if (rc == 0)
+		rc = col_u64(r, 0, 1, &kind);
+	if (rc == 0)
+		rc = col_fixed(r, 0, 2, out->hash, 32);
+	if (rc == 0)
+		rc = col_fixed(r, 0, 3, out->prf, 32);
+	if (rc == 0)
+		rc = col_fixed(r, 0, 4, mac, 32);
+	if (rc == 0)
+		rc = col_u64(r, 0, 5, &out->expires_ms);
+	if (rc == 0)
+		rc = col_u64(r, 0, 6, &attempts);
+	out->kind = (int)kind;
+	PQclear(r);
+	if (rc != 0)
+		goto out;
+	if (out->expires_ms <= now_ms || attempts >= max_attempts) {
+		/* Dead either way: remove it so that it cannot be tried again. */
+		rc = out->expires_ms <= now_ms ? VEIL_ETIMEOUT : VEIL_ELIMIT;
+		if (run_done(&b->sy, ST_PEND_DELETE, &p, NULL) != 0 || tx(&b->sy, "COMMIT") != 0)
+			rc = VEIL_EIO;
+		goto out;
+	}
+	if (veil_memcmp(mac, code_mac, sizeof(mac)) != 0) {
+		rc = run_done(&b->sy, ST_PEND_ATTEMPT, &p, NULL);
+		if (rc == 0)
+			rc = tx(&b->sy, "COMMIT");
+		if (rc == 0)
+			rc = VEIL_EAUTH;
+		goto out;
+	}
+	struct pg_params l = {0};
+	p_id(&l, out->id);
+	p_u64(&l, (uint64_t)out->kind);
+	p_bytes(&l, out->hash, 32);
+	p_bytes(&l, out->prf, 32);
+	p_u64(&l, now_ms);
+	rc = run_done(&b->sy, ST_LINK_PUT, &l, NULL);
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_PEND_DELETE, &p, NULL);
+	if (rc == 0)
+		rc = tx(&b->sy, "COMMIT");
+out:
+	tx_abort(&b->sy);
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	sodium_memzero(mac, sizeof(mac));
+	if (rc != 0 && rc != VEIL_EAUTH && rc != VEIL_ETIMEOUT && rc != VEIL_ELIMIT)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int pg_link_get(void *be, const uint8_t id[static VEIL_ID_LEN], int kind,
+                       uint8_t hash[static 32])
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	int rc;
+	p_id(&p, id);
+	p_u64(&p, (uint64_t)kind);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, ST_LINK_GET, &p, &rc);
+	if (r != NULL) {
+		rc = PQntuples(r) == 0 ? VEIL_ENOTFOUND : col_fixed(r, 0, 0, hash, 32);
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_link_delete(void *be, const uint8_t id[static VEIL_ID_LEN], int kind)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	p_id(&p, id);
+	p_u64(&p, (uint64_t)kind);
+	pthread_mutex_lock(&b->mu);
+	int rc = tx(&b->sy, "BEGIN");
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_LINK_DELETE, &p, NULL);
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_PEND_DELETE_ID, &p, NULL);
+	if (rc == 0)
+		rc = tx(&b->sy, "COMMIT");
+	tx_abort(&b->sy);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_link_find(void *be, int kind, int by_prf, const uint8_t value[static 32],
+                        uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	int rc;
+	*n = 0;
+	p_u64(&p, (uint64_t)kind);
+	p_bytes(&p, value, 32);
+	p_u64(&p, max);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, by_prf ? ST_LINK_FIND_PRF : ST_LINK_FIND_HASH, &p, &rc);
+	if (r != NULL) {
+		for (int i = 0; i < PQntuples(r) && *n < max && rc == 0; i++) {
+			rc = col_fixed(r, i, 0, ids[*n], VEIL_ID_LEN);
+			if (rc == 0)
+				(*n)++;
+		}
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0)
+		*n = 0;
+	return rc;
+}
+
+static int pg_revocation_set(void *be, const uint8_t id[static VEIL_ID_LEN],
+                             const uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t now_ms)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_id(&p, id);
+	p_bytes(&p, key, VEIL_STORE_REVKEY_LEN);
+	p_u64(&p, now_ms);
+	pthread_mutex_lock(&b->mu);
+	int rc = run_done(&b->sy, ST_REVKEY_SET, &p, &n);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == 0 && n == 0)
+		rc = VEIL_ENOTFOUND;
+	return rc;
+}
+
+static int pg_revocation_get(void *be, const uint8_t id[static VEIL_ID_LEN],
+                             uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	int rc;
+	p_id(&p, id);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, ST_REVKEY_GET, &p, &rc);
+	if (r != NULL) {
+		if (PQntuples(r) == 0) {
+			rc = VEIL_ENOTFOUND;
+		} else {
+			rc = col_fixed(r, 0, 0, key, VEIL_STORE_REVKEY_LEN);
+			if (rc == 0)
+				rc = col_u64(r, 0, 1, changed_ms);
+		}
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_id(&p, id);
+	p_u64(&p, VEIL_IDENTITY_INVALID);
+	pthread_mutex_lock(&b->mu);
+	int rc = tx(&b->sy, "BEGIN");
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_ID_SET_STATE, &p, &n);
+	if (rc == 0 && n == 0)
+		rc = VEIL_ENOTFOUND;
+	if (rc == 0) {
+		p = (struct pg_params){0};
+		p_id(&p, id);
+		rc = run_done(&b->sy, ST_LINK_DELETE_ALL, &p, NULL);
+	}
+	if (rc == 0) {
+		/* kind -1: every kind */
+		p_u64(&p, (uint64_t)(int64_t)-1);
+		rc = run_done(&b->sy, ST_PEND_DELETE_ID, &p, NULL);
+	}
+	if (rc == 0)
+		rc = tx(&b->sy, "COMMIT");
+	tx_abort(&b->sy);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+const struct veil_store_ops veil_store_pg_ops = {
+    .name = "postgresql",
+    .open = pg_open,
+    .close = pg_close,
+    .batch_begin = pg_batch_begin,
+    .batch_commit = pg_batch_commit,
+    .batch_rollback = pg_batch_rollback,
+    .q_put = pg_q_put,
+    .q_ack = pg_q_ack,
+    .q_expire = pg_q_expire,
+    .q_fetch = pg_q_fetch,
+    .s_identity_create = pg_identity_create,
+    .s_identity_get = pg_identity_get,
+    .s_identity_set_state = pg_identity_set_state,
+    .s_identity_set_features = pg_identity_set_features,
+    .s_push_token_set = pg_push_token_set,
+    .s_push_token_get = pg_push_token_get,
+    .s_token_use = pg_token_use,
+    .s_msg_count = pg_msg_count,
+    .s_link_pending_put = pg_link_pending_put,
+    .s_link_confirm = pg_link_confirm,
+    .s_link_get = pg_link_get,
+    .s_link_delete = pg_link_delete,
+    .s_link_find = pg_link_find,
+    .s_revocation_set = pg_revocation_set,
+    .s_revocation_get = pg_revocation_get,
+    .s_identity_revoke = pg_identity_revoke,
+};
