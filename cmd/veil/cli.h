@@ -66,6 +66,13 @@ void cli_raw_desc(uint8_t type, size_t len);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */
 void cli_date(char out[static 32], uint64_t ms);
 
+/*
+ * The JSON object recv --json prints for a message event (raw ones
+ * included; file messages without their download). NULL if out of memory.
+ */
+struct json_t;
+struct json_t *cli_event_json(const struct veil_msgr_event *ev);
+
 int cmd_init(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 int cmd_contact(int argc, char **argv);
