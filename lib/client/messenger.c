@@ -532,7 +532,7 @@ struct recv_state {
 	int (*cb)(const struct veil_msgr_event *ev, void *ctx);
 	void *ctx;
 	int stop;
-	int drained; /* the server sent queue-send-complete */
+	int drained;                   /* the server sent queue-send-complete */
 	uint64_t pending[PENDING_MAX]; /* IDs of our receipts not yet acked by the server */
 	uint8_t pending_to[PENDING_MAX][VEIL_ID_LEN];
 	size_t npending;
