@@ -145,6 +145,7 @@ static const struct cli_cmd commands[] = {
      "(JSON: raw, size, type_code).\n"},
     {"daemon", cmd_daemon, "hold the connection: receive all the time, serve JSON-RPC",
      CLI_DAEMON_USAGE},
+    {"chat", cmd_chat, "talk with a contact or a group in the terminal", CLI_CHAT_USAGE},
 };
 
 static const struct cli_cmd *find(const char *name)
