@@ -66,6 +66,97 @@ void cli_raw_desc(uint8_t type, size_t len);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */
 void cli_date(char out[static 32], uint64_t ms);
 
+/*
+ * The JSON object recv --json prints for a message event (raw ones
+ * included; file messages without their download). NULL if out of memory.
+ */
+struct json_t;
+struct json_t *cli_event_json(const struct veil_msgr_event *ev);
+
+/*
+ * The daemon (daemon.c): cli_daemon_open takes $VEIL_HOME's daemon lock,
+ * opens the profile and listens on $VEIL_HOME/daemon.sock (errors printed,
+ * NULL); cli_daemon_run serves until stop_fd is readable (0) or fails (1);
+ * quiet keeps its log lines off stderr.
+ */
+struct cli_daemon;
+struct cli_daemon *cli_daemon_open(int quiet);
+int cli_daemon_run(struct cli_daemon *d, int stop_fd);
+void cli_daemon_free(struct cli_daemon *d);
+const char *cli_daemon_socket(const struct cli_daemon *d);
+
+/*
+ * Its clients (rpc.c). cli_rpc_connect: a connected socket to the daemon
+ * of $VEIL_HOME, or -1 if none runs. cli_rpc_write sends one message and
+ * frees it (0 or -1). A reader splits what the daemon sends into JSON
+ * values: cli_rpc_read returns 1 with *out (the caller frees it), 0 if
+ * nothing came within timeout_ms (negative: wait), -1 when the daemon is
+ * gone. cli_rpc_call sends a request and returns its response (result or
+ * error), skipping notifications; NULL with the error printed.
+ * cli_rpc_status prints an error response's alerts and message and returns
+ * the exit status (0 for a result).
+ */
+struct cli_rpc_reader {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+int cli_rpc_connect(void);
+int cli_rpc_write(int fd, struct json_t *msg);
+void cli_rpc_reader_init(struct cli_rpc_reader *r, int fd);
+void cli_rpc_reader_release(struct cli_rpc_reader *r);
+int cli_rpc_read(struct cli_rpc_reader *r, struct json_t **out, int timeout_ms);
+struct json_t *cli_rpc_call(int fd, const char *method, struct json_t *params);
+int cli_rpc_status(struct json_t *resp);
+/*
+ * Prints the answer to send or groupSend as 'veil send' prints its own
+ * work: alerts and members who missed out on stderr, the message ID on
+ * stdout, then the error line. Frees resp (NULL: 1). Returns the exit status.
+ */
+int cli_rpc_sent(struct json_t *resp);
+/* path relative to the current directory made absolute (the daemon runs elsewhere); 0 or -1. */
+int cli_rpc_abs_path(char *out, size_t cap, const char *path);
+
+/* The --help texts of daemon and chat, kept here to keep main.c's table short. */
+#define CLI_DAEMON_USAGE                                                                           \
+	"daemon [--quiet]\n"                                                                       \
+	"\n"                                                                                       \
+	"Holds the one chat connection of $VEIL_HOME: receives all the time (each\n"               \
+	"message stored, then acked, with delivery receipts, as 'veil recv' does; files\n"         \
+	"saved in $VEIL_HOME/files), reconnects with back-off, and serves JSON-RPC 2.0\n"          \
+	"on the unix socket $VEIL_HOME/daemon.sock (mode 0600): one JSON object per\n"             \
+	"line. While it runs, 'veil send', 'veil group send' and 'veil chat' go\n"                 \
+	"through it (a second login would end its connection). One daemon per\n"                   \
+	"profile ($VEIL_HOME/daemon.lock). SIGTERM or Ctrl-C stops it.\n"                          \
+	"\n"                                                                                       \
+	"methods (params):\n"                                                                      \
+	"  send {to, text | file [, caption]}   -> {id}\n"                                         \
+	"  groupSend {group, text | file [, caption]}   -> {id, failed}\n"                         \
+	"  markRead {to, ids}                  a read receipt for message IDs\n"                   \
+	"  listContacts, listGroups            as 'contact list --json', 'group list'\n"           \
+	"  log {peer? | group?, limit?}        the last messages (default 50)\n"                   \
+	"  subscribe, unsubscribe              notifications \"receive\" with the\n"               \
+	"                                      fields of 'recv --json'\n"                          \
+	"  version                             -> {version, account}\n"                            \
+	"errors: -32700 not JSON, -32600 invalid request (or a line over 64 KiB),\n"               \
+	"-32601 no such method, -32602 invalid params, 1 the operation failed (the\n"              \
+	"message says why), 3 a group message reached some members but not all.\n"                 \
+	"\n"                                                                                       \
+	"  --quiet   no log lines on stderr\n"
+
+#define CLI_CHAT_USAGE                                                                             \
+	"chat ID | GID [--history N]\n"                                                            \
+	"\n"                                                                                       \
+	"A conversation in the terminal with a contact (ID) or a group (GID as 'veil\n"            \
+	"group list' prints it): the last N messages (default 20) above, new ones as\n"            \
+	"they come, with delivery and read receipts; type a line and Enter to send.\n"             \
+	"Uses the running daemon, or runs one inside chat while it lasts.\n"                       \
+	"\n"                                                                                       \
+	"  /file PATH [CAPTION]   send a file\n"                                                   \
+	"  /quit or Ctrl-D        leave\n"
+
+int cmd_daemon(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 int cmd_contact(int argc, char **argv);

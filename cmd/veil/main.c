@@ -143,6 +143,9 @@ static const struct cli_cmd commands[] = {
      "Prints the messages stored in the profile, all or those with ID, oldest first.\n"
      "A message that could not be decoded shows as \"stored raw: type 0xNN, N bytes\"\n"
      "(JSON: raw, size, type_code).\n"},
+    {"daemon", cmd_daemon, "hold the connection: receive all the time, serve JSON-RPC",
+     CLI_DAEMON_USAGE},
+    {"chat", cmd_chat, "talk with a contact or a group in the terminal", CLI_CHAT_USAGE},
 };
 
 static const struct cli_cmd *find(const char *name)

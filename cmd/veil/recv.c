@@ -110,23 +110,32 @@ static void print_group(const struct veil_msgr_event *ev)
 	putchar('\n');
 }
 
-/* A message stored as it came because it could not be decoded (ev->raw). */
-static int print_raw(const struct veil_msgr_event *ev, int json)
+/* The JSON object of a message stored raw (ev->raw), as recv --json prints it. */
+static json_t *raw_json(const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
 	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:s}", "from", from, "id", id, "date",
+	                 date, "type", ev->type ? cli_type(tbuf, ev->type) : "undecrypted",
+	                 "type_code", (int)ev->type, "raw", 1, "size", (json_int_t)ev->body_len,
+	                 "error", ev->errtext);
+}
+
+/* A message stored as it came because it could not be decoded (ev->raw). */
+static int print_raw(const struct veil_msgr_event *ev, int json)
+{
+	char from[VEIL_ID_LEN + 1], date[32];
+	veil_id_str(from, ev->from);
+	cli_date(date, ev->date_ms);
 	if (!json) {
 		printf("[%s] %s: (%s: ", date, from, ev->errtext);
 		cli_raw_desc(ev->type, ev->body_len);
 		printf("; see 'veil log')\n");
 		return 0;
 	}
-	json_t *o = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:s}", "from", from, "id", id, "date", date,
-	    "type", ev->type ? cli_type(tbuf, ev->type) : "undecrypted", "type_code", (int)ev->type,
-	    "raw", 1, "size", (json_int_t)ev->body_len, "error", ev->errtext);
+	json_t *o = raw_json(ev);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
@@ -161,9 +170,11 @@ static int print_human(const struct veil_msgr_event *ev)
 	return 0;
 }
 
-static int print_json(const struct veil_msgr_event *ev)
+json_t *cli_event_json(const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
+	if (ev->raw)
+		return raw_json(ev);
 	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
@@ -171,7 +182,7 @@ static int print_json(const struct veil_msgr_event *ev)
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i}", "from", from, "id", id, "date", date,
 	                      "type", type, "type_code", (int)ev->type);
 	if (o == NULL)
-		return VEIL_ENOMEM;
+		return NULL;
 	if (ev->nickname != NULL)
 		json_object_set_new(o, "nickname", json_string(ev->nickname));
 	if (ev->new_contact)
@@ -210,7 +221,13 @@ static int print_json(const struct veil_msgr_event *ev)
 	} else if (ev->type == VEIL_E2E_TYPING) {
 		json_object_set_new(o, "typing", json_boolean(ev->typing));
 	}
-	char *s = json_dumps(o, JSON_COMPACT);
+	return o;
+}
+
+static int print_json(const struct veil_msgr_event *ev)
+{
+	json_t *o = cli_event_json(ev);
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
 		return VEIL_ENOMEM;

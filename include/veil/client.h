@@ -283,6 +283,12 @@ struct veil_msgr {
 	void (*receiver_fail_fn)(const uint8_t id[VEIL_ID_LEN], int unreachable, const char *why,
 	                         void *ctx);
 	void *receiver_fail_ctx;
+	/*
+	 * Set by veil_msgr_session_start: every send then uses the session's one
+	 * connection instead of a login of its own (a second login would end
+	 * the first), and receives the messages that arrive meanwhile.
+	 */
+	struct veil_msgr_session *session;
 };
 
 /* client-info sent when the caller sets none (see the CSP spec's format). */
@@ -397,6 +403,36 @@ struct veil_msgr_event {
  */
 int veil_msgr_receive(struct veil_msgr *m, int wait_s,
                       int (*cb)(const struct veil_msgr_event *ev, void *ctx), void *ctx) VEIL_WUR;
+
+/*
+ * Sessions, for a long-running client (veil daemon) that holds the one
+ * connection of its identity: it receives continuously and sends on the
+ * same connection. Single-threaded: the caller polls the session's socket
+ * with its own, and calls veil_msgr_session_pump when it is readable.
+ *
+ * session_start prepares the session (cb gets every event, as with
+ * veil_msgr_receive) without connecting; session_connect logs in if not
+ * connected (errors as for a send); session_fd is the socket to poll (-1
+ * while not connected); session_pump waits up to timeout_ms (0: not at
+ * all) for a payload, then handles every payload already received: each
+ * message is stored, acked and reported exactly as by veil_msgr_receive,
+ * receipts included, and an echo request keeps an idle connection open.
+ * It returns 0, or the error that closed the connection (errtext set;
+ * messages not stored were not acked: the server delivers them again after
+ * session_connect). session_drained is 1 once the server's queue was
+ * delivered on this connection. session_stop waits briefly for the acks of
+ * our receipts, closes the connection and frees the session;
+ * veil_msgr_close does it too. While a session runs, veil_msgr_receive is
+ * refused (VEIL_EINVAL).
+ */
+int veil_msgr_session_start(struct veil_msgr *m,
+                            int (*cb)(const struct veil_msgr_event *ev, void *ctx),
+                            void *ctx) VEIL_WUR;
+int veil_msgr_session_connect(struct veil_msgr *m) VEIL_WUR;
+int veil_msgr_session_fd(const struct veil_msgr *m);
+int veil_msgr_session_pump(struct veil_msgr *m, int timeout_ms) VEIL_WUR;
+int veil_msgr_session_drained(const struct veil_msgr *m);
+void veil_msgr_session_stop(struct veil_msgr *m);
 
 /* Name of an inner message type for output ("text", "receipt", ...), or NULL. */
 const char *veil_msgr_type_name(uint8_t type);

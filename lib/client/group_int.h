@@ -63,6 +63,17 @@ int veil_group_resync_mark(struct veil_profile *p, const uint8_t creator[static 
 /* Opens a CSP connection for m as the messenger does (errtext set on failure). */
 int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
 
+/*
+ * With a session (veil_msgr_session_start), the connection that sends must
+ * use instead of opening its own (NULL without a session), and the handler
+ * of every payload other than the sender's acks and alerts that arrives
+ * meanwhile: incoming messages are then stored, acked and reported as by
+ * the session. Returns 0, or the error that ended the session (a closed
+ * connection: reconnect).
+ */
+struct veil_conn *veil_msgr_session_conn_int(struct veil_msgr *m);
+int veil_msgr_session_payload_int(struct veil_msgr *m, uint8_t type, const uint8_t *data, size_t n);
+
 /* Milliseconds left until a veil_mono_ms() deadline (0 once passed). */
 uint64_t veil_msgr_left_ms(uint64_t deadline);
 /* Sleeps ms milliseconds, resuming after signals. */

@@ -145,8 +145,8 @@ static size_t add_msg(struct batch *b, uint8_t type, uint8_t flags, const struct
 }
 
 /* Handles one payload that arrived while we send: acks and refusals. */
-static void on_payload(struct batch *b, uint8_t type, const uint8_t *data, size_t n,
-                       size_t *outstanding)
+static void on_payload(struct veil_msgr *m, struct batch *b, uint8_t type, const uint8_t *data,
+                       size_t n, size_t *outstanding)
 {
 	if (type == VEIL_CSP_OUTGOING_ACK) {
 		uint8_t to[VEIL_ID_LEN];
@@ -188,8 +188,14 @@ static void on_payload(struct batch *b, uint8_t type, const uint8_t *data, size_
 				         "the server refused the message: %s", t);
 			}
 		}
+		return;
 	}
-	/* Incoming messages stay queued for `veil recv`: we do not ack them. */
+	/*
+	 * Without a session incoming messages stay queued for `veil recv`: we do
+	 * not ack them. With one they are received here (a failure that closes
+	 * the connection shows at the next read).
+	 */
+	(void)veil_msgr_session_payload_int(m, type, data, n);
 }
 
 /*
@@ -208,16 +214,19 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 	if (b->njobs == 0)
 		return 0;
 	veil_buf_init(&box, VEIL_MSGBOX_MAX);
-	c = malloc(sizeof *c);
+	/* A session's connection is borrowed (and left open), never a second login. */
+	struct veil_conn *shared = veil_msgr_session_conn_int(m);
+	c = shared != NULL ? shared : malloc(sizeof *c);
 	rx = malloc(VEIL_CONN_MAX_DATA);
 	if (c == NULL || rx == NULL) {
 		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
-	c->fd = -1;
+	if (shared == NULL)
+		c->fd = -1;
 	veil_backoff_init(&bo, VEIL_BACKOFF_BASE_MS, VEIL_BACKOFF_MAX_MS);
 	uint64_t deadline = veil_mono_ms() + (uint64_t)m->send_timeout_ms;
-	if ((rc = veil_msgr_conn_open_int(m, c)) != 0)
+	if (!veil_conn_is_open(c) && (rc = veil_msgr_conn_open_int(m, c)) != 0)
 		goto out;
 	for (;;) {
 		uint8_t type;
@@ -254,7 +263,7 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 			outstanding++;
 			/* Read what already came back, so that neither side's buffers fill up. */
 			while (rc == 0 && (rc = veil_conn_recv_payload(c, 0, &type, rx, &n)) == 0)
-				on_payload(b, type, rx, n, &outstanding);
+				on_payload(m, b, type, rx, n, &outstanding);
 			if (rc == VEIL_ETIMEOUT)
 				rc = 0;
 		}
@@ -265,7 +274,7 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 				break;
 			}
 			if ((rc = veil_conn_recv_payload(c, (int)l, &type, rx, &n)) == 0)
-				on_payload(b, type, rx, n, &outstanding);
+				on_payload(m, b, type, rx, n, &outstanding);
 		}
 		if (rc == 0)
 			break;
@@ -304,7 +313,7 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 	}
 	rc = 0;
 out:
-	if (c != NULL) {
+	if (c != NULL && shared == NULL) {
 		veil_conn_close(c);
 		free(c);
 	}

@@ -95,6 +95,7 @@ int veil_msgr_open(struct veil_msgr *m, const char *home)
 
 void veil_msgr_close(struct veil_msgr *m)
 {
+	veil_msgr_session_stop(m);
 	veil_profile_release(&m->prof);
 }
 
@@ -416,14 +417,16 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 
 	uint64_t id = veil_random_u64(), created = veil_now_ms();
 	uint64_t deadline = veil_mono_ms() + (uint64_t)m->send_timeout_ms;
-	c = malloc(sizeof *c);
+	/* A session's connection is borrowed (and left open), never a second login. */
+	struct veil_conn *shared = veil_msgr_session_conn_int(m);
+	c = shared != NULL ? shared : malloc(sizeof *c);
 	rx = malloc(VEIL_CONN_MAX_DATA);
 	if (c == NULL || rx == NULL) {
 		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	veil_backoff_init(&b, VEIL_BACKOFF_BASE_MS, VEIL_BACKOFF_MAX_MS);
-	if ((rc = conn_open(m, c)) != 0)
+	if ((shared == NULL || !veil_conn_is_open(c)) && (rc = conn_open(m, c)) != 0)
 		goto out;
 	for (;;) {
 		/*
@@ -474,8 +477,17 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 				}
 				if (m->alert_fn != NULL)
 					m->alert_fn(t, m->alert_ctx);
+				continue;
 			}
-			/* Incoming messages stay queued for `veil recv`: we do not ack them. */
+			/*
+			 * Without a session incoming messages stay queued for `veil
+			 * recv`: we do not ack them. With one they are received here.
+			 */
+			if (veil_msgr_session_payload_int(m, type, rx, n) != 0 &&
+			    !veil_conn_is_open(c)) {
+				rc = VEIL_ECLOSED;
+				break;
+			}
 		}
 		if (rc == VEIL_ETIMEOUT) {
 			veil_msgr_fail(m, rc, "the server did not acknowledge the message in time");
@@ -503,7 +515,7 @@ acked:
 	}
 	rc = 0;
 out:
-	if (c != NULL) {
+	if (c != NULL && shared == NULL) {
 		veil_conn_close(c);
 		free(c);
 	}
@@ -520,6 +532,7 @@ struct recv_state {
 	int (*cb)(const struct veil_msgr_event *ev, void *ctx);
 	void *ctx;
 	int stop;
+	int drained;                   /* the server sent queue-send-complete */
 	uint64_t pending[PENDING_MAX]; /* IDs of our receipts not yet acked by the server */
 	uint8_t pending_to[PENDING_MAX][VEIL_ID_LEN];
 	size_t npending;
@@ -911,6 +924,57 @@ static void flush_receipts(struct recv_state *s, uint8_t *buf)
 	}
 }
 
+/*
+ * Handles one payload of a receive session other than a dropped connection:
+ * incoming messages (stored, acked, reported), the end of the queue, acks
+ * of our receipts and alerts. Returns 0, or handle_incoming's error that
+ * ends the session.
+ */
+static int rx_payload(struct recv_state *s, uint8_t type, const uint8_t *buf, size_t n)
+{
+	switch (type) {
+	case VEIL_CSP_INCOMING_MESSAGE: return handle_incoming(s, buf, n);
+	case VEIL_CSP_QUEUE_SEND_COMPLETE: s->drained = 1; break;
+	case VEIL_CSP_OUTGOING_ACK: {
+		uint8_t to[VEIL_ID_LEN];
+		uint64_t id;
+		if (veil_csp_ack_parse(buf, n, to, &id) == 0)
+			pending_done(s, to, id);
+		break;
+	}
+	case VEIL_CSP_ALERT: {
+		char t[VEIL_CONN_ERRTEXT_MAX];
+		size_t k = n < sizeof t - 1 ? n : sizeof t - 1;
+		if (veil_utf8_valid(buf, k)) {
+			char a[VEIL_CONN_ERRTEXT_MAX + 16];
+			memcpy(t, buf, k);
+			t[k] = 0;
+			snprintf(a, sizeof a, "server alert: %s", t);
+			emit_alert(s, a);
+		}
+		break;
+	}
+	default:
+		/* Device-cookie indications and the like do not concern this client. */
+		break;
+	}
+	return 0;
+}
+
+/* A dropped connection: the text in errtext, an alert if the server ended it. */
+static int rx_dropped(struct recv_state *s, int rc)
+{
+	int again = dropped(s->m, s->c, rc);
+	if (s->c->close_error && again) {
+		char t[VEIL_MSGR_ERRTEXT_MAX + 32];
+		snprintf(t, sizeof t, "%s (reconnecting)", s->m->errtext);
+		emit_alert(s, t);
+	}
+	veil_conn_close(s->c);
+	s->npending = 0; /* acks of the old connection will not come */
+	return again;
+}
+
 int veil_msgr_receive(struct veil_msgr *m, int wait_s,
                       int (*cb)(const struct veil_msgr_event *ev, void *ctx), void *ctx)
 {
@@ -922,6 +986,10 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 
 	if (s == NULL || c == NULL || buf == NULL) {
 		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (m->session != NULL) {
+		rc = veil_msgr_fail(m, VEIL_EINVAL, "a session holds the connection");
 		goto out;
 	}
 	if (wait_s < 0)
@@ -954,16 +1022,8 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 			goto out;
 		}
 		if (rc != 0) {
-			int again = dropped(m, c, rc);
-			if (c->close_error && again) {
-				char t[VEIL_MSGR_ERRTEXT_MAX + 32];
-				snprintf(t, sizeof t, "%s (reconnecting)", m->errtext);
-				emit_alert(s, t);
-			}
-			veil_conn_close(c);
-			if (!again)
+			if (!rx_dropped(s, rc))
 				goto out;
-			s->npending = 0; /* acks of the old connection will not come */
 			if ((rc = reconnect(m, c, &b, deadline)) != 0) {
 				if (rc == VEIL_ETIMEOUT && drained)
 					rc = 0; /* the wait ended while we were away */
@@ -972,42 +1032,14 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 			continue;
 		}
 		veil_backoff_reset(&b);
-		switch (type) {
-		case VEIL_CSP_INCOMING_MESSAGE:
-			if ((rc = handle_incoming(s, buf, n)) != 0) {
-				if (!veil_conn_is_open(c))
-					continue; /* the send failed: the next read reconnects */
-				goto out;
-			}
-			break;
-		case VEIL_CSP_QUEUE_SEND_COMPLETE:
-			if (!drained) {
-				drained = 1;
-				deadline = veil_mono_ms() + (uint64_t)wait_s * 1000u;
-			}
-			break;
-		case VEIL_CSP_OUTGOING_ACK: {
-			uint8_t to[VEIL_ID_LEN];
-			uint64_t id;
-			if (veil_csp_ack_parse(buf, n, to, &id) == 0)
-				pending_done(s, to, id);
-			break;
+		if ((rc = rx_payload(s, type, buf, n)) != 0) {
+			if (!veil_conn_is_open(c))
+				continue; /* the send failed: the next read reconnects */
+			goto out;
 		}
-		case VEIL_CSP_ALERT: {
-			char t[VEIL_CONN_ERRTEXT_MAX];
-			size_t k = n < sizeof t - 1 ? n : sizeof t - 1;
-			if (veil_utf8_valid(buf, k)) {
-				char a[VEIL_CONN_ERRTEXT_MAX + 16];
-				memcpy(t, buf, k);
-				t[k] = 0;
-				snprintf(a, sizeof a, "server alert: %s", t);
-				emit_alert(s, a);
-			}
-			break;
-		}
-		default:
-			/* Device-cookie indications and the like do not concern this client. */
-			break;
+		if (s->drained && !drained) {
+			drained = 1;
+			deadline = veil_mono_ms() + (uint64_t)wait_s * 1000u;
 		}
 	}
 	rc = 0;
@@ -1020,4 +1052,123 @@ out:
 	free(buf);
 	free(s);
 	return rc;
+}
+
+/* --- sessions: one connection held open by a long-running client --- */
+
+/* Echo requests keep an idle connection open (veild drops one idle for 5 minutes). */
+#define SESSION_ECHO_MS 60000
+
+struct veil_msgr_session {
+	struct recv_state rs;
+	struct veil_conn conn;
+	uint8_t buf[VEIL_CONN_MAX_DATA];
+	uint64_t last_echo_ms;
+};
+
+int veil_msgr_session_start(struct veil_msgr *m,
+                            int (*cb)(const struct veil_msgr_event *ev, void *ctx), void *ctx)
+{
+	struct veil_msgr_session *ss;
+	if (m->session != NULL)
+		return veil_msgr_fail(m, VEIL_EINVAL, "a session is already started");
+	if ((ss = calloc(1, sizeof *ss)) == NULL)
+		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
+	ss->conn.fd = -1;
+	ss->rs.m = m;
+	ss->rs.c = &ss->conn;
+	ss->rs.cb = cb;
+	ss->rs.ctx = ctx;
+	m->session = ss;
+	return 0;
+}
+
+int veil_msgr_session_connect(struct veil_msgr *m)
+{
+	struct veil_msgr_session *ss = m->session;
+	if (ss == NULL)
+		return veil_msgr_fail(m, VEIL_EINVAL, "no session");
+	if (veil_conn_is_open(&ss->conn))
+		return 0;
+	ss->rs.npending = 0;
+	ss->rs.drained = 0;
+	ss->last_echo_ms = veil_mono_ms();
+	return conn_open(m, &ss->conn);
+}
+
+int veil_msgr_session_fd(const struct veil_msgr *m)
+{
+	return m->session != NULL ? m->session->conn.fd : -1;
+}
+
+int veil_msgr_session_drained(const struct veil_msgr *m)
+{
+	return m->session != NULL && m->session->rs.drained;
+}
+
+int veil_msgr_session_pump(struct veil_msgr *m, int timeout_ms)
+{
+	struct veil_msgr_session *ss = m->session;
+	int rc;
+	if (ss == NULL)
+		return veil_msgr_fail(m, VEIL_EINVAL, "no session");
+	if (!veil_conn_is_open(&ss->conn))
+		return veil_msgr_fail(m, VEIL_ECLOSED, "not connected");
+	if (veil_msgr_left_ms(ss->last_echo_ms + SESSION_ECHO_MS) == 0) {
+		uint8_t echo[8];
+		veil_store_u64le(echo, veil_mono_ms());
+		ss->last_echo_ms = veil_mono_ms();
+		if ((rc = veil_conn_send_payload(&ss->conn, VEIL_CSP_ECHO_REQUEST, echo,
+		                                 sizeof echo)) != 0) {
+			rx_dropped(&ss->rs, rc);
+			return rc;
+		}
+	}
+	for (;;) {
+		uint8_t type;
+		size_t n;
+		rc = veil_conn_recv_payload(&ss->conn, timeout_ms, &type, ss->buf, &n);
+		timeout_ms = 0; /* then only what is already there */
+		if (rc == VEIL_ETIMEOUT)
+			return 0;
+		if (rc != 0) {
+			rx_dropped(&ss->rs, rc);
+			return rc;
+		}
+		if (type == VEIL_CSP_ECHO_RESPONSE)
+			continue;
+		if ((rc = rx_payload(&ss->rs, type, ss->buf, n)) != 0) {
+			/*
+			 * Not stored, so not acked: closing makes the server deliver it
+			 * again after the caller reconnects.
+			 */
+			veil_conn_close(&ss->conn);
+			ss->rs.npending = 0;
+			return rc;
+		}
+	}
+}
+
+void veil_msgr_session_stop(struct veil_msgr *m)
+{
+	struct veil_msgr_session *ss = m->session;
+	if (ss == NULL)
+		return;
+	if (veil_conn_is_open(&ss->conn))
+		flush_receipts(&ss->rs, ss->buf);
+	veil_conn_close(&ss->conn);
+	free(ss);
+	m->session = NULL;
+}
+
+struct veil_conn *veil_msgr_session_conn_int(struct veil_msgr *m)
+{
+	return m->session != NULL ? &m->session->conn : NULL;
+}
+
+int veil_msgr_session_payload_int(struct veil_msgr *m, uint8_t type, const uint8_t *data, size_t n)
+{
+	if (m->session == NULL)
+		return 0; /* without a session, incoming messages stay queued for `veil recv` */
+	return rx_payload(&m->session->rs, type, data, n);
 }
