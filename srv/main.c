@@ -135,6 +135,7 @@ static const struct option long_opts[] = {
 struct app {
 	uv_loop_t *loop;
 	struct veil_chat *chat;
+	struct veil_http *http;
 	uv_signal_t sigint, sigterm;
 };
 
@@ -144,6 +145,13 @@ static void on_signal(uv_signal_t *s, int signum)
 	veil_log_info("veild: signal %d, shutting down", signum);
 	uv_close((uv_handle_t *)&app->sigint, NULL);
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	/*
+	 * The HTTP services first: the mediator's CSP sessions end with their
+	 * devices' connections instead of seeing the chat service go and
+	 * promoting other devices towards a closing port.
+	 */
+	veil_http_stop(app->http);
+	app->http = NULL;
 	veil_chat_shutdown(app->chat);
 }
 
@@ -384,6 +392,7 @@ int main(int argc, char **argv)
 		        srv.cfg.listen, srv.cfg.http_port);
 		goto out;
 	}
+	app.http = http;
 	if (start_http_services(http, &srv) != 0)
 		goto out;
 	uv_signal_init(app.loop, &app.sigint);
@@ -410,7 +419,7 @@ int main(int argc, char **argv)
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	rc = 0;
 out:
-	veil_http_stop(http);
+	veil_http_stop(app.http);
 	if (app.chat != NULL && rc != 0) {
 		/* A failed start: close every handle the chat service put on the loop. */
 		veil_chat_shutdown(app.chat);

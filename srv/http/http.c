@@ -69,6 +69,7 @@ struct veil_http {
 	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
 	size_t nlimits;
 	struct http_ws_table ws;
+	int stopping; /* the context is being destroyed: no new work */
 	/* Per-address connection limits; refusals counted for the next log line. */
 	struct veil_connlimit *conns;
 	uint64_t refused_open, refused_rate, refused_log_ms;
@@ -873,6 +874,11 @@ int veil_http_run(struct veil_http *h)
 	return 0;
 }
 
+int veil_http_stopping(const struct veil_http *h)
+{
+	return h->stopping;
+}
+
 uint16_t veil_http_port(const struct veil_http *h)
 {
 	return h->port;
@@ -889,6 +895,7 @@ void veil_http_stop(struct veil_http *h)
 		h->running = 0;
 	}
 	/* Destroying the context closes every connection and frees their state. */
+	h->stopping = 1;
 	lws_context_destroy(h->ctx);
 	veil_connlimit_free(h->conns);
 	for (size_t i = 0; i < h->nlimits; i++)

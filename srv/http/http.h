@@ -81,6 +81,12 @@ int veil_http_start(struct veil_http **out, struct veil_server *srv);
  */
 void veil_http_stop(struct veil_http *h);
 
+/*
+ * 1 while veil_http_stop closes the connections: their close callbacks must
+ * not start new work (open sockets, adopt).
+ */
+int veil_http_stopping(const struct veil_http *h);
+
 /* The TCP port the listener is bound to (useful when cfg.http_port is 0). */
 uint16_t veil_http_port(const struct veil_http *h);
 

@@ -276,7 +276,7 @@ static void promote(struct md_conn *c)
 /* Promotes one connected device whose queue is dry if the group has no leader. */
 static void elect(struct md_group *g)
 {
-	if (g->leader != NULL)
+	if (g->leader != NULL || g->conns == NULL || veil_http_stopping(g->conns->m->h))
 		return;
 	for (struct md_conn *c = g->conns; c != NULL; c = c->gnext)
 		if (c->state == C_READY && c->dry_sent) {

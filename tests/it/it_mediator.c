@@ -629,6 +629,22 @@ static int t_kill9_loses_no_acked_reflect(void)
 	return 0;
 }
 
+/* SIGTERM with a leader and a follower online: both are closed, veild exits 0. */
+static int t_clean_shutdown_with_devices(void)
+{
+	struct group g;
+	struct dev a, b;
+	int la, lb;
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 401, VEIL_MD_SLOT_NEW, &la) == 0 && la == 1);
+	IT_CHECK(dev_online(&b, &g, 402, VEIL_MD_SLOT_NEW, &lb) == 0 && lb == 0);
+	IT_CHECK(it_stop(&srv, SIGTERM) == 0);
+	IT_CHECK(dev_expect(&a, 0xff, 5000) > 0 && dev_expect(&b, 0xff, 5000) > 0);
+	dev_close(&a);
+	dev_close(&b);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -663,6 +679,7 @@ int main(void)
 	RUN_IT(t_leader_chats_through_proxy);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_kill9_loses_no_acked_reflect);
-	it_stop(&srv, SIGTERM);
+	RUN_IT(t_clean_shutdown_with_devices);
+	it_stop(&srv, SIGKILL);
 	return failed ? 1 : 0;
 }
