@@ -18,7 +18,10 @@
 
 #include "chat/chat.h"
 #include "config.h"
+#include "blob/blob.h"
+#include "directory/directory.h"
 #include "http/http.h"
+#include "mediator/mediator.h"
 
 #define VEIL_VERSION "0.1.0"
 
@@ -66,6 +69,8 @@ static void usage(FILE *f)
 	    "                       (10000; 0 = no check)\n"
 	    "  --store-reserve-mb N disk space held in reserve beside the store and released\n"
 	    "                       when the disk fills, so that acks still free space (64)\n"
+	    "  --mediator-max-slots N  devices one device group may register with the\n"
+	    "                       mediator (/mediator/, multi-device) (4, at most 64)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -120,6 +125,7 @@ static const struct option long_opts[] = {
     {"chat-conn-rate", required_argument, NULL, 0},
     {"store-check-ms", required_argument, NULL, 0},
     {"store-reserve-mb", required_argument, NULL, 0},
+    {"mediator-max-slots", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -129,6 +135,7 @@ static const struct option long_opts[] = {
 struct app {
 	uv_loop_t *loop;
 	struct veil_chat *chat;
+	struct veil_http *http;
 	uv_signal_t sigint, sigterm;
 };
 
@@ -138,6 +145,13 @@ static void on_signal(uv_signal_t *s, int signum)
 	veil_log_info("veild: signal %d, shutting down", signum);
 	uv_close((uv_handle_t *)&app->sigint, NULL);
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	/*
+	 * The HTTP services first: the mediator's CSP sessions end with their
+	 * devices' connections instead of seeing the chat service go and
+	 * promoting other devices towards a closing port.
+	 */
+	veil_http_stop(app->http);
+	app->http = NULL;
 	veil_chat_shutdown(app->chat);
 }
 
@@ -249,6 +263,25 @@ static void store_open_error(const char *path, int rc, const char *why)
 	        why[0] ? why : veil_strerror(rc), hint);
 }
 
+/*
+ * Registers the services that speak HTTP or WebSocket on the listener and
+ * starts its thread. Only this file knows which services exist.
+ */
+static int start_http_services(struct veil_http *http, struct veil_server *srv)
+{
+	/* The blob service first: its /directory/identity/blob_cred is more specific. */
+	int rc = veil_blobsvc_register(http, srv);
+	if (rc == 0)
+		rc = veil_dirsvc_register(http, srv);
+	if (rc == 0)
+		rc = veil_medsvc_register(http, srv);
+	if (rc == 0)
+		rc = veil_http_run(http);
+	if (rc != 0)
+		fprintf(stderr, "veild: cannot start the HTTP services: %s\n", veil_strerror(rc));
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static struct veil_server srv;
@@ -318,12 +351,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
 	}
-	if (veil_http_start(&http, &srv) != 0) {
+	if (veil_http_new(&http, &srv) != 0) {
 		fprintf(stderr,
 		        "veild: cannot listen on %s:%u for HTTP (is another server running?)\n",
 		        srv.cfg.listen, srv.cfg.http_port);
 		goto out;
 	}
+	app.http = http;
+	if (start_http_services(http, &srv) != 0)
+		goto out;
 	uv_signal_init(app.loop, &app.sigint);
 	uv_signal_init(app.loop, &app.sigterm);
 	app.sigint.data = app.sigterm.data = &app;
@@ -339,6 +375,8 @@ int main(int argc, char **argv)
 	       veil_http_port(http));
 	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", srv.cfg.listen,
 	       veil_http_port(http), srv.cfg.data_dir);
+	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", srv.cfg.listen,
+	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
 	if (srv.cfg.store[0] != '\0') {
 		char shown[1100];
 		veil_store_describe(srv.cfg.store, shown, sizeof shown);
@@ -352,7 +390,7 @@ int main(int argc, char **argv)
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	rc = 0;
 out:
-	veil_http_stop(http);
+	veil_http_stop(app.http);
 	if (app.chat != NULL && rc != 0) {
 		/* A failed start: close every handle the chat service put on the loop. */
 		veil_chat_shutdown(app.chat);

@@ -44,6 +44,9 @@ struct veil_config {
 	uint32_t chat_handshakes_per_addr; /* --chat-handshakes-per-addr, not yet logged in */
 	uint32_t chat_conn_rate_per_min;   /* --chat-conn-rate, new connections a minute, 0 = any */
 
+	/* Mediator (srv/mediator). */
+	uint32_t md_max_slots; /* --mediator-max-slots, devices per device group */
+
 	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
 	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */
 	char smtp_from[256];          /* --smtp-from, sender address of e-mail codes */

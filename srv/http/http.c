@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "http_int.h"
 #include "../limit/connlimit.h"
 #include "../blob/blob.h"
 #include "../directory/directory.h"
@@ -59,7 +60,7 @@ struct http_cleanup {
 
 struct veil_http {
 	struct lws_context *ctx;
-	struct lws_protocols protocols[2];
+	struct lws_protocols protocols[3];
 	pthread_t thread;
 	int running;
 	atomic_int stop;
@@ -71,6 +72,8 @@ struct veil_http {
 	size_t ncleanups;
 	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
 	size_t nlimits;
+	struct http_ws_table ws;
+	int stopping; /* the context is being destroyed: no new work */
 	/* Per-address connection limits; refusals counted for the next log line. */
 	struct veil_connlimit *conns;
 	uint64_t refused_open, refused_rate, refused_log_ms;
@@ -103,6 +106,8 @@ struct http_pss {
 	const struct veil_http_stream_ops *sops;
 	void *sctx;
 	int sctx_complete;
+	/* A WebSocket connection (after the upgrade lws gives it fresh, zeroed data). */
+	struct veil_http_ws *ws;
 };
 
 static const char *json_content_type = "application/json";
@@ -588,6 +593,11 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 {
 	struct http_pss *ps = user;
 	struct veil_http *h = lws_context_user(lws_get_context(wsi));
+	int handled = 0;
+	int wrc =
+	    http_ws_callback(&h->ws, wsi, reason, ps != NULL ? &ps->ws : NULL, in, len, &handled);
+	if (handled)
+		return wrc;
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		return user != NULL ? filter_connection(h, user) : 0;
@@ -716,6 +726,10 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	    .name = "http",
 	    .callback = http_cb,
 	    .per_session_data_size = sizeof(struct http_pss),
+	};
+	h->protocols[1] = (struct lws_protocols){
+	    .name = VEIL_HTTP_RAW_PROTOCOL,
+	    .callback = http_raw_callback,
 	};
 	atomic_init(&h->stop, 0);
 
@@ -846,6 +860,37 @@ int veil_http_limit(struct veil_http *h, const char *prefix, uint32_t per_min)
 	return 0;
 }
 
+int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_message,
+                       const struct veil_http_ws_ops *ops, void *arg)
+{
+	if (h->running || prefix == NULL || prefix[0] != '/' || ops == NULL || ops->open == NULL ||
+	    ops->message == NULL || ops->closed == NULL || max_message == 0)
+		return VEIL_EINVAL;
+	struct http_ws_route *r = &h->ws.r[h->ws.n];
+	size_t pl = strlen(prefix);
+	if (h->ws.n >= VEIL_HTTP_MAX_WS_ROUTES || pl >= sizeof r->prefix)
+		return VEIL_ELIMIT;
+	memcpy(r->prefix, prefix, pl + 1);
+	r->plen = pl;
+	r->max_message = max_message;
+	r->ops = ops;
+	r->arg = arg;
+	h->ws.n++;
+	return 0;
+}
+
+int veil_http_raw_adopt(struct veil_http *h, int fd, const struct veil_http_raw_ops *ops, void *ctx,
+                        struct veil_http_raw **out)
+{
+	struct lws_vhost *vh = lws_get_vhost_by_name(h->ctx, "default");
+	if (vh == NULL) {
+		close(fd);
+		*out = NULL;
+		return VEIL_EIO;
+	}
+	return http_raw_adopt(vh, fd, ops, ctx, out);
+}
+
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)
 {
 	if (h->ncleanups >= VEIL_HTTP_MAX_CLEANUPS)
@@ -876,6 +921,11 @@ int veil_http_run(struct veil_http *h)
 	return 0;
 }
 
+int veil_http_stopping(const struct veil_http *h)
+{
+	return h->stopping;
+}
+
 uint16_t veil_http_port(const struct veil_http *h)
 {
 	return h->port;
@@ -892,6 +942,7 @@ void veil_http_stop(struct veil_http *h)
 		h->running = 0;
 	}
 	/* Destroying the context closes every connection and frees their state. */
+	h->stopping = 1;
 	lws_context_destroy(h->ctx);
 	veil_connlimit_free(h->conns);
 	for (size_t i = 0; i < h->nlimits; i++)

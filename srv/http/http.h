@@ -88,6 +88,12 @@ int veil_http_probe(const char *addr, uint16_t port, char *err, size_t errcap);
  */
 void veil_http_stop(struct veil_http *h);
 
+/*
+ * 1 while veil_http_stop closes the connections: their close callbacks must
+ * not start new work (open sockets, adopt).
+ */
+int veil_http_stopping(const struct veil_http *h);
+
 /* The TCP port the listener is bound to (useful when cfg.http_port is 0). */
 uint16_t veil_http_port(const struct veil_http *h);
 
@@ -154,6 +160,74 @@ struct veil_http_stream_ops {
 int veil_http_route_stream(struct veil_http *h, const char *method, const char *prefix,
                            const struct veil_http_stream_ops *ops, void *arg);
 int veil_http_run(struct veil_http *h);
+
+/*
+ * WebSocket routes: an upgrade request whose path begins with prefix
+ * becomes a WebSocket connection of the route (binary messages only, each
+ * reassembled whole up to max_message bytes; a text message closes it with
+ * 1003, a longer one with 1009). Every callback runs on the HTTP thread.
+ * The connection handle stays valid until closed returns.
+ */
+#define VEIL_HTTP_MAX_WS_ROUTES 4
+#define VEIL_HTTP_MAX_WS_PREFIX 64
+/* Bytes a connection may have queued for sending before send refuses. */
+#define VEIL_HTTP_WS_MAX_QUEUED (4u * 1024u * 1024u)
+
+struct veil_http_ws;
+struct veil_http_ws_ops {
+	/*
+	 * An upgrade request for path (the whole path, NUL-terminated); the
+	 * client's address is in client, a key for limits, never to be logged.
+	 * Return 0 with *ctx set to accept (messages may be queued with
+	 * veil_http_ws_send at once; they go out after the 101), non-zero to
+	 * refuse the upgrade.
+	 */
+	int (*open)(void *arg, struct veil_http_ws *c, const char *path, const char *client,
+	            void **ctx);
+	/* One whole binary message. */
+	void (*message)(void *ctx, const uint8_t *p, size_t n);
+	/* Everything queued has been written (optional; NULL if not wanted). */
+	void (*drained)(void *ctx);
+	/* The connection is gone; c must not be used any more. Called once. */
+	void (*closed)(void *ctx);
+};
+/* Only before run. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL. */
+int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_message,
+                       const struct veil_http_ws_ops *ops, void *arg);
+/*
+ * Queues a copy of one binary message. VEIL_ELIMIT over
+ * VEIL_HTTP_WS_MAX_QUEUED, VEIL_ECLOSED once closing, VEIL_ENOMEM.
+ */
+int veil_http_ws_send(struct veil_http_ws *c, const uint8_t *p, size_t n) VEIL_WUR;
+/* Bytes queued and not yet written. */
+size_t veil_http_ws_queued(const struct veil_http_ws *c);
+/*
+ * Closes with code (a WebSocket close code) once the queued messages are
+ * written; messages that arrive meanwhile are dropped. closed follows.
+ */
+void veil_http_ws_close(struct veil_http_ws *c, int code);
+
+/*
+ * Raw sockets: a connected TCP socket handed to the listener's loop, e.g. a
+ * service's connection to another service. Callbacks run on the HTTP
+ * thread; adopt must be called on it too (from a route's callback).
+ */
+struct veil_http_raw;
+struct veil_http_raw_ops {
+	void (*data)(void *ctx, const uint8_t *p, size_t n);
+	/* The peer closed or the socket failed; r is gone. Not after veil_http_raw_close. */
+	void (*closed)(void *ctx);
+};
+/*
+ * Takes fd (connected, any mode; it is made non-blocking). Returns 0 with
+ * *out, or VEIL_EIO (fd is then closed).
+ */
+int veil_http_raw_adopt(struct veil_http *h, int fd, const struct veil_http_raw_ops *ops, void *ctx,
+                        struct veil_http_raw **out) VEIL_WUR;
+/* Queues a copy of p; VEIL_ELIMIT over VEIL_HTTP_WS_MAX_QUEUED. */
+int veil_http_raw_send(struct veil_http_raw *r, const uint8_t *p, size_t n) VEIL_WUR;
+/* Closes once the queue is written; no callback follows. */
+void veil_http_raw_close(struct veil_http_raw *r);
 
 /* Helpers for handlers. */
 /* Sets status, content type "application/json" and the body to text. */

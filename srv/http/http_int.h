@@ -1,0 +1,43 @@
+/*
+ * Internals shared by the HTTP listener's files (http.c: the HTTP routes and
+ * the lws context; ws.c: WebSocket routes and adopted raw sockets).
+ */
+#ifndef VEIL_SRV_HTTP_INT_H
+#define VEIL_SRV_HTTP_INT_H
+
+#include <libwebsockets.h>
+
+#include "http.h"
+
+#define VEIL_HTTP_RAW_PROTOCOL "veil-raw"
+
+struct http_ws_route {
+	char prefix[VEIL_HTTP_MAX_WS_PREFIX];
+	size_t plen;
+	size_t max_message;
+	const struct veil_http_ws_ops *ops;
+	void *arg;
+};
+
+struct http_ws_table {
+	struct http_ws_route r[VEIL_HTTP_MAX_WS_ROUTES];
+	size_t n;
+};
+
+/*
+ * The WebSocket reasons of the "http" protocol's callback: *slot is the
+ * connection's state in its per-session data. Returns what the callback
+ * returns; *handled is set to 1 for a reason it took.
+ */
+int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback_reasons reason,
+                     struct veil_http_ws **slot, void *in, size_t len, int *handled);
+
+/* The callback of the raw-socket protocol (VEIL_HTTP_RAW_PROTOCOL). */
+int http_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len);
+
+/* Adopts fd into vh as a raw socket of VEIL_HTTP_RAW_PROTOCOL. */
+int http_raw_adopt(struct lws_vhost *vh, int fd, const struct veil_http_raw_ops *ops, void *ctx,
+                   struct veil_http_raw **out);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * WebSocket routes and adopted raw sockets on the HTTP listener's lws
+ * context. Both keep a queue of whole messages and write one per writable
+ * callback, so a slow peer costs memory up to VEIL_HTTP_WS_MAX_QUEUED, never
+ * a blocked thread.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_int.h"
+
+/* One queued message, with LWS_PRE bytes of head room for lws. */
+struct http_msg {
+	struct http_msg *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct http_queue {
+	struct http_msg *head, *tail;
+	size_t bytes;
+};
+
+static int queue_push(struct http_queue *q, const uint8_t *p, size_t n)
+{
+	if (q->bytes + n > VEIL_HTTP_WS_MAX_QUEUED)
+		return VEIL_ELIMIT;
+	struct http_msg *m = malloc(sizeof *m + LWS_PRE + n);
+	if (m == NULL)
+		return VEIL_ENOMEM;
+	m->next = NULL;
+	m->len = n;
+	if (n > 0)
+		memcpy(m->data + LWS_PRE, p, n);
+	if (q->tail != NULL)
+		q->tail->next = m;
+	else
+		q->head = m;
+	q->tail = m;
+	q->bytes += n;
+	return 0;
+}
+
+static void queue_pop(struct http_queue *q)
+{
+	struct http_msg *m = q->head;
+	if (m == NULL)
+		return;
+	q->head = m->next;
+	if (q->head == NULL)
+		q->tail = NULL;
+	q->bytes -= m->len;
+	free(m);
+}
+
+static void queue_clear(struct http_queue *q)
+{
+	while (q->head != NULL)
+		queue_pop(q);
+}
+
+/* --- WebSocket --- */
+
+struct veil_http_ws {
+	struct lws *wsi;
+	const struct http_ws_route *route;
+	void *ctx;
+	struct http_queue out;
+	struct veil_buf rx; /* a message being reassembled */
+	int established;
+	int close_code; /* non-zero: close once out is empty */
+	int rx_skip;    /* dropping the rest of a message */
+};
+
+int veil_http_ws_send(struct veil_http_ws *c, const uint8_t *p, size_t n)
+{
+	if (c->close_code != 0)
+		return VEIL_ECLOSED;
+	int rc = queue_push(&c->out, p, n);
+	if (rc == 0 && c->established)
+		lws_callback_on_writable(c->wsi);
+	return rc;
+}
+
+size_t veil_http_ws_queued(const struct veil_http_ws *c)
+{
+	return c->out.bytes;
+}
+
+void veil_http_ws_close(struct veil_http_ws *c, int code)
+{
+	if (c->close_code != 0)
+		return;
+	c->close_code = code;
+	if (c->established)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* Ends the connection's state: tells the route once and frees it. */
+static void ws_finish(struct veil_http_ws **slot)
+{
+	struct veil_http_ws *c = *slot;
+	if (c == NULL)
+		return;
+	*slot = NULL;
+	if (c->ctx != NULL)
+		c->route->ops->closed(c->ctx);
+	queue_clear(&c->out);
+	veil_buf_release(&c->rx);
+	free(c);
+}
+
+static int ws_filter(struct http_ws_table *t, struct lws *wsi, struct veil_http_ws **slot)
+{
+	char path[VEIL_HTTP_MAX_PATH], client[VEIL_HTTP_CLIENT_LEN];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
+	if (n <= 0 || (size_t)n >= sizeof path ||
+	    lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
+		return -1;
+	const struct http_ws_route *r = NULL;
+	for (size_t i = 0; i < t->n; i++)
+		if (strncmp(path, t->r[i].prefix, t->r[i].plen) == 0) {
+			r = &t->r[i];
+			break;
+		}
+	if (r == NULL || *slot != NULL)
+		return -1;
+	if (lws_get_peer_simple(wsi, client, sizeof client) == NULL)
+		snprintf(client, sizeof client, "unknown");
+	struct veil_http_ws *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return -1;
+	c->wsi = wsi;
+	c->route = r;
+	veil_buf_init(&c->rx, r->max_message);
+	*slot = c;
+	void *ctx = NULL;
+	if (r->ops->open(r->arg, c, path, client, &ctx) != 0 || ctx == NULL) {
+		ws_finish(slot);
+		return -1;
+	}
+	c->ctx = ctx;
+	return 0;
+}
+
+static int ws_receive(struct veil_http_ws *c, const uint8_t *in, size_t len)
+{
+	if (c->close_code != 0)
+		return 0;
+	if (lws_is_first_fragment(c->wsi)) {
+		veil_buf_reset(&c->rx);
+		c->rx_skip = 0;
+		if (!lws_frame_is_binary(c->wsi)) {
+			veil_http_ws_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+			return 0;
+		}
+	}
+	if (c->rx_skip)
+		return 0;
+	if (veil_buf_append(&c->rx, in, len) != 0) {
+		c->rx_skip = 1;
+		veil_http_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+		return 0;
+	}
+	if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
+		c->route->ops->message(c->ctx, c->rx.p != NULL ? c->rx.p : (const uint8_t *)"",
+		                       c->rx.len);
+		veil_buf_reset(&c->rx);
+	}
+	return 0;
+}
+
+static int ws_writable(struct veil_http_ws *c)
+{
+	struct http_msg *m = c->out.head;
+	if (m != NULL) {
+		if (lws_write(c->wsi, m->data + LWS_PRE, m->len, LWS_WRITE_BINARY) != (int)m->len)
+			return -1;
+		queue_pop(&c->out);
+		if (c->out.head != NULL) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+		if (c->close_code == 0 && c->route->ops->drained != NULL) {
+			c->route->ops->drained(c->ctx);
+			return 0;
+		}
+		if (c->close_code != 0)
+			lws_callback_on_writable(c->wsi); /* the close frame next */
+		return 0;
+	}
+	if (c->close_code != 0) {
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback_reasons reason,
+                     struct veil_http_ws **slot, void *in, size_t len, int *handled)
+{
+	*handled = 1;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return slot != NULL ? ws_filter(t, wsi, slot) : -1;
+	case LWS_CALLBACK_ESTABLISHED:
+		if (slot == NULL || *slot == NULL)
+			return -1;
+		(*slot)->established = 1;
+		if ((*slot)->out.head != NULL || (*slot)->close_code != 0)
+			lws_callback_on_writable(wsi);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		if (slot == NULL || *slot == NULL)
+			return -1;
+		return ws_receive(*slot, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (slot == NULL || *slot == NULL)
+			return -1;
+		return ws_writable(*slot);
+	case LWS_CALLBACK_CLOSED:
+	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+		if (slot != NULL)
+			ws_finish(slot);
+		return 0;
+	default: *handled = 0; return 0;
+	}
+}
+
+/* --- raw sockets --- */
+
+struct veil_http_raw {
+	struct lws *wsi;
+	const struct veil_http_raw_ops *ops;
+	void *ctx;
+	struct http_queue out;
+	int closing; /* closed by its owner: no callbacks, close once out is empty */
+};
+
+int veil_http_raw_send(struct veil_http_raw *r, const uint8_t *p, size_t n)
+{
+	if (r->closing)
+		return VEIL_ECLOSED;
+	int rc = queue_push(&r->out, p, n);
+	if (rc == 0)
+		lws_callback_on_writable(r->wsi);
+	return rc;
+}
+
+void veil_http_raw_close(struct veil_http_raw *r)
+{
+	if (r == NULL)
+		return;
+	r->closing = 1;
+	lws_callback_on_writable(r->wsi);
+}
+
+int http_raw_adopt(struct lws_vhost *vh, int fd, const struct veil_http_raw_ops *ops, void *ctx,
+                   struct veil_http_raw **out)
+{
+	*out = NULL;
+	struct veil_http_raw *r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		close(fd);
+		return VEIL_ENOMEM;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+		close(fd);
+		free(r);
+		return VEIL_EIO;
+	}
+	r->ops = ops;
+	r->ctx = ctx;
+	lws_adopt_desc_t info;
+	memset(&info, 0, sizeof info);
+	info.vh = vh;
+	info.type = LWS_ADOPT_SOCKET;
+	info.fd.sockfd = fd;
+	info.vh_prot_name = VEIL_HTTP_RAW_PROTOCOL;
+	info.opaque = r;
+	r->wsi = lws_adopt_descriptor_vhost_via_info(&info);
+	if (r->wsi == NULL) {
+		free(r); /* lws closed fd */
+		return VEIL_EIO;
+	}
+	*out = r;
+	return 0;
+}
+
+int http_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+	(void)user;
+	struct veil_http_raw *r = lws_get_opaque_user_data(wsi);
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return -1; /* never a WebSocket subprotocol */
+	case LWS_CALLBACK_RAW_RX:
+		if (r != NULL && !r->closing)
+			r->ops->data(r->ctx, in, len);
+		return 0;
+	case LWS_CALLBACK_RAW_WRITEABLE: {
+		if (r == NULL)
+			return -1;
+		struct http_msg *m = r->out.head;
+		if (m != NULL) {
+			if (lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_RAW) != (int)m->len)
+				return -1;
+			queue_pop(&r->out);
+			if (r->out.head != NULL || r->closing)
+				lws_callback_on_writable(wsi);
+			return 0;
+		}
+		return r->closing ? -1 : 0;
+	}
+	case LWS_CALLBACK_RAW_CLOSE:
+		if (r != NULL) {
+			lws_set_opaque_user_data(wsi, NULL);
+			if (!r->closing)
+				r->ops->closed(r->ctx);
+			queue_clear(&r->out);
+			free(r);
+		}
+		return 0;
+	default: return 0;
+	}
+}

@@ -1,0 +1,699 @@
+/*
+ * The mediator service, phase 1: the D2M handshake, device slots,
+ * durable reflection queues, leader election and the leader's CSP proxy.
+ *
+ * Everything runs on the HTTP listener's thread, one callback at a time, so
+ * the in-memory state (connected devices per group, the leader) needs no
+ * locks. Per connection:
+ *
+ *   HELLO  ServerHello sent; proxy containers (the client's early CSP
+ *          client-hello) are buffered; ClientHello is verified against the
+ *          group ID of the URL, the slot rules applied, ServerInfo sent.
+ *   READY  the device's reflection queue is pumped from the store (a batch
+ *          at a time, as the socket drains); once it is empty the device
+ *          gets ReflectionQueueDry, and if its group has no leader it is
+ *          promoted (RolePromotedToLeader). The leader's proxy containers
+ *          go to the chat service over a loopback TCP connection opened at
+ *          promotion; the chat service's bytes come back cut at CSP message
+ *          boundaries, one message per proxy container. A device that is
+ *          not (yet) the leader has its proxy containers buffered until it
+ *          is promoted (at most MD_EARLY_MAX bytes, then 4010).
+ *   CLOSING  closed with a code; nothing more is read.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "mediator.h"
+#include "cspcut.h"
+#include "mstore.h"
+
+#define MD_BUCKETS 256
+#define MD_EARLY_MAX (16u * 1024u)  /* proxy bytes held for a device that does not lead */
+#define MD_PUMP_BATCH 16            /* queued messages read from the store at a time */
+#define MD_PUMP_HIGH (256u * 1024u) /* bytes waiting on a socket before the pump pauses */
+#define MD_EPH_MAX 64               /* ephemeral reflected IDs awaiting an ack, per device */
+#define MD_MAX_DEVICES 64           /* hard cap of max-slots */
+
+struct md_conn;
+
+struct md_group {
+	uint8_t gid[32];
+	struct md_conn *conns; /* connected devices past the handshake */
+	struct md_conn *leader;
+	struct md_group *next;
+};
+
+enum { C_HELLO, C_READY, C_CLOSING };
+
+struct md_conn {
+	struct veil_medsvc *m;
+	struct veil_http_ws *ws;
+	int state;
+	uint8_t gid[32];
+	struct veil_md_server_hs hs;
+	uint64_t did;
+	struct md_group *g;
+	struct md_conn *gnext;
+	int64_t sent_seq; /* last queue row sent */
+	int dry_sent, leader, pumping;
+	struct veil_buf early; /* proxy payloads before leading: u32le length || payload */
+	struct veil_http_raw *up;
+	struct md_cspcut cut;
+	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
+	size_t neph;
+};
+
+struct veil_medsvc {
+	struct veil_http *h;
+	struct md_store *st;
+	uint32_t max_slots;
+	int chat_family;
+	char chat_host[64];
+	uint16_t chat_port;
+	struct md_group *buckets[MD_BUCKETS];
+};
+
+static void conn_close(struct md_conn *c, int code);
+static void pump(struct md_conn *c);
+
+/* --- groups --- */
+
+static struct md_group *group_find(struct veil_medsvc *m, const uint8_t gid[static 32], int add)
+{
+	struct md_group **b = &m->buckets[gid[0]];
+	for (struct md_group *g = *b; g != NULL; g = g->next)
+		if (memcmp(g->gid, gid, 32) == 0)
+			return g;
+	if (!add)
+		return NULL;
+	struct md_group *g = calloc(1, sizeof *g);
+	if (g == NULL)
+		return NULL;
+	memcpy(g->gid, gid, 32);
+	g->next = *b;
+	*b = g;
+	return g;
+}
+
+static void group_free_if_empty(struct veil_medsvc *m, struct md_group *g)
+{
+	if (g->conns != NULL)
+		return;
+	for (struct md_group **p = &m->buckets[g->gid[0]]; *p != NULL; p = &(*p)->next)
+		if (*p == g) {
+			*p = g->next;
+			free(g);
+			return;
+		}
+}
+
+static struct md_conn *group_device(struct md_group *g, uint64_t did)
+{
+	for (struct md_conn *c = g != NULL ? g->conns : NULL; c != NULL; c = c->gnext)
+		if (c->did == did)
+			return c;
+	return NULL;
+}
+
+/* --- sending --- */
+
+static int send_raw_container(struct md_conn *c, struct veil_buf *b)
+{
+	int rc = veil_http_ws_send(c->ws, b->p, b->len);
+	veil_buf_release(b);
+	if (rc == VEIL_ELIMIT || rc == VEIL_ENOMEM) {
+		veil_log_warn("mediator: a device does not read its messages; closing it");
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	}
+	return rc;
+}
+
+static int send_container(struct md_conn *c, uint8_t type, const uint8_t *p, size_t n)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_container_encode(&b, type, p, n) != 0) {
+		veil_buf_release(&b);
+		return VEIL_ELIMIT;
+	}
+	return send_raw_container(c, &b);
+}
+
+static int send_reflected(struct md_conn *c, uint16_t flags, uint32_t rid, uint64_t ts,
+                          const uint8_t *env, size_t len)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_reflected_encode(&b, flags, rid, ts, env != NULL ? env : (const uint8_t *)"",
+	                             len) != 0) {
+		veil_buf_release(&b);
+		return VEIL_ELIMIT;
+	}
+	return send_raw_container(c, &b);
+}
+
+/* --- the CSP proxy --- */
+
+static int up_emit(void *arg, const uint8_t *msg, size_t len)
+{
+	struct md_conn *c = arg;
+	return send_container(c, VEIL_MD_PROXY, msg, len) == 0 ? 0 : -1;
+}
+
+static void up_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct md_conn *c = ctx;
+	if (c->state == C_CLOSING)
+		return;
+	int rc = md_cspcut_feed(&c->cut, p, n, up_emit, c);
+	if (rc == VEIL_EPROTO || rc == VEIL_ELIMIT) {
+		veil_log_error("mediator: the chat service sent a stream that is not CSP");
+		conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
+	}
+}
+
+static void up_closed(void *ctx)
+{
+	struct md_conn *c = ctx;
+	c->up = NULL;
+	md_cspcut_release(&c->cut);
+	/* The CSP session ended: the device reconnects (4000 allows it). */
+	conn_close(c, VEIL_MD_CLOSE_CSP_CLOSED);
+}
+
+static const struct veil_http_raw_ops up_ops = {.data = up_data, .closed = up_closed};
+
+/* Connects to the chat service (loopback, so connect returns at once). */
+static int chat_connect(const struct veil_medsvc *m)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof ss);
+	if (m->chat_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(m->chat_port);
+		if (inet_pton(AF_INET6, m->chat_host, &a->sin6_addr) != 1)
+			return -1;
+		sl = sizeof *a;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(m->chat_port);
+		if (inet_pton(AF_INET, m->chat_host, &a->sin_addr) != 1)
+			return -1;
+		sl = sizeof *a;
+	}
+	int fd = socket(m->chat_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+/* Sends the proxy payloads held while the device did not lead. */
+static int flush_early(struct md_conn *c)
+{
+	size_t o = 0;
+	while (o + 4 <= c->early.len) {
+		size_t n = veil_load_u32le(c->early.p + o);
+		if (veil_http_raw_send(c->up, c->early.p + o + 4, n) != 0)
+			return -1;
+		o += 4 + n;
+	}
+	veil_buf_release(&c->early);
+	veil_buf_init(&c->early, MD_EARLY_MAX);
+	return 0;
+}
+
+static void proxy_in(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	if (c->leader && c->up != NULL) {
+		if (veil_http_raw_send(c->up, p, n) != 0)
+			conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
+		return;
+	}
+	if (veil_buf_append_u32le(&c->early, (uint32_t)n) != 0 ||
+	    veil_buf_append(&c->early, p, n) != 0) {
+		veil_log_debug("mediator: a device sent too much CSP before leading");
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+	}
+}
+
+/* --- leader --- */
+
+static void promote(struct md_conn *c)
+{
+	struct md_group *g = c->g;
+	if (send_container(c, VEIL_MD_ROLE_PROMOTED_TO_LEADER, NULL, 0) != 0)
+		return;
+	c->leader = 1;
+	g->leader = c;
+	int fd = chat_connect(c->m);
+	if (fd < 0 || veil_http_raw_adopt(c->m->h, fd, &up_ops, c, &c->up) != 0) {
+		c->up = NULL;
+		veil_log_error("mediator: cannot reach the chat service at %s:%u", c->m->chat_host,
+		               c->m->chat_port);
+		conn_close(c, VEIL_MD_CLOSE_CSP_UNREACHABLE);
+		return;
+	}
+	md_cspcut_init(&c->cut);
+	if (flush_early(c) != 0)
+		conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
+}
+
+/* Promotes one connected device whose queue is dry if the group has no leader. */
+static void elect(struct md_group *g)
+{
+	if (g->leader != NULL || g->conns == NULL || veil_http_stopping(g->conns->m->h))
+		return;
+	for (struct md_conn *c = g->conns; c != NULL; c = c->gnext)
+		if (c->state == C_READY && c->dry_sent) {
+			promote(c);
+			return;
+		}
+}
+
+/* Takes c out of its group; if it led, the chat session ends and another device leads. */
+static void group_leave(struct md_conn *c)
+{
+	struct md_group *g = c->g;
+	if (g == NULL)
+		return;
+	for (struct md_conn **p = &g->conns; *p != NULL; p = &(*p)->gnext)
+		if (*p == c) {
+			*p = c->gnext;
+			break;
+		}
+	c->g = NULL;
+	c->gnext = NULL;
+	if (md_store_device_seen(c->m->st, c->gid, c->did, veil_now_ms()) != 0)
+		veil_log_warn("mediator: cannot record a device's last-seen time");
+	if (c->up != NULL) {
+		veil_http_raw_close(c->up);
+		c->up = NULL;
+		md_cspcut_release(&c->cut);
+	}
+	if (g->leader == c) {
+		g->leader = NULL;
+		c->leader = 0;
+		elect(g);
+	}
+	group_free_if_empty(c->m, g);
+}
+
+static void conn_close(struct md_conn *c, int code)
+{
+	if (c->state == C_CLOSING)
+		return;
+	c->state = C_CLOSING;
+	group_leave(c);
+	veil_http_ws_close(c->ws, code);
+}
+
+/* --- reflection queue --- */
+
+static int pump_one(void *arg, const struct md_queued *q)
+{
+	struct md_conn *c = arg;
+	c->sent_seq = q->seq;
+	if (send_reflected(c, q->flags, q->rid, q->ts, q->envelope, q->envelope_len) != 0)
+		return -1;
+	return c->state == C_READY ? 0 : -1;
+}
+
+/*
+ * Sends the device's queued messages it has not been sent yet, while the
+ * socket keeps up; the first time the queue runs dry, ReflectionQueueDry
+ * and, if the group has no leader, the promotion.
+ */
+static void pump(struct md_conn *c)
+{
+	if (c->state != C_READY || c->pumping)
+		return;
+	c->pumping = 1;
+	while (c->state == C_READY && veil_http_ws_queued(c->ws) < MD_PUMP_HIGH) {
+		int n = md_store_queue_after(c->m->st, c->gid, c->did, c->sent_seq, MD_PUMP_BATCH,
+		                             pump_one, c);
+		if (n < 0) {
+			veil_log_error("mediator: cannot read a reflection queue");
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			break;
+		}
+		if (n < MD_PUMP_BATCH) {
+			if (c->state == C_READY && !c->dry_sent) {
+				if (send_container(c, VEIL_MD_REFLECTION_QUEUE_DRY, NULL, 0) != 0)
+					break;
+				c->dry_sent = 1;
+				elect(c->g);
+			}
+			break;
+		}
+	}
+	c->pumping = 0;
+}
+
+static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	struct veil_md_reflect r;
+	if (veil_md_reflect_parse(&r, p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	uint64_t ts = veil_now_ms();
+	uint32_t rid;
+	struct md_group *g = c->g;
+	if (r.flags & VEIL_MD_FLAG_EPHEMERAL) {
+		/* Only to the devices online now; not stored, not acked. */
+		if (md_store_next_rid(c->m->st, c->gid, &rid) != 0) {
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			return;
+		}
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+			next = o->gnext;
+			if (o == c || o->state != C_READY)
+				continue;
+			if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
+				memmove(o->eph, o->eph + 1, sizeof o->eph - sizeof o->eph[0]);
+				o->neph--;
+			}
+			o->eph[o->neph++] = rid;
+			send_reflected(o, r.flags, rid, ts, r.envelope, r.envelope_len);
+		}
+		return;
+	}
+	if (md_store_reflect(c->m->st, c->gid, c->did, r.flags, ts, r.envelope, r.envelope_len,
+	                     &rid) != 0) {
+		veil_log_error("mediator: cannot store a reflected message");
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	/* Durable now: the ack, then the live deliveries. */
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_reflect_ack_encode(&b, r.id, ts) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (send_raw_container(c, &b) != 0)
+		return;
+	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+		next = o->gnext;
+		if (o != c)
+			pump(o);
+	}
+}
+
+static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	struct veil_md_reflect r;
+	if (veil_md_reflected_ack_parse(&r, p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	for (size_t i = 0; i < c->neph; i++)
+		if (c->eph[i] == r.id) {
+			memmove(c->eph + i, c->eph + i + 1, (c->neph - i - 1) * sizeof c->eph[0]);
+			c->neph--;
+			return;
+		}
+	int rc = md_store_queue_ack(c->m->st, c->gid, c->did, r.id);
+	if (rc < 0)
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	else if (rc == 0)
+		conn_close(c, VEIL_MD_CLOSE_UNKNOWN_ACK);
+}
+
+/* --- handshake --- */
+
+/*
+ * Frees slots until a new device fits, under the DROP_LEAST_RECENT policy:
+ * the least recently seen device that is offline goes first, a connected
+ * one (closed with 4113) only if every device is online.
+ */
+static int drop_least_recent(struct md_conn *c, int count)
+{
+	struct veil_medsvc *m = c->m;
+	struct md_device_row rows[MD_MAX_DEVICES];
+	struct md_group *g = group_find(m, c->gid, 0);
+	while ((uint32_t)count >= m->max_slots) {
+		int k = md_store_devices(m->st, c->gid, rows, VEIL_ARRAY_LEN(rows));
+		if (k <= 0)
+			return VEIL_EIO;
+		int pick = 0;
+		for (int i = 0; i < k; i++)
+			if (group_device(g, rows[i].device_id) == NULL) {
+				pick = i;
+				break;
+			}
+		struct md_conn *victim = group_device(g, rows[pick].device_id);
+		if (victim != NULL)
+			conn_close(victim, VEIL_MD_CLOSE_DROPPED);
+		if (md_store_device_drop(m->st, c->gid, rows[pick].device_id) != 0)
+			return VEIL_EIO;
+		g = group_find(m, c->gid, 0);
+		count--;
+	}
+	return 0;
+}
+
+static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	struct veil_medsvc *m = c->m;
+	struct veil_md_client_hello ch;
+	struct veil_md_server_info si;
+	int code = 0;
+	if (veil_md_client_hello_parse(&ch, p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	if (ch.version != VEIL_MD_D2M_VERSION) {
+		conn_close(c, VEIL_MD_CLOSE_VERSION);
+		return;
+	}
+	int vrc = veil_md_server_verify(&c->hs, &ch, c->gid);
+	veil_md_server_hs_wipe(&c->hs);
+	if (vrc != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	int exists = md_store_device_exists(m->st, c->gid, ch.device_id);
+	if (exists < 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	int state = exists ? VEIL_MD_SLOT_EXISTING : VEIL_MD_SLOT_NEW;
+	if (ch.expected_slot_state != state) {
+		conn_close(c, VEIL_MD_CLOSE_SLOT_MISMATCH);
+		return;
+	}
+	if (!exists) {
+		int count = md_store_device_count(m->st, c->gid);
+		if (count < 0)
+			code = VEIL_MD_CLOSE_INTERNAL;
+		else if ((uint32_t)count >= m->max_slots &&
+		         ch.slots_exhausted_policy != VEIL_MD_SLOTS_DROP_LEAST_RECENT)
+			code = VEIL_MD_CLOSE_DEVICE_LIMIT;
+		else if (drop_least_recent(c, count) != 0)
+			code = VEIL_MD_CLOSE_INTERNAL;
+		if (code != 0) {
+			conn_close(c, code);
+			return;
+		}
+	}
+	/* The newer connection of a device wins; the older one is told why. */
+	struct md_conn *old = group_device(group_find(m, c->gid, 0), ch.device_id);
+	if (old != NULL)
+		conn_close(old, VEIL_MD_CLOSE_DUPLICATE);
+
+	memset(&si, 0, sizeof si);
+	uint64_t now = veil_now_ms();
+	if (md_store_device_login(m->st, c->gid, ch.device_id, ch.slot_expiration_policy,
+	                          ch.enc_device_info, ch.enc_device_info_len, now) != 0 ||
+	    md_store_shared_data(m->st, c->gid, si.enc_shared_data, sizeof si.enc_shared_data,
+	                         &si.enc_shared_data_len) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	int qlen = md_store_queue_len(m->st, c->gid, ch.device_id);
+	struct md_group *g = group_find(m, c->gid, 1);
+	if (qlen < 0 || g == NULL) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	si.current_time = now;
+	si.max_device_slots = m->max_slots;
+	si.slot_state = state;
+	si.reflection_queue_length = (uint32_t)qlen;
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_server_info_encode(&b, &si) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		group_free_if_empty(m, g);
+		return;
+	}
+	c->did = ch.device_id;
+	c->state = C_READY;
+	c->g = g;
+	c->gnext = g->conns;
+	g->conns = c;
+	if (send_raw_container(c, &b) != 0)
+		return;
+	pump(c);
+}
+
+/* --- WebSocket callbacks --- */
+
+static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const char *client,
+                   void **ctx)
+{
+	(void)client;
+	struct veil_medsvc *m = arg;
+	struct md_conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return -1;
+	c->m = m;
+	c->ws = ws;
+	veil_buf_init(&c->early, MD_EARLY_MAX);
+	*ctx = c;
+	char sg[VEIL_MD_SERVER_GROUP_MAX + 1];
+	const char *tail = path + strlen(VEIL_MEDIATOR_PREFIX);
+	if (strchr(tail, '/') != NULL ||
+	    veil_md_url_path_parse(tail, strlen(tail), c->gid, sg) != 0) {
+		/* The specification names no code for a bad URL; 4010 as for bad input. */
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return 0;
+	}
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_server_hello_make(&c->hs, &b) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return 0;
+	}
+	send_raw_container(c, &b);
+	return 0;
+}
+
+static void md_message(void *ctx, const uint8_t *p, size_t n)
+{
+	struct md_conn *c = ctx;
+	uint8_t type;
+	const uint8_t *pl;
+	size_t pn;
+	if (c->state == C_CLOSING)
+		return;
+	if (veil_md_container_parse(p, n, &type, &pl, &pn) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	if (type == VEIL_MD_PROXY) {
+		proxy_in(c, pl, pn);
+		return;
+	}
+	if (c->state == C_HELLO) {
+		if (type == VEIL_MD_CLIENT_HELLO)
+			on_client_hello(c, pl, pn);
+		else
+			conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	switch (type) {
+	case VEIL_MD_REFLECT: on_reflect(c, pl, pn); break;
+	case VEIL_MD_REFLECTED_ACK: on_reflected_ack(c, pl, pn); break;
+	default:
+		/* Device management and transactions are not implemented yet (phase 2). */
+		veil_log_debug("mediator: closing a device that sent type 0x%02x", type);
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		break;
+	}
+}
+
+static void md_drained(void *ctx)
+{
+	pump(ctx);
+}
+
+static void md_closed(void *ctx)
+{
+	struct md_conn *c = ctx;
+	c->state = C_CLOSING;
+	group_leave(c);
+	if (c->up != NULL) {
+		veil_http_raw_close(c->up);
+		md_cspcut_release(&c->cut);
+	}
+	veil_md_server_hs_wipe(&c->hs);
+	veil_buf_release(&c->early);
+	free(c);
+}
+
+static const struct veil_http_ws_ops md_ops = {
+    .open = md_open,
+    .message = md_message,
+    .drained = md_drained,
+    .closed = md_closed,
+};
+
+static void md_free(void *arg)
+{
+	struct veil_medsvc *m = arg;
+	for (size_t i = 0; i < MD_BUCKETS; i++)
+		while (m->buckets[i] != NULL) {
+			struct md_group *g = m->buckets[i];
+			m->buckets[i] = g->next;
+			free(g);
+		}
+	md_store_close(m->st);
+	free(m);
+}
+
+int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
+{
+	char path[1100];
+	struct veil_medsvc *m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return VEIL_ENOMEM;
+	m->h = h;
+	m->max_slots = srv->cfg.md_max_slots;
+	if (m->max_slots == 0 || m->max_slots > MD_MAX_DEVICES)
+		m->max_slots = MD_MAX_DEVICES;
+	m->chat_port = srv->cfg.chat_port;
+	/* The chat service listens where veild does; a wildcard is reached on loopback. */
+	const char *host = srv->cfg.listen;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET6, host, &a6) == 1) {
+		m->chat_family = AF_INET6;
+		if (strcmp(host, "::") == 0)
+			host = "::1";
+	} else {
+		m->chat_family = AF_INET;
+		if (strcmp(host, "0.0.0.0") == 0)
+			host = "127.0.0.1";
+	}
+	snprintf(m->chat_host, sizeof m->chat_host, "%s", host);
+	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
+	int rc = md_store_open(&m->st, path);
+	if (rc == 0)
+		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
+	if (rc == 0)
+		rc = veil_http_on_stop(h, md_free, m);
+	if (rc != 0) {
+		md_store_close(m->st);
+		free(m);
+	}
+	return rc;
+}

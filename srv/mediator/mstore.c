@@ -1,0 +1,352 @@
+/* The mediator's SQLite store (see mstore.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "mstore.h"
+
+enum {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_DEV_EXISTS,
+	ST_DEV_COUNT,
+	ST_DEVICES,
+	ST_GROUP_ADD,
+	ST_DEV_UPSERT,
+	ST_DEV_SEEN,
+	ST_DEV_DROP,
+	ST_DEV_DROP_QUEUE,
+	ST_SHARED,
+	ST_RID_GET,
+	ST_RID_SET,
+	ST_QUEUE_ADD,
+	ST_QUEUE_LEN,
+	ST_QUEUE_AFTER,
+	ST_QUEUE_ACK,
+	ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_DEV_EXISTS] = "SELECT 1 FROM devices WHERE gid = ? AND device_id = ?",
+    [ST_DEV_COUNT] = "SELECT COUNT(*) FROM devices WHERE gid = ?",
+    [ST_DEVICES] = "SELECT device_id, expiration_policy, connected_since, last_seen FROM devices "
+                   "WHERE gid = ? ORDER BY last_seen, device_id",
+    [ST_GROUP_ADD] = "INSERT OR IGNORE INTO groups (gid, next_rid) VALUES (?, 1)",
+    [ST_DEV_UPSERT] = "INSERT INTO devices (gid, device_id, expiration_policy, info, "
+                      "connected_since, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+                      "ON CONFLICT (gid, device_id) DO UPDATE SET expiration_policy = ?3, "
+                      "info = ?4, connected_since = ?5, last_seen = ?5",
+    [ST_DEV_SEEN] = "UPDATE devices SET last_seen = ? WHERE gid = ? AND device_id = ?",
+    [ST_DEV_DROP] = "DELETE FROM devices WHERE gid = ? AND device_id = ?",
+    [ST_DEV_DROP_QUEUE] = "DELETE FROM reflected WHERE gid = ? AND device_id = ?",
+    [ST_SHARED] = "SELECT shared_data FROM groups WHERE gid = ?",
+    [ST_RID_GET] = "SELECT next_rid FROM groups WHERE gid = ?",
+    [ST_RID_SET] = "UPDATE groups SET next_rid = ? WHERE gid = ?",
+    [ST_QUEUE_ADD] = "INSERT INTO reflected (gid, device_id, rid, ts, flags, envelope) "
+                     "SELECT gid, device_id, ?, ?, ?, ? FROM devices "
+                     "WHERE gid = ? AND device_id <> ?",
+    [ST_QUEUE_LEN] = "SELECT COUNT(*) FROM reflected WHERE gid = ? AND device_id = ?",
+    [ST_QUEUE_AFTER] = "SELECT seq, rid, ts, flags, envelope FROM reflected "
+                       "WHERE gid = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    [ST_QUEUE_ACK] = "DELETE FROM reflected WHERE gid = ? AND device_id = ? AND rid = ?",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS groups ("
+    " gid BLOB PRIMARY KEY,"       /* device group ID = DGPK.public */
+    " shared_data BLOB,"           /* DGSDDK box, opaque */
+    " next_rid INTEGER NOT NULL);" /* next reflected ID of the group */
+    "CREATE TABLE IF NOT EXISTS devices ("
+    " gid BLOB NOT NULL,"
+    " device_id INTEGER NOT NULL," /* the u64 as a signed integer */
+    " expiration_policy INTEGER NOT NULL,"
+    " info BLOB," /* DGDIK box, opaque */
+    " connected_since INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " PRIMARY KEY (gid, device_id));"
+    "CREATE TABLE IF NOT EXISTS reflected ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " gid BLOB NOT NULL,"
+    " device_id INTEGER NOT NULL,"
+    " rid INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " envelope BLOB NOT NULL);" /* DGRK box, opaque */
+    "CREATE INDEX IF NOT EXISTS reflected_dev ON reflected (gid, device_id, seq);"
+    "CREATE INDEX IF NOT EXISTS reflected_rid ON reflected (gid, device_id, rid);";
+
+struct md_store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static sqlite3_stmt *stmt(struct md_store *s, int i)
+{
+	sqlite3_reset(s->st[i]);
+	sqlite3_clear_bindings(s->st[i]);
+	return s->st[i];
+}
+
+/* Runs a statement without rows; 0 or VEIL_EIO. */
+static int run(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : VEIL_EIO;
+}
+
+int md_store_open(struct md_store **out, const char *path)
+{
+	*out = NULL;
+	struct md_store *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return VEIL_ENOMEM;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
+	                 NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(s->db, 5000);
+	for (int i = 0; i < ST_COUNT; i++)
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &s->st[i], NULL) != SQLITE_OK)
+			goto fail;
+	*out = s;
+	return 0;
+fail:
+	veil_log_error("mediator: cannot open %s: %s", path,
+	               s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+	md_store_close(s);
+	return VEIL_EIO;
+}
+
+void md_store_close(struct md_store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static void bind_dev(sqlite3_stmt *st, int at, const uint8_t gid[static 32], uint64_t did)
+{
+	sqlite3_bind_blob(st, at, gid, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, at + 1, (sqlite3_int64)did);
+}
+
+/* One integer from a one-row query, or a negative veil_err. */
+static int64_t one_int(sqlite3_stmt *st, int64_t none)
+{
+	int rc = sqlite3_step(st);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? none : -1;
+	sqlite3_reset(st);
+	return v < 0 ? VEIL_EIO : v;
+}
+
+int md_store_device_exists(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
+{
+	sqlite3_stmt *st = stmt(s, ST_DEV_EXISTS);
+	bind_dev(st, 1, gid, did);
+	return (int)one_int(st, 0);
+}
+
+int md_store_device_count(struct md_store *s, const uint8_t gid[static 32])
+{
+	sqlite3_stmt *st = stmt(s, ST_DEV_COUNT);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	return (int)one_int(st, 0);
+}
+
+int md_store_devices(struct md_store *s, const uint8_t gid[static 32], struct md_device_row *rows,
+                     size_t cap)
+{
+	sqlite3_stmt *st = stmt(s, ST_DEVICES);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	size_t n = 0;
+	int rc;
+	while (n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rows[n].device_id = (uint64_t)sqlite3_column_int64(st, 0);
+		rows[n].expiration_policy = sqlite3_column_int(st, 1);
+		rows[n].connected_since = (uint64_t)sqlite3_column_int64(st, 2);
+		rows[n].last_seen = (uint64_t)sqlite3_column_int64(st, 3);
+		n++;
+	}
+	sqlite3_reset(st);
+	return (int)n;
+}
+
+static int tx_begin(struct md_store *s)
+{
+	return run(stmt(s, ST_BEGIN));
+}
+
+static int tx_end(struct md_store *s, int rc)
+{
+	if (rc == 0)
+		rc = run(stmt(s, ST_COMMIT));
+	if (rc != 0)
+		run(stmt(s, ST_ROLLBACK));
+	return rc;
+}
+
+int md_store_device_login(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                          int expiration_policy, const uint8_t *info, size_t info_len, uint64_t now)
+{
+	int rc = tx_begin(s);
+	if (rc != 0)
+		return rc;
+	sqlite3_stmt *st = stmt(s, ST_GROUP_ADD);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	rc = run(st);
+	if (rc == 0) {
+		st = stmt(s, ST_DEV_UPSERT);
+		bind_dev(st, 1, gid, did);
+		sqlite3_bind_int(st, 3, expiration_policy);
+		if (info_len > 0)
+			sqlite3_bind_blob(st, 4, info, (int)info_len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
+		rc = run(st);
+	}
+	return tx_end(s, rc);
+}
+
+int md_store_device_seen(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                         uint64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_DEV_SEEN);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	bind_dev(st, 2, gid, did);
+	return run(st);
+}
+
+int md_store_device_drop(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
+{
+	int rc = tx_begin(s);
+	if (rc != 0)
+		return rc;
+	sqlite3_stmt *st = stmt(s, ST_DEV_DROP);
+	bind_dev(st, 1, gid, did);
+	rc = run(st);
+	if (rc == 0) {
+		st = stmt(s, ST_DEV_DROP_QUEUE);
+		bind_dev(st, 1, gid, did);
+		rc = run(st);
+	}
+	return tx_end(s, rc);
+}
+
+int md_store_shared_data(struct md_store *s, const uint8_t gid[static 32], uint8_t *out, size_t cap,
+                         size_t *len)
+{
+	*len = 0;
+	sqlite3_stmt *st = stmt(s, ST_SHARED);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	int rc = sqlite3_step(st), ret = 0;
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (n > cap)
+			ret = VEIL_ELIMIT;
+		else if (n > 0)
+			memcpy(out, sqlite3_column_blob(st, 0), n);
+		*len = ret == 0 ? n : 0;
+	} else if (rc != SQLITE_DONE) {
+		ret = VEIL_EIO;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+/* Takes the group's next reflected ID inside the caller's transaction. */
+static int take_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t *rid)
+{
+	sqlite3_stmt *st = stmt(s, ST_RID_GET);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	int64_t v = one_int(st, 1);
+	if (v < 0)
+		return (int)v;
+	*rid = (uint32_t)v;
+	st = stmt(s, ST_RID_SET);
+	/* Reflected IDs are u32 on the wire: wrap after 2^32 - 1, skipping 0. */
+	sqlite3_bind_int64(st, 1, (uint32_t)(v + 1) == 0 ? 1 : (sqlite3_int64)(uint32_t)(v + 1));
+	sqlite3_bind_blob(st, 2, gid, 32, SQLITE_STATIC);
+	return run(st);
+}
+
+int md_store_next_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t *rid)
+{
+	int rc = tx_begin(s);
+	if (rc != 0)
+		return rc;
+	return tx_end(s, take_rid(s, gid, rid));
+}
+
+int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
+                     uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len, uint32_t *rid)
+{
+	int rc = tx_begin(s);
+	if (rc != 0)
+		return rc;
+	rc = take_rid(s, gid, rid);
+	if (rc == 0) {
+		sqlite3_stmt *st = stmt(s, ST_QUEUE_ADD);
+		sqlite3_bind_int64(st, 1, *rid);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ts);
+		sqlite3_bind_int(st, 3, flags);
+		sqlite3_bind_blob(st, 4, env_len > 0 ? env : (const uint8_t *)"", (int)env_len,
+		                  SQLITE_STATIC);
+		bind_dev(st, 5, gid, sender);
+		rc = run(st);
+	}
+	return tx_end(s, rc);
+}
+
+int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
+{
+	sqlite3_stmt *st = stmt(s, ST_QUEUE_LEN);
+	bind_dev(st, 1, gid, did);
+	return (int)one_int(st, 0);
+}
+
+int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                         int64_t after, int max, int (*fn)(void *arg, const struct md_queued *q),
+                         void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_QUEUE_AFTER);
+	bind_dev(st, 1, gid, did);
+	sqlite3_bind_int64(st, 3, after);
+	sqlite3_bind_int(st, 4, max);
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct md_queued q = {
+		    .seq = sqlite3_column_int64(st, 0),
+		    .rid = (uint32_t)sqlite3_column_int64(st, 1),
+		    .ts = (uint64_t)sqlite3_column_int64(st, 2),
+		    .flags = (uint16_t)sqlite3_column_int(st, 3),
+		    .envelope = sqlite3_column_blob(st, 4),
+		    .envelope_len = (size_t)sqlite3_column_bytes(st, 4),
+		};
+		n++;
+		if (fn(arg, &q) != 0)
+			break;
+	}
+	int err = rc != SQLITE_ROW && rc != SQLITE_DONE;
+	sqlite3_reset(st);
+	return err ? VEIL_EIO : n;
+}
+
+int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
+{
+	sqlite3_stmt *st = stmt(s, ST_QUEUE_ACK);
+	bind_dev(st, 1, gid, did);
+	sqlite3_bind_int64(st, 3, rid);
+	if (run(st) != 0)
+		return VEIL_EIO;
+	return sqlite3_changes(s->db) > 0 ? 1 : 0;
+}

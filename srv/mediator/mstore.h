@@ -1,0 +1,96 @@
+/*
+ * The mediator's store: its own SQLite file (DATA/mediator.db, WAL,
+ * synchronous=FULL), used from the HTTP thread only. It holds device groups
+ * (keyed by the device group ID, DGPK.public), their devices (ID, expiration
+ * policy, the encrypted device info, connected-since and last-seen times),
+ * the encrypted shared device data and one durable reflection queue per
+ * device. It never holds an identity or an identity's public key: the
+ * mediator never learns them.
+ *
+ * Every write is one transaction and durable when the call returns, so a
+ * reflect-ack sent after md_store_reflect survives kill -9.
+ */
+#ifndef VEIL_SRV_MEDIATOR_MSTORE_H
+#define VEIL_SRV_MEDIATOR_MSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/md.h"
+
+struct md_store;
+
+struct md_device_row {
+	uint64_t device_id;
+	int expiration_policy;
+	uint64_t connected_since, last_seen;
+};
+
+/* One queued reflected message; envelope points into the store's row (valid until the next call). */
+struct md_queued {
+	int64_t seq; /* order of the device's queue */
+	uint32_t rid;
+	uint16_t flags;
+	uint64_t ts;
+	const uint8_t *envelope;
+	size_t envelope_len;
+};
+
+/* Opens or creates path. Returns 0 or VEIL_EIO / VEIL_ENOMEM. */
+int md_store_open(struct md_store **out, const char *path);
+void md_store_close(struct md_store *s);
+
+/* 1 if the device is registered in the group, 0 if not, negative on error. */
+int md_store_device_exists(struct md_store *s, const uint8_t gid[static 32], uint64_t did);
+/* Number of registered devices of the group, or a negative veil_err. */
+int md_store_device_count(struct md_store *s, const uint8_t gid[static 32]);
+/*
+ * The devices of a group, least recently seen first: at most cap rows.
+ * Returns the count or a negative veil_err.
+ */
+int md_store_devices(struct md_store *s, const uint8_t gid[static 32], struct md_device_row *rows,
+                     size_t cap);
+/*
+ * Registers the device (creating the group if it is new) or updates it:
+ * policy, encrypted info and connected_since = last_seen = now.
+ */
+int md_store_device_login(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                          int expiration_policy, const uint8_t *info, size_t info_len,
+                          uint64_t now) VEIL_WUR;
+/* Sets last_seen = now (at disconnect). */
+int md_store_device_seen(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                         uint64_t now);
+/* Removes the device and its queue. */
+int md_store_device_drop(struct md_store *s, const uint8_t gid[static 32], uint64_t did) VEIL_WUR;
+
+/*
+ * The group's encrypted shared device data into out (cap bytes); *len = 0
+ * if none. Returns 0 or a negative veil_err.
+ */
+int md_store_shared_data(struct md_store *s, const uint8_t gid[static 32], uint8_t *out, size_t cap,
+                         size_t *len);
+
+/*
+ * Queues one reflected message for every device of the group but the
+ * sender, under a fresh reflected ID of the group (*rid). Durable on return.
+ */
+int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
+                     uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
+                     uint32_t *rid) VEIL_WUR;
+/* A fresh reflected ID without queueing anything (for ephemeral reflects). */
+int md_store_next_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t *rid) VEIL_WUR;
+/* Queue length of a device, or a negative veil_err. */
+int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_t did);
+/*
+ * Calls fn for up to max queued messages of the device after seq (in order).
+ * fn returning non-zero stops. Returns the number given to fn or a negative
+ * veil_err.
+ */
+int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                         int64_t after, int max, int (*fn)(void *arg, const struct md_queued *q),
+                         void *arg);
+/* Removes a queued message: 1 if it was there, 0 if not, negative on error. */
+int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                       uint32_t rid);
+
+#endif

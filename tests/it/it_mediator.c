@@ -1,0 +1,685 @@
+/*
+ * The mediator service end to end on loopback: veild runs as a separate
+ * process; devices speak D2M over a minimal hand-written RFC 6455 client
+ * (below) with lib/md; the leader's CSP session runs through the proxy with
+ * lib/csp, against a second identity connected to the chat port directly.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <sqlite3.h>
+
+#include "harness.h"
+#include "veil/md.h"
+
+static struct it_server srv;
+static struct it_user alice, bob;
+
+/* --- a minimal WebSocket client (RFC 6455, client side) --- */
+
+static int ws_connect(const char *path)
+{
+	int fd = it_tcp_connect(srv.http_port);
+	if (fd < 0)
+		return -1;
+	char req[1024];
+	int n = snprintf(req, sizeof req,
+	                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                 "Sec-WebSocket-Version: 13\r\n\r\n",
+	                 path, srv.http_port);
+	if (it_write_all(fd, (const uint8_t *)req, (size_t)n) != 0)
+		goto fail;
+	/* The response head, a byte at a time so that no frame byte is swallowed. */
+	char head[2048];
+	size_t len = 0;
+	while (len + 1 < sizeof head) {
+		if (it_read_exact(fd, (uint8_t *)head + len, 1, 5000) != 0)
+			goto fail;
+		len++;
+		if (len >= 4 && memcmp(head + len - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	head[len] = 0;
+	if (strncmp(head, "HTTP/1.1 101", 12) != 0)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+static int ws_send(int fd, const uint8_t *p, size_t n)
+{
+	uint8_t hdr[14], mask[4];
+	size_t h = 0;
+	hdr[h++] = 0x82; /* FIN, binary */
+	if (n < 126) {
+		hdr[h++] = (uint8_t)(0x80 | n);
+	} else if (n < 65536) {
+		hdr[h++] = 0x80 | 126;
+		hdr[h++] = (uint8_t)(n >> 8);
+		hdr[h++] = (uint8_t)n;
+	} else {
+		hdr[h++] = 0x80 | 127;
+		for (int i = 7; i >= 0; i--)
+			hdr[h++] = (uint8_t)((uint64_t)n >> (8 * i));
+	}
+	randombytes_buf(mask, 4);
+	memcpy(hdr + h, mask, 4);
+	h += 4;
+	uint8_t *buf = malloc(h + n);
+	if (buf == NULL)
+		return VEIL_ENOMEM;
+	memcpy(buf, hdr, h);
+	for (size_t i = 0; i < n; i++)
+		buf[h + i] = p[i] ^ mask[i & 3];
+	int rc = it_write_all(fd, buf, h + n);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Reads one whole message into out (cap bytes). Returns 0 with *len, the
+ * close code (> 0) for a close frame (1006 if the socket just ended), or a
+ * negative veil_err (VEIL_ETIMEOUT).
+ */
+static int ws_recv(int fd, uint8_t *out, size_t cap, size_t *len, int timeout_ms)
+{
+	size_t got = 0;
+	for (;;) {
+		uint8_t h[8];
+		int rc = it_read_exact(fd, h, 2, timeout_ms);
+		if (rc == VEIL_ECLOSED)
+			return 1006;
+		if (rc != 0)
+			return rc;
+		int op = h[0] & 0x0f, fin = h[0] & 0x80;
+		uint64_t n = h[1] & 0x7f;
+		if (n == 126) {
+			if (it_read_exact(fd, h, 2, timeout_ms) != 0)
+				return 1006;
+			n = (uint64_t)h[0] << 8 | h[1];
+		} else if (n == 127) {
+			if (it_read_exact(fd, h, 8, timeout_ms) != 0)
+				return 1006;
+			n = 0;
+			for (int i = 0; i < 8; i++)
+				n = n << 8 | h[i];
+		}
+		if (got + n > cap)
+			return VEIL_ELIMIT;
+		if (n > 0 && it_read_exact(fd, out + got, (size_t)n, timeout_ms) != 0)
+			return 1006;
+		if (op == 8)
+			return n >= 2 ? (out[got] << 8 | out[got + 1]) : 1005;
+		if (op == 9 || op == 10)
+			continue; /* ping / pong: not used by the mediator */
+		got += (size_t)n;
+		if (fin) {
+			*len = got;
+			return 0;
+		}
+	}
+}
+
+/* --- a device --- */
+
+struct dev {
+	int fd;
+	uint64_t did;
+	const struct veil_md_keys *k;
+	struct veil_md_server_info si;
+	uint8_t msg[VEIL_MD_MAX_MESSAGE];
+	size_t len;
+	uint8_t type;
+	const uint8_t *pl;
+	size_t pn;
+};
+
+struct group {
+	struct veil_md_keys k;
+	char path[256];
+};
+
+static void group_new(struct group *g)
+{
+	uint8_t dgk[VEIL_MD_DGK_LEN];
+	char hex[VEIL_MD_URL_INFO_HEX_MAX];
+	randombytes_buf(dgk, sizeof dgk);
+	if (veil_md_keys_derive(&g->k, dgk) != 0 ||
+	    veil_md_url_info_encode(hex, sizeof hex, g->k.group_id, "a1") != 0)
+		abort();
+	snprintf(g->path, sizeof g->path, "/mediator/%s", hex);
+}
+
+/* Next message: 0, a close code (> 0) or a negative veil_err. */
+static int dev_next(struct dev *d, int timeout_ms)
+{
+	int rc = ws_recv(d->fd, d->msg, sizeof d->msg, &d->len, timeout_ms);
+	if (rc != 0)
+		return rc;
+	if (veil_md_container_parse(d->msg, d->len, &d->type, &d->pl, &d->pn) != 0)
+		return VEIL_EPROTO;
+	return 0;
+}
+
+/* Skips messages until one of type arrives. */
+static int dev_expect(struct dev *d, uint8_t type, int timeout_ms)
+{
+	for (;;) {
+		int rc = dev_next(d, timeout_ms);
+		if (rc != 0 || d->type == type)
+			return rc;
+	}
+}
+
+/* Nothing arrives for ms: 0, else 1 (or the error). */
+static int dev_quiet(struct dev *d, int ms)
+{
+	int rc = dev_next(d, ms);
+	return rc == VEIL_ETIMEOUT ? 0 : 1;
+}
+
+static int dev_send(struct dev *d, uint8_t type, const uint8_t *p, size_t n)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_container_encode(&b, type, p, n);
+	if (rc == 0)
+		rc = ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+static void dev_close(struct dev *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+/*
+ * Connects as device did of the group (answering with key k, which may
+ * belong to another group on purpose). early, if not NULL, is sent as a
+ * proxy container before the ClientHello. Returns 0 once ServerInfo is in,
+ * a close code, or a negative veil_err.
+ */
+static int dev_connect_as(struct dev *d, const struct group *g, const struct veil_md_keys *k,
+                          uint64_t did, int expect, int policy, const uint8_t *early,
+                          size_t early_len)
+{
+	memset(d, 0, sizeof *d);
+	d->did = did;
+	d->k = k;
+	d->fd = ws_connect(g->path);
+	if (d->fd < 0)
+		return VEIL_EIO;
+	int rc = dev_next(d, 5000);
+	if (rc != 0)
+		return rc;
+	struct veil_md_server_hello sh;
+	if (d->type != VEIL_MD_SERVER_HELLO || veil_md_server_hello_parse(&sh, d->pl, d->pn) != 0)
+		return VEIL_EPROTO;
+	if (early != NULL && (rc = dev_send(d, VEIL_MD_PROXY, early, early_len)) != 0)
+		return rc;
+	struct veil_md_client_hello ch = {.device_id = did,
+	                                  .slots_exhausted_policy = policy,
+	                                  .slot_expiration_policy = VEIL_MD_SLOT_PERSISTENT,
+	                                  .expected_slot_state = expect};
+	struct veil_md_device_info info = {.platform = VEIL_MD_PLATFORM_DESKTOP};
+	snprintf(info.label, sizeof info.label, "it device %llu", (unsigned long long)did);
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	rc = veil_md_client_hello_make(&b, &ch, k, &sh, &info);
+	if (rc == 0)
+		rc = ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	if (rc != 0)
+		return rc;
+	if ((rc = dev_next(d, 5000)) != 0)
+		return rc;
+	if (d->type != VEIL_MD_SERVER_INFO || veil_md_server_info_parse(&d->si, d->pl, d->pn) != 0)
+		return VEIL_EPROTO;
+	return 0;
+}
+
+static int dev_connect(struct dev *d, const struct group *g, uint64_t did, int expect)
+{
+	return dev_connect_as(d, g, &g->k, did, expect, VEIL_MD_SLOTS_REJECT, NULL, 0);
+}
+
+/* Connects and reads up to the dry; *leader = 1 if the promotion follows at once. */
+static int dev_online(struct dev *d, const struct group *g, uint64_t did, int expect, int *leader)
+{
+	int rc = dev_connect(d, g, did, expect);
+	if (rc != 0)
+		return rc;
+	if ((rc = dev_expect(d, VEIL_MD_REFLECTION_QUEUE_DRY, 5000)) != 0)
+		return rc;
+	if (leader != NULL) {
+		rc = dev_next(d, 300);
+		*leader = rc == 0 && d->type == VEIL_MD_ROLE_PROMOTED_TO_LEADER;
+	}
+	return 0;
+}
+
+static int reflect(struct dev *d, uint32_t id, uint16_t flags, const uint8_t *env, size_t n)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_reflect_encode(&b, flags, id, env, n);
+	if (rc == 0)
+		rc = ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+static int reflected_ack(struct dev *d, uint32_t id)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, 64);
+	int rc = veil_md_reflected_ack_encode(&b, id);
+	if (rc == 0)
+		rc = ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+/* Expects a reflected carrying env; acks it; *rid gets its ID. */
+static int expect_reflected(struct dev *d, const uint8_t *env, size_t n, uint32_t *rid, int ack)
+{
+	struct veil_md_reflect r;
+	if (dev_expect(d, VEIL_MD_REFLECTED, 5000) != 0 ||
+	    veil_md_reflected_parse(&r, d->pl, d->pn) != 0)
+		return -1;
+	if (r.envelope_len != n || memcmp(r.envelope, env, n) != 0)
+		return -1;
+	if (rid != NULL)
+		*rid = r.id;
+	return ack ? reflected_ack(d, r.id) : 0;
+}
+
+/* --- tests --- */
+
+static int t_wrong_dgk_refused(void)
+{
+	struct group g, other;
+	struct dev d;
+	group_new(&g);
+	group_new(&other);
+	/* The URL names g, the response is made with another group's DGPK. */
+	IT_CHECK(dev_connect_as(&d, &g, &other.k, 1, VEIL_MD_SLOT_NEW, 0, NULL, 0) ==
+	         VEIL_MD_CLOSE_PROTOCOL);
+	dev_close(&d);
+	/* A URL that is not a ClientUrlInfo. */
+	memcpy(g.path, "/mediator/00zz", 15);
+	IT_CHECK(dev_connect(&d, &g, 1, VEIL_MD_SLOT_NEW) == VEIL_MD_CLOSE_PROTOCOL);
+	dev_close(&d);
+	return 0;
+}
+
+static struct group g3;
+static struct dev d1, d2, d3;
+
+static int t_reflect_to_two_others(void)
+{
+	int l1, l2, l3;
+	uint8_t env[300];
+	uint32_t r2, r3;
+	struct veil_md_reflect r;
+	group_new(&g3);
+	IT_CHECK(dev_online(&d1, &g3, 101, VEIL_MD_SLOT_NEW, &l1) == 0);
+	IT_CHECK(d1.si.slot_state == VEIL_MD_SLOT_NEW && d1.si.reflection_queue_length == 0);
+	IT_CHECK(d1.si.max_device_slots == 3);
+	IT_CHECK(dev_online(&d2, &g3, 102, VEIL_MD_SLOT_NEW, &l2) == 0);
+	IT_CHECK(dev_online(&d3, &g3, 103, VEIL_MD_SLOT_NEW, &l3) == 0);
+	/* Exactly one leader: the first device that was dry. */
+	IT_CHECK(l1 == 1 && l2 == 0 && l3 == 0);
+	randombytes_buf(env, sizeof env);
+	IT_CHECK(reflect(&d1, 0xabcd0001, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&d1, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	IT_CHECK(veil_md_reflect_ack_parse(&r, d1.pl, d1.pn) == 0);
+	IT_CHECK(r.id == 0xabcd0001);
+	uint64_t now = veil_now_ms();
+	IT_CHECK(r.timestamp <= now && r.timestamp + 10000 > now);
+	IT_CHECK(expect_reflected(&d2, env, sizeof env, &r2, 1) == 0);
+	IT_CHECK(expect_reflected(&d3, env, sizeof env, &r3, 1) == 0);
+	IT_CHECK(r2 == r3);
+	/* The sender gets no copy; nothing more for anyone. */
+	IT_CHECK(dev_quiet(&d1, 200) == 0);
+	IT_CHECK(dev_quiet(&d2, 100) == 0 && dev_quiet(&d3, 100) == 0);
+	return 0;
+}
+
+static int t_offline_device_catches_up(void)
+{
+	uint8_t env[64], eph[40];
+	uint32_t rid;
+	randombytes_buf(env, sizeof env);
+	randombytes_buf(eph, sizeof eph);
+	dev_close(&d3);
+	usleep(100000);
+	IT_CHECK(reflect(&d2, 7, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&d2, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	IT_CHECK(expect_reflected(&d1, env, sizeof env, NULL, 1) == 0);
+	/* An ephemeral reflect: no ack, not kept for the offline device. */
+	IT_CHECK(reflect(&d2, 8, VEIL_MD_FLAG_EPHEMERAL, eph, sizeof eph) == 0);
+	IT_CHECK(expect_reflected(&d1, eph, sizeof eph, NULL, 1) == 0);
+	IT_CHECK(dev_quiet(&d2, 200) == 0);
+	/* Back online: the queued message, then dry, then nothing after its ack. */
+	IT_CHECK(dev_connect(&d3, &g3, 103, VEIL_MD_SLOT_EXISTING) == 0);
+	IT_CHECK(d3.si.slot_state == VEIL_MD_SLOT_EXISTING && d3.si.reflection_queue_length == 1);
+	IT_CHECK(dev_next(&d3, 5000) == 0 && d3.type == VEIL_MD_REFLECTED);
+	struct veil_md_reflect r;
+	IT_CHECK(veil_md_reflected_parse(&r, d3.pl, d3.pn) == 0);
+	IT_CHECK(r.envelope_len == sizeof env && memcmp(r.envelope, env, sizeof env) == 0);
+	rid = r.id;
+	IT_CHECK(dev_next(&d3, 5000) == 0 && d3.type == VEIL_MD_REFLECTION_QUEUE_DRY);
+	IT_CHECK(reflected_ack(&d3, rid) == 0);
+	IT_CHECK(dev_quiet(&d3, 300) == 0);
+	/* Acked means gone: the next login finds an empty queue. */
+	dev_close(&d3);
+	IT_CHECK(dev_connect(&d3, &g3, 103, VEIL_MD_SLOT_EXISTING) == 0);
+	IT_CHECK(d3.si.reflection_queue_length == 0);
+	IT_CHECK(dev_next(&d3, 5000) == 0 && d3.type == VEIL_MD_REFLECTION_QUEUE_DRY);
+	IT_CHECK(dev_quiet(&d3, 200) == 0);
+	return 0;
+}
+
+static int t_unknown_ack_closes_4012(void)
+{
+	IT_CHECK(reflected_ack(&d3, 0x7fffff01) == 0);
+	IT_CHECK(dev_expect(&d3, 0xff, 5000) == VEIL_MD_CLOSE_UNKNOWN_ACK);
+	dev_close(&d3);
+	/* The others are untouched. */
+	IT_CHECK(dev_quiet(&d1, 100) == 0 && dev_quiet(&d2, 100) == 0);
+	return 0;
+}
+
+static int t_leader_reelected(void)
+{
+	/* d1 leads; when it goes, d2 (dry long ago) is promoted. */
+	dev_close(&d1);
+	IT_CHECK(dev_expect(&d2, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 5000) == 0);
+	/* A device coming back gets its dry but no promotion. */
+	int l1;
+	IT_CHECK(dev_online(&d1, &g3, 101, VEIL_MD_SLOT_EXISTING, &l1) == 0);
+	IT_CHECK(l1 == 0);
+	IT_CHECK(dev_online(&d3, &g3, 103, VEIL_MD_SLOT_EXISTING, NULL) == 0);
+	IT_CHECK(dev_quiet(&d3, 200) == 0);
+	return 0;
+}
+
+static int t_slots_and_duplicates(void)
+{
+	struct dev x, y;
+	/* The group has 3 of 3 slots: a fourth device is refused under REJECT. */
+	IT_CHECK(dev_connect(&x, &g3, 104, VEIL_MD_SLOT_NEW) == VEIL_MD_CLOSE_DEVICE_LIMIT);
+	dev_close(&x);
+	/* A known device that says it is new, and an unknown one that says it is known. */
+	IT_CHECK(dev_connect(&x, &g3, 101, VEIL_MD_SLOT_NEW) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&x);
+	IT_CHECK(dev_connect(&x, &g3, 105, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&x);
+	/* A second connection of device 103 replaces the first (4112). */
+	IT_CHECK(dev_online(&x, &g3, 103, VEIL_MD_SLOT_EXISTING, NULL) == 0);
+	IT_CHECK(dev_expect(&d3, 0xff, 5000) == VEIL_MD_CLOSE_DUPLICATE);
+	dev_close(&d3);
+	dev_close(&x);
+	usleep(100000);
+	/* DROP_LEAST_RECENT: 103 (offline, seen last) makes room for 104. */
+	IT_CHECK(dev_connect_as(&y, &g3, &g3.k, 104, VEIL_MD_SLOT_NEW,
+	                        VEIL_MD_SLOTS_DROP_LEAST_RECENT, NULL, 0) == 0);
+	dev_close(&y);
+	IT_CHECK(dev_connect(&x, &g3, 103, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&x);
+	dev_close(&d1);
+	dev_close(&d2);
+	return 0;
+}
+
+/* --- CSP through the proxy --- */
+
+struct pcsp {
+	struct dev d;
+	struct veil_csp_client hs;
+	uint8_t buf[2 + VEIL_CSP_MAX_FRAME];
+	size_t len;
+};
+
+/* The next proxy payload (one whole CSP message). */
+static int pcsp_next(struct pcsp *c, int timeout_ms)
+{
+	int rc = dev_expect(&c->d, VEIL_MD_PROXY, timeout_ms);
+	if (rc != 0)
+		return rc;
+	return 0;
+}
+
+static int pcsp_send(struct pcsp *c, uint8_t type, const uint8_t *d, size_t n)
+{
+	uint8_t plain[VEIL_CSP_MAX_PAYLOAD], frame[2 + VEIL_CSP_MAX_FRAME];
+	veil_csp_payload_header(plain, type);
+	memcpy(plain + 4, d, n);
+	int rc = veil_csp_frame_seal(&c->hs.sess, frame, plain, n + 4);
+	if (rc != 0)
+		return rc;
+	return dev_send(&c->d, VEIL_MD_PROXY, frame, 2 + VEIL_MAC_LEN + n + 4);
+}
+
+/* Receives frames until one of type; each proxy payload must be exactly one frame. */
+static int pcsp_expect(struct pcsp *c, uint8_t type)
+{
+	for (;;) {
+		if (pcsp_next(c, 5000) != 0)
+			return -1;
+		if (c->d.pn < 2 || veil_load_u16le(c->d.pl) + 2u != c->d.pn)
+			return -2;
+		if (veil_csp_frame_open(&c->hs.sess, c->buf, c->d.pl + 2, c->d.pn - 2) != 0)
+			return -3;
+		c->len = c->d.pn - 2 - VEIL_MAC_LEN;
+		if (c->buf[0] == type)
+			return 0;
+	}
+}
+
+static int t_leader_chats_through_proxy(void)
+{
+	struct group g;
+	struct pcsp a;
+	struct it_conn b;
+	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+	char text[256];
+	uint64_t id, got;
+	group_new(&g);
+	/* The client-hello goes out before the D2M handshake is over. */
+	veil_csp_client_hello(&a.hs, srv.csp_pk, hello);
+	IT_CHECK(dev_connect_as(&a.d, &g, &g.k, 201, VEIL_MD_SLOT_NEW, 0, hello, sizeof hello) ==
+	         0);
+	IT_CHECK(dev_expect(&a.d, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 5000) == 0);
+	IT_CHECK(pcsp_next(&a, 5000) == 0 && a.d.pn == VEIL_CSP_SERVER_HELLO_LEN);
+	IT_CHECK(veil_csp_client_server_hello(&a.hs, a.d.pl) == 0);
+	struct veil_buf login;
+	veil_buf_init(&login, 8192);
+	IT_CHECK(veil_csp_client_login(&a.hs, &login, alice.id, alice.sk, "0.1;B;en/CH;it;md", 0,
+	                               NULL) == 0);
+	IT_CHECK(dev_send(&a.d, VEIL_MD_PROXY, login.p, login.len) == 0);
+	veil_buf_release(&login);
+	IT_CHECK(pcsp_next(&a, 5000) == 0 && a.d.pn == VEIL_CSP_LOGIN_ACK_LEN);
+	IT_CHECK(veil_csp_client_login_ack(&a.hs, a.d.pl) == 0);
+	IT_CHECK(pcsp_expect(&a, VEIL_CSP_QUEUE_SEND_COMPLETE) == 0);
+
+	/* Bob, directly on the chat port, writes to alice's leader and back. */
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	struct veil_buf m;
+	veil_buf_init(&m, 8192);
+	id = veil_random_u64();
+	IT_CHECK(it_text(&m, &bob, &alice, id, "to alice's devices", 0) == 0);
+	IT_CHECK(it_send(&b, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_OUTGOING_ACK, 5000) == 0);
+	IT_CHECK(pcsp_expect(&a, VEIL_CSP_INCOMING_MESSAGE) == 0);
+	struct it_conn view = {.fd = -1};
+	memcpy(view.buf, a.buf, a.len);
+	view.len = a.len;
+	IT_CHECK(it_open_text(&view, &alice, &bob, text, sizeof text, &got) == 0);
+	IT_CHECK(strcmp(text, "to alice's devices") == 0 && got == id);
+	uint8_t ack[16];
+	veil_csp_ack_encode(ack, bob.id, got);
+	IT_CHECK(pcsp_send(&a, VEIL_CSP_INCOMING_ACK, ack, sizeof ack) == 0);
+
+	veil_buf_reset(&m);
+	id = veil_random_u64();
+	IT_CHECK(it_text(&m, &alice, &bob, id, "from the leader", 0) == 0);
+	IT_CHECK(pcsp_send(&a, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
+	veil_buf_release(&m);
+	IT_CHECK(pcsp_expect(&a, VEIL_CSP_OUTGOING_ACK) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(strcmp(text, "from the leader") == 0 && got == id);
+	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+
+	/* A second device of the group does not lead and gets no CSP. */
+	struct dev o;
+	int lo;
+	IT_CHECK(dev_online(&o, &g, 202, VEIL_MD_SLOT_NEW, &lo) == 0 && lo == 0);
+	dev_close(&o);
+	dev_close(&a.d);
+	it_close(&b);
+	return 0;
+}
+
+/* Scans every value of every table of the mediator's store for needle. */
+static int db_contains(sqlite3 *db, const uint8_t *needle, size_t n)
+{
+	sqlite3_stmt *t, *st;
+	int found = 0;
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &t,
+	                       NULL) != SQLITE_OK)
+		return -1;
+	while (!found && sqlite3_step(t) == SQLITE_ROW) {
+		char q[256];
+		snprintf(q, sizeof q, "SELECT * FROM \"%s\"",
+		         (const char *)sqlite3_column_text(t, 0));
+		if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
+			found = -1;
+			break;
+		}
+		while (!found && sqlite3_step(st) == SQLITE_ROW)
+			for (int i = 0; i < sqlite3_column_count(st); i++) {
+				const void *v = sqlite3_column_blob(st, i);
+				int len = sqlite3_column_bytes(st, i);
+				if (v != NULL && memmem(v, (size_t)len, needle, n) != NULL)
+					found = 1;
+			}
+		sqlite3_finalize(st);
+	}
+	sqlite3_finalize(t);
+	return found;
+}
+
+static int t_no_identity_in_mediator_tables(void)
+{
+	char path[512];
+	sqlite3 *db;
+	snprintf(path, sizeof path, "%s/mediator.db", srv.data);
+	IT_CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+	/* The store is not empty: the groups of the tests above are in it. */
+	IT_CHECK(db_contains(db, g3.k.group_id, 32) == 1);
+	const struct it_user *users[] = {&alice, &bob};
+	for (size_t i = 0; i < 2; i++) {
+		char hex[65];
+		IT_CHECK(db_contains(db, users[i]->id, 8) == 0);
+		IT_CHECK(db_contains(db, users[i]->pk, 32) == 0);
+		IT_CHECK(veil_hex_encode(hex, sizeof hex, users[i]->pk, 32) == 0);
+		IT_CHECK(db_contains(db, (const uint8_t *)hex, 64) == 0);
+	}
+	sqlite3_close(db);
+	return 0;
+}
+
+static int t_kill9_loses_no_acked_reflect(void)
+{
+	enum { N = 20 };
+	struct group g;
+	struct dev a, b;
+	uint8_t env[N][48];
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 301, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&b, &g, 302, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&b);
+	usleep(100000);
+	for (uint32_t i = 0; i < N; i++) {
+		randombytes_buf(env[i], sizeof env[i]);
+		IT_CHECK(reflect(&a, i + 1, 0, env[i], sizeof env[i]) == 0);
+	}
+	for (uint32_t i = 0; i < N; i++) {
+		struct veil_md_reflect r;
+		IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+		IT_CHECK(veil_md_reflect_ack_parse(&r, a.pl, a.pn) == 0 && r.id == i + 1);
+	}
+	IT_CHECK(it_stop(&srv, SIGKILL) == 0);
+	dev_close(&a);
+	IT_CHECK(it_start(&srv) == 0);
+	IT_CHECK(dev_connect(&b, &g, 302, VEIL_MD_SLOT_EXISTING) == 0);
+	IT_CHECK(b.si.reflection_queue_length == N);
+	for (uint32_t i = 0; i < N; i++)
+		IT_CHECK(expect_reflected(&b, env[i], sizeof env[i], NULL, 1) == 0);
+	IT_CHECK(dev_next(&b, 5000) == 0 && b.type == VEIL_MD_REFLECTION_QUEUE_DRY);
+	dev_close(&b);
+	return 0;
+}
+
+/* SIGTERM with a leader and a follower online: both are closed, veild exits 0. */
+static int t_clean_shutdown_with_devices(void)
+{
+	struct group g;
+	struct dev a, b;
+	int la, lb;
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 401, VEIL_MD_SLOT_NEW, &la) == 0 && la == 1);
+	IT_CHECK(dev_online(&b, &g, 402, VEIL_MD_SLOT_NEW, &lb) == 0 && lb == 0);
+	IT_CHECK(it_stop(&srv, SIGTERM) == 0);
+	IT_CHECK(dev_expect(&a, 0xff, 5000) > 0 && dev_expect(&b, 0xff, 5000) > 0);
+	dev_close(&a);
+	dev_close(&b);
+	return 0;
+}
+
+#define RUN_IT(fn)                                                                                 \
+	do {                                                                                       \
+		int r_ = fn();                                                                     \
+		printf("%s %s\n", r_ ? "FAIL" : "PASS", #fn);                                      \
+		fflush(stdout);                                                                    \
+		failed += r_;                                                                      \
+	} while (0)
+
+int main(void)
+{
+	int failed = 0;
+	signal(SIGPIPE, SIG_IGN);
+	srv.extra[0] = "--mediator-max-slots";
+	srv.extra[1] = "3";
+	if (veil_crypto_init() != 0 || it_start(&srv) != 0) {
+		fprintf(stderr, "cannot start veild\n");
+		printf("FAIL start_veild\n");
+		return 1;
+	}
+	if (it_register(&srv, &alice) != 0 || it_register(&srv, &bob) != 0) {
+		fprintf(stderr, "cannot register: %s\n", veil_dir_errmsg());
+		printf("FAIL register\n");
+		it_stop(&srv, SIGKILL);
+		return 1;
+	}
+	RUN_IT(t_wrong_dgk_refused);
+	RUN_IT(t_reflect_to_two_others);
+	RUN_IT(t_offline_device_catches_up);
+	RUN_IT(t_unknown_ack_closes_4012);
+	RUN_IT(t_leader_reelected);
+	RUN_IT(t_slots_and_duplicates);
+	RUN_IT(t_leader_chats_through_proxy);
+	RUN_IT(t_no_identity_in_mediator_tables);
+	RUN_IT(t_kill9_loses_no_acked_reflect);
+	RUN_IT(t_clean_shutdown_with_devices);
+	it_stop(&srv, SIGKILL);
+	return failed ? 1 : 0;
+}
