@@ -66,6 +66,27 @@ void cli_raw_desc(uint8_t type, size_t len);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */
 void cli_date(char out[static 32], uint64_t ms);
 
+/*
+ * The one word for a message's state in every command's output (recv, log,
+ * human and JSON): 0 "sent", then the receipt statuses 1 "received", 2 "read",
+ * 3 "acknowledged", 4 "declined"; "unknown" for anything else.
+ */
+const char *cli_status_word(int status);
+/* Writes text for a terminal: control characters other than newline and tab become '?'. */
+void cli_put_text(FILE *f, const char *p, size_t n);
+/*
+ * Parses a point in time for --since: a UTC date (YYYY-MM-DD, optionally
+ * THH:MM[:SS] and Z) or a duration before now_ms (digits and s, m, h, d or
+ * w). Returns 0 with Unix milliseconds in *out, or -1.
+ */
+int cli_parse_since(const char *s, uint64_t now_ms, uint64_t *out);
+/*
+ * Resolves "GID" or "CREATOR:GID" to a group the profile knows. Prints the
+ * error and returns non-zero (2 for a malformed argument, 1 otherwise).
+ */
+int cli_group_resolve(struct veil_msgr *m, const char *arg, uint8_t creator[static VEIL_ID_LEN],
+                      uint64_t *gid);
+
 int cmd_init(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 int cmd_contact(int argc, char **argv);

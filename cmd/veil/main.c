@@ -137,12 +137,25 @@ static const struct cli_cmd commands[] = {
      "ack, decline:  react to group messages (the group's delivery receipts).\n"
      "\n"
      "'veil recv' shows group messages with the group's name and ID.\n"},
-    {"log", cmd_log, "show the local message log",
-     "log [ID] [--json]\n"
+    {"log", cmd_log, "show the message history",
+     "log [--peer ID|GID] [--since DATE|DURATION] [--limit N] [--grep TEXT] [--json]\n"
      "\n"
-     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"
-     "A message that could not be decoded shows as \"stored raw: type 0xNN, N bytes\"\n"
-     "(JSON: raw, size, type_code).\n"},
+     "Prints the messages stored in the profile, sent and received, ordered by\n"
+     "date: \"[date] MSGID <- FROM: words\" (\"->\" for sent ones, with their\n"
+     "state: sent, received, read, acknowledged, declined). Texts, files (name,\n"
+     "size, type, caption), receipts and group messages (with the group's name and\n"
+     "ID) are shown in words; one that could not be decoded as \"stored raw: type\n"
+     "0xNN, N bytes\".\n"
+     "\n"
+     "  --peer ID|GID   only messages with this contact, or of this group\n"
+     "                  (GID or CREATOR:GID as 'veil group list' prints it)\n"
+     "  --since WHEN    only messages since a UTC date (2024-05-01,\n"
+     "                  2024-05-01T12:00Z) or for a duration (30m, 12h, 7d, 2w)\n"
+     "  --limit N       only the N newest (still printed oldest first)\n"
+     "  --grep TEXT     only messages whose words contain TEXT (any case)\n"
+     "  --json          JSON Lines: dir, peer, id, date, type, type_code, status,\n"
+     "                  text, group {id, creator, name}, name, mime, size,\n"
+     "                  caption (files), ids (receipts), raw and size (raw)\n"},
 };
 
 static const struct cli_cmd *find(const char *name)

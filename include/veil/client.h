@@ -248,6 +248,21 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
 int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
                           int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx) VEIL_WUR;
 
+/* Which logged messages veil_profile_log_query returns; zeroed: all. */
+struct veil_log_query {
+	const uint8_t *peer; /* only this peer (VEIL_ID_LEN bytes); NULL: every peer */
+	uint64_t since_ms;   /* only messages created at or after this time; 0: all */
+};
+/*
+ * Calls fn for the logged messages that q selects, ordered by their
+ * creation date (messages of the same date in the order they were stored).
+ * The entry's body is valid only during the call; a non-zero return from fn
+ * stops and is returned.
+ */
+int veil_profile_log_query(struct veil_profile *p, const struct veil_log_query *q,
+                           int (*fn)(const struct veil_log_entry *e, void *ctx),
+                           void *ctx) VEIL_WUR;
+
 /* ---------------------------------------------------------------------- */
 /* Messenger                                                              */
 /* ---------------------------------------------------------------------- */

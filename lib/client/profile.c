@@ -627,21 +627,11 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
 	return rc;
 }
 
-int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
-                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+/* Runs a prepared log query and calls fn for each row. Finalizes st. */
+static int log_rows(sqlite3_stmt *st, int (*fn)(const struct veil_log_entry *e, void *ctx),
+                    void *ctx)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
-	                 "WHERE ?1 IS NULL OR peer = ?1 ORDER BY seq");
-	if (rc != 0)
-		return rc;
-	if (peer != NULL) {
-		veil_id_str(ids, peer);
-		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	}
-	int s;
+	int rc = 0, s;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
 		struct veil_log_entry e;
 		memset(&e, 0, sizeof e);
@@ -665,4 +655,41 @@ int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
 out:
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
+                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	char ids[VEIL_ID_LEN + 1];
+	int rc = prepare(p, &st,
+	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
+	                 "WHERE ?1 IS NULL OR peer = ?1 ORDER BY seq");
+	if (rc != 0)
+		return rc;
+	if (peer != NULL) {
+		veil_id_str(ids, peer);
+		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	}
+	return log_rows(st, fn, ctx);
+}
+
+int veil_profile_log_query(struct veil_profile *p, const struct veil_log_query *q,
+                           int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	char ids[VEIL_ID_LEN + 1];
+	if (q->since_ms > (uint64_t)INT64_MAX)
+		return VEIL_EINVAL;
+	int rc = prepare(p, &st,
+	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
+	                 "WHERE (?1 IS NULL OR peer = ?1) AND date >= ?2 ORDER BY date, seq");
+	if (rc != 0)
+		return rc;
+	if (q->peer != NULL) {
+		veil_id_str(ids, q->peer);
+		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	}
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->since_ms);
+	return log_rows(st, fn, ctx);
 }
