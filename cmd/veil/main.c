@@ -86,7 +86,8 @@ static const struct cli_cmd commands[] = {
      "\n"
      "--file encrypts the file with a fresh key, uploads it to the server's blob\n"
      "service and sends a file message (with an optional caption). A progress bar\n"
-     "is drawn on a terminal.\n"},
+     "is drawn on a terminal. A JPEG or PNG image gets a thumbnail of at most\n"
+     "512x512 pixels in its own format, uploaded as a blob of its own.\n"},
     {"recv", cmd_recv, "receive messages",
      "recv [--wait SECONDS] [--json] [--download-dir DIR]\n"
      "\n"
@@ -97,10 +98,11 @@ static const struct cli_cmd commands[] = {
      "  --json           one JSON object per line: from, id, date, type, nickname,\n"
      "                   text (text messages), status and ids (receipts),\n"
      "                   typing (typing indicators); files: name, mime, size,\n"
-     "                   caption, path\n"
+     "                   caption, path, thumbnail\n"
      "  --download-dir DIR  where received files are saved ($VEIL_HOME/files);\n"
      "                   each is downloaded, checked and decrypted, then its path\n"
-     "                   is printed\n"
+     "                   is printed; its thumbnail, if it has one, is saved beside\n"
+     "                   it as NAME.thumb.jpg (or .png)\n"
      "\n"
      "A message is acknowledged to the server only once it is stored. One that\n"
      "cannot be decrypted or decoded is stored as it came and shown as \"stored\n"

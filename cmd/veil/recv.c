@@ -256,6 +256,7 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
                      const char *dir)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], path[VEIL_PROFILE_PATH_MAX], label[64];
+	char thumb[VEIL_PROFILE_PATH_MAX + 16];
 	struct veil_e2e_file *f = malloc(sizeof *f);
 	struct cli_progress pr;
 	int rc = 0;
@@ -272,6 +273,13 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 	rc = veil_msgr_file_download(m, pf->body, pf->len, dir, !pf->group, cli_progress_cb, &pr,
 	                             path, sizeof path);
 	cli_progress_end(&pr);
+	thumb[0] = '\0';
+	if (rc == 0 && f->has_thumb &&
+	    veil_msgr_thumb_download(m, pf->body, pf->len, path, !pf->group, thumb, sizeof thumb) !=
+	        0)
+		/* The file itself is saved: a lost thumbnail is only worth a line. */
+		cli_err("thumbnail of the file from %s (message %s) not saved: %s", from, id,
+		        m->errtext);
 	if (rc != 0) {
 		rc = cli_err("file from %s (message %s) not saved: %s", from, id, m->errtext);
 	} else if (r->json) {
@@ -281,6 +289,8 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 		                      (json_int_t)f->size, "path", path);
 		if (o != NULL && f->caption[0])
 			json_object_set_new(o, "caption", json_string(f->caption));
+		if (o != NULL && thumb[0])
+			json_object_set_new(o, "thumbnail", json_string(thumb));
 		if (o != NULL && pf->group) {
 			char gid[17];
 			cli_msgid(gid, pf->group_id);
@@ -308,7 +318,12 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 		}
 		printf(": file saved to ");
 		put_text(path, strlen(path));
-		printf(" (%" PRIu64 " bytes, %s)", f->size, f->mime);
+		printf(" (%" PRIu64 " bytes, %s", f->size, f->mime);
+		if (thumb[0]) {
+			printf("; thumbnail ");
+			put_text(thumb, strlen(thumb));
+		}
+		putchar(')');
 		if (f->caption[0]) {
 			printf(": ");
 			put_text(f->caption, strlen(f->caption));
