@@ -27,7 +27,6 @@ struct find_ctx {
 	uint8_t found[VEIL_ID_LEN];
 	/* for list: */
 	int json;
-	json_t *arr;
 	struct veil_profile *prof;
 };
 
@@ -158,9 +157,14 @@ static int list_fn(const struct veil_group *g, void *ctx)
 	struct find_ctx *f = ctx;
 	char gh[17], cs[VEIL_ID_LEN + 1];
 	if (f->json) {
+		/* JSON Lines, like every --json: one group per line. */
 		json_t *o = group_json(g, f->prof);
-		if (o == NULL || json_array_append_new(f->arr, o) != 0)
+		char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (s == NULL)
 			return VEIL_ENOMEM;
+		printf("%s\n", s);
+		free(s);
 		return 0;
 	}
 	struct find_ctx same = {.gid = g->gid};
@@ -185,20 +189,8 @@ static int group_list(struct veil_msgr *m, int json)
 	memset(&f, 0, sizeof f);
 	f.json = json;
 	f.prof = &m->prof;
-	if (json && (f.arr = json_array()) == NULL)
-		return cli_err("out of memory");
-	if (veil_profile_group_list(&m->prof, list_fn, &f) != 0) {
-		json_decref(f.arr);
+	if (veil_profile_group_list(&m->prof, list_fn, &f) != 0)
 		return cli_err("cannot read the groups");
-	}
-	if (json) {
-		char *s = json_dumps(f.arr, JSON_COMPACT);
-		json_decref(f.arr);
-		if (s == NULL)
-			return cli_err("out of memory");
-		printf("%s\n", s);
-		free(s);
-	}
 	return 0;
 }
 

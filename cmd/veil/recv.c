@@ -35,15 +35,10 @@ struct recv_ctx {
 	int files_dropped; /* file messages beyond RECV_MAX_PENDING_FILES */
 };
 
+/* The status words are the same in every command (cli_status_word). */
 static const char *status_name(uint8_t s)
 {
-	switch (s) {
-	case VEIL_RECEIPT_RECEIVED: return "received";
-	case VEIL_RECEIPT_READ: return "read";
-	case VEIL_RECEIPT_ACK: return "acknowledged";
-	case VEIL_RECEIPT_DECLINE: return "declined";
-	default: return "unknown";
-	}
+	return cli_status_word(s);
 }
 
 /* Writes text for a terminal: control characters other than newline and tab become '?'. */
