@@ -339,6 +339,20 @@ int cli_contact_show(int argc, char **argv)
 	if (veil_hex_encode(hex, sizeof hex, c.pk, VEIL_KEY_LEN) == 0)
 		printf("public key:  %s\n", hex);
 	printf("level:       %s (%s)\n", veil_level_name(level), source);
+	/* The directory has the last word on whether the ID still exists. */
+	struct veil_dir_identity di;
+	int d = veil_dir_get_identity(m.prof.dir_url, id, &di);
+	if (d == 0 && memcmp(di.id, id, VEIL_ID_LEN) == 0)
+		printf("state:       %s\n",
+		       di.state == 2
+		           ? "REVOKED: its owner revoked this ID; it gets no more messages"
+		       : di.state == 1 ? "inactive (directory)"
+		                       : "active (directory)");
+	else if (d == VEIL_ENOTFOUND)
+		printf("state:       unknown to the directory\n");
+	else
+		printf("state:       not known now (cannot reach the directory: %s)\n",
+		       veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(d));
 out:
 	veil_msgr_close(&m);
 	return rc;

@@ -68,11 +68,15 @@ static const struct cli_cmd commands[] = {
      "'veil contact verify'; --text prints only the text.\n"},
     {"revoke", cmd_revoke, "revoke your identity",
      "revoke [--yes] | --set-password PASSWORD\n"
+     "       veil revoke ID --password PASSWORD|- [--server URL] [--yes]\n"
      "\n"
      "Revokes your ID for good after you type it to confirm (--yes skips the\n"
      "question): nobody can write to it and it can no longer log in.\n"
      "--set-password sets a revocation password instead, with which the ID can be\n"
-     "revoked later without this profile (identity/ws/revoke).\n"},
+     "revoked later without this profile (identity/ws/revoke).\n"
+     "--password revokes ID with its revocation password, without its profile (a\n"
+     "lost device): '-' reads the password from standard input; --server URL\n"
+     "names the server when $VEIL_HOME holds no profile.\n"},
     {"send", cmd_send, "send a text message or a file",
      "send ID [--] TEXT...\n"
      "       veil send ID --file PATH [--caption TEXT]\n"

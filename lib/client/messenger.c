@@ -287,6 +287,39 @@ static int peer_get(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
 
 /* --- connections --- */
 
+/*
+ * The server refused our login. The usual reason is that the ID was
+ * revoked: ask the directory, so that the user hears that rather than a
+ * generic refusal.
+ */
+static int login_refused(struct veil_msgr *m, const struct veil_conn *c)
+{
+	struct veil_profile *p = &m->prof;
+	struct veil_dir_identity di;
+	char ids[VEIL_ID_LEN + 1];
+	veil_id_str(ids, p->id);
+	int d = veil_dir_get_identity(p->dir_url, p->id, &di);
+	if (d == 0 && memcmp(di.id, p->id, VEIL_ID_LEN) == 0 && di.state == 2)
+		return veil_msgr_fail(
+		    m, VEIL_EAUTH,
+		    "your ID %s has been revoked (the directory says so): it can "
+		    "no longer log in, send or receive; 'veil init' makes a new one",
+		    ids);
+	if (d == VEIL_ENOTFOUND)
+		return veil_msgr_fail(m, VEIL_EAUTH,
+		                      "your ID %s is unknown to the server's directory (%s): the "
+		                      "server refused the login",
+		                      ids, p->dir_url);
+	if (d == 0 && memcmp(di.id, p->id, VEIL_ID_LEN) == 0 &&
+	    memcmp(di.pk, p->pk, VEIL_KEY_LEN) != 0)
+		return veil_msgr_fail(m, VEIL_EAUTH,
+		                      "the directory holds another public key for your ID %s: the "
+		                      "server refused the login",
+		                      ids);
+	return veil_msgr_fail(m, VEIL_EAUTH, "server %s:%u refused the login of %s: %s",
+	                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
+}
+
 static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 {
 	struct veil_profile *p = &m->prof;
@@ -305,9 +338,7 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 		return veil_msgr_fail(
 		    m, rc, "wrong server key: the chat server %s:%u does not hold the pinned key",
 		    p->chat_host, (unsigned)p->chat_port);
-	case VEIL_EAUTH:
-		return veil_msgr_fail(m, rc, "server %s:%u refused the login of %s: %s",
-		                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
+	case VEIL_EAUTH: return login_refused(m, c);
 	default:
 		return veil_msgr_fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
 		                      (unsigned)p->chat_port,

@@ -108,11 +108,31 @@ check match_keeps_green grep -q "^$A green" "$T/m2"
 for i in 1 2 3; do vc link phone "+4179000000$i" >/dev/null 2>&1; done
 check link_rate_limited bash -c "! VEIL_HOME=$T/c $BIN/veil link phone +41790000009 2>$T/err && grep -q '429' $T/err"
 
+vc contact add "$B" >/dev/null 2>&1
 # Revocation: confirmation required; afterwards the ID is reported revoked and cannot log in.
 check revoke_needs_confirmation bash -c "echo NOTMYID | VEIL_HOME=$T/b $BIN/veil revoke 2>$T/err; grep -q 'not confirmed' $T/err"
 check revoke bash -c "echo $B | VEIL_HOME=$T/b $BIN/veil revoke 2>/dev/null | grep -q revoked"
 check revoked_state bash -c "curl -sf $URL/directory/identity/$B | grep -q '\"state\":2'"
 check revoked_cannot_login bash -c "! VEIL_HOME=$T/b $BIN/veil recv 2>$T/err"
+# The revoked client says its own ID was revoked, not a generic refusal.
+check revoked_says_so grep -q "your ID $B has been revoked" "$T/err"
+check revoked_one_line [ "$(wc -l <"$T/err")" = 1 ]
+vc contact show "$B" >"$T/show" 2>&1
+check show_revoked_contact grep -q "^state: *REVOKED" "$T/show"
+vc contact show "$A" >"$T/show" 2>&1
+check show_active_contact grep -q "^state: *active" "$T/show"
+
+# Revocation with the revocation password, without the profile.
+D=$(VEIL_HOME=$T/d "$BIN/veil" init --server "$URL")
+VEIL_HOME=$T/d "$BIN/veil" revoke --set-password 'lost phone' >/dev/null
+echo 'wrong one' | VEIL_HOME=$T/nobody "$BIN/veil" revoke "$D" --password - --server "$URL" --yes \
+	>/dev/null 2>"$T/err"
+check revoke_password_wrong bash -c "grep -q 'not revoked: .*wrong revocation key' $T/err && curl -sf $URL/directory/identity/$D | grep -q '\"state\":0'"
+echo 'lost phone' | VEIL_HOME=$T/nobody "$BIN/veil" revoke "$D" --password - --server "$URL" --yes \
+	>"$T/out" 2>"$T/err"
+check revoke_password grep -q "^$D revoked$" "$T/out"
+check revoke_password_state bash -c "curl -sf $URL/directory/identity/$D | grep -q '\"state\":2'"
+check revoke_password_needs_server bash -c "! VEIL_HOME=$T/nobody $BIN/veil revoke $D --password x --yes 2>$T/err && grep -q -- '--server URL' $T/err"
 check revoked_not_matched bash -c "! VEIL_HOME=$T/c $BIN/veil contact match --email bob@example.org | grep -q $B"
 
 # The server's files never hold the linked addresses.
