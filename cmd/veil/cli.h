@@ -96,6 +96,7 @@ int cmd_log(int argc, char **argv);
 int cmd_link(int argc, char **argv);
 int cmd_qr(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
+int cmd_server(int argc, char **argv);
 /* contact subcommands in contact_match.c */
 int cli_contact_match(int argc, char **argv);
 int cli_contact_show(int argc, char **argv);

@@ -77,6 +77,18 @@ static const struct cli_cmd commands[] = {
      "--password revokes ID with its revocation password, without its profile (a\n"
      "lost device): '-' reads the password from standard input; --server URL\n"
      "names the server when $VEIL_HOME holds no profile.\n"},
+    {"server", cmd_server, "show or accept the server's keys",
+     "server key\n"
+     "       veil server accept-key [--yes]\n"
+     "\n"
+     "key:         prints the server's address and the pinned chat and signature\n"
+     "             keys with their fingerprints.\n"
+     "accept-key:  after the operator changed the server's keys (commands then\n"
+     "             fail with \"wrong server key\"), fetches the server's current\n"
+     "             provisioning document, shows the pinned and the new fingerprints\n"
+     "             and, once you agree (--yes: without asking), pins the new keys.\n"
+     "             Compare the fingerprints with the operator first: a changed key\n"
+     "             is also what an attacker in the middle would show.\n"},
     {"send", cmd_send, "send a text message or a file",
      "send ID [--] TEXT...\n"
      "       veil send ID --file PATH [--caption TEXT]\n"

@@ -336,7 +336,9 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 		                      rc == VEIL_ETIMEOUT ? "timed out" : c->errtext);
 	case VEIL_ECRYPTO:
 		return veil_msgr_fail(
-		    m, rc, "wrong server key: the chat server %s:%u does not hold the pinned key",
+		    m, rc,
+		    "wrong server key: the chat server %s:%u does not hold the pinned key (if its "
+		    "operator changed it: 'veil server accept-key')",
 		    p->chat_host, (unsigned)p->chat_port);
 	case VEIL_EAUTH: return login_refused(m, c);
 	default:
