@@ -87,6 +87,12 @@ int cli_parse_since(const char *s, uint64_t now_ms, uint64_t *out);
 int cli_group_resolve(struct veil_msgr *m, const char *arg, uint8_t creator[static VEIL_ID_LEN],
                       uint64_t *gid);
 
+/* Writes "ID" or, if the contact has a local name, "ID (Name)". m may be NULL. */
+void cli_put_who(FILE *f, struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN]);
+/* Adds "contact_name" to the JSON object o if id has a local name. */
+struct json_t;
+void cli_json_who(struct json_t *o, struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN]);
+
 int cmd_init(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 int cmd_contact(int argc, char **argv);

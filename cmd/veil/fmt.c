@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "veil/e2e.h"
 
 #include "cli.h"
@@ -96,4 +98,23 @@ int cli_parse_since(const char *s, uint64_t now_ms, uint64_t *out)
 		return -1;
 	*out = (uint64_t)t * 1000;
 	return 0;
+}
+
+void cli_put_who(FILE *f, struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN])
+{
+	char name[VEIL_PROFILE_NICK_MAX + 1];
+	fprintf(f, "%.8s", (const char *)id);
+	if (m != NULL && veil_profile_contact_name(&m->prof, id, name, sizeof name) == 0) {
+		fputs(" (", f);
+		cli_put_text(f, name, strlen(name));
+		fputc(')', f);
+	}
+}
+
+void cli_json_who(json_t *o, struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN])
+{
+	char name[VEIL_PROFILE_NICK_MAX + 1];
+	if (o != NULL && m != NULL &&
+	    veil_profile_contact_name(&m->prof, id, name, sizeof name) == 0)
+		json_object_set_new(o, "contact_name", json_string(name));
 }

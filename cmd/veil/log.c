@@ -231,6 +231,7 @@ static json_t *entry_json(struct log_ctx *l, const struct veil_log_entry *e,
 	                      date, "type", v->type, "type_code", (int)e->type);
 	if (o == NULL)
 		return NULL;
+	cli_json_who(o, l->m, e->peer);
 	if (v->raw) {
 		json_object_set_new(o, "raw", json_true());
 		json_object_set_new(o, "size", json_integer((json_int_t)e->body_len));
@@ -352,11 +353,14 @@ static int log_one(const struct veil_log_entry *e, void *ctx)
 		FILE *o = open_memstream(&line, &llen);
 		if (o != NULL) {
 			/* Our own group messages are logged with our ID: say only "->". */
-			if (e->dir == VEIL_LOG_OUT && v.group)
+			if (e->dir == VEIL_LOG_OUT && v.group) {
 				fprintf(o, "[%s] %s ->%s\n", date, id, words);
-			else
-				fprintf(o, "[%s] %s %s %s%s\n", date, id,
-				        e->dir == VEIL_LOG_OUT ? "->" : "<-", peer, words);
+			} else {
+				fprintf(o, "[%s] %s %s ", date, id,
+				        e->dir == VEIL_LOG_OUT ? "->" : "<-");
+				cli_put_who(o, l->m, e->peer);
+				fprintf(o, "%s\n", words);
+			}
 			if (fclose(o) != 0) {
 				free(line);
 				line = NULL;

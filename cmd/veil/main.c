@@ -41,11 +41,13 @@ static const struct cli_cmd commands[] = {
      "                          [--country CC] [--private | --hashed]\n"
      "       veil contact show ID\n"
      "       veil contact verify ID --scan TEXT\n"
+     "       veil contact name ID [NAME]\n"
      "\n"
      "add:    fetches ID's public key from the directory and stores the contact; with\n"
      "        --key HEX stores the given key without asking the directory.\n"
      "list:   prints ID, public key, nickname and first-seen date of each contact.\n"
-     "match:  finds who in an address book (a vCard or CSV FILE, '-' for stdin, and\n"
+     "match:  finds who in an address book (a vCard, or CSV with commas,\n"
+     "        semicolons or tabs, FILE '-' for stdin, and\n"
      "        --phone/--email entries) has linked that number or address, adds them\n"
      "        as contacts and prints \"ID LEVEL NAME\" for each. --private (the\n"
      "        default) uses the server's oblivious PRF so the server cannot test\n"
@@ -54,7 +56,10 @@ static const struct cli_cmd commands[] = {
      "show:   prints the contact's key fingerprint and verification level\n"
      "        (red: directory only, orange: matched by phone or e-mail, green: QR).\n"
      "verify: checks a scanned QR text (3mid:ID,KEYHEX) against the stored key and\n"
-     "        raises the contact to green; a different key is refused loudly.\n"},
+     "        raises the contact to green; a different key is refused loudly.\n"
+     "name:   gives the contact a local name, your own and never sent, shown\n"
+     "        after its ID by recv, log and list (JSON: contact_name); '' removes\n"
+     "        it, no NAME prints it.\n"},
     {"link", cmd_link, "link an e-mail address or phone number",
      "link email ADDR | phone NUMBER [--country CC] | verify CODE\n"
      "\n"

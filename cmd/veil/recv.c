@@ -28,6 +28,7 @@ struct pending_file {
 #define RECV_MAX_PENDING_FILES 4096
 
 struct recv_ctx {
+	struct veil_msgr *m; /* for the contacts' local names */
 	int json;
 	int failed; /* output could not be written */
 	struct pending_file *files;
@@ -106,14 +107,16 @@ static void print_group(const struct veil_msgr_event *ev)
 }
 
 /* A message stored as it came because it could not be decoded (ev->raw). */
-static int print_raw(const struct veil_msgr_event *ev, int json)
+static int print_raw(struct recv_ctx *r, const struct veil_msgr_event *ev, int json)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
 	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
 	if (!json) {
-		printf("[%s] %s: (%s: ", date, from, ev->errtext);
+		printf("[%s] ", date);
+		cli_put_who(stdout, r->m, ev->from);
+		printf(": (%s: ", ev->errtext);
 		cli_raw_desc(ev->type, ev->body_len);
 		printf("; see 'veil log')\n");
 		return 0;
@@ -122,6 +125,7 @@ static int print_raw(const struct veil_msgr_event *ev, int json)
 	    "{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:s}", "from", from, "id", id, "date", date,
 	    "type", ev->type ? cli_type(tbuf, ev->type) : "undecrypted", "type_code", (int)ev->type,
 	    "raw", 1, "size", (json_int_t)ev->body_len, "error", ev->errtext);
+	cli_json_who(o, r->m, ev->from);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
@@ -131,17 +135,17 @@ static int print_raw(const struct veil_msgr_event *ev, int json)
 	return 0;
 }
 
-static int print_human(const struct veil_msgr_event *ev)
+static int print_human(struct recv_ctx *r, const struct veil_msgr_event *ev)
 {
-	char from[VEIL_ID_LEN + 1], date[32];
-	veil_id_str(from, ev->from);
+	char date[32];
 	cli_date(date, ev->date_ms);
+	printf("[%s] ", date);
+	cli_put_who(stdout, r->m, ev->from);
 	if (ev->group) {
-		printf("[%s] %s", date, from);
 		print_group(ev);
 		return 0;
 	}
-	printf("[%s] %s: ", date, from);
+	printf(": ");
 	switch (ev->type) {
 	case VEIL_E2E_TEXT: put_text(ev->text, ev->text_len); break;
 	case VEIL_E2E_DELIVERY_RECEIPT:
@@ -156,7 +160,7 @@ static int print_human(const struct veil_msgr_event *ev)
 	return 0;
 }
 
-static int print_json(const struct veil_msgr_event *ev)
+static int print_json(struct recv_ctx *r, const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
 	veil_id_str(from, ev->from);
@@ -169,6 +173,7 @@ static int print_json(const struct veil_msgr_event *ev)
 		return VEIL_ENOMEM;
 	if (ev->nickname != NULL)
 		json_object_set_new(o, "nickname", json_string(ev->nickname));
+	cli_json_who(o, r->m, ev->from);
 	if (ev->new_contact)
 		json_object_set_new(o, "new_contact", json_true());
 	if (ev->group) {
@@ -286,6 +291,7 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 			json_object_set_new(o, "caption", json_string(f->caption));
 		if (o != NULL && thumb[0])
 			json_object_set_new(o, "thumbnail", json_string(thumb));
+		cli_json_who(o, m, pf->from);
 		if (o != NULL && pf->group) {
 			char gid[17];
 			cli_msgid(gid, pf->group_id);
@@ -302,7 +308,8 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 			printf("%s\n", s);
 		free(s);
 	} else {
-		printf("[%s] %s", date, from);
+		printf("[%s] ", date);
+		cli_put_who(stdout, m, pf->from);
 		if (pf->group) {
 			char gid[17];
 			const char *gn = pf->group_name[0] ? pf->group_name : "(no name)";
@@ -338,7 +345,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 	switch (ev->kind) {
 	case VEIL_MSGR_EV_MESSAGE:
 		if (ev->raw) {
-			if (print_raw(ev, r->json) != 0)
+			if (print_raw(r, ev, r->json) != 0)
 				r->failed = 1;
 			break;
 		}
@@ -346,7 +353,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 			queue_file(r, ev);
 			break;
 		}
-		if ((r->json ? print_json(ev) : print_human(ev)) != 0)
+		if ((r->json ? print_json(r, ev) : print_human(r, ev)) != 0)
 			r->failed = 1;
 		break;
 	case VEIL_MSGR_EV_ALERT: cli_err("%s", ev->errtext); break;
@@ -396,6 +403,7 @@ int cmd_recv(int argc, char **argv)
 	}
 	if (cli_open(&m) != 0)
 		return 1;
+	r.m = &m;
 	int rc = veil_msgr_receive(&m, (int)wait_s, on_event, &r);
 	if (rc != 0)
 		rc = cli_err("%s", m.errtext);

@@ -194,6 +194,16 @@ int veil_profile_contact_add(struct veil_profile *p, const struct veil_contact *
 /* Sets a contact's nickname (valid UTF-8, at most VEIL_PROFILE_NICK_MAX bytes). */
 int veil_profile_contact_set_nickname(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                                       const char *nickname) VEIL_WUR;
+/*
+ * The local name of a contact: a name this profile gives it (never sent to
+ * anyone), unlike the nickname its owner sends. set_name: valid UTF-8 of at
+ * most VEIL_PROFILE_NICK_MAX bytes, "" removes it; VEIL_ENOTFOUND if id is
+ * not a contact. contact_name: VEIL_ENOTFOUND (out "") if none is set.
+ */
+int veil_profile_contact_set_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                                  const char *name) VEIL_WUR;
+int veil_profile_contact_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                              char *out, size_t cap) VEIL_WUR;
 /* Calls fn for every contact in ID order; a non-zero return from fn stops and is returned. */
 int veil_profile_contact_list(struct veil_profile *p,
                               int (*fn)(const struct veil_contact *c, void *ctx),

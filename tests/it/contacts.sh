@@ -90,6 +90,36 @@ check match_private_vcard bash -c "grep -q '^$A orange Alice Example' $T/m1 && g
 printf 'name,phone,email\nAl,+41791234567,\n' >"$T/book.csv"
 check match_hashed_csv bash -c "VEIL_HOME=$T/c $BIN/veil contact match --hashed $T/book.csv | grep -q '^$A orange Al'"
 check match_single_phone bash -c "VEIL_HOME=$T/c $BIN/veil contact match --phone 0791234567 --country 41 | grep -q '^$A '"
+# A spreadsheet's CSV export: semicolons, quotes, a byte order mark, CRLF.
+printf '\xef\xbb\xbfName;Phone;E-Mail\r\n"Example; Alice";+41 79 123 45 67;\r\nBob;;bob@example.org\r\n' >"$T/excel.csv"
+vc contact match "$T/excel.csv" >"$T/m3" 2>"$T/m3.err"
+check match_semicolon_csv bash -c "grep -q '^$A orange Example; Alice' $T/m3 && grep -q '^$B orange Bob' $T/m3 || { cat $T/m3 $T/m3.err; false; }"
+printf 'name\tphone\nAl Tab\t+41791234567\n' >"$T/tab.csv"
+check match_tab_csv bash -c "VEIL_HOME=$T/c $BIN/veil contact match $T/tab.csv | grep -q '^$A orange Al Tab'"
+# A file that cannot be read is explained in one line.
+unreadable() { # file, pattern
+	VEIL_HOME=$T/c "$BIN/veil" contact match "$1" >/dev/null 2>"$T/err"
+	local rc=$?
+	[ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "$2" "$T/err" ||
+		{ echo "  rc=$rc stderr: $(cat "$T/err")"; return 1; }
+}
+printf 'name,phone\nAl,+41791234567\n' | iconv -f UTF-8 -t UTF-16 >"$T/u16.csv"
+check match_utf16_explained unreadable "$T/u16.csv" "UTF-16 text: save it as UTF-8"
+printf 'PK\003\004rest of a zip' >"$T/book.xlsx"
+check match_xlsx_explained unreadable "$T/book.xlsx" "ZIP file.*export it as CSV"
+printf 'just some words\nand more\n' >"$T/notes.txt"
+check match_nothing_explained unreadable "$T/notes.txt" "holds no phone number or e-mail address"
+check match_missing_explained unreadable "$T/nope.csv" "cannot open $T/nope.csv: No such file"
+
+# A local name, shown by recv and log.
+vc contact name "$A" "Alice at work"
+check contact_name_get bash -c "[ \"\$(VEIL_HOME=$T/c $BIN/veil contact name $A)\" = 'Alice at work' ]"
+va send "$C" "lunch?" >/dev/null
+vc recv >"$T/cr" 2>&1
+check recv_shows_local_name grep -q "\] $A (Alice at work): lunch?" "$T/cr"
+check log_shows_local_name bash -c "VEIL_HOME=$T/c $BIN/veil log --peer $A | grep -q '<- $A (Alice at work): lunch?'"
+check log_json_local_name bash -c "VEIL_HOME=$T/c $BIN/veil log --json --grep lunch | grep -q '\"contact_name\":\"Alice at work\"'"
+check contact_name_unknown bash -c "! VEIL_HOME=$T/c $BIN/veil contact name ZZZZ9999 X 2>$T/err && grep -q 'not a contact' $T/err"
 check show_orange bash -c "VEIL_HOME=$T/c $BIN/veil contact show $A | grep -q 'level: *orange (phone)'"
 
 # Green by scanning Alice's QR text; a code with another key is refused loudly.

@@ -353,6 +353,27 @@ static void test_message_log_query(void)
 	veil_profile_release(&p);
 }
 
+static void test_contact_local_name(void)
+{
+	struct veil_profile p;
+	char name[VEIL_PROFILE_NICK_MAX + 1];
+	struct veil_contact c = {.first_seen_ms = 1};
+	CHECK(open_fresh(&p) != NULL);
+	memcpy(c.id, "PEER0001", VEIL_ID_LEN);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "Bob"), VEIL_ENOTFOUND);
+	CHECK_RC(veil_profile_contact_add(&p, &c), 0);
+	CHECK_RC(veil_profile_contact_name(&p, c.id, name, sizeof name), VEIL_ENOTFOUND);
+	CHECK(name[0] == 0);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "Bob"), 0);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "Bob Müller"), 0);
+	CHECK_RC(veil_profile_contact_name(&p, c.id, name, sizeof name), 0);
+	CHECK(strcmp(name, "Bob Müller") == 0);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "\xff"), VEIL_EINVAL);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, ""), 0);
+	CHECK_RC(veil_profile_contact_name(&p, c.id, name, sizeof name), VEIL_ENOTFOUND);
+	veil_profile_release(&p);
+}
+
 static void test_backoff(void)
 {
 	struct veil_backoff b;
@@ -586,6 +607,7 @@ RUN(test_replay_store);
 RUN(test_message_log);
 RUN(test_message_log_raw);
 RUN(test_message_log_query);
+RUN(test_contact_local_name);
 RUN(test_backoff);
 RUN(test_conn_session);
 RUN(test_conn_wrong_key);
