@@ -515,6 +515,8 @@ struct veil_file_opts {
  * Android (THUMBNAIL_SIZE_PX) and desktop (CSP_THUMBNAIL_MAX_SIZE) clients use 512.
  */
 #define VEIL_THUMB_MAX_PX 512
+/* Largest image a thumbnail is made of (pixels): above, the time it takes is not worth it. */
+#define VEIL_THUMB_SRC_MAX_PIXELS (100u * 1000u * 1000u)
 /* Largest thumbnail blob a download accepts (plaintext bytes). */
 #define VEIL_THUMB_BLOB_MAX (4 * 1024 * 1024)
 /*
@@ -523,7 +525,8 @@ struct veil_file_opts {
  * same format (PNG as RGBA, so transparency is kept), and sets *thumb_mime
  * and the source's size in *w, *h. Reads the source a row at a time: memory
  * does not grow with the image. VEIL_EINVAL for another media type or an
- * interlaced PNG, VEIL_EPROTO for an image that does not decode, VEIL_EIO
+ * interlaced PNG, VEIL_ELIMIT above VEIL_THUMB_SRC_MAX_PIXELS, VEIL_EPROTO
+ * for an image that does not decode (or is corrupt or truncated), VEIL_EIO
  * if a file cannot be opened or written; dest is then removed.
  */
 int veil_thumb_make(const char *src, const char *mime, const char *dest, const char **thumb_mime,

@@ -94,10 +94,15 @@ static void jpeg_fail(j_common_ptr c)
 	longjmp(((struct jerr *)c->err)->jb, 1);
 }
 
+/*
+ * Corrupt or truncated data is only a warning to libjpeg, which then makes
+ * up the missing rows: here it ends the thumbnail, so a short file cannot
+ * make us decode a huge image of nothing.
+ */
 static void jpeg_quiet(j_common_ptr c, int level)
 {
-	(void)c;
-	(void)level;
+	if (level < 0)
+		longjmp(((struct jerr *)c->err)->jb, 1);
 }
 
 static int jpeg_thumb(FILE *in, FILE *out, uint32_t *w, uint32_t *h)
@@ -124,6 +129,10 @@ static int jpeg_thumb(FILE *in, FILE *out, uint32_t *w, uint32_t *h)
 	jpeg_read_header(&d, TRUE);
 	*w = d.image_width;
 	*h = d.image_height;
+	if ((uint64_t)d.image_width * d.image_height > VEIL_THUMB_SRC_MAX_PIXELS) {
+		rc = VEIL_ELIMIT;
+		goto out;
+	}
 	d.out_color_space = JCS_RGB;
 	uint32_t big = d.image_width > d.image_height ? d.image_width : d.image_height;
 	d.scale_num = 1;
@@ -216,6 +225,10 @@ static int png_thumb(FILE *in, FILE *out, uint32_t *w, uint32_t *h)
 	uint32_t sw = png_get_image_width(rp, ri), sh = png_get_image_height(rp, ri);
 	*w = sw;
 	*h = sh;
+	if ((uint64_t)sw * sh > VEIL_THUMB_SRC_MAX_PIXELS) {
+		rc = VEIL_ELIMIT;
+		goto out;
+	}
 	/* Interlaced images cannot be read row by row in one pass: none of those. */
 	if (png_get_interlace_type(rp, ri) != PNG_INTERLACE_NONE) {
 		rc = VEIL_EINVAL;

@@ -142,7 +142,36 @@ static void test_not_an_image(void)
 	CHECK_RC(veil_thumb_make(src, "image/png", dst, &mime, &w, &h), VEIL_EPROTO);
 	CHECK(access(dst, F_OK) != 0);
 	CHECK_RC(veil_thumb_make(src, "application/pdf", dst, &mime, &w, &h), VEIL_EINVAL);
+	/* A truncated JPEG is refused, not completed with made-up rows. */
+	CHECK(write_jpeg(src, 640, 480) == 0);
+	CHECK(truncate(src, 600) == 0);
+	CHECK_RC(veil_thumb_make(src, "image/jpeg", dst, &mime, &w, &h), VEIL_EPROTO);
+	CHECK(access(dst, F_OK) != 0);
 	unlink(src);
+}
+
+/* A header claiming more pixels than VEIL_THUMB_SRC_MAX_PIXELS is not decoded. */
+static void test_too_many_pixels(void)
+{
+	const char *mime = NULL;
+	uint32_t w, h;
+	FILE *f;
+	/* PNG signature and an IHDR of 20000 x 20000 pixels with its CRC. */
+	static const uint8_t png[] = {0x89, 'P', 'N',  'G',  '\r', '\n', 0x1a, '\n', 0,    0,
+	                              0,    13,  'I',  'H',  'D',  'R',  0,    0,    0x4e, 0x20,
+	                              0,    0,   0x4e, 0x20, 8,    2,    0,    0,    0};
+	snprintf(src, sizeof src, "%s/huge.png", dir);
+	snprintf(dst, sizeof dst, "%s/huge.thumb.png", dir);
+	CHECK((f = fopen(src, "wb")) != NULL);
+	fwrite(png, 1, sizeof png, f);
+	fwrite("\x6c\x12\xd1\x6e", 1, 4, f);
+	/* The header of an empty IDAT chunk: libpng's header reading ends there. */
+	fwrite("\0\0\0\0IDAT", 1, 8, f);
+	fclose(f);
+	int rc = veil_thumb_make(src, "image/png", dst, &mime, &w, &h);
+	unlink(src);
+	CHECK_RC(rc, VEIL_ELIMIT);
+	CHECK(access(dst, F_OK) != 0);
 }
 
 T_MAIN_BEGIN
@@ -151,5 +180,6 @@ if (mkdtemp(dir) == NULL)
 RUN(test_jpeg_thumb);
 RUN(test_png_thumb);
 RUN(test_not_an_image);
+RUN(test_too_many_pixels);
 rmdir(dir);
 T_MAIN_END
