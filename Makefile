@@ -13,7 +13,8 @@ Q := $(if $(V),,@)
 PREFIX ?= /usr/local
 SANITIZE ?=
 FUZZ_SECONDS ?= 60
-PKGS := libsodium libuv libwebsockets libprotobuf-c sqlite3 libpq libcurl jansson libqrencode inih
+PKGS := libsodium libuv libwebsockets libprotobuf-c sqlite3 libpq libcurl jansson libqrencode inih \
+	libjpeg libpng
 
 BUILD := build$(if $(SANITIZE),-san)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror

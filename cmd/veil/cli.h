@@ -68,10 +68,11 @@ void cli_date(char out[static 32], uint64_t ms);
 
 /*
  * The JSON object recv --json prints for a message event (raw ones
- * included; file messages without their download). NULL if out of memory.
+ * included; file messages without their download; contact names from m,
+ * which may be NULL). NULL if out of memory.
  */
 struct json_t;
-struct json_t *cli_event_json(const struct veil_msgr_event *ev);
+struct json_t *cli_event_json(struct veil_msgr *m, const struct veil_msgr_event *ev);
 
 /*
  * The daemon (daemon.c): cli_daemon_open takes $VEIL_HOME's daemon lock,
@@ -157,6 +158,33 @@ int cli_rpc_abs_path(char *out, size_t cap, const char *path);
 
 int cmd_daemon(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+
+/*
+ * The one word for a message's state in every command's output (recv, log,
+ * human and JSON): 0 "sent", then the receipt statuses 1 "received", 2 "read",
+ * 3 "acknowledged", 4 "declined"; "unknown" for anything else.
+ */
+const char *cli_status_word(int status);
+/* Writes text for a terminal: control characters other than newline and tab become '?'. */
+void cli_put_text(FILE *f, const char *p, size_t n);
+/*
+ * Parses a point in time for --since: a UTC date (YYYY-MM-DD, optionally
+ * THH:MM[:SS] and Z) or a duration before now_ms (digits and s, m, h, d or
+ * w). Returns 0 with Unix milliseconds in *out, or -1.
+ */
+int cli_parse_since(const char *s, uint64_t now_ms, uint64_t *out);
+/*
+ * Resolves "GID" or "CREATOR:GID" to a group the profile knows. Prints the
+ * error and returns non-zero (2 for a malformed argument, 1 otherwise).
+ */
+int cli_group_resolve(struct veil_msgr *m, const char *arg, uint8_t creator[static VEIL_ID_LEN],
+                      uint64_t *gid);
+
+/* Writes "ID" or, if the contact has a local name, "ID (Name)". m may be NULL. */
+void cli_put_who(FILE *f, struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN]);
+/* Adds "contact_name" to the JSON object o if id has a local name. */
+void cli_json_who(struct json_t *o, struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN]);
+
 int cmd_init(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 int cmd_contact(int argc, char **argv);
@@ -166,6 +194,7 @@ int cmd_log(int argc, char **argv);
 int cmd_link(int argc, char **argv);
 int cmd_qr(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
+int cmd_server(int argc, char **argv);
 /* contact subcommands in contact_match.c */
 int cli_contact_match(int argc, char **argv);
 int cli_contact_show(int argc, char **argv);

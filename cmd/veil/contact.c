@@ -48,8 +48,40 @@ out:
 	return rc;
 }
 
+/* contact name ID [NAME]: sets (or with "" removes) the local name; without NAME prints it. */
+static int contact_name(int argc, char **argv)
+{
+	uint8_t id[VEIL_ID_LEN];
+	struct veil_msgr m;
+	char name[VEIL_PROFILE_NICK_MAX + 1];
+	if (argc < 2 || argc > 3 || argv[1][0] == '-')
+		return cli_usage_err("contact", "contact name needs an ID and a name");
+	if (cli_parse_id(id, argv[1]) != 0)
+		return 2;
+	if (cli_open(&m) != 0)
+		return 1;
+	int rc = 0;
+	if (argc == 2) {
+		if (veil_profile_contact_name(&m.prof, id, name, sizeof name) == 0)
+			printf("%s\n", name);
+		goto out;
+	}
+	rc = veil_profile_contact_set_name(&m.prof, id, argv[2]);
+	if (rc == VEIL_ENOTFOUND)
+		rc = cli_err("%.8s is not a contact (veil contact add %.8s)", (const char *)id,
+		             (const char *)id);
+	else if (rc == VEIL_EINVAL)
+		rc = cli_err("the name must be UTF-8 of at most %d bytes", VEIL_PROFILE_NICK_MAX);
+	else if (rc != 0)
+		rc = cli_err("cannot store the name: %s", veil_strerror(rc));
+out:
+	veil_msgr_close(&m);
+	return rc;
+}
+
 struct list_ctx {
 	int json;
+	struct veil_msgr *m;
 };
 
 static int list_one(const struct veil_contact *c, void *ctx)
@@ -61,11 +93,19 @@ static int list_one(const struct veil_contact *c, void *ctx)
 		return VEIL_EINVAL;
 	cli_date(date, c->first_seen_ms);
 	if (!l->json) {
-		printf("%s %s %s %s\n", id, pk, date, c->nickname[0] ? c->nickname : "-");
+		char name[VEIL_PROFILE_NICK_MAX + 1];
+		printf("%s %s %s %s", id, pk, date, c->nickname[0] ? c->nickname : "-");
+		if (veil_profile_contact_name(&l->m->prof, c->id, name, sizeof name) == 0) {
+			printf(" (");
+			cli_put_text(stdout, name, strlen(name));
+			putchar(')');
+		}
+		putchar('\n');
 		return 0;
 	}
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pk, "first_seen",
 	                      date, "nickname", c->nickname);
+	cli_json_who(o, l->m, c->id);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
@@ -87,6 +127,7 @@ static int contact_list(int argc, char **argv)
 	}
 	if (cli_open(&m) != 0)
 		return 1;
+	l.m = &m;
 	int rc = veil_profile_contact_list(&m.prof, list_one, &l);
 	if (rc != 0)
 		rc = cli_err("cannot list the contacts: %s", veil_strerror(rc));
@@ -97,7 +138,8 @@ static int contact_list(int argc, char **argv)
 int cmd_contact(int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage_err("contact", "contact needs add, list, match, show or verify");
+		return cli_usage_err("contact",
+		                     "contact needs add, list, match, show, verify or name");
 	if (strcmp(argv[1], "add") == 0)
 		return contact_add(argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0)
@@ -108,5 +150,7 @@ int cmd_contact(int argc, char **argv)
 		return cli_contact_show(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)
 		return cli_contact_verify(argc - 1, argv + 1);
-	return cli_usage_err("contact", "contact needs add, list, match, show or verify");
+	if (strcmp(argv[1], "name") == 0)
+		return contact_name(argc - 1, argv + 1);
+	return cli_usage_err("contact", "contact needs add, list, match, show, verify or name");
 }

@@ -3,9 +3,11 @@
  * (vCard or CSV) through the directory, show a contact's key fingerprint
  * and verification level, and raise it to green by a scanned QR code.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -67,15 +69,119 @@ static char *trim(char *s)
 	return s;
 }
 
+/*
+ * Splits a CSV line at sep outside double quotes, in place ("" inside quotes
+ * is one quote), into at most max fields; returns their number.
+ */
+static size_t split_csv(char *l, char sep, char **fields, size_t max)
+{
+	size_t nf = 0;
+	int quoted = 0;
+	char *w = l;
+	fields[nf++] = w;
+	for (char *r = l; *r != 0; r++) {
+		if (*r == '"') {
+			if (quoted && r[1] == '"')
+				*w++ = *r++;
+			else
+				quoted = !quoted;
+		} else if (*r == sep && !quoted) {
+			*w++ = 0;
+			if (nf == max)
+				return nf;
+			fields[nf++] = w;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = 0;
+	return nf;
+}
+
+/* The separator of a CSV file: whichever of , ; and tab its first line has most of. */
+static char csv_separator(const char *l)
+{
+	size_t n[3] = {0, 0, 0};
+	int quoted = 0;
+	for (; *l != 0; l++) {
+		if (*l == '"')
+			quoted = !quoted;
+		else if (!quoted && *l == ',')
+			n[0]++;
+		else if (!quoted && *l == ';')
+			n[1]++;
+		else if (!quoted && *l == '\t')
+			n[2]++;
+	}
+	return n[1] > n[0] && n[1] >= n[2] ? ';' : n[2] > n[0] && n[2] > n[1] ? '\t' : ',';
+}
+
+/* One CSV record: the first field that is neither address nor number is the name. */
+static void csv_record(struct book *b, char *l, char sep)
+{
+	char *fields[32], name[MATCH_NAME_MAX] = "", norm[VEIL_CONTACT_MAX + 1];
+	size_t len, nf = split_csv(l, sep, fields, VEIL_ARRAY_LEN(fields));
+	for (size_t i = 0; i < nf; i++) {
+		char *v = trim(fields[i]);
+		if (strchr(v, '@') == NULL &&
+		    veil_contact_normalize(VEIL_CONTACT_PHONE, v, strlen(v), b->cc, norm, &len) !=
+		        0 &&
+		    name[0] == 0)
+			snprintf(name, sizeof name, "%s", v);
+	}
+	for (size_t i = 0; i < nf; i++) {
+		char *v = trim(fields[i]);
+		add_entry(b, strchr(v, '@') != NULL ? VEIL_CONTACT_EMAIL : VEIL_CONTACT_PHONE, v,
+		          name);
+	}
+}
+
+/*
+ * Reads a vCard or CSV address book (comma, semicolon or tab separated, as
+ * spreadsheets export it). A file that cannot be read, or holds nothing we
+ * can use, is explained in one line; returns 0 or the exit status.
+ */
 static int read_book(const char *path, struct book *b)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
 	if (f == NULL)
-		return cli_err("cannot open %s", path);
-	char line[1024], name[MATCH_NAME_MAX] = "";
-	int vcard = 0;
-	while (fgets(line, sizeof line, f) != NULL) {
-		char *l = trim(line);
+		return cli_err("cannot open %s: %s", path, strerror(errno));
+	char *line = NULL, name[MATCH_NAME_MAX] = "", sep = 0;
+	size_t cap = 0, before = b->n;
+	ssize_t got;
+	int vcard = 0, first = 1, rc = 0;
+	while ((got = getline(&line, &cap, f)) >= 0) {
+		char *l = line;
+		if (first) {
+			const unsigned char *u = (const unsigned char *)line;
+			first = 0;
+			if (got >= 2 &&
+			    ((u[0] == 0xff && u[1] == 0xfe) || (u[0] == 0xfe && u[1] == 0xff))) {
+				rc = cli_err(
+				    "%s is UTF-16 text: save it as UTF-8 (CSV UTF-8 or vCard)",
+				    path);
+				goto out;
+			}
+			if (got >= 4 && memcmp(line, "PK\x03\x04", 4) == 0) {
+				rc = cli_err(
+				    "%s is a ZIP file (a spreadsheet such as .xlsx or .ods?): "
+				    "export it as CSV or vCard",
+				    path);
+				goto out;
+			}
+			if (got >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0)
+				l += 3; /* the UTF-8 byte order mark spreadsheets write */
+		}
+		if (memchr(line, 0, (size_t)got) != NULL) {
+			rc = cli_err("%s is not a text file: expected a vCard or a CSV file", path);
+			goto out;
+		}
+		/* Only the line's end: a CSV line's quotes belong to its fields. */
+		size_t n = strlen(l);
+		while (n > 0 && (l[n - 1] == '\r' || l[n - 1] == '\n' || l[n - 1] == ' '))
+			l[--n] = 0;
+		while (*l == ' ' || *l == '\t')
+			l++;
 		if (strncasecmp(l, "BEGIN:VCARD", 11) == 0) {
 			vcard = 1;
 			name[0] = 0;
@@ -96,39 +202,25 @@ static int read_book(const char *path, struct book *b)
 				add_entry(b, VEIL_CONTACT_EMAIL, v, name);
 			continue;
 		}
-		/* CSV: the first field that is neither address nor number is the name. */
-		char *fields[16];
-		size_t nf = 0;
-		for (char *p = l; nf < 16;) {
-			fields[nf++] = p;
-			char *c = strchr(p, ',');
-			if (c == NULL)
-				break;
-			*c = 0;
-			p = c + 1;
-		}
-		char norm[VEIL_CONTACT_MAX + 1];
-		size_t len;
-		name[0] = 0;
-		for (size_t i = 0; i < nf; i++) {
-			char *v = trim(fields[i]);
-			if (strchr(v, '@') == NULL &&
-			    veil_contact_normalize(VEIL_CONTACT_PHONE, v, strlen(v), b->cc, norm,
-			                           &len) != 0 &&
-			    name[0] == 0)
-				snprintf(name, sizeof name, "%s", v);
-		}
-		for (size_t i = 0; i < nf; i++) {
-			char *v = trim(fields[i]);
-			if (strchr(v, '@') != NULL)
-				add_entry(b, VEIL_CONTACT_EMAIL, v, name);
-			else
-				add_entry(b, VEIL_CONTACT_PHONE, v, name);
-		}
+		if (l[0] == 0)
+			continue;
+		if (sep == 0)
+			sep = csv_separator(l);
+		csv_record(b, l, sep);
 	}
+	if (ferror(f)) {
+		rc = cli_err("cannot read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (b->n == before)
+		rc = cli_err("%s holds no phone number or e-mail address that Veil can read "
+		             "(expected a vCard, or CSV with commas, semicolons or tabs)",
+		             path);
+out:
+	free(line);
 	if (f != stdin)
 		fclose(f);
-	return 0;
+	return rc;
 }
 
 /* Computes each entry's OPRF output in batches through the directory. */
@@ -291,9 +383,9 @@ int cli_contact_match(int argc, char **argv)
 	}
 	struct veil_msgr m;
 	int rc = 0;
-	if (file != NULL && read_book(file, &b) != 0) {
+	if (file != NULL && (rc = read_book(file, &b)) != 0) {
 		free(b.e);
-		return 1;
+		return rc;
 	}
 	if (b.n == 0) {
 		free(b.e);
@@ -339,6 +431,20 @@ int cli_contact_show(int argc, char **argv)
 	if (veil_hex_encode(hex, sizeof hex, c.pk, VEIL_KEY_LEN) == 0)
 		printf("public key:  %s\n", hex);
 	printf("level:       %s (%s)\n", veil_level_name(level), source);
+	/* The directory has the last word on whether the ID still exists. */
+	struct veil_dir_identity di;
+	int d = veil_dir_get_identity(m.prof.dir_url, id, &di);
+	if (d == 0 && memcmp(di.id, id, VEIL_ID_LEN) == 0)
+		printf("state:       %s\n",
+		       di.state == 2
+		           ? "REVOKED: its owner revoked this ID; it gets no more messages"
+		       : di.state == 1 ? "inactive (directory)"
+		                       : "active (directory)");
+	else if (d == VEIL_ENOTFOUND)
+		printf("state:       unknown to the directory\n");
+	else
+		printf("state:       not known now (cannot reach the directory: %s)\n",
+		       veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(d));
 out:
 	veil_msgr_close(&m);
 	return rc;

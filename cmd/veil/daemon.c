@@ -186,7 +186,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 			/* Downloaded after the payloads at hand, as recv does after the queue. */
 			struct dfile *f = &d->files[d->nfiles];
 			f->body = malloc(ev->body_len > 0 ? ev->body_len : 1);
-			f->ev = cli_event_json(ev);
+			f->ev = cli_event_json(&d->m, ev);
 			if (f->body != NULL && f->ev != NULL) {
 				memcpy(f->body, ev->body, ev->body_len);
 				f->len = ev->body_len;
@@ -197,7 +197,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 			free(f->body);
 			json_decref(f->ev);
 		}
-		notify(d, cli_event_json(ev));
+		notify(d, cli_event_json(&d->m, ev));
 		break;
 	case VEIL_MSGR_EV_ALERT: dlog(d, "%s", ev->errtext); break;
 	case VEIL_MSGR_EV_ERROR:

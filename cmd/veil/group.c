@@ -28,7 +28,6 @@ struct find_ctx {
 	uint8_t found[VEIL_ID_LEN];
 	/* for list: */
 	int json;
-	json_t *arr;
 	struct veil_profile *prof;
 };
 
@@ -43,12 +42,8 @@ static int find_fn(const struct veil_group *g, void *ctx)
 	return 0;
 }
 
-/*
- * Resolves "GID" or "CREATOR:GID" to a known group. Prints the error and
- * returns non-zero (2 for a malformed argument, 1 otherwise).
- */
-static int resolve(struct veil_msgr *m, const char *arg, uint8_t creator[static VEIL_ID_LEN],
-                   uint64_t *gid)
+int cli_group_resolve(struct veil_msgr *m, const char *arg, uint8_t creator[static VEIL_ID_LEN],
+                      uint64_t *gid)
 {
 	struct find_ctx f;
 	uint8_t c[VEIL_ID_LEN];
@@ -163,9 +158,14 @@ static int list_fn(const struct veil_group *g, void *ctx)
 	struct find_ctx *f = ctx;
 	char gh[17], cs[VEIL_ID_LEN + 1];
 	if (f->json) {
+		/* JSON Lines, like every --json: one group per line. */
 		json_t *o = group_json(g, f->prof);
-		if (o == NULL || json_array_append_new(f->arr, o) != 0)
+		char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (s == NULL)
 			return VEIL_ENOMEM;
+		printf("%s\n", s);
+		free(s);
 		return 0;
 	}
 	struct find_ctx same = {.gid = g->gid};
@@ -190,20 +190,8 @@ static int group_list(struct veil_msgr *m, int json)
 	memset(&f, 0, sizeof f);
 	f.json = json;
 	f.prof = &m->prof;
-	if (json && (f.arr = json_array()) == NULL)
-		return cli_err("out of memory");
-	if (veil_profile_group_list(&m->prof, list_fn, &f) != 0) {
-		json_decref(f.arr);
+	if (veil_profile_group_list(&m->prof, list_fn, &f) != 0)
 		return cli_err("cannot read the groups");
-	}
-	if (json) {
-		char *s = json_dumps(f.arr, JSON_COMPACT);
-		json_decref(f.arr);
-		if (s == NULL)
-			return cli_err("out of memory");
-		printf("%s\n", s);
-		free(s);
-	}
 	return 0;
 }
 
@@ -216,7 +204,7 @@ static int group_show(struct veil_msgr *m, const char *arg, int json)
 	int rc;
 	if (g == NULL)
 		return cli_err("out of memory");
-	if ((rc = resolve(m, arg, creator, &gid)) != 0)
+	if ((rc = cli_group_resolve(m, arg, creator, &gid)) != 0)
 		goto out;
 	if (veil_profile_group_get(&m->prof, creator, gid, g) != 0) {
 		rc = cli_err("cannot read the groups");
@@ -303,7 +291,7 @@ static int group_members(struct veil_msgr *m, int add, int argc, char **argv)
 	int rc;
 	if (ids == NULL)
 		return cli_err("out of memory");
-	if ((rc = resolve(m, argv[0], creator, &gid)) != 0 ||
+	if ((rc = cli_group_resolve(m, argv[0], creator, &gid)) != 0 ||
 	    (rc = parse_ids(argc - 1, argv + 1, ids, &n)) != 0)
 		goto out;
 	const uint8_t(*list)[VEIL_ID_LEN] = (const uint8_t(*)[VEIL_ID_LEN])ids;
@@ -398,7 +386,7 @@ static int group_send(struct veil_msgr *m, int argc, char **argv)
 		rc = cli_usage_err("group", "group send needs a text");
 		goto out;
 	}
-	if ((rc = resolve(m, argv[0], creator, &gid)) != 0)
+	if ((rc = cli_group_resolve(m, argv[0], creator, &gid)) != 0)
 		goto out;
 	if (file) {
 		rc = group_send_file(m, creator, gid, argc, argv);
@@ -507,11 +495,11 @@ int cmd_group(int argc, char **argv)
 	} else if (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) {
 		rc = group_members(&m, sub[0] == 'a', n, args);
 	} else if (strcmp(sub, "rename") == 0) {
-		if ((rc = resolve(&m, args[0], creator, &gid)) == 0 &&
+		if ((rc = cli_group_resolve(&m, args[0], creator, &gid)) == 0 &&
 		    (rc = veil_msgr_group_rename(&m, creator, gid, args[1])) != 0)
 			rc = op_status(&m, rc);
 	} else if (strcmp(sub, "leave") == 0) {
-		if ((rc = resolve(&m, args[0], creator, &gid)) == 0 &&
+		if ((rc = cli_group_resolve(&m, args[0], creator, &gid)) == 0 &&
 		    (rc = veil_msgr_group_leave(&m, creator, gid)) != 0)
 			rc = op_status(&m, rc);
 	} else if (strcmp(sub, "send") == 0) {
@@ -520,7 +508,7 @@ int cmd_group(int argc, char **argv)
 		uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS];
 		size_t nids;
 		uint8_t st = sub[0] == 'a' ? VEIL_RECEIPT_ACK : VEIL_RECEIPT_DECLINE;
-		if ((rc = resolve(&m, args[0], creator, &gid)) == 0 &&
+		if ((rc = cli_group_resolve(&m, args[0], creator, &gid)) == 0 &&
 		    (rc = read_msgids(n - 1, args + 1, ids, &nids)) == 0 &&
 		    (rc = veil_msgr_group_send_receipt(&m, creator, gid, st, ids, nids)) != 0)
 			rc = op_status(&m, rc);

@@ -41,11 +41,13 @@ static const struct cli_cmd commands[] = {
      "                          [--country CC] [--private | --hashed]\n"
      "       veil contact show ID\n"
      "       veil contact verify ID --scan TEXT\n"
+     "       veil contact name ID [NAME]\n"
      "\n"
      "add:    fetches ID's public key from the directory and stores the contact; with\n"
      "        --key HEX stores the given key without asking the directory.\n"
      "list:   prints ID, public key, nickname and first-seen date of each contact.\n"
-     "match:  finds who in an address book (a vCard or CSV FILE, '-' for stdin, and\n"
+     "match:  finds who in an address book (a vCard, or CSV with commas,\n"
+     "        semicolons or tabs, FILE '-' for stdin, and\n"
      "        --phone/--email entries) has linked that number or address, adds them\n"
      "        as contacts and prints \"ID LEVEL NAME\" for each. --private (the\n"
      "        default) uses the server's oblivious PRF so the server cannot test\n"
@@ -54,7 +56,10 @@ static const struct cli_cmd commands[] = {
      "show:   prints the contact's key fingerprint and verification level\n"
      "        (red: directory only, orange: matched by phone or e-mail, green: QR).\n"
      "verify: checks a scanned QR text (3mid:ID,KEYHEX) against the stored key and\n"
-     "        raises the contact to green; a different key is refused loudly.\n"},
+     "        raises the contact to green; a different key is refused loudly.\n"
+     "name:   gives the contact a local name, your own and never sent, shown\n"
+     "        after its ID by recv, log and list (JSON: contact_name); '' removes\n"
+     "        it, no NAME prints it.\n"},
     {"link", cmd_link, "link an e-mail address or phone number",
      "link email ADDR | phone NUMBER [--country CC] | verify CODE\n"
      "\n"
@@ -68,11 +73,27 @@ static const struct cli_cmd commands[] = {
      "'veil contact verify'; --text prints only the text.\n"},
     {"revoke", cmd_revoke, "revoke your identity",
      "revoke [--yes] | --set-password PASSWORD\n"
+     "       veil revoke ID --password PASSWORD|- [--server URL] [--yes]\n"
      "\n"
      "Revokes your ID for good after you type it to confirm (--yes skips the\n"
      "question): nobody can write to it and it can no longer log in.\n"
      "--set-password sets a revocation password instead, with which the ID can be\n"
-     "revoked later without this profile (identity/ws/revoke).\n"},
+     "revoked later without this profile (identity/ws/revoke).\n"
+     "--password revokes ID with its revocation password, without its profile (a\n"
+     "lost device): '-' reads the password from standard input; --server URL\n"
+     "names the server when $VEIL_HOME holds no profile.\n"},
+    {"server", cmd_server, "show or accept the server's keys",
+     "server key\n"
+     "       veil server accept-key [--yes]\n"
+     "\n"
+     "key:         prints the server's address and the pinned chat and signature\n"
+     "             keys with their fingerprints.\n"
+     "accept-key:  after the operator changed the server's keys (commands then\n"
+     "             fail with \"wrong server key\"), fetches the server's current\n"
+     "             provisioning document, shows the pinned and the new fingerprints\n"
+     "             and, once you agree (--yes: without asking), pins the new keys.\n"
+     "             Compare the fingerprints with the operator first: a changed key\n"
+     "             is also what an attacker in the middle would show.\n"},
     {"send", cmd_send, "send a text message or a file",
      "send ID [--] TEXT...\n"
      "       veil send ID --file PATH [--caption TEXT]\n"
@@ -86,7 +107,8 @@ static const struct cli_cmd commands[] = {
      "\n"
      "--file encrypts the file with a fresh key, uploads it to the server's blob\n"
      "service and sends a file message (with an optional caption). A progress bar\n"
-     "is drawn on a terminal.\n"},
+     "is drawn on a terminal. A JPEG or PNG image gets a thumbnail of at most\n"
+     "512x512 pixels in its own format, uploaded as a blob of its own.\n"},
     {"recv", cmd_recv, "receive messages",
      "recv [--wait SECONDS] [--json] [--download-dir DIR]\n"
      "\n"
@@ -97,10 +119,11 @@ static const struct cli_cmd commands[] = {
      "  --json           one JSON object per line: from, id, date, type, nickname,\n"
      "                   text (text messages), status and ids (receipts),\n"
      "                   typing (typing indicators); files: name, mime, size,\n"
-     "                   caption, path\n"
+     "                   caption, path, thumbnail\n"
      "  --download-dir DIR  where received files are saved ($VEIL_HOME/files);\n"
      "                   each is downloaded, checked and decrypted, then its path\n"
-     "                   is printed\n"
+     "                   is printed; its thumbnail, if it has one, is saved beside\n"
+     "                   it as NAME.thumb.jpg (or .png)\n"
      "\n"
      "A message is acknowledged to the server only once it is stored. One that\n"
      "cannot be decrypted or decoded is stored as it came and shown as \"stored\n"
@@ -124,7 +147,8 @@ static const struct cli_cmd commands[] = {
      "\n"
      "create:  makes a group with you as creator and the given members (at most\n"
      "         255 besides you) and prints its ID.\n"
-     "list:    prints ID, name, creator and size of every group you are in.\n"
+     "list:    prints ID, name, creator and size of every group you are in\n"
+     "         (--json: one JSON object per line).\n"
      "show:    prints the group's name, creator, state and members.\n"
      "add, remove, rename:  change the group (creator only); removed members get\n"
      "         nothing more.\n"
@@ -137,12 +161,25 @@ static const struct cli_cmd commands[] = {
      "ack, decline:  react to group messages (the group's delivery receipts).\n"
      "\n"
      "'veil recv' shows group messages with the group's name and ID.\n"},
-    {"log", cmd_log, "show the local message log",
-     "log [ID] [--json]\n"
+    {"log", cmd_log, "show the message history",
+     "log [--peer ID|GID] [--since DATE|DURATION] [--limit N] [--grep TEXT] [--json]\n"
      "\n"
-     "Prints the messages stored in the profile, all or those with ID, oldest first.\n"
-     "A message that could not be decoded shows as \"stored raw: type 0xNN, N bytes\"\n"
-     "(JSON: raw, size, type_code).\n"},
+     "Prints the messages stored in the profile, sent and received, ordered by\n"
+     "date: \"[date] MSGID <- FROM: words\" (\"->\" for sent ones, with their\n"
+     "state: sent, received, read, acknowledged, declined). Texts, files (name,\n"
+     "size, type, caption), receipts and group messages (with the group's name and\n"
+     "ID) are shown in words; one that could not be decoded as \"stored raw: type\n"
+     "0xNN, N bytes\".\n"
+     "\n"
+     "  --peer ID|GID   only messages with this contact, or of this group\n"
+     "                  (GID or CREATOR:GID as 'veil group list' prints it)\n"
+     "  --since WHEN    only messages since a UTC date (2024-05-01,\n"
+     "                  2024-05-01T12:00Z) or for a duration (30m, 12h, 7d, 2w)\n"
+     "  --limit N       only the N newest (still printed oldest first)\n"
+     "  --grep TEXT     only messages whose words contain TEXT (any case)\n"
+     "  --json          JSON Lines: dir, peer, id, date, type, type_code, status,\n"
+     "                  text, group {id, creator, name}, name, mime, size,\n"
+     "                  caption (files), ids (receipts), raw and size (raw)\n"},
     {"daemon", cmd_daemon, "hold the connection: receive all the time, serve JSON-RPC",
      CLI_DAEMON_USAGE},
     {"chat", cmd_chat, "talk with a contact or a group in the terminal", CLI_CHAT_USAGE},

@@ -28,6 +28,7 @@ struct pending_file {
 #define RECV_MAX_PENDING_FILES 4096
 
 struct recv_ctx {
+	struct veil_msgr *m; /* for the contacts' local names */
 	int json;
 	int failed; /* output could not be written */
 	struct pending_file *files;
@@ -35,15 +36,10 @@ struct recv_ctx {
 	int files_dropped; /* file messages beyond RECV_MAX_PENDING_FILES */
 };
 
+/* The status words are the same in every command (cli_status_word). */
 static const char *status_name(uint8_t s)
 {
-	switch (s) {
-	case VEIL_RECEIPT_RECEIVED: return "received";
-	case VEIL_RECEIPT_READ: return "read";
-	case VEIL_RECEIPT_ACK: return "acknowledged";
-	case VEIL_RECEIPT_DECLINE: return "declined";
-	default: return "unknown";
-	}
+	return cli_status_word(s);
 }
 
 /* Writes text for a terminal: control characters other than newline and tab become '?'. */
@@ -111,31 +107,35 @@ static void print_group(const struct veil_msgr_event *ev)
 }
 
 /* The JSON object of a message stored raw (ev->raw), as recv --json prints it. */
-static json_t *raw_json(const struct veil_msgr_event *ev)
+static json_t *raw_json(struct veil_msgr *m, const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
 	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:s}", "from", from, "id", id, "date",
-	                 date, "type", ev->type ? cli_type(tbuf, ev->type) : "undecrypted",
-	                 "type_code", (int)ev->type, "raw", 1, "size", (json_int_t)ev->body_len,
-	                 "error", ev->errtext);
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:i, s:b, s:I, s:s}", "from", from, "id", id, "date", date,
+	    "type", ev->type ? cli_type(tbuf, ev->type) : "undecrypted", "type_code", (int)ev->type,
+	    "raw", 1, "size", (json_int_t)ev->body_len, "error", ev->errtext);
+	if (o != NULL)
+		cli_json_who(o, m, ev->from);
+	return o;
 }
 
 /* A message stored as it came because it could not be decoded (ev->raw). */
-static int print_raw(const struct veil_msgr_event *ev, int json)
+static int print_raw(struct recv_ctx *r, const struct veil_msgr_event *ev, int json)
 {
-	char from[VEIL_ID_LEN + 1], date[32];
-	veil_id_str(from, ev->from);
+	char date[32];
 	cli_date(date, ev->date_ms);
 	if (!json) {
-		printf("[%s] %s: (%s: ", date, from, ev->errtext);
+		printf("[%s] ", date);
+		cli_put_who(stdout, r->m, ev->from);
+		printf(": (%s: ", ev->errtext);
 		cli_raw_desc(ev->type, ev->body_len);
 		printf("; see 'veil log')\n");
 		return 0;
 	}
-	json_t *o = raw_json(ev);
+	json_t *o = raw_json(r->m, ev);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
@@ -145,17 +145,17 @@ static int print_raw(const struct veil_msgr_event *ev, int json)
 	return 0;
 }
 
-static int print_human(const struct veil_msgr_event *ev)
+static int print_human(struct recv_ctx *r, const struct veil_msgr_event *ev)
 {
-	char from[VEIL_ID_LEN + 1], date[32];
-	veil_id_str(from, ev->from);
+	char date[32];
 	cli_date(date, ev->date_ms);
+	printf("[%s] ", date);
+	cli_put_who(stdout, r->m, ev->from);
 	if (ev->group) {
-		printf("[%s] %s", date, from);
 		print_group(ev);
 		return 0;
 	}
-	printf("[%s] %s: ", date, from);
+	printf(": ");
 	switch (ev->type) {
 	case VEIL_E2E_TEXT: put_text(ev->text, ev->text_len); break;
 	case VEIL_E2E_DELIVERY_RECEIPT:
@@ -170,11 +170,11 @@ static int print_human(const struct veil_msgr_event *ev)
 	return 0;
 }
 
-json_t *cli_event_json(const struct veil_msgr_event *ev)
+json_t *cli_event_json(struct veil_msgr *m, const struct veil_msgr_event *ev)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], tbuf[8];
 	if (ev->raw)
-		return raw_json(ev);
+		return raw_json(m, ev);
 	veil_id_str(from, ev->from);
 	cli_date(date, ev->date_ms);
 	cli_msgid(id, ev->msg_id);
@@ -185,6 +185,7 @@ json_t *cli_event_json(const struct veil_msgr_event *ev)
 		return NULL;
 	if (ev->nickname != NULL)
 		json_object_set_new(o, "nickname", json_string(ev->nickname));
+	cli_json_who(o, m, ev->from);
 	if (ev->new_contact)
 		json_object_set_new(o, "new_contact", json_true());
 	if (ev->group) {
@@ -224,9 +225,9 @@ json_t *cli_event_json(const struct veil_msgr_event *ev)
 	return o;
 }
 
-static int print_json(const struct veil_msgr_event *ev)
+static int print_json(struct recv_ctx *r, const struct veil_msgr_event *ev)
 {
-	json_t *o = cli_event_json(ev);
+	json_t *o = cli_event_json(r->m, ev);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
@@ -273,6 +274,7 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
                      const char *dir)
 {
 	char from[VEIL_ID_LEN + 1], date[32], id[17], path[VEIL_PROFILE_PATH_MAX], label[64];
+	char thumb[VEIL_PROFILE_PATH_MAX + 16];
 	struct veil_e2e_file *f = malloc(sizeof *f);
 	struct cli_progress pr;
 	int rc = 0;
@@ -289,6 +291,13 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 	rc = veil_msgr_file_download(m, pf->body, pf->len, dir, !pf->group, cli_progress_cb, &pr,
 	                             path, sizeof path);
 	cli_progress_end(&pr);
+	thumb[0] = '\0';
+	if (rc == 0 && f->has_thumb &&
+	    veil_msgr_thumb_download(m, pf->body, pf->len, path, !pf->group, thumb, sizeof thumb) !=
+	        0)
+		/* The file itself is saved: a lost thumbnail is only worth a line. */
+		cli_err("thumbnail of the file from %s (message %s) not saved: %s", from, id,
+		        m->errtext);
 	if (rc != 0) {
 		rc = cli_err("file from %s (message %s) not saved: %s", from, id, m->errtext);
 	} else if (r->json) {
@@ -298,6 +307,9 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 		                      (json_int_t)f->size, "path", path);
 		if (o != NULL && f->caption[0])
 			json_object_set_new(o, "caption", json_string(f->caption));
+		if (o != NULL && thumb[0])
+			json_object_set_new(o, "thumbnail", json_string(thumb));
+		cli_json_who(o, m, pf->from);
 		if (o != NULL && pf->group) {
 			char gid[17];
 			cli_msgid(gid, pf->group_id);
@@ -314,7 +326,8 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 			printf("%s\n", s);
 		free(s);
 	} else {
-		printf("[%s] %s", date, from);
+		printf("[%s] ", date);
+		cli_put_who(stdout, m, pf->from);
 		if (pf->group) {
 			char gid[17];
 			const char *gn = pf->group_name[0] ? pf->group_name : "(no name)";
@@ -325,7 +338,12 @@ static int save_file(struct veil_msgr *m, const struct recv_ctx *r, const struct
 		}
 		printf(": file saved to ");
 		put_text(path, strlen(path));
-		printf(" (%" PRIu64 " bytes, %s)", f->size, f->mime);
+		printf(" (%" PRIu64 " bytes, %s", f->size, f->mime);
+		if (thumb[0]) {
+			printf("; thumbnail ");
+			put_text(thumb, strlen(thumb));
+		}
+		putchar(')');
 		if (f->caption[0]) {
 			printf(": ");
 			put_text(f->caption, strlen(f->caption));
@@ -345,7 +363,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 	switch (ev->kind) {
 	case VEIL_MSGR_EV_MESSAGE:
 		if (ev->raw) {
-			if (print_raw(ev, r->json) != 0)
+			if (print_raw(r, ev, r->json) != 0)
 				r->failed = 1;
 			break;
 		}
@@ -353,7 +371,7 @@ static int on_event(const struct veil_msgr_event *ev, void *ctx)
 			queue_file(r, ev);
 			break;
 		}
-		if ((r->json ? print_json(ev) : print_human(ev)) != 0)
+		if ((r->json ? print_json(r, ev) : print_human(r, ev)) != 0)
 			r->failed = 1;
 		break;
 	case VEIL_MSGR_EV_ALERT: cli_err("%s", ev->errtext); break;
@@ -403,6 +421,7 @@ int cmd_recv(int argc, char **argv)
 	}
 	if (cli_open(&m) != 0)
 		return 1;
+	r.m = &m;
 	int rc = veil_msgr_receive(&m, (int)wait_s, on_event, &r);
 	if (rc != 0)
 		rc = cli_err("%s", m.errtext);

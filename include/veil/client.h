@@ -194,6 +194,16 @@ int veil_profile_contact_add(struct veil_profile *p, const struct veil_contact *
 /* Sets a contact's nickname (valid UTF-8, at most VEIL_PROFILE_NICK_MAX bytes). */
 int veil_profile_contact_set_nickname(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                                       const char *nickname) VEIL_WUR;
+/*
+ * The local name of a contact: a name this profile gives it (never sent to
+ * anyone), unlike the nickname its owner sends. set_name: valid UTF-8 of at
+ * most VEIL_PROFILE_NICK_MAX bytes, "" removes it; VEIL_ENOTFOUND if id is
+ * not a contact. contact_name: VEIL_ENOTFOUND (out "") if none is set.
+ */
+int veil_profile_contact_set_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                                  const char *name) VEIL_WUR;
+int veil_profile_contact_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                              char *out, size_t cap) VEIL_WUR;
 /* Calls fn for every contact in ID order; a non-zero return from fn stops and is returned. */
 int veil_profile_contact_list(struct veil_profile *p,
                               int (*fn)(const struct veil_contact *c, void *ctx),
@@ -247,6 +257,21 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
  */
 int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
                           int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx) VEIL_WUR;
+
+/* Which logged messages veil_profile_log_query returns; zeroed: all. */
+struct veil_log_query {
+	const uint8_t *peer; /* only this peer (VEIL_ID_LEN bytes); NULL: every peer */
+	uint64_t since_ms;   /* only messages created at or after this time; 0: all */
+};
+/*
+ * Calls fn for the logged messages that q selects, ordered by their
+ * creation date (messages of the same date in the order they were stored).
+ * The entry's body is valid only during the call; a non-zero return from fn
+ * stops and is returned.
+ */
+int veil_profile_log_query(struct veil_profile *p, const struct veil_log_query *q,
+                           int (*fn)(const struct veil_log_entry *e, void *ctx),
+                           void *ctx) VEIL_WUR;
 
 /* ---------------------------------------------------------------------- */
 /* Messenger                                                              */
@@ -463,6 +488,11 @@ struct veil_blob_client {
 	int max_attempts;    /* 0: VEIL_BLOB_ATTEMPTS */
 	int stall_timeout_s; /* 0: VEIL_BLOB_STALL_TIMEOUT_S */
 	int resumed;         /* downloads resumed after a cut connection (counted) */
+	/*
+	 * Downloads: plain_size is only an upper bound (a thumbnail, whose size
+	 * the file message does not carry); the blob ends with the server's body.
+	 */
+	int size_is_bound;
 	char errtext[VEIL_MSGR_ERRTEXT_MAX];
 };
 
@@ -510,15 +540,42 @@ struct veil_file_opts {
 	const char *caption; /* NULL or "": none */
 	int rendering;       /* VEIL_FILE_RENDER_*; 0 = plain file */
 	int persist;         /* 1 for group files: the blob outlives the first download */
+	int no_thumbnail;    /* 1: send a JPEG or PNG image without a thumbnail */
 	void (*progress)(uint64_t done, uint64_t total, void *ctx);
 	void *progress_ctx;
 };
 
 /*
+ * Thumbnails. The specification (csp.struct.yml, "Media", "Thumbnails")
+ * recommends at most 512x512 pixels and keeping the source's format; Threema's
+ * Android (THUMBNAIL_SIZE_PX) and desktop (CSP_THUMBNAIL_MAX_SIZE) clients use 512.
+ */
+#define VEIL_THUMB_MAX_PX 512
+/* Largest image a thumbnail is made of (pixels): above, the time it takes is not worth it. */
+#define VEIL_THUMB_SRC_MAX_PIXELS (100u * 1000u * 1000u)
+/* Largest thumbnail blob a download accepts (plaintext bytes). */
+#define VEIL_THUMB_BLOB_MAX (4 * 1024 * 1024)
+/*
+ * Writes to dest a thumbnail of the JPEG or PNG image at src (mime
+ * "image/jpeg" or "image/png") that fits in VEIL_THUMB_MAX_PX square, in the
+ * same format (PNG as RGBA, so transparency is kept), and sets *thumb_mime
+ * and the source's size in *w, *h. Reads the source a row at a time: memory
+ * does not grow with the image. VEIL_EINVAL for another media type or an
+ * interlaced PNG, VEIL_ELIMIT above VEIL_THUMB_SRC_MAX_PIXELS, VEIL_EPROTO
+ * for an image that does not decode (or is corrupt or truncated), VEIL_EIO
+ * if a file cannot be opened or written; dest is then removed.
+ */
+int veil_thumb_make(const char *src, const char *mime, const char *dest, const char **thumb_mime,
+                    uint32_t *w, uint32_t *h) VEIL_WUR;
+
+/*
  * Encrypts and uploads the file at path with a fresh random key and
  * appends the file message JSON body (the inner body of type 0x17, also
  * the inner body of a group file message) to json. The key lives only in
- * json: wipe it after sending (veil_buf_init_secret does).
+ * json: wipe it after sending (veil_buf_init_secret does). A JPEG or PNG
+ * image also gets a thumbnail (veil_thumb_make), uploaded as its own blob
+ * with the same key and the thumbnail nonce, and its width and height in
+ * "x"; an image that does not decode is sent without one.
  */
 int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct veil_file_opts *o,
                           struct veil_buf *json) VEIL_WUR;
@@ -536,6 +593,16 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
                             int mark_done,
                             void (*progress)(uint64_t done, uint64_t total, void *ctx),
                             void *progress_ctx, char *out_path, size_t out_cap) VEIL_WUR;
+/*
+ * Downloads, authenticates and decrypts the thumbnail of a file message
+ * body into "<file_path>.thumb.jpg" (".png" for a PNG thumbnail, ".bin"
+ * for another type), beside the file saved by veil_msgr_file_download, and
+ * writes its path to out_path. VEIL_ENOTFOUND if the message has no
+ * thumbnail; a thumbnail already there is kept (VEIL_EEXIST).
+ */
+int veil_msgr_thumb_download(struct veil_msgr *m, const uint8_t *json, size_t len,
+                             const char *file_path, int mark_done, char *out_path,
+                             size_t out_cap) VEIL_WUR;
 
 /* ---------------------------------------------------------------------- */
 /* Groups                                                                 */

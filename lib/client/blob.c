@@ -500,7 +500,9 @@ int veil_blob_download(struct veil_blob_client *bc, const uint8_t id[static VEIL
 			                      : "");
 			goto out;
 		}
-		if (cc == CURLE_OK && d.got == d.want)
+		/* A blob of unknown size (a thumbnail) ends where the server's body ends. */
+		if (cc == CURLE_OK &&
+		    (d.got == d.want || (bc->size_is_bound && d.got >= VEIL_MAC_LEN)))
 			break;
 		if (cc == CURLE_OK) {
 			/* The server ended the body early: a truncated blob. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -66,6 +67,50 @@ static const char *base_name(const char *path)
 	return s != NULL ? s + 1 : path;
 }
 
+/*
+ * Makes and uploads the thumbnail of a JPEG or PNG image (f->key set) and
+ * fills f's thumbnail fields. An image that does not decode is sent
+ * without a thumbnail (0); only a failed upload is an error.
+ */
+static int add_thumbnail(struct veil_msgr *m, struct veil_blob_client *bc, const char *path,
+                         const char *mime, int persist, struct veil_e2e_file *f)
+{
+	char tmp[VEIL_PROFILE_PATH_MAX + 32];
+	const char *tmime = NULL;
+	uint32_t w, h;
+	uint64_t tsize;
+	if (strcmp(mime, "image/jpeg") != 0 && strcmp(mime, "image/png") != 0)
+		return 0;
+	/* The thumbnail is as private as the image: it goes in the profile, not /tmp. */
+	int n = snprintf(tmp, sizeof tmp, "%s/.thumb.XXXXXX", m->prof.home);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return 0;
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	int rc = veil_thumb_make(path, mime, tmp, &tmime, &w, &h);
+	if (rc != 0) {
+		veil_log_debug("client: no thumbnail (%s)", veil_strerror(rc));
+		(void)unlink(tmp);
+		return 0;
+	}
+	/* The thumbnail's upload is not the file's: no progress for it. */
+	void (*progress)(uint64_t, uint64_t, void *) = bc->progress;
+	bc->progress = NULL;
+	rc = veil_blob_upload(bc, tmp, f->key, VEIL_FILE_NONCE_THUMB, persist, f->thumb_blob_id,
+	                      &tsize);
+	bc->progress = progress;
+	(void)unlink(tmp);
+	if (rc != 0)
+		return veil_msgr_fail(m, rc, "thumbnail: %s", bc->errtext);
+	f->has_thumb = 1;
+	snprintf(f->thumb_mime, sizeof f->thumb_mime, "%s", tmime);
+	snprintf(f->meta_json, sizeof f->meta_json, "{\"h\":%u,\"w\":%u}", (unsigned)h,
+	         (unsigned)w);
+	return 0;
+}
+
 int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct veil_file_opts *o,
                           struct veil_buf *json)
 {
@@ -108,6 +153,8 @@ int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct ve
 		rc = veil_msgr_fail(m, rc, "%s", bc->errtext);
 		goto out;
 	}
+	if (!o->no_thumbnail && (rc = add_thumbnail(m, bc, path, mime, o->persist, f)) != 0)
+		goto out;
 	f->rendering = o->rendering;
 	snprintf(f->mime, sizeof f->mime, "%s", mime);
 	snprintf(f->name, sizeof f->name, "%s", name);
@@ -225,6 +272,60 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
 	if (mark_done && veil_blob_done(bc, f->blob_id) != 0)
 		veil_log_debug("client: marking a blob done failed");
 	rc = 0;
+out:
+	if (bc != NULL)
+		sodium_free(bc);
+	if (f != NULL)
+		sodium_free(f);
+	return rc;
+}
+
+int veil_msgr_thumb_download(struct veil_msgr *m, const uint8_t *json, size_t len,
+                             const char *file_path, int mark_done, char *out_path, size_t out_cap)
+{
+	struct veil_blob_client *bc = NULL;
+	struct veil_e2e_file *f = NULL;
+	char path[VEIL_PROFILE_PATH_MAX];
+	int rc;
+	if (out_cap > 0)
+		out_path[0] = '\0';
+	bc = sodium_malloc(sizeof *bc);
+	f = sodium_malloc(sizeof *f);
+	if (bc == NULL || f == NULL) {
+		rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	memset(bc, 0, sizeof *bc);
+	if ((rc = veil_e2e_file_decode(json, len, f)) != 0) {
+		rc = veil_msgr_fail(m, rc, "malformed file message");
+		goto out;
+	}
+	if (!f->has_thumb) {
+		rc = veil_msgr_fail(m, VEIL_ENOTFOUND, "the file message has no thumbnail");
+		goto out;
+	}
+	const char *ext = strcmp(f->thumb_mime, "image/jpeg") == 0  ? "jpg"
+	                  : strcmp(f->thumb_mime, "image/png") == 0 ? "png"
+	                                                            : "bin";
+	int n = snprintf(path, sizeof path, "%s.thumb.%s", file_path, ext);
+	if (n < 0 || (size_t)n >= sizeof path) {
+		rc = veil_msgr_fail(m, VEIL_ELIMIT, "thumbnail path too long");
+		goto out;
+	}
+	if ((rc = veil_msgr_blob_client(m, bc, 0)) != 0)
+		goto out;
+	/* A thumbnail is small: a size bound instead of the file's size. */
+	bc->size_is_bound = 1;
+	rc = veil_blob_download(bc, f->thumb_blob_id, f->key, VEIL_FILE_NONCE_THUMB,
+	                        VEIL_THUMB_BLOB_MAX, path);
+	if (rc != 0) {
+		rc = veil_msgr_fail(m, rc, "thumbnail: %s", bc->errtext);
+		goto out;
+	}
+	if (out_cap > 0)
+		snprintf(out_path, out_cap, "%s", path);
+	if (mark_done && veil_blob_done(bc, f->thumb_blob_id) != 0)
+		veil_log_debug("client: marking a thumbnail blob done failed");
 out:
 	if (bc != NULL)
 		sodium_free(bc);

@@ -44,13 +44,40 @@ const char *veil_msgr_type_name(uint8_t type)
 {
 	switch (type) {
 	case VEIL_E2E_TEXT: return "text";
+	case VEIL_E2E_IMAGE: return "image";
 	case VEIL_E2E_LOCATION: return "location";
+	case VEIL_E2E_VIDEO: return "video";
+	case VEIL_E2E_AUDIO: return "audio";
+	case VEIL_E2E_POLL_SETUP: return "poll";
+	case VEIL_E2E_POLL_VOTE: return "poll-vote";
 	case VEIL_E2E_FILE: return "file";
+	case VEIL_E2E_CONTACT_SET_PICTURE: return "profile-picture";
+	case VEIL_E2E_CONTACT_DELETE_PICTURE: return "profile-picture-deleted";
+	case VEIL_E2E_CONTACT_REQUEST_PICTURE: return "profile-picture-request";
 	case VEIL_E2E_DELIVERY_RECEIPT: return "receipt";
+	case VEIL_E2E_REACTION: return "reaction";
 	case VEIL_E2E_TYPING: return "typing";
 	case VEIL_E2E_EDIT: return "edit";
 	case VEIL_E2E_DELETE: return "delete";
+	case VEIL_E2E_CALL_OFFER: return "call-offer";
+	case VEIL_E2E_CALL_ANSWER: return "call-answer";
+	case VEIL_E2E_CALL_ICE_CANDIDATE: return "call-ice-candidate";
+	case VEIL_E2E_CALL_HANGUP: return "call-hangup";
+	case VEIL_E2E_CALL_RINGING: return "call-ringing";
 	case VEIL_E2E_GROUP_TEXT: return "group-text";
+	case VEIL_E2E_GROUP_LOCATION: return "group-location";
+	case VEIL_E2E_GROUP_IMAGE: return "group-image";
+	case VEIL_E2E_GROUP_VIDEO: return "group-video";
+	case VEIL_E2E_GROUP_AUDIO: return "group-audio";
+	case VEIL_E2E_GROUP_FILE: return "group-file";
+	case VEIL_E2E_GROUP_CALL_START: return "group-call";
+	case VEIL_E2E_GROUP_SET_PICTURE: return "group-picture";
+	case VEIL_E2E_GROUP_DELETE_PICTURE: return "group-picture-deleted";
+	case VEIL_E2E_GROUP_POLL_SETUP: return "group-poll";
+	case VEIL_E2E_GROUP_POLL_VOTE: return "group-poll-vote";
+	case VEIL_E2E_GROUP_REACTION: return "group-reaction";
+	case VEIL_E2E_GROUP_EDIT: return "group-edit";
+	case VEIL_E2E_GROUP_DELETE: return "group-delete";
 	case VEIL_E2E_GROUP_SETUP: return "group-setup";
 	case VEIL_E2E_GROUP_NAME: return "group-name";
 	case VEIL_E2E_GROUP_LEAVE: return "group-leave";
@@ -261,6 +288,39 @@ static int peer_get(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
 
 /* --- connections --- */
 
+/*
+ * The server refused our login. The usual reason is that the ID was
+ * revoked: ask the directory, so that the user hears that rather than a
+ * generic refusal.
+ */
+static int login_refused(struct veil_msgr *m, const struct veil_conn *c)
+{
+	struct veil_profile *p = &m->prof;
+	struct veil_dir_identity di;
+	char ids[VEIL_ID_LEN + 1];
+	veil_id_str(ids, p->id);
+	int d = veil_dir_get_identity(p->dir_url, p->id, &di);
+	if (d == 0 && memcmp(di.id, p->id, VEIL_ID_LEN) == 0 && di.state == 2)
+		return veil_msgr_fail(
+		    m, VEIL_EAUTH,
+		    "your ID %s has been revoked (the directory says so): it can "
+		    "no longer log in, send or receive; 'veil init' makes a new one",
+		    ids);
+	if (d == VEIL_ENOTFOUND)
+		return veil_msgr_fail(m, VEIL_EAUTH,
+		                      "your ID %s is unknown to the server's directory (%s): the "
+		                      "server refused the login",
+		                      ids, p->dir_url);
+	if (d == 0 && memcmp(di.id, p->id, VEIL_ID_LEN) == 0 &&
+	    memcmp(di.pk, p->pk, VEIL_KEY_LEN) != 0)
+		return veil_msgr_fail(m, VEIL_EAUTH,
+		                      "the directory holds another public key for your ID %s: the "
+		                      "server refused the login",
+		                      ids);
+	return veil_msgr_fail(m, VEIL_EAUTH, "server %s:%u refused the login of %s: %s",
+	                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
+}
+
 static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 {
 	struct veil_profile *p = &m->prof;
@@ -277,11 +337,11 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 		                      rc == VEIL_ETIMEOUT ? "timed out" : c->errtext);
 	case VEIL_ECRYPTO:
 		return veil_msgr_fail(
-		    m, rc, "wrong server key: the chat server %s:%u does not hold the pinned key",
+		    m, rc,
+		    "wrong server key: the chat server %s:%u does not hold the pinned key (if its "
+		    "operator changed it: 'veil server accept-key')",
 		    p->chat_host, (unsigned)p->chat_port);
-	case VEIL_EAUTH:
-		return veil_msgr_fail(m, rc, "server %s:%u refused the login of %s: %s",
-		                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
+	case VEIL_EAUTH: return login_refused(m, c);
 	default:
 		return veil_msgr_fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
 		                      (unsigned)p->chat_port,

@@ -35,7 +35,9 @@ static const char SCHEMA[] =
     " seq INTEGER PRIMARY KEY, dir INTEGER NOT NULL, peer TEXT NOT NULL,"
     " msg_id INTEGER NOT NULL, date INTEGER NOT NULL, type INTEGER NOT NULL,"
     " body BLOB NOT NULL, status INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE(dir, peer, msg_id));";
+    " UNIQUE(dir, peer, msg_id));"
+    /* A table of its own, so that profiles made before it need no migration. */
+    "CREATE TABLE IF NOT EXISTS contact_names(id TEXT PRIMARY KEY, name TEXT NOT NULL);";
 
 int veil_profile_home(char *out, size_t cap)
 {
@@ -500,6 +502,58 @@ int veil_profile_contact_set_nickname(struct veil_profile *p, const uint8_t id[s
 	return rc;
 }
 
+int veil_profile_contact_set_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                                  const char *name)
+{
+	struct veil_contact c;
+	sqlite3_stmt *st = NULL;
+	char ids[VEIL_ID_LEN + 1];
+	size_t n = strlen(name);
+	if (n > VEIL_PROFILE_NICK_MAX || !veil_utf8_valid((const uint8_t *)name, n))
+		return VEIL_EINVAL;
+	int rc = veil_profile_contact_get(p, id, &c);
+	if (rc != 0)
+		return rc;
+	if ((rc = prepare(p, &st,
+	                  n == 0 ? "DELETE FROM contact_names WHERE id = ?1"
+	                         : "INSERT INTO contact_names(id, name) VALUES(?1, ?2) "
+	                           "ON CONFLICT(id) DO UPDATE SET name = excluded.name")) != 0)
+		return rc;
+	veil_id_str(ids, id);
+	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	if (n > 0)
+		sqlite3_bind_text(st, 2, name, (int)n, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = VEIL_EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int veil_profile_contact_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
+                              char *out, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	char ids[VEIL_ID_LEN + 1];
+	if (cap > 0)
+		out[0] = 0;
+	int rc = prepare(p, &st, "SELECT name FROM contact_names WHERE id = ?1");
+	if (rc != 0)
+		return rc;
+	veil_id_str(ids, id);
+	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	int s = sqlite3_step(st);
+	if (s == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		if (v != NULL && cap > 0)
+			snprintf(out, cap, "%s", (const char *)v);
+		rc = 0;
+	} else {
+		rc = s == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int veil_profile_contact_list(struct veil_profile *p,
                               int (*fn)(const struct veil_contact *c, void *ctx), void *ctx)
 {
@@ -627,21 +681,11 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
 	return rc;
 }
 
-int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
-                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+/* Runs a prepared log query and calls fn for each row. Finalizes st. */
+static int log_rows(sqlite3_stmt *st, int (*fn)(const struct veil_log_entry *e, void *ctx),
+                    void *ctx)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
-	                 "WHERE ?1 IS NULL OR peer = ?1 ORDER BY seq");
-	if (rc != 0)
-		return rc;
-	if (peer != NULL) {
-		veil_id_str(ids, peer);
-		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	}
-	int s;
+	int rc = 0, s;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
 		struct veil_log_entry e;
 		memset(&e, 0, sizeof e);
@@ -665,4 +709,41 @@ int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
 out:
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
+                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	char ids[VEIL_ID_LEN + 1];
+	int rc = prepare(p, &st,
+	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
+	                 "WHERE ?1 IS NULL OR peer = ?1 ORDER BY seq");
+	if (rc != 0)
+		return rc;
+	if (peer != NULL) {
+		veil_id_str(ids, peer);
+		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	}
+	return log_rows(st, fn, ctx);
+}
+
+int veil_profile_log_query(struct veil_profile *p, const struct veil_log_query *q,
+                           int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	char ids[VEIL_ID_LEN + 1];
+	if (q->since_ms > (uint64_t)INT64_MAX)
+		return VEIL_EINVAL;
+	int rc = prepare(p, &st,
+	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
+	                 "WHERE (?1 IS NULL OR peer = ?1) AND date >= ?2 ORDER BY date, seq");
+	if (rc != 0)
+		return rc;
+	if (q->peer != NULL) {
+		veil_id_str(ids, q->peer);
+		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	}
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->since_ms);
+	return log_rows(st, fn, ctx);
 }

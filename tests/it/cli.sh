@@ -103,6 +103,42 @@ assert t==['--json','-5 degrees'], t
 "
 check recv_json_nothing_waiting bash -c "VEIL_HOME=$T/b $BIN/veil recv --json >$T/empty 2>$T/empty.err && [ ! -s $T/empty ] && [ ! -s $T/empty.err ]"
 
+# Every --json is JSON Lines (one object per line), and the status of a message
+# is one of the same words in every command.
+G1=$(va group create One "$B")
+G2=$(va group create Two "$B")
+va send "$B" "for the status words" >/dev/null
+vb recv >/dev/null
+: >"$T/jl"
+for args in "whoami --json" "contact list --json" "group list --json" "group show $G1 --json" \
+	"log --json" "recv --json"; do
+	# shellcheck disable=SC2086
+	va $args >>"$T/jl.$(echo $args | cut -d' ' -f1-2 | tr ' ' _)" || echo "  veil $args failed"
+done
+check json_lines_everywhere python3 -c "
+import json, glob
+n = {}
+for f in glob.glob('$T/jl.*'):
+    for l in open(f):
+        o = json.loads(l)
+        assert isinstance(o, dict), (f, l)
+        n[f] = n.get(f, 0) + 1
+assert n['$T/jl.group_list'] == 2, n
+assert len(n) == 6, n
+"
+check status_words_everywhere python3 -c "
+import json, glob
+words = {'sent', 'received', 'read', 'acknowledged', 'declined'}
+seen = 0
+for f in glob.glob('$T/jl.*'):
+    for l in open(f):
+        o = json.loads(l)
+        if 'status' in o:
+            assert o['status'] in words, o
+            seen += 1
+assert seen >= 2, seen
+"
+
 # init in a VEIL_HOME that cannot be written: one clear line, and no ID made
 # on the server (the directory is checked before the server is asked).
 ids_on_server() { python3 -c "import sqlite3; print(sqlite3.connect('$T/srv/veil.db').execute('SELECT count(*) FROM identities').fetchone()[0])"; }

@@ -90,6 +90,36 @@ check match_private_vcard bash -c "grep -q '^$A orange Alice Example' $T/m1 && g
 printf 'name,phone,email\nAl,+41791234567,\n' >"$T/book.csv"
 check match_hashed_csv bash -c "VEIL_HOME=$T/c $BIN/veil contact match --hashed $T/book.csv | grep -q '^$A orange Al'"
 check match_single_phone bash -c "VEIL_HOME=$T/c $BIN/veil contact match --phone 0791234567 --country 41 | grep -q '^$A '"
+# A spreadsheet's CSV export: semicolons, quotes, a byte order mark, CRLF.
+printf '\xef\xbb\xbfName;Phone;E-Mail\r\n"Example; Alice";+41 79 123 45 67;\r\nBob;;bob@example.org\r\n' >"$T/excel.csv"
+vc contact match "$T/excel.csv" >"$T/m3" 2>"$T/m3.err"
+check match_semicolon_csv bash -c "grep -q '^$A orange Example; Alice' $T/m3 && grep -q '^$B orange Bob' $T/m3 || { cat $T/m3 $T/m3.err; false; }"
+printf 'name\tphone\nAl Tab\t+41791234567\n' >"$T/tab.csv"
+check match_tab_csv bash -c "VEIL_HOME=$T/c $BIN/veil contact match $T/tab.csv | grep -q '^$A orange Al Tab'"
+# A file that cannot be read is explained in one line.
+unreadable() { # file, pattern
+	VEIL_HOME=$T/c "$BIN/veil" contact match "$1" >/dev/null 2>"$T/err"
+	local rc=$?
+	[ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "$2" "$T/err" ||
+		{ echo "  rc=$rc stderr: $(cat "$T/err")"; return 1; }
+}
+printf 'name,phone\nAl,+41791234567\n' | iconv -f UTF-8 -t UTF-16 >"$T/u16.csv"
+check match_utf16_explained unreadable "$T/u16.csv" "UTF-16 text: save it as UTF-8"
+printf 'PK\003\004rest of a zip' >"$T/book.xlsx"
+check match_xlsx_explained unreadable "$T/book.xlsx" "ZIP file.*export it as CSV"
+printf 'just some words\nand more\n' >"$T/notes.txt"
+check match_nothing_explained unreadable "$T/notes.txt" "holds no phone number or e-mail address"
+check match_missing_explained unreadable "$T/nope.csv" "cannot open $T/nope.csv: No such file"
+
+# A local name, shown by recv and log.
+vc contact name "$A" "Alice at work"
+check contact_name_get bash -c "[ \"\$(VEIL_HOME=$T/c $BIN/veil contact name $A)\" = 'Alice at work' ]"
+va send "$C" "lunch?" >/dev/null
+vc recv >"$T/cr" 2>&1
+check recv_shows_local_name grep -q "\] $A (Alice at work): lunch?" "$T/cr"
+check log_shows_local_name bash -c "VEIL_HOME=$T/c $BIN/veil log --peer $A | grep -q '<- $A (Alice at work): lunch?'"
+check log_json_local_name bash -c "VEIL_HOME=$T/c $BIN/veil log --json --grep lunch | grep -q '\"contact_name\":\"Alice at work\"'"
+check contact_name_unknown bash -c "! VEIL_HOME=$T/c $BIN/veil contact name ZZZZ9999 X 2>$T/err && grep -q 'not a contact' $T/err"
 check show_orange bash -c "VEIL_HOME=$T/c $BIN/veil contact show $A | grep -q 'level: *orange (phone)'"
 
 # Green by scanning Alice's QR text; a code with another key is refused loudly.
@@ -108,11 +138,31 @@ check match_keeps_green grep -q "^$A green" "$T/m2"
 for i in 1 2 3; do vc link phone "+4179000000$i" >/dev/null 2>&1; done
 check link_rate_limited bash -c "! VEIL_HOME=$T/c $BIN/veil link phone +41790000009 2>$T/err && grep -q '429' $T/err"
 
+vc contact add "$B" >/dev/null 2>&1
 # Revocation: confirmation required; afterwards the ID is reported revoked and cannot log in.
 check revoke_needs_confirmation bash -c "echo NOTMYID | VEIL_HOME=$T/b $BIN/veil revoke 2>$T/err; grep -q 'not confirmed' $T/err"
 check revoke bash -c "echo $B | VEIL_HOME=$T/b $BIN/veil revoke 2>/dev/null | grep -q revoked"
 check revoked_state bash -c "curl -sf $URL/directory/identity/$B | grep -q '\"state\":2'"
 check revoked_cannot_login bash -c "! VEIL_HOME=$T/b $BIN/veil recv 2>$T/err"
+# The revoked client says its own ID was revoked, not a generic refusal.
+check revoked_says_so grep -q "your ID $B has been revoked" "$T/err"
+check revoked_one_line [ "$(wc -l <"$T/err")" = 1 ]
+vc contact show "$B" >"$T/show" 2>&1
+check show_revoked_contact grep -q "^state: *REVOKED" "$T/show"
+vc contact show "$A" >"$T/show" 2>&1
+check show_active_contact grep -q "^state: *active" "$T/show"
+
+# Revocation with the revocation password, without the profile.
+D=$(VEIL_HOME=$T/d "$BIN/veil" init --server "$URL")
+VEIL_HOME=$T/d "$BIN/veil" revoke --set-password 'lost phone' >/dev/null
+echo 'wrong one' | VEIL_HOME=$T/nobody "$BIN/veil" revoke "$D" --password - --server "$URL" --yes \
+	>/dev/null 2>"$T/err"
+check revoke_password_wrong bash -c "grep -q 'not revoked: .*wrong revocation key' $T/err && curl -sf $URL/directory/identity/$D | grep -q '\"state\":0'"
+echo 'lost phone' | VEIL_HOME=$T/nobody "$BIN/veil" revoke "$D" --password - --server "$URL" --yes \
+	>"$T/out" 2>"$T/err"
+check revoke_password grep -q "^$D revoked$" "$T/out"
+check revoke_password_state bash -c "curl -sf $URL/directory/identity/$D | grep -q '\"state\":2'"
+check revoke_password_needs_server bash -c "! VEIL_HOME=$T/nobody $BIN/veil revoke $D --password x --yes 2>$T/err && grep -q -- '--server URL' $T/err"
 check revoked_not_matched bash -c "! VEIL_HOME=$T/c $BIN/veil contact match --email bob@example.org | grep -q $B"
 
 # The server's files never hold the linked addresses.

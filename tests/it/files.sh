@@ -3,7 +3,8 @@
 # both ways with the resident memory of veild and of each veil process
 # measured (VmHWM / GNU time's maximum RSS) and held below 64 MiB, a caption,
 # JSON output, the blob deleted once received, name clashes, a missing file,
-# a file over the size limit, and progress output only on a terminal.
+# a file over the size limit, progress output only on a terminal, and the
+# thumbnail of an image.
 set -u
 . "$(dirname "$0")/lib.sh"
 it_setup files --blob-max-size $((256 * 1024 * 1024)) --blob-quota $((1024 * 1024 * 1024))
@@ -48,6 +49,36 @@ check recv_prints_path grep -q "$A: file saved to $T/dl/photo (1).jpg (100000 by
 va send "$B" --file "$T/photo.jpg" >/dev/null
 vb recv >"$T/r3"
 check default_dir cmp -s "$T/photo.jpg" "$T/b/files/photo.jpg"
+
+# An image gets a thumbnail (at most 512x512, the same format) as a blob of its
+# own; recv saves it beside the file and says where. The PNG is written here
+# with zlib: 1200x900 RGB.
+python3 -c "
+import struct, zlib
+w, h = 1200, 900
+raw = b''.join(b'\\0' + bytes(v for x in range(w) for v in (x * 255 // w, y * 255 // h, 90)) for y in range(h))
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+open('$T/view.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+    + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+"
+va send "$B" --file "$T/view.png" --caption "the view" >/dev/null
+vb recv --json --download-dir "$T/dlt" >"$T/rt" 2>"$T/rt.err"
+check thumb_recv_json python3 -c "
+import json, struct
+o = json.loads(open('$T/rt').read().splitlines()[0])
+assert o['name'] == 'view.png' and o['thumbnail'] == '$T/dlt/view.png.thumb.png', o
+t = open(o['thumbnail'], 'rb').read()
+assert t[:8] == b'\\x89PNG\\r\\n\\x1a\\n', t[:8]
+w, h = struct.unpack('>II', t[16:24])
+assert (w, h) == (512, 384), (w, h)
+"
+check thumb_file_same cmp -s "$T/view.png" "$T/dlt/view.png"
+check thumb_blobs_deleted bash -c "[ -z \"\$(find $T/srv/blobs -type f -not -name 'blobs.db*')\" ]"
+va send "$B" --file "$T/view.png" >/dev/null
+vb recv --download-dir "$T/dlt" >"$T/rt2"
+check thumb_recv_human grep -q "file saved to $T/dlt/view (1).png (.* bytes, image/png; thumbnail $T/dlt/view (1).png.thumb.png)" "$T/rt2"
+# A file that only claims to be an image goes without a thumbnail.
+check no_thumb_for_random_jpg bash -c "! ls $T/dl | grep -q thumb"
 
 # Errors: a missing file, a file over the server's limit (stopped by its length).
 va send "$B" --file "$T/nope" >/dev/null 2>"$T/e1"

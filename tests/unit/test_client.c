@@ -307,6 +307,73 @@ static void test_message_log_raw(void)
 	veil_profile_release(&p);
 }
 
+/* Dates, not arrival, order the history; since and peer select. */
+struct date_ctx {
+	int n;
+	uint64_t dates[8];
+};
+
+static int log_dates(const struct veil_log_entry *e, void *ctx)
+{
+	struct date_ctx *d = ctx;
+	if (d->n < 8)
+		d->dates[d->n] = e->date_ms;
+	d->n++;
+	return 0;
+}
+
+static void test_message_log_query(void)
+{
+	struct veil_profile p;
+	struct date_ctx d;
+	CHECK(open_fresh(&p) != NULL);
+	const uint64_t dates[] = {3000, 1000, 2000};
+	for (size_t i = 0; i < 3; i++) {
+		struct veil_log_entry e = {.dir = VEIL_LOG_IN,
+		                           .msg_id = 10 + i,
+		                           .date_ms = dates[i],
+		                           .type = VEIL_E2E_TEXT,
+		                           .body = (const uint8_t *)"x",
+		                           .body_len = 1};
+		memcpy(e.peer, i == 2 ? "PEER0002" : "PEER0001", VEIL_ID_LEN);
+		CHECK_RC(veil_profile_log_add(&p, &e, NULL), 0);
+	}
+	struct veil_log_query q = {0};
+	memset(&d, 0, sizeof d);
+	CHECK_RC(veil_profile_log_query(&p, &q, log_dates, &d), 0);
+	CHECK(d.n == 3 && d.dates[0] == 1000 && d.dates[1] == 2000 && d.dates[2] == 3000);
+	q.since_ms = 2000;
+	memset(&d, 0, sizeof d);
+	CHECK_RC(veil_profile_log_query(&p, &q, log_dates, &d), 0);
+	CHECK(d.n == 2 && d.dates[0] == 2000);
+	q.peer = (const uint8_t *)"PEER0001";
+	memset(&d, 0, sizeof d);
+	CHECK_RC(veil_profile_log_query(&p, &q, log_dates, &d), 0);
+	CHECK(d.n == 1 && d.dates[0] == 3000);
+	veil_profile_release(&p);
+}
+
+static void test_contact_local_name(void)
+{
+	struct veil_profile p;
+	char name[VEIL_PROFILE_NICK_MAX + 1];
+	struct veil_contact c = {.first_seen_ms = 1};
+	CHECK(open_fresh(&p) != NULL);
+	memcpy(c.id, "PEER0001", VEIL_ID_LEN);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "Bob"), VEIL_ENOTFOUND);
+	CHECK_RC(veil_profile_contact_add(&p, &c), 0);
+	CHECK_RC(veil_profile_contact_name(&p, c.id, name, sizeof name), VEIL_ENOTFOUND);
+	CHECK(name[0] == 0);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "Bob"), 0);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "Bob Müller"), 0);
+	CHECK_RC(veil_profile_contact_name(&p, c.id, name, sizeof name), 0);
+	CHECK(strcmp(name, "Bob Müller") == 0);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, "\xff"), VEIL_EINVAL);
+	CHECK_RC(veil_profile_contact_set_name(&p, c.id, ""), 0);
+	CHECK_RC(veil_profile_contact_name(&p, c.id, name, sizeof name), VEIL_ENOTFOUND);
+	veil_profile_release(&p);
+}
+
 static void test_backoff(void)
 {
 	struct veil_backoff b;
@@ -539,6 +606,8 @@ RUN(test_contacts);
 RUN(test_replay_store);
 RUN(test_message_log);
 RUN(test_message_log_raw);
+RUN(test_message_log_query);
+RUN(test_contact_local_name);
 RUN(test_backoff);
 RUN(test_conn_session);
 RUN(test_conn_wrong_key);
