@@ -645,6 +645,123 @@ static int t_clean_shutdown_with_devices(void)
 	return 0;
 }
 
+/* --- transactions --- */
+
+static struct group gt;
+static struct dev ta, tb;
+
+static int begin_tx(struct dev *d, int scope, uint32_t ttl)
+{
+	struct veil_buf sc, b;
+	veil_buf_init(&sc, VEIL_MD_SCOPE_MAX);
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_scope_seal(&sc, d->k, scope);
+	if (rc == 0)
+		rc = veil_md_begin_tx_encode(&b, sc.p, sc.len, ttl);
+	if (rc == 0)
+		rc = ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&sc);
+	veil_buf_release(&b);
+	return rc;
+}
+
+/* Expects TransactionRejected / TransactionEnded naming device did and scope. */
+static int expect_tx_info(struct dev *d, uint8_t type, uint64_t did, int scope)
+{
+	static struct veil_md_tx t;
+	int sc;
+	if (dev_expect(d, type, 5000) != 0 || veil_md_tx_info_parse(&t, d->pl, d->pn) != 0)
+		return -1;
+	if (t.device_id != did || veil_md_scope_open(&sc, d->k, t.scope, t.scope_len) != 0)
+		return -1;
+	return sc == scope ? 0 : -1;
+}
+
+static int t_tx_contend_and_commit(void)
+{
+	uint8_t env[200];
+	uint32_t rid;
+	int la, lb;
+	struct veil_md_reflect r;
+	group_new(&gt);
+	IT_CHECK(dev_online(&ta, &gt, 201, VEIL_MD_SLOT_NEW, &la) == 0);
+	IT_CHECK(dev_online(&tb, &gt, 202, VEIL_MD_SLOT_NEW, &lb) == 0);
+	/* a takes the lock; b is told who holds it and for what. */
+	IT_CHECK(begin_tx(&ta, 1, 0) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(begin_tx(&tb, 4, 0) == 0);
+	IT_CHECK(expect_tx_info(&tb, VEIL_MD_TRANSACTION_REJECTED, 201, 1) == 0);
+	/* a's reflect is acked at once and reaches b only at the commit. */
+	randombytes_buf(env, sizeof env);
+	IT_CHECK(reflect(&ta, 0x5101, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_REFLECT_ACK);
+	IT_CHECK(veil_md_reflect_ack_parse(&r, ta.pl, ta.pn) == 0 && r.id == 0x5101);
+	IT_CHECK(dev_quiet(&tb, 300) == 0);
+	IT_CHECK(dev_send(&ta, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_COMMIT_TRANSACTION_ACK);
+	IT_CHECK(expect_reflected(&tb, env, sizeof env, &rid, 1) == 0);
+	IT_CHECK(expect_tx_info(&tb, VEIL_MD_TRANSACTION_ENDED, 201, 1) == 0);
+	/* The committer gets no TransactionEnded; the lock is free for b now. */
+	IT_CHECK(dev_quiet(&ta, 200) == 0);
+	IT_CHECK(begin_tx(&tb, 4, 30) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(dev_send(&tb, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_COMMIT_TRANSACTION_ACK);
+	IT_CHECK(expect_tx_info(&ta, VEIL_MD_TRANSACTION_ENDED, 202, 4) == 0);
+	/* The reflect committed is a durable one: b's queue is empty after its ack. */
+	IT_CHECK(dev_quiet(&tb, 100) == 0);
+	return 0;
+}
+
+static int t_tx_ttl_closes_4011(void)
+{
+	uint8_t env[80];
+	randombytes_buf(env, sizeof env);
+	/* TTL 0 is the server's maximum (--mediator-tx-ttl 2 here). */
+	uint64_t t0 = veil_now_ms();
+	IT_CHECK(begin_tx(&tb, 2, 0) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(reflect(&tb, 0x5201, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_REFLECT_ACK);
+	IT_CHECK(dev_expect(&tb, 0xff, 6000) == VEIL_MD_CLOSE_TRANSACTION_TTL);
+	uint64_t dt = veil_now_ms() - t0;
+	IT_CHECK(dt >= 1900 && dt < 5000);
+	dev_close(&tb);
+	/* Aborted: the others hear it ended and never get the held reflect. */
+	IT_CHECK(expect_tx_info(&ta, VEIL_MD_TRANSACTION_ENDED, 202, 2) == 0);
+	IT_CHECK(dev_quiet(&ta, 300) == 0);
+	/* A TTL over the maximum is cut to it; a disconnected holder frees the lock too. */
+	IT_CHECK(dev_online(&tb, &gt, 202, VEIL_MD_SLOT_EXISTING, NULL) == 0);
+	IT_CHECK(tb.si.reflection_queue_length == 0);
+	IT_CHECK(begin_tx(&ta, 3, 1000) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	dev_close(&ta);
+	IT_CHECK(expect_tx_info(&tb, VEIL_MD_TRANSACTION_ENDED, 201, 3) == 0);
+	IT_CHECK(begin_tx(&tb, 0, 1) == 0);
+	/* b leads now: its promotion may come first. */
+	IT_CHECK(dev_expect(&tb, VEIL_MD_BEGIN_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&tb, 0xff, 4000) == VEIL_MD_CLOSE_TRANSACTION_TTL);
+	dev_close(&tb);
+	return 0;
+}
+
+static int t_tx_commit_without_begin_4010(void)
+{
+	int l;
+	IT_CHECK(dev_online(&ta, &gt, 201, VEIL_MD_SLOT_EXISTING, &l) == 0);
+	IT_CHECK(dev_send(&ta, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_expect(&ta, 0xff, 5000) == VEIL_MD_CLOSE_PROTOCOL);
+	dev_close(&ta);
+	/* So is a second BeginTransaction of the holder. */
+	IT_CHECK(dev_online(&ta, &gt, 201, VEIL_MD_SLOT_EXISTING, &l) == 0);
+	IT_CHECK(begin_tx(&ta, 1, 0) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(begin_tx(&ta, 1, 0) == 0);
+	IT_CHECK(dev_expect(&ta, 0xff, 5000) == VEIL_MD_CLOSE_PROTOCOL);
+	dev_close(&ta);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -659,6 +776,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	srv.extra[0] = "--mediator-max-slots";
 	srv.extra[1] = "3";
+	srv.extra[2] = "--mediator-tx-ttl";
+	srv.extra[3] = "2";
 	if (veil_crypto_init() != 0 || it_start(&srv) != 0) {
 		fprintf(stderr, "cannot start veild\n");
 		printf("FAIL start_veild\n");
@@ -676,6 +795,9 @@ int main(void)
 	RUN_IT(t_unknown_ack_closes_4012);
 	RUN_IT(t_leader_reelected);
 	RUN_IT(t_slots_and_duplicates);
+	RUN_IT(t_tx_contend_and_commit);
+	RUN_IT(t_tx_ttl_closes_4011);
+	RUN_IT(t_tx_commit_without_begin_4010);
 	RUN_IT(t_leader_chats_through_proxy);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_kill9_loses_no_acked_reflect);
