@@ -1,6 +1,7 @@
 /*
- * The mediator service, phase 1: the D2M handshake, device slots,
- * durable reflection queues, leader election and the leader's CSP proxy.
+ * The mediator service: the D2M handshake, device slots, durable
+ * reflection queues, leader election and the leader's CSP proxy, device
+ * management (0x30..0x34) and transactions (0x40..0x45).
  *
  * Everything runs on the HTTP listener's thread, one callback at a time, so
  * the in-memory state (connected devices per group, the leader) needs no
@@ -633,6 +634,106 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_UNKNOWN_ACK);
 }
 
+/* --- device management --- */
+
+struct devlist {
+	struct md_group *g;
+	struct veil_md_device_entry e[MD_MAX_DEVICES];
+	uint8_t info[MD_MAX_DEVICES][VEIL_MD_ENC_BLOB_MAX];
+	size_t n;
+};
+
+static int devlist_add(void *arg, const struct md_device_row *row, const uint8_t *info, size_t len)
+{
+	struct devlist *l = arg;
+	if (l->n == MD_MAX_DEVICES)
+		return 1;
+	struct veil_md_device_entry *e = &l->e[l->n];
+	struct md_conn *on = group_device(l->g, row->device_id);
+	e->device_id = row->device_id;
+	e->expiration_policy = row->expiration_policy;
+	/* last_seen is written at login and at disconnect: the last disconnect when offline. */
+	e->connected = on != NULL;
+	e->since = on != NULL ? row->connected_since : row->last_seen;
+	if (len > VEIL_MD_ENC_BLOB_MAX)
+		len = 0; /* cannot happen: ClientHello limits it */
+	if (len > 0)
+		memcpy(l->info[l->n], info, len);
+	e->enc_info = l->info[l->n];
+	e->enc_info_len = len;
+	l->n++;
+	return 0;
+}
+
+static void on_get_devices(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	if (veil_md_empty_parse(p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	struct devlist *l = calloc(1, sizeof *l);
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (l == NULL) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	l->g = c->g;
+	if (md_store_device_infos(c->m->st, c->gid, devlist_add, l) < 0 ||
+	    veil_md_devices_info_encode(&b, l->e, l->n) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	} else {
+		send_raw_container(c, &b);
+	}
+	free(l);
+}
+
+/*
+ * Removes a device of the group with its queue: if it is connected it is
+ * closed with 4113 (the requester itself too, after its ack). An unknown
+ * device ID is acked all the same (dropping is idempotent).
+ */
+static void on_drop_device(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	uint64_t did;
+	struct veil_buf b;
+	if (veil_md_drop_device_parse(&did, p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	struct md_conn *victim = group_device(c->g, did);
+	if (victim != NULL && victim != c)
+		conn_close(victim, VEIL_MD_CLOSE_DROPPED);
+	if (md_store_device_drop(c->m->st, c->gid, did) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE_ACK, did) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (send_raw_container(c, &b) == 0 && victim == c)
+		conn_close(c, VEIL_MD_CLOSE_DROPPED);
+}
+
+static void on_set_shared_data(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	uint8_t *box = malloc(VEIL_MD_ENC_BLOB_MAX);
+	size_t len;
+	if (box == NULL) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (veil_md_set_shared_data_parse(box, &len, p, n) != 0)
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+	else if (md_store_set_shared_data(c->m->st, c->gid, box, len) != 0)
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	free(box);
+}
+
 /* --- handshake --- */
 
 /*
@@ -814,8 +915,11 @@ static void md_message(void *ctx, const uint8_t *p, size_t n)
 	case VEIL_MD_REFLECTED_ACK: on_reflected_ack(c, pl, pn); break;
 	case VEIL_MD_BEGIN_TRANSACTION: on_begin_tx(c, pl, pn); break;
 	case VEIL_MD_COMMIT_TRANSACTION: on_commit_tx(c, pl, pn); break;
+	case VEIL_MD_GET_DEVICES_INFO: on_get_devices(c, pl, pn); break;
+	case VEIL_MD_DROP_DEVICE: on_drop_device(c, pl, pn); break;
+	case VEIL_MD_SET_SHARED_DEVICE_DATA: on_set_shared_data(c, pl, pn); break;
 	default:
-		/* Device management is not implemented yet (phase 2). */
+		/* A server-to-client type or an unknown one. */
 		veil_log_debug("mediator: closing a device that sent type 0x%02x", type);
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 		break;

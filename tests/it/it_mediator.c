@@ -762,6 +762,154 @@ static int t_tx_commit_without_begin_4010(void)
 	return 0;
 }
 
+/* --- device management --- */
+
+static struct group gm;
+static struct dev m1, m2, m3;
+
+struct seen_devs {
+	const struct veil_md_keys *k;
+	int n, bad;
+	uint64_t ids[8];
+	int connected[8];
+	uint64_t since[8];
+	char label[8][VEIL_MD_INFO_STR_MAX + 1];
+};
+
+static int seen_dev(void *arg, const struct veil_md_device_entry *e)
+{
+	struct seen_devs *sd = arg;
+	static struct veil_md_device_info info;
+	if (sd->n == 8 || e->expiration_policy != VEIL_MD_SLOT_PERSISTENT ||
+	    veil_md_device_info_open(&info, sd->k, e->enc_info, e->enc_info_len) != 0) {
+		sd->bad = 1;
+		return 0;
+	}
+	sd->ids[sd->n] = e->device_id;
+	sd->connected[sd->n] = e->connected;
+	sd->since[sd->n] = e->since;
+	snprintf(sd->label[sd->n], sizeof sd->label[0], "%s", info.label);
+	sd->n++;
+	return 0;
+}
+
+/* GetDevicesInfo; the answer into sd (devices in ID order). */
+static int devices_info(struct dev *d, struct seen_devs *sd)
+{
+	memset(sd, 0, sizeof *sd);
+	sd->k = d->k;
+	if (dev_send(d, VEIL_MD_GET_DEVICES_INFO, NULL, 0) != 0 ||
+	    dev_expect(d, VEIL_MD_DEVICES_INFO, 5000) != 0)
+		return -1;
+	if (veil_md_devices_info_parse(d->pl, d->pn, seen_dev, sd) != 0 || sd->bad)
+		return -1;
+	/* A map has no order on the wire: sort by ID. */
+	for (int i = 1; i < sd->n; i++)
+		for (int j = i; j > 0 && sd->ids[j - 1] > sd->ids[j]; j--) {
+			uint64_t t = sd->ids[j];
+			sd->ids[j] = sd->ids[j - 1];
+			sd->ids[j - 1] = t;
+			int c = sd->connected[j];
+			sd->connected[j] = sd->connected[j - 1];
+			sd->connected[j - 1] = c;
+			t = sd->since[j];
+			sd->since[j] = sd->since[j - 1];
+			sd->since[j - 1] = t;
+			char l[VEIL_MD_INFO_STR_MAX + 1];
+			memcpy(l, sd->label[j], sizeof l);
+			memcpy(sd->label[j], sd->label[j - 1], sizeof l);
+			memcpy(sd->label[j - 1], l, sizeof l);
+		}
+	return 0;
+}
+
+static int t_devices_info(void)
+{
+	static struct seen_devs sd;
+	group_new(&gm);
+	uint64_t t0 = veil_now_ms();
+	IT_CHECK(dev_online(&m1, &gm, 301, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&m2, &gm, 302, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&m3, &gm, 303, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&m3);
+	usleep(200000);
+	uint64_t t1 = veil_now_ms();
+	IT_CHECK(devices_info(&m1, &sd) == 0);
+	IT_CHECK(sd.n == 3 && sd.ids[0] == 301 && sd.ids[1] == 302 && sd.ids[2] == 303);
+	IT_CHECK(sd.connected[0] && sd.connected[1] && !sd.connected[2]);
+	IT_CHECK(sd.since[0] >= t0 && sd.since[0] <= t1 && sd.since[2] >= sd.since[1] &&
+	         sd.since[2] <= t1);
+	IT_CHECK(strcmp(sd.label[1], "it device 302") == 0);
+	/* Any device may ask; m2 sees the same. */
+	IT_CHECK(devices_info(&m2, &sd) == 0 && sd.n == 3);
+	return 0;
+}
+
+static int t_drop_device(void)
+{
+	static struct seen_devs sd;
+	struct veil_buf b;
+	uint64_t did;
+	uint8_t env[32];
+	randombytes_buf(env, sizeof env);
+	/* 303 is offline with a message queued; m1 drops it and the connected 302. */
+	IT_CHECK(reflect(&m1, 0x6301, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&m1, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	IT_CHECK(expect_reflected(&m2, env, sizeof env, NULL, 1) == 0);
+	veil_buf_init(&b, 64);
+	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 302) == 0);
+	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(dev_expect(&m2, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
+	dev_close(&m2);
+	IT_CHECK(dev_expect(&m1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(veil_md_drop_device_parse(&did, m1.pl, m1.pn) == 0 && did == 302);
+	veil_buf_reset(&b);
+	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 303) == 0);
+	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(dev_expect(&m1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(veil_md_drop_device_parse(&did, m1.pl, m1.pn) == 0 && did == 303);
+	veil_buf_release(&b);
+	IT_CHECK(devices_info(&m1, &sd) == 0 && sd.n == 1 && sd.ids[0] == 301);
+	/* Their slots are gone (4115 for EXISTING) and so is 303's queue. */
+	IT_CHECK(dev_connect(&m2, &gm, 302, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&m2);
+	IT_CHECK(dev_connect(&m3, &gm, 303, VEIL_MD_SLOT_NEW) == 0);
+	IT_CHECK(m3.si.reflection_queue_length == 0);
+	dev_close(&m3);
+	return 0;
+}
+
+static int t_shared_device_data(void)
+{
+	struct veil_buf box, b;
+	uint32_t version;
+	veil_buf_init(&box, VEIL_MD_ENC_BLOB_MAX);
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	IT_CHECK(m1.si.enc_shared_data_len == 0);
+	IT_CHECK(veil_md_shared_data_seal(&box, &gm.k, 7) == 0);
+	IT_CHECK(veil_md_set_shared_data_encode(&b, box.p, box.len) == 0);
+	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	/* No answer is defined; the next login of any device carries it. */
+	IT_CHECK(dev_quiet(&m1, 200) == 0);
+	IT_CHECK(dev_connect(&m2, &gm, 302, VEIL_MD_SLOT_NEW) == 0);
+	IT_CHECK(m2.si.enc_shared_data_len == box.len &&
+	         memcmp(m2.si.enc_shared_data, box.p, box.len) == 0);
+	IT_CHECK(veil_md_shared_data_open(&version, &gm.k, m2.si.enc_shared_data,
+	                                  m2.si.enc_shared_data_len) == 0 &&
+	         version == 7);
+	/* A device may drop itself: ack, then 4113. */
+	veil_buf_reset(&b);
+	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 302) == 0);
+	IT_CHECK(ws_send(m2.fd, b.p, b.len) == 0);
+	IT_CHECK(dev_expect(&m2, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&m2, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
+	dev_close(&m2);
+	dev_close(&m1);
+	veil_buf_release(&box);
+	veil_buf_release(&b);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -798,6 +946,9 @@ int main(void)
 	RUN_IT(t_tx_contend_and_commit);
 	RUN_IT(t_tx_ttl_closes_4011);
 	RUN_IT(t_tx_commit_without_begin_4010);
+	RUN_IT(t_devices_info);
+	RUN_IT(t_drop_device);
+	RUN_IT(t_shared_device_data);
 	RUN_IT(t_leader_chats_through_proxy);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_kill9_loses_no_acked_reflect);
