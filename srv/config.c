@@ -43,6 +43,7 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->store_check_ms = 10000;
 	cfg->store_reserve_mb = 64;
 	cfg->md_max_slots = 4;
+	cfg->md_tx_ttl_s = 60;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -124,6 +125,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "mediator-max-slots") == 0) {
 		if ((rc = parse_uint(v, 1, 64, &n)) == 0)
 			cfg->md_max_slots = (uint32_t)n;
+	} else if (strcmp(key, "mediator-tx-ttl") == 0) {
+		if ((rc = parse_uint(v, 1, 3600, &n)) == 0)
+			cfg->md_tx_ttl_s = (uint32_t)n;
 	} else if (strcmp(key, "smtp-url") == 0) {
 		rc = set_str(cfg->smtp_url, sizeof cfg->smtp_url, v);
 	} else if (strcmp(key, "smtp-from") == 0) {

@@ -71,6 +71,8 @@ static void usage(FILE *f)
 	    "                       when the disk fills, so that acks still free space (64)\n"
 	    "  --mediator-max-slots N  devices one device group may register with the\n"
 	    "                       mediator (/mediator/, multi-device) (4, at most 64)\n"
+	    "  --mediator-tx-ttl S  longest mediator transaction (device-group lock), seconds;\n"
+	    "                       the holder is then closed with 4011 (60, 1 to 3600)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -126,6 +128,7 @@ static const struct option long_opts[] = {
     {"store-check-ms", required_argument, NULL, 0},
     {"store-reserve-mb", required_argument, NULL, 0},
     {"mediator-max-slots", required_argument, NULL, 0},
+    {"mediator-tx-ttl", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},

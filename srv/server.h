@@ -46,6 +46,7 @@ struct veil_config {
 
 	/* Mediator (srv/mediator). */
 	uint32_t md_max_slots; /* --mediator-max-slots, devices per device group */
+	uint32_t md_tx_ttl_s;  /* --mediator-tx-ttl, longest transaction (seconds) */
 
 	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
 	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */

@@ -319,6 +319,75 @@ int veil_md_server_info_encode(struct veil_buf *out, const struct veil_md_server
 /* Parses a ServerInfo payload; VEIL_EPROTO / VEIL_ELIMIT as for ClientHello. */
 int veil_md_server_info_parse(struct veil_md_server_info *si, const uint8_t *p, size_t n) VEIL_WUR;
 
+/* --- transactions (0x40..0x45) --- */
+
+/* Largest encrypted transaction scope (DGTSK box) we send or accept. */
+#define VEIL_MD_SCOPE_MAX 1024
+
+/*
+ * BeginTransaction (ttl, scope), TransactionRejected and TransactionEnded
+ * (device_id, scope). The scope is a DGTSK box, opaque to the mediator.
+ */
+struct veil_md_tx {
+	uint64_t device_id;
+	uint32_t ttl; /* seconds; 0 = the mediator's maximum */
+	uint8_t scope[VEIL_MD_SCOPE_MAX];
+	size_t scope_len;
+};
+
+/* Appends BeginTransaction (0x40). VEIL_ELIMIT if the scope is too long. */
+int veil_md_begin_tx_encode(struct veil_buf *out, const uint8_t *scope, size_t len,
+                            uint32_t ttl) VEIL_WUR;
+/* Parses a BeginTransaction payload. VEIL_EPROTO, VEIL_ELIMIT (scope too long). */
+int veil_md_begin_tx_parse(struct veil_md_tx *t, const uint8_t *p, size_t n) VEIL_WUR;
+/*
+ * Appends TransactionRejected (0x44) or TransactionEnded (0x45): type picks
+ * which (VEIL_EINVAL otherwise).
+ */
+int veil_md_tx_info_encode(struct veil_buf *out, uint8_t type, uint64_t device_id,
+                           const uint8_t *scope, size_t len) VEIL_WUR;
+/* Parses either payload (both have the same fields). */
+int veil_md_tx_info_parse(struct veil_md_tx *t, const uint8_t *p, size_t n) VEIL_WUR;
+/*
+ * Checks that the payload of a message without fields (0x20, 0x21, 0x30,
+ * 0x41..0x43) is a protobuf message (unknown fields are skipped). 0 or
+ * VEIL_EPROTO.
+ */
+int veil_md_empty_parse(const uint8_t *p, size_t n) VEIL_WUR;
+
+/* --- device management (0x30..0x34) --- */
+
+/* One device of DevicesInfo. */
+struct veil_md_device_entry {
+	uint64_t device_id;
+	int expiration_policy;   /* enum veil_md_slot_expiration */
+	int connected;           /* 1: since is connected_since; 0: last_disconnect_at */
+	uint64_t since;          /* ms */
+	const uint8_t *enc_info; /* DGDIK box, opaque to the mediator */
+	size_t enc_info_len;
+};
+
+/* Appends DevicesInfo (0x31). VEIL_ELIMIT if an info is too long or it does not fit. */
+int veil_md_devices_info_encode(struct veil_buf *out, const struct veil_md_device_entry *e,
+                                size_t count) VEIL_WUR;
+/*
+ * Parses a DevicesInfo payload and calls fn for each device (e is valid for
+ * the call only); fn returning non-zero stops with that value. VEIL_EPROTO,
+ * VEIL_ELIMIT (an info over VEIL_MD_ENC_BLOB_MAX).
+ */
+int veil_md_devices_info_parse(const uint8_t *p, size_t n,
+                               int (*fn)(void *arg, const struct veil_md_device_entry *e),
+                               void *arg) VEIL_WUR;
+/* Appends DropDevice (0x32) or DropDeviceAck (0x33): type picks which (VEIL_EINVAL otherwise). */
+int veil_md_drop_device_encode(struct veil_buf *out, uint8_t type, uint64_t device_id) VEIL_WUR;
+/* Parses either payload (the same single field). */
+int veil_md_drop_device_parse(uint64_t *device_id, const uint8_t *p, size_t n) VEIL_WUR;
+/* Appends SetSharedDeviceData (0x34) with a DGSDDK box. VEIL_ELIMIT over VEIL_MD_ENC_BLOB_MAX. */
+int veil_md_set_shared_data_encode(struct veil_buf *out, const uint8_t *box, size_t len) VEIL_WUR;
+/* Parses it into box (VEIL_MD_ENC_BLOB_MAX bytes). VEIL_EPROTO, VEIL_ELIMIT. */
+int veil_md_set_shared_data_parse(uint8_t box[static VEIL_MD_ENC_BLOB_MAX], size_t *len,
+                                  const uint8_t *p, size_t n) VEIL_WUR;
+
 /* --- D2D envelope --- */
 
 /*

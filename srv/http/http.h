@@ -190,6 +190,8 @@ struct veil_http_ws_ops {
 	void (*drained)(void *ctx);
 	/* The connection is gone; c must not be used any more. Called once. */
 	void (*closed)(void *ctx);
+	/* The timer set with veil_http_ws_timer fired (optional; not once closing). */
+	void (*timer)(void *ctx);
 };
 /* Only before run. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL. */
 int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_message,
@@ -201,6 +203,12 @@ int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_messa
 int veil_http_ws_send(struct veil_http_ws *c, const uint8_t *p, size_t n) VEIL_WUR;
 /* Bytes queued and not yet written. */
 size_t veil_http_ws_queued(const struct veil_http_ws *c);
+/*
+ * Arms the connection's one timer to fire the route's timer callback in ms
+ * milliseconds (replacing an armed one); 0 disarms it. Only once the
+ * connection is established (from message or later).
+ */
+void veil_http_ws_timer(struct veil_http_ws *c, uint32_t ms);
 /*
  * Closes with code (a WebSocket close code) once the queued messages are
  * written; messages that arrive meanwhile are dropped. closed follows.

@@ -89,6 +89,11 @@ size_t veil_http_ws_queued(const struct veil_http_ws *c)
 	return c->out.bytes;
 }
 
+void veil_http_ws_timer(struct veil_http_ws *c, uint32_t ms)
+{
+	lws_set_timer_usecs(c->wsi, ms > 0 ? (lws_usec_t)ms * 1000 : LWS_SET_TIMER_USEC_CANCEL);
+}
+
 void veil_http_ws_close(struct veil_http_ws *c, int code)
 {
 	if (c->close_code != 0)
@@ -220,6 +225,11 @@ int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback
 		if (slot == NULL || *slot == NULL)
 			return -1;
 		return ws_writable(*slot);
+	case LWS_CALLBACK_TIMER:
+		if (slot != NULL && *slot != NULL && (*slot)->close_code == 0 &&
+		    (*slot)->ctx != NULL && (*slot)->route->ops->timer != NULL)
+			(*slot)->route->ops->timer((*slot)->ctx);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 	case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
 		if (slot != NULL)

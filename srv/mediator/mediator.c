@@ -1,6 +1,7 @@
 /*
- * The mediator service, phase 1: the D2M handshake, device slots,
- * durable reflection queues, leader election and the leader's CSP proxy.
+ * The mediator service: the D2M handshake, device slots, durable
+ * reflection queues, leader election and the leader's CSP proxy, device
+ * management (0x30..0x34) and transactions (0x40..0x45).
  *
  * Everything runs on the HTTP listener's thread, one callback at a time, so
  * the in-memory state (connected devices per group, the leader) needs no
@@ -19,6 +20,16 @@
  *          not (yet) the leader has its proxy containers buffered until it
  *          is promoted (at most MD_EARLY_MAX bytes, then 4010).
  *   CLOSING  closed with a code; nothing more is read.
+ *
+ * Transactions: a group has at most one lock holder. BeginTransaction from
+ * another device while it is held gets TransactionRejected (the holder and
+ * its encrypted scope). The holder's reflects are acked at once (the ack
+ * carries the timestamp they are later stored with) but held in memory and
+ * stored and delivered only at CommitTransaction; if the transaction ends
+ * any other way (TTL, 4011; disconnect; any close) it is aborted and they
+ * are dropped, as the specification says the mediator aborts the
+ * transaction: the client, without a CommitTransactionAck, redoes it. Every
+ * end sends TransactionEnded to the group's other connected devices.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -40,6 +51,7 @@
 #define MD_PUMP_HIGH (256u * 1024u) /* bytes waiting on a socket before the pump pauses */
 #define MD_EPH_MAX 64               /* ephemeral reflected IDs awaiting an ack, per device */
 #define MD_MAX_DEVICES 64           /* hard cap of max-slots */
+#define MD_TX_HELD_MAX (2u * 1024u * 1024u) /* reflect bytes held in one transaction */
 
 struct md_conn;
 
@@ -47,6 +59,9 @@ struct md_group {
 	uint8_t gid[32];
 	struct md_conn *conns; /* connected devices past the handshake */
 	struct md_conn *leader;
+	struct md_conn *tx; /* the transaction's lock holder */
+	uint8_t tx_scope[VEIL_MD_SCOPE_MAX];
+	size_t tx_scope_len;
 	struct md_group *next;
 };
 
@@ -68,12 +83,15 @@ struct md_conn {
 	struct md_cspcut cut;
 	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
 	size_t neph;
+	/* Reflects held in the transaction: flags u16le || ts u64le || len u32le || envelope. */
+	struct veil_buf held;
 };
 
 struct veil_medsvc {
 	struct veil_http *h;
 	struct md_store *st;
 	uint32_t max_slots;
+	uint32_t tx_ttl_s;
 	int chat_family;
 	char chat_host[64];
 	uint16_t chat_port;
@@ -285,6 +303,159 @@ static void elect(struct md_group *g)
 		}
 }
 
+/* --- transactions --- */
+
+/*
+ * Releases the group's lock held by c: the held reflects are dropped (an
+ * abort, unless the commit stored them already); TransactionEnded goes to
+ * every other connected device of the group.
+ */
+static void tx_end(struct md_group *g, struct md_conn *c)
+{
+	g->tx = NULL;
+	if (c->state != C_CLOSING)
+		veil_http_ws_timer(c->ws, 0);
+	veil_buf_release(&c->held);
+	veil_buf_init(&c->held, MD_TX_HELD_MAX);
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, c->did, g->tx_scope,
+	                           g->tx_scope_len) != 0) {
+		veil_buf_release(&b);
+		return;
+	}
+	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+		next = o->gnext;
+		if (o == c || o->state != C_READY)
+			continue;
+		struct veil_buf copy;
+		veil_buf_init(&copy, VEIL_MD_MAX_MESSAGE);
+		if (veil_buf_append(&copy, b.p, b.len) != 0) {
+			veil_buf_release(&copy);
+			continue;
+		}
+		send_raw_container(o, &copy);
+	}
+	veil_buf_release(&b);
+}
+
+static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	struct md_group *g = c->g;
+	struct veil_md_tx *t = malloc(sizeof *t);
+	struct veil_buf b;
+	if (t == NULL) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	/* A second BeginTransaction from the holder is a protocol error. */
+	if (veil_md_begin_tx_parse(t, p, n) != 0 || g->tx == c) {
+		free(t);
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (g->tx != NULL) {
+		if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_REJECTED, g->tx->did,
+		                           g->tx_scope, g->tx_scope_len) != 0) {
+			veil_buf_release(&b);
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		} else {
+			send_raw_container(c, &b);
+		}
+		free(t);
+		return;
+	}
+	uint32_t ttl = t->ttl == 0 || t->ttl > c->m->tx_ttl_s ? c->m->tx_ttl_s : t->ttl;
+	memcpy(g->tx_scope, t->scope, t->scope_len);
+	g->tx_scope_len = t->scope_len;
+	free(t);
+	if (veil_md_container_encode(&b, VEIL_MD_BEGIN_TRANSACTION_ACK, NULL, 0) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	g->tx = c;
+	veil_buf_release(&c->held);
+	veil_buf_init(&c->held, MD_TX_HELD_MAX);
+	veil_http_ws_timer(c->ws, ttl * 1000u);
+	send_raw_container(c, &b);
+}
+
+/* Holds a reflect of the transaction's holder until the commit. */
+static int tx_hold(struct md_conn *c, const struct veil_md_reflect *r, uint64_t ts)
+{
+	uint8_t h[14];
+	veil_store_u16le(h, r->flags);
+	veil_store_u64le(h + 2, ts);
+	veil_store_u32le(h + 10, (uint32_t)r->envelope_len);
+	if (c->held.len + sizeof h + r->envelope_len > MD_TX_HELD_MAX)
+		return VEIL_ELIMIT;
+	if (veil_buf_append(&c->held, h, sizeof h) != 0 ||
+	    (r->envelope_len > 0 && veil_buf_append(&c->held, r->envelope, r->envelope_len) != 0))
+		return VEIL_ELIMIT;
+	return 0;
+}
+
+static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, uint64_t ts,
+                              const uint8_t *env, size_t len);
+
+static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	struct md_group *g = c->g;
+	if (g->tx != c || veil_md_empty_parse(p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	/* The held reflects, in order: stored (durable) or, if ephemeral, forwarded. */
+	for (size_t o = 0; o + 14 <= c->held.len;) {
+		uint16_t flags = veil_load_u16le(c->held.p + o);
+		uint64_t ts = veil_load_u64le(c->held.p + o + 2);
+		size_t len = veil_load_u32le(c->held.p + o + 10);
+		const uint8_t *env = c->held.p + o + 14;
+		uint32_t rid;
+		o += 14 + len;
+		if (flags & VEIL_MD_FLAG_EPHEMERAL) {
+			if (md_store_next_rid(c->m->st, c->gid, &rid) != 0) {
+				conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+				return;
+			}
+			forward_ephemeral(c, flags, rid, ts, env, len);
+			if (c->state != C_READY)
+				return;
+		} else if (md_store_reflect(c->m->st, c->gid, c->did, flags, ts, env, len, &rid) !=
+		           0) {
+			veil_log_error("mediator: cannot store a transaction's reflected message");
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			return;
+		}
+	}
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_container_encode(&b, VEIL_MD_COMMIT_TRANSACTION_ACK, NULL, 0) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	/* The others get the reflected messages, then TransactionEnded; c its ack. */
+	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+		next = o->gnext;
+		if (o != c)
+			pump(o);
+	}
+	tx_end(g, c);
+	send_raw_container(c, &b);
+}
+
+static void md_timer(void *ctx)
+{
+	struct md_conn *c = ctx;
+	if (c->state == C_READY && c->g != NULL && c->g->tx == c) {
+		veil_log_debug("mediator: a transaction ran out of time");
+		conn_close(c, VEIL_MD_CLOSE_TRANSACTION_TTL);
+	}
+}
+
 /* Takes c out of its group; if it led, the chat session ends and another device leads. */
 static void group_leave(struct md_conn *c)
 {
@@ -298,6 +469,8 @@ static void group_leave(struct md_conn *c)
 		}
 	c->g = NULL;
 	c->gnext = NULL;
+	if (g->tx == c)
+		tx_end(g, c);
 	if (md_store_device_seen(c->m->st, c->gid, c->did, veil_now_ms()) != 0)
 		veil_log_warn("mediator: cannot record a device's last-seen time");
 	if (c->up != NULL) {
@@ -364,6 +537,23 @@ static void pump(struct md_conn *c)
 	c->pumping = 0;
 }
 
+/* Sends an ephemeral reflect to the devices of c's group online now (not c). */
+static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, uint64_t ts,
+                              const uint8_t *env, size_t len)
+{
+	for (struct md_conn *o = c->g->conns, *next; o != NULL; o = next) {
+		next = o->gnext;
+		if (o == c || o->state != C_READY)
+			continue;
+		if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
+			memmove(o->eph, o->eph + 1, sizeof o->eph - sizeof o->eph[0]);
+			o->neph--;
+		}
+		o->eph[o->neph++] = rid;
+		send_reflected(o, flags, rid, ts, env, len);
+	}
+}
+
 static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 {
 	struct veil_md_reflect r;
@@ -374,23 +564,32 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 	uint64_t ts = veil_now_ms();
 	uint32_t rid;
 	struct md_group *g = c->g;
+	struct veil_buf b;
+	if (g->tx == c) {
+		/* In the transaction: held until the commit, acked now unless ephemeral. */
+		if (tx_hold(c, &r, ts) != 0) {
+			veil_log_debug("mediator: a transaction holds too many reflects");
+			conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+			return;
+		}
+		if (r.flags & VEIL_MD_FLAG_EPHEMERAL)
+			return;
+		veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+		if (veil_md_reflect_ack_encode(&b, r.id, ts) != 0) {
+			veil_buf_release(&b);
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			return;
+		}
+		send_raw_container(c, &b);
+		return;
+	}
 	if (r.flags & VEIL_MD_FLAG_EPHEMERAL) {
 		/* Only to the devices online now; not stored, not acked. */
 		if (md_store_next_rid(c->m->st, c->gid, &rid) != 0) {
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 			return;
 		}
-		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
-			next = o->gnext;
-			if (o == c || o->state != C_READY)
-				continue;
-			if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
-				memmove(o->eph, o->eph + 1, sizeof o->eph - sizeof o->eph[0]);
-				o->neph--;
-			}
-			o->eph[o->neph++] = rid;
-			send_reflected(o, r.flags, rid, ts, r.envelope, r.envelope_len);
-		}
+		forward_ephemeral(c, r.flags, rid, ts, r.envelope, r.envelope_len);
 		return;
 	}
 	if (md_store_reflect(c->m->st, c->gid, c->did, r.flags, ts, r.envelope, r.envelope_len,
@@ -400,7 +599,6 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	/* Durable now: the ack, then the live deliveries. */
-	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	if (veil_md_reflect_ack_encode(&b, r.id, ts) != 0) {
 		veil_buf_release(&b);
@@ -434,6 +632,106 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 	else if (rc == 0)
 		conn_close(c, VEIL_MD_CLOSE_UNKNOWN_ACK);
+}
+
+/* --- device management --- */
+
+struct devlist {
+	struct md_group *g;
+	struct veil_md_device_entry e[MD_MAX_DEVICES];
+	uint8_t info[MD_MAX_DEVICES][VEIL_MD_ENC_BLOB_MAX];
+	size_t n;
+};
+
+static int devlist_add(void *arg, const struct md_device_row *row, const uint8_t *info, size_t len)
+{
+	struct devlist *l = arg;
+	if (l->n == MD_MAX_DEVICES)
+		return 1;
+	struct veil_md_device_entry *e = &l->e[l->n];
+	struct md_conn *on = group_device(l->g, row->device_id);
+	e->device_id = row->device_id;
+	e->expiration_policy = row->expiration_policy;
+	/* last_seen is written at login and at disconnect: the last disconnect when offline. */
+	e->connected = on != NULL;
+	e->since = on != NULL ? row->connected_since : row->last_seen;
+	if (len > VEIL_MD_ENC_BLOB_MAX)
+		len = 0; /* cannot happen: ClientHello limits it */
+	if (len > 0)
+		memcpy(l->info[l->n], info, len);
+	e->enc_info = l->info[l->n];
+	e->enc_info_len = len;
+	l->n++;
+	return 0;
+}
+
+static void on_get_devices(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	if (veil_md_empty_parse(p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	struct devlist *l = calloc(1, sizeof *l);
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (l == NULL) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	l->g = c->g;
+	if (md_store_device_infos(c->m->st, c->gid, devlist_add, l) < 0 ||
+	    veil_md_devices_info_encode(&b, l->e, l->n) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	} else {
+		send_raw_container(c, &b);
+	}
+	free(l);
+}
+
+/*
+ * Removes a device of the group with its queue: if it is connected it is
+ * closed with 4113 (the requester itself too, after its ack). An unknown
+ * device ID is acked all the same (dropping is idempotent).
+ */
+static void on_drop_device(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	uint64_t did;
+	struct veil_buf b;
+	if (veil_md_drop_device_parse(&did, p, n) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	struct md_conn *victim = group_device(c->g, did);
+	if (victim != NULL && victim != c)
+		conn_close(victim, VEIL_MD_CLOSE_DROPPED);
+	if (md_store_device_drop(c->m->st, c->gid, did) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE_ACK, did) != 0) {
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (send_raw_container(c, &b) == 0 && victim == c)
+		conn_close(c, VEIL_MD_CLOSE_DROPPED);
+}
+
+static void on_set_shared_data(struct md_conn *c, const uint8_t *p, size_t n)
+{
+	uint8_t *box = malloc(VEIL_MD_ENC_BLOB_MAX);
+	size_t len;
+	if (box == NULL) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (veil_md_set_shared_data_parse(box, &len, p, n) != 0)
+		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+	else if (md_store_set_shared_data(c->m->st, c->gid, box, len) != 0)
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	free(box);
 }
 
 /* --- handshake --- */
@@ -568,6 +866,7 @@ static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const c
 	c->m = m;
 	c->ws = ws;
 	veil_buf_init(&c->early, MD_EARLY_MAX);
+	veil_buf_init(&c->held, MD_TX_HELD_MAX);
 	*ctx = c;
 	char sg[VEIL_MD_SERVER_GROUP_MAX + 1];
 	const char *tail = path + strlen(VEIL_MEDIATOR_PREFIX);
@@ -614,8 +913,13 @@ static void md_message(void *ctx, const uint8_t *p, size_t n)
 	switch (type) {
 	case VEIL_MD_REFLECT: on_reflect(c, pl, pn); break;
 	case VEIL_MD_REFLECTED_ACK: on_reflected_ack(c, pl, pn); break;
+	case VEIL_MD_BEGIN_TRANSACTION: on_begin_tx(c, pl, pn); break;
+	case VEIL_MD_COMMIT_TRANSACTION: on_commit_tx(c, pl, pn); break;
+	case VEIL_MD_GET_DEVICES_INFO: on_get_devices(c, pl, pn); break;
+	case VEIL_MD_DROP_DEVICE: on_drop_device(c, pl, pn); break;
+	case VEIL_MD_SET_SHARED_DEVICE_DATA: on_set_shared_data(c, pl, pn); break;
 	default:
-		/* Device management and transactions are not implemented yet (phase 2). */
+		/* A server-to-client type or an unknown one. */
 		veil_log_debug("mediator: closing a device that sent type 0x%02x", type);
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 		break;
@@ -638,6 +942,7 @@ static void md_closed(void *ctx)
 	}
 	veil_md_server_hs_wipe(&c->hs);
 	veil_buf_release(&c->early);
+	veil_buf_release(&c->held);
 	free(c);
 }
 
@@ -646,6 +951,7 @@ static const struct veil_http_ws_ops md_ops = {
     .message = md_message,
     .drained = md_drained,
     .closed = md_closed,
+    .timer = md_timer,
 };
 
 static void md_free(void *arg)
@@ -671,6 +977,7 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	m->max_slots = srv->cfg.md_max_slots;
 	if (m->max_slots == 0 || m->max_slots > MD_MAX_DEVICES)
 		m->max_slots = MD_MAX_DEVICES;
+	m->tx_ttl_s = srv->cfg.md_tx_ttl_s > 0 ? srv->cfg.md_tx_ttl_s : 60;
 	m->chat_port = srv->cfg.chat_port;
 	/* The chat service listens where veild does; a wildcard is reached on loopback. */
 	const char *host = srv->cfg.listen;

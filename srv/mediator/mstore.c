@@ -19,6 +19,8 @@ enum {
 	ST_DEV_DROP,
 	ST_DEV_DROP_QUEUE,
 	ST_SHARED,
+	ST_SHARED_SET,
+	ST_DEV_INFOS,
 	ST_RID_GET,
 	ST_RID_SET,
 	ST_QUEUE_ADD,
@@ -45,6 +47,9 @@ static const char *const sql[ST_COUNT] = {
     [ST_DEV_DROP] = "DELETE FROM devices WHERE gid = ? AND device_id = ?",
     [ST_DEV_DROP_QUEUE] = "DELETE FROM reflected WHERE gid = ? AND device_id = ?",
     [ST_SHARED] = "SELECT shared_data FROM groups WHERE gid = ?",
+    [ST_SHARED_SET] = "UPDATE groups SET shared_data = ? WHERE gid = ?",
+    [ST_DEV_INFOS] = "SELECT device_id, expiration_policy, connected_since, last_seen, info "
+                     "FROM devices WHERE gid = ? ORDER BY device_id",
     [ST_RID_GET] = "SELECT next_rid FROM groups WHERE gid = ?",
     [ST_RID_SET] = "UPDATE groups SET next_rid = ? WHERE gid = ?",
     [ST_QUEUE_ADD] = "INSERT INTO reflected (gid, device_id, rid, ts, flags, envelope) "
@@ -261,6 +266,41 @@ int md_store_shared_data(struct md_store *s, const uint8_t gid[static 32], uint8
 	}
 	sqlite3_reset(st);
 	return ret;
+}
+
+int md_store_set_shared_data(struct md_store *s, const uint8_t gid[static 32], const uint8_t *box,
+                             size_t len)
+{
+	sqlite3_stmt *st = stmt(s, ST_SHARED_SET);
+	if (len > 0)
+		sqlite3_bind_blob(st, 1, box, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, gid, 32, SQLITE_STATIC);
+	return run(st);
+}
+
+int md_store_device_infos(struct md_store *s, const uint8_t gid[static 32],
+                          int (*fn)(void *arg, const struct md_device_row *row, const uint8_t *info,
+                                    size_t info_len),
+                          void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_DEV_INFOS);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct md_device_row row = {
+		    .device_id = (uint64_t)sqlite3_column_int64(st, 0),
+		    .expiration_policy = sqlite3_column_int(st, 1),
+		    .connected_since = (uint64_t)sqlite3_column_int64(st, 2),
+		    .last_seen = (uint64_t)sqlite3_column_int64(st, 3),
+		};
+		const uint8_t *info = sqlite3_column_blob(st, 4);
+		size_t len = (size_t)sqlite3_column_bytes(st, 4);
+		n++;
+		if (fn(arg, &row, info, info != NULL ? len : 0) != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : VEIL_EIO;
 }
 
 /* Takes the group's next reflected ID inside the caller's transaction. */

@@ -70,6 +70,19 @@ int md_store_device_drop(struct md_store *s, const uint8_t gid[static 32], uint6
 int md_store_shared_data(struct md_store *s, const uint8_t gid[static 32], uint8_t *out, size_t cap,
                          size_t *len);
 
+/* Replaces the group's encrypted shared device data (len 0: none). */
+int md_store_set_shared_data(struct md_store *s, const uint8_t gid[static 32], const uint8_t *box,
+                             size_t len) VEIL_WUR;
+/*
+ * Calls fn for every device of the group in device ID order with its
+ * encrypted device info (valid for the call only); fn returning non-zero
+ * stops. Returns the number of devices given to fn or a negative veil_err.
+ */
+int md_store_device_infos(struct md_store *s, const uint8_t gid[static 32],
+                          int (*fn)(void *arg, const struct md_device_row *row, const uint8_t *info,
+                                    size_t info_len),
+                          void *arg);
+
 /*
  * Queues one reflected message for every device of the group but the
  * sender, under a fresh reflected ID of the group (*rid). Durable on return.

@@ -645,6 +645,271 @@ static int t_clean_shutdown_with_devices(void)
 	return 0;
 }
 
+/* --- transactions --- */
+
+static struct group gt;
+static struct dev ta, tb;
+
+static int begin_tx(struct dev *d, int scope, uint32_t ttl)
+{
+	struct veil_buf sc, b;
+	veil_buf_init(&sc, VEIL_MD_SCOPE_MAX);
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_scope_seal(&sc, d->k, scope);
+	if (rc == 0)
+		rc = veil_md_begin_tx_encode(&b, sc.p, sc.len, ttl);
+	if (rc == 0)
+		rc = ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&sc);
+	veil_buf_release(&b);
+	return rc;
+}
+
+/* Expects TransactionRejected / TransactionEnded naming device did and scope. */
+static int expect_tx_info(struct dev *d, uint8_t type, uint64_t did, int scope)
+{
+	static struct veil_md_tx t;
+	int sc;
+	if (dev_expect(d, type, 5000) != 0 || veil_md_tx_info_parse(&t, d->pl, d->pn) != 0)
+		return -1;
+	if (t.device_id != did || veil_md_scope_open(&sc, d->k, t.scope, t.scope_len) != 0)
+		return -1;
+	return sc == scope ? 0 : -1;
+}
+
+static int t_tx_contend_and_commit(void)
+{
+	uint8_t env[200];
+	uint32_t rid;
+	int la, lb;
+	struct veil_md_reflect r;
+	group_new(&gt);
+	IT_CHECK(dev_online(&ta, &gt, 201, VEIL_MD_SLOT_NEW, &la) == 0);
+	IT_CHECK(dev_online(&tb, &gt, 202, VEIL_MD_SLOT_NEW, &lb) == 0);
+	/* a takes the lock; b is told who holds it and for what. */
+	IT_CHECK(begin_tx(&ta, 1, 0) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(begin_tx(&tb, 4, 0) == 0);
+	IT_CHECK(expect_tx_info(&tb, VEIL_MD_TRANSACTION_REJECTED, 201, 1) == 0);
+	/* a's reflect is acked at once and reaches b only at the commit. */
+	randombytes_buf(env, sizeof env);
+	IT_CHECK(reflect(&ta, 0x5101, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_REFLECT_ACK);
+	IT_CHECK(veil_md_reflect_ack_parse(&r, ta.pl, ta.pn) == 0 && r.id == 0x5101);
+	IT_CHECK(dev_quiet(&tb, 300) == 0);
+	IT_CHECK(dev_send(&ta, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_COMMIT_TRANSACTION_ACK);
+	IT_CHECK(expect_reflected(&tb, env, sizeof env, &rid, 1) == 0);
+	IT_CHECK(expect_tx_info(&tb, VEIL_MD_TRANSACTION_ENDED, 201, 1) == 0);
+	/* The committer gets no TransactionEnded; the lock is free for b now. */
+	IT_CHECK(dev_quiet(&ta, 200) == 0);
+	IT_CHECK(begin_tx(&tb, 4, 30) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(dev_send(&tb, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_COMMIT_TRANSACTION_ACK);
+	IT_CHECK(expect_tx_info(&ta, VEIL_MD_TRANSACTION_ENDED, 202, 4) == 0);
+	/* The reflect committed is a durable one: b's queue is empty after its ack. */
+	IT_CHECK(dev_quiet(&tb, 100) == 0);
+	return 0;
+}
+
+static int t_tx_ttl_closes_4011(void)
+{
+	uint8_t env[80];
+	randombytes_buf(env, sizeof env);
+	/* TTL 0 is the server's maximum (--mediator-tx-ttl 2 here). */
+	uint64_t t0 = veil_now_ms();
+	IT_CHECK(begin_tx(&tb, 2, 0) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(reflect(&tb, 0x5201, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_next(&tb, 5000) == 0 && tb.type == VEIL_MD_REFLECT_ACK);
+	IT_CHECK(dev_expect(&tb, 0xff, 6000) == VEIL_MD_CLOSE_TRANSACTION_TTL);
+	uint64_t dt = veil_now_ms() - t0;
+	IT_CHECK(dt >= 1900 && dt < 5000);
+	dev_close(&tb);
+	/* Aborted: the others hear it ended and never get the held reflect. */
+	IT_CHECK(expect_tx_info(&ta, VEIL_MD_TRANSACTION_ENDED, 202, 2) == 0);
+	IT_CHECK(dev_quiet(&ta, 300) == 0);
+	/* A TTL over the maximum is cut to it; a disconnected holder frees the lock too. */
+	IT_CHECK(dev_online(&tb, &gt, 202, VEIL_MD_SLOT_EXISTING, NULL) == 0);
+	IT_CHECK(tb.si.reflection_queue_length == 0);
+	IT_CHECK(begin_tx(&ta, 3, 1000) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	dev_close(&ta);
+	IT_CHECK(expect_tx_info(&tb, VEIL_MD_TRANSACTION_ENDED, 201, 3) == 0);
+	IT_CHECK(begin_tx(&tb, 0, 1) == 0);
+	/* b leads now: its promotion may come first. */
+	IT_CHECK(dev_expect(&tb, VEIL_MD_BEGIN_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&tb, 0xff, 4000) == VEIL_MD_CLOSE_TRANSACTION_TTL);
+	dev_close(&tb);
+	return 0;
+}
+
+static int t_tx_commit_without_begin_4010(void)
+{
+	int l;
+	IT_CHECK(dev_online(&ta, &gt, 201, VEIL_MD_SLOT_EXISTING, &l) == 0);
+	IT_CHECK(dev_send(&ta, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_expect(&ta, 0xff, 5000) == VEIL_MD_CLOSE_PROTOCOL);
+	dev_close(&ta);
+	/* So is a second BeginTransaction of the holder. */
+	IT_CHECK(dev_online(&ta, &gt, 201, VEIL_MD_SLOT_EXISTING, &l) == 0);
+	IT_CHECK(begin_tx(&ta, 1, 0) == 0);
+	IT_CHECK(dev_next(&ta, 5000) == 0 && ta.type == VEIL_MD_BEGIN_TRANSACTION_ACK);
+	IT_CHECK(begin_tx(&ta, 1, 0) == 0);
+	IT_CHECK(dev_expect(&ta, 0xff, 5000) == VEIL_MD_CLOSE_PROTOCOL);
+	dev_close(&ta);
+	return 0;
+}
+
+/* --- device management --- */
+
+static struct group gm;
+static struct dev m1, m2, m3;
+
+struct seen_devs {
+	const struct veil_md_keys *k;
+	int n, bad;
+	uint64_t ids[8];
+	int connected[8];
+	uint64_t since[8];
+	char label[8][VEIL_MD_INFO_STR_MAX + 1];
+};
+
+static int seen_dev(void *arg, const struct veil_md_device_entry *e)
+{
+	struct seen_devs *sd = arg;
+	static struct veil_md_device_info info;
+	if (sd->n == 8 || e->expiration_policy != VEIL_MD_SLOT_PERSISTENT ||
+	    veil_md_device_info_open(&info, sd->k, e->enc_info, e->enc_info_len) != 0) {
+		sd->bad = 1;
+		return 0;
+	}
+	sd->ids[sd->n] = e->device_id;
+	sd->connected[sd->n] = e->connected;
+	sd->since[sd->n] = e->since;
+	snprintf(sd->label[sd->n], sizeof sd->label[0], "%s", info.label);
+	sd->n++;
+	return 0;
+}
+
+/* GetDevicesInfo; the answer into sd (devices in ID order). */
+static int devices_info(struct dev *d, struct seen_devs *sd)
+{
+	memset(sd, 0, sizeof *sd);
+	sd->k = d->k;
+	if (dev_send(d, VEIL_MD_GET_DEVICES_INFO, NULL, 0) != 0 ||
+	    dev_expect(d, VEIL_MD_DEVICES_INFO, 5000) != 0)
+		return -1;
+	if (veil_md_devices_info_parse(d->pl, d->pn, seen_dev, sd) != 0 || sd->bad)
+		return -1;
+	/* A map has no order on the wire: sort by ID. */
+	for (int i = 1; i < sd->n; i++)
+		for (int j = i; j > 0 && sd->ids[j - 1] > sd->ids[j]; j--) {
+			uint64_t t = sd->ids[j];
+			sd->ids[j] = sd->ids[j - 1];
+			sd->ids[j - 1] = t;
+			int c = sd->connected[j];
+			sd->connected[j] = sd->connected[j - 1];
+			sd->connected[j - 1] = c;
+			t = sd->since[j];
+			sd->since[j] = sd->since[j - 1];
+			sd->since[j - 1] = t;
+			char l[VEIL_MD_INFO_STR_MAX + 1];
+			memcpy(l, sd->label[j], sizeof l);
+			memcpy(sd->label[j], sd->label[j - 1], sizeof l);
+			memcpy(sd->label[j - 1], l, sizeof l);
+		}
+	return 0;
+}
+
+static int t_devices_info(void)
+{
+	static struct seen_devs sd;
+	group_new(&gm);
+	uint64_t t0 = veil_now_ms();
+	IT_CHECK(dev_online(&m1, &gm, 301, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&m2, &gm, 302, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&m3, &gm, 303, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&m3);
+	usleep(200000);
+	uint64_t t1 = veil_now_ms();
+	IT_CHECK(devices_info(&m1, &sd) == 0);
+	IT_CHECK(sd.n == 3 && sd.ids[0] == 301 && sd.ids[1] == 302 && sd.ids[2] == 303);
+	IT_CHECK(sd.connected[0] && sd.connected[1] && !sd.connected[2]);
+	IT_CHECK(sd.since[0] >= t0 && sd.since[0] <= t1 && sd.since[2] >= sd.since[1] &&
+	         sd.since[2] <= t1);
+	IT_CHECK(strcmp(sd.label[1], "it device 302") == 0);
+	/* Any device may ask; m2 sees the same. */
+	IT_CHECK(devices_info(&m2, &sd) == 0 && sd.n == 3);
+	return 0;
+}
+
+static int t_drop_device(void)
+{
+	static struct seen_devs sd;
+	struct veil_buf b;
+	uint64_t did;
+	uint8_t env[32];
+	randombytes_buf(env, sizeof env);
+	/* 303 is offline with a message queued; m1 drops it and the connected 302. */
+	IT_CHECK(reflect(&m1, 0x6301, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&m1, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	IT_CHECK(expect_reflected(&m2, env, sizeof env, NULL, 1) == 0);
+	veil_buf_init(&b, 64);
+	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 302) == 0);
+	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(dev_expect(&m2, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
+	dev_close(&m2);
+	IT_CHECK(dev_expect(&m1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(veil_md_drop_device_parse(&did, m1.pl, m1.pn) == 0 && did == 302);
+	veil_buf_reset(&b);
+	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 303) == 0);
+	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(dev_expect(&m1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(veil_md_drop_device_parse(&did, m1.pl, m1.pn) == 0 && did == 303);
+	veil_buf_release(&b);
+	IT_CHECK(devices_info(&m1, &sd) == 0 && sd.n == 1 && sd.ids[0] == 301);
+	/* Their slots are gone (4115 for EXISTING) and so is 303's queue. */
+	IT_CHECK(dev_connect(&m2, &gm, 302, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&m2);
+	IT_CHECK(dev_connect(&m3, &gm, 303, VEIL_MD_SLOT_NEW) == 0);
+	IT_CHECK(m3.si.reflection_queue_length == 0);
+	dev_close(&m3);
+	return 0;
+}
+
+static int t_shared_device_data(void)
+{
+	struct veil_buf box, b;
+	uint32_t version;
+	veil_buf_init(&box, VEIL_MD_ENC_BLOB_MAX);
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	IT_CHECK(m1.si.enc_shared_data_len == 0);
+	IT_CHECK(veil_md_shared_data_seal(&box, &gm.k, 7) == 0);
+	IT_CHECK(veil_md_set_shared_data_encode(&b, box.p, box.len) == 0);
+	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	/* No answer is defined; the next login of any device carries it. */
+	IT_CHECK(dev_quiet(&m1, 200) == 0);
+	IT_CHECK(dev_connect(&m2, &gm, 302, VEIL_MD_SLOT_NEW) == 0);
+	IT_CHECK(m2.si.enc_shared_data_len == box.len &&
+	         memcmp(m2.si.enc_shared_data, box.p, box.len) == 0);
+	IT_CHECK(veil_md_shared_data_open(&version, &gm.k, m2.si.enc_shared_data,
+	                                  m2.si.enc_shared_data_len) == 0 &&
+	         version == 7);
+	/* A device may drop itself: ack, then 4113. */
+	veil_buf_reset(&b);
+	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 302) == 0);
+	IT_CHECK(ws_send(m2.fd, b.p, b.len) == 0);
+	IT_CHECK(dev_expect(&m2, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&m2, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
+	dev_close(&m2);
+	dev_close(&m1);
+	veil_buf_release(&box);
+	veil_buf_release(&b);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -659,6 +924,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	srv.extra[0] = "--mediator-max-slots";
 	srv.extra[1] = "3";
+	srv.extra[2] = "--mediator-tx-ttl";
+	srv.extra[3] = "2";
 	if (veil_crypto_init() != 0 || it_start(&srv) != 0) {
 		fprintf(stderr, "cannot start veild\n");
 		printf("FAIL start_veild\n");
@@ -676,6 +943,12 @@ int main(void)
 	RUN_IT(t_unknown_ack_closes_4012);
 	RUN_IT(t_leader_reelected);
 	RUN_IT(t_slots_and_duplicates);
+	RUN_IT(t_tx_contend_and_commit);
+	RUN_IT(t_tx_ttl_closes_4011);
+	RUN_IT(t_tx_commit_without_begin_4010);
+	RUN_IT(t_devices_info);
+	RUN_IT(t_drop_device);
+	RUN_IT(t_shared_device_data);
 	RUN_IT(t_leader_chats_through_proxy);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_kill9_loses_no_acked_reflect);

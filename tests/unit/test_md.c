@@ -505,6 +505,123 @@ static void test_device_info_limits(void)
 	veil_buf_release(&b);
 }
 
+static void test_tx_codecs(void)
+{
+	struct veil_buf b;
+	static struct veil_md_tx t;
+	uint8_t type;
+	const uint8_t *p;
+	size_t n;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	/* BeginTransaction{encrypted_scope = "sc", ttl = 30}: bytes as protobuf lays them out. */
+	CHECK_RC(veil_md_begin_tx_encode(&b, (const uint8_t *)"sc", 2, 30), 0);
+	static const uint8_t want_begin[] = {0x40, 0, 0, 0, 0x0a, 2, 's', 'c', 0x10, 30};
+	CHECK(b.len == sizeof want_begin);
+	CHECK_MEM(b.p, want_begin, sizeof want_begin);
+	CHECK_RC(veil_md_container_parse(b.p, b.len, &type, &p, &n), 0);
+	CHECK_RC(veil_md_begin_tx_parse(&t, p, n), 0);
+	CHECK(t.ttl == 30 && t.scope_len == 2 && memcmp(t.scope, "sc", 2) == 0);
+	/* TransactionEnded{device_id fixed64, scope}. */
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, 0x0102030405060708ull,
+	                                (const uint8_t *)"z", 1),
+	         0);
+	static const uint8_t want_ended[] = {0x45, 0, 0, 0, 0x09, 8,    7, 6,
+	                                     5,    4, 3, 2, 1,    0x12, 1, 'z'};
+	CHECK(b.len == sizeof want_ended);
+	CHECK_MEM(b.p, want_ended, sizeof want_ended);
+	CHECK_RC(veil_md_tx_info_parse(&t, b.p + 4, b.len - 4), 0);
+	CHECK(t.device_id == 0x0102030405060708ull && t.scope_len == 1 && t.scope[0] == 'z');
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_REJECTED, 5, NULL, 0), 0);
+	CHECK(b.p[0] == VEIL_MD_TRANSACTION_REJECTED);
+	CHECK_RC(veil_md_tx_info_encode(&b, VEIL_MD_REFLECT, 5, NULL, 0), VEIL_EINVAL);
+	/* Limits and bad input (big: a 1025-byte scope field). */
+	static uint8_t big[VEIL_MD_SCOPE_MAX + 4] = {0x0a, 0x81, 0x08};
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_begin_tx_encode(&b, big, VEIL_MD_SCOPE_MAX + 1, 0), VEIL_ELIMIT);
+	CHECK_RC(veil_md_begin_tx_parse(&t, big, sizeof big), VEIL_ELIMIT);
+	CHECK_RC(veil_md_begin_tx_parse(&t, (const uint8_t *)"\x0a\x05", 2), VEIL_EPROTO);
+	CHECK_RC(veil_md_empty_parse(NULL, 0), 0);
+	CHECK_RC(veil_md_empty_parse((const uint8_t *)"\x08\x01", 2), 0); /* unknown field */
+	CHECK_RC(veil_md_empty_parse((const uint8_t *)"\x0a\x05", 2), VEIL_EPROTO);
+	veil_buf_release(&b);
+}
+
+struct dgot {
+	int n;
+	struct veil_md_device_entry e[4];
+	uint8_t info[4][8];
+};
+
+static int on_dev(void *arg, const struct veil_md_device_entry *e)
+{
+	struct dgot *g = arg;
+	if (g->n == 4)
+		return 99;
+	g->e[g->n] = *e;
+	if (e->enc_info_len <= 8 && e->enc_info_len > 0)
+		memcpy(g->info[g->n], e->enc_info, e->enc_info_len);
+	g->e[g->n].enc_info = g->info[g->n];
+	g->n++;
+	return 0;
+}
+
+static void test_manage_codecs(void)
+{
+	struct veil_buf b;
+	uint64_t did;
+	uint8_t box[VEIL_MD_ENC_BLOB_MAX];
+	size_t len;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	/* DevicesInfo: a connected and an offline device. */
+	struct veil_md_device_entry e[2] = {
+	    {.device_id = 1,
+	     .expiration_policy = 1,
+	     .connected = 1,
+	     .since = 1000,
+	     .enc_info = (const uint8_t *)"abc",
+	     .enc_info_len = 3},
+	    {.device_id = UINT64_MAX, .since = 2000},
+	};
+	CHECK_RC(veil_md_devices_info_encode(&b, e, 2), 0);
+	CHECK(b.p[0] == VEIL_MD_DEVICES_INFO);
+	struct dgot g = {0};
+	CHECK_RC(veil_md_devices_info_parse(b.p + 4, b.len - 4, on_dev, &g), 0);
+	CHECK(g.n == 2 && g.e[0].device_id == 1 && g.e[0].connected && g.e[0].since == 1000 &&
+	      g.e[0].expiration_policy == 1 && g.e[0].enc_info_len == 3 &&
+	      memcmp(g.info[0], "abc", 3) == 0);
+	CHECK(g.e[1].device_id == UINT64_MAX && !g.e[1].connected && g.e[1].since == 2000 &&
+	      g.e[1].enc_info_len == 0);
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_devices_info_encode(&b, NULL, 0), 0);
+	CHECK(b.len == 4);
+	/* DropDevice{device_id fixed64}. */
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 0x0102030405060708ull), 0);
+	static const uint8_t want_drop[] = {0x32, 0, 0, 0, 0x09, 8, 7, 6, 5, 4, 3, 2, 1};
+	CHECK(b.len == sizeof want_drop);
+	CHECK_MEM(b.p, want_drop, sizeof want_drop);
+	CHECK_RC(veil_md_drop_device_parse(&did, b.p + 4, b.len - 4), 0);
+	CHECK(did == 0x0102030405060708ull);
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE_ACK, 5), 0);
+	CHECK(b.p[0] == VEIL_MD_DROP_DEVICE_ACK);
+	CHECK_RC(veil_md_drop_device_encode(&b, VEIL_MD_REFLECT, 5), VEIL_EINVAL);
+	CHECK_RC(veil_md_drop_device_parse(&did, (const uint8_t *)"\x09\x01", 2), VEIL_EPROTO);
+	/* SetSharedDeviceData{bytes}. */
+	veil_buf_reset(&b);
+	CHECK_RC(veil_md_set_shared_data_encode(&b, (const uint8_t *)"sd", 2), 0);
+	static const uint8_t want_sd[] = {0x34, 0, 0, 0, 0x0a, 2, 's', 'd'};
+	CHECK(b.len == sizeof want_sd);
+	CHECK_MEM(b.p, want_sd, sizeof want_sd);
+	CHECK_RC(veil_md_set_shared_data_parse(box, &len, b.p + 4, b.len - 4), 0);
+	CHECK(len == 2 && memcmp(box, "sd", 2) == 0);
+	static uint8_t big[VEIL_MD_ENC_BLOB_MAX + 1];
+	CHECK_RC(veil_md_set_shared_data_encode(&b, big, sizeof big), VEIL_ELIMIT);
+	veil_buf_release(&b);
+}
+
 T_MAIN_BEGIN
 RUN(test_keys_distinct);
 RUN(test_container);
@@ -513,6 +630,8 @@ RUN(test_handshake);
 RUN(test_handshake_other_challenge);
 RUN(test_hello_parse_errors);
 RUN(test_server_info);
+RUN(test_tx_codecs);
+RUN(test_manage_codecs);
 RUN(test_scope);
 RUN(test_reflect_codecs);
 RUN(test_reflect_header_length);

@@ -137,8 +137,69 @@ static void test_mstore_queue(void)
 	rmdir(dir);
 }
 
+struct igot {
+	int n;
+	uint64_t id[4];
+	size_t info_len[4];
+	uint64_t seen[4];
+};
+
+static int on_info(void *arg, const struct md_device_row *row, const uint8_t *info, size_t len)
+{
+	struct igot *g = arg;
+	if (g->n < 4) {
+		g->id[g->n] = row->device_id;
+		g->info_len[g->n] =
+		    info != NULL && len > 0 && memcmp(info, "info", 4) == 0 ? len : 0;
+		g->seen[g->n] = row->last_seen;
+	}
+	g->n++;
+	return 0;
+}
+
+static void test_mstore_devices_and_shared(void)
+{
+	char dir[] = "/tmp/veil-mstore-XXXXXX", path[64];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/mediator.db", dir);
+	struct md_store *s;
+	uint8_t gid[32], box[16];
+	size_t len;
+	randombytes_buf(gid, sizeof gid);
+	CHECK_RC(md_store_open(&s, path), 0);
+	CHECK_RC(md_store_device_login(s, gid, 9, 1, (const uint8_t *)"info", 4, 1000), 0);
+	CHECK_RC(md_store_device_login(s, gid, 3, 0, NULL, 0, 2000), 0);
+	CHECK_RC(md_store_device_seen(s, gid, 9, 5000), 0);
+	struct igot g = {0};
+	CHECK_RC(md_store_device_infos(s, gid, on_info, &g), 2);
+	CHECK(g.n == 2 && g.id[0] == 3 && g.id[1] == 9 && g.info_len[0] == 0 &&
+	      g.info_len[1] == 4 && g.seen[1] == 5000);
+	/* Shared device data: none, set, replaced, cleared. */
+	CHECK_RC(md_store_shared_data(s, gid, box, sizeof box, &len), 0);
+	CHECK(len == 0);
+	CHECK_RC(md_store_set_shared_data(s, gid, (const uint8_t *)"box1", 4), 0);
+	CHECK_RC(md_store_set_shared_data(s, gid, (const uint8_t *)"box22", 5), 0);
+	CHECK_RC(md_store_shared_data(s, gid, box, sizeof box, &len), 0);
+	CHECK(len == 5 && memcmp(box, "box22", 5) == 0);
+	CHECK_RC(md_store_set_shared_data(s, gid, NULL, 0), 0);
+	CHECK_RC(md_store_shared_data(s, gid, box, sizeof box, &len), 0);
+	CHECK(len == 0);
+	CHECK_RC(md_store_device_drop(s, gid, 9), 0);
+	struct igot g2 = {0};
+	CHECK_RC(md_store_device_infos(s, gid, on_info, &g2), 1);
+	md_store_close(s);
+	unlink(path);
+	char wal[80];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	unlink(wal);
+	snprintf(wal, sizeof wal, "%s-shm", path);
+	unlink(wal);
+	rmdir(dir);
+}
+
 T_MAIN_BEGIN
 RUN(test_cspcut_boundaries);
 RUN(test_cspcut_oversize_frame);
 RUN(test_mstore_queue);
+RUN(test_mstore_devices_and_shared);
 T_MAIN_END
