@@ -122,6 +122,8 @@ static json_t *raw_json(struct veil_msgr *m, const struct veil_msgr_event *ev)
 	return o;
 }
 
+static int print_json(struct recv_ctx *r, const struct veil_msgr_event *ev);
+
 /* A message stored as it came because it could not be decoded (ev->raw). */
 static int print_raw(struct recv_ctx *r, const struct veil_msgr_event *ev, int json)
 {
@@ -135,14 +137,7 @@ static int print_raw(struct recv_ctx *r, const struct veil_msgr_event *ev, int j
 		printf("; see 'veil log')\n");
 		return 0;
 	}
-	json_t *o = raw_json(r->m, ev);
-	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (s == NULL)
-		return VEIL_ENOMEM;
-	printf("%s\n", s);
-	free(s);
-	return 0;
+	return print_json(r, ev); /* cli_event_json knows raw events */
 }
 
 static int print_human(struct recv_ctx *r, const struct veil_msgr_event *ev)
