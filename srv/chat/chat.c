@@ -672,12 +672,37 @@ static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN],
 	(void)send_payload(c, VEIL_CSP_OUTGOING_ACK, ack, sizeof ack);
 }
 
+/* Reads r's queue again soon: now, after the read under way, or once its writes drain. */
+static void want_fetch(struct conn *r)
+{
+	if (r->closing)
+		return;
+	if (r->fetch_pending) {
+		r->refetch = 1;
+		return;
+	}
+	if (r->write_pending >= VEIL_CHAT_MAX_PENDING_WRITE) {
+		r->fetch_wanted = 1;
+		return;
+	}
+	start_fetch(r);
+}
+
 /* Serves a connected recipient straight from memory when its queue is drained. */
 static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, uint64_t seq)
 {
 	struct conn *r = map_get(chat, id_key(p->receiver));
 	if (r == NULL || r->closing || seq <= r->delivered_seq)
 		return;
+	if (veil_store_shared(chat->srv->store)) {
+		/*
+		 * Other nodes store for r too, and a smaller seq of theirs may
+		 * not be delivered yet: delivering this one would move
+		 * delivered_seq past it. A read of the queue gets both, in order.
+		 */
+		want_fetch(r);
+		return;
+	}
 	if (!r->drain_done) {
 		/* The running drain delivers it, or reads once more if it began too early. */
 		r->refetch = 1;
@@ -1373,6 +1398,28 @@ static void on_async(uv_async_t *a)
 {
 	struct veil_chat *chat = a->data;
 	veil_store_run_completions(chat->srv->store);
+}
+
+void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	struct veil_chat *chat = arg;
+	(void)gen;
+	if (chat->stopping)
+		return;
+	if (kind == VEIL_STORE_EV_RESYNC) {
+		struct conn *c = chat->conns, *next;
+		for (; c != NULL; c = next) {
+			next = c->next;
+			if (c->in_map)
+				want_fetch(c);
+		}
+		return;
+	}
+	struct conn *c = map_get(chat, id_key(id));
+	if (c == NULL || c->closing)
+		return;
+	if (kind == VEIL_STORE_EV_PUT)
+		want_fetch(c);
 }
 
 void veil_chat_store_wake(void *arg)

@@ -22,15 +22,30 @@
  * use reconnects, at once the first time and then with a growing back-off,
  * and one line is logged when the connection goes and one when it returns.
  *
+ * Several nodes: a put NOTIFYs the channel veil_put in its own transaction,
+ * so the notification goes out only on commit, with the payload node ID (16
+ * hex digits, random per open) followed by the recipient's ID. Every node
+ * LISTENs on a third connection of its own, in a thread that polls its
+ * socket, and passes each notification from another node to the sink
+ * (VEIL_STORE_EV_PUT); when that connection is lost it reconnects with the
+ * same back-off and then reports VEIL_STORE_EV_RESYNC, since notifications
+ * sent meanwhile are gone. The recipient ID is in clear in the payload:
+ * only sessions of the database's own role see it, and the messages table
+ * holds the same IDs.
+ *
  * The schema version lives in the table veil_schema; migrations[] are run
  * in one transaction at open, under an advisory lock so that nodes starting
  * together do not race.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -141,6 +156,7 @@ enum pg_stmt {
 	ST_LINK_FIND_PRF,
 	ST_REVKEY_SET,
 	ST_REVKEY_GET,
+	ST_NOTIFY_PUT,
 	ST_COUNT
 };
 
@@ -224,6 +240,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "$3::int8 FROM identities WHERE id = $1::text ON CONFLICT (id) DO UPDATE "
                       "SET rkey = excluded.rkey, changed_ms = excluded.changed_ms",
     [ST_REVKEY_GET] = "SELECT rkey, changed_ms FROM revocation_keys WHERE id = $1::text",
+    /* Sent when the transaction commits; identical payloads in one transaction fold into one. */
+    [ST_NOTIFY_PUT] = "SELECT 1::int8 FROM pg_notify('veil_put', $1::text)",
 };
 
 struct pg_conn {
@@ -235,6 +253,8 @@ struct pg_conn {
 	bool failed_in_tx; /* a statement failed inside the open transaction */
 };
 
+#define PG_NODE_LEN 16 /* hex digits of the node ID in a payload */
+
 struct pg_backend {
 	struct pg_conn q;  /* store thread only */
 	struct pg_conn sy; /* under mu */
@@ -242,6 +262,14 @@ struct pg_backend {
 	bool mu_init;
 	uint32_t queue_limit;
 	uint32_t sender_limit; /* <= queue_limit */
+	char node[PG_NODE_LEN + 1];
+	/* The listener: its own connection and thread, stopped through the pipe. */
+	struct veil_store_sink sink;
+	char *url;
+	PGconn *lc;
+	pthread_t lthread;
+	bool lthread_started;
+	int stop_pipe[2];
 };
 
 /* Parameters of one call, all in binary form. */
@@ -556,17 +584,29 @@ static void on_notice(void *arg, const char *msg)
 	veil_log_debug("store: PostgreSQL: %s", line);
 }
 
+/* A new connection (check PQstatus); NULL only without memory. */
+static PGconn *connect_url(const char *url)
+{
+	/*
+	 * The URL's own settings come after the defaults and so win over them.
+	 * Keepalives let a listener that only waits notice a dead server.
+	 */
+	const char *const keys[] = {
+	    "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "dbname",     NULL};
+	const char *const vals[] = {PG_CONNECT_TIMEOUT, "veild", "1", "10", "5", "3", url, NULL};
+	return PQconnectdbParams(keys, vals, 1);
+}
+
 static int conn_open(struct pg_conn *c, const char *url, const char *role, bool create, char *err,
                      size_t errcap)
 {
 	/* The URL's own settings come after the defaults and so win over them. */
-	const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *const vals[] = {PG_CONNECT_TIMEOUT, "veild", url, NULL};
 	char msg[200];
 	int rc;
 
 	c->role = role;
-	c->c = PQconnectdbParams(keys, vals, 1);
+	c->c = connect_url(url);
 	if (c->c == NULL)
 		return VEIL_ENOMEM;
 	PQsetNoticeProcessor(c->c, on_notice, NULL);
@@ -587,11 +627,166 @@ static int conn_open(struct pg_conn *c, const char *url, const char *role, bool 
 	return rc;
 }
 
+/* --- the listener (its own thread and connection) --- */
+
+/* Connects lc and LISTENs: 0, or VEIL_EIO with the reason in msg. */
+static int listen_connect(struct pg_backend *b, char *msg, size_t cap)
+{
+	PQfinish(b->lc);
+	b->lc = connect_url(b->url);
+	if (b->lc == NULL) {
+		snprintf(msg, cap, "out of memory");
+		return VEIL_ENOMEM;
+	}
+	PQsetNoticeProcessor(b->lc, on_notice, NULL);
+	if (PQstatus(b->lc) == CONNECTION_OK) {
+		PGresult *r = PQexec(b->lc, "LISTEN veil_put; LISTEN veil_session");
+		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		if (ok && PQsetnonblocking(b->lc, 1) == 0)
+			return 0;
+	}
+	first_line(PQerrorMessage(b->lc), msg, cap);
+	return VEIL_EIO;
+}
+
+/* Parses "NODE ID [GEN]" (no spaces) from another node; false for our own or a bad one. */
+static bool parse_payload(const struct pg_backend *b, const char *pl, bool with_gen,
+                          uint8_t id[static VEIL_ID_LEN], uint64_t *gen)
+{
+	size_t len = strlen(pl);
+	*gen = 0;
+	if (len < PG_NODE_LEN + VEIL_ID_LEN || (!with_gen && len != PG_NODE_LEN + VEIL_ID_LEN))
+		return false;
+	if (memcmp(pl, b->node, PG_NODE_LEN) == 0)
+		return false;
+	memcpy(id, pl + PG_NODE_LEN, VEIL_ID_LEN);
+	if (!veil_id_valid(id))
+		return false;
+	if (with_gen) {
+		const char *g = pl + PG_NODE_LEN + VEIL_ID_LEN;
+		char *end;
+		if (*g < '0' || *g > '9')
+			return false;
+		errno = 0;
+		*gen = strtoull(g, &end, 10);
+		if (*end != '\0' || errno != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Passes every notification that has arrived to the sink. */
+static void listen_drain(struct pg_backend *b)
+{
+	PGnotify *n;
+	while ((n = PQnotifies(b->lc)) != NULL) {
+		uint8_t id[VEIL_ID_LEN];
+		uint64_t gen;
+		if (strcmp(n->relname, "veil_put") == 0) {
+			if (parse_payload(b, n->extra, false, id, &gen))
+				b->sink.emit(b->sink.ctx, VEIL_STORE_EV_PUT, id, 0);
+		} else if (strcmp(n->relname, "veil_session") == 0) {
+			if (parse_payload(b, n->extra, true, id, &gen))
+				b->sink.emit(b->sink.ctx, VEIL_STORE_EV_SESSION, id, gen);
+		}
+		PQfreemem(n);
+	}
+}
+
+/*
+ * Waits up to ms for lc's socket (fd >= 0) or the stop pipe. Returns 1 if
+ * the socket is readable, 0 on a timeout, -1 when asked to stop.
+ */
+static int listen_wait(struct pg_backend *b, int fd, int ms)
+{
+	struct pollfd p[2] = {{.fd = b->stop_pipe[0], .events = POLLIN},
+	                      {.fd = fd, .events = POLLIN}};
+	int n = poll(p, fd >= 0 ? 2 : 1, ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	if (p[0].revents != 0)
+		return -1;
+	return n > 0 && fd >= 0 && p[1].revents != 0 ? 1 : 0;
+}
+
+static void *listen_thread(void *arg)
+{
+	struct pg_backend *b = arg;
+	uint32_t backoff = PG_BACKOFF_MIN_MS;
+	bool lost = false;
+	char msg[200];
+
+	for (;;) {
+		if (lost) {
+			if (listen_connect(b, msg, sizeof msg) != 0) {
+				if (listen_wait(b, -1, (int)backoff) < 0)
+					break;
+				backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+				                                          : backoff * 2;
+				continue;
+			}
+			lost = false;
+			backoff = PG_BACKOFF_MIN_MS;
+			veil_log_info("store: the PostgreSQL connection (listen) is back");
+			/* What other nodes stored meanwhile was not announced to us. */
+			b->sink.emit(b->sink.ctx, VEIL_STORE_EV_RESYNC, NULL, 0);
+		}
+		int w = listen_wait(b, PQsocket(b->lc), 60000);
+		if (w < 0)
+			break;
+		if (w > 0 && PQconsumeInput(b->lc) == 1 && PQstatus(b->lc) == CONNECTION_OK) {
+			listen_drain(b);
+			continue;
+		}
+		if (w == 0 && PQstatus(b->lc) == CONNECTION_OK)
+			continue;
+		listen_drain(b);
+		first_line(PQerrorMessage(b->lc), msg, sizeof msg);
+		veil_log_error(
+		    "store: the PostgreSQL connection (listen) was lost: %s; reconnecting",
+		    msg[0] ? msg : "no reason given");
+		lost = true;
+	}
+	return NULL;
+}
+
+static int listen_start(struct pg_backend *b, const char *url, const struct veil_store_sink *sink,
+                        char *err, size_t errcap)
+{
+	char msg[200];
+	b->sink = *sink;
+	b->url = strdup(url);
+	if (b->url == NULL || pipe(b->stop_pipe) != 0)
+		return VEIL_ENOMEM;
+	if (listen_connect(b, msg, sizeof msg) != 0) {
+		snprintf(err, errcap, "cannot connect to PostgreSQL to listen: %s", msg);
+		return VEIL_EIO;
+	}
+	if (pthread_create(&b->lthread, NULL, listen_thread, b) != 0)
+		return VEIL_EIO;
+	b->lthread_started = true;
+	return 0;
+}
+
 static void pg_close(void *be)
 {
 	struct pg_backend *b = be;
 	if (b == NULL)
 		return;
+	if (b->lthread_started) {
+		ssize_t w;
+		do
+			w = write(b->stop_pipe[1], "x", 1);
+		while (w < 0 && errno == EINTR);
+		pthread_join(b->lthread, NULL);
+	}
+	if (b->stop_pipe[0] >= 0) {
+		close(b->stop_pipe[0]);
+		close(b->stop_pipe[1]);
+	}
+	PQfinish(b->lc);
+	free(b->url);
 	PQfinish(b->sy.c);
 	PQfinish(b->q.c);
 	if (b->mu_init)
@@ -600,7 +795,7 @@ static void pg_close(void *be)
 }
 
 static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit,
-                   uint32_t sender_limit)
+                   uint32_t sender_limit, const struct veil_store_sink *sink)
 {
 	struct pg_backend *b;
 	int rc;
@@ -614,6 +809,11 @@ static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return VEIL_ENOMEM;
+	b->stop_pipe[0] = b->stop_pipe[1] = -1;
+	uint8_t node[PG_NODE_LEN / 2];
+	randombytes_buf(node, sizeof node);
+	if (veil_hex_encode(b->node, sizeof b->node, node, sizeof node) != 0)
+		goto out_nomem;
 	rc = VEIL_ENOMEM;
 	if (pthread_mutex_init(&b->mu, NULL) != 0)
 		goto out;
@@ -627,8 +827,12 @@ static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	rc = conn_open(&b->sy, opts->path, "sync", false, err, errcap);
 	if (rc != 0)
 		goto out;
+	if (sink != NULL && (rc = listen_start(b, opts->path, sink, err, errcap)) != 0)
+		goto out;
 	*out = b;
 	return 0;
+out_nomem:
+	rc = VEIL_ENOMEM;
 out:
 	pg_close(b);
 	return rc;
@@ -695,9 +899,8 @@ static int q_counts(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t
  * with its seq even at a limit; a used-up share is VEIL_EQUOTA before a
  * full queue is VEIL_ELIMIT; expired rows are purged before refusing.
  */
-static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+static int q_put_row(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
 {
-	struct pg_backend *b = be;
 	struct pg_params p = {0};
 	uint64_t count = 0, pcount = 0, gone = 0;
 	int rc;
@@ -772,6 +975,24 @@ static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 	}
 	if (rc != 0)
 		*seq = 0;
+	return rc;
+}
+
+/* A new row is announced to the other nodes when the batch commits. */
+static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	struct pg_backend *b = be;
+	int rc = q_put_row(b, m, seq);
+	if (rc == 0) {
+		struct pg_params p = {0};
+		char payload[PG_NODE_LEN + VEIL_ID_LEN];
+		memcpy(payload, b->node, PG_NODE_LEN);
+		memcpy(payload + PG_NODE_LEN, m->recipient, VEIL_ID_LEN);
+		p_bytes(&p, payload, sizeof payload);
+		rc = run_done(&b->q, ST_NOTIFY_PUT, &p, NULL);
+		if (rc != 0)
+			*seq = 0;
+	}
 	return rc;
 }
 
@@ -1342,6 +1563,7 @@ static int pg_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
 
 const struct veil_store_ops veil_store_pg_ops = {
     .name = "postgresql",
+    .shared = true,
     .open = pg_open,
     .close = pg_close,
     .batch_begin = pg_batch_begin,

@@ -983,6 +983,67 @@ static void test_batch_failure(void)
 	veil_store_close(s);
 }
 
+/* --- events from other nodes (PostgreSQL) --- */
+
+static volatile int ev_puts, ev_resyncs;
+static uint8_t ev_id[VEIL_ID_LEN];
+
+static void t_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	(void)arg;
+	(void)gen;
+	if (kind == VEIL_STORE_EV_PUT) {
+		memcpy(ev_id, id, VEIL_ID_LEN);
+		ev_puts++;
+	} else if (kind == VEIL_STORE_EV_RESYNC) {
+		ev_resyncs++;
+	}
+}
+
+static void test_events(void)
+{
+	struct veil_store *a = NULL, *b = NULL;
+	struct veil_store_opts o = {.path = t_path, .wake = t_wake, .event = t_event};
+
+	remove_db();
+	CHECK_RC(veil_store_open(&a, &o), 0);
+	CHECK(veil_store_shared(a) == (t_pg != 0));
+	if (!t_pg) {
+		uint64_t gen = 1;
+		uint8_t id[VEIL_ID_LEN];
+		make_id(id, "RCPT0001");
+		CHECK_RC(veil_store_session_claim(a, id, &gen), 0);
+		CHECK(gen == 0);
+		veil_store_close(a);
+		remove_db();
+		return;
+	}
+	/* b is another node: what it stores is announced to a once committed. */
+	CHECK_RC(open_store(&b, 0), 0);
+	ev_puts = ev_resyncs = 0;
+	CHECK_RC(put_sync(b, "RCPT0001", "SEND0001", 1, 0, NULL), 0);
+	CHECK(pump(a, &ev_puts, 1) == 0);
+	CHECK(memcmp(ev_id, "RCPT0001", VEIL_ID_LEN) == 0);
+	/* a's own puts are not announced to a, nor is a duplicate. */
+	CHECK_RC(put_sync(a, "RCPT0002", "SEND0001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(b, "RCPT0001", "SEND0001", 1, 0, NULL), VEIL_EEXIST);
+	CHECK_RC(put_sync(b, "RCPT0003", "SEND0001", 1, 0, NULL), 0);
+	CHECK(pump(a, &ev_puts, 2) == 0);
+	CHECK(ev_puts == 2 && memcmp(ev_id, "RCPT0003", VEIL_ID_LEN) == 0);
+	/* The listening connection is cut: a reconnects and asks for a resync. */
+	CHECK(side_open() == 0);
+	CHECK(side_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+	                "query LIKE 'LISTEN veil_put%'") == 0);
+	side_close();
+	CHECK(pump(a, &ev_resyncs, 1) == 0);
+	CHECK_RC(put_sync(b, "RCPT0004", "SEND0001", 1, 0, NULL), 0);
+	CHECK(pump(a, &ev_puts, 3) == 0);
+	CHECK(memcmp(ev_id, "RCPT0004", VEIL_ID_LEN) == 0);
+	veil_store_close(b);
+	veil_store_close(a);
+	remove_db();
+}
+
 T_MAIN_BEGIN
 snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
 if (mkdtemp(t_dir) == NULL)
@@ -1006,6 +1067,7 @@ RUN(test_expire);
 RUN(test_close_durable);
 RUN(test_group_commit);
 RUN(test_batch_failure);
+RUN(test_events);
 remove_db();
 rmdir(t_dir);
 T_MAIN_END
