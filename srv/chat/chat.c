@@ -48,6 +48,7 @@ struct conn {
 	uint64_t deadline_ms; /* handshake deadline or idle deadline */
 	uint32_t idle_ms;
 	uint64_t delivered_seq;
+	uint64_t session_gen; /* from veil_store_session_claim (0: none or not shared) */
 	struct put_ctx *live_head, *live_tail; /* handed off, not yet acked, oldest first */
 	uint32_t live_n;
 	uint32_t held_n;      /* of those, not written to the store yet */
@@ -62,6 +63,8 @@ struct conn {
 	struct veil_buf pend;              /* bytes of an incomplete unit */
 	uintptr_t addr_tok, hs_tok;        /* counted by chat->conns_per_addr and ->hs_per_addr */
 };
+
+#define SECOND_LOGIN "Another connection for the same identity has been established"
 
 /* At most one line this often says what the per-address limits refused. */
 #define ADDR_LOG_EVERY_MS 10000
@@ -1161,12 +1164,19 @@ static void finish_login(struct conn *c)
 	struct conn *old = map_get(chat, c->id_key);
 	if (old != NULL) {
 		map_del(chat, old);
-		conn_fail(old, 0, "Another connection for the same identity has been established");
+		conn_fail(old, 0, SECOND_LOGIN);
 	}
 	if (map_put(chat, c) != 0) {
 		conn_fail(c, 1, "Server out of memory");
 		return;
 	}
+	/* Other nodes sharing the store close their connection of this identity. */
+	rc = veil_store_session_claim(chat->srv->store, c->identity, &c->session_gen);
+	if (rc != 0)
+		veil_log_warn(
+		    "chat: cannot tell other nodes about a login (%s): an older connection "
+		    "of the identity on another node stays open",
+		    veil_strerror(rc));
 	chat->st.logins++;
 	c->live_after = chat->puts_issued;
 	start_fetch(c);
@@ -1403,7 +1413,6 @@ static void on_async(uv_async_t *a)
 void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
 {
 	struct veil_chat *chat = arg;
-	(void)gen;
 	if (chat->stopping)
 		return;
 	if (kind == VEIL_STORE_EV_RESYNC) {
@@ -1418,8 +1427,13 @@ void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], u
 	struct conn *c = map_get(chat, id_key(id));
 	if (c == NULL || c->closing)
 		return;
-	if (kind == VEIL_STORE_EV_PUT)
+	if (kind == VEIL_STORE_EV_PUT) {
 		want_fetch(c);
+	} else if (kind == VEIL_STORE_EV_SESSION && gen > c->session_gen) {
+		/* A newer login on another node: as for a second login here. */
+		map_del(chat, c);
+		conn_fail(c, 0, SECOND_LOGIN);
+	}
 }
 
 void veil_chat_store_wake(void *arg)

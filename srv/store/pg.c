@@ -33,6 +33,12 @@
  * only sessions of the database's own role see it, and the messages table
  * holds the same IDs.
  *
+ * One connection per identity across nodes: a login upserts the identity's
+ * row in sessions with a generation from one sequence and NOTIFYs
+ * veil_session (node ID, identity, generation) in the same statement; a
+ * node with an older connection of that identity closes it
+ * (VEIL_STORE_EV_SESSION).
+ *
  * The schema version lives in the table veil_schema; migrations[] are run
  * in one transaction at open, under an advisory lock so that nodes starting
  * together do not race.
@@ -112,6 +118,13 @@ static const char *const migrations[] = {
     " id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES identities(id),"
     " rkey BYTEA NOT NULL,"
     " changed_ms BIGINT NOT NULL);",
+    /* 2 -> 3: where each identity last logged in, for one connection across nodes */
+    "CREATE SEQUENCE sessions_gen;"
+    "CREATE TABLE sessions ("
+    " identity TEXT COLLATE \"C\" PRIMARY KEY,"
+    " node_id TEXT NOT NULL,"
+    " since_ms BIGINT NOT NULL,"
+    " gen BIGINT NOT NULL);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -157,6 +170,7 @@ enum pg_stmt {
 	ST_REVKEY_SET,
 	ST_REVKEY_GET,
 	ST_NOTIFY_PUT,
+	ST_SESSION_CLAIM,
 	ST_COUNT
 };
 
@@ -242,6 +256,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REVKEY_GET] = "SELECT rkey, changed_ms FROM revocation_keys WHERE id = $1::text",
     /* Sent when the transaction commits; identical payloads in one transaction fold into one. */
     [ST_NOTIFY_PUT] = "SELECT 1::int8 FROM pg_notify('veil_put', $1::text)",
+    /* A fresh generation for the login, announced to every node on commit. */
+    [ST_SESSION_CLAIM] =
+        "WITH u AS (INSERT INTO sessions (identity, node_id, since_ms, gen) VALUES ($1::text, "
+        "$2::text, $3::int8, nextval('sessions_gen')) ON CONFLICT (identity) DO UPDATE SET "
+        "node_id = excluded.node_id, since_ms = excluded.since_ms, gen = excluded.gen "
+        "RETURNING gen) SELECT u.gen FROM u, pg_notify('veil_session', $2::text || $1::text "
+        "|| u.gen::text)",
 };
 
 struct pg_conn {
@@ -1561,6 +1582,24 @@ static int pg_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
 	return rc;
 }
 
+/* The login of id on this node: a new generation, and a notice to the other nodes. */
+static int pg_session_claim(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *gen)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	p_id(&p, id);
+	p_bytes(&p, b->node, PG_NODE_LEN);
+	p_u64(&p, veil_now_ms());
+	pthread_mutex_lock(&b->mu);
+	int rc = run_u64(&b->sy, ST_SESSION_CLAIM, &p, gen);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == VEIL_ENOTFOUND)
+		rc = VEIL_EIO;
+	if (rc != 0)
+		*gen = 0;
+	return rc;
+}
+
 const struct veil_store_ops veil_store_pg_ops = {
     .name = "postgresql",
     .shared = true,
@@ -1589,4 +1628,5 @@ const struct veil_store_ops veil_store_pg_ops = {
     .s_revocation_set = pg_revocation_set,
     .s_revocation_get = pg_revocation_get,
     .s_identity_revoke = pg_identity_revoke,
+    .s_session_claim = pg_session_claim,
 };

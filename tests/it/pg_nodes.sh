@@ -4,6 +4,8 @@
 # files) and ports, the same --store.
 #   - a message sent on node A to a recipient logged in on node B arrives at
 #     once (within a second), without a new login;
+#   - a second login on node B closes the first one on node A, with the
+#     close-error of a second login on one node;
 #   - kill -9 of node A loses no message it acked: node B delivers them all.
 # Without root or PostgreSQL it prints a SKIP line and passes.
 set -u
@@ -111,6 +113,28 @@ vb2 send "$A" "answer from B" >/dev/null
 wait "$rpid" 2>/dev/null
 va recv >"$T/a1"
 check cross_node_reply grep -q "$B: answer from B" "$T/a1"
+
+# (2) Bob logged in on node A; a second login on node B closes the first.
+vb recv --wait 15 >"$T/r2" 2>"$T/r2.err" &
+rpid=$!
+bgpids+=("$rpid")
+sleep 1.5
+vb2 recv >/dev/null 2>&1
+closed=0
+for _ in $(seq 40); do
+	kill -0 "$rpid" 2>/dev/null || { closed=1; break; }
+	sleep 0.05
+done
+wait "$rpid" 2>/dev/null
+check second_login_other_node_closes_first bash -c "[ $closed = 1 ] && grep -q 'Another connection for the same identity' '$T/r2.err'"
+# The newer connection survives an older login's notice: Bob on B stays.
+vb2 recv --wait 4 >"$T/r3" 2>"$T/r3.err" &
+rpid=$!
+bgpids+=("$rpid")
+sleep 1
+va send "$B" "still here" >/dev/null
+wait "$rpid"
+check newest_login_keeps_session bash -c "grep -q '$A: still here' '$T/r3' && ! grep -q 'Another connection' '$T/r3.err'"
 
 # (3) kill -9 of node A after it acked: node B has every message.
 n=0

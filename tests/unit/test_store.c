@@ -124,8 +124,9 @@ static void remove_db(void)
 		if (side_open() == 0)
 			(void)side_exec(
 			    "DROP TABLE IF EXISTS veil_schema, messages, push_tokens, "
-			    "used_tokens, links, link_pending, revocation_keys, identities "
-			    "CASCADE; DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
+			    "used_tokens, links, link_pending, revocation_keys, identities, "
+			    "sessions CASCADE; DROP SEQUENCE IF EXISTS sessions_gen; "
+			    "DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
 		side_close();
 		return;
 	}
@@ -294,7 +295,7 @@ static void test_open_close(void)
 		CHECK(side_open() == 0);
 		PGresult *r = PQexec(side_pg, "SELECT version FROM veil_schema");
 		int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-		         strcmp(PQgetvalue(r, 0, 0), "2") == 0;
+		         strcmp(PQgetvalue(r, 0, 0), "3") == 0;
 		PQclear(r);
 		CHECK(ok);
 		CHECK(side_exec("UPDATE veil_schema SET version = 99") == 0);
@@ -985,14 +986,18 @@ static void test_batch_failure(void)
 
 /* --- events from other nodes (PostgreSQL) --- */
 
-static volatile int ev_puts, ev_resyncs;
+static volatile int ev_puts, ev_resyncs, ev_sessions;
 static uint8_t ev_id[VEIL_ID_LEN];
+static uint64_t ev_gen;
 
 static void t_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
 {
 	(void)arg;
-	(void)gen;
-	if (kind == VEIL_STORE_EV_PUT) {
+	if (kind == VEIL_STORE_EV_SESSION) {
+		memcpy(ev_id, id, VEIL_ID_LEN);
+		ev_gen = gen;
+		ev_sessions++;
+	} else if (kind == VEIL_STORE_EV_PUT) {
 		memcpy(ev_id, id, VEIL_ID_LEN);
 		ev_puts++;
 	} else if (kind == VEIL_STORE_EV_RESYNC) {
@@ -1039,6 +1044,16 @@ static void test_events(void)
 	CHECK_RC(put_sync(b, "RCPT0004", "SEND0001", 1, 0, NULL), 0);
 	CHECK(pump(a, &ev_puts, 3) == 0);
 	CHECK(memcmp(ev_id, "RCPT0004", VEIL_ID_LEN) == 0);
+	/* A login on b gets a newer generation than a's, and a hears of it (not of its own). */
+	uint8_t id[VEIL_ID_LEN];
+	uint64_t g1 = 0, g2 = 0;
+	make_id(id, "USER0001");
+	ev_sessions = 0;
+	CHECK_RC(veil_store_session_claim(a, id, &g1), 0);
+	CHECK_RC(veil_store_session_claim(b, id, &g2), 0);
+	CHECK(g1 > 0 && g2 > g1);
+	CHECK(pump(a, &ev_sessions, 1) == 0);
+	CHECK(ev_sessions == 1 && ev_gen == g2 && memcmp(ev_id, "USER0001", VEIL_ID_LEN) == 0);
 	veil_store_close(b);
 	veil_store_close(a);
 	remove_db();
