@@ -37,7 +37,9 @@
  * row in sessions with a generation from one sequence and NOTIFYs
  * veil_session (node ID, identity, generation) in the same statement; a
  * node with an older connection of that identity closes it
- * (VEIL_STORE_EV_SESSION).
+ * (VEIL_STORE_EV_SESSION). After the listening connection was lost, the
+ * sessions rows with a generation newer than the last mark are passed on
+ * the same way, so a replaced connection closes even if its notice was missed.
  *
  * The schema version lives in the table veil_schema; migrations[] are run
  * in one transaction at open, under an advisory lock so that nodes starting
@@ -66,6 +68,7 @@
 #define PG_BACKOFF_MAX_MS 5000    /* longest wait between reconnects */
 #define PG_LOCK_MIGRATE 736800101 /* advisory lock key of the migration */
 #define PG_CONNECT_TIMEOUT "5"    /* seconds, unless the URL says otherwise */
+#define PG_LISTEN_CHECK_MS 30000  /* the listener checks its connection this often */
 
 static const char *const migrations[] = {
     /* 0 -> 1 */
@@ -124,7 +127,8 @@ static const char *const migrations[] = {
     " identity TEXT COLLATE \"C\" PRIMARY KEY,"
     " node_id TEXT NOT NULL,"
     " since_ms BIGINT NOT NULL,"
-    " gen BIGINT NOT NULL);",
+    " gen BIGINT NOT NULL);"
+    "CREATE INDEX sessions_by_gen ON sessions(gen);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -288,6 +292,7 @@ struct pg_backend {
 	struct veil_store_sink sink;
 	char *url;
 	PGconn *lc;
+	uint64_t sess_mark; /* sessions_gen at the listener's last check */
 	pthread_t lthread;
 	bool lthread_started;
 	int stop_pipe[2];
@@ -731,16 +736,68 @@ static int listen_wait(struct pg_backend *b, int fd, int ms)
 	return n > 0 && fd >= 0 && p[1].revents != 0 ? 1 : 0;
 }
 
+/*
+ * Notes the newest session generation (the mark for a catch-up after a
+ * loss), which also checks that the connection works: 0 or VEIL_EIO.
+ */
+static int listen_mark(struct pg_backend *b)
+{
+	PGresult *r = PQexec(b->lc, "SELECT last_value FROM sessions_gen");
+	int rc = VEIL_EIO;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		b->sess_mark = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+		rc = 0;
+	}
+	PQclear(r);
+	listen_drain(b); /* what arrived meanwhile */
+	return rc;
+}
+
+/*
+ * After a loss: logins on other nodes since the mark (taken at most
+ * PG_LISTEN_CHECK_MS before the loss) are passed on as if notified, so a
+ * connection here that one of them replaced still closes. Extra ones do no
+ * harm: a connection closes only for a newer generation than its own.
+ */
+static int listen_catch_up(struct pg_backend *b)
+{
+	char mark[24];
+	snprintf(mark, sizeof mark, "%llu", (unsigned long long)b->sess_mark);
+	const char *const v[2] = {mark, b->node};
+	PGresult *r = PQexecParams(b->lc,
+	                           "SELECT identity, gen FROM sessions WHERE gen >= $1::int8 "
+	                           "AND node_id <> $2::text",
+	                           2, NULL, v, NULL, NULL, 0);
+	int rc = VEIL_EIO;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		for (int i = 0; i < PQntuples(r); i++) {
+			uint8_t id[VEIL_ID_LEN];
+			if (PQgetlength(r, i, 0) != VEIL_ID_LEN)
+				continue;
+			memcpy(id, PQgetvalue(r, i, 0), VEIL_ID_LEN);
+			if (veil_id_valid(id))
+				b->sink.emit(b->sink.ctx, VEIL_STORE_EV_SESSION, id,
+				             strtoull(PQgetvalue(r, i, 1), NULL, 10));
+		}
+		rc = 0;
+	}
+	PQclear(r);
+	listen_drain(b);
+	return rc;
+}
+
 static void *listen_thread(void *arg)
 {
 	struct pg_backend *b = arg;
 	uint32_t backoff = PG_BACKOFF_MIN_MS;
 	bool lost = false;
+	uint64_t next_check = veil_mono_ms() + PG_LISTEN_CHECK_MS;
 	char msg[200];
 
 	for (;;) {
 		if (lost) {
-			if (listen_connect(b, msg, sizeof msg) != 0) {
+			if (listen_connect(b, msg, sizeof msg) != 0 || listen_catch_up(b) != 0 ||
+			    listen_mark(b) != 0) {
 				if (listen_wait(b, -1, (int)backoff) < 0)
 					break;
 				backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
@@ -749,19 +806,28 @@ static void *listen_thread(void *arg)
 			}
 			lost = false;
 			backoff = PG_BACKOFF_MIN_MS;
+			next_check = veil_mono_ms() + PG_LISTEN_CHECK_MS;
 			veil_log_info("store: the PostgreSQL connection (listen) is back");
 			/* What other nodes stored meanwhile was not announced to us. */
 			b->sink.emit(b->sink.ctx, VEIL_STORE_EV_RESYNC, NULL, 0);
 		}
-		int w = listen_wait(b, PQsocket(b->lc), 60000);
+		/* Busy or idle, the mark is renewed (and the connection checked) this often. */
+		uint64_t now = veil_mono_ms();
+		int w = 0;
+		if (now >= next_check) {
+			next_check = now + PG_LISTEN_CHECK_MS;
+			w = listen_mark(b) == 0 ? 0 : 2;
+		}
+		if (w == 0)
+			w = listen_wait(b, PQsocket(b->lc), (int)(next_check - now));
 		if (w < 0)
 			break;
-		if (w > 0 && PQconsumeInput(b->lc) == 1 && PQstatus(b->lc) == CONNECTION_OK) {
+		if (w == 0 && PQstatus(b->lc) == CONNECTION_OK)
+			continue;
+		if (w == 1 && PQconsumeInput(b->lc) == 1 && PQstatus(b->lc) == CONNECTION_OK) {
 			listen_drain(b);
 			continue;
 		}
-		if (w == 0 && PQstatus(b->lc) == CONNECTION_OK)
-			continue;
 		listen_drain(b);
 		first_line(PQerrorMessage(b->lc), msg, sizeof msg);
 		veil_log_error(
@@ -780,7 +846,8 @@ static int listen_start(struct pg_backend *b, const char *url, const struct veil
 	b->url = strdup(url);
 	if (b->url == NULL || pipe(b->stop_pipe) != 0)
 		return VEIL_ENOMEM;
-	if (listen_connect(b, msg, sizeof msg) != 0) {
+	if (listen_connect(b, msg, sizeof msg) != 0 || listen_mark(b) != 0) {
+		first_line(PQerrorMessage(b->lc), msg, sizeof msg);
 		snprintf(err, errcap, "cannot connect to PostgreSQL to listen: %s", msg);
 		return VEIL_EIO;
 	}
