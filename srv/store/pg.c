@@ -1124,6 +1124,13 @@ static int pg_q_fetch(void *be, const uint8_t recipient[static VEIL_ID_LEN], uin
 	p_u64(&p, now_ms);
 	p_u64(&p, limit);
 	PGresult *r = run(&b->q, ST_MSG_FETCH, &p, &rc);
+	/*
+	 * A read is safe to repeat: if it found the connection gone (after a
+	 * database restart, say), it is tried once more on a new one, so the
+	 * readers woken after a resync are not all sent away.
+	 */
+	if (r == NULL && rc == VEIL_EIO && b->q.lost)
+		r = run(&b->q, ST_MSG_FETCH, &p, &rc);
 	if (r == NULL)
 		return rc;
 	int rows = PQntuples(r);
@@ -1208,6 +1215,9 @@ static int get_identity(struct pg_backend *b, enum pg_stmt which, const void *ke
 	int rc;
 	p_bytes(&p, key, len);
 	PGresult *r = run(&b->sy, which, &p, &rc);
+	/* A read: once more on a new connection if this one was found gone (as in pg_q_fetch). */
+	if (r == NULL && rc == VEIL_EIO && b->sy.lost)
+		r = run(&b->sy, which, &p, &rc);
 	if (r == NULL)
 		return rc;
 	rc = read_identity(r, rec);

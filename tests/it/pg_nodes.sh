@@ -6,6 +6,8 @@
 #     once (within a second), without a new login;
 #   - a second login on node B closes the first one on node A, with the
 #     close-error of a second login on one node;
+#   - PostgreSQL restarts under both nodes: the listening connections come
+#     back, and delivery across nodes works again without a login;
 #   - kill -9 of node A loses no message it acked: node B delivers them all.
 # Without root or PostgreSQL it prints a SKIP line and passes.
 set -u
@@ -41,10 +43,13 @@ chmod 700 "$PGT"
 runuser -u postgres -- "$PGBIN/initdb" -D "$PGT/data" -U postgres --auth-local=trust \
 	--auth-host=scram-sha-256 >"$PGT/initdb.log" 2>&1 ||
 	{ echo "initdb failed"; cat "$PGT/initdb.log"; exit 1; }
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGT/data" -l "$PGT/log" -w -t 30 \
-	-o "-p $PGPORT -k $PGT -c listen_addresses=127.0.0.1" start >/dev/null ||
-	{ echo "PostgreSQL did not start"; cat "$PGT/log"; exit 1; }
-PGPID=$(head -1 "$PGT/data/postmaster.pid")
+pg_start() {
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGT/data" -l "$PGT/log" -w -t 30 \
+		-o "-p $PGPORT -k $PGT -c listen_addresses=127.0.0.1" start >/dev/null ||
+		{ echo "PostgreSQL did not start"; cat "$PGT/log"; exit 1; }
+	PGPID=$(head -1 "$PGT/data/postmaster.pid")
+}
+pg_start
 PW=pw-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
 psql_su() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 "$@"; }
 psql_su -c "CREATE ROLE veil LOGIN PASSWORD '$PW'" && psql_su -c "CREATE DATABASE veil OWNER veil" ||
@@ -89,12 +94,14 @@ json.dump(p, open(sys.argv[1], "w"))
 EOF
 vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
 vb2() { VEIL_HOME=$T/b2 "$BIN/veil" "$@"; }
+# A receiver in the background is started without these functions, so that $!
+# is veil's own PID.
 va send "$B" "first" >/dev/null
 vb2 recv >"$T/r0"
 check nodes_share_the_store grep -q "$A: first" "$T/r0"
 
 # (1) Bob waits on node B; Alice sends on node A: it arrives without a login.
-vb2 recv --wait 8 >"$T/r1" 2>"$T/r1.err" &
+VEIL_HOME=$T/b2 "$BIN/veil" recv --wait 8 >"$T/r1" 2>"$T/r1.err" &
 rpid=$!
 bgpids+=("$rpid")
 sleep 1.5
@@ -115,7 +122,7 @@ va recv >"$T/a1"
 check cross_node_reply grep -q "$B: answer from B" "$T/a1"
 
 # (2) Bob logged in on node A; a second login on node B closes the first.
-vb recv --wait 15 >"$T/r2" 2>"$T/r2.err" &
+VEIL_HOME=$T/b "$BIN/veil" recv --wait 15 >"$T/r2" 2>"$T/r2.err" &
 rpid=$!
 bgpids+=("$rpid")
 sleep 1.5
@@ -128,7 +135,7 @@ done
 wait "$rpid" 2>/dev/null
 check second_login_other_node_closes_first bash -c "[ $closed = 1 ] && grep -q 'Another connection for the same identity' '$T/r2.err'"
 # The newer connection survives an older login's notice: Bob on B stays.
-vb2 recv --wait 4 >"$T/r3" 2>"$T/r3.err" &
+VEIL_HOME=$T/b2 "$BIN/veil" recv --wait 4 >"$T/r3" 2>"$T/r3.err" &
 rpid=$!
 bgpids+=("$rpid")
 sleep 1
@@ -136,7 +143,36 @@ va send "$B" "still here" >/dev/null
 wait "$rpid"
 check newest_login_keeps_session bash -c "grep -q '$A: still here' '$T/r3' && ! grep -q 'Another connection' '$T/r3.err'"
 
-# (3) kill -9 of node A after it acked: node B has every message.
+# (3) PostgreSQL restarts under both nodes; Bob waits on node B meanwhile.
+VEIL_HOME=$T/b2 "$BIN/veil" recv --wait 20 >"$T/r5" 2>"$T/r5.err" &
+rpid=$!
+bgpids+=("$rpid")
+sleep 1.5
+pg_stop
+pg_start
+for _ in $(seq 100); do
+	grep -q 'connection (listen) is back' "$T/veild.log" &&
+		grep -q 'connection (listen) is back' "$T/veildb.log" && break
+	sleep 0.1
+done
+check listeners_reconnect bash -c "grep -q 'connection (listen) is back' '$T/veild.log' && grep -q 'connection (listen) is back' '$T/veildb.log'"
+sent=0
+for _ in 1 2 3 4 5; do
+	va send "$B" "after the restart" >/dev/null 2>&1 && { sent=1; break; }
+	sleep 1
+done
+got=0
+for _ in $(seq 40); do
+	grep -q "$A: after the restart" "$T/r5" && { got=1; break; }
+	sleep 0.05
+done
+check cross_node_after_db_restart bash -c "[ $sent = 1 ] && [ $got = 1 ]"
+# The resync's reads find the queue connection gone and retry on a new one.
+check resync_keeps_receiver bash -c "! grep -q 'Temporary server error' '$T/r5.err'"
+kill "$rpid" 2>/dev/null
+wait "$rpid" 2>/dev/null
+
+# (4) kill -9 of node A after it acked: node B has every message.
 n=0
 for i in $(seq 1 20); do va send "$B" "acked $i" >/dev/null && n=$((n + 1)); done
 kill -9 "$pid"
@@ -144,4 +180,5 @@ wait "$pid" 2>/dev/null
 pid=
 vb2 recv >"$T/r4"
 check kill9_node_loses_nothing bash -c "[ $n = 20 ] && [ \$(grep -c '$A: acked ' '$T/r4') = 20 ]"
+echo "  (sent $n, received $(grep -c "$A: acked " "$T/r4"))" >&2
 exit $fails
