@@ -335,6 +335,8 @@ int main(int argc, char **argv)
 	                             .queue_sender_limit = srv.cfg.queue_sender_limit,
 	                             .wake = veil_chat_store_wake,
 	                             .wake_arg = app.chat,
+	                             .event = veil_chat_store_event,
+	                             .event_arg = app.chat,
 	                             .check_ms = srv.cfg.store_check_ms,
 	                             .reserve_bytes = (uint64_t)srv.cfg.store_reserve_mb << 20,
 	                             .err = err,

@@ -48,6 +48,7 @@ struct conn {
 	uint64_t deadline_ms; /* handshake deadline or idle deadline */
 	uint32_t idle_ms;
 	uint64_t delivered_seq;
+	uint64_t session_gen; /* from veil_store_session_claim (0: none or not shared) */
 	struct put_ctx *live_head, *live_tail; /* handed off, not yet acked, oldest first */
 	uint32_t live_n;
 	uint32_t held_n;      /* of those, not written to the store yet */
@@ -62,6 +63,8 @@ struct conn {
 	struct veil_buf pend;              /* bytes of an incomplete unit */
 	uintptr_t addr_tok, hs_tok;        /* counted by chat->conns_per_addr and ->hs_per_addr */
 };
+
+#define SECOND_LOGIN "Another connection for the same identity has been established"
 
 /* At most one line this often says what the per-address limits refused. */
 #define ADDR_LOG_EVERY_MS 10000
@@ -672,12 +675,37 @@ static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN],
 	(void)send_payload(c, VEIL_CSP_OUTGOING_ACK, ack, sizeof ack);
 }
 
+/* Reads r's queue again soon: now, after the read under way, or once its writes drain. */
+static void want_fetch(struct conn *r)
+{
+	if (r->closing)
+		return;
+	if (r->fetch_pending) {
+		r->refetch = 1;
+		return;
+	}
+	if (r->write_pending >= VEIL_CHAT_MAX_PENDING_WRITE) {
+		r->fetch_wanted = 1;
+		return;
+	}
+	start_fetch(r);
+}
+
 /* Serves a connected recipient straight from memory when its queue is drained. */
 static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, uint64_t seq)
 {
 	struct conn *r = map_get(chat, id_key(p->receiver));
 	if (r == NULL || r->closing || seq <= r->delivered_seq)
 		return;
+	if (veil_store_shared(chat->srv->store)) {
+		/*
+		 * Other nodes store for r too, and a smaller seq of theirs may
+		 * not be delivered yet: delivering this one would move
+		 * delivered_seq past it. A read of the queue gets both, in order.
+		 */
+		want_fetch(r);
+		return;
+	}
 	if (!r->drain_done) {
 		/* The running drain delivers it, or reads once more if it began too early. */
 		r->refetch = 1;
@@ -1136,12 +1164,19 @@ static void finish_login(struct conn *c)
 	struct conn *old = map_get(chat, c->id_key);
 	if (old != NULL) {
 		map_del(chat, old);
-		conn_fail(old, 0, "Another connection for the same identity has been established");
+		conn_fail(old, 0, SECOND_LOGIN);
 	}
 	if (map_put(chat, c) != 0) {
 		conn_fail(c, 1, "Server out of memory");
 		return;
 	}
+	/* Other nodes sharing the store close their connection of this identity. */
+	rc = veil_store_session_claim(chat->srv->store, c->identity, &c->session_gen);
+	if (rc != 0)
+		veil_log_warn(
+		    "chat: cannot tell other nodes about a login (%s): an older connection "
+		    "of the identity on another node stays open",
+		    veil_strerror(rc));
 	chat->st.logins++;
 	c->live_after = chat->puts_issued;
 	start_fetch(c);
@@ -1373,6 +1408,32 @@ static void on_async(uv_async_t *a)
 {
 	struct veil_chat *chat = a->data;
 	veil_store_run_completions(chat->srv->store);
+}
+
+void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	struct veil_chat *chat = arg;
+	if (chat->stopping)
+		return;
+	if (kind == VEIL_STORE_EV_RESYNC) {
+		struct conn *c = chat->conns, *next;
+		for (; c != NULL; c = next) {
+			next = c->next;
+			if (c->in_map)
+				want_fetch(c);
+		}
+		return;
+	}
+	struct conn *c = map_get(chat, id_key(id));
+	if (c == NULL || c->closing)
+		return;
+	if (kind == VEIL_STORE_EV_PUT) {
+		want_fetch(c);
+	} else if (kind == VEIL_STORE_EV_SESSION && gen > c->session_gen) {
+		/* A newer login on another node: as for a second login here. */
+		map_del(chat, c);
+		conn_fail(c, 0, SECOND_LOGIN);
+	}
 }
 
 void veil_chat_store_wake(void *arg)

@@ -34,6 +34,12 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap);
 /* Store wake function: safe to call from any thread. */
 void veil_chat_store_wake(void *chat);
 /*
+ * Store event function (opts.event, with the chat as event_arg): another
+ * node stored a message for a recipient connected here, events were missed,
+ * or another node logged in an identity connected here. Loop thread only.
+ */
+void veil_chat_store_event(void *chat, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen);
+/*
  * Stops accepting, sends every client a close-error (may reconnect) and
  * closes the connections. Pending store writes still complete; call
  * veil_store_close afterwards, then veil_chat_free.

@@ -22,15 +22,38 @@
  * use reconnects, at once the first time and then with a growing back-off,
  * and one line is logged when the connection goes and one when it returns.
  *
+ * Several nodes: a put NOTIFYs the channel veil_put in its own transaction,
+ * so the notification goes out only on commit, with the payload node ID (16
+ * hex digits, random per open) followed by the recipient's ID. Every node
+ * LISTENs on a third connection of its own, in a thread that polls its
+ * socket, and passes each notification from another node to the sink
+ * (VEIL_STORE_EV_PUT); when that connection is lost it reconnects with the
+ * same back-off and then reports VEIL_STORE_EV_RESYNC, since notifications
+ * sent meanwhile are gone. The recipient ID is in clear in the payload:
+ * only sessions of the database's own role see it, and the messages table
+ * holds the same IDs.
+ *
+ * One connection per identity across nodes: a login upserts the identity's
+ * row in sessions with a generation from one sequence and NOTIFYs
+ * veil_session (node ID, identity, generation) in the same statement; a
+ * node with an older connection of that identity closes it
+ * (VEIL_STORE_EV_SESSION). After the listening connection was lost, the
+ * sessions rows with a generation newer than the last mark are passed on
+ * the same way, so a replaced connection closes even if its notice was missed.
+ *
  * The schema version lives in the table veil_schema; migrations[] are run
  * in one transaction at open, under an advisory lock so that nodes starting
  * together do not race.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -45,6 +68,7 @@
 #define PG_BACKOFF_MAX_MS 5000    /* longest wait between reconnects */
 #define PG_LOCK_MIGRATE 736800101 /* advisory lock key of the migration */
 #define PG_CONNECT_TIMEOUT "5"    /* seconds, unless the URL says otherwise */
+#define PG_LISTEN_CHECK_MS 30000  /* the listener checks its connection this often */
 
 static const char *const migrations[] = {
     /* 0 -> 1 */
@@ -97,6 +121,14 @@ static const char *const migrations[] = {
     " id TEXT COLLATE \"C\" PRIMARY KEY REFERENCES identities(id),"
     " rkey BYTEA NOT NULL,"
     " changed_ms BIGINT NOT NULL);",
+    /* 2 -> 3: where each identity last logged in, for one connection across nodes */
+    "CREATE SEQUENCE sessions_gen;"
+    "CREATE TABLE sessions ("
+    " identity TEXT COLLATE \"C\" PRIMARY KEY,"
+    " node_id TEXT NOT NULL,"
+    " since_ms BIGINT NOT NULL,"
+    " gen BIGINT NOT NULL);"
+    "CREATE INDEX sessions_by_gen ON sessions(gen);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -141,6 +173,8 @@ enum pg_stmt {
 	ST_LINK_FIND_PRF,
 	ST_REVKEY_SET,
 	ST_REVKEY_GET,
+	ST_NOTIFY_PUT,
+	ST_SESSION_CLAIM,
 	ST_COUNT
 };
 
@@ -224,6 +258,15 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "$3::int8 FROM identities WHERE id = $1::text ON CONFLICT (id) DO UPDATE "
                       "SET rkey = excluded.rkey, changed_ms = excluded.changed_ms",
     [ST_REVKEY_GET] = "SELECT rkey, changed_ms FROM revocation_keys WHERE id = $1::text",
+    /* Sent when the transaction commits; identical payloads in one transaction fold into one. */
+    [ST_NOTIFY_PUT] = "SELECT 1::int8 FROM pg_notify('veil_put', $1::text)",
+    /* A fresh generation for the login, announced to every node on commit. */
+    [ST_SESSION_CLAIM] =
+        "WITH u AS (INSERT INTO sessions (identity, node_id, since_ms, gen) VALUES ($1::text, "
+        "$2::text, $3::int8, nextval('sessions_gen')) ON CONFLICT (identity) DO UPDATE SET "
+        "node_id = excluded.node_id, since_ms = excluded.since_ms, gen = excluded.gen "
+        "RETURNING gen) SELECT u.gen FROM u, pg_notify('veil_session', $2::text || $1::text "
+        "|| u.gen::text)",
 };
 
 struct pg_conn {
@@ -235,6 +278,8 @@ struct pg_conn {
 	bool failed_in_tx; /* a statement failed inside the open transaction */
 };
 
+#define PG_NODE_LEN 16 /* hex digits of the node ID in a payload */
+
 struct pg_backend {
 	struct pg_conn q;  /* store thread only */
 	struct pg_conn sy; /* under mu */
@@ -242,6 +287,15 @@ struct pg_backend {
 	bool mu_init;
 	uint32_t queue_limit;
 	uint32_t sender_limit; /* <= queue_limit */
+	char node[PG_NODE_LEN + 1];
+	/* The listener: its own connection and thread, stopped through the pipe. */
+	struct veil_store_sink sink;
+	char *url;
+	PGconn *lc;
+	uint64_t sess_mark; /* sessions_gen at the listener's last check */
+	pthread_t lthread;
+	bool lthread_started;
+	int stop_pipe[2];
 };
 
 /* Parameters of one call, all in binary form. */
@@ -556,17 +610,29 @@ static void on_notice(void *arg, const char *msg)
 	veil_log_debug("store: PostgreSQL: %s", line);
 }
 
+/* A new connection (check PQstatus); NULL only without memory. */
+static PGconn *connect_url(const char *url)
+{
+	/*
+	 * The URL's own settings come after the defaults and so win over them.
+	 * Keepalives let a listener that only waits notice a dead server.
+	 */
+	const char *const keys[] = {
+	    "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "dbname",     NULL};
+	const char *const vals[] = {PG_CONNECT_TIMEOUT, "veild", "1", "10", "5", "3", url, NULL};
+	return PQconnectdbParams(keys, vals, 1);
+}
+
 static int conn_open(struct pg_conn *c, const char *url, const char *role, bool create, char *err,
                      size_t errcap)
 {
 	/* The URL's own settings come after the defaults and so win over them. */
-	const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *const vals[] = {PG_CONNECT_TIMEOUT, "veild", url, NULL};
 	char msg[200];
 	int rc;
 
 	c->role = role;
-	c->c = PQconnectdbParams(keys, vals, 1);
+	c->c = connect_url(url);
 	if (c->c == NULL)
 		return VEIL_ENOMEM;
 	PQsetNoticeProcessor(c->c, on_notice, NULL);
@@ -587,11 +653,228 @@ static int conn_open(struct pg_conn *c, const char *url, const char *role, bool 
 	return rc;
 }
 
+/* --- the listener (its own thread and connection) --- */
+
+/* Connects lc and LISTENs: 0, or VEIL_EIO with the reason in msg. */
+static int listen_connect(struct pg_backend *b, char *msg, size_t cap)
+{
+	PQfinish(b->lc);
+	b->lc = connect_url(b->url);
+	if (b->lc == NULL) {
+		snprintf(msg, cap, "out of memory");
+		return VEIL_ENOMEM;
+	}
+	PQsetNoticeProcessor(b->lc, on_notice, NULL);
+	if (PQstatus(b->lc) == CONNECTION_OK) {
+		PGresult *r = PQexec(b->lc, "LISTEN veil_put; LISTEN veil_session");
+		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		if (ok && PQsetnonblocking(b->lc, 1) == 0)
+			return 0;
+	}
+	first_line(PQerrorMessage(b->lc), msg, cap);
+	return VEIL_EIO;
+}
+
+/* Parses "NODE ID [GEN]" (no spaces) from another node; false for our own or a bad one. */
+static bool parse_payload(const struct pg_backend *b, const char *pl, bool with_gen,
+                          uint8_t id[static VEIL_ID_LEN], uint64_t *gen)
+{
+	size_t len = strlen(pl);
+	*gen = 0;
+	if (len < PG_NODE_LEN + VEIL_ID_LEN || (!with_gen && len != PG_NODE_LEN + VEIL_ID_LEN))
+		return false;
+	if (memcmp(pl, b->node, PG_NODE_LEN) == 0)
+		return false;
+	memcpy(id, pl + PG_NODE_LEN, VEIL_ID_LEN);
+	if (!veil_id_valid(id))
+		return false;
+	if (with_gen) {
+		const char *g = pl + PG_NODE_LEN + VEIL_ID_LEN;
+		char *end;
+		if (*g < '0' || *g > '9')
+			return false;
+		errno = 0;
+		*gen = strtoull(g, &end, 10);
+		if (*end != '\0' || errno != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Passes every notification that has arrived to the sink. */
+static void listen_drain(struct pg_backend *b)
+{
+	PGnotify *n;
+	while ((n = PQnotifies(b->lc)) != NULL) {
+		uint8_t id[VEIL_ID_LEN];
+		uint64_t gen;
+		if (strcmp(n->relname, "veil_put") == 0) {
+			if (parse_payload(b, n->extra, false, id, &gen))
+				b->sink.emit(b->sink.ctx, VEIL_STORE_EV_PUT, id, 0);
+		} else if (strcmp(n->relname, "veil_session") == 0) {
+			if (parse_payload(b, n->extra, true, id, &gen))
+				b->sink.emit(b->sink.ctx, VEIL_STORE_EV_SESSION, id, gen);
+		}
+		PQfreemem(n);
+	}
+}
+
+/*
+ * Waits up to ms for lc's socket (fd >= 0) or the stop pipe. Returns 1 if
+ * the socket is readable, 0 on a timeout, -1 when asked to stop.
+ */
+static int listen_wait(struct pg_backend *b, int fd, int ms)
+{
+	struct pollfd p[2] = {{.fd = b->stop_pipe[0], .events = POLLIN},
+	                      {.fd = fd, .events = POLLIN}};
+	int n = poll(p, fd >= 0 ? 2 : 1, ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	if (p[0].revents != 0)
+		return -1;
+	return n > 0 && fd >= 0 && p[1].revents != 0 ? 1 : 0;
+}
+
+/*
+ * Notes the newest session generation (the mark for a catch-up after a
+ * loss), which also checks that the connection works: 0 or VEIL_EIO.
+ */
+static int listen_mark(struct pg_backend *b)
+{
+	PGresult *r = PQexec(b->lc, "SELECT last_value FROM sessions_gen");
+	int rc = VEIL_EIO;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		b->sess_mark = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+		rc = 0;
+	}
+	PQclear(r);
+	listen_drain(b); /* what arrived meanwhile */
+	return rc;
+}
+
+/*
+ * After a loss: logins on other nodes since the mark (taken at most
+ * PG_LISTEN_CHECK_MS before the loss) are passed on as if notified, so a
+ * connection here that one of them replaced still closes. Extra ones do no
+ * harm: a connection closes only for a newer generation than its own.
+ */
+static int listen_catch_up(struct pg_backend *b)
+{
+	char mark[24];
+	snprintf(mark, sizeof mark, "%llu", (unsigned long long)b->sess_mark);
+	const char *const v[2] = {mark, b->node};
+	PGresult *r = PQexecParams(b->lc,
+	                           "SELECT identity, gen FROM sessions WHERE gen >= $1::int8 "
+	                           "AND node_id <> $2::text",
+	                           2, NULL, v, NULL, NULL, 0);
+	int rc = VEIL_EIO;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		for (int i = 0; i < PQntuples(r); i++) {
+			uint8_t id[VEIL_ID_LEN];
+			if (PQgetlength(r, i, 0) != VEIL_ID_LEN)
+				continue;
+			memcpy(id, PQgetvalue(r, i, 0), VEIL_ID_LEN);
+			if (veil_id_valid(id))
+				b->sink.emit(b->sink.ctx, VEIL_STORE_EV_SESSION, id,
+				             strtoull(PQgetvalue(r, i, 1), NULL, 10));
+		}
+		rc = 0;
+	}
+	PQclear(r);
+	listen_drain(b);
+	return rc;
+}
+
+static void *listen_thread(void *arg)
+{
+	struct pg_backend *b = arg;
+	uint32_t backoff = PG_BACKOFF_MIN_MS;
+	bool lost = false;
+	uint64_t next_check = veil_mono_ms() + PG_LISTEN_CHECK_MS;
+	char msg[200];
+
+	for (;;) {
+		if (lost) {
+			if (listen_connect(b, msg, sizeof msg) != 0 || listen_catch_up(b) != 0 ||
+			    listen_mark(b) != 0) {
+				if (listen_wait(b, -1, (int)backoff) < 0)
+					break;
+				backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+				                                          : backoff * 2;
+				continue;
+			}
+			lost = false;
+			backoff = PG_BACKOFF_MIN_MS;
+			next_check = veil_mono_ms() + PG_LISTEN_CHECK_MS;
+			veil_log_info("store: the PostgreSQL connection (listen) is back");
+			/* What other nodes stored meanwhile was not announced to us. */
+			b->sink.emit(b->sink.ctx, VEIL_STORE_EV_RESYNC, NULL, 0);
+		}
+		/* Busy or idle, the mark is renewed (and the connection checked) this often. */
+		uint64_t now = veil_mono_ms();
+		int w = 0;
+		if (now >= next_check) {
+			next_check = now + PG_LISTEN_CHECK_MS;
+			w = listen_mark(b) == 0 ? 0 : 2;
+		}
+		if (w == 0)
+			w = listen_wait(b, PQsocket(b->lc), (int)(next_check - now));
+		if (w < 0)
+			break;
+		if (w == 0 && PQstatus(b->lc) == CONNECTION_OK)
+			continue;
+		if (w == 1 && PQconsumeInput(b->lc) == 1 && PQstatus(b->lc) == CONNECTION_OK) {
+			listen_drain(b);
+			continue;
+		}
+		listen_drain(b);
+		first_line(PQerrorMessage(b->lc), msg, sizeof msg);
+		veil_log_error(
+		    "store: the PostgreSQL connection (listen) was lost: %s; reconnecting",
+		    msg[0] ? msg : "no reason given");
+		lost = true;
+	}
+	return NULL;
+}
+
+static int listen_start(struct pg_backend *b, const char *url, const struct veil_store_sink *sink,
+                        char *err, size_t errcap)
+{
+	char msg[200];
+	b->sink = *sink;
+	b->url = strdup(url);
+	if (b->url == NULL || pipe(b->stop_pipe) != 0)
+		return VEIL_ENOMEM;
+	if (listen_connect(b, msg, sizeof msg) != 0 || listen_mark(b) != 0) {
+		first_line(PQerrorMessage(b->lc), msg, sizeof msg);
+		snprintf(err, errcap, "cannot connect to PostgreSQL to listen: %s", msg);
+		return VEIL_EIO;
+	}
+	if (pthread_create(&b->lthread, NULL, listen_thread, b) != 0)
+		return VEIL_EIO;
+	b->lthread_started = true;
+	return 0;
+}
+
 static void pg_close(void *be)
 {
 	struct pg_backend *b = be;
 	if (b == NULL)
 		return;
+	if (b->lthread_started) {
+		ssize_t w;
+		do
+			w = write(b->stop_pipe[1], "x", 1);
+		while (w < 0 && errno == EINTR);
+		pthread_join(b->lthread, NULL);
+	}
+	if (b->stop_pipe[0] >= 0) {
+		close(b->stop_pipe[0]);
+		close(b->stop_pipe[1]);
+	}
+	PQfinish(b->lc);
+	free(b->url);
 	PQfinish(b->sy.c);
 	PQfinish(b->q.c);
 	if (b->mu_init)
@@ -600,7 +883,7 @@ static void pg_close(void *be)
 }
 
 static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit,
-                   uint32_t sender_limit)
+                   uint32_t sender_limit, const struct veil_store_sink *sink)
 {
 	struct pg_backend *b;
 	int rc;
@@ -614,6 +897,11 @@ static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return VEIL_ENOMEM;
+	b->stop_pipe[0] = b->stop_pipe[1] = -1;
+	uint8_t node[PG_NODE_LEN / 2];
+	randombytes_buf(node, sizeof node);
+	if (veil_hex_encode(b->node, sizeof b->node, node, sizeof node) != 0)
+		goto out_nomem;
 	rc = VEIL_ENOMEM;
 	if (pthread_mutex_init(&b->mu, NULL) != 0)
 		goto out;
@@ -627,8 +915,12 @@ static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	rc = conn_open(&b->sy, opts->path, "sync", false, err, errcap);
 	if (rc != 0)
 		goto out;
+	if (sink != NULL && (rc = listen_start(b, opts->path, sink, err, errcap)) != 0)
+		goto out;
 	*out = b;
 	return 0;
+out_nomem:
+	rc = VEIL_ENOMEM;
 out:
 	pg_close(b);
 	return rc;
@@ -695,9 +987,8 @@ static int q_counts(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t
  * with its seq even at a limit; a used-up share is VEIL_EQUOTA before a
  * full queue is VEIL_ELIMIT; expired rows are purged before refusing.
  */
-static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+static int q_put_row(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
 {
-	struct pg_backend *b = be;
 	struct pg_params p = {0};
 	uint64_t count = 0, pcount = 0, gone = 0;
 	int rc;
@@ -775,6 +1066,24 @@ static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 	return rc;
 }
 
+/* A new row is announced to the other nodes when the batch commits. */
+static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
+{
+	struct pg_backend *b = be;
+	int rc = q_put_row(b, m, seq);
+	if (rc == 0) {
+		struct pg_params p = {0};
+		char payload[PG_NODE_LEN + VEIL_ID_LEN];
+		memcpy(payload, b->node, PG_NODE_LEN);
+		memcpy(payload + PG_NODE_LEN, m->recipient, VEIL_ID_LEN);
+		p_bytes(&p, payload, sizeof payload);
+		rc = run_done(&b->q, ST_NOTIFY_PUT, &p, NULL);
+		if (rc != 0)
+			*seq = 0;
+	}
+	return rc;
+}
+
 static int pg_q_ack(void *be, const uint8_t recipient[static VEIL_ID_LEN],
                     const uint8_t sender[static VEIL_ID_LEN], uint64_t msg_id)
 {
@@ -815,6 +1124,13 @@ static int pg_q_fetch(void *be, const uint8_t recipient[static VEIL_ID_LEN], uin
 	p_u64(&p, now_ms);
 	p_u64(&p, limit);
 	PGresult *r = run(&b->q, ST_MSG_FETCH, &p, &rc);
+	/*
+	 * A read is safe to repeat: if it found the connection gone (after a
+	 * database restart, say), it is tried once more on a new one, so the
+	 * readers woken after a resync are not all sent away.
+	 */
+	if (r == NULL && rc == VEIL_EIO && b->q.lost)
+		r = run(&b->q, ST_MSG_FETCH, &p, &rc);
 	if (r == NULL)
 		return rc;
 	int rows = PQntuples(r);
@@ -899,6 +1215,9 @@ static int get_identity(struct pg_backend *b, enum pg_stmt which, const void *ke
 	int rc;
 	p_bytes(&p, key, len);
 	PGresult *r = run(&b->sy, which, &p, &rc);
+	/* A read: once more on a new connection if this one was found gone (as in pg_q_fetch). */
+	if (r == NULL && rc == VEIL_EIO && b->sy.lost)
+		r = run(&b->sy, which, &p, &rc);
 	if (r == NULL)
 		return rc;
 	rc = read_identity(r, rec);
@@ -1340,8 +1659,27 @@ static int pg_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
 	return rc;
 }
 
+/* The login of id on this node: a new generation, and a notice to the other nodes. */
+static int pg_session_claim(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *gen)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	p_id(&p, id);
+	p_bytes(&p, b->node, PG_NODE_LEN);
+	p_u64(&p, veil_now_ms());
+	pthread_mutex_lock(&b->mu);
+	int rc = run_u64(&b->sy, ST_SESSION_CLAIM, &p, gen);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == VEIL_ENOTFOUND)
+		rc = VEIL_EIO;
+	if (rc != 0)
+		*gen = 0;
+	return rc;
+}
+
 const struct veil_store_ops veil_store_pg_ops = {
     .name = "postgresql",
+    .shared = true,
     .open = pg_open,
     .close = pg_close,
     .batch_begin = pg_batch_begin,
@@ -1367,4 +1705,5 @@ const struct veil_store_ops veil_store_pg_ops = {
     .s_revocation_set = pg_revocation_set,
     .s_revocation_get = pg_revocation_get,
     .s_identity_revoke = pg_identity_revoke,
+    .s_session_claim = pg_session_claim,
 };

@@ -711,8 +711,9 @@ static void sq_close(void *be)
 static int reserve_make(struct sq_backend *b);
 
 static int sq_open(void **out, const struct veil_store_opts *opts, uint32_t queue_limit,
-                   uint32_t sender_limit)
+                   uint32_t sender_limit, const struct veil_store_sink *sink)
 {
+	(void)sink; /* one node per SQLite file: no events from others */
 	struct sq_backend *b;
 	int rc;
 

@@ -27,7 +27,7 @@
 
 #define STORE_MAX_BATCH 4096 /* most jobs run in one transaction */
 
-enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE };
+enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE, JOB_EVENT };
 
 struct job {
 	struct job *next;
@@ -46,6 +46,7 @@ struct job {
 	struct veil_msg_rec *out; /* fetch result, one block */
 	size_t n_out;
 	uint64_t deleted; /* expire result */
+	int ev_kind;      /* event: enum veil_store_event_kind; msg.recipient, seq = gen */
 	bool done;        /* expire: set under mu when finished */
 };
 
@@ -59,6 +60,8 @@ struct veil_store {
 	void *be;
 	void (*wake)(void *arg);
 	void *wake_arg;
+	veil_store_event_cb event;
+	void *event_arg;
 
 	pthread_t thread;
 	bool thread_started;
@@ -128,7 +131,8 @@ static int run_write(struct veil_store *s, struct job *j)
 	case JOB_PUT: return s->ops->q_put(s->be, &j->msg, &j->seq);
 	case JOB_ACK: return s->ops->q_ack(s->be, j->msg.recipient, j->msg.sender, j->msg.msg_id);
 	case JOB_EXPIRE: return s->ops->q_expire(s->be, j->now_ms, &j->deleted);
-	case JOB_FETCH: break;
+	case JOB_FETCH:
+	case JOB_EVENT: break;
 	}
 	return VEIL_EINVAL;
 }
@@ -263,6 +267,29 @@ static int enqueue(struct veil_store *s, struct job *j)
 	return 0;
 }
 
+/* The backend's sink: an event becomes a completion (any thread). */
+static void store_emit(void *ctx, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	struct veil_store *s = ctx;
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return;
+	j->type = JOB_EVENT;
+	j->ev_kind = kind;
+	j->seq = gen;
+	if (id != NULL)
+		memcpy(j->msg.recipient, id, VEIL_ID_LEN);
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		free(j);
+		return;
+	}
+	list_push(&s->completions, j);
+	pthread_mutex_unlock(&s->mu);
+	s->wake(s->wake_arg);
+}
+
 bool veil_store_is_url(const char *path)
 {
 	return path != NULL &&
@@ -339,6 +366,8 @@ int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts)
 	s->ops = veil_store_is_url(opts->path) ? &veil_store_pg_ops : &veil_store_sqlite_ops;
 	s->wake = opts->wake;
 	s->wake_arg = opts->wake_arg;
+	s->event = opts->event;
+	s->event_arg = opts->event_arg;
 	list_init(&s->queue);
 	list_init(&s->completions);
 	rc = VEIL_ENOMEM;
@@ -360,7 +389,9 @@ int veil_store_open(struct veil_store **out, const struct veil_store_opts *opts)
 		sender_limit = 1;
 	if (sender_limit > queue_limit)
 		sender_limit = queue_limit;
-	rc = s->ops->open(&s->be, opts, queue_limit, sender_limit);
+	struct veil_store_sink sink = {.emit = store_emit, .ctx = s};
+	rc = s->ops->open(&s->be, opts, queue_limit, sender_limit,
+	                  opts->event != NULL ? &sink : NULL);
 	if (rc != 0)
 		goto out;
 	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
@@ -383,7 +414,7 @@ out:
 	return rc;
 }
 
-static void run_one_completion(struct job *j)
+static void run_one_completion(struct veil_store *s, struct job *j)
 {
 	switch (j->type) {
 	case JOB_PUT: j->put_cb(j->arg, j->rc, j->seq); break;
@@ -395,6 +426,12 @@ static void run_one_completion(struct job *j)
 			j->done_cb(j->arg, j->rc);
 		break;
 	case JOB_EXPIRE: break;
+	case JOB_EVENT:
+		if (j->ev_kind == VEIL_STORE_EV_RESYNC)
+			s->event(s->event_arg, j->ev_kind, NULL, 0);
+		else
+			s->event(s->event_arg, j->ev_kind, j->msg.recipient, j->seq);
+		break;
 	}
 }
 
@@ -409,7 +446,7 @@ void veil_store_run_completions(struct veil_store *s)
 	struct job *next;
 	for (struct job *j = l.head; j; j = next) {
 		next = j->next;
-		run_one_completion(j);
+		run_one_completion(s, j);
 		job_free(j);
 	}
 }
@@ -438,6 +475,20 @@ void veil_store_close(struct veil_store *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+bool veil_store_shared(struct veil_store *s)
+{
+	return s->ops->shared;
+}
+
+int veil_store_session_claim(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                             uint64_t *gen)
+{
+	*gen = 0;
+	if (s->ops->s_session_claim == NULL)
+		return 0;
+	return s->ops->s_session_claim(s->be, id, gen);
 }
 
 void veil_store_stats(struct veil_store *s, struct veil_store_stats *st)

@@ -55,6 +55,28 @@ struct veil_msg_rec {
 	uint8_t *data; /* owned by whoever holds the record */
 };
 
+/*
+ * Events from other nodes sharing the database (PostgreSQL only), run on the
+ * loop thread by veil_store_run_completions() like any completion.
+ */
+enum veil_store_event_kind {
+	/* Another node stored a message for id: fetch its queue if it is connected here. */
+	VEIL_STORE_EV_PUT = 1,
+	/*
+	 * Events may have been missed (the listening connection was lost and is
+	 * back): fetch the queue of every connected recipient.
+	 */
+	VEIL_STORE_EV_RESYNC = 2,
+	/*
+	 * Another node logged id in with session generation gen (see
+	 * veil_store_session_claim): a connection of id here with a lower
+	 * generation must close.
+	 */
+	VEIL_STORE_EV_SESSION = 3,
+};
+typedef void (*veil_store_event_cb)(void *arg, int kind, const uint8_t id[VEIL_ID_LEN],
+                                    uint64_t gen);
+
 struct veil_store_opts {
 	/*
 	 * SQLite file (created if missing), or a PostgreSQL URL
@@ -73,6 +95,9 @@ struct veil_store_opts {
 	uint32_t queue_sender_limit;
 	void (*wake)(void *arg); /* called from the store thread when completions wait */
 	void *wake_arg;
+	/* Events from other nodes (may be NULL: none are listened for). */
+	veil_store_event_cb event;
+	void *event_arg;
 	/*
 	 * Integrity check at open: PRAGMA quick_check for at most this many
 	 * milliseconds (0 = none; SQLite only). A corrupt store fails the open with
@@ -116,6 +141,21 @@ void veil_store_close(struct veil_store *s);
 
 /* Runs the completions that are ready; call on the event-loop thread. */
 void veil_store_run_completions(struct veil_store *s);
+
+/*
+ * True if other nodes may store messages in this store (PostgreSQL): a
+ * recipient's seqs may then come from several nodes, so a connected
+ * recipient is served by reading its queue, never from a local seq alone.
+ */
+bool veil_store_shared(struct veil_store *s);
+/*
+ * Records that id logged in on this node (synchronous). In a shared store it
+ * returns a session generation, increasing across all nodes, in *gen and
+ * tells every other node (VEIL_STORE_EV_SESSION), once committed; otherwise
+ * *gen is 0. Returns 0 or a negative veil_err.
+ */
+int veil_store_session_claim(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                             uint64_t *gen);
 
 /* Counters for tests and benchmarks. */
 struct veil_store_stats {

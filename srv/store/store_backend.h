@@ -13,11 +13,25 @@
 
 #include "store.h"
 
+/*
+ * How a backend reports an event from another node (store.h's
+ * veil_store_event_kind): from any thread; store.c queues it as a
+ * completion and wakes the loop. Events after close has begun are dropped.
+ */
+struct veil_store_sink {
+	void (*emit)(void *ctx, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen);
+	void *ctx;
+};
+
 struct veil_store_ops {
 	const char *name;
-	/* The limits are final: queue_limit >= 1, 1 <= sender_limit <= queue_limit. */
+	bool shared; /* other nodes may write the same store */
+	/*
+	 * The limits are final: queue_limit >= 1, 1 <= sender_limit <= queue_limit.
+	 * sink is NULL when nobody listens for events.
+	 */
 	int (*open)(void **be, const struct veil_store_opts *opts, uint32_t queue_limit,
-	            uint32_t sender_limit);
+	            uint32_t sender_limit, const struct veil_store_sink *sink);
 	void (*close)(void *be);
 
 	/*
@@ -73,6 +87,8 @@ struct veil_store_ops {
 	int (*s_revocation_get)(void *be, const uint8_t id[static VEIL_ID_LEN],
 	                        uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms);
 	int (*s_identity_revoke)(void *be, const uint8_t id[static VEIL_ID_LEN]);
+	/* Optional (NULL: *gen stays 0). */
+	int (*s_session_claim)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *gen);
 };
 
 extern const struct veil_store_ops veil_store_sqlite_ops;

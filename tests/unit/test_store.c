@@ -124,8 +124,9 @@ static void remove_db(void)
 		if (side_open() == 0)
 			(void)side_exec(
 			    "DROP TABLE IF EXISTS veil_schema, messages, push_tokens, "
-			    "used_tokens, links, link_pending, revocation_keys, identities "
-			    "CASCADE; DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
+			    "used_tokens, links, link_pending, revocation_keys, identities, "
+			    "sessions CASCADE; DROP SEQUENCE IF EXISTS sessions_gen; "
+			    "DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
 		side_close();
 		return;
 	}
@@ -294,7 +295,7 @@ static void test_open_close(void)
 		CHECK(side_open() == 0);
 		PGresult *r = PQexec(side_pg, "SELECT version FROM veil_schema");
 		int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-		         strcmp(PQgetvalue(r, 0, 0), "2") == 0;
+		         strcmp(PQgetvalue(r, 0, 0), "3") == 0;
 		PQclear(r);
 		CHECK(ok);
 		CHECK(side_exec("UPDATE veil_schema SET version = 99") == 0);
@@ -983,6 +984,85 @@ static void test_batch_failure(void)
 	veil_store_close(s);
 }
 
+/* --- events from other nodes (PostgreSQL) --- */
+
+static volatile int ev_puts, ev_resyncs, ev_sessions;
+static uint8_t ev_id[VEIL_ID_LEN];
+static uint64_t ev_gen;
+
+static void t_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	(void)arg;
+	if (kind == VEIL_STORE_EV_SESSION) {
+		memcpy(ev_id, id, VEIL_ID_LEN);
+		ev_gen = gen;
+		ev_sessions++;
+	} else if (kind == VEIL_STORE_EV_PUT) {
+		memcpy(ev_id, id, VEIL_ID_LEN);
+		ev_puts++;
+	} else if (kind == VEIL_STORE_EV_RESYNC) {
+		ev_resyncs++;
+	}
+}
+
+static void test_events(void)
+{
+	struct veil_store *a = NULL, *b = NULL;
+	struct veil_store_opts o = {.path = t_path, .wake = t_wake, .event = t_event};
+
+	remove_db();
+	CHECK_RC(veil_store_open(&a, &o), 0);
+	CHECK(veil_store_shared(a) == (t_pg != 0));
+	if (!t_pg) {
+		uint64_t gen = 1;
+		uint8_t id[VEIL_ID_LEN];
+		make_id(id, "RCPT0001");
+		CHECK_RC(veil_store_session_claim(a, id, &gen), 0);
+		CHECK(gen == 0);
+		veil_store_close(a);
+		remove_db();
+		return;
+	}
+	/* b is another node: what it stores is announced to a once committed. */
+	CHECK_RC(open_store(&b, 0), 0);
+	ev_puts = ev_resyncs = 0;
+	CHECK_RC(put_sync(b, "RCPT0001", "SEND0001", 1, 0, NULL), 0);
+	CHECK(pump(a, &ev_puts, 1) == 0);
+	CHECK(memcmp(ev_id, "RCPT0001", VEIL_ID_LEN) == 0);
+	/* a's own puts are not announced to a, nor is a duplicate. */
+	CHECK_RC(put_sync(a, "RCPT0002", "SEND0001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(b, "RCPT0001", "SEND0001", 1, 0, NULL), VEIL_EEXIST);
+	CHECK_RC(put_sync(b, "RCPT0003", "SEND0001", 1, 0, NULL), 0);
+	CHECK(pump(a, &ev_puts, 2) == 0);
+	CHECK(ev_puts == 2 && memcmp(ev_id, "RCPT0003", VEIL_ID_LEN) == 0);
+	/* A login on b gets a newer generation than a's, and a hears of it (not of its own). */
+	uint8_t id[VEIL_ID_LEN];
+	uint64_t g1 = 0, g2 = 0;
+	make_id(id, "USER0001");
+	ev_sessions = 0;
+	CHECK_RC(veil_store_session_claim(a, id, &g1), 0);
+	CHECK_RC(veil_store_session_claim(b, id, &g2), 0);
+	CHECK(g1 > 0 && g2 > g1);
+	CHECK(pump(a, &ev_sessions, 1) == 0);
+	CHECK(ev_sessions == 1 && ev_gen == g2 && memcmp(ev_id, "USER0001", VEIL_ID_LEN) == 0);
+	/*
+	 * The listening connection is cut: a reconnects, passes on the logins
+	 * since its last mark (b's, again) and asks for a resync.
+	 */
+	CHECK(side_open() == 0);
+	CHECK(side_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+	                "query = 'SELECT last_value FROM sessions_gen'") == 0);
+	side_close();
+	CHECK(pump(a, &ev_resyncs, 1) == 0);
+	CHECK(ev_sessions == 2 && ev_gen == g2);
+	CHECK_RC(put_sync(b, "RCPT0004", "SEND0001", 1, 0, NULL), 0);
+	CHECK(pump(a, &ev_puts, 3) == 0);
+	CHECK(memcmp(ev_id, "RCPT0004", VEIL_ID_LEN) == 0);
+	veil_store_close(b);
+	veil_store_close(a);
+	remove_db();
+}
+
 T_MAIN_BEGIN
 snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
 if (mkdtemp(t_dir) == NULL)
@@ -1006,6 +1086,7 @@ RUN(test_expire);
 RUN(test_close_durable);
 RUN(test_group_commit);
 RUN(test_batch_failure);
+RUN(test_events);
 remove_db();
 rmdir(t_dir);
 T_MAIN_END
