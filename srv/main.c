@@ -374,13 +374,17 @@ int main(int argc, char **argv)
 	if (veil_hex_encode(hex, sizeof hex, srv.keys.csp_pk, 32) != 0)
 		hex[0] = 0;
 	printf("veild %s, data in %s\n", VEIL_VERSION, srv.cfg.data_dir);
-	printf("  chat        %s:%u (Chat Server Protocol)\n", srv.cfg.listen, srv.cfg.chat_port);
-	printf("  directory   http://%s:%u/directory/\n", srv.cfg.listen, veil_http_port(http));
-	printf("  provisioning http://%s:%u/.well-known/veil/provisioning\n", srv.cfg.listen,
+	/* In a URL an IPv6 literal goes in brackets. */
+	char uhost[80];
+	snprintf(uhost, sizeof uhost, strchr(srv.cfg.listen, ':') != NULL ? "[%s]" : "%s",
+	         srv.cfg.listen);
+	printf("  chat        %s:%u (Chat Server Protocol)\n", uhost, srv.cfg.chat_port);
+	printf("  directory   http://%s:%u/directory/\n", uhost, veil_http_port(http));
+	printf("  provisioning http://%s:%u/.well-known/veil/provisioning\n", uhost,
 	       veil_http_port(http));
-	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", srv.cfg.listen,
+	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", uhost,
 	       veil_http_port(http), srv.cfg.data_dir);
-	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", srv.cfg.listen,
+	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", uhost,
 	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
 	if (srv.cfg.store[0] != '\0') {
 		char shown[1100];
