@@ -11,19 +11,6 @@
 #include "proto/md-d2d.pb-c.h"
 #include "proto/md-d2m.pb-c.h"
 
-/* Appends m packed inside a container of the given type. */
-static int pack_container(struct veil_buf *out, uint8_t type, const ProtobufCMessage *m)
-{
-	size_t n = protobuf_c_message_get_packed_size(m);
-	int rc = veil_md_container_begin(out, type, n);
-	if (rc != 0)
-		return rc;
-	if (protobuf_c_message_pack(m, out->p + out->len) != n)
-		return VEIL_EPROTO; /* cannot happen: the size was just computed */
-	out->len += n;
-	return 0;
-}
-
 /* Appends nonce || secretbox(m) under key. */
 static int pack_seal(struct veil_buf *out, const uint8_t key[static VEIL_KEY_LEN],
                      const ProtobufCMessage *m)
@@ -197,7 +184,7 @@ int veil_md_server_hello_make(struct veil_md_server_hs *hs, struct veil_buf *out
 	sh.esk.len = sizeof hs->hello.esk;
 	sh.challenge.data = hs->hello.challenge;
 	sh.challenge.len = sizeof hs->hello.challenge;
-	return pack_container(out, VEIL_MD_SERVER_HELLO, &sh.base);
+	return veil_md_pack_container(out, VEIL_MD_SERVER_HELLO, &sh.base);
 }
 
 void veil_md_server_hs_wipe(struct veil_md_server_hs *hs)
@@ -267,7 +254,7 @@ int veil_md_client_hello_make(struct veil_buf *out, struct veil_md_client_hello 
 	m.expected_device_slot_state = (D2m__DeviceSlotState)ch->expected_slot_state;
 	m.encrypted_device_info.data = ch->enc_device_info;
 	m.encrypted_device_info.len = ch->enc_device_info_len;
-	return pack_container(out, VEIL_MD_CLIENT_HELLO, &m.base);
+	return veil_md_pack_container(out, VEIL_MD_CLIENT_HELLO, &m.base);
 }
 
 int veil_md_client_hello_parse(struct veil_md_client_hello *ch, const uint8_t *p, size_t n)
@@ -330,7 +317,7 @@ int veil_md_server_info_encode(struct veil_buf *out, const struct veil_md_server
 	m.encrypted_shared_device_data.data = (uint8_t *)(uintptr_t)si->enc_shared_data;
 	m.encrypted_shared_device_data.len = si->enc_shared_data_len;
 	m.reflection_queue_length = si->reflection_queue_length;
-	return pack_container(out, VEIL_MD_SERVER_INFO, &m.base);
+	return veil_md_pack_container(out, VEIL_MD_SERVER_INFO, &m.base);
 }
 
 int veil_md_server_info_parse(struct veil_md_server_info *si, const uint8_t *p, size_t n)
@@ -342,16 +329,12 @@ int veil_md_server_info_parse(struct veil_md_server_info *si, const uint8_t *p, 
 	D2m__ServerInfo *m = d2m__server_info__unpack(NULL, n, p);
 	if (m == NULL)
 		return VEIL_EPROTO;
-	if (m->encrypted_shared_device_data.len > VEIL_MD_ENC_BLOB_MAX) {
-		rc = VEIL_ELIMIT;
-	} else {
+	rc = veil_md_copy_bytes(si->enc_shared_data, &si->enc_shared_data_len,
+	                        m->encrypted_shared_device_data, VEIL_MD_ENC_BLOB_MAX);
+	if (rc == 0) {
 		si->current_time = m->current_time;
 		si->max_device_slots = m->max_device_slots;
 		si->slot_state = (int)m->device_slot_state;
-		if (m->encrypted_shared_device_data.len > 0)
-			memcpy(si->enc_shared_data, m->encrypted_shared_device_data.data,
-			       m->encrypted_shared_device_data.len);
-		si->enc_shared_data_len = m->encrypted_shared_device_data.len;
 		si->reflection_queue_length = m->reflection_queue_length;
 	}
 	d2m__server_info__free_unpacked(m, NULL);

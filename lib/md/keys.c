@@ -132,6 +132,28 @@ int veil_md_container_begin(struct veil_buf *out, uint8_t type, size_t n)
 	return 0;
 }
 
+int veil_md_pack_container(struct veil_buf *out, uint8_t type, const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	int rc = veil_md_container_begin(out, type, n);
+	if (rc != 0)
+		return rc;
+	if (protobuf_c_message_pack(m, out->p + out->len) != n)
+		return VEIL_EPROTO; /* cannot happen: the size was just computed */
+	out->len += n;
+	return 0;
+}
+
+int veil_md_copy_bytes(uint8_t *dst, size_t *len, ProtobufCBinaryData f, size_t cap)
+{
+	if (f.len > cap)
+		return VEIL_ELIMIT;
+	if (f.len > 0)
+		memcpy(dst, f.data, f.len);
+	*len = f.len;
+	return 0;
+}
+
 int veil_md_container_encode(struct veil_buf *out, uint8_t type, const uint8_t *payload, size_t len)
 {
 	int rc;

@@ -8,18 +8,6 @@
 #include "proto/md-d2m.pb-c.h"
 #include "md_int.h"
 
-static int pack_container(struct veil_buf *out, uint8_t type, const ProtobufCMessage *m)
-{
-	size_t n = protobuf_c_message_get_packed_size(m);
-	int rc = veil_md_container_begin(out, type, n);
-	if (rc != 0)
-		return rc;
-	if (protobuf_c_message_pack(m, out->p + out->len) != n)
-		return VEIL_EPROTO;
-	out->len += n;
-	return 0;
-}
-
 int veil_md_begin_tx_encode(struct veil_buf *out, const uint8_t *scope, size_t len, uint32_t ttl)
 {
 	D2m__BeginTransaction m = D2M__BEGIN_TRANSACTION__INIT;
@@ -28,7 +16,7 @@ int veil_md_begin_tx_encode(struct veil_buf *out, const uint8_t *scope, size_t l
 	m.encrypted_scope.data = (uint8_t *)(uintptr_t)scope;
 	m.encrypted_scope.len = len;
 	m.ttl = ttl;
-	return pack_container(out, VEIL_MD_BEGIN_TRANSACTION, &m.base);
+	return veil_md_pack_container(out, VEIL_MD_BEGIN_TRANSACTION, &m.base);
 }
 
 int veil_md_begin_tx_parse(struct veil_md_tx *t, const uint8_t *p, size_t n)
@@ -40,14 +28,9 @@ int veil_md_begin_tx_parse(struct veil_md_tx *t, const uint8_t *p, size_t n)
 	D2m__BeginTransaction *m = d2m__begin_transaction__unpack(NULL, n, p);
 	if (m == NULL)
 		return VEIL_EPROTO;
-	if (m->encrypted_scope.len > VEIL_MD_SCOPE_MAX) {
-		rc = VEIL_ELIMIT;
-	} else {
-		if (m->encrypted_scope.len > 0)
-			memcpy(t->scope, m->encrypted_scope.data, m->encrypted_scope.len);
-		t->scope_len = m->encrypted_scope.len;
+	rc = veil_md_copy_bytes(t->scope, &t->scope_len, m->encrypted_scope, VEIL_MD_SCOPE_MAX);
+	if (rc == 0)
 		t->ttl = m->ttl;
-	}
 	d2m__begin_transaction__free_unpacked(m, NULL);
 	return rc;
 }
@@ -62,14 +45,14 @@ int veil_md_tx_info_encode(struct veil_buf *out, uint8_t type, uint64_t device_i
 		m.device_id = device_id;
 		m.encrypted_scope.data = (uint8_t *)(uintptr_t)scope;
 		m.encrypted_scope.len = len;
-		return pack_container(out, type, &m.base);
+		return veil_md_pack_container(out, type, &m.base);
 	}
 	if (type == VEIL_MD_TRANSACTION_ENDED) {
 		D2m__TransactionEnded m = D2M__TRANSACTION_ENDED__INIT;
 		m.device_id = device_id;
 		m.encrypted_scope.data = (uint8_t *)(uintptr_t)scope;
 		m.encrypted_scope.len = len;
-		return pack_container(out, type, &m.base);
+		return veil_md_pack_container(out, type, &m.base);
 	}
 	return VEIL_EINVAL;
 }
@@ -84,14 +67,9 @@ int veil_md_tx_info_parse(struct veil_md_tx *t, const uint8_t *p, size_t n)
 	D2m__TransactionRejected *m = d2m__transaction_rejected__unpack(NULL, n, p);
 	if (m == NULL)
 		return VEIL_EPROTO;
-	if (m->encrypted_scope.len > VEIL_MD_SCOPE_MAX) {
-		rc = VEIL_ELIMIT;
-	} else {
-		if (m->encrypted_scope.len > 0)
-			memcpy(t->scope, m->encrypted_scope.data, m->encrypted_scope.len);
-		t->scope_len = m->encrypted_scope.len;
+	rc = veil_md_copy_bytes(t->scope, &t->scope_len, m->encrypted_scope, VEIL_MD_SCOPE_MAX);
+	if (rc == 0)
 		t->device_id = m->device_id;
-	}
 	d2m__transaction_rejected__free_unpacked(m, NULL);
 	return rc;
 }
@@ -146,7 +124,7 @@ int veil_md_devices_info_encode(struct veil_buf *out, const struct veil_md_devic
 	}
 	m.n_augmented_device_info = count;
 	m.augmented_device_info = ptr;
-	rc = pack_container(out, VEIL_MD_DEVICES_INFO, &m.base);
+	rc = veil_md_pack_container(out, VEIL_MD_DEVICES_INFO, &m.base);
 out:
 	free(ent);
 	free(ptr);
@@ -197,12 +175,12 @@ int veil_md_drop_device_encode(struct veil_buf *out, uint8_t type, uint64_t devi
 	if (type == VEIL_MD_DROP_DEVICE) {
 		D2m__DropDevice m = D2M__DROP_DEVICE__INIT;
 		m.device_id = device_id;
-		return pack_container(out, type, &m.base);
+		return veil_md_pack_container(out, type, &m.base);
 	}
 	if (type == VEIL_MD_DROP_DEVICE_ACK) {
 		D2m__DropDeviceAck m = D2M__DROP_DEVICE_ACK__INIT;
 		m.device_id = device_id;
-		return pack_container(out, type, &m.base);
+		return veil_md_pack_container(out, type, &m.base);
 	}
 	return VEIL_EINVAL;
 }
@@ -228,7 +206,7 @@ int veil_md_set_shared_data_encode(struct veil_buf *out, const uint8_t *box, siz
 		return VEIL_ELIMIT;
 	m.encrypted_shared_device_data.data = (uint8_t *)(uintptr_t)box;
 	m.encrypted_shared_device_data.len = len;
-	return pack_container(out, VEIL_MD_SET_SHARED_DEVICE_DATA, &m.base);
+	return veil_md_pack_container(out, VEIL_MD_SET_SHARED_DEVICE_DATA, &m.base);
 }
 
 int veil_md_set_shared_data_parse(uint8_t box[static VEIL_MD_ENC_BLOB_MAX], size_t *len,
