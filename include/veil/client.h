@@ -15,6 +15,7 @@
 #include "veil/crypto.h"
 #include "veil/csp.h"
 #include "veil/e2e.h"
+#include "veil/md.h"
 #include "veil/util.h"
 
 /* ---------------------------------------------------------------------- */
@@ -31,6 +32,8 @@
  * reason without a trailing newline: the operating system's text for
  * VEIL_EIO, the server's text for a close-error (VEIL_ECLOSED).
  */
+struct veil_conn_md;
+
 struct veil_conn {
 	int fd;
 	int io_timeout_ms; /* bound on every write */
@@ -38,7 +41,9 @@ struct veil_conn {
 	int close_error;   /* the connection ended with the server's close-error */
 	char errtext[VEIL_CONN_ERRTEXT_MAX];
 	struct veil_csp_session sess;
-	size_t rlen; /* bytes buffered in rbuf */
+	struct veil_conn_md *md; /* through the mediator (veil_conn_open_md), else NULL */
+	int md_close_code;       /* the mediator's WebSocket close code, 0 if none */
+	size_t rlen;             /* bytes buffered in rbuf */
 	uint8_t rbuf[2 + VEIL_CSP_MAX_FRAME];
 	uint8_t plain[VEIL_CSP_MAX_FRAME];
 };
@@ -63,6 +68,111 @@ int veil_conn_open(struct veil_conn *c, const char *host, uint16_t port,
                    const uint8_t identity[static VEIL_ID_LEN],
                    const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
                    int timeout_ms) VEIL_WUR;
+
+/* ---------------------------------------------------------------------- */
+/* WebSocket client (RFC 6455, binary messages)                            */
+/* ---------------------------------------------------------------------- */
+
+#define VEIL_WS_URL_MAX 1024
+#define VEIL_WS_MAX_MESSAGE 65536
+
+/*
+ * One blocking WebSocket connection over libcurl (ws:// plain, wss:// with
+ * TLS verified against the system store or cacert). About 130 KiB: keep it
+ * on the heap.
+ */
+struct veil_ws {
+	void *curl;
+	int fd;
+	int io_timeout_ms;
+	int close_code; /* the server's close code once it closed (1006: no close frame) */
+	int mop, deliver_done;
+	size_t mlen, rlen;
+	char errtext[VEIL_CONN_ERRTEXT_MAX];
+	uint8_t rbuf[14 + VEIL_WS_MAX_MESSAGE];
+	uint8_t msg[VEIL_WS_MAX_MESSAGE];
+};
+
+/*
+ * Connects to url (ws://host:port/path or wss://...) and upgrades, checking
+ * Sec-WebSocket-Accept. VEIL_EINVAL (bad URL), VEIL_EIO / VEIL_ETIMEOUT
+ * (connect or TLS failed), VEIL_EPROTO (no upgrade: errtext has the status
+ * line). On failure w is closed.
+ */
+int veil_ws_open(struct veil_ws *w, const char *url, const char *cacert, int timeout_ms) VEIL_WUR;
+/* Sends one binary message (at most VEIL_WS_MAX_MESSAGE bytes). */
+int veil_ws_send(struct veil_ws *w, const uint8_t *p, size_t n) VEIL_WUR;
+/*
+ * Waits up to timeout_ms (negative: forever) for the next whole message;
+ * *msg points into w and stays valid until the next call. Pings are
+ * answered. VEIL_ETIMEOUT leaves the connection usable; VEIL_ECLOSED with
+ * close_code set when the server closed; other errors close it.
+ */
+int veil_ws_recv(struct veil_ws *w, const uint8_t **msg, size_t *len, int timeout_ms) VEIL_WUR;
+int veil_ws_is_open(const struct veil_ws *w);
+int veil_ws_fd(const struct veil_ws *w);
+/* Sends a close frame with code (if > 0) and closes; safe to call twice. */
+void veil_ws_close(struct veil_ws *w, int code);
+
+/* ---------------------------------------------------------------------- */
+/* CSP through the mediator (multi-device)                                 */
+/* ---------------------------------------------------------------------- */
+
+/* What a device needs to reach its group's mediator. */
+struct veil_md_params {
+	const char *url;          /* the mediator's base URL (ws[s]://host:port/mediator/) */
+	const char *cacert;       /* CA file for wss://, or NULL for the system store */
+	const char *server_group; /* of the ClientUrlInfo; NULL for the default */
+	const struct veil_md_keys *keys;
+	uint64_t device_id;     /* the D2M device ID */
+	uint64_t csp_device_id; /* sent in the CSP login's device-id extension */
+	int expect_new;         /* 1 on the device's first connection (slot state NEW) */
+	const char *label;      /* device info, sealed under DGDIK */
+	const char *platform_details;
+	const char *app_version;
+};
+
+/*
+ * The payload type veil_conn_recv_payload reports when, through the
+ * mediator, a D2M message (anything but proxy and reflect-ack) waits: take
+ * it with veil_conn_md_take. Not a CSP payload type.
+ */
+#define VEIL_CONN_D2M 0xff
+
+/*
+ * Like veil_conn_open, but through the mediator: the D2M handshake, then
+ * the CSP handshake in proxy containers with the device-id extension.
+ * Close codes of the mediator end it with VEIL_ECLOSED, errtext naming the
+ * reason, md_close_code and can_reconnect set.
+ */
+int veil_conn_open_md(struct veil_conn *c, const struct veil_md_params *mp,
+                      const uint8_t server_pk[static VEIL_KEY_LEN],
+                      const uint8_t identity[static VEIL_ID_LEN],
+                      const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                      int timeout_ms) VEIL_WUR;
+/* Takes the oldest D2M message of the inbox; *payload is the caller's to free(). */
+int veil_conn_md_take(struct veil_conn *c, uint8_t *type, uint8_t **payload, size_t *len) VEIL_WUR;
+/* Takes the first message of type want, reading until timeout_ms; the others keep their order. */
+int veil_conn_md_wait_type(struct veil_conn *c, uint8_t want, int timeout_ms, uint8_t **payload,
+                           size_t *len) VEIL_WUR;
+/* Sends a whole D2M container (type || reserved || payload). */
+int veil_conn_md_send(struct veil_conn *c, const uint8_t *container, size_t len) VEIL_WUR;
+/* Seals a serialised d2d.Envelope (padding added) and reflects it; *id is its reflect-id. */
+int veil_conn_md_reflect(struct veil_conn *c, const uint8_t *envelope, size_t len, int ephemeral,
+                         uint32_t *id) VEIL_WUR;
+/* Waits for the reflect-ack of id (proxy bytes and other messages are kept meanwhile). */
+int veil_conn_md_wait_ack(struct veil_conn *c, uint32_t id, int timeout_ms,
+                          uint64_t *timestamp) VEIL_WUR;
+/* Whether the queue was reported dry, we lead, and whether the inbox dropped something. */
+int veil_conn_md_state(const struct veil_conn *c, int *dry, int *leader, int *overflow);
+int veil_conn_md_pending(const struct veil_conn *c);
+const struct veil_md_keys *veil_conn_md_keys(const struct veil_conn *c);
+const struct veil_md_server_info *veil_conn_md_server_info(const struct veil_conn *c);
+/* Internal to lib/client (conn.c's transport through the mediator). */
+int veil_conn_md_open(struct veil_conn *c, const struct veil_md_params *mp, uint64_t deadline);
+int veil_conn_md_read(struct veil_conn *c, uint64_t deadline);
+int veil_conn_md_write(struct veil_conn *c, const uint8_t *p, size_t n);
+void veil_conn_md_free(struct veil_conn *c);
 
 /* Sends one payload (type || 3 zero bytes || data), len <= VEIL_CONN_MAX_DATA. */
 int veil_conn_send_payload(struct veil_conn *c, uint8_t type, const uint8_t *data,
@@ -135,7 +245,21 @@ struct veil_profile {
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char nickname[VEIL_PROFILE_NICK_MAX + 1];
 	void *db; /* sqlite3 * */
+	/*
+	 * Multi-device, from "md.json" (mode 0600; absent for a single-device
+	 * profile): the device group key and this device's IDs.
+	 */
+	int md;
+	uint8_t md_dgk[VEIL_MD_DGK_LEN];
+	uint64_t md_device_id;
+	uint64_t md_csp_device_id;
+	int md_registered; /* the mediator has this device's slot (slot state EXISTING) */
+	char md_url[VEIL_PROFILE_URL_MAX];
+	char md_label[VEIL_MD_INFO_STR_MAX + 1];
 };
+
+/* Writes md.json from p's md fields (atomically, mode 0600). */
+int veil_profile_md_save(struct veil_profile *p) VEIL_WUR;
 
 /*
  * Resolves the profile directory: $VEIL_HOME if set and non-empty, else
@@ -328,6 +452,13 @@ struct veil_msgr {
  */
 int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
                    const uint8_t *server_key, const char *nickname) VEIL_WUR;
+/*
+ * The first half of veil_msgr_init: checks home, fetches and checks the
+ * provisioning document and fills the profile's server fields, without an
+ * identity. On failure the profile is released.
+ */
+int veil_msgr_init_server(struct veil_msgr *m, const char *home, const char *server_url,
+                          const uint8_t *server_key) VEIL_WUR;
 /* Opens an existing profile; VEIL_ENOTFOUND (errtext "not initialised ...") if none. */
 int veil_msgr_open(struct veil_msgr *m, const char *home) VEIL_WUR;
 void veil_msgr_close(struct veil_msgr *m);
@@ -411,6 +542,15 @@ struct veil_msgr_event {
 	const uint8_t (*group_members)[VEIL_ID_LEN];
 	size_t group_n_members;
 	int group_removed;
+	/*
+	 * Multi-device: outgoing = 1 for a message another device of this
+	 * identity sent (to is its receiver, from is our own ID); other_device
+	 * = 1 for every message this device learnt from another one of the
+	 * group (it was reflected, not received from the chat service).
+	 */
+	int outgoing;
+	uint8_t to[VEIL_ID_LEN];
+	int other_device;
 };
 
 /*
@@ -458,6 +598,65 @@ int veil_msgr_session_fd(const struct veil_msgr *m);
 int veil_msgr_session_pump(struct veil_msgr *m, int timeout_ms) VEIL_WUR;
 int veil_msgr_session_drained(const struct veil_msgr *m);
 void veil_msgr_session_stop(struct veil_msgr *m);
+
+/* ---------------------------------------------------------------------- */
+/* Multi-device                                                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Makes this single-device profile the first device of a device group: a
+ * new device group key and device IDs (saved in md.json), the mediator's
+ * URL from the provisioning document, then one connection through the
+ * mediator that registers the device's slot. From then on every
+ * connection goes through the mediator. label names the device (may be
+ * NULL). Nothing happens if the profile is a device group already.
+ */
+int veil_msgr_md_enable(struct veil_msgr *m, const char *label) VEIL_WUR;
+
+/* What a device that joins gets from the one that links it (a subset of join.EssentialData). */
+struct veil_md_join {
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t sk[VEIL_KEY_LEN];
+	uint8_t dgk[VEIL_MD_DGK_LEN];
+	char nickname[VEIL_PROFILE_NICK_MAX + 1];
+	struct veil_contact *contacts; /* malloc'ed */
+	size_t n_contacts;
+};
+/* Wipes the secrets and frees the contacts. */
+void veil_md_join_release(struct veil_md_join *j);
+/* Fills j from a device group's profile (the caller releases it). */
+int veil_msgr_md_export(struct veil_msgr *m, struct veil_md_join *j) VEIL_WUR;
+/*
+ * Creates the profile of a joining device in home from j: the server's
+ * provisioning (as for veil_msgr_init), a check that the directory holds
+ * the identity with j's key, the contacts, and new device IDs in the
+ * group of j's DGK. The device's slot is registered on its first
+ * connection. On success m is open on the new profile.
+ */
+int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url,
+                   const uint8_t *server_key, const struct veil_md_join *j,
+                   const char *label) VEIL_WUR;
+
+/* One device of the group, as veil_msgr_devices reports it. */
+struct veil_device {
+	uint64_t device_id;
+	int self;       /* the device making the call */
+	int connected;  /* 1: since_ms is when it connected; 0: when it disconnected */
+	uint64_t since_ms;
+	int persistent; /* its slot survives disconnection */
+	int unreadable; /* its device info does not open with our key */
+	int platform;   /* enum veil_md_platform */
+	char label[VEIL_MD_INFO_STR_MAX + 1];
+	char platform_details[VEIL_MD_INFO_STR_MAX + 1];
+	char app_version[VEIL_MD_INFO_STR_MAX + 1];
+};
+/* Lists the group's devices (fn returning non-zero stops with that value). */
+int veil_msgr_devices(struct veil_msgr *m, int (*fn)(const struct veil_device *d, void *ctx),
+                      void *ctx) VEIL_WUR;
+/* Removes a device from the group (the mediator closes it with 4113 and forgets its slot). */
+int veil_msgr_device_drop(struct veil_msgr *m, uint64_t device_id) VEIL_WUR;
+/* Renames this device (the label other devices see). */
+int veil_msgr_device_rename(struct veil_msgr *m, const char *label) VEIL_WUR;
 
 /* Name of an inner message type for output ("text", "receipt", ...), or NULL. */
 const char *veil_msgr_type_name(uint8_t type);

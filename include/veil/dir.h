@@ -52,6 +52,8 @@ struct veil_dir_provisioning {
 	char blob_upload_url[VEIL_DIR_MAX_URL];
 	char blob_download_url[VEIL_DIR_MAX_URL]; /* with the placeholder {blobId} */
 	char blob_done_url[VEIL_DIR_MAX_URL];     /* with the placeholder {blobId} */
+	/* OPPF mediator {url}: the mediator's base URL (ws[s]://...); "" if not announced. */
+	char mediator_url[VEIL_DIR_MAX_URL];
 };
 
 /*

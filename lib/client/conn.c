@@ -29,7 +29,9 @@ int veil_conn_is_open(const struct veil_conn *c)
 
 void veil_conn_close(struct veil_conn *c)
 {
-	if (c->fd >= 0)
+	if (c->md != NULL)
+		veil_conn_md_free(c); /* closes the WebSocket and its socket */
+	else if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	c->rlen = 0;
@@ -76,6 +78,8 @@ static int wait_fd(struct veil_conn *c, short events, uint64_t deadline)
 
 static int write_all(struct veil_conn *c, const uint8_t *p, size_t n)
 {
+	if (c->md != NULL)
+		return veil_conn_md_write(c, p, n); /* one CSP message per proxy container */
 	uint64_t deadline =
 	    deadline_of(c->io_timeout_ms > 0 ? c->io_timeout_ms : CONN_IO_TIMEOUT_MS);
 	while (n > 0) {
@@ -105,10 +109,19 @@ static int write_all(struct veil_conn *c, const uint8_t *p, size_t n)
 
 /*
  * Reads until rbuf holds at least want bytes. Partial data stays buffered,
- * so a timeout does not lose stream position.
+ * so a timeout does not lose stream position. Through the mediator, with
+ * events set, it returns VEIL_EAGAIN as soon as a D2M message waits in the
+ * inbox.
  */
-static int fill(struct veil_conn *c, size_t want, uint64_t deadline)
+static int fill_ev(struct veil_conn *c, size_t want, uint64_t deadline, int events)
 {
+	while (c->md != NULL && c->rlen < want) {
+		if (events && veil_conn_md_pending(c))
+			return VEIL_EAGAIN;
+		int rc = veil_conn_md_read(c, deadline);
+		if (rc != 0)
+			return rc;
+	}
 	while (c->rlen < want) {
 		ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen, 0);
 		if (r > 0) {
@@ -135,6 +148,11 @@ static int fill(struct veil_conn *c, size_t want, uint64_t deadline)
 		return VEIL_EIO;
 	}
 	return 0;
+}
+
+static int fill(struct veil_conn *c, size_t want, uint64_t deadline)
+{
+	return fill_ev(c, want, deadline, 0);
 }
 
 static void consume(struct veil_conn *c, size_t n)
@@ -205,28 +223,19 @@ static int tcp_connect(struct veil_conn *c, const char *host, uint16_t port, uin
 	return 0;
 }
 
-int veil_conn_open(struct veil_conn *c, const char *host, uint16_t port,
-                   const uint8_t server_pk[static VEIL_KEY_LEN],
-                   const uint8_t identity[static VEIL_ID_LEN],
-                   const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
-                   int timeout_ms)
+/* The CSP handshake over the transport already open in c. */
+static int csp_handshake(struct veil_conn *c, const uint8_t server_pk[static VEIL_KEY_LEN],
+                         const uint8_t identity[static VEIL_ID_LEN],
+                         const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                         uint64_t csp_device_id, uint64_t deadline)
 {
 	struct veil_csp_client hs;
 	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
 	struct veil_buf login;
-	uint64_t deadline = deadline_of(timeout_ms);
 	int rc;
 
-	memset(c, 0, sizeof *c);
-	c->fd = -1;
-	c->can_reconnect = 1;
-	c->io_timeout_ms = timeout_ms > 0 ? timeout_ms : CONN_IO_TIMEOUT_MS;
 	veil_buf_init_secret(&login, VEIL_CSP_LOGIN_LEN + VEIL_CSP_MAX_EXT);
 	memset(&hs, 0, sizeof hs);
-
-	if ((rc = tcp_connect(c, host, port, deadline)) != 0)
-		goto out;
-
 	veil_csp_client_hello(&hs, server_pk, hello);
 	if ((rc = write_all(c, hello, sizeof hello)) != 0)
 		goto out;
@@ -242,14 +251,15 @@ int veil_conn_open(struct veil_conn *c, const char *host, uint16_t port,
 	}
 	consume(c, VEIL_CSP_SERVER_HELLO_LEN);
 
-	if ((rc = veil_csp_client_login(&hs, &login, identity, ck_sk, client_info, 0, NULL)) != 0) {
+	if ((rc = veil_csp_client_login(&hs, &login, identity, ck_sk, client_info, csp_device_id,
+	                                NULL)) != 0) {
 		set_err(c, "cannot build the login");
 		goto out;
 	}
 	if ((rc = write_all(c, login.p, login.len)) != 0)
 		goto out;
 	rc = fill(c, VEIL_CSP_LOGIN_ACK_LEN, deadline);
-	if (rc == VEIL_ECLOSED) {
+	if (rc == VEIL_ECLOSED && (c->md == NULL || c->md_close_code == VEIL_MD_CLOSE_CSP_CLOSED)) {
 		/* The server has no way to say why before the session exists. */
 		set_err(c, "the server refused the login (unknown identity or wrong key)");
 		rc = VEIL_EAUTH;
@@ -268,9 +278,55 @@ int veil_conn_open(struct veil_conn *c, const char *host, uint16_t port,
 out:
 	sodium_memzero(&hs, sizeof hs);
 	veil_buf_release(&login);
+	return rc;
+}
+
+static void conn_reset(struct veil_conn *c, int timeout_ms)
+{
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->can_reconnect = 1;
+	c->io_timeout_ms = timeout_ms > 0 ? timeout_ms : CONN_IO_TIMEOUT_MS;
+}
+
+int veil_conn_open(struct veil_conn *c, const char *host, uint16_t port,
+                   const uint8_t server_pk[static VEIL_KEY_LEN],
+                   const uint8_t identity[static VEIL_ID_LEN],
+                   const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                   int timeout_ms)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	int rc;
+	conn_reset(c, timeout_ms);
+	if ((rc = tcp_connect(c, host, port, deadline)) == 0)
+		rc = csp_handshake(c, server_pk, identity, ck_sk, client_info, 0, deadline);
 	if (rc != 0 && c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
+	}
+	return rc;
+}
+
+int veil_conn_open_md(struct veil_conn *c, const struct veil_md_params *mp,
+                      const uint8_t server_pk[static VEIL_KEY_LEN],
+                      const uint8_t identity[static VEIL_ID_LEN],
+                      const uint8_t ck_sk[static VEIL_KEY_LEN], const char *client_info,
+                      int timeout_ms)
+{
+	uint64_t deadline = deadline_of(timeout_ms > 0 ? timeout_ms : CONN_IO_TIMEOUT_MS);
+	int rc;
+	conn_reset(c, timeout_ms);
+	if ((rc = veil_conn_md_open(c, mp, deadline)) == 0)
+		rc = csp_handshake(c, server_pk, identity, ck_sk, client_info, mp->csp_device_id,
+		                   deadline);
+	if (rc != 0) {
+		char why[VEIL_CONN_ERRTEXT_MAX];
+		int code = c->md_close_code, can = c->can_reconnect;
+		memcpy(why, c->errtext, sizeof why);
+		veil_conn_close(c);
+		memcpy(c->errtext, why, sizeof why);
+		c->md_close_code = code;
+		c->can_reconnect = can;
 	}
 	return rc;
 }
@@ -312,7 +368,13 @@ int veil_conn_recv_payload(struct veil_conn *c, int timeout_ms, uint8_t *type,
 		return VEIL_ECLOSED;
 	}
 	for (;;) {
-		if ((rc = fill(c, 2, deadline)) != 0)
+		if (veil_conn_md_pending(c)) {
+			*type = VEIL_CONN_D2M;
+			return 0;
+		}
+		if ((rc = fill_ev(c, 2, deadline, 1)) == VEIL_EAGAIN)
+			continue;
+		if (rc != 0)
 			goto fail;
 		size_t flen = veil_load_u16le(c->rbuf);
 		if (flen < VEIL_MAC_LEN + 4 || flen > VEIL_CSP_MAX_FRAME) {
@@ -320,7 +382,7 @@ int veil_conn_recv_payload(struct veil_conn *c, int timeout_ms, uint8_t *type,
 			rc = VEIL_EPROTO;
 			goto fail;
 		}
-		if ((rc = fill(c, 2 + flen, deadline)) != 0)
+		if ((rc = fill_ev(c, 2 + flen, deadline, 0)) != 0)
 			goto fail;
 		if ((rc = veil_csp_frame_open(&c->sess, c->plain, c->rbuf + 2, flen)) != 0) {
 			set_err(c, "a frame from the server does not decrypt");

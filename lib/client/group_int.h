@@ -73,6 +73,11 @@ int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
  */
 struct veil_conn *veil_msgr_session_conn_int(struct veil_msgr *m);
 int veil_msgr_session_payload_int(struct veil_msgr *m, uint8_t type, const uint8_t *data, size_t n);
+/*
+ * Drops what the mediator delivered on a connection that is not a
+ * session's (a send's own): nothing is acked, so it all comes again.
+ */
+void veil_msgr_d2m_discard_int(struct veil_conn *c);
 
 /* Milliseconds left until a veil_mono_ms() deadline (0 once passed). */
 uint64_t veil_msgr_left_ms(uint64_t deadline);

@@ -262,8 +262,12 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 			j->state = JOB_SENT;
 			outstanding++;
 			/* Read what already came back, so that neither side's buffers fill up. */
-			while (rc == 0 && (rc = veil_conn_recv_payload(c, 0, &type, rx, &n)) == 0)
-				on_payload(m, b, type, rx, n, &outstanding);
+			while (rc == 0 && (rc = veil_conn_recv_payload(c, 0, &type, rx, &n)) == 0) {
+				if (type == VEIL_CONN_D2M && shared == NULL)
+					veil_msgr_d2m_discard_int(c);
+				else
+					on_payload(m, b, type, rx, n, &outstanding);
+			}
 			if (rc == VEIL_ETIMEOUT)
 				rc = 0;
 		}
@@ -273,7 +277,11 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 				rc = VEIL_ETIMEOUT;
 				break;
 			}
-			if ((rc = veil_conn_recv_payload(c, (int)l, &type, rx, &n)) == 0)
+			if ((rc = veil_conn_recv_payload(c, (int)l, &type, rx, &n)) != 0)
+				break;
+			if (type == VEIL_CONN_D2M && shared == NULL)
+				veil_msgr_d2m_discard_int(c);
+			else
 				on_payload(m, b, type, rx, n, &outstanding);
 		}
 		if (rc == 0)

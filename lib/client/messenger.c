@@ -17,6 +17,7 @@
 #include "veil/e2e.h"
 
 #include "group_int.h"
+#include "md_int.h"
 
 /* Receipts whose server ack we wait for before disconnecting. */
 #define PENDING_MAX 256
@@ -126,8 +127,8 @@ void veil_msgr_close(struct veil_msgr *m)
 	veil_profile_release(&m->prof);
 }
 
-int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
-                   const uint8_t *server_key, const char *nickname)
+int veil_msgr_init_server(struct veil_msgr *m, const char *home, const char *server_url,
+                          const uint8_t *server_key)
 {
 	struct veil_dir_provisioning prov;
 	struct veil_profile *p = &m->prof;
@@ -142,11 +143,6 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 		return veil_msgr_fail(m, VEIL_EINVAL, "invalid server URL");
 	memcpy(url, server_url, ulen);
 	url[ulen] = 0;
-	if (nickname != NULL && (strlen(nickname) > VEIL_PROFILE_NICK_MAX ||
-	                         !veil_utf8_valid((const uint8_t *)nickname, strlen(nickname))))
-		return veil_msgr_fail(m, VEIL_EINVAL,
-		                      "the nickname must be UTF-8 of at most %d bytes",
-		                      VEIL_PROFILE_NICK_MAX);
 	if (profile_present(home))
 		return veil_msgr_fail(m, VEIL_EEXIST, "already initialised: %s holds a profile",
 		                      home);
@@ -183,11 +179,29 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	memcpy(p->server_pk, prov.csp_pk, VEIL_KEY_LEN);
 	snprintf(p->chat_host, sizeof p->chat_host, "%s", prov.chat_host);
 	p->chat_port = prov.chat_port;
-	if (p->chat_host[0] == 0 || p->chat_port == 0) {
+	if (p->chat_host[0] == 0 || p->chat_port == 0)
 		rc = veil_msgr_fail(m, VEIL_EPROTO, "the provisioning of %s names no chat server",
 		                    url);
-		goto out;
-	}
+out:
+	if (rc != 0)
+		veil_profile_release(p);
+	return rc;
+}
+
+int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
+                   const uint8_t *server_key, const char *nickname)
+{
+	struct veil_profile *p = &m->prof;
+	int rc;
+
+	msgr_defaults(m);
+	if (nickname != NULL && (strlen(nickname) > VEIL_PROFILE_NICK_MAX ||
+	                         !veil_utf8_valid((const uint8_t *)nickname, strlen(nickname))))
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "the nickname must be UTF-8 of at most %d bytes",
+		                      VEIL_PROFILE_NICK_MAX);
+	if ((rc = veil_msgr_init_server(m, home, server_url, server_key)) != 0)
+		return rc;
 	snprintf(p->nickname, sizeof p->nickname, "%s", nickname ? nickname : "");
 
 	veil_keypair(p->pk, p->sk);
@@ -321,13 +335,49 @@ static int login_refused(struct veil_msgr *m, const struct veil_conn *c)
 	                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
 }
 
+/* Through the mediator: the device group's keys and this device's IDs. */
+static int conn_open_md(struct veil_msgr *m, struct veil_conn *c)
+{
+	struct veil_profile *p = &m->prof;
+	struct veil_md_keys k;
+	struct veil_md_params mp;
+	int rc = veil_md_keys_derive(&k, p->md_dgk);
+	if (rc != 0)
+		return veil_msgr_fail(m, rc, "cannot derive the device group keys");
+	memset(&mp, 0, sizeof mp);
+	mp.url = p->md_url;
+	mp.keys = &k;
+	mp.device_id = p->md_device_id;
+	mp.csp_device_id = p->md_csp_device_id;
+	mp.expect_new = !p->md_registered;
+	mp.label = p->md_label;
+	rc = veil_conn_open_md(c, &mp, p->server_pk, p->id, p->sk, m->client_info,
+	                       m->connect_timeout_ms);
+	veil_md_keys_wipe(&k);
+	if (rc == 0 && !p->md_registered) {
+		/* From now on the mediator knows this device: the slot is EXISTING. */
+		p->md_registered = 1;
+		if (veil_profile_md_save(p) != 0)
+			veil_log_debug("client: device registration not saved");
+	}
+	return rc;
+}
+
 static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 {
 	struct veil_profile *p = &m->prof;
 	char ids[VEIL_ID_LEN + 1];
-	int rc = veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
-	                        m->client_info, m->connect_timeout_ms);
+	int rc = p->md ? conn_open_md(m, c)
+	               : veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
+	                                m->client_info, m->connect_timeout_ms);
 	veil_id_str(ids, p->id);
+	if (rc != 0 && p->md && c->md_close_code != 0)
+		return veil_msgr_fail(m, rc, "cannot connect through the mediator %s: %s", p->md_url,
+		                      c->errtext);
+	if (rc != 0 && p->md && (rc == VEIL_EIO || rc == VEIL_ETIMEOUT || rc == VEIL_EPROTO) &&
+	    c->errtext[0] != 0)
+		return veil_msgr_fail(m, rc, "cannot reach the mediator %s: %s", p->md_url,
+		                      c->errtext);
 	switch (rc) {
 	case 0: return 0;
 	case VEIL_EIO:
@@ -424,6 +474,59 @@ static int seal(struct veil_msgr *m, struct veil_buf *out, const struct veil_con
 	return veil_e2e_seal(out, &o, m->prof.sk, peer->pk, body, len);
 }
 
+/* --- multi-device: reflecting to the other devices of the group --- */
+
+/* How long a device whose queue ran dry waits to be promoted before it takes another as leader. */
+#define MD_PROMOTE_WAIT_MS 1000
+/* How long a reflect waits for the mediator's ack. */
+#define MD_REFLECT_TIMEOUT_MS 15000
+
+/*
+ * Reflects d to the other devices and waits for the mediator's ack, which
+ * says it is durable: only then may the caller act on it (ack the incoming
+ * message to the chat service, send the outgoing one).
+ */
+static int md_reflect(struct veil_msgr *m, struct veil_conn *c, const struct veil_d2d_msg *d,
+                      int wait)
+{
+	struct veil_buf env;
+	uint32_t rid;
+	veil_buf_init_secret(&env, VEIL_MD_ENVELOPE_PLAIN_MAX);
+	int rc = veil_d2d_encode(&env, d, m->prof.md_device_id);
+	if (rc == 0)
+		rc = veil_conn_md_reflect(c, env.p, env.len, 0, &rid);
+	veil_buf_release(&env);
+	if (rc == 0 && wait)
+		rc = veil_conn_md_wait_ack(c, rid, MD_REFLECT_TIMEOUT_MS, NULL);
+	if (rc != 0 && rc != VEIL_ECLOSED)
+		veil_msgr_fail(m, rc, "cannot reflect a message to the other devices: %s",
+		               c->errtext[0] ? c->errtext : veil_strerror(rc));
+	return rc;
+}
+
+/* Reflects an outgoing 1:1 message, with the nonce of its box. */
+static int md_reflect_outgoing(struct veil_msgr *m, struct veil_conn *c,
+                               const uint8_t to[static VEIL_ID_LEN], uint64_t id,
+                               uint64_t created, uint8_t type, const uint8_t *body, size_t len,
+                               const struct veil_buf *box)
+{
+	struct veil_msgbox mb;
+	struct veil_d2d_msg d;
+	memset(&d, 0, sizeof d);
+	d.kind = VEIL_D2D_OUTGOING;
+	memcpy(d.peer, to, VEIL_ID_LEN);
+	d.msg_id = id;
+	d.created_ms = created;
+	d.type = type;
+	d.body = body;
+	d.body_len = len;
+	if (veil_msgbox_parse(&mb, box->p, box->len) == 0) {
+		d.nonces[0] = mb.nonce;
+		d.n_nonces = 1;
+	}
+	return md_reflect(m, c, &d, 1);
+}
+
 /* --- send --- */
 
 int veil_msgr_send_text(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN], const char *text,
@@ -488,6 +591,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 	veil_backoff_init(&b, VEIL_BACKOFF_BASE_MS, VEIL_BACKOFF_MAX_MS);
 	if ((shared == NULL || !veil_conn_is_open(c)) && (rc = conn_open(m, c)) != 0)
 		goto out;
+	int reflected = 0;
 	for (;;) {
 		/*
 		 * Each attempt is sealed afresh (new nonce, same message ID): a
@@ -500,7 +604,14 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 			veil_msgr_fail(m, rc, "cannot encrypt the message: %s", veil_strerror(rc));
 			goto out;
 		}
-		rc = veil_conn_send_payload(c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len);
+		/* The other devices learn of it before the peer can (the specification's order). */
+		rc = 0;
+		if (c->md != NULL && !reflected &&
+		    (rc = md_reflect_outgoing(m, c, to, id, created, msg_type, body, body_len,
+		                              &box)) == 0)
+			reflected = 1;
+		if (rc == 0)
+			rc = veil_conn_send_payload(c, VEIL_CSP_OUTGOING_MESSAGE, box.p, box.len);
 		while (rc == 0) {
 			uint8_t type, aid[VEIL_ID_LEN];
 			uint64_t amid;
@@ -542,7 +653,12 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 			/*
 			 * Without a session incoming messages stay queued for `veil
 			 * recv`: we do not ack them. With one they are received here.
+			 * So do reflected ones: unacked, the mediator keeps them.
 			 */
+			if (type == VEIL_CONN_D2M && shared == NULL) {
+				veil_msgr_d2m_discard_int(c);
+				continue;
+			}
 			if (veil_msgr_session_payload_int(m, type, rx, n) != 0 &&
 			    !veil_conn_is_open(c)) {
 				rc = VEIL_ECLOSED;
@@ -561,6 +677,16 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 	}
 acked:
 	*msg_id = id;
+	if (c->md != NULL) {
+		struct veil_d2d_msg d;
+		memset(&d, 0, sizeof d);
+		d.kind = VEIL_D2D_SENT;
+		memcpy(d.peer, to, VEIL_ID_LEN);
+		d.msg_id = id;
+		/* Best effort: the message is sent; other devices then just miss the tick. */
+		if (md_reflect(m, c, &d, 0) != 0)
+			m->errtext[0] = 0;
+	}
 	{
 		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
 		                           .msg_id = id,
@@ -596,6 +722,10 @@ struct recv_state {
 	uint64_t pending[PENDING_MAX]; /* IDs of our receipts not yet acked by the server */
 	uint8_t pending_to[PENDING_MAX][VEIL_ID_LEN];
 	size_t npending;
+	/* Multi-device (through the mediator only). */
+	int md_dry;         /* the reflection queue was delivered */
+	uint64_t md_dry_at; /* when (monotonic ms) */
+	int md_unblocked;   /* we lead and asked the chat service for incoming messages */
 };
 
 static int emit(struct recv_state *s, struct veil_msgr_event *ev)
@@ -917,13 +1047,36 @@ static int handle_incoming(struct recv_state *s, const uint8_t *data, size_t len
 		           "replayed message from %s (nonce seen before) dropped", from);
 		goto done;
 	}
-	if (rc == VEIL_EEXIST)
-		goto done; /* the same message ID again: a resend; shown once already */
-	if (rc != 0) {
+	if (rc != 0 && rc != VEIL_EEXIST) {
 		/* Not stored, so not acked: the server keeps it. */
 		rc = veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
 		goto out;
 	}
+	if (s->c->md != NULL) {
+		/*
+		 * The leader reflects what it received before acking it to the
+		 * chat service, so that no device misses a message the server
+		 * forgets. A resend (same ID, stored before) is reflected again:
+		 * the ack may have been lost after an earlier reflect failed.
+		 */
+		struct veil_d2d_msg d;
+		memset(&d, 0, sizeof d);
+		d.kind = VEIL_D2D_INCOMING;
+		memcpy(d.peer, mb.sender, VEIL_ID_LEN);
+		d.msg_id = mb.msg_id;
+		d.created_ms = meta.created_at_ms;
+		d.type = type;
+		d.body = body.p;
+		d.body_len = body.len;
+		d.nonce = mb.nonce;
+		int r = md_reflect(m, s->c, &d, 1);
+		if (r != 0) {
+			rc = r; /* not acked: the server delivers it again */
+			goto out;
+		}
+	}
+	if (rc == VEIL_EEXIST)
+		goto done; /* the same message ID again: a resend; shown once already */
 	if (type == VEIL_E2E_DELIVERY_RECEIPT) {
 		/* Receipts for messages we did not log (or never sent) change nothing. */
 		for (size_t i = 0; i < nids; i++)
@@ -968,6 +1121,8 @@ out:
 	return rc;
 }
 
+static int md_inbox(struct recv_state *s);
+
 /* Waits a little for the server's acks of the receipts we sent. */
 static void flush_receipts(struct recv_state *s, uint8_t *buf)
 {
@@ -979,9 +1134,171 @@ static void flush_receipts(struct recv_state *s, uint8_t *buf)
 		uint64_t l = veil_msgr_left_ms(deadline);
 		if (l == 0 || veil_conn_recv_payload(s->c, (int)l, &type, buf, &n) != 0)
 			return;
+		if (type == VEIL_CONN_D2M && md_inbox(s) != 0)
+			return;
 		if (type == VEIL_CSP_OUTGOING_ACK && veil_csp_ack_parse(buf, n, to, &id) == 0)
 			pending_done(s, to, id);
 	}
+}
+
+/* --- multi-device: what the mediator delivers --- */
+
+/* Applies one reflected envelope from another device; 0 or a storage error. */
+static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
+{
+	struct veil_msgr *m = s->m;
+	struct veil_msgr_event ev;
+	uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS_IN];
+	size_t nids = 0;
+	int rc;
+
+	memset(&ev, 0, sizeof ev);
+	ev.kind = VEIL_MSGR_EV_MESSAGE;
+	ev.other_device = 1;
+	ev.msg_id = d->msg_id;
+	ev.date_ms = d->created_ms;
+	ev.type = d->type;
+	ev.body = d->body;
+	ev.body_len = d->body_len;
+	if (d->kind == VEIL_D2D_INCOMING && !d->group) {
+		struct veil_log_entry e = {.dir = VEIL_LOG_IN,
+		                           .msg_id = d->msg_id,
+		                           .date_ms = d->created_ms,
+		                           .type = d->type,
+		                           .body = d->body,
+		                           .body_len = d->body_len};
+		memcpy(e.peer, d->peer, VEIL_ID_LEN);
+		memcpy(ev.from, d->peer, VEIL_ID_LEN);
+		if (d->type == VEIL_E2E_TEXT &&
+		    veil_e2e_text_decode(d->body, d->body_len, &ev.text, &ev.text_len) != 0)
+			e.status = VEIL_LOG_RAW;
+		if (d->type == VEIL_E2E_DELIVERY_RECEIPT) {
+			if (veil_e2e_receipt_decode(d->body, d->body_len, &ev.status, ids,
+			                            VEIL_ARRAY_LEN(ids), &nids) != 0)
+				e.status = VEIL_LOG_RAW;
+			ev.n_ids = nids;
+			memcpy(ev.ids, ids,
+			       (nids < VEIL_MSGR_EV_MAX_IDS ? nids : VEIL_MSGR_EV_MAX_IDS) * 8);
+		}
+		rc = veil_profile_log_add(&m->prof, &e, d->nonce);
+		if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
+			return 0; /* reflected twice (a leader that resent it): shown once */
+		if (rc != 0)
+			return veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+		for (size_t i = 0; i < nids && e.status == 0; i++)
+			if (veil_profile_log_set_status(&m->prof, d->peer, ids[i], ev.status) != 0)
+				continue;
+		struct veil_contact peer;
+		if (veil_profile_contact_get(&m->prof, d->peer, &peer) == 0 && peer.nickname[0])
+			ev.nickname = peer.nickname;
+		emit(s, &ev);
+		return 0;
+	}
+	if (d->kind == VEIL_D2D_OUTGOING && !d->group) {
+		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
+		                           .msg_id = d->msg_id,
+		                           .date_ms = d->created_ms,
+		                           .type = d->type,
+		                           .body = d->body,
+		                           .body_len = d->body_len};
+		memcpy(e.peer, d->peer, VEIL_ID_LEN);
+		/* Our own nonces: a copy replayed to us later is refused. */
+		for (size_t i = 0; i < d->n_nonces; i++) {
+			rc = veil_profile_nonce_add(&m->prof, d->nonces[i]);
+			if (rc != 0 && rc != VEIL_EREPLAY)
+				return veil_msgr_fail(m, rc, "cannot store a nonce: %s",
+				                      veil_strerror(rc));
+		}
+		rc = veil_profile_log_add(&m->prof, &e, NULL);
+		if (rc == VEIL_EEXIST)
+			return 0;
+		if (rc != 0)
+			return veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+		ev.outgoing = 1;
+		memcpy(ev.from, m->prof.id, VEIL_ID_LEN);
+		memcpy(ev.to, d->peer, VEIL_ID_LEN);
+		if (d->type == VEIL_E2E_TEXT &&
+		    veil_e2e_text_decode(d->body, d->body_len, &ev.text, &ev.text_len) != 0)
+			ev.text = NULL;
+		emit(s, &ev);
+		return 0;
+	}
+	/*
+	 * Sent ticks change nothing here (the log has no "acknowledged by the
+	 * server" state apart from "sent"); read marks, group conversations and
+	 * the sync messages are not applied by this client yet: acked, not
+	 * shown.
+	 */
+	return 0;
+}
+
+/* One reflected container: open, apply, then ack it (unless ephemeral). */
+static int md_reflected(struct recv_state *s, const uint8_t *p, size_t n)
+{
+	struct veil_msgr *m = s->m;
+	struct veil_md_reflect r;
+	struct veil_d2d_msg d;
+	struct veil_buf ack;
+	void *env = NULL;
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	int rc = 0;
+
+	if (veil_md_reflected_parse(&r, p, n) != 0) {
+		emit_error(s, NULL, 0, VEIL_EPROTO, "malformed reflected message from the mediator");
+		return 0; /* no ID to ack it with: the mediator sends it again next time */
+	}
+	const struct veil_md_keys *k = veil_conn_md_keys(s->c);
+	struct veil_md_envelope_info info;
+	if ((plain = malloc(r.envelope_len + 1)) == NULL)
+		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
+	if (veil_md_envelope_open(plain, &plen, &info, k, r.envelope, r.envelope_len) != 0 ||
+	    veil_d2d_decode(&env, &d, plain, plen) != 0)
+		emit_error(s, NULL, 0, VEIL_ECRYPTO,
+		           "a reflected message from another device cannot be read; dropped");
+	else if (d.device_id != m->prof.md_device_id)
+		rc = md_apply(s, &d);
+	veil_d2d_free(env);
+	sodium_memzero(plain, plen);
+	free(plain);
+	if (rc != 0)
+		return rc; /* not stored, so not acked: the mediator keeps it */
+	if (r.flags & VEIL_MD_FLAG_EPHEMERAL)
+		return 0;
+	veil_buf_init(&ack, VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_ACK_LEN);
+	if ((rc = veil_md_reflected_ack_encode(&ack, r.id)) == 0)
+		rc = veil_conn_md_send(s->c, ack.p, ack.len);
+	veil_buf_release(&ack);
+	return rc;
+}
+
+/* Handles every D2M message waiting in the connection's inbox. */
+static int md_inbox(struct recv_state *s)
+{
+	uint8_t type, *p;
+	size_t n;
+	int rc = 0, leader = 0;
+	while (rc == 0 && veil_conn_md_take(s->c, &type, &p, &n) == 0) {
+		switch (type) {
+		case VEIL_MD_REFLECTED: rc = md_reflected(s, p, n); break;
+		case VEIL_MD_REFLECTION_QUEUE_DRY:
+			s->md_dry = 1;
+			s->md_dry_at = veil_mono_ms();
+			break;
+		default: break; /* answers nobody waits for any more, transaction notices */
+		}
+		free(p);
+	}
+	if (rc != 0)
+		return rc;
+	(void)veil_conn_md_state(s->c, NULL, &leader, NULL);
+	if (leader && !s->md_unblocked) {
+		/* Promoted: from now on the chat service delivers to this device. */
+		if ((rc = veil_conn_send_payload(s->c, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0)) != 0)
+			return rc;
+		s->md_unblocked = 1;
+	}
+	return 0;
 }
 
 /*
@@ -993,6 +1310,7 @@ static void flush_receipts(struct recv_state *s, uint8_t *buf)
 static int rx_payload(struct recv_state *s, uint8_t type, const uint8_t *buf, size_t n)
 {
 	switch (type) {
+	case VEIL_CONN_D2M: return md_inbox(s);
 	case VEIL_CSP_INCOMING_MESSAGE: return handle_incoming(s, buf, n);
 	case VEIL_CSP_QUEUE_SEND_COMPLETE: s->drained = 1; break;
 	case VEIL_CSP_OUTGOING_ACK: {
@@ -1032,6 +1350,8 @@ static int rx_dropped(struct recv_state *s, int rc)
 	}
 	veil_conn_close(s->c);
 	s->npending = 0; /* acks of the old connection will not come */
+	s->md_dry = 0;
+	s->md_unblocked = 0;
 	return again;
 }
 
@@ -1067,7 +1387,21 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 	while (!s->stop) {
 		uint8_t type;
 		size_t n;
+		/*
+		 * Through the mediator, a device that is not promoted soon after
+		 * its reflection queue ran dry does not lead: another device
+		 * receives from the chat service and reflects, and what was
+		 * reflected to us is all there is.
+		 */
+		int md_waiting = c->md != NULL && !drained && s->md_dry && !s->md_unblocked;
+		if (md_waiting && veil_msgr_left_ms(s->md_dry_at + MD_PROMOTE_WAIT_MS) == 0) {
+			drained = 1;
+			deadline = veil_mono_ms() + (uint64_t)wait_s * 1000u;
+			md_waiting = 0;
+		}
 		uint64_t l = veil_msgr_left_ms(deadline);
+		if (md_waiting && veil_msgr_left_ms(s->md_dry_at + MD_PROMOTE_WAIT_MS) < l)
+			l = veil_msgr_left_ms(s->md_dry_at + MD_PROMOTE_WAIT_MS);
 		if (l == 0) {
 			rc = VEIL_ETIMEOUT;
 		} else {
@@ -1078,6 +1412,8 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
 				rc = 0;
 				break;
 			}
+			if (md_waiting)
+				continue;
 			rc = veil_msgr_fail(m, rc, "the server did not deliver its queue in time");
 			goto out;
 		}
@@ -1219,6 +1555,14 @@ void veil_msgr_session_stop(struct veil_msgr *m)
 	veil_conn_close(&ss->conn);
 	free(ss);
 	m->session = NULL;
+}
+
+void veil_msgr_d2m_discard_int(struct veil_conn *c)
+{
+	uint8_t type, *p;
+	size_t n;
+	while (veil_conn_md_take(c, &type, &p, &n) == 0)
+		free(p);
 }
 
 struct veil_conn *veil_msgr_session_conn_int(struct veil_msgr *m)

@@ -17,6 +17,7 @@
 
 #include "veil/client.h"
 
+#define MD_FILE "md.json"
 #define KEY_FILE "key"
 #define PROFILE_FILE "profile.json"
 #define DB_FILE "veil.db"
@@ -223,6 +224,7 @@ int veil_profile_init(struct veil_profile *p, const char *home)
 
 void veil_profile_release(struct veil_profile *p)
 {
+	sodium_memzero(p->md_dgk, sizeof p->md_dgk);
 	if (p->db != NULL)
 		sqlite3_close_v2(p->db);
 	p->db = NULL;
@@ -329,6 +331,33 @@ out:
 	return rc;
 }
 
+int veil_profile_md_save(struct veil_profile *p)
+{
+	char dgk[VEIL_HEX_LEN(VEIL_MD_DGK_LEN)], did[17], cdid[17];
+	int rc = VEIL_ENOMEM;
+	if (veil_hex_encode(dgk, sizeof dgk, p->md_dgk, VEIL_MD_DGK_LEN) != 0)
+		return VEIL_EINVAL;
+	/* IDs as hex strings: JSON numbers lose bits above 2^53 in many readers. */
+	snprintf(did, sizeof did, "%016llx", (unsigned long long)p->md_device_id);
+	snprintf(cdid, sizeof cdid, "%016llx", (unsigned long long)p->md_csp_device_id);
+	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:s, s:s}", "version", 1, "dgk", dgk,
+	                      "device_id", did, "csp_device_id", cdid, "registered",
+	                      p->md_registered, "mediator_url", p->md_url, "label", p->md_label);
+	sodium_memzero(dgk, sizeof dgk);
+	if (o == NULL)
+		return VEIL_ENOMEM;
+	char *js = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(o);
+	if (js != NULL) {
+		rc = write_atomic(p->home, MD_FILE, js, strlen(js), 0600);
+		sodium_memzero(js, strlen(js));
+		free(js);
+	}
+	if (rc == 0)
+		p->md = 1;
+	return rc;
+}
+
 static int json_hex(json_t *o, const char *key, uint8_t *out, size_t n)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -344,6 +373,45 @@ static int json_str(json_t *o, const char *key, char *out, size_t cap)
 		return VEIL_EPROTO;
 	int n = snprintf(out, cap, "%s", s);
 	return n < 0 || (size_t)n >= cap ? VEIL_ELIMIT : 0;
+}
+
+static int json_u64hex(json_t *o, const char *key, uint64_t *out)
+{
+	uint8_t b[8];
+	const char *s = json_string_value(json_object_get(o, key));
+	if (s == NULL || strlen(s) != 16 || veil_hex_decode(b, 8, s, 16) != 0)
+		return VEIL_EPROTO;
+	*out = 0;
+	for (int i = 0; i < 8; i++)
+		*out = *out << 8 | b[i];
+	return 0;
+}
+
+/* Loads md.json if there is one (a single-device profile has none). */
+static int md_load(struct veil_profile *p)
+{
+	char buf[PROFILE_JSON_MAX];
+	size_t len = 0;
+	int rc = read_small(p->home, MD_FILE, buf, sizeof buf, &len, 1);
+	if (rc == VEIL_ENOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+	sodium_memzero(buf, sizeof buf);
+	if (o == NULL || !json_is_object(o) ||
+	    (rc = json_hex(o, "dgk", p->md_dgk, VEIL_MD_DGK_LEN)) != 0 ||
+	    (rc = json_u64hex(o, "device_id", &p->md_device_id)) != 0 ||
+	    (rc = json_u64hex(o, "csp_device_id", &p->md_csp_device_id)) != 0 ||
+	    (rc = json_str(o, "mediator_url", p->md_url, sizeof p->md_url)) != 0 ||
+	    (rc = json_str(o, "label", p->md_label, sizeof p->md_label)) != 0) {
+		json_decref(o);
+		return rc != 0 ? rc : VEIL_EPROTO;
+	}
+	p->md_registered = json_is_true(json_object_get(o, "registered"));
+	p->md = 1;
+	json_decref(o);
+	return 0;
 }
 
 int veil_profile_open(struct veil_profile *p, const char *home)
@@ -395,7 +463,8 @@ int veil_profile_open(struct veil_profile *p, const char *home)
 		rc = VEIL_EPROTO;
 		goto out;
 	}
-	rc = db_open(p);
+	if ((rc = db_open(p)) == 0)
+		rc = md_load(p);
 out:
 	sodium_memzero(keyhex, sizeof keyhex);
 	json_decref(o);

@@ -210,6 +210,15 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 			                   "provisioning document has a bad blob entry");
 		goto out;
 	}
+	json_t *med = json_object_get(root, "mediator");
+	if (med != NULL &&
+	    (!json_is_object(med) ||
+	     (rc = json_str(med, "url", out->mediator_url, VEIL_DIR_MAX_URL, 1)) != 0)) {
+		if (rc == 0)
+			rc = veil_dir_fail(VEIL_EPROTO,
+			                   "provisioning document has a bad mediator entry");
+		goto out;
+	}
 	if (pin_csp_pk != NULL && veil_memcmp(pin_csp_pk, out->csp_pk, sizeof out->csp_pk)) {
 		rc = veil_dir_fail(VEIL_EKEY, "chat server key differs from the pinned key");
 		goto out;

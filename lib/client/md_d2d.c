@@ -1,0 +1,225 @@
+/*
+ * The D2D messages a device reflects to the others of its group: incoming
+ * and outgoing messages and their updates (md-d2d.proto's Envelope), to
+ * and from the flat struct veil_d2d_msg of md_int.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_int.h"
+#include "proto/md-d2d.pb-c.h"
+
+static void id_str(char out[VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
+{
+	memcpy(out, id, VEIL_ID_LEN);
+	out[VEIL_ID_LEN] = 0;
+}
+
+int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t device_id)
+{
+	D2d__Envelope env = D2D__ENVELOPE__INIT;
+	D2d__ConversationId conv = D2D__CONVERSATION_ID__INIT;
+	Common__GroupIdentity gid = COMMON__GROUP_IDENTITY__INIT;
+	D2d__IncomingMessage in = D2D__INCOMING_MESSAGE__INIT;
+	D2d__OutgoingMessage og = D2D__OUTGOING_MESSAGE__INIT;
+	D2d__OutgoingMessageUpdate ou = D2D__OUTGOING_MESSAGE_UPDATE__INIT;
+	D2d__OutgoingMessageUpdate__Update ouu = D2D__OUTGOING_MESSAGE_UPDATE__UPDATE__INIT;
+	D2d__OutgoingMessageUpdate__Sent sent = D2D__OUTGOING_MESSAGE_UPDATE__SENT__INIT;
+	D2d__OutgoingMessageUpdate__Update *oup = &ouu;
+	D2d__IncomingMessageUpdate iu = D2D__INCOMING_MESSAGE_UPDATE__INIT;
+	D2d__IncomingMessageUpdate__Update iuu = D2D__INCOMING_MESSAGE_UPDATE__UPDATE__INIT;
+	D2d__IncomingMessageUpdate__Read rd = D2D__INCOMING_MESSAGE_UPDATE__READ__INIT;
+	D2d__IncomingMessageUpdate__Update *iup = &iuu;
+	ProtobufCBinaryData nonces[VEIL_D2D_MAX_NONCES];
+	char peer[VEIL_ID_LEN + 1], creator[VEIL_ID_LEN + 1];
+
+	if (m->n_nonces > VEIL_D2D_MAX_NONCES)
+		return VEIL_ELIMIT;
+	id_str(peer, m->peer);
+	id_str(creator, m->group_creator);
+	if (m->group) {
+		gid.has_group_id = 1;
+		gid.group_id = m->group_id;
+		gid.creator_identity = creator;
+		conv.id_case = D2D__CONVERSATION_ID__ID_GROUP;
+		conv.group = &gid;
+	} else {
+		conv.id_case = D2D__CONVERSATION_ID__ID_CONTACT;
+		conv.contact = peer;
+	}
+	env.has_device_id = 1;
+	env.device_id = device_id;
+	env.has_protocol_version = 1;
+	env.protocol_version = VEIL_MD_D2D_VERSION;
+	switch (m->kind) {
+	case VEIL_D2D_INCOMING:
+		in.sender_identity = peer;
+		in.has_message_id = in.has_created_at = in.has_type = in.has_body = 1;
+		in.message_id = m->msg_id;
+		in.created_at = m->created_ms;
+		in.type = (Common__CspE2eMessageType)m->type;
+		in.body.data = (uint8_t *)m->body;
+		in.body.len = m->body_len;
+		if (m->nonce != NULL) {
+			in.has_nonce = 1;
+			in.nonce.data = (uint8_t *)m->nonce;
+			in.nonce.len = VEIL_NONCE_LEN;
+		}
+		env.content_case = D2D__ENVELOPE__CONTENT_INCOMING_MESSAGE;
+		env.incoming_message = &in;
+		break;
+	case VEIL_D2D_OUTGOING:
+		og.conversation = &conv;
+		og.has_message_id = og.has_created_at = og.has_type = og.has_body = 1;
+		og.message_id = m->msg_id;
+		og.created_at = m->created_ms;
+		og.type = (Common__CspE2eMessageType)m->type;
+		og.body.data = (uint8_t *)m->body;
+		og.body.len = m->body_len;
+		for (size_t i = 0; i < m->n_nonces; i++) {
+			nonces[i].data = (uint8_t *)m->nonces[i];
+			nonces[i].len = VEIL_NONCE_LEN;
+		}
+		og.n_nonces = m->n_nonces;
+		og.nonces = nonces;
+		env.content_case = D2D__ENVELOPE__CONTENT_OUTGOING_MESSAGE;
+		env.outgoing_message = &og;
+		break;
+	case VEIL_D2D_SENT:
+		ouu.conversation = &conv;
+		ouu.has_message_id = 1;
+		ouu.message_id = m->msg_id;
+		ouu.update_case = D2D__OUTGOING_MESSAGE_UPDATE__UPDATE__UPDATE_SENT;
+		ouu.sent = &sent;
+		ou.n_updates = 1;
+		ou.updates = &oup;
+		env.content_case = D2D__ENVELOPE__CONTENT_OUTGOING_MESSAGE_UPDATE;
+		env.outgoing_message_update = &ou;
+		break;
+	case VEIL_D2D_READ:
+		iuu.conversation = &conv;
+		iuu.has_message_id = 1;
+		iuu.message_id = m->msg_id;
+		rd.has_at = 1;
+		rd.at = m->at_ms;
+		iuu.update_case = D2D__INCOMING_MESSAGE_UPDATE__UPDATE__UPDATE_READ;
+		iuu.read = &rd;
+		iu.n_updates = 1;
+		iu.updates = &iup;
+		env.content_case = D2D__ENVELOPE__CONTENT_INCOMING_MESSAGE_UPDATE;
+		env.incoming_message_update = &iu;
+		break;
+	default: return VEIL_EINVAL;
+	}
+	size_t n = d2d__envelope__get_packed_size(&env);
+	if (n > VEIL_MD_ENVELOPE_PLAIN_MAX - VEIL_MD_PAD_MAX - 3)
+		return VEIL_ELIMIT;
+	int rc = veil_buf_reserve(out, n);
+	if (rc != 0)
+		return rc;
+	d2d__envelope__pack(&env, out->p + out->len);
+	out->len += n;
+	return 0;
+}
+
+static int parse_id(uint8_t out[static VEIL_ID_LEN], const char *s)
+{
+	return s != NULL && strlen(s) == VEIL_ID_LEN && veil_id_parse(out, s) == 0 ? 0
+	                                                                          : VEIL_EPROTO;
+}
+
+static int parse_conv(struct veil_d2d_msg *m, const D2d__ConversationId *c)
+{
+	if (c == NULL)
+		return VEIL_EPROTO;
+	if (c->id_case == D2D__CONVERSATION_ID__ID_CONTACT)
+		return parse_id(m->peer, c->contact);
+	if (c->id_case == D2D__CONVERSATION_ID__ID_GROUP && c->group != NULL &&
+	    c->group->has_group_id) {
+		m->group = 1;
+		m->group_id = c->group->group_id;
+		return parse_id(m->group_creator, c->group->creator_identity);
+	}
+	/* Distribution lists: this client has none. */
+	m->kind = VEIL_D2D_OTHER;
+	return 0;
+}
+
+int veil_d2d_decode(void **envp, struct veil_d2d_msg *m, const uint8_t *plain, size_t len)
+{
+	memset(m, 0, sizeof *m);
+	*envp = NULL;
+	D2d__Envelope *env = d2d__envelope__unpack(NULL, len, plain);
+	if (env == NULL)
+		return VEIL_EPROTO;
+	*envp = env;
+	m->device_id = env->has_device_id ? env->device_id : 0;
+	switch (env->content_case) {
+	case D2D__ENVELOPE__CONTENT_INCOMING_MESSAGE: {
+		const D2d__IncomingMessage *in = env->incoming_message;
+		m->kind = VEIL_D2D_INCOMING;
+		if (parse_id(m->peer, in->sender_identity) != 0 || !in->has_message_id ||
+		    !in->has_type || (unsigned)in->type > 0xff ||
+		    (in->has_nonce && in->nonce.len != VEIL_NONCE_LEN))
+			return VEIL_EPROTO;
+		m->msg_id = in->message_id;
+		m->created_ms = in->created_at;
+		m->type = (uint8_t)in->type;
+		m->body = in->body.data;
+		m->body_len = in->has_body ? in->body.len : 0;
+		m->nonce = in->has_nonce ? in->nonce.data : NULL;
+		return 0;
+	}
+	case D2D__ENVELOPE__CONTENT_OUTGOING_MESSAGE: {
+		const D2d__OutgoingMessage *og = env->outgoing_message;
+		m->kind = VEIL_D2D_OUTGOING;
+		if (!og->has_message_id || !og->has_type || (unsigned)og->type > 0xff ||
+		    og->n_nonces > VEIL_D2D_MAX_NONCES)
+			return VEIL_EPROTO;
+		m->msg_id = og->message_id;
+		m->created_ms = og->created_at;
+		m->type = (uint8_t)og->type;
+		m->body = og->body.data;
+		m->body_len = og->has_body ? og->body.len : 0;
+		for (size_t i = 0; i < og->n_nonces; i++) {
+			if (og->nonces[i].len != VEIL_NONCE_LEN)
+				return VEIL_EPROTO;
+			m->nonces[i] = og->nonces[i].data;
+		}
+		m->n_nonces = og->n_nonces;
+		return parse_conv(m, og->conversation);
+	}
+	case D2D__ENVELOPE__CONTENT_OUTGOING_MESSAGE_UPDATE: {
+		const D2d__OutgoingMessageUpdate *ou = env->outgoing_message_update;
+		/* Only the first update is used: this client reflects one at a time. */
+		if (ou->n_updates == 0 || !ou->updates[0]->has_message_id)
+			return VEIL_EPROTO;
+		m->kind = ou->updates[0]->update_case ==
+		                  D2D__OUTGOING_MESSAGE_UPDATE__UPDATE__UPDATE_SENT
+		              ? VEIL_D2D_SENT
+		              : VEIL_D2D_OTHER;
+		m->msg_id = ou->updates[0]->message_id;
+		return parse_conv(m, ou->updates[0]->conversation);
+	}
+	case D2D__ENVELOPE__CONTENT_INCOMING_MESSAGE_UPDATE: {
+		const D2d__IncomingMessageUpdate *iu = env->incoming_message_update;
+		if (iu->n_updates == 0 || !iu->updates[0]->has_message_id)
+			return VEIL_EPROTO;
+		const D2d__IncomingMessageUpdate__Update *u = iu->updates[0];
+		m->kind = u->update_case == D2D__INCOMING_MESSAGE_UPDATE__UPDATE__UPDATE_READ
+		              ? VEIL_D2D_READ
+		              : VEIL_D2D_OTHER;
+		m->msg_id = u->message_id;
+		if (m->kind == VEIL_D2D_READ && u->read->has_at)
+			m->at_ms = u->read->at;
+		return parse_conv(m, u->conversation);
+	}
+	default: m->kind = VEIL_D2D_OTHER; return 0;
+	}
+}
+
+void veil_d2d_free(void *env)
+{
+	if (env != NULL)
+		d2d__envelope__free_unpacked(env, NULL);
+}

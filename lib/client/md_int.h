@@ -1,0 +1,56 @@
+/*
+ * Internal interface of the messenger's multi-device part: the D2D
+ * messages a device reflects (lib/client/md_d2d.c). Not installed.
+ */
+#ifndef VEIL_CLIENT_MD_INT_H
+#define VEIL_CLIENT_MD_INT_H
+
+#include "veil/client.h"
+
+enum veil_d2d_kind {
+	VEIL_D2D_OTHER = 0,    /* a content this client does not handle (ack it) */
+	VEIL_D2D_INCOMING = 1, /* d2d.IncomingMessage: the leader received it */
+	VEIL_D2D_OUTGOING = 2, /* d2d.OutgoingMessage: another device sent it */
+	VEIL_D2D_SENT = 3,     /* d2d.OutgoingMessageUpdate.sent: the server acked it */
+	VEIL_D2D_READ = 4,     /* d2d.IncomingMessageUpdate.read: read on another device */
+};
+
+#define VEIL_D2D_MAX_NONCES 256
+
+/*
+ * One reflected message, flattened. Pointers point into the caller's
+ * buffers when encoding and into the unpacked envelope when decoding.
+ * peer is the sender of an incoming message and the conversation's
+ * contact otherwise; group is set (with creator and id) for a group
+ * conversation.
+ */
+struct veil_d2d_msg {
+	int kind;
+	uint64_t device_id; /* the device that reflected it (decoding only) */
+	uint8_t peer[VEIL_ID_LEN];
+	int group;
+	uint8_t group_creator[VEIL_ID_LEN];
+	uint64_t group_id;
+	uint64_t msg_id;
+	uint64_t created_ms;
+	uint8_t type;
+	const uint8_t *body;
+	size_t body_len;
+	const uint8_t *nonce; /* incoming: the sender's CSP nonce, or NULL */
+	const uint8_t *nonces[VEIL_D2D_MAX_NONCES]; /* outgoing: one CSP nonce per receiver */
+	size_t n_nonces;
+	uint64_t at_ms; /* read: when */
+};
+
+/* Serialises m as a d2d.Envelope from device_id (without padding: sealing adds it). */
+int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t device_id);
+/*
+ * Parses a d2d.Envelope. *env receives the unpacked envelope, which m
+ * points into: release it with veil_d2d_free. VEIL_EPROTO if it does not
+ * parse or a field is malformed (an ID that is not 8 characters, a nonce
+ * that is not 24 bytes); an unknown content is kind VEIL_D2D_OTHER.
+ */
+int veil_d2d_decode(void **env, struct veil_d2d_msg *m, const uint8_t *plain, size_t len);
+void veil_d2d_free(void *env);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * Multi-device on the client side, end to end on loopback through veild's
+ * mediator, with libveil's messenger as the devices: one identity with
+ * three devices (the first made a device group, the others joined from
+ * its export), and a peer with a single device. Each device is its own
+ * profile directory, as on separate machines; they run one after another
+ * (connect, do the job, disconnect), so the leader is whichever device is
+ * connected.
+ */
+#include "harness.h"
+#include "veil/client.h"
+
+static struct it_server srv;
+static char tmp[256];
+
+struct dev {
+	struct veil_msgr m;
+	char home[320];
+};
+static struct dev a1, a2, a3, peer;
+
+#define MAX_SEEN 32
+struct seen {
+	size_t n;
+	struct {
+		char text[128];
+		int outgoing, other_device;
+		uint8_t from[VEIL_ID_LEN], to[VEIL_ID_LEN];
+	} e[MAX_SEEN];
+};
+
+static int on_event(const struct veil_msgr_event *ev, void *ctx)
+{
+	struct seen *s = ctx;
+	if (ev->kind != VEIL_MSGR_EV_MESSAGE || ev->text == NULL || s->n == MAX_SEEN)
+		return 0;
+	snprintf(s->e[s->n].text, sizeof s->e[s->n].text, "%.*s", (int)ev->text_len, ev->text);
+	s->e[s->n].outgoing = ev->outgoing;
+	s->e[s->n].other_device = ev->other_device;
+	memcpy(s->e[s->n].from, ev->from, VEIL_ID_LEN);
+	memcpy(s->e[s->n].to, ev->to, VEIL_ID_LEN);
+	s->n++;
+	return 0;
+}
+
+static int find(const struct seen *s, const char *text)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->e[i].text, text) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int recv_all(struct dev *d, struct seen *s)
+{
+	memset(s, 0, sizeof *s);
+	int rc = veil_msgr_receive(&d->m, 0, on_event, s);
+	if (rc != 0)
+		fprintf(stderr, "receive on %s: %s\n", d->home, d->m.errtext);
+	return rc;
+}
+
+static int send_text(struct dev *d, struct dev *to, const char *text)
+{
+	uint64_t id;
+	int rc = veil_msgr_send_text(&d->m, to->m.prof.id, text, strlen(text), &id);
+	if (rc != 0)
+		fprintf(stderr, "send from %s: %s\n", d->home, d->m.errtext);
+	return rc;
+}
+
+static int join(struct dev *d, const char *label)
+{
+	struct veil_md_join j;
+	snprintf(d->home, sizeof d->home, "%s/%s", tmp, label);
+	int rc = veil_msgr_md_export(&a1.m, &j);
+	if (rc == 0)
+		rc = veil_msgr_join(&d->m, d->home, srv.http_url, NULL, &j, label);
+	veil_md_join_release(&j);
+	if (rc != 0)
+		fprintf(stderr, "join %s: %s\n", label, d->m.errtext);
+	return rc;
+}
+
+static int t_setup(void)
+{
+	snprintf(a1.home, sizeof a1.home, "%s/a1", tmp);
+	snprintf(peer.home, sizeof peer.home, "%s/peer", tmp);
+	IT_CHECK(veil_msgr_init(&a1.m, a1.home, srv.http_url, NULL, "Alice") == 0);
+	IT_CHECK(veil_msgr_init(&peer.m, peer.home, srv.http_url, NULL, "Peter") == 0);
+	IT_CHECK(veil_msgr_md_enable(&a1.m, "desktop") == 0);
+	IT_CHECK(a1.m.prof.md && a1.m.prof.md_registered);
+	IT_CHECK(join(&a2, "phone") == 0);
+	IT_CHECK(join(&a3, "laptop") == 0);
+	IT_CHECK(memcmp(a2.m.prof.id, a1.m.prof.id, VEIL_ID_LEN) == 0);
+	IT_CHECK(a2.m.prof.md_device_id != a1.m.prof.md_device_id);
+	/* Register the two new devices' slots. */
+	struct seen s;
+	IT_CHECK(recv_all(&a2, &s) == 0 && a2.m.prof.md_registered);
+	IT_CHECK(recv_all(&a3, &s) == 0 && a3.m.prof.md_registered);
+	return 0;
+}
+
+/* A message from the peer: the leader receives and reflects it; the others get it reflected. */
+static int t_incoming_reaches_every_device(void)
+{
+	struct seen s1, s2, s3;
+	IT_CHECK(send_text(&peer, &a1, "hello all") == 0);
+	IT_CHECK(recv_all(&a1, &s1) == 0);
+	int i = find(&s1, "hello all");
+	IT_CHECK(i >= 0 && !s1.e[i].other_device && !s1.e[i].outgoing);
+	IT_CHECK(recv_all(&a2, &s2) == 0);
+	i = find(&s2, "hello all");
+	IT_CHECK(i >= 0 && s2.e[i].other_device);
+	IT_CHECK(memcmp(s2.e[i].from, peer.m.prof.id, VEIL_ID_LEN) == 0);
+	IT_CHECK(recv_all(&a3, &s3) == 0 && find(&s3, "hello all") >= 0);
+	/* Nothing twice: a second receive on device 2 shows nothing new. */
+	IT_CHECK(recv_all(&a2, &s2) == 0 && find(&s2, "hello all") < 0);
+	return 0;
+}
+
+/* A message sent on device 2 reaches the peer and shows as outgoing on devices 1 and 3. */
+static int t_outgoing_shows_on_other_devices(void)
+{
+	struct seen sp, s1, s3;
+	IT_CHECK(send_text(&a2, &peer, "from the phone") == 0);
+	IT_CHECK(recv_all(&peer, &sp) == 0);
+	int i = find(&sp, "from the phone");
+	IT_CHECK(i >= 0 && memcmp(sp.e[i].from, a1.m.prof.id, VEIL_ID_LEN) == 0);
+	IT_CHECK(recv_all(&a1, &s1) == 0);
+	i = find(&s1, "from the phone");
+	IT_CHECK(i >= 0 && s1.e[i].outgoing && s1.e[i].other_device);
+	IT_CHECK(memcmp(s1.e[i].to, peer.m.prof.id, VEIL_ID_LEN) == 0);
+	IT_CHECK(recv_all(&a3, &s3) == 0 && find(&s3, "from the phone") >= 0);
+	return 0;
+}
+
+/* The message log of a device that was offline holds what the others did meanwhile. */
+static int log_has(struct dev *d, int dir, const char *text);
+struct log_find {
+	int dir;
+	const char *text;
+	int found;
+};
+static int log_cb(const struct veil_log_entry *e, void *ctx)
+{
+	struct log_find *f = ctx;
+	const char *t;
+	size_t n;
+	if (e->dir == f->dir && e->type == VEIL_E2E_TEXT &&
+	    veil_e2e_text_decode(e->body, e->body_len, &t, &n) == 0 && n == strlen(f->text) &&
+	    memcmp(t, f->text, n) == 0)
+		f->found++;
+	return 0;
+}
+static int log_has(struct dev *d, int dir, const char *text)
+{
+	struct log_find f = {.dir = dir, .text = text};
+	if (veil_profile_log_list(&d->m.prof, NULL, log_cb, &f) != 0)
+		return -1;
+	return f.found;
+}
+
+static int t_logs_agree(void)
+{
+	IT_CHECK(log_has(&a1, VEIL_LOG_IN, "hello all") == 1);
+	IT_CHECK(log_has(&a2, VEIL_LOG_IN, "hello all") == 1);
+	IT_CHECK(log_has(&a3, VEIL_LOG_IN, "hello all") == 1);
+	IT_CHECK(log_has(&a1, VEIL_LOG_OUT, "from the phone") == 1);
+	IT_CHECK(log_has(&a2, VEIL_LOG_OUT, "from the phone") == 1);
+	IT_CHECK(log_has(&a3, VEIL_LOG_OUT, "from the phone") == 1);
+	return 0;
+}
+
+struct devlist {
+	int n, self;
+	char labels[8][VEIL_MD_INFO_STR_MAX + 1];
+	uint64_t ids[8];
+};
+static int dev_cb(const struct veil_device *d, void *ctx)
+{
+	struct devlist *l = ctx;
+	if (l->n < 8) {
+		snprintf(l->labels[l->n], sizeof l->labels[l->n], "%s", d->label);
+		l->ids[l->n] = d->device_id;
+		l->self += d->self;
+		l->n++;
+	}
+	return 0;
+}
+static int has_label(const struct devlist *l, const char *label)
+{
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->labels[i], label) == 0)
+			return 1;
+	return 0;
+}
+
+static int t_devices_list_rename_drop(void)
+{
+	struct devlist l;
+	memset(&l, 0, sizeof l);
+	IT_CHECK(veil_msgr_devices(&a1.m, dev_cb, &l) == 0);
+	IT_CHECK(l.n == 3 && l.self == 1);
+	IT_CHECK(has_label(&l, "desktop") && has_label(&l, "phone") && has_label(&l, "laptop"));
+	IT_CHECK(veil_msgr_device_rename(&a2.m, "old phone") == 0);
+	memset(&l, 0, sizeof l);
+	IT_CHECK(veil_msgr_devices(&a1.m, dev_cb, &l) == 0);
+	IT_CHECK(has_label(&l, "old phone") && !has_label(&l, "phone"));
+	/* Dropping yourself is refused; dropping device 3 from device 1 works. */
+	IT_CHECK(veil_msgr_device_drop(&a1.m, a1.m.prof.md_device_id) == VEIL_EINVAL);
+	IT_CHECK(veil_msgr_device_drop(&a1.m, a3.m.prof.md_device_id) == 0);
+	memset(&l, 0, sizeof l);
+	IT_CHECK(veil_msgr_devices(&a1.m, dev_cb, &l) == 0);
+	IT_CHECK(l.n == 2 && !has_label(&l, "laptop"));
+	/* The dropped device can no longer connect (its slot is gone). */
+	struct seen s;
+	IT_CHECK(recv_all(&a3, &s) != 0);
+	return 0;
+}
+
+/* A device with another group key is refused by the mediator (wrong DGK). */
+static int t_wrong_dgk_refused(void)
+{
+	struct seen s;
+	uint8_t saved[VEIL_MD_DGK_LEN];
+	memcpy(saved, a2.m.prof.md_dgk, sizeof saved);
+	a2.m.prof.md_dgk[0] ^= 1;
+	int rc = recv_all(&a2, &s);
+	memcpy(a2.m.prof.md_dgk, saved, sizeof saved);
+	IT_CHECK(rc != 0);
+	IT_CHECK(recv_all(&a2, &s) == 0);
+	return 0;
+}
+
+#define RUN_IT(fn)                                                                                 \
+	do {                                                                                       \
+		int r_ = fn();                                                                     \
+		printf("%s %s\n", r_ ? "FAIL" : "PASS", #fn);                                      \
+		fflush(stdout);                                                                    \
+		failed += r_;                                                                      \
+	} while (0)
+
+int main(void)
+{
+	char cmd[600];
+	int failed = 0;
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(tmp, sizeof tmp, "/tmp/veil-it-mdc-XXXXXX");
+	if (veil_crypto_init() != 0 || mkdtemp(tmp) == NULL || it_start(&srv) != 0) {
+		printf("FAIL start_veild\n");
+		return 1;
+	}
+	RUN_IT(t_setup);
+	if (failed == 0) {
+		RUN_IT(t_incoming_reaches_every_device);
+		RUN_IT(t_outgoing_shows_on_other_devices);
+		RUN_IT(t_logs_agree);
+		RUN_IT(t_devices_list_rename_drop);
+		RUN_IT(t_wrong_dgk_refused);
+	}
+	veil_msgr_close(&a1.m);
+	veil_msgr_close(&a2.m);
+	veil_msgr_close(&a3.m);
+	veil_msgr_close(&peer.m);
+	it_stop(&srv, SIGKILL);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", tmp, srv.data);
+	if (system(cmd) != 0)
+		failed++;
+	return failed ? 1 : 0;
+}
