@@ -640,8 +640,8 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url
 /* One device of the group, as veil_msgr_devices reports it. */
 struct veil_device {
 	uint64_t device_id;
-	int self;       /* the device making the call */
-	int connected;  /* 1: since_ms is when it connected; 0: when it disconnected */
+	int self;      /* the device making the call */
+	int connected; /* 1: since_ms is when it connected; 0: when it disconnected */
 	uint64_t since_ms;
 	int persistent; /* its slot survives disconnection */
 	int unreadable; /* its device info does not open with our key */

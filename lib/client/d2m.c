@@ -65,21 +65,30 @@ static int ws_failed(struct veil_conn *c, int rc)
 			why = "this device was removed from the device group by another device";
 			break;
 		case VEIL_MD_CLOSE_SLOT_MISMATCH:
-			why = "the mediator does not know this device (or knows it when it should not)";
+			why = "the mediator does not know this device (or knows it when it should "
+			      "not)";
 			break;
-		case VEIL_MD_CLOSE_VERSION: why = "the mediator does not speak our protocol version"; break;
-		case VEIL_MD_CLOSE_QUEUE_LIMIT: why = "the reflection queue of this device is full"; break;
+		case VEIL_MD_CLOSE_VERSION:
+			why = "the mediator does not speak our protocol version";
+			break;
+		case VEIL_MD_CLOSE_QUEUE_LIMIT:
+			why = "the reflection queue of this device is full";
+			break;
 		case VEIL_MD_CLOSE_PROTOCOL: why = "the mediator reported a protocol error"; break;
-		case VEIL_MD_CLOSE_CSP_CLOSED: why = "the chat service closed the connection"; break;
-		case VEIL_MD_CLOSE_CSP_UNREACHABLE: why = "the mediator cannot reach the chat service"; break;
+		case VEIL_MD_CLOSE_CSP_CLOSED:
+			why = "the chat service closed the connection";
+			break;
+		case VEIL_MD_CLOSE_CSP_UNREACHABLE:
+			why = "the mediator cannot reach the chat service";
+			break;
 		default: why = NULL; break;
 		}
 		if (why != NULL)
 			snprintf(c->errtext, sizeof c->errtext, "%s (mediator close code %d)", why,
 			         md->ws.close_code);
 		else
-			snprintf(c->errtext, sizeof c->errtext, "the mediator closed the connection (%d)",
-			         md->ws.close_code);
+			snprintf(c->errtext, sizeof c->errtext,
+			         "the mediator closed the connection (%d)", md->ws.close_code);
 		c->can_reconnect = veil_md_close_may_reconnect(md->ws.close_code);
 		return VEIL_ECLOSED;
 	}
@@ -137,8 +146,9 @@ int veil_conn_md_read(struct veil_conn *c, uint64_t deadline)
 	int ms = -1;
 	if (deadline != 0) {
 		uint64_t now = veil_mono_ms();
-		ms = now >= deadline ? 0 : (int)(deadline - now > 0x7fffffff ? 0x7fffffff
-		                                                           : deadline - now);
+		ms = now >= deadline
+		         ? 0
+		         : (int)(deadline - now > 0x7fffffff ? 0x7fffffff : deadline - now);
 	}
 	int rc = veil_ws_recv(&md->ws, &msg, &len, ms);
 	if (rc != 0)

@@ -27,7 +27,8 @@ static int mediator_url(struct veil_msgr *m, char *out, size_t cap)
 	struct veil_profile *p = &m->prof;
 	int rc = veil_dir_fetch_provisioning(p->server_url, p->sign_pk, p->server_pk, &prov);
 	if (rc != 0)
-		return veil_msgr_fail(m, rc, "cannot read the provisioning of %s: %s", p->server_url,
+		return veil_msgr_fail(m, rc, "cannot read the provisioning of %s: %s",
+		                      p->server_url,
 		                      veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
 	if (prov.mediator_url[0] != 0) {
 		if (strncmp(prov.mediator_url, "ws://", 5) != 0 &&
@@ -62,9 +63,8 @@ static uint64_t random_device_id(void)
 
 static int check_label(struct veil_msgr *m, const char *label)
 {
-	if (label != NULL &&
-	    (strlen(label) > VEIL_MD_INFO_STR_MAX ||
-	     !veil_utf8_valid((const uint8_t *)label, strlen(label))))
+	if (label != NULL && (strlen(label) > VEIL_MD_INFO_STR_MAX ||
+	                      !veil_utf8_valid((const uint8_t *)label, strlen(label))))
 		return veil_msgr_fail(m, VEIL_EINVAL,
 		                      "the device label must be UTF-8 of at most %d bytes",
 		                      VEIL_MD_INFO_STR_MAX);
@@ -169,13 +169,14 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url
 		veil_id_str(ids, p->id);
 		veil_msgr_fail(m, rc,
 		               rc == VEIL_ENOTFOUND ? "the server %s does not know the ID %s"
-		               : rc == VEIL_EKEY    ? "the server %s holds another key for the ID %s"
-		                                    : "cannot check the ID with the server %s (%s)",
+		               : rc == VEIL_EKEY ? "the server %s holds another key for the ID %s"
+		                                 : "cannot check the ID with the server %s (%s)",
 		               p->server_url, rc == VEIL_EIO ? veil_dir_errmsg() : ids);
 		goto out;
 	}
 	if ((rc = veil_profile_create(p)) != 0) {
-		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home, veil_strerror(rc));
+		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
+		               veil_strerror(rc));
 		goto out;
 	}
 	for (size_t i = 0; i < j->n_contacts; i++) {
@@ -207,8 +208,9 @@ static int md_connect(struct veil_msgr *m, struct veil_conn **cp)
 {
 	*cp = NULL;
 	if (!m->prof.md)
-		return veil_msgr_fail(m, VEIL_EINVAL,
-		                      "this profile has only one device ('veil device link' adds one)");
+		return veil_msgr_fail(
+		    m, VEIL_EINVAL,
+		    "this profile has only one device ('veil device link' adds one)");
 	struct veil_conn *c = malloc(sizeof *c);
 	if (c == NULL)
 		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
@@ -252,7 +254,8 @@ static int list_one(void *arg, const struct veil_md_device_entry *e)
 	if (veil_md_device_info_open(&info, l->k, e->enc_info, e->enc_info_len) == 0) {
 		d.platform = info.platform;
 		snprintf(d.label, sizeof d.label, "%s", info.label);
-		snprintf(d.platform_details, sizeof d.platform_details, "%s", info.platform_details);
+		snprintf(d.platform_details, sizeof d.platform_details, "%s",
+		         info.platform_details);
 		snprintf(d.app_version, sizeof d.app_version, "%s", info.app_version);
 	} else {
 		d.unreadable = 1;
@@ -330,8 +333,9 @@ int veil_msgr_device_rename(struct veil_msgr *m, const char *label)
 	if (rc != 0)
 		return rc;
 	if (!p->md)
-		return veil_msgr_fail(m, VEIL_EINVAL,
-		                      "this profile has only one device ('veil device link' adds one)");
+		return veil_msgr_fail(
+		    m, VEIL_EINVAL,
+		    "this profile has only one device ('veil device link' adds one)");
 	memcpy(old, p->md_label, sizeof old);
 	snprintf(p->md_label, sizeof p->md_label, "%s", label);
 	/* The label travels sealed in the handshake: one connection tells the mediator. */

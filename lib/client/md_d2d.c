@@ -125,7 +125,7 @@ int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t
 static int parse_id(uint8_t out[static VEIL_ID_LEN], const char *s)
 {
 	return s != NULL && strlen(s) == VEIL_ID_LEN && veil_id_parse(out, s) == 0 ? 0
-	                                                                          : VEIL_EPROTO;
+	                                                                           : VEIL_EPROTO;
 }
 
 static int parse_conv(struct veil_d2d_msg *m, const D2d__ConversationId *c)
@@ -194,10 +194,10 @@ int veil_d2d_decode(void **envp, struct veil_d2d_msg *m, const uint8_t *plain, s
 		/* Only the first update is used: this client reflects one at a time. */
 		if (ou->n_updates == 0 || !ou->updates[0]->has_message_id)
 			return VEIL_EPROTO;
-		m->kind = ou->updates[0]->update_case ==
-		                  D2D__OUTGOING_MESSAGE_UPDATE__UPDATE__UPDATE_SENT
-		              ? VEIL_D2D_SENT
-		              : VEIL_D2D_OTHER;
+		m->kind =
+		    ou->updates[0]->update_case == D2D__OUTGOING_MESSAGE_UPDATE__UPDATE__UPDATE_SENT
+		        ? VEIL_D2D_SENT
+		        : VEIL_D2D_OTHER;
 		m->msg_id = ou->updates[0]->message_id;
 		return parse_conv(m, ou->updates[0]->conversation);
 	}

@@ -372,8 +372,8 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 	                                m->client_info, m->connect_timeout_ms);
 	veil_id_str(ids, p->id);
 	if (rc != 0 && p->md && c->md_close_code != 0)
-		return veil_msgr_fail(m, rc, "cannot connect through the mediator %s: %s", p->md_url,
-		                      c->errtext);
+		return veil_msgr_fail(m, rc, "cannot connect through the mediator %s: %s",
+		                      p->md_url, c->errtext);
 	if (rc != 0 && p->md && (rc == VEIL_EIO || rc == VEIL_ETIMEOUT || rc == VEIL_EPROTO) &&
 	    c->errtext[0] != 0)
 		return veil_msgr_fail(m, rc, "cannot reach the mediator %s: %s", p->md_url,
@@ -506,8 +506,8 @@ static int md_reflect(struct veil_msgr *m, struct veil_conn *c, const struct vei
 
 /* Reflects an outgoing 1:1 message, with the nonce of its box. */
 static int md_reflect_outgoing(struct veil_msgr *m, struct veil_conn *c,
-                               const uint8_t to[static VEIL_ID_LEN], uint64_t id,
-                               uint64_t created, uint8_t type, const uint8_t *body, size_t len,
+                               const uint8_t to[static VEIL_ID_LEN], uint64_t id, uint64_t created,
+                               uint8_t type, const uint8_t *body, size_t len,
                                const struct veil_buf *box)
 {
 	struct veil_msgbox mb;
@@ -1184,7 +1184,8 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 		if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
 			return 0; /* reflected twice (a leader that resent it): shown once */
 		if (rc != 0)
-			return veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot store a message: %s",
+			                      veil_strerror(rc));
 		for (size_t i = 0; i < nids && e.status == 0; i++)
 			if (veil_profile_log_set_status(&m->prof, d->peer, ids[i], ev.status) != 0)
 				continue;
@@ -1213,7 +1214,8 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 		if (rc == VEIL_EEXIST)
 			return 0;
 		if (rc != 0)
-			return veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot store a message: %s",
+			                      veil_strerror(rc));
 		ev.outgoing = 1;
 		memcpy(ev.from, m->prof.id, VEIL_ID_LEN);
 		memcpy(ev.to, d->peer, VEIL_ID_LEN);
@@ -1245,7 +1247,8 @@ static int md_reflected(struct recv_state *s, const uint8_t *p, size_t n)
 	int rc = 0;
 
 	if (veil_md_reflected_parse(&r, p, n) != 0) {
-		emit_error(s, NULL, 0, VEIL_EPROTO, "malformed reflected message from the mediator");
+		emit_error(s, NULL, 0, VEIL_EPROTO,
+		           "malformed reflected message from the mediator");
 		return 0; /* no ID to ack it with: the mediator sends it again next time */
 	}
 	const struct veil_md_keys *k = veil_conn_md_keys(s->c);

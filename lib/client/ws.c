@@ -156,8 +156,8 @@ static int read_some(struct veil_ws *w, uint64_t deadline)
 	}
 	for (;;) {
 		size_t got = 0;
-		CURLcode cc = curl_easy_recv(w->curl, w->rbuf + w->rlen, sizeof w->rbuf - w->rlen,
-		                             &got);
+		CURLcode cc =
+		    curl_easy_recv(w->curl, w->rbuf + w->rlen, sizeof w->rbuf - w->rlen, &got);
 		if (cc == CURLE_OK) {
 			if (got == 0) {
 				set_err(w, "%s", "connection closed by the server");
@@ -455,8 +455,8 @@ int veil_ws_recv(struct veil_ws *w, const uint8_t **msg, size_t *len, int timeou
 		const uint8_t *p = w->rbuf + need;
 		if (op == 0x8) {
 			w->close_code = plen >= 2 ? (p[0] << 8 | p[1]) : 1005;
-			snprintf(w->errtext, sizeof w->errtext, "the server closed the connection (%d)",
-			         w->close_code);
+			snprintf(w->errtext, sizeof w->errtext,
+			         "the server closed the connection (%d)", w->close_code);
 			consume(w, need + (size_t)plen);
 			uint8_t cb[2] = {(uint8_t)(w->close_code >> 8), (uint8_t)w->close_code};
 			(void)send_frame(w, 0x8, cb, plen >= 2 ? 2 : 0);

@@ -211,9 +211,8 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 		goto out;
 	}
 	json_t *med = json_object_get(root, "mediator");
-	if (med != NULL &&
-	    (!json_is_object(med) ||
-	     (rc = json_str(med, "url", out->mediator_url, VEIL_DIR_MAX_URL, 1)) != 0)) {
+	if (med != NULL && (!json_is_object(med) || (rc = json_str(med, "url", out->mediator_url,
+	                                                           VEIL_DIR_MAX_URL, 1)) != 0)) {
 		if (rc == 0)
 			rc = veil_dir_fail(VEIL_EPROTO,
 			                   "provisioning document has a bad mediator entry");
