@@ -187,6 +187,7 @@ void cli_json_who(struct json_t *o, struct veil_msgr *m, const uint8_t id[static
 
 int cmd_init(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
+int cmd_device(int argc, char **argv);
 int cmd_contact(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);

@@ -82,6 +82,26 @@ static const struct cli_cmd commands[] = {
      "--password revokes ID with its revocation password, without its profile (a\n"
      "lost device): '-' reads the password from standard input; --server URL\n"
      "names the server when $VEIL_HOME holds no profile.\n"},
+    {"device", cmd_device, "the devices of this identity: list, rename, drop",
+     "device list [--json]\n"
+     "       veil device rename LABEL\n"
+     "       veil device drop DEVICE\n"
+     "       veil device enable [--label LABEL]\n"
+     "\n"
+     "One identity can be used from several devices at once: each device has its\n"
+     "own profile directory and connects through the server's mediator, which\n"
+     "reflects every message received or sent to the other devices, end-to-end\n"
+     "encrypted under the device group's key (the mediator never learns the ID).\n"
+     "\n"
+     "list:    prints each device: its ID (16 hex digits), label, platform, and\n"
+     "         since when it is connected or when it was last seen; * marks this\n"
+     "         device (--json: one object per line).\n"
+     "rename:  sets the label the other devices see for this one.\n"
+     "drop:    removes DEVICE from the group; the mediator disconnects it and it\n"
+     "         can no longer connect.\n"
+     "enable:  makes this profile the first device of a device group (a new\n"
+     "         device group key, registered with the mediator). From then on every\n"
+     "         command connects through the mediator.\n"},
     {"server", cmd_server, "show or accept the server's keys",
      "server key\n"
      "       veil server accept-key [--yes]\n"

@@ -145,7 +145,13 @@ static int print_human(struct recv_ctx *r, const struct veil_msgr_event *ev)
 	char date[32];
 	cli_date(date, ev->date_ms);
 	printf("[%s] ", date);
-	cli_put_who(stdout, r->m, ev->from);
+	if (ev->outgoing) {
+		/* Sent by another device of this identity. */
+		printf("you (on another device) to ");
+		cli_put_who(stdout, r->m, ev->to);
+	} else {
+		cli_put_who(stdout, r->m, ev->from);
+	}
 	if (ev->group) {
 		print_group(ev);
 		return 0;
@@ -183,6 +189,12 @@ json_t *cli_event_json(struct veil_msgr *m, const struct veil_msgr_event *ev)
 	cli_json_who(o, m, ev->from);
 	if (ev->new_contact)
 		json_object_set_new(o, "new_contact", json_true());
+	if (ev->outgoing) {
+		json_object_set_new(o, "outgoing", json_true());
+		json_object_set_new(o, "to", json_stringn((const char *)ev->to, VEIL_ID_LEN));
+	}
+	if (ev->other_device)
+		json_object_set_new(o, "other_device", json_true());
 	if (ev->group) {
 		char gid[17];
 		cli_msgid(gid, ev->group_id);

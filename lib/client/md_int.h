@@ -36,7 +36,7 @@ struct veil_d2d_msg {
 	uint8_t type;
 	const uint8_t *body;
 	size_t body_len;
-	const uint8_t *nonce; /* incoming: the sender's CSP nonce, or NULL */
+	const uint8_t *nonce;                       /* incoming: the sender's CSP nonce, or NULL */
 	const uint8_t *nonces[VEIL_D2D_MAX_NONCES]; /* outgoing: one CSP nonce per receiver */
 	size_t n_nonces;
 	uint64_t at_ms; /* read: when */

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Multi-device with the veil CLI against a real veild on loopback: a profile
+# becomes a device group, every command then goes through the mediator
+# (send, recv, log), the device list, renaming, and a second device linked
+# with `veil device link` / `veil init --join` when that exists.
+set -u
+. "$(dirname "$0")/lib.sh"
+it_setup devices
+start
+va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
+vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
+A=$(va init --server "$URL" --nickname Alice 2>>"$T/err") || { echo "FAIL init"; exit 1; }
+B=$(vb init --server "$URL" --nickname Bob 2>>"$T/err") || { echo "FAIL init"; exit 1; }
+
+check list_refused_single_device bash -c "! VEIL_HOME=$T/a $BIN/veil device list 2>$T/e1 && grep -q 'one device' $T/e1"
+check enable va device enable --label desk
+check md_json_private bash -c "[ \"\$(stat -c %a $T/a/md.json)\" = 600 ]"
+check list_one_device bash -c "VEIL_HOME=$T/a $BIN/veil device list | grep -q ' \* *desk'"
+check list_json bash -c "VEIL_HOME=$T/a $BIN/veil device list --json | grep -q '\"this_device\":true'"
+check rename va device rename "work desk"
+check list_renamed bash -c "VEIL_HOME=$T/a $BIN/veil device list | grep -q 'work desk'"
+# Messages both ways while Alice's only device goes through the mediator.
+check send_through_mediator va send "$B" "hi from the group"
+check peer_receives bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q 'hi from the group'"
+check reply vb send "$A" "hi back"
+check recv_through_mediator bash -c "VEIL_HOME=$T/a $BIN/veil recv | grep -q 'hi back'"
+check log_both bash -c "VEIL_HOME=$T/a $BIN/veil log $B | grep -q 'hi from the group' && VEIL_HOME=$T/a $BIN/veil log $B | grep -q 'hi back'"
+check drop_self_refused bash -c "! VEIL_HOME=$T/a $BIN/veil device drop \$(VEIL_HOME=$T/a $BIN/veil device list --json | sed 's/.*\"id\":\"\\([0-9a-f]*\\)\".*/\\1/') 2>/dev/null"
+# The mediator's store holds neither the ID nor the public key.
+PK=$(va whoami | cut -d' ' -f2)
+check mediator_store_anonymous bash -c "ls $T/srv/mediator.db >/dev/null && ! grep -a -q -e '$A' -e '$PK' $T/srv/mediator.db* 2>/dev/null"
+[ "$fails" = 0 ]
