@@ -29,4 +29,19 @@ check drop_self_refused bash -c "! VEIL_HOME=$T/a $BIN/veil device drop \$(VEIL_
 # The mediator's store holds neither the ID nor the public key.
 PK=$(va whoami | cut -d' ' -f2)
 check mediator_store_anonymous bash -c "ls $T/srv/mediator.db >/dev/null && ! grep -a -q -e '$A' -e '$PK' $T/srv/mediator.db* 2>/dev/null"
+# The daemon holds the device's connection through the mediator, leads,
+# receives while nobody runs recv, and sends for the other commands.
+dpid=
+trap 'kill $dpid 2>/dev/null; stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+VEIL_HOME=$T/a "$BIN/veil" daemon 2>"$T/daemon.log" &
+dpid=$!
+for _ in $(seq 100); do grep -q connected "$T/daemon.log" && break; sleep 0.1; done
+check daemon_connected grep -q connected "$T/daemon.log"
+vb send "$A" "while the daemon runs" >/dev/null
+for _ in $(seq 50); do VEIL_HOME=$T/a "$BIN/veil" log "$B" 2>/dev/null | grep -q 'while the daemon runs' && break; sleep 0.2; done
+check daemon_received bash -c "VEIL_HOME=$T/a $BIN/veil log $B | grep -q 'while the daemon runs'"
+check send_via_daemon va send "$B" "sent by the daemon"
+check daemon_still_up kill -0 "$dpid"
+check peer_gets_daemon_send bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q 'sent by the daemon'"
+kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
 [ "$fails" = 0 ]
