@@ -147,8 +147,11 @@ static int print_human(struct recv_ctx *r, const struct veil_msgr_event *ev)
 	printf("[%s] ", date);
 	if (ev->outgoing) {
 		/* Sent by another device of this identity. */
-		printf("you (on another device) to ");
-		cli_put_who(stdout, r->m, ev->to);
+		printf("you (on another device)");
+		if (!ev->group) {
+			printf(" to ");
+			cli_put_who(stdout, r->m, ev->to);
+		}
 	} else {
 		cli_put_who(stdout, r->m, ev->from);
 	}

@@ -78,6 +78,13 @@ int veil_msgr_session_payload_int(struct veil_msgr *m, uint8_t type, const uint8
  * session's (a send's own): nothing is acked, so it all comes again.
  */
 void veil_msgr_d2m_discard_int(struct veil_conn *c);
+/*
+ * Reflects a D2D message (struct veil_d2d_msg of md_int.h) on a connection
+ * through the mediator and, if wait, waits for the mediator's ack.
+ */
+struct veil_d2d_msg;
+int veil_msgr_md_reflect_int(struct veil_msgr *m, struct veil_conn *c, const struct veil_d2d_msg *d,
+                             int wait);
 
 /* Milliseconds left until a veil_mono_ms() deadline (0 once passed). */
 uint64_t veil_msgr_left_ms(uint64_t deadline);

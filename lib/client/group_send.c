@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "group_int.h"
+#include "md_int.h"
 
 /* Most copies one operation sends: an update's setup and name to every member, plus removals. */
 #define JOBS_MAX (3 * VEIL_GROUP_MAX_MEMBERS)
@@ -21,6 +22,7 @@ enum job_state { JOB_NEW = 0, JOB_SENT, JOB_ACKED, JOB_REFUSED, JOB_FAILED };
 struct out_msg {
 	uint8_t type;
 	uint8_t flags;
+	int private_copy; /* not the group's state (an empty setup for the removed): not reflected */
 	uint64_t id;
 	const uint8_t *body; /* container included */
 	size_t len;
@@ -199,6 +201,47 @@ static void on_payload(struct veil_msgr *m, struct batch *b, uint8_t type, const
 }
 
 /*
+ * Through the mediator, the other devices of this identity get each message
+ * of the batch first (a d2d.OutgoingMessage in the group's conversation):
+ * the group's new state (setup, name, a leave) and what is said in it.
+ */
+static int reflect_batch(struct veil_msgr *m, struct veil_conn *c, const struct batch *b)
+{
+	for (size_t i = 0; i < b->nmsgs; i++) {
+		const struct out_msg *o = &b->msgs[i];
+		struct veil_d2d_msg d;
+		const uint8_t *inner;
+		size_t inner_len;
+		if (o->private_copy)
+			continue;
+		memset(&d, 0, sizeof d);
+		d.kind = VEIL_D2D_OUTGOING;
+		d.group = 1;
+		int kind = veil_e2e_group_container(o->type);
+		if (kind == VEIL_GROUP_CONTAINER_CREATOR) {
+			memcpy(d.group_creator, m->prof.id, VEIL_ID_LEN);
+			if (veil_e2e_group_creator_unwrap(o->body, o->len, &d.group_id, &inner,
+			                                  &inner_len) != 0)
+				continue;
+		} else if (kind != VEIL_GROUP_CONTAINER_MEMBER ||
+		           veil_e2e_group_member_unwrap(o->body, o->len, d.group_creator,
+		                                        &d.group_id, &inner, &inner_len) != 0) {
+			continue;
+		}
+		memcpy(d.peer, m->prof.id, VEIL_ID_LEN);
+		d.msg_id = o->id;
+		d.created_ms = b->created_ms;
+		d.type = o->type;
+		d.body = o->body;
+		d.body_len = o->len;
+		int rc = veil_msgr_md_reflect_int(m, c, &d, 1);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
  * Sends every job and waits for the server's acks, reconnecting after a
  * drop (unacked copies are sealed again: new nonce, same message ID).
  */
@@ -228,10 +271,13 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 	uint64_t deadline = veil_mono_ms() + (uint64_t)m->send_timeout_ms;
 	if (!veil_conn_is_open(c) && (rc = veil_msgr_conn_open_int(m, c)) != 0)
 		goto out;
+	int reflected = 0;
 	for (;;) {
 		uint8_t type;
 		size_t n;
 		rc = 0;
+		if (c->md != NULL && !reflected && (rc = reflect_batch(m, c, b)) == 0)
+			reflected = 1;
 		for (size_t i = 0; i < b->njobs && rc == 0; i++) {
 			struct job *j = &b->jobs[i];
 			const struct out_msg *o = &b->msgs[j->msg];
@@ -568,6 +614,7 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 			goto out;
 		}
 		size_t me = add_msg(&b, VEIL_E2E_GROUP_SETUP, 0, &empty);
+		b.msgs[me].private_copy = 1;
 		if ((rc = add_jobs(m, &b, me, (const uint8_t(*)[VEIL_ID_LEN])gone, n_gone)) != 0)
 			goto out;
 	}

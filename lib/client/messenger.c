@@ -504,6 +504,12 @@ static int md_reflect(struct veil_msgr *m, struct veil_conn *c, const struct vei
 	return rc;
 }
 
+int veil_msgr_md_reflect_int(struct veil_msgr *m, struct veil_conn *c, const struct veil_d2d_msg *d,
+                             int wait)
+{
+	return md_reflect(m, c, d, wait);
+}
+
 /* Reflects an outgoing 1:1 message, with the nonce of its box. */
 static int md_reflect_outgoing(struct veil_msgr *m, struct veil_conn *c,
                                const uint8_t to[static VEIL_ID_LEN], uint64_t id, uint64_t created,
@@ -1143,6 +1149,127 @@ static void flush_receipts(struct recv_state *s, uint8_t *buf)
 
 /* --- multi-device: what the mediator delivers --- */
 
+/* Group replies are the leader's: a device that learns of a message by reflection sends none. */
+static int no_reply(void *ctx, const uint8_t to[static VEIL_ID_LEN], uint8_t type, uint8_t flags,
+                    const uint8_t *body, size_t len)
+{
+	(void)ctx;
+	(void)to;
+	(void)type;
+	(void)flags;
+	(void)body;
+	(void)len;
+	return 0;
+}
+
+/*
+ * A group message another device of ours sent: the group's new state
+ * (setup, name, our leave) is applied; what was said is logged (with our
+ * own ID as the peer, as the sending device logs it) and shown.
+ */
+static int md_apply_group_out(struct recv_state *s, const struct veil_d2d_msg *d)
+{
+	struct veil_msgr *m = s->m;
+	struct veil_group *g = calloc(1, sizeof *g);
+	const uint8_t *inner = NULL;
+	size_t inner_len = 0;
+	uint8_t creator[VEIL_ID_LEN];
+	uint64_t gid;
+	int rc = 0, known;
+	if (g == NULL)
+		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
+	int kind = veil_e2e_group_container(d->type);
+	if (kind == VEIL_GROUP_CONTAINER_CREATOR) {
+		memcpy(creator, m->prof.id, VEIL_ID_LEN);
+		if (veil_e2e_group_creator_unwrap(d->body, d->body_len, &gid, &inner, &inner_len) !=
+		    0)
+			goto out;
+	} else if (kind != VEIL_GROUP_CONTAINER_MEMBER ||
+	           veil_e2e_group_member_unwrap(d->body, d->body_len, creator, &gid, &inner,
+	                                        &inner_len) != 0) {
+		goto out;
+	}
+	known = veil_profile_group_get(&m->prof, creator, gid, g) == 0;
+	if (!known) {
+		memset(g, 0, sizeof *g);
+		memcpy(g->creator, creator, VEIL_ID_LEN);
+		g->gid = gid;
+		g->created_ms = d->created_ms;
+	}
+	switch (d->type) {
+	case VEIL_E2E_GROUP_SETUP: {
+		size_t n = 0;
+		if (veil_e2e_group_setup_decode(inner, inner_len, g->members,
+		                                VEIL_GROUP_MAX_MEMBERS, &n) != 0)
+			goto out;
+		/* The creator's list without the creator (us). */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (memcmp(g->members[i], m->prof.id, VEIL_ID_LEN) != 0)
+				memmove(g->members[k++], g->members[i], VEIL_ID_LEN);
+		g->n_members = k;
+		g->left = k == 0; /* an empty setup: we disbanded it */
+		break;
+	}
+	case VEIL_E2E_GROUP_NAME: {
+		const char *name;
+		size_t nl;
+		if (veil_e2e_group_name_decode(inner, inner_len, &name, &nl) != 0)
+			goto out;
+		snprintf(g->name, sizeof g->name, "%.*s", (int)nl, name);
+		break;
+	}
+	case VEIL_E2E_GROUP_LEAVE: g->left = 1; break;
+	default: {
+		if (d->type == VEIL_E2E_GROUP_DELIVERY_RECEIPT ||
+		    d->type == VEIL_E2E_GROUP_SYNC_REQUEST)
+			goto out;
+		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
+		                           .msg_id = d->msg_id,
+		                           .date_ms = d->created_ms,
+		                           .type = d->type,
+		                           .body = d->body,
+		                           .body_len = d->body_len};
+		struct veil_msgr_event ev;
+		memcpy(e.peer, m->prof.id, VEIL_ID_LEN);
+		rc = veil_profile_log_add(&m->prof, &e, NULL);
+		if (rc == VEIL_EEXIST) {
+			rc = 0;
+			goto out;
+		}
+		if (rc != 0) {
+			rc = veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+			goto out;
+		}
+		memset(&ev, 0, sizeof ev);
+		ev.kind = VEIL_MSGR_EV_MESSAGE;
+		ev.other_device = 1;
+		ev.outgoing = 1;
+		ev.group = 1;
+		memcpy(ev.from, m->prof.id, VEIL_ID_LEN);
+		memcpy(ev.to, m->prof.id, VEIL_ID_LEN);
+		memcpy(ev.group_creator, creator, VEIL_ID_LEN);
+		ev.group_id = gid;
+		ev.group_name = g->name;
+		ev.msg_id = d->msg_id;
+		ev.date_ms = d->created_ms;
+		ev.type = d->type;
+		ev.body = inner;
+		ev.body_len = inner_len;
+		if (d->type == VEIL_E2E_GROUP_TEXT &&
+		    veil_e2e_text_decode(inner, inner_len, &ev.text, &ev.text_len) != 0)
+			ev.text = NULL;
+		emit(s, &ev);
+		goto out;
+	}
+	}
+	if ((rc = veil_profile_group_put(&m->prof, g)) != 0)
+		rc = veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
+out:
+	free(g);
+	return rc;
+}
+
 /* Applies one reflected envelope from another device; 0 or a storage error. */
 static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 {
@@ -1160,6 +1287,41 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 	ev.type = d->type;
 	ev.body = d->body;
 	ev.body_len = d->body_len;
+	if (d->kind == VEIL_D2D_INCOMING && veil_e2e_group_container(d->type) != 0) {
+		/*
+		 * A group message the leader received: the group rules and state
+		 * here too (the leader already answered what needed an answer).
+		 */
+		struct veil_group_io gio = {.send = no_reply, .ctx = s};
+		struct veil_group_rx *grx = malloc(sizeof *grx);
+		if (grx == NULL)
+			return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
+		memcpy(ev.from, d->peer, VEIL_ID_LEN);
+		rc = veil_group_receive(m, &gio, d->peer, d->type, d->body, d->body_len, &ev, grx);
+		if (rc == VEIL_GROUP_RX_ACCEPT) {
+			struct veil_log_entry e = {.dir = VEIL_LOG_IN,
+			                           .msg_id = d->msg_id,
+			                           .date_ms = d->created_ms,
+			                           .type = d->type,
+			                           .body = d->body,
+			                           .body_len = d->body_len};
+			memcpy(e.peer, d->peer, VEIL_ID_LEN);
+			rc = veil_profile_log_add(&m->prof, &e, d->nonce);
+			if (rc == 0)
+				emit(s, &ev);
+			else if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
+				rc = 0;
+			else
+				rc = veil_msgr_fail(m, rc, "cannot store a message: %s",
+				                    veil_strerror(rc));
+		} else if (rc > 0) {
+			rc = 0; /* dropped or ignored by the group rules, as on the leader */
+		}
+		free(grx);
+		return rc;
+	}
+	if (d->kind == VEIL_D2D_OUTGOING && d->group)
+		return md_apply_group_out(s, d);
 	if (d->kind == VEIL_D2D_INCOMING && !d->group) {
 		struct veil_log_entry e = {.dir = VEIL_LOG_IN,
 		                           .msg_id = d->msg_id,

@@ -172,6 +172,37 @@ static int t_logs_agree(void)
 	return 0;
 }
 
+/* A group made on device 2: its state reaches device 1; messages in it go both ways. */
+static int t_groups_across_devices(void)
+{
+	struct veil_group g, g1;
+	struct seen s;
+	uint64_t id;
+	IT_CHECK(veil_msgr_group_create(&a2.m, "Hikers",
+	                                (const uint8_t(*)[VEIL_ID_LEN])peer.m.prof.id, 1, &g) == 0);
+	IT_CHECK(veil_msgr_group_send_text(&a2.m, g.creator, g.gid, "group from phone", 16, &id) ==
+	         0);
+	/* Device 1 learns the group and the message from device 2. */
+	IT_CHECK(recv_all(&a1, &s) == 0);
+	IT_CHECK(veil_profile_group_get(&a1.m.prof, g.creator, g.gid, &g1) == 0);
+	IT_CHECK(strcmp(g1.name, "Hikers") == 0 && g1.n_members == 1 && !g1.left);
+	int i = find(&s, "group from phone");
+	IT_CHECK(i >= 0 && s.e[i].outgoing && s.e[i].other_device);
+	/* The peer answers in the group; device 1 (leader) and then device 2 see it. */
+	IT_CHECK(recv_all(&peer, &s) == 0 && find(&s, "group from phone") >= 0);
+	IT_CHECK(veil_msgr_group_send_text(&peer.m, g.creator, g.gid, "group reply", 11, &id) == 0);
+	IT_CHECK(recv_all(&a1, &s) == 0 && find(&s, "group reply") >= 0);
+	IT_CHECK(recv_all(&a2, &s) == 0);
+	i = find(&s, "group reply");
+	IT_CHECK(i >= 0 && s.e[i].other_device && !s.e[i].outgoing);
+	/* A rename on device 1 reaches device 2's copy of the group. */
+	IT_CHECK(veil_msgr_group_rename(&a1.m, g.creator, g.gid, "Climbers") == 0);
+	IT_CHECK(recv_all(&a2, &s) == 0);
+	IT_CHECK(veil_profile_group_get(&a2.m.prof, g.creator, g.gid, &g1) == 0);
+	IT_CHECK(strcmp(g1.name, "Climbers") == 0);
+	return 0;
+}
+
 struct devlist {
 	int n, self;
 	char labels[8][VEIL_MD_INFO_STR_MAX + 1];
@@ -256,6 +287,7 @@ int main(void)
 		RUN_IT(t_incoming_reaches_every_device);
 		RUN_IT(t_outgoing_shows_on_other_devices);
 		RUN_IT(t_logs_agree);
+		RUN_IT(t_groups_across_devices);
 		RUN_IT(t_devices_list_rename_drop);
 		RUN_IT(t_wrong_dgk_refused);
 	}
