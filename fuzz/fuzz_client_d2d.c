@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		veil_buf_init(&b, VEIL_MD_ENVELOPE_PLAIN_MAX);
 		if (veil_d2d_encode(&b, &m, m.device_id) == 0) {
 			if (veil_d2d_decode(&env2, &m2, b.p, b.len) != 0 || m2.kind != m.kind ||
-			    m2.msg_id != m.msg_id || m2.type != m.type || m2.body_len != m.body_len ||
+			    m2.msg_id != m.msg_id || m2.type != m.type ||
+			    m2.body_len != m.body_len ||
 			    memcmp(m2.peer, m.peer, VEIL_ID_LEN) != 0 || m2.n_nonces != m.n_nonces)
 				abort();
 			veil_d2d_free(env2);
