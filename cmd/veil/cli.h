@@ -61,6 +61,12 @@ const char *cli_type(char buf[static 8], uint8_t type);
  */
 int cli_text_args(const char *cmd, int *argc, char **argv, int from, int *start);
 
+/*
+ * After a contact changed here: tells the other devices of a device group
+ * (veil_msgr_md_sync_contact); a failure is a warning on stderr, the local
+ * change stands.
+ */
+void cli_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN], int create);
 /* Prints what a message stored raw was: "stored raw: type 0xNN, N bytes" (type 0: not decrypted). */
 void cli_raw_desc(uint8_t type, size_t len);
 /* Unix milliseconds as ISO 8601 UTC, "2024-05-01T12:00:00Z". */

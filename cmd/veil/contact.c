@@ -33,6 +33,8 @@ static int contact_add(int argc, char **argv)
 		return 1;
 	int rc = 0;
 	rc = veil_msgr_contact_add(&m, id, key ? pk : NULL, &c);
+	if (rc == 0)
+		cli_sync_contact(&m, id, 1);
 	/* Adding a contact that is already there with this key changes nothing: success. */
 	if (rc == VEIL_EEXIST)
 		rc = veil_profile_contact_get(&m.prof, id, &c);
@@ -74,6 +76,8 @@ static int contact_name(int argc, char **argv)
 		rc = cli_err("the name must be UTF-8 of at most %d bytes", VEIL_PROFILE_NICK_MAX);
 	else if (rc != 0)
 		rc = cli_err("cannot store the name: %s", veil_strerror(rc));
+	else
+		cli_sync_contact(&m, id, 0);
 out:
 	veil_msgr_close(&m);
 	return rc;

@@ -501,6 +501,7 @@ int cli_contact_verify(int argc, char **argv)
 		goto out;
 	}
 	printf("%.8s green\n", (const char *)id);
+	cli_sync_contact(&m, id, 0);
 out:
 	veil_msgr_close(&m);
 	return rc;

@@ -50,6 +50,13 @@ static int print_device(const struct veil_device *d, void *ctx)
 	return 0;
 }
 
+void cli_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN], int create)
+{
+	if (m->prof.md && veil_msgr_md_sync_contact(m, id, create) != 0)
+		fprintf(stderr, "%s: warning: your other devices were not told: %s\n", cli_prog,
+		        m->errtext);
+}
+
 static int parse_device_id(uint64_t *out, const char *s)
 {
 	char *end = NULL;

@@ -155,6 +155,9 @@ int veil_conn_md_take(struct veil_conn *c, uint8_t *type, uint8_t **payload, siz
 /* Takes the first message of type want, reading until timeout_ms; the others keep their order. */
 int veil_conn_md_wait_type(struct veil_conn *c, uint8_t want, int timeout_ms, uint8_t **payload,
                            size_t *len) VEIL_WUR;
+/* The same for the first message of any of the nwant types in want; *type says which. */
+int veil_conn_md_wait_types(struct veil_conn *c, const uint8_t *want, size_t nwant, int timeout_ms,
+                            uint8_t *type, uint8_t **payload, size_t *len) VEIL_WUR;
 /* Sends a whole D2M container (type || reserved || payload). */
 int veil_conn_md_send(struct veil_conn *c, const uint8_t *container, size_t len) VEIL_WUR;
 /* Seals a serialised d2d.Envelope (padding added) and reflects it; *id is its reflect-id. */
@@ -655,6 +658,15 @@ int veil_msgr_devices(struct veil_msgr *m, int (*fn)(const struct veil_device *d
                       void *ctx) VEIL_WUR;
 /* Removes a device from the group (the mediator closes it with 4113 and forgets its slot). */
 int veil_msgr_device_drop(struct veil_msgr *m, uint64_t device_id) VEIL_WUR;
+/*
+ * Tells the other devices about contact id as this device has it (key,
+ * verification level, the user's name for it): a d2d.ContactSync in a
+ * CONTACT_SYNC transaction (retried while another device holds the lock).
+ * create: the contact is new here. Nothing to do (0) for a single-device
+ * profile. Uses the session's connection if one runs, else its own.
+ */
+int veil_msgr_md_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
+                              int create) VEIL_WUR;
 /* Renames this device (the label other devices see). */
 int veil_msgr_device_rename(struct veil_msgr *m, const char *label) VEIL_WUR;
 

@@ -89,7 +89,14 @@ static int ws_failed(struct veil_conn *c, int rc)
 		else
 			snprintf(c->errtext, sizeof c->errtext,
 			         "the mediator closed the connection (%d)", md->ws.close_code);
-		c->can_reconnect = veil_md_close_may_reconnect(md->ws.close_code);
+		/*
+		 * 41xx needs the user, except 4112: another connection of this
+		 * device is most likely one of our own commands taking the
+		 * device's connection for a moment, so the replaced one (a
+		 * daemon) comes back after it.
+		 */
+		c->can_reconnect = veil_md_close_may_reconnect(md->ws.close_code) ||
+		                   md->ws.close_code == VEIL_MD_CLOSE_DUPLICATE;
 		return VEIL_ECLOSED;
 	}
 	if (rc != VEIL_ETIMEOUT)
@@ -382,8 +389,8 @@ int veil_conn_md_wait_ack(struct veil_conn *c, uint32_t id, int timeout_ms, uint
 	}
 }
 
-int veil_conn_md_wait_type(struct veil_conn *c, uint8_t want, int timeout_ms, uint8_t **payload,
-                           size_t *len)
+int veil_conn_md_wait_types(struct veil_conn *c, const uint8_t *want, size_t nwant, int timeout_ms,
+                            uint8_t *type, uint8_t **payload, size_t *len)
 {
 	struct veil_conn_md *md = c->md;
 	uint64_t deadline = veil_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
@@ -392,16 +399,17 @@ int veil_conn_md_wait_type(struct veil_conn *c, uint8_t want, int timeout_ms, ui
 	if (md == NULL)
 		return VEIL_EINVAL;
 	for (;;) {
-		/* Take the first message of that type out of the inbox, keeping the others' order. */
+		/* Take the first message of a wanted type out of the inbox, keeping the others' order. */
 		struct inbox_msg **pp = &md->head, *prev = NULL;
 		for (; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
-			if ((*pp)->type != want)
+			if (memchr(want, (*pp)->type, nwant) == NULL)
 				continue;
 			struct inbox_msg *m = *pp;
 			*pp = m->next;
 			if (md->tail == m)
 				md->tail = prev;
 			md->inbox_bytes -= m->len;
+			*type = m->type;
 			*len = m->len;
 			memmove(m, m->p, m->len);
 			*payload = (uint8_t *)m;
@@ -415,6 +423,13 @@ int veil_conn_md_wait_type(struct veil_conn *c, uint8_t want, int timeout_ms, ui
 		if (rc != 0)
 			return rc;
 	}
+}
+
+int veil_conn_md_wait_type(struct veil_conn *c, uint8_t want, int timeout_ms, uint8_t **payload,
+                           size_t *len)
+{
+	uint8_t type;
+	return veil_conn_md_wait_types(c, &want, 1, timeout_ms, &type, payload, len);
 }
 
 int veil_conn_md_state(const struct veil_conn *c, int *dry, int *leader, int *overflow)

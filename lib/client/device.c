@@ -13,6 +13,8 @@
 #include "veil/dir.h"
 
 #include "group_int.h"
+#include "md_int.h"
+#include "veil/contacts.h"
 
 #define DEVICE_TIMEOUT_MS 15000
 
@@ -346,5 +348,148 @@ int veil_msgr_device_rename(struct veil_msgr *m, const char *label)
 	md_disconnect(c);
 	if ((rc = veil_profile_md_save(p)) != 0)
 		return veil_msgr_fail(m, rc, "cannot save the label: %s", veil_strerror(rc));
+	return 0;
+}
+
+/* --- transactions: the device group's lock around a sync message --- */
+
+#define TX_TTL_S 30
+#define TX_TRIES 5
+
+static int send_empty(struct veil_conn *c, uint8_t type)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_HDR_LEN);
+	int rc = veil_md_container_encode(&b, type, NULL, 0);
+	if (rc == 0)
+		rc = veil_conn_md_send(c, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+/*
+ * Runs one transaction of scope around the reflect of d: begin (waiting
+ * for TransactionEnded and trying again while another device holds the
+ * lock), reflect and wait for its ack, commit and wait for that ack.
+ */
+static int md_transaction(struct veil_msgr *m, struct veil_conn *c, int scope,
+                          const struct veil_d2d_msg *d)
+{
+	struct veil_buf box, req;
+	uint8_t *ans = NULL, type;
+	size_t n;
+	int rc;
+	veil_buf_init(&box, VEIL_MD_SCOPE_MAX);
+	veil_buf_init(&req, VEIL_MD_HDR_LEN + VEIL_MD_SCOPE_MAX + 16);
+	if ((rc = veil_md_scope_seal(&box, veil_conn_md_keys(c), scope)) != 0 ||
+	    (rc = veil_md_begin_tx_encode(&req, box.p, box.len, TX_TTL_S)) != 0)
+		goto out;
+	for (int tries = 0;; tries++) {
+		static const uint8_t begin_answers[] = {VEIL_MD_BEGIN_TRANSACTION_ACK,
+		                                        VEIL_MD_TRANSACTION_REJECTED};
+		if ((rc = veil_conn_md_send(c, req.p, req.len)) != 0 ||
+		    (rc = veil_conn_md_wait_types(c, begin_answers, sizeof begin_answers,
+		                                  DEVICE_TIMEOUT_MS, &type, &ans, &n)) != 0)
+			goto out;
+		free(ans);
+		ans = NULL;
+		if (type == VEIL_MD_BEGIN_TRANSACTION_ACK)
+			break;
+		if (tries + 1 == TX_TRIES) {
+			rc = VEIL_EAGAIN;
+			veil_msgr_fail(m, rc, "another device keeps the device group busy");
+			goto out;
+		}
+		/* Another device holds the lock: its end is the signal to try again. */
+		rc = veil_conn_md_wait_type(c, VEIL_MD_TRANSACTION_ENDED, TX_TTL_S * 1000 + 5000,
+		                            &ans, &n);
+		free(ans);
+		ans = NULL;
+		if (rc != 0 && rc != VEIL_ETIMEOUT)
+			goto out;
+	}
+	if ((rc = veil_msgr_md_reflect_int(m, c, d, 1)) != 0 ||
+	    (rc = send_empty(c, VEIL_MD_COMMIT_TRANSACTION)) != 0 ||
+	    (rc = veil_conn_md_wait_type(c, VEIL_MD_COMMIT_TRANSACTION_ACK, DEVICE_TIMEOUT_MS, &ans,
+	                                 &n)) != 0)
+		goto out;
+out:
+	if (rc != 0 && m->errtext[0] == 0)
+		veil_msgr_fail(m, rc, "the device group transaction failed: %s",
+		               c->errtext[0] ? c->errtext : veil_strerror(rc));
+	free(ans);
+	veil_buf_release(&box);
+	veil_buf_release(&req);
+	return rc;
+}
+
+/* Our levels (red, orange, green) as the specification's verification levels. */
+static int level_to_spec(int level)
+{
+	return level >= VEIL_LEVEL_GREEN ? 2 : level >= VEIL_LEVEL_ORANGE ? 1 : 0;
+}
+
+int veil_msgr_md_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN], int create)
+{
+	struct veil_contact ct;
+	struct veil_d2d_msg d;
+	char source[VEIL_LEVEL_SOURCE_MAX + 1], name[VEIL_PROFILE_NICK_MAX + 1];
+	int level = VEIL_LEVEL_RED, rc;
+	if (!m->prof.md)
+		return 0;
+	if ((rc = veil_profile_contact_get(&m->prof, id, &ct)) != 0)
+		return veil_msgr_fail(m, rc, "cannot read the contact: %s", veil_strerror(rc));
+	if (veil_contacts_level_get(&m->prof, id, &level, source) != 0)
+		level = VEIL_LEVEL_RED;
+	if (veil_profile_contact_name(&m->prof, id, name, sizeof name) != 0)
+		name[0] = 0;
+	memset(&d, 0, sizeof d);
+	d.kind = VEIL_D2D_CONTACT;
+	memcpy(d.peer, id, VEIL_ID_LEN);
+	d.contact_create = create;
+	d.contact_pk = ct.pk;
+	d.contact_level = level_to_spec(level);
+	d.contact_name = name;
+	m->errtext[0] = 0;
+	struct veil_conn *shared = veil_msgr_session_conn_int(m), *c = NULL;
+	if (shared != NULL && veil_conn_is_open(shared) && shared->md != NULL)
+		c = shared;
+	else if ((rc = md_connect(m, &c)) != 0)
+		return rc;
+	rc = md_transaction(m, c, 1 /* CONTACT_SYNC */, &d);
+	if (c != shared)
+		md_disconnect(c);
+	return rc;
+}
+
+/* A contact another device changed: add it, raise its level, take its name. */
+int veil_msgr_md_apply_contact_int(struct veil_msgr *m, const struct veil_d2d_msg *d)
+{
+	struct veil_contact ct;
+	int rc = veil_profile_contact_get(&m->prof, d->peer, &ct);
+	if (rc == VEIL_ENOTFOUND) {
+		if (d->contact_pk == NULL)
+			return 0; /* nothing to store it with */
+		memset(&ct, 0, sizeof ct);
+		memcpy(ct.id, d->peer, VEIL_ID_LEN);
+		memcpy(ct.pk, d->contact_pk, VEIL_KEY_LEN);
+		rc = veil_profile_contact_add(&m->prof, &ct);
+	} else if (rc == 0 && d->contact_pk != NULL &&
+	           sodium_memcmp(ct.pk, d->contact_pk, VEIL_KEY_LEN) != 0) {
+		/* Keys are never replaced silently, whoever says so. */
+		return 0;
+	}
+	if (rc != 0)
+		return veil_msgr_fail(m, rc, "cannot store a contact: %s", veil_strerror(rc));
+	if (d->contact_level >= 0) {
+		int level = d->contact_level == 2   ? VEIL_LEVEL_GREEN
+		            : d->contact_level == 1 ? VEIL_LEVEL_ORANGE
+		                                    : VEIL_LEVEL_RED;
+		if ((rc = veil_contacts_level_raise(&m->prof, d->peer, level, "device")) != 0)
+			return veil_msgr_fail(m, rc, "cannot store a level: %s", veil_strerror(rc));
+	}
+	if (d->contact_name != NULL &&
+	    (rc = veil_profile_contact_set_name(&m->prof, d->peer, d->contact_name)) != 0)
+		return veil_msgr_fail(m, rc, "cannot store a contact name: %s", veil_strerror(rc));
 	return 0;
 }

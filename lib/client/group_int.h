@@ -85,6 +85,8 @@ void veil_msgr_d2m_discard_int(struct veil_conn *c);
 struct veil_d2d_msg;
 int veil_msgr_md_reflect_int(struct veil_msgr *m, struct veil_conn *c, const struct veil_d2d_msg *d,
                              int wait);
+/* Applies a reflected d2d.ContactSync (lib/client/device.c); 0 or a storage error. */
+int veil_msgr_md_apply_contact_int(struct veil_msgr *m, const struct veil_d2d_msg *d);
 
 /* Milliseconds left until a veil_mono_ms() deadline (0 once passed). */
 uint64_t veil_msgr_left_ms(uint64_t deadline);

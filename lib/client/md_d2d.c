@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "md_int.h"
+#include "proto/md-d2d-sync.pb-c.h"
 #include "proto/md-d2d.pb-c.h"
 
 static void id_str(char out[VEIL_ID_LEN + 1], const uint8_t id[static VEIL_ID_LEN])
@@ -30,6 +31,10 @@ int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t
 	D2d__IncomingMessageUpdate__Update iuu = D2D__INCOMING_MESSAGE_UPDATE__UPDATE__INIT;
 	D2d__IncomingMessageUpdate__Read rd = D2D__INCOMING_MESSAGE_UPDATE__READ__INIT;
 	D2d__IncomingMessageUpdate__Update *iup = &iuu;
+	D2d__ContactSync cs = D2D__CONTACT_SYNC__INIT;
+	D2d__ContactSync__Create csc = D2D__CONTACT_SYNC__CREATE__INIT;
+	D2d__ContactSync__Update csu = D2D__CONTACT_SYNC__UPDATE__INIT;
+	D2dSync__Contact ct = D2D_SYNC__CONTACT__INIT;
 	ProtobufCBinaryData nonces[VEIL_D2D_MAX_NONCES];
 	char peer[VEIL_ID_LEN + 1], creator[VEIL_ID_LEN + 1];
 
@@ -108,6 +113,31 @@ int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t
 		iu.updates = &iup;
 		env.content_case = D2D__ENVELOPE__CONTENT_INCOMING_MESSAGE_UPDATE;
 		env.incoming_message_update = &iu;
+		break;
+	case VEIL_D2D_CONTACT:
+		ct.identity = peer;
+		if (m->contact_pk != NULL) {
+			ct.has_public_key = 1;
+			ct.public_key.data = (uint8_t *)m->contact_pk;
+			ct.public_key.len = VEIL_KEY_LEN;
+		}
+		if (m->contact_level >= 0) {
+			ct.has_verification_level = 1;
+			ct.verification_level =
+			    (D2dSync__Contact__VerificationLevel)m->contact_level;
+		}
+		ct.first_name = (char *)m->contact_name;
+		if (m->contact_create) {
+			csc.contact = &ct;
+			cs.action_case = D2D__CONTACT_SYNC__ACTION_CREATE;
+			cs.create = &csc;
+		} else {
+			csu.contact = &ct;
+			cs.action_case = D2D__CONTACT_SYNC__ACTION_UPDATE;
+			cs.update = &csu;
+		}
+		env.content_case = D2D__ENVELOPE__CONTENT_CONTACT_SYNC;
+		env.contact_sync = &cs;
 		break;
 	default: return VEIL_EINVAL;
 	}
@@ -213,6 +243,24 @@ int veil_d2d_decode(void **envp, struct veil_d2d_msg *m, const uint8_t *plain, s
 		if (m->kind == VEIL_D2D_READ && u->read->has_at)
 			m->at_ms = u->read->at;
 		return parse_conv(m, u->conversation);
+	}
+	case D2D__ENVELOPE__CONTENT_CONTACT_SYNC: {
+		const D2d__ContactSync *cs = env->contact_sync;
+		const D2dSync__Contact *ct = NULL;
+		if (cs->action_case == D2D__CONTACT_SYNC__ACTION_CREATE && cs->create != NULL)
+			ct = cs->create->contact;
+		else if (cs->action_case == D2D__CONTACT_SYNC__ACTION_UPDATE && cs->update != NULL)
+			ct = cs->update->contact;
+		if (ct == NULL || parse_id(m->peer, ct->identity) != 0 ||
+		    (ct->has_public_key && ct->public_key.len != VEIL_KEY_LEN) ||
+		    (ct->has_verification_level && (unsigned)ct->verification_level > 2))
+			return VEIL_EPROTO;
+		m->kind = VEIL_D2D_CONTACT;
+		m->contact_create = cs->action_case == D2D__CONTACT_SYNC__ACTION_CREATE;
+		m->contact_pk = ct->has_public_key ? ct->public_key.data : NULL;
+		m->contact_level = ct->has_verification_level ? (int)ct->verification_level : -1;
+		m->contact_name = ct->first_name;
+		return 0;
 	}
 	default: m->kind = VEIL_D2D_OTHER; return 0;
 	}

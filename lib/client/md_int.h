@@ -13,6 +13,7 @@ enum veil_d2d_kind {
 	VEIL_D2D_OUTGOING = 2, /* d2d.OutgoingMessage: another device sent it */
 	VEIL_D2D_SENT = 3,     /* d2d.OutgoingMessageUpdate.sent: the server acked it */
 	VEIL_D2D_READ = 4,     /* d2d.IncomingMessageUpdate.read: read on another device */
+	VEIL_D2D_CONTACT = 5,  /* d2d.ContactSync create/update: a contact changed */
 };
 
 #define VEIL_D2D_MAX_NONCES 256
@@ -40,6 +41,11 @@ struct veil_d2d_msg {
 	const uint8_t *nonces[VEIL_D2D_MAX_NONCES]; /* outgoing: one CSP nonce per receiver */
 	size_t n_nonces;
 	uint64_t at_ms; /* read: when */
+	/* contact: peer is the contact's ID */
+	int contact_create;
+	const uint8_t *contact_pk; /* NULL: unchanged */
+	int contact_level; /* 0 unverified, 1 server verified, 2 fully verified; -1 unchanged */
+	const char *contact_name; /* the user's name for it (first_name); NULL unchanged */
 };
 
 /* Serialises m as a d2d.Envelope from device_id (without padding: sealing adds it). */

@@ -449,6 +449,10 @@ static int dropped(struct veil_msgr *m, struct veil_conn *c, int rc)
 		veil_msgr_fail(m, rc, "server closed the connection: %s", c->errtext);
 		return c->can_reconnect;
 	}
+	if (rc == VEIL_ECLOSED && c->md_close_code != 0) {
+		veil_msgr_fail(m, rc, "the mediator closed the connection: %s", c->errtext);
+		return c->can_reconnect;
+	}
 	veil_msgr_fail(m, rc, "lost the connection to %s:%u: %s", m->prof.chat_host,
 	               (unsigned)m->prof.chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
 	return rc == VEIL_ECLOSED || rc == VEIL_EIO || rc == VEIL_ETIMEOUT;
@@ -1322,6 +1326,8 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 	}
 	if (d->kind == VEIL_D2D_OUTGOING && d->group)
 		return md_apply_group_out(s, d);
+	if (d->kind == VEIL_D2D_CONTACT)
+		return veil_msgr_md_apply_contact_int(m, d);
 	if (d->kind == VEIL_D2D_INCOMING && !d->group) {
 		struct veil_log_entry e = {.dir = VEIL_LOG_IN,
 		                           .msg_id = d->msg_id,

@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include "veil/client.h"
+#include "veil/contacts.h"
 
 static struct it_server srv;
 static char tmp[256];
@@ -203,6 +204,35 @@ static int t_groups_across_devices(void)
 	return 0;
 }
 
+/* A contact verified on one device is verified on all (a ContactSync in a transaction). */
+static int t_contact_verified_everywhere(void)
+{
+	int level = 0;
+	char src[VEIL_LEVEL_SOURCE_MAX + 1];
+	struct seen s;
+	IT_CHECK(veil_contacts_level_raise(&a1.m.prof, peer.m.prof.id, VEIL_LEVEL_GREEN, "qr") ==
+	         0);
+	IT_CHECK(veil_msgr_md_sync_contact(&a1.m, peer.m.prof.id, 0) == 0);
+	IT_CHECK(veil_contacts_level_get(&a2.m.prof, peer.m.prof.id, &level, src) == 0 &&
+	         level < VEIL_LEVEL_GREEN);
+	IT_CHECK(recv_all(&a2, &s) == 0);
+	IT_CHECK(veil_contacts_level_get(&a2.m.prof, peer.m.prof.id, &level, src) == 0 &&
+	         level == VEIL_LEVEL_GREEN);
+	/* A contact added on device 2 appears on device 1 with its key. */
+	struct veil_contact c;
+	struct dev extra;
+	snprintf(extra.home, sizeof extra.home, "%s/extra", tmp);
+	IT_CHECK(veil_msgr_init(&extra.m, extra.home, srv.http_url, NULL, "Extra") == 0);
+	IT_CHECK(veil_msgr_contact_add(&a2.m, extra.m.prof.id, NULL, NULL) == 0);
+	IT_CHECK(veil_msgr_md_sync_contact(&a2.m, extra.m.prof.id, 1) == 0);
+	IT_CHECK(veil_profile_contact_get(&a1.m.prof, extra.m.prof.id, &c) == VEIL_ENOTFOUND);
+	IT_CHECK(recv_all(&a1, &s) == 0);
+	IT_CHECK(veil_profile_contact_get(&a1.m.prof, extra.m.prof.id, &c) == 0);
+	IT_CHECK(memcmp(c.pk, extra.m.prof.pk, VEIL_KEY_LEN) == 0);
+	veil_msgr_close(&extra.m);
+	return 0;
+}
+
 struct devlist {
 	int n, self;
 	char labels[8][VEIL_MD_INFO_STR_MAX + 1];
@@ -288,6 +318,7 @@ int main(void)
 		RUN_IT(t_outgoing_shows_on_other_devices);
 		RUN_IT(t_logs_agree);
 		RUN_IT(t_groups_across_devices);
+		RUN_IT(t_contact_verified_everywhere);
 		RUN_IT(t_devices_list_rename_drop);
 		RUN_IT(t_wrong_dgk_refused);
 	}
