@@ -53,6 +53,8 @@
 #include "veil/dir.h"
 #include "veil/e2e.h"
 
+#include "proc.h"
+
 #define INBUF (2 + VEIL_CSP_MAX_FRAME + 4096)
 /*
  * Message IDs carry a tag of the run in their high bits, so that a message
@@ -66,33 +68,6 @@ static int opt_pairs;
 static const char *opt_handoff = "100"; /* veild --handoff-ms */
 #define RING 8192
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void pin_cpu(int cpu)
-{
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	sched_setaffinity(0, sizeof s, &s);
-}
-
-static uint16_t free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof a;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) != 0)
-		abort();
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* --- server processes --- */
 
 struct proc {
@@ -104,25 +79,6 @@ struct proc {
 };
 
 static const char *bindir = "build";
-
-static int wait_port(uint16_t port, pid_t pid)
-{
-	for (int i = 0; i < 400; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a = {.sin_family = AF_INET,
-		                        .sin_port = htons(port),
-		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-		close(fd);
-		if (ok)
-			return 0;
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return -1;
-		usleep(25000);
-	}
-	return -1;
-}
 
 /* Runs veild on p's data directory and ports, pinned to CPU 0, and waits for both ports. */
 static int exec_veild(struct proc *p)
@@ -209,49 +165,6 @@ static void stop_proc(struct proc *p)
 			fprintf(stderr, "chatbench: could not remove %s\n", p->data);
 		p->data[0] = 0;
 	}
-}
-
-/* CPU time (user+system) of a process in microseconds. */
-static uint64_t proc_cpu_us(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	unsigned long ut = 0, st = 0;
-	/* Fields after the command: state(3) ... utime(14) stime(15). */
-	for (int field = 3; p && field <= 15; field++) {
-		p = strchr(p + 1, ' ');
-		if (p == NULL)
-			break;
-		/* p is at the space before field number `field`. */
-		if (field == 14)
-			ut = strtoul(p + 1, NULL, 10);
-		if (field == 15)
-			st = strtoul(p + 1, NULL, 10);
-	}
-	return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
-}
-
-/* Resident memory of a process in KiB. */
-static long proc_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			kb = strtol(line + 6, NULL, 10);
-	fclose(f);
-	return kb;
 }
 
 /* --- identities --- */
