@@ -270,8 +270,12 @@ static int phase(int secs, int rate, int window, struct result *res)
 			if ((pfd[i].revents & POLLIN) && dev_read(&devs[i]) != 0)
 				return -1;
 	}
-	/* Let what is in flight arrive, so that the CPU counted matches the envelopes counted. */
-	uint64_t drain_end = now_us() + 2000000u;
+	/*
+	 * Let what is in flight arrive, so that the CPU counted matches the
+	 * envelopes counted, and check that every reflect reached both other
+	 * devices exactly once.
+	 */
+	uint64_t drain_end = now_us() + 30000000u;
 	while (now_us() < drain_end && delivered < sent * 2) {
 		for (int i = 0; i < ndev; i++) {
 			pfd[i].fd = veil_ws_fd(devs[i].ws);
@@ -284,6 +288,12 @@ static int phase(int secs, int rate, int window, struct result *res)
 				return -1;
 	}
 	uint64_t t1 = now_us(), cpu = proc_cpu_us(srv_pid) - c0;
+	if (delivered != sent * 2) {
+		fprintf(stderr,
+		        "md_bench: %llu reflects, %llu envelopes delivered (want twice as many)\n",
+		        (unsigned long long)sent, (unsigned long long)delivered);
+		return -1;
+	}
 	res->per_s = (double)delivered * 1e6 / (double)(t1 - t0);
 	res->cpu_us = delivered ? (double)cpu / (double)delivered : 0;
 	qsort(lat, nlat, sizeof *lat, cmp_u64);
