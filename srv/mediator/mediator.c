@@ -52,6 +52,7 @@
 #define MD_EPH_MAX 64               /* ephemeral reflected IDs awaiting an ack, per device */
 #define MD_MAX_DEVICES 64           /* hard cap of max-slots */
 #define MD_TX_HELD_MAX (2u * 1024u * 1024u) /* reflect bytes held in one transaction */
+#define MD_BATCH_MAX 65536                  /* reflects in one commit at most */
 
 struct md_conn;
 
@@ -78,7 +79,9 @@ struct md_conn {
 	struct md_conn *gnext;
 	int64_t sent_seq; /* last queue row sent */
 	int dry_sent, leader, pumping;
-	struct veil_buf early; /* proxy payloads before leading: u32le length || payload */
+	int pump_blocked;        /* the pump stopped at a reflect not yet committed */
+	uint64_t tx_deadline_ms; /* when its transaction's TTL runs out (if it holds the lock) */
+	struct veil_buf early;   /* proxy payloads before leading: u32le length || payload */
 	struct veil_http_raw *up;
 	struct md_cspcut cut;
 	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
@@ -96,10 +99,21 @@ struct veil_medsvc {
 	char chat_host[64];
 	uint16_t chat_port;
 	struct md_group *buckets[MD_BUCKETS];
+	/* Reflects stored in the open batch, acked once it commits. */
+	struct md_pending *pend;
+	size_t npend, pend_cap;
+};
+
+/* A reflect waiting for its batch's commit. */
+struct md_pending {
+	struct md_conn *c;
+	uint32_t id;
+	uint64_t ts;
 };
 
 static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
+static void batch_flush(struct veil_medsvc *m);
 
 /* --- groups --- */
 
@@ -378,6 +392,7 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 	g->tx = c;
 	veil_buf_release(&c->held);
 	veil_buf_init(&c->held, MD_TX_HELD_MAX);
+	c->tx_deadline_ms = veil_mono_ms() + ttl * 1000u;
 	veil_http_ws_timer(c->ws, ttl * 1000u);
 	send_raw_container(c, &b);
 }
@@ -450,7 +465,14 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 static void md_timer(void *ctx)
 {
 	struct md_conn *c = ctx;
+	batch_flush(c->m);
 	if (c->state == C_READY && c->g != NULL && c->g->tx == c) {
+		/* The one timer also serves the batch: not yet the TTL, wait on for it. */
+		uint64_t now = veil_mono_ms();
+		if (now < c->tx_deadline_ms) {
+			veil_http_ws_timer(c->ws, (uint32_t)(c->tx_deadline_ms - now));
+			return;
+		}
 		veil_log_debug("mediator: a transaction ran out of time");
 		conn_close(c, VEIL_MD_CLOSE_TRANSACTION_TTL);
 	}
@@ -490,6 +512,7 @@ static void conn_close(struct md_conn *c, int code)
 {
 	if (c->state == C_CLOSING)
 		return;
+	batch_flush(c->m);
 	c->state = C_CLOSING;
 	group_leave(c);
 	veil_http_ws_close(c->ws, code);
@@ -500,6 +523,11 @@ static void conn_close(struct md_conn *c, int code)
 static int pump_one(void *arg, const struct md_queued *q)
 {
 	struct md_conn *c = arg;
+	if (q->seq > md_store_committed_seq(c->m->st)) {
+		/* Not durable yet: it goes out after the batch commits. */
+		c->pump_blocked = 1;
+		return -1;
+	}
 	c->sent_seq = q->seq;
 	if (send_reflected(c, q->flags, q->rid, q->ts, q->envelope, q->envelope_len) != 0)
 		return -1;
@@ -516,7 +544,9 @@ static void pump(struct md_conn *c)
 	if (c->state != C_READY || c->pumping)
 		return;
 	c->pumping = 1;
-	while (c->state == C_READY && veil_http_ws_queued(c->ws) < MD_PUMP_HIGH) {
+	c->pump_blocked = 0;
+	while (c->state == C_READY && !c->pump_blocked &&
+	       veil_http_ws_queued(c->ws) < MD_PUMP_HIGH) {
 		int n = md_store_queue_after(c->m->st, c->gid, c->did, c->sent_seq, MD_PUMP_BATCH,
 		                             pump_one, c);
 		if (n < 0) {
@@ -524,7 +554,7 @@ static void pump(struct md_conn *c)
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 			break;
 		}
-		if (n < MD_PUMP_BATCH) {
+		if (n < MD_PUMP_BATCH && !c->pump_blocked) {
 			if (c->state == C_READY && !c->dry_sent) {
 				if (send_container(c, VEIL_MD_REFLECTION_QUEUE_DRY, NULL, 0) != 0)
 					break;
@@ -592,26 +622,79 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		forward_ephemeral(c, r.flags, rid, ts, r.envelope, r.envelope_len);
 		return;
 	}
-	if (md_store_reflect(c->m->st, c->gid, c->did, r.flags, ts, r.envelope, r.envelope_len,
-	                     &rid) != 0) {
+	/*
+	 * Into the batch: the ack and the live deliveries follow its commit,
+	 * which the connection's timer brings about right after this pass of
+	 * the HTTP loop (every reflect read in one pass shares one fsync).
+	 */
+	struct veil_medsvc *m = c->m;
+	if (m->npend == m->pend_cap) {
+		size_t cap = m->pend_cap ? m->pend_cap * 2 : 256;
+		struct md_pending *np =
+		    cap <= MD_BATCH_MAX ? realloc(m->pend, cap * sizeof *np) : NULL;
+		if (np == NULL) {
+			batch_flush(m); /* full: commit what is there, then go on */
+		} else {
+			m->pend = np;
+			m->pend_cap = cap;
+		}
+	}
+	if (md_store_batch_reflect(m->st, c->gid, c->did, r.flags, ts, r.envelope, r.envelope_len,
+	                           &rid) != 0) {
 		veil_log_error("mediator: cannot store a reflected message");
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
-	/* Durable now: the ack, then the live deliveries. */
-	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
-	if (veil_md_reflect_ack_encode(&b, r.id, ts) != 0) {
-		veil_buf_release(&b);
-		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
-		return;
+	m->pend[m->npend++] = (struct md_pending){.c = c, .id = r.id, .ts = ts};
+	veil_http_ws_timer(c->ws, 1);
+	(void)g;
+}
+
+/*
+ * The batch committed (rc 0) or failed: ack its reflects (or close their
+ * devices: nothing was stored), then feed the other devices of each group.
+ */
+static void batch_done(void *ctx, int rc)
+{
+	struct veil_medsvc *m = ctx;
+	size_t n = m->npend;
+	m->npend = 0;
+	if (rc != 0)
+		veil_log_error("mediator: cannot commit reflected messages: %s", veil_strerror(rc));
+	for (size_t i = 0; i < n; i++) {
+		struct md_conn *c = m->pend[i].c;
+		struct veil_buf b;
+		if (c->state != C_READY)
+			continue;
+		if (rc != 0) {
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			continue;
+		}
+		veil_buf_init(&b, VEIL_MD_HDR_LEN + VEIL_MD_REFLECT_ACK_LEN);
+		if (veil_md_reflect_ack_encode(&b, m->pend[i].id, m->pend[i].ts) != 0) {
+			veil_buf_release(&b);
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			continue;
+		}
+		send_raw_container(c, &b);
 	}
-	if (send_raw_container(c, &b) != 0)
-		return;
-	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
-		next = o->gnext;
-		if (o != c)
-			pump(o);
+	for (size_t i = 0; i < n; i++) {
+		struct md_conn *c = m->pend[i].c;
+		if (c->g == NULL || (i > 0 && m->pend[i - 1].c->g == c->g))
+			continue; /* gone, or its group fed just now */
+		for (struct md_conn *o = c->g->conns, *next; o != NULL; o = next) {
+			next = o->gnext;
+			if (o != c || o->pump_blocked)
+				pump(o);
+		}
 	}
+}
+
+/* Commits the open batch, if any (batch_done then acks and delivers). */
+static void batch_flush(struct veil_medsvc *m)
+{
+	if (md_store_batch_open(m->st))
+		(void)md_store_batch_commit(m->st);
 }
 
 static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
@@ -627,7 +710,10 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 			c->neph--;
 			return;
 		}
-	int rc = md_store_queue_ack(c->m->st, c->gid, c->did, r.id);
+	/* Deleting an acked entry rides on the batch: lost in a crash, it is only sent again. */
+	int rc = md_store_batch_ack(c->m->st, c->gid, c->did, r.id);
+	if (rc >= 0)
+		veil_http_ws_timer(c->ws, 1);
 	if (rc < 0)
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 	else if (rc == 0)
@@ -903,6 +989,9 @@ static void md_message(void *ctx, const uint8_t *p, size_t n)
 		proxy_in(c, pl, pn);
 		return;
 	}
+	/* Everything but the reflection itself sees the batch committed. */
+	if (type != VEIL_MD_REFLECT && type != VEIL_MD_REFLECTED_ACK)
+		batch_flush(c->m);
 	if (c->state == C_HELLO) {
 		if (type == VEIL_MD_CLIENT_HELLO)
 			on_client_hello(c, pl, pn);
@@ -934,6 +1023,8 @@ static void md_drained(void *ctx)
 static void md_closed(void *ctx)
 {
 	struct md_conn *c = ctx;
+	/* Its reflects in the batch are committed (and the others' acks sent) before it goes. */
+	batch_flush(c->m);
 	c->state = C_CLOSING;
 	group_leave(c);
 	if (c->up != NULL) {
@@ -963,7 +1054,9 @@ static void md_free(void *arg)
 			m->buckets[i] = g->next;
 			free(g);
 		}
+	batch_flush(m);
 	md_store_close(m->st);
+	free(m->pend);
 	free(m);
 }
 
@@ -994,6 +1087,8 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	snprintf(m->chat_host, sizeof m->chat_host, "%s", host);
 	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
 	int rc = md_store_open(&m->st, path);
+	if (rc == 0)
+		md_store_on_batch(m->st, batch_done, m);
 	if (rc == 0)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)

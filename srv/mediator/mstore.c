@@ -1,4 +1,5 @@
 /* The mediator's SQLite store (see mstore.h). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,10 @@ enum {
 	ST_QUEUE_LEN,
 	ST_QUEUE_AFTER,
 	ST_QUEUE_ACK,
+	ST_MAX_SEQ,
+	ST_BEGIN_SAVEPOINT,
+	ST_RELEASE_SAVEPOINT,
+	ST_ROLLBACK_SAVEPOINT,
 	ST_COUNT
 };
 
@@ -59,6 +64,10 @@ static const char *const sql[ST_COUNT] = {
     [ST_QUEUE_AFTER] = "SELECT seq, rid, ts, flags, envelope FROM reflected "
                        "WHERE gid = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     [ST_QUEUE_ACK] = "DELETE FROM reflected WHERE gid = ? AND device_id = ? AND rid = ?",
+    [ST_MAX_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM reflected",
+    [ST_BEGIN_SAVEPOINT] = "SAVEPOINT one",
+    [ST_RELEASE_SAVEPOINT] = "RELEASE one",
+    [ST_ROLLBACK_SAVEPOINT] = "ROLLBACK TO one",
 };
 
 static const char schema[] =
@@ -88,6 +97,10 @@ static const char schema[] =
 struct md_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	int in_batch;          /* a batch transaction is open */
+	int64_t committed_seq; /* while it is: queue rows above this are not durable yet */
+	void (*batch_done)(void *ctx, int rc);
+	void *batch_ctx;
 };
 
 static sqlite3_stmt *stmt(struct md_store *s, int i)
@@ -189,6 +202,9 @@ int md_store_devices(struct md_store *s, const uint8_t gid[static 32], struct md
 
 static int tx_begin(struct md_store *s)
 {
+	/* A transaction of its own ends the batch first (and tells the mediator). */
+	if (s->in_batch)
+		(void)md_store_batch_commit(s);
 	return run(stmt(s, ST_BEGIN));
 }
 
@@ -345,6 +361,87 @@ int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t 
 		rc = run(st);
 	}
 	return tx_end(s, rc);
+}
+
+/* --- the batch: reflects and acks of one pass of the HTTP loop, one commit --- */
+
+void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx)
+{
+	s->batch_done = fn;
+	s->batch_ctx = ctx;
+}
+
+int md_store_batch_open(const struct md_store *s)
+{
+	return s->in_batch;
+}
+
+int64_t md_store_committed_seq(const struct md_store *s)
+{
+	return s->in_batch ? s->committed_seq : INT64_MAX;
+}
+
+static int batch_begin(struct md_store *s)
+{
+	if (s->in_batch)
+		return 0;
+	int rc = run(stmt(s, ST_BEGIN));
+	if (rc != 0)
+		return rc;
+	int64_t top = one_int(stmt(s, ST_MAX_SEQ), 0);
+	if (top < 0) {
+		run(stmt(s, ST_ROLLBACK));
+		return (int)top;
+	}
+	s->committed_seq = top;
+	s->in_batch = 1;
+	return 0;
+}
+
+int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
+                           uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
+                           uint32_t *rid)
+{
+	int rc = batch_begin(s);
+	if (rc != 0)
+		return rc;
+	if ((rc = run(stmt(s, ST_BEGIN_SAVEPOINT))) != 0)
+		return rc;
+	rc = take_rid(s, gid, rid);
+	if (rc == 0) {
+		sqlite3_stmt *st = stmt(s, ST_QUEUE_ADD);
+		sqlite3_bind_int64(st, 1, *rid);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ts);
+		sqlite3_bind_int(st, 3, flags);
+		sqlite3_bind_blob(st, 4, env_len > 0 ? env : (const uint8_t *)"", (int)env_len,
+		                  SQLITE_STATIC);
+		bind_dev(st, 5, gid, sender);
+		rc = run(st);
+	}
+	/* A failed reflect leaves nothing behind; the batch goes on. */
+	if (rc != 0)
+		run(stmt(s, ST_ROLLBACK_SAVEPOINT));
+	run(stmt(s, ST_RELEASE_SAVEPOINT));
+	return rc;
+}
+
+int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
+{
+	int rc = batch_begin(s);
+	return rc != 0 ? rc : md_store_queue_ack(s, gid, did, rid);
+}
+
+int md_store_batch_commit(struct md_store *s)
+{
+	if (!s->in_batch)
+		return 0;
+	s->in_batch = 0;
+	int rc = run(stmt(s, ST_COMMIT));
+	if (rc != 0)
+		run(stmt(s, ST_ROLLBACK));
+	if (s->batch_done != NULL)
+		s->batch_done(s->batch_ctx, rc);
+	return rc;
 }
 
 int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_t did)

@@ -102,6 +102,24 @@ int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_
 int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                          int64_t after, int max, int (*fn)(void *arg, const struct md_queued *q),
                          void *arg);
+/*
+ * The batch (group commit): md_store_batch_reflect and md_store_batch_ack
+ * do what md_store_reflect and md_store_queue_ack do inside one open
+ * transaction, which md_store_batch_commit commits (one fsync for all)
+ * and then reports to the function set with md_store_on_batch, with the
+ * commit's result: only then are the reflects durable and may be acked.
+ * Any other write commits the batch first. While a batch is open, queue
+ * rows with a seq above md_store_committed_seq are not durable yet.
+ */
+void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx);
+int md_store_batch_open(const struct md_store *s);
+int64_t md_store_committed_seq(const struct md_store *s);
+int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
+                           uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
+                           uint32_t *rid) VEIL_WUR;
+int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                       uint32_t rid);
+int md_store_batch_commit(struct md_store *s);
 /* Removes a queued message: 1 if it was there, 0 if not, negative on error. */
 int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                        uint32_t rid);
