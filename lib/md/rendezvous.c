@@ -550,6 +550,8 @@ int veil_rdv_next(struct veil_rdv *r, struct veil_buf *out, struct veil_buf *dat
 	nonce_make(nonce, r->pid, r->sn_in);
 	uint8_t *plain = hs;
 	if (nominated) {
+		if (data == NULL)
+			return VEIL_EINVAL; /* nothing consumed: call again with a buffer */
 		veil_buf_reset(data);
 		if ((rc = veil_buf_reserve(data, cl - VEIL_RDV_TAG_LEN + 1)) != 0)
 			return fail(r, rc);
