@@ -45,7 +45,7 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->md_max_slots = 4;
 	cfg->md_tx_ttl_s = 60;
 	cfg->rdv_wait_s = 120;
-	cfg->rdv_max_paths = 1024;
+	cfg->rdv_max_paths = 256;
 	cfg->rdv_paths_per_addr = 8;
 	cfg->log_level = VEIL_LOG_INFO;
 }

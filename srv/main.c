@@ -78,7 +78,7 @@ static void usage(FILE *f)
 	    "                       the holder is then closed with 4011 (60, 1 to 3600)\n"
 	    "  --rendezvous-wait S  how long a rendezvous connection (/rendezvous/, device\n"
 	    "                       linking) waits for its peer, seconds; then 4003 (120)\n"
-	    "  --rendezvous-max-paths N  rendezvous paths (pairs) open at once (1024)\n"
+	    "  --rendezvous-max-paths N  rendezvous paths (pairs) open at once (256)\n"
 	    "  --rendezvous-paths-per-addr N  of those, opened by one client address (8)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"

@@ -12,10 +12,18 @@
 #include "relay.h"
 
 #define RDV_BUCKETS 1024
-/* Bytes an unpaired connection may send before its peer arrives (kept, then forwarded). */
-#define RDV_PENDING_MAX (2u * VEIL_RDV_WS_MESSAGE_MAX)
-/* Stop reading a sender while its peer has this much queued; resume once drained. */
-#define RDV_PAUSE_AT (1024u * 1024u)
+/*
+ * Bytes an unpaired connection may send before its peer arrives (kept, then
+ * forwarded): a handshake frame's worth, since only RRD's Hello could come
+ * that early.
+ */
+#define RDV_PENDING_MAX (VEIL_RDV_HS_FRAME_MAX + 64u)
+/*
+ * Stop reading a sender while its peer has this much queued; resume once
+ * drained. With the 64 KiB message limit a pair holds at most about
+ * 2 * (256 + 64) KiB, so --rendezvous-max-paths bounds the relay's memory.
+ */
+#define RDV_PAUSE_AT (256u * 1024u)
 
 struct rdv_addr {
 	struct rdv_addr *next;

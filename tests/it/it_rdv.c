@@ -328,6 +328,34 @@ static int t_third_refused(void)
 	return 0;
 }
 
+static int t_early_message_kept(void)
+{
+	/* What the first side sends alone reaches the second when it comes. */
+	char p[128];
+	uint8_t m[100], got[200];
+	size_t len = 0;
+	random_path(p, sizeof p);
+	int a = it_ws_connect(srv.http_port, p);
+	IT_CHECK(a >= 0);
+	veil_random(m, sizeof m);
+	IT_CHECK(it_ws_send(a, m, sizeof m) == 0);
+	int b = it_ws_connect(srv.http_port, p);
+	IT_CHECK(b >= 0);
+	IT_CHECK(it_ws_recv(b, got, sizeof got, &len, 10000) == 0);
+	IT_CHECK(len == sizeof m && memcmp(got, m, len) == 0);
+	close(a);
+	close(b);
+	/* More than a handshake frame's worth while alone closes with 4000. */
+	static uint8_t big[VEIL_RDV_HS_FRAME_MAX + 100];
+	random_path(p, sizeof p);
+	a = it_ws_connect(srv.http_port, p);
+	IT_CHECK(a >= 0);
+	IT_CHECK(it_ws_send(a, big, sizeof big) == 0);
+	IT_CHECK(close_code(a) == VEIL_RDV_CLOSE_PROTOCOL);
+	close(a);
+	return 0;
+}
+
 static int t_oversize_closes(void)
 {
 	char p[128];
@@ -446,6 +474,7 @@ int main(void)
 	snprintf(relay_base, sizeof relay_base, "%s", prov.rendezvous_url);
 	RUN_IT(t_join_end_to_end);
 	RUN_IT(t_third_refused);
+	RUN_IT(t_early_message_kept);
 	RUN_IT(t_oversize_closes);
 	RUN_IT(t_slow_reader);
 	RUN_IT(t_unpaired_times_out);
