@@ -270,26 +270,33 @@ static int close_code(int fd)
 	return rc;
 }
 
-static int t_paths_per_addr(void)
+static int t_path_limits(void)
 {
 	/*
-	 * A veild of its own with --rendezvous-paths-per-addr 3, so that no
-	 * path of another test is still counted: the fourth path is refused.
+	 * A veild of its own, so that no path of another test is still
+	 * counted: --rendezvous-paths-per-addr 3, --rendezvous-max-paths 5.
+	 * 127.0.0.1 opens three paths, its fourth is refused (per address);
+	 * 127.0.0.2 opens two more, its third is refused (in total).
 	 */
 	char p[128];
-	int fd[4];
+	int fd[7];
+	const char *from[7] = {NULL, NULL, NULL, NULL, "127.0.0.2", "127.0.0.2", "127.0.0.2"};
 	srv2.extra[0] = "--rendezvous-paths-per-addr";
 	srv2.extra[1] = "3";
+	srv2.extra[2] = "--rendezvous-max-paths";
+	srv2.extra[3] = "5";
 	IT_CHECK(it_start(&srv2) == 0);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 7; i++) {
 		random_path(p, sizeof p);
-		fd[i] = it_ws_connect(srv2.http_port, p);
+		fd[i] = it_ws_connect_from(srv2.http_port, p, from[i]);
 		IT_CHECK(fd[i] >= 0);
+		if (i == 3) /* refused: it must not count */
+			IT_CHECK(close_code(fd[3]) == VEIL_RDV_CLOSE_PROTOCOL);
 	}
-	IT_CHECK(close_code(fd[3]) == VEIL_RDV_CLOSE_PROTOCOL);
-	/* A clean stop with three waiting paths open. */
+	IT_CHECK(close_code(fd[6]) == VEIL_RDV_CLOSE_PROTOCOL);
+	/* A clean stop with five waiting paths open. */
 	IT_CHECK(it_stop(&srv2, SIGTERM) == 0);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 7; i++)
 		close(fd[i]);
 	return 0;
 }
@@ -478,7 +485,7 @@ int main(void)
 	RUN_IT(t_oversize_closes);
 	RUN_IT(t_slow_reader);
 	RUN_IT(t_unpaired_times_out);
-	RUN_IT(t_paths_per_addr);
+	RUN_IT(t_path_limits);
 	it_stop(&srv, SIGKILL);
 	return failed ? 1 : 0;
 }

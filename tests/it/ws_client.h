@@ -9,10 +9,37 @@
 
 #include "harness.h"
 
-/* Connects to 127.0.0.1:port and upgrades path; the socket or -1 (no 101). */
-static inline int it_ws_connect(uint16_t port, const char *path)
+/* Connects to 127.0.0.1:port from src and upgrades path; the socket or -1 (no 101). */
+static inline int it_tcp_connect_from(uint16_t port, const char *src)
 {
-	int fd = it_tcp_connect(port);
+	if (src == NULL)
+		return it_tcp_connect(port);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in l = {.sin_family = AF_INET};
+	if (fd < 0)
+		return -1;
+	if (inet_pton(AF_INET, src, &l.sin_addr) != 1 ||
+	    bind(fd, (struct sockaddr *)&l, sizeof l) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(fd);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+/*
+ * Like it_ws_connect, from the local address src (another loopback address
+ * such as "127.0.0.2" gives the server a second client address), or from
+ * any if src is NULL.
+ */
+static inline int it_ws_connect_from(uint16_t port, const char *path, const char *src)
+{
+	int fd = it_tcp_connect_from(port, src);
 	if (fd < 0)
 		return -1;
 	char req[1024];
@@ -40,6 +67,12 @@ static inline int it_ws_connect(uint16_t port, const char *path)
 fail:
 	close(fd);
 	return -1;
+}
+
+/* Connects to 127.0.0.1:port and upgrades path; the socket or -1 (no 101). */
+static inline int it_ws_connect(uint16_t port, const char *path)
+{
+	return it_ws_connect_from(port, path, NULL);
 }
 
 static inline int it_ws_send(int fd, const uint8_t *p, size_t n)
