@@ -44,6 +44,9 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->store_reserve_mb = 64;
 	cfg->md_max_slots = 4;
 	cfg->md_tx_ttl_s = 60;
+	cfg->rdv_wait_s = 120;
+	cfg->rdv_max_paths = 256;
+	cfg->rdv_paths_per_addr = 8;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -128,6 +131,15 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "mediator-tx-ttl") == 0) {
 		if ((rc = parse_uint(v, 1, 3600, &n)) == 0)
 			cfg->md_tx_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "rendezvous-wait") == 0) {
+		if ((rc = parse_uint(v, 1, 3600, &n)) == 0)
+			cfg->rdv_wait_s = (uint32_t)n;
+	} else if (strcmp(key, "rendezvous-max-paths") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->rdv_max_paths = (uint32_t)n;
+	} else if (strcmp(key, "rendezvous-paths-per-addr") == 0) {
+		if ((rc = parse_uint(v, 1, 100000, &n)) == 0)
+			cfg->rdv_paths_per_addr = (uint32_t)n;
 	} else if (strcmp(key, "smtp-url") == 0) {
 		rc = set_str(cfg->smtp_url, sizeof cfg->smtp_url, v);
 	} else if (strcmp(key, "smtp-from") == 0) {

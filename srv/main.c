@@ -22,6 +22,7 @@
 #include "directory/directory.h"
 #include "http/http.h"
 #include "mediator/mediator.h"
+#include "rendezvous/relay.h"
 
 #define VEIL_VERSION "0.1.0"
 
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 	    "\n"
 	    "Runs the Veil server: the chat service (Chat Server Protocol over TCP) and,\n"
 	    "on one HTTP listener, the directory service (/directory/), the blob service\n"
-	    "(/blob/), the multi-device mediator (WebSocket, /mediator/) and the signed\n"
+	    "(/blob/), the multi-device mediator (WebSocket, /mediator/), the rendezvous\n"
+	    "relay for linking a new device (WebSocket, /rendezvous/) and the signed\n"
 	    "provisioning document (/.well-known/veil/provisioning). With no options\n"
 	    "everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
 	    "\n"
@@ -74,6 +76,10 @@ static void usage(FILE *f)
 	    "                       mediator (/mediator/, multi-device) (4, at most 64)\n"
 	    "  --mediator-tx-ttl S  longest mediator transaction (device-group lock), seconds;\n"
 	    "                       the holder is then closed with 4011 (60, 1 to 3600)\n"
+	    "  --rendezvous-wait S  how long a rendezvous connection (/rendezvous/, device\n"
+	    "                       linking) waits for its peer, seconds; then 4003 (120)\n"
+	    "  --rendezvous-max-paths N  rendezvous paths (pairs) open at once (256)\n"
+	    "  --rendezvous-paths-per-addr N  of those, opened by one client address (8)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -130,6 +136,9 @@ static const struct option long_opts[] = {
     {"store-reserve-mb", required_argument, NULL, 0},
     {"mediator-max-slots", required_argument, NULL, 0},
     {"mediator-tx-ttl", required_argument, NULL, 0},
+    {"rendezvous-wait", required_argument, NULL, 0},
+    {"rendezvous-max-paths", required_argument, NULL, 0},
+    {"rendezvous-paths-per-addr", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -280,6 +289,8 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv)
 	if (rc == 0)
 		rc = veil_medsvc_register(http, srv);
 	if (rc == 0)
+		rc = veil_rdvsvc_register(http, srv);
+	if (rc == 0)
 		rc = veil_http_run(http);
 	if (rc != 0)
 		fprintf(stderr, "veild: cannot start the HTTP services: %s\n", veil_strerror(rc));
@@ -387,6 +398,8 @@ int main(int argc, char **argv)
 	       veil_http_port(http), srv.cfg.data_dir);
 	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", uhost,
 	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
+	printf("  rendezvous  ws://%s:%u%s<64 hex digits> (device linking relay)\n", uhost,
+	       veil_http_port(http), VEIL_RDV_PREFIX);
 	if (srv.cfg.store[0] != '\0') {
 		char shown[1100];
 		veil_store_describe(srv.cfg.store, shown, sizeof shown);

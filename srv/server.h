@@ -48,6 +48,11 @@ struct veil_config {
 	uint32_t md_max_slots; /* --mediator-max-slots, devices per device group */
 	uint32_t md_tx_ttl_s;  /* --mediator-tx-ttl, longest transaction (seconds) */
 
+	/* Rendezvous relay (srv/rendezvous). */
+	uint32_t rdv_wait_s;         /* --rendezvous-wait, lifetime of an unpaired connection */
+	uint32_t rdv_max_paths;      /* --rendezvous-max-paths, paths open at once in total */
+	uint32_t rdv_paths_per_addr; /* --rendezvous-paths-per-addr, paths one address opened */
+
 	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
 	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */
 	char smtp_from[256];          /* --smtp-from, sender address of e-mail codes */

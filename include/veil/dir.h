@@ -52,8 +52,14 @@ struct veil_dir_provisioning {
 	char blob_upload_url[VEIL_DIR_MAX_URL];
 	char blob_download_url[VEIL_DIR_MAX_URL]; /* with the placeholder {blobId} */
 	char blob_done_url[VEIL_DIR_MAX_URL];     /* with the placeholder {blobId} */
-	/* OPPF mediator {url}: the mediator's base URL (ws[s]://...); "" if not announced. */
+	/*
+	 * OPPF mediator.url and rendezvous.url: base URLs (ws:// or wss://,
+	 * ending with "/"); "" if the document has none. A client appends the
+	 * hex ClientUrlInfo (mediator) or the 64 hex digits of a rendezvous
+	 * path (rendezvous relay, see veil/rendezvous.h).
+	 */
 	char mediator_url[VEIL_DIR_MAX_URL];
+	char rendezvous_url[VEIL_DIR_MAX_URL];
 };
 
 /*

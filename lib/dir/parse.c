@@ -210,13 +210,21 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 			                   "provisioning document has a bad blob entry");
 		goto out;
 	}
-	json_t *med = json_object_get(root, "mediator");
-	if (med != NULL && (!json_is_object(med) || (rc = json_str(med, "url", out->mediator_url,
-	                                                           VEIL_DIR_MAX_URL, 1)) != 0)) {
-		if (rc == 0)
-			rc = veil_dir_fail(VEIL_EPROTO,
-			                   "provisioning document has a bad mediator entry");
-		goto out;
+	/* OPPF's mediator and rendezvous base URLs, optional as well. */
+	const char *svc[2] = {"mediator", "rendezvous"};
+	char *dst[2] = {out->mediator_url, out->rendezvous_url};
+	for (int i = 0; i < 2; i++) {
+		json_t *o = json_object_get(root, svc[i]);
+		if (o == NULL)
+			continue;
+		if (!json_is_object(o) ||
+		    (rc = json_str(o, "url", dst[i], VEIL_DIR_MAX_URL, 1)) != 0) {
+			if (rc == 0)
+				rc = veil_dir_fail(VEIL_EPROTO,
+				                   "provisioning document has a bad mediator or "
+				                   "rendezvous entry");
+			goto out;
+		}
 	}
 	if (pin_csp_pk != NULL && veil_memcmp(pin_csp_pk, out->csp_pk, sizeof out->csp_pk)) {
 		rc = veil_dir_fail(VEIL_EKEY, "chat server key differs from the pinned key");

@@ -10,9 +10,14 @@
  *   serverName     the server's public host name (a Veil addition)
  *   chat           {hostname, ports: [port], publicKey: base64 X25519 key}
  *   directory      {url: base URL of the directory, ending with "/"}
+ *   blob           {uploadUrl, downloadUrl, doneUrl} (with a data directory)
+ *   mediator       {url: ws:// base URL of the mediator, ending with "/"}
+ *   rendezvous     {url: ws:// base URL of the rendezvous relay, ending with "/"}
  *
- * Services that do not exist yet (blob, safe, mediator...) are omitted, not
- * given placeholders. The document is built and signed once at start.
+ * OPPF's mediator entry also has a blob mirror, which Veil does not run
+ * yet; it is omitted, as are services that do not exist yet (safe...),
+ * rather than given placeholders. The document is built and signed once at
+ * start.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +42,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	const struct veil_config *cfg = &srv->cfg;
 	const char *host = cfg->public_host[0] != '\0' ? cfg->public_host : cfg->listen;
 	char uhost[300], dir_url[400], blob_up[400], blob_down[400], blob_done[400];
+	char md_url[400], rdv_url[400];
 	char sign_b64[VEIL_B64_LEN(32)], csp_b64[VEIL_B64_LEN(32)];
 	char sig_b64[VEIL_B64_LEN(crypto_sign_BYTES)];
 	uint8_t sig[crypto_sign_BYTES];
@@ -50,6 +56,9 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	snprintf(blob_down, sizeof blob_down, "http://%s:%u/blob/{blobId}", uhost, (unsigned)port);
 	snprintf(blob_done, sizeof blob_done, "http://%s:%u/blob/{blobId}/done", uhost,
 	         (unsigned)port);
+	/* The WebSocket services (srv/mediator, srv/rendezvous) on the same listener. */
+	snprintf(md_url, sizeof md_url, "ws://%s:%u/mediator/", uhost, (unsigned)port);
+	snprintf(rdv_url, sizeof rdv_url, "ws://%s:%u/rendezvous/", uhost, (unsigned)port);
 	if (veil_b64_encode(sign_b64, sizeof sign_b64, srv->keys.sign_pk, 32) != 0 ||
 	    veil_b64_encode(csp_b64, sizeof csp_b64, srv->keys.csp_pk, VEIL_KEY_LEN) != 0)
 		goto out;
@@ -61,6 +70,12 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	    json_object_set_new(doc, "blob",
 	                        json_pack("{s:s, s:s, s:s}", "uploadUrl", blob_up, "downloadUrl",
 	                                  blob_down, "doneUrl", blob_done)) != 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	if (doc != NULL &&
+	    (json_object_set_new(doc, "mediator", json_pack("{s:s}", "url", md_url)) != 0 ||
+	     json_object_set_new(doc, "rendezvous", json_pack("{s:s}", "url", rdv_url)) != 0)) {
 		json_decref(doc);
 		doc = NULL;
 	}

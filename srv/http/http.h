@@ -188,10 +188,18 @@ struct veil_http_ws_ops {
 	void (*message)(void *ctx, const uint8_t *p, size_t n);
 	/* Everything queued has been written (optional; NULL if not wanted). */
 	void (*drained)(void *ctx);
-	/* The connection is gone; c must not be used any more. Called once. */
+	/*
+	 * The connection is gone; c must not be used any more, except for
+	 * veil_http_ws_peer_close_code during this call. Called once.
+	 */
 	void (*closed)(void *ctx);
 	/* The timer set with veil_http_ws_timer fired (optional; not once closing). */
 	void (*timer)(void *ctx);
+	/*
+	 * The 101 went out and the connection is not closing (optional): from
+	 * here on veil_http_ws_timer may be armed.
+	 */
+	void (*established)(void *ctx);
 };
 /* Only before run. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL. */
 int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_message,
@@ -209,6 +217,16 @@ size_t veil_http_ws_queued(const struct veil_http_ws *c);
  * connection is established (from message or later).
  */
 void veil_http_ws_timer(struct veil_http_ws *c, uint32_t ms);
+/*
+ * Stops (pause 1) or resumes (0) reading from the connection, e.g. while
+ * the connection it forwards to has much queued (see drained).
+ */
+void veil_http_ws_rx_pause(struct veil_http_ws *c, int pause);
+/*
+ * The close code of the close frame the peer sent, 0 if it sent none (yet);
+ * meaningful in the closed callback.
+ */
+int veil_http_ws_peer_close_code(const struct veil_http_ws *c);
 /*
  * Closes with code (a WebSocket close code) once the queued messages are
  * written; messages that arrive meanwhile are dropped. closed follows.

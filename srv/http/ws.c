@@ -72,6 +72,7 @@ struct veil_http_ws {
 	int established;
 	int close_code; /* non-zero: close once out is empty */
 	int rx_skip;    /* dropping the rest of a message */
+	int peer_close; /* the code of the peer's close frame, 0 if none came */
 };
 
 int veil_http_ws_send(struct veil_http_ws *c, const uint8_t *p, size_t n)
@@ -92,6 +93,16 @@ size_t veil_http_ws_queued(const struct veil_http_ws *c)
 void veil_http_ws_timer(struct veil_http_ws *c, uint32_t ms)
 {
 	lws_set_timer_usecs(c->wsi, ms > 0 ? (lws_usec_t)ms * 1000 : LWS_SET_TIMER_USEC_CANCEL);
+}
+
+void veil_http_ws_rx_pause(struct veil_http_ws *c, int pause)
+{
+	lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+}
+
+int veil_http_ws_peer_close_code(const struct veil_http_ws *c)
+{
+	return c->peer_close;
 }
 
 void veil_http_ws_close(struct veil_http_ws *c, int code)
@@ -216,7 +227,15 @@ int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback
 		(*slot)->established = 1;
 		if ((*slot)->out.head != NULL || (*slot)->close_code != 0)
 			lws_callback_on_writable(wsi);
+		if ((*slot)->close_code == 0 && (*slot)->route->ops->established != NULL)
+			(*slot)->route->ops->established((*slot)->ctx);
 		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+		const uint8_t *b = in;
+		if (slot != NULL && *slot != NULL && len >= 2)
+			(*slot)->peer_close = b[0] << 8 | b[1];
+		return 0; /* lws answers the close */
+	}
 	case LWS_CALLBACK_RECEIVE:
 		if (slot == NULL || *slot == NULL)
 			return -1;

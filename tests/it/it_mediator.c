@@ -8,117 +8,15 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "ws_client.h"
 #include "veil/md.h"
 
 static struct it_server srv;
 static struct it_user alice, bob;
 
-/* --- a minimal WebSocket client (RFC 6455, client side) --- */
-
 static int ws_connect(const char *path)
 {
-	int fd = it_tcp_connect(srv.http_port);
-	if (fd < 0)
-		return -1;
-	char req[1024];
-	int n = snprintf(req, sizeof req,
-	                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
-	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	                 "Sec-WebSocket-Version: 13\r\n\r\n",
-	                 path, srv.http_port);
-	if (it_write_all(fd, (const uint8_t *)req, (size_t)n) != 0)
-		goto fail;
-	/* The response head, a byte at a time so that no frame byte is swallowed. */
-	char head[2048];
-	size_t len = 0;
-	while (len + 1 < sizeof head) {
-		if (it_read_exact(fd, (uint8_t *)head + len, 1, 5000) != 0)
-			goto fail;
-		len++;
-		if (len >= 4 && memcmp(head + len - 4, "\r\n\r\n", 4) == 0)
-			break;
-	}
-	head[len] = 0;
-	if (strncmp(head, "HTTP/1.1 101", 12) != 0)
-		goto fail;
-	return fd;
-fail:
-	close(fd);
-	return -1;
-}
-
-static int ws_send(int fd, const uint8_t *p, size_t n)
-{
-	uint8_t hdr[14], mask[4];
-	size_t h = 0;
-	hdr[h++] = 0x82; /* FIN, binary */
-	if (n < 126) {
-		hdr[h++] = (uint8_t)(0x80 | n);
-	} else if (n < 65536) {
-		hdr[h++] = 0x80 | 126;
-		hdr[h++] = (uint8_t)(n >> 8);
-		hdr[h++] = (uint8_t)n;
-	} else {
-		hdr[h++] = 0x80 | 127;
-		for (int i = 7; i >= 0; i--)
-			hdr[h++] = (uint8_t)((uint64_t)n >> (8 * i));
-	}
-	randombytes_buf(mask, 4);
-	memcpy(hdr + h, mask, 4);
-	h += 4;
-	uint8_t *buf = malloc(h + n);
-	if (buf == NULL)
-		return VEIL_ENOMEM;
-	memcpy(buf, hdr, h);
-	for (size_t i = 0; i < n; i++)
-		buf[h + i] = p[i] ^ mask[i & 3];
-	int rc = it_write_all(fd, buf, h + n);
-	free(buf);
-	return rc;
-}
-
-/*
- * Reads one whole message into out (cap bytes). Returns 0 with *len, the
- * close code (> 0) for a close frame (1006 if the socket just ended), or a
- * negative veil_err (VEIL_ETIMEOUT).
- */
-static int ws_recv(int fd, uint8_t *out, size_t cap, size_t *len, int timeout_ms)
-{
-	size_t got = 0;
-	for (;;) {
-		uint8_t h[8];
-		int rc = it_read_exact(fd, h, 2, timeout_ms);
-		if (rc == VEIL_ECLOSED)
-			return 1006;
-		if (rc != 0)
-			return rc;
-		int op = h[0] & 0x0f, fin = h[0] & 0x80;
-		uint64_t n = h[1] & 0x7f;
-		if (n == 126) {
-			if (it_read_exact(fd, h, 2, timeout_ms) != 0)
-				return 1006;
-			n = (uint64_t)h[0] << 8 | h[1];
-		} else if (n == 127) {
-			if (it_read_exact(fd, h, 8, timeout_ms) != 0)
-				return 1006;
-			n = 0;
-			for (int i = 0; i < 8; i++)
-				n = n << 8 | h[i];
-		}
-		if (got + n > cap)
-			return VEIL_ELIMIT;
-		if (n > 0 && it_read_exact(fd, out + got, (size_t)n, timeout_ms) != 0)
-			return 1006;
-		if (op == 8)
-			return n >= 2 ? (out[got] << 8 | out[got + 1]) : 1005;
-		if (op == 9 || op == 10)
-			continue; /* ping / pong: not used by the mediator */
-		got += (size_t)n;
-		if (fin) {
-			*len = got;
-			return 0;
-		}
-	}
+	return it_ws_connect(srv.http_port, path);
 }
 
 /* --- a device --- */
@@ -154,7 +52,7 @@ static void group_new(struct group *g)
 /* Next message: 0, a close code (> 0) or a negative veil_err. */
 static int dev_next(struct dev *d, int timeout_ms)
 {
-	int rc = ws_recv(d->fd, d->msg, sizeof d->msg, &d->len, timeout_ms);
+	int rc = it_ws_recv(d->fd, d->msg, sizeof d->msg, &d->len, timeout_ms);
 	if (rc != 0)
 		return rc;
 	if (veil_md_container_parse(d->msg, d->len, &d->type, &d->pl, &d->pn) != 0)
@@ -185,7 +83,7 @@ static int dev_send(struct dev *d, uint8_t type, const uint8_t *p, size_t n)
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	int rc = veil_md_container_encode(&b, type, p, n);
 	if (rc == 0)
-		rc = ws_send(d->fd, b.p, b.len);
+		rc = it_ws_send(d->fd, b.p, b.len);
 	veil_buf_release(&b);
 	return rc;
 }
@@ -231,7 +129,7 @@ static int dev_connect_as(struct dev *d, const struct group *g, const struct vei
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	rc = veil_md_client_hello_make(&b, &ch, k, &sh, &info);
 	if (rc == 0)
-		rc = ws_send(d->fd, b.p, b.len);
+		rc = it_ws_send(d->fd, b.p, b.len);
 	veil_buf_release(&b);
 	if (rc != 0)
 		return rc;
@@ -268,7 +166,7 @@ static int reflect(struct dev *d, uint32_t id, uint16_t flags, const uint8_t *en
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	int rc = veil_md_reflect_encode(&b, flags, id, env, n);
 	if (rc == 0)
-		rc = ws_send(d->fd, b.p, b.len);
+		rc = it_ws_send(d->fd, b.p, b.len);
 	veil_buf_release(&b);
 	return rc;
 }
@@ -279,7 +177,7 @@ static int reflected_ack(struct dev *d, uint32_t id)
 	veil_buf_init(&b, 64);
 	int rc = veil_md_reflected_ack_encode(&b, id);
 	if (rc == 0)
-		rc = ws_send(d->fd, b.p, b.len);
+		rc = it_ws_send(d->fd, b.p, b.len);
 	veil_buf_release(&b);
 	return rc;
 }
@@ -659,7 +557,7 @@ static int begin_tx(struct dev *d, int scope, uint32_t ttl)
 	if (rc == 0)
 		rc = veil_md_begin_tx_encode(&b, sc.p, sc.len, ttl);
 	if (rc == 0)
-		rc = ws_send(d->fd, b.p, b.len);
+		rc = it_ws_send(d->fd, b.p, b.len);
 	veil_buf_release(&sc);
 	veil_buf_release(&b);
 	return rc;
@@ -858,14 +756,14 @@ static int t_drop_device(void)
 	IT_CHECK(expect_reflected(&m2, env, sizeof env, NULL, 1) == 0);
 	veil_buf_init(&b, 64);
 	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 302) == 0);
-	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(it_ws_send(m1.fd, b.p, b.len) == 0);
 	IT_CHECK(dev_expect(&m2, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
 	dev_close(&m2);
 	IT_CHECK(dev_expect(&m1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
 	IT_CHECK(veil_md_drop_device_parse(&did, m1.pl, m1.pn) == 0 && did == 302);
 	veil_buf_reset(&b);
 	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 303) == 0);
-	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(it_ws_send(m1.fd, b.p, b.len) == 0);
 	IT_CHECK(dev_expect(&m1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
 	IT_CHECK(veil_md_drop_device_parse(&did, m1.pl, m1.pn) == 0 && did == 303);
 	veil_buf_release(&b);
@@ -888,7 +786,7 @@ static int t_shared_device_data(void)
 	IT_CHECK(m1.si.enc_shared_data_len == 0);
 	IT_CHECK(veil_md_shared_data_seal(&box, &gm.k, 7) == 0);
 	IT_CHECK(veil_md_set_shared_data_encode(&b, box.p, box.len) == 0);
-	IT_CHECK(ws_send(m1.fd, b.p, b.len) == 0);
+	IT_CHECK(it_ws_send(m1.fd, b.p, b.len) == 0);
 	/* No answer is defined; the next login of any device carries it. */
 	IT_CHECK(dev_quiet(&m1, 200) == 0);
 	IT_CHECK(dev_connect(&m2, &gm, 302, VEIL_MD_SLOT_NEW) == 0);
@@ -900,7 +798,7 @@ static int t_shared_device_data(void)
 	/* A device may drop itself: ack, then 4113. */
 	veil_buf_reset(&b);
 	IT_CHECK(veil_md_drop_device_encode(&b, VEIL_MD_DROP_DEVICE, 302) == 0);
-	IT_CHECK(ws_send(m2.fd, b.p, b.len) == 0);
+	IT_CHECK(it_ws_send(m2.fd, b.p, b.len) == 0);
 	IT_CHECK(dev_expect(&m2, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
 	IT_CHECK(dev_expect(&m2, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
 	dev_close(&m2);

@@ -626,6 +626,12 @@ static void test_provisioning(void)
 	CHECK(p.chat_port == 5222);
 	CHECK(strcmp(p.directory_url, dir_url) == 0);
 	CHECK(p.refresh_s == VEIL_DIRSVC_OPPF_REFRESH);
+	/* The WebSocket services' base URLs: server_url with ws:// in place of http://. */
+	char want[200];
+	snprintf(want, sizeof want, "ws://%s/mediator/", server_url + strlen("http://"));
+	CHECK(strcmp(p.mediator_url, want) == 0);
+	snprintf(want, sizeof want, "ws://%s/rendezvous/", server_url + strlen("http://"));
+	CHECK(strcmp(p.rendezvous_url, want) == 0);
 	/* The directory URL it names works. */
 	uint8_t id[8];
 	memcpy(id, "ZZZZZZZZ", 8);
