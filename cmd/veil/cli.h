@@ -66,6 +66,15 @@ int cli_text_args(const char *cmd, int *argc, char **argv, int from, int *start)
  * (veil_msgr_md_sync_contact); a failure is a warning on stderr, the local
  * change stands.
  */
+/* Draws text as a QR code on f (terminal half blocks); 0 or -1. */
+int cli_qr_print(FILE *f, const char *text);
+/*
+ * Asks on the terminal whether both devices show the same rendezvous code
+ * (ctx: an int, non-zero for --yes, which answers yes without asking).
+ */
+int cli_confirm_rph(const char *rph, void *ctx);
+/* veil init --join LINK ... (device.c). */
+int cli_init_join(const char *link, const char *server, const char *label, int yes);
 void cli_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN], int create);
 /* Prints what a message stored raw was: "stored raw: type 0xNN, N bytes" (type 0: not decrypted). */
 void cli_raw_desc(uint8_t type, size_t len);

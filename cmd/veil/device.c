@@ -1,6 +1,7 @@
 /* veil device: the devices of this identity (multi-device through the mediator). */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -57,6 +58,80 @@ void cli_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN],
 		        m->errtext);
 }
 
+int cli_confirm_rph(const char *rph, void *ctx)
+{
+	int yes = *(const int *)ctx;
+	char line[16];
+	fprintf(stderr, "Both devices must show the same code: %s\n", rph);
+	if (yes)
+		return 1;
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr, "%s: cannot ask on a terminal; compare the codes and use --yes\n",
+		        cli_prog);
+		return 0;
+	}
+	fprintf(stderr, "Does the other device show %s too? [y/N] ", rph);
+	if (fgets(line, sizeof line, stdin) == NULL)
+		return 0;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+static int device_link(struct veil_msgr *m, int argc, char **argv)
+{
+	const char *label = NULL, *tmo = NULL;
+	int yes = 0, rc;
+	for (int i = 2; i < argc; i++) {
+		int o;
+		if (strcmp(argv[i], "--yes") == 0) {
+			yes = 1;
+			continue;
+		}
+		if ((o = cli_opt(argc, argv, &i, "label", &label)) != 0 ||
+		    (o = cli_opt(argc, argv, &i, "timeout", &tmo)) != 0) {
+			if (o < 0)
+				return cli_usage_err("device", "an option lacks its value");
+			continue;
+		}
+		return cli_usage_err("device", "unexpected argument");
+	}
+	long secs = tmo != NULL ? strtol(tmo, NULL, 10) : 600;
+	if (secs < 1 || secs > 86400)
+		return cli_usage_err("device", "--timeout takes 1 to 86400 seconds");
+	struct veil_link *l = calloc(1, sizeof *l);
+	if (l == NULL)
+		return cli_err("out of memory");
+	if (veil_msgr_link_offer(m, l, label) != 0) {
+		free(l);
+		return cli_err("%s", m->errtext);
+	}
+	if (isatty(STDOUT_FILENO) && cli_qr_print(stdout, l->link) != 0)
+		fprintf(stderr, "%s: cannot draw the QR code\n", cli_prog);
+	printf("%s\n", l->link);
+	fflush(stdout);
+	fprintf(stderr, "On the new device: veil init --join LINK (waiting up to %ld s)\n", secs);
+	rc = veil_msgr_link_run(m, l, cli_confirm_rph, &yes, (int)secs * 1000);
+	veil_link_release(l);
+	free(l);
+	if (rc != 0)
+		return cli_err("%s", m->errtext);
+	printf("linked: the new device is part of this identity\n");
+	return 0;
+}
+
+int cli_init_join(const char *link, const char *server, const char *label, int yes)
+{
+	struct veil_msgr m;
+	char home[VEIL_PROFILE_PATH_MAX];
+	if (veil_profile_home(home, sizeof home) != 0)
+		return cli_err("set VEIL_HOME or HOME");
+	memset(&m, 0, sizeof m);
+	if (veil_msgr_join_link(&m, home, link, server, label, cli_confirm_rph, &yes, 600000) != 0)
+		return cli_err("%s", m.errtext);
+	printf("%.8s\n", (const char *)m.prof.id);
+	veil_msgr_close(&m);
+	return 0;
+}
+
 static int parse_device_id(uint64_t *out, const char *s)
 {
 	char *end = NULL;
@@ -75,7 +150,9 @@ int cmd_device(int argc, char **argv)
 	const char *sub = argv[1];
 	if (cli_open(&m) != 0)
 		return 1;
-	if (strcmp(sub, "list") == 0) {
+	if (strcmp(sub, "link") == 0) {
+		rc = device_link(&m, argc, argv);
+	} else if (strcmp(sub, "list") == 0) {
 		struct list_ctx l = {0};
 		for (int i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--json") == 0)

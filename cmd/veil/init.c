@@ -5,13 +5,20 @@
 
 int cmd_init(int argc, char **argv)
 {
-	const char *server = NULL, *key = NULL, *nick = NULL;
+	const char *server = NULL, *key = NULL, *nick = NULL, *join = NULL, *label = NULL;
+	int yes = 0;
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char home[VEIL_PROFILE_PATH_MAX], id[VEIL_ID_LEN + 1];
 	struct veil_msgr m;
 	for (int i = 1; i < argc; i++) {
 		int r;
-		if ((r = cli_opt(argc, argv, &i, "server", &server)) != 0 ||
+		if (strcmp(argv[i], "--yes") == 0) {
+			yes = 1;
+			continue;
+		}
+		if ((r = cli_opt(argc, argv, &i, "join", &join)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "label", &label)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "server", &server)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server-key", &key)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "nickname", &nick)) != 0) {
 			if (r < 0)
@@ -20,6 +27,8 @@ int cmd_init(int argc, char **argv)
 		}
 		return cli_usage_err("init", "unexpected argument");
 	}
+	if (join != NULL)
+		return cli_init_join(join, server, label, yes);
 	if (server == NULL)
 		return cli_usage_err("init", "--server URL is required");
 	if (key != NULL && cli_parse_key(server_pk, key, "--server-key") != 0)

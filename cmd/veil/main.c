@@ -15,6 +15,7 @@ const char *cli_prog = "veil";
 static const struct cli_cmd commands[] = {
     {"init", cmd_init, "create a new identity on a server",
      "init --server URL [--server-key HEX] [--nickname NAME]\n"
+     "       veil init --join LINK [--server URL] [--label LABEL] [--yes]\n"
      "\n"
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
@@ -26,7 +27,13 @@ static const struct cli_cmd commands[] = {
      "  --server-key HEX   the chat server's public key (64 hex digits); init fails\n"
      "                     if the server presents another one. Without it the key in\n"
      "                     the provisioning document is trusted and pinned.\n"
-     "  --nickname NAME    the nickname sent along with your messages\n"},
+     "  --nickname NAME    the nickname sent along with your messages\n"
+     "\n"
+     "--join makes this a new device of an existing identity: LINK is what\n"
+     "'veil device link' prints on a device of that identity. Both devices then\n"
+     "show a code (xx-xx-xx); init asks whether they match (--yes: without\n"
+     "asking) and takes the identity, its keys, contacts and groups. --server\n"
+     "defaults to the server of the link's relay; --label names this device.\n"},
     {"whoami", cmd_whoami, "show your ID and public key",
      "whoami [--json]\n"
      "\n"
@@ -82,8 +89,9 @@ static const struct cli_cmd commands[] = {
      "--password revokes ID with its revocation password, without its profile (a\n"
      "lost device): '-' reads the password from standard input; --server URL\n"
      "names the server when $VEIL_HOME holds no profile.\n"},
-    {"device", cmd_device, "the devices of this identity: list, rename, drop",
-     "device list [--json]\n"
+    {"device", cmd_device, "the devices of this identity: link, list, rename, drop",
+     "device link [--label LABEL] [--yes] [--timeout SECONDS]\n"
+     "       veil device list [--json]\n"
      "       veil device rename LABEL\n"
      "       veil device drop DEVICE\n"
      "       veil device enable [--label LABEL]\n"
@@ -93,6 +101,11 @@ static const struct cli_cmd commands[] = {
      "reflects every message received or sent to the other devices, end-to-end\n"
      "encrypted under the device group's key (the mediator never learns the ID).\n"
      "\n"
+     "link:    adds a new device: prints a link (and a QR code on a terminal) for\n"
+     "         'veil init --join LINK' on the new device and waits for it (600 s);\n"
+     "         both show a code (xx-xx-xx): link asks whether they match (--yes:\n"
+     "         without asking), then hands over the identity, contacts and groups.\n"
+     "         A profile that has one device becomes a device group first.\n"
      "list:    prints each device: its ID (16 hex digits), label, platform, and\n"
      "         since when it is connected or when it was last seen; * marks this\n"
      "         device (--json: one object per line).\n"

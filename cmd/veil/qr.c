@@ -8,7 +8,7 @@
 #include "cli.h"
 
 /* Two modules per character row, with the Unicode half blocks; quiet zone of 2. */
-static void print_qr(const QRcode *q)
+static void print_qr(FILE *f, const QRcode *q)
 {
 	const int quiet = 2, w = q->width;
 	for (int y = -quiet; y < w + quiet; y += 2) {
@@ -21,10 +21,20 @@ static void print_qr(const QRcode *q)
 			      : top      ? "\xe2\x96\x84"
 			      : bot      ? "\xe2\x96\x80"
 			                 : "\xe2\x96\x88",
-			      stdout);
+			      f);
 		}
-		fputc('\n', stdout);
+		fputc('\n', f);
 	}
+}
+
+int cli_qr_print(FILE *f, const char *text)
+{
+	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	if (q == NULL)
+		return -1;
+	print_qr(f, q);
+	QRcode_free(q);
+	return 0;
 }
 
 int cmd_qr(int argc, char **argv)
@@ -48,7 +58,7 @@ int cmd_qr(int argc, char **argv)
 		QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
 		if (q == NULL)
 			return cli_err("cannot encode the QR code");
-		print_qr(q);
+		print_qr(stdout, q);
 		QRcode_free(q);
 	}
 	printf("%s\n", text);

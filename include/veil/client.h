@@ -16,6 +16,7 @@
 #include "veil/csp.h"
 #include "veil/e2e.h"
 #include "veil/md.h"
+#include "veil/rendezvous.h"
 #include "veil/util.h"
 
 /* ---------------------------------------------------------------------- */
@@ -639,6 +640,35 @@ int veil_msgr_md_export(struct veil_msgr *m, struct veil_md_join *j) VEIL_WUR;
 int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url,
                    const uint8_t *server_key, const struct veil_md_join *j,
                    const char *label) VEIL_WUR;
+
+/*
+ * Linking a new device. On the existing device: veil_msgr_link_offer makes
+ * the profile a device group if it is not one yet (veil_msgr_md_enable)
+ * and a join link (link, to show as text and QR code) for the server's
+ * rendezvous relay; veil_msgr_link_run then waits up to timeout_ms for the
+ * new device, runs the rendezvous protocol, calls confirm with the short
+ * rendezvous path hash ("xx-xx-xx", which both devices show; 0 from
+ * confirm refuses and sends nothing), sends the identity, its keys, the
+ * device group key, contacts and groups, and returns once the new device
+ * has registered with the mediator. Release l with veil_link_release.
+ *
+ * On the new device, veil_msgr_join_link does the other half and creates
+ * the profile in home (server_url NULL: the relay's server); on success m
+ * is open on it.
+ */
+struct veil_link {
+	struct veil_rdv_init init;
+	char link[VEIL_RDV_LINK_MAX + 1];
+};
+int veil_msgr_link_offer(struct veil_msgr *m, struct veil_link *l, const char *label) VEIL_WUR;
+int veil_msgr_link_run(struct veil_msgr *m, struct veil_link *l,
+                       int (*confirm)(const char *rph, void *ctx), void *ctx,
+                       int timeout_ms) VEIL_WUR;
+void veil_link_release(struct veil_link *l);
+int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
+                        const char *server_url, const char *label,
+                        int (*confirm)(const char *rph, void *ctx), void *ctx,
+                        int timeout_ms) VEIL_WUR;
 
 /* One device of the group, as veil_msgr_devices reports it. */
 struct veil_device {

@@ -29,6 +29,33 @@ check drop_self_refused bash -c "! VEIL_HOME=$T/a $BIN/veil device drop \$(VEIL_
 # The mediator's store holds neither the ID nor the public key.
 PK=$(va whoami | cut -d' ' -f2)
 check mediator_store_anonymous bash -c "ls $T/srv/mediator.db >/dev/null && ! grep -a -q -e '$A' -e '$PK' $T/srv/mediator.db* 2>/dev/null"
+# A second device for Alice, linked with the CLI (rendezvous through veild's relay).
+va2() { VEIL_HOME=$T/a2 "$BIN/veil" "$@"; }
+va device link --yes --timeout 60 >"$T/link.out" 2>"$T/link.err" &
+lpid=$!
+for _ in $(seq 100); do grep -q '^threema://device-group/join#' "$T/link.out" && break; sleep 0.1; done
+LINK=$(head -1 "$T/link.out")
+check link_printed bash -c "echo '$LINK' | grep -q '^threema://device-group/join#'"
+check join_with_link bash -c "VEIL_HOME=$T/a2 $BIN/veil init --join '$LINK' --label phone --yes >$T/join.out 2>$T/join.err"
+check link_finished wait "$lpid"
+check link_said_linked grep -q linked "$T/link.out"
+check same_code_both_sides bash -c "[ -n \"\$(grep -o '[0-9a-f][0-9a-f]-[0-9a-f][0-9a-f]-[0-9a-f][0-9a-f]' $T/link.err)\" ] && [ \"\$(grep -o '[0-9a-f][0-9a-f]-[0-9a-f][0-9a-f]-[0-9a-f][0-9a-f]' $T/link.err)\" = \"\$(grep -o '[0-9a-f][0-9a-f]-[0-9a-f][0-9a-f]-[0-9a-f][0-9a-f]' $T/join.err)\" ]"
+check joined_same_id [ "$(cat "$T/join.out")" = "$A" ]
+check two_devices_listed bash -c "VEIL_HOME=$T/a2 $BIN/veil device list | grep -q 'work desk' && VEIL_HOME=$T/a2 $BIN/veil device list | grep -q ' \* *phone'"
+check contacts_came_along bash -c "VEIL_HOME=$T/a2 $BIN/veil contact list | grep -q $B"
+vb send "$A" "for both devices" >/dev/null
+check device1_receives bash -c "VEIL_HOME=$T/a $BIN/veil recv | grep -q 'for both devices'"
+check device2_gets_reflection bash -c "VEIL_HOME=$T/a2 $BIN/veil recv | grep -q 'for both devices'"
+va2 send "$B" "from the phone" >/dev/null
+check peer_gets_phone_message bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q 'from the phone'"
+check desk_sees_phone_message bash -c "VEIL_HOME=$T/a $BIN/veil recv | grep 'from the phone' | grep -q 'another device'"
+# Verified on one device, verified on both.
+va contact verify "$B" --scan "$(vb qr --text)" >/dev/null
+va2 recv >/dev/null
+check verified_on_both bash -c "VEIL_HOME=$T/a2 $BIN/veil contact show $B | grep -q green"
+# A wrong link is refused with a clear error.
+check bad_link_refused bash -c "! VEIL_HOME=$T/x $BIN/veil init --join 'threema://device-group/join#AAAA' --yes 2>$T/bad.err && grep -q 'join link' $T/bad.err"
+
 # The daemon holds the device's connection through the mediator, leads,
 # receives while nobody runs recv, and sends for the other commands.
 dpid=
