@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "chat/chat.h"
+#include "limit/selfconn.h"
 #include "config.h"
 #include "blob/blob.h"
 #include "directory/directory.h"
@@ -289,12 +290,14 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv)
 int main(int argc, char **argv)
 {
 	static struct veil_server srv;
+	static struct veil_selfconn selfconn;
 	struct app app = {0};
 	struct veil_http *http = NULL;
 	char err[512], dbpath[1100], hex[VEIL_HEX_LEN(32)];
 	int rc = 1, lock_fd = -1;
 
 	veil_config_defaults(&srv.cfg);
+	srv.self = &selfconn;
 	if (parse_args(argc, argv, &srv.cfg) != 0)
 		return 2;
 	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);

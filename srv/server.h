@@ -74,10 +74,14 @@ struct veil_server_keys {
 	uint8_t *dir_sk; /* VEIL_KEY_LEN */
 };
 
+struct veil_selfconn;
+
 struct veil_server {
 	struct veil_config cfg;
 	struct veil_server_keys keys;
 	struct veil_store *store;
+	/* veild's own connections to the chat port (srv/limit/selfconn.h); NULL = none */
+	struct veil_selfconn *self;
 };
 
 #endif

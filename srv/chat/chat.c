@@ -30,6 +30,7 @@
 
 #include "chat/chat.h"
 #include "limit/connlimit.h"
+#include "limit/selfconn.h"
 #include "veil/csp.h"
 #include "veil/e2e.h"
 
@@ -132,6 +133,8 @@ struct veil_chat {
 	struct veil_chat_stats st_logged; /* as of the last minute's log line */
 	/* Per client address: connections (and new ones a minute), and handshakes. */
 	struct veil_connlimit *conns_per_addr, *hs_per_addr;
+	/* Where veild's own connections (the mediator's) come from: exempt from those limits. */
+	struct sockaddr_storage self_addr;
 	/* Connections refused by a per-address limit since the last log line. */
 	uint64_t refused_total, refused_hs, refused_rate, refused_table;
 	uint64_t refused_logged_ms, refused_since_ms;
@@ -508,6 +511,10 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
 		return -1;
 	const struct sockaddr *a = (const struct sockaddr *)&sa;
+	if (veil_selfconn_take(chat->srv->self, &chat->self_addr, a, (socklen_t)len)) {
+		c->self = 1;
+		return 0;
+	}
 	int rc = veil_connlimit_check(chat->conns_per_addr, a, (socklen_t)len, now);
 	if (rc != 0) {
 		if (rc == VEIL_EAGAIN)
@@ -1579,6 +1586,11 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 	int rc;
 	if (uv_ip4_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in *)&addr) != 0 &&
 	    uv_ip6_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in6 *)&addr) != 0) {
+		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
+		return VEIL_EINVAL;
+	}
+	socklen_t self_len;
+	if (veil_selfconn_addr(cfg->listen, cfg->chat_port, &chat->self_addr, &self_len) != 0) {
 		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
 		return VEIL_EINVAL;
 	}

@@ -8,18 +8,28 @@
  * locks. Per connection:
  *
  *   HELLO  ServerHello sent; proxy containers (the client's early CSP
- *          client-hello) are buffered; ClientHello is verified against the
- *          group ID of the URL, the slot rules applied, ServerInfo sent.
- *   READY  the device's reflection queue is pumped from the store (a batch
- *          at a time, as the socket drains); once it is empty the device
- *          gets ReflectionQueueDry, and if its group has no leader it is
- *          promoted (RolePromotedToLeader). The leader's proxy containers
- *          go to the chat service over a loopback TCP connection opened at
- *          promotion; the chat service's bytes come back cut at CSP message
- *          boundaries, one message per proxy container. A device that is
- *          not (yet) the leader has its proxy containers buffered until it
- *          is promoted (at most MD_EARLY_MAX bytes, then 4010).
+ *          client-hello) are buffered (at most MD_EARLY_MAX bytes, then
+ *          4010); ClientHello is verified against the group ID of the
+ *          URL, the slot rules applied, ServerInfo sent. Then the device's
+ *          own CSP session opens: a loopback TCP connection to the chat
+ *          service, which gets the buffered proxy bytes first.
+ *   READY  proxy containers go straight to the device's chat connection;
+ *          the chat service's bytes come back cut at CSP message
+ *          boundaries, one message per proxy container. The chat
+ *          connection ending closes the device (4000). The device's
+ *          reflection queue is pumped from the store (a batch at a time,
+ *          as the socket drains); once it is empty the device gets
+ *          ReflectionQueueDry, and if its group has no leader it is
+ *          promoted (RolePromotedToLeader).
  *   CLOSING  closed with a code; nothing more is read.
+ *
+ * Every device may send through its CSP session (it logs in with its
+ * csp-device-id); only the leader receives: on its promotion it sends
+ * unblock-incoming-messages, which makes its session the identity's
+ * receiving connection in the chat service (srv/chat/chat.c). When the
+ * leader goes, the next device promoted unblocks in turn. The chat
+ * connections are exempt from the chat service's per-address limits (see
+ * srv/limit/selfconn.h): they all come from this process.
  *
  * Transactions: a group has at most one lock holder. BeginTransaction from
  * another device while it is held gets TransactionRejected (the holder and
@@ -43,10 +53,11 @@
 
 #include "mediator.h"
 #include "cspcut.h"
+#include "limit/selfconn.h"
 #include "mstore.h"
 
 #define MD_BUCKETS 256
-#define MD_EARLY_MAX (16u * 1024u)  /* proxy bytes held for a device that does not lead */
+#define MD_EARLY_MAX (16u * 1024u)  /* proxy bytes held until the chat connection is open */
 #define MD_PUMP_BATCH 16            /* queued messages read from the store at a time */
 #define MD_PUMP_HIGH (256u * 1024u) /* bytes waiting on a socket before the pump pauses */
 #define MD_EPH_MAX 64               /* ephemeral reflected IDs awaiting an ack, per device */
@@ -78,8 +89,10 @@ struct md_conn {
 	struct md_conn *gnext;
 	int64_t sent_seq; /* last queue row sent */
 	int dry_sent, leader, pumping;
-	struct veil_buf early; /* proxy payloads before leading: u32le length || payload */
+	struct veil_buf
+	    early; /* proxy payloads before the handshake ends: u32le length || payload */
 	struct veil_http_raw *up;
+	uint16_t up_port; /* its local port, marked in m->self while up is open */
 	struct md_cspcut cut;
 	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
 	size_t neph;
@@ -92,7 +105,9 @@ struct veil_medsvc {
 	struct md_store *st;
 	uint32_t max_slots;
 	uint32_t tx_ttl_s;
-	int chat_family;
+	struct veil_selfconn *self;
+	struct sockaddr_storage chat_addr; /* where the chat service is reached */
+	socklen_t chat_addr_len;
 	char chat_host[64];
 	uint16_t chat_port;
 	struct md_group *buckets[MD_BUCKETS];
@@ -200,6 +215,7 @@ static void up_data(void *ctx, const uint8_t *p, size_t n)
 static void up_closed(void *ctx)
 {
 	struct md_conn *c = ctx;
+	veil_selfconn_unmark(c->m->self, c->up_port);
 	c->up = NULL;
 	md_cspcut_release(&c->cut);
 	/* The CSP session ended: the device reconnects (4000 allows it). */
@@ -208,39 +224,18 @@ static void up_closed(void *ctx)
 
 static const struct veil_http_raw_ops up_ops = {.data = up_data, .closed = up_closed};
 
-/* Connects to the chat service (loopback, so connect returns at once). */
-static int chat_connect(const struct veil_medsvc *m)
+/* Ends the device's chat connection (the mark first: the socket closes later). */
+static void up_close(struct md_conn *c)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	memset(&ss, 0, sizeof ss);
-	if (m->chat_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(m->chat_port);
-		if (inet_pton(AF_INET6, m->chat_host, &a->sin6_addr) != 1)
-			return -1;
-		sl = sizeof *a;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons(m->chat_port);
-		if (inet_pton(AF_INET, m->chat_host, &a->sin_addr) != 1)
-			return -1;
-		sl = sizeof *a;
-	}
-	int fd = socket(m->chat_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return fd;
+	if (c->up == NULL)
+		return;
+	veil_selfconn_unmark(c->m->self, c->up_port);
+	veil_http_raw_close(c->up);
+	c->up = NULL;
+	md_cspcut_release(&c->cut);
 }
 
-/* Sends the proxy payloads held while the device did not lead. */
+/* Sends the proxy payloads that came before the chat connection was open. */
 static int flush_early(struct md_conn *c)
 {
 	size_t o = 0;
@@ -257,16 +252,40 @@ static int flush_early(struct md_conn *c)
 
 static void proxy_in(struct md_conn *c, const uint8_t *p, size_t n)
 {
-	if (c->leader && c->up != NULL) {
+	if (c->up != NULL) {
 		if (veil_http_raw_send(c->up, p, n) != 0)
 			conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 		return;
 	}
 	if (veil_buf_append_u32le(&c->early, (uint32_t)n) != 0 ||
 	    veil_buf_append(&c->early, p, n) != 0) {
-		veil_log_debug("mediator: a device sent too much CSP before leading");
+		veil_log_debug("mediator: a device sent too much CSP before its handshake ended");
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 	}
+}
+
+/*
+ * Opens the device's own CSP session: a connection to the chat service,
+ * with the proxy payloads the device sent during the D2M handshake. Every
+ * device has one (it may send); only the leader asks to receive (0x03).
+ */
+static void up_open(struct md_conn *c)
+{
+	struct veil_medsvc *m = c->m;
+	/* Loopback (or veild's own address): connect returns at once. */
+	int fd = veil_selfconn_connect(m->self, &m->chat_addr, m->chat_addr_len, &c->up_port);
+	if (fd >= 0 && veil_http_raw_adopt(m->h, fd, &up_ops, c, &c->up) != 0)
+		veil_selfconn_unmark(m->self, c->up_port); /* fd is closed */
+	if (fd < 0 || c->up == NULL) {
+		c->up = NULL;
+		veil_log_error("mediator: cannot reach the chat service at %s:%u", c->m->chat_host,
+		               c->m->chat_port);
+		conn_close(c, VEIL_MD_CLOSE_CSP_UNREACHABLE);
+		return;
+	}
+	md_cspcut_init(&c->cut);
+	if (flush_early(c) != 0)
+		conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 }
 
 /* --- leader --- */
@@ -278,17 +297,6 @@ static void promote(struct md_conn *c)
 		return;
 	c->leader = 1;
 	g->leader = c;
-	int fd = chat_connect(c->m);
-	if (fd < 0 || veil_http_raw_adopt(c->m->h, fd, &up_ops, c, &c->up) != 0) {
-		c->up = NULL;
-		veil_log_error("mediator: cannot reach the chat service at %s:%u", c->m->chat_host,
-		               c->m->chat_port);
-		conn_close(c, VEIL_MD_CLOSE_CSP_UNREACHABLE);
-		return;
-	}
-	md_cspcut_init(&c->cut);
-	if (flush_early(c) != 0)
-		conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 }
 
 /* Promotes one connected device whose queue is dry if the group has no leader. */
@@ -473,11 +481,7 @@ static void group_leave(struct md_conn *c)
 		tx_end(g, c);
 	if (md_store_device_seen(c->m->st, c->gid, c->did, veil_now_ms()) != 0)
 		veil_log_warn("mediator: cannot record a device's last-seen time");
-	if (c->up != NULL) {
-		veil_http_raw_close(c->up);
-		c->up = NULL;
-		md_cspcut_release(&c->cut);
-	}
+	up_close(c);
 	if (g->leader == c) {
 		g->leader = NULL;
 		c->leader = 0;
@@ -850,6 +854,7 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	g->conns = c;
 	if (send_raw_container(c, &b) != 0)
 		return;
+	up_open(c);
 	pump(c);
 }
 
@@ -936,10 +941,7 @@ static void md_closed(void *ctx)
 	struct md_conn *c = ctx;
 	c->state = C_CLOSING;
 	group_leave(c);
-	if (c->up != NULL) {
-		veil_http_raw_close(c->up);
-		md_cspcut_release(&c->cut);
-	}
+	up_close(c);
 	veil_md_server_hs_wipe(&c->hs);
 	veil_buf_release(&c->early);
 	veil_buf_release(&c->held);
@@ -979,21 +981,17 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 		m->max_slots = MD_MAX_DEVICES;
 	m->tx_ttl_s = srv->cfg.md_tx_ttl_s > 0 ? srv->cfg.md_tx_ttl_s : 60;
 	m->chat_port = srv->cfg.chat_port;
+	m->self = srv->self;
 	/* The chat service listens where veild does; a wildcard is reached on loopback. */
-	const char *host = srv->cfg.listen;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET6, host, &a6) == 1) {
-		m->chat_family = AF_INET6;
-		if (strcmp(host, "::") == 0)
-			host = "::1";
-	} else {
-		m->chat_family = AF_INET;
-		if (strcmp(host, "0.0.0.0") == 0)
-			host = "127.0.0.1";
+	snprintf(m->chat_host, sizeof m->chat_host, "%s", srv->cfg.listen);
+	int rc =
+	    veil_selfconn_addr(srv->cfg.listen, m->chat_port, &m->chat_addr, &m->chat_addr_len);
+	if (rc != 0) {
+		free(m);
+		return rc;
 	}
-	snprintf(m->chat_host, sizeof m->chat_host, "%s", host);
 	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
-	int rc = md_store_open(&m->st, path);
+	rc = md_store_open(&m->st, path);
 	if (rc == 0)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)

@@ -12,12 +12,13 @@
 
 static struct it_server srv;
 static struct it_user alice, bob;
+static struct it_server *wsrv = &srv; /* where devices connect */
 
 /* --- a minimal WebSocket client (RFC 6455, client side) --- */
 
 static int ws_connect(const char *path)
 {
-	int fd = it_tcp_connect(srv.http_port);
+	int fd = it_tcp_connect(wsrv->http_port);
 	if (fd < 0)
 		return -1;
 	char req[1024];
@@ -25,7 +26,7 @@ static int ws_connect(const char *path)
 	                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
 	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	                 "Sec-WebSocket-Version: 13\r\n\r\n",
-	                 path, srv.http_port);
+	                 path, wsrv->http_port);
 	if (it_write_all(fd, (const uint8_t *)req, (size_t)n) != 0)
 		goto fail;
 	/* The response head, a byte at a time so that no frame byte is swallowed. */
@@ -442,24 +443,31 @@ static int t_slots_and_duplicates(void)
 struct pcsp {
 	struct dev d;
 	struct veil_csp_client hs;
+	int promoted; /* RolePromotedToLeader seen */
 	uint8_t buf[2 + VEIL_CSP_MAX_FRAME];
 	size_t len;
 };
 
-/* The next proxy payload (one whole CSP message). */
+/* The next proxy payload (one whole CSP message); notes a promotion on the way. */
 static int pcsp_next(struct pcsp *c, int timeout_ms)
 {
-	int rc = dev_expect(&c->d, VEIL_MD_PROXY, timeout_ms);
-	if (rc != 0)
-		return rc;
-	return 0;
+	for (;;) {
+		int rc = dev_next(&c->d, timeout_ms);
+		if (rc != 0)
+			return rc;
+		if (c->d.type == VEIL_MD_ROLE_PROMOTED_TO_LEADER)
+			c->promoted = 1;
+		if (c->d.type == VEIL_MD_PROXY)
+			return 0;
+	}
 }
 
 static int pcsp_send(struct pcsp *c, uint8_t type, const uint8_t *d, size_t n)
 {
 	uint8_t plain[VEIL_CSP_MAX_PAYLOAD], frame[2 + VEIL_CSP_MAX_FRAME];
 	veil_csp_payload_header(plain, type);
-	memcpy(plain + 4, d, n);
+	if (n > 0)
+		memcpy(plain + 4, d, n);
 	int rc = veil_csp_frame_seal(&c->hs.sess, frame, plain, n + 4);
 	if (rc != 0)
 		return rc;
@@ -482,70 +490,215 @@ static int pcsp_expect(struct pcsp *c, uint8_t type)
 	}
 }
 
-static int t_leader_chats_through_proxy(void)
+/* Waits for the promotion; no CSP message may come first. */
+static int pcsp_promoted(struct pcsp *c)
+{
+	while (!c->promoted) {
+		if (dev_next(&c->d, 5000) != 0 || c->d.type == VEIL_MD_PROXY)
+			return -1;
+		c->promoted = c->d.type == VEIL_MD_ROLE_PROMOTED_TO_LEADER;
+	}
+	return 0;
+}
+
+/*
+ * Device did of g connects, sending its CSP client-hello before the D2M
+ * handshake is over, and logs in as u with csp-device-id csp_did (0: none)
+ * through the proxy. Returns 0 once the login-ack is in.
+ */
+static int pcsp_login(struct pcsp *c, const struct group *g, uint64_t did, const struct it_user *u,
+                      uint64_t csp_did)
+{
+	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+	memset(c, 0, sizeof *c);
+	veil_csp_client_hello(&c->hs, srv.csp_pk, hello);
+	if (dev_connect_as(&c->d, g, &g->k, did, VEIL_MD_SLOT_NEW, 0, hello, sizeof hello) != 0)
+		return -1;
+	if (pcsp_next(c, 5000) != 0 || c->d.pn != VEIL_CSP_SERVER_HELLO_LEN ||
+	    veil_csp_client_server_hello(&c->hs, c->d.pl) != 0)
+		return -2;
+	struct veil_buf login;
+	veil_buf_init(&login, 8192);
+	int rc =
+	    veil_csp_client_login(&c->hs, &login, u->id, u->sk, "0.1;B;en/CH;it;md", csp_did, NULL);
+	if (rc == 0)
+		rc = dev_send(&c->d, VEIL_MD_PROXY, login.p, login.len);
+	veil_buf_release(&login);
+	if (rc != 0)
+		return -3;
+	if (pcsp_next(c, 5000) != 0 || c->d.pn != VEIL_CSP_LOGIN_ACK_LEN ||
+	    veil_csp_client_login_ack(&c->hs, c->d.pl) != 0)
+		return -4;
+	return 0;
+}
+
+/* The incoming text in c->buf is from bob and reads want; acks it. */
+static int pcsp_got_text(struct pcsp *c, const char *want)
+{
+	char text[256];
+	uint64_t got;
+	struct it_conn view = {.fd = -1};
+	if (pcsp_expect(c, VEIL_CSP_INCOMING_MESSAGE) != 0)
+		return -1;
+	memcpy(view.buf, c->buf, c->len);
+	view.len = c->len;
+	if (it_open_text(&view, &alice, &bob, text, sizeof text, &got) != 0 ||
+	    strcmp(text, want) != 0)
+		return -2;
+	uint8_t ack[16];
+	veil_csp_ack_encode(ack, bob.id, got);
+	return pcsp_send(c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
+}
+
+/* Bob sends text to alice and gets the server's ack. */
+static int bob_sends(struct it_conn *b, const char *text)
+{
+	struct veil_buf m;
+	veil_buf_init(&m, 8192);
+	int rc = it_text(&m, &bob, &alice, veil_random_u64(), text, 0);
+	if (rc == 0)
+		rc = it_send(b, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
+	veil_buf_release(&m);
+	if (rc == 0)
+		rc = it_expect(b, VEIL_CSP_OUTGOING_ACK, 5000);
+	return rc;
+}
+
+/*
+ * Every device of alice has its own CSP session through the proxy (with
+ * its csp-device-id) and may send; only the leader, once it unblocked
+ * incoming messages, receives. When it goes, the next leader takes over.
+ */
+static int t_devices_chat_through_proxy(void)
 {
 	struct group g;
-	struct pcsp a;
+	static struct pcsp a, o;
 	struct it_conn b;
-	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
 	char text[256];
 	uint64_t id, got;
 	group_new(&g);
-	/* The client-hello goes out before the D2M handshake is over. */
-	veil_csp_client_hello(&a.hs, srv.csp_pk, hello);
-	IT_CHECK(dev_connect_as(&a.d, &g, &g.k, 201, VEIL_MD_SLOT_NEW, 0, hello, sizeof hello) ==
-	         0);
-	IT_CHECK(dev_expect(&a.d, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 5000) == 0);
-	IT_CHECK(pcsp_next(&a, 5000) == 0 && a.d.pn == VEIL_CSP_SERVER_HELLO_LEN);
-	IT_CHECK(veil_csp_client_server_hello(&a.hs, a.d.pl) == 0);
-	struct veil_buf login;
-	veil_buf_init(&login, 8192);
-	IT_CHECK(veil_csp_client_login(&a.hs, &login, alice.id, alice.sk, "0.1;B;en/CH;it;md", 0,
-	                               NULL) == 0);
-	IT_CHECK(dev_send(&a.d, VEIL_MD_PROXY, login.p, login.len) == 0);
-	veil_buf_release(&login);
-	IT_CHECK(pcsp_next(&a, 5000) == 0 && a.d.pn == VEIL_CSP_LOGIN_ACK_LEN);
-	IT_CHECK(veil_csp_client_login_ack(&a.hs, a.d.pl) == 0);
+	IT_CHECK(pcsp_login(&a, &g, 201, &alice, 0xa11ce01) == 0);
+	IT_CHECK(pcsp_promoted(&a) == 0);
+	IT_CHECK(pcsp_send(&a, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
 	IT_CHECK(pcsp_expect(&a, VEIL_CSP_QUEUE_SEND_COMPLETE) == 0);
+	/* A second device logs in too; it does not lead and gets no queue. */
+	IT_CHECK(pcsp_login(&o, &g, 202, &alice, 0xa11ce02) == 0);
+	IT_CHECK(o.promoted == 0);
 
-	/* Bob, directly on the chat port, writes to alice's leader and back. */
+	/* Bob, directly on the chat port, writes to alice: only the leader gets it. */
 	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
 	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(bob_sends(&b, "to alice's leader") == 0);
+	IT_CHECK(pcsp_got_text(&a, "to alice's leader") == 0);
+	IT_CHECK(dev_quiet(&o.d, 300) == 0);
+
+	/* The device that does not lead sends; bob gets it, it gets the server's ack. */
 	struct veil_buf m;
 	veil_buf_init(&m, 8192);
 	id = veil_random_u64();
-	IT_CHECK(it_text(&m, &bob, &alice, id, "to alice's devices", 0) == 0);
-	IT_CHECK(it_send(&b, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
-	IT_CHECK(it_expect(&b, VEIL_CSP_OUTGOING_ACK, 5000) == 0);
-	IT_CHECK(pcsp_expect(&a, VEIL_CSP_INCOMING_MESSAGE) == 0);
-	struct it_conn view = {.fd = -1};
-	memcpy(view.buf, a.buf, a.len);
-	view.len = a.len;
-	IT_CHECK(it_open_text(&view, &alice, &bob, text, sizeof text, &got) == 0);
-	IT_CHECK(strcmp(text, "to alice's devices") == 0 && got == id);
-	uint8_t ack[16];
-	veil_csp_ack_encode(ack, bob.id, got);
-	IT_CHECK(pcsp_send(&a, VEIL_CSP_INCOMING_ACK, ack, sizeof ack) == 0);
-
-	veil_buf_reset(&m);
-	id = veil_random_u64();
-	IT_CHECK(it_text(&m, &alice, &bob, id, "from the leader", 0) == 0);
-	IT_CHECK(pcsp_send(&a, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
+	IT_CHECK(it_text(&m, &alice, &bob, id, "from a device that does not lead", 0) == 0);
+	IT_CHECK(pcsp_send(&o, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
 	veil_buf_release(&m);
-	IT_CHECK(pcsp_expect(&a, VEIL_CSP_OUTGOING_ACK) == 0);
+	IT_CHECK(pcsp_expect(&o, VEIL_CSP_OUTGOING_ACK) == 0);
+	IT_CHECK(memcmp(o.buf + 4, bob.id, 8) == 0 && veil_load_u64le(o.buf + 12) == id);
 	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
 	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
-	IT_CHECK(strcmp(text, "from the leader") == 0 && got == id);
+	IT_CHECK(strcmp(text, "from a device that does not lead") == 0 && got == id);
 	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	/* The leader still has its session and nothing new. */
+	IT_CHECK(dev_quiet(&a.d, 200) == 0);
 
-	/* A second device of the group does not lead and gets no CSP. */
-	struct dev o;
-	int lo;
-	IT_CHECK(dev_online(&o, &g, 202, VEIL_MD_SLOT_NEW, &lo) == 0 && lo == 0);
-	dev_close(&o);
+	/* The leader goes: a message waits; the other device, promoted, unblocks and gets it. */
 	dev_close(&a.d);
+	IT_CHECK(pcsp_promoted(&o) == 0);
+	IT_CHECK(bob_sends(&b, "to the next leader") == 0);
+	IT_CHECK(dev_quiet(&o.d, 300) == 0);
+	IT_CHECK(pcsp_send(&o, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
+	IT_CHECK(pcsp_got_text(&o, "to the next leader") == 0);
+	IT_CHECK(pcsp_expect(&o, VEIL_CSP_QUEUE_SEND_COMPLETE) == 0);
+	dev_close(&o.d);
 	it_close(&b);
 	return 0;
+}
+
+/*
+ * A direct CSP client-hello to s on the chat port: 0 if the server-hello
+ * comes back (the connection is admitted; it stays open in *fd), else the
+ * error. A refused connection is closed at once: VEIL_ECLOSED, or VEIL_EIO
+ * if the close came before the write.
+ */
+static int direct_hello(const struct it_server *s, int *fd)
+{
+	struct veil_csp_client hs;
+	uint8_t ch[VEIL_CSP_CLIENT_HELLO_LEN], sh[VEIL_CSP_SERVER_HELLO_LEN];
+	*fd = it_tcp_connect(s->chat_port);
+	if (*fd < 0)
+		return VEIL_EIO;
+	veil_csp_client_hello(&hs, s->csp_pk, ch);
+	int rc = it_write_all(*fd, ch, sizeof ch);
+	if (rc == 0)
+		rc = it_read_exact(*fd, sh, sizeof sh, 5000);
+	if (rc == 0)
+		rc = veil_csp_client_server_hello(&hs, sh);
+	if (rc != 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
+}
+
+/*
+ * --chat-conn-per-addr counts every client address, loopback too, but not
+ * the mediator's own connections to the chat service: with a cap of one
+ * connection per address and that one taken by a direct client, devices
+ * still get their CSP sessions, and a second direct client is still refused.
+ */
+static int limits_spare_mediator(struct it_server *s2, int *x1)
+{
+	enum { N = 3 };
+	static struct pcsp dv[N];
+	struct group g;
+	int x2 = -1, rc = -1;
+	/* it_start's probe of the chat port may still be counted for a moment. */
+	for (int i = 0; i < 50 && (rc = direct_hello(s2, x1)) != 0; i++)
+		usleep(100000);
+	IT_CHECK(rc == 0);
+	rc = direct_hello(s2, &x2);
+	IT_CHECK(rc == VEIL_ECLOSED || rc == VEIL_EIO);
+	group_new(&g);
+	for (int i = 0; i < N; i++) {
+		uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+		struct pcsp *c = &dv[i];
+		memset(c, 0, sizeof *c);
+		veil_csp_client_hello(&c->hs, s2->csp_pk, hello);
+		wsrv = s2;
+		rc = dev_connect_as(&c->d, &g, &g.k, 601 + (uint64_t)i, VEIL_MD_SLOT_NEW, 0, hello,
+		                    sizeof hello);
+		wsrv = &srv;
+		IT_CHECK(rc == 0);
+		IT_CHECK(pcsp_next(c, 5000) == 0 && c->d.pn == VEIL_CSP_SERVER_HELLO_LEN);
+		IT_CHECK(veil_csp_client_server_hello(&c->hs, c->d.pl) == 0);
+	}
+	/* The exemption is the mediator's alone: loopback is still limited. */
+	rc = direct_hello(s2, &x2);
+	IT_CHECK(rc == VEIL_ECLOSED || rc == VEIL_EIO);
+	for (int i = 0; i < N; i++)
+		dev_close(&dv[i].d);
+	return 0;
+}
+
+static int t_chat_limits_spare_mediator(void)
+{
+	static struct it_server s2;
+	int x1 = -1;
+	s2.extra[0] = "--chat-conn-per-addr";
+	s2.extra[1] = "1";
+	IT_CHECK(it_start(&s2) == 0);
+	int rc = limits_spare_mediator(&s2, &x1);
+	if (x1 >= 0)
+		close(x1);
+	IT_CHECK(it_stop(&s2, SIGTERM) == 0);
+	return rc;
 }
 
 /* Scans every value of every table of the mediator's store for needle. */
@@ -949,7 +1102,8 @@ int main(void)
 	RUN_IT(t_devices_info);
 	RUN_IT(t_drop_device);
 	RUN_IT(t_shared_device_data);
-	RUN_IT(t_leader_chats_through_proxy);
+	RUN_IT(t_devices_chat_through_proxy);
+	RUN_IT(t_chat_limits_spare_mediator);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_kill9_loses_no_acked_reflect);
 	RUN_IT(t_clean_shutdown_with_devices);
