@@ -75,6 +75,12 @@ static void usage(FILE *f)
 	    "                       mediator (/mediator/, multi-device) (4, at most 64)\n"
 	    "  --mediator-tx-ttl S  longest mediator transaction (device-group lock), seconds;\n"
 	    "                       the holder is then closed with 4011 (60, 1 to 3600)\n"
+	    "  --mediator-handshake-timeout S  a device that has not completed the D2M\n"
+	    "                       handshake by then is closed with 4013 (10, 1 to 300)\n"
+	    "  --mediator-queue-limit N  reflected messages queued for one device; a device\n"
+	    "                       over it is dropped (4114) (100000, 1 to 10000000)\n"
+	    "  --mediator-volatile-ttl S  a VOLATILE device slot is forgotten this long after\n"
+	    "                       its device disconnected (300, 0 to 86400)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -131,6 +137,9 @@ static const struct option long_opts[] = {
     {"store-reserve-mb", required_argument, NULL, 0},
     {"mediator-max-slots", required_argument, NULL, 0},
     {"mediator-tx-ttl", required_argument, NULL, 0},
+    {"mediator-handshake-timeout", required_argument, NULL, 0},
+    {"mediator-queue-limit", required_argument, NULL, 0},
+    {"mediator-volatile-ttl", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},

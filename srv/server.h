@@ -45,8 +45,11 @@ struct veil_config {
 	uint32_t chat_conn_rate_per_min;   /* --chat-conn-rate, new connections a minute, 0 = any */
 
 	/* Mediator (srv/mediator). */
-	uint32_t md_max_slots; /* --mediator-max-slots, devices per device group */
-	uint32_t md_tx_ttl_s;  /* --mediator-tx-ttl, longest transaction (seconds) */
+	uint32_t md_max_slots;      /* --mediator-max-slots, devices per device group */
+	uint32_t md_tx_ttl_s;       /* --mediator-tx-ttl, longest transaction (seconds) */
+	uint32_t md_hs_timeout_s;   /* --mediator-handshake-timeout, D2M handshake (seconds) */
+	uint32_t md_queue_limit;    /* --mediator-queue-limit, reflection queue per device */
+	uint32_t md_volatile_ttl_s; /* --mediator-volatile-ttl, VOLATILE slot kept offline (s) */
 
 	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
 	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */

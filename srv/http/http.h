@@ -190,6 +190,8 @@ struct veil_http_ws_ops {
 	void (*drained)(void *ctx);
 	/* The connection is gone; c must not be used any more. Called once. */
 	void (*closed)(void *ctx);
+	/* The upgrade is complete: the timer may be armed from here on (optional). */
+	void (*established)(void *ctx);
 	/* The timer set with veil_http_ws_timer fired (optional; not once closing). */
 	void (*timer)(void *ctx);
 };

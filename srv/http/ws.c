@@ -216,6 +216,8 @@ int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback
 		(*slot)->established = 1;
 		if ((*slot)->out.head != NULL || (*slot)->close_code != 0)
 			lws_callback_on_writable(wsi);
+		if ((*slot)->close_code == 0 && (*slot)->route->ops->established != NULL)
+			(*slot)->route->ops->established((*slot)->ctx);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (slot == NULL || *slot == NULL)

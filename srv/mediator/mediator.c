@@ -105,6 +105,9 @@ struct veil_medsvc {
 	struct md_store *st;
 	uint32_t max_slots;
 	uint32_t tx_ttl_s;
+	uint32_t hs_timeout_ms;   /* to complete the D2M handshake */
+	uint32_t queue_limit;     /* reflected messages queued per device */
+	uint32_t volatile_ttl_ms; /* a VOLATILE slot is kept this long offline */
 	struct veil_selfconn *self;
 	struct sockaddr_storage chat_addr; /* where the chat service is reached */
 	socklen_t chat_addr_len;
@@ -115,6 +118,7 @@ struct veil_medsvc {
 
 static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
+static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32]);
 
 /* --- groups --- */
 
@@ -458,6 +462,12 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 static void md_timer(void *ctx)
 {
 	struct md_conn *c = ctx;
+	if (c->state == C_HELLO) {
+		/* The specification has no code for a handshake that never ends: 4013 (idle). */
+		veil_log_debug("mediator: a device did not complete the handshake in time");
+		conn_close(c, VEIL_MD_CLOSE_IDLE);
+		return;
+	}
 	if (c->state == C_READY && c->g != NULL && c->g->tx == c) {
 		veil_log_debug("mediator: a transaction ran out of time");
 		conn_close(c, VEIL_MD_CLOSE_TRANSACTION_TTL);
@@ -683,7 +693,8 @@ static void on_get_devices(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	l->g = c->g;
-	if (md_store_device_infos(c->m->st, c->gid, devlist_add, l) < 0 ||
+	if (expire_volatile(c->m, c->gid) != 0 ||
+	    md_store_device_infos(c->m->st, c->gid, devlist_add, l) < 0 ||
 	    veil_md_devices_info_encode(&b, l->e, l->n) != 0) {
 		veil_buf_release(&b);
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
@@ -741,6 +752,34 @@ static void on_set_shared_data(struct md_conn *c, const uint8_t *p, size_t n)
 /* --- handshake --- */
 
 /*
+ * Forgets the group's VOLATILE slots whose device has been offline for
+ * volatile_ttl_ms (the specification: removed shortly after the device
+ * disconnected, late enough for an unintended disconnect to reconnect),
+ * with their queues. Done when the group is looked at (a device's login,
+ * GetDevicesInfo) rather than on a timer: until then nobody can tell. A
+ * device that is connected is never expired, so a reconnect that replaces
+ * its own older connection (4112) keeps its slot and queue.
+ */
+static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32])
+{
+	struct md_device_row rows[MD_MAX_DEVICES];
+	struct md_group *g = group_find(m, gid, 0);
+	uint64_t now = veil_now_ms();
+	int k = md_store_devices(m->st, gid, rows, VEIL_ARRAY_LEN(rows));
+	if (k < 0)
+		return VEIL_EIO;
+	for (int i = 0; i < k; i++) {
+		if (rows[i].expiration_policy != VEIL_MD_SLOT_VOLATILE ||
+		    group_device(g, rows[i].device_id) != NULL ||
+		    rows[i].last_seen + m->volatile_ttl_ms > now)
+			continue;
+		if (md_store_device_drop(m->st, gid, rows[i].device_id) != 0)
+			return VEIL_EIO;
+	}
+	return 0;
+}
+
+/*
  * Frees slots until a new device fits, under the DROP_LEAST_RECENT policy:
  * the least recently seen device that is offline goes first, a connected
  * one (closed with 4113) only if every device is online.
@@ -789,6 +828,10 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	veil_md_server_hs_wipe(&c->hs);
 	if (vrc != 0) {
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+		return;
+	}
+	if (expire_volatile(m, c->gid) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
 	int exists = md_store_device_exists(m->st, c->gid, ch.device_id);
@@ -849,6 +892,7 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	}
 	c->did = ch.device_id;
 	c->state = C_READY;
+	veil_http_ws_timer(c->ws, 0);
 	c->g = g;
 	c->gnext = g->conns;
 	g->conns = c;
@@ -936,6 +980,14 @@ static void md_drained(void *ctx)
 	pump(ctx);
 }
 
+/* The handshake must be complete within hs_timeout_ms of the upgrade. */
+static void md_established(void *ctx)
+{
+	struct md_conn *c = ctx;
+	if (c->state == C_HELLO)
+		veil_http_ws_timer(c->ws, c->m->hs_timeout_ms);
+}
+
 static void md_closed(void *ctx)
 {
 	struct md_conn *c = ctx;
@@ -952,6 +1004,7 @@ static const struct veil_http_ws_ops md_ops = {
     .open = md_open,
     .message = md_message,
     .drained = md_drained,
+    .established = md_established,
     .closed = md_closed,
     .timer = md_timer,
 };
@@ -980,6 +1033,9 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	if (m->max_slots == 0 || m->max_slots > MD_MAX_DEVICES)
 		m->max_slots = MD_MAX_DEVICES;
 	m->tx_ttl_s = srv->cfg.md_tx_ttl_s > 0 ? srv->cfg.md_tx_ttl_s : 60;
+	m->hs_timeout_ms = (srv->cfg.md_hs_timeout_s > 0 ? srv->cfg.md_hs_timeout_s : 10) * 1000u;
+	m->queue_limit = srv->cfg.md_queue_limit > 0 ? srv->cfg.md_queue_limit : 100000;
+	m->volatile_ttl_ms = srv->cfg.md_volatile_ttl_s * 1000u;
 	m->chat_port = srv->cfg.chat_port;
 	m->self = srv->self;
 	/* The chat service listens where veild does; a wildcard is reached on loopback. */

@@ -12,7 +12,8 @@
 
 static struct it_server srv;
 static struct it_user alice, bob;
-static struct it_server *wsrv = &srv; /* where devices connect */
+static struct it_server *wsrv = &srv;                 /* where devices connect */
+static int slot_expiration = VEIL_MD_SLOT_PERSISTENT; /* what devices ask for */
 
 /* --- a minimal WebSocket client (RFC 6455, client side) --- */
 
@@ -224,7 +225,7 @@ static int dev_connect_as(struct dev *d, const struct group *g, const struct vei
 		return rc;
 	struct veil_md_client_hello ch = {.device_id = did,
 	                                  .slots_exhausted_policy = policy,
-	                                  .slot_expiration_policy = VEIL_MD_SLOT_PERSISTENT,
+	                                  .slot_expiration_policy = slot_expiration,
 	                                  .expected_slot_state = expect};
 	struct veil_md_device_info info = {.platform = VEIL_MD_PLATFORM_DESKTOP};
 	snprintf(info.label, sizeof info.label, "it device %llu", (unsigned long long)did);
@@ -925,6 +926,7 @@ struct seen_devs {
 	int n, bad;
 	uint64_t ids[8];
 	int connected[8];
+	int policy[8];
 	uint64_t since[8];
 	char label[8][VEIL_MD_INFO_STR_MAX + 1];
 };
@@ -933,13 +935,16 @@ static int seen_dev(void *arg, const struct veil_md_device_entry *e)
 {
 	struct seen_devs *sd = arg;
 	static struct veil_md_device_info info;
-	if (sd->n == 8 || e->expiration_policy != VEIL_MD_SLOT_PERSISTENT ||
+	if (sd->n == 8 ||
+	    (e->expiration_policy != VEIL_MD_SLOT_PERSISTENT &&
+	     e->expiration_policy != VEIL_MD_SLOT_VOLATILE) ||
 	    veil_md_device_info_open(&info, sd->k, e->enc_info, e->enc_info_len) != 0) {
 		sd->bad = 1;
 		return 0;
 	}
 	sd->ids[sd->n] = e->device_id;
 	sd->connected[sd->n] = e->connected;
+	sd->policy[sd->n] = e->expiration_policy;
 	sd->since[sd->n] = e->since;
 	snprintf(sd->label[sd->n], sizeof sd->label[0], "%s", info.label);
 	sd->n++;
@@ -965,6 +970,9 @@ static int devices_info(struct dev *d, struct seen_devs *sd)
 			int c = sd->connected[j];
 			sd->connected[j] = sd->connected[j - 1];
 			sd->connected[j - 1] = c;
+			c = sd->policy[j];
+			sd->policy[j] = sd->policy[j - 1];
+			sd->policy[j - 1] = c;
 			t = sd->since[j];
 			sd->since[j] = sd->since[j - 1];
 			sd->since[j - 1] = t;
@@ -990,6 +998,8 @@ static int t_devices_info(void)
 	IT_CHECK(devices_info(&m1, &sd) == 0);
 	IT_CHECK(sd.n == 3 && sd.ids[0] == 301 && sd.ids[1] == 302 && sd.ids[2] == 303);
 	IT_CHECK(sd.connected[0] && sd.connected[1] && !sd.connected[2]);
+	IT_CHECK(sd.policy[0] == VEIL_MD_SLOT_PERSISTENT &&
+	         sd.policy[2] == VEIL_MD_SLOT_PERSISTENT);
 	IT_CHECK(sd.since[0] >= t0 && sd.since[0] <= t1 && sd.since[2] >= sd.since[1] &&
 	         sd.since[2] <= t1);
 	IT_CHECK(strcmp(sd.label[1], "it device 302") == 0);
@@ -1063,6 +1073,77 @@ static int t_shared_device_data(void)
 	return 0;
 }
 
+/*
+ * A connection that does not complete the D2M handshake is closed (4013)
+ * after --mediator-handshake-timeout (3 s here); one that did is not.
+ */
+static int t_handshake_timeout_4013(void)
+{
+	struct group g;
+	struct dev x, lazy;
+	static struct seen_devs sd;
+	group_new(&g);
+	IT_CHECK(dev_online(&x, &g, 701, VEIL_MD_SLOT_NEW, NULL) == 0);
+	memset(&lazy, 0, sizeof lazy);
+	lazy.fd = ws_connect(g.path);
+	IT_CHECK(lazy.fd >= 0);
+	IT_CHECK(dev_next(&lazy, 5000) == 0 && lazy.type == VEIL_MD_SERVER_HELLO);
+	/* No ClientHello. */
+	IT_CHECK(dev_expect(&lazy, 0xff, 15000) == VEIL_MD_CLOSE_IDLE);
+	dev_close(&lazy);
+	/* x connected earlier and is still served. */
+	IT_CHECK(devices_info(&x, &sd) == 0 && sd.n == 1 && sd.ids[0] == 701);
+	dev_close(&x);
+	return 0;
+}
+
+/*
+ * A VOLATILE slot is forgotten once its device has been offline for
+ * --mediator-volatile-ttl (1 s here), with its queue; a PERSISTENT one
+ * offline as long is kept.
+ */
+static int t_volatile_slot_expires(void)
+{
+	struct group g;
+	struct dev p, q, v;
+	static struct seen_devs sd;
+	uint8_t env[24];
+	group_new(&g);
+	IT_CHECK(dev_online(&p, &g, 801, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&q, &g, 803, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&q);
+	slot_expiration = VEIL_MD_SLOT_VOLATILE;
+	int rc = dev_online(&v, &g, 802, VEIL_MD_SLOT_NEW, NULL);
+	slot_expiration = VEIL_MD_SLOT_PERSISTENT;
+	IT_CHECK(rc == 0);
+	IT_CHECK(devices_info(&p, &sd) == 0 && sd.n == 3 && sd.ids[1] == 802);
+	IT_CHECK(sd.policy[1] == VEIL_MD_SLOT_VOLATILE && sd.connected[1]);
+	dev_close(&v);
+	/* Something for v's queue while it is away. */
+	randombytes_buf(env, sizeof env);
+	IT_CHECK(reflect(&p, 0x8001, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&p, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	/* Gone once the mediator saw it leave and the time passed. */
+	for (int i = 0; i < 100; i++) {
+		IT_CHECK(devices_info(&p, &sd) == 0);
+		if (sd.n == 2)
+			break;
+		usleep(100000);
+	}
+	IT_CHECK(sd.n == 2 && sd.ids[0] == 801 && sd.ids[1] == 803 && !sd.connected[1]);
+	/* Its slot is new again, with an empty queue; q's queue is kept. */
+	IT_CHECK(dev_connect(&v, &g, 802, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&v);
+	IT_CHECK(dev_connect(&v, &g, 802, VEIL_MD_SLOT_NEW) == 0);
+	IT_CHECK(v.si.slot_state == VEIL_MD_SLOT_NEW && v.si.reflection_queue_length == 0);
+	dev_close(&v);
+	IT_CHECK(dev_connect(&q, &g, 803, VEIL_MD_SLOT_EXISTING) == 0);
+	IT_CHECK(q.si.reflection_queue_length == 1);
+	dev_close(&q);
+	dev_close(&p);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -1079,6 +1160,10 @@ int main(void)
 	srv.extra[1] = "3";
 	srv.extra[2] = "--mediator-tx-ttl";
 	srv.extra[3] = "2";
+	srv.extra[4] = "--mediator-handshake-timeout";
+	srv.extra[5] = "3";
+	srv.extra[6] = "--mediator-volatile-ttl";
+	srv.extra[7] = "1";
 	if (veil_crypto_init() != 0 || it_start(&srv) != 0) {
 		fprintf(stderr, "cannot start veild\n");
 		printf("FAIL start_veild\n");
@@ -1102,6 +1187,8 @@ int main(void)
 	RUN_IT(t_devices_info);
 	RUN_IT(t_drop_device);
 	RUN_IT(t_shared_device_data);
+	RUN_IT(t_handshake_timeout_4013);
+	RUN_IT(t_volatile_slot_expires);
 	RUN_IT(t_devices_chat_through_proxy);
 	RUN_IT(t_chat_limits_spare_mediator);
 	RUN_IT(t_no_identity_in_mediator_tables);
