@@ -119,6 +119,7 @@ struct veil_medsvc {
 static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
 static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32]);
+static int queue_limit_check(struct md_conn *c);
 
 /* --- groups --- */
 
@@ -442,6 +443,10 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 			return;
 		}
 	}
+	if (queue_limit_check(c) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	if (veil_md_container_encode(&b, VEIL_MD_COMMIT_TRANSACTION_ACK, NULL, 0) != 0) {
@@ -551,6 +556,31 @@ static void pump(struct md_conn *c)
 	c->pumping = 0;
 }
 
+/*
+ * A device that a reflect found with a full queue (--mediator-queue-limit)
+ * has missed it: if it is connected it is dropped now, closed with 4114;
+ * one offline is dropped so when it next connects (on_client_hello). Its
+ * queue stays capped at the limit meanwhile.
+ */
+static int queue_limit_check(struct md_conn *c)
+{
+	uint64_t over[MD_MAX_DEVICES];
+	int k = md_store_over_limit(c->m->st, c->gid, over, VEIL_ARRAY_LEN(over));
+	if (k < 0)
+		return VEIL_EIO;
+	for (int i = 0; i < k; i++) {
+		struct md_conn *victim = group_device(c->g, over[i]);
+		if (victim == NULL || victim == c)
+			continue;
+		veil_log_debug(
+		    "mediator: a device's reflection queue is over the limit; dropping it");
+		conn_close(victim, VEIL_MD_CLOSE_QUEUE_LIMIT);
+		if (md_store_device_drop(c->m->st, c->gid, over[i]) != 0)
+			return VEIL_EIO;
+	}
+	return 0;
+}
+
 /* Sends an ephemeral reflect to the devices of c's group online now (not c). */
 static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, uint64_t ts,
                               const uint8_t *env, size_t len)
@@ -609,6 +639,10 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 	if (md_store_reflect(c->m->st, c->gid, c->did, r.flags, ts, r.envelope, r.envelope_len,
 	                     &rid) != 0) {
 		veil_log_error("mediator: cannot store a reflected message");
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (queue_limit_check(c) != 0) {
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
@@ -844,6 +878,24 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_SLOT_MISMATCH);
 		return;
 	}
+	if (exists) {
+		/* Its queue filled up while it was away: it missed reflects, so it is dropped. */
+		uint64_t queued;
+		if (md_store_queue_count(m->st, c->gid, ch.device_id, &queued) != 0) {
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			return;
+		}
+		if (queued > m->queue_limit) {
+			struct md_conn *old = group_device(group_find(m, c->gid, 0), ch.device_id);
+			if (old != NULL)
+				conn_close(old, VEIL_MD_CLOSE_QUEUE_LIMIT);
+			code = md_store_device_drop(m->st, c->gid, ch.device_id) != 0
+			           ? VEIL_MD_CLOSE_INTERNAL
+			           : VEIL_MD_CLOSE_QUEUE_LIMIT;
+			conn_close(c, code);
+			return;
+		}
+	}
 	if (!exists) {
 		int count = md_store_device_count(m->st, c->gid);
 		if (count < 0)
@@ -1048,6 +1100,8 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	}
 	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
 	rc = md_store_open(&m->st, path);
+	if (rc == 0)
+		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)

@@ -1144,6 +1144,69 @@ static int t_volatile_slot_expires(void)
 	return 0;
 }
 
+/*
+ * --mediator-queue-limit (3 on this server): a device whose reflection
+ * queue a reflect finds full has missed it and is dropped (4114): at once
+ * if connected, at its next connection if not. Its slot is gone then.
+ */
+static int queue_limit(void)
+{
+	struct group g;
+	struct dev a, off, slow;
+	uint8_t env[32];
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 901, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&off, &g, 902, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&slow, &g, 903, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&off);
+	usleep(100000);
+	/* Three fit: nobody is dropped; slow reads but never acks. */
+	for (uint32_t i = 1; i <= 3; i++) {
+		randombytes_buf(env, sizeof env);
+		IT_CHECK(reflect(&a, i, 0, env, sizeof env) == 0);
+		IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+		IT_CHECK(expect_reflected(&slow, env, sizeof env, NULL, 0) == 0);
+	}
+	IT_CHECK(dev_quiet(&slow, 200) == 0);
+	/* The fourth: slow is closed with 4114; the sender goes on. */
+	IT_CHECK(reflect(&a, 4, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&slow, 0xff, 5000) == VEIL_MD_CLOSE_QUEUE_LIMIT);
+	dev_close(&slow);
+	/* off, offline, gets 4114 when it comes back; then its slot is gone (4115). */
+	IT_CHECK(dev_connect(&off, &g, 902, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_QUEUE_LIMIT);
+	dev_close(&off);
+	IT_CHECK(dev_connect(&off, &g, 902, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&off);
+	IT_CHECK(dev_connect(&slow, &g, 903, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&slow);
+	/* A device that acks keeps a short queue however much goes through. */
+	IT_CHECK(dev_online(&off, &g, 904, VEIL_MD_SLOT_NEW, NULL) == 0);
+	for (uint32_t i = 10; i < 20; i++) {
+		randombytes_buf(env, sizeof env);
+		IT_CHECK(reflect(&a, i, 0, env, sizeof env) == 0);
+		IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+		IT_CHECK(expect_reflected(&off, env, sizeof env, NULL, 1) == 0);
+	}
+	IT_CHECK(dev_quiet(&off, 200) == 0);
+	dev_close(&off);
+	dev_close(&a);
+	return 0;
+}
+
+static int t_queue_limit_4114(void)
+{
+	static struct it_server s3;
+	s3.extra[0] = "--mediator-queue-limit";
+	s3.extra[1] = "3";
+	IT_CHECK(it_start(&s3) == 0);
+	wsrv = &s3;
+	int rc = queue_limit();
+	wsrv = &srv;
+	IT_CHECK(it_stop(&s3, SIGTERM) == 0);
+	return rc;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -1189,6 +1252,7 @@ int main(void)
 	RUN_IT(t_shared_device_data);
 	RUN_IT(t_handshake_timeout_4013);
 	RUN_IT(t_volatile_slot_expires);
+	RUN_IT(t_queue_limit_4114);
 	RUN_IT(t_devices_chat_through_proxy);
 	RUN_IT(t_chat_limits_spare_mediator);
 	RUN_IT(t_no_identity_in_mediator_tables);
