@@ -1,7 +1,8 @@
 /*
  * The mediator service: the D2M handshake, device slots, durable
- * reflection queues, leader election and the leader's CSP proxy, device
- * management (0x30..0x34) and transactions (0x40..0x45).
+ * reflection queues (with a limit, 4114), leader election, every device's
+ * CSP proxy, device management (0x30..0x34), transactions (0x40..0x45),
+ * the handshake timeout and the expiry of VOLATILE slots.
  *
  * Everything runs on the HTTP listener's thread, one callback at a time, so
  * the in-memory state (connected devices per group, the leader) needs no
