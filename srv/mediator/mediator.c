@@ -90,8 +90,7 @@ struct md_conn {
 	struct md_conn *gnext;
 	int64_t sent_seq; /* last queue row sent */
 	int dry_sent, leader, pumping;
-	struct veil_buf
-	    early; /* proxy payloads before the handshake ends: u32le length || payload */
+	struct veil_buf early; /* proxy payloads before up opens: u32le length || payload */
 	struct veil_http_raw *up;
 	uint16_t up_port; /* its local port, marked in m->self while up is open */
 	struct md_cspcut cut;
