@@ -53,7 +53,6 @@ struct conn {
 	unsigned in_handshake : 1; /* counted in addr->handshaking */
 	unsigned device : 1;       /* logged in with a csp-device-id (a multi-device session) */
 	unsigned receiving : 1;    /* the identity's receiving connection */
-	unsigned self : 1;         /* opened by this process (the mediator): no address limits */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;      /* the map key: the identity's, or dev_key() before unblocking */
@@ -511,10 +510,9 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
 		return -1;
 	const struct sockaddr *a = (const struct sockaddr *)&sa;
-	if (veil_selfconn_take(chat->srv->self, &chat->self_addr, a, (socklen_t)len)) {
-		c->self = 1;
+	/* The mediator's own connection: counted by no address (it holds no tokens). */
+	if (veil_selfconn_take(chat->srv->self, &chat->self_addr, a, (socklen_t)len))
 		return 0;
-	}
 	int rc = veil_connlimit_check(chat->conns_per_addr, a, (socklen_t)len, now);
 	if (rc != 0) {
 		if (rc == VEIL_EAGAIN)
