@@ -47,6 +47,9 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->rdv_wait_s = 120;
 	cfg->rdv_max_paths = 256;
 	cfg->rdv_paths_per_addr = 8;
+	cfg->md_hs_timeout_s = 10;
+	cfg->md_queue_limit = 100000;
+	cfg->md_volatile_ttl_s = 300;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -140,6 +143,15 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "rendezvous-paths-per-addr") == 0) {
 		if ((rc = parse_uint(v, 1, 100000, &n)) == 0)
 			cfg->rdv_paths_per_addr = (uint32_t)n;
+	} else if (strcmp(key, "mediator-handshake-timeout") == 0) {
+		if ((rc = parse_uint(v, 1, 300, &n)) == 0)
+			cfg->md_hs_timeout_s = (uint32_t)n;
+	} else if (strcmp(key, "mediator-queue-limit") == 0) {
+		if ((rc = parse_uint(v, 1, 10000000, &n)) == 0)
+			cfg->md_queue_limit = (uint32_t)n;
+	} else if (strcmp(key, "mediator-volatile-ttl") == 0) {
+		if ((rc = parse_uint(v, 0, 86400, &n)) == 0)
+			cfg->md_volatile_ttl_s = (uint32_t)n;
 	} else if (strcmp(key, "smtp-url") == 0) {
 		rc = set_str(cfg->smtp_url, sizeof cfg->smtp_url, v);
 	} else if (strcmp(key, "smtp-from") == 0) {

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "chat/chat.h"
+#include "limit/selfconn.h"
 #include "config.h"
 #include "blob/blob.h"
 #include "directory/directory.h"
@@ -80,6 +81,12 @@ static void usage(FILE *f)
 	    "                       linking) waits for its peer, seconds; then 4003 (120)\n"
 	    "  --rendezvous-max-paths N  rendezvous paths (pairs) open at once (256)\n"
 	    "  --rendezvous-paths-per-addr N  of those, opened by one client address (8)\n"
+	    "  --mediator-handshake-timeout S  a device that has not completed the D2M\n"
+	    "                       handshake by then is closed with 4013 (10, 1 to 300)\n"
+	    "  --mediator-queue-limit N  reflected messages queued for one device; a device\n"
+	    "                       over it is dropped (4114) (100000, 1 to 10000000)\n"
+	    "  --mediator-volatile-ttl S  a VOLATILE device slot is forgotten this long after\n"
+	    "                       its device disconnected (300, 0 to 86400)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -139,6 +146,9 @@ static const struct option long_opts[] = {
     {"rendezvous-wait", required_argument, NULL, 0},
     {"rendezvous-max-paths", required_argument, NULL, 0},
     {"rendezvous-paths-per-addr", required_argument, NULL, 0},
+    {"mediator-handshake-timeout", required_argument, NULL, 0},
+    {"mediator-queue-limit", required_argument, NULL, 0},
+    {"mediator-volatile-ttl", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -300,12 +310,14 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv)
 int main(int argc, char **argv)
 {
 	static struct veil_server srv;
+	static struct veil_selfconn selfconn;
 	struct app app = {0};
 	struct veil_http *http = NULL;
 	char err[512], dbpath[1100], hex[VEIL_HEX_LEN(32)];
 	int rc = 1, lock_fd = -1;
 
 	veil_config_defaults(&srv.cfg);
+	srv.self = &selfconn;
 	if (parse_args(argc, argv, &srv.cfg) != 0)
 		return 2;
 	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);

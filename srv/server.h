@@ -45,8 +45,11 @@ struct veil_config {
 	uint32_t chat_conn_rate_per_min;   /* --chat-conn-rate, new connections a minute, 0 = any */
 
 	/* Mediator (srv/mediator). */
-	uint32_t md_max_slots; /* --mediator-max-slots, devices per device group */
-	uint32_t md_tx_ttl_s;  /* --mediator-tx-ttl, longest transaction (seconds) */
+	uint32_t md_max_slots;      /* --mediator-max-slots, devices per device group */
+	uint32_t md_tx_ttl_s;       /* --mediator-tx-ttl, longest transaction (seconds) */
+	uint32_t md_hs_timeout_s;   /* --mediator-handshake-timeout, D2M handshake (seconds) */
+	uint32_t md_queue_limit;    /* --mediator-queue-limit, reflection queue per device */
+	uint32_t md_volatile_ttl_s; /* --mediator-volatile-ttl, VOLATILE slot kept offline (s) */
 
 	/* Rendezvous relay (srv/rendezvous). */
 	uint32_t rdv_wait_s;         /* --rendezvous-wait, lifetime of an unpaired connection */
@@ -79,10 +82,14 @@ struct veil_server_keys {
 	uint8_t *dir_sk; /* VEIL_KEY_LEN */
 };
 
+struct veil_selfconn;
+
 struct veil_server {
 	struct veil_config cfg;
 	struct veil_server_keys keys;
 	struct veil_store *store;
+	/* veild's own connections to the chat port (srv/limit/selfconn.h); NULL = none */
+	struct veil_selfconn *self;
 };
 
 #endif

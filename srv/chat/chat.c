@@ -11,6 +11,14 @@
  * come (or the recipient goes away) is it written to the store. Every other
  * message is stored first and delivered from the store.
  *
+ * A login with the csp-device-id extension is a device session of a
+ * multi-device identity (one per device, through the mediator): it may
+ * send at once, but receives nothing until it sends
+ * unblock-incoming-messages; then it is the identity's receiving
+ * connection, as a login without the extension is at once. An identity has
+ * at most one receiving connection; a newer one closes the older, and a
+ * device's newer session closes its older one.
+ *
  * Memory per idle connection is kept small: the read buffer is shared by
  * the loop and a connection holds bytes only while a frame is incomplete.
  */
@@ -22,6 +30,7 @@
 
 #include "chat/chat.h"
 #include "limit/connlimit.h"
+#include "limit/selfconn.h"
 #include "veil/csp.h"
 #include "veil/e2e.h"
 
@@ -42,9 +51,12 @@ struct conn {
 	unsigned fetch_wanted : 1; /* a fetch waits for writes to drain */
 	unsigned refetch : 1;      /* a message was left in the store while fetching */
 	unsigned in_handshake : 1; /* counted in addr->handshaking */
+	unsigned device : 1;       /* logged in with a csp-device-id (a multi-device session) */
+	unsigned receiving : 1;    /* the identity's receiving connection */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
-	uint64_t id_key;
+	uint64_t id_key;      /* the map key: the identity's, or dev_key() before unblocking */
+	uint64_t device_id;   /* from the login's csp-device-id, if device */
 	uint64_t deadline_ms; /* handshake deadline or idle deadline */
 	uint32_t idle_ms;
 	uint64_t delivered_seq;
@@ -120,6 +132,8 @@ struct veil_chat {
 	struct veil_chat_stats st_logged; /* as of the last minute's log line */
 	/* Per client address: connections (and new ones a minute), and handshakes. */
 	struct veil_connlimit *conns_per_addr, *hs_per_addr;
+	/* Where veild's own connections (the mediator's) come from: exempt from those limits. */
+	struct sockaddr_storage self_addr;
 	/* Connections refused by a per-address limit since the last log line. */
 	uint64_t refused_total, refused_hs, refused_rate, refused_table;
 	uint64_t refused_logged_ms, refused_since_ms;
@@ -136,6 +150,7 @@ struct wreq {
 static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
 static void start_fetch(struct conn *c);
+static void become_receiver(struct conn *c);
 static void drop_live(struct conn *c);
 static void on_acked(void *arg, int rc);
 struct put_ctx;
@@ -147,7 +162,26 @@ static uint64_t id_key(const uint8_t id[static VEIL_ID_LEN])
 	return veil_load_u64le(id);
 }
 
-/* --- identity map: identity -> authenticated connection --- */
+/*
+ * The map key of a device session that does not receive (yet): the
+ * identity's key mixed with the device ID, so that the sessions of one
+ * identity spread over the map like any other keys.
+ */
+static uint64_t dev_key(uint64_t idk, uint64_t device_id)
+{
+	return idk ^ ((device_id + 1) * 0x9e3779b97f4a7c15ull);
+}
+
+/*
+ * --- identity map ---
+ *
+ * One map holds every authenticated connection: the identity's receiving
+ * connection (a legacy login, or a device session that sent
+ * unblock-incoming-messages) under the identity's key, and each device
+ * session that does not receive under dev_key(). Lookups for a receiver
+ * match the receiving flag too, so a mixed key that equals some identity's
+ * key is never taken for that identity's receiver.
+ */
 
 static size_t map_slot(const struct veil_chat *chat, uint64_t key)
 {
@@ -160,7 +194,19 @@ static size_t map_slot(const struct veil_chat *chat, uint64_t key)
 static struct conn *map_get(struct veil_chat *chat, uint64_t key)
 {
 	for (struct conn *c = chat->map[map_slot(chat, key)]; c != NULL; c = c->hnext)
-		if (c->id_key == key)
+		if (c->id_key == key && c->receiving)
+			return c;
+	return NULL;
+}
+
+/* The session of device_id of identity id that does not receive, if any. */
+static struct conn *map_get_device(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN],
+                                   uint64_t device_id)
+{
+	uint64_t key = dev_key(id_key(id), device_id);
+	for (struct conn *c = chat->map[map_slot(chat, key)]; c != NULL; c = c->hnext)
+		if (c->id_key == key && !c->receiving && c->device_id == device_id &&
+		    memcmp(c->identity, id, VEIL_ID_LEN) == 0)
 			return c;
 	return NULL;
 }
@@ -464,6 +510,9 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
 		return -1;
 	const struct sockaddr *a = (const struct sockaddr *)&sa;
+	/* The mediator's own connection: counted by no address (it holds no tokens). */
+	if (veil_selfconn_take(chat->srv->self, &chat->self_addr, a, (socklen_t)len))
+		return 0;
 	int rc = veil_connlimit_check(chat->conns_per_addr, a, (socklen_t)len, now);
 	if (rc != 0) {
 		if (rc == VEIL_EAGAIN)
@@ -1073,6 +1122,9 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 			conn_fail(c, 0, "Malformed message ack");
 			return;
 		}
+		/* A session that receives nothing acks nothing: the receiver's messages stay. */
+		if (!c->receiving)
+			break;
 		if (!live_ack(c, id, msg_id))
 			(void)veil_store_msg_ack(chat->srv->store, c->identity, id, msg_id,
 			                         on_acked, NULL);
@@ -1107,6 +1159,10 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 		break;
 	}
 	case VEIL_CSP_UNBLOCK_INCOMING:
+		/* A device session nominated to receive (the mediator's leader). */
+		if (!c->receiving)
+			become_receiver(c);
+		break;
 	case VEIL_CSP_CLEAR_DEVICE_COOKIE: break;
 	default:
 		/* Unknown payloads are ignored so that clients can evolve. */
@@ -1116,6 +1172,38 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 }
 
 /* --- handshake --- */
+
+/*
+ * c becomes the identity's receiving connection: a legacy login at once, a
+ * device session when it unblocks incoming messages. The previous receiving
+ * connection of the identity (here, or on another node sharing the store)
+ * is closed, and c's queue is read.
+ */
+static void become_receiver(struct conn *c)
+{
+	struct veil_chat *chat = c->chat;
+	map_del(chat, c);
+	c->id_key = id_key(c->identity);
+	c->receiving = 1;
+	struct conn *old = map_get(chat, c->id_key);
+	if (old != NULL) {
+		map_del(chat, old);
+		conn_fail(old, 0, SECOND_LOGIN);
+	}
+	if (map_put(chat, c) != 0) {
+		conn_fail(c, 1, "Server out of memory");
+		return;
+	}
+	/* Other nodes sharing the store close their connection of this identity. */
+	int rc = veil_store_session_claim(chat->srv->store, c->identity, &c->session_gen);
+	if (rc != 0)
+		veil_log_warn(
+		    "chat: cannot tell other nodes about a login (%s): an older connection "
+		    "of the identity on another node stays open",
+		    veil_strerror(rc));
+	c->live_after = chat->puts_issued;
+	start_fetch(c);
+}
 
 static void finish_login(struct conn *c)
 {
@@ -1150,6 +1238,8 @@ static void finish_login(struct conn *c)
 	memcpy(c->identity, li->identity, VEIL_ID_LEN);
 	c->id_key = id_key(c->identity);
 	c->features = li->has_ext ? li->features : 0;
+	c->device = li->has_ext && li->has_device_id;
+	c->device_id = c->device ? li->device_id : 0;
 	sodium_memzero(li, sizeof *li);
 	free(li);
 	c->login = NULL;
@@ -1161,25 +1251,29 @@ static void finish_login(struct conn *c)
 	addr_handshake_done(c);
 	c->idle_ms = VEIL_CHAT_IDLE_DEFAULT_S * 1000u;
 	c->deadline_ms = veil_mono_ms() + c->idle_ms;
-	struct conn *old = map_get(chat, c->id_key);
+	chat->st.logins++;
+	if (!c->device) {
+		become_receiver(c);
+		return;
+	}
+	/*
+	 * A device session: it may send at once, and receives nothing until it
+	 * sends unblock-incoming-messages. An older session of the same device
+	 * ends, whether it receives or not; the identity's other devices stay.
+	 */
+	struct conn *old = map_get_device(chat, c->identity, c->device_id);
+	if (old == NULL) {
+		old = map_get(chat, id_key(c->identity));
+		if (old != NULL && !(old->device && old->device_id == c->device_id))
+			old = NULL;
+	}
 	if (old != NULL) {
 		map_del(chat, old);
 		conn_fail(old, 0, SECOND_LOGIN);
 	}
-	if (map_put(chat, c) != 0) {
+	c->id_key = dev_key(id_key(c->identity), c->device_id);
+	if (map_put(chat, c) != 0)
 		conn_fail(c, 1, "Server out of memory");
-		return;
-	}
-	/* Other nodes sharing the store close their connection of this identity. */
-	rc = veil_store_session_claim(chat->srv->store, c->identity, &c->session_gen);
-	if (rc != 0)
-		veil_log_warn(
-		    "chat: cannot tell other nodes about a login (%s): an older connection "
-		    "of the identity on another node stays open",
-		    veil_strerror(rc));
-	chat->st.logins++;
-	c->live_after = chat->puts_issued;
-	start_fetch(c);
 }
 
 /* Returns how many bytes the current state needs next. */
@@ -1419,7 +1513,7 @@ void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], u
 		struct conn *c = chat->conns, *next;
 		for (; c != NULL; c = next) {
 			next = c->next;
-			if (c->in_map)
+			if (c->in_map && c->receiving)
 				want_fetch(c);
 		}
 		return;
@@ -1490,6 +1584,11 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 	int rc;
 	if (uv_ip4_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in *)&addr) != 0 &&
 	    uv_ip6_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in6 *)&addr) != 0) {
+		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
+		return VEIL_EINVAL;
+	}
+	socklen_t self_len;
+	if (veil_selfconn_addr(cfg->listen, cfg->chat_port, &chat->self_addr, &self_len) != 0) {
 		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
 		return VEIL_EINVAL;
 	}

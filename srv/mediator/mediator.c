@@ -1,25 +1,36 @@
 /*
  * The mediator service: the D2M handshake, device slots, durable
- * reflection queues, leader election and the leader's CSP proxy, device
- * management (0x30..0x34) and transactions (0x40..0x45).
+ * reflection queues (with a limit, 4114), leader election, every device's
+ * CSP proxy, device management (0x30..0x34), transactions (0x40..0x45),
+ * the handshake timeout and the expiry of VOLATILE slots.
  *
  * Everything runs on the HTTP listener's thread, one callback at a time, so
  * the in-memory state (connected devices per group, the leader) needs no
  * locks. Per connection:
  *
  *   HELLO  ServerHello sent; proxy containers (the client's early CSP
- *          client-hello) are buffered; ClientHello is verified against the
- *          group ID of the URL, the slot rules applied, ServerInfo sent.
- *   READY  the device's reflection queue is pumped from the store (a batch
- *          at a time, as the socket drains); once it is empty the device
- *          gets ReflectionQueueDry, and if its group has no leader it is
- *          promoted (RolePromotedToLeader). The leader's proxy containers
- *          go to the chat service over a loopback TCP connection opened at
- *          promotion; the chat service's bytes come back cut at CSP message
- *          boundaries, one message per proxy container. A device that is
- *          not (yet) the leader has its proxy containers buffered until it
- *          is promoted (at most MD_EARLY_MAX bytes, then 4010).
+ *          client-hello) are buffered (at most MD_EARLY_MAX bytes, then
+ *          4010); ClientHello is verified against the group ID of the
+ *          URL, the slot rules applied, ServerInfo sent. Then the device's
+ *          own CSP session opens: a loopback TCP connection to the chat
+ *          service, which gets the buffered proxy bytes first.
+ *   READY  proxy containers go straight to the device's chat connection;
+ *          the chat service's bytes come back cut at CSP message
+ *          boundaries, one message per proxy container. The chat
+ *          connection ending closes the device (4000). The device's
+ *          reflection queue is pumped from the store (a batch at a time,
+ *          as the socket drains); once it is empty the device gets
+ *          ReflectionQueueDry, and if its group has no leader it is
+ *          promoted (RolePromotedToLeader).
  *   CLOSING  closed with a code; nothing more is read.
+ *
+ * Every device may send through its CSP session (it logs in with its
+ * csp-device-id); only the leader receives: on its promotion it sends
+ * unblock-incoming-messages, which makes its session the identity's
+ * receiving connection in the chat service (srv/chat/chat.c). When the
+ * leader goes, the next device promoted unblocks in turn. The chat
+ * connections are exempt from the chat service's per-address limits (see
+ * srv/limit/selfconn.h): they all come from this process.
  *
  * Transactions: a group has at most one lock holder. BeginTransaction from
  * another device while it is held gets TransactionRejected (the holder and
@@ -43,10 +54,11 @@
 
 #include "mediator.h"
 #include "cspcut.h"
+#include "limit/selfconn.h"
 #include "mstore.h"
 
 #define MD_BUCKETS 256
-#define MD_EARLY_MAX (16u * 1024u)  /* proxy bytes held for a device that does not lead */
+#define MD_EARLY_MAX (16u * 1024u)  /* proxy bytes held until the chat connection is open */
 #define MD_PUMP_BATCH 16            /* queued messages read from the store at a time */
 #define MD_PUMP_HIGH (256u * 1024u) /* bytes waiting on a socket before the pump pauses */
 #define MD_EPH_MAX 64               /* ephemeral reflected IDs awaiting an ack, per device */
@@ -81,8 +93,9 @@ struct md_conn {
 	int dry_sent, leader, pumping;
 	int pump_blocked;        /* the pump stopped at a reflect not yet committed */
 	uint64_t tx_deadline_ms; /* when its transaction's TTL runs out (if it holds the lock) */
-	struct veil_buf early;   /* proxy payloads before leading: u32le length || payload */
+	struct veil_buf early;   /* proxy payloads before up opens: u32le length || payload */
 	struct veil_http_raw *up;
+	uint16_t up_port; /* its local port, marked in m->self while up is open */
 	struct md_cspcut cut;
 	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
 	size_t neph;
@@ -95,7 +108,12 @@ struct veil_medsvc {
 	struct md_store *st;
 	uint32_t max_slots;
 	uint32_t tx_ttl_s;
-	int chat_family;
+	uint32_t hs_timeout_ms;   /* to complete the D2M handshake */
+	uint32_t queue_limit;     /* reflected messages queued per device */
+	uint32_t volatile_ttl_ms; /* a VOLATILE slot is kept this long offline */
+	struct veil_selfconn *self;
+	struct sockaddr_storage chat_addr; /* where the chat service is reached */
+	socklen_t chat_addr_len;
 	char chat_host[64];
 	uint16_t chat_port;
 	struct md_group *buckets[MD_BUCKETS];
@@ -114,6 +132,8 @@ struct md_pending {
 static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
 static void batch_flush(struct veil_medsvc *m);
+static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32]);
+static int queue_limit_check(struct md_conn *c);
 
 /* --- groups --- */
 
@@ -214,6 +234,7 @@ static void up_data(void *ctx, const uint8_t *p, size_t n)
 static void up_closed(void *ctx)
 {
 	struct md_conn *c = ctx;
+	veil_selfconn_unmark(c->m->self, c->up_port);
 	c->up = NULL;
 	md_cspcut_release(&c->cut);
 	/* The CSP session ended: the device reconnects (4000 allows it). */
@@ -222,39 +243,18 @@ static void up_closed(void *ctx)
 
 static const struct veil_http_raw_ops up_ops = {.data = up_data, .closed = up_closed};
 
-/* Connects to the chat service (loopback, so connect returns at once). */
-static int chat_connect(const struct veil_medsvc *m)
+/* Ends the device's chat connection (the mark first: the socket closes later). */
+static void up_close(struct md_conn *c)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	memset(&ss, 0, sizeof ss);
-	if (m->chat_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(m->chat_port);
-		if (inet_pton(AF_INET6, m->chat_host, &a->sin6_addr) != 1)
-			return -1;
-		sl = sizeof *a;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons(m->chat_port);
-		if (inet_pton(AF_INET, m->chat_host, &a->sin_addr) != 1)
-			return -1;
-		sl = sizeof *a;
-	}
-	int fd = socket(m->chat_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return fd;
+	if (c->up == NULL)
+		return;
+	veil_selfconn_unmark(c->m->self, c->up_port);
+	veil_http_raw_close(c->up);
+	c->up = NULL;
+	md_cspcut_release(&c->cut);
 }
 
-/* Sends the proxy payloads held while the device did not lead. */
+/* Sends the proxy payloads that came before the chat connection was open. */
 static int flush_early(struct md_conn *c)
 {
 	size_t o = 0;
@@ -271,16 +271,40 @@ static int flush_early(struct md_conn *c)
 
 static void proxy_in(struct md_conn *c, const uint8_t *p, size_t n)
 {
-	if (c->leader && c->up != NULL) {
+	if (c->up != NULL) {
 		if (veil_http_raw_send(c->up, p, n) != 0)
 			conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 		return;
 	}
 	if (veil_buf_append_u32le(&c->early, (uint32_t)n) != 0 ||
 	    veil_buf_append(&c->early, p, n) != 0) {
-		veil_log_debug("mediator: a device sent too much CSP before leading");
+		veil_log_debug("mediator: a device sent too much CSP before its handshake ended");
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 	}
+}
+
+/*
+ * Opens the device's own CSP session: a connection to the chat service,
+ * with the proxy payloads the device sent during the D2M handshake. Every
+ * device has one (it may send); only the leader asks to receive (0x03).
+ */
+static void up_open(struct md_conn *c)
+{
+	struct veil_medsvc *m = c->m;
+	/* Loopback (or veild's own address): connect returns at once. */
+	int fd = veil_selfconn_connect(m->self, &m->chat_addr, m->chat_addr_len, &c->up_port);
+	if (fd >= 0 && veil_http_raw_adopt(m->h, fd, &up_ops, c, &c->up) != 0)
+		veil_selfconn_unmark(m->self, c->up_port); /* fd is closed */
+	if (fd < 0 || c->up == NULL) {
+		c->up = NULL;
+		veil_log_error("mediator: cannot reach the chat service at %s:%u", c->m->chat_host,
+		               c->m->chat_port);
+		conn_close(c, VEIL_MD_CLOSE_CSP_UNREACHABLE);
+		return;
+	}
+	md_cspcut_init(&c->cut);
+	if (flush_early(c) != 0)
+		conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 }
 
 /* --- leader --- */
@@ -292,17 +316,6 @@ static void promote(struct md_conn *c)
 		return;
 	c->leader = 1;
 	g->leader = c;
-	int fd = chat_connect(c->m);
-	if (fd < 0 || veil_http_raw_adopt(c->m->h, fd, &up_ops, c, &c->up) != 0) {
-		c->up = NULL;
-		veil_log_error("mediator: cannot reach the chat service at %s:%u", c->m->chat_host,
-		               c->m->chat_port);
-		conn_close(c, VEIL_MD_CLOSE_CSP_UNREACHABLE);
-		return;
-	}
-	md_cspcut_init(&c->cut);
-	if (flush_early(c) != 0)
-		conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 }
 
 /* Promotes one connected device whose queue is dry if the group has no leader. */
@@ -445,6 +458,10 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 			return;
 		}
 	}
+	if (queue_limit_check(c) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	if (veil_md_container_encode(&b, VEIL_MD_COMMIT_TRANSACTION_ACK, NULL, 0) != 0) {
@@ -466,6 +483,12 @@ static void md_timer(void *ctx)
 {
 	struct md_conn *c = ctx;
 	batch_flush(c->m);
+	if (c->state == C_HELLO) {
+		/* The specification has no code for a handshake that never ends: 4013 (idle). */
+		veil_log_debug("mediator: a device did not complete the handshake in time");
+		conn_close(c, VEIL_MD_CLOSE_IDLE);
+		return;
+	}
 	if (c->state == C_READY && c->g != NULL && c->g->tx == c) {
 		/* The one timer also serves the batch: not yet the TTL, wait on for it. */
 		uint64_t now = veil_mono_ms();
@@ -495,11 +518,7 @@ static void group_leave(struct md_conn *c)
 		tx_end(g, c);
 	if (md_store_device_seen(c->m->st, c->gid, c->did, veil_now_ms()) != 0)
 		veil_log_warn("mediator: cannot record a device's last-seen time");
-	if (c->up != NULL) {
-		veil_http_raw_close(c->up);
-		c->up = NULL;
-		md_cspcut_release(&c->cut);
-	}
+	up_close(c);
 	if (g->leader == c) {
 		g->leader = NULL;
 		c->leader = 0;
@@ -565,6 +584,31 @@ static void pump(struct md_conn *c)
 		}
 	}
 	c->pumping = 0;
+}
+
+/*
+ * A device that a reflect found with a full queue (--mediator-queue-limit)
+ * has missed it: if it is connected it is dropped now, closed with 4114;
+ * one offline is dropped so when it next connects (on_client_hello). Its
+ * queue stays capped at the limit meanwhile.
+ */
+static int queue_limit_check(struct md_conn *c)
+{
+	uint64_t over[MD_MAX_DEVICES];
+	int k = md_store_over_limit(c->m->st, c->gid, over, VEIL_ARRAY_LEN(over));
+	if (k < 0)
+		return VEIL_EIO;
+	for (int i = 0; i < k; i++) {
+		struct md_conn *victim = group_device(c->g, over[i]);
+		if (victim == NULL || victim == c)
+			continue;
+		veil_log_debug(
+		    "mediator: a device's reflection queue is over the limit; dropping it");
+		conn_close(victim, VEIL_MD_CLOSE_QUEUE_LIMIT);
+		if (md_store_device_drop(c->m->st, c->gid, over[i]) != 0)
+			return VEIL_EIO;
+	}
+	return 0;
 }
 
 /* Sends an ephemeral reflect to the devices of c's group online now (not c). */
@@ -648,6 +692,8 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 	m->pend[m->npend++] = (struct md_pending){.c = c, .id = r.id, .ts = ts};
 	veil_http_ws_timer(c->ws, 1);
 	(void)g;
+	if (queue_limit_check(c) != 0)
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 }
 
 /*
@@ -765,7 +811,8 @@ static void on_get_devices(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	l->g = c->g;
-	if (md_store_device_infos(c->m->st, c->gid, devlist_add, l) < 0 ||
+	if (expire_volatile(c->m, c->gid) != 0 ||
+	    md_store_device_infos(c->m->st, c->gid, devlist_add, l) < 0 ||
 	    veil_md_devices_info_encode(&b, l->e, l->n) != 0) {
 		veil_buf_release(&b);
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
@@ -823,6 +870,34 @@ static void on_set_shared_data(struct md_conn *c, const uint8_t *p, size_t n)
 /* --- handshake --- */
 
 /*
+ * Forgets the group's VOLATILE slots whose device has been offline for
+ * volatile_ttl_ms (the specification: removed shortly after the device
+ * disconnected, late enough for an unintended disconnect to reconnect),
+ * with their queues. Done when the group is looked at (a device's login,
+ * GetDevicesInfo) rather than on a timer: until then nobody can tell. A
+ * device that is connected is never expired, so a reconnect that replaces
+ * its own older connection (4112) keeps its slot and queue.
+ */
+static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32])
+{
+	struct md_device_row rows[MD_MAX_DEVICES];
+	struct md_group *g = group_find(m, gid, 0);
+	uint64_t now = veil_now_ms();
+	int k = md_store_devices(m->st, gid, rows, VEIL_ARRAY_LEN(rows));
+	if (k < 0)
+		return VEIL_EIO;
+	for (int i = 0; i < k; i++) {
+		if (rows[i].expiration_policy != VEIL_MD_SLOT_VOLATILE ||
+		    group_device(g, rows[i].device_id) != NULL ||
+		    rows[i].last_seen + m->volatile_ttl_ms > now)
+			continue;
+		if (md_store_device_drop(m->st, gid, rows[i].device_id) != 0)
+			return VEIL_EIO;
+	}
+	return 0;
+}
+
+/*
  * Frees slots until a new device fits, under the DROP_LEAST_RECENT policy:
  * the least recently seen device that is offline goes first, a connected
  * one (closed with 4113) only if every device is online.
@@ -873,6 +948,10 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 		return;
 	}
+	if (expire_volatile(m, c->gid) != 0) {
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
 	int exists = md_store_device_exists(m->st, c->gid, ch.device_id);
 	if (exists < 0) {
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
@@ -882,6 +961,24 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	if (ch.expected_slot_state != state) {
 		conn_close(c, VEIL_MD_CLOSE_SLOT_MISMATCH);
 		return;
+	}
+	if (exists) {
+		/* Its queue filled up while it was away: it missed reflects, so it is dropped. */
+		uint64_t queued;
+		if (md_store_queue_count(m->st, c->gid, ch.device_id, &queued) != 0) {
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+			return;
+		}
+		if (queued > m->queue_limit) {
+			struct md_conn *old = group_device(group_find(m, c->gid, 0), ch.device_id);
+			if (old != NULL)
+				conn_close(old, VEIL_MD_CLOSE_QUEUE_LIMIT);
+			code = md_store_device_drop(m->st, c->gid, ch.device_id) != 0
+			           ? VEIL_MD_CLOSE_INTERNAL
+			           : VEIL_MD_CLOSE_QUEUE_LIMIT;
+			conn_close(c, code);
+			return;
+		}
 	}
 	if (!exists) {
 		int count = md_store_device_count(m->st, c->gid);
@@ -931,11 +1028,13 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	}
 	c->did = ch.device_id;
 	c->state = C_READY;
+	veil_http_ws_timer(c->ws, 0);
 	c->g = g;
 	c->gnext = g->conns;
 	g->conns = c;
 	if (send_raw_container(c, &b) != 0)
 		return;
+	up_open(c);
 	pump(c);
 }
 
@@ -1020,6 +1119,14 @@ static void md_drained(void *ctx)
 	pump(ctx);
 }
 
+/* The handshake must be complete within hs_timeout_ms of the upgrade. */
+static void md_established(void *ctx)
+{
+	struct md_conn *c = ctx;
+	if (c->state == C_HELLO)
+		veil_http_ws_timer(c->ws, c->m->hs_timeout_ms);
+}
+
 static void md_closed(void *ctx)
 {
 	struct md_conn *c = ctx;
@@ -1027,10 +1134,7 @@ static void md_closed(void *ctx)
 	batch_flush(c->m);
 	c->state = C_CLOSING;
 	group_leave(c);
-	if (c->up != NULL) {
-		veil_http_raw_close(c->up);
-		md_cspcut_release(&c->cut);
-	}
+	up_close(c);
 	veil_md_server_hs_wipe(&c->hs);
 	veil_buf_release(&c->early);
 	veil_buf_release(&c->held);
@@ -1041,6 +1145,7 @@ static const struct veil_http_ws_ops md_ops = {
     .open = md_open,
     .message = md_message,
     .drained = md_drained,
+    .established = md_established,
     .closed = md_closed,
     .timer = md_timer,
 };
@@ -1071,22 +1176,23 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	if (m->max_slots == 0 || m->max_slots > MD_MAX_DEVICES)
 		m->max_slots = MD_MAX_DEVICES;
 	m->tx_ttl_s = srv->cfg.md_tx_ttl_s > 0 ? srv->cfg.md_tx_ttl_s : 60;
+	m->hs_timeout_ms = (srv->cfg.md_hs_timeout_s > 0 ? srv->cfg.md_hs_timeout_s : 10) * 1000u;
+	m->queue_limit = srv->cfg.md_queue_limit > 0 ? srv->cfg.md_queue_limit : 100000;
+	m->volatile_ttl_ms = srv->cfg.md_volatile_ttl_s * 1000u;
 	m->chat_port = srv->cfg.chat_port;
+	m->self = srv->self;
 	/* The chat service listens where veild does; a wildcard is reached on loopback. */
-	const char *host = srv->cfg.listen;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET6, host, &a6) == 1) {
-		m->chat_family = AF_INET6;
-		if (strcmp(host, "::") == 0)
-			host = "::1";
-	} else {
-		m->chat_family = AF_INET;
-		if (strcmp(host, "0.0.0.0") == 0)
-			host = "127.0.0.1";
+	snprintf(m->chat_host, sizeof m->chat_host, "%s", srv->cfg.listen);
+	int rc =
+	    veil_selfconn_addr(srv->cfg.listen, m->chat_port, &m->chat_addr, &m->chat_addr_len);
+	if (rc != 0) {
+		free(m);
+		return rc;
 	}
-	snprintf(m->chat_host, sizeof m->chat_host, "%s", host);
 	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
-	int rc = md_store_open(&m->st, path);
+	rc = md_store_open(&m->st, path);
+	if (rc == 0)
+		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
 		md_store_on_batch(m->st, batch_done, m);
 	if (rc == 0)

@@ -2,9 +2,10 @@
  * The mediator service (multi-device, D2M): a WebSocket route on the HTTP
  * listener at VEIL_MEDIATOR_PREFIX followed by the hex of a ClientUrlInfo.
  * It runs on the HTTP thread, keeps its store in DATA/mediator.db and
- * reaches the chat service for the leader's CSP session over one loopback
- * TCP connection per leader, so the chat service only ever sees the
- * mediator's address.
+ * reaches the chat service for each connected device's own CSP session
+ * over one TCP connection per device from veild itself, so the chat
+ * service only ever sees the mediator's address (and does not count these
+ * connections against its per-address limits).
  */
 #ifndef VEIL_SRV_MEDIATOR_H
 #define VEIL_SRV_MEDIATOR_H

@@ -32,6 +32,10 @@ enum {
 	ST_BEGIN_SAVEPOINT,
 	ST_RELEASE_SAVEPOINT,
 	ST_ROLLBACK_SAVEPOINT,
+	ST_QLEN_INC,
+	ST_QLEN_DEC,
+	ST_QLEN_GET,
+	ST_QLEN_OVER,
 	ST_COUNT
 };
 
@@ -59,7 +63,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_RID_SET] = "UPDATE groups SET next_rid = ? WHERE gid = ?",
     [ST_QUEUE_ADD] = "INSERT INTO reflected (gid, device_id, rid, ts, flags, envelope) "
                      "SELECT gid, device_id, ?, ?, ?, ? FROM devices "
-                     "WHERE gid = ? AND device_id <> ?",
+                     "WHERE gid = ? AND device_id <> ? AND qlen < ?",
     [ST_QUEUE_LEN] = "SELECT COUNT(*) FROM reflected WHERE gid = ? AND device_id = ?",
     [ST_QUEUE_AFTER] = "SELECT seq, rid, ts, flags, envelope FROM reflected "
                        "WHERE gid = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -68,6 +72,11 @@ static const char *const sql[ST_COUNT] = {
     [ST_BEGIN_SAVEPOINT] = "SAVEPOINT one",
     [ST_RELEASE_SAVEPOINT] = "RELEASE one",
     [ST_ROLLBACK_SAVEPOINT] = "ROLLBACK TO one",
+    [ST_QLEN_INC] = "UPDATE devices SET qlen = qlen + 1 WHERE gid = ? AND device_id <> ?",
+    [ST_QLEN_DEC] =
+        "UPDATE devices SET qlen = qlen - 1 WHERE gid = ? AND device_id = ? AND qlen > 0",
+    [ST_QLEN_GET] = "SELECT qlen FROM devices WHERE gid = ? AND device_id = ?",
+    [ST_QLEN_OVER] = "SELECT device_id FROM devices WHERE gid = ? AND qlen > ?",
 };
 
 static const char schema[] =
@@ -82,6 +91,8 @@ static const char schema[] =
     " info BLOB," /* DGDIK box, opaque */
     " connected_since INTEGER NOT NULL,"
     " last_seen INTEGER NOT NULL,"
+    /* reflects queued for it, counting those not stored once the queue was full */
+    " qlen INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (gid, device_id));"
     "CREATE TABLE IF NOT EXISTS reflected ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -94,6 +105,12 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS reflected_dev ON reflected (gid, device_id, seq);"
     "CREATE INDEX IF NOT EXISTS reflected_rid ON reflected (gid, device_id, rid);";
 
+/* A store made before devices had qlen: add it, counted from the queues. */
+static const char migrate_qlen[] =
+    "ALTER TABLE devices ADD COLUMN qlen INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE devices SET qlen = (SELECT COUNT(*) FROM reflected r "
+    " WHERE r.gid = devices.gid AND r.device_id = devices.device_id);";
+
 struct md_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
@@ -101,7 +118,18 @@ struct md_store {
 	int64_t committed_seq; /* while it is: queue rows above this are not durable yet */
 	void (*batch_done)(void *ctx, int rc);
 	void *batch_ctx;
+	uint32_t queue_limit;
 };
+
+/* Whether devices has the qlen column. */
+static int has_qlen(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT qlen FROM devices LIMIT 0", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_finalize(st);
+	return 1;
+}
 
 static sqlite3_stmt *stmt(struct md_store *s, int i)
 {
@@ -128,8 +156,10 @@ int md_store_open(struct md_store **out, const char *path)
 	        SQLITE_OK ||
 	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
 	                 NULL) != SQLITE_OK ||
-	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    (!has_qlen(s->db) && sqlite3_exec(s->db, migrate_qlen, NULL, NULL, NULL) != SQLITE_OK))
 		goto fail;
+	s->queue_limit = UINT32_MAX;
 	sqlite3_busy_timeout(s->db, 5000);
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v2(s->db, sql[i], -1, &s->st[i], NULL) != SQLITE_OK)
@@ -343,13 +373,12 @@ int md_store_next_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t
 	return tx_end(s, take_rid(s, gid, rid));
 }
 
-int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
-                     uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len, uint32_t *rid)
+/* Queues a reflect for the group's other devices inside the caller's transaction. */
+static int reflect_in(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
+                      uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
+                      uint32_t *rid)
 {
-	int rc = tx_begin(s);
-	if (rc != 0)
-		return rc;
-	rc = take_rid(s, gid, rid);
+	int rc = take_rid(s, gid, rid);
 	if (rc == 0) {
 		sqlite3_stmt *st = stmt(s, ST_QUEUE_ADD);
 		sqlite3_bind_int64(st, 1, *rid);
@@ -358,9 +387,24 @@ int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t 
 		sqlite3_bind_blob(st, 4, env_len > 0 ? env : (const uint8_t *)"", (int)env_len,
 		                  SQLITE_STATIC);
 		bind_dev(st, 5, gid, sender);
+		sqlite3_bind_int64(st, 7, s->queue_limit);
 		rc = run(st);
 	}
-	return tx_end(s, rc);
+	if (rc == 0) {
+		sqlite3_stmt *st = stmt(s, ST_QLEN_INC);
+		bind_dev(st, 1, gid, sender);
+		rc = run(st);
+	}
+	return rc;
+}
+
+int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
+                     uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len, uint32_t *rid)
+{
+	int rc = tx_begin(s);
+	if (rc != 0)
+		return rc;
+	return tx_end(s, reflect_in(s, gid, sender, flags, ts, env, env_len, rid));
 }
 
 /* --- the batch: reflects and acks of one pass of the HTTP loop, one commit --- */
@@ -407,17 +451,7 @@ int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uin
 		return rc;
 	if ((rc = run(stmt(s, ST_BEGIN_SAVEPOINT))) != 0)
 		return rc;
-	rc = take_rid(s, gid, rid);
-	if (rc == 0) {
-		sqlite3_stmt *st = stmt(s, ST_QUEUE_ADD);
-		sqlite3_bind_int64(st, 1, *rid);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)ts);
-		sqlite3_bind_int(st, 3, flags);
-		sqlite3_bind_blob(st, 4, env_len > 0 ? env : (const uint8_t *)"", (int)env_len,
-		                  SQLITE_STATIC);
-		bind_dev(st, 5, gid, sender);
-		rc = run(st);
-	}
+	rc = reflect_in(s, gid, sender, flags, ts, env, env_len, rid);
 	/* A failed reflect leaves nothing behind; the batch goes on. */
 	if (rc != 0)
 		run(stmt(s, ST_ROLLBACK_SAVEPOINT));
@@ -425,10 +459,12 @@ int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uin
 	return rc;
 }
 
+static int ack_in(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid);
+
 int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
 {
 	int rc = batch_begin(s);
-	return rc != 0 ? rc : md_store_queue_ack(s, gid, did, rid);
+	return rc != 0 ? rc : ack_in(s, gid, did, rid);
 }
 
 int md_store_batch_commit(struct md_store *s)
@@ -442,6 +478,37 @@ int md_store_batch_commit(struct md_store *s)
 	if (s->batch_done != NULL)
 		s->batch_done(s->batch_ctx, rc);
 	return rc;
+}
+
+void md_store_set_queue_limit(struct md_store *s, uint32_t limit)
+{
+	s->queue_limit = limit;
+}
+
+int md_store_queue_count(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                         uint64_t *n)
+{
+	sqlite3_stmt *st = stmt(s, ST_QLEN_GET);
+	bind_dev(st, 1, gid, did);
+	int64_t v = one_int(st, 0);
+	if (v < 0)
+		return (int)v;
+	*n = (uint64_t)v;
+	return 0;
+}
+
+int md_store_over_limit(struct md_store *s, const uint8_t gid[static 32], uint64_t *ids, size_t cap)
+{
+	sqlite3_stmt *st = stmt(s, ST_QLEN_OVER);
+	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, s->queue_limit);
+	size_t n = 0;
+	int rc;
+	while (n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	int err = n < cap && rc != SQLITE_DONE;
+	sqlite3_reset(st);
+	return err ? VEIL_EIO : (int)n;
 }
 
 int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
@@ -478,12 +545,27 @@ int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint6
 	return err ? VEIL_EIO : n;
 }
 
-int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
+/* Removes an acked entry inside the caller's transaction: 1 found, 0 not, negative on error. */
+static int ack_in(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
 {
 	sqlite3_stmt *st = stmt(s, ST_QUEUE_ACK);
 	bind_dev(st, 1, gid, did);
 	sqlite3_bind_int64(st, 3, rid);
-	if (run(st) != 0)
-		return VEIL_EIO;
-	return sqlite3_changes(s->db) > 0 ? 1 : 0;
+	int rc, found = 0;
+	if ((rc = run(st)) == 0 && (found = sqlite3_changes(s->db) > 0)) {
+		st = stmt(s, ST_QLEN_DEC);
+		bind_dev(st, 1, gid, did);
+		rc = run(st);
+	}
+	return rc != 0 ? VEIL_EIO : found;
+}
+
+int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
+{
+	int rc = tx_begin(s);
+	if (rc != 0)
+		return rc;
+	int found = ack_in(s, gid, did, rid);
+	rc = tx_end(s, found < 0 ? found : 0);
+	return rc != 0 ? VEIL_EIO : found;
 }

@@ -92,6 +92,23 @@ int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t 
                      uint32_t *rid) VEIL_WUR;
 /* A fresh reflected ID without queueing anything (for ephemeral reflects). */
 int md_store_next_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t *rid) VEIL_WUR;
+/*
+ * The most reflects queued for one device (default: no limit). A reflect
+ * finding a device's queue full is not stored for it, but counted: see
+ * md_store_queue_count and md_store_over_limit.
+ */
+void md_store_set_queue_limit(struct md_store *s, uint32_t limit);
+/*
+ * Reflects queued for the device since it registered and not acked,
+ * counting those not stored because the queue was full (so more than the
+ * limit = the device missed some); 0 for an unknown device. 0 or a
+ * negative veil_err.
+ */
+int md_store_queue_count(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                         uint64_t *n) VEIL_WUR;
+/* The group's devices whose count is over the limit, up to cap: how many, or a negative veil_err. */
+int md_store_over_limit(struct md_store *s, const uint8_t gid[static 32], uint64_t *ids,
+                        size_t cap);
 /* Queue length of a device, or a negative veil_err. */
 int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_t did);
 /*

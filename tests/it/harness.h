@@ -207,9 +207,13 @@ static inline int it_write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Connects and logs in as u with secret key sk (which may be wrong on purpose). */
-static inline int it_login(struct it_conn *c, struct it_server *srv, const uint8_t id[8],
-                           const uint8_t sk[32])
+/*
+ * Connects and logs in as u with secret key sk (which may be wrong on
+ * purpose); a device_id other than 0 is sent as the csp-device-id login
+ * extension (a multi-device session, which receives only once unblocked).
+ */
+static inline int it_login_device(struct it_conn *c, struct it_server *srv, const uint8_t id[8],
+                                  const uint8_t sk[32], uint64_t device_id)
 {
 	uint8_t ch[48], sh[80], ack[32];
 	struct veil_buf login;
@@ -224,7 +228,7 @@ static inline int it_login(struct it_conn *c, struct it_server *srv, const uint8
 	    (rc = veil_csp_client_server_hello(&c->hs, sh)) != 0)
 		return rc;
 	veil_buf_init(&login, 8192);
-	rc = veil_csp_client_login(&c->hs, &login, id, sk, "0.1;B;en/CH;it;test", 0, NULL);
+	rc = veil_csp_client_login(&c->hs, &login, id, sk, "0.1;B;en/CH;it;test", device_id, NULL);
 	if (rc == 0)
 		rc = it_write_all(c->fd, login.p, login.len);
 	veil_buf_release(&login);
@@ -233,6 +237,12 @@ static inline int it_login(struct it_conn *c, struct it_server *srv, const uint8
 	if ((rc = it_read_exact(c->fd, ack, sizeof ack, 5000)) != 0)
 		return rc;
 	return veil_csp_client_login_ack(&c->hs, ack);
+}
+
+static inline int it_login(struct it_conn *c, struct it_server *srv, const uint8_t id[8],
+                           const uint8_t sk[32])
+{
+	return it_login_device(c, srv, id, sk, 0);
 }
 
 static inline int it_send(struct it_conn *c, uint8_t type, const uint8_t *d, size_t n)

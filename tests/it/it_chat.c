@@ -209,6 +209,102 @@ static int t_second_login_replaces_first(void)
 	return 0;
 }
 
+/* Nothing arrives on c for ms: 0, else 1. */
+static int quiet(struct it_conn *c, int ms)
+{
+	return it_recv(c, ms) == VEIL_ETIMEOUT ? 0 : 1;
+}
+
+/* Expects a close-error "another connection" on c. */
+static int replaced(struct it_conn *c)
+{
+	if (it_expect(c, VEIL_CSP_ECHO_RESPONSE, 5000) != VEIL_ECLOSED)
+		return 1;
+	return c->buf[0] == VEIL_CSP_CLOSE_ERROR && c->buf[4] == 0 &&
+	               memmem(c->buf + 5, c->len - 5, "Another connection", 18) != NULL
+	           ? 0
+	           : 1;
+}
+
+/* Echo round trip: the session is alive. */
+static int alive(struct it_conn *c)
+{
+	if (it_send(c, VEIL_CSP_ECHO_REQUEST, (const uint8_t *)"live", 4) != 0)
+		return 1;
+	return it_expect(c, VEIL_CSP_ECHO_RESPONSE, 5000) == 0 ? 0 : 1;
+}
+
+/* Receives the next incoming text from bob on c and acks it; 0 if it is want. */
+static int got_text(struct it_conn *c, const char *want)
+{
+	char text[256];
+	uint64_t got;
+	if (it_expect(c, VEIL_CSP_INCOMING_MESSAGE, 5000) != 0 ||
+	    it_open_text(c, &alice, &bob, text, sizeof text, &got) != 0 ||
+	    it_ack(c, bob.id, got) != 0)
+		return 1;
+	return strcmp(text, want) == 0 ? 0 : 1;
+}
+
+/*
+ * Multi-device sessions (csp-device-id): several of one identity coexist
+ * and may send; none receives until it sends unblock-incoming-messages,
+ * which makes it the identity's receiving connection.
+ */
+static int t_device_sessions(void)
+{
+	struct it_conn d1, d2, d3, a4, b;
+	char text[256];
+	uint64_t id, got;
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(it_login_device(&d1, &srv, alice.id, alice.sk, 0x1111) == 0);
+	IT_CHECK(it_login_device(&d2, &srv, alice.id, alice.sk, 0x2222) == 0);
+	/* Both are up; neither gets the queue (no 0xd0) nor a new message. */
+	IT_CHECK(send_text(&b, &bob, &alice, "before unblock") != 0);
+	IT_CHECK(quiet(&d1, 300) == 0 && quiet(&d2, 300) == 0);
+	IT_CHECK(alive(&d1) == 0 && alive(&d2) == 0);
+	/* d2 is nominated: it gets what waited, then what comes. */
+	IT_CHECK(it_send(&d2, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
+	IT_CHECK(got_text(&d2, "before unblock") == 0);
+	IT_CHECK(it_expect(&d2, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(send_text(&b, &bob, &alice, "after unblock") != 0);
+	IT_CHECK(got_text(&d2, "after unblock") == 0);
+	/* d1 still receives nothing, but sends and gets its acks. */
+	IT_CHECK((id = send_text(&d1, &alice, &bob, "from d1")) != 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
+	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
+	IT_CHECK(strcmp(text, "from d1") == 0 && got == id);
+	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	IT_CHECK(quiet(&d1, 200) == 0);
+	/* A new session of d2's device replaces it; d1 stays. */
+	IT_CHECK(it_login_device(&d3, &srv, alice.id, alice.sk, 0x2222) == 0);
+	IT_CHECK(replaced(&d2) == 0);
+	it_close(&d2);
+	IT_CHECK(alive(&d1) == 0);
+	/* d3 does not receive until it unblocks, like any device session. */
+	IT_CHECK(send_text(&b, &bob, &alice, "for d3") != 0);
+	IT_CHECK(quiet(&d3, 300) == 0);
+	IT_CHECK(it_send(&d3, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
+	IT_CHECK(got_text(&d3, "for d3") == 0);
+	IT_CHECK(it_expect(&d3, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	/* A legacy login closes the receiver (d3) and leaves d1 alone. */
+	IT_CHECK(it_login(&a4, &srv, alice.id, alice.sk) == 0);
+	IT_CHECK(replaced(&d3) == 0);
+	it_close(&d3);
+	IT_CHECK(it_expect(&a4, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(alive(&d1) == 0);
+	/* d1 unblocking takes over from the legacy session in turn. */
+	IT_CHECK(it_send(&d1, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
+	IT_CHECK(replaced(&a4) == 0);
+	it_close(&a4);
+	IT_CHECK(send_text(&b, &bob, &alice, "for d1") != 0);
+	IT_CHECK(got_text(&d1, "for d1") == 0);
+	it_close(&d1);
+	it_close(&b);
+	return 0;
+}
+
 static int t_unknown_receiver_alert(void)
 {
 	struct it_conn a;
@@ -614,6 +710,7 @@ int main(void)
 	RUN_IT(t_spoofed_sender_closes);
 	RUN_IT(t_malformed_input_closes_one);
 	RUN_IT(t_second_login_replaces_first);
+	RUN_IT(t_device_sessions);
 	RUN_IT(t_unknown_receiver_alert);
 	RUN_IT(t_handoff_acked_by_recipient);
 	RUN_IT(t_handoff_unacked_is_stored);

@@ -13,10 +13,12 @@
 
 static struct it_server srv;
 static struct it_user alice, bob;
+static struct it_server *wsrv = &srv;                 /* where devices connect */
+static int slot_expiration = VEIL_MD_SLOT_PERSISTENT; /* what devices ask for */
 
 static int ws_connect(const char *path)
 {
-	return it_ws_connect(srv.http_port, path);
+	return it_ws_connect(wsrv->http_port, path);
 }
 
 /* --- a device --- */
@@ -121,7 +123,7 @@ static int dev_connect_as(struct dev *d, const struct group *g, const struct vei
 		return rc;
 	struct veil_md_client_hello ch = {.device_id = did,
 	                                  .slots_exhausted_policy = policy,
-	                                  .slot_expiration_policy = VEIL_MD_SLOT_PERSISTENT,
+	                                  .slot_expiration_policy = slot_expiration,
 	                                  .expected_slot_state = expect};
 	struct veil_md_device_info info = {.platform = VEIL_MD_PLATFORM_DESKTOP};
 	snprintf(info.label, sizeof info.label, "it device %llu", (unsigned long long)did);
@@ -340,24 +342,31 @@ static int t_slots_and_duplicates(void)
 struct pcsp {
 	struct dev d;
 	struct veil_csp_client hs;
+	int promoted; /* RolePromotedToLeader seen */
 	uint8_t buf[2 + VEIL_CSP_MAX_FRAME];
 	size_t len;
 };
 
-/* The next proxy payload (one whole CSP message). */
+/* The next proxy payload (one whole CSP message); notes a promotion on the way. */
 static int pcsp_next(struct pcsp *c, int timeout_ms)
 {
-	int rc = dev_expect(&c->d, VEIL_MD_PROXY, timeout_ms);
-	if (rc != 0)
-		return rc;
-	return 0;
+	for (;;) {
+		int rc = dev_next(&c->d, timeout_ms);
+		if (rc != 0)
+			return rc;
+		if (c->d.type == VEIL_MD_ROLE_PROMOTED_TO_LEADER)
+			c->promoted = 1;
+		if (c->d.type == VEIL_MD_PROXY)
+			return 0;
+	}
 }
 
 static int pcsp_send(struct pcsp *c, uint8_t type, const uint8_t *d, size_t n)
 {
 	uint8_t plain[VEIL_CSP_MAX_PAYLOAD], frame[2 + VEIL_CSP_MAX_FRAME];
 	veil_csp_payload_header(plain, type);
-	memcpy(plain + 4, d, n);
+	if (n > 0)
+		memcpy(plain + 4, d, n);
 	int rc = veil_csp_frame_seal(&c->hs.sess, frame, plain, n + 4);
 	if (rc != 0)
 		return rc;
@@ -380,70 +389,215 @@ static int pcsp_expect(struct pcsp *c, uint8_t type)
 	}
 }
 
-static int t_leader_chats_through_proxy(void)
+/* Waits for the promotion; no CSP message may come first. */
+static int pcsp_promoted(struct pcsp *c)
+{
+	while (!c->promoted) {
+		if (dev_next(&c->d, 5000) != 0 || c->d.type == VEIL_MD_PROXY)
+			return -1;
+		c->promoted = c->d.type == VEIL_MD_ROLE_PROMOTED_TO_LEADER;
+	}
+	return 0;
+}
+
+/*
+ * Device did of g connects, sending its CSP client-hello before the D2M
+ * handshake is over, and logs in as u with csp-device-id csp_did (0: none)
+ * through the proxy. Returns 0 once the login-ack is in.
+ */
+static int pcsp_login(struct pcsp *c, const struct group *g, uint64_t did, const struct it_user *u,
+                      uint64_t csp_did)
+{
+	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+	memset(c, 0, sizeof *c);
+	veil_csp_client_hello(&c->hs, srv.csp_pk, hello);
+	if (dev_connect_as(&c->d, g, &g->k, did, VEIL_MD_SLOT_NEW, 0, hello, sizeof hello) != 0)
+		return -1;
+	if (pcsp_next(c, 5000) != 0 || c->d.pn != VEIL_CSP_SERVER_HELLO_LEN ||
+	    veil_csp_client_server_hello(&c->hs, c->d.pl) != 0)
+		return -2;
+	struct veil_buf login;
+	veil_buf_init(&login, 8192);
+	int rc =
+	    veil_csp_client_login(&c->hs, &login, u->id, u->sk, "0.1;B;en/CH;it;md", csp_did, NULL);
+	if (rc == 0)
+		rc = dev_send(&c->d, VEIL_MD_PROXY, login.p, login.len);
+	veil_buf_release(&login);
+	if (rc != 0)
+		return -3;
+	if (pcsp_next(c, 5000) != 0 || c->d.pn != VEIL_CSP_LOGIN_ACK_LEN ||
+	    veil_csp_client_login_ack(&c->hs, c->d.pl) != 0)
+		return -4;
+	return 0;
+}
+
+/* The incoming text in c->buf is from bob and reads want; acks it. */
+static int pcsp_got_text(struct pcsp *c, const char *want)
+{
+	char text[256];
+	uint64_t got;
+	struct it_conn view = {.fd = -1};
+	if (pcsp_expect(c, VEIL_CSP_INCOMING_MESSAGE) != 0)
+		return -1;
+	memcpy(view.buf, c->buf, c->len);
+	view.len = c->len;
+	if (it_open_text(&view, &alice, &bob, text, sizeof text, &got) != 0 ||
+	    strcmp(text, want) != 0)
+		return -2;
+	uint8_t ack[16];
+	veil_csp_ack_encode(ack, bob.id, got);
+	return pcsp_send(c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
+}
+
+/* Bob sends text to alice and gets the server's ack. */
+static int bob_sends(struct it_conn *b, const char *text)
+{
+	struct veil_buf m;
+	veil_buf_init(&m, 8192);
+	int rc = it_text(&m, &bob, &alice, veil_random_u64(), text, 0);
+	if (rc == 0)
+		rc = it_send(b, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len);
+	veil_buf_release(&m);
+	if (rc == 0)
+		rc = it_expect(b, VEIL_CSP_OUTGOING_ACK, 5000);
+	return rc;
+}
+
+/*
+ * Every device of alice has its own CSP session through the proxy (with
+ * its csp-device-id) and may send; only the leader, once it unblocked
+ * incoming messages, receives. When it goes, the next leader takes over.
+ */
+static int t_devices_chat_through_proxy(void)
 {
 	struct group g;
-	struct pcsp a;
+	static struct pcsp a, o;
 	struct it_conn b;
-	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
 	char text[256];
 	uint64_t id, got;
 	group_new(&g);
-	/* The client-hello goes out before the D2M handshake is over. */
-	veil_csp_client_hello(&a.hs, srv.csp_pk, hello);
-	IT_CHECK(dev_connect_as(&a.d, &g, &g.k, 201, VEIL_MD_SLOT_NEW, 0, hello, sizeof hello) ==
-	         0);
-	IT_CHECK(dev_expect(&a.d, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 5000) == 0);
-	IT_CHECK(pcsp_next(&a, 5000) == 0 && a.d.pn == VEIL_CSP_SERVER_HELLO_LEN);
-	IT_CHECK(veil_csp_client_server_hello(&a.hs, a.d.pl) == 0);
-	struct veil_buf login;
-	veil_buf_init(&login, 8192);
-	IT_CHECK(veil_csp_client_login(&a.hs, &login, alice.id, alice.sk, "0.1;B;en/CH;it;md", 0,
-	                               NULL) == 0);
-	IT_CHECK(dev_send(&a.d, VEIL_MD_PROXY, login.p, login.len) == 0);
-	veil_buf_release(&login);
-	IT_CHECK(pcsp_next(&a, 5000) == 0 && a.d.pn == VEIL_CSP_LOGIN_ACK_LEN);
-	IT_CHECK(veil_csp_client_login_ack(&a.hs, a.d.pl) == 0);
+	IT_CHECK(pcsp_login(&a, &g, 201, &alice, 0xa11ce01) == 0);
+	IT_CHECK(pcsp_promoted(&a) == 0);
+	IT_CHECK(pcsp_send(&a, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
 	IT_CHECK(pcsp_expect(&a, VEIL_CSP_QUEUE_SEND_COMPLETE) == 0);
+	/* A second device logs in too; it does not lead and gets no queue. */
+	IT_CHECK(pcsp_login(&o, &g, 202, &alice, 0xa11ce02) == 0);
+	IT_CHECK(o.promoted == 0);
 
-	/* Bob, directly on the chat port, writes to alice's leader and back. */
+	/* Bob, directly on the chat port, writes to alice: only the leader gets it. */
 	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
 	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	IT_CHECK(bob_sends(&b, "to alice's leader") == 0);
+	IT_CHECK(pcsp_got_text(&a, "to alice's leader") == 0);
+	IT_CHECK(dev_quiet(&o.d, 300) == 0);
+
+	/* The device that does not lead sends; bob gets it, it gets the server's ack. */
 	struct veil_buf m;
 	veil_buf_init(&m, 8192);
 	id = veil_random_u64();
-	IT_CHECK(it_text(&m, &bob, &alice, id, "to alice's devices", 0) == 0);
-	IT_CHECK(it_send(&b, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
-	IT_CHECK(it_expect(&b, VEIL_CSP_OUTGOING_ACK, 5000) == 0);
-	IT_CHECK(pcsp_expect(&a, VEIL_CSP_INCOMING_MESSAGE) == 0);
-	struct it_conn view = {.fd = -1};
-	memcpy(view.buf, a.buf, a.len);
-	view.len = a.len;
-	IT_CHECK(it_open_text(&view, &alice, &bob, text, sizeof text, &got) == 0);
-	IT_CHECK(strcmp(text, "to alice's devices") == 0 && got == id);
-	uint8_t ack[16];
-	veil_csp_ack_encode(ack, bob.id, got);
-	IT_CHECK(pcsp_send(&a, VEIL_CSP_INCOMING_ACK, ack, sizeof ack) == 0);
-
-	veil_buf_reset(&m);
-	id = veil_random_u64();
-	IT_CHECK(it_text(&m, &alice, &bob, id, "from the leader", 0) == 0);
-	IT_CHECK(pcsp_send(&a, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
+	IT_CHECK(it_text(&m, &alice, &bob, id, "from a device that does not lead", 0) == 0);
+	IT_CHECK(pcsp_send(&o, VEIL_CSP_OUTGOING_MESSAGE, m.p, m.len) == 0);
 	veil_buf_release(&m);
-	IT_CHECK(pcsp_expect(&a, VEIL_CSP_OUTGOING_ACK) == 0);
+	IT_CHECK(pcsp_expect(&o, VEIL_CSP_OUTGOING_ACK) == 0);
+	IT_CHECK(memcmp(o.buf + 4, bob.id, 8) == 0 && veil_load_u64le(o.buf + 12) == id);
 	IT_CHECK(it_expect(&b, VEIL_CSP_INCOMING_MESSAGE, 5000) == 0);
 	IT_CHECK(it_open_text(&b, &bob, &alice, text, sizeof text, &got) == 0);
-	IT_CHECK(strcmp(text, "from the leader") == 0 && got == id);
+	IT_CHECK(strcmp(text, "from a device that does not lead") == 0 && got == id);
 	IT_CHECK(it_ack(&b, alice.id, got) == 0);
+	/* The leader still has its session and nothing new. */
+	IT_CHECK(dev_quiet(&a.d, 200) == 0);
 
-	/* A second device of the group does not lead and gets no CSP. */
-	struct dev o;
-	int lo;
-	IT_CHECK(dev_online(&o, &g, 202, VEIL_MD_SLOT_NEW, &lo) == 0 && lo == 0);
-	dev_close(&o);
+	/* The leader goes: a message waits; the other device, promoted, unblocks and gets it. */
 	dev_close(&a.d);
+	IT_CHECK(pcsp_promoted(&o) == 0);
+	IT_CHECK(bob_sends(&b, "to the next leader") == 0);
+	IT_CHECK(dev_quiet(&o.d, 300) == 0);
+	IT_CHECK(pcsp_send(&o, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
+	IT_CHECK(pcsp_got_text(&o, "to the next leader") == 0);
+	IT_CHECK(pcsp_expect(&o, VEIL_CSP_QUEUE_SEND_COMPLETE) == 0);
+	dev_close(&o.d);
 	it_close(&b);
 	return 0;
+}
+
+/*
+ * A direct CSP client-hello to s on the chat port: 0 if the server-hello
+ * comes back (the connection is admitted; it stays open in *fd), else the
+ * error. A refused connection is closed at once: VEIL_ECLOSED, or VEIL_EIO
+ * if the close came before the write.
+ */
+static int direct_hello(const struct it_server *s, int *fd)
+{
+	struct veil_csp_client hs;
+	uint8_t ch[VEIL_CSP_CLIENT_HELLO_LEN], sh[VEIL_CSP_SERVER_HELLO_LEN];
+	*fd = it_tcp_connect(s->chat_port);
+	if (*fd < 0)
+		return VEIL_EIO;
+	veil_csp_client_hello(&hs, s->csp_pk, ch);
+	int rc = it_write_all(*fd, ch, sizeof ch);
+	if (rc == 0)
+		rc = it_read_exact(*fd, sh, sizeof sh, 5000);
+	if (rc == 0)
+		rc = veil_csp_client_server_hello(&hs, sh);
+	if (rc != 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
+}
+
+/*
+ * --chat-conn-per-addr counts every client address, loopback too, but not
+ * the mediator's own connections to the chat service: with a cap of one
+ * connection per address and that one taken by a direct client, devices
+ * still get their CSP sessions, and a second direct client is still refused.
+ */
+static int limits_spare_mediator(struct it_server *s2, int *x1)
+{
+	enum { N = 3 };
+	static struct pcsp dv[N];
+	struct group g;
+	int x2 = -1, rc = -1;
+	/* it_start's probe of the chat port may still be counted for a moment. */
+	for (int i = 0; i < 50 && (rc = direct_hello(s2, x1)) != 0; i++)
+		usleep(100000);
+	IT_CHECK(rc == 0);
+	rc = direct_hello(s2, &x2);
+	IT_CHECK(rc == VEIL_ECLOSED || rc == VEIL_EIO);
+	group_new(&g);
+	for (int i = 0; i < N; i++) {
+		uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+		struct pcsp *c = &dv[i];
+		memset(c, 0, sizeof *c);
+		veil_csp_client_hello(&c->hs, s2->csp_pk, hello);
+		wsrv = s2;
+		rc = dev_connect_as(&c->d, &g, &g.k, 601 + (uint64_t)i, VEIL_MD_SLOT_NEW, 0, hello,
+		                    sizeof hello);
+		wsrv = &srv;
+		IT_CHECK(rc == 0);
+		IT_CHECK(pcsp_next(c, 5000) == 0 && c->d.pn == VEIL_CSP_SERVER_HELLO_LEN);
+		IT_CHECK(veil_csp_client_server_hello(&c->hs, c->d.pl) == 0);
+	}
+	/* The exemption is the mediator's alone: loopback is still limited. */
+	rc = direct_hello(s2, &x2);
+	IT_CHECK(rc == VEIL_ECLOSED || rc == VEIL_EIO);
+	for (int i = 0; i < N; i++)
+		dev_close(&dv[i].d);
+	return 0;
+}
+
+static int t_chat_limits_spare_mediator(void)
+{
+	static struct it_server s2;
+	int x1 = -1;
+	s2.extra[0] = "--chat-conn-per-addr";
+	s2.extra[1] = "1";
+	IT_CHECK(it_start(&s2) == 0);
+	int rc = limits_spare_mediator(&s2, &x1);
+	if (x1 >= 0)
+		close(x1);
+	IT_CHECK(it_stop(&s2, SIGTERM) == 0);
+	return rc;
 }
 
 /* Scans every value of every table of the mediator's store for needle. */
@@ -670,6 +824,7 @@ struct seen_devs {
 	int n, bad;
 	uint64_t ids[8];
 	int connected[8];
+	int policy[8];
 	uint64_t since[8];
 	char label[8][VEIL_MD_INFO_STR_MAX + 1];
 };
@@ -678,13 +833,16 @@ static int seen_dev(void *arg, const struct veil_md_device_entry *e)
 {
 	struct seen_devs *sd = arg;
 	static struct veil_md_device_info info;
-	if (sd->n == 8 || e->expiration_policy != VEIL_MD_SLOT_PERSISTENT ||
+	if (sd->n == 8 ||
+	    (e->expiration_policy != VEIL_MD_SLOT_PERSISTENT &&
+	     e->expiration_policy != VEIL_MD_SLOT_VOLATILE) ||
 	    veil_md_device_info_open(&info, sd->k, e->enc_info, e->enc_info_len) != 0) {
 		sd->bad = 1;
 		return 0;
 	}
 	sd->ids[sd->n] = e->device_id;
 	sd->connected[sd->n] = e->connected;
+	sd->policy[sd->n] = e->expiration_policy;
 	sd->since[sd->n] = e->since;
 	snprintf(sd->label[sd->n], sizeof sd->label[0], "%s", info.label);
 	sd->n++;
@@ -710,6 +868,9 @@ static int devices_info(struct dev *d, struct seen_devs *sd)
 			int c = sd->connected[j];
 			sd->connected[j] = sd->connected[j - 1];
 			sd->connected[j - 1] = c;
+			c = sd->policy[j];
+			sd->policy[j] = sd->policy[j - 1];
+			sd->policy[j - 1] = c;
 			t = sd->since[j];
 			sd->since[j] = sd->since[j - 1];
 			sd->since[j - 1] = t;
@@ -735,6 +896,8 @@ static int t_devices_info(void)
 	IT_CHECK(devices_info(&m1, &sd) == 0);
 	IT_CHECK(sd.n == 3 && sd.ids[0] == 301 && sd.ids[1] == 302 && sd.ids[2] == 303);
 	IT_CHECK(sd.connected[0] && sd.connected[1] && !sd.connected[2]);
+	IT_CHECK(sd.policy[0] == VEIL_MD_SLOT_PERSISTENT &&
+	         sd.policy[2] == VEIL_MD_SLOT_PERSISTENT);
 	IT_CHECK(sd.since[0] >= t0 && sd.since[0] <= t1 && sd.since[2] >= sd.since[1] &&
 	         sd.since[2] <= t1);
 	IT_CHECK(strcmp(sd.label[1], "it device 302") == 0);
@@ -808,6 +971,140 @@ static int t_shared_device_data(void)
 	return 0;
 }
 
+/*
+ * A connection that does not complete the D2M handshake is closed (4013)
+ * after --mediator-handshake-timeout (3 s here); one that did is not.
+ */
+static int t_handshake_timeout_4013(void)
+{
+	struct group g;
+	struct dev x, lazy;
+	static struct seen_devs sd;
+	group_new(&g);
+	IT_CHECK(dev_online(&x, &g, 701, VEIL_MD_SLOT_NEW, NULL) == 0);
+	memset(&lazy, 0, sizeof lazy);
+	lazy.fd = ws_connect(g.path);
+	IT_CHECK(lazy.fd >= 0);
+	IT_CHECK(dev_next(&lazy, 5000) == 0 && lazy.type == VEIL_MD_SERVER_HELLO);
+	/* No ClientHello. */
+	IT_CHECK(dev_expect(&lazy, 0xff, 15000) == VEIL_MD_CLOSE_IDLE);
+	dev_close(&lazy);
+	/* x connected earlier and is still served. */
+	IT_CHECK(devices_info(&x, &sd) == 0 && sd.n == 1 && sd.ids[0] == 701);
+	dev_close(&x);
+	return 0;
+}
+
+/*
+ * A VOLATILE slot is forgotten once its device has been offline for
+ * --mediator-volatile-ttl (1 s here), with its queue; a PERSISTENT one
+ * offline as long is kept.
+ */
+static int t_volatile_slot_expires(void)
+{
+	struct group g;
+	struct dev p, q, v;
+	static struct seen_devs sd;
+	uint8_t env[24];
+	group_new(&g);
+	IT_CHECK(dev_online(&p, &g, 801, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&q, &g, 803, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&q);
+	slot_expiration = VEIL_MD_SLOT_VOLATILE;
+	int rc = dev_online(&v, &g, 802, VEIL_MD_SLOT_NEW, NULL);
+	slot_expiration = VEIL_MD_SLOT_PERSISTENT;
+	IT_CHECK(rc == 0);
+	IT_CHECK(devices_info(&p, &sd) == 0 && sd.n == 3 && sd.ids[1] == 802);
+	IT_CHECK(sd.policy[1] == VEIL_MD_SLOT_VOLATILE && sd.connected[1]);
+	dev_close(&v);
+	/* Something for v's queue while it is away. */
+	randombytes_buf(env, sizeof env);
+	IT_CHECK(reflect(&p, 0x8001, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&p, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	/* Gone once the mediator saw it leave and the time passed. */
+	for (int i = 0; i < 100; i++) {
+		IT_CHECK(devices_info(&p, &sd) == 0);
+		if (sd.n == 2)
+			break;
+		usleep(100000);
+	}
+	IT_CHECK(sd.n == 2 && sd.ids[0] == 801 && sd.ids[1] == 803 && !sd.connected[1]);
+	/* Its slot is new again, with an empty queue; q's queue is kept. */
+	IT_CHECK(dev_connect(&v, &g, 802, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&v);
+	IT_CHECK(dev_connect(&v, &g, 802, VEIL_MD_SLOT_NEW) == 0);
+	IT_CHECK(v.si.slot_state == VEIL_MD_SLOT_NEW && v.si.reflection_queue_length == 0);
+	dev_close(&v);
+	IT_CHECK(dev_connect(&q, &g, 803, VEIL_MD_SLOT_EXISTING) == 0);
+	IT_CHECK(q.si.reflection_queue_length == 1);
+	dev_close(&q);
+	dev_close(&p);
+	return 0;
+}
+
+/*
+ * --mediator-queue-limit (3 on this server): a device whose reflection
+ * queue a reflect finds full has missed it and is dropped (4114): at once
+ * if connected, at its next connection if not. Its slot is gone then.
+ */
+static int queue_limit(void)
+{
+	struct group g;
+	struct dev a, off, slow;
+	uint8_t env[32];
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 901, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&off, &g, 902, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&slow, &g, 903, VEIL_MD_SLOT_NEW, NULL) == 0);
+	dev_close(&off);
+	usleep(100000);
+	/* Three fit: nobody is dropped; slow reads but never acks. */
+	for (uint32_t i = 1; i <= 3; i++) {
+		randombytes_buf(env, sizeof env);
+		IT_CHECK(reflect(&a, i, 0, env, sizeof env) == 0);
+		IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+		IT_CHECK(expect_reflected(&slow, env, sizeof env, NULL, 0) == 0);
+	}
+	IT_CHECK(dev_quiet(&slow, 200) == 0);
+	/* The fourth: slow is closed with 4114; the sender goes on. */
+	IT_CHECK(reflect(&a, 4, 0, env, sizeof env) == 0);
+	IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&slow, 0xff, 5000) == VEIL_MD_CLOSE_QUEUE_LIMIT);
+	dev_close(&slow);
+	/* off, offline, gets 4114 when it comes back; then its slot is gone (4115). */
+	IT_CHECK(dev_connect(&off, &g, 902, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_QUEUE_LIMIT);
+	dev_close(&off);
+	IT_CHECK(dev_connect(&off, &g, 902, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&off);
+	IT_CHECK(dev_connect(&slow, &g, 903, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&slow);
+	/* A device that acks keeps a short queue however much goes through. */
+	IT_CHECK(dev_online(&off, &g, 904, VEIL_MD_SLOT_NEW, NULL) == 0);
+	for (uint32_t i = 10; i < 20; i++) {
+		randombytes_buf(env, sizeof env);
+		IT_CHECK(reflect(&a, i, 0, env, sizeof env) == 0);
+		IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+		IT_CHECK(expect_reflected(&off, env, sizeof env, NULL, 1) == 0);
+	}
+	IT_CHECK(dev_quiet(&off, 200) == 0);
+	dev_close(&off);
+	dev_close(&a);
+	return 0;
+}
+
+static int t_queue_limit_4114(void)
+{
+	static struct it_server s3;
+	s3.extra[0] = "--mediator-queue-limit";
+	s3.extra[1] = "3";
+	IT_CHECK(it_start(&s3) == 0);
+	wsrv = &s3;
+	int rc = queue_limit();
+	wsrv = &srv;
+	IT_CHECK(it_stop(&s3, SIGTERM) == 0);
+	return rc;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -824,6 +1121,10 @@ int main(void)
 	srv.extra[1] = "3";
 	srv.extra[2] = "--mediator-tx-ttl";
 	srv.extra[3] = "2";
+	srv.extra[4] = "--mediator-handshake-timeout";
+	srv.extra[5] = "3";
+	srv.extra[6] = "--mediator-volatile-ttl";
+	srv.extra[7] = "1";
 	if (veil_crypto_init() != 0 || it_start(&srv) != 0) {
 		fprintf(stderr, "cannot start veild\n");
 		printf("FAIL start_veild\n");
@@ -847,7 +1148,11 @@ int main(void)
 	RUN_IT(t_devices_info);
 	RUN_IT(t_drop_device);
 	RUN_IT(t_shared_device_data);
-	RUN_IT(t_leader_chats_through_proxy);
+	RUN_IT(t_handshake_timeout_4013);
+	RUN_IT(t_volatile_slot_expires);
+	RUN_IT(t_queue_limit_4114);
+	RUN_IT(t_devices_chat_through_proxy);
+	RUN_IT(t_chat_limits_spare_mediator);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_kill9_loses_no_acked_reflect);
 	RUN_IT(t_clean_shutdown_with_devices);

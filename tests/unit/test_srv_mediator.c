@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "t.h"
 #include "veil/crypto.h"
@@ -197,9 +198,93 @@ static void test_mstore_devices_and_shared(void)
 	rmdir(dir);
 }
 
+/* Removes the store at path and its directory. */
+static void store_rm(const char *dir, const char *path)
+{
+	char wal[96];
+	unlink(path);
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	unlink(wal);
+	snprintf(wal, sizeof wal, "%s-shm", path);
+	unlink(wal);
+	rmdir(dir);
+}
+
+/*
+ * The queue limit: a reflect that finds a device's queue full is not
+ * stored for it but counted, so the device shows over the limit; an ack
+ * takes one off. A store made before the count existed gets it from its
+ * queues.
+ */
+static void test_mstore_queue_limit(void)
+{
+	char dir[] = "/tmp/veil-mstore-XXXXXX", path[64];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/mediator.db", dir);
+	struct md_store *s;
+	uint8_t gid[32];
+	uint32_t rid;
+	uint64_t n, over[4];
+	randombytes_buf(gid, sizeof gid);
+	CHECK_RC(md_store_open(&s, path), 0);
+	md_store_set_queue_limit(s, 2);
+	CHECK_RC(md_store_device_login(s, gid, 1, 1, NULL, 0, 1000), 0);
+	CHECK_RC(md_store_device_login(s, gid, 2, 1, NULL, 0, 1000), 0);
+	CHECK_RC(md_store_reflect(s, gid, 1, 0, 3000, (const uint8_t *)"a", 1, &rid), 0);
+	CHECK_RC(md_store_reflect(s, gid, 1, 0, 3001, (const uint8_t *)"b", 1, &rid), 0);
+	CHECK_RC(md_store_over_limit(s, gid, over, 4), 0);
+	CHECK_RC(md_store_queue_count(s, gid, 2, &n), 0);
+	CHECK(n == 2);
+	CHECK_RC(md_store_reflect(s, gid, 1, 0, 3002, (const uint8_t *)"c", 1, &rid), 0);
+	CHECK_RC(md_store_queue_len(s, gid, 2), 2);
+	CHECK_RC(md_store_queue_count(s, gid, 2, &n), 0);
+	CHECK(n == 3);
+	CHECK_RC(md_store_queue_count(s, gid, 1, &n), 0);
+	CHECK(n == 0);
+	CHECK_RC(md_store_over_limit(s, gid, over, 4), 1);
+	CHECK(over[0] == 2);
+	CHECK_RC(md_store_queue_ack(s, gid, 2, 1), 1);
+	CHECK_RC(md_store_queue_ack(s, gid, 2, 1), 0);
+	CHECK_RC(md_store_queue_count(s, gid, 2, &n), 0);
+	CHECK(n == 2);
+	md_store_close(s);
+	store_rm(dir, path);
+
+	/* An older store: devices without qlen, two reflects queued for device 2. */
+	memcpy(dir, "/tmp/veil-mstore-XXXXXX", sizeof dir);
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/mediator.db", dir);
+	sqlite3 *db;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+	                   "CREATE TABLE devices (gid BLOB NOT NULL, device_id INTEGER NOT NULL,"
+	                   " expiration_policy INTEGER NOT NULL, info BLOB,"
+	                   " connected_since INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	                   " PRIMARY KEY (gid, device_id));"
+	                   "CREATE TABLE reflected (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	                   " gid BLOB NOT NULL, device_id INTEGER NOT NULL, rid INTEGER NOT NULL,"
+	                   " ts INTEGER NOT NULL, flags INTEGER NOT NULL, envelope BLOB NOT NULL);"
+	                   "INSERT INTO devices VALUES (x'07', 2, 1, NULL, 1, 1);"
+	                   "INSERT INTO reflected (gid, device_id, rid, ts, flags, envelope)"
+	                   " VALUES (x'07', 2, 1, 1, 0, x'00'), (x'07', 2, 2, 1, 0, x'00');",
+	                   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_RC(md_store_open(&s, path), 0);
+	md_store_close(s);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_stmt *st;
+	CHECK(sqlite3_prepare_v2(db, "SELECT qlen FROM devices WHERE device_id = 2", -1, &st,
+	                         NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	store_rm(dir, path);
+}
+
 T_MAIN_BEGIN
 RUN(test_cspcut_boundaries);
 RUN(test_cspcut_oversize_frame);
 RUN(test_mstore_queue);
 RUN(test_mstore_devices_and_shared);
+RUN(test_mstore_queue_limit);
 T_MAIN_END
