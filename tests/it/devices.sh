@@ -70,5 +70,31 @@ check daemon_received bash -c "VEIL_HOME=$T/a $BIN/veil log $B | grep -q 'while 
 check send_via_daemon va send "$B" "sent by the daemon"
 check daemon_still_up kill -0 "$dpid"
 check peer_gets_daemon_send bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q 'sent by the daemon'"
+# Both devices online at once, each with its daemon: the first leads; the
+# other has a CSP session of its own (it sends) but receives by reflection.
+VEIL_HOME=$T/a2 "$BIN/veil" daemon 2>"$T/daemon2.log" &
+dpid2=$!
+trap 'kill $dpid $dpid2 2>/dev/null; stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+for _ in $(seq 100); do grep -q connected "$T/daemon2.log" && break; sleep 0.1; done
+check second_daemon_connected grep -q connected "$T/daemon2.log"
+in_log() { # home peer text: how many times the text is in the log with peer
+	VEIL_HOME=$1 "$BIN/veil" log "$2" 2>/dev/null | grep -c "$3"
+}
+vb send "$A" "to two daemons" >/dev/null
+for _ in $(seq 50); do [ "$(in_log $T/a2 $B 'to two daemons')" = 1 ] && break; sleep 0.2; done
+check leader_daemon_got_it_once [ "$(in_log $T/a $B 'to two daemons')" = 1 ]
+check other_daemon_got_it_once [ "$(in_log $T/a2 $B 'to two daemons')" = 1 ]
+check second_daemon_sends va2 send "$B" "sent by the second daemon"
+check both_daemons_up bash -c "kill -0 $dpid && kill -0 $dpid2"
+check peer_gets_second_daemon bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q 'sent by the second daemon'"
+for _ in $(seq 50); do [ "$(in_log $T/a $B 'sent by the second daemon')" = 1 ] && break; sleep 0.2; done
+check first_daemon_sees_it_as_sent [ "$(in_log $T/a $B 'sent by the second daemon')" = 1 ]
+# The leader goes: the other device takes over and nothing is lost or doubled.
 kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+vb send "$A" "after the leader left" >/dev/null
+for _ in $(seq 75); do [ "$(in_log $T/a2 $B 'after the leader left')" = 1 ] && break; sleep 0.2; done
+check new_leader_receives [ "$(in_log $T/a2 $B 'after the leader left')" = 1 ]
+kill "$dpid2"; wait "$dpid2" 2>/dev/null; dpid2=
+check old_leader_catches_up bash -c "VEIL_HOME=$T/a $BIN/veil recv | grep -q 'after the leader left'"
+check nothing_doubled [ "$(in_log $T/a $B 'after the leader left')" = 1 ]
 [ "$fails" = 0 ]
