@@ -11,6 +11,14 @@ void veil_config_defaults(struct veil_config *cfg);
  */
 int veil_config_set(struct veil_config *cfg, const char *key, const char *value, char *err,
                     size_t errcap);
+/*
+ * --public-url: an http:// or https:// URL with a host (name, IPv4, or IPv6
+ * in brackets), an optional port and path, no query, fragment or user
+ * part. Writes it to out without final '/'s. 0 or VEIL_EINVAL.
+ */
+int veil_config_parse_public_url(const char *v, char *out, size_t cap);
+/* HOST:PORT (an IPv6 host in brackets, written to host without them). 0 or VEIL_EINVAL. */
+int veil_config_parse_hostport(const char *v, char *host, size_t cap, uint16_t *port);
 /* Reads an INI file of key = value lines (an optional [veild] section). */
 int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_t errcap);
 /*

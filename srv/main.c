@@ -45,6 +45,12 @@ static void usage(FILE *f)
 	    "  --chat-port N        CSP port (5222)\n"
 	    "  --http-port N        HTTP port for directory and provisioning (8080)\n"
 	    "  --public-host NAME   host name clients are told to use (the listen address)\n"
+	    "  --public-url URL     the HTTP services as clients reach them, e.g. through a\n"
+	    "                       TLS proxy: https://HOST[:PORT][/PREFIX]; the provisioning\n"
+	    "                       document names every HTTP endpoint below it\n"
+	    "                       (http://PUBLIC-HOST:HTTP-PORT)\n"
+	    "  --public-chat HOST:PORT  the chat service as clients reach it\n"
+	    "                       (PUBLIC-HOST:CHAT-PORT)\n"
 	    "  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
 	    "  --queue-sender-limit N  most of those from one sender, at most queue-limit\n"
@@ -101,6 +107,8 @@ static const struct option long_opts[] = {
     {"chat-port", required_argument, NULL, 0},
     {"http-port", required_argument, NULL, 0},
     {"public-host", required_argument, NULL, 0},
+    {"public-url", required_argument, NULL, 0},
+    {"public-chat", required_argument, NULL, 0},
     {"queue-ttl", required_argument, NULL, 0},
     {"queue-limit", required_argument, NULL, 0},
     {"queue-sender-limit", required_argument, NULL, 0},
@@ -201,8 +209,6 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 		fprintf(stderr, "veild: %s\n", err);
 		return -1;
 	}
-	if (cfg->public_host[0] == 0)
-		snprintf(cfg->public_host, sizeof cfg->public_host, "%s", cfg->listen);
 	return 0;
 }
 
@@ -387,6 +393,13 @@ int main(int argc, char **argv)
 	       veil_http_port(http), srv.cfg.data_dir);
 	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", uhost,
 	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
+	if (srv.cfg.public_url[0] != '\0')
+		printf("  public URL  %s (announced for the HTTP services)\n", srv.cfg.public_url);
+	if (srv.cfg.public_chat_port != 0)
+		printf(strchr(srv.cfg.public_chat_host, ':') != NULL
+		           ? "  public chat [%s]:%u (announced for the chat service)\n"
+		           : "  public chat %s:%u (announced for the chat service)\n",
+		       srv.cfg.public_chat_host, (unsigned)srv.cfg.public_chat_port);
 	if (srv.cfg.store[0] != '\0') {
 		char shown[1100];
 		veil_store_describe(srv.cfg.store, shown, sizeof shown);

@@ -152,8 +152,63 @@ static void test_http_limits(void)
 	CHECK(strstr(err, "blob-rate") != NULL);
 }
 
+/* --public-url and --public-chat: what the provisioning document announces. */
+static void test_public_endpoints(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.public_url[0] == '\0' && c.public_chat_port == 0);
+	CHECK_RC(
+	    veil_config_set(&c, "public-url", "https://chat.example.org/veil/", err, sizeof err),
+	    0);
+	CHECK(strcmp(c.public_url, "https://chat.example.org/veil") == 0);
+	CHECK_RC(veil_config_set(&c, "public-url", "http://[2001:db8::1]:8443", err, sizeof err),
+	         0);
+	CHECK(strcmp(c.public_url, "http://[2001:db8::1]:8443") == 0);
+	CHECK_RC(veil_config_set(&c, "public-url", "https://127.0.0.1:443", err, sizeof err), 0);
+	static const char *const bad_urls[] = {
+	    "chat.example.org",  "ftp://x.org",           "https://",         "https:///x",
+	    "https://a b.org",   "https://x.org:0",       "https://x.org:1x", "https://x.org/?a=1",
+	    "https://x.org/#f",  "https://u@x.org",       "https://[::1",     "https://x.org:99999",
+	    "https://[zz::1]/a", "http://x.org/<script>",
+	};
+	for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+		err[0] = '\0';
+		if (veil_config_set(&c, "public-url", bad_urls[i], err, sizeof err) !=
+		    VEIL_EINVAL) {
+			fprintf(stderr, "accepted public-url %s\n", bad_urls[i]);
+			CHECK(0);
+		}
+		CHECK(strstr(err, "public-url") != NULL);
+	}
+	/* The longest accepted URL still leaves room for the blob endpoints. */
+	char long_url[VEIL_PUBLIC_URL_MAX + 8];
+	memset(long_url, 'a', sizeof long_url - 1);
+	long_url[sizeof long_url - 1] = '\0';
+	memcpy(long_url, "https://x.org/", 14);
+	CHECK_RC(veil_config_set(&c, "public-url", long_url, err, sizeof err), VEIL_EINVAL);
+	long_url[VEIL_PUBLIC_URL_MAX - 1] = '\0';
+	CHECK_RC(veil_config_set(&c, "public-url", long_url, err, sizeof err), 0);
+
+	CHECK_RC(veil_config_set(&c, "public-chat", "chat.example.org:5222", err, sizeof err), 0);
+	CHECK(strcmp(c.public_chat_host, "chat.example.org") == 0 && c.public_chat_port == 5222);
+	CHECK_RC(veil_config_set(&c, "public-chat", "[2001:db8::2]:443", err, sizeof err), 0);
+	CHECK(strcmp(c.public_chat_host, "2001:db8::2") == 0 && c.public_chat_port == 443);
+	static const char *const bad_chat[] = {
+	    "chat.example.org", "chat.example.org:", ":5222", "x:0",
+	    "2001:db8::2:5222", "[::1]5222",         "a/b:1"};
+	for (size_t i = 0; i < sizeof bad_chat / sizeof bad_chat[0]; i++)
+		if (veil_config_set(&c, "public-chat", bad_chat[i], err, sizeof err) !=
+		    VEIL_EINVAL) {
+			fprintf(stderr, "accepted public-chat %s\n", bad_chat[i]);
+			CHECK(0);
+		}
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
+RUN(test_public_endpoints);
 RUN(test_http_limits);
 RUN(test_set_and_bounds);
 RUN(test_queue_sender_limit);

@@ -673,6 +673,63 @@ static void test_provisioning(void)
 	         VEIL_EPROTO);
 }
 
+/*
+ * With --public-url and --public-chat every endpoint the document names is
+ * the public one (a TLS proxy's), none the listener's own.
+ */
+static void test_provisioning_public(void)
+{
+	struct veil_server s = srv;
+	struct veil_buf doc;
+	struct veil_dir_provisioning p;
+	veil_buf_init(&doc, 64 * 1024);
+	snprintf(s.cfg.data_dir, sizeof s.cfg.data_dir, "%s",
+	         tmpdir); /* announces the blob service */
+	snprintf(s.cfg.public_url, sizeof s.cfg.public_url, "https://chat.example.org:8443/veil");
+	snprintf(s.cfg.public_chat_host, sizeof s.cfg.public_chat_host, "2001:db8::7");
+	s.cfg.public_chat_port = 443;
+	int rc = veil_dirsvc_provisioning_build(&s, 8080, &doc);
+	int prc = rc == 0 ? veil_dir_parse_provisioning(doc.p, doc.len, srv.keys.sign_pk,
+	                                                srv.keys.csp_pk, &p)
+	                  : rc;
+	int leaks =
+	    find(doc.p, doc.len, "127.0.0.1") != NULL || find(doc.p, doc.len, ":8080") != NULL;
+	veil_buf_release(&doc);
+	CHECK_RC(rc, 0);
+	CHECK_RC(prc, 0);
+	CHECK(!leaks);
+	CHECK(strcmp(p.directory_url, "https://chat.example.org:8443/veil/directory/") == 0);
+	CHECK(strcmp(p.blob_upload_url, "https://chat.example.org:8443/veil/blob/upload") == 0);
+	CHECK(strcmp(p.blob_download_url, "https://chat.example.org:8443/veil/blob/{blobId}") == 0);
+	CHECK(strcmp(p.blob_done_url, "https://chat.example.org:8443/veil/blob/{blobId}/done") ==
+	      0);
+	CHECK(strcmp(p.chat_host, "2001:db8::7") == 0 && p.chat_port == 443);
+	CHECK(strcmp(p.server_name, "chat.example.org") == 0);
+
+	/* The public URL alone: the chat service on its own port under the URL's host. */
+	s.cfg.public_chat_host[0] = '\0';
+	s.cfg.public_chat_port = 0;
+	veil_buf_init(&doc, 64 * 1024);
+	rc = veil_dirsvc_provisioning_build(&s, 8080, &doc);
+	prc = rc == 0 ? veil_dir_parse_provisioning(doc.p, doc.len, NULL, NULL, &p) : rc;
+	veil_buf_release(&doc);
+	CHECK_RC(prc, 0);
+	CHECK(strcmp(p.chat_host, "chat.example.org") == 0 && p.chat_port == 5222);
+
+	/* Without them: the listener's own address, as before. */
+	s.cfg.public_url[0] = '\0';
+	s.cfg.public_chat_host[0] = '\0';
+	s.cfg.public_chat_port = 0;
+	veil_buf_init(&doc, 64 * 1024);
+	rc = veil_dirsvc_provisioning_build(&s, 8080, &doc);
+	prc = rc == 0 ? veil_dir_parse_provisioning(doc.p, doc.len, NULL, NULL, &p) : rc;
+	veil_buf_release(&doc);
+	CHECK_RC(prc, 0);
+	CHECK(strcmp(p.directory_url, "http://127.0.0.1:8080/directory/") == 0);
+	CHECK(strcmp(p.blob_upload_url, "http://127.0.0.1:8080/blob/upload") == 0);
+	CHECK(strcmp(p.chat_host, "127.0.0.1") == 0 && p.chat_port == 5222);
+}
+
 static void test_unreachable(void)
 {
 	uint8_t id[8];
@@ -760,6 +817,7 @@ T_MAIN_BEGIN
 	RUN(test_keepalive);
 	RUN(test_rate_limit);
 	RUN(test_provisioning);
+	RUN(test_provisioning_public);
 	RUN(test_unreachable);
 
 	veil_http_stop(http);
