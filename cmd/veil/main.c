@@ -14,7 +14,7 @@ const char *cli_prog = "veil";
 
 static const struct cli_cmd commands[] = {
     {"init", cmd_init, "create a new identity on a server",
-     "init --server URL [--server-key HEX] [--nickname NAME]\n"
+     "init --server URL [--server-key HEX] [--nickname NAME] [--cacert FILE]\n"
      "\n"
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
@@ -22,10 +22,17 @@ static const struct cli_cmd commands[] = {
      "$VEIL_HOME is created and test-written first: if it cannot be written, init\n"
      "says why and asks the server for nothing.\n"
      "\n"
-     "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080\n"
+     "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080, or\n"
+     "                     https://chat.example.org behind a TLS proxy: its\n"
+     "                     certificate is verified (system CA store)\n"
+     "  --cacert FILE      verify https certificates against the CA certificates in\n"
+     "                     FILE (PEM) instead of the system store: a private CA. A\n"
+     "                     copy is kept in the profile ($VEIL_HOME/ca.pem) and used\n"
+     "                     by every later command\n"
      "  --server-key HEX   the chat server's public key (64 hex digits); init fails\n"
      "                     if the server presents another one. Without it the key in\n"
-     "                     the provisioning document is trusted and pinned.\n"
+     "                     the provisioning document is trusted and pinned (TLS\n"
+     "                     does not replace this pin).\n"
      "  --nickname NAME    the nickname sent along with your messages\n"},
     {"whoami", cmd_whoami, "show your ID and public key",
      "whoami [--json]\n"

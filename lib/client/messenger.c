@@ -103,6 +103,10 @@ int veil_msgr_open(struct veil_msgr *m, const char *home)
 {
 	msgr_defaults(m);
 	int rc = veil_profile_open(&m->prof, home);
+	if (rc == 0 && veil_dir_set_ca_file(m->prof.ca_file) != 0) {
+		veil_profile_release(&m->prof);
+		rc = VEIL_ELIMIT;
+	}
 	switch (rc) {
 	case 0: return 0;
 	case VEIL_ENOTFOUND:
@@ -126,16 +130,41 @@ void veil_msgr_close(struct veil_msgr *m)
 	veil_profile_release(&m->prof);
 }
 
-int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
-                   const uint8_t *server_key, const char *nickname)
+/* Reads --cacert's bundle and uses it for the requests of init; messages in m. */
+static int init_ca(struct veil_msgr *m, const char *path, uint8_t **pem, size_t *len)
+{
+	int rc = veil_profile_ca_read(path, pem, len);
+	switch (rc) {
+	case 0: break;
+	case VEIL_ENOTFOUND: return veil_msgr_fail(m, rc, "no CA file %s", path);
+	case VEIL_ELIMIT:
+		return veil_msgr_fail(m, rc, "the CA file %s is larger than %d bytes", path,
+		                      VEIL_PROFILE_CA_MAX);
+	case VEIL_EPROTO:
+		return veil_msgr_fail(m, rc, "the CA file %s holds no PEM certificate", path);
+	default: return veil_msgr_fail(m, rc, "cannot read the CA file %s", path);
+	}
+	if (veil_dir_set_ca_file(path) != 0) {
+		free(*pem);
+		*pem = NULL;
+		return veil_msgr_fail(m, VEIL_ELIMIT, "the CA file's path is too long");
+	}
+	return 0;
+}
+
+int veil_msgr_init(struct veil_msgr *m, const char *home, const struct veil_msgr_init_opts *o)
 {
 	struct veil_dir_provisioning prov;
 	struct veil_profile *p = &m->prof;
+	const char *server_url = o->server_url, *nickname = o->nickname;
+	const uint8_t *server_key = o->server_key;
 	char url[VEIL_PROFILE_URL_MAX];
+	uint8_t *ca_pem = NULL;
+	size_t ca_len = 0;
 	int rc;
 
 	msgr_defaults(m);
-	size_t ulen = strlen(server_url);
+	size_t ulen = server_url != NULL ? strlen(server_url) : 0;
 	while (ulen > 0 && server_url[ulen - 1] == '/')
 		ulen--;
 	if (ulen == 0 || ulen >= sizeof url)
@@ -150,11 +179,17 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 	if (profile_present(home))
 		return veil_msgr_fail(m, VEIL_EEXIST, "already initialised: %s holds a profile",
 		                      home);
+	if (o->ca_file != NULL && (rc = init_ca(m, o->ca_file, &ca_pem, &ca_len)) != 0)
+		return rc;
 	/* Before the server is asked for an ID: a profile that cannot be saved orphans it. */
-	if (veil_profile_check_home(home, m->errtext, sizeof m->errtext) != 0)
+	if (veil_profile_check_home(home, m->errtext, sizeof m->errtext) != 0) {
+		free(ca_pem);
 		return VEIL_EIO;
-	if ((rc = veil_profile_init(p, home)) != 0)
+	}
+	if ((rc = veil_profile_init(p, home)) != 0) {
+		free(ca_pem);
 		return veil_msgr_fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
+	}
 
 	rc = veil_dir_fetch_provisioning(url, NULL, server_key, &prov);
 	if (rc != 0) {
@@ -202,13 +237,22 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 			                                    : veil_strerror(rc));
 		goto out;
 	}
+	/* The CA bundle before profile.json, which marks a finished profile. */
+	if (ca_pem != NULL && (rc = veil_profile_ca_write(p, ca_pem, ca_len)) != 0) {
+		veil_msgr_fail(m, rc, "cannot write the CA file to %s: %s", home,
+		               veil_strerror(rc));
+		goto out;
+	}
 	rc = veil_profile_create(p);
 	if (rc == VEIL_EEXIST)
 		veil_msgr_fail(m, rc, "already initialised: %s holds a profile", home);
 	else if (rc != 0)
 		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
 		               veil_strerror(rc));
+	else if (veil_dir_set_ca_file(p->ca_file) != 0)
+		rc = veil_msgr_fail(m, VEIL_ELIMIT, "the profile's path is too long");
 out:
+	free(ca_pem);
 	if (rc != 0)
 		veil_profile_release(p);
 	return rc;
