@@ -196,7 +196,16 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 		rc = set_str(cfg->public_host, sizeof cfg->public_host, v);
 	else if (strcmp(key, "public-url") == 0)
 		rc = veil_config_parse_public_url(v, cfg->public_url, sizeof cfg->public_url);
-	else if (strcmp(key, "public-chat") == 0)
+	else if (strcmp(key, "trusted-proxy") == 0) {
+		if (cfg->n_trusted_proxies >= VEIL_MAX_TRUSTED_PROXIES) {
+			snprintf(err, errcap, "trusted-proxy: at most %d addresses or ranges",
+			         VEIL_MAX_TRUSTED_PROXIES);
+			return VEIL_EINVAL;
+		}
+		rc = veil_cidr_parse(v, &cfg->trusted_proxies[cfg->n_trusted_proxies]);
+		if (rc == 0)
+			cfg->n_trusted_proxies++;
+	} else if (strcmp(key, "public-chat") == 0)
 		rc = veil_config_parse_hostport(
 		    v, cfg->public_chat_host, sizeof cfg->public_chat_host, &cfg->public_chat_port);
 	else if (strcmp(key, "chat-port") == 0) {

@@ -51,6 +51,11 @@ static void usage(FILE *f)
 	    "                       (http://PUBLIC-HOST:HTTP-PORT)\n"
 	    "  --public-chat HOST:PORT  the chat service as clients reach it\n"
 	    "                       (PUBLIC-HOST:CHAT-PORT)\n"
+	    "  --trusted-proxy ADDR[/BITS]  a reverse proxy in front of the HTTP listener\n"
+	    "                       (repeatable, up to 16): from it, X-Forwarded-For (or\n"
+	    "                       Forwarded) names the client that the per-address limits\n"
+	    "                       count, and its own connections are not capped; from any\n"
+	    "                       other peer those headers are ignored (none)\n"
 	    "  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
 	    "  --queue-sender-limit N  most of those from one sender, at most queue-limit\n"
@@ -109,6 +114,7 @@ static const struct option long_opts[] = {
     {"public-host", required_argument, NULL, 0},
     {"public-url", required_argument, NULL, 0},
     {"public-chat", required_argument, NULL, 0},
+    {"trusted-proxy", required_argument, NULL, 0},
     {"queue-ttl", required_argument, NULL, 0},
     {"queue-limit", required_argument, NULL, 0},
     {"queue-sender-limit", required_argument, NULL, 0},

@@ -9,6 +9,7 @@
 
 #include "veil/crypto.h"
 #include "store/store.h"
+#include "limit/cidr.h"
 
 /* Most connections the chat service holds at once (all addresses together). */
 #define VEIL_CHAT_MAX_CONNECTIONS 19000
@@ -17,6 +18,7 @@
  * from it ("/blob/{blobId}/done" added) must fit a client's VEIL_DIR_MAX_URL.
  */
 #define VEIL_PUBLIC_URL_MAX 400
+#define VEIL_MAX_TRUSTED_PROXIES 16 /* --trusted-proxy given at most this often */
 
 struct veil_config {
 	char data_dir[1024]; /* --data, default ./var/veil */
@@ -35,6 +37,9 @@ struct veil_config {
 	/* --public-chat HOST:PORT of the chat service as clients reach it; "" / 0 = own */
 	char public_chat_host[256];
 	uint16_t public_chat_port;
+	/* --trusted-proxy (repeatable): peers whose X-Forwarded-For / Forwarded count */
+	struct veil_cidr trusted_proxies[VEIL_MAX_TRUSTED_PROXIES];
+	uint32_t n_trusted_proxies;
 	uint32_t queue_ttl_s; /* message TTL in the queue, default 14 days */
 	uint32_t queue_limit; /* max queued messages per identity, default 10000 */
 	/* max of those from one sender, <= queue_limit; 0 until veil_config_check = a tenth */

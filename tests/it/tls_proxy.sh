@@ -17,7 +17,7 @@ fi
 it_setup tls_proxy
 NP=$(port)
 PUB=https://127.0.0.1:$NP
-VEILD_EXTRA=(--public-url "$PUB")
+VEILD_EXTRA=(--public-url "$PUB" --trusted-proxy 127.0.0.1)
 ngx_pid=
 trap 'ngx_stop 2>/dev/null; stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 

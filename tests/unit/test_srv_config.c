@@ -206,8 +206,31 @@ static void test_public_endpoints(void)
 		}
 }
 
+static void test_trusted_proxy(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.n_trusted_proxies == 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "127.0.0.1", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "10.0.0.0/8", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "fd00::/8", err, sizeof err), 0);
+	CHECK(c.n_trusted_proxies == 3);
+	CHECK(veil_cidr_match_text(c.trusted_proxies, c.n_trusted_proxies, "10.1.2.3"));
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "10.0.0.1/8", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "trusted-proxy") != NULL);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "proxy.example.org", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK(c.n_trusted_proxies == 3);
+	while (c.n_trusted_proxies < VEIL_MAX_TRUSTED_PROXIES)
+		CHECK_RC(veil_config_set(&c, "trusted-proxy", "192.0.2.1", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "192.0.2.1", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "at most") != NULL);
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
+RUN(test_trusted_proxy);
 RUN(test_public_endpoints);
 RUN(test_http_limits);
 RUN(test_set_and_bounds);
