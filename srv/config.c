@@ -196,7 +196,17 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 		rc = set_str(cfg->public_host, sizeof cfg->public_host, v);
 	else if (strcmp(key, "public-url") == 0)
 		rc = veil_config_parse_public_url(v, cfg->public_url, sizeof cfg->public_url);
-	else if (strcmp(key, "trusted-proxy") == 0) {
+	else if (strcmp(key, "signup") == 0) {
+		rc = 0;
+		if (strcmp(v, "open") == 0)
+			cfg->signup = VEIL_SIGNUP_OPEN;
+		else if (strcmp(v, "invite") == 0)
+			cfg->signup = VEIL_SIGNUP_INVITE;
+		else if (strcmp(v, "closed") == 0)
+			cfg->signup = VEIL_SIGNUP_CLOSED;
+		else
+			rc = VEIL_EINVAL;
+	} else if (strcmp(key, "trusted-proxy") == 0) {
 		if (cfg->n_trusted_proxies >= VEIL_MAX_TRUSTED_PROXIES) {
 			snprintf(err, errcap, "trusted-proxy: at most %d addresses or ranges",
 			         VEIL_MAX_TRUSTED_PROXIES);
@@ -307,8 +317,40 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	return rc;
 }
 
+/* Whether addr is a loopback address (127.0.0.0/8, ::1). */
+static int is_loopback(const char *addr)
+{
+	struct veil_cidr lo[2];
+	if (veil_cidr_parse("127.0.0.0/8", &lo[0]) != 0 || veil_cidr_parse("::1", &lo[1]) != 0)
+		return 0;
+	return veil_cidr_match_text(lo, 2, addr);
+}
+
+int veil_config_signup(const struct veil_config *cfg)
+{
+	if (cfg->signup != VEIL_SIGNUP_DEFAULT)
+		return cfg->signup;
+	/* Open only while veild is for this machine alone: loopback and nothing published. */
+	int local = is_loopback(cfg->listen) && cfg->public_url[0] == '\0' &&
+	            cfg->public_host[0] == '\0' && cfg->public_chat_port == 0 &&
+	            cfg->n_trusted_proxies == 0;
+	return local ? VEIL_SIGNUP_OPEN : VEIL_SIGNUP_INVITE;
+}
+
+const char *veil_signup_name(int signup)
+{
+	switch (signup) {
+	case VEIL_SIGNUP_OPEN: return "open";
+	case VEIL_SIGNUP_INVITE: return "invite";
+	case VEIL_SIGNUP_CLOSED: return "closed";
+	default: return "default";
+	}
+}
+
 int veil_config_check(struct veil_config *cfg, char *err, size_t errcap)
 {
+	/* Anyone who reaches a public listener could otherwise make identities. */
+	cfg->signup = veil_config_signup(cfg);
 	if (cfg->queue_sender_limit == 0) {
 		cfg->queue_sender_limit = cfg->queue_limit / VEIL_STORE_SENDER_SHARE_DIV;
 		if (cfg->queue_sender_limit == 0)

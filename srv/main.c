@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "admin/admin.h"
 #include "chat/chat.h"
 #include "config.h"
 #include "blob/blob.h"
@@ -51,6 +52,12 @@ static void usage(FILE *f)
 	    "                       (http://PUBLIC-HOST:HTTP-PORT)\n"
 	    "  --public-chat HOST:PORT  the chat service as clients reach it\n"
 	    "                       (PUBLIC-HOST:CHAT-PORT)\n"
+	    "  --signup MODE        who may create an identity: open (anyone who reaches the\n"
+	    "                       directory), invite (with an invite code from `veilctl\n"
+	    "                       invite create`) or closed (nobody) (open when --listen\n"
+	    "                       is a loopback address and none of --public-url,\n"
+	    "                       --public-host, --public-chat, --trusted-proxy is set,\n"
+	    "                       else invite)\n"
 	    "  --trusted-proxy ADDR[/BITS]  a reverse proxy in front of the HTTP listener\n"
 	    "                       (repeatable, up to 16): from it, X-Forwarded-For (or\n"
 	    "                       Forwarded) names the client that the per-address limits\n"
@@ -115,6 +122,7 @@ static const struct option long_opts[] = {
     {"public-url", required_argument, NULL, 0},
     {"public-chat", required_argument, NULL, 0},
     {"trusted-proxy", required_argument, NULL, 0},
+    {"signup", required_argument, NULL, 0},
     {"queue-ttl", required_argument, NULL, 0},
     {"queue-limit", required_argument, NULL, 0},
     {"queue-sender-limit", required_argument, NULL, 0},
@@ -154,6 +162,7 @@ struct app {
 	uv_loop_t *loop;
 	struct veil_chat *chat;
 	struct veil_http *http;
+	struct veil_admin *admin;
 	uv_signal_t sigint, sigterm;
 };
 
@@ -170,6 +179,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	 */
 	veil_http_stop(app->http);
 	app->http = NULL;
+	veil_admin_stop(app->admin);
+	app->admin = NULL;
 	veil_chat_shutdown(app->chat);
 }
 
@@ -378,6 +389,10 @@ int main(int argc, char **argv)
 	app.http = http;
 	if (start_http_services(http, &srv) != 0)
 		goto out;
+	if (veil_admin_start(&app.admin, app.loop, &srv, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
+		goto out;
+	}
 	uv_signal_init(app.loop, &app.sigint);
 	uv_signal_init(app.loop, &app.sigterm);
 	app.sigint.data = app.sigterm.data = &app;
@@ -412,6 +427,8 @@ int main(int argc, char **argv)
 		printf("  store       %s (PostgreSQL; blob metadata stays in %s)\n", shown,
 		       srv.cfg.data_dir);
 	}
+	printf("  sign-up     %s\n", veil_signup_name(srv.cfg.signup));
+	printf("  admin       %s/%s (veilctl)\n", srv.cfg.data_dir, VEIL_ADMIN_SOCKET);
 	printf("  server key  %s\n", hex);
 	printf("ready, pid %ld\n", (long)getpid());
 	fflush(stdout);
@@ -420,6 +437,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	veil_http_stop(app.http);
+	veil_admin_stop(app.admin);
 	if (app.chat != NULL && rc != 0) {
 		/* A failed start: close every handle the chat service put on the loop. */
 		veil_chat_shutdown(app.chat);

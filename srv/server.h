@@ -20,6 +20,14 @@
 #define VEIL_PUBLIC_URL_MAX 400
 #define VEIL_MAX_TRUSTED_PROXIES 16 /* --trusted-proxy given at most this often */
 
+/* Who may create an identity (--signup). */
+enum veil_signup {
+	VEIL_SIGNUP_DEFAULT = 0, /* not set: open on loopback, else invite (veil_config_check) */
+	VEIL_SIGNUP_OPEN,
+	VEIL_SIGNUP_INVITE,
+	VEIL_SIGNUP_CLOSED,
+};
+
 struct veil_config {
 	char data_dir[1024]; /* --data, default ./var/veil */
 	/* --store, a postgresql:// URL for the message store; "" = SQLite in data_dir */
@@ -40,6 +48,7 @@ struct veil_config {
 	/* --trusted-proxy (repeatable): peers whose X-Forwarded-For / Forwarded count */
 	struct veil_cidr trusted_proxies[VEIL_MAX_TRUSTED_PROXIES];
 	uint32_t n_trusted_proxies;
+	int signup;           /* enum veil_signup, --signup open|invite|closed */
 	uint32_t queue_ttl_s; /* message TTL in the queue, default 14 days */
 	uint32_t queue_limit; /* max queued messages per identity, default 10000 */
 	/* max of those from one sender, <= queue_limit; 0 until veil_config_check = a tenth */

@@ -5,7 +5,7 @@
 
 int cmd_init(int argc, char **argv)
 {
-	const char *server = NULL, *key = NULL, *nick = NULL, *cacert = NULL;
+	const char *server = NULL, *key = NULL, *nick = NULL, *cacert = NULL, *invite = NULL;
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char home[VEIL_PROFILE_PATH_MAX], id[VEIL_ID_LEN + 1];
 	struct veil_msgr m;
@@ -14,7 +14,8 @@ int cmd_init(int argc, char **argv)
 		if ((r = cli_opt(argc, argv, &i, "server", &server)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server-key", &key)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "nickname", &nick)) != 0 ||
-		    (r = cli_opt(argc, argv, &i, "cacert", &cacert)) != 0) {
+		    (r = cli_opt(argc, argv, &i, "cacert", &cacert)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "invite", &invite)) != 0) {
 			if (r < 0)
 				return cli_usage_err("init", "an option lacks its value");
 			continue;
@@ -30,7 +31,8 @@ int cmd_init(int argc, char **argv)
 	struct veil_msgr_init_opts o = {.server_url = server,
 	                                .server_key = key ? server_pk : NULL,
 	                                .nickname = nick,
-	                                .ca_file = cacert};
+	                                .ca_file = cacert,
+	                                .invite = invite};
 	if (veil_msgr_init(&m, home, &o) != 0)
 		return cli_err("%s", m.errtext);
 	memcpy(id, m.prof.id, VEIL_ID_LEN);

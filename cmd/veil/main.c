@@ -15,6 +15,7 @@ const char *cli_prog = "veil";
 static const struct cli_cmd commands[] = {
     {"init", cmd_init, "create a new identity on a server",
      "init --server URL [--server-key HEX] [--nickname NAME] [--cacert FILE]\n"
+     "          [--invite CODE]\n"
      "\n"
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
@@ -33,7 +34,9 @@ static const struct cli_cmd commands[] = {
      "                     if the server presents another one. Without it the key in\n"
      "                     the provisioning document is trusted and pinned (TLS\n"
      "                     does not replace this pin).\n"
-     "  --nickname NAME    the nickname sent along with your messages\n"},
+     "  --nickname NAME    the nickname sent along with your messages\n"
+     "  --invite CODE      the invite code from the server's operator, for a server\n"
+     "                     that lets only invited people join (veild --signup invite)\n"},
     {"whoami", cmd_whoami, "show your ID and public key",
      "whoami [--json]\n"
      "\n"

@@ -341,6 +341,7 @@ struct veil_msgr_init_opts {
 	const char *nickname;      /* NULL for none */
 	/* PEM CA bundle that https certificates must chain to, NULL: the system store */
 	const char *ca_file;
+	const char *invite; /* invite code for a server that asks for one, NULL for none */
 };
 
 /*

@@ -57,10 +57,13 @@ struct veil_dir_provisioning {
 /*
  * Creates an identity for the key pair (pk, sk) in both phases of the
  * challenge; writes the new (or, for a known key, the existing) ID to
- * out_id. sk is used only to answer the challenge and is not kept.
+ * out_id. sk is used only to answer the challenge and is not kept. invite
+ * (NULL for none) is the invite code a server with --signup invite asks
+ * for; a refusal (sign-up closed, invite missing, unknown, expired or used
+ * up) is VEIL_EAUTH with the server's reason in veil_dir_errmsg().
  */
 int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_KEY_LEN],
-                             const uint8_t sk[static VEIL_KEY_LEN],
+                             const uint8_t sk[static VEIL_KEY_LEN], const char *invite,
                              uint8_t out_id[static VEIL_ID_LEN]) VEIL_WUR;
 
 /*

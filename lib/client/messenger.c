@@ -226,7 +226,7 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const struct veil_msgr
 	snprintf(p->nickname, sizeof p->nickname, "%s", nickname ? nickname : "");
 
 	veil_keypair(p->pk, p->sk);
-	rc = veil_dir_create_identity(p->dir_url, p->pk, p->sk, p->id);
+	rc = veil_dir_create_identity(p->dir_url, p->pk, p->sk, o->invite, p->id);
 	if (rc != 0) {
 		if (rc == VEIL_EIO)
 			veil_msgr_fail(m, rc, "cannot reach the directory at %s: %s", p->dir_url,

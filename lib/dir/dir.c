@@ -179,7 +179,7 @@ static int success_false(json_t *root, const char *what)
 }
 
 int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_KEY_LEN],
-                             const uint8_t sk[static VEIL_KEY_LEN],
+                             const uint8_t sk[static VEIL_KEY_LEN], const char *invite,
                              uint8_t out_id[static VEIL_ID_LEN])
 {
 	static const char *what = "identity creation";
@@ -191,6 +191,11 @@ int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_K
 	if (veil_b64_encode(pk_b64, sizeof pk_b64, pk, VEIL_KEY_LEN) != 0)
 		return veil_dir_fail(VEIL_EINVAL, "bad key");
 	req = json_pack("{s:s}", "publicKey", pk_b64);
+	if (req != NULL && invite != NULL && invite[0] != '\0' &&
+	    json_object_set_new(req, "invite", json_string(invite)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
 	if (req == NULL)
 		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
 	rc = veil_dir_auth_post(dir_url, "identity/create", req, sk, what, NULL, &root);

@@ -18,6 +18,7 @@ it_setup tls_proxy
 NP=$(port)
 PUB=https://127.0.0.1:$NP
 VEILD_EXTRA=(--public-url "$PUB" --trusted-proxy 127.0.0.1)
+CTL() { "$BIN/veilctl" --data "$T/srv" "$@"; }
 ngx_pid=
 trap 'ngx_stop 2>/dev/null; stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 
@@ -116,9 +117,12 @@ echo "not a certificate" >"$T/junk.pem"
 VEIL_HOME=$T/z "$BIN/veil" init --server "$PUB" --cacert "$T/junk.pem" >/dev/null 2>"$T/z.err"
 check init_junk_ca_refused grep -q "holds no PEM certificate" "$T/z.err"
 
+# Published through a proxy, veild lets only invited people join by default.
+check signup_default_invite grep -q "sign-up     invite" "$T/veild.log"
 cp "$T/proxy.pem" "$T/ca.pem"
-A=$(va init --server "$PUB" --cacert "$T/ca.pem" --nickname Alice)
-B=$(vb init --server "$PUB" --cacert "$T/ca.pem" --nickname Bob)
+CODE=$(CTL invite create --uses 2 2>/dev/null)
+A=$(va init --server "$PUB" --cacert "$T/ca.pem" --nickname Alice --invite "$CODE")
+B=$(vb init --server "$PUB" --cacert "$T/ca.pem" --nickname Bob --invite "$CODE")
 check init_through_proxy bash -c "[[ '$A' =~ ^[0-9A-Z]{8}$ ]] && [[ '$B' =~ ^[0-9A-Z]{8}$ ]]"
 check profile_keeps_ca cmp -s "$T/ca.pem" "$T/a/ca.pem"
 check profile_uses_public_dir grep -q "\"directory_url\": \"$PUB/directory/\"" "$T/a/profile.json"

@@ -228,8 +228,50 @@ static void test_trusted_proxy(void)
 	CHECK(strstr(err, "at most") != NULL);
 }
 
+/* --signup, and its default by the listen address. */
+static void test_signup(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	static const struct {
+		const char *listen;
+		int want;
+	} dflt[] = {{"127.0.0.1", VEIL_SIGNUP_OPEN},   {"127.3.2.1", VEIL_SIGNUP_OPEN},
+	            {"::1", VEIL_SIGNUP_OPEN},         {"0.0.0.0", VEIL_SIGNUP_INVITE},
+	            {"192.0.2.5", VEIL_SIGNUP_INVITE}, {"::", VEIL_SIGNUP_INVITE}};
+	for (size_t i = 0; i < sizeof dflt / sizeof dflt[0]; i++) {
+		veil_config_defaults(&c);
+		CHECK_RC(veil_config_set(&c, "listen", dflt[i].listen, err, sizeof err), 0);
+		CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+		CHECK(c.signup == dflt[i].want);
+	}
+	/* Loopback behind a proxy or under a public name is not for this machine alone. */
+	static const char *const published[][2] = {{"public-url", "https://chat.example.org"},
+	                                           {"public-host", "chat.example.org"},
+	                                           {"public-chat", "chat.example.org:5222"},
+	                                           {"trusted-proxy", "127.0.0.1"}};
+	for (size_t i = 0; i < sizeof published / sizeof published[0]; i++) {
+		veil_config_defaults(&c);
+		CHECK_RC(veil_config_set(&c, published[i][0], published[i][1], err, sizeof err), 0);
+		CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+		CHECK(c.signup == VEIL_SIGNUP_INVITE);
+	}
+	static const char *const modes[] = {"open", "invite", "closed"};
+	for (int m = 0; m < 3; m++) {
+		veil_config_defaults(&c);
+		CHECK_RC(veil_config_set(&c, "listen", "0.0.0.0", err, sizeof err), 0);
+		CHECK_RC(veil_config_set(&c, "signup", modes[m], err, sizeof err), 0);
+		CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+		CHECK(c.signup == VEIL_SIGNUP_OPEN + m);
+		CHECK(strcmp(veil_signup_name(c.signup), modes[m]) == 0);
+	}
+	CHECK_RC(veil_config_set(&c, "signup", "anyone", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "signup") != NULL);
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
+RUN(test_signup);
 RUN(test_trusted_proxy);
 RUN(test_public_endpoints);
 RUN(test_http_limits);
