@@ -107,6 +107,8 @@ static void usage(FILE *f)
 	    "\n"
 	    "Files and directories veild creates are readable by its user only (mode 0600 and\n"
 	    "0700); one data directory serves one veild at a time (a lock file, veild.lock).\n"
+	    "veilctl administers a running veild (invite codes) through DATA/admin.sock,\n"
+	    "a socket only veild's user and root may use (see veilctl --help).\n"
 	    "\n"
 	    "SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
 	    "connected clients get a close-error that lets them reconnect.\n");

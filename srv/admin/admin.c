@@ -163,8 +163,8 @@ static void work_run(uv_work_t *w)
 {
 	struct admin_conn *c = w->data;
 	json_t *resp = c->fn(c->a->srv, c->req);
-	c->req = json_incref(resp); /* the answer travels back in req */
-	json_decref(resp);
+	json_decref(c->req);
+	c->req = resp; /* the answer travels back in req */
 }
 
 static void work_done(uv_work_t *w, int status)
