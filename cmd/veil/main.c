@@ -83,7 +83,7 @@ static const struct cli_cmd commands[] = {
      "'veil contact verify'; --text prints only the text.\n"},
     {"revoke", cmd_revoke, "revoke your identity",
      "revoke [--yes] | --set-password PASSWORD\n"
-     "       veil revoke ID --password PASSWORD|- [--server URL] [--yes]\n"
+     "       veil revoke ID --password PASSWORD|- [--server URL [--cacert FILE]] [--yes]\n"
      "\n"
      "Revokes your ID for good after you type it to confirm (--yes skips the\n"
      "question): nobody can write to it and it can no longer log in.\n"
@@ -91,7 +91,8 @@ static const struct cli_cmd commands[] = {
      "revoked later without this profile (identity/ws/revoke).\n"
      "--password revokes ID with its revocation password, without its profile (a\n"
      "lost device): '-' reads the password from standard input; --server URL\n"
-     "names the server when $VEIL_HOME holds no profile.\n"},
+     "names the server when $VEIL_HOME holds no profile; --cacert FILE verifies\n"
+     "its https certificate against a private CA (as for init).\n"},
     {"server", cmd_server, "show or accept the server's keys",
      "server key\n"
      "       veil server accept-key [--yes]\n"

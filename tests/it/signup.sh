@@ -13,6 +13,12 @@ vinit() { # home, args...
 	VEIL_HOME=$T/$home "$BIN/veil" init --server "$URL" "$@"
 }
 
+"$BIN/veilctl" --help >"$T/help"
+check ctl_help grep -q "invite .*create, list and revoke invite codes" "$T/help"
+"$BIN/veilctl" invite --help >"$T/ihelp"
+check ctl_invite_help grep -q "invite create \[--uses N\] \[--expires DAYS\]" "$T/ihelp"
+"$BIN/veilctl" frobnicate 2>/dev/null
+check ctl_unknown_usage [ $? = 2 ]
 CTL invite list >/dev/null 2>"$T/norun.err"
 check ctl_without_veild grep -q "no veild is running on the data directory $T/srv" "$T/norun.err"
 

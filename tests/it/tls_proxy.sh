@@ -170,6 +170,15 @@ va send "$B" --file "$T/note.txt" >/dev/null
 vb recv --download-dir "$T/dl" >/dev/null 2>&1
 check file_after_restart cmp -s "$T/note.txt" "$T/dl/note.txt"
 
+# Revocation without the profile (a lost device) names the server and its CA itself.
+va revoke --set-password "lost phone" >/dev/null
+echo "lost phone" | VEIL_HOME=$T/none "$BIN/veil" revoke "$A" --password - --server "$PUB" \
+	--yes >/dev/null 2>"$T/rv1.err"
+check revoke_without_ca_refused grep -qi "certificate" "$T/rv1.err"
+echo "lost phone" | VEIL_HOME=$T/none "$BIN/veil" revoke "$A" --password - --server "$PUB" \
+	--cacert "$T/proxy.pem" --yes >"$T/rv2.out" 2>&1
+check revoke_with_ca grep -q "$A revoked" "$T/rv2.out"
+
 ngx_stop
 stop
 exit $((fails > 0))
