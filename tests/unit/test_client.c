@@ -140,7 +140,10 @@ static void test_profile_ca(void)
 	fputs(cert, f);
 	fclose(f);
 	CHECK_RC(veil_profile_ca_read(path, &pem, &len), 0);
-	CHECK(len == strlen(cert) && memcmp(pem, cert, len) == 0);
+	int same_pem = len == strlen(cert) && memcmp(pem, cert, len) == 0;
+	free(pem);
+	pem = NULL;
+	CHECK(same_pem);
 	CHECK_RC(veil_profile_ca_read("/nonexistent/ca.pem", &pem, &len), VEIL_ENOTFOUND);
 
 	CHECK_RC(veil_profile_init(&a, home), 0);
