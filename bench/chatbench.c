@@ -192,7 +192,8 @@ static int make_users(const struct proc *p, struct user *u, int n)
 			for (int i = w; i < n; i += K) {
 				struct user x;
 				veil_keypair(x.pk, x.sk);
-				if (veil_dir_create_identity(dir_url, x.pk, x.sk, x.id) != 0) {
+				if (veil_dir_create_identity(dir_url, x.pk, x.sk, NULL, x.id) !=
+				    0) {
 					fprintf(stderr, "register: %s\n", veil_dir_errmsg());
 					_exit(1);
 				}

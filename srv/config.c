@@ -75,6 +75,108 @@ static int set_str(char *dst, size_t cap, const char *v)
 	return 0;
 }
 
+/* A character that may stand in a URL or host as given in the configuration. */
+static int url_char(char c)
+{
+	return c > 0x20 && c < 0x7f && strchr("\"<>\\^`{|}", c) == NULL;
+}
+
+/* Parses a decimal port 1..65535 of exactly n characters. */
+static int parse_port(const char *p, size_t n, uint16_t *out)
+{
+	char tmp[8];
+	unsigned long v;
+	if (n == 0 || n >= sizeof tmp)
+		return VEIL_EINVAL;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	if (parse_uint(tmp, 1, 65535, &v) != 0)
+		return VEIL_EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+/*
+ * Checks a host and optional ":port" (host in brackets if it is an IPv6
+ * literal) of n characters. With need_port the port must be there.
+ */
+static int parse_hostport(const char *s, size_t n, int need_port, size_t *host_off,
+                          size_t *host_len, uint16_t *port)
+{
+	size_t hl, rest;
+	*port = 0;
+	if (n == 0)
+		return VEIL_EINVAL;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+		if (close == NULL || close == s + 1)
+			return VEIL_EINVAL;
+		*host_off = 1;
+		hl = (size_t)(close - s) - 1;
+		for (size_t i = 1; i <= hl; i++)
+			if (!(s[i] == ':' || s[i] == '.' || (s[i] >= '0' && s[i] <= '9') ||
+			      (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+				return VEIL_EINVAL;
+		rest = hl + 2;
+	} else {
+		*host_off = 0;
+		hl = 0;
+		while (hl < n && s[hl] != ':')
+			hl++;
+		if (hl == 0)
+			return VEIL_EINVAL;
+		for (size_t i = 0; i < hl; i++)
+			if (!(s[i] == '.' || s[i] == '-' || s[i] == '_' ||
+			      (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+			      (s[i] >= 'A' && s[i] <= 'Z')))
+				return VEIL_EINVAL;
+		rest = hl;
+	}
+	*host_len = hl;
+	if (rest == n)
+		return need_port ? VEIL_EINVAL : 0;
+	if (s[rest] != ':')
+		return VEIL_EINVAL;
+	return parse_port(s + rest + 1, n - rest - 1, port);
+}
+
+int veil_config_parse_public_url(const char *v, char *out, size_t cap)
+{
+	size_t n = strlen(v), skip;
+	if (strncmp(v, "https://", 8) == 0)
+		skip = 8;
+	else if (strncmp(v, "http://", 7) == 0)
+		skip = 7;
+	else
+		return VEIL_EINVAL;
+	while (n > skip && v[n - 1] == '/')
+		n--;
+	if (n >= cap)
+		return VEIL_EINVAL;
+	for (size_t i = skip; i < n; i++)
+		if (!url_char(v[i]) || v[i] == '?' || v[i] == '#' || v[i] == '@')
+			return VEIL_EINVAL;
+	const char *slash = memchr(v + skip, '/', n - skip);
+	size_t auth = slash != NULL ? (size_t)(slash - v) - skip : n - skip;
+	size_t ho, hl;
+	uint16_t port;
+	if (parse_hostport(v + skip, auth, 0, &ho, &hl, &port) != 0)
+		return VEIL_EINVAL;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return 0;
+}
+
+int veil_config_parse_hostport(const char *v, char *host, size_t cap, uint16_t *port)
+{
+	size_t ho, hl;
+	if (parse_hostport(v, strlen(v), 1, &ho, &hl, port) != 0 || hl >= cap)
+		return VEIL_EINVAL;
+	memcpy(host, v + ho, hl);
+	host[hl] = '\0';
+	return 0;
+}
+
 int veil_config_set(struct veil_config *cfg, const char *key, const char *v, char *err,
                     size_t errcap)
 {
@@ -98,6 +200,30 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 		rc = set_str(cfg->listen, sizeof cfg->listen, v);
 	else if (strcmp(key, "public-host") == 0)
 		rc = set_str(cfg->public_host, sizeof cfg->public_host, v);
+	else if (strcmp(key, "public-url") == 0)
+		rc = veil_config_parse_public_url(v, cfg->public_url, sizeof cfg->public_url);
+	else if (strcmp(key, "signup") == 0) {
+		rc = 0;
+		if (strcmp(v, "open") == 0)
+			cfg->signup = VEIL_SIGNUP_OPEN;
+		else if (strcmp(v, "invite") == 0)
+			cfg->signup = VEIL_SIGNUP_INVITE;
+		else if (strcmp(v, "closed") == 0)
+			cfg->signup = VEIL_SIGNUP_CLOSED;
+		else
+			rc = VEIL_EINVAL;
+	} else if (strcmp(key, "trusted-proxy") == 0) {
+		if (cfg->n_trusted_proxies >= VEIL_MAX_TRUSTED_PROXIES) {
+			snprintf(err, errcap, "trusted-proxy: at most %d addresses or ranges",
+			         VEIL_MAX_TRUSTED_PROXIES);
+			return VEIL_EINVAL;
+		}
+		rc = veil_cidr_parse(v, &cfg->trusted_proxies[cfg->n_trusted_proxies]);
+		if (rc == 0)
+			cfg->n_trusted_proxies++;
+	} else if (strcmp(key, "public-chat") == 0)
+		rc = veil_config_parse_hostport(
+		    v, cfg->public_chat_host, sizeof cfg->public_chat_host, &cfg->public_chat_port);
 	else if (strcmp(key, "chat-port") == 0) {
 		if ((rc = parse_uint(v, 1, 65535, &n)) == 0)
 			cfg->chat_port = (uint16_t)n;
@@ -215,8 +341,40 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	return rc;
 }
 
+/* Whether addr is a loopback address (127.0.0.0/8, ::1). */
+static int is_loopback(const char *addr)
+{
+	struct veil_cidr lo[2];
+	if (veil_cidr_parse("127.0.0.0/8", &lo[0]) != 0 || veil_cidr_parse("::1", &lo[1]) != 0)
+		return 0;
+	return veil_cidr_match_text(lo, 2, addr);
+}
+
+int veil_config_signup(const struct veil_config *cfg)
+{
+	if (cfg->signup != VEIL_SIGNUP_DEFAULT)
+		return cfg->signup;
+	/* Open only while veild is for this machine alone: loopback and nothing published. */
+	int local = is_loopback(cfg->listen) && cfg->public_url[0] == '\0' &&
+	            cfg->public_host[0] == '\0' && cfg->public_chat_port == 0 &&
+	            cfg->n_trusted_proxies == 0;
+	return local ? VEIL_SIGNUP_OPEN : VEIL_SIGNUP_INVITE;
+}
+
+const char *veil_signup_name(int signup)
+{
+	switch (signup) {
+	case VEIL_SIGNUP_OPEN: return "open";
+	case VEIL_SIGNUP_INVITE: return "invite";
+	case VEIL_SIGNUP_CLOSED: return "closed";
+	default: return "default";
+	}
+}
+
 int veil_config_check(struct veil_config *cfg, char *err, size_t errcap)
 {
+	/* Anyone who reaches a public listener could otherwise make identities. */
+	cfg->signup = veil_config_signup(cfg);
 	if (cfg->queue_sender_limit == 0) {
 		cfg->queue_sender_limit = cfg->queue_limit / VEIL_STORE_SENDER_SHARE_DIV;
 		if (cfg->queue_sender_limit == 0)

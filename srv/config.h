@@ -11,12 +11,27 @@ void veil_config_defaults(struct veil_config *cfg);
  */
 int veil_config_set(struct veil_config *cfg, const char *key, const char *value, char *err,
                     size_t errcap);
+/*
+ * --public-url: an http:// or https:// URL with a host (name, IPv4, or IPv6
+ * in brackets), an optional port and path, no query, fragment or user
+ * part. Writes it to out without final '/'s. 0 or VEIL_EINVAL.
+ */
+int veil_config_parse_public_url(const char *v, char *out, size_t cap);
+/* HOST:PORT (an IPv6 host in brackets, written to host without them). 0 or VEIL_EINVAL. */
+int veil_config_parse_hostport(const char *v, char *host, size_t cap, uint16_t *port);
+/* cfg->signup, or for VEIL_SIGNUP_DEFAULT what it stands for (by cfg->listen). */
+int veil_config_signup(const struct veil_config *cfg);
+/* "open", "invite", "closed" (or "default" before veil_config_check). */
+const char *veil_signup_name(int signup);
 /* Reads an INI file of key = value lines (an optional [veild] section). */
 int veil_config_load(struct veil_config *cfg, const char *path, char *err, size_t errcap);
 /*
  * Checks the settings against each other once all are read, and fills in
  * defaults that depend on others (queue-sender-limit: a tenth of
- * queue-limit, at least 1). Returns 0, or VEIL_EINVAL with a message in err.
+ * queue-limit, at least 1; signup: open when listening on loopback with
+ * nothing published (no public-url, public-host, public-chat or
+ * trusted-proxy), else invite). Returns 0, or VEIL_EINVAL with a message in
+ * err.
  */
 int veil_config_check(struct veil_config *cfg, char *err, size_t errcap);
 

@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "admin/admin.h"
 #include "chat/chat.h"
 #include "limit/selfconn.h"
 #include "config.h"
@@ -48,6 +49,23 @@ static void usage(FILE *f)
 	    "  --chat-port N        CSP port (5222)\n"
 	    "  --http-port N        HTTP port for directory and provisioning (8080)\n"
 	    "  --public-host NAME   host name clients are told to use (the listen address)\n"
+	    "  --public-url URL     the HTTP services as clients reach them, e.g. through a\n"
+	    "                       TLS proxy: https://HOST[:PORT][/PREFIX]; the provisioning\n"
+	    "                       document names every HTTP endpoint below it\n"
+	    "                       (http://PUBLIC-HOST:HTTP-PORT)\n"
+	    "  --public-chat HOST:PORT  the chat service as clients reach it\n"
+	    "                       (PUBLIC-HOST:CHAT-PORT)\n"
+	    "  --signup MODE        who may create an identity: open (anyone who reaches the\n"
+	    "                       directory), invite (with an invite code from `veilctl\n"
+	    "                       invite create`) or closed (nobody) (open when --listen\n"
+	    "                       is a loopback address and none of --public-url,\n"
+	    "                       --public-host, --public-chat, --trusted-proxy is set,\n"
+	    "                       else invite)\n"
+	    "  --trusted-proxy ADDR[/BITS]  a reverse proxy in front of the HTTP listener\n"
+	    "                       (repeatable, up to 16): from it, X-Forwarded-For (or\n"
+	    "                       Forwarded) names the client that the per-address limits\n"
+	    "                       count, and its own connections are not capped; from any\n"
+	    "                       other peer those headers are ignored (none)\n"
 	    "  --queue-ttl SECONDS  how long an undelivered message is kept (1209600 = 14 days)\n"
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
 	    "  --queue-sender-limit N  most of those from one sender, at most queue-limit\n"
@@ -102,6 +120,8 @@ static void usage(FILE *f)
 	    "\n"
 	    "Files and directories veild creates are readable by its user only (mode 0600 and\n"
 	    "0700); one data directory serves one veild at a time (a lock file, veild.lock).\n"
+	    "veilctl administers a running veild (invite codes) through DATA/admin.sock,\n"
+	    "a socket only veild's user and root may use (see veilctl --help).\n"
 	    "\n"
 	    "SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
 	    "connected clients get a close-error that lets them reconnect.\n");
@@ -114,6 +134,10 @@ static const struct option long_opts[] = {
     {"chat-port", required_argument, NULL, 0},
     {"http-port", required_argument, NULL, 0},
     {"public-host", required_argument, NULL, 0},
+    {"public-url", required_argument, NULL, 0},
+    {"public-chat", required_argument, NULL, 0},
+    {"trusted-proxy", required_argument, NULL, 0},
+    {"signup", required_argument, NULL, 0},
     {"queue-ttl", required_argument, NULL, 0},
     {"queue-limit", required_argument, NULL, 0},
     {"queue-sender-limit", required_argument, NULL, 0},
@@ -159,6 +183,7 @@ struct app {
 	uv_loop_t *loop;
 	struct veil_chat *chat;
 	struct veil_http *http;
+	struct veil_admin *admin;
 	uv_signal_t sigint, sigterm;
 };
 
@@ -175,6 +200,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	 */
 	veil_http_stop(app->http);
 	app->http = NULL;
+	veil_admin_stop(app->admin);
+	app->admin = NULL;
 	veil_chat_shutdown(app->chat);
 }
 
@@ -220,8 +247,6 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 		fprintf(stderr, "veild: %s\n", err);
 		return -1;
 	}
-	if (cfg->public_host[0] == 0)
-		snprintf(cfg->public_host, sizeof cfg->public_host, "%s", cfg->listen);
 	return 0;
 }
 
@@ -389,6 +414,10 @@ int main(int argc, char **argv)
 	app.http = http;
 	if (start_http_services(http, &srv) != 0)
 		goto out;
+	if (veil_admin_start(&app.admin, app.loop, &srv, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
+		goto out;
+	}
 	uv_signal_init(app.loop, &app.sigint);
 	uv_signal_init(app.loop, &app.sigterm);
 	app.sigint.data = app.sigterm.data = &app;
@@ -412,12 +441,21 @@ int main(int argc, char **argv)
 	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
 	printf("  rendezvous  ws://%s:%u%s<64 hex digits> (device linking relay)\n", uhost,
 	       veil_http_port(http), VEIL_RDV_PREFIX);
+	if (srv.cfg.public_url[0] != '\0')
+		printf("  public URL  %s (announced for the HTTP services)\n", srv.cfg.public_url);
+	if (srv.cfg.public_chat_port != 0)
+		printf(strchr(srv.cfg.public_chat_host, ':') != NULL
+		           ? "  public chat [%s]:%u (announced for the chat service)\n"
+		           : "  public chat %s:%u (announced for the chat service)\n",
+		       srv.cfg.public_chat_host, (unsigned)srv.cfg.public_chat_port);
 	if (srv.cfg.store[0] != '\0') {
 		char shown[1100];
 		veil_store_describe(srv.cfg.store, shown, sizeof shown);
 		printf("  store       %s (PostgreSQL; blob metadata stays in %s)\n", shown,
 		       srv.cfg.data_dir);
 	}
+	printf("  sign-up     %s\n", veil_signup_name(srv.cfg.signup));
+	printf("  admin       %s/%s (veilctl)\n", srv.cfg.data_dir, VEIL_ADMIN_SOCKET);
 	printf("  server key  %s\n", hex);
 	printf("ready, pid %ld\n", (long)getpid());
 	fflush(stdout);
@@ -426,6 +464,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	veil_http_stop(app.http);
+	veil_admin_stop(app.admin);
 	if (app.chat != NULL && rc != 0) {
 		/* A failed start: close every handle the chat service put on the loop. */
 		veil_chat_shutdown(app.chat);

@@ -9,9 +9,24 @@
 
 #include "veil/crypto.h"
 #include "store/store.h"
+#include "limit/cidr.h"
 
 /* Most connections the chat service holds at once (all addresses together). */
 #define VEIL_CHAT_MAX_CONNECTIONS 19000
+/*
+ * Longest --public-url: the longest URL the provisioning document derives
+ * from it ("/blob/{blobId}/done" added) must fit a client's VEIL_DIR_MAX_URL.
+ */
+#define VEIL_PUBLIC_URL_MAX 400
+#define VEIL_MAX_TRUSTED_PROXIES 16 /* --trusted-proxy given at most this often */
+
+/* Who may create an identity (--signup). */
+enum veil_signup {
+	VEIL_SIGNUP_DEFAULT = 0, /* not set: open on loopback, else invite (veil_config_check) */
+	VEIL_SIGNUP_OPEN,
+	VEIL_SIGNUP_INVITE,
+	VEIL_SIGNUP_CLOSED,
+};
 
 struct veil_config {
 	char data_dir[1024]; /* --data, default ./var/veil */
@@ -21,8 +36,21 @@ struct veil_config {
 	uint16_t chat_port;    /* --chat-port, default 5222 */
 	uint16_t http_port;    /* --http-port, default 8080 */
 	char public_host[256]; /* host name clients use in URLs, default = listen */
-	uint32_t queue_ttl_s;  /* message TTL in the queue, default 14 days */
-	uint32_t queue_limit;  /* max queued messages per identity, default 10000 */
+	/*
+	 * --public-url: scheme, host, port and path prefix of the HTTP services as
+	 * clients reach them (e.g. behind a TLS proxy), no final '/'; "" = the
+	 * listener's own http://public_host:http_port.
+	 */
+	char public_url[VEIL_PUBLIC_URL_MAX];
+	/* --public-chat HOST:PORT of the chat service as clients reach it; "" / 0 = own */
+	char public_chat_host[256];
+	uint16_t public_chat_port;
+	/* --trusted-proxy (repeatable): peers whose X-Forwarded-For / Forwarded count */
+	struct veil_cidr trusted_proxies[VEIL_MAX_TRUSTED_PROXIES];
+	uint32_t n_trusted_proxies;
+	int signup;           /* enum veil_signup, --signup open|invite|closed */
+	uint32_t queue_ttl_s; /* message TTL in the queue, default 14 days */
+	uint32_t queue_limit; /* max queued messages per identity, default 10000 */
 	/* max of those from one sender, <= queue_limit; 0 until veil_config_check = a tenth */
 	uint32_t queue_sender_limit;
 	uint32_t handoff_ms; /* wait this long for a live recipient's ack before storing, 0 = off */

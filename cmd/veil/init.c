@@ -5,7 +5,8 @@
 
 int cmd_init(int argc, char **argv)
 {
-	const char *server = NULL, *key = NULL, *nick = NULL, *join = NULL, *label = NULL;
+	const char *server = NULL, *key = NULL, *nick = NULL, *cacert = NULL, *invite = NULL;
+	const char *join = NULL, *label = NULL;
 	int yes = 0;
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char home[VEIL_PROFILE_PATH_MAX], id[VEIL_ID_LEN + 1];
@@ -20,7 +21,9 @@ int cmd_init(int argc, char **argv)
 		    (r = cli_opt(argc, argv, &i, "label", &label)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server", &server)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server-key", &key)) != 0 ||
-		    (r = cli_opt(argc, argv, &i, "nickname", &nick)) != 0) {
+		    (r = cli_opt(argc, argv, &i, "nickname", &nick)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "cacert", &cacert)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "invite", &invite)) != 0) {
 			if (r < 0)
 				return cli_usage_err("init", "an option lacks its value");
 			continue;
@@ -35,7 +38,12 @@ int cmd_init(int argc, char **argv)
 		return 2;
 	if (veil_profile_home(home, sizeof home) != 0)
 		return cli_err("cannot find the profile directory: set VEIL_HOME or HOME");
-	if (veil_msgr_init(&m, home, server, key ? server_pk : NULL, nick) != 0)
+	struct veil_msgr_init_opts o = {.server_url = server,
+	                                .server_key = key ? server_pk : NULL,
+	                                .nickname = nick,
+	                                .ca_file = cacert,
+	                                .invite = invite};
+	if (veil_msgr_init(&m, home, &o) != 0)
 		return cli_err("%s", m.errtext);
 	memcpy(id, m.prof.id, VEIL_ID_LEN);
 	id[VEIL_ID_LEN] = 0;

@@ -14,7 +14,8 @@ const char *cli_prog = "veil";
 
 static const struct cli_cmd commands[] = {
     {"init", cmd_init, "create a new identity on a server",
-     "init --server URL [--server-key HEX] [--nickname NAME]\n"
+     "init --server URL [--server-key HEX] [--nickname NAME] [--cacert FILE]\n"
+     "          [--invite CODE]\n"
      "       veil init --join LINK [--server URL] [--label LABEL] [--yes]\n"
      "\n"
      "Creates a key pair, fetches the server's signed provisioning document from\n"
@@ -23,11 +24,20 @@ static const struct cli_cmd commands[] = {
      "$VEIL_HOME is created and test-written first: if it cannot be written, init\n"
      "says why and asks the server for nothing.\n"
      "\n"
-     "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080\n"
+     "  --server URL       the server's base URL, e.g. http://127.0.0.1:8080, or\n"
+     "                     https://chat.example.org behind a TLS proxy: its\n"
+     "                     certificate is verified (system CA store)\n"
+     "  --cacert FILE      verify https certificates against the CA certificates in\n"
+     "                     FILE (PEM) instead of the system store: a private CA. A\n"
+     "                     copy is kept in the profile ($VEIL_HOME/ca.pem) and used\n"
+     "                     by every later command\n"
      "  --server-key HEX   the chat server's public key (64 hex digits); init fails\n"
      "                     if the server presents another one. Without it the key in\n"
-     "                     the provisioning document is trusted and pinned.\n"
+     "                     the provisioning document is trusted and pinned (TLS\n"
+     "                     does not replace this pin).\n"
      "  --nickname NAME    the nickname sent along with your messages\n"
+     "  --invite CODE      the invite code from the server's operator, for a server\n"
+     "                     that lets only invited people join (veild --signup invite)\n"
      "\n"
      "--join makes this a new device of an existing identity: LINK is what\n"
      "'veil device link' prints on a device of that identity. Both devices then\n"
@@ -80,7 +90,7 @@ static const struct cli_cmd commands[] = {
      "'veil contact verify'; --text prints only the text.\n"},
     {"revoke", cmd_revoke, "revoke your identity",
      "revoke [--yes] | --set-password PASSWORD\n"
-     "       veil revoke ID --password PASSWORD|- [--server URL] [--yes]\n"
+     "       veil revoke ID --password PASSWORD|- [--server URL [--cacert FILE]] [--yes]\n"
      "\n"
      "Revokes your ID for good after you type it to confirm (--yes skips the\n"
      "question): nobody can write to it and it can no longer log in.\n"
@@ -88,7 +98,8 @@ static const struct cli_cmd commands[] = {
      "revoked later without this profile (identity/ws/revoke).\n"
      "--password revokes ID with its revocation password, without its profile (a\n"
      "lost device): '-' reads the password from standard input; --server URL\n"
-     "names the server when $VEIL_HOME holds no profile.\n"},
+     "names the server when $VEIL_HOME holds no profile; --cacert FILE verifies\n"
+     "its https certificate against a private CA (as for init).\n"},
     {"device", cmd_device, "the devices of this identity: link, list, rename, drop",
      "device link [--label LABEL] [--yes] [--timeout SECONDS]\n"
      "       veil device list [--json]\n"

@@ -31,7 +31,7 @@ static int confirm(const char *id)
  * --server's provisioning document, else from the profile if there is one.
  */
 static int revoke_with_password(const char *idarg, const char *password, const char *server,
-                                int yes)
+                                const char *cacert, int yes)
 {
 	uint8_t id[VEIL_ID_LEN];
 	char ids[VEIL_ID_LEN + 1], dir_url[VEIL_DIR_MAX_URL], pw[1024];
@@ -54,6 +54,18 @@ static int revoke_with_password(const char *idarg, const char *password, const c
 	}
 	if (server != NULL) {
 		struct veil_dir_provisioning prov;
+		if (cacert != NULL) {
+			uint8_t *pem = NULL;
+			size_t len = 0;
+			int crc = veil_profile_ca_read(cacert, &pem, &len);
+			free(pem);
+			if (crc != 0 || veil_dir_set_ca_file(cacert) != 0) {
+				rc = cli_err("cannot use the CA file %s: %s", cacert,
+				             crc == VEIL_EPROTO ? "it holds no PEM certificate"
+				                                : veil_strerror(crc));
+				goto out;
+			}
+		}
 		if (veil_dir_fetch_provisioning(server, NULL, NULL, &prov) != 0) {
 			rc = cli_err("cannot read the provisioning document of %s: %s", server,
 			             veil_dir_errmsg());
@@ -87,6 +99,7 @@ out:
 int cmd_revoke(int argc, char **argv)
 {
 	const char *password = NULL, *revoke_pw = NULL, *server = NULL, *idarg = NULL;
+	const char *cacert = NULL;
 	int yes = 0;
 	for (int i = 1; i < argc; i++) {
 		int r = cli_opt(argc, argv, &i, "set-password", &password);
@@ -94,10 +107,12 @@ int cmd_revoke(int argc, char **argv)
 			r = cli_opt(argc, argv, &i, "password", &revoke_pw);
 		if (r == 0)
 			r = cli_opt(argc, argv, &i, "server", &server);
+		if (r == 0)
+			r = cli_opt(argc, argv, &i, "cacert", &cacert);
 		if (r < 0)
-			return cli_usage_err("revoke",
-			                     "--set-password, --password and --server need "
-			                     "a value");
+			return cli_usage_err(
+			    "revoke", "--set-password, --password, --server and --cacert need "
+			              "a value");
 		if (r > 0)
 			continue;
 		if (strcmp(argv[i], "--yes") == 0)
@@ -108,9 +123,9 @@ int cmd_revoke(int argc, char **argv)
 			return cli_usage_err("revoke", "unexpected argument");
 	}
 	if (revoke_pw != NULL)
-		return revoke_with_password(idarg, revoke_pw, server, yes);
-	if (idarg != NULL || server != NULL)
-		return cli_usage_err("revoke", "an ID and --server go with --password");
+		return revoke_with_password(idarg, revoke_pw, server, cacert, yes);
+	if (idarg != NULL || server != NULL || cacert != NULL)
+		return cli_usage_err("revoke", "an ID, --server and --cacert go with --password");
 	struct veil_msgr m;
 	if (cli_open(&m) != 0)
 		return 1;

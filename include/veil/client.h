@@ -248,6 +248,8 @@ struct veil_profile {
 	uint16_t chat_port;
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char nickname[VEIL_PROFILE_NICK_MAX + 1];
+	/* home/ca.pem if the profile has its own CA bundle for https, else "" */
+	char ca_file[VEIL_PROFILE_PATH_MAX + 16];
 	void *db; /* sqlite3 * */
 	/*
 	 * Multi-device, from "md.json" (mode 0600; absent for a single-device
@@ -302,6 +304,20 @@ int veil_profile_save(struct veil_profile *p) VEIL_WUR;
 int veil_profile_open(struct veil_profile *p, const char *home) VEIL_WUR;
 /* Closes the database and wipes the secret key. Safe on a zeroed struct. */
 void veil_profile_release(struct veil_profile *p);
+
+#define VEIL_PROFILE_CA_MAX (1024 * 1024) /* largest CA bundle a profile keeps */
+/*
+ * Reads the PEM CA bundle at path (at most VEIL_PROFILE_CA_MAX bytes, at
+ * least one certificate) into a malloc'd *pem. 0, VEIL_ENOTFOUND,
+ * VEIL_EIO, VEIL_ELIMIT, or VEIL_EPROTO if it holds no PEM certificate.
+ */
+int veil_profile_ca_read(const char *path, uint8_t **pem, size_t *len) VEIL_WUR;
+/*
+ * Keeps a copy of a CA bundle as home/ca.pem, used for every https request
+ * of this profile from then on (veil_msgr_open passes it to
+ * veil_dir_set_ca_file), and sets p->ca_file.
+ */
+int veil_profile_ca_write(struct veil_profile *p, const uint8_t *pem, size_t len) VEIL_WUR;
 
 struct veil_contact {
 	uint8_t id[VEIL_ID_LEN];
@@ -447,22 +463,25 @@ struct veil_msgr {
 /* client-info sent when the caller sets none (see the CSP spec's format). */
 #define VEIL_MSGR_CLIENT_INFO "0.1;Q;en/US;veil-cli;0.1;Linux;any"
 
+struct veil_msgr_init_opts {
+	const char *server_url;    /* the server's base URL, http:// or https:// */
+	const uint8_t *server_key; /* the chat server's key to expect, NULL: pin the served one */
+	const char *nickname;      /* NULL for none */
+	/* PEM CA bundle that https certificates must chain to, NULL: the system store */
+	const char *ca_file;
+	const char *invite; /* invite code for a server that asks for one, NULL for none */
+};
+
 /*
  * Creates a new identity in home: makes a key pair, fetches the server's
- * signed provisioning document from server_url (checking it against
- * server_key if non-NULL, else pinning the key it carries), registers the
- * public key with the directory and saves the profile. VEIL_EEXIST if home
- * already holds a profile. On success m is open as with veil_msgr_open.
+ * signed provisioning document from o->server_url (checking it against
+ * o->server_key if non-NULL, else pinning the key it carries), registers
+ * the public key with the directory and saves the profile, with a copy of
+ * o->ca_file if given. VEIL_EEXIST if home already holds a profile. On
+ * success m is open as with veil_msgr_open.
  */
-int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
-                   const uint8_t *server_key, const char *nickname) VEIL_WUR;
-/*
- * The first half of veil_msgr_init: checks home, fetches and checks the
- * provisioning document and fills the profile's server fields, without an
- * identity. On failure the profile is released.
- */
-int veil_msgr_init_server(struct veil_msgr *m, const char *home, const char *server_url,
-                          const uint8_t *server_key) VEIL_WUR;
+int veil_msgr_init(struct veil_msgr *m, const char *home,
+                   const struct veil_msgr_init_opts *o) VEIL_WUR;
 /* Opens an existing profile; VEIL_ENOTFOUND (errtext "not initialised ...") if none. */
 int veil_msgr_open(struct veil_msgr *m, const char *home) VEIL_WUR;
 void veil_msgr_close(struct veil_msgr *m);

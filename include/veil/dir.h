@@ -65,10 +65,13 @@ struct veil_dir_provisioning {
 /*
  * Creates an identity for the key pair (pk, sk) in both phases of the
  * challenge; writes the new (or, for a known key, the existing) ID to
- * out_id. sk is used only to answer the challenge and is not kept.
+ * out_id. sk is used only to answer the challenge and is not kept. invite
+ * (NULL for none) is the invite code a server with --signup invite asks
+ * for; a refusal (sign-up closed, invite missing, unknown, expired or used
+ * up) is VEIL_EAUTH with the server's reason in veil_dir_errmsg().
  */
 int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_KEY_LEN],
-                             const uint8_t sk[static VEIL_KEY_LEN],
+                             const uint8_t sk[static VEIL_KEY_LEN], const char *invite,
                              uint8_t out_id[static VEIL_ID_LEN]) VEIL_WUR;
 
 /*
@@ -111,6 +114,19 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 int veil_dir_token_response(uint8_t out[static 32], const uint8_t sk[static VEIL_KEY_LEN],
                             const uint8_t token_resp_pk[static VEIL_KEY_LEN], const uint8_t *token,
                             size_t len) VEIL_WUR;
+
+/*
+ * TLS: every https:// request libveil makes (directory, provisioning
+ * document, blobs) verifies the server's certificate and host name. By
+ * default against the system's CA store; after veil_dir_set_ca_file(path)
+ * against the PEM bundle at path alone (a private CA). NULL or "" returns
+ * to the system store. Process-wide: call it before any thread makes
+ * requests. VEIL_ELIMIT if path is too long.
+ */
+#define VEIL_DIR_MAX_CA_PATH 1100
+int veil_dir_set_ca_file(const char *path) VEIL_WUR;
+/* The CA bundle set with veil_dir_set_ca_file, or NULL for the system store. */
+const char *veil_dir_ca_file(void);
 
 /* The message of this thread's last failed veil_dir_* call ("" if none). */
 const char *veil_dir_errmsg(void);

@@ -132,6 +132,14 @@ static CURL *easy(struct veil_blob_client *bc, const char *url, char *errbuf)
 	}
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Certificates as for the directory (veil_dir_set_ca_file). */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (veil_dir_ca_file() != NULL &&
+	    curl_easy_setopt(c, CURLOPT_CAINFO, veil_dir_ca_file()) != CURLE_OK) {
+		curl_easy_cleanup(c);
+		return NULL;
+	}
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)VEIL_BLOB_CONNECT_TIMEOUT_MS);
 	/* No overall deadline (files are large); a stalled transfer ends instead. */
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);

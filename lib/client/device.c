@@ -156,7 +156,10 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url
 
 	if ((rc = check_label(m, label)) != 0)
 		return rc;
-	if ((rc = veil_msgr_init_server(m, home, server_url, server_key)) != 0)
+	struct veil_msgr_init_opts o = {.server_url = server_url, .server_key = server_key};
+	uint8_t *ca_pem;
+	size_t ca_len;
+	if ((rc = veil_msgr_init_server_int(m, home, &o, &ca_pem, &ca_len)) != 0)
 		return rc;
 	memcpy(p->id, j->id, VEIL_ID_LEN);
 	memcpy(p->sk, j->sk, VEIL_KEY_LEN);

@@ -60,6 +60,16 @@ int veil_group_resync_recent(struct veil_profile *p, const uint8_t creator[stati
 int veil_group_resync_mark(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
                            uint64_t gid, const uint8_t peer[static VEIL_ID_LEN]) VEIL_WUR;
 
+/*
+ * The first half of veil_msgr_init: checks home, reads o->ca_file (if set)
+ * into *ca_pem for the caller to store, fetches and checks the
+ * provisioning document and fills the profile's server fields, without an
+ * identity. On failure the profile is released and *ca_pem is NULL.
+ */
+int veil_msgr_init_server_int(struct veil_msgr *m, const char *home,
+                              const struct veil_msgr_init_opts *o, uint8_t **ca_pem,
+                              size_t *ca_len);
+
 /* Opens a CSP connection for m as the messenger does (errtext set on failure). */
 int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
 

@@ -243,7 +243,8 @@ int veil_msgr_link_run(struct veil_msgr *m, struct veil_link *l,
 		io_release(&io, 0);
 		return veil_msgr_fail(m, rc, "out of memory");
 	}
-	if ((rc = veil_ws_open(io.ws, l->init.url, NULL, 10000)) != 0) {
+	if ((rc = veil_ws_open(io.ws, l->init.url, m->prof.ca_file[0] != 0 ? m->prof.ca_file : NULL,
+	                       10000)) != 0) {
 		veil_msgr_fail(m, rc, "cannot reach the rendezvous relay %s: %s", l->init.url,
 		               io.ws->errtext);
 		goto out;

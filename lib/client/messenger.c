@@ -103,6 +103,10 @@ int veil_msgr_open(struct veil_msgr *m, const char *home)
 {
 	msgr_defaults(m);
 	int rc = veil_profile_open(&m->prof, home);
+	if (rc == 0 && veil_dir_set_ca_file(m->prof.ca_file) != 0) {
+		veil_profile_release(&m->prof);
+		rc = VEIL_ELIMIT;
+	}
 	switch (rc) {
 	case 0: return 0;
 	case VEIL_ENOTFOUND:
@@ -126,16 +130,41 @@ void veil_msgr_close(struct veil_msgr *m)
 	veil_profile_release(&m->prof);
 }
 
-int veil_msgr_init_server(struct veil_msgr *m, const char *home, const char *server_url,
-                          const uint8_t *server_key)
+/* Reads --cacert's bundle and uses it for the requests of init; messages in m. */
+static int init_ca(struct veil_msgr *m, const char *path, uint8_t **pem, size_t *len)
+{
+	int rc = veil_profile_ca_read(path, pem, len);
+	switch (rc) {
+	case 0: break;
+	case VEIL_ENOTFOUND: return veil_msgr_fail(m, rc, "no CA file %s", path);
+	case VEIL_ELIMIT:
+		return veil_msgr_fail(m, rc, "the CA file %s is larger than %d bytes", path,
+		                      VEIL_PROFILE_CA_MAX);
+	case VEIL_EPROTO:
+		return veil_msgr_fail(m, rc, "the CA file %s holds no PEM certificate", path);
+	default: return veil_msgr_fail(m, rc, "cannot read the CA file %s", path);
+	}
+	if (veil_dir_set_ca_file(path) != 0) {
+		free(*pem);
+		*pem = NULL;
+		return veil_msgr_fail(m, VEIL_ELIMIT, "the CA file's path is too long");
+	}
+	return 0;
+}
+
+int veil_msgr_init_server_int(struct veil_msgr *m, const char *home,
+                              const struct veil_msgr_init_opts *o, uint8_t **ca_pem, size_t *ca_len)
 {
 	struct veil_dir_provisioning prov;
 	struct veil_profile *p = &m->prof;
+	const char *server_url = o->server_url;
 	char url[VEIL_PROFILE_URL_MAX];
 	int rc;
 
+	*ca_pem = NULL;
+	*ca_len = 0;
 	msgr_defaults(m);
-	size_t ulen = strlen(server_url);
+	size_t ulen = server_url != NULL ? strlen(server_url) : 0;
 	while (ulen > 0 && server_url[ulen - 1] == '/')
 		ulen--;
 	if (ulen == 0 || ulen >= sizeof url)
@@ -145,13 +174,18 @@ int veil_msgr_init_server(struct veil_msgr *m, const char *home, const char *ser
 	if (profile_present(home))
 		return veil_msgr_fail(m, VEIL_EEXIST, "already initialised: %s holds a profile",
 		                      home);
+	if (o->ca_file != NULL && (rc = init_ca(m, o->ca_file, ca_pem, ca_len)) != 0)
+		return rc;
 	/* Before the server is asked for an ID: a profile that cannot be saved orphans it. */
-	if (veil_profile_check_home(home, m->errtext, sizeof m->errtext) != 0)
-		return VEIL_EIO;
-	if ((rc = veil_profile_init(p, home)) != 0)
-		return veil_msgr_fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
-
-	rc = veil_dir_fetch_provisioning(url, NULL, server_key, &prov);
+	if (veil_profile_check_home(home, m->errtext, sizeof m->errtext) != 0) {
+		rc = VEIL_EIO;
+		goto fail;
+	}
+	if ((rc = veil_profile_init(p, home)) != 0) {
+		veil_msgr_fail(m, rc, "cannot prepare the profile: %s", veil_strerror(rc));
+		goto fail;
+	}
+	rc = veil_dir_fetch_provisioning(url, NULL, o->server_key, &prov);
 	if (rc != 0) {
 		if (rc == VEIL_EKEY)
 			veil_msgr_fail(m, rc,
@@ -184,13 +218,20 @@ int veil_msgr_init_server(struct veil_msgr *m, const char *home, const char *ser
 out:
 	if (rc != 0)
 		veil_profile_release(p);
+fail:
+	if (rc != 0) {
+		free(*ca_pem);
+		*ca_pem = NULL;
+	}
 	return rc;
 }
 
-int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url,
-                   const uint8_t *server_key, const char *nickname)
+int veil_msgr_init(struct veil_msgr *m, const char *home, const struct veil_msgr_init_opts *o)
 {
 	struct veil_profile *p = &m->prof;
+	const char *nickname = o->nickname;
+	uint8_t *ca_pem = NULL;
+	size_t ca_len = 0;
 	int rc;
 
 	msgr_defaults(m);
@@ -199,12 +240,12 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 		return veil_msgr_fail(m, VEIL_EINVAL,
 		                      "the nickname must be UTF-8 of at most %d bytes",
 		                      VEIL_PROFILE_NICK_MAX);
-	if ((rc = veil_msgr_init_server(m, home, server_url, server_key)) != 0)
+	if ((rc = veil_msgr_init_server_int(m, home, o, &ca_pem, &ca_len)) != 0)
 		return rc;
 	snprintf(p->nickname, sizeof p->nickname, "%s", nickname ? nickname : "");
 
 	veil_keypair(p->pk, p->sk);
-	rc = veil_dir_create_identity(p->dir_url, p->pk, p->sk, p->id);
+	rc = veil_dir_create_identity(p->dir_url, p->pk, p->sk, o->invite, p->id);
 	if (rc != 0) {
 		if (rc == VEIL_EIO)
 			veil_msgr_fail(m, rc, "cannot reach the directory at %s: %s", p->dir_url,
@@ -215,13 +256,22 @@ int veil_msgr_init(struct veil_msgr *m, const char *home, const char *server_url
 			                                    : veil_strerror(rc));
 		goto out;
 	}
+	/* The CA bundle before profile.json, which marks a finished profile. */
+	if (ca_pem != NULL && (rc = veil_profile_ca_write(p, ca_pem, ca_len)) != 0) {
+		veil_msgr_fail(m, rc, "cannot write the CA file to %s: %s", home,
+		               veil_strerror(rc));
+		goto out;
+	}
 	rc = veil_profile_create(p);
 	if (rc == VEIL_EEXIST)
 		veil_msgr_fail(m, rc, "already initialised: %s holds a profile", home);
 	else if (rc != 0)
 		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
 		               veil_strerror(rc));
+	else if (veil_dir_set_ca_file(p->ca_file) != 0)
+		rc = veil_msgr_fail(m, VEIL_ELIMIT, "the profile's path is too long");
 out:
+	free(ca_pem);
 	if (rc != 0)
 		veil_profile_release(p);
 	return rc;
@@ -345,6 +395,7 @@ static int conn_open_md(struct veil_msgr *m, struct veil_conn *c)
 		return veil_msgr_fail(m, rc, "cannot derive the device group keys");
 	memset(&mp, 0, sizeof mp);
 	mp.url = p->md_url;
+	mp.cacert = p->ca_file[0] != 0 ? p->ca_file : NULL; /* a private CA for wss:// */
 	mp.keys = &k;
 	mp.device_id = p->md_device_id;
 	mp.csp_device_id = p->md_csp_device_id;

@@ -21,6 +21,7 @@
 #define KEY_FILE "key"
 #define PROFILE_FILE "profile.json"
 #define DB_FILE "veil.db"
+#define CA_FILE "ca.pem"
 #define PROFILE_JSON_MAX 65536
 #define PROFILE_VERSION 1
 
@@ -446,6 +447,9 @@ int veil_profile_open(struct veil_profile *p, const char *home)
 		goto out;
 	}
 	p->chat_port = (uint16_t)port;
+	if (file_exists(home, CA_FILE) &&
+	    (rc = path_of(p->ca_file, sizeof p->ca_file, home, CA_FILE)) != 0)
+		goto out;
 
 	if ((rc = read_small(home, KEY_FILE, keyhex, sizeof keyhex, &klen, 1)) != 0) {
 		if (rc == VEIL_ENOTFOUND)
@@ -470,6 +474,63 @@ out:
 	json_decref(o);
 	if (rc != 0)
 		veil_profile_release(p);
+	return rc;
+}
+
+int veil_profile_ca_read(const char *path, uint8_t **pem, size_t *len)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int rc = 0;
+	*pem = NULL;
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? VEIL_ENOTFOUND : VEIL_EIO;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rc = VEIL_EIO;
+		goto out;
+	}
+	if (st.st_size > VEIL_PROFILE_CA_MAX) {
+		rc = VEIL_ELIMIT;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	while (n < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = 0;
+	if (n != (size_t)st.st_size)
+		rc = VEIL_EIO;
+	else if (strstr((const char *)buf, begin) == NULL)
+		rc = VEIL_EPROTO;
+out:
+	close(fd);
+	if (rc != 0) {
+		free(buf);
+		return rc;
+	}
+	*pem = buf;
+	*len = n;
+	return 0;
+}
+
+int veil_profile_ca_write(struct veil_profile *p, const uint8_t *pem, size_t len)
+{
+	int rc = write_atomic(p->home, CA_FILE, pem, len, 0600);
+	if (rc == 0)
+		rc = path_of(p->ca_file, sizeof p->ca_file, p->home, CA_FILE);
 	return rc;
 }
 

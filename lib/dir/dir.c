@@ -27,6 +27,25 @@ static void curl_init(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : VEIL_EIO;
 }
 
+/* Set once before threads start (see veil_dir_set_ca_file); "" = system store. */
+static char ca_file[VEIL_DIR_MAX_CA_PATH];
+
+int veil_dir_set_ca_file(const char *path)
+{
+	if (path == NULL)
+		path = "";
+	size_t n = strlen(path);
+	if (n >= sizeof ca_file)
+		return VEIL_ELIMIT;
+	memcpy(ca_file, path, n + 1);
+	return 0;
+}
+
+const char *veil_dir_ca_file(void)
+{
+	return ca_file[0] != '\0' ? ca_file : NULL;
+}
+
 static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct http_result *r = arg;
@@ -80,6 +99,14 @@ static int http_do(const char *url, const char *post, struct http_result *r)
 	}
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* libcurl's defaults, stated: the certificate and the host name are checked. */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (veil_dir_ca_file() != NULL &&
+	    curl_easy_setopt(c, CURLOPT_CAINFO, veil_dir_ca_file()) != CURLE_OK) {
+		rc = veil_dir_fail(VEIL_EINVAL, "cannot use the CA file %s", veil_dir_ca_file());
+		goto out;
+	}
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)VEIL_DIR_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)VEIL_DIR_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE, (long)VEIL_DIR_MAX_RESPONSE);
@@ -152,7 +179,7 @@ static int success_false(json_t *root, const char *what)
 }
 
 int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_KEY_LEN],
-                             const uint8_t sk[static VEIL_KEY_LEN],
+                             const uint8_t sk[static VEIL_KEY_LEN], const char *invite,
                              uint8_t out_id[static VEIL_ID_LEN])
 {
 	static const char *what = "identity creation";
@@ -164,6 +191,11 @@ int veil_dir_create_identity(const char *dir_url, const uint8_t pk[static VEIL_K
 	if (veil_b64_encode(pk_b64, sizeof pk_b64, pk, VEIL_KEY_LEN) != 0)
 		return veil_dir_fail(VEIL_EINVAL, "bad key");
 	req = json_pack("{s:s}", "publicKey", pk_b64);
+	if (req != NULL && invite != NULL && invite[0] != '\0' &&
+	    json_object_set_new(req, "invite", json_string(invite)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
 	if (req == NULL)
 		return veil_dir_fail(VEIL_ENOMEM, "out of memory");
 	rc = veil_dir_auth_post(dir_url, "identity/create", req, sk, what, NULL, &root);

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "directory.h"
+#include "../config.h"
 #include "contacts.h"
 
 struct veil_dirsvc {
@@ -72,6 +73,25 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 	}
 	const struct veil_server_keys *keys = &d->srv->keys;
 	uint64_t now = veil_now_ms();
+	/* Sign-up control, before the challenge: a refused client learns why at once. */
+	int signup = veil_config_signup(&d->srv->cfg);
+	uint8_t inv_hash[32];
+	if (signup == VEIL_SIGNUP_CLOSED) {
+		veil_http_resp_error(resp, 200, "sign-up is closed on this server",
+		                     "signup-closed");
+		return;
+	}
+	if (signup == VEIL_SIGNUP_INVITE && cr.invite[0] == '\0') {
+		veil_http_resp_error(resp, 200,
+		                     "this server needs an invite code to join (veil init --invite "
+		                     "CODE); ask its operator for one",
+		                     "invite-required");
+		return;
+	}
+	if (signup == VEIL_SIGNUP_INVITE && veil_invite_hash(cr.invite, inv_hash) != 0) {
+		veil_http_resp_error(resp, 200, "that is not an invite code", "invite-invalid");
+		return;
+	}
 	if (!cr.has_token) {
 		uint8_t tok[VEIL_DIRSVC_TOKEN_LEN];
 		if (veil_dirsvc_token_issue(keys, ep_create, cr.pk, now, tok) != 0) {
@@ -108,8 +128,31 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 		veil_http_resp_error(resp, 500, "store error", NULL);
 		return;
 	}
+	if (signup == VEIL_SIGNUP_INVITE) {
+		rc = veil_store_invite_use(d->srv->store, inv_hash, now);
+		if (rc != 0) {
+			if (rc == VEIL_ENOTFOUND)
+				veil_http_resp_error(resp, 200, "unknown or revoked invite code",
+				                     "invite-invalid");
+			else if (rc == VEIL_ETIMEOUT)
+				veil_http_resp_error(resp, 200, "this invite code has expired",
+				                     "invite-expired");
+			else if (rc == VEIL_ELIMIT)
+				veil_http_resp_error(resp, 200, "this invite code has been used up",
+				                     "invite-used");
+			else
+				veil_http_resp_error(resp, 500, "store error", NULL);
+			return;
+		}
+	}
 	struct veil_identity_rec rec;
 	rc = veil_store_identity_create(d->srv->store, cr.pk, &rec);
+	/* No new identity (a known key, or a store error): the invite's use goes back. */
+	if (rc != 0 && signup == VEIL_SIGNUP_INVITE &&
+	    veil_store_invite_unuse(d->srv->store, inv_hash) != 0)
+		veil_log_warn("directory: cannot give an invite's use back");
+	if (rc == 0)
+		veil_log_info("directory: sign-up (%s)", veil_signup_name(signup));
 	if (rc != 0 && rc != VEIL_EEXIST) {
 		veil_http_resp_error(resp, 500, "store error", NULL);
 		return;

@@ -43,8 +43,21 @@
 int veil_dirsvc_register(struct veil_http *h, struct veil_server *srv);
 
 /* A parsed identity/create request. */
+/* Invite codes (invite.c). */
+#define VEIL_INVITE_CODE_LEN 20 /* characters of a code, without the dashes */
+#define VEIL_INVITE_TEXT_MAX 64 /* longest code text accepted (dashes, spaces) */
+/*
+ * The hash the store keeps of a code (case, dashes and spaces ignored): 0,
+ * or VEIL_EINVAL if code is not a well-formed invite code.
+ */
+int veil_invite_hash(const char *code, uint8_t hash[static 32]);
+/* A new random code, "XXXXX-XXXXX-XXXXX-XXXXX", and its hash. */
+int veil_invite_code_new(char out[static VEIL_INVITE_TEXT_MAX + 1], uint8_t hash[static 32]);
+
 struct veil_dirsvc_create_req {
 	uint8_t pk[VEIL_KEY_LEN];
+	/* A Veil addition: the invite code, "" if none was sent */
+	char invite[VEIL_INVITE_TEXT_MAX + 1];
 	int has_token; /* phase 2: token and response are set */
 	uint8_t token[VEIL_DIRSVC_MAX_TOKEN];
 	size_t token_len;

@@ -72,6 +72,16 @@ int veil_dirsvc_parse_create(const uint8_t *body, size_t len, struct veil_dirsvc
 	               "missing field publicKey", "publicKey must be 32 bytes in base64");
 	if (rc != 0)
 		goto out;
+	json_t *inv = json_object_get(root, "invite");
+	if (inv != NULL) {
+		if (!json_is_string(inv) || json_string_length(inv) > VEIL_INVITE_TEXT_MAX ||
+		    strlen(json_string_value(inv)) != json_string_length(inv)) {
+			*why = "invite must be a string of at most 64 characters";
+			rc = VEIL_EPROTO;
+			goto out;
+		}
+		memcpy(out->invite, json_string_value(inv), json_string_length(inv) + 1);
+	}
 
 	json_t *tok = json_object_get(root, "token");
 	json_t *resp = json_object_get(root, "response");

@@ -11,8 +11,12 @@
  *   chat           {hostname, ports: [port], publicKey: base64 X25519 key}
  *   directory      {url: base URL of the directory, ending with "/"}
  *   blob           {uploadUrl, downloadUrl, doneUrl} (with a data directory)
- *   mediator       {url: ws:// base URL of the mediator, ending with "/"}
- *   rendezvous     {url: ws:// base URL of the rendezvous relay, ending with "/"}
+ *   mediator       {url: ws(s):// base URL of the mediator, ending with "/"}
+ *   rendezvous     {url: ws(s):// base URL of the rendezvous relay, ending with "/"}
+ *
+ * Clients use exactly these endpoints after their first fetch, so they
+ * name the services as clients reach them: below --public-url (a TLS proxy,
+ * say) and at --public-chat when set, else at the listeners themselves.
  *
  * OPPF's mediator entry also has a blob mirror, which Veil does not run
  * yet; it is omitted, as are services that do not exist yet (safe...),
@@ -36,36 +40,84 @@ static void url_host(char *out, size_t cap, const char *host)
 		snprintf(out, cap, "%s", host);
 }
 
+/*
+ * The host of a URL that veil_config_parse_public_url accepted, without an
+ * IPv6 literal's brackets.
+ */
+static int url_hostname(char *out, size_t cap, const char *url)
+{
+	const char *h = strstr(url, "://");
+	if (h == NULL)
+		return VEIL_EINVAL;
+	h += 3;
+	size_t n;
+	if (*h == '[') {
+		h++;
+		n = strcspn(h, "]");
+	} else {
+		n = strcspn(h, ":/");
+	}
+	if (n == 0 || n >= cap)
+		return VEIL_EINVAL;
+	memcpy(out, h, n);
+	out[n] = '\0';
+	return 0;
+}
+
 int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
                                    struct veil_buf *out)
 {
 	const struct veil_config *cfg = &srv->cfg;
-	const char *host = cfg->public_host[0] != '\0' ? cfg->public_host : cfg->listen;
-	char uhost[300], dir_url[400], blob_up[400], blob_down[400], blob_done[400];
-	char md_url[400], rdv_url[400];
+	char url_name[256];
+	const char *host = cfg->listen;
+	if (cfg->public_host[0] != '\0')
+		host = cfg->public_host;
+	else if (cfg->public_url[0] != '\0' &&
+	         url_hostname(url_name, sizeof url_name, cfg->public_url) == 0)
+		host = url_name;
+	const char *chat_host = cfg->public_chat_host[0] != '\0' ? cfg->public_chat_host : host;
+	unsigned chat_port = cfg->public_chat_port != 0 ? cfg->public_chat_port : cfg->chat_port;
+	char uhost[300], base[VEIL_PUBLIC_URL_MAX + 16];
+	char dir_url[VEIL_PUBLIC_URL_MAX + 48], blob_up[VEIL_PUBLIC_URL_MAX + 48];
+	char blob_down[VEIL_PUBLIC_URL_MAX + 48], blob_done[VEIL_PUBLIC_URL_MAX + 48];
+	char md_url[VEIL_PUBLIC_URL_MAX + 48], rdv_url[VEIL_PUBLIC_URL_MAX + 48];
 	char sign_b64[VEIL_B64_LEN(32)], csp_b64[VEIL_B64_LEN(32)];
 	char sig_b64[VEIL_B64_LEN(crypto_sign_BYTES)];
 	uint8_t sig[crypto_sign_BYTES];
 	char *text = NULL;
 	int rc = VEIL_EPROTO;
 
-	url_host(uhost, sizeof uhost, host);
-	snprintf(dir_url, sizeof dir_url, "http://%s:%u/directory/", uhost, (unsigned)port);
+	/* Every HTTP endpoint below one base: the public URL, else the listener itself. */
+	if (cfg->public_url[0] != '\0') {
+		snprintf(base, sizeof base, "%s", cfg->public_url);
+	} else {
+		url_host(uhost, sizeof uhost,
+		         cfg->public_host[0] != '\0' ? cfg->public_host : cfg->listen);
+		snprintf(base, sizeof base, "http://%s:%u", uhost, (unsigned)port);
+	}
+	snprintf(dir_url, sizeof dir_url, "%s/directory/", base);
 	/* The blob service (srv/blob), with OPPF's {blobId} placeholder. */
-	snprintf(blob_up, sizeof blob_up, "http://%s:%u/blob/upload", uhost, (unsigned)port);
-	snprintf(blob_down, sizeof blob_down, "http://%s:%u/blob/{blobId}", uhost, (unsigned)port);
-	snprintf(blob_done, sizeof blob_done, "http://%s:%u/blob/{blobId}/done", uhost,
-	         (unsigned)port);
-	/* The WebSocket services (srv/mediator, srv/rendezvous) on the same listener. */
-	snprintf(md_url, sizeof md_url, "ws://%s:%u/mediator/", uhost, (unsigned)port);
-	snprintf(rdv_url, sizeof rdv_url, "ws://%s:%u/rendezvous/", uhost, (unsigned)port);
+	snprintf(blob_up, sizeof blob_up, "%s/blob/upload", base);
+	snprintf(blob_down, sizeof blob_down, "%s/blob/{blobId}", base);
+	snprintf(blob_done, sizeof blob_done, "%s/blob/{blobId}/done", base);
+	/*
+	 * The WebSocket services (srv/mediator, srv/rendezvous) on the same
+	 * listener, below the same base: ws for http, wss for https.
+	 */
+	{
+		int tls = strncmp(base, "https://", 8) == 0;
+		const char *rest = base + (tls ? 8 : strncmp(base, "http://", 7) == 0 ? 7 : 0);
+		snprintf(md_url, sizeof md_url, "%s%s/mediator/", tls ? "wss://" : "ws://", rest);
+		snprintf(rdv_url, sizeof rdv_url, "%s%s/rendezvous/", tls ? "wss://" : "ws://",
+		         rest);
+	}
 	if (veil_b64_encode(sign_b64, sizeof sign_b64, srv->keys.sign_pk, 32) != 0 ||
 	    veil_b64_encode(csp_b64, sizeof csp_b64, srv->keys.csp_pk, VEIL_KEY_LEN) != 0)
 		goto out;
 	json_t *doc = json_pack(
 	    "{s:s, s:s, s:i, s:s, s:{s:s, s:[i], s:s}, s:{s:s}}", "version", "1.0", "signatureKey",
 	    sign_b64, "refresh", VEIL_DIRSVC_OPPF_REFRESH, "serverName", host, "chat", "hostname",
-	    host, "ports", (int)cfg->chat_port, "publicKey", csp_b64, "directory", "url", dir_url);
+	    chat_host, "ports", (int)chat_port, "publicKey", csp_b64, "directory", "url", dir_url);
 	if (doc != NULL && cfg->data_dir[0] != '\0' &&
 	    json_object_set_new(doc, "blob",
 	                        json_pack("{s:s, s:s, s:s}", "uploadUrl", blob_up, "downloadUrl",

@@ -25,6 +25,7 @@
 
 #include "http.h"
 #include "http_int.h"
+#include "forwarded.h"
 #include "../limit/connlimit.h"
 #include "../blob/blob.h"
 #include "../directory/directory.h"
@@ -77,6 +78,9 @@ struct veil_http {
 	/* Per-address connection limits; refusals counted for the next log line. */
 	struct veil_connlimit *conns;
 	uint64_t refused_open, refused_rate, refused_log_ms;
+	/* --trusted-proxy: their connections are not limited, their headers name the client */
+	struct veil_cidr trusted[VEIL_MAX_TRUSTED_PROXIES];
+	size_t ntrusted;
 };
 
 enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND };
@@ -283,6 +287,38 @@ static void too_large(struct lws *wsi, struct http_pss *ps)
 	respond(wsi, ps);
 }
 
+/* A request header of up to VEIL_HTTP_FORWARDED_MAX bytes, or "" (absent, longer). */
+static void forwarded_header(struct lws *wsi, enum lws_token_indexes tok, const char *custom,
+                             char *out, int cap)
+{
+	int n = custom != NULL ? lws_hdr_custom_length(wsi, custom, (int)strlen(custom))
+	                       : lws_hdr_total_length(wsi, tok);
+	out[0] = '\0';
+	if (n <= 0 || n >= cap)
+		return;
+	n = custom != NULL ? lws_hdr_custom_copy(wsi, out, cap, custom, (int)strlen(custom))
+	                   : lws_hdr_copy(wsi, out, cap, tok);
+	if (n < 0)
+		out[0] = '\0';
+}
+
+void http_client_addr(struct lws *wsi, char *out, size_t cap)
+{
+	struct veil_http *h = lws_context_user(lws_get_context(wsi));
+	char peer[VEIL_HTTP_CLIENT_LEN];
+	char xff[VEIL_HTTP_FORWARDED_MAX + 1], fwd[VEIL_HTTP_FORWARDED_MAX + 1];
+	if (lws_get_peer_simple(wsi, peer, sizeof peer) == NULL)
+		snprintf(peer, sizeof peer, "unknown");
+	xff[0] = fwd[0] = '\0';
+	if (h != NULL && h->ntrusted > 0 && veil_cidr_match_text(h->trusted, h->ntrusted, peer)) {
+		forwarded_header(wsi, WSI_TOKEN_X_FORWARDED_FOR, NULL, xff, sizeof xff);
+		if (xff[0] == '\0')
+			forwarded_header(wsi, WSI_TOKEN_COUNT, "forwarded:", fwd, sizeof fwd);
+	}
+	veil_http_forwarded_client(h != NULL ? h->trusted : NULL, h != NULL ? h->ntrusted : 0, peer,
+	                           xff, fwd, out, cap);
+}
+
 /* Takes a token for the client from every limit over the path; 0, or -1 if one is empty. */
 static int over_limit(struct veil_http *h, const struct http_pss *ps)
 {
@@ -339,8 +375,7 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 		return 0;
 	}
 	snprintf(ps->method, sizeof ps->method, "%s", m);
-	if (lws_get_peer_simple(wsi, ps->client, sizeof ps->client) == NULL)
-		snprintf(ps->client, sizeof ps->client, "unknown");
+	http_client_addr(wsi, ps->client, sizeof ps->client);
 
 	if (uri == NULL || ulen >= sizeof ps->path) {
 		veil_http_resp_error(&ps->resp, 414, "URI too long", NULL);
@@ -556,6 +591,10 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 static int filter_connection(struct veil_http *h, const struct lws_filter_network_conn_args *a)
 {
 	uint64_t now = veil_mono_ms();
+	/* A trusted proxy carries many clients: its connections are not capped. */
+	if (veil_cidr_match_sa(h->trusted, h->ntrusted, (const struct sockaddr *)&a->cli_addr,
+	                       a->clilen))
+		return 0;
 	int rc =
 	    veil_connlimit_check(h->conns, (const struct sockaddr *)&a->cli_addr, a->clilen, now);
 	if (rc == 0)
@@ -582,7 +621,8 @@ static void count_connection(struct veil_http *h, struct lws *wsi)
 	socklen_t sl = sizeof ss;
 	uintptr_t token = 0;
 	int fd = lws_get_socket_fd(wsi);
-	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    veil_cidr_match_sa(h->trusted, h->ntrusted, (struct sockaddr *)&ss, sl))
 		return;
 	if (veil_connlimit_open(h->conns, (struct sockaddr *)&ss, sl, &token) == 0)
 		lws_set_opaque_user_data(wsi, (void *)token);
@@ -716,6 +756,8 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	if (h == NULL)
 		return VEIL_ENOMEM;
 	h->max_body = srv->cfg.http_max_body ? srv->cfg.http_max_body : VEIL_HTTP_DEFAULT_MAX_BODY;
+	h->ntrusted = srv->cfg.n_trusted_proxies;
+	memcpy(h->trusted, srv->cfg.trusted_proxies, sizeof h->trusted);
 	int rc = veil_connlimit_new(&h->conns, srv->cfg.http_conn_per_addr,
 	                            srv->cfg.http_conn_rate_per_min, VEIL_HTTP_MAX_FDS);
 	if (rc != 0) {

@@ -3,10 +3,12 @@
  * thread with lws's default poll loop, and a small prefix router in front of
  * the services that speak HTTP (directory, provisioning document).
  *
- * TLS is a reverse proxy's job for now: the listener binds to loopback by
- * default and a proxy in front terminates TLS. Behind a proxy every request
- * comes from the proxy's address, so the per-address rate limit then limits
- * the proxy as a whole.
+ * TLS is a reverse proxy's job: the listener binds to loopback by default
+ * and a proxy in front terminates TLS. Behind a proxy every request comes
+ * from the proxy's address; with the proxy's address in --trusted-proxy the
+ * per-address limits count the client its X-Forwarded-For / Forwarded
+ * header names instead (forwarded.h), and the proxy's own connections are
+ * not capped.
  *
  * Threading: handlers run on the HTTP thread, one at a time. They may call
  * the store's synchronous functions (identity, token) but must not block on

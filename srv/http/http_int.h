@@ -32,6 +32,12 @@ struct http_ws_table {
 int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback_reasons reason,
                      struct veil_http_ws **slot, void *in, size_t len, int *handled);
 
+/*
+ * The address of the client of wsi's request, a key for limits (never to be
+ * logged): the peer's, or with --trusted-proxy the one its X-Forwarded-For /
+ * Forwarded header names (forwarded.h).
+ */
+void http_client_addr(struct lws *wsi, char *out, size_t cap);
 /* The callback of the raw-socket protocol (VEIL_HTTP_RAW_PROTOCOL). */
 int http_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len);

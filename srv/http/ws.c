@@ -143,8 +143,7 @@ static int ws_filter(struct http_ws_table *t, struct lws *wsi, struct veil_http_
 		}
 	if (r == NULL || *slot != NULL)
 		return -1;
-	if (lws_get_peer_simple(wsi, client, sizeof client) == NULL)
-		snprintf(client, sizeof client, "unknown");
+	http_client_addr(wsi, client, sizeof client);
 	struct veil_http_ws *c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return -1;

@@ -129,6 +129,16 @@ static const char *const migrations[] = {
     " since_ms BIGINT NOT NULL,"
     " gen BIGINT NOT NULL);"
     "CREATE INDEX sessions_by_gen ON sessions(gen);",
+    /* 3 -> 4: invite codes, by the hash of the code */
+    "CREATE TABLE invites ("
+    " hash BYTEA PRIMARY KEY,"
+    " handle TEXT COLLATE \"C\" NOT NULL,"
+    " uses BIGINT NOT NULL,"
+    " used BIGINT NOT NULL DEFAULT 0,"
+    " created_ms BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " revoked BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX invites_handle ON invites(handle);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -175,6 +185,12 @@ enum pg_stmt {
 	ST_REVKEY_GET,
 	ST_NOTIFY_PUT,
 	ST_SESSION_CLAIM,
+	ST_INV_PUT,
+	ST_INV_USE,
+	ST_INV_GET,
+	ST_INV_UNUSE,
+	ST_INV_LIST,
+	ST_INV_REVOKE,
 	ST_COUNT
 };
 
@@ -267,6 +283,16 @@ static const char *const stmt_sql[ST_COUNT] = {
         "node_id = excluded.node_id, since_ms = excluded.since_ms, gen = excluded.gen "
         "RETURNING gen) SELECT u.gen FROM u, pg_notify('veil_session', $2::text || $1::text "
         "|| u.gen::text)",
+    [ST_INV_PUT] = "INSERT INTO invites (hash, handle, uses, used, created_ms, expires_ms, "
+                   "revoked) VALUES ($1::bytea, $2::text, $3::int8, 0, $4::int8, $5::int8, 0)",
+    /* One statement, so that two nodes never take the last use both. */
+    [ST_INV_USE] = "UPDATE invites SET used = used + 1 WHERE hash = $1::bytea AND revoked = 0 "
+                   "AND used < uses AND (expires_ms = 0 OR expires_ms > $2::int8)",
+    [ST_INV_GET] = "SELECT uses, used, expires_ms, revoked FROM invites WHERE hash = $1::bytea",
+    [ST_INV_UNUSE] = "UPDATE invites SET used = used - 1 WHERE hash = $1::bytea AND used > 0",
+    [ST_INV_LIST] = "SELECT hash, handle, uses, used, created_ms, expires_ms, revoked "
+                    "FROM invites ORDER BY created_ms, handle LIMIT $1::int8",
+    [ST_INV_REVOKE] = "UPDATE invites SET revoked = 1 WHERE handle = $1::text AND revoked = 0",
 };
 
 struct pg_conn {
@@ -1629,6 +1655,129 @@ static int pg_revocation_get(void *be, const uint8_t id[static VEIL_ID_LEN],
 	return rc;
 }
 
+/* --- invite codes --- */
+
+static int pg_invite_put(void *be, const struct veil_invite_rec *r)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	p_bytes(&p, r->hash, 32);
+	p_bytes(&p, r->handle, strlen(r->handle));
+	p_u64(&p, r->uses);
+	p_u64(&p, r->created_ms);
+	p_u64(&p, r->expires_ms);
+	pthread_mutex_lock(&b->mu);
+	int rc = run_done(&b->sy, ST_INV_PUT, &p, NULL);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_invite_use(void *be, const uint8_t hash[static 32], uint64_t now_ms)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_bytes(&p, hash, 32);
+	p_u64(&p, now_ms);
+	pthread_mutex_lock(&b->mu);
+	int rc = run_done(&b->sy, ST_INV_USE, &p, &n);
+	if (rc == 0 && n == 0) {
+		/* Not taken: say why. */
+		p = (struct pg_params){0};
+		p_bytes(&p, hash, 32);
+		PGresult *r = run(&b->sy, ST_INV_GET, &p, &rc);
+		if (r != NULL) {
+			uint64_t uses = 0, used = 0, exp = 0, revoked = 0;
+			if (PQntuples(r) == 0)
+				rc = VEIL_ENOTFOUND;
+			else if ((rc = col_u64(r, 0, 0, &uses)) == 0 &&
+			         (rc = col_u64(r, 0, 1, &used)) == 0 &&
+			         (rc = col_u64(r, 0, 2, &exp)) == 0 &&
+			         (rc = col_u64(r, 0, 3, &revoked)) == 0) {
+				if (revoked != 0)
+					rc = VEIL_ENOTFOUND;
+				else if (exp != 0 && exp <= now_ms)
+					rc = VEIL_ETIMEOUT;
+				else
+					rc =
+					    VEIL_ELIMIT; /* used up, maybe by another node just now */
+			}
+			PQclear(r);
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_invite_unuse(void *be, const uint8_t hash[static 32])
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	p_bytes(&p, hash, 32);
+	pthread_mutex_lock(&b->mu);
+	int rc = run_done(&b->sy, ST_INV_UNUSE, &p, NULL);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_invite_list(void *be, struct veil_invite_rec **out, size_t *n)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	struct veil_invite_rec *v = NULL;
+	int rc;
+	p_u64(&p, VEIL_STORE_MAX_INVITES);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, ST_INV_LIST, &p, &rc);
+	if (r == NULL && rc == VEIL_EIO && b->sy.lost)
+		r = run(&b->sy, ST_INV_LIST, &p, &rc);
+	size_t cnt = r != NULL ? (size_t)PQntuples(r) : 0;
+	if (r != NULL && cnt > 0) {
+		v = calloc(cnt, sizeof *v);
+		if (v == NULL)
+			rc = VEIL_ENOMEM;
+		for (size_t i = 0; i < cnt && rc == 0; i++) {
+			uint64_t uses, used, revoked;
+			struct veil_invite_rec *e = &v[i];
+			if ((rc = col_fixed(r, (int)i, 0, e->hash, 32)) == 0 &&
+			    (rc = col_fixed(r, (int)i, 1, e->handle,
+			                    VEIL_STORE_INVITE_HANDLE_LEN)) == 0 &&
+			    (rc = col_u64(r, (int)i, 2, &uses)) == 0 &&
+			    (rc = col_u64(r, (int)i, 3, &used)) == 0 &&
+			    (rc = col_u64(r, (int)i, 4, &e->created_ms)) == 0 &&
+			    (rc = col_u64(r, (int)i, 5, &e->expires_ms)) == 0 &&
+			    (rc = col_u64(r, (int)i, 6, &revoked)) == 0) {
+				e->uses = (uint32_t)uses;
+				e->used = (uint32_t)used;
+				e->revoked = revoked != 0;
+			}
+		}
+	}
+	PQclear(r);
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int pg_invite_revoke(void *be, const char *handle)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_bytes(&p, handle, strlen(handle));
+	pthread_mutex_lock(&b->mu);
+	int rc = run_done(&b->sy, ST_INV_REVOKE, &p, &n);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == 0 && n == 0)
+		rc = VEIL_ENOTFOUND;
+	return rc;
+}
+
 static int pg_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
 {
 	struct pg_backend *b = be;
@@ -1705,5 +1854,10 @@ const struct veil_store_ops veil_store_pg_ops = {
     .s_revocation_set = pg_revocation_set,
     .s_revocation_get = pg_revocation_get,
     .s_identity_revoke = pg_identity_revoke,
+    .s_invite_put = pg_invite_put,
+    .s_invite_use = pg_invite_use,
+    .s_invite_unuse = pg_invite_unuse,
+    .s_invite_list = pg_invite_list,
+    .s_invite_revoke = pg_invite_revoke,
     .s_session_claim = pg_session_claim,
 };

@@ -88,6 +88,16 @@ static const char *const migrations[] = {
     " id TEXT PRIMARY KEY REFERENCES identities(id),"
     " rkey BLOB NOT NULL,"
     " changed_ms INTEGER NOT NULL);",
+    /* 2 -> 3: invite codes, by the hash of the code */
+    "CREATE TABLE invites ("
+    " hash BLOB PRIMARY KEY,"
+    " handle TEXT NOT NULL,"
+    " uses INTEGER NOT NULL,"
+    " used INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX invites_handle ON invites(handle);",
 };
 #define SQ_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -129,6 +139,12 @@ enum sq_stmt {
 	ST_LINK_FIND_PRF,
 	ST_REVKEY_SET,
 	ST_REVKEY_GET,
+	ST_INV_PUT,
+	ST_INV_USE,
+	ST_INV_GET,
+	ST_INV_UNUSE,
+	ST_INV_LIST,
+	ST_INV_REVOKE,
 	ST_COUNT
 };
 
@@ -191,6 +207,15 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "FROM identities WHERE id = ?1 ON CONFLICT (id) DO UPDATE "
                       "SET rkey = excluded.rkey, changed_ms = excluded.changed_ms",
     [ST_REVKEY_GET] = "SELECT rkey, changed_ms FROM revocation_keys WHERE id = ?1",
+    [ST_INV_PUT] = "INSERT INTO invites (hash, handle, uses, used, created_ms, expires_ms, "
+                   "revoked) VALUES (?1, ?2, ?3, 0, ?4, ?5, 0)",
+    [ST_INV_USE] = "UPDATE invites SET used = used + 1 WHERE hash = ?1 AND revoked = 0 "
+                   "AND used < uses AND (expires_ms = 0 OR expires_ms > ?2)",
+    [ST_INV_GET] = "SELECT uses, used, expires_ms, revoked FROM invites WHERE hash = ?1",
+    [ST_INV_UNUSE] = "UPDATE invites SET used = used - 1 WHERE hash = ?1 AND used > 0",
+    [ST_INV_LIST] = "SELECT hash, handle, uses, used, created_ms, expires_ms, revoked "
+                    "FROM invites ORDER BY created_ms, handle LIMIT ?1",
+    [ST_INV_REVOKE] = "UPDATE invites SET revoked = 1 WHERE handle = ?1 AND revoked = 0",
 };
 
 struct sq_conn {
@@ -1509,6 +1534,140 @@ static int sq_revocation_get(void *be, const uint8_t id[static VEIL_ID_LEN],
 	return rc;
 }
 
+/* --- invite codes --- */
+
+static int sq_invite_put(void *be, const struct veil_invite_rec *r)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_INV_PUT);
+	sqlite3_bind_blob(st, 1, r->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->handle, -1, SQLITE_STATIC);
+	bind_u64(st, 3, r->uses);
+	bind_u64(st, 4, r->created_ms);
+	bind_u64(st, 5, r->expires_ms);
+	int rc = sqlite3_step(st);
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return VEIL_EEXIST;
+	return rc == SQLITE_DONE ? 0 : sq_err(rc);
+}
+
+static int sq_invite_use(void *be, const uint8_t hash[static 32], uint64_t now_ms)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_INV_USE);
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	bind_u64(st, 2, now_ms);
+	int rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0) {
+		/* Not taken: say why. */
+		st = stmt(&b->sy, ST_INV_GET);
+		sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+		int s = sqlite3_step(st);
+		if (s == SQLITE_ROW) {
+			uint64_t uses = col_u64(st, 0), used = col_u64(st, 1), exp = col_u64(st, 2);
+			if (sqlite3_column_int(st, 3) != 0)
+				rc = VEIL_ENOTFOUND;
+			else if (exp != 0 && exp <= now_ms)
+				rc = VEIL_ETIMEOUT;
+			else if (used >= uses)
+				rc = VEIL_ELIMIT;
+			else
+				rc =
+				    VEIL_EIO; /* changed between the two statements: cannot happen under mu */
+		} else {
+			rc = s == SQLITE_DONE ? VEIL_ENOTFOUND : sq_err(s);
+		}
+		done(st);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_invite_unuse(void *be, const uint8_t hash[static 32])
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_INV_UNUSE);
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	int rc = exec_done(st);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_invite_list(void *be, struct veil_invite_rec **out, size_t *n)
+{
+	struct sq_backend *b = be;
+	struct veil_invite_rec *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc = 0;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_INV_LIST);
+	bind_u64(st, 1, VEIL_STORE_MAX_INVITES);
+	for (;;) {
+		int s = sqlite3_step(st);
+		if (s == SQLITE_DONE)
+			break;
+		if (s != SQLITE_ROW) {
+			rc = sq_err(s);
+			break;
+		}
+		if (cnt == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct veil_invite_rec *nv = realloc(v, nc * sizeof *v);
+			if (nv == NULL) {
+				rc = VEIL_ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		struct veil_invite_rec *r = &v[cnt];
+		memset(r, 0, sizeof *r);
+		const unsigned char *h = sqlite3_column_text(st, 1);
+		if (sqlite3_column_bytes(st, 0) != 32 || h == NULL ||
+		    sqlite3_column_bytes(st, 1) != VEIL_STORE_INVITE_HANDLE_LEN) {
+			rc = VEIL_EIO;
+			break;
+		}
+		memcpy(r->hash, sqlite3_column_blob(st, 0), 32);
+		memcpy(r->handle, h, VEIL_STORE_INVITE_HANDLE_LEN);
+		r->uses = (uint32_t)col_u64(st, 2);
+		r->used = (uint32_t)col_u64(st, 3);
+		r->created_ms = col_u64(st, 4);
+		r->expires_ms = col_u64(st, 5);
+		r->revoked = sqlite3_column_int(st, 6) != 0;
+		cnt++;
+	}
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0) {
+		free(v);
+		return rc;
+	}
+	*out = cnt > 0 ? v : NULL;
+	if (cnt == 0)
+		free(v);
+	*n = cnt;
+	return 0;
+}
+
+static int sq_invite_revoke(void *be, const char *handle)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_INV_REVOKE);
+	sqlite3_bind_text(st, 1, handle, -1, SQLITE_STATIC);
+	int rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+		rc = VEIL_ENOTFOUND;
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
 static int sq_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
 {
 	struct sq_backend *b = be;
@@ -1688,4 +1847,9 @@ const struct veil_store_ops veil_store_sqlite_ops = {
     .s_revocation_set = sq_revocation_set,
     .s_revocation_get = sq_revocation_get,
     .s_identity_revoke = sq_identity_revoke,
+    .s_invite_put = sq_invite_put,
+    .s_invite_use = sq_invite_use,
+    .s_invite_unuse = sq_invite_unuse,
+    .s_invite_list = sq_invite_list,
+    .s_invite_revoke = sq_invite_revoke,
 };

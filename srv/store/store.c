@@ -724,3 +724,40 @@ int veil_store_identity_revoke(struct veil_store *s, const uint8_t id[static VEI
 {
 	return s->ops->s_identity_revoke(s->be, id);
 }
+
+int veil_store_invite_put(struct veil_store *s, const struct veil_invite_rec *r)
+{
+	struct veil_invite_rec c = *r;
+	if (c.uses == 0 || c.uses > VEIL_STORE_INVITE_MAX_USES)
+		return VEIL_EINVAL;
+	if (veil_hex_encode(c.handle, sizeof c.handle, c.hash, VEIL_STORE_INVITE_HANDLE_LEN / 2) !=
+	    0)
+		return VEIL_EINVAL;
+	c.used = 0;
+	c.revoked = false;
+	return s->ops->s_invite_put(s->be, &c);
+}
+
+int veil_store_invite_use(struct veil_store *s, const uint8_t hash[static 32], uint64_t now_ms)
+{
+	return s->ops->s_invite_use(s->be, hash, now_ms);
+}
+
+int veil_store_invite_unuse(struct veil_store *s, const uint8_t hash[static 32])
+{
+	return s->ops->s_invite_unuse(s->be, hash);
+}
+
+int veil_store_invite_list(struct veil_store *s, struct veil_invite_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return s->ops->s_invite_list(s->be, out, n);
+}
+
+int veil_store_invite_revoke(struct veil_store *s, const char *handle)
+{
+	if (strlen(handle) != VEIL_STORE_INVITE_HANDLE_LEN)
+		return VEIL_ENOTFOUND;
+	return s->ops->s_invite_revoke(s->be, handle);
+}

@@ -269,6 +269,42 @@ int veil_store_revocation_get(struct veil_store *s, const uint8_t id[static VEIL
 int veil_store_identity_revoke(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN]);
 
 /*
+ * --- invite codes (sign-up control, --signup invite) ---
+ *
+ * The store keeps only a hash of each code. An invite may be used `uses`
+ * times until expires_ms (0 = never), unless revoked.
+ */
+#define VEIL_STORE_INVITE_HANDLE_LEN 12 /* hex digits of the hash's start */
+#define VEIL_STORE_MAX_INVITES 10000    /* most invites invite_list returns */
+#define VEIL_STORE_INVITE_MAX_USES 1000000
+struct veil_invite_rec {
+	uint8_t hash[32]; /* veil_invite_hash of the code */
+	/* the hash's first bytes in hex: names the invite in list and revoke */
+	char handle[VEIL_STORE_INVITE_HANDLE_LEN + 1];
+	uint32_t uses, used;
+	uint64_t created_ms;
+	uint64_t expires_ms; /* 0 = never */
+	bool revoked;
+};
+/* Stores a new invite (r->handle is derived from r->hash). VEIL_EEXIST if the hash is known. */
+int veil_store_invite_put(struct veil_store *s, const struct veil_invite_rec *r);
+/*
+ * Takes one use of the invite with this hash at now_ms, atomically: 0, or
+ * VEIL_ENOTFOUND (unknown or revoked), VEIL_ETIMEOUT (expired), VEIL_ELIMIT
+ * (every use taken).
+ */
+int veil_store_invite_use(struct veil_store *s, const uint8_t hash[static 32], uint64_t now_ms);
+/* Gives back a use taken with invite_use (the sign-up failed after it). */
+int veil_store_invite_unuse(struct veil_store *s, const uint8_t hash[static 32]);
+/*
+ * Every invite, oldest first, at most VEIL_STORE_MAX_INVITES: *out is
+ * malloc'd (free(*out)), NULL when *n is 0.
+ */
+int veil_store_invite_list(struct veil_store *s, struct veil_invite_rec **out, size_t *n);
+/* Revokes the invites whose handle is handle: 0, or VEIL_ENOTFOUND if none was live. */
+int veil_store_invite_revoke(struct veil_store *s, const char *handle);
+
+/*
  * --- message queue (asynchronous, group-committed) ---
  *
  * Each queueing call returns 0 when the job was queued, and then its

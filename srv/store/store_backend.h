@@ -87,6 +87,12 @@ struct veil_store_ops {
 	int (*s_revocation_get)(void *be, const uint8_t id[static VEIL_ID_LEN],
 	                        uint8_t key[static VEIL_STORE_REVKEY_LEN], uint64_t *changed_ms);
 	int (*s_identity_revoke)(void *be, const uint8_t id[static VEIL_ID_LEN]);
+	/* Invite codes (see store.h). */
+	int (*s_invite_put)(void *be, const struct veil_invite_rec *r);
+	int (*s_invite_use)(void *be, const uint8_t hash[static 32], uint64_t now_ms);
+	int (*s_invite_unuse)(void *be, const uint8_t hash[static 32]);
+	int (*s_invite_list)(void *be, struct veil_invite_rec **out, size_t *n);
+	int (*s_invite_revoke)(void *be, const char *handle);
 	/* Optional (NULL: *gen stays 0). */
 	int (*s_session_claim)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *gen);
 };

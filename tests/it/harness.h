@@ -164,7 +164,7 @@ struct it_user {
 static inline int it_register(struct it_server *srv, struct it_user *u)
 {
 	veil_keypair(u->pk, u->sk);
-	return veil_dir_create_identity(srv->dir_url, u->pk, u->sk, u->id);
+	return veil_dir_create_identity(srv->dir_url, u->pk, u->sk, NULL, u->id);
 }
 
 /* A blocking CSP connection built directly on lib/csp. */

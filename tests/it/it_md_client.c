@@ -52,6 +52,12 @@ static int find(const struct seen *s, const char *text)
 	return -1;
 }
 
+static int init_user(struct dev *d, const char *nick)
+{
+	struct veil_msgr_init_opts o = {.server_url = srv.http_url, .nickname = nick};
+	return veil_msgr_init(&d->m, d->home, &o);
+}
+
 static int recv_all(struct dev *d, struct seen *s)
 {
 	memset(s, 0, sizeof *s);
@@ -87,8 +93,8 @@ static int t_setup(void)
 {
 	snprintf(a1.home, sizeof a1.home, "%s/a1", tmp);
 	snprintf(peer.home, sizeof peer.home, "%s/peer", tmp);
-	IT_CHECK(veil_msgr_init(&a1.m, a1.home, srv.http_url, NULL, "Alice") == 0);
-	IT_CHECK(veil_msgr_init(&peer.m, peer.home, srv.http_url, NULL, "Peter") == 0);
+	IT_CHECK(init_user(&a1, "Alice") == 0);
+	IT_CHECK(init_user(&peer, "Peter") == 0);
 	IT_CHECK(veil_msgr_md_enable(&a1.m, "desktop") == 0);
 	IT_CHECK(a1.m.prof.md && a1.m.prof.md_registered);
 	IT_CHECK(join(&a2, "phone") == 0);
@@ -222,7 +228,7 @@ static int t_contact_verified_everywhere(void)
 	struct veil_contact c;
 	struct dev extra;
 	snprintf(extra.home, sizeof extra.home, "%s/extra", tmp);
-	IT_CHECK(veil_msgr_init(&extra.m, extra.home, srv.http_url, NULL, "Extra") == 0);
+	IT_CHECK(init_user(&extra, "Extra") == 0);
 	IT_CHECK(veil_msgr_contact_add(&a2.m, extra.m.prof.id, NULL, NULL) == 0);
 	IT_CHECK(veil_msgr_md_sync_contact(&a2.m, extra.m.prof.id, 1) == 0);
 	IT_CHECK(veil_profile_contact_get(&a1.m.prof, extra.m.prof.id, &c) == VEIL_ENOTFOUND);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "veil/client.h"
+#include "veil/dir.h"
 #include "veil/e2e.h"
 
 #include "t.h"
@@ -114,6 +115,64 @@ static void test_profile_roundtrip(void)
 	CHECK_RC(veil_profile_open(&b, home), VEIL_EPROTO);
 	veil_profile_release(&a);
 	veil_profile_release(&b);
+}
+
+/* A CA bundle kept in the profile is what veil_msgr_open hands to libcurl. */
+static void test_profile_ca(void)
+{
+	struct veil_profile a, b;
+	struct veil_msgr m;
+	char home[128], path[192];
+	uint8_t *pem = NULL;
+	size_t len = 0;
+	static const char cert[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+	memset(&b, 0, sizeof b);
+	new_home(home, sizeof home);
+	snprintf(path, sizeof path, "%s.ca", home);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs("no certificate here\n", f);
+	fclose(f);
+	CHECK_RC(veil_profile_ca_read(path, &pem, &len), VEIL_EPROTO);
+	CHECK(pem == NULL);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs(cert, f);
+	fclose(f);
+	CHECK_RC(veil_profile_ca_read(path, &pem, &len), 0);
+	int same_pem = len == strlen(cert) && memcmp(pem, cert, len) == 0;
+	free(pem);
+	pem = NULL;
+	CHECK(same_pem);
+	CHECK_RC(veil_profile_ca_read("/nonexistent/ca.pem", &pem, &len), VEIL_ENOTFOUND);
+
+	CHECK_RC(veil_profile_init(&a, home), 0);
+	fill_profile(&a);
+	CHECK(a.ca_file[0] == '\0');
+	CHECK_RC(veil_profile_create(&a), 0);
+	CHECK_RC(veil_profile_open(&b, home), 0);
+	CHECK(b.ca_file[0] == '\0');
+	veil_profile_release(&b);
+	CHECK(veil_profile_ca_read(path, &pem, &len) == 0);
+	int wrc = veil_profile_ca_write(&a, pem, len);
+	free(pem);
+	CHECK_RC(wrc, 0);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/ca.pem", home);
+	CHECK(strcmp(a.ca_file, path) == 0);
+	CHECK_RC(veil_profile_open(&b, home), 0);
+	CHECK(strcmp(b.ca_file, path) == 0);
+	veil_profile_release(&b);
+	veil_profile_release(&a);
+
+	CHECK_RC(veil_dir_set_ca_file(NULL), 0);
+	CHECK(veil_dir_ca_file() == NULL);
+	CHECK_RC(veil_msgr_open(&m, home), 0);
+	int same = veil_dir_ca_file() != NULL && strcmp(veil_dir_ca_file(), path) == 0;
+	veil_msgr_close(&m);
+	CHECK_RC(veil_dir_set_ca_file(""), 0);
+	CHECK(same);
+	CHECK(veil_dir_ca_file() == NULL);
 }
 
 static struct veil_profile *open_fresh(struct veil_profile *p)
@@ -602,6 +661,7 @@ static void test_conn_unreachable(void)
 T_MAIN_BEGIN
 RUN(test_profile_home);
 RUN(test_profile_roundtrip);
+RUN(test_profile_ca);
 RUN(test_contacts);
 RUN(test_replay_store);
 RUN(test_message_log);

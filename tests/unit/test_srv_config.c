@@ -152,8 +152,128 @@ static void test_http_limits(void)
 	CHECK(strstr(err, "blob-rate") != NULL);
 }
 
+/* --public-url and --public-chat: what the provisioning document announces. */
+static void test_public_endpoints(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.public_url[0] == '\0' && c.public_chat_port == 0);
+	CHECK_RC(
+	    veil_config_set(&c, "public-url", "https://chat.example.org/veil/", err, sizeof err),
+	    0);
+	CHECK(strcmp(c.public_url, "https://chat.example.org/veil") == 0);
+	CHECK_RC(veil_config_set(&c, "public-url", "http://[2001:db8::1]:8443", err, sizeof err),
+	         0);
+	CHECK(strcmp(c.public_url, "http://[2001:db8::1]:8443") == 0);
+	CHECK_RC(veil_config_set(&c, "public-url", "https://127.0.0.1:443", err, sizeof err), 0);
+	static const char *const bad_urls[] = {
+	    "chat.example.org",  "ftp://x.org",           "https://",         "https:///x",
+	    "https://a b.org",   "https://x.org:0",       "https://x.org:1x", "https://x.org/?a=1",
+	    "https://x.org/#f",  "https://u@x.org",       "https://[::1",     "https://x.org:99999",
+	    "https://[zz::1]/a", "http://x.org/<script>",
+	};
+	for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+		err[0] = '\0';
+		if (veil_config_set(&c, "public-url", bad_urls[i], err, sizeof err) !=
+		    VEIL_EINVAL) {
+			fprintf(stderr, "accepted public-url %s\n", bad_urls[i]);
+			CHECK(0);
+		}
+		CHECK(strstr(err, "public-url") != NULL);
+	}
+	/* The longest accepted URL still leaves room for the blob endpoints. */
+	char long_url[VEIL_PUBLIC_URL_MAX + 8];
+	memset(long_url, 'a', sizeof long_url - 1);
+	long_url[sizeof long_url - 1] = '\0';
+	memcpy(long_url, "https://x.org/", 14);
+	CHECK_RC(veil_config_set(&c, "public-url", long_url, err, sizeof err), VEIL_EINVAL);
+	long_url[VEIL_PUBLIC_URL_MAX - 1] = '\0';
+	CHECK_RC(veil_config_set(&c, "public-url", long_url, err, sizeof err), 0);
+
+	CHECK_RC(veil_config_set(&c, "public-chat", "chat.example.org:5222", err, sizeof err), 0);
+	CHECK(strcmp(c.public_chat_host, "chat.example.org") == 0 && c.public_chat_port == 5222);
+	CHECK_RC(veil_config_set(&c, "public-chat", "[2001:db8::2]:443", err, sizeof err), 0);
+	CHECK(strcmp(c.public_chat_host, "2001:db8::2") == 0 && c.public_chat_port == 443);
+	static const char *const bad_chat[] = {
+	    "chat.example.org", "chat.example.org:", ":5222", "x:0",
+	    "2001:db8::2:5222", "[::1]5222",         "a/b:1"};
+	for (size_t i = 0; i < sizeof bad_chat / sizeof bad_chat[0]; i++)
+		if (veil_config_set(&c, "public-chat", bad_chat[i], err, sizeof err) !=
+		    VEIL_EINVAL) {
+			fprintf(stderr, "accepted public-chat %s\n", bad_chat[i]);
+			CHECK(0);
+		}
+}
+
+static void test_trusted_proxy(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.n_trusted_proxies == 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "127.0.0.1", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "10.0.0.0/8", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "fd00::/8", err, sizeof err), 0);
+	CHECK(c.n_trusted_proxies == 3);
+	CHECK(veil_cidr_match_text(c.trusted_proxies, c.n_trusted_proxies, "10.1.2.3"));
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "10.0.0.1/8", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "trusted-proxy") != NULL);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "proxy.example.org", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK(c.n_trusted_proxies == 3);
+	while (c.n_trusted_proxies < VEIL_MAX_TRUSTED_PROXIES)
+		CHECK_RC(veil_config_set(&c, "trusted-proxy", "192.0.2.1", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "trusted-proxy", "192.0.2.1", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "at most") != NULL);
+}
+
+/* --signup, and its default by the listen address. */
+static void test_signup(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	static const struct {
+		const char *listen;
+		int want;
+	} dflt[] = {{"127.0.0.1", VEIL_SIGNUP_OPEN},   {"127.3.2.1", VEIL_SIGNUP_OPEN},
+	            {"::1", VEIL_SIGNUP_OPEN},         {"0.0.0.0", VEIL_SIGNUP_INVITE},
+	            {"192.0.2.5", VEIL_SIGNUP_INVITE}, {"::", VEIL_SIGNUP_INVITE}};
+	for (size_t i = 0; i < sizeof dflt / sizeof dflt[0]; i++) {
+		veil_config_defaults(&c);
+		CHECK_RC(veil_config_set(&c, "listen", dflt[i].listen, err, sizeof err), 0);
+		CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+		CHECK(c.signup == dflt[i].want);
+	}
+	/* Loopback behind a proxy or under a public name is not for this machine alone. */
+	static const char *const published[][2] = {{"public-url", "https://chat.example.org"},
+	                                           {"public-host", "chat.example.org"},
+	                                           {"public-chat", "chat.example.org:5222"},
+	                                           {"trusted-proxy", "127.0.0.1"}};
+	for (size_t i = 0; i < sizeof published / sizeof published[0]; i++) {
+		veil_config_defaults(&c);
+		CHECK_RC(veil_config_set(&c, published[i][0], published[i][1], err, sizeof err), 0);
+		CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+		CHECK(c.signup == VEIL_SIGNUP_INVITE);
+	}
+	static const char *const modes[] = {"open", "invite", "closed"};
+	for (int m = 0; m < 3; m++) {
+		veil_config_defaults(&c);
+		CHECK_RC(veil_config_set(&c, "listen", "0.0.0.0", err, sizeof err), 0);
+		CHECK_RC(veil_config_set(&c, "signup", modes[m], err, sizeof err), 0);
+		CHECK_RC(veil_config_check(&c, err, sizeof err), 0);
+		CHECK(c.signup == VEIL_SIGNUP_OPEN + m);
+		CHECK(strcmp(veil_signup_name(c.signup), modes[m]) == 0);
+	}
+	CHECK_RC(veil_config_set(&c, "signup", "anyone", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "signup") != NULL);
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
+RUN(test_signup);
+RUN(test_trusted_proxy);
+RUN(test_public_endpoints);
 RUN(test_http_limits);
 RUN(test_set_and_bounds);
 RUN(test_queue_sender_limit);

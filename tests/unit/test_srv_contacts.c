@@ -83,7 +83,7 @@ struct ident {
 static int make_ident(struct ident *x)
 {
 	veil_keypair(x->pk, x->sk);
-	return veil_dir_create_identity(dir_url, x->pk, x->sk, x->id);
+	return veil_dir_create_identity(dir_url, x->pk, x->sk, NULL, x->id);
 }
 
 static int link_phone(struct ident *x, const char *number, int *msgs)

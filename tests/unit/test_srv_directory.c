@@ -181,7 +181,7 @@ static void test_create_and_get(void)
 {
 	uint8_t pk[32], sk[32], id[8], id2[8];
 	veil_keypair(pk, sk);
-	CHECK_RC(veil_dir_create_identity(dir_url, pk, sk, id), 0);
+	CHECK_RC(veil_dir_create_identity(dir_url, pk, sk, NULL, id), 0);
 	CHECK(veil_id_valid(id));
 	struct veil_dir_identity di;
 	CHECK_RC(veil_dir_get_identity(dir_url, id, &di), 0);
@@ -195,7 +195,7 @@ static void test_create_and_get(void)
 	CHECK_RC(veil_store_identity_get(srv.store, id, &rec), 0);
 	CHECK_MEM(rec.pk, pk, 32);
 	/* The same key again gets the same identity. */
-	CHECK_RC(veil_dir_create_identity(dir_url, pk, sk, id2), 0);
+	CHECK_RC(veil_dir_create_identity(dir_url, pk, sk, NULL, id2), 0);
 	CHECK_MEM(id, id2, 8);
 	/* The directory URL works without its final slash too. */
 	char noslash[160];
@@ -306,7 +306,7 @@ static void create_id(uint8_t id[8], uint8_t pk[32])
 {
 	uint8_t sk[32];
 	veil_keypair(pk, sk);
-	if (veil_dir_create_identity(dir_url, pk, sk, id) != 0)
+	if (veil_dir_create_identity(dir_url, pk, sk, NULL, id) != 0)
 		memset(id, 0, 8);
 }
 
@@ -679,6 +679,133 @@ static void test_provisioning(void)
 	         VEIL_EPROTO);
 }
 
+/*
+ * With --public-url and --public-chat every endpoint the document names is
+ * the public one (a TLS proxy's), none the listener's own.
+ */
+static void test_provisioning_public(void)
+{
+	struct veil_server s = srv;
+	struct veil_buf doc;
+	struct veil_dir_provisioning p;
+	veil_buf_init(&doc, 64 * 1024);
+	snprintf(s.cfg.data_dir, sizeof s.cfg.data_dir, "%s",
+	         tmpdir); /* announces the blob service */
+	snprintf(s.cfg.public_url, sizeof s.cfg.public_url, "https://chat.example.org:8443/veil");
+	snprintf(s.cfg.public_chat_host, sizeof s.cfg.public_chat_host, "2001:db8::7");
+	s.cfg.public_chat_port = 443;
+	int rc = veil_dirsvc_provisioning_build(&s, 8080, &doc);
+	int prc = rc == 0 ? veil_dir_parse_provisioning(doc.p, doc.len, srv.keys.sign_pk,
+	                                                srv.keys.csp_pk, &p)
+	                  : rc;
+	int leaks =
+	    find(doc.p, doc.len, "127.0.0.1") != NULL || find(doc.p, doc.len, ":8080") != NULL;
+	veil_buf_release(&doc);
+	CHECK_RC(rc, 0);
+	CHECK_RC(prc, 0);
+	CHECK(!leaks);
+	CHECK(strcmp(p.directory_url, "https://chat.example.org:8443/veil/directory/") == 0);
+	CHECK(strcmp(p.blob_upload_url, "https://chat.example.org:8443/veil/blob/upload") == 0);
+	CHECK(strcmp(p.blob_download_url, "https://chat.example.org:8443/veil/blob/{blobId}") == 0);
+	CHECK(strcmp(p.blob_done_url, "https://chat.example.org:8443/veil/blob/{blobId}/done") ==
+	      0);
+	CHECK(strcmp(p.chat_host, "2001:db8::7") == 0 && p.chat_port == 443);
+	CHECK(strcmp(p.server_name, "chat.example.org") == 0);
+
+	/* The public URL alone: the chat service on its own port under the URL's host. */
+	s.cfg.public_chat_host[0] = '\0';
+	s.cfg.public_chat_port = 0;
+	veil_buf_init(&doc, 64 * 1024);
+	rc = veil_dirsvc_provisioning_build(&s, 8080, &doc);
+	prc = rc == 0 ? veil_dir_parse_provisioning(doc.p, doc.len, NULL, NULL, &p) : rc;
+	veil_buf_release(&doc);
+	CHECK_RC(prc, 0);
+	CHECK(strcmp(p.chat_host, "chat.example.org") == 0 && p.chat_port == 5222);
+
+	/* Without them: the listener's own address, as before. */
+	s.cfg.public_url[0] = '\0';
+	s.cfg.public_chat_host[0] = '\0';
+	s.cfg.public_chat_port = 0;
+	veil_buf_init(&doc, 64 * 1024);
+	rc = veil_dirsvc_provisioning_build(&s, 8080, &doc);
+	prc = rc == 0 ? veil_dir_parse_provisioning(doc.p, doc.len, NULL, NULL, &p) : rc;
+	veil_buf_release(&doc);
+	CHECK_RC(prc, 0);
+	CHECK(strcmp(p.directory_url, "http://127.0.0.1:8080/directory/") == 0);
+	CHECK(strcmp(p.blob_upload_url, "http://127.0.0.1:8080/blob/upload") == 0);
+	CHECK(strcmp(p.chat_host, "127.0.0.1") == 0 && p.chat_port == 5222);
+}
+
+/*
+ * --signup invite through the directory API: each refusal has its reason,
+ * a code's use is taken only by a new identity, and the same key asking
+ * again gets its ID back without a second use.
+ */
+static void test_signup_invite(void)
+{
+	uint8_t pk[32], sk[32], id[8], id2[8], hash[32];
+	char code[VEIL_INVITE_TEXT_MAX + 1], expired_code[VEIL_INVITE_TEXT_MAX + 1];
+	struct veil_invite_rec r, e;
+	memset(&r, 0, sizeof r);
+	memset(&e, 0, sizeof e);
+	CHECK_RC(veil_invite_code_new(code, r.hash), 0);
+	CHECK_RC(veil_invite_hash(code, hash), 0);
+	CHECK_MEM(hash, r.hash, 32);
+	CHECK(strlen(code) == 23 && code[5] == '-');
+	r.uses = 2;
+	r.created_ms = veil_now_ms();
+	CHECK_RC(veil_store_invite_put(srv.store, &r), 0);
+	CHECK_RC(veil_invite_code_new(expired_code, e.hash), 0);
+	e.uses = 5;
+	e.created_ms = veil_now_ms() - 10000;
+	e.expires_ms = veil_now_ms() - 1;
+	CHECK_RC(veil_store_invite_put(srv.store, &e), 0);
+
+	srv.cfg.signup = VEIL_SIGNUP_INVITE;
+	veil_keypair(pk, sk);
+	int none = veil_dir_create_identity(dir_url, pk, sk, NULL, id);
+	int none_msg = strstr(veil_dir_errmsg(), "invite-required") != NULL;
+	int exp = veil_dir_create_identity(dir_url, pk, sk, expired_code, id);
+	int exp_msg = strstr(veil_dir_errmsg(), "has expired") != NULL;
+	int ok = veil_dir_create_identity(dir_url, pk, sk, code, id);
+	/* The same key again: its ID, and the code keeps its second use. */
+	int again = veil_dir_create_identity(dir_url, pk, sk, code, id2);
+	veil_keypair(pk, sk);
+	int second = veil_dir_create_identity(dir_url, pk, sk, code, id2);
+	veil_keypair(pk, sk);
+	int third = veil_dir_create_identity(dir_url, pk, sk, code, id2);
+	int third_msg = strstr(veil_dir_errmsg(), "used up") != NULL;
+	srv.cfg.signup = VEIL_SIGNUP_CLOSED;
+	int closed = veil_dir_create_identity(dir_url, pk, sk, code, id2);
+	int closed_msg = strstr(veil_dir_errmsg(), "sign-up is closed") != NULL;
+	srv.cfg.signup = VEIL_SIGNUP_DEFAULT; /* 127.0.0.1: open */
+	int open_rc = veil_dir_create_identity(dir_url, pk, sk, NULL, id2);
+	CHECK_RC(none, VEIL_EAUTH);
+	CHECK(none_msg);
+	CHECK_RC(exp, VEIL_EAUTH);
+	CHECK(exp_msg);
+	CHECK_RC(ok, 0);
+	CHECK_RC(again, 0);
+	CHECK_RC(second, 0);
+	CHECK_RC(third, VEIL_EAUTH);
+	CHECK(third_msg);
+	CHECK_RC(closed, VEIL_EAUTH);
+	CHECK(closed_msg);
+	CHECK_RC(open_rc, 0);
+	/* Codes: case, dashes and spaces do not matter; anything else is no code. */
+	uint8_t h2[32];
+	char loose[64];
+	snprintf(loose, sizeof loose, " %.5s %.5s-%.5s%.5s ", code, code + 6, code + 12, code + 18);
+	for (char *c = loose; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	CHECK_RC(veil_invite_hash(loose, h2), 0);
+	CHECK_MEM(h2, hash, 32);
+	CHECK_RC(veil_invite_hash("AAAAA-BBBBB-CCCCC-DDDD", h2), VEIL_EINVAL);
+	CHECK_RC(veil_invite_hash("AAAAA-BBBBB-CCCCC-DDDD0", h2), VEIL_EINVAL);
+	CHECK_RC(veil_invite_hash("AAAAA-BBBBB-CCCCC-DDDDDE", h2), VEIL_EINVAL);
+}
+
 static void test_unreachable(void)
 {
 	uint8_t id[8];
@@ -689,7 +816,8 @@ static void test_unreachable(void)
 	CHECK(strlen(veil_dir_errmsg()) > 0);
 	uint8_t pk[32], sk[32];
 	veil_keypair(pk, sk);
-	CHECK_RC(veil_dir_create_identity("http://127.0.0.1:1/directory/", pk, sk, id), VEIL_EIO);
+	CHECK_RC(veil_dir_create_identity("http://127.0.0.1:1/directory/", pk, sk, NULL, id),
+	         VEIL_EIO);
 	/* Only http and https are spoken. */
 	memcpy(id, "ZZZZZZZZ", 8);
 	CHECK_RC(veil_dir_get_identity("ftp://127.0.0.1/directory/", id, &di), VEIL_EIO);
@@ -766,6 +894,8 @@ T_MAIN_BEGIN
 	RUN(test_keepalive);
 	RUN(test_rate_limit);
 	RUN(test_provisioning);
+	RUN(test_provisioning_public);
+	RUN(test_signup_invite);
 	RUN(test_unreachable);
 
 	veil_http_stop(http);

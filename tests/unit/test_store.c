@@ -125,7 +125,7 @@ static void remove_db(void)
 			(void)side_exec(
 			    "DROP TABLE IF EXISTS veil_schema, messages, push_tokens, "
 			    "used_tokens, links, link_pending, revocation_keys, identities, "
-			    "sessions CASCADE; DROP SEQUENCE IF EXISTS sessions_gen; "
+			    "sessions, invites CASCADE; DROP SEQUENCE IF EXISTS sessions_gen; "
 			    "DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
 		side_close();
 		return;
@@ -295,7 +295,7 @@ static void test_open_close(void)
 		CHECK(side_open() == 0);
 		PGresult *r = PQexec(side_pg, "SELECT version FROM veil_schema");
 		int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-		         strcmp(PQgetvalue(r, 0, 0), "3") == 0;
+		         strcmp(PQgetvalue(r, 0, 0), "4") == 0;
 		PQclear(r);
 		CHECK(ok);
 		CHECK(side_exec("UPDATE veil_schema SET version = 99") == 0);
@@ -308,7 +308,7 @@ static void test_open_close(void)
 		CHECK(sqlite3_step(st) == SQLITE_ROW);
 		int v = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
-		CHECK(v == 2); /* schema 2 added links, link_pending, revocation_keys */
+		CHECK(v == 3); /* schema 2 added links, link_pending, revocation_keys; 3 invites */
 		st = NULL;
 		CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
 		CHECK(sqlite3_step(st) == SQLITE_ROW);
@@ -384,6 +384,95 @@ static void test_identity(void)
 	CHECK_RC(veil_store_identity_get(s, a.id, &b), 0);
 	CHECK(b.state == VEIL_IDENTITY_INVALID && b.feature_mask == 0x8000000000000021ull);
 	CHECK_RC(veil_store_identity_create(s, pk2, &b), VEIL_EEXIST);
+	veil_store_close(s);
+}
+
+static void invite(struct veil_invite_rec *r, uint8_t tag, uint32_t uses, uint64_t expires_ms)
+{
+	memset(r, 0, sizeof *r);
+	randombytes_buf(r->hash, sizeof r->hash);
+	r->hash[0] = tag;
+	r->uses = uses;
+	r->created_ms = veil_now_ms();
+	r->expires_ms = expires_ms;
+}
+
+/* Invite codes: uses, expiry, revocation, list; and the migration that adds them. */
+static void test_invites(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_invite_rec one, multi, old, *list = NULL;
+	uint8_t unknown[32];
+	size_t n = 0;
+	uint64_t now = veil_now_ms();
+
+	remove_db();
+	CHECK_RC(open_store(&s, 0), 0);
+	invite(&one, 0x01, 1, 0);
+	invite(&multi, 0x02, 3, now + 86400000);
+	invite(&old, 0x03, 5, now - 1);
+	randombytes_buf(unknown, sizeof unknown);
+	CHECK_RC(veil_store_invite_put(s, &one), 0);
+	CHECK_RC(veil_store_invite_put(s, &multi), 0);
+	CHECK_RC(veil_store_invite_put(s, &old), 0);
+	CHECK_RC(veil_store_invite_put(s, &one), VEIL_EEXIST);
+	struct veil_invite_rec zero = one;
+	zero.uses = 0;
+	CHECK_RC(veil_store_invite_put(s, &zero), VEIL_EINVAL);
+
+	CHECK_RC(veil_store_invite_use(s, one.hash, now), 0);
+	CHECK_RC(veil_store_invite_use(s, one.hash, now), VEIL_ELIMIT);
+	/* A use given back (the sign-up failed after it) can be taken again, once. */
+	CHECK_RC(veil_store_invite_unuse(s, one.hash), 0);
+	CHECK_RC(veil_store_invite_use(s, one.hash, now), 0);
+	CHECK_RC(veil_store_invite_use(s, one.hash, now), VEIL_ELIMIT);
+	for (int i = 0; i < 3; i++)
+		CHECK_RC(veil_store_invite_use(s, multi.hash, now), 0);
+	CHECK_RC(veil_store_invite_use(s, multi.hash, now), VEIL_ELIMIT);
+	CHECK_RC(veil_store_invite_use(s, old.hash, now), VEIL_ETIMEOUT);
+	CHECK_RC(veil_store_invite_use(s, unknown, now), VEIL_ENOTFOUND);
+
+	CHECK_RC(veil_store_invite_list(s, &list, &n), 0);
+	int listed = n == 3 && list != NULL && memcmp(list[0].hash, one.hash, 32) == 0 &&
+	             list[0].uses == 1 && list[0].used == 1 && list[0].expires_ms == 0 &&
+	             list[1].uses == 3 && list[1].used == 3 &&
+	             list[1].expires_ms == multi.expires_ms && !list[2].revoked &&
+	             list[2].created_ms == old.created_ms && strlen(list[0].handle) == 12;
+	char handle[16];
+	snprintf(handle, sizeof handle, "%s", n == 3 && list != NULL ? list[2].handle : "");
+	free(list);
+	list = NULL;
+	CHECK(listed);
+	CHECK(strncmp(handle, "03", 2) == 0);
+
+	/* Revoked: unknown from then on, and listed as revoked. */
+	CHECK_RC(veil_store_invite_revoke(s, handle), 0);
+	CHECK_RC(veil_store_invite_revoke(s, handle), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_invite_revoke(s, "000000000000"), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_invite_revoke(s, "03"), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_invite_use(s, old.hash, 0), VEIL_ENOTFOUND);
+	CHECK_RC(veil_store_invite_list(s, &list, &n), 0);
+	int revoked = n == 3 && list[2].revoked && !list[0].revoked;
+	free(list);
+	list = NULL;
+	CHECK(revoked);
+	veil_store_close(s);
+
+	/*
+	 * A store of the schema before invites: the table and its version are
+	 * taken back, and opening it migrates it again.
+	 */
+	CHECK(side_open() == 0);
+	int down = side_exec(t_pg ? "DROP TABLE invites; UPDATE veil_schema SET version = 3"
+	                          : "DROP TABLE invites; PRAGMA user_version = 2");
+	side_close();
+	CHECK(down == 0);
+	s = NULL;
+	CHECK_RC(open_store(&s, 0), 0);
+	CHECK_RC(veil_store_invite_list(s, &list, &n), 0);
+	CHECK(n == 0 && list == NULL);
+	CHECK_RC(veil_store_invite_put(s, &one), 0);
+	CHECK_RC(veil_store_invite_use(s, one.hash, now), 0);
 	veil_store_close(s);
 }
 
@@ -1075,6 +1164,7 @@ if (t_env != NULL && t_env[0] != '\0') {
 }
 RUN(test_open_close);
 RUN(test_identity);
+RUN(test_invites);
 RUN(test_push_token);
 RUN(test_token_replay);
 RUN(test_put_order_threads);

@@ -1,0 +1,55 @@
+/*
+ * veilctl: the admin command of a running veild, through the owner-only
+ * socket DATA/admin.sock (srv/admin/admin.h). A table of subcommands in
+ * main.c, each in a file of its own.
+ */
+#ifndef VEIL_CTL_H
+#define VEIL_CTL_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "veil/util.h"
+
+/* One subcommand: argv[0] is its name. Returns the exit status. */
+struct ctl_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* the --help text after "usage: veilctl [OPTIONS] " */
+};
+
+/* Global options, set by main before a subcommand runs. */
+extern const char *ctl_data_dir; /* --data, default ./var/veil */
+extern int ctl_json;             /* --json: print the answers as JSON */
+
+/* Exit statuses: 0 done, 1 failed (message printed), 2 usage error. */
+#define CTL_EXIT_FAIL 1
+#define CTL_EXIT_USAGE 2
+
+/* Prints "veilctl: <message>" on stderr and returns CTL_EXIT_FAIL. */
+int ctl_err(const char *fmt, ...) VEIL_PRINTF(1, 2);
+/* Prints the usage of the named subcommand with why on stderr; returns CTL_EXIT_USAGE. */
+int ctl_usage_err(const char *name, const char *why);
+/* 1 if argv holds -h or --help (the usage is then printed on stdout by main). */
+int ctl_wants_help(int argc, char **argv);
+/*
+ * If argv[*i] is "--name VALUE" or "--name=VALUE": *val = VALUE, *i moves
+ * past it, returns 1; -1 if the value is missing; else 0.
+ */
+int ctl_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* Parses a decimal number in [min, max]; -1 if it is not one. */
+int ctl_number(const char *s, long min, long max, long *out);
+
+/*
+ * Sends req (a JSON object with "cmd"; reference kept by the caller) to
+ * veild's admin socket and reads the answer. Returns 0 with *resp (an
+ * object with "ok": true), or prints why and returns CTL_EXIT_FAIL (veild
+ * not running, refused, or "ok": false with its error).
+ */
+int ctl_call(json_t *req, json_t **resp);
+
+int cmd_invite(int argc, char **argv);
+
+#endif
