@@ -74,7 +74,8 @@ int cli_qr_print(FILE *f, const char *text);
  */
 int cli_confirm_rph(const char *rph, void *ctx);
 /* veil init --join LINK ... (device.c). */
-int cli_init_join(const char *link, const char *server, const char *label, int yes);
+int cli_init_join(const char *link, const char *server, const char *cacert, const char *label,
+                  int yes);
 void cli_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_ID_LEN], int create);
 /* Prints what a message stored raw was: "stored raw: type 0xNN, N bytes" (type 0: not decrypted). */
 void cli_raw_desc(uint8_t type, size_t len);

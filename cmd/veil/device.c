@@ -118,14 +118,16 @@ static int device_link(struct veil_msgr *m, int argc, char **argv)
 	return 0;
 }
 
-int cli_init_join(const char *link, const char *server, const char *label, int yes)
+int cli_init_join(const char *link, const char *server, const char *cacert, const char *label,
+                  int yes)
 {
 	struct veil_msgr m;
 	char home[VEIL_PROFILE_PATH_MAX];
 	if (veil_profile_home(home, sizeof home) != 0)
 		return cli_err("set VEIL_HOME or HOME");
 	memset(&m, 0, sizeof m);
-	if (veil_msgr_join_link(&m, home, link, server, label, cli_confirm_rph, &yes, 600000) != 0)
+	if (veil_msgr_join_link(&m, home, link, server, cacert, label, cli_confirm_rph, &yes,
+	                        600000) != 0)
 		return cli_err("%s", m.errtext);
 	printf("%.8s\n", (const char *)m.prof.id);
 	veil_msgr_close(&m);

@@ -31,7 +31,7 @@ int cmd_init(int argc, char **argv)
 		return cli_usage_err("init", "unexpected argument");
 	}
 	if (join != NULL)
-		return cli_init_join(join, server, label, yes);
+		return cli_init_join(join, server, cacert, label, yes);
 	if (server == NULL)
 		return cli_usage_err("init", "--server URL is required");
 	if (key != NULL && cli_parse_key(server_pk, key, "--server-key") != 0)

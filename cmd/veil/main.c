@@ -16,7 +16,8 @@ static const struct cli_cmd commands[] = {
     {"init", cmd_init, "create a new identity on a server",
      "init --server URL [--server-key HEX] [--nickname NAME] [--cacert FILE]\n"
      "          [--invite CODE]\n"
-     "       veil init --join LINK [--server URL] [--label LABEL] [--yes]\n"
+     "       veil init --join LINK [--server URL] [--cacert FILE] [--label LABEL]\n"
+     "          [--yes]\n"
      "\n"
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"

@@ -651,14 +651,14 @@ void veil_md_join_release(struct veil_md_join *j);
 int veil_msgr_md_export(struct veil_msgr *m, struct veil_md_join *j) VEIL_WUR;
 /*
  * Creates the profile of a joining device in home from j: the server's
- * provisioning (as for veil_msgr_init), a check that the directory holds
+ * provisioning (as for veil_msgr_init, of which o's server_url, server_key
+ * and ca_file count), a check that the directory holds
  * the identity with j's key, the contacts, and new device IDs in the
  * group of j's DGK. The device's slot is registered on its first
  * connection. On success m is open on the new profile.
  */
-int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url,
-                   const uint8_t *server_key, const struct veil_md_join *j,
-                   const char *label) VEIL_WUR;
+int veil_msgr_join(struct veil_msgr *m, const char *home, const struct veil_msgr_init_opts *o,
+                   const struct veil_md_join *j, const char *label) VEIL_WUR;
 
 /*
  * Linking a new device. On the existing device: veil_msgr_link_offer makes
@@ -672,8 +672,9 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url
  * has registered with the mediator. Release l with veil_link_release.
  *
  * On the new device, veil_msgr_join_link does the other half and creates
- * the profile in home (server_url NULL: the relay's server); on success m
- * is open on it.
+ * the profile in home (server_url NULL: the relay's server; ca_file: a
+ * private CA for https and wss, kept in the profile, or NULL); on success
+ * m is open on it.
  */
 struct veil_link {
 	struct veil_rdv_init init;
@@ -685,7 +686,7 @@ int veil_msgr_link_run(struct veil_msgr *m, struct veil_link *l,
                        int timeout_ms) VEIL_WUR;
 void veil_link_release(struct veil_link *l);
 int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
-                        const char *server_url, const char *label,
+                        const char *server_url, const char *ca_file, const char *label,
                         int (*confirm)(const char *rph, void *ctx), void *ctx,
                         int timeout_ms) VEIL_WUR;
 

@@ -147,19 +147,18 @@ int veil_msgr_md_export(struct veil_msgr *m, struct veil_md_join *j)
 	return 0;
 }
 
-int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url,
-                   const uint8_t *server_key, const struct veil_md_join *j, const char *label)
+int veil_msgr_join(struct veil_msgr *m, const char *home, const struct veil_msgr_init_opts *o,
+                   const struct veil_md_join *j, const char *label)
 {
 	struct veil_profile *p = &m->prof;
 	struct veil_dir_identity di;
+	uint8_t *ca_pem = NULL;
+	size_t ca_len = 0;
 	int rc;
 
 	if ((rc = check_label(m, label)) != 0)
 		return rc;
-	struct veil_msgr_init_opts o = {.server_url = server_url, .server_key = server_key};
-	uint8_t *ca_pem;
-	size_t ca_len;
-	if ((rc = veil_msgr_init_server_int(m, home, &o, &ca_pem, &ca_len)) != 0)
+	if ((rc = veil_msgr_init_server_int(m, home, o, &ca_pem, &ca_len)) != 0)
 		return rc;
 	memcpy(p->id, j->id, VEIL_ID_LEN);
 	memcpy(p->sk, j->sk, VEIL_KEY_LEN);
@@ -179,6 +178,24 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url
 		               p->server_url, rc == VEIL_EIO ? veil_dir_errmsg() : ids);
 		goto out;
 	}
+	if ((rc = mediator_url(m, p->md_url, sizeof p->md_url)) != 0)
+		goto out;
+	memcpy(p->md_dgk, j->dgk, VEIL_MD_DGK_LEN);
+	p->md_device_id = random_device_id();
+	p->md_csp_device_id = random_device_id();
+	p->md_registered = 0;
+	snprintf(p->md_label, sizeof p->md_label, "%s", label != NULL ? label : "");
+	/* md.json and the CA before profile.json, which marks a finished profile. */
+	if ((rc = veil_profile_md_save(p)) != 0) {
+		veil_msgr_fail(m, rc, "cannot save the device group in %s: %s", home,
+		               veil_strerror(rc));
+		goto out;
+	}
+	if (ca_pem != NULL && (rc = veil_profile_ca_write(p, ca_pem, ca_len)) != 0) {
+		veil_msgr_fail(m, rc, "cannot write the CA file to %s: %s", home,
+		               veil_strerror(rc));
+		goto out;
+	}
 	if ((rc = veil_profile_create(p)) != 0) {
 		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
 		               veil_strerror(rc));
@@ -191,17 +208,9 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const char *server_url
 			goto out;
 		}
 	}
-	if ((rc = mediator_url(m, p->md_url, sizeof p->md_url)) != 0)
-		goto out;
-	memcpy(p->md_dgk, j->dgk, VEIL_MD_DGK_LEN);
-	p->md_device_id = random_device_id();
-	p->md_csp_device_id = random_device_id();
-	p->md_registered = 0;
-	snprintf(p->md_label, sizeof p->md_label, "%s", label != NULL ? label : "");
-	if ((rc = veil_profile_md_save(p)) != 0)
-		veil_msgr_fail(m, rc, "cannot save the device group in %s: %s", home,
-		               veil_strerror(rc));
+	rc = 0;
 out:
+	free(ca_pem);
 	if (rc != 0)
 		veil_profile_release(p);
 	return rc;

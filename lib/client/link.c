@@ -360,7 +360,7 @@ static void import_rest(struct veil_msgr *m, const struct veil_join_essential *e
 }
 
 int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
-                        const char *server_url, const char *label,
+                        const char *server_url, const char *ca_file, const char *label,
                         int (*confirm)(const char *rph, void *ctx), void *ctx, int timeout_ms)
 {
 	struct veil_rdv_init init;
@@ -394,7 +394,7 @@ int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
 		}
 		server_url = server;
 	}
-	if ((rc = veil_ws_open(io.ws, init.url, NULL, 10000)) != 0) {
+	if ((rc = veil_ws_open(io.ws, init.url, ca_file, 10000)) != 0) {
 		veil_msgr_fail(m, rc, "cannot reach the rendezvous relay %s: %s", init.url,
 		               io.ws->errtext);
 		goto out;
@@ -455,7 +455,8 @@ int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
 			c->first_seen_ms = e->contacts[i].created_at;
 			j.n_contacts++;
 		}
-		rc = veil_msgr_join(m, home, server_url, NULL, &j, label);
+		struct veil_msgr_init_opts o = {.server_url = server_url, .ca_file = ca_file};
+		rc = veil_msgr_join(m, home, &o, &j, label);
 		if (rc == 0)
 			import_rest(m, e);
 		veil_join_ed_release(&ed);

@@ -81,8 +81,10 @@ static int join(struct dev *d, const char *label)
 	struct veil_md_join j;
 	snprintf(d->home, sizeof d->home, "%s/%s", tmp, label);
 	int rc = veil_msgr_md_export(&a1.m, &j);
-	if (rc == 0)
-		rc = veil_msgr_join(&d->m, d->home, srv.http_url, NULL, &j, label);
+	if (rc == 0) {
+		struct veil_msgr_init_opts o = {.server_url = srv.http_url};
+		rc = veil_msgr_join(&d->m, d->home, &o, &j, label);
+	}
 	veil_md_join_release(&j);
 	if (rc != 0)
 		fprintf(stderr, "join %s: %s\n", label, d->m.errtext);
