@@ -170,6 +170,22 @@ va send "$B" --file "$T/note.txt" >/dev/null
 vb recv --download-dir "$T/dl" >/dev/null 2>&1
 check file_after_restart cmp -s "$T/note.txt" "$T/dl/note.txt"
 
+# A second device for Bob, linked through the proxy: the rendezvous relay and
+# the mediator are reached over wss:// at the public URL, verified with the CA.
+vb device link --yes --timeout 60 >"$T/link.out" 2>"$T/link.err" &
+lpid=$!
+for _ in $(seq 100); do grep -q '^threema://device-group/join#' "$T/link.out" && break; sleep 0.1; done
+VEIL_HOME=$T/b2 "$BIN/veil" init --join "$(head -1 "$T/link.out")" --cacert "$T/proxy.pem" \
+	--label laptop --yes >"$T/join.out" 2>"$T/join.err"
+check join_through_proxy [ "$(cat "$T/join.out")" = "$B" ]
+check link_through_proxy wait "$lpid"
+check mediator_announced_wss grep -q "\"mediator_url\": \"wss://127.0.0.1:$NP/mediator/\"" "$T/b2/md.json"
+va send "$B" "to both of Bob's devices" >/dev/null
+check first_device_through_proxy bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q \"both of Bob's devices\""
+check second_device_through_proxy bash -c "VEIL_HOME=$T/b2 $BIN/veil recv | grep -q \"both of Bob's devices\""
+check log_rendezvous_wss seen "GET /rendezvous/[0-9a-f]{64}" 101
+check log_mediator_wss seen "GET /mediator/[0-9a-f]+" 101
+
 # Revocation without the profile (a lost device) names the server and its CA itself.
 va revoke --set-password "lost phone" >/dev/null
 echo "lost phone" | VEIL_HOME=$T/none "$BIN/veil" revoke "$A" --password - --server "$PUB" \
