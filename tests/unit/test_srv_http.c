@@ -309,223 +309,216 @@ static void test_selfconn(void)
 	close(s2);
 	close(s3);
 	close(lfd);
-	static void test_cidr(void)
-	{
-		struct veil_cidr c[4];
-		CHECK_RC(veil_cidr_parse("10.0.0.0/8", &c[0]), 0);
-		CHECK_RC(veil_cidr_parse("192.0.2.7", &c[1]), 0);
-		CHECK_RC(veil_cidr_parse("2001:db8:1::/48", &c[2]), 0);
-		CHECK_RC(veil_cidr_parse("fd00::1", &c[3]), 0);
-		CHECK(veil_cidr_match_text(c, 4, "10.200.3.4"));
-		CHECK(veil_cidr_match_text(c, 4, "::ffff:10.1.1.1"));
-		CHECK(!veil_cidr_match_text(c, 4, "11.0.0.1"));
-		CHECK(veil_cidr_match_text(c, 4, "192.0.2.7"));
-		CHECK(!veil_cidr_match_text(c, 4, "192.0.2.8"));
-		CHECK(veil_cidr_match_text(c, 4, "2001:db8:1:ffff::9"));
-		CHECK(!veil_cidr_match_text(c, 4, "2001:db8:2::9"));
-		CHECK(veil_cidr_match_text(c, 4, "fd00:0::1"));
-		CHECK(!veil_cidr_match_text(c, 4, "fd00::2"));
-		CHECK(!veil_cidr_match_text(c, 4, "not an address"));
-		CHECK(!veil_cidr_match_text(c, 0, "10.0.0.1"));
-		struct veil_cidr odd;
-		CHECK_RC(veil_cidr_parse("172.16.0.0/12", &odd), 0);
-		CHECK(veil_cidr_match_text(&odd, 1, "172.31.255.255"));
-		CHECK(!veil_cidr_match_text(&odd, 1, "172.32.0.0"));
-		static const char *const bad[] = {
-		    "",        "10.0.0.0/33",  "10.1.2.3/8",  "10.0.0.0/",  "10.0.0.0/x",
-		    "::1/129", "host.example", "10.0.0.0/-1", "1.2.3.4/08x"};
-		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-			if (veil_cidr_parse(bad[i], &odd) != VEIL_EINVAL) {
-				fprintf(stderr, "accepted %s\n", bad[i]);
-				CHECK(0);
-			}
-		struct sockaddr_in sa = {.sin_family = AF_INET};
-		inet_pton(AF_INET, "10.9.8.7", &sa.sin_addr);
-		CHECK(veil_cidr_match_sa(c, 4, (struct sockaddr *)&sa, sizeof sa));
-		inet_pton(AF_INET, "9.9.8.7", &sa.sin_addr);
-		CHECK(!veil_cidr_match_sa(c, 4, (struct sockaddr *)&sa, sizeof sa));
-	}
+}
 
-	/* Which address the headers may name, and from whom. */
-	static void test_forwarded_parse(void)
-	{
-		struct veil_cidr t[2];
-		char out[64];
-		CHECK_RC(veil_cidr_parse("127.0.0.1", &t[0]), 0);
-		CHECK_RC(veil_cidr_parse("10.0.0.0/8", &t[1]), 0);
-		/* Not from a trusted peer: the headers are ignored. */
-		CHECK(veil_http_forwarded_client(t, 2, "198.51.100.9", "203.0.113.5", NULL, out,
-		                                 sizeof out) == 0);
-		CHECK(strcmp(out, "198.51.100.9") == 0);
-		CHECK(veil_http_forwarded_client(NULL, 0, "127.0.0.1", "203.0.113.5", NULL, out,
-		                                 sizeof out) == 0);
-		CHECK(strcmp(out, "127.0.0.1") == 0);
-		/* From a trusted peer: the rightmost untrusted hop. */
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "203.0.113.5", NULL, out,
-		                                 sizeof out) == 1);
-		CHECK(strcmp(out, "203.0.113.5") == 0);
-		/* A client-supplied entry on the left does not win over what the proxies added. */
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1",
-		                                 "1.1.1.1, 203.0.113.5 ,10.2.3.4", NULL, out,
-		                                 sizeof out) == 1);
-		CHECK(strcmp(out, "203.0.113.5") == 0);
-		/* Ports, brackets, IPv4-mapped and the canonical IPv6 text. */
-		CHECK(veil_http_forwarded_client(t, 2, "::ffff:127.0.0.1", "203.0.113.5:4711", NULL,
-		                                 out, sizeof out) == 1);
-		CHECK(strcmp(out, "203.0.113.5") == 0);
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "[2001:DB8:0::1]:80", NULL, out,
-		                                 sizeof out) == 1);
-		CHECK(strcmp(out, "2001:db8::1") == 0);
-		/* Garbage ends the walk at the last trusted hop, never at the garbage. */
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "evil, 10.0.0.3", NULL, out,
-		                                 sizeof out) == 1);
-		CHECK(strcmp(out, "10.0.0.3") == 0);
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "unknown", NULL, out,
-		                                 sizeof out) == 0);
-		CHECK(strcmp(out, "127.0.0.1") == 0);
-		/* Forwarded (RFC 7239), only without X-Forwarded-For. */
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", NULL,
-		                                 "for=192.0.2.60;proto=http;by=203.0.113.43, "
-		                                 "For=\"[2001:db8:cafe::17]:4711\"",
-		                                 out, sizeof out) == 1);
-		CHECK(strcmp(out, "2001:db8:cafe::17") == 0);
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "",
-		                                 "proto=https;for=192.0.2.60", out,
-		                                 sizeof out) == 1);
-		CHECK(strcmp(out, "192.0.2.60") == 0);
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "203.0.113.5", "for=192.0.2.60",
-		                                 out, sizeof out) == 1);
-		CHECK(strcmp(out, "203.0.113.5") == 0);
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", NULL, "for=_hidden", out,
-		                                 sizeof out) == 0);
-		CHECK(strcmp(out, "127.0.0.1") == 0);
-		/* An over-long header is ignored as a whole. */
-		char big[VEIL_HTTP_FORWARDED_MAX + 16];
-		memset(big, ' ', sizeof big - 1);
-		big[sizeof big - 1] = '\0';
-		memcpy(big + sizeof big - 12, "203.0.113.5", 11);
-		CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", big, NULL, out, sizeof out) ==
-		      0);
-		CHECK(strcmp(out, "127.0.0.1") == 0);
-	}
+static void test_cidr(void)
+{
+	struct veil_cidr c[4];
+	CHECK_RC(veil_cidr_parse("10.0.0.0/8", &c[0]), 0);
+	CHECK_RC(veil_cidr_parse("192.0.2.7", &c[1]), 0);
+	CHECK_RC(veil_cidr_parse("2001:db8:1::/48", &c[2]), 0);
+	CHECK_RC(veil_cidr_parse("fd00::1", &c[3]), 0);
+	CHECK(veil_cidr_match_text(c, 4, "10.200.3.4"));
+	CHECK(veil_cidr_match_text(c, 4, "::ffff:10.1.1.1"));
+	CHECK(!veil_cidr_match_text(c, 4, "11.0.0.1"));
+	CHECK(veil_cidr_match_text(c, 4, "192.0.2.7"));
+	CHECK(!veil_cidr_match_text(c, 4, "192.0.2.8"));
+	CHECK(veil_cidr_match_text(c, 4, "2001:db8:1:ffff::9"));
+	CHECK(!veil_cidr_match_text(c, 4, "2001:db8:2::9"));
+	CHECK(veil_cidr_match_text(c, 4, "fd00:0::1"));
+	CHECK(!veil_cidr_match_text(c, 4, "fd00::2"));
+	CHECK(!veil_cidr_match_text(c, 4, "not an address"));
+	CHECK(!veil_cidr_match_text(c, 0, "10.0.0.1"));
+	struct veil_cidr odd;
+	CHECK_RC(veil_cidr_parse("172.16.0.0/12", &odd), 0);
+	CHECK(veil_cidr_match_text(&odd, 1, "172.31.255.255"));
+	CHECK(!veil_cidr_match_text(&odd, 1, "172.32.0.0"));
+	static const char *const bad[] = {
+	    "",        "10.0.0.0/33",  "10.1.2.3/8",  "10.0.0.0/",  "10.0.0.0/x",
+	    "::1/129", "host.example", "10.0.0.0/-1", "1.2.3.4/08x"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (veil_cidr_parse(bad[i], &odd) != VEIL_EINVAL) {
+			fprintf(stderr, "accepted %s\n", bad[i]);
+			CHECK(0);
+		}
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "10.9.8.7", &sa.sin_addr);
+	CHECK(veil_cidr_match_sa(c, 4, (struct sockaddr *)&sa, sizeof sa));
+	inet_pton(AF_INET, "9.9.8.7", &sa.sin_addr);
+	CHECK(!veil_cidr_match_sa(c, 4, (struct sockaddr *)&sa, sizeof sa));
+}
 
-	static void echo_client(void *arg, const struct veil_http_req *req,
-	                        struct veil_http_resp *resp)
-	{
-		(void)arg;
-		resp->status = 200;
-		resp->content_type = "text/plain";
-		if (veil_buf_append(&resp->body, req->client, strlen(req->client)) != 0)
-			resp->status = 500;
-	}
+/* Which address the headers may name, and from whom. */
+static void test_forwarded_parse(void)
+{
+	struct veil_cidr t[2];
+	char out[64];
+	CHECK_RC(veil_cidr_parse("127.0.0.1", &t[0]), 0);
+	CHECK_RC(veil_cidr_parse("10.0.0.0/8", &t[1]), 0);
+	/* Not from a trusted peer: the headers are ignored. */
+	CHECK(veil_http_forwarded_client(t, 2, "198.51.100.9", "203.0.113.5", NULL, out,
+	                                 sizeof out) == 0);
+	CHECK(strcmp(out, "198.51.100.9") == 0);
+	CHECK(veil_http_forwarded_client(NULL, 0, "127.0.0.1", "203.0.113.5", NULL, out,
+	                                 sizeof out) == 0);
+	CHECK(strcmp(out, "127.0.0.1") == 0);
+	/* From a trusted peer: the rightmost untrusted hop. */
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "203.0.113.5", NULL, out, sizeof out) ==
+	      1);
+	CHECK(strcmp(out, "203.0.113.5") == 0);
+	/* A client-supplied entry on the left does not win over what the proxies added. */
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "1.1.1.1, 203.0.113.5 ,10.2.3.4", NULL,
+	                                 out, sizeof out) == 1);
+	CHECK(strcmp(out, "203.0.113.5") == 0);
+	/* Ports, brackets, IPv4-mapped and the canonical IPv6 text. */
+	CHECK(veil_http_forwarded_client(t, 2, "::ffff:127.0.0.1", "203.0.113.5:4711", NULL, out,
+	                                 sizeof out) == 1);
+	CHECK(strcmp(out, "203.0.113.5") == 0);
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "[2001:DB8:0::1]:80", NULL, out,
+	                                 sizeof out) == 1);
+	CHECK(strcmp(out, "2001:db8::1") == 0);
+	/* Garbage ends the walk at the last trusted hop, never at the garbage. */
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "evil, 10.0.0.3", NULL, out,
+	                                 sizeof out) == 1);
+	CHECK(strcmp(out, "10.0.0.3") == 0);
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "unknown", NULL, out, sizeof out) == 0);
+	CHECK(strcmp(out, "127.0.0.1") == 0);
+	/* Forwarded (RFC 7239), only without X-Forwarded-For. */
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", NULL,
+	                                 "for=192.0.2.60;proto=http;by=203.0.113.43, "
+	                                 "For=\"[2001:db8:cafe::17]:4711\"",
+	                                 out, sizeof out) == 1);
+	CHECK(strcmp(out, "2001:db8:cafe::17") == 0);
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "", "proto=https;for=192.0.2.60", out,
+	                                 sizeof out) == 1);
+	CHECK(strcmp(out, "192.0.2.60") == 0);
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", "203.0.113.5", "for=192.0.2.60", out,
+	                                 sizeof out) == 1);
+	CHECK(strcmp(out, "203.0.113.5") == 0);
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", NULL, "for=_hidden", out, sizeof out) ==
+	      0);
+	CHECK(strcmp(out, "127.0.0.1") == 0);
+	/* An over-long header is ignored as a whole. */
+	char big[VEIL_HTTP_FORWARDED_MAX + 16];
+	memset(big, ' ', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	memcpy(big + sizeof big - 12, "203.0.113.5", 11);
+	CHECK(veil_http_forwarded_client(t, 2, "127.0.0.1", big, NULL, out, sizeof out) == 0);
+	CHECK(strcmp(out, "127.0.0.1") == 0);
+}
 
-	/*
+static void echo_client(void *arg, const struct veil_http_req *req, struct veil_http_resp *resp)
+{
+	(void)arg;
+	resp->status = 200;
+	resp->content_type = "text/plain";
+	if (veil_buf_append(&resp->body, req->client, strlen(req->client)) != 0)
+		resp->status = 500;
+}
+
+/*
  * One request to /echo with extra header lines; the status in *status and
  * the body (the client address the route saw) in body.
  */
-	static int echo(uint16_t port, const char *headers, int *status, char *body, size_t cap)
-	{
-		char req[512], buf[4096];
-		int fd = open_conn(port);
-		*status = 0;
-		body[0] = '\0';
-		if (fd < 0)
-			return -1;
-		snprintf(req, sizeof req,
-		         "GET /echo HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n", headers);
-		size_t got = 0;
-		if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req))
-			for (;;) {
-				ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
-				if (n <= 0)
-					break;
-				got += (size_t)n;
-				if (got == sizeof buf - 1)
-					break;
-			}
-		close(fd);
-		buf[got] = '\0';
-		const char *end = strstr(buf, "\r\n\r\n");
-		if (strncmp(buf, "HTTP/1.1 ", 9) != 0 || end == NULL)
-			return -1;
-		*status = (int)strtol(buf + 9, NULL, 10);
-		snprintf(body, cap, "%s", end + 4);
-		return 0;
-	}
+static int echo(uint16_t port, const char *headers, int *status, char *body, size_t cap)
+{
+	char req[512], buf[4096];
+	int fd = open_conn(port);
+	*status = 0;
+	body[0] = '\0';
+	if (fd < 0)
+		return -1;
+	snprintf(req, sizeof req, "GET /echo HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+	         headers);
+	size_t got = 0;
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req))
+		for (;;) {
+			ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			if (got == sizeof buf - 1)
+				break;
+		}
+	close(fd);
+	buf[got] = '\0';
+	const char *end = strstr(buf, "\r\n\r\n");
+	if (strncmp(buf, "HTTP/1.1 ", 9) != 0 || end == NULL)
+		return -1;
+	*status = (int)strtol(buf + 9, NULL, 10);
+	snprintf(body, cap, "%s", end + 4);
+	return 0;
+}
 
-	/*
+/*
  * --trusted-proxy: behind a trusted proxy the per-address request limit
  * counts each client the proxy names, and the proxy's connections are not
  * capped; a peer that is not trusted cannot pick its address.
  */
-	static void test_trusted_proxy(void)
-	{
-		static struct veil_server s;
-		struct veil_http *h = NULL;
-		char body[128];
-		int st;
-		for (int trusted = 1; trusted >= 0; trusted--) {
-			cfg_init(&s, "127.0.0.1");
-			s.cfg.http_conn_per_addr = 2;
-			if (trusted) {
-				CHECK_RC(veil_cidr_parse("127.0.0.0/8", &s.cfg.trusted_proxies[0]),
-				         0);
-				s.cfg.n_trusted_proxies = 1;
-			}
-			CHECK_RC(veil_http_new(&h, &s), 0);
-			CHECK_RC(veil_http_route(h, "GET", "/echo", echo_client, NULL), 0);
-			CHECK_RC(veil_http_limit(h, "/echo", 2), 0);
-			CHECK_RC(veil_http_run(h), 0);
-			uint16_t port = veil_http_port(h);
-			int ok = 1;
-			/* Two requests for 203.0.113.5 use up its bucket... */
-			for (int i = 0; i < 2; i++) {
-				ok &= echo(port, "X-Forwarded-For: 203.0.113.5\r\n", &st, body,
-				           sizeof body) == 0;
-				ok &= st == 200 &&
-				      strcmp(body, trusted ? "203.0.113.5" : "127.0.0.1") == 0;
-			}
-			int third =
-			    echo(port, "X-Forwarded-For: 203.0.113.5\r\n", &st, body, sizeof body);
-			ok &= third == 0 && st == 429;
-			/* ...another client behind the same proxy still gets through (when trusted). */
-			echo(port, "Forwarded: for=\"[2001:db8::5]:1234\"\r\n", &st, body,
-			     sizeof body);
-			int other_st = st;
-			char other[128];
-			snprintf(other, sizeof other, "%s", body);
-			/* Held connections beyond http-conn-per-addr: a trusted proxy is not capped. */
-			int fds[3], held = 0;
-			for (int i = 0; i < 3; i++) {
-				fds[i] = open_conn(port);
-				held += fds[i] >= 0 && request(fds[i], 1);
-			}
-			for (int i = 0; i < 3; i++)
-				if (fds[i] >= 0)
-					close(fds[i]);
-			veil_http_stop(h);
-			h = NULL;
-			CHECK(ok);
-			if (trusted) {
-				CHECK(other_st == 200 && strcmp(other, "2001:db8::5") == 0);
-				CHECK(held == 3);
-			} else {
-				CHECK(other_st == 429);
-				CHECK(held == 2);
-			}
+static void test_trusted_proxy(void)
+{
+	static struct veil_server s;
+	struct veil_http *h = NULL;
+	char body[128];
+	int st;
+	for (int trusted = 1; trusted >= 0; trusted--) {
+		cfg_init(&s, "127.0.0.1");
+		s.cfg.http_conn_per_addr = 2;
+		if (trusted) {
+			CHECK_RC(veil_cidr_parse("127.0.0.0/8", &s.cfg.trusted_proxies[0]), 0);
+			s.cfg.n_trusted_proxies = 1;
+		}
+		CHECK_RC(veil_http_new(&h, &s), 0);
+		CHECK_RC(veil_http_route(h, "GET", "/echo", echo_client, NULL), 0);
+		CHECK_RC(veil_http_limit(h, "/echo", 2), 0);
+		CHECK_RC(veil_http_run(h), 0);
+		uint16_t port = veil_http_port(h);
+		int ok = 1;
+		/* Two requests for 203.0.113.5 use up its bucket... */
+		for (int i = 0; i < 2; i++) {
+			ok &= echo(port, "X-Forwarded-For: 203.0.113.5\r\n", &st, body,
+			           sizeof body) == 0;
+			ok &= st == 200 && strcmp(body, trusted ? "203.0.113.5" : "127.0.0.1") == 0;
+		}
+		int third = echo(port, "X-Forwarded-For: 203.0.113.5\r\n", &st, body, sizeof body);
+		ok &= third == 0 && st == 429;
+		/* ...another client behind the same proxy still gets through (when trusted). */
+		echo(port, "Forwarded: for=\"[2001:db8::5]:1234\"\r\n", &st, body, sizeof body);
+		int other_st = st;
+		char other[128];
+		snprintf(other, sizeof other, "%s", body);
+		/* Held connections beyond http-conn-per-addr: a trusted proxy is not capped. */
+		int fds[3], held = 0;
+		for (int i = 0; i < 3; i++) {
+			fds[i] = open_conn(port);
+			held += fds[i] >= 0 && request(fds[i], 1);
+		}
+		for (int i = 0; i < 3; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		veil_http_stop(h);
+		h = NULL;
+		CHECK(ok);
+		if (trusted) {
+			CHECK(other_st == 200 && strcmp(other, "2001:db8::5") == 0);
+			CHECK(held == 3);
+		} else {
+			CHECK(other_st == 429);
+			CHECK(held == 2);
 		}
 	}
+}
 
-	T_MAIN_BEGIN
-	{
-		RUN(test_cidr);
-		RUN(test_forwarded_parse);
-		RUN(test_trusted_proxy);
-		RUN(test_listen_exact);
-		RUN(test_listen_refused);
-		RUN(test_conn_per_addr);
-		RUN(test_conn_rate);
-		RUN(test_connlimit_table);
-		RUN(test_selfconn);
-	}
-	T_MAIN_END
+T_MAIN_BEGIN
+{
+	RUN(test_cidr);
+	RUN(test_forwarded_parse);
+	RUN(test_trusted_proxy);
+	RUN(test_listen_exact);
+	RUN(test_listen_refused);
+	RUN(test_conn_per_addr);
+	RUN(test_conn_rate);
+	RUN(test_connlimit_table);
+	RUN(test_selfconn);
+}
+T_MAIN_END
