@@ -19,11 +19,12 @@
 #define DEVICE_TIMEOUT_MS 15000
 
 /*
- * The mediator's base URL: what the provisioning document announces, else
- * the server URL with ws(s) for http(s) and /mediator/ appended (veild
- * serves the mediator on its HTTP listener).
+ * The base URL of a WebSocket service of the server (which: "mediator" or
+ * "rendezvous"): what the provisioning document announces, else the server
+ * URL with ws(s) for http(s) and /which/ appended (veild serves both on its
+ * HTTP listener).
  */
-static int mediator_url(struct veil_msgr *m, char *out, size_t cap)
+int veil_msgr_ws_service_url_int(struct veil_msgr *m, const char *which, char *out, size_t cap)
 {
 	struct veil_dir_provisioning prov;
 	struct veil_profile *p = &m->prof;
@@ -32,22 +33,23 @@ static int mediator_url(struct veil_msgr *m, char *out, size_t cap)
 		return veil_msgr_fail(m, rc, "cannot read the provisioning of %s: %s",
 		                      p->server_url,
 		                      veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
-	if (prov.mediator_url[0] != 0) {
-		if (strncmp(prov.mediator_url, "ws://", 5) != 0 &&
-		    strncmp(prov.mediator_url, "wss://", 6) != 0)
+	const char *announced =
+	    strcmp(which, "mediator") == 0 ? prov.mediator_url : prov.rendezvous_url;
+	if (announced[0] != 0) {
+		if (strncmp(announced, "ws://", 5) != 0 && strncmp(announced, "wss://", 6) != 0)
 			return veil_msgr_fail(m, VEIL_EPROTO,
-			                      "the server announces a mediator URL that is not "
-			                      "ws:// or wss://: %s",
-			                      prov.mediator_url);
-		snprintf(out, cap, "%s", prov.mediator_url);
+			                      "the server announces a %s URL that is not ws:// or "
+			                      "wss://: %s",
+			                      which, announced);
+		snprintf(out, cap, "%s", announced);
 		return 0;
 	}
 	const char *u = p->server_url;
 	int n;
 	if (strncmp(u, "https://", 8) == 0)
-		n = snprintf(out, cap, "wss://%s/mediator/", u + 8);
+		n = snprintf(out, cap, "wss://%s/%s/", u + 8, which);
 	else if (strncmp(u, "http://", 7) == 0)
-		n = snprintf(out, cap, "ws://%s/mediator/", u + 7);
+		n = snprintf(out, cap, "ws://%s/%s/", u + 7, which);
 	else
 		return veil_msgr_fail(m, VEIL_EINVAL, "the server URL %s is not http(s)", u);
 	if (n < 0 || (size_t)n >= cap)
@@ -81,7 +83,7 @@ int veil_msgr_md_enable(struct veil_msgr *m, const char *label)
 		return 0;
 	if ((rc = check_label(m, label)) != 0)
 		return rc;
-	if ((rc = mediator_url(m, p->md_url, sizeof p->md_url)) != 0)
+	if ((rc = veil_msgr_ws_service_url_int(m, "mediator", p->md_url, sizeof p->md_url)) != 0)
 		return rc;
 	randombytes_buf(p->md_dgk, sizeof p->md_dgk);
 	p->md_device_id = random_device_id();
@@ -178,7 +180,7 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const struct veil_msgr
 		               p->server_url, rc == VEIL_EIO ? veil_dir_errmsg() : ids);
 		goto out;
 	}
-	if ((rc = mediator_url(m, p->md_url, sizeof p->md_url)) != 0)
+	if ((rc = veil_msgr_ws_service_url_int(m, "mediator", p->md_url, sizeof p->md_url)) != 0)
 		goto out;
 	memcpy(p->md_dgk, j->dgk, VEIL_MD_DGK_LEN);
 	p->md_device_id = random_device_id();

@@ -70,6 +70,13 @@ int veil_msgr_init_server_int(struct veil_msgr *m, const char *home,
                               const struct veil_msgr_init_opts *o, uint8_t **ca_pem,
                               size_t *ca_len);
 
+/*
+ * The base URL of the server's WebSocket service which ("mediator" or
+ * "rendezvous"), from the provisioning document or after the server URL
+ * (lib/client/device.c); errtext set on failure.
+ */
+int veil_msgr_ws_service_url_int(struct veil_msgr *m, const char *which, char *out, size_t cap);
+
 /* Opens a CSP connection for m as the messenger does (errtext set on failure). */
 int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
 

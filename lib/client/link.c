@@ -108,26 +108,30 @@ static int io_next(struct veil_msgr *m, struct link_io *io)
 	}
 }
 
-/* The relay's base URL: the provisioning document's, or the server's /rendezvous/. */
-static int relay_base(struct veil_msgr *m, char *out, size_t cap)
+/*
+ * Waits for the handshake to end, then lets the user compare the short
+ * rendezvous path hash (confirm returning 0 refuses: refused is the error
+ * text, and the connection is to close with the ULP's code).
+ */
+static int io_confirm(struct veil_msgr *m, struct link_io *io,
+                      int (*confirm)(const char *rph, void *ctx), void *ctx, const char *refused,
+                      int *close_code)
 {
-	struct veil_dir_provisioning prov;
-	struct veil_profile *p = &m->prof;
-	int rc = veil_dir_fetch_provisioning(p->server_url, p->sign_pk, p->server_pk, &prov);
-	if (rc != 0)
-		return veil_msgr_fail(m, rc, "cannot read the provisioning of %s: %s",
-		                      p->server_url,
-		                      veil_dir_errmsg()[0] ? veil_dir_errmsg() : veil_strerror(rc));
-	if (prov.rendezvous_url[0] != 0) {
-		snprintf(out, cap, "%s", prov.rendezvous_url);
-		return 0;
+	uint8_t rph[VEIL_RDV_RPH_LEN];
+	char rs[VEIL_RDV_RPH_SHORT_LEN];
+	int rc = io_next(m, io);
+	if (rc < 0)
+		return rc;
+	if (rc != VEIL_RDV_EV_AUTHENTICATED)
+		return veil_msgr_fail(m, VEIL_EPROTO,
+		                      "the other device broke the rendezvous protocol");
+	if ((rc = veil_rdv_rph(&io->r, rph)) != 0)
+		return rc;
+	veil_rdv_rph_short(rs, rph);
+	if (confirm != NULL && confirm(rs, ctx) == 0) {
+		*close_code = VEIL_RDV_CLOSE_ULP;
+		return veil_msgr_fail(m, VEIL_EAUTH, "%s", refused);
 	}
-	const char *u = p->server_url;
-	int n = strncmp(u, "https://", 8) == 0  ? snprintf(out, cap, "wss://%s/rendezvous/", u + 8)
-	        : strncmp(u, "http://", 7) == 0 ? snprintf(out, cap, "ws://%s/rendezvous/", u + 7)
-	                                        : -1;
-	if (n < 0 || (size_t)n >= cap)
-		return veil_msgr_fail(m, VEIL_EINVAL, "no rendezvous relay for %s", u);
 	return 0;
 }
 
@@ -140,7 +144,7 @@ int veil_msgr_link_offer(struct veil_msgr *m, struct veil_link *l, const char *l
 	memset(l, 0, sizeof *l);
 	if ((rc = veil_msgr_md_enable(m, label)) != 0)
 		return rc;
-	if ((rc = relay_base(m, base, sizeof base)) != 0)
+	if ((rc = veil_msgr_ws_service_url_int(m, "rendezvous", base, sizeof base)) != 0)
 		return rc;
 	if ((rc = veil_rdv_init_new(&l->init, base)) != 0 ||
 	    (rc = veil_rdv_link_encode(l->link, sizeof l->link, &l->init, VEIL_RDV_OFFER_TO_JOIN,
@@ -252,23 +256,9 @@ int veil_msgr_link_run(struct veil_msgr *m, struct veil_link *l,
 	if ((rc = veil_rdv_start(&io.r, VEIL_RDV_RID, 1, &l->init, &io.out)) != 0 ||
 	    (rc = io_flush(m, &io)) != 0)
 		goto out;
-	if ((rc = io_next(m, &io)) < 0)
+	if ((rc = io_confirm(m, &io, confirm, ctx, "not confirmed: nothing was sent",
+	                     &close_code)) != 0)
 		goto out;
-	if (rc != VEIL_RDV_EV_AUTHENTICATED) {
-		rc = veil_msgr_fail(m, VEIL_EPROTO,
-		                    "the other device broke the rendezvous protocol");
-		goto out;
-	}
-	uint8_t rph[VEIL_RDV_RPH_LEN];
-	char rs[VEIL_RDV_RPH_SHORT_LEN];
-	if ((rc = veil_rdv_rph(&io.r, rph)) != 0)
-		goto out;
-	veil_rdv_rph_short(rs, rph);
-	if (confirm != NULL && confirm(rs, ctx) == 0) {
-		rc = veil_msgr_fail(m, VEIL_EAUTH, "not confirmed: nothing was sent");
-		close_code = VEIL_RDV_CLOSE_ULP;
-		goto out;
-	}
 	if ((rc = essential_make(m, &e)) != 0)
 		goto out;
 	struct veil_buf msg;
@@ -402,23 +392,9 @@ int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
 	if ((rc = veil_rdv_start(&io.r, VEIL_RDV_RRD, 0, &init, &io.out)) != 0 ||
 	    (rc = io_flush(m, &io)) != 0)
 		goto out;
-	if ((rc = io_next(m, &io)) < 0)
+	if ((rc = io_confirm(m, &io, confirm, ctx, "not confirmed: this device did not join",
+	                     &close_code)) != 0)
 		goto out;
-	if (rc != VEIL_RDV_EV_AUTHENTICATED) {
-		rc = veil_msgr_fail(m, VEIL_EPROTO,
-		                    "the other device broke the rendezvous protocol");
-		goto out;
-	}
-	uint8_t rph[VEIL_RDV_RPH_LEN];
-	char rs[VEIL_RDV_RPH_SHORT_LEN];
-	if ((rc = veil_rdv_rph(&io.r, rph)) != 0)
-		goto out;
-	veil_rdv_rph_short(rs, rph);
-	if (confirm != NULL && confirm(rs, ctx) == 0) {
-		rc = veil_msgr_fail(m, VEIL_EAUTH, "not confirmed: this device did not join");
-		close_code = VEIL_RDV_CLOSE_ULP;
-		goto out;
-	}
 	/* Nominate, Begin, then EssentialData (blobs before it are not used). */
 	for (;;) {
 		struct veil_join_ed ed;

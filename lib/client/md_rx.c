@@ -17,6 +17,30 @@
 #include "md_int.h"
 #include "recv_int.h"
 
+/*
+ * Logs a reflected message with dir and peer: 0 when stored now, 1 when it
+ * was there already (a leader that reflected it twice: shown once), or the
+ * storage error (errtext set).
+ */
+static int log_d2d(struct veil_msgr *m, int dir, const uint8_t peer[static VEIL_ID_LEN],
+                   const struct veil_d2d_msg *d, int status, const uint8_t *nonce)
+{
+	struct veil_log_entry e = {.dir = dir,
+	                           .msg_id = d->msg_id,
+	                           .date_ms = d->created_ms,
+	                           .type = d->type,
+	                           .body = d->body,
+	                           .body_len = d->body_len,
+	                           .status = status};
+	memcpy(e.peer, peer, VEIL_ID_LEN);
+	int rc = veil_profile_log_add(&m->prof, &e, nonce);
+	if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
+		return 1;
+	if (rc != 0)
+		return veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+	return 0;
+}
+
 /* Group replies are the leader's: a device that learns of a message by reflection sends none. */
 static int no_reply(void *ctx, const uint8_t to[static VEIL_ID_LEN], uint8_t type, uint8_t flags,
                     const uint8_t *body, size_t len)
@@ -92,21 +116,9 @@ static int md_apply_group_out(struct recv_state *s, const struct veil_d2d_msg *d
 		if (d->type == VEIL_E2E_GROUP_DELIVERY_RECEIPT ||
 		    d->type == VEIL_E2E_GROUP_SYNC_REQUEST)
 			goto out;
-		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
-		                           .msg_id = d->msg_id,
-		                           .date_ms = d->created_ms,
-		                           .type = d->type,
-		                           .body = d->body,
-		                           .body_len = d->body_len};
 		struct veil_msgr_event ev;
-		memcpy(e.peer, m->prof.id, VEIL_ID_LEN);
-		rc = veil_profile_log_add(&m->prof, &e, NULL);
-		if (rc == VEIL_EEXIST) {
-			rc = 0;
-			goto out;
-		}
-		if (rc != 0) {
-			rc = veil_msgr_fail(m, rc, "cannot store a message: %s", veil_strerror(rc));
+		if ((rc = log_d2d(m, VEIL_LOG_OUT, m->prof.id, d, 0, NULL)) != 0) {
+			rc = rc > 0 ? 0 : rc;
 			goto out;
 		}
 		memset(&ev, 0, sizeof ev);
@@ -167,21 +179,10 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 		memcpy(ev.from, d->peer, VEIL_ID_LEN);
 		rc = veil_group_receive(m, &gio, d->peer, d->type, d->body, d->body_len, &ev, grx);
 		if (rc == VEIL_GROUP_RX_ACCEPT) {
-			struct veil_log_entry e = {.dir = VEIL_LOG_IN,
-			                           .msg_id = d->msg_id,
-			                           .date_ms = d->created_ms,
-			                           .type = d->type,
-			                           .body = d->body,
-			                           .body_len = d->body_len};
-			memcpy(e.peer, d->peer, VEIL_ID_LEN);
-			rc = veil_profile_log_add(&m->prof, &e, d->nonce);
+			rc = log_d2d(m, VEIL_LOG_IN, d->peer, d, 0, d->nonce);
 			if (rc == 0)
 				veil_rx_emit(s, &ev);
-			else if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
-				rc = 0;
-			else
-				rc = veil_msgr_fail(m, rc, "cannot store a message: %s",
-				                    veil_strerror(rc));
+			rc = rc > 0 ? 0 : rc;
 		} else if (rc > 0) {
 			rc = 0; /* dropped or ignored by the group rules, as on the leader */
 		}
@@ -193,32 +194,22 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 	if (d->kind == VEIL_D2D_CONTACT)
 		return veil_msgr_md_apply_contact_int(m, d);
 	if (d->kind == VEIL_D2D_INCOMING && !d->group) {
-		struct veil_log_entry e = {.dir = VEIL_LOG_IN,
-		                           .msg_id = d->msg_id,
-		                           .date_ms = d->created_ms,
-		                           .type = d->type,
-		                           .body = d->body,
-		                           .body_len = d->body_len};
-		memcpy(e.peer, d->peer, VEIL_ID_LEN);
+		int status = 0;
 		memcpy(ev.from, d->peer, VEIL_ID_LEN);
 		if (d->type == VEIL_E2E_TEXT &&
 		    veil_e2e_text_decode(d->body, d->body_len, &ev.text, &ev.text_len) != 0)
-			e.status = VEIL_LOG_RAW;
+			status = VEIL_LOG_RAW;
 		if (d->type == VEIL_E2E_DELIVERY_RECEIPT) {
 			if (veil_e2e_receipt_decode(d->body, d->body_len, &ev.status, ids,
 			                            VEIL_ARRAY_LEN(ids), &nids) != 0)
-				e.status = VEIL_LOG_RAW;
+				status = VEIL_LOG_RAW;
 			ev.n_ids = nids;
 			memcpy(ev.ids, ids,
 			       (nids < VEIL_MSGR_EV_MAX_IDS ? nids : VEIL_MSGR_EV_MAX_IDS) * 8);
 		}
-		rc = veil_profile_log_add(&m->prof, &e, d->nonce);
-		if (rc == VEIL_EEXIST || rc == VEIL_EREPLAY)
-			return 0; /* reflected twice (a leader that resent it): shown once */
-		if (rc != 0)
-			return veil_msgr_fail(m, rc, "cannot store a message: %s",
-			                      veil_strerror(rc));
-		for (size_t i = 0; i < nids && e.status == 0; i++)
+		if ((rc = log_d2d(m, VEIL_LOG_IN, d->peer, d, status, d->nonce)) != 0)
+			return rc > 0 ? 0 : rc;
+		for (size_t i = 0; i < nids && status == 0; i++)
 			if (veil_profile_log_set_status(&m->prof, d->peer, ids[i], ev.status) != 0)
 				continue;
 		struct veil_contact peer;
@@ -228,13 +219,6 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 		return 0;
 	}
 	if (d->kind == VEIL_D2D_OUTGOING && !d->group) {
-		struct veil_log_entry e = {.dir = VEIL_LOG_OUT,
-		                           .msg_id = d->msg_id,
-		                           .date_ms = d->created_ms,
-		                           .type = d->type,
-		                           .body = d->body,
-		                           .body_len = d->body_len};
-		memcpy(e.peer, d->peer, VEIL_ID_LEN);
 		/* Our own nonces: a copy replayed to us later is refused. */
 		for (size_t i = 0; i < d->n_nonces; i++) {
 			rc = veil_profile_nonce_add(&m->prof, d->nonces[i]);
@@ -242,12 +226,8 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 				return veil_msgr_fail(m, rc, "cannot store a nonce: %s",
 				                      veil_strerror(rc));
 		}
-		rc = veil_profile_log_add(&m->prof, &e, NULL);
-		if (rc == VEIL_EEXIST)
-			return 0;
-		if (rc != 0)
-			return veil_msgr_fail(m, rc, "cannot store a message: %s",
-			                      veil_strerror(rc));
+		if ((rc = log_d2d(m, VEIL_LOG_OUT, d->peer, d, 0, NULL)) != 0)
+			return rc > 0 ? 0 : rc;
 		ev.outgoing = 1;
 		memcpy(ev.from, m->prof.id, VEIL_ID_LEN);
 		memcpy(ev.to, d->peer, VEIL_ID_LEN);
