@@ -268,11 +268,28 @@ static int md_reflected(struct recv_state *s, const uint8_t *p, size_t n)
 	if ((plain = malloc(r.envelope_len + 1)) == NULL)
 		return veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 	if (veil_md_envelope_open(plain, &plen, &info, k, r.envelope, r.envelope_len) != 0 ||
-	    veil_d2d_decode(&env, &d, plain, plen) != 0)
+	    veil_d2d_decode(&env, &d, plain, plen) != 0) {
 		veil_rx_error(s, NULL, 0, VEIL_ECRYPTO,
 		              "a reflected message from another device cannot be read; dropped");
-	else if (d.device_id != m->prof.md_device_id)
-		rc = md_apply(s, &d);
+	} else if ((rc = veil_profile_nonce_seen(&m->prof, r.envelope)) == VEIL_EREPLAY) {
+		/*
+		 * The D2D nonce store: an envelope whose nonce this device has
+		 * seen is a replay (a mediator that sends an old one again).
+		 * Nonces are random, so they share the replay store with CSP's.
+		 */
+		rc = 0;
+		veil_rx_error(
+		    s, NULL, 0, VEIL_EREPLAY,
+		    "a reflected message was replayed (its nonce was seen before); dropped");
+	} else if (rc != 0) {
+		rc = veil_msgr_fail(m, rc, "cannot read the replay store: %s", veil_strerror(rc));
+	} else {
+		if (d.device_id != m->prof.md_device_id)
+			rc = md_apply(s, &d);
+		int nr = rc == 0 ? veil_profile_nonce_add(&m->prof, r.envelope) : 0;
+		if (nr != 0 && nr != VEIL_EREPLAY)
+			rc = veil_msgr_fail(m, nr, "cannot store a nonce: %s", veil_strerror(nr));
+	}
 	veil_d2d_free(env);
 	sodium_memzero(plain, plen);
 	free(plain);

@@ -11,6 +11,8 @@
 #include "veil/client.h"
 #include "veil/contacts.h"
 
+#include "../../lib/client/md_int.h"
+
 static struct it_server srv;
 static char tmp[256];
 
@@ -23,6 +25,7 @@ static struct dev a1, a2, a3, peer;
 #define MAX_SEEN 32
 struct seen {
 	size_t n;
+	int replays; /* error events for replayed reflections */
 	struct {
 		char text[128];
 		int outgoing, other_device;
@@ -33,6 +36,8 @@ struct seen {
 static int on_event(const struct veil_msgr_event *ev, void *ctx)
 {
 	struct seen *s = ctx;
+	if (ev->kind == VEIL_MSGR_EV_ERROR && ev->err == VEIL_EREPLAY)
+		s->replays++;
 	if (ev->kind != VEIL_MSGR_EV_MESSAGE || ev->text == NULL || s->n == MAX_SEEN)
 		return 0;
 	snprintf(s->e[s->n].text, sizeof s->e[s->n].text, "%.*s", (int)ev->text_len, ev->text);
@@ -241,6 +246,79 @@ static int t_contact_verified_everywhere(void)
 	return 0;
 }
 
+/*
+ * The D2D nonce store: the same sealed envelope reflected twice (as a
+ * mediator replaying it would) is applied once, the second copy reported
+ * and dropped. The sender is a raw device of the group on libveil's
+ * connection through the mediator.
+ */
+static int t_d2d_replay_dropped(void)
+{
+	struct veil_conn *c = calloc(1, sizeof *c);
+	struct veil_md_keys k;
+	struct veil_md_params mp;
+	struct veil_d2d_msg d;
+	struct veil_buf env, box, out;
+	struct seen s;
+	const char *text = "replayed envelope";
+	int rc = -1;
+	IT_CHECK(c != NULL && veil_md_keys_derive(&k, a1.m.prof.md_dgk) == 0);
+	memset(&mp, 0, sizeof mp);
+	mp.url = a1.m.prof.md_url;
+	mp.keys = &k;
+	mp.device_id = veil_random_u64();
+	mp.csp_device_id = veil_random_u64();
+	mp.expect_new = 1;
+	mp.label = "replayer";
+	IT_CHECK(veil_conn_open_md(c, &mp, a1.m.prof.server_pk, a1.m.prof.id, a1.m.prof.sk, NULL,
+	                           10000) == 0);
+	veil_buf_init(&env, 65536);
+	veil_buf_init(&box, 65536);
+	veil_buf_init(&out, 65536);
+	struct veil_buf body;
+	veil_buf_init(&body, 256);
+	memset(&d, 0, sizeof d);
+	d.kind = VEIL_D2D_OUTGOING;
+	memcpy(d.peer, peer.m.prof.id, VEIL_ID_LEN);
+	d.msg_id = veil_random_u64();
+	d.created_ms = veil_now_ms();
+	d.type = VEIL_E2E_TEXT;
+	if (veil_e2e_text_encode(&body, text, strlen(text)) != 0)
+		goto out;
+	d.body = body.p;
+	d.body_len = body.len;
+	if (veil_d2d_encode(&env, &d, mp.device_id) != 0 ||
+	    veil_md_envelope_seal(&box, &k, env.p, env.len, 0) != 0)
+		goto out;
+	for (uint32_t id = 1; id <= 2; id++) {
+		veil_buf_reset(&out);
+		if (veil_md_reflect_encode(&out, 0, id, box.p, box.len) != 0 ||
+		    veil_conn_md_send(c, out.p, out.len) != 0 ||
+		    veil_conn_md_wait_ack(c, id, 10000, NULL) != 0)
+			goto out;
+	}
+	veil_conn_close(c);
+	if (recv_all(&a2, &s) != 0)
+		goto out;
+	int shown = 0;
+	for (size_t i = 0; i < s.n; i++)
+		shown += strcmp(s.e[i].text, text) == 0;
+	/* The replayer leaves the group again (the device list below counts three). */
+	rc = shown == 1 && s.replays == 1 && veil_msgr_device_drop(&a1.m, mp.device_id) == 0 ? 0
+	                                                                                     : -1;
+	if (rc != 0)
+		fprintf(stderr, "replay: shown %d, replays reported %d\n", shown, s.replays);
+out:
+	veil_conn_close(c);
+	free(c);
+	veil_buf_release(&env);
+	veil_buf_release(&box);
+	veil_buf_release(&out);
+	veil_buf_release(&body);
+	veil_md_keys_wipe(&k);
+	return rc == 0 ? 0 : 1;
+}
+
 struct devlist {
 	int n, self;
 	char labels[8][VEIL_MD_INFO_STR_MAX + 1];
@@ -327,6 +405,7 @@ int main(void)
 		RUN_IT(t_logs_agree);
 		RUN_IT(t_groups_across_devices);
 		RUN_IT(t_contact_verified_everywhere);
+		RUN_IT(t_d2d_replay_dropped);
 		RUN_IT(t_devices_list_rename_drop);
 		RUN_IT(t_wrong_dgk_refused);
 	}
