@@ -1,5 +1,5 @@
 # Veil: GNU Makefile driven by pkg-config.
-#   make            build libveil, veild, veil
+#   make            build libveil, veild, veil, veilctl
 #   make check      build and run every test (unit, vectors, fuzz corpora, loopback)
 #   make run        build and start veild with every service on loopback
 #   make bench      run the benchmarks
@@ -41,6 +41,8 @@ SRV_SRC := $(wildcard srv/*.c srv/*/*.c)
 SRV_O := $(patsubst %.c,$(BUILD)/%.o,$(SRV_SRC))
 CLI_SRC := $(wildcard cmd/veil/*.c)
 CLI_O := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC))
+CTL_SRC := $(wildcard cmd/veilctl/*.c)
+CTL_O := $(patsubst %.c,$(BUILD)/%.o,$(CTL_SRC))
 # Server code without main(), for tests that drive services in-process.
 SRV_LIB_O := $(filter-out $(BUILD)/srv/main.o,$(SRV_O))
 
@@ -57,7 +59,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 .PHONY: all check unit run bench fuzz install clean deps format-check banned-check
 .SECONDARY:
 
-all: $(BUILD)/veild $(BUILD)/veil
+all: $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl
 
 deps:
 	@scripts/install-deps
@@ -80,6 +82,10 @@ $(BUILD)/libveil.a: $(LIB_O)
 	$(Q)ar rcs $@ $^
 
 $(BUILD)/veild: $(SRV_O) $(BUILD)/libveil.a
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# veilctl works on a data directory with the server's own code.
+$(BUILD)/veilctl: $(CTL_O) $(SRV_LIB_O) $(BUILD)/libveil.a
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/veil: $(CLI_O) $(BUILD)/libveil.a
@@ -157,7 +163,7 @@ banned-check:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BUILD)/veild $(BUILD)/veil $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -10,6 +10,10 @@
  *   serverName     the server's public host name (a Veil addition)
  *   chat           {hostname, ports: [port], publicKey: base64 X25519 key}
  *   directory      {url: base URL of the directory, ending with "/"}
+ *   blob           {uploadUrl, downloadUrl, doneUrl}
+ *   gateway        {url: base URL of the Gateway message API, no trailing "/";
+ *                  a Veil addition: the published API's clients take it as
+ *                  their base URL}
  *
  * Services that do not exist yet (blob, safe, mediator...) are omitted, not
  * given placeholders. The document is built and signed once at start.
@@ -36,7 +40,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 {
 	const struct veil_config *cfg = &srv->cfg;
 	const char *host = cfg->public_host[0] != '\0' ? cfg->public_host : cfg->listen;
-	char uhost[300], dir_url[400], blob_up[400], blob_down[400], blob_done[400];
+	char uhost[300], dir_url[400], blob_up[400], blob_down[400], blob_done[400], gw_url[400];
 	char sign_b64[VEIL_B64_LEN(32)], csp_b64[VEIL_B64_LEN(32)];
 	char sig_b64[VEIL_B64_LEN(crypto_sign_BYTES)];
 	uint8_t sig[crypto_sign_BYTES];
@@ -50,6 +54,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	snprintf(blob_down, sizeof blob_down, "http://%s:%u/blob/{blobId}", uhost, (unsigned)port);
 	snprintf(blob_done, sizeof blob_done, "http://%s:%u/blob/{blobId}/done", uhost,
 	         (unsigned)port);
+	snprintf(gw_url, sizeof gw_url, "http://%s:%u/gateway", uhost, (unsigned)port);
 	if (veil_b64_encode(sign_b64, sizeof sign_b64, srv->keys.sign_pk, 32) != 0 ||
 	    veil_b64_encode(csp_b64, sizeof csp_b64, srv->keys.csp_pk, VEIL_KEY_LEN) != 0)
 		goto out;
@@ -61,6 +66,11 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	    json_object_set_new(doc, "blob",
 	                        json_pack("{s:s, s:s, s:s}", "uploadUrl", blob_up, "downloadUrl",
 	                                  blob_down, "doneUrl", blob_done)) != 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	if (doc != NULL && cfg->data_dir[0] != '\0' &&
+	    json_object_set_new(doc, "gateway", json_pack("{s:s}", "url", gw_url)) != 0) {
 		json_decref(doc);
 		doc = NULL;
 	}
