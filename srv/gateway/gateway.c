@@ -62,9 +62,23 @@ static int authenticate(struct veil_gateway *gw, const struct params *ps, struct
 static int identity_live(struct veil_gateway *gw, const uint8_t id[static VEIL_ID_LEN],
                          struct veil_identity_rec *rec)
 {
+	uint64_t h, now = veil_mono_ms();
+	crypto_shorthash((uint8_t *)&h, id, VEIL_ID_LEN, gw->ids_key);
+	struct gw_id_cache_entry *e = &gw->ids[h % VEIL_GW_ID_CACHE_SLOTS];
+	if (e->until_ms > now && memcmp(e->id, id, VEIL_ID_LEN) == 0) {
+		memset(rec, 0, sizeof *rec);
+		memcpy(rec->id, id, VEIL_ID_LEN);
+		memcpy(rec->pk, e->pk, VEIL_KEY_LEN);
+		return 0;
+	}
 	int rc = veil_store_identity_get(gw->srv->store, id, rec);
 	if (rc == 0 && rec->state == VEIL_IDENTITY_INVALID)
 		rc = VEIL_ENOTFOUND;
+	if (rc == 0) {
+		memcpy(e->id, id, VEIL_ID_LEN);
+		memcpy(e->pk, rec->pk, VEIL_KEY_LEN);
+		e->until_ms = now + VEIL_GW_ID_CACHE_MS;
+	}
 	return rc;
 }
 
@@ -443,6 +457,10 @@ int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
 	sodium_memzero(key, sizeof key);
 	if (rc == 0)
 		rc = veil_ratelimit_new(&gw->rl, srv->cfg.gw_rate_per_min);
+	gw->ids = calloc(VEIL_GW_ID_CACHE_SLOTS, sizeof *gw->ids);
+	if (rc == 0 && gw->ids == NULL)
+		rc = VEIL_ENOMEM;
+	randombytes_buf(gw->ids_key, sizeof gw->ids_key);
 	if (rc != 0) {
 		veil_gateway_free(gw);
 		return rc;
@@ -486,6 +504,7 @@ void veil_gateway_free(struct veil_gateway *gw)
 	veil_gateway_stop(gw);
 	veil_gwdb_close(gw->db);
 	veil_ratelimit_free(gw->rl);
+	free(gw->ids);
 	pthread_cond_destroy(&gw->wcond);
 	pthread_mutex_destroy(&gw->wlock);
 	pthread_mutex_destroy(&gw->hlock);

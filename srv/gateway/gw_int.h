@@ -8,6 +8,19 @@
 #include "gwdb.h"
 #include "../limit/ratelimit.h"
 
+/*
+ * Identities known to be live, so that a send does not read the directory
+ * every time; an entry is trusted for VEIL_GW_ID_CACHE_MS (as the chat
+ * service's cache), so a revocation reaches the Gateway within that time.
+ */
+#define VEIL_GW_ID_CACHE_SLOTS 4096
+#define VEIL_GW_ID_CACHE_MS 60000
+struct gw_id_cache_entry {
+	uint8_t id[VEIL_ID_LEN];
+	uint8_t pk[VEIL_KEY_LEN];
+	uint64_t until_ms; /* monotonic; 0 = empty */
+};
+
 struct veil_gateway {
 	struct veil_server *srv;
 	struct veil_gwdb *db;
@@ -16,7 +29,9 @@ struct veil_gateway {
 	/* The listener, for deferred answers; NULL once it is gone (under hlock). */
 	pthread_mutex_t hlock;
 	struct veil_http *http;
-	struct veil_ratelimit *rl; /* per API identity; HTTP thread only */
+	struct veil_ratelimit *rl;     /* per API identity; HTTP thread only */
+	struct gw_id_cache_entry *ids; /* HTTP thread only */
+	uint8_t ids_key[16];
 	/* The callback worker. */
 	pthread_t thread;
 	int running;

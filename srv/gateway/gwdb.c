@@ -10,10 +10,20 @@
 #include "gwdb.h"
 #include "veil/util.h"
 
+enum gw_stmt { ST_GET, ST_CHARGE, ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_GET] = "SELECT modes, credits, callback, secret_salt, secret_hash, secret_sealed, "
+               "sk_sealed, created_ms FROM gw_accounts WHERE id = ?1",
+    [ST_CHARGE] = "UPDATE gw_accounts SET credits = credits - ?2 WHERE id = ?1 AND "
+                  "credits >= ?2",
+};
+
 struct veil_gwdb {
 	pthread_mutex_t mu;
 	sqlite3 *db;
-	uint8_t *seal_key; /* sodium_malloc'd, 32 bytes */
+	sqlite3_stmt *st[ST_COUNT]; /* the statements of the hot path, prepared once */
+	uint8_t *seal_key;          /* sodium_malloc'd, 32 bytes */
 };
 
 static const char *schema =
@@ -23,6 +33,8 @@ static const char *schema =
      * sent for free), never an account; accounts are added with FULL below.
      */
     "PRAGMA synchronous=NORMAL;"
+    /* One process at a time has the file (veild.lock): no file lock per transaction. */
+    "PRAGMA locking_mode=EXCLUSIVE;"
     "CREATE TABLE IF NOT EXISTS gw_accounts ("
     " id BLOB PRIMARY KEY, modes INTEGER NOT NULL, credits INTEGER NOT NULL,"
     " callback TEXT NOT NULL, secret_salt BLOB NOT NULL, secret_hash BLOB NOT NULL,"
@@ -50,7 +62,11 @@ int veil_gwdb_open(struct veil_gwdb **out, const char *path, const uint8_t seal_
 	if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_busy_timeout(db->db, 5000) != SQLITE_OK ||
-	    sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+	    sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(db->db, stmt_sql[ST_GET], -1, SQLITE_PREPARE_PERSISTENT,
+	                       &db->st[ST_GET], NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(db->db, stmt_sql[ST_CHARGE], -1, SQLITE_PREPARE_PERSISTENT,
+	                       &db->st[ST_CHARGE], NULL) != SQLITE_OK) {
 		veil_log_error("gateway: cannot open %s: %s", path,
 		               db->db != NULL ? sqlite3_errmsg(db->db) : "out of memory");
 		veil_gwdb_close(db);
@@ -64,6 +80,8 @@ void veil_gwdb_close(struct veil_gwdb *db)
 {
 	if (db == NULL)
 		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(db->st[i]);
 	sqlite3_close(db->db);
 	sodium_free(db->seal_key);
 	pthread_mutex_destroy(&db->mu);
@@ -168,12 +186,7 @@ int veil_gwdb_get(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], in
 	sqlite3_stmt *st = NULL;
 	int rc = VEIL_EIO;
 	pthread_mutex_lock(&db->mu);
-	if (sqlite3_prepare_v2(
-	        db->db,
-	        "SELECT modes, credits, callback, secret_salt, secret_hash, "
-	        "secret_sealed, sk_sealed, created_ms FROM gw_accounts WHERE id = ?1",
-	        -1, &st, NULL) != SQLITE_OK)
-		goto out;
+	st = db->st[ST_GET];
 	sqlite3_bind_blob(st, 1, id, VEIL_ID_LEN, SQLITE_STATIC);
 	int s = sqlite3_step(st);
 	if (s == SQLITE_DONE) {
@@ -210,7 +223,8 @@ int veil_gwdb_get(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], in
 			sodium_memzero(a, sizeof *a);
 	}
 out:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -220,9 +234,11 @@ static int update(struct veil_gwdb *db, const char *sql, const uint8_t id[static
                   int64_t n, const char *text)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = VEIL_EIO;
+	int rc = VEIL_EIO, cached = sql == stmt_sql[ST_CHARGE];
 	pthread_mutex_lock(&db->mu);
-	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (cached)
+		st = db->st[ST_CHARGE];
+	else if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_blob(st, 1, id, VEIL_ID_LEN, SQLITE_STATIC);
 	if (text != NULL)
@@ -232,17 +248,19 @@ static int update(struct veil_gwdb *db, const char *sql, const uint8_t id[static
 	if (sqlite3_step(st) == SQLITE_DONE)
 		rc = sqlite3_changes(db->db) == 1 ? 0 : VEIL_ENOTFOUND;
 out:
-	sqlite3_finalize(st);
+	if (cached) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	} else {
+		sqlite3_finalize(st);
+	}
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
 int veil_gwdb_charge(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], int64_t n)
 {
-	int rc = update(db,
-	                "UPDATE gw_accounts SET credits = credits - ?2 WHERE id = ?1 AND "
-	                "credits >= ?2",
-	                id, n, NULL);
+	int rc = update(db, stmt_sql[ST_CHARGE], id, n, NULL);
 	if (rc == VEIL_ENOTFOUND) {
 		struct veil_gw_account a;
 		if (veil_gwdb_get(db, id, 0, &a) == 0)

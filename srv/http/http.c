@@ -304,9 +304,12 @@ int veil_http_resume(struct veil_http *h, uint64_t ticket, int status, const cha
 		free(r);
 		return VEIL_ECLOSED;
 	}
+	/* One wake-up for a run of answers: run_resumed takes the whole list. */
+	int wake = h->resumed == NULL;
 	*h->resumed_tail = r;
 	h->resumed_tail = &r->next;
-	lws_cancel_service(h->ctx);
+	if (wake)
+		lws_cancel_service(h->ctx);
 	pthread_mutex_unlock(&h->rlock);
 	return 0;
 }

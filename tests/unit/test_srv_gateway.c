@@ -30,8 +30,7 @@ static void test_form_fields(void)
 	CHECK_RC(veil_gw_form_get(f, strlen(f), "flag", 1, out, sizeof out, &n), 0);
 	CHECK(n == 0 && out[0] == '\0');
 	CHECK_RC(veil_gw_form_get(f, strlen(f), "fro", 1, out, sizeof out, &n), VEIL_ENOTFOUND);
-	CHECK_RC(veil_gw_form_get(f, strlen(f), "secret=", 1, out, sizeof out, &n),
-	         VEIL_ENOTFOUND);
+	CHECK_RC(veil_gw_form_get(f, strlen(f), "secret=", 1, out, sizeof out, &n), VEIL_ENOTFOUND);
 	/* The length bounds the search: "secret" is cut off here. */
 	CHECK_RC(veil_gw_form_get(f, 20, "secret", 1, out, sizeof out, &n), VEIL_ENOTFOUND);
 	CHECK_RC(veil_gw_form_get("", 0, "a", 1, out, sizeof out, &n), VEIL_ENOTFOUND);
@@ -69,9 +68,8 @@ static void test_accounts(void)
 	veil_gwdb_seal_key(key, dir_sk);
 	struct veil_gwdb *db = NULL;
 	CHECK_RC(veil_gwdb_open(&db, path, key), 0);
-	struct veil_gw_account a = {.modes = VEIL_GW_MODE_E2E | VEIL_GW_MODE_BASIC,
-	                            .credits = 2,
-	                            .has_sk = 1};
+	struct veil_gw_account a = {
+	    .modes = VEIL_GW_MODE_E2E | VEIL_GW_MODE_BASIC, .credits = 2, .has_sk = 1};
 	memcpy(a.id, "*TESTBOT", VEIL_ID_LEN);
 	crypto_box_keypair(pk, a.sk);
 	snprintf(a.callback, sizeof a.callback, "https://bot.example/cb");
