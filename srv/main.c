@@ -302,9 +302,10 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv,
                                struct veil_gateway *gw)
 {
 	/* The blob service first: its /directory/identity/blob_cred is more specific. */
-	int rc = veil_blobsvc_register(http, srv);
+	struct veil_blobsvc *blobs = NULL;
+	int rc = veil_blobsvc_register_ex(http, srv, &blobs);
 	if (rc == 0)
-		rc = veil_gateway_register(gw, http);
+		rc = veil_gateway_register(gw, http, blobs);
 	if (rc == 0)
 		rc = veil_dirsvc_register(http, srv);
 	if (rc == 0)

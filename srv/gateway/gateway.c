@@ -7,6 +7,7 @@
 
 #include "gw_int.h"
 #include "veil/e2e.h"
+#include "../blob/blob.h"
 
 static const char *text_plain = "text/plain; charset=utf-8";
 
@@ -411,6 +412,102 @@ static void handle(void *arg, const struct veil_http_req *req, struct veil_http_
 		answer(resp, 404, "");
 }
 
+/*
+ * upload_blob and blobs/: authenticated here (from and secret in the query,
+ * as the SDKs send them for both), then handed to the blob service with a
+ * blob token for the API identity, which owns the blob and its quota.
+ */
+static int blob_begin(void *arg, const struct veil_http_sreq *req, void **ctx,
+                      struct veil_http_resp *resp, int upload)
+{
+	struct veil_gateway *gw = arg;
+	struct params ps = {.p = req->query, .len = strlen(req->query), .decode = 0};
+	struct veil_gw_account a;
+	char key[VEIL_ID_LEN + 1];
+	*ctx = NULL;
+	if (authenticate(gw, &ps, &a) != 0) {
+		answer(resp, 401, "");
+		return -1;
+	}
+	veil_id_str(key, a.id);
+	if (veil_ratelimit_take(gw->rl, key, veil_mono_ms()) != 0) {
+		answer(resp, 429, "");
+		return -1;
+	}
+	if (gw->blobs == NULL) {
+		answer(resp, 500, "");
+		return -1;
+	}
+	/* Paths after the routes' prefixes: "" for upload_blob, the ID for blobs/. */
+	if ((upload && req->path[0] != '\0') || upload != (strcmp(req->method, "POST") == 0)) {
+		answer(resp, 404, "");
+		return -1;
+	}
+	if (upload && a.credits <= 0) {
+		answer(resp, 402, "");
+		return -1;
+	}
+	struct veil_http_sreq r = *req;
+	uint8_t tok[VEIL_BLOB_TOKEN_LEN];
+	char auth[32 + VEIL_B64_LEN(VEIL_BLOB_TOKEN_LEN)] = "ThreemaBlobToken ";
+	if (upload) {
+		size_t o = strlen(auth);
+		if (veil_blob_token_issue(&gw->srv->keys, a.id, veil_now_ms() + 60000, tok) != 0 ||
+		    veil_b64_encode(auth + o, sizeof auth - o, tok, sizeof tok) != 0) {
+			answer(resp, 500, "");
+			return -1;
+		}
+		r.path = "upload";
+		r.authorization = auth;
+	} else {
+		r.path = req->path;
+	}
+	int rc = veil_blobsvc_ops.begin(gw->blobs, &r, ctx, resp);
+	sodium_memzero(auth, sizeof auth);
+	sodium_memzero(tok, sizeof tok);
+	return rc;
+}
+
+static int upload_begin(void *arg, const struct veil_http_sreq *req, void **ctx,
+                        struct veil_http_resp *resp)
+{
+	return blob_begin(arg, req, ctx, resp, 1);
+}
+
+static int download_begin(void *arg, const struct veil_http_sreq *req, void **ctx,
+                          struct veil_http_resp *resp)
+{
+	return blob_begin(arg, req, ctx, resp, 0);
+}
+
+static int blob_body(void *ctx, const uint8_t *p, size_t len, struct veil_http_resp *resp)
+{
+	return veil_blobsvc_ops.body(ctx, p, len, resp);
+}
+
+static void blob_end(void *ctx, struct veil_http_resp *resp)
+{
+	veil_blobsvc_ops.end(ctx, resp);
+}
+
+static void blob_release(void *ctx, int complete)
+{
+	veil_blobsvc_ops.release(ctx, complete);
+}
+
+static const struct veil_http_stream_ops upload_ops = {
+    .begin = upload_begin,
+    .body = blob_body,
+    .end = blob_end,
+    .release = blob_release,
+};
+static const struct veil_http_stream_ops download_ops = {
+    .begin = download_begin,
+    .body = blob_body,
+    .end = blob_end,
+    .release = blob_release,
+};
+
 static void http_gone(void *arg)
 {
 	struct veil_gateway *gw = arg;
@@ -419,9 +516,15 @@ static void http_gone(void *arg)
 	pthread_mutex_unlock(&gw->hlock);
 }
 
-int veil_gateway_register(struct veil_gateway *gw, struct veil_http *h)
+int veil_gateway_register(struct veil_gateway *gw, struct veil_http *h, struct veil_blobsvc *blobs)
 {
-	int rc = veil_http_route(h, "GET", VEIL_GW_PREFIX, handle, gw);
+	gw->blobs = blobs;
+	/* The blob routes first: they are more specific than the rest. */
+	int rc = veil_http_route_stream(h, NULL, VEIL_GW_PREFIX "upload_blob", &upload_ops, gw);
+	if (rc == 0)
+		rc = veil_http_route_stream(h, NULL, VEIL_GW_PREFIX "blobs/", &download_ops, gw);
+	if (rc == 0)
+		rc = veil_http_route(h, "GET", VEIL_GW_PREFIX, handle, gw);
 	if (rc == 0)
 		rc = veil_http_route(h, "POST", VEIL_GW_PREFIX, handle, gw);
 	if (rc == 0)

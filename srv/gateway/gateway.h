@@ -11,6 +11,9 @@
  *   GET  credits                           the credits left
  *   POST send_simple   form: to|phone|email, text    (basic mode)
  *   POST send_e2e      form: to, nonce, box[, noDeliveryReceipts] (end-to-end)
+ *   POST upload_blob[?persist=1]  multipart/form-data, field "blob"; the blob
+ *                      ID in hex (the blob service, owner the API identity)
+ *   GET  blobs/{id}    the blob
  *
  * Every request carries from (the API identity, '*' and 7 characters) and
  * secret: in the query of a GET, in the form body of a POST. Answers are
@@ -65,8 +68,12 @@ struct veil_gateway;
  */
 int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
                      void (*notify)(void *arg, const uint8_t id[VEIL_ID_LEN]), void *arg);
-/* Registers the routes on h (before veil_http_run). */
-int veil_gateway_register(struct veil_gateway *gw, struct veil_http *h);
+/*
+ * Registers the routes on h (before veil_http_run); upload_blob and blobs/
+ * front the blob service blobs (NULL: they answer 500).
+ */
+struct veil_blobsvc;
+int veil_gateway_register(struct veil_gateway *gw, struct veil_http *h, struct veil_blobsvc *blobs);
 /* Starts the callback worker thread. */
 int veil_gateway_start(struct veil_gateway *gw);
 /*

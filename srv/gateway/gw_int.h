@@ -30,6 +30,7 @@ struct veil_gateway {
 	pthread_mutex_t hlock;
 	struct veil_http *http;
 	struct veil_ratelimit *rl;     /* per API identity; HTTP thread only */
+	struct veil_blobsvc *blobs;    /* the blob service behind upload_blob, or NULL */
 	struct gw_id_cache_entry *ids; /* HTTP thread only */
 	uint8_t ids_key[16];
 	/* The callback worker. */

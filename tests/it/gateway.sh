@@ -107,6 +107,16 @@ check send_e2e_unknown_to_400 [ "$(code -d "from=$EID&to=ZZZZZZZZ&secret=$ESEC&n
 check send_e2e_bad_secret_401 [ "$(code -d "from=$EID&to=$A&secret=x&nonce=$N1&box=$B1" "$GW/send_e2e")" = 401 ]
 check get_send_e2e_404 [ "$(code "$GW/send_e2e?from=$EID&secret=$ESEC")" = 404 ]
 
+# Blobs, as the SDKs upload them: from and secret in the query, multipart field "blob".
+head -c 70000 /dev/urandom >"$T/blob.bin"
+check upload_blob_ok bash -c "curl -s -F 'blob=@$T/blob.bin;type=application/octet-stream' '$GW/upload_blob?from=$EID&secret=$ESEC' >$T/blobid && grep -qx '[0-9a-f]\{32\}' $T/blobid"
+BLOBID=$(cat "$T/blobid" 2>/dev/null)
+check blobs_download_ok bash -c "curl -s -o $T/blob.got '$GW/blobs/$BLOBID?from=$EID&secret=$ESEC' && cmp -s $T/blob.bin $T/blob.got"
+check blobs_bad_secret_401 [ "$(code "$GW/blobs/$BLOBID?from=$EID&secret=x")" = 401 ]
+check blobs_unknown_404 [ "$(code "$GW/blobs/00000000000000000000000000000000?from=$EID&secret=$ESEC")" = 404 ]
+check upload_blob_bad_secret_401 [ "$(code -F "blob=@$T/blob.bin" "$GW/upload_blob?from=$EID&secret=x")" = 401 ]
+check upload_blob_no_field_400 [ "$(code -F "other=x" "$GW/upload_blob?from=$EID&secret=$ESEC")" = 400 ]
+
 # The echo bot of examples/: veil send -> callback -> send_e2e -> veil recv.
 GW_URL=$GW GW_ID=$EID GW_SECRET=$ESEC GW_KEY=$SK python3 "$EX/gateway-echo-bot.py" \
 	--port "$EP" --log "$T/bot.log" >"$T/bot.out" 2>&1 &
@@ -130,7 +140,7 @@ stop
 start
 va send '*RECVTST' "in order 4" >/dev/null
 rm -f "$T/down"
-for _ in $(seq 150); do [ "$(wc -l <"$T/got.jsonl" 2>/dev/null)" = 4 ] && break; sleep 0.1; done
+for _ in $(seq 150); do [ "$(cat "$T/got.jsonl" 2>/dev/null | wc -l)" = 4 ] && break; sleep 0.1; done
 sleep 2 # time for a duplicate, if there were one
 check callbacks_in_order_once bash -c "[ \"\$(python3 -c 'import json,sys; print(\"|\".join(json.loads(l)[\"text\"] for l in open(sys.argv[1])))' $T/got.jsonl)\" = 'in order 1|in order 2|in order 3|in order 4' ]"
 check callback_fields bash -c "python3 - $T/got.jsonl '$A' <<'PY'
@@ -150,4 +160,7 @@ start
 for i in 1 2 3 4 5; do code "$GW/credits?from=$EID&secret=$ESEC" >"$T/rl$i"; done
 check rate_limit_429 grep -q 429 "$T/rl5"
 check rate_limit_per_identity [ "$(code "$GW/credits?from=$BID&secret=$BSEC")" = 200 ]
+
+# The benchmark in its short form, for correctness only (every answer as expected).
+check gw_bench_smoke "$BIN/bench/gw_bench" --bin "$BIN" --runs 1 --secs 0.3 --conns 4
 exit $((fails > 0))
