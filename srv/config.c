@@ -45,6 +45,7 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->md_max_slots = 4;
 	cfg->md_tx_ttl_s = 60;
 	cfg->gw_basic = 1;
+	cfg->gw_callbacks = 1;
 	cfg->gw_rate_per_min = 6000;
 	cfg->gw_addr_rate_per_min = 6000;
 	cfg->gw_retry_max_s = 600;
@@ -135,6 +136,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "gateway-basic") == 0) {
 		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
 			cfg->gw_basic = (int)n;
+	} else if (strcmp(key, "gateway-callbacks") == 0) {
+		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
+			cfg->gw_callbacks = (int)n;
 	} else if (strcmp(key, "gateway-rate") == 0) {
 		if ((rc = parse_uint(v, 1, 100000000, &n)) == 0)
 			cfg->gw_rate_per_min = (uint32_t)n;

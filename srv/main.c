@@ -79,6 +79,9 @@ static void usage(FILE *f)
 	    "                       the holder is then closed with 4011 (60, 1 to 3600)\n"
 	    "  --gateway-basic 0|1  allow the Gateway's basic mode (send_simple, veild encrypts\n"
 	    "                       with a key it keeps) (1)\n"
+	    "  --gateway-callbacks 0|1  deliver messages for Gateway API identities to their\n"
+	    "                       callback URLs from this veild (1; with several veild on\n"
+	    "                       one PostgreSQL store, let exactly one do it)\n"
 	    "  --gateway-rate N     Gateway requests per API identity per minute (6000)\n"
 	    "  --gateway-addr-rate N  Gateway requests per client address per minute (6000)\n"
 	    "  --gateway-retry-max S  longest wait between tries of a failed Gateway callback,\n"
@@ -140,6 +143,7 @@ static const struct option long_opts[] = {
     {"mediator-max-slots", required_argument, NULL, 0},
     {"mediator-tx-ttl", required_argument, NULL, 0},
     {"gateway-basic", required_argument, NULL, 0},
+    {"gateway-callbacks", required_argument, NULL, 0},
     {"gateway-rate", required_argument, NULL, 0},
     {"gateway-addr-rate", required_argument, NULL, 0},
     {"gateway-retry-max", required_argument, NULL, 0},
@@ -399,7 +403,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	app.http = http;
-	if (start_http_services(http, &srv, app.gw) != 0 || veil_gateway_start(app.gw) != 0)
+	if (start_http_services(http, &srv, app.gw) != 0 ||
+	    (srv.cfg.gw_callbacks && veil_gateway_start(app.gw) != 0))
 		goto out;
 	uv_signal_init(app.loop, &app.sigint);
 	uv_signal_init(app.loop, &app.sigterm);

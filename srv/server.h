@@ -50,6 +50,7 @@ struct veil_config {
 
 	/* Gateway (srv/gateway): the HTTP message API for bots. */
 	int gw_basic;                  /* --gateway-basic, 0 refuses send_simple */
+	int gw_callbacks;              /* --gateway-callbacks, 0: this node sends no callbacks */
 	uint32_t gw_rate_per_min;      /* --gateway-rate, requests per API identity per minute */
 	uint32_t gw_addr_rate_per_min; /* --gateway-addr-rate, requests per client address/min */
 	uint32_t gw_retry_max_s; /* --gateway-retry-max, longest wait between callback tries */

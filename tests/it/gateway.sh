@@ -153,13 +153,22 @@ for l in open(sys.argv[1]):
 PY"
 check callback_mac_verified bash -c "[ ! -e $T/badmac ]"
 
-# Per-identity request limit.
+# Per-identity request limit; a node with --gateway-callbacks 0 leaves the queue alone.
 stop
-VEILD_EXTRA+=(--gateway-rate 3)
+SAVED=("${VEILD_EXTRA[@]}")
+VEILD_EXTRA+=(--gateway-rate 3 --gateway-callbacks 0)
 start
 for i in 1 2 3 4 5; do code "$GW/credits?from=$EID&secret=$ESEC" >"$T/rl$i"; done
 check rate_limit_429 grep -q 429 "$T/rl5"
 check rate_limit_per_identity [ "$(code "$GW/credits?from=$BID&secret=$BSEC")" = 200 ]
+va send '*RECVTST' "held back" >/dev/null
+sleep 2
+check no_callbacks_when_off [ "$(wc -l <"$T/got.jsonl")" = 4 ]
+stop
+VEILD_EXTRA=("${SAVED[@]}")
+start
+for _ in $(seq 100); do [ "$(wc -l <"$T/got.jsonl")" = 5 ] && break; sleep 0.1; done
+check callbacks_resume_when_on bash -c "tail -1 $T/got.jsonl | grep -q '\"held back\"'"
 
 # The benchmark in its short form, for correctness only (every answer as expected).
 check gw_bench_smoke "$BIN/bench/gw_bench" --bin "$BIN" --runs 1 --secs 0.3 --conns 4
