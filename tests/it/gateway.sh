@@ -107,6 +107,22 @@ check send_e2e_unknown_to_400 [ "$(code -d "from=$EID&to=ZZZZZZZZ&secret=$ESEC&n
 check send_e2e_bad_secret_401 [ "$(code -d "from=$EID&to=$A&secret=x&nonce=$N1&box=$B1" "$GW/send_e2e")" = 401 ]
 check get_send_e2e_404 [ "$(code "$GW/send_e2e?from=$EID&secret=$ESEC")" = 404 ]
 
+# A recipient online while the Gateway stores for it gets the message at once
+# (the chat service is told), not at its next login.
+SOCK=$T/a/daemon.sock
+VEIL_HOME=$T/a "$BIN/veil" daemon 2>"$T/daemon.log" &
+dpid=$!
+pids+=($dpid)
+for _ in $(seq 100); do [ -S "$SOCK" ] && grep -q connected "$T/daemon.log" && break; sleep 0.1; done
+python3 "$(dirname "$0")/rpc.py" "$SOCK" --wait-text "while you were online" 15 >"$T/live" 2>"$T/live.err" &
+spid=$!
+for _ in $(seq 50); do grep -q subscribed "$T/live.err" && break; sleep 0.1; done
+read -r N3 B3 < <(seal "while you were online")
+curl -s -d "from=$EID&to=$A&secret=$ESEC&nonce=$N3&box=$B3" "$GW/send_e2e" >/dev/null
+wait $spid
+check send_e2e_delivered_live grep -q "while you were online" "$T/live"
+kill "$dpid" && wait "$dpid" 2>/dev/null
+
 # Blobs, as the SDKs upload them: from and secret in the query, multipart field "blob".
 head -c 70000 /dev/urandom >"$T/blob.bin"
 check upload_blob_ok bash -c "curl -s -F 'blob=@$T/blob.bin;type=application/octet-stream' '$GW/upload_blob?from=$EID&secret=$ESEC' >$T/blobid && grep -qx '[0-9a-f]\{32\}' $T/blobid"
