@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -119,9 +120,18 @@ static void print_account(const struct veil_gw_account *acc)
 {
 	char ids[VEIL_ID_LEN + 1];
 	veil_id_str(ids, acc->id);
-	printf("%s %s %" PRId64 " %s\n", ids,
-	       (acc->modes & VEIL_GW_MODE_BASIC) ? "basic+e2e" : "e2e", acc->credits,
-	       acc->callback[0] ? acc->callback : "-");
+	printf("%s %s %" PRId64 " %s", ids, (acc->modes & VEIL_GW_MODE_BASIC) ? "basic+e2e" : "e2e",
+	       acc->credits, acc->callback[0] ? acc->callback : "-");
+	if (acc->cb_failures > 0) {
+		char when[32] = "?";
+		time_t t = (time_t)(acc->cb_error_ms / 1000);
+		struct tm tm;
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf(" (%" PRId64 " callback failures in a row, last %s: %s)", acc->cb_failures,
+		       when, acc->cb_error);
+	}
+	putchar('\n');
 }
 
 static int list(struct ctl *c)

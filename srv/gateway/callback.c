@@ -129,6 +129,7 @@ struct cb_state {
 	uint64_t cursor;
 	uint64_t next_ms; /* monotonic */
 	uint32_t backoff_ms;
+	int noted_ok; /* a success was recorded since the worker started */
 };
 
 static size_t discard(char *p, size_t size, size_t n, void *arg)
@@ -212,11 +213,17 @@ static int post_one(struct veil_gateway *gw, CURL *curl, const struct veil_gw_ac
 	CURLcode cc = curl_easy_perform(curl);
 	long status = 0;
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (cc == CURLE_OK && status >= 200 && status < 300)
+	if (cc == CURLE_OK && status >= 200 && status < 300) {
 		rc = 0;
-	else
-		veil_log_info("gateway: callback for %s failed (%s, status %ld); will retry", to,
-		              cc != CURLE_OK ? curl_easy_strerror(cc) : "answered", status);
+	} else {
+		char why[128];
+		if (cc != CURLE_OK)
+			snprintf(why, sizeof why, "%s", curl_easy_strerror(cc));
+		else
+			snprintf(why, sizeof why, "answered %ld", status);
+		veil_log_info("gateway: callback for %s failed (%s); will retry", to, why);
+		(void)veil_gwdb_note_callback(gw->db, m->receiver, why);
+	}
 out:
 	curl_free(nick_esc);
 	free(box);
@@ -288,6 +295,9 @@ static void deliver(struct veil_gateway *gw, CURL *curl, struct cb_state *s)
 				break;
 			}
 			s->cursor = r->seq;
+			if (s->backoff_ms != 0 || !s->noted_ok)
+				(void)veil_gwdb_note_callback(gw->db, s->id, NULL);
+			s->noted_ok = 1;
 			s->backoff_ms = 0;
 		}
 		waiter_unref(w);

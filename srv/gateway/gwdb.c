@@ -13,8 +13,9 @@
 enum gw_stmt { ST_GET, ST_CHARGE, ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_GET] = "SELECT modes, credits, callback, secret_salt, secret_hash, secret_sealed, "
-               "sk_sealed, created_ms FROM gw_accounts WHERE id = ?1",
+    [ST_GET] =
+        "SELECT modes, credits, callback, secret_salt, secret_hash, secret_sealed, "
+        "sk_sealed, created_ms, cb_failures, cb_error, cb_error_ms FROM gw_accounts WHERE id = ?1",
     [ST_CHARGE] = "UPDATE gw_accounts SET credits = credits - ?2 WHERE id = ?1 AND "
                   "credits >= ?2",
 };
@@ -38,7 +39,10 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS gw_accounts ("
     " id BLOB PRIMARY KEY, modes INTEGER NOT NULL, credits INTEGER NOT NULL,"
     " callback TEXT NOT NULL, secret_salt BLOB NOT NULL, secret_hash BLOB NOT NULL,"
-    " secret_sealed BLOB NOT NULL, sk_sealed BLOB, created_ms INTEGER NOT NULL);";
+    " secret_sealed BLOB NOT NULL, sk_sealed BLOB, created_ms INTEGER NOT NULL,"
+    /* Callback failures in a row, and the last one (for veilctl gateway list). */
+    " cb_failures INTEGER NOT NULL DEFAULT 0, cb_error TEXT NOT NULL DEFAULT '',"
+    " cb_error_ms INTEGER NOT NULL DEFAULT 0);";
 
 void veil_gwdb_seal_key(uint8_t out[static 32], const uint8_t dir_sk[static VEIL_KEY_LEN])
 {
@@ -206,6 +210,11 @@ int veil_gwdb_get(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], in
 	memcpy(a->secret_hash, sqlite3_column_blob(st, 4), 32);
 	a->has_sk = sqlite3_column_type(st, 6) != SQLITE_NULL;
 	a->created_ms = (uint64_t)sqlite3_column_int64(st, 7);
+	a->cb_failures = sqlite3_column_int64(st, 8);
+	const unsigned char *ce = sqlite3_column_text(st, 9);
+	if (ce != NULL)
+		snprintf(a->cb_error, sizeof a->cb_error, "%s", (const char *)ce);
+	a->cb_error_ms = (uint64_t)sqlite3_column_int64(st, 10);
 	rc = 0;
 	if (want_secret) {
 		size_t n;
@@ -275,6 +284,32 @@ int veil_gwdb_set_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID
 	if (strlen(url) > VEIL_GW_URL_MAX)
 		return VEIL_EINVAL;
 	return update(db, "UPDATE gw_accounts SET callback = ?2 WHERE id = ?1", id, 0, url);
+}
+
+int veil_gwdb_note_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
+                            const char *error)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VEIL_EIO;
+	pthread_mutex_lock(&db->mu);
+	const char *sql =
+	    error != NULL ? "UPDATE gw_accounts SET cb_failures = cb_failures + 1, cb_error = ?2, "
+	                    "cb_error_ms = ?3 WHERE id = ?1"
+	                  : "UPDATE gw_accounts SET cb_failures = 0 WHERE id = ?1 AND "
+	                    "cb_failures != 0";
+	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_blob(st, 1, id, VEIL_ID_LEN, SQLITE_STATIC);
+	if (error != NULL) {
+		sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)veil_now_ms());
+	}
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
 }
 
 int veil_gwdb_add_credits(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], int64_t n)

@@ -43,6 +43,9 @@ struct veil_gw_account {
 	uint8_t secret_hash[32];
 	char secret[VEIL_GW_SECRET_MAX + 1]; /* filled by veil_gwdb_get with want_secret */
 	uint64_t created_ms;
+	int64_t cb_failures;  /* callback tries failed in a row (0 after a success) */
+	char cb_error[128];   /* the last failure, in words ("" if none yet) */
+	uint64_t cb_error_ms; /* when it happened */
 };
 
 struct veil_gwdb;
@@ -77,6 +80,12 @@ int veil_gwdb_charge(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
 /* Sets the callback URL ("" removes it): 0 or VEIL_ENOTFOUND. */
 int veil_gwdb_set_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
                            const char *url);
+/*
+ * Records a callback try: error NULL for a success (the failure count goes
+ * back to 0), else what went wrong (counted, kept with the time).
+ */
+int veil_gwdb_note_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
+                            const char *error);
 /* Adds n (may be negative) to the credits: 0 or VEIL_ENOTFOUND. */
 int veil_gwdb_add_credits(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], int64_t n);
 /* IDs of the accounts with a callback URL, at most max, in ID order. */

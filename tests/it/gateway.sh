@@ -153,6 +153,7 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$T/tries" ] && break; sleep 0.1; done
 check callback_retried_on_503 test -s "$T/tries"
 stop
+check list_shows_callback_failures bash -c "$BIN/veilctl gateway --data $T/srv list | grep '^\\*RECVTST' | grep -q 'callback failures in a row, last .*: answered 503'"
 start
 va send '*RECVTST' "in order 4" >/dev/null
 rm -f "$T/down"

@@ -95,6 +95,14 @@ static void test_accounts(void)
 	CHECK_RC(veil_gwdb_charge(db, a.id, 1), VEIL_EQUOTA);
 	CHECK_RC(veil_gwdb_charge(db, (const uint8_t *)"*NOTHERE", 1), VEIL_ENOTFOUND);
 	CHECK_RC(veil_gwdb_add_credits(db, a.id, 5), 0);
+	CHECK_RC(veil_gwdb_note_callback(db, a.id, "answered 503"), 0);
+	CHECK_RC(veil_gwdb_note_callback(db, a.id, "Couldn't connect to server"), 0);
+	CHECK_RC(veil_gwdb_get(db, a.id, 0, &g), 0);
+	CHECK(g.cb_failures == 2 && strcmp(g.cb_error, "Couldn't connect to server") == 0 &&
+	      g.cb_error_ms > 0);
+	CHECK_RC(veil_gwdb_note_callback(db, a.id, NULL), 0);
+	CHECK_RC(veil_gwdb_get(db, a.id, 0, &g), 0);
+	CHECK(g.cb_failures == 0);
 	CHECK_RC(veil_gwdb_set_callback(db, a.id, ""), 0);
 	uint8_t ids[4][VEIL_ID_LEN];
 	size_t n;
