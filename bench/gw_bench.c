@@ -207,6 +207,34 @@ static int split(const char *line, char *id, size_t idcap, char *secret, size_t 
 	return 0;
 }
 
+/* CPU seconds (user + system, all threads) pid has used so far, or -1. */
+static double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th. */
+	char *p = strrchr(buf, ')');
+	if (p == NULL)
+		return -1;
+	p += 2;
+	for (int i = 0; i < 11 && p != NULL; i++) {
+		p = strchr(p, ' ');
+		if (p != NULL)
+			p++;
+	}
+	if (p == NULL)
+		return -1;
+	char *end;
+	unsigned long ut = strtoul(p, &end, 10), st = strtoul(end, NULL, 10);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -291,10 +319,18 @@ int main(int argc, char **argv)
 	         "application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
 	         bl, body);
 	double t[20], c[20], s[20];
+	double tc[20], cc[20], sc[20]; /* veild CPU microseconds per request */
 	for (int r = 0; r < runs; r++) {
+		double u0 = cpu_s(pid);
 		t[r] = drive(hp, get_trivial, 404, conns, secs);
+		double u1 = cpu_s(pid);
 		c[r] = drive(hp, get_credits, 200, conns, secs);
+		double u2 = cpu_s(pid);
 		s[r] = drive(hp, post, 200, conns, secs);
+		double u3 = cpu_s(pid);
+		tc[r] = (u1 - u0) * 1e6 / (t[r] * secs);
+		cc[r] = (u2 - u1) * 1e6 / (c[r] * secs);
+		sc[r] = (u3 - u2) * 1e6 / (s[r] * secs);
 		if (t[r] < 0 || c[r] < 0 || s[r] < 0) {
 			fprintf(stderr, "gw_bench: run %d failed\n", r + 1);
 			goto out;
@@ -303,13 +339,19 @@ int main(int argc, char **argv)
 	qsort(t, (size_t)runs, sizeof t[0], cmp_d);
 	qsort(c, (size_t)runs, sizeof c[0], cmp_d);
 	qsort(s, (size_t)runs, sizeof s[0], cmp_d);
+	qsort(tc, (size_t)runs, sizeof tc[0], cmp_d);
+	qsort(cc, (size_t)runs, sizeof cc[0], cmp_d);
+	qsort(sc, (size_t)runs, sizeof sc[0], cmp_d);
 	printf("gateway, %d keep-alive connections, %.0f s per endpoint, median of %d runs:\n",
 	       conns, secs, runs);
-	printf("  trivial  GET /x (404)            %8.0f req/s\n", t[runs / 2]);
-	printf("  credits  GET /gateway/credits    %8.0f req/s  (%.2fx trivial)\n", c[runs / 2],
-	       c[runs / 2] / t[runs / 2]);
-	printf("  send_e2e POST /gateway/send_e2e  %8.0f req/s  (%.2fx trivial, durable)\n",
-	       s[runs / 2], s[runs / 2] / t[runs / 2]);
+	printf("  trivial  GET /x (404)            %8.0f req/s  %6.1f us veild CPU/req\n",
+	       t[runs / 2], tc[runs / 2]);
+	printf("  credits  GET /gateway/credits    %8.0f req/s  %6.1f us veild CPU/req  (%.2fx "
+	       "trivial)\n",
+	       c[runs / 2], cc[runs / 2], c[runs / 2] / t[runs / 2]);
+	printf("  send_e2e POST /gateway/send_e2e  %8.0f req/s  %6.1f us veild CPU/req  (%.2fx "
+	       "trivial, durable)\n",
+	       s[runs / 2], sc[runs / 2], s[runs / 2] / t[runs / 2]);
 	rc = 0;
 out:
 	kill(pid, SIGTERM);

@@ -317,11 +317,20 @@ void *veil_gw_callback_thread(void *arg)
 		veil_log_error("gateway: cannot start libcurl; callbacks are off");
 		return NULL;
 	}
+	static uint8_t ids[VEIL_GW_MAX_CALLBACK_IDS][VEIL_ID_LEN];
+	size_t n = 0;
+	uint64_t listed_ms = 0;
 	while (!stopping(gw)) {
-		uint8_t ids[VEIL_GW_MAX_CALLBACK_IDS][VEIL_ID_LEN];
-		size_t n = 0;
-		if (veil_gwdb_with_callback(gw->db, ids, VEIL_GW_MAX_CALLBACK_IDS, &n) != 0)
-			n = 0;
+		/*
+		 * The accounts with a callback, read again once a poll interval
+		 * (a wake-up for every message stored for an API identity only
+		 * looks at the queues).
+		 */
+		if (listed_ms == 0 || veil_mono_ms() - listed_ms >= VEIL_GW_CB_POLL_MS) {
+			if (veil_gwdb_with_callback(gw->db, ids, VEIL_GW_MAX_CALLBACK_IDS, &n) != 0)
+				n = 0;
+			listed_ms = veil_mono_ms();
+		}
 		for (size_t i = 0; i < n && !stopping(gw); i++) {
 			size_t k = 0;
 			while (k < nst && memcmp(st[k].id, ids[i], VEIL_ID_LEN) != 0)

@@ -194,31 +194,45 @@ static void on_stored(void *arg, int rc, uint64_t seq)
 		uint8_t idb[8];
 		char hex[VEIL_HEX_LEN(8)];
 		veil_store_u64le(idb, c->msg_id);
-		/* Credits were checked before; a race with another send may take the last one twice. */
-		(void)veil_gwdb_charge(gw->db, c->from, 1);
 		if (gw->notify != NULL)
 			gw->notify(gw->notify_arg, c->to);
 		if (veil_hex_encode(hex, sizeof hex, idb, sizeof idb) != 0)
 			resume(gw, c->ticket, 500, "");
 		else
 			resume(gw, c->ticket, 200, hex);
-	} else if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA) {
-		/* The recipient's queue (or this sender's share of it) is full: try later. */
-		resume(gw, c->ticket, 429, "");
 	} else {
-		veil_log_error("gateway: queue write failed: %s", veil_strerror(rc));
-		resume(gw, c->ticket, 500, "");
+		/* Not sent: the credit taken for it goes back. */
+		(void)veil_gwdb_add_credits(gw->db, c->from, 1);
+		if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA) {
+			/* The recipient's queue (or this sender's share of it) is full: try later. */
+			resume(gw, c->ticket, 429, "");
+		} else {
+			veil_log_error("gateway: queue write failed: %s", veil_strerror(rc));
+			resume(gw, c->ticket, 500, "");
+		}
 	}
 	free(c);
 }
 
-/* Queues the encoded message m (from a->id to to) and defers the answer. */
+/*
+ * Takes a credit and queues the encoded message m (from a->id to to); the
+ * answer waits for the store. The credit is taken here, on the listener's
+ * thread, so that the check and the charge are one step and the chat
+ * service's loop (where the store's completions run) never writes the
+ * accounts file except to give a credit back.
+ */
 static void queue_message(struct veil_gateway *gw, const struct veil_gw_account *a,
                           const uint8_t to[static VEIL_ID_LEN], uint64_t msg_id,
                           const struct veil_buf *m, struct veil_http_resp *resp)
 {
+	int crc = veil_gwdb_charge(gw->db, a->id, 1);
+	if (crc != 0) {
+		answer(resp, crc == VEIL_EQUOTA ? 402 : 500, "");
+		return;
+	}
 	struct send_ctx *c = calloc(1, sizeof *c);
 	if (c == NULL) {
+		(void)veil_gwdb_add_credits(gw->db, a->id, 1);
 		answer(resp, 500, "");
 		return;
 	}
@@ -235,6 +249,7 @@ static void queue_message(struct veil_gateway *gw, const struct veil_gw_account 
 	int rc = veil_store_msg_put(gw->srv->store, &rec, on_stored, c);
 	if (rc != 0) {
 		free(c);
+		(void)veil_gwdb_add_credits(gw->db, a->id, 1);
 		resp->deferred = 0;
 		answer(resp, rc == VEIL_ELIMIT ? 413 : 500, "");
 	}
