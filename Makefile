@@ -84,10 +84,11 @@ $(BUILD)/libveil.a: $(LIB_O)
 $(BUILD)/veild: $(SRV_O) $(BUILD)/libveil.a
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/veil: $(CLI_O) $(BUILD)/libveil.a
+# veilctl works on a data directory with the server's own code.
+$(BUILD)/veilctl: $(CTL_O) $(SRV_LIB_O) $(BUILD)/libveil.a
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/veilctl: $(CTL_O) $(BUILD)/libveil.a
+$(BUILD)/veil: $(CLI_O) $(BUILD)/libveil.a
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests of server code link the server objects; the others only libveil, so

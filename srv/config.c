@@ -50,6 +50,11 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->md_hs_timeout_s = 10;
 	cfg->md_queue_limit = 100000;
 	cfg->md_volatile_ttl_s = 300;
+	cfg->gw_basic = 1;
+	cfg->gw_callbacks = 1;
+	cfg->gw_rate_per_min = 6000;
+	cfg->gw_addr_rate_per_min = 6000;
+	cfg->gw_retry_max_s = 600;
 	cfg->log_level = VEIL_LOG_INFO;
 }
 
@@ -278,6 +283,21 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "mediator-volatile-ttl") == 0) {
 		if ((rc = parse_uint(v, 0, 86400, &n)) == 0)
 			cfg->md_volatile_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "gateway-basic") == 0) {
+		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
+			cfg->gw_basic = (int)n;
+	} else if (strcmp(key, "gateway-callbacks") == 0) {
+		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
+			cfg->gw_callbacks = (int)n;
+	} else if (strcmp(key, "gateway-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 100000000, &n)) == 0)
+			cfg->gw_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "gateway-addr-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 100000000, &n)) == 0)
+			cfg->gw_addr_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "gateway-retry-max") == 0) {
+		if ((rc = parse_uint(v, 1, 86400, &n)) == 0)
+			cfg->gw_retry_max_s = (uint32_t)n;
 	} else if (strcmp(key, "smtp-url") == 0) {
 		rc = set_str(cfg->smtp_url, sizeof cfg->smtp_url, v);
 	} else if (strcmp(key, "smtp-from") == 0) {

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "blob/blob.h"
 #include "directory/directory.h"
+#include "gateway/gateway.h"
 #include "http/http.h"
 #include "mediator/mediator.h"
 #include "rendezvous/relay.h"
@@ -36,9 +37,11 @@ static void usage(FILE *f)
 	    "\n"
 	    "Runs the Veil server: the chat service (Chat Server Protocol over TCP) and,\n"
 	    "on one HTTP listener, the directory service (/directory/), the blob service\n"
-	    "(/blob/), the multi-device mediator (WebSocket, /mediator/), the rendezvous\n"
-	    "relay for linking a new device (WebSocket, /rendezvous/) and the signed\n"
-	    "provisioning document (/.well-known/veil/provisioning). With no options\n"
+	    "(/blob/), the Gateway message API for bots (/gateway/; identities made with\n"
+	    "`veilctl gateway create`), the multi-device mediator (WebSocket, /mediator/),\n"
+	    "the rendezvous relay for linking a new device (WebSocket, /rendezvous/) and\n"
+	    "the signed provisioning document (/.well-known/veil/provisioning). With no\n"
+	    "options\n"
 	    "everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
 	    "\n"
 	    "Options (each can also be set as `name = value` in the config file):\n"
@@ -105,6 +108,15 @@ static void usage(FILE *f)
 	    "                       over it is dropped (4114) (100000, 1 to 10000000)\n"
 	    "  --mediator-volatile-ttl S  a VOLATILE device slot is forgotten this long after\n"
 	    "                       its device disconnected (300, 0 to 86400)\n"
+	    "  --gateway-basic 0|1  allow the Gateway's basic mode (send_simple, veild encrypts\n"
+	    "                       with a key it keeps) (1)\n"
+	    "  --gateway-callbacks 0|1  deliver messages for Gateway API identities to their\n"
+	    "                       callback URLs from this veild (1; with several veild on\n"
+	    "                       one PostgreSQL store, let exactly one do it)\n"
+	    "  --gateway-rate N     Gateway requests per API identity per minute (6000)\n"
+	    "  --gateway-addr-rate N  Gateway requests per client address per minute (6000)\n"
+	    "  --gateway-retry-max S  longest wait between tries of a failed Gateway callback,\n"
+	    "                       seconds; the wait doubles from 1 s up to it (600)\n"
 	    "  --log-level LEVEL    error, warn, info or debug (info)\n"
 	    "  --smtp-url URL       SMTP relay for e-mail link codes, e.g. smtp://127.0.0.1:25\n"
 	    "  --smtp-from ADDR     sender address of e-mail link codes\n"
@@ -173,6 +185,11 @@ static const struct option long_opts[] = {
     {"mediator-handshake-timeout", required_argument, NULL, 0},
     {"mediator-queue-limit", required_argument, NULL, 0},
     {"mediator-volatile-ttl", required_argument, NULL, 0},
+    {"gateway-basic", required_argument, NULL, 0},
+    {"gateway-callbacks", required_argument, NULL, 0},
+    {"gateway-rate", required_argument, NULL, 0},
+    {"gateway-addr-rate", required_argument, NULL, 0},
+    {"gateway-retry-max", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -182,6 +199,7 @@ static const struct option long_opts[] = {
 struct app {
 	uv_loop_t *loop;
 	struct veil_chat *chat;
+	struct veil_gateway *gw;
 	struct veil_http *http;
 	struct veil_admin *admin;
 	uv_signal_t sigint, sigterm;
@@ -203,6 +221,19 @@ static void on_signal(uv_signal_t *s, int signum)
 	veil_admin_stop(app->admin);
 	app->admin = NULL;
 	veil_chat_shutdown(app->chat);
+}
+
+/*
+ * The Gateway stored a message for id (on the loop thread): a recipient
+ * connected here fetches it, and the callback worker looks at once if id is
+ * an API identity.
+ */
+static void gateway_stored(void *arg, const uint8_t id[VEIL_ID_LEN])
+{
+	struct app *app = arg;
+	veil_chat_store_event(app->chat, VEIL_STORE_EV_PUT, id, 0);
+	if (id[0] == '*')
+		veil_gateway_wake(app->gw);
 }
 
 /* Parses argv in two passes: --config first, then every flag over it. */
@@ -315,10 +346,14 @@ static void store_open_error(const char *path, int rc, const char *why)
  * Registers the services that speak HTTP or WebSocket on the listener and
  * starts its thread. Only this file knows which services exist.
  */
-static int start_http_services(struct veil_http *http, struct veil_server *srv)
+static int start_http_services(struct veil_http *http, struct veil_server *srv,
+                               struct veil_gateway *gw)
 {
 	/* The blob service first: its /directory/identity/blob_cred is more specific. */
-	int rc = veil_blobsvc_register(http, srv);
+	struct veil_blobsvc *blobs = NULL;
+	int rc = veil_blobsvc_register_ex(http, srv, &blobs);
+	if (rc == 0)
+		rc = veil_gateway_register(gw, http, blobs);
 	if (rc == 0)
 		rc = veil_dirsvc_register(http, srv);
 	if (rc == 0)
@@ -400,6 +435,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
 	}
+	if (veil_gateway_new(&app.gw, &srv, gateway_stored, &app) != 0) {
+		fprintf(stderr, "veild: cannot open %s/gateway.db\n", srv.cfg.data_dir);
+		goto out;
+	}
 	if (srv.cfg.http_port != 0 &&
 	    veil_http_probe(srv.cfg.listen, srv.cfg.http_port, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
@@ -412,7 +451,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	app.http = http;
-	if (start_http_services(http, &srv) != 0)
+	if (start_http_services(http, &srv, app.gw) != 0 ||
+	    (srv.cfg.gw_callbacks && veil_gateway_start(app.gw) != 0))
 		goto out;
 	if (veil_admin_start(&app.admin, app.loop, &srv, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
@@ -437,6 +477,8 @@ int main(int argc, char **argv)
 	       veil_http_port(http));
 	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", uhost,
 	       veil_http_port(http), srv.cfg.data_dir);
+	printf("  gateway     http://%s:%u/gateway (message API for bots; veilctl gateway)\n",
+	       uhost, veil_http_port(http));
 	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", uhost,
 	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
 	printf("  rendezvous  ws://%s:%u%s<64 hex digits> (device linking relay)\n", uhost,
@@ -470,8 +512,11 @@ out:
 		veil_chat_shutdown(app.chat);
 		uv_run(app.loop, UV_RUN_DEFAULT);
 	}
+	/* The callback worker makes store calls: it ends before the store does. */
+	veil_gateway_stop(app.gw);
 	/* Finishes queued writes durably and runs their completions. */
 	veil_store_close(srv.store);
+	veil_gateway_free(app.gw);
 	srv.store = NULL;
 	if (app.chat != NULL) {
 		uv_run(app.loop, UV_RUN_NOWAIT);

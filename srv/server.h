@@ -84,6 +84,13 @@ struct veil_config {
 	uint32_t rdv_max_paths;      /* --rendezvous-max-paths, paths open at once in total */
 	uint32_t rdv_paths_per_addr; /* --rendezvous-paths-per-addr, paths one address opened */
 
+	/* Gateway (srv/gateway): the HTTP message API for bots. */
+	int gw_basic;                  /* --gateway-basic, 0 refuses send_simple */
+	int gw_callbacks;              /* --gateway-callbacks, 0: this node sends no callbacks */
+	uint32_t gw_rate_per_min;      /* --gateway-rate, requests per API identity per minute */
+	uint32_t gw_addr_rate_per_min; /* --gateway-addr-rate, requests per client address/min */
+	uint32_t gw_retry_max_s; /* --gateway-retry-max, longest wait between callback tries */
+
 	/* Contact linking and matching (srv/directory/contacts.c, srv/notify). */
 	char smtp_url[256];           /* --smtp-url, relay for e-mail codes, "" = off */
 	char smtp_from[256];          /* --smtp-from, sender address of e-mail codes */

@@ -1,7 +1,8 @@
 /*
- * veilctl: the admin command of a running veild, through the owner-only
- * socket DATA/admin.sock (srv/admin/admin.h). A table of subcommands in
- * main.c, each in a file of its own.
+ * veilctl: the admin command of veild. A table of subcommands in main.c,
+ * each in a file of its own. invite talks to a running veild through the
+ * owner-only socket DATA/admin.sock (srv/admin/admin.h); gateway works on
+ * the data directory of a stopped veild (local.c).
  */
 #ifndef VEIL_CTL_H
 #define VEIL_CTL_H
@@ -11,6 +12,9 @@
 #include <jansson.h>
 
 #include "veil/util.h"
+
+#include "server.h"
+#include "gateway/gwdb.h"
 
 /* One subcommand: argv[0] is its name. Returns the exit status. */
 struct ctl_cmd {
@@ -51,5 +55,22 @@ int ctl_number(const char *s, long min, long max, long *out);
 int ctl_call(json_t *req, json_t **resp);
 
 int cmd_invite(int argc, char **argv);
+
+/*
+ * Commands on the data directory of a stopped veild (today: gateway).
+ * ctl_open locks the data directory (data, or NULL for --data / ./var/veil),
+ * loads the server's keys and opens the store (store_url, or NULL for
+ * DIR/veil.db) and the Gateway's accounts; it prints why and returns 1 on
+ * failure (veild running, say).
+ */
+struct ctl {
+	struct veil_server srv; /* cfg.data_dir, cfg.store, keys, store */
+	struct veil_gwdb *gw;
+	int lock_fd;
+};
+int ctl_open(struct ctl *c, const char *data, const char *store_url);
+void ctl_close(struct ctl *c);
+
+int ctl_gateway(int argc, char **argv);
 
 #endif

@@ -13,6 +13,27 @@ const char *ctl_data_dir = "./var/veil";
 int ctl_json;
 
 static const struct ctl_cmd commands[] = {
+    {"gateway", ctl_gateway, "Gateway API identities (bots): create, list, callback, credits",
+     "gateway create [--id '*NAME'] [--public-key HEX] [--callback URL] [--credits N]\n"
+     "       veilctl [OPTIONS] gateway list\n"
+     "       veilctl [OPTIONS] gateway callback ID [URL]\n"
+     "       veilctl [OPTIONS] gateway credits ID [+N|-N]\n"
+     "\n"
+     "create:   makes a Gateway API identity ('*' and 7 characters of A-Z, 0-9; a\n"
+     "          random one without --id), registers it in the directory so that\n"
+     "          anyone can look it up and write to it, and prints \"ID SECRET\": the\n"
+     "          API secret is shown this once. With --public-key (64 hex digits) the\n"
+     "          caller keeps the private key (end-to-end mode, send_e2e); without it\n"
+     "          veild makes a key pair and keeps the private key (basic mode,\n"
+     "          send_simple; send_e2e works too). --callback URL: where incoming\n"
+     "          messages are POSTed. --credits N: messages it may send (1000000).\n"
+     "list:     prints ID, modes, credits and callback URL of each API identity, and\n"
+     "          its callback failures in a row with the last one, if any.\n"
+     "callback: prints, or sets ('' removes) the callback URL.\n"
+     "credits:  prints, or adds to, the credits.\n"
+     "\n"
+     "Every command takes --data DIR (./var/veil) and --store URL (PostgreSQL, as\n"
+     "veild's --store), and works only while veild is stopped.\n"},
     {"invite", cmd_invite, "create, list and revoke invite codes",
      "invite create [--uses N] [--expires DAYS]\n"
      "       veilctl [OPTIONS] invite list\n"
@@ -34,8 +55,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: veilctl [OPTIONS] COMMAND [ARGS]\n"
 	           "\n"
-	           "Administers a running veild through its admin socket, DATA/admin.sock (only\n"
-	           "veild's user and root may use it).\n"
+	           "Administers veild: invite through the admin socket of a running veild,\n"
+	           "DATA/admin.sock (only veild's user and root may use it); gateway on the\n"
+	           "data directory of a stopped veild.\n"
 	           "\n"
 	           "Options:\n"
 	           "  --data DIR   veild's data directory (./var/veil, as veild's default)\n"

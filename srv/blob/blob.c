@@ -710,7 +710,7 @@ static void blob_release(void *ctx, int complete)
 	up_release(ctx, complete);
 }
 
-static const struct veil_http_stream_ops blob_ops = {
+const struct veil_http_stream_ops veil_blobsvc_ops = {
     .begin = blob_begin,
     .body = blob_body,
     .end = blob_end,
@@ -829,6 +829,14 @@ static void blobsvc_free(void *arg)
 
 int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv)
 {
+	struct veil_blobsvc *b;
+	return veil_blobsvc_register_ex(h, srv, &b);
+}
+
+int veil_blobsvc_register_ex(struct veil_http *h, struct veil_server *srv,
+                             struct veil_blobsvc **out)
+{
+	*out = NULL;
 	/* Without a data directory (in-process tests of other services) there is no blob store. */
 	if (srv->cfg.data_dir[0] == '\0')
 		return 0;
@@ -859,9 +867,11 @@ int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv)
 	/* From here on veil_http_stop owns b. */
 	rc = veil_http_limit(h, "/blob/", srv->cfg.blob_rate_per_min);
 	if (rc == 0)
-		rc = veil_http_route_stream(h, NULL, "/blob/", &blob_ops, b);
+		rc = veil_http_route_stream(h, NULL, "/blob/", &veil_blobsvc_ops, b);
 	if (rc == 0)
 		rc = veil_http_route(h, "POST", "/directory/identity/blob_cred", cred_handler, b);
+	if (rc == 0)
+		*out = b;
 	return rc;
 out:
 	blobsvc_free(b);

@@ -87,6 +87,16 @@ struct veil_blobsvc;
  * directory's routes are registered (its prefix is more specific).
  */
 int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv);
+/* As veil_blobsvc_register, and *out is the service (NULL without a data directory). */
+int veil_blobsvc_register_ex(struct veil_http *h, struct veil_server *srv,
+                             struct veil_blobsvc **out);
+/*
+ * The blob service's stream operations with the service as arg, for a
+ * service that fronts it with its own authentication (the Gateway): begin
+ * with path "upload" (and an Authorization with a blob token it issued) or
+ * a blob ID in hex, as under /blob/.
+ */
+extern const struct veil_http_stream_ops veil_blobsvc_ops;
 /* Deletes every expired blob now; returns how many (tests, and the periodic sweep). */
 int veil_blobsvc_sweep(struct veil_blobsvc *b, uint64_t now_ms);
 

@@ -755,8 +755,13 @@ static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, u
 		want_fetch(r);
 		return;
 	}
-	if (!r->drain_done) {
-		/* The running drain delivers it, or reads once more if it began too early. */
+	if (!r->drain_done || r->fetch_pending) {
+		/*
+		 * The running drain (or a read started because another writer,
+		 * such as the Gateway, stored for r) delivers it, or reads once
+		 * more if it began too early: delivering now would move
+		 * delivered_seq past a message that read has yet to hand over.
+		 */
 		r->refetch = 1;
 		return;
 	}

@@ -13,6 +13,9 @@
  *   blob           {uploadUrl, downloadUrl, doneUrl} (with a data directory)
  *   mediator       {url: ws(s):// base URL of the mediator, ending with "/"}
  *   rendezvous     {url: ws(s):// base URL of the rendezvous relay, ending with "/"}
+ *   gateway        {url: base URL of the Gateway message API, no trailing "/";
+ *                  a Veil addition: the published API's clients take it as
+ *                  their base URL}
  *
  * Clients use exactly these endpoints after their first fetch, so they
  * name the services as clients reach them: below --public-url (a TLS proxy,
@@ -81,6 +84,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	char dir_url[VEIL_PUBLIC_URL_MAX + 48], blob_up[VEIL_PUBLIC_URL_MAX + 48];
 	char blob_down[VEIL_PUBLIC_URL_MAX + 48], blob_done[VEIL_PUBLIC_URL_MAX + 48];
 	char md_url[VEIL_PUBLIC_URL_MAX + 48], rdv_url[VEIL_PUBLIC_URL_MAX + 48];
+	char gw_url[VEIL_PUBLIC_URL_MAX + 48];
 	char sign_b64[VEIL_B64_LEN(32)], csp_b64[VEIL_B64_LEN(32)];
 	char sig_b64[VEIL_B64_LEN(crypto_sign_BYTES)];
 	uint8_t sig[crypto_sign_BYTES];
@@ -100,6 +104,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	snprintf(blob_up, sizeof blob_up, "%s/blob/upload", base);
 	snprintf(blob_down, sizeof blob_down, "%s/blob/{blobId}", base);
 	snprintf(blob_done, sizeof blob_done, "%s/blob/{blobId}/done", base);
+	snprintf(gw_url, sizeof gw_url, "%s/gateway", base);
 	/*
 	 * The WebSocket services (srv/mediator, srv/rendezvous) on the same
 	 * listener, below the same base: ws for http, wss for https.
@@ -127,7 +132,9 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	}
 	if (doc != NULL &&
 	    (json_object_set_new(doc, "mediator", json_pack("{s:s}", "url", md_url)) != 0 ||
-	     json_object_set_new(doc, "rendezvous", json_pack("{s:s}", "url", rdv_url)) != 0)) {
+	     json_object_set_new(doc, "rendezvous", json_pack("{s:s}", "url", rdv_url)) != 0 ||
+	     (cfg->data_dir[0] != '\0' &&
+	      json_object_set_new(doc, "gateway", json_pack("{s:s}", "url", gw_url)) != 0))) {
 		json_decref(doc);
 		doc = NULL;
 	}

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,18 @@ struct http_limit {
 	struct veil_ratelimit *rl;
 };
 
+/* An answer to a deferred request, queued by veil_http_resume for the HTTP thread. */
+struct http_resumed {
+	struct http_resumed *next;
+	uint64_t ticket;
+	int status;
+	const char *content_type;
+	size_t len;
+	uint8_t body[];
+};
+
+struct http_pss;
+
 struct http_cleanup {
 	void (*fn)(void *arg);
 	void *arg;
@@ -81,9 +94,15 @@ struct veil_http {
 	/* --trusted-proxy: their connections are not limited, their headers name the client */
 	struct veil_cidr trusted[VEIL_MAX_TRUSTED_PROXIES];
 	size_t ntrusted;
+	/* Deferred requests: waiting connections (HTTP thread) and answers (locked). */
+	struct http_pss *waiting;
+	uint64_t next_ticket;
+	pthread_mutex_t rlock;
+	struct http_resumed *resumed, **resumed_tail;
+	int resume_closed; /* under rlock: veil_http_stop has begun */
 };
 
-enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND };
+enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND, ST_WAIT };
 
 /*
  * A request refused before its body was read (too large, no quota, bad
@@ -112,6 +131,11 @@ struct http_pss {
 	int sctx_complete;
 	/* A WebSocket connection (after the upgrade lws gives it fresh, zeroed data). */
 	struct veil_http_ws *ws;
+	/* A deferred request (ST_WAIT): on h->waiting until answered or closed. */
+	struct veil_http *h;
+	struct lws *wsi;
+	uint64_t ticket;
+	struct http_pss *wprev, *wnext;
 };
 
 static const char *json_content_type = "application/json";
@@ -164,8 +188,23 @@ void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *m
 	veil_http_resp_json(resp, status, text);
 }
 
+static void wait_unlink(struct http_pss *ps)
+{
+	if (ps->state != ST_WAIT)
+		return;
+	if (ps->wprev != NULL)
+		ps->wprev->wnext = ps->wnext;
+	else
+		ps->h->waiting = ps->wnext;
+	if (ps->wnext != NULL)
+		ps->wnext->wprev = ps->wprev;
+	ps->wprev = ps->wnext = NULL;
+	ps->state = ST_IDLE;
+}
+
 static void pss_release(struct http_pss *ps)
 {
+	wait_unlink(ps);
 	if (ps->sops != NULL && ps->sctx != NULL)
 		ps->sops->release(ps->sctx, ps->sctx_complete);
 	ps->sctx = NULL;
@@ -223,8 +262,88 @@ static void dispatch(struct veil_http *h, struct lws *wsi, struct http_pss *ps)
 	    .body_len = ps->body.len,
 	    .client = ps->client,
 	};
+	ps->ticket = ++h->next_ticket;
 	r->fn(r->arg, &req, &ps->resp);
+	if (ps->resp.deferred) {
+		veil_buf_release(&ps->body);
+		ps->h = h;
+		ps->wsi = wsi;
+		ps->state = ST_WAIT;
+		ps->wprev = NULL;
+		ps->wnext = h->waiting;
+		if (h->waiting != NULL)
+			h->waiting->wprev = ps;
+		h->waiting = ps;
+		return;
+	}
 	respond(wsi, ps);
+}
+
+uint64_t veil_http_defer(struct veil_http_resp *resp)
+{
+	struct http_pss *ps =
+	    (struct http_pss *)(void *)((char *)resp - offsetof(struct http_pss, resp));
+	resp->deferred = 1;
+	return ps->ticket;
+}
+
+int veil_http_resume(struct veil_http *h, uint64_t ticket, int status, const char *content_type,
+                     const void *body, size_t len)
+{
+	if (len > VEIL_HTTP_MAX_RESPONSE)
+		return VEIL_ELIMIT;
+	struct http_resumed *r = malloc(sizeof *r + len);
+	if (r == NULL)
+		return VEIL_ENOMEM;
+	r->next = NULL;
+	r->ticket = ticket;
+	r->status = status;
+	r->content_type = content_type;
+	r->len = len;
+	if (len > 0)
+		memcpy(r->body, body, len);
+	pthread_mutex_lock(&h->rlock);
+	if (h->resume_closed) {
+		pthread_mutex_unlock(&h->rlock);
+		free(r);
+		return VEIL_ECLOSED;
+	}
+	/* One wake-up for a run of answers: run_resumed takes the whole list. */
+	int wake = h->resumed == NULL;
+	*h->resumed_tail = r;
+	h->resumed_tail = &r->next;
+	if (wake)
+		lws_cancel_service(h->ctx);
+	pthread_mutex_unlock(&h->rlock);
+	return 0;
+}
+
+/* On the HTTP thread: sends the answers veil_http_resume queued. */
+static void run_resumed(struct veil_http *h)
+{
+	pthread_mutex_lock(&h->rlock);
+	struct http_resumed *r = h->resumed;
+	h->resumed = NULL;
+	h->resumed_tail = &h->resumed;
+	pthread_mutex_unlock(&h->rlock);
+	while (r != NULL) {
+		struct http_resumed *next = r->next;
+		struct http_pss *ps = h->waiting;
+		while (ps != NULL && ps->ticket != r->ticket)
+			ps = ps->wnext;
+		if (ps != NULL) {
+			wait_unlink(ps);
+			ps->resp.deferred = 0;
+			ps->resp.status = r->status;
+			ps->resp.content_type = r->content_type;
+			veil_buf_reset(&ps->resp.body);
+			if (veil_buf_append(&ps->resp.body, r->body, r->len) != 0)
+				ps->resp.status = 500;
+			respond(ps->wsi, ps);
+		}
+		free(r);
+		r = next;
+	}
 }
 
 /* Copies header tok into dst ("" if absent or too long). */
@@ -646,6 +765,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		veil_connlimit_close(h->conns, (uintptr_t)lws_get_opaque_user_data(wsi));
 		lws_set_opaque_user_data(wsi, NULL);
 		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: run_resumed(h); return 0;
 	case LWS_CALLBACK_HTTP:
 		if (ps == NULL)
 			return -1;
@@ -755,6 +875,8 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	struct veil_http *h = calloc(1, sizeof *h);
 	if (h == NULL)
 		return VEIL_ENOMEM;
+	pthread_mutex_init(&h->rlock, NULL);
+	h->resumed_tail = &h->resumed;
 	h->max_body = srv->cfg.http_max_body ? srv->cfg.http_max_body : VEIL_HTTP_DEFAULT_MAX_BODY;
 	h->ntrusted = srv->cfg.n_trusted_proxies;
 	memcpy(h->trusted, srv->cfg.trusted_proxies, sizeof h->trusted);
@@ -977,6 +1099,9 @@ void veil_http_stop(struct veil_http *h)
 {
 	if (h == NULL)
 		return;
+	pthread_mutex_lock(&h->rlock);
+	h->resume_closed = 1;
+	pthread_mutex_unlock(&h->rlock);
 	if (h->running) {
 		atomic_store(&h->stop, 1);
 		lws_cancel_service(h->ctx);
@@ -991,6 +1116,11 @@ void veil_http_stop(struct veil_http *h)
 		veil_ratelimit_free(h->limits[i].rl);
 	for (size_t i = h->ncleanups; i > 0; i--)
 		h->cleanups[i - 1].fn(h->cleanups[i - 1].arg);
+	for (struct http_resumed *r = h->resumed, *next; r != NULL; r = next) {
+		next = r->next;
+		free(r);
+	}
+	pthread_mutex_destroy(&h->rlock);
 	free(h);
 }
 

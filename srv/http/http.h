@@ -61,6 +61,7 @@ struct veil_http_resp {
 	uint64_t file_off, file_len;
 	char content_range[96];
 	int accept_ranges; /* send "Accept-Ranges: bytes" */
+	int deferred;      /* set by veil_http_defer: answered later by veil_http_resume */
 };
 
 typedef void (*veil_http_handler)(void *arg, const struct veil_http_req *req,
@@ -256,6 +257,22 @@ int veil_http_raw_adopt(struct veil_http *h, int fd, const struct veil_http_raw_
 int veil_http_raw_send(struct veil_http_raw *r, const uint8_t *p, size_t n) VEIL_WUR;
 /* Closes once the queue is written; no callback follows. */
 void veil_http_raw_close(struct veil_http_raw *r);
+
+/*
+ * Deferred answers. A plain route's handler that cannot answer at once (it
+ * waits for a durable write on another thread) calls veil_http_defer(resp)
+ * and returns; the connection then waits, reading nothing more, until
+ * veil_http_resume answers it with the returned ticket. Tickets are never
+ * reused, so resuming a connection that closed meanwhile is harmless.
+ */
+uint64_t veil_http_defer(struct veil_http_resp *resp);
+/*
+ * Answers the deferred request ticket with status, content_type (a literal)
+ * and a copy of body. Thread-safe; the answer goes out on the HTTP thread.
+ * Returns 0, VEIL_ECLOSED once veil_http_stop has begun, VEIL_ENOMEM.
+ */
+int veil_http_resume(struct veil_http *h, uint64_t ticket, int status, const char *content_type,
+                     const void *body, size_t len);
 
 /* Helpers for handlers. */
 /* Sets status, content type "application/json" and the body to text. */

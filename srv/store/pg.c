@@ -1262,8 +1262,8 @@ static void random_id(uint8_t id[static VEIL_ID_LEN])
  * No transaction is needed: the insert skips both a taken ID and a key that
  * another node registered meanwhile, and the lookup after it tells which.
  */
-static int pg_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
-                              struct veil_identity_rec *rec)
+static int pg_identity_create(void *be, const uint8_t *want_id,
+                              const uint8_t pk[static VEIL_KEY_LEN], struct veil_identity_rec *rec)
 {
 	struct pg_backend *b = be;
 	int rc;
@@ -1277,11 +1277,14 @@ static int pg_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
 	if (rc != VEIL_ENOTFOUND)
 		goto out;
 	rc = VEIL_EIO; /* if every attempt collides */
-	for (int i = 0; i < PG_ID_ATTEMPTS; i++) {
+	for (int i = 0; i < (want_id != NULL ? 1 : PG_ID_ATTEMPTS); i++) {
 		struct pg_params p = {0};
 		uint8_t id[VEIL_ID_LEN];
 		uint64_t now = veil_now_ms(), n = 0;
-		random_id(id);
+		if (want_id != NULL)
+			memcpy(id, want_id, VEIL_ID_LEN);
+		else
+			random_id(id);
 		p_id(&p, id);
 		p_bytes(&p, pk, VEIL_KEY_LEN);
 		p_u64(&p, now);
@@ -1304,7 +1307,8 @@ static int pg_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
 		}
 		if (rc != VEIL_ENOTFOUND)
 			break;
-		rc = VEIL_EIO; /* the ID was taken: draw another */
+		/* The ID was taken: draw another, or fail for a chosen one. */
+		rc = want_id != NULL ? VEIL_EEXIST : VEIL_EIO;
 	}
 out:
 	pthread_mutex_unlock(&b->mu);

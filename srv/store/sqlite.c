@@ -1113,8 +1113,8 @@ static void random_id(uint8_t id[static VEIL_ID_LEN])
 		id[i] = (uint8_t)alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
 }
 
-static int sq_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
-                              struct veil_identity_rec *rec)
+static int sq_identity_create(void *be, const uint8_t *want_id,
+                              const uint8_t pk[static VEIL_KEY_LEN], struct veil_identity_rec *rec)
 {
 	struct sq_backend *b = be;
 	int rc;
@@ -1132,10 +1132,13 @@ static int sq_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
 	if (rc != VEIL_ENOTFOUND)
 		goto out;
 	rc = VEIL_EIO; /* if every attempt collides */
-	for (int i = 0; i < SQ_ID_ATTEMPTS; i++) {
+	for (int i = 0; i < (want_id != NULL ? 1 : SQ_ID_ATTEMPTS); i++) {
 		uint8_t id[VEIL_ID_LEN];
 		uint64_t now = veil_now_ms();
-		random_id(id);
+		if (want_id != NULL)
+			memcpy(id, want_id, VEIL_ID_LEN);
+		else
+			random_id(id);
 		sqlite3_stmt *st = stmt(&b->sy, ST_ID_INSERT);
 		bind_id(st, 1, id);
 		sqlite3_bind_blob(st, 2, pk, VEIL_KEY_LEN, SQLITE_STATIC);
@@ -1152,7 +1155,8 @@ static int sq_identity_create(void *be, const uint8_t pk[static VEIL_KEY_LEN],
 			rc = 0;
 			break;
 		}
-		rc = VEIL_EIO; /* the ID was taken: draw another */
+		/* The ID was taken: draw another, or fail for a chosen one. */
+		rc = want_id != NULL ? VEIL_EEXIST : VEIL_EIO;
 	}
 out:
 	if (rc == 0) {

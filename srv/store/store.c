@@ -603,7 +603,17 @@ int veil_store_identity_create(struct veil_store *s, const uint8_t pk[static VEI
                                struct veil_identity_rec *rec)
 {
 	memset(rec, 0, sizeof(*rec));
-	return s->ops->s_identity_create(s->be, pk, rec);
+	return s->ops->s_identity_create(s->be, NULL, pk, rec);
+}
+
+int veil_store_identity_create_id(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                                  const uint8_t pk[static VEIL_KEY_LEN],
+                                  struct veil_identity_rec *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	if (!veil_id_valid(id))
+		return VEIL_EINVAL;
+	return s->ops->s_identity_create(s->be, id, pk, rec);
 }
 
 int veil_store_identity_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],

@@ -174,6 +174,14 @@ void veil_store_stats(struct veil_store *s, struct veil_store_stats *st);
  */
 int veil_store_identity_create(struct veil_store *s, const uint8_t pk[static VEIL_KEY_LEN],
                                struct veil_identity_rec *rec);
+/*
+ * As veil_store_identity_create with the ID chosen by the caller (a gateway
+ * ID, '*' and 7 characters): VEIL_EINVAL if id is not valid, VEIL_EEXIST if
+ * the ID is taken or pk already has an identity (rec then holds that one).
+ */
+int veil_store_identity_create_id(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                                  const uint8_t pk[static VEIL_KEY_LEN],
+                                  struct veil_identity_rec *rec);
 /* Returns 0 and fills rec, or VEIL_ENOTFOUND. */
 int veil_store_identity_get(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
                             struct veil_identity_rec *rec);

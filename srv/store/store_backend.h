@@ -57,7 +57,9 @@ struct veil_store_ops {
 	               size_t limit, uint64_t now_ms, struct veil_msg_rec **out, size_t *n);
 
 	/* Synchronous side, any thread. */
-	int (*s_identity_create)(void *be, const uint8_t pk[static VEIL_KEY_LEN],
+	/* want_id: the ID to create (gateway IDs), or NULL for a random one. */
+	int (*s_identity_create)(void *be, const uint8_t *want_id,
+	                         const uint8_t pk[static VEIL_KEY_LEN],
 	                         struct veil_identity_rec *rec);
 	int (*s_identity_get)(void *be, const uint8_t id[static VEIL_ID_LEN],
 	                      struct veil_identity_rec *rec);

@@ -269,11 +269,32 @@ static void test_signup(void)
 	CHECK(strstr(err, "signup") != NULL);
 }
 
+static void test_gateway(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.gw_basic == 1 && c.gw_callbacks == 1 && c.gw_rate_per_min == 6000 &&
+	      c.gw_addr_rate_per_min == 6000 && c.gw_retry_max_s == 600);
+	CHECK_RC(veil_config_set(&c, "gateway-basic", "0", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "gateway-callbacks", "0", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "gateway-rate", "10", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "gateway-addr-rate", "20", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "gateway-retry-max", "5", err, sizeof err), 0);
+	CHECK(c.gw_basic == 0 && c.gw_callbacks == 0 && c.gw_rate_per_min == 10 &&
+	      c.gw_addr_rate_per_min == 20 && c.gw_retry_max_s == 5);
+	CHECK_RC(veil_config_set(&c, "gateway-basic", "2", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "gateway-rate", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "gateway-retry-max", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "gateway-retry-max") != NULL);
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
 RUN(test_signup);
 RUN(test_trusted_proxy);
 RUN(test_public_endpoints);
+RUN(test_gateway);
 RUN(test_http_limits);
 RUN(test_set_and_bounds);
 RUN(test_queue_sender_limit);

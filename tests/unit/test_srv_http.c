@@ -2,6 +2,9 @@
  * The HTTP listener on its own (srv/http): which address it binds, and the
  * per-address connection limits in front of every route; the marks that
  * exempt veild's own connections to the chat port from them.
+ * The HTTP listener on its own (srv/http): which address it binds, the
+ * per-address connection limits in front of every route, and deferred
+ * answers (veil_http_defer / veil_http_resume).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -509,11 +512,105 @@ static void test_trusted_proxy(void)
 	}
 }
 
+/* Deferred answers: the handler keeps the ticket, the test answers from its own thread. */
+static _Atomic uint64_t deferred_ticket;
+
+static void defer_handler(void *arg, const struct veil_http_req *req, struct veil_http_resp *resp)
+{
+	(void)arg;
+	(void)req;
+	deferred_ticket = veil_http_defer(resp);
+}
+
+/* Waits up to 3 s for the handler to have deferred a request other than prev. */
+static uint64_t wait_ticket(uint64_t prev)
+{
+	for (int i = 0; i < 300; i++) {
+		uint64_t t = deferred_ticket;
+		if (t != 0 && t != prev)
+			return t;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+/* Reads one whole answer from fd into buf (cap): its length, or 0. */
+static size_t read_answer(int fd, char *buf, size_t cap)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+		if (n <= 0)
+			return 0;
+		got += (size_t)n;
+		buf[got] = '\0';
+		const char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "content-length: ");
+		if (end != NULL && cl != NULL &&
+		    got >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10))
+			return got;
+		if (got == cap - 1)
+			return 0;
+	}
+}
+
+static void test_deferred_answer(void)
+{
+	static struct veil_server s;
+	struct veil_http *h = NULL;
+	char buf[2048];
+	static const char req[] = "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n";
+	cfg_init(&s, "127.0.0.1");
+	deferred_ticket = 0;
+	CHECK_RC(veil_http_new(&h, &s), 0);
+	CHECK_RC(veil_http_route(h, "GET", "/defer", defer_handler, NULL), 0);
+	CHECK_RC(veil_http_run(h), 0);
+	uint16_t port = veil_http_port(h);
+	int fd = open_conn(port);
+	int ok = fd >= 0 && send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req);
+	uint64_t t1 = ok ? wait_ticket(0) : 0;
+	/* Deferred: nothing to read until it is resumed. */
+	ssize_t early = t1 != 0 ? recv(fd, buf, sizeof buf, MSG_DONTWAIT) : 0;
+	int early_errno = errno;
+	int rc1 = t1 != 0 ? veil_http_resume(h, t1, 202, "text/plain", "later", 5) : -1;
+	size_t n1 = rc1 == 0 ? read_answer(fd, buf, sizeof buf) : 0;
+	int answered =
+	    n1 > 0 && strncmp(buf, "HTTP/1.1 202", 12) == 0 && strcmp(buf + n1 - 5, "later") == 0;
+	/* The same connection serves the next request (keep-alive), with a new ticket. */
+	ok = answered && send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req);
+	uint64_t t2 = ok ? wait_ticket(t1) : 0;
+	/* The client goes away before the answer: resuming it later is harmless. */
+	if (fd >= 0)
+		close(fd);
+	sleep_ms(100);
+	int rc2 = t2 != 0 ? veil_http_resume(h, t2, 200, "text/plain", "gone", 4) : -1;
+	/* A stale ticket, resumed twice, changes nothing either. */
+	int rc3 = t1 != 0 ? veil_http_resume(h, t1, 200, "text/plain", "twice", 5) : -1;
+	/* And the listener still answers. */
+	fd = open_conn(port);
+	ok = fd >= 0 && send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req);
+	uint64_t t3 = ok ? wait_ticket(t2) : 0;
+	int rc4 = t3 != 0 ? veil_http_resume(h, t3, 200, "text/plain", "ok", 2) : -1;
+	size_t n3 = rc4 == 0 ? read_answer(fd, buf, sizeof buf) : 0;
+	int alive = n3 > 0 && strncmp(buf, "HTTP/1.1 200", 12) == 0;
+	if (fd >= 0)
+		close(fd);
+	veil_http_stop(h);
+	CHECK(t1 != 0);
+	CHECK(early < 0 && (early_errno == EAGAIN || early_errno == EWOULDBLOCK));
+	CHECK_RC(rc1, 0);
+	CHECK(answered);
+	CHECK(t2 != 0 && t2 != t1);
+	CHECK_RC(rc2, 0);
+	CHECK_RC(rc3, 0);
+	CHECK(alive);
+}
+
 T_MAIN_BEGIN
 {
 	RUN(test_cidr);
 	RUN(test_forwarded_parse);
 	RUN(test_trusted_proxy);
+	RUN(test_deferred_answer);
 	RUN(test_listen_exact);
 	RUN(test_listen_refused);
 	RUN(test_conn_per_addr);
