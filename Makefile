@@ -143,10 +143,21 @@ bench: deps all $(BENCH_BIN)
 # libFuzzer builds use clang and their own object directory.
 FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -pthread \
 	-fsanitize=fuzzer,address,undefined $(WARN)
-build-fuzz/%: fuzz/%.c $(LIB_SRC) $(PROTO_C) $(SRV_SRC)
-	@mkdir -p build-fuzz
-	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_SRC) $(PROTO_C) \
-		$(filter-out srv/main.c,$(SRV_SRC)) $(LDLIBS)
+# The code under test is compiled once (instrumented for the fuzzer, not linked
+# with it) into one archive that every target links.
+FUZZ_LIB_SRC := $(LIB_SRC) $(PROTO_C) $(filter-out srv/main.c,$(SRV_SRC))
+FUZZ_LIB_O := $(patsubst %.c,build-fuzz/obj/%.o,$(FUZZ_LIB_SRC))
+build-fuzz/obj/%.o: %.c | $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(Q)$(if $(Q),echo "  CC $@";) clang $(CPPFLAGS) \
+		$(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) \
+		-Wno-missing-prototypes -c -o $@ $<
+build-fuzz/libfuzz.a: $(FUZZ_LIB_O)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+$(FUZZ_BIN): build-fuzz/%: fuzz/%.c build-fuzz/libfuzz.a
+	$(Q)$(if $(Q),echo "  CC $@";) clang $(CPPFLAGS) $(FUZZ_CFLAGS) -Wno-missing-prototypes \
+		-o $@ $< build-fuzz/libfuzz.a $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \

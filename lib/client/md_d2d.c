@@ -34,7 +34,7 @@ int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t
 	D2d__ContactSync cs = D2D__CONTACT_SYNC__INIT;
 	D2d__ContactSync__Create csc = D2D__CONTACT_SYNC__CREATE__INIT;
 	D2d__ContactSync__Update csu = D2D__CONTACT_SYNC__UPDATE__INIT;
-	D2dSync__Contact ct = D2D_SYNC__CONTACT__INIT;
+	D2dSync__Contact ct;
 	ProtobufCBinaryData nonces[VEIL_D2D_MAX_NONCES];
 	char peer[VEIL_ID_LEN + 1], creator[VEIL_ID_LEN + 1];
 
@@ -115,6 +115,8 @@ int veil_d2d_encode(struct veil_buf *out, const struct veil_d2d_msg *m, uint64_t
 		env.incoming_message_update = &iu;
 		break;
 	case VEIL_D2D_CONTACT:
+		/* The function, not the macro: the macro names a deprecated field (clang warns). */
+		d2d_sync__contact__init(&ct);
 		ct.identity = peer;
 		if (m->contact_pk != NULL) {
 			ct.has_public_key = 1;
