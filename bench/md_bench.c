@@ -232,9 +232,6 @@ struct result {
 static int phase(int secs, int rate, int window, struct result *res)
 {
 	struct pollfd pfd[MAX_DEV];
-	int senders = 0;
-	for (int i = 0; i < ndev; i++)
-		senders += devs[i].role == 0;
 	nlat = 0;
 	delivered = sent = 0;
 	uint64_t t0 = now_us(), c0 = proc_cpu_us(srv_pid), end = t0 + (uint64_t)secs * 1000000u;
