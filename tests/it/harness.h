@@ -251,7 +251,8 @@ static inline int it_send(struct it_conn *c, uint8_t type, const uint8_t *d, siz
 	if (n + 4 > sizeof plain)
 		return VEIL_ELIMIT;
 	veil_csp_payload_header(plain, type);
-	memcpy(plain + 4, d, n);
+	if (n > 0) /* an empty payload (0x03) may come with no buffer */
+		memcpy(plain + 4, d, n);
 	int rc = veil_csp_frame_seal(&c->hs.sess, frame, plain, n + 4);
 	if (rc != 0)
 		return rc;
