@@ -176,6 +176,8 @@ const struct veil_md_server_info *veil_conn_md_server_info(const struct veil_con
 int veil_conn_md_open(struct veil_conn *c, const struct veil_md_params *mp, uint64_t deadline);
 int veil_conn_md_read(struct veil_conn *c, uint64_t deadline);
 int veil_conn_md_write(struct veil_conn *c, const uint8_t *p, size_t n);
+/* Moves backlogged CSP bytes into the read buffer as far as they fit; 1 if any moved. */
+int veil_conn_md_unbacklog(struct veil_conn *c);
 void veil_conn_md_free(struct veil_conn *c);
 
 /* Sends one payload (type || 3 zero bytes || data), len <= VEIL_CONN_MAX_DATA. */

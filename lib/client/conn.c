@@ -116,6 +116,8 @@ static int write_all(struct veil_conn *c, const uint8_t *p, size_t n)
 static int fill_ev(struct veil_conn *c, size_t want, uint64_t deadline, int events)
 {
 	while (c->md != NULL && c->rlen < want) {
+		if (veil_conn_md_unbacklog(c))
+			continue; /* bytes that came while the buffer was full, first */
 		if (events && veil_conn_md_pending(c))
 			return VEIL_EAGAIN;
 		int rc = veil_conn_md_read(c, deadline);

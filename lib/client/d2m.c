@@ -21,6 +21,8 @@
 #include "veil/client.h"
 
 #define INBOX_MAX_BYTES (8u * 1024u * 1024u)
+/* CSP bytes received while the connection's read buffer is full (the caller waits for an ack). */
+#define BACKLOG_MAX (8u * 1024u * 1024u)
 #define ACKED_RING 64
 
 struct inbox_msg {
@@ -42,6 +44,7 @@ struct veil_conn_md {
 	size_t acked_pos;
 	struct inbox_msg *head, *tail;
 	size_t inbox_bytes;
+	struct veil_buf backlog; /* proxy bytes that did not fit the CSP read buffer, in order */
 };
 
 static void md_err(struct veil_conn *c, const char *text)
@@ -167,13 +170,21 @@ int veil_conn_md_read(struct veil_conn *c, uint64_t deadline)
 	}
 	switch (type) {
 	case VEIL_MD_PROXY:
-		if (pn > sizeof c->rbuf - c->rlen) {
-			md_err(c, "the chat service sent more than a frame at once");
-			veil_ws_close(&md->ws, VEIL_MD_CLOSE_PROTOCOL);
-			return VEIL_EPROTO;
+		/*
+		 * While the caller waits for something else (a reflect-ack), the
+		 * chat service may send more than the read buffer holds: the rest
+		 * waits in the backlog, in order, until the caller reads it.
+		 */
+		if (md->backlog.len == 0 && pn <= sizeof c->rbuf - c->rlen) {
+			memcpy(c->rbuf + c->rlen, pl, pn);
+			c->rlen += pn;
+			return 0;
 		}
-		memcpy(c->rbuf + c->rlen, pl, pn);
-		c->rlen += pn;
+		if (veil_buf_append(&md->backlog, pl, pn) != 0) {
+			md_err(c, "the chat service sent more than this client keeps unread");
+			veil_ws_close(&md->ws, VEIL_MD_CLOSE_PROTOCOL);
+			return VEIL_ELIMIT;
+		}
 		return 0;
 	case VEIL_MD_REFLECT_ACK: {
 		struct veil_md_reflect r;
@@ -193,6 +204,20 @@ int veil_conn_md_read(struct veil_conn *c, uint64_t deadline)
 	}
 	inbox_push(md, type, pl, pn);
 	return 0;
+}
+
+int veil_conn_md_unbacklog(struct veil_conn *c)
+{
+	struct veil_conn_md *md = c->md;
+	size_t n = md->backlog.len, room = sizeof c->rbuf - c->rlen;
+	if (n > room)
+		n = room;
+	if (n == 0)
+		return 0;
+	memcpy(c->rbuf + c->rlen, md->backlog.p, n);
+	c->rlen += n;
+	veil_buf_consume(&md->backlog, n);
+	return 1;
 }
 
 int veil_conn_md_write(struct veil_conn *c, const uint8_t *p, size_t n)
@@ -218,6 +243,7 @@ void veil_conn_md_free(struct veil_conn *c)
 		return;
 	veil_ws_close(&md->ws, VEIL_MD_CLOSE_NORMAL);
 	inbox_free(md);
+	veil_buf_release(&md->backlog);
 	sodium_memzero(&md->keys, sizeof md->keys);
 	free(md);
 	c->md = NULL;
@@ -290,6 +316,7 @@ int veil_conn_md_open(struct veil_conn *c, const struct veil_md_params *mp, uint
 		return VEIL_ENOMEM;
 	}
 	c->md = md;
+	veil_buf_init_secret(&md->backlog, BACKLOG_MAX);
 	md->keys = *mp->keys;
 	md->device_id = mp->device_id;
 	md->next_reflect_id = randombytes_uniform(0x10000000u) + 1;

@@ -441,8 +441,9 @@ int veil_ws_recv(struct veil_ws *w, const uint8_t **msg, size_t *len, int timeou
 				plen = plen << 8 | w->rbuf[2 + i];
 		}
 		int control = (op & 0x8) != 0;
+		/* Compared without adding to plen, which a hostile peer may make huge. */
 		if ((control && (plen > 125 || !fin)) ||
-		    (!control && w->mlen + plen > VEIL_WS_MAX_MESSAGE)) {
+		    (!control && plen > VEIL_WS_MAX_MESSAGE - w->mlen)) {
 			set_err(w, "%s", "the server sent an oversized WebSocket frame");
 			rc = VEIL_ELIMIT;
 			goto fail;

@@ -319,6 +319,33 @@ out:
 	return rc == 0 ? 0 : 1;
 }
 
+/*
+ * A queue of large messages for the leader: the chat service sends them
+ * one after the other while the leader waits for each reflect-ack, more
+ * than the CSP read buffer holds; nothing may be lost or fail.
+ */
+static int t_leader_reads_a_large_queue(void)
+{
+	enum { N = 12 };
+	char text[6001], want[32];
+	struct seen s;
+	for (int i = 0; i < N; i++) {
+		memset(text, 'a' + i, 6000);
+		snprintf(text, sizeof want, "big %02d ", i);
+		text[7] = 'x';
+		text[6000] = 0;
+		IT_CHECK(send_text(&peer, &a1, text) == 0);
+	}
+	IT_CHECK(recv_all(&a1, &s) == 0);
+	IT_CHECK(s.n >= N);
+	IT_CHECK(recv_all(&a2, &s) == 0);
+	int got = 0;
+	for (size_t i = 0; i < s.n; i++)
+		got += strncmp(s.e[i].text, "big ", 4) == 0;
+	IT_CHECK(got == N);
+	return 0;
+}
+
 struct devlist {
 	int n, self;
 	char labels[8][VEIL_MD_INFO_STR_MAX + 1];
@@ -406,6 +433,7 @@ int main(void)
 		RUN_IT(t_groups_across_devices);
 		RUN_IT(t_contact_verified_everywhere);
 		RUN_IT(t_d2d_replay_dropped);
+		RUN_IT(t_leader_reads_a_large_queue);
 		RUN_IT(t_devices_list_rename_drop);
 		RUN_IT(t_wrong_dgk_refused);
 	}
