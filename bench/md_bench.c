@@ -20,6 +20,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -81,6 +82,8 @@ static int start_veild(void)
 	srv_pid = fork();
 	if (srv_pid == 0) {
 		char logp[200];
+		/* veild goes with the benchmark, however that ends. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		pin_cpu(0);
 		snprintf(logp, sizeof logp, "%s/veild.log", data_dir);
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
