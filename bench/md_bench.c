@@ -333,11 +333,11 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'b': bindir = optarg; break;
-		case 'r': runs = atoi(optarg); break;
-		case 's': secs = atoi(optarg); break;
-		case 'g': groups = atoi(optarg); break;
-		case 'i': idle = atoi(optarg); break;
-		case 'p': paced = atoi(optarg); break;
+		case 'r': runs = (int)strtol(optarg, NULL, 10); break;
+		case 's': secs = (int)strtol(optarg, NULL, 10); break;
+		case 'g': groups = (int)strtol(optarg, NULL, 10); break;
+		case 'i': idle = (int)strtol(optarg, NULL, 10); break;
+		case 'p': paced = (int)strtol(optarg, NULL, 10); break;
 		default:
 			printf("usage: md_bench [--bin DIR] [--runs N] [--secs S] [--groups G] "
 			       "[--idle N] [--rate R]\n");

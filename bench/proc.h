@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 static inline uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -40,13 +42,8 @@ static inline void pin_cpu(int cpu)
  */
 static inline uint16_t free_port(void)
 {
-	static int seeded;
-	if (!seeded) {
-		srand((unsigned)getpid() ^ (unsigned)time(NULL));
-		seeded = 1;
-	}
 	for (int i = 0; i < 1000; i++) {
-		uint16_t port = (uint16_t)(20000 + (unsigned)rand() % 12000);
+		uint16_t port = (uint16_t)(20000 + randombytes_uniform(12000));
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		struct sockaddr_in a = {.sin_family = AF_INET,
 		                        .sin_port = htons(port),
