@@ -261,8 +261,10 @@ static int t_device_sessions(void)
 	IT_CHECK(it_login_device(&d1, &srv, alice.id, alice.sk, 0x1111) == 0);
 	IT_CHECK(it_login_device(&d2, &srv, alice.id, alice.sk, 0x2222) == 0);
 	/* Both are up; neither gets the queue (no 0xd0) nor a new message. */
-	IT_CHECK(send_text(&b, &bob, &alice, "before unblock") != 0);
+	IT_CHECK((id = send_text(&b, &bob, &alice, "before unblock")) != 0);
 	IT_CHECK(quiet(&d1, 300) == 0 && quiet(&d2, 300) == 0);
+	/* A session that receives nothing cannot ack the receiver's messages away. */
+	IT_CHECK(it_ack(&d1, bob.id, id) == 0);
 	IT_CHECK(alive(&d1) == 0 && alive(&d2) == 0);
 	/* d2 is nominated: it gets what waited, then what comes. */
 	IT_CHECK(it_send(&d2, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);

@@ -94,6 +94,21 @@ static void test_set_and_bounds(void)
 	      0);
 	veil_store_describe("/data/veil.db", shown, sizeof shown);
 	CHECK(strcmp(shown, "/data/veil.db") == 0);
+	/* The mediator's limits: defaults, bounds. */
+	CHECK(c.md_hs_timeout_s == 10 && c.md_queue_limit == 100000 && c.md_volatile_ttl_s == 300);
+	CHECK_RC(veil_config_set(&c, "mediator-handshake-timeout", "0", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "mediator-handshake-timeout", "300", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "mediator-handshake-timeout", "301", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "mediator-queue-limit", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "mediator-queue-limit", "10000000", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "mediator-queue-limit", "10000001", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "mediator-volatile-ttl", "0", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "mediator-volatile-ttl", "86401", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK(c.md_hs_timeout_s == 300 && c.md_queue_limit == 10000000 && c.md_volatile_ttl_s == 0);
 	CHECK_RC(veil_config_set(&c, "no-such-setting", "1", err, sizeof err), VEIL_EINVAL);
 	CHECK(strstr(err, "no-such-setting") != NULL);
 }
