@@ -85,16 +85,14 @@ int veil_msgr_conn_open_int(struct veil_msgr *m, struct veil_conn *c);
  * use instead of opening its own (NULL without a session), and the handler
  * of every payload other than the sender's acks and alerts that arrives
  * meanwhile: incoming messages are then stored, acked and reported as by
- * the session. Returns 0, or the error that ended the session (a closed
+ * the session. Without a session, what the mediator delivered on c (the
+ * send's own connection) is dropped unacked, so the mediator sends it
+ * again. Returns 0, or the error that ended the session (a closed
  * connection: reconnect).
  */
 struct veil_conn *veil_msgr_session_conn_int(struct veil_msgr *m);
-int veil_msgr_session_payload_int(struct veil_msgr *m, uint8_t type, const uint8_t *data, size_t n);
-/*
- * Drops what the mediator delivered on a connection that is not a
- * session's (a send's own): nothing is acked, so it all comes again.
- */
-void veil_msgr_d2m_discard_int(struct veil_conn *c);
+int veil_msgr_session_payload_int(struct veil_msgr *m, struct veil_conn *c, uint8_t type,
+                                  const uint8_t *data, size_t n);
 /*
  * Reflects a D2D message (struct veil_d2d_msg of md_int.h) on a connection
  * through the mediator and, if wait, waits for the mediator's ack.

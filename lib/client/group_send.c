@@ -147,8 +147,8 @@ static size_t add_msg(struct batch *b, uint8_t type, uint8_t flags, const struct
 }
 
 /* Handles one payload that arrived while we send: acks and refusals. */
-static void on_payload(struct veil_msgr *m, struct batch *b, uint8_t type, const uint8_t *data,
-                       size_t n, size_t *outstanding)
+static void on_payload(struct veil_msgr *m, struct veil_conn *c, struct batch *b, uint8_t type,
+                       const uint8_t *data, size_t n, size_t *outstanding)
 {
 	if (type == VEIL_CSP_OUTGOING_ACK) {
 		uint8_t to[VEIL_ID_LEN];
@@ -197,7 +197,7 @@ static void on_payload(struct veil_msgr *m, struct batch *b, uint8_t type, const
 	 * not ack them. With one they are received here (a failure that closes
 	 * the connection shows at the next read).
 	 */
-	(void)veil_msgr_session_payload_int(m, type, data, n);
+	(void)veil_msgr_session_payload_int(m, c, type, data, n);
 }
 
 /*
@@ -308,12 +308,8 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 			j->state = JOB_SENT;
 			outstanding++;
 			/* Read what already came back, so that neither side's buffers fill up. */
-			while (rc == 0 && (rc = veil_conn_recv_payload(c, 0, &type, rx, &n)) == 0) {
-				if (type == VEIL_CONN_D2M && shared == NULL)
-					veil_msgr_d2m_discard_int(c);
-				else
-					on_payload(m, b, type, rx, n, &outstanding);
-			}
+			while (rc == 0 && (rc = veil_conn_recv_payload(c, 0, &type, rx, &n)) == 0)
+				on_payload(m, c, b, type, rx, n, &outstanding);
 			if (rc == VEIL_ETIMEOUT)
 				rc = 0;
 		}
@@ -323,12 +319,8 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 				rc = VEIL_ETIMEOUT;
 				break;
 			}
-			if ((rc = veil_conn_recv_payload(c, (int)l, &type, rx, &n)) != 0)
-				break;
-			if (type == VEIL_CONN_D2M && shared == NULL)
-				veil_msgr_d2m_discard_int(c);
-			else
-				on_payload(m, b, type, rx, n, &outstanding);
+			if ((rc = veil_conn_recv_payload(c, (int)l, &type, rx, &n)) == 0)
+				on_payload(m, c, b, type, rx, n, &outstanding);
 		}
 		if (rc == 0)
 			break;

@@ -715,11 +715,7 @@ int veil_msgr_send_body(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
 			 * recv`: we do not ack them. With one they are received here.
 			 * So do reflected ones: unacked, the mediator keeps them.
 			 */
-			if (type == VEIL_CONN_D2M && shared == NULL) {
-				veil_msgr_d2m_discard_int(c);
-				continue;
-			}
-			if (veil_msgr_session_payload_int(m, type, rx, n) != 0 &&
+			if (veil_msgr_session_payload_int(m, c, type, rx, n) != 0 &&
 			    !veil_conn_is_open(c)) {
 				rc = VEIL_ECLOSED;
 				break;
@@ -1445,7 +1441,8 @@ void veil_msgr_session_stop(struct veil_msgr *m)
 	m->session = NULL;
 }
 
-void veil_msgr_d2m_discard_int(struct veil_conn *c)
+/* Drops what the mediator delivered on a send's own connection: unacked, it all comes again. */
+static void d2m_discard(struct veil_conn *c)
 {
 	uint8_t type, *p;
 	size_t n;
@@ -1458,9 +1455,14 @@ struct veil_conn *veil_msgr_session_conn_int(struct veil_msgr *m)
 	return m->session != NULL ? &m->session->conn : NULL;
 }
 
-int veil_msgr_session_payload_int(struct veil_msgr *m, uint8_t type, const uint8_t *data, size_t n)
+int veil_msgr_session_payload_int(struct veil_msgr *m, struct veil_conn *c, uint8_t type,
+                                  const uint8_t *data, size_t n)
 {
-	if (m->session == NULL)
-		return 0; /* without a session, incoming messages stay queued for `veil recv` */
+	if (m->session == NULL) {
+		/* Without a session incoming messages stay queued for `veil recv`. */
+		if (type == VEIL_CONN_D2M)
+			d2m_discard(c);
+		return 0;
+	}
 	return rx_payload(&m->session->rs, type, data, n);
 }
