@@ -180,7 +180,9 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const struct veil_msgr
 		               p->server_url, rc == VEIL_EIO ? veil_dir_errmsg() : ids);
 		goto out;
 	}
-	if ((rc = veil_msgr_ws_service_url_int(m, "mediator", p->md_url, sizeof p->md_url)) != 0)
+	/* The provisioning document init just read names it, or the server URL gives it. */
+	if (p->md_url[0] == 0 &&
+	    (rc = veil_msgr_ws_service_url_int(m, "mediator", p->md_url, sizeof p->md_url)) != 0)
 		goto out;
 	memcpy(p->md_dgk, j->dgk, VEIL_MD_DGK_LEN);
 	p->md_device_id = random_device_id();

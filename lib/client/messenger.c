@@ -212,6 +212,10 @@ int veil_msgr_init_server_int(struct veil_msgr *m, const char *home,
 	memcpy(p->server_pk, prov.csp_pk, VEIL_KEY_LEN);
 	snprintf(p->chat_host, sizeof p->chat_host, "%s", prov.chat_host);
 	p->chat_port = prov.chat_port;
+	/* Kept for a device that joins a group (saved with md.json only then). */
+	if (strncmp(prov.mediator_url, "ws://", 5) == 0 ||
+	    strncmp(prov.mediator_url, "wss://", 6) == 0)
+		snprintf(p->md_url, sizeof p->md_url, "%s", prov.mediator_url);
 	if (p->chat_host[0] == 0 || p->chat_port == 0)
 		rc = veil_msgr_fail(m, VEIL_EPROTO, "the provisioning of %s names no chat server",
 		                    url);
