@@ -168,6 +168,102 @@ static void get_lookup(struct veil_gateway *gw, const char *what, struct veil_ht
 	answer(resp, 404, "");
 }
 
+/* One identity a bulk lookup found, with the hashes that found it. */
+struct bulk_match {
+	uint8_t id[VEIL_ID_LEN], pk[VEIL_KEY_LEN];
+	const uint8_t *phone, *email; /* into the request's hashes, or NULL */
+};
+
+/* Adds what hashes[0..n) of kind find to m (merged per identity); 0 or VEIL_ENOMEM. */
+static int bulk_find(struct veil_gateway *gw, int kind, uint8_t (*hashes)[32], size_t n,
+                     struct bulk_match **m, size_t *nm, size_t *cap)
+{
+	uint8_t ids[VEIL_STORE_MAX_MATCHES][VEIL_ID_LEN];
+	for (size_t i = 0; i < n; i++) {
+		size_t found = 0;
+		if (veil_store_link_find(gw->srv->store, kind, 0, hashes[i], ids,
+		                         VEIL_STORE_MAX_MATCHES, &found) != 0)
+			found = 0;
+		for (size_t k = 0; k < found; k++) {
+			size_t j = 0;
+			while (j < *nm && memcmp((*m)[j].id, ids[k], VEIL_ID_LEN) != 0)
+				j++;
+			if (j == *nm) {
+				struct veil_identity_rec rec;
+				if (identity_live(gw, ids[k], &rec) != 0)
+					continue;
+				if (*nm == *cap) {
+					size_t nc = *cap ? *cap * 2 : 16;
+					struct bulk_match *g = realloc(*m, nc * sizeof *g);
+					if (g == NULL)
+						return VEIL_ENOMEM;
+					*m = g;
+					*cap = nc;
+				}
+				memset(&(*m)[j], 0, sizeof (*m)[j]);
+				memcpy((*m)[j].id, rec.id, VEIL_ID_LEN);
+				memcpy((*m)[j].pk, rec.pk, VEIL_KEY_LEN);
+				(*nm)++;
+			}
+			if (kind == VEIL_LINK_PHONE)
+				(*m)[j].phone = hashes[i];
+			else
+				(*m)[j].email = hashes[i];
+		}
+	}
+	return 0;
+}
+
+/*
+ * POST lookup/bulk: a JSON body of phone and e-mail hashes; the answer is a
+ * JSON array of {identity, publicKey, phoneHash?, emailHash?}, one entry per
+ * identity found, or 404 if none is.
+ */
+static void post_lookup_bulk(struct veil_gateway *gw, const struct veil_http_req *req,
+                             struct veil_http_resp *resp)
+{
+	struct veil_gw_bulk b;
+	int rc = veil_gw_bulk_parse(req->body, req->body_len, &b);
+	if (rc != 0) {
+		answer(resp, rc == VEIL_ELIMIT ? 413 : rc == VEIL_ENOMEM ? 500 : 400, "");
+		return;
+	}
+	struct bulk_match *m = NULL;
+	size_t nm = 0, cap = 0;
+	rc = bulk_find(gw, VEIL_LINK_PHONE, b.phone, b.nphone, &m, &nm, &cap);
+	if (rc == 0)
+		rc = bulk_find(gw, VEIL_LINK_EMAIL, b.email, b.nemail, &m, &nm, &cap);
+	if (rc != 0 || nm == 0) {
+		answer(resp, rc != 0 ? 500 : 404, "");
+		goto out;
+	}
+	veil_buf_reset(&resp->body);
+	int ok = veil_buf_append(&resp->body, "[", 1) == 0;
+	for (size_t i = 0; ok && i < nm; i++) {
+		char id[VEIL_ID_LEN + 1], pk[VEIL_HEX_LEN(VEIL_KEY_LEN)], ph[VEIL_HEX_LEN(32)],
+		    eh[VEIL_HEX_LEN(32)], e[400];
+		veil_id_str(id, m[i].id);
+		ok = veil_hex_encode(pk, sizeof pk, m[i].pk, VEIL_KEY_LEN) == 0 &&
+		     (m[i].phone == NULL || veil_hex_encode(ph, sizeof ph, m[i].phone, 32) == 0) &&
+		     (m[i].email == NULL || veil_hex_encode(eh, sizeof eh, m[i].email, 32) == 0);
+		int n = snprintf(e, sizeof e, "%s{\"identity\":\"%s\",\"publicKey\":\"%s\"%s%s%s%s%s%s}",
+		                 i ? "," : "", id, pk, m[i].phone ? ",\"phoneHash\":\"" : "",
+		                 m[i].phone ? ph : "", m[i].phone ? "\"" : "",
+		                 m[i].email ? ",\"emailHash\":\"" : "", m[i].email ? eh : "",
+		                 m[i].email ? "\"" : "");
+		ok = ok && n > 0 && (size_t)n < sizeof e && veil_buf_append(&resp->body, e, (size_t)n) == 0;
+	}
+	if (ok && veil_buf_append(&resp->body, "]", 1) == 0) {
+		resp->status = 200;
+		resp->content_type = "application/json";
+	} else {
+		answer(resp, 500, "");
+	}
+out:
+	free(m);
+	veil_gw_bulk_free(&b);
+}
+
 /* A message on its way to the store; the answer waits for it. */
 struct send_ctx {
 	struct veil_gateway *gw;
@@ -391,8 +487,10 @@ static void handle(void *arg, const struct veil_http_req *req, struct veil_http_
 	struct veil_gateway *gw = arg;
 	const char *path = req->path;
 	int post = strcmp(req->method, "POST") == 0;
+	/* A JSON POST (lookup/bulk) carries from and secret in the query, as the SDKs send them. */
+	int json = post && strcmp(path, "lookup/bulk") == 0;
 	struct params ps = {.p = req->query, .len = strlen(req->query), .decode = 0};
-	if (post) {
+	if (post && !json) {
 		ps.p = (const char *)req->body;
 		ps.len = req->body_len;
 		ps.decode = 1;
@@ -409,7 +507,9 @@ static void handle(void *arg, const struct veil_http_req *req, struct veil_http_
 		answer(resp, 429, "");
 		return;
 	}
-	if (!post && strncmp(path, "pubkeys/", 8) == 0)
+	if (json)
+		post_lookup_bulk(gw, req, resp);
+	else if (!post && strncmp(path, "pubkeys/", 8) == 0)
 		get_pubkey(gw, path + 8, resp);
 	else if (!post && strncmp(path, "lookup/", 7) == 0)
 		get_lookup(gw, path + 7, resp);

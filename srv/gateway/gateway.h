@@ -48,6 +48,7 @@
 #define VEIL_GW_CB_TIMEOUT_S 15    /* one callback request */
 #define VEIL_GW_CB_POLL_MS 500     /* queues with a callback are read this often */
 #define VEIL_GW_MAX_CALLBACK_IDS 256
+#define VEIL_GW_BULK_MAX 1000      /* hashes in one bulk lookup (413 above), as the API */
 
 /*
  * Finds the field name in an application/x-www-form-urlencoded text
@@ -58,6 +59,19 @@
  */
 int veil_gw_form_get(const char *p, size_t len, const char *name, int decode, char *out, size_t cap,
                      size_t *outlen);
+
+/*
+ * A bulk lookup's body: {"phoneHashes": [HEX64...], "emailHashes": [HEX64...]}
+ * (either may be missing). veil_gw_bulk_parse fills b (free it with
+ * veil_gw_bulk_free): 0, VEIL_EPROTO (not that shape, or a hash that is not 64
+ * hex digits), VEIL_ELIMIT (more than VEIL_GW_BULK_MAX hashes), VEIL_ENOMEM.
+ */
+struct veil_gw_bulk {
+	uint8_t (*phone)[32], (*email)[32];
+	size_t nphone, nemail;
+};
+int veil_gw_bulk_parse(const uint8_t *body, size_t len, struct veil_gw_bulk *b);
+void veil_gw_bulk_free(struct veil_gw_bulk *b);
 
 struct veil_gateway;
 

@@ -65,6 +65,16 @@ va link verify "$(grep -o 'code is [0-9]*' "$T/sms.log" | head -1 | grep -o '[0-
 PH=$(python3 -c 'import hmac,hashlib; print(hmac.new(bytes.fromhex("85adf8226953f3d96cfd5d09bf29555eb955fcd8aa5ec4f9fcd869e258370723"), b"41795551234", hashlib.sha256).hexdigest())')
 check lookup_phone_ok bash -c "[ \"\$(curl -s '$GW/lookup/phone/41795551234?from=$BID&secret=$BSEC')\" = '$A' ]"
 check lookup_phone_hash_ok bash -c "[ \"\$(curl -s '$GW/lookup/phone_hash/$PH?from=$BID&secret=$BSEC')\" = '$A' ]"
+# Bulk lookup, as the PHP SDK sends it: JSON body, from and secret in the query.
+Z64=$(printf '0%.0s' $(seq 64))
+bulk() { code -H 'content-type: application/json' --data-binary "$1" "$GW/lookup/bulk?from=$BID&secret=${2:-$BSEC}"; }
+check lookup_bulk_ok bash -c "[ \"\$(curl -s -H 'content-type: application/json' --data-binary '{\"phoneHashes\":[\"$PH\",\"$Z64\"],\"emailHashes\":[\"$Z64\"]}' '$GW/lookup/bulk?from=$BID&secret=$BSEC' | python3 -c 'import json,sys; r=json.load(sys.stdin); print(len(r), r[0][\"identity\"], r[0][\"publicKey\"], r[0][\"phoneHash\"], \"emailHash\" in r[0])')\" = '1 $A $APK $PH False' ]"
+check lookup_bulk_none_404 [ "$(bulk "{\"phoneHashes\":[\"$Z64\"]}")" = 404 ]
+check lookup_bulk_bad_json_400 [ "$(bulk '{"phoneHashes":[')" = 400 ]
+check lookup_bulk_bad_hash_400 [ "$(bulk '{"emailHashes":["abcd"]}')" = 400 ]
+check lookup_bulk_bad_secret_401 [ "$(bulk "{\"phoneHashes\":[\"$PH\"]}" nope)" = 401 ]
+MANY=$(python3 -c 'import json; print(json.dumps({"phoneHashes": ["%064x" % i for i in range(1001)]}))')
+check lookup_bulk_too_many_413 [ "$(bulk "$MANY")" = 413 ]
 
 # Basic mode, the Rust SDK's form: from, text, secret, to|phone, Accept: application/json.
 check send_simple_ok bash -c "curl -s -H 'accept: application/json' --data-urlencode 'from=$BID' --data-urlencode 'text=grüezi from basic mode' --data-urlencode 'secret=$BSEC' --data-urlencode 'to=$A' $GW/send_simple | grep -qx '[0-9a-f]\{16\}'"

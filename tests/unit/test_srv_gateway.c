@@ -136,8 +136,61 @@ static void test_accounts(void)
 	CHECK(system(cmd) == 0);
 }
 
+/* The bulk lookup's JSON body: shape, hash form, and the API's limit of 1000 hashes. */
+static void test_bulk_body(void)
+{
+	static const char h1[] = "ad398f4d7ebe63c6550a486cc6e07f9baa09bd9d8b3d8cb9d9be106d35a7fdbc";
+	static const char h2[] = "1ea093239cc5f0e1b6ec81b866265b921f26dc4033025410063309f4d1a8ee2c";
+	char body[256];
+	struct veil_gw_bulk b;
+	snprintf(body, sizeof body, "{\"phoneHashes\":[\"%s\"],\"emailHashes\":[\"%s\",\"%s\"]}", h1,
+	         h2, h1);
+	CHECK_RC(veil_gw_bulk_parse((const uint8_t *)body, strlen(body), &b), 0);
+	CHECK(b.nphone == 1 && b.nemail == 2);
+	CHECK(b.phone[0][0] == 0xad && b.phone[0][31] == 0xbc && b.email[0][0] == 0x1e &&
+	      b.email[1][31] == 0xbc);
+	veil_gw_bulk_free(&b);
+	/* Either list may be missing; other members are ignored. */
+	snprintf(body, sizeof body, "{\"emailHashes\":[\"%s\"],\"x\":1}", h2);
+	CHECK_RC(veil_gw_bulk_parse((const uint8_t *)body, strlen(body), &b), 0);
+	CHECK(b.nphone == 0 && b.nemail == 1 && b.phone == NULL);
+	veil_gw_bulk_free(&b);
+	static const char *bad[] = {
+	    "",
+	    "[]",
+	    "{\"phoneHashes\":\"abc\"}",
+	    "{\"phoneHashes\":[\"abcd\"]}",
+	    "{\"phoneHashes\":[1]}",
+	    "{\"phoneHashes\":[\"zz398f4d7ebe63c6550a486cc6e07f9baa09bd9d8b3d8cb9d9be106d35a7fdbc\"]}",
+	    "{\"phoneHashes\":[],\"phoneHashes\":[]}",
+	    "{\"a\":[[[[[[]]]]]]}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK_RC(veil_gw_bulk_parse((const uint8_t *)bad[i], strlen(bad[i]), &b), VEIL_EPROTO);
+		CHECK(b.phone == NULL && b.email == NULL);
+	}
+	/* 1000 hashes in all are accepted, 1001 are not, however they are split. */
+	size_t cap = 80 * 1002;
+	char *big = malloc(cap);
+	CHECK(big != NULL);
+	for (int n = 1000; n <= 1001; n++) {
+		size_t o = (size_t)snprintf(big, cap, "{\"phoneHashes\":[");
+		for (int i = 0; i < n; i++) {
+			if (i == 600)
+				o += (size_t)snprintf(big + o, cap - o, "],\"emailHashes\":[");
+			o += (size_t)snprintf(big + o, cap - o, "%s\"%s\"", i && i != 600 ? "," : "", h1);
+		}
+		o += (size_t)snprintf(big + o, cap - o, "]}");
+		CHECK_RC(veil_gw_bulk_parse((const uint8_t *)big, o, &b), n == 1000 ? 0 : VEIL_ELIMIT);
+		CHECK(n != 1000 || (b.nphone == 600 && b.nemail == 400));
+		veil_gw_bulk_free(&b);
+	}
+	free(big);
+}
+
 T_MAIN_BEGIN
 RUN(test_form_fields);
 RUN(test_form_bounds);
 RUN(test_accounts);
+RUN(test_bulk_body);
 T_MAIN_END
