@@ -452,7 +452,7 @@ int main(int argc, char **argv)
 	}
 	app.http = http;
 	if (start_http_services(http, &srv, app.gw) != 0 ||
-	    (srv.cfg.gw_callbacks && veil_gateway_start(app.gw) != 0))
+	    veil_gateway_start(app.gw, srv.cfg.gw_callbacks) != 0)
 		goto out;
 	if (veil_admin_start(&app.admin, app.loop, &srv, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);

@@ -41,7 +41,8 @@ int veil_gw_bulk_parse(const uint8_t *body, size_t len, struct veil_gw_bulk *out
 		json_decref(root);
 		return VEIL_EPROTO;
 	}
-	json_t *ph = json_object_get(root, "phoneHashes"), *em = json_object_get(root, "emailHashes");
+	json_t *ph = json_object_get(root, "phoneHashes"),
+	       *em = json_object_get(root, "emailHashes");
 	size_t np = json_is_array(ph) ? json_array_size(ph) : 0;
 	size_t ne = json_is_array(em) ? json_array_size(em) : 0;
 	int rc = 0;

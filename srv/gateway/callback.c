@@ -92,7 +92,7 @@ static void on_acked(void *arg, int rc)
 	waiter_finish(arg, rc == VEIL_ENOTFOUND ? 0 : rc);
 }
 
-static int stopping(struct veil_gateway *gw)
+int veil_gw_stopping(struct veil_gateway *gw)
 {
 	pthread_mutex_lock(&gw->wlock);
 	int s = gw->stop;
@@ -113,7 +113,7 @@ static int waiter_wait(struct veil_gateway *gw, struct waiter *w)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-		if (!w->done && stopping(gw)) {
+		if (!w->done && veil_gw_stopping(gw)) {
 			pthread_mutex_unlock(&w->mu);
 			return VEIL_ECLOSED;
 		}
@@ -145,16 +145,32 @@ static int progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_of
 	(void)b;
 	(void)c;
 	(void)d;
-	return stopping(arg); /* non-zero aborts the transfer */
+	return veil_gw_stopping(arg); /* non-zero aborts the transfer */
 }
 
-/*
- * POSTs one message to url: 0 on a 2xx answer, else -1. The form has the
- * fields of the published API; the MAC covers from, to, messageId, date,
- * nonce and box in that order.
- */
-static int post_one(struct veil_gateway *gw, CURL *curl, const struct veil_gw_account *a,
-                    const struct veil_msgbox *m)
+/* Appends s[0..n) to b, percent-encoded as a form value: 0 or -1. */
+static int append_escaped(struct veil_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char e[3] = {(char)c, 0, 0};
+		size_t el = 1;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == '_' || c == '~')) {
+			e[0] = '%';
+			e[1] = hex[c >> 4];
+			e[2] = hex[c & 15];
+			el = 3;
+		}
+		if (veil_buf_append(b, e, el) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int veil_gw_form_message(const struct veil_gw_account *a, const struct veil_msgbox *m,
+                         struct veil_buf *form)
 {
 	char from[VEIL_ID_LEN + 1], to[VEIL_ID_LEN + 1], mid[VEIL_HEX_LEN(8)], date[16];
 	char nonce[VEIL_HEX_LEN(VEIL_NONCE_LEN)], machex[VEIL_HEX_LEN(32)];
@@ -170,9 +186,6 @@ static int post_one(struct veil_gateway *gw, CURL *curl, const struct veil_gw_ac
 	char nick[VEIL_MSGBOX_NICKNAME_LEN + 1];
 	memcpy(nick, m->nickname, VEIL_MSGBOX_NICKNAME_LEN);
 	nick[VEIL_MSGBOX_NICKNAME_LEN] = '\0';
-	char *nick_esc = NULL;
-	struct veil_buf form;
-	veil_buf_init(&form, 4 * VEIL_MSGBOX_MAX);
 	if (box == NULL || veil_hex_encode(mid, sizeof mid, idb, sizeof idb) != 0 ||
 	    veil_hex_encode(nonce, sizeof nonce, m->nonce, VEIL_NONCE_LEN) != 0 ||
 	    veil_hex_encode(box, boxcap, m->box, m->box_len) != 0)
@@ -186,15 +199,41 @@ static int post_one(struct veil_gateway *gw, CURL *curl, const struct veil_gw_ac
 	                          {"&date=", date}, {"&nonce=", nonce}, {"&box=", box},
 	                          {"&mac=", machex}};
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-		if (veil_buf_append(&form, parts[i][0], strlen(parts[i][0])) != 0 ||
-		    veil_buf_append(&form, parts[i][1], strlen(parts[i][1])) != 0)
+		if (veil_buf_append(form, parts[i][0], strlen(parts[i][0])) != 0 ||
+		    veil_buf_append(form, parts[i][1], strlen(parts[i][1])) != 0)
 			goto out;
-	if (nick[0] != '\0' && veil_utf8_valid((const uint8_t *)nick, strlen(nick))) {
-		nick_esc = curl_easy_escape(curl, nick, 0);
-		if (nick_esc == NULL || veil_buf_append(&form, "&nickname=", 10) != 0 ||
-		    veil_buf_append(&form, nick_esc, strlen(nick_esc)) != 0)
-			goto out;
-	}
+	if (nick[0] != '\0' && veil_utf8_valid((const uint8_t *)nick, strlen(nick)) &&
+	    (veil_buf_append(form, "&nickname=", 10) != 0 ||
+	     append_escaped(form, nick, strlen(nick)) != 0))
+		goto out;
+	rc = 0;
+out:
+	free(box);
+	sodium_memzero(mac, sizeof mac);
+	return rc;
+}
+
+int veil_gw_form_text(struct veil_buf *form, const char *name, const char *v, size_t n)
+{
+	if (veil_buf_append(form, "&", 1) != 0 || veil_buf_append(form, name, strlen(name)) != 0 ||
+	    veil_buf_append(form, "=", 1) != 0)
+		return -1;
+	return append_escaped(form, v, n);
+}
+
+/*
+ * POSTs one message to the account's callback URL: 0 on a 2xx answer, else -1.
+ */
+static int post_one(struct veil_gateway *gw, CURL *curl, const struct veil_gw_account *a,
+                    const struct veil_msgbox *m)
+{
+	char to[VEIL_ID_LEN + 1];
+	int rc = -1;
+	veil_id_str(to, m->receiver);
+	struct veil_buf form;
+	veil_buf_init(&form, 4 * VEIL_MSGBOX_MAX);
+	if (veil_gw_form_message(a, m, &form) != 0)
+		goto out;
 	curl_easy_reset(curl);
 	curl_easy_setopt(curl, CURLOPT_URL, a->callback);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -225,10 +264,7 @@ static int post_one(struct veil_gateway *gw, CURL *curl, const struct veil_gw_ac
 		(void)veil_gwdb_note_callback(gw->db, m->receiver, why);
 	}
 out:
-	curl_free(nick_esc);
-	free(box);
 	veil_buf_release(&form);
-	sodium_memzero(mac, sizeof mac);
 	return rc;
 }
 
@@ -241,8 +277,7 @@ static void backoff(struct veil_gateway *gw, struct cb_state *s)
 	s->next_ms = veil_mono_ms() + s->backoff_ms;
 }
 
-/* Removes one delivered message from the queue (waits until that is durable). */
-static int ack(struct veil_gateway *gw, const struct veil_msg_rec *r)
+int veil_gw_ack(struct veil_gateway *gw, const struct veil_msg_rec *r)
 {
 	struct waiter *w = waiter_new();
 	if (w == NULL)
@@ -258,6 +293,42 @@ static int ack(struct veil_gateway *gw, const struct veil_msg_rec *r)
 	return rc;
 }
 
+int veil_gw_fetch(struct veil_gateway *gw, const uint8_t id[static VEIL_ID_LEN], uint64_t cursor,
+                  size_t max, struct veil_msg_rec **msgs, size_t *n)
+{
+	*msgs = NULL;
+	*n = 0;
+	struct waiter *w = waiter_new();
+	if (w == NULL)
+		return VEIL_ENOMEM;
+	if (veil_store_msg_fetch(gw->srv->store, id, cursor, max, on_fetched, w) != 0) {
+		waiter_unref(w);
+		waiter_unref(w);
+		return VEIL_EIO;
+	}
+	int rc = waiter_wait(gw, w);
+	if (rc == 0) {
+		/* Only a finished call has its records to hand over. */
+		pthread_mutex_lock(&w->mu);
+		*msgs = w->msgs;
+		*n = w->n;
+		w->msgs = NULL;
+		w->n = 0;
+		pthread_mutex_unlock(&w->mu);
+	}
+	waiter_unref(w);
+	return rc;
+}
+
+void veil_gw_msgs_free(struct veil_msg_rec *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sodium_memzero(msgs[i].data, msgs[i].len);
+		free(msgs[i].data);
+	}
+	free(msgs);
+}
+
 /* Delivers what waits for one API identity, until its queue is empty or a try fails. */
 static void deliver(struct veil_gateway *gw, CURL *curl, struct cb_state *s)
 {
@@ -267,20 +338,11 @@ static void deliver(struct veil_gateway *gw, CURL *curl, struct cb_state *s)
 		return;
 	}
 	for (;;) {
-		struct waiter *w = waiter_new();
-		if (w == NULL)
-			break;
-		if (veil_store_msg_fetch(gw->srv->store, s->id, s->cursor, VEIL_GW_CB_BATCH,
-		                         on_fetched, w) != 0) {
-			waiter_unref(w);
-			waiter_unref(w);
-			break;
-		}
-		int rc = waiter_wait(gw, w);
-		size_t n = rc == 0 ? w->n : 0;
-		int failed = rc != 0;
-		for (size_t i = 0; i < n && !failed && !stopping(gw); i++) {
-			const struct veil_msg_rec *r = &w->msgs[i];
+		struct veil_msg_rec *msgs;
+		size_t n = 0;
+		int failed = veil_gw_fetch(gw, s->id, s->cursor, VEIL_GW_CB_BATCH, &msgs, &n) != 0;
+		for (size_t i = 0; i < n && !failed && !veil_gw_stopping(gw); i++) {
+			const struct veil_msg_rec *r = &msgs[i];
 			struct veil_msgbox m;
 			if (veil_msgbox_parse(&m, r->data, r->len) != 0 ||
 			    memcmp(m.receiver, s->id, VEIL_ID_LEN) != 0) {
@@ -290,7 +352,7 @@ static void deliver(struct veil_gateway *gw, CURL *curl, struct cb_state *s)
 				failed = 1;
 				break;
 			}
-			if (ack(gw, r) != 0) {
+			if (veil_gw_ack(gw, r) != 0) {
 				failed = 1;
 				break;
 			}
@@ -300,8 +362,8 @@ static void deliver(struct veil_gateway *gw, CURL *curl, struct cb_state *s)
 			s->noted_ok = 1;
 			s->backoff_ms = 0;
 		}
-		waiter_unref(w);
-		if (failed || n < VEIL_GW_CB_BATCH || stopping(gw))
+		veil_gw_msgs_free(msgs, n);
+		if (failed || n < VEIL_GW_CB_BATCH || veil_gw_stopping(gw))
 			break;
 	}
 	sodium_memzero(&a, sizeof a);
@@ -320,7 +382,7 @@ void *veil_gw_callback_thread(void *arg)
 	static uint8_t ids[VEIL_GW_MAX_CALLBACK_IDS][VEIL_ID_LEN];
 	size_t n = 0;
 	uint64_t listed_ms = 0;
-	while (!stopping(gw)) {
+	while (!veil_gw_stopping(gw)) {
 		/*
 		 * The accounts with a callback, read again once a poll interval
 		 * (a wake-up for every message stored for an API identity only
@@ -331,7 +393,7 @@ void *veil_gw_callback_thread(void *arg)
 				n = 0;
 			listed_ms = veil_mono_ms();
 		}
-		for (size_t i = 0; i < n && !stopping(gw); i++) {
+		for (size_t i = 0; i < n && !veil_gw_stopping(gw); i++) {
 			size_t k = 0;
 			while (k < nst && memcmp(st[k].id, ids[i], VEIL_ID_LEN) != 0)
 				k++;

@@ -200,7 +200,7 @@ static int bulk_find(struct veil_gateway *gw, int kind, uint8_t (*hashes)[32], s
 					*m = g;
 					*cap = nc;
 				}
-				memset(&(*m)[j], 0, sizeof (*m)[j]);
+				memset(&(*m)[j], 0, sizeof(*m)[j]);
 				memcpy((*m)[j].id, rec.id, VEIL_ID_LEN);
 				memcpy((*m)[j].pk, rec.pk, VEIL_KEY_LEN);
 				(*nm)++;
@@ -246,12 +246,14 @@ static void post_lookup_bulk(struct veil_gateway *gw, const struct veil_http_req
 		ok = veil_hex_encode(pk, sizeof pk, m[i].pk, VEIL_KEY_LEN) == 0 &&
 		     (m[i].phone == NULL || veil_hex_encode(ph, sizeof ph, m[i].phone, 32) == 0) &&
 		     (m[i].email == NULL || veil_hex_encode(eh, sizeof eh, m[i].email, 32) == 0);
-		int n = snprintf(e, sizeof e, "%s{\"identity\":\"%s\",\"publicKey\":\"%s\"%s%s%s%s%s%s}",
+		int n = snprintf(e, sizeof e,
+		                 "%s{\"identity\":\"%s\",\"publicKey\":\"%s\"%s%s%s%s%s%s}",
 		                 i ? "," : "", id, pk, m[i].phone ? ",\"phoneHash\":\"" : "",
 		                 m[i].phone ? ph : "", m[i].phone ? "\"" : "",
 		                 m[i].email ? ",\"emailHash\":\"" : "", m[i].email ? eh : "",
 		                 m[i].email ? "\"" : "");
-		ok = ok && n > 0 && (size_t)n < sizeof e && veil_buf_append(&resp->body, e, (size_t)n) == 0;
+		ok = ok && n > 0 && (size_t)n < sizeof e &&
+		     veil_buf_append(&resp->body, e, (size_t)n) == 0;
 	}
 	if (ok && veil_buf_append(&resp->body, "]", 1) == 0) {
 		resp->status = 200;
@@ -482,6 +484,24 @@ static void post_send_simple(struct veil_gateway *gw, const struct params *ps,
 	veil_buf_release(&out);
 }
 
+/* receive (our extension, pull.c): what waits in the queue, without a callback. */
+static void get_receive(struct veil_gateway *gw, const struct params *ps,
+                        const struct veil_gw_account *a, struct veil_http_resp *resp)
+{
+	char after[24], wait[8];
+	size_t al = 0, wl = 0;
+	int arc = param(ps, "after", after, sizeof after, &al);
+	int wrc = param(ps, "wait", wait, sizeof wait, &wl);
+	if ((arc != 0 && arc != VEIL_ENOTFOUND) || (wrc != 0 && wrc != VEIL_ENOTFOUND)) {
+		answer(resp, 400, "");
+		return;
+	}
+	int st = veil_gw_pull_request(gw, a, arc == 0 ? after : NULL, al, wrc == 0 ? wait : NULL,
+	                              wl, resp);
+	if (st != 0)
+		answer(resp, st, st == 409 ? "this identity receives by callback" : "");
+}
+
 static void handle(void *arg, const struct veil_http_req *req, struct veil_http_resp *resp)
 {
 	struct veil_gateway *gw = arg;
@@ -523,6 +543,8 @@ static void handle(void *arg, const struct veil_http_req *req, struct veil_http_
 		post_send_e2e(gw, &ps, &a, resp);
 	else if (post && strcmp(path, "send_simple") == 0)
 		post_send_simple(gw, &ps, &a, resp);
+	else if (strcmp(path, "receive") == 0)
+		get_receive(gw, &ps, &a, resp);
 	else
 		answer(resp, 404, "");
 }
@@ -667,6 +689,8 @@ int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
 	pthread_mutex_init(&gw->hlock, NULL);
 	pthread_mutex_init(&gw->wlock, NULL);
 	pthread_cond_init(&gw->wcond, NULL);
+	pthread_mutex_init(&gw->plock, NULL);
+	pthread_cond_init(&gw->pcond, NULL);
 	char path[1100];
 	uint8_t key[32];
 	snprintf(path, sizeof path, "%s/gateway.db", srv->cfg.data_dir);
@@ -687,11 +711,16 @@ int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
 	return 0;
 }
 
-int veil_gateway_start(struct veil_gateway *gw)
+int veil_gateway_start(struct veil_gateway *gw, int callbacks)
 {
-	if (pthread_create(&gw->thread, NULL, veil_gw_callback_thread, gw) != 0)
+	if (callbacks && pthread_create(&gw->thread, NULL, veil_gw_callback_thread, gw) != 0)
 		return VEIL_EIO;
-	gw->running = 1;
+	gw->running = callbacks;
+	if (pthread_create(&gw->pthread, NULL, veil_gw_pull_thread, gw) != 0) {
+		veil_gateway_stop(gw);
+		return VEIL_EIO;
+	}
+	gw->prunning = 1;
 	return 0;
 }
 
@@ -701,18 +730,29 @@ void veil_gateway_wake(struct veil_gateway *gw)
 	gw->woken = 1;
 	pthread_cond_signal(&gw->wcond);
 	pthread_mutex_unlock(&gw->wlock);
+	pthread_mutex_lock(&gw->plock);
+	gw->pwoken = 1;
+	pthread_cond_signal(&gw->pcond);
+	pthread_mutex_unlock(&gw->plock);
 }
 
 void veil_gateway_stop(struct veil_gateway *gw)
 {
-	if (gw == NULL || !gw->running)
+	if (gw == NULL)
 		return;
 	pthread_mutex_lock(&gw->wlock);
 	gw->stop = 1;
 	pthread_cond_broadcast(&gw->wcond);
 	pthread_mutex_unlock(&gw->wlock);
-	pthread_join(gw->thread, NULL);
-	gw->running = 0;
+	pthread_mutex_lock(&gw->plock);
+	gw->pstop = 1;
+	pthread_cond_broadcast(&gw->pcond);
+	pthread_mutex_unlock(&gw->plock);
+	if (gw->running)
+		pthread_join(gw->thread, NULL);
+	if (gw->prunning)
+		pthread_join(gw->pthread, NULL);
+	gw->running = gw->prunning = 0;
 }
 
 void veil_gateway_free(struct veil_gateway *gw)
@@ -720,11 +760,18 @@ void veil_gateway_free(struct veil_gateway *gw)
 	if (gw == NULL)
 		return;
 	veil_gateway_stop(gw);
+	while (gw->polls != NULL) { /* parked after the worker ended: the listener is gone */
+		struct veil_gw_poll *p = gw->polls;
+		gw->polls = p->next;
+		free(p);
+	}
 	veil_gwdb_close(gw->db);
 	veil_ratelimit_free(gw->rl);
 	free(gw->ids);
 	pthread_cond_destroy(&gw->wcond);
 	pthread_mutex_destroy(&gw->wlock);
+	pthread_cond_destroy(&gw->pcond);
+	pthread_mutex_destroy(&gw->plock);
 	pthread_mutex_destroy(&gw->hlock);
 	free(gw);
 }

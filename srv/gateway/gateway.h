@@ -48,6 +48,9 @@
 #define VEIL_GW_CB_TIMEOUT_S 15    /* one callback request */
 #define VEIL_GW_CB_POLL_MS 500     /* queues with a callback are read this often */
 #define VEIL_GW_MAX_CALLBACK_IDS 256
+#define VEIL_GW_PULL_BATCH 32      /* messages in one answer of receive */
+#define VEIL_GW_PULL_WAIT_MAX_S 60 /* longest wait= of receive */
+#define VEIL_GW_PULL_MAX 256       /* receive requests waiting at once */
 #define VEIL_GW_BULK_MAX 1000      /* hashes in one bulk lookup (413 above), as the API */
 
 /*
@@ -88,8 +91,8 @@ int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
  */
 struct veil_blobsvc;
 int veil_gateway_register(struct veil_gateway *gw, struct veil_http *h, struct veil_blobsvc *blobs);
-/* Starts the callback worker thread. */
-int veil_gateway_start(struct veil_gateway *gw);
+/* Starts the receive worker and, if callbacks is set, the callback worker. */
+int veil_gateway_start(struct veil_gateway *gw, int callbacks);
 /*
  * Stops the callback worker (an unanswered callback is given up and tried
  * again at the next start). Call before veil_store_close.

@@ -31,6 +31,7 @@ read -r EID ESEC < <(ctl create --id '*ECHOBOT' --public-key "$PK" \
 read -r RID RSEC < <(ctl create --id '*RECVTST' --public-key "$RPK" \
 	--callback "http://127.0.0.1:$RP2/cb")
 read -r BID BSEC < <(ctl create --credits 3)
+read -r SID SSEC < <(ctl create --id '*ECHOSH1')
 check create_prints_id_and_secret bash -c "[[ '$EID' == '*ECHOBOT' && ${#ESEC} == 16 && '$BID' == \\** ]]"
 check create_taken_id_refused bash -c "! $BIN/veilctl gateway --data $T/srv create --id '*ECHOBOT' 2>/dev/null"
 check create_bad_id_refused bash -c "! $BIN/veilctl gateway --data $T/srv create --id 'NOSTAR12' 2>/dev/null"
@@ -152,6 +153,44 @@ got=
 for _ in $(seq 40); do got+=$(va recv --wait 1); [[ $got == *"echo: hello bot"* ]] && break; done
 check echo_bot_round_trip bash -c "[[ '$got' == *'*ECHOBOT: echo: hello bot'* ]]"
 check echo_bot_saw_sender grep -qx "$A hello bot" "$T/bot.log"
+
+# Receiving without a callback (our extension): GET receive, acknowledged by after=CURSOR.
+recv_gw() { curl -s -G --data-urlencode "from=$SID" --data-urlencode "secret=$SSEC" "$@" "$GW/receive"; }
+fld() { python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(sys.argv[2].splitlines()[0])[sys.argv[1]][0])' "$1" "$2"; }
+check receive_empty bash -c "[ \"\$(curl -s -w '%{http_code}' '$GW/receive?from=$SID&secret=$SSEC')\" = 200 ]"
+check receive_callback_identity_409 [ "$(code "$GW/receive?from=$EID&secret=$ESEC")" = 409 ]
+check receive_bad_after_400 [ "$(code "$GW/receive?from=$SID&secret=$SSEC&after=x1")" = 400 ]
+check receive_wait_too_long_400 [ "$(code "$GW/receive?from=$SID&secret=$SSEC&wait=61")" = 400 ]
+check receive_bad_secret_401 [ "$(code "$GW/receive?from=$SID&secret=nope")" = 401 ]
+va send '*ECHOSH1' 'first & only = 100% ü' >/dev/null
+for _ in $(seq 50); do L1=$(recv_gw); [ -n "$L1" ] && break; sleep 0.1; done
+check receive_line_fields bash -c "[ \"\$(python3 -c 'import sys, urllib.parse as u; r = {k: v[0] for k, v in u.parse_qs(sys.argv[1].strip()).items()}; print(r[\"from\"], r[\"to\"], r[\"type\"], r[\"text\"], len(r[\"messageId\"]), r[\"nickname\"])' '$L1')\" = '$A *ECHOSH1 1 first & only = 100% ü 16 Alice' ]"
+check receive_line_mac bash -c "python3 - '$L1' '$SSEC' <<'PY'
+import hmac, hashlib, sys, urllib.parse as u
+r = {k: v[0] for k, v in u.parse_qs(sys.argv[1].strip()).items()}
+m = ''.join(r[k] for k in ('from', 'to', 'messageId', 'date', 'nonce', 'box'))
+assert hmac.compare_digest(hmac.new(sys.argv[2].encode(), m.encode(), hashlib.sha256).hexdigest(), r['mac'])
+PY"
+C1=$(fld cursor "$L1")
+check receive_kept_until_acknowledged bash -c "[ \"\$(curl -s '$GW/receive?from=$SID&secret=$SSEC')\" = '$L1' ]"
+check receive_after_removes [ -z "$(recv_gw -d "after=$C1")" ]
+check receive_after_removed_for_good [ -z "$(recv_gw)" ]
+recv_gw -d wait=20 >"$T/longpoll" &
+lp=$!
+sleep 1
+va send '*ECHOSH1' 'while you waited' >/dev/null
+wait $lp
+check receive_long_poll_answers_on_arrival bash -c "[ \"\$(python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(open(sys.argv[1]).read().strip())[\"text\"][0])' $T/longpoll)\" = 'while you waited' ]"
+recv_gw -d "after=$(fld cursor "$(cat "$T/longpoll")")" >/dev/null
+
+# The bash-and-curl echo bot of examples/ (basic mode, over receive).
+GW_URL=$GW GW_ID=$SID GW_SECRET=$SSEC GW_LOG=$T/shbot.log "$EX/gateway-echo-bot.sh" >"$T/shbot.out" 2>&1 &
+pids+=($!)
+va send '*ECHOSH1' 'hi there & 50% more' >/dev/null
+got=
+for _ in $(seq 40); do got+=$(va recv --wait 1); [[ $got == *"echo: hi there"* ]] && break; done
+check shell_echo_bot_round_trip bash -c "[[ '$got' == *'*ECHOSH1: echo: hi there & 50% more'* ]]"
+check shell_echo_bot_saw_sender grep -qx "$A hi there & 50% more" "$T/shbot.log"
 
 # Callbacks while the receiver is away: refused connections, then 503s,
 # then a veild restart; once it answers, each message arrives once, in order.

@@ -143,8 +143,8 @@ static void test_bulk_body(void)
 	static const char h2[] = "1ea093239cc5f0e1b6ec81b866265b921f26dc4033025410063309f4d1a8ee2c";
 	char body[256];
 	struct veil_gw_bulk b;
-	snprintf(body, sizeof body, "{\"phoneHashes\":[\"%s\"],\"emailHashes\":[\"%s\",\"%s\"]}", h1,
-	         h2, h1);
+	snprintf(body, sizeof body, "{\"phoneHashes\":[\"%s\"],\"emailHashes\":[\"%s\",\"%s\"]}",
+	         h1, h2, h1);
 	CHECK_RC(veil_gw_bulk_parse((const uint8_t *)body, strlen(body), &b), 0);
 	CHECK(b.nphone == 1 && b.nemail == 2);
 	CHECK(b.phone[0][0] == 0xad && b.phone[0][31] == 0xbc && b.email[0][0] == 0x1e &&
@@ -161,12 +161,14 @@ static void test_bulk_body(void)
 	    "{\"phoneHashes\":\"abc\"}",
 	    "{\"phoneHashes\":[\"abcd\"]}",
 	    "{\"phoneHashes\":[1]}",
-	    "{\"phoneHashes\":[\"zz398f4d7ebe63c6550a486cc6e07f9baa09bd9d8b3d8cb9d9be106d35a7fdbc\"]}",
+	    "{\"phoneHashes\":["
+	    "\"zz398f4d7ebe63c6550a486cc6e07f9baa09bd9d8b3d8cb9d9be106d35a7fdbc\"]}",
 	    "{\"phoneHashes\":[],\"phoneHashes\":[]}",
 	    "{\"a\":[[[[[[]]]]]]}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		CHECK_RC(veil_gw_bulk_parse((const uint8_t *)bad[i], strlen(bad[i]), &b), VEIL_EPROTO);
+		CHECK_RC(veil_gw_bulk_parse((const uint8_t *)bad[i], strlen(bad[i]), &b),
+		         VEIL_EPROTO);
 		CHECK(b.phone == NULL && b.email == NULL);
 	}
 	/* 1000 hashes in all are accepted, 1001 are not, however they are split. */
@@ -178,10 +180,12 @@ static void test_bulk_body(void)
 		for (int i = 0; i < n; i++) {
 			if (i == 600)
 				o += (size_t)snprintf(big + o, cap - o, "],\"emailHashes\":[");
-			o += (size_t)snprintf(big + o, cap - o, "%s\"%s\"", i && i != 600 ? "," : "", h1);
+			o += (size_t)snprintf(big + o, cap - o, "%s\"%s\"",
+			                      i && i != 600 ? "," : "", h1);
 		}
 		o += (size_t)snprintf(big + o, cap - o, "]}");
-		CHECK_RC(veil_gw_bulk_parse((const uint8_t *)big, o, &b), n == 1000 ? 0 : VEIL_ELIMIT);
+		CHECK_RC(veil_gw_bulk_parse((const uint8_t *)big, o, &b),
+		         n == 1000 ? 0 : VEIL_ELIMIT);
 		CHECK(n != 1000 || (b.nphone == 600 && b.nemail == 400));
 		veil_gw_bulk_free(&b);
 	}
