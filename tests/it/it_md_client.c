@@ -346,6 +346,103 @@ static int t_leader_reads_a_large_queue(void)
 	return 0;
 }
 
+static int count_flood(const struct veil_msgr_event *ev, void *ctx)
+{
+	int *n = ctx;
+	if (ev->kind == VEIL_MSGR_EV_MESSAGE && ev->text != NULL && ev->text_len > 6 &&
+	    memcmp(ev->text, "flood ", 6) == 0)
+		(*n)++;
+	return 0;
+}
+
+/*
+ * More reflected to a connected device than its client keeps unread (8 MiB)
+ * while it waits for something else (here the ack of its own reflect): what
+ * did not fit is not acked, so the mediator keeps it, and the session must
+ * come back for it by itself, not at some later start.
+ */
+static int t_inbox_overflow_refetched(void)
+{
+	enum { N = 1500 }; /* about 9.3 MB of envelopes */
+	struct veil_conn *c = calloc(1, sizeof *c);
+	struct veil_md_keys k;
+	struct veil_md_params mp;
+	struct veil_d2d_msg d;
+	struct veil_buf env, box, out, body;
+	char text[6001];
+	int rc = -1, got = 0;
+	IT_CHECK(c != NULL && veil_md_keys_derive(&k, a1.m.prof.md_dgk) == 0);
+	memset(&mp, 0, sizeof mp);
+	mp.url = a1.m.prof.md_url;
+	mp.keys = &k;
+	mp.device_id = veil_random_u64();
+	mp.csp_device_id = veil_random_u64();
+	mp.expect_new = 1;
+	mp.label = "flooder";
+	IT_CHECK(veil_conn_open_md(c, &mp, a1.m.prof.server_pk, a1.m.prof.id, a1.m.prof.sk, NULL,
+	                           10000) == 0);
+	/* a2 is connected and idle (not reading) while the flood comes. */
+	IT_CHECK(veil_msgr_session_start(&a2.m, count_flood, &got) == 0);
+	IT_CHECK(veil_msgr_session_connect(&a2.m) == 0);
+	for (int i = 0; i < 50 && !veil_msgr_session_drained(&a2.m); i++)
+		IT_CHECK(veil_msgr_session_pump(&a2.m, 100) == 0);
+	veil_buf_init(&env, 65536);
+	veil_buf_init(&box, 65536);
+	veil_buf_init(&out, 65536);
+	veil_buf_init(&body, 8192);
+	for (uint32_t i = 1; i <= N; i++) {
+		memset(text, 'a' + (int)(i % 26), 6000);
+		int l = snprintf(text, 16, "flood %04u", i);
+		text[l] = ' ';
+		text[6000] = 0;
+		memset(&d, 0, sizeof d);
+		d.kind = VEIL_D2D_OUTGOING;
+		memcpy(d.peer, peer.m.prof.id, VEIL_ID_LEN);
+		d.msg_id = veil_random_u64();
+		d.created_ms = veil_now_ms();
+		d.type = VEIL_E2E_TEXT;
+		veil_buf_reset(&body);
+		veil_buf_reset(&env);
+		veil_buf_reset(&box);
+		veil_buf_reset(&out);
+		if (veil_e2e_text_encode(&body, text, 6000) != 0)
+			goto out;
+		d.body = body.p;
+		d.body_len = body.len;
+		if (veil_d2d_encode(&env, &d, mp.device_id) != 0 ||
+		    veil_md_envelope_seal(&box, &k, env.p, env.len, 0) != 0 ||
+		    veil_md_reflect_encode(&out, 0, i, box.p, box.len) != 0 ||
+		    veil_conn_md_send(c, out.p, out.len) != 0)
+			goto out;
+		/* Now and then wait for the acks, so that the socket never holds too much. */
+		if ((i % 100 == 0 || i == N) && veil_conn_md_wait_ack(c, i, 20000, NULL) != 0)
+			goto out;
+	}
+	veil_conn_close(c);
+	/* Its own send makes a2 read the whole flood while it waits for the reflect-ack. */
+	if (send_text(&a2, &peer, "after the flood") != 0)
+		goto out;
+	uint64_t until = veil_mono_ms() + 60000;
+	while (got < N && veil_mono_ms() < until) {
+		if (veil_msgr_session_pump(&a2.m, 500) != 0 &&
+		    veil_msgr_session_connect(&a2.m) != 0)
+			usleep(200000);
+	}
+	veil_msgr_session_stop(&a2.m);
+	rc = got == N && veil_msgr_device_drop(&a1.m, mp.device_id) == 0 ? 0 : -1;
+	if (rc != 0)
+		fprintf(stderr, "overflow: %d of %d reflected messages shown\n", got, N);
+out:
+	veil_conn_close(c);
+	free(c);
+	veil_buf_release(&env);
+	veil_buf_release(&box);
+	veil_buf_release(&out);
+	veil_buf_release(&body);
+	veil_md_keys_wipe(&k);
+	return rc == 0 ? 0 : 1;
+}
+
 struct devlist {
 	int n, self;
 	char labels[8][VEIL_MD_INFO_STR_MAX + 1];
@@ -436,6 +533,7 @@ int main(void)
 		RUN_IT(t_leader_reads_a_large_queue);
 		RUN_IT(t_devices_list_rename_drop);
 		RUN_IT(t_wrong_dgk_refused);
+		RUN_IT(t_inbox_overflow_refetched);
 	}
 	veil_msgr_close(&a1.m);
 	veil_msgr_close(&a2.m);
