@@ -53,6 +53,7 @@ struct conn {
 	unsigned in_handshake : 1; /* counted in addr->handshaking */
 	unsigned device : 1;       /* logged in with a csp-device-id (a multi-device session) */
 	unsigned receiving : 1;    /* the identity's receiving connection */
+	unsigned working : 1;      /* a handshake step runs on the thread pool; input waits */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;      /* the map key: the identity's, or dev_key() before unblocking */
@@ -209,22 +210,6 @@ static struct conn *map_get_device(struct veil_chat *chat, const uint8_t id[stat
 		    memcmp(c->identity, id, VEIL_ID_LEN) == 0)
 			return c;
 	return NULL;
-}
-
-/* Checks the login's vouch, with SS1 from the cache when the key is unchanged. */
-static int vouch_ok(struct veil_chat *chat, struct conn *c, const struct veil_identity_rec *rec)
-{
-	uint64_t key = id_key(rec->id), h = key * 0x9e3779b97f4a7c15ull;
-	struct ss1_cache_entry *e = &chat->ss1_cache[(h >> 32) & (SS1_CACHE_SLOTS - 1)];
-	if (e->key != key || sodium_memcmp(e->pk, rec->pk, VEIL_KEY_LEN) != 0) {
-		if (veil_shared_key(e->ss1, chat->srv->keys.csp_sk, rec->pk) != 0) {
-			e->key = 0;
-			return 0;
-		}
-		e->key = key;
-		memcpy(e->pk, rec->pk, VEIL_KEY_LEN);
-	}
-	return veil_csp_server_vouch_check_ss1(&c->hs, e->ss1, rec->pk, c->login) == 0;
 }
 
 /* Returns 1 if id may receive messages (exists and is not revoked), 0 if not, -1 if the store failed. */
@@ -1210,6 +1195,95 @@ static void become_receiver(struct conn *c)
 	start_fetch(c);
 }
 
+/*
+ * The public-key work of a login (X25519 for the server hello, and for the
+ * vouch) runs on libuv's thread pool, not on the loop: both cores then
+ * serve logins, and a storm of them does not hold up the messages of
+ * connected clients. While a step runs, the connection holds a reference
+ * and its input waits (a client sends nothing before the answer anyway).
+ */
+enum { HS_HELLO, HS_VOUCH };
+struct hs_job {
+	uv_work_t req;
+	struct conn *c;
+	int kind, rc;
+	const uint8_t *sk; /* the server's key: read-only */
+	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN], reply[VEIL_CSP_SERVER_HELLO_LEN];
+	struct veil_identity_rec rec; /* HS_VOUCH: the identity logging in */
+	uint8_t ss1[VEIL_KEY_LEN];
+	int ss1_known; /* from the cache; else computed by the job */
+};
+
+static void hs_run(uv_work_t *req)
+{
+	struct hs_job *j = req->data;
+	struct conn *c = j->c;
+	if (j->kind == HS_HELLO) {
+		j->rc = veil_csp_server_hello(&c->hs, j->sk, j->hello, j->reply);
+		return;
+	}
+	if (!j->ss1_known && veil_shared_key(j->ss1, j->sk, j->rec.pk) != 0) {
+		j->rc = VEIL_EAUTH;
+		return;
+	}
+	j->rc = veil_csp_server_vouch_check_ss1(&c->hs, j->ss1, j->rec.pk, c->login);
+}
+
+static void login_vouched(struct conn *c, struct hs_job *j);
+static size_t consume(struct conn *c, const uint8_t *p, size_t n);
+
+/* Goes on with input that came while a step ran. */
+static void hs_resume_input(struct conn *c)
+{
+	if (c->pend.len == 0 || c->closing)
+		return;
+	size_t used = consume(c, c->pend.p, c->pend.len);
+	veil_buf_consume(&c->pend, used);
+	if (c->pend.len == 0)
+		veil_buf_release(&c->pend);
+}
+
+static void hs_done(uv_work_t *req, int status)
+{
+	struct hs_job *j = req->data;
+	struct conn *c = j->c;
+	c->working = 0;
+	if (status != 0 && j->rc == 0)
+		j->rc = VEIL_EIO; /* cancelled */
+	if (!c->closing) {
+		if (j->kind == HS_HELLO) {
+			if (j->rc != 0 || send_raw(c, j->reply, sizeof j->reply) != 0)
+				conn_fail(c, 0, "handshake");
+			else
+				c->st = ST_LOGIN;
+		} else {
+			login_vouched(c, j);
+		}
+		hs_resume_input(c);
+	}
+	sodium_memzero(j, sizeof *j);
+	free(j);
+	conn_unref(c);
+}
+
+/* Starts job j for c: 0, or -1 (j freed) if the pool refused it. */
+static int hs_start(struct conn *c, struct hs_job *j)
+{
+	j->c = c;
+	j->req.data = j;
+	j->sk = c->chat->srv->keys.csp_sk;
+	c->refs++;
+	c->working = 1;
+	if (uv_queue_work(c->chat->loop, &j->req, hs_run, hs_done) != 0) {
+		c->working = 0;
+		c->refs--;
+		sodium_memzero(j, sizeof *j);
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
 static void finish_login(struct conn *c)
 {
 	struct veil_chat *chat = c->chat;
@@ -1233,11 +1307,48 @@ static void finish_login(struct conn *c)
 		conn_fail(c, 1, "Temporary server error");
 		return;
 	}
-	if (rc != 0 || rec.state == VEIL_IDENTITY_INVALID || !vouch_ok(chat, c, &rec)) {
-		/* Unknown identity or a vouch that does not prove the key: drop silently. */
+	if (rc != 0 || rec.state == VEIL_IDENTITY_INVALID) {
+		/* Unknown identity: drop silently. */
 		chat->st.protocol_errors++;
 		conn_fail(c, 0, "login refused");
 		return;
+	}
+	struct hs_job *j = calloc(1, sizeof *j);
+	if (j == NULL) {
+		conn_fail(c, 1, "Server out of memory");
+		return;
+	}
+	j->kind = HS_VOUCH;
+	j->rec = rec;
+	/* SS1 from the cache when the identity's key is unchanged: a reconnect costs one X25519 less. */
+	uint64_t key = id_key(rec.id), h = key * 0x9e3779b97f4a7c15ull;
+	struct ss1_cache_entry *e = &chat->ss1_cache[(h >> 32) & (SS1_CACHE_SLOTS - 1)];
+	if (e->key == key && sodium_memcmp(e->pk, rec.pk, VEIL_KEY_LEN) == 0) {
+		memcpy(j->ss1, e->ss1, VEIL_KEY_LEN);
+		j->ss1_known = 1;
+	}
+	if (hs_start(c, j) != 0)
+		conn_fail(c, 1, "Server out of memory");
+}
+
+/* The rest of a login once the vouch was checked (on the loop). */
+static void login_vouched(struct conn *c, struct hs_job *j)
+{
+	struct veil_chat *chat = c->chat;
+	uint8_t ack[VEIL_CSP_LOGIN_ACK_LEN];
+	struct veil_csp_login_info *li = c->login;
+	if (j->rc != 0) {
+		/* A vouch that does not prove the key: drop silently. */
+		chat->st.protocol_errors++;
+		conn_fail(c, 0, "login refused");
+		return;
+	}
+	if (!j->ss1_known) {
+		uint64_t key = id_key(j->rec.id), h = key * 0x9e3779b97f4a7c15ull;
+		struct ss1_cache_entry *e = &chat->ss1_cache[(h >> 32) & (SS1_CACHE_SLOTS - 1)];
+		e->key = key;
+		memcpy(e->pk, j->rec.pk, VEIL_KEY_LEN);
+		memcpy(e->ss1, j->ss1, VEIL_KEY_LEN);
 	}
 	veil_csp_server_forget(&c->hs);
 	memcpy(c->identity, li->identity, VEIL_ID_LEN);
@@ -1298,13 +1409,15 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 	struct veil_chat *chat = c->chat;
 	switch (c->st) {
 	case ST_HELLO: {
-		uint8_t sh[VEIL_CSP_SERVER_HELLO_LEN];
-		if (veil_csp_server_hello(&c->hs, chat->srv->keys.csp_sk, p, sh) != 0 ||
-		    send_raw(c, sh, sizeof sh) != 0) {
-			conn_fail(c, 0, "handshake");
+		struct hs_job *j = calloc(1, sizeof *j);
+		if (j == NULL) {
+			conn_fail(c, 1, "Server out of memory");
 			return;
 		}
-		c->st = ST_LOGIN;
+		j->kind = HS_HELLO;
+		memcpy(j->hello, p, VEIL_CSP_CLIENT_HELLO_LEN);
+		if (hs_start(c, j) != 0)
+			conn_fail(c, 1, "Server out of memory");
 		return;
 	}
 	case ST_LOGIN:
@@ -1348,7 +1461,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 static size_t consume(struct conn *c, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
-	while (!c->closing) {
+	while (!c->closing && !c->working) {
 		size_t avail = n - off;
 		size_t need = need_bytes(c, p + off, avail);
 		if (c->st == ST_AUTHED && avail >= 2 && need - 2 > VEIL_CSP_MAX_FRAME) {
