@@ -883,8 +883,9 @@ static void maybe_connect(struct cli_daemon *d)
 	if (veil_msgr_session_connect(&d->m) != 0) {
 		uint32_t delay = veil_backoff_next(&d->bo);
 		/* A server that refuses the key or the login will not change its mind soon. */
-		if (d->m.errtext[0] && (strstr(d->m.errtext, "wrong server key") ||
-		                        strstr(d->m.errtext, "refused the login")))
+		if (d->m.errtext[0] &&
+		    (strstr(d->m.errtext, "wrong server key") ||
+		     strstr(d->m.errtext, "refused the login") || strstr(d->m.errtext, "clock is")))
 			delay = 60000;
 		d->next_connect = veil_mono_ms() + delay;
 		if (d->was_connected != -1)

@@ -131,7 +131,15 @@ struct veil_md_params {
 	const char *label;      /* device info, sealed under DGDIK */
 	const char *platform_details;
 	const char *app_version;
+	int ignore_clock_skew; /* connect although the clocks differ by more than 20 minutes */
 };
+
+/*
+ * The specification's limit on the difference between the device's clock
+ * and the mediator's (ServerInfo.current_time): beyond it the device does
+ * not connect (VEIL_ECLOCK) unless the user says so.
+ */
+#define VEIL_MD_CLOCK_SKEW_MAX_MS (20u * 60u * 1000u)
 
 /*
  * The payload type veil_conn_recv_payload reports when, through the

@@ -303,6 +303,19 @@ static int md_handshake(struct veil_conn *c, const struct veil_md_params *mp, ui
 		md_err(c, "the mediator's server info is malformed");
 		return VEIL_EPROTO;
 	}
+	/* Timestamps, expiries and the user's view of time all rest on a clock that is right. */
+	uint64_t here = veil_now_ms(), there = md->si.current_time;
+	uint64_t skew = here > there ? here - there : there - here;
+	if (there != 0 && skew > VEIL_MD_CLOCK_SKEW_MAX_MS && !mp->ignore_clock_skew) {
+		snprintf(
+		    c->errtext, sizeof c->errtext,
+		    "this computer's clock is %llu minutes %s the server's (more than %u "
+		    "allowed): set the clock, or set VEIL_IGNORE_CLOCK_SKEW=1 to connect anyway",
+		    (unsigned long long)(skew / 60000u), here > there ? "ahead of" : "behind",
+		    VEIL_MD_CLOCK_SKEW_MAX_MS / 60000u);
+		veil_ws_close(&md->ws, 1000);
+		return VEIL_ECLOCK;
+	}
 	return 0;
 }
 

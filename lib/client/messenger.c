@@ -405,6 +405,9 @@ static int conn_open_md(struct veil_msgr *m, struct veil_conn *c)
 	mp.csp_device_id = p->md_csp_device_id;
 	mp.expect_new = !p->md_registered;
 	mp.label = p->md_label;
+	/* The specification's "connect anyway" for a clock the user cannot or will not set. */
+	const char *skew = getenv("VEIL_IGNORE_CLOCK_SKEW");
+	mp.ignore_clock_skew = skew != NULL && strcmp(skew, "1") == 0;
 	rc = veil_conn_open_md(c, &mp, p->server_pk, p->id, p->sk, m->client_info,
 	                       m->connect_timeout_ms);
 	veil_md_keys_wipe(&k);
@@ -425,6 +428,8 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 	               : veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
 	                                m->client_info, m->connect_timeout_ms);
 	veil_id_str(ids, p->id);
+	if (rc == VEIL_ECLOCK)
+		return veil_msgr_fail(m, rc, "%s", c->errtext);
 	if (rc != 0 && p->md && c->md_close_code != 0)
 		return veil_msgr_fail(m, rc, "cannot connect through the mediator %s: %s",
 		                      p->md_url, c->errtext);
@@ -486,7 +491,7 @@ static int reconnect(struct veil_msgr *m, struct veil_conn *c, struct veil_backo
 			break;
 		veil_msgr_sleep_ms(d);
 		rc = conn_open(m, c);
-		if (rc == 0 || rc == VEIL_ECRYPTO || rc == VEIL_EAUTH)
+		if (rc == 0 || rc == VEIL_ECRYPTO || rc == VEIL_EAUTH || rc == VEIL_ECLOCK)
 			return rc;
 	}
 	if (rc == VEIL_ETIMEOUT)
