@@ -1,6 +1,8 @@
 // The page: linking, unlocking, and the conversations view.
 import { ready } from "./crypto";
+import { Chats } from "./chats";
 import { join, type Profile } from "./link";
+import { Session } from "./session";
 import { Store, WrongPassphrase } from "./store";
 
 const $ = <E extends HTMLElement>(id: string): E => {
@@ -11,6 +13,10 @@ const $ = <E extends HTMLElement>(id: string): E => {
 
 let store: Store;
 let profile: Profile | undefined;
+let chats: Chats;
+let session: Session | undefined;
+let backoff = 1000;
+let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
 function show(view: "link" | "unlock" | "chat"): void {
 	for (const v of ["link", "unlock", "chat"]) $("v-" + v).hidden = v !== view;
@@ -26,11 +32,84 @@ function say(id: string, text: string, error = false): void {
 	e.classList.toggle("err", error);
 }
 
+function connect(p: Profile): void {
+	if (profile !== p) return;
+	const s = new Session(p, {
+		message: async (m) => {
+			await chats.add(m);
+		},
+		contact: async () => {
+			await store.put("profile", p);
+		},
+		state: (x) => say("net", x),
+		closed: (why, retry) => {
+			if (session !== s) return;
+			session = undefined;
+			say("net", why + (retry ? "; reconnecting" : ""), true);
+			if (retry) schedule(p);
+		},
+	});
+	session = s;
+	say("net", "connecting");
+	s.connect().then(
+		() => {
+			backoff = 1000;
+		},
+		(e: unknown) => {
+			if (session !== s) return;
+			session = undefined;
+			say("net", "cannot connect: " + (e instanceof Error ? e.message : String(e)) + "; retrying", true);
+			schedule(p);
+		},
+	);
+}
+
+function schedule(p: Profile): void {
+	clearTimeout(reconnectTimer);
+	reconnectTimer = setTimeout(() => connect(p), backoff);
+	backoff = Math.min(backoff * 2, 30000);
+}
+
 async function opened(p: Profile): Promise<void> {
 	profile = p;
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
+	await chats.load(p.contacts);
 	show("chat");
+	connect(p);
 	document.dispatchEvent(new CustomEvent("veil:ready", { detail: { identity: p.identity } }));
+}
+
+async function onSend(ev: Event): Promise<void> {
+	ev.preventDefault();
+	const input = $<HTMLInputElement>("text");
+	const peer = chats.open;
+	const text = input.value;
+	if (peer === undefined || text.trim() === "") return;
+	if (session === undefined) {
+		say("send-status", "not connected: the message was not sent", true);
+		return;
+	}
+	say("send-status", "sending");
+	try {
+		const m = await session.sendText(peer, text);
+		input.value = "";
+		await chats.add(m);
+		say("send-status", "sent");
+	} catch (e) {
+		say("send-status", "not sent: " + (e instanceof Error ? e.message : String(e)), true);
+	}
+}
+
+function onNew(ev: Event): void {
+	ev.preventDefault();
+	const i = $<HTMLInputElement>("new-peer");
+	const id = i.value.trim().toUpperCase();
+	if (!/^[0-9A-Z*][0-9A-Z]{7}$/.test(id)) {
+		say("send-status", "an ID has 8 letters and digits", true);
+		return;
+	}
+	i.value = "";
+	void chats.openChat(id);
 }
 
 async function onLink(ev: Event): Promise<void> {
@@ -81,6 +160,12 @@ async function onUnlock(ev: Event): Promise<void> {
 }
 
 function onLock(): void {
+	clearTimeout(reconnectTimer);
+	const s = session;
+	session = undefined;
+	s?.close();
+	chats.clear();
+	say("net", "");
 	store.lock();
 	profile = undefined;
 	$("who").textContent = "";
@@ -91,6 +176,9 @@ function onLock(): void {
 async function main(): Promise<void> {
 	await ready();
 	store = await Store.open();
+	chats = new Chats(store);
+	$("f-send").addEventListener("submit", (e) => void onSend(e));
+	$("f-new").addEventListener("submit", onNew);
 	$("f-link").addEventListener("submit", (e) => void onLink(e));
 	$("f-unlock").addEventListener("submit", (e) => void onUnlock(e));
 	$("lock").addEventListener("click", onLock);

@@ -4,6 +4,7 @@ import { randomU64, wipe } from "./crypto";
 import * as d2m from "./d2m";
 import { type Essential, parseEdToNd, registered } from "./join";
 import { parseLink, Rendezvous } from "./rendezvous";
+import { provisioning } from "./server";
 
 export type Contact = { identity: string; publicKey: Uint8Array; nickname: string; firstName: string; level: number };
 
@@ -18,6 +19,8 @@ export type Profile = {
 	deviceCookie: Uint8Array;
 	serverGroup: string;
 	mediatorUrl: string;
+	directoryUrl: string;
+	chatPk: Uint8Array;
 	label: string;
 	registered: boolean;
 	contacts: Contact[];
@@ -26,19 +29,7 @@ export type Profile = {
 const RDV_CLOSE_NORMAL = 1000;
 const RDV_CLOSE_PROTOCOL = 4000;
 const TIMEOUT_MS = 60000;
-const APP_VERSION = "0.1";
-
-/** The mediator's base URL from the server's provisioning document (same origin as this page). */
-export async function mediatorBase(): Promise<string> {
-	const r = await fetch("/.well-known/veil/provisioning", { cache: "no-store" });
-	if (!r.ok) throw new Error("cannot read the server's provisioning document (" + r.status + ")");
-	const text = await r.text();
-	if (text.length > 65536) throw new Error("the provisioning document is too large");
-	const doc = JSON.parse(text.split("\n", 1)[0]) as { mediator?: { url?: unknown } };
-	const u = doc.mediator?.url;
-	if (typeof u !== "string" || !/^wss?:\/\//.test(u)) throw new Error("the server announces no mediator");
-	return u;
-}
+export const APP_VERSION = "0.1";
 
 export type LinkEvents = {
 	code: (rph: string) => void;
@@ -54,7 +45,7 @@ export function platformDetails(): string {
 /** Joins the identity the link offers; returns the saved and registered profile. */
 export async function join(link: string, label: string, ev: LinkEvents): Promise<Profile> {
 	const init = parseLink(link);
-	const base = await mediatorBase();
+	const prov = await provisioning();
 	const r = new Rendezvous(init);
 	let close = RDV_CLOSE_PROTOCOL;
 	try {
@@ -77,7 +68,9 @@ export async function join(link: string, label: string, ev: LinkEvents): Promise
 			cspDeviceId: randomU64(),
 			deviceCookie: e.deviceCookie,
 			serverGroup: e.serverGroup,
-			mediatorUrl: base,
+			mediatorUrl: prov.mediatorUrl,
+			directoryUrl: prov.directoryUrl,
+			chatPk: prov.chatPk,
 			label,
 			registered: false,
 			contacts: e.contacts.map((c) => ({
