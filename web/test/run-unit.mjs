@@ -4,6 +4,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { webcrypto } from "node:crypto";
+
+// libsodium.js's ESM build takes its randomness from globalThis.crypto, which
+// node 18 (Debian 12) does not expose by default.
+globalThis.crypto ??= webcrypto;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "veil-web-unit-"));
