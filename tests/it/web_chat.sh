@@ -3,7 +3,7 @@
 # identity, leads the device group, shows B's message (which A's CLI
 # device gets by reflection), sends an answer that B receives and A's CLI
 # device sees as sent by another device, shows what the CLI device sends,
-# keeps only ciphertext in IndexedDB, blocks an injected inline script,
+# shows a message the server replays once, keeps only ciphertext in IndexedDB, blocks an injected inline script,
 # and after a reload is locked until the passphrase (a wrong one refused),
 # with its history. The checks are in web/test/chat.mjs; screenshots in
 # $T/shots (KEEP=1 keeps them).
@@ -18,6 +18,12 @@ if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; t
 	exit 1
 fi
 it_setup web_chat
+# A Gateway ID that replays one message (web/test/gw_replay.py); the data
+# directory exists once veild has run.
+start
+stop
+read -r GSK GPK < <(python3 examples/gateway-echo-bot.py --keygen)
+read -r GID GSEC < <("$BIN/veilctl" gateway --data "$T/srv" create --id '*REPLAY1' --public-key "$GPK")
 start
 va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
 vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
@@ -28,7 +34,7 @@ va device link --yes --timeout 90 >"$T/link.out" 2>"$T/link.err" &
 lpid=$!
 for _ in $(seq 100); do grep -q '^threema://device-group/join#' "$T/link.out" && break; sleep 0.1; done
 LINK=$(head -1 "$T/link.out")
-T=$T BIN=$BIN URL=$URL A=$A B=$B LINK=$LINK node web/test/chat.mjs 2>"$T/node.err" || fails=$((fails + 1))
+T=$T BIN=$BIN URL=$URL A=$A B=$B LINK=$LINK GID=$GID GSEC=$GSEC GSK=$GSK node web/test/chat.mjs 2>"$T/node.err" || fails=$((fails + 1))
 check cli_link_finished wait "$lpid"
 [ "$fails" = 0 ] || { tail -5 "$T/node.err"; tail -20 "$T/veild.log"; }
 [ "$fails" = 0 ]

@@ -1,5 +1,5 @@
 // The page: linking, unlocking, and the conversations view.
-import { ready } from "./crypto";
+import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
@@ -40,6 +40,13 @@ function connect(p: Profile): void {
 		},
 		contact: async () => {
 			await store.put("profile", p);
+		},
+		nonce: async (n, record) => {
+			// One record per nonce: its name in the database is a keyed hash.
+			const k = "nonce:" + sodium.to_hex(n);
+			if ((await store.get(k)) !== undefined) return true;
+			if (record) await store.put(k, 1);
+			return false;
 		},
 		state: (x) => say("net", x),
 		closed: (why, retry) => {

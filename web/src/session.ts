@@ -19,6 +19,8 @@ export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: n
 export type SessionEvents = {
 	message: (m: ChatMessage) => Promise<void>;
 	contact: (c: Contact) => Promise<void>;
+	/** Whether a message nonce was seen before (a replay); record marks it as seen. */
+	nonce: (n: Uint8Array, record: boolean) => Promise<boolean>;
 	state: (s: string) => void;
 	closed: (why: string, retry: boolean) => void;
 };
@@ -251,6 +253,10 @@ export class Session {
 			sendAck(); // cannot be opened: dropped, as the C client logs and acks it
 			return;
 		}
+		if (await this.ev.nonce(m.nonce, false)) {
+			sendAck(); // a replay (or a resend of what was shown already): dropped
+			return;
+		}
 		const inner = new pb.Writer()
 			.string(1, m.sender)
 			.fixed64(2, m.msgId)
@@ -260,6 +266,7 @@ export class Session {
 			.bytes(7, m.nonce)
 			.finish();
 		await this.reflect(this.envelope(4, inner));
+		await this.ev.nonce(m.nonce, true);
 		if (m.type === TYPE_TEXT) {
 			let t: string | undefined;
 			try {
@@ -284,6 +291,8 @@ export class Session {
 			if (inc !== undefined) {
 				const f = pb.decode(inc);
 				const sender = pb.str(f, 1) ?? "";
+				const nonce = pb.bytes(f, 7);
+				if (nonce !== undefined && nonce.length === 24) await this.ev.nonce(nonce, true);
 				if (Number(pb.num(f, 5)) === TYPE_TEXT)
 					await this.ev.message({
 						peer: sender,
