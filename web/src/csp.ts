@@ -229,6 +229,7 @@ export function sealMessage(
 	type: number,
 	body: Uint8Array,
 	nickname: string,
+	flags = 0x01,
 ): { box: Uint8Array; nonce: Uint8Array } {
 	const shared = sodium.crypto_box_beforenm(receiverPk, sk);
 	const nonce = random(24);
@@ -251,7 +252,7 @@ export function sealMessage(
 	hdr.set(te.encode(receiver), 8);
 	dv.setBigUint64(16, msgId, true);
 	dv.setUint32(24, Number(createdMs / 1000n), true);
-	hdr[28] = 0x01; // push
+	hdr[28] = flags; // 0x01: push
 	dv.setUint16(30, meta.length, true);
 	const out = cat(hdr, meta, nonce, box);
 	if (out.length > MSGBOX_MAX) throw new Error("message too large");

@@ -28,6 +28,11 @@ export type SessionEvents = {
 const TIMEOUT_MS = 20000;
 const CLIENT_INFO = "0.1;W;en/US;veil-web;" + APP_VERSION + ";Browser;any";
 const TYPE_TEXT = 0x01;
+const TYPE_RECEIPT = 0x80;
+const TYPE_EDIT = 0x91;
+const TYPE_DELETE = 0x92;
+const RECEIPT_RECEIVED = 1;
+const FLAG_NO_AUTO_RECEIPTS = 0x80;
 const TEXT_MAX = 6000;
 const REFLECTED_HDR_MIN = 16;
 
@@ -277,6 +282,15 @@ export class Session {
 			if (t !== undefined) await this.ev.message({ peer: m.sender, dir: "in", id: m.msgId.toString(), date: Number(m.createdMs), text: t });
 		}
 		sendAck();
+		// An automatic "received" receipt, as the C client sends one (not reflected, not awaited).
+		const t = m.type;
+		if ((t < 0x40 || t === TYPE_EDIT || t === TYPE_DELETE) && (h.flags & FLAG_NO_AUTO_RECEIPTS) === 0) {
+			const body = new Uint8Array(9);
+			body[0] = RECEIPT_RECEIVED;
+			new DataView(body.buffer).setBigUint64(1, m.msgId, true);
+			const r = csp.sealMessage(this.p.identity, m.sender, this.p.ck, await this.contactKey(m.sender), randomU64(), BigInt(Date.now()), TYPE_RECEIPT, body, "", 0);
+			this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, r.box));
+		}
 		wipe(m.body);
 	}
 
