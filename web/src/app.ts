@@ -40,6 +40,7 @@ function connect(p: Profile): void {
 		},
 		contact: async () => {
 			await store.put("profile", p);
+			chats.render();
 		},
 		nonce: async (n, record) => {
 			// One record per nonce: its name in the database is a keyed hash.

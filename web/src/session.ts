@@ -28,6 +28,7 @@ export type SessionEvents = {
 const TIMEOUT_MS = 20000;
 const CLIENT_INFO = "0.1;W;en/US;veil-web;" + APP_VERSION + ";Browser;any";
 const TYPE_TEXT = 0x01;
+const NICKNAME_MAX = 256;
 const TYPE_RECEIPT = 0x80;
 const TYPE_EDIT = 0x91;
 const TYPE_DELETE = 0x92;
@@ -272,6 +273,12 @@ export class Session {
 			.finish();
 		await this.reflect(this.envelope(4, inner));
 		await this.ev.nonce(m.nonce, true);
+		// The sender's nickname from the metadata box (the legacy field is not read).
+		const c = this.contact(m.sender);
+		if (c !== undefined && m.nickname !== undefined && m.nickname.length <= NICKNAME_MAX && c.nickname !== m.nickname) {
+			c.nickname = m.nickname;
+			await this.ev.contact(c);
+		}
 		if (m.type === TYPE_TEXT) {
 			let t: string | undefined;
 			try {

@@ -56,6 +56,7 @@ await run(T + "/chrome", async (browser) => {
 	}
 	check("conversation_listed", ok, await text(page, "#net"));
 	check("unread_count", ok && (await text(page, conv + " .unread")) === "1");
+	check("sender_nickname_shown", ok && (await text(page, conv)).startsWith("Bob (" + B + ")"), ok ? await text(page, conv) : "");
 	await shot(page, "conversations");
 	if (ok) await page.click(conv);
 	check("incoming_shown", await waitText(page, "#msgs", "from bob to the browser"));
