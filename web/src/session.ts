@@ -26,6 +26,7 @@ export type SessionEvents = {
 };
 
 const TIMEOUT_MS = 20000;
+const ECHO_MS = 60000;
 const CLIENT_INFO = "0.1;W;en/US;veil-web;" + APP_VERSION + ";Browser;any";
 const TYPE_TEXT = 0x01;
 const NICKNAME_MAX = 256;
@@ -52,6 +53,7 @@ export class Session {
 	private chain: Promise<void> = Promise.resolve();
 	private early: { type: number; payload: Uint8Array }[] = [];
 	leader = false;
+	private echoTimer: ReturnType<typeof setInterval> | undefined;
 
 	constructor(
 		private p: Profile,
@@ -109,11 +111,17 @@ export class Session {
 			throw e;
 		}
 		this.ws.onclose = (e) => {
+			clearInterval(this.echoTimer);
 			this.cspc.wipe();
 			// 41xx needs the user, except 4112 (this device connected again elsewhere).
 			const retry = !(e.code >= 4100 && e.code <= 4199);
 			this.ev.closed("the mediator closed the connection (" + e.code + ")", retry);
 		};
+		// Echo requests keep the session open while nothing else flows (veild drops a
+		// CSP session idle for 5 minutes), as the C client's session does.
+		this.echoTimer = setInterval(() => {
+			if (this.ws.isOpen()) this.proxy(this.cspc.frame(csp.P.ECHO_REQUEST, new Uint8Array(8)));
+		}, ECHO_MS);
 		this.ev.state("connected");
 		const early = this.early;
 		this.early = [];
@@ -130,6 +138,7 @@ export class Session {
 	}
 
 	close(): void {
+		clearInterval(this.echoTimer);
 		this.ws?.close(1000);
 		this.cspc.wipe();
 		d2m.wipeKeys(this.keys);
@@ -169,7 +178,7 @@ export class Session {
 			case d2m.T.ROLE_PROMOTED_TO_LEADER:
 				this.leader = true;
 				this.proxy(this.cspc.frame(csp.P.UNBLOCK_INCOMING, new Uint8Array(0)));
-				this.ev.state("leader");
+				this.ev.state("connected; this browser receives for all your devices");
 				break;
 			default:
 				break;

@@ -43,7 +43,7 @@ await run(T + "/chrome", async (browser) => {
 	await page.type("#pass1", PASS);
 	await page.click("#f-link button");
 	check("linked", await waitText(page, "#link-status", "^linked$", 60000), await text(page, "#link-status"));
-	check("leads", await waitText(page, "#net", "leader"), await text(page, "#net"));
+	check("leads", await waitText(page, "#net", "receives for all your devices"), await text(page, "#net"));
 
 	// A message from B reaches the browser (the leader) and A's CLI device (by reflection).
 	veil("b", "send", A, "from bob to the browser");
@@ -160,7 +160,7 @@ await run(T + "/chrome", async (browser) => {
 		ok = false;
 	}
 	check("history_kept", ok && (await waitText(page, "#msgs", "from bob to the browser.*from the browser|from the browser.*from bob")));
-	check("reconnects_after_unlock", await waitText(page, "#net", "leader|connected|up to date"), await text(page, "#net"));
+	check("reconnects_after_unlock", await waitText(page, "#net", "receives for all|connected|up to date"), await text(page, "#net"));
 	await shot(page, "unlocked");
 
 	// Locking forgets the key: the chat view empties and asks for the passphrase.
