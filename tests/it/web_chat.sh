@@ -29,12 +29,13 @@ va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
 vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }
 A=$(va init --server "$URL" --nickname Alice 2>>"$T/err") || { echo "FAIL init"; exit 1; }
 B=$(vb init --server "$URL" --nickname Bob 2>>"$T/err") || { echo "FAIL init"; exit 1; }
+C=$(VEIL_HOME=$T/c "$BIN/veil" init --server "$URL" --nickname Carol 2>>"$T/err") || { echo "FAIL init"; exit 1; }
 check a_knows_b va send "$B" "hello bob"
 va device link --yes --timeout 90 >"$T/link.out" 2>"$T/link.err" &
 lpid=$!
 for _ in $(seq 100); do grep -q '^threema://device-group/join#' "$T/link.out" && break; sleep 0.1; done
 LINK=$(head -1 "$T/link.out")
-T=$T BIN=$BIN URL=$URL A=$A B=$B LINK=$LINK GID=$GID GSEC=$GSEC GSK=$GSK node web/test/chat.mjs 2>"$T/node.err" || fails=$((fails + 1))
+T=$T BIN=$BIN URL=$URL A=$A B=$B LINK=$LINK C=$C GID=$GID GSEC=$GSEC GSK=$GSK node web/test/chat.mjs 2>"$T/node.err" || fails=$((fails + 1))
 check cli_link_finished wait "$lpid"
 [ "$fails" = 0 ] || { tail -5 "$T/node.err"; tail -20 "$T/veild.log"; }
 [ "$fails" = 0 ]

@@ -218,7 +218,8 @@ export class Session {
 	}
 
 	private reflect(envelope: Uint8Array): Promise<void> {
-		const id = this.nextReflectId++ >>> 0 || (this.nextReflectId = 1);
+		const id = this.nextReflectId;
+		this.nextReflectId = (this.nextReflectId + 1) >>> 0 || 1;
 		const box = d2m.seal(this.keys.dgrk, envelope);
 		const hdr = new Uint8Array(8);
 		hdr[0] = 8;

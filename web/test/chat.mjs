@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { openPage, run, text, visible } from "./browser.mjs";
 
-const { T, BIN, URL, A, B, LINK, GID, GSEC, GSK } = process.env;
+const { T, BIN, URL, A, B, C, LINK, GID, GSEC, GSK } = process.env;
 const PASS = "correct horse battery";
 const shots = T + "/shots";
 mkdirSync(shots, { recursive: true });
@@ -83,6 +83,17 @@ await run(T + "/chrome", async (browser) => {
 	// A message sent from the CLI device shows in the browser as outgoing (reflected).
 	veil("a", "send", B, "from the cli device");
 	check("reflected_outgoing_shown", await waitText(page, "#msgs", "from the cli device"));
+
+	// A new conversation with an ID A never wrote to: its key comes from the directory.
+	await page.type("#new-peer", C.toLowerCase());
+	await page.click("#f-new button");
+	check("new_conversation_opened", await waitText(page, "#h-chat", C));
+	await page.type("#text", "hello carol");
+	await page.click("#f-send button");
+	check("sent_to_new_contact", await waitText(page, "#send-status", "^sent$"), await text(page, "#send-status"));
+	const cRecv = veil("c", "recv");
+	check("new_contact_receives", cRecv.includes("hello carol"), cRecv);
+	await page.click(conv);
 
 	// A message delivered twice with the same nonce (a replay) shows once.
 	execFileSync("python3", [new globalThis.URL("gw_replay.py", import.meta.url).pathname, URL + "/gateway", GID, GSEC, GSK, A, "said once", "2"], {
