@@ -56,13 +56,26 @@ FUZZ_BIN := $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+# The browser client (web/): built when node and npm are present, from the
+# committed lockfile; type-checked with tsc, bundled with esbuild.
+WEB_SRC := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json \
+	web/tsconfig.json
+HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo 1)
+WEB_OUT := $(if $(HAVE_NODE),$(BUILD)/web/index.html)
+
 .PHONY: all check unit run bench fuzz install clean deps format-check banned-check
 .SECONDARY:
 
-all: $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl
+all: $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl $(WEB_OUT)
 
 deps:
 	@scripts/install-deps
+
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	$(Q)$(if $(Q),echo "  NPM web/node_modules";) cd web && npm ci --no-audit --no-fund --loglevel=error
+$(BUILD)/web/index.html: $(WEB_SRC) web/node_modules/.package-lock.json
+	$(Q)$(if $(Q),echo "  TSC web";) cd web && node_modules/.bin/tsc --noEmit -p .
+	$(Q)cd web && node build.mjs ../$(BUILD)/web
 
 $(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)

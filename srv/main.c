@@ -26,6 +26,7 @@
 #include "http/http.h"
 #include "mediator/mediator.h"
 #include "rendezvous/relay.h"
+#include "web/web.h"
 
 #define VEIL_VERSION "0.1.0"
 
@@ -126,6 +127,9 @@ static void usage(FILE *f)
 	    "  --match-rate N       contact hashes matched per identity per minute (4000)\n"
 	    "  --oprf-rate N        private-matching evaluations per identity per minute (600)\n"
 	    "  --revoke-rate N      revocation-password tries per identity per minute (5)\n"
+	    "  --web-root DIR       the browser client's files, served under /app/ (the web/\n"
+	    "                       directory next to the veild binary, else\n"
+	    "                       ../share/veil/web from it; none: /app/ answers 404)\n"
 	    "  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
 	    "  --help               show this help\n"
 	    "  --version            show the version\n"
@@ -141,6 +145,7 @@ static void usage(FILE *f)
 
 static const struct option long_opts[] = {
     {"data", required_argument, NULL, 0},
+    {"web-root", required_argument, NULL, 0},
     {"store", required_argument, NULL, 0},
     {"listen", required_argument, NULL, 0},
     {"chat-port", required_argument, NULL, 0},
@@ -360,6 +365,10 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv,
 		rc = veil_medsvc_register(http, srv);
 	if (rc == 0)
 		rc = veil_rdvsvc_register(http, srv);
+	char web_root[1024];
+	if (rc == 0 && veil_websvc_root(&srv->cfg, web_root, sizeof web_root) == 0 &&
+	    (rc = veil_websvc_register(http, srv, web_root)) != 0)
+		fprintf(stderr, "veild: cannot serve the web client from %s\n", web_root);
 	if (rc == 0)
 		rc = veil_http_run(http);
 	if (rc != 0)
@@ -483,6 +492,12 @@ int main(int argc, char **argv)
 	       veil_http_port(http), VEIL_MEDIATOR_PREFIX);
 	printf("  rendezvous  ws://%s:%u%s<64 hex digits> (device linking relay)\n", uhost,
 	       veil_http_port(http), VEIL_RDV_PREFIX);
+	{
+		char web_root[1024];
+		if (veil_websvc_root(&srv.cfg, web_root, sizeof web_root) == 0)
+			printf("  web app     http://%s:%u%s/ (browser client, files in %s)\n",
+			       uhost, veil_http_port(http), VEIL_WEB_PREFIX, web_root);
+	}
 	if (srv.cfg.public_url[0] != '\0')
 		printf("  public URL  %s (announced for the HTTP services)\n", srv.cfg.public_url);
 	if (srv.cfg.public_chat_port != 0)

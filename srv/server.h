@@ -30,6 +30,8 @@ enum veil_signup {
 
 struct veil_config {
 	char data_dir[1024]; /* --data, default ./var/veil */
+	/* --web-root, the browser client's files; "" = next to the binary (srv/web) */
+	char web_root[1024];
 	/* --store, a postgresql:// URL for the message store; "" = SQLite in data_dir */
 	char store[1024];
 	char listen[64];       /* --listen, default 127.0.0.1 */

@@ -639,6 +639,42 @@ static int send_file_some(struct lws *wsi, struct http_pss *ps)
 	return last;
 }
 
+static int add_cache_control(struct lws *wsi, const struct veil_http_resp *r, uint8_t **p,
+                             uint8_t *end)
+{
+	const char *cc = r->cache_control != NULL ? r->cache_control : "no-store";
+	return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const uint8_t *)cc,
+	                                    (int)strlen(cc), p, end);
+}
+
+/* The headers of a page a browser runs (srv/web): its CSP, no sniffing, no referrer. */
+static int add_page_headers(struct lws *wsi, const struct veil_http_resp *r, uint8_t **p,
+                            uint8_t *end)
+{
+	static const struct {
+		const char *name, *value;
+	} fixed[] = {
+	    {"x-content-type-options:", "nosniff"},
+	    {"referrer-policy:", "no-referrer"},
+	    {"cross-origin-opener-policy:", "same-origin"},
+	};
+	if (r->location != NULL &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_LOCATION, (const uint8_t *)r->location,
+	                                 (int)strlen(r->location), p, end))
+		return -1;
+	if (r->csp == NULL)
+		return 0;
+	if (lws_add_http_header_by_name(wsi, (const uint8_t *)"content-security-policy:",
+	                                (const uint8_t *)r->csp, (int)strlen(r->csp), p, end))
+		return -1;
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+		if (lws_add_http_header_by_name(wsi, (const uint8_t *)fixed[i].name,
+		                                (const uint8_t *)fixed[i].value,
+		                                (int)strlen(fixed[i].value), p, end))
+			return -1;
+	return 0;
+}
+
 static int send_some(struct lws *wsi, struct http_pss *ps)
 {
 	uint8_t buf[LWS_PRE + VEIL_HTTP_CHUNK];
@@ -648,8 +684,8 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 		if (lws_add_http_common_headers(wsi, (unsigned)ps->resp.status,
 		                                ps->resp.content_type, (lws_filepos_t)clen, &p,
 		                                end) ||
-		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-		                                 (const uint8_t *)"no-store", 8, &p, end))
+		    add_cache_control(wsi, &ps->resp, &p, end) ||
+		    add_page_headers(wsi, &ps->resp, &p, end))
 			return -1;
 		if (ps->resp.content_range[0] != '\0' &&
 		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_RANGE,

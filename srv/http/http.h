@@ -62,6 +62,15 @@ struct veil_http_resp {
 	char content_range[96];
 	int accept_ranges; /* send "Accept-Ranges: bytes" */
 	int deferred;      /* set by veil_http_defer: answered later by veil_http_resume */
+	/*
+	 * Static pages (srv/web): Cache-Control instead of "no-store" if set,
+	 * and with csp set, Content-Security-Policy and the headers that go
+	 * with it (nosniff, no referrer). Literals that outlive the request.
+	 */
+	const char *cache_control;
+	const char *csp;
+	/* A redirect's target (with status 301/302/308), a literal or NULL. */
+	const char *location;
 };
 
 typedef void (*veil_http_handler)(void *arg, const struct veil_http_req *req,

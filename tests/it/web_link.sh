@@ -1,0 +1,36 @@
+#!/bin/bash
+# The browser client links to an identity that has a CLI device: the CLI
+# offers the link (`veil device link`), headless Chromium takes it on
+# veild's /app/ page, both show the same confirmation code, the browser
+# registers with the mediator and the CLI lists it as a second device.
+set -u
+. "$(dirname "$0")/lib.sh"
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+	echo "FAIL chromium_missing (install Debian's chromium: scripts/install-deps)"
+	exit 1
+fi
+if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; then
+	echo "FAIL web_not_built (node and npm are needed: make builds web/)"
+	exit 1
+fi
+it_setup web_link
+start
+va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
+A=$(va init --server "$URL" --nickname Alice 2>>"$T/err") || { echo "FAIL init"; exit 1; }
+va device link --yes --timeout 90 >"$T/link.out" 2>"$T/link.err" &
+lpid=$!
+for _ in $(seq 100); do grep -q '^threema://device-group/join#' "$T/link.out" && break; sleep 0.1; done
+LINK=$(head -1 "$T/link.out")
+check link_printed bash -c "echo '$LINK' | grep -q '^threema://device-group/join#'"
+node web/test/link.mjs "$T/chrome" "$URL" "$LINK" "correct horse" "my browser" >"$T/browser.out" 2>"$T/browser.err"
+check browser_linked grep -q '^status linked$' "$T/browser.out"
+check cli_link_finished wait "$lpid"
+check cli_said_linked grep -q linked "$T/link.out"
+CODE=$(sed -n 's/^code //p' "$T/browser.out")
+check same_code_both_sides bash -c "[ -n '$CODE' ] && grep -q -- '$CODE' $T/link.err"
+check browser_has_identity grep -q "^id $A\$" "$T/browser.out"
+check no_page_problems grep -q '^problems 0$' "$T/browser.out"
+check two_devices bash -c "VEIL_HOME=$T/a $BIN/veil device list | grep -q 'my browser'"
+check web_platform bash -c "VEIL_HOME=$T/a $BIN/veil device list --json | grep -q 'Veil web'"
+[ "$fails" = 0 ] || { cat "$T/browser.out" "$T/browser.err"; tail -5 "$T/link.err"; }
+[ "$fails" = 0 ]

@@ -1,0 +1,202 @@
+// The page: linking, unlocking, and the conversations view.
+import { ready, sodium } from "./crypto";
+import { Chats } from "./chats";
+import { join, type Profile } from "./link";
+import { Session } from "./session";
+import { Store, WrongPassphrase } from "./store";
+
+const $ = <E extends HTMLElement>(id: string): E => {
+	const e = document.getElementById(id);
+	if (e === null) throw new Error("missing element " + id);
+	return e as E;
+};
+
+let store: Store;
+let profile: Profile | undefined;
+let chats: Chats;
+let session: Session | undefined;
+let backoff = 1000;
+let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+
+function show(view: "link" | "unlock" | "chat"): void {
+	for (const v of ["link", "unlock", "chat"]) $("v-" + v).hidden = v !== view;
+	$("loading").hidden = true;
+	$("lock").hidden = view !== "chat";
+	if (view === "link") $<HTMLTextAreaElement>("link").focus();
+	if (view === "unlock") $<HTMLInputElement>("pass2").focus();
+}
+
+function say(id: string, text: string, error = false): void {
+	const e = $(id);
+	e.textContent = text;
+	e.classList.toggle("err", error);
+}
+
+function connect(p: Profile): void {
+	if (profile !== p) return;
+	const s = new Session(p, {
+		message: async (m) => {
+			await chats.add(m);
+		},
+		contact: async () => {
+			await store.put("profile", p);
+			chats.render();
+		},
+		nonce: async (n, record) => {
+			// One record per nonce: its name in the database is a keyed hash.
+			const k = "nonce:" + sodium.to_hex(n);
+			if ((await store.get(k)) !== undefined) return true;
+			if (record) await store.put(k, 1);
+			return false;
+		},
+		state: (x) => say("net", x),
+		closed: (why, retry) => {
+			if (session !== s) return;
+			session = undefined;
+			say("net", why + (retry ? "; reconnecting" : ""), true);
+			if (retry) schedule(p);
+		},
+	});
+	session = s;
+	say("net", "connecting");
+	s.connect().then(
+		() => {
+			backoff = 1000;
+		},
+		(e: unknown) => {
+			if (session !== s) return;
+			session = undefined;
+			say("net", "cannot connect: " + (e instanceof Error ? e.message : String(e)) + "; retrying", true);
+			schedule(p);
+		},
+	);
+}
+
+function schedule(p: Profile): void {
+	clearTimeout(reconnectTimer);
+	reconnectTimer = setTimeout(() => connect(p), backoff);
+	backoff = Math.min(backoff * 2, 30000);
+}
+
+async function opened(p: Profile): Promise<void> {
+	profile = p;
+	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
+	await chats.load(p.contacts);
+	show("chat");
+	connect(p);
+	document.dispatchEvent(new CustomEvent("veil:ready", { detail: { identity: p.identity } }));
+}
+
+async function onSend(ev: Event): Promise<void> {
+	ev.preventDefault();
+	const input = $<HTMLInputElement>("text");
+	const peer = chats.open;
+	const text = input.value;
+	if (peer === undefined || text.trim() === "") return;
+	if (session === undefined) {
+		say("send-status", "not connected: the message was not sent", true);
+		return;
+	}
+	say("send-status", "sending");
+	try {
+		const m = await session.sendText(peer, text);
+		input.value = "";
+		await chats.add(m);
+		say("send-status", "sent");
+	} catch (e) {
+		say("send-status", "not sent: " + (e instanceof Error ? e.message : String(e)), true);
+	}
+}
+
+function onNew(ev: Event): void {
+	ev.preventDefault();
+	const i = $<HTMLInputElement>("new-peer");
+	const id = i.value.trim().toUpperCase();
+	if (!/^[0-9A-Z*][0-9A-Z]{7}$/.test(id)) {
+		say("send-status", "an ID has 8 letters and digits", true);
+		return;
+	}
+	i.value = "";
+	void chats.openChat(id);
+}
+
+async function onLink(ev: Event): Promise<void> {
+	ev.preventDefault();
+	const btn = ($("f-link") as HTMLFormElement).querySelector("button") as HTMLButtonElement;
+	btn.disabled = true;
+	say("link-status", "");
+	$("rph").textContent = "";
+	try {
+		await store.create($<HTMLInputElement>("pass1").value);
+		$<HTMLInputElement>("pass1").value = "";
+		const p = await join($<HTMLTextAreaElement>("link").value, $<HTMLInputElement>("label").value, {
+			code: (c) => {
+				$("rph").textContent = c;
+			},
+			status: (s) => say("link-status", s),
+			save: (x) => store.put("profile", x),
+		});
+		$<HTMLTextAreaElement>("link").value = "";
+		say("link-status", "linked");
+		await opened(p);
+	} catch (e) {
+		say("link-status", "Linking failed: " + (e instanceof Error ? e.message : String(e)), true);
+	} finally {
+		btn.disabled = false;
+	}
+}
+
+async function onUnlock(ev: Event): Promise<void> {
+	ev.preventDefault();
+	const pass = $<HTMLInputElement>("pass2");
+	say("unlock-status", "unlocking");
+	try {
+		await store.unlock(pass.value);
+		pass.value = "";
+		const p = await store.get<Profile>("profile");
+		if (p === undefined || !p.registered) {
+			say("unlock-status", "this browser's link was not finished: link it again", true);
+			show("link");
+			return;
+		}
+		say("unlock-status", "");
+		await opened(p);
+	} catch (e) {
+		say("unlock-status", e instanceof WrongPassphrase ? "Wrong passphrase" : String(e), true);
+		pass.select();
+	}
+}
+
+function onLock(): void {
+	clearTimeout(reconnectTimer);
+	const s = session;
+	session = undefined;
+	s?.close();
+	chats.clear();
+	say("net", "");
+	store.lock();
+	profile = undefined;
+	$("who").textContent = "";
+	document.dispatchEvent(new CustomEvent("veil:lock"));
+	show("unlock");
+}
+
+async function main(): Promise<void> {
+	await ready();
+	store = await Store.open();
+	chats = new Chats(store);
+	$("f-send").addEventListener("submit", (e) => void onSend(e));
+	$("f-new").addEventListener("submit", onNew);
+	$("f-link").addEventListener("submit", (e) => void onLink(e));
+	$("f-unlock").addEventListener("submit", (e) => void onUnlock(e));
+	$("lock").addEventListener("click", onLock);
+	show((await store.exists()) ? "unlock" : "link");
+}
+
+export function currentProfile(): Profile | undefined {
+	return profile;
+}
+
+main().catch((e: unknown) => {
+	say("loading", "Cannot start: " + (e instanceof Error ? e.message : String(e)), true);
+});

@@ -1,0 +1,134 @@
+// Conversations: the messages of each peer and its unread count, kept in
+// the encrypted store (one record per conversation and an index), shown as
+// a list and the open chat. Messages are keyed by ID: what arrives twice
+// (a resend, a reflection of what this device already has) shows once.
+import type { Contact } from "./link";
+import type { ChatMessage } from "./session";
+import type { Store } from "./store";
+
+const KEEP = 10000;
+
+type Index = { peers: { peer: string; unread: number; last: number }[] };
+
+const $ = (id: string): HTMLElement => {
+	const e = document.getElementById(id);
+	if (e === null) throw new Error("missing element " + id);
+	return e;
+};
+
+export class Chats {
+	private index: Index = { peers: [] };
+	private cache = new Map<string, ChatMessage[]>();
+	open: string | undefined;
+	private contacts: Contact[] = [];
+
+	constructor(private store: Store) {}
+
+	async load(contacts: Contact[]): Promise<void> {
+		this.contacts = contacts;
+		this.index = (await this.store.get<Index>("convs")) ?? { peers: [] };
+		this.cache.clear();
+		this.open = undefined;
+		this.render();
+	}
+
+	private name(peer: string): string {
+		const c = this.contacts.find((x) => x.identity === peer);
+		const n = c?.firstName || c?.nickname;
+		return n ? n + " (" + peer + ")" : peer;
+	}
+
+	private async messages(peer: string): Promise<ChatMessage[]> {
+		let m = this.cache.get(peer);
+		if (m === undefined) {
+			m = (await this.store.get<ChatMessage[]>("conv:" + peer)) ?? [];
+			this.cache.set(peer, m);
+		}
+		return m;
+	}
+
+	/** Adds a message (once); false if it was there already. */
+	async add(msg: ChatMessage): Promise<boolean> {
+		const list = await this.messages(msg.peer);
+		if (list.some((x) => x.id === msg.id && x.dir === msg.dir)) return false;
+		list.push(msg);
+		list.sort((a, b) => a.date - b.date);
+		if (list.length > KEEP) list.splice(0, list.length - KEEP);
+		await this.store.put("conv:" + msg.peer, list);
+		let e = this.index.peers.find((x) => x.peer === msg.peer);
+		if (e === undefined) {
+			e = { peer: msg.peer, unread: 0, last: 0 };
+			this.index.peers.push(e);
+		}
+		e.last = Math.max(e.last, msg.date);
+		if (msg.dir === "in" && (this.open !== msg.peer || document.hidden)) e.unread++;
+		await this.store.put("convs", this.index);
+		this.render();
+		if (this.open === msg.peer) await this.renderChat();
+		return true;
+	}
+
+	async openChat(peer: string): Promise<void> {
+		this.open = peer;
+		let e = this.index.peers.find((x) => x.peer === peer);
+		if (e === undefined) {
+			e = { peer, unread: 0, last: Date.now() };
+			this.index.peers.push(e);
+		}
+		e.unread = 0;
+		await this.store.put("convs", this.index);
+		this.render();
+		await this.renderChat();
+		($("f-send") as HTMLFormElement).hidden = false;
+		($("text") as HTMLInputElement).focus();
+	}
+
+	render(): void {
+		const ul = $("convs");
+		ul.replaceChildren();
+		for (const e of [...this.index.peers].sort((a, b) => b.last - a.last)) {
+			const li = document.createElement("li");
+			const b = document.createElement("button");
+			b.type = "button";
+			b.dataset.peer = e.peer;
+			b.textContent = this.name(e.peer);
+			if (e.peer === this.open) b.setAttribute("aria-current", "true");
+			if (e.unread > 0) {
+				const u = document.createElement("span");
+				u.className = "unread";
+				u.textContent = String(e.unread);
+				u.setAttribute("aria-label", e.unread + " unread");
+				b.append(u);
+			}
+			b.addEventListener("click", () => void this.openChat(e.peer));
+			li.append(b);
+			ul.append(li);
+		}
+	}
+
+	private async renderChat(): Promise<void> {
+		if (this.open === undefined) return;
+		$("h-chat").textContent = this.name(this.open);
+		const ol = $("msgs");
+		ol.replaceChildren();
+		for (const m of await this.messages(this.open)) {
+			const li = document.createElement("li");
+			li.className = m.dir;
+			li.dataset.id = m.id;
+			li.textContent = m.text;
+			li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
+			ol.append(li);
+		}
+		ol.scrollTop = ol.scrollHeight;
+	}
+
+	clear(): void {
+		this.cache.clear();
+		this.index = { peers: [] };
+		this.open = undefined;
+		$("convs").replaceChildren();
+		$("msgs").replaceChildren();
+		$("h-chat").textContent = "No conversation open";
+		($("f-send") as HTMLFormElement).hidden = true;
+	}
+}

@@ -1,0 +1,391 @@
+// A device's session through the mediator (lib/client/d2m.c and
+// messenger.c): the D2M connection, the CSP session inside proxy
+// containers, reflection both ways. When the mediator promotes this device
+// to leader it asks the chat service for incoming messages (0x03); every
+// message it receives is reflected to the other devices (IncomingMessage)
+// before it is acked to the chat service. A message it sends is reflected
+// (OutgoingMessage) before it goes to the chat service. What other devices
+// reflect arrives as Reflected and is acked once applied.
+import * as csp from "./csp";
+import { randomU64, sodium, wipe } from "./crypto";
+import * as d2m from "./d2m";
+import { APP_VERSION, type Contact, platformDetails, type Profile } from "./link";
+import * as pb from "./pb";
+import { lookup } from "./server";
+import { WsQueue } from "./wsq";
+
+export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean };
+
+export type SessionEvents = {
+	message: (m: ChatMessage) => Promise<void>;
+	contact: (c: Contact) => Promise<void>;
+	/** Whether a message nonce was seen before (a replay); record marks it as seen. */
+	nonce: (n: Uint8Array, record: boolean) => Promise<boolean>;
+	state: (s: string) => void;
+	closed: (why: string, retry: boolean) => void;
+};
+
+const TIMEOUT_MS = 20000;
+const ECHO_MS = 60000;
+const CLIENT_INFO = "0.1;W;en/US;veil-web;" + APP_VERSION + ";Browser;any";
+const TYPE_TEXT = 0x01;
+const NICKNAME_MAX = 256;
+const TYPE_RECEIPT = 0x80;
+const TYPE_EDIT = 0x91;
+const TYPE_DELETE = 0x92;
+const RECEIPT_RECEIVED = 1;
+const FLAG_NO_AUTO_RECEIPTS = 0x80;
+const TEXT_MAX = 6000;
+const REFLECTED_HDR_MIN = 16;
+
+function u32le(b: Uint8Array, off: number): number {
+	return new DataView(b.buffer, b.byteOffset, b.length).getUint32(off, true);
+}
+
+export class Session {
+	private ws!: WsQueue;
+	private keys: d2m.MdKeys;
+	private cspc: csp.CspClient;
+	private reader = new csp.FrameReader();
+	private nextReflectId = 1 + sodium.randombytes_uniform(0x10000000);
+	private reflectWaiters = new Map<number, () => void>();
+	private ackWaiters = new Map<string, () => void>();
+	private chain: Promise<void> = Promise.resolve();
+	private early: { type: number; payload: Uint8Array }[] = [];
+	leader = false;
+	private echoTimer: ReturnType<typeof setInterval> | undefined;
+
+	constructor(
+		private p: Profile,
+		private ev: SessionEvents,
+	) {
+		this.keys = d2m.deriveKeys(p.dgk);
+		this.cspc = new csp.CspClient(p.chatPk);
+	}
+
+	private contact(id: string): Contact | undefined {
+		return this.p.contacts.find((c) => c.identity === id);
+	}
+
+	private async contactKey(id: string): Promise<Uint8Array> {
+		const c = this.contact(id);
+		if (c) return c.publicKey;
+		const pk = await lookup(this.p.directoryUrl, id);
+		const nc: Contact = { identity: id, publicKey: pk, nickname: "", firstName: "", level: 0 };
+		this.p.contacts.push(nc);
+		await this.ev.contact(nc);
+		return pk;
+	}
+
+	/** Reads proxy bytes until n CSP bytes are in, keeping other containers for later. */
+	private async cspBytes(n: number): Promise<Uint8Array> {
+		for (;;) {
+			const got = this.reader.take(n);
+			if (got) return got;
+			const c = d2m.parseContainer(await this.ws.next(TIMEOUT_MS));
+			if (c.type === d2m.T.PROXY) this.reader.push(c.payload);
+			else if (this.early.length < 1024) this.early.push({ type: c.type, payload: c.payload.slice() });
+		}
+	}
+
+	private proxy(b: Uint8Array): void {
+		this.ws.send(d2m.container(d2m.T.PROXY, b));
+	}
+
+	async connect(): Promise<void> {
+		const c = await d2m.connect(
+			this.p.mediatorUrl,
+			this.keys,
+			this.p.serverGroup,
+			{ deviceId: this.p.deviceId, expectNew: false, label: this.p.label, appVersion: APP_VERSION, platformDetails: platformDetails() },
+			TIMEOUT_MS,
+		);
+		this.ws = c.ws;
+		try {
+			this.proxy(this.cspc.hello());
+			this.cspc.serverHello(await this.cspBytes(csp.SERVER_HELLO_LEN));
+			this.proxy(this.cspc.login(this.p.identity, this.p.ck, CLIENT_INFO, this.p.cspDeviceId));
+			this.cspc.loginAck(await this.cspBytes(csp.LOGIN_ACK_LEN));
+		} catch (e) {
+			this.ws.close(1000);
+			throw e;
+		}
+		this.ws.onclose = (e) => {
+			clearInterval(this.echoTimer);
+			this.cspc.wipe();
+			// 41xx needs the user, except 4112 (this device connected again elsewhere).
+			const retry = !(e.code >= 4100 && e.code <= 4199);
+			this.ev.closed("the mediator closed the connection (" + e.code + ")", retry);
+		};
+		// Echo requests keep the session open while nothing else flows (veild drops a
+		// CSP session idle for 5 minutes), as the C client's session does.
+		this.echoTimer = setInterval(() => {
+			if (this.ws.isOpen()) this.proxy(this.cspc.frame(csp.P.ECHO_REQUEST, new Uint8Array(8)));
+		}, ECHO_MS);
+		this.ev.state("connected");
+		const early = this.early;
+		this.early = [];
+		for (const x of early) this.onContainer(x.type, x.payload);
+		this.ws.listen((m) => {
+			try {
+				const x = d2m.parseContainer(m);
+				this.onContainer(x.type, x.payload);
+			} catch (e) {
+				this.fail(e);
+			}
+		});
+		this.pumpCsp();
+	}
+
+	close(): void {
+		clearInterval(this.echoTimer);
+		this.ws?.close(1000);
+		this.cspc.wipe();
+		d2m.wipeKeys(this.keys);
+	}
+
+	private fail(e: unknown): void {
+		this.ev.state("error: " + (e instanceof Error ? e.message : String(e)));
+		this.ws.close(4010);
+	}
+
+	/** Work that must happen in order (one message at a time). */
+	private queue(fn: () => Promise<void>): void {
+		this.chain = this.chain.then(fn).catch((e: unknown) => this.fail(e));
+	}
+
+	private onContainer(type: number, p: Uint8Array): void {
+		switch (type) {
+			case d2m.T.PROXY:
+				this.reader.push(p);
+				this.pumpCsp();
+				break;
+			case d2m.T.REFLECT_ACK: {
+				if (p.length !== 16) throw new Error("malformed reflect-ack");
+				const w = this.reflectWaiters.get(u32le(p, 4));
+				this.reflectWaiters.delete(u32le(p, 4));
+				w?.();
+				break;
+			}
+			case d2m.T.REFLECTED: {
+				const copy = p.slice();
+				this.queue(() => this.onReflected(copy));
+				break;
+			}
+			case d2m.T.REFLECTION_QUEUE_DRY:
+				this.ev.state("up to date");
+				break;
+			case d2m.T.ROLE_PROMOTED_TO_LEADER:
+				this.leader = true;
+				this.proxy(this.cspc.frame(csp.P.UNBLOCK_INCOMING, new Uint8Array(0)));
+				this.ev.state("connected; this browser receives for all your devices");
+				break;
+			default:
+				break;
+		}
+	}
+
+	private pumpCsp(): void {
+		for (;;) {
+			const f = this.reader.nextFrame();
+			if (f === undefined) return;
+			const { type, data } = this.cspc.open(f);
+			switch (type) {
+				case csp.P.ECHO_REQUEST:
+					this.proxy(this.cspc.frame(csp.P.ECHO_RESPONSE, data));
+					break;
+				case csp.P.OUTGOING_ACK: {
+					if (data.length !== 16) throw new Error("malformed ack");
+					const k = csp.readId(data, 0) + ":" + new DataView(data.buffer, data.byteOffset + 8, 8).getBigUint64(0, true);
+					const w = this.ackWaiters.get(k);
+					this.ackWaiters.delete(k);
+					w?.();
+					break;
+				}
+				case csp.P.INCOMING_MESSAGE: {
+					const copy = data.slice();
+					this.queue(() => this.onIncoming(copy));
+					break;
+				}
+				case csp.P.CLOSE_ERROR:
+				case csp.P.ALERT:
+					this.ev.state("server: " + new TextDecoder().decode(data.subarray(type === csp.P.CLOSE_ERROR ? 1 : 0)));
+					break;
+				default:
+					break;
+			}
+		}
+	}
+
+	private reflect(envelope: Uint8Array): Promise<void> {
+		const id = this.nextReflectId;
+		this.nextReflectId = (this.nextReflectId + 1) >>> 0 || 1;
+		const box = d2m.seal(this.keys.dgrk, envelope);
+		const hdr = new Uint8Array(8);
+		hdr[0] = 8;
+		new DataView(hdr.buffer).setUint32(4, id, true);
+		const payload = new Uint8Array(8 + box.length);
+		payload.set(hdr);
+		payload.set(box, 8);
+		return new Promise((res, rej) => {
+			const t = setTimeout(() => {
+				this.reflectWaiters.delete(id);
+				rej(new Error("the mediator did not acknowledge a reflected message in time"));
+			}, TIMEOUT_MS);
+			this.reflectWaiters.set(id, () => {
+				clearTimeout(t);
+				res();
+			});
+			this.ws.send(d2m.container(d2m.T.REFLECT, payload));
+		});
+	}
+
+	private envelope(content: number, msg: Uint8Array): Uint8Array {
+		const w = new pb.Writer();
+		const pad = sodium.randombytes_uniform(256);
+		if (pad > 0) w.bytes(1, new Uint8Array(pad));
+		return w.fixed64(13, this.p.deviceId).uint(3, 3).bytes(content, msg).finish();
+	}
+
+	/** A message from the chat service (this device leads). */
+	private async onIncoming(b: Uint8Array): Promise<void> {
+		let h: ReturnType<typeof csp.peek>;
+		try {
+			h = csp.peek(b);
+		} catch {
+			return; // nothing to ack it with
+		}
+		const sendAck = (): void => {
+			if ((h.flags & 0x04) === 0) this.proxy(this.cspc.frame(csp.P.INCOMING_ACK, csp.ack(h.sender, h.msgId)));
+		};
+		if (h.receiver !== this.p.identity) {
+			sendAck();
+			return;
+		}
+		let m: csp.Opened;
+		try {
+			m = csp.openMessage(b, this.p.ck, await this.contactKey(h.sender));
+		} catch {
+			sendAck(); // cannot be opened: dropped, as the C client logs and acks it
+			return;
+		}
+		if (await this.ev.nonce(m.nonce, false)) {
+			sendAck(); // a replay (or a resend of what was shown already): dropped
+			return;
+		}
+		const inner = new pb.Writer()
+			.string(1, m.sender)
+			.fixed64(2, m.msgId)
+			.uint(3, m.createdMs)
+			.uint(5, m.type)
+			.bytes(6, m.body)
+			.bytes(7, m.nonce)
+			.finish();
+		await this.reflect(this.envelope(4, inner));
+		await this.ev.nonce(m.nonce, true);
+		// The sender's nickname from the metadata box (the legacy field is not read).
+		const c = this.contact(m.sender);
+		if (c !== undefined && m.nickname !== undefined && m.nickname.length <= NICKNAME_MAX && c.nickname !== m.nickname) {
+			c.nickname = m.nickname;
+			await this.ev.contact(c);
+		}
+		if (m.type === TYPE_TEXT) {
+			let t: string | undefined;
+			try {
+				t = csp.text(m.body);
+			} catch {
+				t = undefined;
+			}
+			if (t !== undefined) await this.ev.message({ peer: m.sender, dir: "in", id: m.msgId.toString(), date: Number(m.createdMs), text: t });
+		}
+		sendAck();
+		// An automatic "received" receipt, as the C client sends one (not reflected, not awaited).
+		const t = m.type;
+		if ((t < 0x40 || t === TYPE_EDIT || t === TYPE_DELETE) && (h.flags & FLAG_NO_AUTO_RECEIPTS) === 0) {
+			const body = new Uint8Array(9);
+			body[0] = RECEIPT_RECEIVED;
+			new DataView(body.buffer).setBigUint64(1, m.msgId, true);
+			const r = csp.sealMessage(this.p.identity, m.sender, this.p.ck, await this.contactKey(m.sender), randomU64(), BigInt(Date.now()), TYPE_RECEIPT, body, "", 0);
+			this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, r.box));
+		}
+		wipe(m.body);
+	}
+
+	/** What another device reflected. */
+	private async onReflected(p: Uint8Array): Promise<void> {
+		if (p.length < REFLECTED_HDR_MIN || p[0] < REFLECTED_HDR_MIN || p[0] > p.length) throw new Error("malformed reflected message");
+		const id = u32le(p, 4);
+		try {
+			const env = pb.decode(d2m.open(this.keys.dgrk, p.subarray(p[0])));
+			const inc = pb.bytes(env, 4);
+			const out = pb.bytes(env, 2);
+			if (inc !== undefined) {
+				const f = pb.decode(inc);
+				const sender = pb.str(f, 1) ?? "";
+				const nonce = pb.bytes(f, 7);
+				if (nonce !== undefined && nonce.length === 24) await this.ev.nonce(nonce, true);
+				if (Number(pb.num(f, 5)) === TYPE_TEXT)
+					await this.ev.message({
+						peer: sender,
+						dir: "in",
+						id: pb.num(f, 2).toString(),
+						date: Number(pb.num(f, 3)),
+						text: csp.text(pb.bytes(f, 6) ?? new Uint8Array(0)),
+						other: true,
+					});
+			} else if (out !== undefined) {
+				const f = pb.decode(out);
+				const conv = pb.bytes(f, 1);
+				const peer = conv !== undefined ? pb.str(pb.decode(conv), 1) : undefined;
+				if (peer !== undefined && Number(pb.num(f, 4)) === TYPE_TEXT)
+					await this.ev.message({
+						peer,
+						dir: "out",
+						id: pb.num(f, 2).toString(),
+						date: Number(pb.num(f, 3)),
+						text: csp.text(pb.bytes(f, 5) ?? new Uint8Array(0)),
+						other: true,
+					});
+			}
+		} catch (e) {
+			// Undecodable or not for us: acked all the same, as the C client drops it.
+			this.ev.state("a reflected message was dropped: " + (e instanceof Error ? e.message : String(e)));
+		}
+		const ack = new Uint8Array(8);
+		new DataView(ack.buffer).setUint32(4, id, true);
+		this.ws.send(d2m.container(d2m.T.REFLECTED_ACK, ack));
+	}
+
+	/** Sends text to peer: reflected first, then to the chat service, resolved on its ack. */
+	async sendText(peer: string, text: string): Promise<ChatMessage> {
+		const body = new TextEncoder().encode(text);
+		if (body.length === 0 || body.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		if (peer === this.p.identity) throw new Error("cannot send a message to yourself");
+		const pk = await this.contactKey(peer);
+		const msgId = randomU64();
+		const created = BigInt(Date.now());
+		const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, TYPE_TEXT, body, this.p.nickname);
+		const om = new pb.Writer()
+			.bytes(1, new pb.Writer().string(1, peer).finish())
+			.fixed64(2, msgId)
+			.uint(3, created)
+			.uint(4, TYPE_TEXT)
+			.bytes(5, body)
+			.bytes(7, nonce)
+			.finish();
+		await this.reflect(this.envelope(2, om));
+		await new Promise<void>((res, rej) => {
+			const k = peer + ":" + msgId;
+			const t = setTimeout(() => {
+				this.ackWaiters.delete(k);
+				rej(new Error("the chat service did not acknowledge the message in time"));
+			}, TIMEOUT_MS);
+			this.ackWaiters.set(k, () => {
+				clearTimeout(t);
+				res();
+			});
+			this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, box));
+		});
+		return { peer, dir: "out", id: msgId.toString(), date: Number(created), text };
+	}
+}

@@ -1,0 +1,182 @@
+// The browser as a linked device of A, talking with B, while the CLI plays
+// A's other device and B: node chat.mjs (environment: T BIN URL A B LINK).
+// Prints PASS/FAIL lines (counted by tests/run) and leaves screenshots in
+// $T/shots.
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { openPage, run, text, visible } from "./browser.mjs";
+
+const { T, BIN, URL, A, B, C, LINK, GID, GSEC, GSK } = process.env;
+const PASS = "correct horse battery";
+const shots = T + "/shots";
+mkdirSync(shots, { recursive: true });
+let fails = 0;
+function check(name, ok, detail) {
+	process.stdout.write((ok ? "PASS " : "FAIL ") + name + (ok || !detail ? "" : " (" + detail + ")") + "\n");
+	if (!ok) fails++;
+}
+function veil(who, ...args) {
+	return execFileSync(BIN + "/veil", args, { env: { ...process.env, VEIL_HOME: T + "/" + who }, encoding: "utf8", timeout: 60000 });
+}
+async function waitText(page, sel, re, timeout = 30000) {
+	try {
+		await page.waitForFunction((s, r) => new RegExp(r).test(document.querySelector(s)?.textContent ?? ""), { timeout }, sel, re);
+		return true;
+	} catch {
+		return false;
+	}
+}
+async function shot(page, name) {
+	await page.screenshot({ path: shots + "/" + name + ".png" });
+}
+
+await run(T + "/chrome", async (browser) => {
+	const page = await openPage(browser, URL + "/app/");
+	const violations = [];
+	await page.exposeFunction("veilViolation", (v) => violations.push(v));
+	await page.evaluate(() => document.addEventListener("securitypolicyviolation", (e) => window.veilViolation(e.violatedDirective)));
+
+	// Link.
+	await visible(page, "#v-link");
+	await shot(page, "link");
+	await page.type("#link", LINK);
+	await page.type("#pass1", PASS);
+	await page.click("#f-link button");
+	check("linked", await waitText(page, "#link-status", "^linked$", 60000), await text(page, "#link-status"));
+	check("leads", await waitText(page, "#net", "receives for all your devices"), await text(page, "#net"));
+
+	// A message from B reaches the browser (the leader) and A's CLI device (by reflection).
+	veil("b", "send", A, "from bob to the browser");
+	const conv = `#convs button[data-peer="${B}"]`;
+	let ok = true;
+	try {
+		await page.waitForSelector(conv, { timeout: 30000 });
+	} catch {
+		ok = false;
+	}
+	check("conversation_listed", ok, await text(page, "#net"));
+	check("unread_count", ok && (await text(page, conv + " .unread")) === "1");
+	check("sender_nickname_shown", ok && (await text(page, conv)).startsWith("Bob (" + B + ")"), ok ? await text(page, conv) : "");
+	await shot(page, "conversations");
+	if (ok) await page.click(conv);
+	check("incoming_shown", await waitText(page, "#msgs", "from bob to the browser"));
+	check("unread_cleared", ok && (await page.$(conv + " .unread")) === null);
+
+	// The browser answers: B receives it, A's CLI device sees it as sent by another device.
+	await page.type("#text", "from the browser");
+	const t0 = Date.now();
+	await page.click("#f-send button");
+	check("sent", await waitText(page, "#send-status", "^sent$"), await text(page, "#send-status"));
+	// A figure for the report, not a timed assertion: click to the chat service's ack
+	// (reflected and acked by the mediator first).
+	process.stdout.write("measure send_click_to_server_ack_ms " + (Date.now() - t0) + "\n");
+	check("outgoing_shown", (await page.$$eval("#msgs li.out", (l) => l.map((e) => e.textContent))).includes("from the browser"));
+	await shot(page, "chat");
+	const bRecv = veil("b", "recv");
+	check("peer_receives", bRecv.includes("from the browser"), bRecv);
+	const bLog = veil("b", "log", A);
+	check("browser_sent_received_receipt", /from bob to the browser \[received\]/.test(bLog), bLog);
+	const aRecv = veil("a", "recv");
+	check("cli_device_sees_incoming", aRecv.includes("from bob to the browser"), aRecv);
+	check("cli_device_sees_outgoing", /from the browser.*another device|another device.*from the browser/.test(aRecv), aRecv);
+
+	// A message sent from the CLI device shows in the browser as outgoing (reflected).
+	veil("a", "send", B, "from the cli device");
+	check("reflected_outgoing_shown", await waitText(page, "#msgs", "from the cli device"));
+
+	// A new conversation with an ID A never wrote to: its key comes from the directory.
+	await page.type("#new-peer", C.toLowerCase());
+	await page.click("#f-new button");
+	check("new_conversation_opened", await waitText(page, "#h-chat", C));
+	await page.type("#text", "hello carol");
+	await page.click("#f-send button");
+	check("sent_to_new_contact", await waitText(page, "#send-status", "^sent$"), await text(page, "#send-status"));
+	const cRecv = veil("c", "recv");
+	check("new_contact_receives", cRecv.includes("hello carol"), cRecv);
+	await page.click(conv);
+
+	// A message delivered twice with the same nonce (a replay) shows once.
+	execFileSync("python3", [new globalThis.URL("gw_replay.py", import.meta.url).pathname, URL + "/gateway", GID, GSEC, GSK, A, "said once", "2"], {
+		encoding: "utf8",
+		timeout: 60000,
+	});
+	const gconv = `#convs button[data-peer="${GID}"]`;
+	ok = true;
+	try {
+		await page.waitForSelector(gconv, { timeout: 30000 });
+		await page.click(gconv);
+	} catch {
+		ok = false;
+	}
+	check("gateway_message_shown", ok && (await waitText(page, "#msgs", "said once")));
+	// The second copy comes right behind the first; a later message shows both were handled.
+	veil("b", "send", A, "after the replay");
+	await page.click(conv);
+	check("later_message_shown", await waitText(page, "#msgs", "after the replay"));
+	if (ok) await page.click(gconv);
+	await waitText(page, "#msgs", "said once");
+	check("replay_shown_once", (await page.$$eval("#msgs li", (l) => l.filter((e) => e.textContent === "said once").length)) === 1);
+	await page.click(conv);
+
+	// The store holds ciphertext only.
+	const plain = await page.evaluate(async (needles) => {
+		const db = await new Promise((res, rej) => {
+			const r = indexedDB.open("veil");
+			r.onsuccess = () => res(r.result);
+			r.onerror = () => rej(r.error);
+		});
+		const all = await new Promise((res) => {
+			const r = db.transaction("kv").objectStore("kv").getAll();
+			r.onsuccess = () => res(r.result);
+		});
+		const enc = new TextEncoder();
+		const hits = [];
+		for (const v of all) {
+			const bytes = v instanceof Uint8Array ? v : enc.encode(JSON.stringify(v));
+			const s = Array.from(bytes, (c) => String.fromCharCode(c)).join("");
+			for (const n of needles) if (s.includes(n)) hits.push(n);
+		}
+		return { n: all.length, hits };
+	}, ["from the browser", "from bob", A, B]);
+	check("store_ciphertext_only", plain.n >= 3 && plain.hits.length === 0, JSON.stringify(plain));
+
+	// An injected inline script does not run; the page reports the violation.
+	await page.evaluate(() => {
+		const s = document.createElement("script");
+		s.textContent = "window.veilInjected = 1;";
+		document.body.append(s);
+	});
+	await new Promise((r) => setTimeout(r, 300));
+	check("csp_blocks_inline_script", (await page.evaluate(() => window.veilInjected)) === undefined);
+	check("csp_violation_reported", violations.some((v) => v.startsWith("script-src")), JSON.stringify(violations));
+
+	// Reload: the profile stays, locked; a wrong passphrase is refused; history is kept.
+	const before = page.problems.filter((p) => !p.includes("Content Security Policy")).length;
+	await page.reload({ waitUntil: "load" });
+	await visible(page, "#v-unlock");
+	check("reload_locked", !(await page.$eval("#v-unlock", (e) => e.hidden)) && (await page.$eval("#v-chat", (e) => e.hidden)));
+	await page.type("#pass2", "wrong passphrase");
+	await page.click("#f-unlock button");
+	check("wrong_passphrase_refused", await waitText(page, "#unlock-status", "Wrong passphrase", 60000));
+	await page.$eval("#pass2", (e) => {
+		e.value = "";
+	});
+	await page.type("#pass2", PASS);
+	await page.click("#f-unlock button");
+	ok = true;
+	try {
+		await page.waitForSelector(conv, { timeout: 60000 });
+		await page.click(conv);
+	} catch {
+		ok = false;
+	}
+	check("history_kept", ok && (await waitText(page, "#msgs", "from bob to the browser.*from the browser|from the browser.*from bob")));
+	check("reconnects_after_unlock", await waitText(page, "#net", "receives for all|connected|up to date"), await text(page, "#net"));
+	await shot(page, "unlocked");
+
+	// Locking forgets the key: the chat view empties and asks for the passphrase.
+	await page.click("#lock");
+	check("lock", !(await page.$eval("#v-unlock", (e) => e.hidden)) && (await page.$$("#msgs li")).length === 0);
+	check("no_page_errors", before === 0 && page.problems.filter((p) => !p.includes("Content Security Policy")).length === 0, JSON.stringify(page.problems));
+});
+if (fails > 0) process.exitCode = 1;
