@@ -217,5 +217,6 @@ int cli_contact_match(int argc, char **argv);
 int cli_contact_show(int argc, char **argv);
 int cli_contact_verify(int argc, char **argv);
 int cmd_group(int argc, char **argv);
+int cmd_backup(int argc, char **argv); /* backup.c */
 
 #endif
