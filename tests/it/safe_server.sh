@@ -69,13 +69,37 @@ check cli_restored_name bash -c "[ \"\$(VEIL_HOME=$T/a $BIN/veil contact name $B
 check cli_send_after_restore bash -c "VEIL_HOME=$T/a $BIN/veil send $B 'hi again' >/dev/null && VEIL_HOME=$T/b $BIN/veil recv | grep -q 'hi again'"
 check cli_wrong_id_refused bash -c "! VEIL_HOME=$T/c $BIN/veil backup restore --url $S --id $B --server $URL 2>$T/err && grep -q 'wrong ID or password' $T/err"
 
+# --- veil daemon uploads by itself, at most daily ---
+curl -s -o /dev/null -X DELETE "$S/backups/$H2" # room under --safe-max-backups 3
+check b_config bash -c "VEIL_HOME=$T/b $BIN/veil backup config --url $S >/dev/null"
+dpid=
+run_daemon() { # waits for the daemon's word on backups (at most 30 s), then stops it
+	VEIL_HOME=$T/b "$BIN/veil" daemon 2>"$T/daemon.log" &
+	dpid=$!
+	for _ in $(seq 300); do grep -q 'backup ' "$T/daemon.log" && break; sleep 0.1; done
+	kill "$dpid"; wait "$dpid"; dpid=
+}
+trap '[ -n "$dpid" ] && kill "$dpid"; stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+run_daemon
+check daemon_uploads grep -q 'backup uploaded (4096 bytes)' "$T/daemon.log"
+check daemon_status bash -c "VEIL_HOME=$T/b $BIN/veil backup status | grep -q 'size: *4096 bytes'"
+BF=$(python3 -c "import json; print(json.load(open('$T/b/backup.json'))['backupId'])")
+check daemon_file_there [ -f "$T/srv/safe/$BF" ]
+cp "$T/srv/safe/$BF" "$T/b.first"
+v b contact name "$A" "Ay" >/dev/null
+run_daemon
+check daemon_not_twice_a_day grep -q 'backup up to date' "$T/daemon.log"
+check daemon_left_backup cmp -s "$T/b.first" "$T/srv/safe/$BF"
+check now_forces v b backup now
+check now_uploaded_new bash -c "! cmp -s $T/b.first $T/srv/safe/$BF"
+
 # --- retention: a backup older than the retention time is gone after a restart ---
 stop
 touch -d '200 days ago' "$T/srv/safe/$H1"
 start
 check expired_swept [ "$(code "$S/backups/$H1")" = 404 ]
 check expired_file_gone [ ! -e "$T/srv/safe/$H1" ]
-check young_kept [ "$(code "$S/backups/$H2")" = 200 ]
+check young_kept [ "$(code "$S/backups/$BF")" = 200 ]
 stop
 
 # --- the rate limit ---
