@@ -140,7 +140,7 @@ static void fmt_time(char *out, size_t cap, uint64_t ms)
 }
 
 struct opts {
-	const char *url, *user, *pwfile, *cacert, *id, *server, *server_key;
+	const char *url, *user, *pwfile, *cacert, *id, *server, *server_key, *server_cacert;
 	int force;
 };
 
@@ -159,7 +159,8 @@ static int parse(const char *name, int argc, char **argv, struct opts *o)
 		    (r = cli_opt(argc, argv, &i, "cacert", &o->cacert)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "id", &o->id)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server", &o->server)) != 0 ||
-		    (r = cli_opt(argc, argv, &i, "server-key", &o->server_key)) != 0) {
+		    (r = cli_opt(argc, argv, &i, "server-key", &o->server_key)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "server-cacert", &o->server_cacert)) != 0) {
 			if (r < 0)
 				return cli_usage_err(name, "an option lacks its value");
 			continue;
@@ -326,7 +327,7 @@ static int do_restore(const struct opts *o)
 	}
 	struct veil_msgr_init_opts io = {.server_url = o->server,
 	                                 .server_key = o->server_key ? server_pk : NULL,
-	                                 .ca_file = o->cacert};
+	                                 .ca_file = o->server_cacert};
 	if (veil_msgr_restore(&m, home, &io, id, b) != 0) {
 		cli_err("%s", m.errtext);
 		goto out;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,14 @@ static int efail(char *e, size_t cap, int rc, const char *fmt, ...)
 		vsnprintf(e, cap, fmt, ap);
 	va_end(ap);
 	return rc;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_ok;
+
+static void curl_init(void)
+{
+	curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
 static int status_rc(long st)
@@ -95,7 +104,8 @@ static int request(const struct veil_backup_target *t, struct req *r, char *e, s
 	r->dav = 0;
 	if (url_of(url, sizeof url, t, r->path) != 0)
 		return efail(e, cap, VEIL_ELIMIT, "the backup URL is too long");
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL)
+	pthread_once(&curl_once, curl_init);
+	if (!curl_ok || (c = curl_easy_init()) == NULL)
 		return efail(e, cap, VEIL_ENOMEM, "cannot start libcurl");
 	if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK) {

@@ -14,12 +14,17 @@ v() { local who=$1; shift; VEIL_HOME=$T/$who "$BIN/veil" "$@"; }
 # --- the WebDAV server ---
 DAV=$T/dav
 DP=$(port)
+SP=$(port)
 mkdir -p "$DAV/root" "$DAV/run"
 chmod 711 "$T"
 htpasswd -bc "$DAV/htpasswd" alice 'dav secret' 2>/dev/null
 printf 'dav secret\n' >"$T/davpw"
 printf 'wrong\n' >"$T/badpw"
 M=/usr/lib/apache2/modules
+# The same collection over https, with a certificate for 127.0.0.1 that is its own CA.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+	-subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+	-keyout "$DAV/cert.key" -out "$DAV/cert.pem" 2>/dev/null
 cat >"$DAV/httpd.conf" <<CONF
 ServerName 127.0.0.1
 Listen 127.0.0.1:$DP
@@ -35,6 +40,13 @@ LoadModule auth_basic_module $M/mod_auth_basic.so
 LoadModule authz_user_module $M/mod_authz_user.so
 LoadModule dav_module $M/mod_dav.so
 LoadModule dav_fs_module $M/mod_dav_fs.so
+LoadModule ssl_module $M/mod_ssl.so
+Listen 127.0.0.1:$SP
+<VirtualHost 127.0.0.1:$SP>
+	SSLEngine on
+	SSLCertificateFile $DAV/cert.pem
+	SSLCertificateKeyFile $DAV/cert.key
+</VirtualHost>
 $( [ "$(id -u)" = 0 ] && printf 'User nobody\nGroup nogroup\n' )
 DavLockDB $DAV/run/davlock
 DocumentRoot $DAV/root
@@ -134,6 +146,17 @@ check send_after_restore bash -c "VEIL_HOME=$T/a $BIN/veil send $B 'back again' 
 check receive_after_restore bash -c "VEIL_HOME=$T/b $BIN/veil send $A 'welcome back' >/dev/null && VEIL_HOME=$T/a $BIN/veil recv | grep -q 'welcome back'"
 check group_after_restore bash -c "VEIL_HOME=$T/a $BIN/veil group send $G 'group again' >/dev/null && VEIL_HOME=$T/c $BIN/veil recv | grep -q 'group again'"
 check restore_twice_refused bash -c "! VEIL_HOME=$T/a $BIN/veil backup restore --url $DURL --user alice --password-file $T/davpw --id $A --server $URL 2>/dev/null"
+
+# --- https with the server's CA given by --cacert ---
+SURL=https://127.0.0.1:$SP/safe
+check https_without_cacert_refused bash -c "! VEIL_HOME=$T/a $BIN/veil backup config --url $SURL --user alice --password-file $T/davpw 2>$T/err && grep -qi 'certificate' $T/err"
+check https_config bash -c "VEIL_HOME=$T/a $BIN/veil backup config --url $SURL --user alice --password-file $T/davpw --cacert $DAV/cert.pem | grep -q WebDAV"
+v a contact name "$C" "Carol" >/dev/null
+check https_backup v a backup now
+check https_uploaded_new bash -c "! cmp -s $T/good $DAV/root/safe/backups/$F"
+mv "$T/a" "$T/a.https"
+check https_restore v a backup restore --url "$SURL" --user alice --password-file "$T/davpw" --cacert "$DAV/cert.pem" --id "$A" --server "$URL"
+check https_restored_name bash -c "[ \"\$(VEIL_HOME=$T/a $BIN/veil contact name $C)\" = Carol ]"
 
 dav_stop
 stop
