@@ -240,11 +240,15 @@ static int parse_contact(json_t *o, struct veil_backup_contact *c)
 	if ((rc = opt_str(o, "firstname", first, VEIL_PROFILE_NICK_MAX)) != 0 ||
 	    (rc = opt_str(o, "lastname", last, VEIL_PROFILE_NICK_MAX)) != 0)
 		return rc;
-	/* The local name is "first last", as far as it fits. */
-	int n = snprintf(c->name, sizeof c->name, "%s%s%s", first, first[0] && last[0] ? " " : "",
-	                 last);
-	if (n < 0 || (size_t)n >= sizeof c->name)
-		return VEIL_ELIMIT;
+	/* The local name is "first last", or the first name alone if both do not fit. */
+	size_t fl = strlen(first), ll = strlen(last);
+	if (fl > 0 && ll > 0 && fl + 1 + ll <= VEIL_PROFILE_NICK_MAX) {
+		memcpy(c->name, first, fl);
+		c->name[fl] = ' ';
+		memcpy(c->name + fl + 1, last, ll + 1);
+	} else {
+		memcpy(c->name, fl > 0 ? first : last, (fl > 0 ? fl : ll) + 1);
+	}
 	return 0;
 }
 

@@ -64,16 +64,20 @@ struct req {
 	size_t body_len;
 	const char *destination; /* MOVE only: the path of the destination */
 	struct veil_buf *out;    /* response body, NULL: dropped */
+	int overflow;            /* the body did not fit out */
 	long status;
 	int dav; /* the answer had a DAV header */
 };
 
 static size_t to_buf(char *p, size_t size, size_t nmemb, void *arg)
 {
-	struct veil_buf *b = arg;
-	if (b == NULL)
+	struct req *r = arg;
+	if (r->out == NULL)
 		return size * nmemb;
-	return veil_buf_append(b, p, size * nmemb) == 0 ? size * nmemb : 0;
+	if (veil_buf_append(r->out, p, size * nmemb) == 0)
+		return size * nmemb;
+	r->overflow = 1;
+	return 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
@@ -102,6 +106,7 @@ static int request(const struct veil_backup_target *t, struct req *r, char *e, s
 
 	r->status = 0;
 	r->dav = 0;
+	r->overflow = 0;
 	if (url_of(url, sizeof url, t, r->path) != 0)
 		return efail(e, cap, VEIL_ELIMIT, "the backup URL is too long");
 	pthread_once(&curl_once, curl_init);
@@ -123,7 +128,7 @@ static int request(const struct veil_backup_target *t, struct req *r, char *e, s
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "veil");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r->out);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	if (t->user[0] != 0 || t->password[0] != 0) {
@@ -221,7 +226,12 @@ int veil_backup_probe(struct veil_backup_target *t, const char *url, char *e, si
 		return http_fail(t, &r, e, cap);
 	veil_buf_init(&b, CONFIG_MAX);
 	struct req g = {.method = "GET", .path = "config", .out = &b};
-	if ((rc = request(t, &g, e, cap)) != 0)
+	rc = request(t, &g, e, cap);
+	if (rc != 0 && g.overflow) {
+		rc = 0; /* a long answer (an error page, say) is no config */
+		g.status = 0;
+	}
+	if (rc != 0)
 		goto out;
 	if (r.dav && ok(r.status)) {
 		t->kind = VEIL_BACKUP_WEBDAV;
@@ -325,7 +335,7 @@ int veil_backup_download(const struct veil_backup_target *t,
 	veil_buf_reset(out);
 	struct req r = {.method = "GET", .path = path, .out = out};
 	if ((rc = request(t, &r, e, cap)) != 0) {
-		if (out->len >= out->max)
+		if (r.overflow)
 			return efail(e, cap, VEIL_ELIMIT, "the backup is larger than %zu bytes",
 			             out->max);
 		return rc;

@@ -247,6 +247,28 @@ static void test_parse_sample(void)
 	veil_backup_free(b);
 }
 
+/* A first and last name too long together: the first name alone, not a failed restore. */
+static void test_parse_long_names(void)
+{
+	char js[2048], first[201], last[201];
+	struct veil_backup *b = NULL;
+	memset(first, 'f', 200);
+	first[200] = 0;
+	memset(last, 'l', 200);
+	last[200] = 0;
+	snprintf(js, sizeof js,
+	         "{\"info\":{\"version\":1},\"user\":{\"privatekey\":"
+	         "\"ZWNob2VjaG9lY2hvZWNob2VjaG9lY2hvZWNob2VjaG8=\"},\"contacts\":[{\"identity\":"
+	         "\"ECHOECHO\",\"verification\":1,\"firstname\":\"%s\",\"lastname\":\"%s\"},"
+	         "{\"identity\":\"ECHOECH2\",\"verification\":1,\"lastname\":\"Last\"}]}",
+	         first, last);
+	CHECK_RC(veil_backup_parse((const uint8_t *)js, strlen(js), &b), 0);
+	CHECK(b->n_contacts == 2 && strcmp(b->contacts[0].name, first) == 0);
+	CHECK(strcmp(b->contacts[1].name, "Last") == 0);
+	CHECK(b->contacts[0].level == VEIL_LEVEL_ORANGE);
+	veil_backup_free(b);
+}
+
 static void test_parse_refused(void)
 {
 	struct veil_backup *b = NULL;
@@ -386,6 +408,7 @@ RUN(test_padding_hides_compressibility);
 RUN(test_refused);
 RUN(test_gunzip_bounds);
 RUN(test_parse_sample);
+RUN(test_parse_long_names);
 RUN(test_parse_refused);
 RUN(test_export_apply);
 if (home_base[0] != 0) {
