@@ -72,6 +72,40 @@ check cli_wrong_id_refused bash -c "! VEIL_HOME=$T/c $BIN/veil backup restore --
 # --- veil daemon uploads by itself, at most daily ---
 curl -s -o /dev/null -X DELETE "$S/backups/$H2" # room under --safe-max-backups 3
 check b_config bash -c "VEIL_HOME=$T/b $BIN/veil backup config --url $S >/dev/null"
+# The password asked on the terminal (a pseudo-terminal here) is not echoed.
+prompt_no_echo() {
+	env -u VEIL_BACKUP_PASSWORD_FILE VEIL_HOME="$T/b" python3 - "$BIN/veil" "$S" <<'PY'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "backup", "config", "--url", sys.argv[2]])
+out, deadline, sent, pos = b"", time.monotonic() + 60, 0, 0
+prompts = [b"backup password: ", b"again: "]
+while time.monotonic() < deadline:
+    r, _, _ = select.select([fd], [], [], 1)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    # Each prompt in turn gets the password once it shows.
+    if sent < 2 and prompts[sent] in out[pos:]:
+        pos = out.index(prompts[sent], pos) + len(prompts[sent])
+        os.write(fd, b"correct horse battery\n")
+        sent += 1
+_, st = os.waitpid(pid, 0)
+text = out.decode(errors="replace")
+ok = os.WEXITSTATUS(st) == 0 and sent == 2 and "correct horse" not in text and "Safe server" in text
+if not ok:
+    print("  exit %d, sent %d, output %r" % (os.WEXITSTATUS(st), sent, text))
+sys.exit(0 if ok else 1)
+PY
+}
+check prompt_no_echo prompt_no_echo
 dpid=
 run_daemon() { # waits for the daemon's word on backups (at most 30 s), then stops it
 	VEIL_HOME=$T/b "$BIN/veil" daemon 2>"$T/daemon.log" &
