@@ -14,7 +14,7 @@ PREFIX ?= /usr/local
 SANITIZE ?=
 FUZZ_SECONDS ?= 60
 PKGS := libsodium libuv libwebsockets libprotobuf-c sqlite3 libpq libcurl jansson libqrencode inih \
-	libjpeg libpng
+	libjpeg libpng zlib
 
 BUILD := build$(if $(SANITIZE),-san)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror

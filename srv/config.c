@@ -32,6 +32,10 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->blob_quota = 1024ull * 1024 * 1024;
 	cfg->blob_ttl_s = 14 * 24 * 3600;
 	cfg->blob_persist_ttl_s = 90 * 24 * 3600;
+	cfg->safe_max_size = 512u * 1024u;
+	cfg->safe_retention_days = 180;
+	cfg->safe_rate_per_min = 60;
+	cfg->safe_max_backups = 100000;
 	cfg->link_code_ttl_s = 600;
 	cfg->link_rate_per_min = 3;
 	cfg->match_rate_per_min = 4000;
@@ -336,6 +340,18 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "blob-persist-ttl") == 0) {
 		if ((rc = parse_uint(v, 1, 10ul * 365 * 24 * 3600, &n)) == 0)
 			cfg->blob_persist_ttl_s = (uint32_t)n;
+	} else if (strcmp(key, "safe-max-size") == 0) {
+		if ((rc = parse_uint(v, 0, 64ul * 1024 * 1024, &n)) == 0)
+			cfg->safe_max_size = n;
+	} else if (strcmp(key, "safe-retention-days") == 0) {
+		if ((rc = parse_uint(v, 1, 3650, &n)) == 0)
+			cfg->safe_retention_days = (uint32_t)n;
+	} else if (strcmp(key, "safe-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->safe_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "safe-max-backups") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000000, &n)) == 0)
+			cfg->safe_max_backups = n;
 	} else if (strcmp(key, "chat-conn-per-addr") == 0) {
 		if ((rc = parse_uint(v, 1, VEIL_CHAT_MAX_CONNECTIONS, &n)) == 0)
 			cfg->chat_conn_per_addr = (uint32_t)n;

@@ -21,6 +21,7 @@
 #include "limit/selfconn.h"
 #include "config.h"
 #include "blob/blob.h"
+#include "safe/safe.h"
 #include "directory/directory.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
@@ -40,7 +41,8 @@ static void usage(FILE *f)
 	    "on one HTTP listener, the directory service (/directory/), the blob service\n"
 	    "(/blob/), the Gateway message API for bots (/gateway/; identities made with\n"
 	    "`veilctl gateway create`), the multi-device mediator (WebSocket, /mediator/),\n"
-	    "the rendezvous relay for linking a new device (WebSocket, /rendezvous/) and\n"
+	    "the rendezvous relay for linking a new device (WebSocket, /rendezvous/),\n"
+	    "Threema Safe backups (/safe/) and\n"
 	    "the signed provisioning document (/.well-known/veil/provisioning). With no\n"
 	    "options\n"
 	    "everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
@@ -88,6 +90,11 @@ static void usage(FILE *f)
 	    "  --blob-ttl SECONDS   lifetime of a blob (1209600 = 14 days)\n"
 	    "  --blob-persist-ttl SECONDS  lifetime of a persistent (group) blob (7776000 = 90 "
 	    "days)\n"
+	    "  --safe-max-size N    largest Threema Safe backup (/safe/) in bytes (524288;\n"
+	    "                       0 turns the Safe service off)\n"
+	    "  --safe-retention-days N  days a backup is kept after its last upload (180)\n"
+	    "  --safe-rate N        Safe requests (/safe/) per client address per minute (60)\n"
+	    "  --safe-max-backups N  backups kept at most (100000)\n"
 	    "  --chat-conn-per-addr N  chat connections one client address may hold (1000)\n"
 	    "  --chat-handshakes-per-addr N  of those, still in the handshake (32)\n"
 	    "  --chat-conn-rate N   new chat connections per address per minute (1200; 0 = any)\n"
@@ -168,6 +175,10 @@ static const struct option long_opts[] = {
     {"blob-quota", required_argument, NULL, 0},
     {"blob-ttl", required_argument, NULL, 0},
     {"blob-persist-ttl", required_argument, NULL, 0},
+    {"safe-max-size", required_argument, NULL, 0},
+    {"safe-retention-days", required_argument, NULL, 0},
+    {"safe-rate", required_argument, NULL, 0},
+    {"safe-max-backups", required_argument, NULL, 0},
     {"smtp-url", required_argument, NULL, 0},
     {"smtp-from", required_argument, NULL, 0},
     {"sms-webhook", required_argument, NULL, 0},
@@ -370,6 +381,8 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv,
 	    (rc = veil_websvc_register(http, srv, web_root)) != 0)
 		fprintf(stderr, "veild: cannot serve the web client from %s\n", web_root);
 	if (rc == 0)
+		rc = veil_safesvc_register(http, srv);
+	if (rc == 0)
 		rc = veil_http_run(http);
 	if (rc != 0)
 		fprintf(stderr, "veild: cannot start the HTTP services: %s\n", veil_strerror(rc));
@@ -486,6 +499,9 @@ int main(int argc, char **argv)
 	       veil_http_port(http));
 	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", uhost,
 	       veil_http_port(http), srv.cfg.data_dir);
+	if (srv.cfg.safe_max_size > 0)
+		printf("  safe        http://%s:%u/safe/ (Threema Safe backups in %s/safe)\n",
+		       uhost, veil_http_port(http), srv.cfg.data_dir);
 	printf("  gateway     http://%s:%u/gateway (message API for bots; veilctl gateway)\n",
 	       uhost, veil_http_port(http));
 	printf("  mediator    ws://%s:%u%s<hex of ClientUrlInfo> (multi-device)\n", uhost,

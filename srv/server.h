@@ -69,6 +69,12 @@ struct veil_config {
 	uint32_t store_check_ms;     /* --store-check-ms, integrity check at start, 0 = none */
 	uint32_t store_reserve_mb;   /* --store-reserve-mb, disk kept free for acks, 0 = none */
 
+	/* The Safe backup service (srv/safe). */
+	uint64_t safe_max_size;       /* --safe-max-size, largest backup in bytes (0: no /safe/) */
+	uint32_t safe_retention_days; /* --safe-retention-days, a backup's life after its upload */
+	uint32_t safe_rate_per_min;   /* --safe-rate, /safe/ requests per address per minute */
+	uint64_t safe_max_backups;    /* --safe-max-backups, backups kept at most */
+
 	/* Per client address on the chat port (srv/chat/chat.c). */
 	uint32_t chat_conn_per_addr;       /* --chat-conn-per-addr, connections in total */
 	uint32_t chat_handshakes_per_addr; /* --chat-handshakes-per-addr, not yet logged in */

@@ -144,7 +144,8 @@ int cli_rpc_abs_path(char *out, size_t cap, const char *path);
 	"on the unix socket $VEIL_HOME/daemon.sock (mode 0600): one JSON object per\n"             \
 	"line. While it runs, 'veil send', 'veil group send' and 'veil chat' go\n"                 \
 	"through it (a second login would end its connection). One daemon per\n"                   \
-	"profile ($VEIL_HOME/daemon.lock). SIGTERM or Ctrl-C stops it.\n"                          \
+	"profile ($VEIL_HOME/daemon.lock). SIGTERM or Ctrl-C stops it. With backups\n"             \
+	"configured ('veil backup config') it uploads one after changes, at most daily.\n"         \
 	"\n"                                                                                       \
 	"methods (params):\n"                                                                      \
 	"  send {to, text | file [, caption]}   -> {id}\n"                                         \
@@ -217,5 +218,6 @@ int cli_contact_match(int argc, char **argv);
 int cli_contact_show(int argc, char **argv);
 int cli_contact_verify(int argc, char **argv);
 int cmd_group(int argc, char **argv);
+int cmd_backup(int argc, char **argv); /* backup.c */
 
 #endif

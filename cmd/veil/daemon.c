@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "veil/e2e.h"
+#include "veil/safe.h"
 
 #include "cli.h"
 
@@ -37,6 +38,8 @@
 #define DAEMON_MAX_PENDING_FILES 256
 /* How long the daemon leaves the connection to another login that ended its own. */
 #define DAEMON_YIELD_MS 10000
+/* How often the daemon looks whether a Safe backup is due (veil_backup_run decides). */
+#define DAEMON_BACKUP_CHECK_MS (10u * 60u * 1000u)
 
 /* JSON-RPC 2.0 error codes; application errors use the CLI's exit statuses (1, 3). */
 enum {
@@ -80,6 +83,8 @@ struct cli_daemon {
 	json_t *alerts; /* server alerts during a request */
 	struct dfile files[DAEMON_MAX_PENDING_FILES];
 	size_t nfiles;
+	uint64_t next_backup; /* veil_mono_ms() of the next backup check, 0 = at once */
+	int backup_said;      /* the state of backups was logged once */
 };
 
 static void dlog(struct cli_daemon *d, const char *fmt, ...) VEIL_PRINTF(2, 3);
@@ -899,6 +904,34 @@ static void maybe_connect(struct cli_daemon *d)
 	d->was_connected = 1;
 }
 
+/*
+ * Uploads a Safe backup when one is due (configured with 'veil backup
+ * config'; at most daily, and only after changes or half the retention
+ * time). Blocks the loop for the upload, as a send does.
+ */
+static void maybe_backup(struct cli_daemon *d)
+{
+	char err[512];
+	if (veil_mono_ms() < d->next_backup)
+		return;
+	d->next_backup = veil_mono_ms() + DAEMON_BACKUP_CHECK_MS;
+	int rc = veil_backup_run(&d->m.prof, 0, err, sizeof err);
+	if (rc == VEIL_ENOTFOUND)
+		return; /* no backups configured */
+	if (rc < 0) {
+		dlog(d, "backup failed: %s (retrying in %u min)", err,
+		     DAEMON_BACKUP_CHECK_MS / 60000u);
+	} else if (rc == 0) {
+		struct veil_backup_cfg c;
+		if (veil_backup_cfg_load(d->m.prof.home, &c) == 0)
+			dlog(d, "backup uploaded (%llu bytes)", (unsigned long long)c.last_size);
+		veil_backup_cfg_wipe(&c);
+	} else if (!d->backup_said) {
+		dlog(d, "backup up to date");
+	}
+	d->backup_said = 1;
+}
+
 int cli_daemon_run(struct cli_daemon *d, int stop_fd)
 {
 	struct pollfd pf[3 + DAEMON_MAX_CLIENTS];
@@ -942,6 +975,7 @@ int cli_daemon_run(struct cli_daemon *d, int stop_fd)
 		}
 		if (d->nfiles > 0)
 			download_files(d);
+		maybe_backup(d);
 		if (pf[1].revents & POLLIN)
 			accept_client(d);
 		for (size_t i = 0; i < DAEMON_MAX_CLIENTS; i++) {

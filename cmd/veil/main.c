@@ -228,6 +228,37 @@ static const struct cli_cmd commands[] = {
     {"daemon", cmd_daemon, "hold the connection: receive all the time, serve JSON-RPC",
      CLI_DAEMON_USAGE},
     {"chat", cmd_chat, "talk with a contact or a group in the terminal", CLI_CHAT_USAGE},
+    {"backup", cmd_backup, "Threema Safe backups to a Safe or WebDAV server",
+     "backup config --url URL [--user USER --password-file FILE] [--cacert FILE]\n"
+     "       veil backup now\n"
+     "       veil backup status\n"
+     "       veil backup restore --url URL --id ID --server URL [--server-key HEX]\n"
+     "          [--server-cacert FILE] [--user USER --password-file FILE] [--cacert FILE]\n"
+     "\n"
+     "Backs up the identity, contacts (keys, verification levels, nicknames, local\n"
+     "names) and groups in the Threema Safe format: gzip'd JSON, padded to a size\n"
+     "bucket, encrypted under a key derived from the backup password and the ID.\n"
+     "Messages are not part of a backup.\n"
+     "\n"
+     "config   where backups go: a Safe server (veild serves one at URL/safe/) or a\n"
+     "         WebDAV collection (told apart by asking the server). --user and\n"
+     "         --password-file give HTTP basic auth; they are kept in\n"
+     "         $VEIL_HOME/backup.json (mode 0600) with the key derived from the\n"
+     "         backup password (asked twice, at least 8 characters), never the\n"
+     "         password itself.\n"
+     "now      upload a backup at once. 'veil daemon' uploads one by itself after\n"
+     "         changes, at most once a day.\n"
+     "status   the last success, its size, when the next is due, the last error.\n"
+     "restore  into an empty $VEIL_HOME: fetches the backup of ID from URL,\n"
+     "         registers nothing new: the server at --server must know ID with\n"
+     "         the backup's key (--server-key and --server-cacert as --server-key\n"
+     "         and --cacert of 'veil init'). Later backups go to the same URL.\n"
+     "\n"
+     "--cacert FILE verifies an https backup URL against the CA certificates in\n"
+     "FILE (PEM) instead of the system store; config keeps its absolute path.\n"
+     "\n"
+     "The backup password is asked on the terminal without echo, or read from the\n"
+     "first line of the file named by $VEIL_BACKUP_PASSWORD_FILE (for scripts).\n"},
 };
 
 static const struct cli_cmd *find(const char *name)

@@ -13,6 +13,8 @@
  *   blob           {uploadUrl, downloadUrl, doneUrl} (with a data directory)
  *   mediator       {url: ws(s):// base URL of the mediator, ending with "/"}
  *   rendezvous     {url: ws(s):// base URL of the rendezvous relay, ending with "/"}
+ *   safe           {url: base URL of the Safe backup server, ending with "/"}
+ *                  (with a data directory and --safe-max-size above 0)
  *   gateway        {url: base URL of the Gateway message API, no trailing "/";
  *                  a Veil addition: the published API's clients take it as
  *                  their base URL}
@@ -22,7 +24,7 @@
  * say) and at --public-chat when set, else at the listeners themselves.
  *
  * OPPF's mediator entry also has a blob mirror, which Veil does not run
- * yet; it is omitted, as are services that do not exist yet (safe...),
+ * yet; it is omitted, as are services that do not exist yet,
  * rather than given placeholders. The document is built and signed once at
  * start.
  */
@@ -84,7 +86,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	char dir_url[VEIL_PUBLIC_URL_MAX + 48], blob_up[VEIL_PUBLIC_URL_MAX + 48];
 	char blob_down[VEIL_PUBLIC_URL_MAX + 48], blob_done[VEIL_PUBLIC_URL_MAX + 48];
 	char md_url[VEIL_PUBLIC_URL_MAX + 48], rdv_url[VEIL_PUBLIC_URL_MAX + 48];
-	char gw_url[VEIL_PUBLIC_URL_MAX + 48];
+	char gw_url[VEIL_PUBLIC_URL_MAX + 48], safe_url[VEIL_PUBLIC_URL_MAX + 48];
 	char sign_b64[VEIL_B64_LEN(32)], csp_b64[VEIL_B64_LEN(32)];
 	char sig_b64[VEIL_B64_LEN(crypto_sign_BYTES)];
 	uint8_t sig[crypto_sign_BYTES];
@@ -105,6 +107,7 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	snprintf(blob_down, sizeof blob_down, "%s/blob/{blobId}", base);
 	snprintf(blob_done, sizeof blob_done, "%s/blob/{blobId}/done", base);
 	snprintf(gw_url, sizeof gw_url, "%s/gateway", base);
+	snprintf(safe_url, sizeof safe_url, "%s/safe/", base);
 	/*
 	 * The WebSocket services (srv/mediator, srv/rendezvous) on the same
 	 * listener, below the same base: ws for http, wss for https.
@@ -134,7 +137,9 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	    (json_object_set_new(doc, "mediator", json_pack("{s:s}", "url", md_url)) != 0 ||
 	     json_object_set_new(doc, "rendezvous", json_pack("{s:s}", "url", rdv_url)) != 0 ||
 	     (cfg->data_dir[0] != '\0' &&
-	      json_object_set_new(doc, "gateway", json_pack("{s:s}", "url", gw_url)) != 0))) {
+	      json_object_set_new(doc, "gateway", json_pack("{s:s}", "url", gw_url)) != 0) ||
+	     (cfg->data_dir[0] != '\0' && cfg->safe_max_size > 0 &&
+	      json_object_set_new(doc, "safe", json_pack("{s:s}", "url", safe_url)) != 0))) {
 		json_decref(doc);
 		doc = NULL;
 	}
