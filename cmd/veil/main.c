@@ -46,7 +46,7 @@ static const struct cli_cmd commands[] = {
      "file), except the commands a running 'veil daemon' serves.\n"
      "  --kdf LEVEL        how costly the passphrase is to guess: interactive (64 MiB),\n"
      "                     moderate (256 MiB, the default), sensitive (1 GiB), or min\n"
-     "                     (8 MiB, for tests); $VEIL_KDF sets the default\n"
+     "                     (1 MiB, for tests); $VEIL_KDF sets the default\n"
      "  --no-passphrase    no passphrase: the store key lies in $VEIL_HOME/store.key\n"
      "                     (mode 0600); 'veil passphrase set' adds one later\n"
      "\n"

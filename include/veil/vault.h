@@ -25,7 +25,7 @@ struct veil_profile;
 /* The cost of deriving the KEK from a passphrase (crypto_pwhash's levels). */
 enum veil_kdf_level {
 	VEIL_KDF_NONE = 0,    /* no passphrase: the KEK lies in store.key */
-	VEIL_KDF_MIN,         /* 1 pass over 8 MiB: tests and throwaway profiles only */
+	VEIL_KDF_MIN,         /* 1 pass over 1 MiB: tests and throwaway profiles only */
 	VEIL_KDF_INTERACTIVE, /* libsodium's OPSLIMIT/MEMLIMIT_INTERACTIVE: 64 MiB */
 	VEIL_KDF_MODERATE,    /* _MODERATE: 256 MiB (the default of veil init) */
 	VEIL_KDF_SENSITIVE,   /* _SENSITIVE: 1 GiB */

@@ -45,7 +45,7 @@ static const struct {
 	size_t mem;
 } levels[] = {
     [VEIL_KDF_NONE] = {"none", 0, 0},
-    [VEIL_KDF_MIN] = {"min", 1, 8u << 20},
+    [VEIL_KDF_MIN] = {"min", 1, 1u << 20},
     [VEIL_KDF_INTERACTIVE] = {"interactive", crypto_pwhash_OPSLIMIT_INTERACTIVE,
                               crypto_pwhash_MEMLIMIT_INTERACTIVE},
     [VEIL_KDF_MODERATE] = {"moderate", crypto_pwhash_OPSLIMIT_MODERATE,

@@ -566,7 +566,7 @@ int veil_profile_export(struct veil_profile *p, int fd, const uint8_t *pass, siz
 	static const struct {
 		uint64_t ops, mem;
 	} lv[] = {{0, 0},
-	          {1, 8u << 20},
+	          {1, 1u << 20},
 	          {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE},
 	          {crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE},
 	          {crypto_pwhash_OPSLIMIT_SENSITIVE, crypto_pwhash_MEMLIMIT_SENSITIVE}};
