@@ -289,7 +289,7 @@ static void show_usage(FILE *f)
 	fprintf(f, "usage: %s <command> [arguments]\n       %s --version\n\ncommands:\n", cli_prog,
 	        cli_prog);
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\n'%s <command> --help' describes a command. The profile lives in\n"
 	        "$VEIL_HOME (default ~/.veil). Options go before a message's text; '--'\n"
