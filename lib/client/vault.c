@@ -81,6 +81,15 @@ int veil_kdf_level_parse(const char *name)
 	return -1;
 }
 
+int veil_kdf_params(int level, uint64_t *ops, uint64_t *mem)
+{
+	if (level <= VEIL_KDF_NONE || (size_t)level >= VEIL_ARRAY_LEN(levels))
+		return VEIL_EINVAL;
+	*ops = levels[level].ops;
+	*mem = levels[level].mem;
+	return 0;
+}
+
 const char *veil_kdf_level_name(int level)
 {
 	if (level < 0 || (size_t)level >= VEIL_ARRAY_LEN(levels))

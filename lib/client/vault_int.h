@@ -104,6 +104,8 @@ void veil_vault_release(struct veil_profile *p);
 /* The passphrase source (veil_vault_set_passphrase_fn, else the file). */
 int veil_vault_get_pass(uint8_t *buf, size_t cap, size_t *len, int why) VEIL_WUR;
 int veil_vault_new_level(void);
+/* The Argon2id opslimit and memlimit of a level other than none; VEIL_EINVAL for none. */
+int veil_kdf_params(int level, uint64_t *ops, uint64_t *mem) VEIL_WUR;
 
 /* Writes home/name atomically (temporary file, fsync, rename, directory fsync). */
 int veil_profile_write_atomic(const char *home, const char *name, const void *data, size_t len,

@@ -554,26 +554,18 @@ int veil_profile_export(struct veil_profile *p, int fd, const uint8_t *pass, siz
 	if (key == NULL)
 		return VEIL_ENOMEM;
 	veil_buf_init_secret(&x.pt, VEIL_REC_MAX);
-	if (level <= VEIL_KDF_NONE || level > VEIL_KDF_SENSITIVE) {
-		rc = VEIL_EINVAL;
+	uint64_t ops = 0, mem = 0;
+	if ((rc = veil_kdf_params(level, &ops, &mem)) != 0)
 		goto out;
-	}
 	x.chunk = malloc(4 + EXP_CHUNK_MAX);
 	if (x.chunk == NULL) {
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	static const struct {
-		uint64_t ops, mem;
-	} lv[] = {{0, 0},
-	          {1, 1u << 20},
-	          {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE},
-	          {crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE},
-	          {crypto_pwhash_OPSLIMIT_SENSITIVE, crypto_pwhash_MEMLIMIT_SENSITIVE}};
 	memcpy(hdr, VEIL_EXPORT_MAGIC, EXP_MAGIC_LEN);
 	hdr[EXP_MAGIC_LEN] = 1; /* Argon2id, libsodium's crypto_pwhash_ALG_ARGON2ID13 */
-	veil_store_u64le(hdr + EXP_MAGIC_LEN + 1, lv[level].ops);
-	veil_store_u64le(hdr + EXP_MAGIC_LEN + 9, lv[level].mem);
+	veil_store_u64le(hdr + EXP_MAGIC_LEN + 1, ops);
+	veil_store_u64le(hdr + EXP_MAGIC_LEN + 9, mem);
 	veil_random(hdr + EXP_MAGIC_LEN + 17, crypto_pwhash_SALTBYTES);
 	if ((rc = export_key(hdr, pass, len, key)) != 0)
 		goto out;
