@@ -50,6 +50,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 IT_SRC := $(wildcard tests/it/*.c)
 IT_BIN := $(patsubst tests/it/%.c,$(BUILD)/tests/it/%,$(IT_SRC))
+# Helpers the shell tests call (not tests themselves).
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
 FUZZ_BIN := $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
@@ -121,6 +124,10 @@ $(BUILD)/tests/it/%: $(BUILD)/tests/it/%.o $(SRV_LIB_O) $(BUILD)/libveil.a
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(TOOL_BIN): $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libveil.a
+	@mkdir -p $(dir $@)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Fuzz targets of server parsers are named fuzz_srv_* or fuzz_dir*.
 SRV_FUZZ_REPLAY := $(filter $(BUILD)/fuzz/replay_fuzz_srv_% $(BUILD)/fuzz/replay_fuzz_dir%,$(FUZZ_REPLAY))
 LIB_FUZZ_REPLAY := $(filter-out $(SRV_FUZZ_REPLAY),$(FUZZ_REPLAY))
@@ -142,7 +149,16 @@ $(filter-out $(SRV_BENCH_BIN),$(BENCH_BIN)): $(BUILD)/bench/%: $(BUILD)/bench/%.
 	@mkdir -p $(dir $@)
 	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: all $(UNIT_BIN) $(IT_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
+# SQLCipher, measured against the sealed columns of the client store
+# (bench/vault_bench.c): built only where libsqlcipher-dev is installed and
+# never linked with libveil (it exports SQLite's symbols).
+SQLCIPHER_BENCH := $(if $(shell pkg-config --exists sqlcipher && echo y),$(BUILD)/bench/sqlcipher_bench)
+$(BUILD)/bench/sqlcipher_bench: bench/sqlcipher/sqlcipher_bench.c bench/store_common.h
+	@mkdir -p $(dir $@)
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(CFLAGS) $(shell pkg-config --cflags sqlcipher) \
+		-DSQLITE_HAS_CODEC $(LDFLAGS) -o $@ $< $(shell pkg-config --libs sqlcipher)
+
+unit: all $(UNIT_BIN) $(IT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
 
 check: deps unit
 	@BUILD=$(BUILD) tests/run
@@ -150,7 +166,7 @@ check: deps unit
 run: deps all
 	$(BUILD)/veild
 
-bench: deps all $(BENCH_BIN)
+bench: deps all $(BENCH_BIN) $(SQLCIPHER_BENCH)
 	@BUILD=$(BUILD) bench/run
 
 # libFuzzer builds use clang and their own object directory.

@@ -219,5 +219,24 @@ int cli_contact_show(int argc, char **argv);
 int cli_contact_verify(int argc, char **argv);
 int cmd_group(int argc, char **argv);
 int cmd_backup(int argc, char **argv); /* backup.c */
+int cmd_passphrase(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+/*
+ * Passphrases (pass.c). cli_pass_setup makes the library ask through
+ * cli_pass_read: the file named by $env (if set), else by
+ * $VEIL_PASSPHRASE_FILE, else the terminal without echo (twice if
+ * confirm). cli_new_level: the KDF level of a new passphrase from --kdf,
+ * else $VEIL_KDF, else moderate; none with --no-passphrase (2 on a usage
+ * error, printed).
+ */
+void cli_pass_setup(void);
+/* Asks for the new passphrase now, for the library to take later (1 with the error printed). */
+int cli_pass_prefetch_new(void);
+int cli_pass_read(const char *env, const char *prompt, int confirm, uint8_t *buf, size_t cap,
+                  size_t *len);
+int cli_kdf_option(const char *cmd, const char *v, int *level);
+int cli_new_level(const char *cmd, const char *kdf, int no_pass, int *level);
 
 #endif

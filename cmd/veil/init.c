@@ -6,8 +6,8 @@
 int cmd_init(int argc, char **argv)
 {
 	const char *server = NULL, *key = NULL, *nick = NULL, *cacert = NULL, *invite = NULL;
-	const char *join = NULL, *label = NULL;
-	int yes = 0;
+	const char *join = NULL, *label = NULL, *kdf = NULL;
+	int yes = 0, no_pass = 0, level;
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char home[VEIL_PROFILE_PATH_MAX], id[VEIL_ID_LEN + 1];
 	struct veil_msgr m;
@@ -17,19 +17,32 @@ int cmd_init(int argc, char **argv)
 			yes = 1;
 			continue;
 		}
+		if (strcmp(argv[i], "--no-passphrase") == 0) {
+			no_pass = 1;
+			continue;
+		}
 		if ((r = cli_opt(argc, argv, &i, "join", &join)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "label", &label)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server", &server)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "server-key", &key)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "nickname", &nick)) != 0 ||
 		    (r = cli_opt(argc, argv, &i, "cacert", &cacert)) != 0 ||
-		    (r = cli_opt(argc, argv, &i, "invite", &invite)) != 0) {
+		    (r = cli_opt(argc, argv, &i, "invite", &invite)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "kdf", &kdf)) != 0) {
 			if (r < 0)
 				return cli_usage_err("init", "an option lacks its value");
 			continue;
 		}
 		return cli_usage_err("init", "unexpected argument");
 	}
+	if (kdf != NULL && no_pass)
+		return cli_usage_err("init", "--kdf and --no-passphrase exclude each other");
+	if (cli_new_level("init", kdf, no_pass, &level) != 0)
+		return 2;
+	veil_vault_set_new_level(level);
+	/* Before the server is asked for anything: no identity without its profile. */
+	if (level != VEIL_KDF_NONE && cli_pass_prefetch_new() != 0)
+		return 1;
 	if (join != NULL)
 		return cli_init_join(join, server, cacert, label, yes);
 	if (server == NULL)

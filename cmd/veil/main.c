@@ -15,9 +15,9 @@ const char *cli_prog = "veil";
 static const struct cli_cmd commands[] = {
     {"init", cmd_init, "create a new identity on a server",
      "init --server URL [--server-key HEX] [--nickname NAME] [--cacert FILE]\n"
-     "          [--invite CODE]\n"
+     "          [--invite CODE] [--kdf LEVEL | --no-passphrase]\n"
      "       veil init --join LINK [--server URL] [--cacert FILE] [--label LABEL]\n"
-     "          [--yes]\n"
+     "          [--yes] [--kdf LEVEL | --no-passphrase]\n"
      "\n"
      "Creates a key pair, fetches the server's signed provisioning document from\n"
      "URL/.well-known/veil/provisioning, registers with the server's directory and\n"
@@ -40,6 +40,16 @@ static const struct cli_cmd commands[] = {
      "  --invite CODE      the invite code from the server's operator, for a server\n"
      "                     that lets only invited people join (veild --signup invite)\n"
      "\n"
+     "The profile is encrypted at rest (messages, contacts, groups, keys). init asks\n"
+     "for a passphrase twice on the terminal, or reads it from the file named by\n"
+     "$VEIL_PASSPHRASE_FILE; every later command asks for it again (or reads that\n"
+     "file), except the commands a running 'veil daemon' serves.\n"
+     "  --kdf LEVEL        how costly the passphrase is to guess: interactive (64 MiB),\n"
+     "                     moderate (256 MiB, the default), sensitive (1 GiB), or min\n"
+     "                     (1 MiB, for tests); $VEIL_KDF sets the default\n"
+     "  --no-passphrase    no passphrase: the store key lies in $VEIL_HOME/store.key\n"
+     "                     (mode 0600); 'veil passphrase set' adds one later\n"
+     "\n"
      "--join makes this a new device of an existing identity: LINK is what\n"
      "'veil device link' prints on a device of that identity. Both devices then\n"
      "show a code (xx-xx-xx); init asks whether they match (--yes: without\n"
@@ -51,7 +61,8 @@ static const struct cli_cmd commands[] = {
      "Prints your ID and public key (hex), separated by a space. The secret key is\n"
      "never printed.\n"
      "\n"
-     "  --json   print a JSON object instead\n"},
+     "  --json   print a JSON object instead (with mediator_url on a device of a\n"
+     "           device group)\n"},
     {"contact", cmd_contact, "add, list, find and verify contacts",
      "contact add ID [--key HEX]\n"
      "       veil contact list [--json]\n"
@@ -225,6 +236,41 @@ static const struct cli_cmd commands[] = {
      "  --json          JSON Lines: dir, peer, id, date, type, type_code, status,\n"
      "                  text, group {id, creator, name}, name, mime, size,\n"
      "                  caption (files), ids (receipts), raw and size (raw)\n"},
+    {"passphrase", cmd_passphrase, "set, change or remove the profile's passphrase",
+     "passphrase set [--kdf LEVEL]\n"
+     "       veil passphrase change [--kdf LEVEL]\n"
+     "       veil passphrase remove\n"
+     "\n"
+     "set:     gives a profile without passphrase one. A profile of the old,\n"
+     "         plaintext format (a 'key' file in $VEIL_HOME) is converted: the new,\n"
+     "         encrypted database is built beside the old one and replaces it in\n"
+     "         one rename, then the plaintext key is removed; a crash leaves the\n"
+     "         old profile or the new one, never neither.\n"
+     "change:  asks for the current passphrase, then twice for the new one.\n"
+     "remove:  keeps the profile encrypted, with the store key in\n"
+     "         $VEIL_HOME/store.key (mode 0600) instead of behind a passphrase;\n"
+     "         converts a plaintext profile that way.\n"
+     "\n"
+     "Only the wrap of the keys changes: a running daemon keeps working. Scripts\n"
+     "name files holding the passphrases: $VEIL_PASSPHRASE_FILE (the current one)\n"
+     "and $VEIL_NEW_PASSPHRASE_FILE (the new one; default: the current file).\n"
+     "  --kdf LEVEL   min, interactive, moderate or sensitive (see 'veil init')\n"},
+    {"export", cmd_export, "write the message history to an encrypted file",
+     "export FILE [--kdf LEVEL]\n"
+     "\n"
+     "Writes every stored message, sent and received, to FILE (created, mode 0600,\n"
+     "never overwritten), encrypted under a passphrase of its own: asked twice on\n"
+     "the terminal, or read from the file named by $VEIL_EXPORT_PASSPHRASE_FILE\n"
+     "(default: $VEIL_PASSPHRASE_FILE). The file is a libsodium secretstream, one\n"
+     "message per chunk: memory stays the same for any size.\n"
+     "  --kdf LEVEL   the cost of the export passphrase (default moderate)\n"},
+    {"import", cmd_import, "add the messages of an exported file",
+     "import FILE\n"
+     "\n"
+     "Reads a file written by 'veil export' (its passphrase as for export) and adds\n"
+     "the messages this profile does not have yet; a second import of the same\n"
+     "file adds nothing. A tampered or truncated file, or a wrong passphrase,\n"
+     "imports nothing at all.\n"},
     {"daemon", cmd_daemon, "hold the connection: receive all the time, serve JSON-RPC",
      CLI_DAEMON_USAGE},
     {"chat", cmd_chat, "talk with a contact or a group in the terminal", CLI_CHAT_USAGE},
@@ -274,7 +320,7 @@ static void show_usage(FILE *f)
 	fprintf(f, "usage: %s <command> [arguments]\n       %s --version\n\ncommands:\n", cli_prog,
 	        cli_prog);
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\n'%s <command> --help' describes a command. The profile lives in\n"
 	        "$VEIL_HOME (default ~/.veil). Options go before a message's text; '--'\n"
@@ -474,5 +520,6 @@ int main(int argc, char **argv)
 		return cli_err("cannot initialise the cryptography library");
 	/* The library logs only at debug level; keep the output to our own lines. */
 	veil_log_set_level(VEIL_LOG_ERROR);
+	cli_pass_setup();
 	return c->fn(argc - 1, argv + 1);
 }

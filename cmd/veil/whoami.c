@@ -28,6 +28,12 @@ int cmd_whoami(int argc, char **argv)
 	if (json) {
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "public_key", pk, "server",
 		                      m.prof.server_url, "nickname", m.prof.nickname);
+		/* The device group's mediator (it is no longer readable in a file of the profile). */
+		if (o != NULL && m.prof.md &&
+		    json_object_set_new(o, "mediator_url", json_string(m.prof.md_url)) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
 		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		if (s == NULL)
 			rc = cli_err("out of memory");

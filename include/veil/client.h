@@ -18,6 +18,7 @@
 #include "veil/md.h"
 #include "veil/rendezvous.h"
 #include "veil/util.h"
+#include "veil/vault.h"
 
 /* ---------------------------------------------------------------------- */
 /* Connection                                                             */
@@ -242,9 +243,11 @@ void veil_backoff_reset(struct veil_backoff *b);
 
 /*
  * The profile of one identity, kept in a directory (VEIL_HOME, default
- * ~/.veil, mode 0700): "key" (the secret key in hex, mode 0600),
- * "profile.json" (everything public) and "veil.db" (SQLite: contacts,
- * E2E nonces seen, message log). sk lives in sodium_malloc memory.
+ * ~/.veil, mode 0700): "profile.json" (everything public) and "veil.db"
+ * (SQLite, every record sealed: contacts, E2E nonces seen, groups, the
+ * device group, message log; the secret key wrapped under the passphrase,
+ * see include/veil/vault.h), and "store.key" for a profile without
+ * passphrase. sk lives in sodium_malloc memory.
  */
 struct veil_profile {
 	char home[VEIL_PROFILE_PATH_MAX];
@@ -260,7 +263,8 @@ struct veil_profile {
 	char nickname[VEIL_PROFILE_NICK_MAX + 1];
 	/* home/ca.pem if the profile has its own CA bundle for https, else "" */
 	char ca_file[VEIL_PROFILE_PATH_MAX + 16];
-	void *db; /* sqlite3 * */
+	void *db;    /* sqlite3 * */
+	void *vault; /* the store's keys (lib/client/vault_int.h), guarded memory */
 	/*
 	 * Multi-device, from "md.json" (mode 0600; absent for a single-device
 	 * profile): the device group key and this device's IDs.
@@ -300,16 +304,23 @@ int veil_profile_check_home(const char *home, char *why, size_t cap) VEIL_WUR;
  */
 int veil_profile_init(struct veil_profile *p, const char *home) VEIL_WUR;
 /*
- * Creates home (0700) if needed and writes the profile files. VEIL_EEXIST if
- * home already holds a profile (nothing is overwritten).
+ * Creates home (0700) if needed and writes the profile files: the store,
+ * with a passphrase from the passphrase source if veil_vault_set_new_level
+ * set a level (none by default), then profile.json. VEIL_EEXIST if home
+ * already holds a profile (nothing is overwritten).
  */
 int veil_profile_create(struct veil_profile *p) VEIL_WUR;
 /* Rewrites profile.json atomically (after a nickname change, say). */
 int veil_profile_save(struct veil_profile *p) VEIL_WUR;
 /*
- * Loads the profile in home (veil_profile_init is done here). VEIL_ENOTFOUND
- * if there is no profile, VEIL_EPROTO if a file is damaged, VEIL_EIO if the
- * secret key file is readable by others or the database cannot be opened.
+ * Loads the profile in home (veil_profile_init is done here), asking the
+ * passphrase source (veil_vault_set_passphrase_fn) if it has a passphrase.
+ * VEIL_ENOTFOUND if there is no profile, VEIL_EPROTO if a file is damaged,
+ * VEIL_ECORRUPT if the store is, VEIL_EIO if store.key is readable by others
+ * or the database cannot be opened, VEIL_EPASS for a wrong passphrase,
+ * VEIL_ELOCKED if none was given, VEIL_EPLAIN for a profile of the first,
+ * plaintext format (veil_profile_migrate converts it). Nothing is changed
+ * on failure.
  */
 int veil_profile_open(struct veil_profile *p, const char *home) VEIL_WUR;
 /* Closes the database and wipes the secret key. Safe on a zeroed struct. */

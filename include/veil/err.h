@@ -28,7 +28,10 @@ enum veil_err {
 	VEIL_ECORRUPT = -17, /* stored data failed an integrity check */
 	VEIL_EQUOTA = -18,   /* one party's share of a shared limit is used up */
 	VEIL_EPARTIAL = -19, /* some receivers did not get it; the others did */
-	VEIL_ECLOCK = -20,   /* this clock differs too much from the server's */
+	VEIL_EPASS = -20,    /* the passphrase does not open the profile */
+	VEIL_ELOCKED = -21,  /* the profile has a passphrase and none was given */
+	VEIL_EPLAIN = -22,   /* the profile is in the old plaintext format */
+	VEIL_ECLOCK = -23,   /* this clock differs too much from the server's */
 };
 
 /* Returns a static, human-readable description of an error code. */

@@ -2,16 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "veil/contacts.h"
-
-static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS contact_levels("
-                             " id TEXT PRIMARY KEY, level INTEGER NOT NULL,"
-                             " source TEXT NOT NULL, updated INTEGER NOT NULL);"
-                             "CREATE TABLE IF NOT EXISTS link_pending("
-                             " kind INTEGER PRIMARY KEY, vid TEXT NOT NULL,"
-                             " started INTEGER NOT NULL);";
+#include "vault_int.h"
 
 const char *veil_level_name(int level)
 {
@@ -23,114 +15,118 @@ const char *veil_level_name(int level)
 	}
 }
 
-static int prep(struct veil_profile *p, sqlite3_stmt **st, const char *sql)
-{
-	*st = NULL;
-	if (p->db == NULL || sqlite3_exec(p->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
-		return VEIL_EIO;
-	return sqlite3_prepare_v2(p->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
-}
-
+/* A level record: level (u32le), updated (u64le), source. */
 int veil_contacts_level_get(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                             int *level, char source[static VEIL_LEVEL_SOURCE_MAX + 1])
 {
 	struct veil_contact c;
+	struct veil_buf v;
 	*level = 0;
 	source[0] = 0;
 	int rc = veil_profile_contact_get(p, id, &c);
 	if (rc != 0)
 		return rc;
-	sqlite3_stmt *st;
-	rc = prep(p, &st, "SELECT level, source FROM contact_levels WHERE id = ?1");
-	if (rc != 0)
-		return rc;
-	sqlite3_bind_text(st, 1, (const char *)id, VEIL_ID_LEN, SQLITE_STATIC);
-	int s = sqlite3_step(st);
-	if (s == SQLITE_ROW) {
-		*level = sqlite3_column_int(st, 0);
-		const unsigned char *t = sqlite3_column_text(st, 1);
-		snprintf(source, VEIL_LEVEL_SOURCE_MAX + 1, "%s", t ? (const char *)t : "");
-	} else if (s == SQLITE_DONE) {
+	veil_buf_init_secret(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	rc = veil_rec_get(p, VEIL_REC_LEVEL, id, VEIL_ID_LEN, &v);
+	if (rc == 0) {
+		if (v.len < 12 || v.len - 12 > VEIL_LEVEL_SOURCE_MAX) {
+			rc = VEIL_ECORRUPT;
+		} else {
+			*level = (int)veil_load_u32le(v.p);
+			snprintf(source, VEIL_LEVEL_SOURCE_MAX + 1, "%.*s", (int)(v.len - 12),
+			         (const char *)v.p + 12);
+		}
+	} else if (rc == VEIL_ENOTFOUND) {
 		*level = VEIL_LEVEL_RED;
 		snprintf(source, VEIL_LEVEL_SOURCE_MAX + 1, "directory");
-	} else {
-		rc = VEIL_EIO;
+		rc = 0;
 	}
-	sqlite3_finalize(st);
+	veil_buf_release(&v);
 	return rc;
 }
 
 int veil_contacts_level_raise(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                               int level, const char *source)
 {
+	uint8_t rec[12 + VEIL_LEVEL_SOURCE_MAX];
 	struct veil_contact c;
-	if (level < VEIL_LEVEL_RED || level > VEIL_LEVEL_GREEN ||
-	    strlen(source) > VEIL_LEVEL_SOURCE_MAX)
+	struct veil_buf v;
+	size_t n = strlen(source);
+	if (level < VEIL_LEVEL_RED || level > VEIL_LEVEL_GREEN || n > VEIL_LEVEL_SOURCE_MAX)
 		return VEIL_EINVAL;
 	int rc = veil_profile_contact_get(p, id, &c);
 	if (rc != 0)
 		return rc;
-	sqlite3_stmt *st;
-	rc =
-	    prep(p, &st,
-	         "INSERT INTO contact_levels (id, level, source, updated) VALUES (?1, ?2, ?3, ?4) "
-	         "ON CONFLICT (id) DO UPDATE SET level = excluded.level, source = excluded.source, "
-	         "updated = excluded.updated WHERE excluded.level > contact_levels.level");
-	if (rc != 0)
+	veil_buf_init(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	rc = veil_rec_get(p, VEIL_REC_LEVEL, id, VEIL_ID_LEN, &v);
+	/* A stored level only rises. */
+	int keep = rc == 0 && v.len >= 4 && (int)veil_load_u32le(v.p) >= level;
+	veil_buf_release(&v);
+	if (rc != 0 && rc != VEIL_ENOTFOUND)
 		return rc;
-	sqlite3_bind_text(st, 1, (const char *)id, VEIL_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, level);
-	sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)veil_now_ms());
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	if (keep)
+		return 0;
+	veil_store_u32le(rec, (uint32_t)level);
+	veil_store_u64le(rec + 4, veil_now_ms());
+	memcpy(rec + 12, source, n);
+	return veil_rec_put(p, VEIL_REC_LEVEL, id, VEIL_ID_LEN, rec, 12 + n);
 }
 
+/* A pending link record: vid (32), started (u64le), kind (u8); keyed by its kind. */
 int veil_contacts_pending_set(struct veil_profile *p, int kind, const char *vid)
 {
-	sqlite3_stmt *st;
-	int rc = prep(
-	    p, &st, "INSERT OR REPLACE INTO link_pending (kind, vid, started) VALUES (?1, ?2, ?3)");
-	if (rc != 0)
-		return rc;
-	sqlite3_bind_int(st, 1, kind);
-	sqlite3_bind_text(st, 2, vid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)veil_now_ms());
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	uint8_t rec[32 + 8 + 1], k = (uint8_t)kind;
+	if (strlen(vid) != 32 || kind < 0 || kind > 255)
+		return VEIL_EINVAL;
+	memcpy(rec, vid, 32);
+	veil_store_u64le(rec + 32, veil_now_ms());
+	rec[40] = k;
+	return veil_rec_put(p, VEIL_REC_LINK, &k, 1, rec, sizeof rec);
+}
+
+struct pending_best {
+	int kind;
+	uint64_t started;
+	char vid[33];
+	int found;
+};
+
+static int pending_one(const uint8_t *v, size_t n, void *ctx)
+{
+	struct pending_best *b = ctx;
+	if (n != 32 + 8 + 1)
+		return VEIL_ECORRUPT;
+	uint64_t started = veil_load_u64le(v + 32);
+	if (!b->found || started >= b->started) {
+		b->found = 1;
+		b->started = started;
+		b->kind = v[40];
+		memcpy(b->vid, v, 32);
+		b->vid[32] = 0;
+	}
+	return 0;
 }
 
 int veil_contacts_pending_get(struct veil_profile *p, int *kind, char vid[static 33])
 {
-	sqlite3_stmt *st;
+	struct pending_best b;
+	memset(&b, 0, sizeof b);
 	vid[0] = 0;
-	int rc = prep(p, &st, "SELECT kind, vid FROM link_pending ORDER BY started DESC LIMIT 1");
+	int rc = veil_rec_scan(p, VEIL_REC_LINK, pending_one, &b);
 	if (rc != 0)
 		return rc;
-	int s = sqlite3_step(st);
-	if (s == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
-		*kind = sqlite3_column_int(st, 0);
-		memcpy(vid, sqlite3_column_text(st, 1), 32);
-		vid[32] = 0;
-	} else {
-		rc = s == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
-	}
-	sqlite3_finalize(st);
-	return rc;
+	if (!b.found)
+		return VEIL_ENOTFOUND;
+	*kind = b.kind;
+	memcpy(vid, b.vid, 33);
+	return 0;
 }
 
 int veil_contacts_pending_clear(struct veil_profile *p, int kind)
 {
-	sqlite3_stmt *st;
-	int rc = prep(p, &st, "DELETE FROM link_pending WHERE kind = ?1");
-	if (rc != 0)
-		return rc;
-	sqlite3_bind_int(st, 1, kind);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	uint8_t k = (uint8_t)kind;
+	int rc = veil_rec_del(p, VEIL_REC_LINK, &k, 1);
+	return rc == VEIL_ENOTFOUND ? 0 : rc;
 }
 
 int veil_contacts_qr_text(char out[static VEIL_QR_TEXT_LEN + 1],

@@ -11,44 +11,51 @@
 #include <sqlite3.h>
 
 #include "group_int.h"
+#include "vault_int.h"
 
 /*
- * Our own tables beside the profile's. The member list keeps the order of
- * the creator's setup (pos). The resync table holds the specification's
- * "recently resynced" marks: on a member's side for the creator (we asked
- * it for the group's state), on the creator's side for each member (we sent
- * it the state).
+ * A group is one sealed record (vault_int.h), keyed by creator and group ID:
+ * creator (8), gid (u64le), left (u8), created (u64le), the name's length
+ * (u16le) and name, the member count (u16le) and the members in the order
+ * of the creator's setup. The resync marks are records of their own (the
+ * specification's "recently resynced": on a member's side for the creator,
+ * on the creator's side for each member), holding the time (u64le).
  */
-static const char GROUP_SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS groups("
-    " creator TEXT NOT NULL, gid INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '',"
-    " is_left INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
-    " PRIMARY KEY(creator, gid));"
-    "CREATE TABLE IF NOT EXISTS group_members("
-    " creator TEXT NOT NULL, gid INTEGER NOT NULL, pos INTEGER NOT NULL, member TEXT NOT NULL,"
-    " PRIMARY KEY(creator, gid, member)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS group_resync("
-    " creator TEXT NOT NULL, gid INTEGER NOT NULL, peer TEXT NOT NULL, at INTEGER NOT NULL,"
-    " PRIMARY KEY(creator, gid, peer)) WITHOUT ROWID;";
-
-static int schema(struct veil_profile *p)
-{
-	if (p->db == NULL)
-		return VEIL_EINVAL;
-	return sqlite3_exec(p->db, GROUP_SCHEMA, NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
-}
-
-static int prepare(struct veil_profile *p, sqlite3_stmt **st, const char *sql)
-{
-	int rc = schema(p);
-	if (rc != 0)
-		return rc;
-	return sqlite3_prepare_v2(p->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
-}
-
 static int exec(struct veil_profile *p, const char *sql)
 {
 	return sqlite3_exec(p->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
+}
+
+static void group_key(uint8_t k[VEIL_ID_LEN + 8], const uint8_t creator[static VEIL_ID_LEN],
+                      uint64_t gid)
+{
+	memcpy(k, creator, VEIL_ID_LEN);
+	veil_store_u64le(k + VEIL_ID_LEN, gid);
+}
+
+static int group_decode(const uint8_t *v, size_t n, struct veil_group *g)
+{
+	struct veil_reader r;
+	uint8_t left;
+	uint16_t nl, nm;
+	const uint8_t *name;
+	memset(g, 0, sizeof *g);
+	veil_reader_init(&r, v, n);
+	if (veil_read_bytes(&r, g->creator, VEIL_ID_LEN) != 0 ||
+	    veil_read_u64le(&r, &g->gid) != 0 || veil_read_u8(&r, &left) != 0 ||
+	    veil_read_u64le(&r, &g->created_ms) != 0 || veil_read_u16le(&r, &nl) != 0 ||
+	    nl > VEIL_GROUP_NAME_MAX || veil_read_view(&r, &name, nl) != 0 ||
+	    veil_read_u16le(&r, &nm) != 0 || nm > VEIL_ARRAY_LEN(g->members) ||
+	    veil_reader_left(&r) != (size_t)nm * VEIL_ID_LEN)
+		return VEIL_ECORRUPT;
+	g->left = left != 0;
+	memcpy(g->name, name, nl);
+	g->name[nl] = 0;
+	for (size_t i = 0; i < nm; i++)
+		if (veil_read_bytes(&r, g->members[i], VEIL_ID_LEN) != 0)
+			return VEIL_ECORRUPT;
+	g->n_members = nm;
+	return veil_id_valid(g->creator) ? 0 : VEIL_ECORRUPT;
 }
 
 int veil_group_has(const struct veil_group *g, const uint8_t id[static VEIL_ID_LEN])
@@ -61,195 +68,188 @@ int veil_group_has(const struct veil_group *g, const uint8_t id[static VEIL_ID_L
 	return 0;
 }
 
-static int load_members(struct veil_profile *p, struct veil_group *g)
-{
-	sqlite3_stmt *st = NULL;
-	char cs[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "SELECT member FROM group_members WHERE creator = ?1 AND gid = ?2 "
-	                 "ORDER BY pos");
-	if (rc != 0)
-		return rc;
-	veil_id_str(cs, g->creator);
-	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)g->gid);
-	g->n_members = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-		if (g->n_members >= VEIL_ARRAY_LEN(g->members) || t == NULL ||
-		    veil_id_parse(g->members[g->n_members], (const char *)t) != 0) {
-			rc = VEIL_EPROTO;
-			goto out;
-		}
-		g->n_members++;
-	}
-	rc = rc == SQLITE_DONE ? 0 : VEIL_EIO;
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int group_row(sqlite3_stmt *st, struct veil_group *g)
-{
-	const unsigned char *c = sqlite3_column_text(st, 0);
-	const unsigned char *name = sqlite3_column_text(st, 2);
-	memset(g, 0, sizeof *g);
-	if (c == NULL || veil_id_parse(g->creator, (const char *)c) != 0)
-		return VEIL_EPROTO;
-	g->gid = (uint64_t)sqlite3_column_int64(st, 1);
-	if (name != NULL)
-		snprintf(g->name, sizeof g->name, "%s", (const char *)name);
-	g->left = sqlite3_column_int(st, 3) != 0;
-	g->created_ms = (uint64_t)sqlite3_column_int64(st, 4);
-	return 0;
-}
-
 int veil_profile_group_get(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
                            uint64_t gid, struct veil_group *out)
 {
-	sqlite3_stmt *st = NULL;
-	char cs[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "SELECT creator, gid, name, is_left, created FROM groups "
-	                 "WHERE creator = ?1 AND gid = ?2");
-	if (rc != 0)
-		return rc;
-	veil_id_str(cs, creator);
-	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = group_row(st, out);
-	else
-		rc = rc == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
-	sqlite3_finalize(st);
-	if (rc == 0)
-		rc = load_members(p, out);
+	uint8_t k[VEIL_ID_LEN + 8];
+	struct veil_buf v;
+	group_key(k, creator, gid);
+	veil_buf_init_secret(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	int rc = veil_rec_get(p, VEIL_REC_GROUP, k, sizeof k, &v);
+	if (rc == 0 && (rc = group_decode(v.p, v.len, out)) == 0 &&
+	    (memcmp(out->creator, creator, VEIL_ID_LEN) != 0 || out->gid != gid))
+		rc = VEIL_ECORRUPT;
+	veil_buf_release(&v);
 	return rc;
 }
 
 int veil_profile_group_put(struct veil_profile *p, const struct veil_group *g)
 {
-	sqlite3_stmt *st = NULL;
-	char cs[VEIL_ID_LEN + 1];
+	struct veil_group old;
+	uint8_t k[VEIL_ID_LEN + 8];
+	struct veil_buf v;
+	size_t nl = strlen(g->name), nm = 0;
 	int rc;
 	if (!veil_id_valid(g->creator) || g->n_members > VEIL_ARRAY_LEN(g->members) ||
-	    strlen(g->name) > VEIL_GROUP_NAME_MAX)
+	    nl > VEIL_GROUP_NAME_MAX)
 		return VEIL_EINVAL;
-	if ((rc = schema(p)) != 0)
+	group_key(k, g->creator, g->gid);
+	/* The creation time stays the first one stored. */
+	uint64_t created = g->created_ms ? g->created_ms : veil_now_ms();
+	if ((rc = veil_profile_group_get(p, g->creator, g->gid, &old)) == 0)
+		created = old.created_ms;
+	else if (rc != VEIL_ENOTFOUND)
 		return rc;
-	veil_id_str(cs, g->creator);
-	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
-		return rc;
-	if ((rc = prepare(p, &st,
-	                  "INSERT INTO groups(creator, gid, name, is_left, created) "
-	                  "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(creator, gid) DO UPDATE SET "
-	                  "name = excluded.name, is_left = excluded.is_left")) != 0)
-		goto fail;
-	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)g->gid);
-	sqlite3_bind_text(st, 3, g->name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 4, g->left ? 1 : 0);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)(g->created_ms ? g->created_ms : veil_now_ms()));
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto fail_io;
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = prepare(p, &st, "DELETE FROM group_members WHERE creator = ?1 AND gid = ?2")) !=
-	    0)
-		goto fail;
-	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)g->gid);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto fail_io;
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = prepare(p, &st,
-	                  "INSERT OR IGNORE INTO group_members(creator, gid, pos, member) "
-	                  "VALUES(?1, ?2, ?3, ?4)")) != 0)
-		goto fail;
+	veil_buf_init_secret(&v, VEIL_REC_MAX);
+	if ((rc = veil_buf_append(&v, g->creator, VEIL_ID_LEN)) != 0 ||
+	    (rc = veil_buf_append_u64le(&v, g->gid)) != 0 ||
+	    (rc = veil_buf_append_u8(&v, g->left ? 1 : 0)) != 0 ||
+	    (rc = veil_buf_append_u64le(&v, created)) != 0 ||
+	    (rc = veil_buf_append_u16le(&v, (uint16_t)nl)) != 0 ||
+	    (rc = veil_buf_append(&v, g->name, nl)) != 0)
+		goto out;
+	/* Members once each (a setup that lists one twice keeps the first). */
+	size_t at = v.len;
+	if ((rc = veil_buf_append_u16le(&v, 0)) != 0)
+		goto out;
 	for (size_t i = 0; i < g->n_members; i++) {
-		char ms[VEIL_ID_LEN + 1];
-		veil_id_str(ms, g->members[i]);
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)g->gid);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)i);
-		sqlite3_bind_text(st, 4, ms, VEIL_ID_LEN, SQLITE_TRANSIENT);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto fail_io;
+		int dup = 0;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = memcmp(g->members[i], g->members[j], VEIL_ID_LEN) == 0;
+		if (dup)
+			continue;
+		if ((rc = veil_buf_append(&v, g->members[i], VEIL_ID_LEN)) != 0)
+			goto out;
+		nm++;
 	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = exec(p, "COMMIT")) != 0)
-		goto fail;
-	return 0;
-fail_io:
-	rc = VEIL_EIO;
-fail:
-	sqlite3_finalize(st);
-	(void)exec(p, "ROLLBACK");
+	veil_store_u16le(v.p + at, (uint16_t)nm);
+	rc = veil_rec_put(p, VEIL_REC_GROUP, k, sizeof k, v.p, v.len);
+out:
+	veil_buf_release(&v);
 	return rc;
+}
+
+struct resync_del {
+	uint8_t creator[VEIL_ID_LEN];
+	uint64_t gid;
+	uint8_t (*peers)[VEIL_ID_LEN];
+	size_t n, cap;
+};
+
+static int resync_collect(const uint8_t *v, size_t n, void *ctx)
+{
+	struct resync_del *d = ctx;
+	if (n != 2 * VEIL_ID_LEN + 16)
+		return VEIL_ECORRUPT;
+	if (memcmp(v, d->creator, VEIL_ID_LEN) != 0 || veil_load_u64le(v + VEIL_ID_LEN) != d->gid)
+		return 0;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		uint8_t(*np)[VEIL_ID_LEN] = realloc(d->peers, cap * VEIL_ID_LEN);
+		if (np == NULL)
+			return VEIL_ENOMEM;
+		d->peers = np;
+		d->cap = cap;
+	}
+	memcpy(d->peers[d->n++], v + VEIL_ID_LEN + 8, VEIL_ID_LEN);
+	return 0;
 }
 
 int veil_profile_group_delete(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
                               uint64_t gid)
 {
-	static const char *const sql[] = {
-	    "DELETE FROM group_members WHERE creator = ?1 AND gid = ?2",
-	    "DELETE FROM group_resync WHERE creator = ?1 AND gid = ?2",
-	    "DELETE FROM groups WHERE creator = ?1 AND gid = ?2",
-	};
-	char cs[VEIL_ID_LEN + 1];
-	int rc, changed = 0;
-	if ((rc = schema(p)) != 0)
-		return rc;
-	veil_id_str(cs, creator);
+	uint8_t k[VEIL_ID_LEN + 8 + VEIL_ID_LEN];
+	struct resync_del d;
+	int rc;
+	if (p->db == NULL)
+		return VEIL_EINVAL;
+	memset(&d, 0, sizeof d);
+	memcpy(d.creator, creator, VEIL_ID_LEN);
+	d.gid = gid;
+	group_key(k, creator, gid);
 	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
 		return rc;
-	for (size_t i = 0; i < VEIL_ARRAY_LEN(sql); i++) {
-		sqlite3_stmt *st = NULL;
-		if ((rc = prepare(p, &st, sql[i])) != 0)
-			goto fail;
-		sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : VEIL_EIO;
-		sqlite3_finalize(st);
-		if (rc != 0)
-			goto fail;
-		changed = sqlite3_changes(p->db);
-	}
-	if (changed == 0) {
-		rc = VEIL_ENOTFOUND;
+	if ((rc = veil_rec_del(p, VEIL_REC_GROUP, k, VEIL_ID_LEN + 8)) != 0 ||
+	    (rc = veil_rec_scan(p, VEIL_REC_RESYNC, resync_collect, &d)) != 0)
 		goto fail;
+	for (size_t i = 0; i < d.n; i++) {
+		memcpy(k + VEIL_ID_LEN + 8, d.peers[i], VEIL_ID_LEN);
+		if ((rc = veil_rec_del(p, VEIL_REC_RESYNC, k, sizeof k)) != 0 &&
+		    rc != VEIL_ENOTFOUND)
+			goto fail;
 	}
+	free(d.peers);
 	return exec(p, "COMMIT");
 fail:
+	free(d.peers);
 	(void)exec(p, "ROLLBACK");
 	return rc;
+}
+
+struct group_ref {
+	uint64_t gid;
+	uint8_t creator[VEIL_ID_LEN];
+};
+
+struct group_refs {
+	struct group_ref *v;
+	size_t n, cap;
+	struct veil_group *tmp;
+};
+
+static int group_collect(const uint8_t *v, size_t n, void *ctx)
+{
+	struct group_refs *r = ctx;
+	int rc = group_decode(v, n, r->tmp);
+	if (rc != 0)
+		return rc;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 16;
+		struct group_ref *nv = realloc(r->v, cap * sizeof *nv);
+		if (nv == NULL)
+			return VEIL_ENOMEM;
+		r->v = nv;
+		r->cap = cap;
+	}
+	r->v[r->n].gid = r->tmp->gid;
+	memcpy(r->v[r->n].creator, r->tmp->creator, VEIL_ID_LEN);
+	r->n++;
+	return 0;
+}
+
+static int group_ref_cmp(const void *a, const void *b)
+{
+	const struct group_ref *x = a, *y = b;
+	/* The order of the former SQL: gid as a signed 64-bit integer, then creator. */
+	int64_t gx = (int64_t)x->gid, gy = (int64_t)y->gid;
+	if (gx != gy)
+		return gx < gy ? -1 : 1;
+	return memcmp(x->creator, y->creator, VEIL_ID_LEN);
 }
 
 int veil_profile_group_list(struct veil_profile *p,
                             int (*fn)(const struct veil_group *g, void *ctx), void *ctx)
 {
-	sqlite3_stmt *st = NULL;
+	struct group_refs r;
 	struct veil_group *g = malloc(sizeof *g);
 	int rc;
 	if (g == NULL)
 		return VEIL_ENOMEM;
-	if ((rc = prepare(p, &st,
-	                  "SELECT creator, gid, name, is_left, created FROM groups "
-	                  "ORDER BY gid, creator")) != 0)
+	memset(&r, 0, sizeof r);
+	r.tmp = g;
+	if ((rc = veil_rec_scan(p, VEIL_REC_GROUP, group_collect, &r)) != 0)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = group_row(st, g)) != 0 || (rc = load_members(p, g)) != 0)
-			goto out;
-		if ((rc = fn(g, ctx)) != 0)
+	if (r.n > 1)
+		qsort(r.v, r.n, sizeof *r.v, group_ref_cmp);
+	for (size_t i = 0; i < r.n; i++) {
+		rc = veil_profile_group_get(p, r.v[i].creator, r.v[i].gid, g);
+		if (rc == VEIL_ENOTFOUND)
+			continue;
+		if (rc != 0 || (rc = fn(g, ctx)) != 0)
 			goto out;
 	}
-	rc = rc == SQLITE_DONE ? 0 : VEIL_EIO;
 out:
-	sqlite3_finalize(st);
+	free(r.v);
 	free(g);
 	return rc;
 }
@@ -259,45 +259,29 @@ out:
 int veil_group_resync_recent(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
                              uint64_t gid, const uint8_t peer[static VEIL_ID_LEN])
 {
-	sqlite3_stmt *st = NULL;
-	char cs[VEIL_ID_LEN + 1], ps[VEIL_ID_LEN + 1];
+	uint8_t k[2 * VEIL_ID_LEN + 8];
+	struct veil_buf v;
 	int recent = 0;
-	if (prepare(p, &st,
-	            "SELECT at FROM group_resync WHERE creator = ?1 AND gid = ?2 AND peer = ?3") !=
-	    0)
-		return 0;
-	veil_id_str(cs, creator);
-	veil_id_str(ps, peer);
-	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
-	sqlite3_bind_text(st, 3, ps, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		uint64_t at = (uint64_t)sqlite3_column_int64(st, 0), now = veil_now_ms();
+	group_key(k, creator, gid);
+	memcpy(k + VEIL_ID_LEN + 8, peer, VEIL_ID_LEN);
+	veil_buf_init(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	if (veil_rec_get(p, VEIL_REC_RESYNC, k, sizeof k, &v) == 0 && v.len == sizeof k + 8) {
+		uint64_t at = veil_load_u64le(v.p + sizeof k), now = veil_now_ms();
 		recent = at <= now && now - at < VEIL_GROUP_RESYNC_MS;
 	}
-	sqlite3_finalize(st);
+	veil_buf_release(&v);
 	return recent;
 }
 
 int veil_group_resync_mark(struct veil_profile *p, const uint8_t creator[static VEIL_ID_LEN],
                            uint64_t gid, const uint8_t peer[static VEIL_ID_LEN])
 {
-	sqlite3_stmt *st = NULL;
-	char cs[VEIL_ID_LEN + 1], ps[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "INSERT OR REPLACE INTO group_resync(creator, gid, peer, at) "
-	                 "VALUES(?1, ?2, ?3, ?4)");
-	if (rc != 0)
-		return rc;
-	veil_id_str(cs, creator);
-	veil_id_str(ps, peer);
-	sqlite3_bind_text(st, 1, cs, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
-	sqlite3_bind_text(st, 3, ps, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)veil_now_ms());
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	/* The record repeats its key, so that a group's marks can be found to delete them. */
+	uint8_t rec[2 * VEIL_ID_LEN + 16];
+	group_key(rec, creator, gid);
+	memcpy(rec + VEIL_ID_LEN + 8, peer, VEIL_ID_LEN);
+	veil_store_u64le(rec + 2 * VEIL_ID_LEN + 8, veil_now_ms());
+	return veil_rec_put(p, VEIL_REC_RESYNC, rec, 2 * VEIL_ID_LEN + 8, rec, sizeof rec);
 }
 
 /* --- receive --- */

@@ -114,9 +114,29 @@ int veil_msgr_open(struct veil_msgr *m, const char *home)
 		    m, rc, "not initialised: no profile in %s (run 'veil init --server URL')",
 		    home);
 	case VEIL_EPROTO: return veil_msgr_fail(m, rc, "the profile in %s is damaged", home);
+	case VEIL_ECORRUPT:
+		return veil_msgr_fail(m, rc,
+		                      "the store of the profile in %s is damaged (or its store.key "
+		                      "does not belong to it)",
+		                      home);
+	case VEIL_EPASS:
+		return veil_msgr_fail(m, rc, "wrong passphrase for the profile in %s", home);
+	case VEIL_ELOCKED:
+		return veil_msgr_fail(
+		    m, rc,
+		    "the profile in %s has a passphrase: type it on a terminal, or "
+		    "name a file holding it in VEIL_PASSPHRASE_FILE",
+		    home);
+	case VEIL_EPLAIN:
+		return veil_msgr_fail(
+		    m, rc,
+		    "the profile in %s is in the old, plaintext format: convert it "
+		    "with 'veil passphrase set' (or 'veil passphrase remove' for "
+		    "no passphrase)",
+		    home);
 	case VEIL_EIO:
 		return veil_msgr_fail(
-		    m, rc, "cannot open the profile in %s (is the key file private, mode 0600?)",
+		    m, rc, "cannot open the profile in %s (is its store.key private, mode 0600?)",
 		    home);
 	default:
 		return veil_msgr_fail(m, rc, "cannot open the profile in %s: %s", home,

@@ -1,6 +1,7 @@
 /*
- * The client profile: files in one directory, written atomically, and a
- * SQLite database for contacts, the E2E nonce replay store and the log.
+ * The client profile: profile.json (public) and veil.db, the encrypted
+ * store (vault.c): contacts, the E2E nonce replay store, the device group
+ * and the message log, each record sealed under the store key.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,31 +16,15 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
-#include "veil/client.h"
+#include "vault_int.h"
 
-#define MD_FILE "md.json"
-#define KEY_FILE "key"
+#define MD_FILE "md.json" /* the plaintext format's; removed once converted */
+#define KEY_FILE "key"    /* the same */
 #define PROFILE_FILE "profile.json"
 #define DB_FILE "veil.db"
 #define CA_FILE "ca.pem"
 #define PROFILE_JSON_MAX 65536
 #define PROFILE_VERSION 1
-
-static const char SCHEMA[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
-    "CREATE TABLE IF NOT EXISTS contacts("
-    " id TEXT PRIMARY KEY, pk BLOB NOT NULL, nickname TEXT NOT NULL DEFAULT '',"
-    " first_seen INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, seen INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS messages("
-    " seq INTEGER PRIMARY KEY, dir INTEGER NOT NULL, peer TEXT NOT NULL,"
-    " msg_id INTEGER NOT NULL, date INTEGER NOT NULL, type INTEGER NOT NULL,"
-    " body BLOB NOT NULL, status INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE(dir, peer, msg_id));"
-    /* A table of its own, so that profiles made before it need no migration. */
-    "CREATE TABLE IF NOT EXISTS contact_names(id TEXT PRIMARY KEY, name TEXT NOT NULL);";
 
 int veil_profile_home(char *out, size_t cap)
 {
@@ -65,8 +50,8 @@ static int path_of(char *out, size_t cap, const char *home, const char *name)
 }
 
 /* Writes data to home/name through a temporary file, fsync and rename. */
-static int write_atomic(const char *home, const char *name, const void *data, size_t len,
-                        mode_t mode)
+int veil_profile_write_atomic(const char *home, const char *name, const void *data, size_t len,
+                              unsigned mode)
 {
 	char path[VEIL_PROFILE_PATH_MAX + 64], tmp[VEIL_PROFILE_PATH_MAX + 64];
 	int rc, fd = -1;
@@ -76,7 +61,7 @@ static int write_atomic(const char *home, const char *name, const void *data, si
 	if (n < 0 || (size_t)n >= sizeof tmp)
 		return VEIL_ELIMIT;
 	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
 	if (fd < 0)
 		return VEIL_EIO;
 	const uint8_t *p = data;
@@ -226,38 +211,13 @@ int veil_profile_init(struct veil_profile *p, const char *home)
 void veil_profile_release(struct veil_profile *p)
 {
 	sodium_memzero(p->md_dgk, sizeof p->md_dgk);
+	veil_vault_release(p); /* its statements first */
 	if (p->db != NULL)
 		sqlite3_close_v2(p->db);
 	p->db = NULL;
 	if (p->sk != NULL)
 		sodium_free(p->sk); /* wipes */
 	p->sk = NULL;
-}
-
-static int db_open(struct veil_profile *p)
-{
-	char path[VEIL_PROFILE_PATH_MAX + 64];
-	sqlite3 *db = NULL;
-	int rc = path_of(path, sizeof path, p->home, DB_FILE);
-	if (rc != 0)
-		return rc;
-	/* Create the file ourselves so that it is private from the start. */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return VEIL_EIO;
-	close(fd);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK)
-		goto fail;
-	/* `veil send` and `veil recv` may run at the same time. */
-	sqlite3_busy_timeout(db, 10000);
-	if (sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
-	p->db = db;
-	return 0;
-fail:
-	sqlite3_close_v2(db);
-	return VEIL_EIO;
 }
 
 static int profile_json(struct veil_profile *p, char **out)
@@ -271,11 +231,13 @@ static int profile_json(struct veil_profile *p, char **out)
 	    veil_hex_encode(spk, sizeof spk, p->server_pk, VEIL_KEY_LEN) != 0 ||
 	    veil_hex_encode(sgk, sizeof sgk, p->sign_pk, VEIL_KEY_LEN) != 0)
 		return VEIL_EINVAL;
-	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "version",
-	                      PROFILE_VERSION, "id", id, "public_key", pk, "server_url",
-	                      p->server_url, "directory_url", p->dir_url, "chat_host", p->chat_host,
-	                      "chat_port", (int)p->chat_port, "server_key", spk, "signature_key",
-	                      sgk, "nickname", p->nickname);
+	/* With the store open, the nickname is sealed in it and profile.json holds "". */
+	const char *nick = p->db != NULL && p->vault != NULL ? "" : p->nickname;
+	json_t *o =
+	    json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "version",
+	              PROFILE_VERSION, "id", id, "public_key", pk, "server_url", p->server_url,
+	              "directory_url", p->dir_url, "chat_host", p->chat_host, "chat_port",
+	              (int)p->chat_port, "server_key", spk, "signature_key", sgk, "nickname", nick);
 	if (o == NULL)
 		return VEIL_EINVAL;
 	*out = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -286,7 +248,12 @@ static int profile_json(struct veil_profile *p, char **out)
 int veil_profile_save(struct veil_profile *p)
 {
 	char *js = NULL;
-	int rc = profile_json(p, &js);
+	int rc;
+	if (p->db != NULL && p->vault != NULL &&
+	    (rc = veil_rec_put(p, VEIL_REC_SELF, NULL, 0, (const uint8_t *)p->nickname,
+	                       strnlen(p->nickname, sizeof p->nickname))) != 0)
+		return rc;
+	rc = profile_json(p, &js);
 	if (rc != 0)
 		return rc;
 	size_t n = strlen(js);
@@ -297,45 +264,24 @@ int veil_profile_save(struct veil_profile *p)
 	}
 	memcpy(buf, js, n);
 	buf[n] = '\n';
-	rc = write_atomic(p->home, PROFILE_FILE, buf, n + 1, 0600);
+	rc = veil_profile_write_atomic(p->home, PROFILE_FILE, buf, n + 1, 0600);
 	free(buf);
 	free(js);
 	return rc;
 }
 
-int veil_profile_create(struct veil_profile *p)
+/* Removes home/name (a plaintext file of the first format, an unfinished database). */
+static void remove_file(const char *home, const char *name)
 {
-	char hex[VEIL_HEX_LEN(VEIL_KEY_LEN) + 1];
-	uint8_t pk[VEIL_KEY_LEN];
-	int rc;
-	if (!veil_id_valid(p->id) || p->chat_port == 0 || p->chat_host[0] == 0)
-		return VEIL_EINVAL;
-	veil_pubkey(pk, p->sk);
-	if (memcmp(pk, p->pk, VEIL_KEY_LEN) != 0)
-		return VEIL_EINVAL;
-	if (mkdir(p->home, 0700) != 0 && errno != EEXIST)
-		return VEIL_EIO;
-	if (file_exists(p->home, PROFILE_FILE))
-		return VEIL_EEXIST;
-	/* The key first and profile.json last: profile.json marks a finished profile. */
-	if ((rc = veil_hex_encode(hex, sizeof hex - 1, p->sk, VEIL_KEY_LEN)) != 0)
-		goto out;
-	hex[2 * VEIL_KEY_LEN] = '\n';
-	hex[2 * VEIL_KEY_LEN + 1] = 0;
-	if ((rc = write_atomic(p->home, KEY_FILE, hex, 2 * VEIL_KEY_LEN + 1, 0600)) != 0)
-		goto out;
-	if (p->db == NULL && (rc = db_open(p)) != 0)
-		goto out;
-	rc = veil_profile_save(p);
-out:
-	sodium_memzero(hex, sizeof hex);
-	return rc;
+	char path[VEIL_PROFILE_PATH_MAX + 64];
+	if (path_of(path, sizeof path, home, name) == 0)
+		(void)unlink(path);
 }
 
-int veil_profile_md_save(struct veil_profile *p)
+static int md_json(struct veil_profile *p, char **out)
 {
 	char dgk[VEIL_HEX_LEN(VEIL_MD_DGK_LEN)], did[17], cdid[17];
-	int rc = VEIL_ENOMEM;
+	*out = NULL;
 	if (veil_hex_encode(dgk, sizeof dgk, p->md_dgk, VEIL_MD_DGK_LEN) != 0)
 		return VEIL_EINVAL;
 	/* IDs as hex strings: JSON numbers lose bits above 2^53 in many readers. */
@@ -347,15 +293,72 @@ int veil_profile_md_save(struct veil_profile *p)
 	sodium_memzero(dgk, sizeof dgk);
 	if (o == NULL)
 		return VEIL_ENOMEM;
-	char *js = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	*out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
-	if (js != NULL) {
-		rc = write_atomic(p->home, MD_FILE, js, strlen(js), 0600);
-		sodium_memzero(js, strlen(js));
-		free(js);
+	return *out == NULL ? VEIL_ENOMEM : 0;
+}
+
+int veil_profile_md_save(struct veil_profile *p)
+{
+	char *js = NULL;
+	/* A joining device has its device group before its database: create saves it. */
+	if (p->db == NULL) {
+		p->md = 1;
+		return 0;
 	}
+	int rc = md_json(p, &js);
+	if (rc == 0) {
+		rc = veil_rec_put(p, VEIL_REC_MD, NULL, 0, (const uint8_t *)js, strlen(js));
+		sodium_memzero(js, strlen(js));
+	}
+	free(js);
 	if (rc == 0)
 		p->md = 1;
+	return rc;
+}
+
+int veil_profile_create(struct veil_profile *p)
+{
+	char path[VEIL_PROFILE_PATH_MAX + 64];
+	uint8_t pk[VEIL_KEY_LEN], *pass = NULL;
+	size_t plen = 0;
+	int rc, level = veil_vault_new_level();
+	if (!veil_id_valid(p->id) || p->chat_port == 0 || p->chat_host[0] == 0)
+		return VEIL_EINVAL;
+	veil_pubkey(pk, p->sk);
+	if (memcmp(pk, p->pk, VEIL_KEY_LEN) != 0)
+		return VEIL_EINVAL;
+	if (mkdir(p->home, 0700) != 0 && errno != EEXIST)
+		return VEIL_EIO;
+	if (file_exists(p->home, PROFILE_FILE))
+		return VEIL_EEXIST;
+	if ((rc = path_of(path, sizeof path, p->home, DB_FILE)) != 0)
+		return rc;
+	/* Without profile.json a database here is what an interrupted init left. */
+	remove_file(p->home, DB_FILE);
+	remove_file(p->home, DB_FILE "-wal");
+	remove_file(p->home, DB_FILE "-shm");
+	if (level != VEIL_KDF_NONE) {
+		pass = sodium_malloc(VEIL_PASSPHRASE_MAX);
+		if (pass == NULL)
+			return VEIL_ENOMEM;
+		if ((rc = veil_vault_get_pass(pass, VEIL_PASSPHRASE_MAX, &plen, VEIL_PASS_NEW)) !=
+		    0)
+			goto out;
+	}
+	/* The database with the wrapped keys first, profile.json last: it marks a finished profile. */
+	if (p->db != NULL) {
+		sqlite3_close_v2(p->db);
+		p->db = NULL;
+	}
+	if ((rc = veil_vault_create(p, path, level, pass, plen)) != 0)
+		goto out;
+	if (p->md && (rc = veil_profile_md_save(p)) != 0)
+		goto out;
+	rc = veil_profile_save(p);
+out:
+	if (pass != NULL)
+		sodium_free(pass);
 	return rc;
 }
 
@@ -388,37 +391,63 @@ static int json_u64hex(json_t *o, const char *key, uint64_t *out)
 	return 0;
 }
 
-/* Loads md.json if there is one (a single-device profile has none). */
+/* Loads the device group if there is one (a single-device profile has none). */
 static int md_load(struct veil_profile *p)
 {
-	char buf[PROFILE_JSON_MAX];
-	size_t len = 0;
-	int rc = read_small(p->home, MD_FILE, buf, sizeof buf, &len, 1);
-	if (rc == VEIL_ENOTFOUND)
-		return 0;
+	struct veil_buf v;
+	veil_buf_init_secret(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	int rc = veil_rec_get(p, VEIL_REC_MD, NULL, 0, &v);
+	json_t *o = NULL;
+	if (rc == VEIL_ENOTFOUND) {
+		rc = 0;
+		goto out;
+	}
 	if (rc != 0)
-		return rc;
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-	sodium_memzero(buf, sizeof buf);
+		goto out;
+	o = json_loadb((const char *)v.p, v.len, JSON_REJECT_DUPLICATES, NULL);
 	if (o == NULL || !json_is_object(o) ||
 	    (rc = json_hex(o, "dgk", p->md_dgk, VEIL_MD_DGK_LEN)) != 0 ||
 	    (rc = json_u64hex(o, "device_id", &p->md_device_id)) != 0 ||
 	    (rc = json_u64hex(o, "csp_device_id", &p->md_csp_device_id)) != 0 ||
 	    (rc = json_str(o, "mediator_url", p->md_url, sizeof p->md_url)) != 0 ||
 	    (rc = json_str(o, "label", p->md_label, sizeof p->md_label)) != 0) {
-		json_decref(o);
-		return rc != 0 ? rc : VEIL_EPROTO;
+		rc = rc != 0 ? rc : VEIL_EPROTO;
+		goto out;
 	}
 	p->md_registered = json_is_true(json_object_get(o, "registered"));
 	p->md = 1;
+out:
 	json_decref(o);
-	return 0;
+	veil_buf_release(&v);
+	return rc;
+}
+
+/*
+ * Our nickname from the store. A profile.json that still holds one (a
+ * converted profile) has it moved into the store and blanked.
+ */
+static int self_load(struct veil_profile *p)
+{
+	struct veil_buf v;
+	veil_buf_init_secret(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	int rc = veil_rec_get(p, VEIL_REC_SELF, NULL, 0, &v);
+	if (rc == 0) {
+		if (v.len > VEIL_PROFILE_NICK_MAX)
+			rc = VEIL_ECORRUPT;
+		else
+			snprintf(p->nickname, sizeof p->nickname, "%.*s", (int)v.len,
+			         (const char *)v.p);
+	} else if (rc == VEIL_ENOTFOUND) {
+		rc = p->nickname[0] != 0 ? veil_profile_save(p) : 0;
+	}
+	veil_buf_release(&v);
+	return rc;
 }
 
 int veil_profile_open(struct veil_profile *p, const char *home)
 {
-	char buf[PROFILE_JSON_MAX], keyhex[2 * VEIL_KEY_LEN + 8];
-	size_t len = 0, klen = 0;
+	char buf[PROFILE_JSON_MAX];
+	size_t len = 0;
 	json_t *o = NULL;
 	uint8_t pk[VEIL_KEY_LEN];
 	int rc = veil_profile_init(p, home);
@@ -451,26 +480,19 @@ int veil_profile_open(struct veil_profile *p, const char *home)
 	    (rc = path_of(p->ca_file, sizeof p->ca_file, home, CA_FILE)) != 0)
 		goto out;
 
-	if ((rc = read_small(home, KEY_FILE, keyhex, sizeof keyhex, &klen, 1)) != 0) {
-		if (rc == VEIL_ENOTFOUND)
-			rc = VEIL_EPROTO; /* a profile without its key is damaged */
+	if ((rc = veil_vault_unlock(p)) != 0)
 		goto out;
-	}
-	while (klen > 0 && (keyhex[klen - 1] == '\n' || keyhex[klen - 1] == '\r'))
-		klen--;
-	if (veil_hex_decode(p->sk, VEIL_KEY_LEN, keyhex, klen) != 0) {
-		rc = VEIL_EPROTO;
-		goto out;
-	}
 	veil_pubkey(pk, p->sk);
 	if (memcmp(pk, p->pk, VEIL_KEY_LEN) != 0) {
 		rc = VEIL_EPROTO;
 		goto out;
 	}
-	if ((rc = db_open(p)) == 0)
-		rc = md_load(p);
+	if ((rc = md_load(p)) != 0 || (rc = self_load(p)) != 0)
+		goto out;
+	/* What a conversion that stopped after its rename left of the plaintext format. */
+	remove_file(home, KEY_FILE);
+	remove_file(home, MD_FILE);
 out:
-	sodium_memzero(keyhex, sizeof keyhex);
 	json_decref(o);
 	if (rc != 0)
 		veil_profile_release(p);
@@ -528,61 +550,77 @@ out:
 
 int veil_profile_ca_write(struct veil_profile *p, const uint8_t *pem, size_t len)
 {
-	int rc = write_atomic(p->home, CA_FILE, pem, len, 0600);
+	int rc = veil_profile_write_atomic(p->home, CA_FILE, pem, len, 0600);
 	if (rc == 0)
 		rc = path_of(p->ca_file, sizeof p->ca_file, p->home, CA_FILE);
 	return rc;
 }
 
-/* --- contacts --- */
-
 static int prepare(struct veil_profile *p, sqlite3_stmt **st, const char *sql)
 {
-	if (p->db == NULL)
+	*st = NULL;
+	if (p->db == NULL || p->vault == NULL)
 		return VEIL_EINVAL;
 	return sqlite3_prepare_v2(p->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
 }
 
-static int contact_row(sqlite3_stmt *st, struct veil_contact *c)
+/* --- contacts --- */
+
+/* A contact record: pk (32), first_seen (u64le), nickname. */
+static int contact_encode(const struct veil_contact *c, uint8_t *out, size_t cap, size_t *len)
 {
-	const unsigned char *id = sqlite3_column_text(st, 0);
-	const void *pk = sqlite3_column_blob(st, 1);
-	const unsigned char *nick = sqlite3_column_text(st, 2);
-	memset(c, 0, sizeof *c);
-	if (id == NULL || veil_id_parse(c->id, (const char *)id) != 0 || pk == NULL ||
-	    sqlite3_column_bytes(st, 1) != VEIL_KEY_LEN)
-		return VEIL_EPROTO;
-	memcpy(c->pk, pk, VEIL_KEY_LEN);
-	if (nick != NULL)
-		snprintf(c->nickname, sizeof c->nickname, "%s", (const char *)nick);
-	c->first_seen_ms = (uint64_t)sqlite3_column_int64(st, 3);
+	size_t n = strnlen(c->nickname, sizeof c->nickname);
+	if (cap < VEIL_KEY_LEN + 8 + n)
+		return VEIL_ELIMIT;
+	memcpy(out, c->pk, VEIL_KEY_LEN);
+	veil_store_u64le(out + VEIL_KEY_LEN, c->first_seen_ms);
+	memcpy(out + VEIL_KEY_LEN + 8, c->nickname, n);
+	*len = VEIL_KEY_LEN + 8 + n;
 	return 0;
+}
+
+static int contact_decode(const uint8_t *v, size_t n, struct veil_contact *c)
+{
+	size_t nick = n - VEIL_KEY_LEN - 8 - VEIL_ID_LEN;
+	memset(c, 0, sizeof *c);
+	if (n < VEIL_ID_LEN + VEIL_KEY_LEN + 8 || nick > VEIL_PROFILE_NICK_MAX)
+		return VEIL_ECORRUPT;
+	/* The stored record starts with the ID (the row's key is only its hash). */
+	memcpy(c->id, v, VEIL_ID_LEN);
+	memcpy(c->pk, v + VEIL_ID_LEN, VEIL_KEY_LEN);
+	c->first_seen_ms = veil_load_u64le(v + VEIL_ID_LEN + VEIL_KEY_LEN);
+	memcpy(c->nickname, v + VEIL_ID_LEN + VEIL_KEY_LEN + 8, nick);
+	return veil_id_valid(c->id) ? 0 : VEIL_ECORRUPT;
+}
+
+static int contact_put(struct veil_profile *p, const struct veil_contact *c)
+{
+	uint8_t rec[VEIL_ID_LEN + VEIL_KEY_LEN + 8 + VEIL_PROFILE_NICK_MAX + 1];
+	size_t n = 0;
+	memcpy(rec, c->id, VEIL_ID_LEN);
+	int rc = contact_encode(c, rec + VEIL_ID_LEN, sizeof rec - VEIL_ID_LEN, &n);
+	if (rc == 0)
+		rc = veil_rec_put(p, VEIL_REC_CONTACT, c->id, VEIL_ID_LEN, rec, VEIL_ID_LEN + n);
+	sodium_memzero(rec, sizeof rec);
+	return rc;
 }
 
 int veil_profile_contact_get(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                              struct veil_contact *out)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st, "SELECT id, pk, nickname, first_seen FROM contacts WHERE id = ?1");
-	if (rc != 0)
-		return rc;
-	veil_id_str(ids, id);
-	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	int s = sqlite3_step(st);
-	if (s == SQLITE_ROW)
-		rc = contact_row(st, out);
-	else
-		rc = s == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
-	sqlite3_finalize(st);
+	struct veil_buf v;
+	veil_buf_init_secret(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	int rc = veil_rec_get(p, VEIL_REC_CONTACT, id, VEIL_ID_LEN, &v);
+	if (rc == 0 && (rc = contact_decode(v.p, v.len, out)) == 0 &&
+	    memcmp(out->id, id, VEIL_ID_LEN) != 0)
+		rc = VEIL_ECORRUPT;
+	veil_buf_release(&v);
 	return rc;
 }
 
 int veil_profile_contact_add(struct veil_profile *p, const struct veil_contact *c)
 {
-	struct veil_contact old;
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
+	struct veil_contact old, nc;
 	if (!veil_id_valid(c->id) || !veil_utf8_valid((const uint8_t *)c->nickname,
 	                                              strnlen(c->nickname, sizeof c->nickname)))
 		return VEIL_EINVAL;
@@ -591,116 +629,101 @@ int veil_profile_contact_add(struct veil_profile *p, const struct veil_contact *
 		return memcmp(old.pk, c->pk, VEIL_KEY_LEN) == 0 ? VEIL_EEXIST : VEIL_EKEY;
 	if (rc != VEIL_ENOTFOUND)
 		return rc;
-	if ((rc = prepare(p, &st,
-	                  "INSERT INTO contacts(id, pk, nickname, first_seen) "
-	                  "VALUES(?1, ?2, ?3, ?4)")) != 0)
-		return rc;
-	veil_id_str(ids, c->id);
-	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 2, c->pk, VEIL_KEY_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, c->nickname, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 4,
-	                   (sqlite3_int64)(c->first_seen_ms ? c->first_seen_ms : veil_now_ms()));
-	int s = sqlite3_step(st);
-	if (s == SQLITE_DONE)
-		rc = 0;
-	else
-		rc = s == SQLITE_CONSTRAINT ? VEIL_EEXIST : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	nc = *c;
+	nc.nickname[VEIL_PROFILE_NICK_MAX] = 0;
+	if (nc.first_seen_ms == 0)
+		nc.first_seen_ms = veil_now_ms();
+	return contact_put(p, &nc);
 }
 
 int veil_profile_contact_set_nickname(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                                       const char *nickname)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
+	struct veil_contact c;
 	size_t n = strlen(nickname);
 	if (n > VEIL_PROFILE_NICK_MAX || !veil_utf8_valid((const uint8_t *)nickname, n))
 		return VEIL_EINVAL;
-	int rc = prepare(p, &st, "UPDATE contacts SET nickname = ?2 WHERE id = ?1");
+	int rc = veil_profile_contact_get(p, id, &c);
 	if (rc != 0)
 		return rc;
-	veil_id_str(ids, id);
-	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, nickname, (int)n, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = VEIL_EIO;
-	else if (sqlite3_changes(p->db) == 0)
-		rc = VEIL_ENOTFOUND;
-	sqlite3_finalize(st);
-	return rc;
+	memcpy(c.nickname, nickname, n + 1);
+	return contact_put(p, &c);
 }
 
 int veil_profile_contact_set_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                                   const char *name)
 {
 	struct veil_contact c;
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
 	size_t n = strlen(name);
 	if (n > VEIL_PROFILE_NICK_MAX || !veil_utf8_valid((const uint8_t *)name, n))
 		return VEIL_EINVAL;
 	int rc = veil_profile_contact_get(p, id, &c);
 	if (rc != 0)
 		return rc;
-	if ((rc = prepare(p, &st,
-	                  n == 0 ? "DELETE FROM contact_names WHERE id = ?1"
-	                         : "INSERT INTO contact_names(id, name) VALUES(?1, ?2) "
-	                           "ON CONFLICT(id) DO UPDATE SET name = excluded.name")) != 0)
-		return rc;
-	veil_id_str(ids, id);
-	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	if (n > 0)
-		sqlite3_bind_text(st, 2, name, (int)n, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	if (n == 0) {
+		rc = veil_rec_del(p, VEIL_REC_NAME, id, VEIL_ID_LEN);
+		return rc == VEIL_ENOTFOUND ? 0 : rc;
+	}
+	return veil_rec_put(p, VEIL_REC_NAME, id, VEIL_ID_LEN, (const uint8_t *)name, n);
 }
 
 int veil_profile_contact_name(struct veil_profile *p, const uint8_t id[static VEIL_ID_LEN],
                               char *out, size_t cap)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
+	struct veil_buf v;
 	if (cap > 0)
 		out[0] = 0;
-	int rc = prepare(p, &st, "SELECT name FROM contact_names WHERE id = ?1");
-	if (rc != 0)
-		return rc;
-	veil_id_str(ids, id);
-	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	int s = sqlite3_step(st);
-	if (s == SQLITE_ROW) {
-		const unsigned char *v = sqlite3_column_text(st, 0);
-		if (v != NULL && cap > 0)
-			snprintf(out, cap, "%s", (const char *)v);
-		rc = 0;
-	} else {
-		rc = s == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
-	}
-	sqlite3_finalize(st);
+	veil_buf_init_secret(&v, VEIL_REC_MAX + VEIL_REC_PAD);
+	int rc = veil_rec_get(p, VEIL_REC_NAME, id, VEIL_ID_LEN, &v);
+	if (rc == 0 && v.len > VEIL_PROFILE_NICK_MAX)
+		rc = VEIL_ECORRUPT;
+	if (rc == 0 && cap > 0)
+		snprintf(out, cap, "%.*s", (int)v.len, (const char *)v.p);
+	veil_buf_release(&v);
 	return rc;
+}
+
+struct contact_vec {
+	struct veil_contact *v;
+	size_t n, cap;
+};
+
+static int contact_collect(const uint8_t *v, size_t n, void *ctx)
+{
+	struct contact_vec *cv = ctx;
+	if (cv->n == cv->cap) {
+		size_t cap = cv->cap ? 2 * cv->cap : 64;
+		struct veil_contact *nv = realloc(cv->v, cap * sizeof *nv);
+		if (nv == NULL)
+			return VEIL_ENOMEM;
+		cv->v = nv;
+		cv->cap = cap;
+	}
+	int rc = contact_decode(v, n, &cv->v[cv->n]);
+	if (rc == 0)
+		cv->n++;
+	return rc;
+}
+
+static int contact_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct veil_contact *)a)->id, ((const struct veil_contact *)b)->id,
+	              VEIL_ID_LEN);
 }
 
 int veil_profile_contact_list(struct veil_profile *p,
                               int (*fn)(const struct veil_contact *c, void *ctx), void *ctx)
 {
-	sqlite3_stmt *st = NULL;
-	struct veil_contact c;
-	int rc = prepare(p, &st, "SELECT id, pk, nickname, first_seen FROM contacts ORDER BY id");
-	if (rc != 0)
-		return rc;
-	int s;
-	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = contact_row(st, &c)) != 0 || (rc = fn(&c, ctx)) != 0)
-			goto out;
-	}
-	if (s != SQLITE_DONE)
-		rc = VEIL_EIO;
-out:
-	sqlite3_finalize(st);
+	struct contact_vec cv = {0};
+	/* Rows are in hash order: the ID order is made here. */
+	int rc = veil_rec_scan(p, VEIL_REC_CONTACT, contact_collect, &cv);
+	if (rc == 0 && cv.n > 1)
+		qsort(cv.v, cv.n, sizeof *cv.v, contact_cmp);
+	for (size_t i = 0; rc == 0 && i < cv.n; i++)
+		rc = fn(&cv.v[i], ctx);
+	if (cv.v != NULL)
+		sodium_memzero(cv.v, cv.cap * sizeof *cv.v);
+	free(cv.v);
 	return rc;
 }
 
@@ -708,43 +731,156 @@ out:
 
 int veil_profile_nonce_seen(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN])
 {
-	sqlite3_stmt *st = NULL;
-	int rc = prepare(p, &st, "SELECT 1 FROM nonces WHERE nonce = ?1");
-	if (rc != 0)
-		return rc;
-	sqlite3_bind_blob(st, 1, nonce, VEIL_NONCE_LEN, SQLITE_TRANSIENT);
-	int s = sqlite3_step(st);
-	rc = s == SQLITE_ROW ? VEIL_EREPLAY : s == SQLITE_DONE ? 0 : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	int rc = veil_rec_marked(p, VEIL_REC_NONCE, nonce, VEIL_NONCE_LEN);
+	return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
 }
 
 int veil_profile_nonce_add(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN])
 {
-	sqlite3_stmt *st = NULL;
-	int rc = prepare(p, &st, "INSERT INTO nonces(nonce, seen) VALUES(?1, ?2)");
-	if (rc != 0)
-		return rc;
-	sqlite3_bind_blob(st, 1, nonce, VEIL_NONCE_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)veil_now_ms());
-	int s = sqlite3_step(st);
-	rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? VEIL_EREPLAY : VEIL_EIO;
-	sqlite3_finalize(st);
-	return rc;
+	int rc = veil_rec_mark(p, VEIL_REC_NONCE, nonce, VEIL_NONCE_LEN);
+	return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
 }
 
 /* --- message log --- */
+
+#define LOG_REC_VERSION 1
+#define LOG_HDR_LEN (1 + 1 + VEIL_ID_LEN + 8 + 8 + 1 + 4)
 
 static int exec(struct veil_profile *p, const char *sql)
 {
 	return sqlite3_exec(p->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
 }
 
+int veil_log_encode(const struct veil_log_entry *e, struct veil_buf *out)
+{
+	uint8_t h[LOG_HDR_LEN];
+	if (e->body_len > VEIL_LOG_BODY_MAX || (e->body == NULL && e->body_len != 0) ||
+	    (e->dir != VEIL_LOG_IN && e->dir != VEIL_LOG_OUT))
+		return VEIL_EINVAL;
+	h[0] = LOG_REC_VERSION;
+	h[1] = (uint8_t)e->dir;
+	memcpy(h + 2, e->peer, VEIL_ID_LEN);
+	veil_store_u64le(h + 2 + VEIL_ID_LEN, e->msg_id);
+	veil_store_u64le(h + 10 + VEIL_ID_LEN, e->date_ms);
+	h[18 + VEIL_ID_LEN] = e->type;
+	veil_store_u32le(h + 19 + VEIL_ID_LEN, (uint32_t)(int32_t)e->status);
+	veil_buf_reset(out);
+	int rc = veil_buf_append(out, h, sizeof h);
+	if (rc == 0 && e->body_len > 0)
+		rc = veil_buf_append(out, e->body, e->body_len);
+	return rc;
+}
+
+int veil_log_decode(const uint8_t *v, size_t n, struct veil_log_entry *e)
+{
+	memset(e, 0, sizeof *e);
+	if (n < LOG_HDR_LEN || n - LOG_HDR_LEN > VEIL_LOG_BODY_MAX || v[0] != LOG_REC_VERSION ||
+	    v[1] > VEIL_LOG_OUT)
+		return VEIL_ECORRUPT;
+	e->dir = v[1];
+	memcpy(e->peer, v + 2, VEIL_ID_LEN);
+	e->msg_id = veil_load_u64le(v + 2 + VEIL_ID_LEN);
+	e->date_ms = veil_load_u64le(v + 10 + VEIL_ID_LEN);
+	e->type = v[18 + VEIL_ID_LEN];
+	e->status = (int)(int32_t)veil_load_u32le(v + 19 + VEIL_ID_LEN);
+	e->body = v + LOG_HDR_LEN;
+	e->body_len = n - LOG_HDR_LEN;
+	return veil_id_valid(e->peer) ? 0 : VEIL_ECORRUPT;
+}
+
+/* The row key of a message: its direction, peer and ID. */
+static void msg_key(struct veil_profile *p, int dir, const uint8_t peer[static VEIL_ID_LEN],
+                    uint64_t msg_id, uint8_t k[static VEIL_REC_HASH_LEN])
+{
+	uint8_t nat[1 + VEIL_ID_LEN + 8];
+	nat[0] = (uint8_t)dir;
+	memcpy(nat + 1, peer, VEIL_ID_LEN);
+	veil_store_u64le(nat + 1 + VEIL_ID_LEN, msg_id);
+	veil_vault_hash(p, VEIL_REC_MSG, nat, sizeof nat, k);
+}
+
+/* Finds a message row: its seq and its decrypted record in pt; VEIL_ENOTFOUND. */
+static int msg_find(struct veil_profile *p, const uint8_t k[static VEIL_REC_HASH_LEN], int64_t *seq,
+                    struct veil_buf *pt)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = veil_vault_prep(p, VEIL_ST_MSG_FIND, "SELECT seq, v FROM msg WHERE k = ?1", &st);
+	if (rc != 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, k, VEIL_REC_HASH_LEN, SQLITE_STATIC);
+	int s = sqlite3_step(st);
+	if (s == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		rc = veil_vault_unseal(p, VEIL_REC_MSG, k, sqlite3_column_blob(st, 1),
+		                       (size_t)sqlite3_column_bytes(st, 1), pt);
+	} else {
+		rc = s == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
+	}
+	veil_vault_done(st);
+	return rc;
+}
+
+int veil_log_put_locked(struct veil_profile *p, const struct veil_log_entry *e, int replace_raw)
+{
+	uint8_t k[VEIL_REC_HASH_LEN], ph[VEIL_REC_HASH_LEN];
+	struct veil_buf pt, ct;
+	struct veil_log_entry old;
+	sqlite3_stmt *st = NULL;
+	int64_t seq = 0;
+	int rc;
+	if (!veil_id_valid(e->peer))
+		return VEIL_EINVAL;
+	veil_buf_init_secret(&pt, VEIL_REC_MAX + VEIL_REC_PAD);
+	veil_buf_init(&ct, VEIL_REC_MAX + 256);
+	msg_key(p, e->dir, e->peer, e->msg_id, k);
+	rc = msg_find(p, k, &seq, &pt);
+	if (rc == 0) {
+		/*
+		 * A payload stored raw because it could not be decrypted (type 0)
+		 * may have been a forgery under a genuine message's ID: the
+		 * genuine message, once it comes, takes its place rather than
+		 * being taken for a resend.
+		 */
+		if (!replace_raw || veil_log_decode(pt.p, pt.len, &old) != 0 || old.type != 0 ||
+		    e->type == 0) {
+			rc = VEIL_EEXIST;
+			goto out;
+		}
+	} else if (rc != VEIL_ENOTFOUND) {
+		goto out;
+	}
+	int found = rc == 0;
+	if ((rc = veil_log_encode(e, &pt)) != 0 ||
+	    (rc = veil_vault_seal(p, VEIL_REC_MSG, k, pt.p, pt.len, &ct)) != 0)
+		goto out;
+	if (found) {
+		if ((rc = veil_vault_prep(p, VEIL_ST_MSG_UPDATE,
+		                          "UPDATE msg SET v = ?2 WHERE seq = ?1", &st)) != 0)
+			goto out;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_blob(st, 2, ct.p, (int)ct.len, SQLITE_STATIC);
+	} else {
+		veil_vault_hash(p, VEIL_REC_PEER, e->peer, VEIL_ID_LEN, ph);
+		if ((rc = veil_vault_prep(p, VEIL_ST_MSG_INSERT,
+		                          "INSERT INTO msg(k, ph, v) VALUES(?1, ?2, ?3)", &st)) !=
+		    0)
+			goto out;
+		sqlite3_bind_blob(st, 1, k, sizeof k, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, ph, sizeof ph, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, ct.p, (int)ct.len, SQLITE_STATIC);
+	}
+	int s = sqlite3_step(st);
+	rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? VEIL_EEXIST : VEIL_EIO;
+out:
+	veil_vault_done(st);
+	veil_buf_release(&pt);
+	veil_buf_release(&ct);
+	return rc;
+}
+
 int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
                          const uint8_t *nonce)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
 	int rc;
 	if (p->db == NULL || !veil_id_valid(e->peer) || e->body_len > VEIL_LOG_BODY_MAX ||
 	    (e->body == NULL && e->body_len != 0))
@@ -754,34 +890,8 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 		return rc;
 	if (nonce != NULL && (rc = veil_profile_nonce_add(p, nonce)) != 0)
 		goto out;
-	if ((rc = prepare(p, &st,
-	                  /*
-	                   * A payload stored raw because it could not be decrypted
-	                   * (type 0) may have been a forgery under a genuine
-	                   * message's ID: the genuine message, once it comes,
-	                   * takes its place rather than being taken for a resend.
-	                   */
-	                  "INSERT INTO messages(dir, peer, msg_id, date, type, body, status) "
-	                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-	                  "ON CONFLICT(dir, peer, msg_id) DO UPDATE SET date = excluded.date,"
-	                  " type = excluded.type, body = excluded.body, status = excluded.status"
-	                  " WHERE messages.type = 0 AND excluded.type != 0")) != 0)
-		goto out;
-	veil_id_str(ids, e->peer);
-	sqlite3_bind_int(st, 1, e->dir);
-	sqlite3_bind_text(st, 2, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->msg_id);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)e->date_ms);
-	sqlite3_bind_int(st, 5, e->type);
-	sqlite3_bind_blob(st, 6, e->body_len ? (const void *)e->body : (const void *)"",
-	                  (int)e->body_len, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 7, e->status);
-	int s = sqlite3_step(st);
-	rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? VEIL_EEXIST : VEIL_EIO;
-	if (rc == 0 && sqlite3_changes(p->db) == 0)
-		rc = VEIL_EEXIST; /* the conflict clause declined to replace the row */
+	rc = veil_log_put_locked(p, e, 1);
 out:
-	sqlite3_finalize(st);
 	if (rc == 0)
 		rc = exec(p, "COMMIT");
 	if (rc != 0)
@@ -792,45 +902,85 @@ out:
 int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
                                 uint64_t msg_id, int status)
 {
+	uint8_t k[VEIL_REC_HASH_LEN];
+	struct veil_buf pt, ct, nb;
+	struct veil_log_entry e;
 	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "UPDATE messages SET status = max(status, ?3) "
-	                 "WHERE dir = 1 AND peer = ?1 AND msg_id = ?2");
+	int64_t seq = 0;
+	int rc;
+	if (p->db == NULL || p->vault == NULL)
+		return VEIL_EINVAL;
+	veil_buf_init_secret(&pt, VEIL_REC_MAX + VEIL_REC_PAD);
+	veil_buf_init_secret(&nb, VEIL_REC_MAX + VEIL_REC_PAD);
+	veil_buf_init(&ct, VEIL_REC_MAX + 256);
+	msg_key(p, VEIL_LOG_OUT, peer, msg_id, k);
+	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
+		goto done;
+	if ((rc = msg_find(p, k, &seq, &pt)) != 0 || (rc = veil_log_decode(pt.p, pt.len, &e)) != 0)
+		goto out;
+	if (status <= e.status)
+		goto out; /* found; the status only rises */
+	e.status = status;
+	if ((rc = veil_log_encode(&e, &nb)) != 0 ||
+	    (rc = veil_vault_seal(p, VEIL_REC_MSG, k, nb.p, nb.len, &ct)) != 0 ||
+	    (rc = veil_vault_prep(p, VEIL_ST_MSG_UPDATE, "UPDATE msg SET v = ?2 WHERE seq = ?1",
+	                          &st)) != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_blob(st, 2, ct.p, (int)ct.len, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : VEIL_EIO;
+out:
+	veil_vault_done(st);
+	if (rc == 0)
+		rc = exec(p, "COMMIT");
 	if (rc != 0)
-		return rc;
-	veil_id_str(ids, peer);
-	sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)msg_id);
-	sqlite3_bind_int(st, 3, status);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = VEIL_EIO;
-	else if (sqlite3_changes(p->db) == 0)
-		rc = VEIL_ENOTFOUND;
-	sqlite3_finalize(st);
+		(void)exec(p, "ROLLBACK");
+done:
+	veil_buf_release(&pt);
+	veil_buf_release(&nb);
+	veil_buf_release(&ct);
 	return rc;
 }
 
-/* Runs a prepared log query and calls fn for each row. Finalizes st. */
-static int log_rows(sqlite3_stmt *st, int (*fn)(const struct veil_log_entry *e, void *ctx),
-                    void *ctx)
+/* Decrypts and decodes the current row of st (columns k, v) into e, body in pt. */
+static int msg_row(struct veil_profile *p, sqlite3_stmt *st, struct veil_buf *pt,
+                   struct veil_log_entry *e)
 {
-	int rc = 0, s;
+	if (sqlite3_column_bytes(st, 0) != VEIL_REC_HASH_LEN)
+		return VEIL_ECORRUPT;
+	int rc =
+	    veil_vault_unseal(p, VEIL_REC_MSG, sqlite3_column_blob(st, 0),
+	                      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), pt);
+	return rc != 0 ? rc : veil_log_decode(pt->p, pt->len, e);
+}
+
+static void bind_peer(struct veil_profile *p, sqlite3_stmt *st, int col, const uint8_t *peer)
+{
+	uint8_t ph[VEIL_REC_HASH_LEN];
+	if (peer == NULL)
+		return;
+	veil_vault_hash(p, VEIL_REC_PEER, peer, VEIL_ID_LEN, ph);
+	sqlite3_bind_blob(st, col, ph, sizeof ph, SQLITE_TRANSIENT);
+}
+
+int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
+                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	struct veil_buf pt;
+	struct veil_log_entry e;
+	int rc = prepare(p, &st, "SELECT k, v FROM msg WHERE ?1 IS NULL OR ph = ?1 ORDER BY seq");
+	if (rc != 0)
+		return rc;
+	veil_buf_init_secret(&pt, VEIL_REC_MAX + VEIL_REC_PAD);
+	bind_peer(p, st, 1, peer);
+	int s;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-		struct veil_log_entry e;
-		memset(&e, 0, sizeof e);
-		const unsigned char *pid = sqlite3_column_text(st, 1);
-		e.dir = sqlite3_column_int(st, 0);
-		if (pid == NULL || veil_id_parse(e.peer, (const char *)pid) != 0) {
-			rc = VEIL_EPROTO;
+		if ((rc = msg_row(p, st, &pt, &e)) != 0)
 			goto out;
-		}
-		e.msg_id = (uint64_t)sqlite3_column_int64(st, 2);
-		e.date_ms = (uint64_t)sqlite3_column_int64(st, 3);
-		e.type = (uint8_t)sqlite3_column_int(st, 4);
-		e.body = sqlite3_column_blob(st, 5);
-		e.body_len = (size_t)sqlite3_column_bytes(st, 5);
-		e.status = sqlite3_column_int(st, 6);
+		/* A hash collision of peers would show another's message: compare the real ID. */
+		if (peer != NULL && memcmp(e.peer, peer, VEIL_ID_LEN) != 0)
+			continue;
 		if ((rc = fn(&e, ctx)) != 0)
 			goto out;
 	}
@@ -838,42 +988,89 @@ static int log_rows(sqlite3_stmt *st, int (*fn)(const struct veil_log_entry *e, 
 		rc = VEIL_EIO;
 out:
 	sqlite3_finalize(st);
+	veil_buf_release(&pt);
 	return rc;
 }
 
-int veil_profile_log_list(struct veil_profile *p, const uint8_t *peer,
-                          int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
+struct date_seq {
+	uint64_t date;
+	int64_t seq;
+};
+
+static int date_seq_cmp(const void *a, const void *b)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
-	int rc = prepare(p, &st,
-	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
-	                 "WHERE ?1 IS NULL OR peer = ?1 ORDER BY seq");
-	if (rc != 0)
-		return rc;
-	if (peer != NULL) {
-		veil_id_str(ids, peer);
-		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
-	}
-	return log_rows(st, fn, ctx);
+	const struct date_seq *x = a, *y = b;
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 int veil_profile_log_query(struct veil_profile *p, const struct veil_log_query *q,
                            int (*fn)(const struct veil_log_entry *e, void *ctx), void *ctx)
 {
-	sqlite3_stmt *st = NULL;
-	char ids[VEIL_ID_LEN + 1];
+	sqlite3_stmt *st = NULL, *one = NULL;
+	struct veil_buf pt;
+	struct veil_log_entry e;
+	struct date_seq *v = NULL;
+	size_t n = 0, cap = 0;
+	int s, rc;
 	if (q->since_ms > (uint64_t)INT64_MAX)
 		return VEIL_EINVAL;
-	int rc = prepare(p, &st,
-	                 "SELECT dir, peer, msg_id, date, type, body, status FROM messages "
-	                 "WHERE (?1 IS NULL OR peer = ?1) AND date >= ?2 ORDER BY date, seq");
-	if (rc != 0)
+	/*
+	 * Dates are inside the sealed records: a first pass keeps the date and
+	 * row of each selected message (16 bytes each), the second decrypts them
+	 * again in date order, so bodies are never all in memory at once.
+	 */
+	if ((rc = prepare(p, &st,
+	                  "SELECT k, v, seq FROM msg WHERE ?1 IS NULL OR ph = ?1 ORDER BY seq")) !=
+	    0)
 		return rc;
-	if (q->peer != NULL) {
-		veil_id_str(ids, q->peer);
-		sqlite3_bind_text(st, 1, ids, VEIL_ID_LEN, SQLITE_TRANSIENT);
+	veil_buf_init_secret(&pt, VEIL_REC_MAX + VEIL_REC_PAD);
+	bind_peer(p, st, 1, q->peer);
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = msg_row(p, st, &pt, &e)) != 0)
+			goto out;
+		if ((q->peer != NULL && memcmp(e.peer, q->peer, VEIL_ID_LEN) != 0) ||
+		    e.date_ms < q->since_ms)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			struct date_seq *nv = realloc(v, nc * sizeof *nv);
+			if (nv == NULL) {
+				rc = VEIL_ENOMEM;
+				goto out;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].date = e.date_ms;
+		v[n].seq = sqlite3_column_int64(st, 2);
+		n++;
 	}
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->since_ms);
-	return log_rows(st, fn, ctx);
+	if (s != SQLITE_DONE) {
+		rc = VEIL_EIO;
+		goto out;
+	}
+	qsort(v, n, sizeof *v, date_seq_cmp);
+	if ((rc = prepare(p, &one, "SELECT k, v FROM msg WHERE seq = ?1")) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(one);
+		sqlite3_bind_int64(one, 1, v[i].seq);
+		s = sqlite3_step(one);
+		if (s == SQLITE_DONE)
+			continue; /* deleted meanwhile */
+		if (s != SQLITE_ROW) {
+			rc = VEIL_EIO;
+			goto out;
+		}
+		if ((rc = msg_row(p, one, &pt, &e)) != 0 || (rc = fn(&e, ctx)) != 0)
+			goto out;
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(one);
+	veil_buf_release(&pt);
+	free(v);
+	return rc;
 }

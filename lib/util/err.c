@@ -23,6 +23,9 @@ const char *veil_strerror(int err)
 	case VEIL_ECORRUPT: return "data corrupt";
 	case VEIL_EQUOTA: return "share of the limit used up";
 	case VEIL_EPARTIAL: return "not every receiver got it";
+	case VEIL_EPASS: return "wrong passphrase";
+	case VEIL_ELOCKED: return "the profile needs its passphrase";
+	case VEIL_EPLAIN: return "the profile is in the old plaintext format";
 	case VEIL_ECLOCK: return "this clock differs too much from the server's";
 	default: return "unknown error";
 	}

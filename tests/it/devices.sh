@@ -14,7 +14,7 @@ B=$(vb init --server "$URL" --nickname Bob 2>>"$T/err") || { echo "FAIL init"; e
 
 check list_refused_single_device bash -c "! VEIL_HOME=$T/a $BIN/veil device list 2>$T/e1 && grep -q 'one device' $T/e1"
 check enable va device enable --label desk
-check md_json_private bash -c "[ \"\$(stat -c %a $T/a/md.json)\" = 600 ]"
+check dgk_not_in_a_file bash -c "[ ! -e $T/a/md.json ] && VEIL_HOME=$T/a $BIN/veil whoami --json | grep -q mediator_url"
 check list_one_device bash -c "VEIL_HOME=$T/a $BIN/veil device list | grep -q ' \* *desk'"
 check list_json bash -c "VEIL_HOME=$T/a $BIN/veil device list --json | grep -q '\"this_device\":true'"
 check rename va device rename "work desk"

@@ -124,9 +124,7 @@ rcv c; rcv e
 check leaver_gets_nothing bash -c "[ ! -s $T/c.7 ] && grep -q 'after leave' $T/e.4"
 
 # --- sync after state loss: B forgets the group, E writes, B asks A, A answers ---
-python3 -c "
-import sqlite3; db=sqlite3.connect('$T/b/veil.db')
-db.execute('DELETE FROM groups'); db.execute('DELETE FROM group_members'); db.commit()"
+VEIL_HOME=$T/b "$BIN/tests/tools/profile_poke" group-forget
 check state_lost bash -c "[ -z \"\$(VEIL_HOME=$T/b $BIN/veil group list)\" ]"
 v e group send "$G" "lost message" >/dev/null
 rcv b
@@ -145,12 +143,7 @@ check talks_after_sync grep -q 'found again' "$T/b.9"
 # --- a non-member's injected message is dropped ---
 # X fakes the group locally (creator A, members B and X) and sends to it.
 v x group list >/dev/null
-python3 -c "
-import sqlite3,struct; db=sqlite3.connect('$T/x/veil.db')
-gid=struct.unpack('<q', bytes.fromhex('$G'))[0]
-db.execute(\"INSERT INTO groups(creator,gid,name,is_left,created) VALUES('$A',?,'fake',0,0)\",(gid,))
-for i,m in enumerate(['$B','$X']): db.execute('INSERT INTO group_members VALUES(?,?,?,?)',('$A',gid,i,m))
-db.commit()"
+VEIL_HOME=$T/x "$BIN/tests/tools/profile_poke" group-put "$A" "$G" fake "$B" "$X"
 v x group send "$G" "intruder" >/dev/null
 rcv b; rcv a
 check nonmember_dropped_by_member bash -c "! grep -q intruder $T/b.10 && grep -q 'not a member of group $G' $T/b.10.err"
@@ -211,10 +204,7 @@ G3=$(v a group create Revoked "$B" "$C")
 rcv b; rcv c
 # R joined long ago: added to A's and B's group state directly, so that no
 # message to R passes the chat server (which caches known IDs for a minute).
-for w in a b; do python3 -c "
-import sqlite3,struct; db=sqlite3.connect('$T/$w/veil.db')
-gid=struct.unpack('<q', bytes.fromhex('$G3'))[0]
-db.execute('INSERT INTO group_members VALUES(?,?,?,?)',('$A',gid,9,'$R_')); db.commit()"; done
+for w in a b; do VEIL_HOME=$T/$w "$BIN/tests/tools/profile_poke" group-add "$A" "$G3" "$R_"; done
 v a contact add "$R_" >/dev/null
 v r revoke --yes >/dev/null 2>&1
 v a group send "$G3" "hi" --json >/dev/null 2>"$T/g3o.err"; st=$?

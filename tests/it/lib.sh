@@ -7,6 +7,11 @@
 #   start / stop                   veild on those ports, stopped by its PID
 #   check NAME COMMAND...          prints PASS/FAIL NAME, counts $fails
 BIN=${VEIL_BIN:-$PWD/build}
+# Every profile a test makes is encrypted under this passphrase at the cheapest
+# KDF level: the encrypted path is what every test runs, without paying
+# Argon2id's full cost on each of the hundreds of veil commands.
+IT_PASSPHRASE_FILE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/passphrase.txt
+export VEIL_PASSPHRASE_FILE=$IT_PASSPHRASE_FILE VEIL_KDF=min
 fails=0
 pid=
 

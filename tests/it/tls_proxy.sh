@@ -179,7 +179,7 @@ VEIL_HOME=$T/b2 "$BIN/veil" init --join "$(head -1 "$T/link.out")" --cacert "$T/
 	--label laptop --yes >"$T/join.out" 2>"$T/join.err"
 check join_through_proxy [ "$(cat "$T/join.out")" = "$B" ]
 check link_through_proxy wait "$lpid"
-check mediator_announced_wss grep -q "\"mediator_url\": \"wss://127.0.0.1:$NP/mediator/\"" "$T/b2/md.json"
+check mediator_announced_wss bash -c "VEIL_HOME=$T/b2 $BIN/veil whoami --json | grep -q '\"mediator_url\":\"wss://127.0.0.1:$NP/mediator/\"'"
 va send "$B" "to both of Bob's devices" >/dev/null
 check first_device_through_proxy bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q \"both of Bob's devices\""
 check second_device_through_proxy bash -c "VEIL_HOME=$T/b2 $BIN/veil recv | grep -q \"both of Bob's devices\""

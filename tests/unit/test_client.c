@@ -74,7 +74,10 @@ static void test_profile_roundtrip(void)
 	CHECK_RC(veil_profile_create(&a), VEIL_EEXIST);
 
 	CHECK(stat(home, &st) == 0 && (st.st_mode & 0777) == 0700);
+	/* No passphrase (the library's default): the store key's KEK lies in store.key. */
 	snprintf(path, sizeof path, "%s/key", home);
+	CHECK(stat(path, &st) != 0);
+	snprintf(path, sizeof path, "%s/store.key", home);
 	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
 	snprintf(path, sizeof path, "%s/veil.db", home);
 	CHECK(stat(path, &st) == 0 && (st.st_mode & 077) == 0);
@@ -99,20 +102,20 @@ static void test_profile_roundtrip(void)
 	CHECK(strcmp(b.nickname, "Zed") == 0);
 	veil_profile_release(&b);
 
-	/* A key file others can read is refused. */
-	snprintf(path, sizeof path, "%s/key", home);
+	/* A store.key others can read is refused. */
+	snprintf(path, sizeof path, "%s/store.key", home);
 	CHECK(chmod(path, 0644) == 0);
 	CHECK_RC(veil_profile_open(&b, home), VEIL_EIO);
 	CHECK(chmod(path, 0600) == 0);
 	CHECK_RC(veil_profile_open(&b, home), 0);
 	veil_profile_release(&b);
 
-	/* A key that does not match the public key is refused. */
+	/* A store.key that does not open the wrapped keys is damage, and changes nothing. */
 	FILE *f = fopen(path, "w");
 	CHECK(f != NULL);
-	fprintf(f, "%064d\n", 7);
+	fprintf(f, "%032d", 7);
 	fclose(f);
-	CHECK_RC(veil_profile_open(&b, home), VEIL_EPROTO);
+	CHECK_RC(veil_profile_open(&b, home), VEIL_ECORRUPT);
 	veil_profile_release(&a);
 	veil_profile_release(&b);
 }
