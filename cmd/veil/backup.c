@@ -208,8 +208,8 @@ static int do_config(const struct opts *o)
 		cli_err("cannot derive the backup key: %s", veil_strerror(prc));
 		goto out;
 	}
-	if ((prc = veil_backup_cfg_save(home, c)) != 0) {
-		cli_err("cannot save %s/backup.json: %s", home, veil_strerror(prc));
+	if ((prc = veil_backup_cfg_save(&p, c)) != 0) {
+		cli_err("cannot save the backup settings in %s: %s", home, veil_strerror(prc));
 		goto out;
 	}
 	printf("backups go to %s (%s)\n", c->t.url,
@@ -234,28 +234,37 @@ static int do_now(const struct opts *o)
 	if ((prc = veil_profile_open(&p, home)) != 0)
 		return cli_err("cannot open the profile in %s: %s", home, veil_strerror(prc));
 	prc = veil_backup_run(&p, 1, err, sizeof err);
-	veil_profile_release(&p);
-	if (prc < 0)
+	if (prc < 0) {
+		veil_profile_release(&p);
 		return cli_err("backup failed: %s", err);
+	}
 	struct veil_backup_cfg c;
-	if (veil_backup_cfg_load(home, &c) == 0)
+	if (veil_backup_cfg_load(&p, &c) == 0)
 		printf("backed up: %" PRIu64 " bytes\n", c.last_size);
 	veil_backup_cfg_wipe(&c);
+	veil_profile_release(&p);
 	return 0;
 }
 
 static int do_status(const struct opts *o)
 {
 	struct veil_backup_cfg c;
+	struct veil_profile p;
 	char home[VEIL_PROFILE_PATH_MAX], last[64], next[64], tried[64];
 	int prc;
 	(void)o;
+	memset(&p, 0, sizeof p);
 	if (veil_profile_home(home, sizeof home) != 0)
 		return cli_err("not initialised: set VEIL_HOME or HOME");
-	if ((prc = veil_backup_cfg_load(home, &c)) != 0)
+	if ((prc = veil_profile_open(&p, home)) != 0)
+		return cli_err("cannot open the profile in %s: %s", home, veil_strerror(prc));
+	prc = veil_backup_cfg_load(&p, &c);
+	veil_profile_release(&p);
+	if (prc != 0)
 		return prc == VEIL_ENOTFOUND
 		           ? cli_err("no backup configured ('veil backup config')")
-		           : cli_err("cannot read %s/backup.json: %s", home, veil_strerror(prc));
+		           : cli_err("cannot read the backup settings in %s: %s", home,
+		                     veil_strerror(prc));
 	fmt_time(last, sizeof last, c.last_ok_ms);
 	fmt_time(tried, sizeof tried, c.last_try_ms);
 	fmt_time(next, sizeof next, veil_backup_next_ms(&c));
@@ -334,8 +343,8 @@ static int do_restore(const struct opts *o)
 	}
 	opened = 1;
 	/* Later backups go to the same place under the same password. */
-	if ((prc = veil_backup_cfg_save(home, c)) != 0)
-		fprintf(stderr, "veil: warning: cannot save %s/backup.json: %s\n", home,
+	if ((prc = veil_backup_cfg_save(&m.prof, c)) != 0)
+		fprintf(stderr, "veil: warning: cannot save the backup settings in %s: %s\n", home,
 		        veil_strerror(prc));
 	printf("restored %s: %zu contacts, %zu groups\n", o->id, b->n_contacts, b->n_groups);
 	rc = 0;

@@ -923,7 +923,7 @@ static void maybe_backup(struct cli_daemon *d)
 		     DAEMON_BACKUP_CHECK_MS / 60000u);
 	} else if (rc == 0) {
 		struct veil_backup_cfg c;
-		if (veil_backup_cfg_load(d->m.prof.home, &c) == 0)
+		if (veil_backup_cfg_load(&d->m.prof, &c) == 0)
 			dlog(d, "backup uploaded (%llu bytes)", (unsigned long long)c.last_size);
 		veil_backup_cfg_wipe(&c);
 	} else if (!d->backup_said) {

@@ -177,9 +177,10 @@ int veil_backup_download(const struct veil_backup_target *t,
                          char *errtext, size_t cap) VEIL_WUR;
 
 /*
- * The backup settings of a profile, home/backup.json (mode 0600): the
- * target, the backup ID and key derived from the backup password (never the
- * password itself), and the state of the last upload.
+ * The backup settings of a profile, a sealed record of its encrypted store
+ * (they hold what opens the backup, which holds the secret key): the target
+ * with its WebDAV credentials, the backup ID and key derived from the backup
+ * password (never the password itself), and the state of the last upload.
  */
 struct veil_backup_cfg {
 	struct veil_backup_target t;
@@ -190,8 +191,8 @@ struct veil_backup_cfg {
 	char last_error[256];
 };
 /* VEIL_ENOTFOUND if the profile has no backup settings. */
-int veil_backup_cfg_load(const char *home, struct veil_backup_cfg *c) VEIL_WUR;
-int veil_backup_cfg_save(const char *home, const struct veil_backup_cfg *c) VEIL_WUR;
+int veil_backup_cfg_load(struct veil_profile *p, struct veil_backup_cfg *c) VEIL_WUR;
+int veil_backup_cfg_save(struct veil_profile *p, const struct veil_backup_cfg *c) VEIL_WUR;
 /* Wipes the key material of c. */
 void veil_backup_cfg_wipe(struct veil_backup_cfg *c);
 /*
@@ -203,7 +204,7 @@ uint64_t veil_backup_next_ms(const struct veil_backup_cfg *c);
  * Makes a backup of p and uploads it, padded, unless (without force) it was
  * uploaded less than VEIL_BACKUP_MIN_INTERVAL_MS ago, or its JSON is
  * unchanged and younger than half the retention time: then 1 (nothing
- * done). Records the outcome in home/backup.json. 0 after an upload.
+ * done). Records the outcome in the backup settings. 0 after an upload.
  */
 int veil_backup_run(struct veil_profile *p, int force, char *errtext, size_t cap) VEIL_WUR;
 

@@ -1,6 +1,6 @@
 /*
  * Backup targets (include/veil/safe.h): the Safe server API and WebDAV over
- * libcurl, the profile's backup settings (backup.json) and one backup run.
+ * libcurl, the profile's backup settings (a sealed record of its store) and one backup run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,8 @@
 #include <sodium.h>
 
 #include "veil/safe.h"
+#include "vault_int.h"
 
-#define CFG_FILE "backup.json"
 #define CFG_MAX 16384
 #define CONFIG_MAX 4096 /* the server's config document */
 
@@ -356,12 +356,6 @@ void veil_backup_cfg_wipe(struct veil_backup_cfg *c)
 	sodium_memzero(c, sizeof *c);
 }
 
-static int cfg_path(char *out, size_t cap, const char *home, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", home, name);
-	return n < 0 || (size_t)n >= cap ? VEIL_ELIMIT : 0;
-}
-
 static int str_field(json_t *o, const char *k, char *out, size_t cap)
 {
 	json_t *v = json_object_get(o, k);
@@ -381,30 +375,22 @@ static uint64_t u64_field(json_t *o, const char *k)
 	                                                       : 0;
 }
 
-int veil_backup_cfg_load(const char *home, struct veil_backup_cfg *c)
+int veil_backup_cfg_load(struct veil_profile *p, struct veil_backup_cfg *c)
 {
-	char path[VEIL_PROFILE_PATH_MAX + 32], buf[CFG_MAX], hex[VEIL_HEX_LEN(32)];
-	struct stat st;
-	int rc, fd;
+	char hex[VEIL_HEX_LEN(32)];
+	struct veil_buf v;
+	int rc;
 	json_t *o = NULL;
 
 	memset(c, 0, sizeof *c);
-	if ((rc = cfg_path(path, sizeof path, home, CFG_FILE)) != 0)
+	/* It holds the backup key and the WebDAV password: a sealed record of the profile. */
+	veil_buf_init_secret(&v, CFG_MAX);
+	if ((rc = veil_rec_get(p, VEIL_REC_BACKUP, NULL, 0, &v)) != 0) {
+		veil_buf_release(&v);
 		return rc;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? VEIL_ENOTFOUND : VEIL_EIO;
-	/* It holds the backup key: readable by its owner alone. */
-	if (fstat(fd, &st) != 0 || (st.st_mode & 077) != 0 || st.st_size >= CFG_MAX) {
-		close(fd);
-		return VEIL_EIO;
 	}
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 0)
-		return VEIL_EIO;
-	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-	sodium_memzero(buf, sizeof buf);
+	o = json_loadb((const char *)v.p, v.len, JSON_REJECT_DUPLICATES, NULL);
+	veil_buf_release(&v);
 	rc = VEIL_EPROTO;
 	if (!json_is_object(o))
 		goto out;
@@ -443,12 +429,11 @@ out:
 	return rc;
 }
 
-int veil_backup_cfg_save(const char *home, const struct veil_backup_cfg *c)
+int veil_backup_cfg_save(struct veil_profile *p, const struct veil_backup_cfg *c)
 {
-	char path[VEIL_PROFILE_PATH_MAX + 32], tmp[VEIL_PROFILE_PATH_MAX + 32];
 	char bid[VEIL_HEX_LEN(32)], key[VEIL_HEX_LEN(32)];
 	char *text = NULL;
-	int rc = VEIL_ENOMEM, fd = -1;
+	int rc = VEIL_ENOMEM;
 	json_t *o = json_object();
 
 	if (veil_hex_encode(bid, sizeof bid, c->backup_id, VEIL_SAFE_ID_LEN) != 0 ||
@@ -474,36 +459,8 @@ int veil_backup_cfg_save(const char *home, const struct veil_backup_cfg *c)
 	    json_object_set_new(o, "lastError", json_string(c->last_error)) ||
 	    (text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
 		goto out;
-	if ((rc = cfg_path(path, sizeof path, home, CFG_FILE)) != 0 ||
-	    (rc = cfg_path(tmp, sizeof tmp, home, "." CFG_FILE ".tmp")) != 0)
-		goto out;
-	rc = VEIL_EIO;
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		goto out;
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto out;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0) {
-		goto out;
-	}
-	int crc = close(fd);
-	fd = -1;
-	if (crc != 0 || rename(tmp, path) != 0)
-		goto out;
-	rc = 0;
+	rc = veil_rec_put(p, VEIL_REC_BACKUP, NULL, 0, (const uint8_t *)text, strlen(text));
 out:
-	if (fd >= 0) {
-		close(fd);
-		(void)unlink(tmp);
-	}
 	if (text != NULL) {
 		sodium_memzero(text, strlen(text));
 		free(text);
@@ -529,10 +486,10 @@ int veil_backup_run(struct veil_profile *p, int force, char *e, size_t cap)
 	char hex[VEIL_HEX_LEN(32)];
 	int rc;
 
-	if ((rc = veil_backup_cfg_load(p->home, &c)) != 0)
+	if ((rc = veil_backup_cfg_load(p, &c)) != 0)
 		return efail(e, cap, rc,
 		             rc == VEIL_ENOTFOUND ? "no backup configured ('veil backup config')"
-		                                  : "cannot read %s/" CFG_FILE ": %s",
+		                                  : "cannot read the backup settings in %s: %s",
 		             p->home, veil_strerror(rc));
 	veil_buf_init_secret(&json, VEIL_SAFE_JSON_MAX);
 	veil_buf_init(&blob, VEIL_SAFE_BLOB_MAX);
@@ -570,9 +527,9 @@ int veil_backup_run(struct veil_profile *p, int force, char *e, size_t cap)
 		snprintf(c.last_error, sizeof c.last_error, "%s",
 		         e != NULL ? e : veil_strerror(rc));
 	}
-	int src = veil_backup_cfg_save(p->home, &c);
+	int src = veil_backup_cfg_save(p, &c);
 	if (rc == 0 && src != 0)
-		rc = efail(e, cap, src, "uploaded, but cannot record it in %s/" CFG_FILE ": %s",
+		rc = efail(e, cap, src, "uploaded, but cannot record it in the profile %s: %s",
 		           p->home, veil_strerror(src));
 out:
 	veil_buf_release(&json);

@@ -98,8 +98,19 @@ export VEIL_BACKUP_PASSWORD_FILE=$T/pw
 check config_short_password_refused bash -c "printf 'short\n' >$T/short; ! VEIL_BACKUP_PASSWORD_FILE=$T/short VEIL_HOME=$T/a $BIN/veil backup config --url $DURL --user alice --password-file $T/davpw 2>$T/err && grep -q 'at least 8' $T/err"
 check config_bad_dav_password bash -c "! VEIL_HOME=$T/a $BIN/veil backup config --url $DURL --user alice --password-file $T/badpw 2>$T/err && grep -q '401' $T/err"
 check config_webdav bash -c "VEIL_HOME=$T/a $BIN/veil backup config --url $DURL --user alice --password-file $T/davpw | grep -q WebDAV"
-check config_mode_0600 [ "$(stat -c %a "$T/a/backup.json")" = 600 ]
-check config_has_no_password bash -c "! grep -q 'correct horse' $T/a/backup.json"
+# The settings are a sealed record of the encrypted profile: neither password, nor the
+# backup key (which opens the backup, which holds the secret key), in any file.
+BKEY=$(python3 -c "import hashlib,sys; print(hashlib.scrypt(b'correct horse battery', salt=sys.argv[1].encode(), n=65536, r=8, p=1, maxmem=128 << 20, dklen=64)[32:].hex())" "$A")
+check config_no_plain_file [ ! -e "$T/a/backup.json" ]
+check config_has_no_secret python3 -c "
+import os, sys
+k = bytes.fromhex(sys.argv[2])
+bad = [b'correct horse', b'dav secret', sys.argv[2].encode(), k]
+for d, _, fs in os.walk(sys.argv[1]):
+    for f in fs:
+        data = open(os.path.join(d, f), 'rb').read()
+        assert not any(b in data for b in bad), f
+" "$T/a" "$BKEY"
 check status_never bash -c "VEIL_HOME=$T/a $BIN/veil backup status | grep -q 'last success: never'"
 check backup_now v a backup now
 F=$(ls "$DAV/root/safe/backups/" 2>/dev/null | head -1)
@@ -136,7 +147,7 @@ cp "$T/good" "$DAV/root/safe/backups/$F"
 rm -rf "$T/a"
 check restore rst
 check same_identity bash -c "VEIL_HOME=$T/a $BIN/veil whoami | grep -q $A"
-check same_key cmp -s "$T/a/key" "$T/a.old/key"
+check same_key bash -c "[ \"\$(VEIL_HOME=$T/a $BIN/veil whoami)\" = \"\$(VEIL_HOME=$T/a.old $BIN/veil whoami)\" ]"
 check contacts_back bash -c "VEIL_HOME=$T/a $BIN/veil contact list >$T/cl && grep -q $B $T/cl && grep -q $C $T/cl"
 check level_back bash -c "VEIL_HOME=$T/a $BIN/veil contact show $B | grep -q 'level: *green'"
 check name_back bash -c "[ \"\$(VEIL_HOME=$T/a $BIN/veil contact name $B)\" = 'Bob the builder' ]"

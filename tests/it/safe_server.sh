@@ -117,7 +117,8 @@ trap '[ -n "$dpid" ] && kill "$dpid"; stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm
 run_daemon
 check daemon_uploads grep -q 'backup uploaded (4096 bytes)' "$T/daemon.log"
 check daemon_status bash -c "VEIL_HOME=$T/b $BIN/veil backup status | grep -q 'size: *4096 bytes'"
-BF=$(python3 -c "import json; print(json.load(open('$T/b/backup.json'))['backupId'])")
+# The backup ID as the specification derives it (scrypt of the password, salted with the ID), in Python's own scrypt.
+BF=$(python3 -c "import hashlib,sys; print(hashlib.scrypt(b'correct horse battery', salt=sys.argv[1].encode(), n=65536, r=8, p=1, maxmem=128 << 20, dklen=64)[:32].hex())" "$B")
 check daemon_file_there [ -f "$T/srv/safe/$BF" ]
 cp "$T/srv/safe/$BF" "$T/b.first"
 v b contact name "$A" "Ay" >/dev/null
