@@ -100,6 +100,12 @@ struct veil_config {
 	uint32_t match_rate_per_min;  /* --match-rate, hashes per identity per minute */
 	uint32_t oprf_rate_per_min;   /* --oprf-rate, OPRF evaluations per identity per minute */
 	uint32_t revoke_rate_per_min; /* --revoke-rate, revocation-key tries per identity/min */
+
+	/* Packaging and push wake-ups (srv/privdrop.c, srv/push). */
+	char user[64];                /* --user, run as this user after binding; "" = stay */
+	uint32_t push_interval_s;     /* --push-interval, one wake-up per identity per this */
+	uint32_t push_rate_per_min;   /* --push-rate, wake-ups per minute in total */
+	int push_allow_loopback_http; /* --push-allow-loopback-http, http:// to loopback (tests) */
 };
 
 /*
