@@ -26,6 +26,7 @@
 #include "gateway/gateway.h"
 #include "http/http.h"
 #include "mediator/mediator.h"
+#include "push/push.h"
 #include "rendezvous/relay.h"
 
 #define VEIL_VERSION "0.1.0"
@@ -247,6 +248,7 @@ static void gateway_stored(void *arg, const uint8_t id[VEIL_ID_LEN])
 {
 	struct app *app = arg;
 	veil_chat_store_event(app->chat, VEIL_STORE_EV_PUT, id, 0);
+	veil_chat_wake_offline(app->chat, id);
 	if (id[0] == '*')
 		veil_gateway_wake(app->gw);
 }
@@ -460,6 +462,10 @@ int main(int argc, char **argv)
 		store_open_error(dbpath, src, err);
 		goto out;
 	}
+	if (veil_push_new(&srv.push, &srv) != 0) {
+		fprintf(stderr, "veild: cannot start the push worker\n");
+		goto out;
+	}
 	if (veil_chat_start(app.chat, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
@@ -548,6 +554,8 @@ out:
 	}
 	/* The callback worker makes store calls: it ends before the store does. */
 	veil_gateway_stop(app.gw);
+	veil_push_free(srv.push);
+	srv.push = NULL;
 	/* Finishes queued writes durably and runs their completions. */
 	veil_store_close(srv.store);
 	veil_gateway_free(app.gw);

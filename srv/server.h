@@ -124,6 +124,7 @@ struct veil_server_keys {
 };
 
 struct veil_selfconn;
+struct veil_push;
 
 struct veil_server {
 	struct veil_config cfg;
@@ -131,6 +132,7 @@ struct veil_server {
 	struct veil_store *store;
 	/* veild's own connections to the chat port (srv/limit/selfconn.h); NULL = none */
 	struct veil_selfconn *self;
+	struct veil_push *push; /* wake-ups for identities offline (srv/push); NULL = none */
 };
 
 #endif
