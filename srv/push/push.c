@@ -376,6 +376,13 @@ static void finish(struct veil_push *p, const struct item *it, uint64_t sent_ms)
 	}
 }
 
+/* Whether a login has not cancelled the wake-up of it meanwhile (mutex held). */
+static int still_wanted(struct veil_push *p, const struct item *it)
+{
+	struct slot *s = slot_find(p, it->id, 0, mono_ms());
+	return s != NULL && s->queued;
+}
+
 static void *worker(void *arg)
 {
 	struct veil_push *p = arg;
@@ -408,7 +415,7 @@ static void *worker(void *arg)
 			p->st.sent++;
 			finish(p, &it, started);
 		} else if (o == RETRY && ++it.tries < VEIL_PUSH_MAX_TRIES && !p->stop &&
-		           p->n_queue < VEIL_PUSH_QUEUE_MAX) {
+		           p->n_queue < VEIL_PUSH_QUEUE_MAX && still_wanted(p, &it)) {
 			/* 1, 2, 4, 8 seconds: the identity stays queued meanwhile. */
 			p->st.retries++;
 			it.due_ms = mono_ms() + (1000ull << (it.tries - 1));

@@ -4,7 +4,8 @@
  * sender, recipient, message ID or content, in body or headers), one per
  * identity per push-interval, none while the identity is connected or for
  * a message without the push flag, a retry after a 503, a token deleted
- * after a 410, and a wake-up within the interval sent once it has passed.
+ * after a 410, a wake-up within the interval sent once it has passed, and
+ * the global limit.
  *
  * Ordering instead of timing: the worker sends wake-ups in the order they
  * are due, so once a "marker" identity's wake-up (asked for later) has
@@ -328,6 +329,36 @@ static int t_later_wake_after_interval(void)
 	return 0;
 }
 
+/*
+ * Run with --push-rate 60: the bucket holds 60 wake-ups and refills one a
+ * second, so 62 wake-ups cannot all go out within 2 s (a lower bound that
+ * a slow machine only makes longer).
+ */
+static int t_global_limit(void)
+{
+	enum { N = 62 };
+	static struct it_user u[N];
+	char path[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "/rate-%d", i);
+		IT_CHECK(user_offline(&u[i], path) == 0);
+	}
+	for (int i = 0; i < N; i++)
+		IT_CHECK(send_to(&u[i], VEIL_MSG_FLAG_PUSH, NULL) == 0);
+	double first = 1e18, last = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "/rate-%d", i);
+		IT_CHECK(wait_records(path, 1) == 1);
+		json_t *a = records(path);
+		double t = json_real_value(json_object_get(json_array_get(a, 0), "t"));
+		json_decref(a);
+		first = t < first ? t : first;
+		last = t > last ? t : last;
+	}
+	IT_CHECK(last - first >= 1.5);
+	return 0;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -372,6 +403,17 @@ int main(void)
 		goto out;
 	}
 	RUN_IT(t_later_wake_after_interval);
+	it_close(&ca);
+	it_stop(&srv, SIGTERM);
+	srv.extra[3] = "3600";
+	srv.extra[6] = "--push-rate";
+	srv.extra[7] = "60";
+	if (it_start(&srv) != 0 || it_login(&ca, &srv, alice.id, alice.sk) != 0) {
+		printf("FAIL restart\n");
+		failed++;
+		goto out;
+	}
+	RUN_IT(t_global_limit);
 	it_close(&ca);
 out:
 	it_stop(&srv, SIGTERM);
