@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "veil/crypto.h"
+#include "../../srv/config.h"
 #include "../../srv/push/push.h"
 #include "t.h"
 
@@ -64,7 +65,35 @@ static void test_length_bounds(void)
 	    VEIL_EINVAL);
 }
 
+/* The settings of push and --user: defaults and bounds. */
+static void test_settings(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.push_interval_s == 60 && c.push_rate_per_min == 600 &&
+	      c.push_allow_loopback_http == 0 && c.user[0] == '\0');
+	CHECK_RC(veil_config_set(&c, "push-interval", "1", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "push-rate", "1000000", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "push-allow-loopback-http", "1", err, sizeof err), 0);
+	CHECK_RC(veil_config_set(&c, "user", "veil", err, sizeof err), 0);
+	CHECK(c.push_interval_s == 1 && c.push_rate_per_min == 1000000 &&
+	      c.push_allow_loopback_http == 1 && strcmp(c.user, "veil") == 0);
+	CHECK_RC(veil_config_set(&c, "push-interval", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "push-interval", "86401", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "push-rate", "0", err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "push-allow-loopback-http", "2", err, sizeof err),
+	         VEIL_EINVAL);
+	char longname[80];
+	memset(longname, 'u', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	CHECK_RC(veil_config_set(&c, "user", longname, err, sizeof err), VEIL_EINVAL);
+	CHECK_RC(veil_config_set(&c, "user", "", err, sizeof err), VEIL_EINVAL);
+	CHECK(strstr(err, "user") != NULL);
+}
+
 T_MAIN_BEGIN
+RUN(test_settings);
 RUN(test_https_endpoints);
 RUN(test_http_only_to_loopback_when_allowed);
 RUN(test_length_bounds);
