@@ -11,7 +11,8 @@
 # forced (--force-depends; the libraries are this machine's). No systemd
 # runs in $R, so the scripts must not touch units. Afterwards the host's
 # /etc/passwd and /etc/group are unchanged, and the veild installed in $R
-# runs (as $R's veil user, via setpriv) and answers.
+# runs (as $R's veil user, via setpriv) and answers, and its unit passes
+# `systemd-analyze verify --root=$R`.
 set -u
 . "$(dirname "$0")/lib.sh"
 it_setup deb
@@ -54,6 +55,12 @@ check user_created bash -c "[ -n '$vuid' ] && [ '$vuid' -lt 1000 ] &&
 check data_dir_made bash -c "[ \"\$(stat -c '%u %g %a' '$R/var/lib/veil')\" = '$vuid $vgid 700' ]"
 check config_mode bash -c "[ \"\$(stat -c '%u %g %a' '$R/etc/veil/veild.conf')\" = '0 $vgid 640' ]"
 check host_untouched test "$(cat /etc/passwd /etc/group | sha256sum)" = "$host_before"
+# The unit as installed, verified inside $R (where /usr/bin/veild exists);
+# systemd's own targets and slices are copied in for its dependencies.
+cp -n /usr/lib/systemd/system/*.target /usr/lib/systemd/system/*.slice \
+	/usr/lib/systemd/system/*.socket "$R/usr/lib/systemd/system/" 2>/dev/null
+check installed_unit_verifies bash -c "out=\$(systemd-analyze verify --man=no --root='$R' \
+	/usr/lib/systemd/system/veild.service 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
 
 # The installed veild, as veil, on its default data directory under $R.
 chmod 755 "$T"
