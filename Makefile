@@ -5,12 +5,19 @@
 #   make bench      run the benchmarks
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS (clang)
 #   make SANITIZE=address,undefined check
-#   make install    PREFIX=/usr/local
+#   make install    PREFIX=/usr/local DESTDIR= (binaries, unit, example config, docs)
+#   make deb        build/veil_VERSION_ARCH.deb (dpkg-deb)
 
 CC ?= cc
 # Quiet by default; `make V=1` shows every command.
 Q := $(if $(V),,@)
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var
+DOCDIR ?= $(PREFIX)/share/doc/veil
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+VERSION := $(shell sed -n 's/^\#define VEIL_VERSION "\(.*\)"/\1/p' srv/main.c)
 SANITIZE ?=
 FUZZ_SECONDS ?= 60
 PKGS := libsodium libuv libwebsockets libprotobuf-c sqlite3 libpq libcurl jansson libqrencode inih \
@@ -66,7 +73,7 @@ WEB_SRC := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock
 HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo 1)
 WEB_OUT := $(if $(HAVE_NODE),$(BUILD)/web/index.html)
 
-.PHONY: all check unit run bench fuzz install clean deps format-check banned-check
+.PHONY: all check unit run bench fuzz install deb clean deps format-check banned-check FORCE
 .SECONDARY:
 
 all: $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl $(WEB_OUT)
@@ -201,9 +208,50 @@ format-check:
 banned-check:
 	@scripts/check-banned
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl $(DESTDIR)$(PREFIX)/bin/
+# The installed veild and veilctl differ from the checkout's in their default
+# paths only (srv/paths.c): data in LOCALSTATEDIR/lib/veil, config
+# SYSCONFDIR/veil/veild.conf. paths.txt changes only when those do.
+INST := $(BUILD)/inst
+INST_DEFS = -DVEIL_DATA_DIR='"$(LOCALSTATEDIR)/lib/veil"' \
+	-DVEIL_CONFIG_FILE='"$(SYSCONFDIR)/veil/veild.conf"'
+INST_SUBST = -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@DATADIR@|$(LOCALSTATEDIR)/lib/veil|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+$(INST)/paths.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LOCALSTATEDIR) $(SYSCONFDIR) $(BINDIR) $(DOCDIR)' | cmp -s - $@ || \
+		echo '$(LOCALSTATEDIR) $(SYSCONFDIR) $(BINDIR) $(DOCDIR)' >$@
+$(INST)/paths.o: srv/paths.c srv/config.h $(INST)/paths.txt
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(CPPFLAGS) $(CFLAGS) $(INST_DEFS) -c -o $@ $<
+$(INST)/veild: $(filter-out $(BUILD)/srv/paths.o,$(SRV_O)) $(INST)/paths.o $(BUILD)/libveil.a
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(INST)/veilctl: $(CTL_O) $(filter-out $(BUILD)/srv/paths.o,$(SRV_LIB_O)) $(INST)/paths.o \
+		$(BUILD)/libveil.a
+	$(Q)$(if $(Q),echo "  CC $@";) $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(INST)/%: dist/%.in $(INST)/paths.txt
+	$(Q)sed $(INST_SUBST) $< >$@
+
+INST_FILES := $(INST)/veild $(INST)/veilctl $(BUILD)/veil $(INST)/veild.service $(INST)/veild.conf
+
+# An existing config file is left alone: the new example is in DOCDIR.
+install: $(INST_FILES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/veil $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(UNITDIR)
+	install -m 755 $(INST)/veild $(INST)/veilctl $(BUILD)/veil $(DESTDIR)$(BINDIR)/
+	install -m 644 $(INST)/veild.service $(DESTDIR)$(UNITDIR)/veild.service
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 $(INST)/veild.conf $(DESTDIR)$(DOCDIR)/veild.conf.example
+	[ -e $(DESTDIR)$(SYSCONFDIR)/veil/veild.conf ] || \
+		install -m 640 $(INST)/veild.conf $(DESTDIR)$(SYSCONFDIR)/veil/veild.conf
+
+# The package installs under /usr with /etc/veil and /var/lib/veil, whatever
+# PREFIX says (see dist/deb/ and scripts/mkdeb).
+DEB := $(BUILD)/veil_$(VERSION)-1_$(shell dpkg --print-architecture 2>/dev/null).deb
+deb: $(DEB)
+$(DEB): FORCE
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD)/deb) PREFIX=/usr \
+		SYSCONFDIR=/etc LOCALSTATEDIR=/var
+	scripts/mkdeb $(abspath $(BUILD)/deb) $(VERSION)-1 $@
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -16,7 +16,7 @@
 void veil_config_defaults(struct veil_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
-	snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", "./var/veil");
+	snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", veil_default_data_dir);
 	snprintf(cfg->listen, sizeof cfg->listen, "%s", "127.0.0.1");
 	cfg->chat_port = 5222;
 	cfg->http_port = 8080;
@@ -60,6 +60,8 @@ void veil_config_defaults(struct veil_config *cfg)
 	cfg->gw_addr_rate_per_min = 6000;
 	cfg->gw_retry_max_s = 600;
 	cfg->log_level = VEIL_LOG_INFO;
+	cfg->push_interval_s = 60;
+	cfg->push_rate_per_min = 600;
 }
 
 static int parse_uint(const char *v, unsigned long min, unsigned long max, unsigned long *out)
@@ -367,6 +369,17 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "store-check-ms") == 0) {
 		if ((rc = parse_uint(v, 0, 3600000, &n)) == 0)
 			cfg->store_check_ms = (uint32_t)n;
+	} else if (strcmp(key, "user") == 0) {
+		rc = set_str(cfg->user, sizeof cfg->user, v);
+	} else if (strcmp(key, "push-interval") == 0) {
+		if ((rc = parse_uint(v, 1, 86400, &n)) == 0)
+			cfg->push_interval_s = (uint32_t)n;
+	} else if (strcmp(key, "push-rate") == 0) {
+		if ((rc = parse_uint(v, 1, 1000000, &n)) == 0)
+			cfg->push_rate_per_min = (uint32_t)n;
+	} else if (strcmp(key, "push-allow-loopback-http") == 0) {
+		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
+			cfg->push_allow_loopback_http = (int)n;
 	} else if (strcmp(key, "log-level") == 0) {
 		if ((rc = veil_log_parse_level(v, &lvl)) == 0)
 			cfg->log_level = (int)lvl;

@@ -4,6 +4,11 @@
 
 #include "server.h"
 
+/* ./var/veil, or /var/lib/veil in the installed binaries (srv/paths.c). */
+extern const char veil_default_data_dir[];
+/* The config file read when --config is not given: "" (none) or /etc/veil/veild.conf. */
+extern const char veil_default_config[];
+
 void veil_config_defaults(struct veil_config *cfg);
 /*
  * Applies one setting by its name (the long flag without "--", e.g.

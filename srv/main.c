@@ -20,12 +20,14 @@
 #include "chat/chat.h"
 #include "limit/selfconn.h"
 #include "config.h"
+#include "privdrop.h"
 #include "blob/blob.h"
 #include "safe/safe.h"
 #include "directory/directory.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
 #include "mediator/mediator.h"
+#include "push/push.h"
 #include "rendezvous/relay.h"
 #include "web/web.h"
 
@@ -45,10 +47,10 @@ static void usage(FILE *f)
 	    "Threema Safe backups (/safe/) and\n"
 	    "the signed provisioning document (/.well-known/veil/provisioning). With no\n"
 	    "options\n"
-	    "everything listens on 127.0.0.1 and the store lives in ./var/veil.\n"
+	    "everything listens on 127.0.0.1 and the store lives in %s.\n"
 	    "\n"
 	    "Options (each can also be set as `name = value` in the config file):\n"
-	    "  --data DIR           data directory: keys, blobs and the SQLite store (./var/veil)\n"
+	    "  --data DIR           data directory: keys, blobs and the SQLite store (%s)\n"
 	    "  --store URL          keep the message store in PostgreSQL instead of SQLite:\n"
 	    "                       postgresql://USER:PASSWORD@HOST:PORT/DB (see OPERATIONS.md)\n"
 	    "  --listen ADDR        IPv4 or IPv6 address both listeners bind exactly (127.0.0.1)\n"
@@ -137,7 +139,15 @@ static void usage(FILE *f)
 	    "  --web-root DIR       the browser client's files, served under /app/ (the web/\n"
 	    "                       directory next to the veild binary, else\n"
 	    "                       ../share/veil/web from it; none: /app/ answers 404)\n"
-	    "  --config FILE        read settings from FILE first (INI, optional [veild] section)\n"
+	    "  --user NAME          started as root: run as NAME (and its groups) once the\n"
+	    "                       ports are bound; the data directory is made for NAME or\n"
+	    "                       must be NAME's; veild exits if it cannot drop root (none)\n"
+	    "  --push-interval S    at most one push wake-up per identity in S seconds (60)\n"
+	    "  --push-rate N        push wake-ups per minute, all identities together (600)\n"
+	    "  --push-allow-loopback-http 0|1  accept http:// UnifiedPush endpoints on\n"
+	    "                       loopback addresses, for tests (0: https:// only)\n"
+	    "  --config FILE        read settings from FILE first (INI, optional [veild]\n"
+	    "                       section) (%s)\n"
 	    "  --help               show this help\n"
 	    "  --version            show the version\n"
 	    "\n"
@@ -147,7 +157,9 @@ static void usage(FILE *f)
 	    "a socket only veild's user and root may use (see veilctl --help).\n"
 	    "\n"
 	    "SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
-	    "connected clients get a close-error that lets them reconnect.\n");
+	    "connected clients get a close-error that lets them reconnect.\n",
+	    veil_default_data_dir, veil_default_data_dir,
+	    veil_default_config[0] != '\0' ? veil_default_config : "none");
 }
 
 static const struct option long_opts[] = {
@@ -206,6 +218,10 @@ static const struct option long_opts[] = {
     {"gateway-rate", required_argument, NULL, 0},
     {"gateway-addr-rate", required_argument, NULL, 0},
     {"gateway-retry-max", required_argument, NULL, 0},
+    {"user", required_argument, NULL, 0},
+    {"push-interval", required_argument, NULL, 0},
+    {"push-rate", required_argument, NULL, 0},
+    {"push-allow-loopback-http", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -248,6 +264,7 @@ static void gateway_stored(void *arg, const uint8_t id[VEIL_ID_LEN])
 {
 	struct app *app = arg;
 	veil_chat_store_event(app->chat, VEIL_STORE_EV_PUT, id, 0);
+	veil_chat_wake_offline(app->chat, id);
 	if (id[0] == '*')
 		veil_gateway_wake(app->gw);
 }
@@ -256,7 +273,7 @@ static void gateway_stored(void *arg, const uint8_t id[VEIL_ID_LEN])
 static int parse_args(int argc, char **argv, struct veil_config *cfg)
 {
 	char err[256];
-	int idx, opt;
+	int idx, opt, had_config = 0;
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
@@ -267,6 +284,7 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 			printf("veild %s\n", VEIL_VERSION);
 			exit(0);
 		} else if (opt == 'c') {
+			had_config = 1;
 			if (veil_config_load(cfg, optarg, err, sizeof err) != 0) {
 				fprintf(stderr, "veild: %s\n", err);
 				return -1;
@@ -279,6 +297,13 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "veild: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -1;
+	}
+	/* The installed veild reads /etc/veil/veild.conf when it is there. */
+	if (!had_config && veil_default_config[0] != '\0' &&
+	    access(veil_default_config, F_OK) == 0 &&
+	    veil_config_load(cfg, veil_default_config, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
 		return -1;
 	}
 	optind = 1;
@@ -393,6 +418,7 @@ int main(int argc, char **argv)
 {
 	static struct veil_server srv;
 	static struct veil_selfconn selfconn;
+	struct veil_privdrop drop = {0};
 	struct app app = {0};
 	struct veil_http *http = NULL;
 	char err[512], dbpath[1100], hex[VEIL_HEX_LEN(32)];
@@ -414,6 +440,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (veil_crypto_init() != 0) {
 		fprintf(stderr, "veild: cannot initialise libsodium\n");
+		return 1;
+	}
+	if (srv.cfg.user[0] != '\0' &&
+	    veil_privdrop_prepare(&drop, srv.cfg.user, srv.cfg.data_dir, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
 		return 1;
 	}
 	if (veil_server_keys_load(&srv.keys, srv.cfg.data_dir, err, sizeof err) != 0) {
@@ -453,6 +484,10 @@ int main(int argc, char **argv)
 		store_open_error(dbpath, src, err);
 		goto out;
 	}
+	if (veil_push_new(&srv.push, &srv) != 0) {
+		fprintf(stderr, "veild: cannot start the push worker\n");
+		goto out;
+	}
 	if (veil_chat_start(app.chat, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
@@ -477,6 +512,11 @@ int main(int argc, char **argv)
 	    veil_gateway_start(app.gw, srv.cfg.gw_callbacks) != 0)
 		goto out;
 	if (veil_admin_start(&app.admin, app.loop, &srv, err, sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
+		goto out;
+	}
+	/* Every port is bound: root is no longer needed. */
+	if (veil_privdrop_finish(&drop, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
 	}
@@ -545,6 +585,8 @@ out:
 	}
 	/* The callback worker makes store calls: it ends before the store does. */
 	veil_gateway_stop(app.gw);
+	veil_push_free(srv.push);
+	srv.push = NULL;
 	/* Finishes queued writes durably and runs their completions. */
 	veil_store_close(srv.store);
 	veil_gateway_free(app.gw);

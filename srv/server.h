@@ -108,6 +108,12 @@ struct veil_config {
 	uint32_t match_rate_per_min;  /* --match-rate, hashes per identity per minute */
 	uint32_t oprf_rate_per_min;   /* --oprf-rate, OPRF evaluations per identity per minute */
 	uint32_t revoke_rate_per_min; /* --revoke-rate, revocation-key tries per identity/min */
+
+	/* Packaging and push wake-ups (srv/privdrop.c, srv/push). */
+	char user[64];                /* --user, run as this user after binding; "" = stay */
+	uint32_t push_interval_s;     /* --push-interval, one wake-up per identity per this */
+	uint32_t push_rate_per_min;   /* --push-rate, wake-ups per minute in total */
+	int push_allow_loopback_http; /* --push-allow-loopback-http, http:// to loopback (tests) */
 };
 
 /*
@@ -126,6 +132,7 @@ struct veil_server_keys {
 };
 
 struct veil_selfconn;
+struct veil_push;
 
 struct veil_server {
 	struct veil_config cfg;
@@ -133,6 +140,7 @@ struct veil_server {
 	struct veil_store *store;
 	/* veild's own connections to the chat port (srv/limit/selfconn.h); NULL = none */
 	struct veil_selfconn *self;
+	struct veil_push *push; /* wake-ups for identities offline (srv/push); NULL = none */
 };
 
 #endif

@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "ctl.h"
 
 #define CTL_VERSION "0.1.0"
 
-const char *ctl_data_dir = "./var/veil";
+const char *ctl_data_dir = veil_default_data_dir;
 int ctl_json;
 
 static const struct ctl_cmd commands[] = {
@@ -59,9 +60,10 @@ static void usage(FILE *f)
 	           "DATA/admin.sock (only veild's user and root may use it); gateway on the\n"
 	           "data directory of a stopped veild.\n"
 	           "\n"
-	           "Options:\n"
-	           "  --data DIR   veild's data directory (./var/veil, as veild's default)\n"
-	           "  --json       print answers as JSON\n"
+	           "Options:\n");
+	fprintf(f, "  --data DIR   veild's data directory (%s, as veild's default)\n",
+	        veil_default_data_dir);
+	fprintf(f, "  --json       print answers as JSON\n"
 	           "  --help       this help; COMMAND --help for a command's\n"
 	           "  --version    the version\n"
 	           "\n"

@@ -31,6 +31,7 @@
 #include "chat/chat.h"
 #include "limit/connlimit.h"
 #include "limit/selfconn.h"
+#include "push/push.h"
 #include "veil/csp.h"
 #include "veil/e2e.h"
 
@@ -779,8 +780,11 @@ static void on_put(void *arg, int rc, uint64_t seq)
 	if (p->counted)
 		chat->puts_done++;
 	if (rc == 0 || rc == VEIL_EEXIST) {
-		if (rc == 0 && !p->delivered)
+		if (rc == 0 && !p->delivered) {
 			push_to_recipient(chat, p, seq);
+			if (p->flags & VEIL_MSG_FLAG_PUSH)
+				veil_chat_wake_offline(chat, p->receiver);
+		}
 		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
 			send_ack(s, p->receiver, p->msg_id);
 	} else if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA || rc == VEIL_ENOSPC) {
@@ -1184,6 +1188,8 @@ static void become_receiver(struct conn *c)
 		conn_fail(c, 1, "Server out of memory");
 		return;
 	}
+	/* Online now: a wake-up not yet sent is not needed. */
+	veil_push_online(chat->srv->push, c->identity);
 	/* Other nodes sharing the store close their connection of this identity. */
 	int rc = veil_store_session_claim(chat->srv->store, c->identity, &c->session_gen);
 	if (rc != 0)
@@ -1646,6 +1652,13 @@ void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], u
 		map_del(chat, c);
 		conn_fail(c, 0, SECOND_LOGIN);
 	}
+}
+
+void veil_chat_wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN])
+{
+	struct conn *c = map_get(chat, id_key(id));
+	if (c == NULL || c->closing)
+		veil_push_queued(chat->srv->push, id);
 }
 
 void veil_chat_store_wake(void *arg)

@@ -40,6 +40,11 @@ void veil_chat_store_wake(void *chat);
  */
 void veil_chat_store_event(void *chat, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen);
 /*
+ * A message with the push flag was queued for id (loop thread): if id has
+ * no connection here, a push wake-up is asked for (srv/push).
+ */
+void veil_chat_wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN]);
+/*
  * Stops accepting, sends every client a close-error (may reconnect) and
  * closes the connections. Pending store writes still complete; call
  * veil_store_close afterwards, then veil_chat_free.

@@ -576,7 +576,7 @@ static int simple_exec(PGconn *c, const char *sql, char *err, size_t errcap)
 static int migrate(PGconn *c, char *err, size_t errcap)
 {
 	char sql[128];
-	int rc, v = 0;
+	int rc, v = 0, from = 0;
 	PGresult *r = NULL;
 
 	if ((rc = simple_exec(c, "BEGIN", err, errcap)) != 0)
@@ -609,6 +609,7 @@ static int migrate(PGconn *c, char *err, size_t errcap)
 		rc = VEIL_EIO;
 		goto out;
 	}
+	from = v;
 	for (; v < PG_SCHEMA_VERSION; v++) {
 		if ((rc = simple_exec(c, migrations[v], err, errcap)) != 0)
 			goto out;
@@ -618,6 +619,9 @@ static int migrate(PGconn *c, char *err, size_t errcap)
 	if ((rc = simple_exec(c, sql, err, errcap)) != 0)
 		goto out;
 	rc = simple_exec(c, "COMMIT", err, errcap);
+	if (rc == 0 && from > 0 && from < PG_SCHEMA_VERSION)
+		veil_log_info("store: schema upgraded from version %d to %d", from,
+		              PG_SCHEMA_VERSION);
 out:
 	PQclear(r);
 	if (rc != 0) {

@@ -580,7 +580,7 @@ static int set_wal(sqlite3 *db)
 /* Brings the schema up to SQ_SCHEMA_VERSION in one transaction. */
 static int migrate(sqlite3 *db, char *err, size_t errcap)
 {
-	int v = 0, rc;
+	int v = 0, rc, from = 0;
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return VEIL_EIO;
@@ -594,6 +594,7 @@ static int migrate(sqlite3 *db, char *err, size_t errcap)
 		rc = VEIL_EIO; /* written by a newer build */
 		goto out;
 	}
+	from = v;
 	for (; v < SQ_SCHEMA_VERSION; v++) {
 		if (sqlite3_exec(db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
 			rc = VEIL_EIO;
@@ -608,6 +609,9 @@ static int migrate(sqlite3 *db, char *err, size_t errcap)
 		goto out;
 	}
 	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
+	if (rc == 0 && from > 0 && from < SQ_SCHEMA_VERSION)
+		veil_log_info("store: schema upgraded from version %d to %d", from,
+		              SQ_SCHEMA_VERSION);
 out:
 	if (rc != 0)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
