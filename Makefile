@@ -16,6 +16,7 @@ BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 LOCALSTATEDIR ?= /var
 DOCDIR ?= $(PREFIX)/share/doc/veil
+WEBDIR ?= $(PREFIX)/share/veil/web
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 VERSION := $(shell sed -n 's/^\#define VEIL_VERSION "\(.*\)"/\1/p' srv/main.c)
 SANITIZE ?=
@@ -242,6 +243,9 @@ install: $(INST_FILES)
 	install -m 644 $(INST)/veild.conf $(DESTDIR)$(DOCDIR)/veild.conf.example
 	[ -e $(DESTDIR)$(SYSCONFDIR)/veil/veild.conf ] || \
 		install -m 640 $(INST)/veild.conf $(DESTDIR)$(SYSCONFDIR)/veil/veild.conf
+	# The browser client, where the installed veild looks (../share/veil/web from bin/).
+	if [ -f $(BUILD)/web/index.html ]; then rm -rf $(DESTDIR)$(WEBDIR) && \
+		install -d $(DESTDIR)$(WEBDIR) && install -m 644 $(BUILD)/web/* $(DESTDIR)$(WEBDIR)/; fi
 
 # The package installs under /usr with /etc/veil and /var/lib/veil, whatever
 # PREFIX says (see dist/deb/ and scripts/mkdeb).

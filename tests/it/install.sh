@@ -57,6 +57,10 @@ printf '[veild]\nchat-port = %s\nhttp-port = %s\n' "$CP" "$HP" >"$P/etc/veil/vei
 pid=$!
 for _ in $(seq 100); do curl -sf "$URL/.well-known/veil/provisioning" -o /dev/null && break; sleep 0.1; done
 check reads_default_config_and_data grep -q "data in $P/var/lib/veil" "$T/inst.log"
+# ... and serves the browser client from the installed share/veil/web (when it was built).
+if [ -f "$BIN/web/index.html" ]; then
+	check installed_web_served bash -c "curl -sf '$URL/app/' | cmp -s - '$P/usr/share/veil/web/index.html'"
+fi
 stop
 
 # systemd-analyze verify: quiet on the unit, loud on a broken copy of it.
