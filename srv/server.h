@@ -100,6 +100,12 @@ struct veil_config {
 	uint32_t match_rate_per_min;  /* --match-rate, hashes per identity per minute */
 	uint32_t oprf_rate_per_min;   /* --oprf-rate, OPRF evaluations per identity per minute */
 	uint32_t revoke_rate_per_min; /* --revoke-rate, revocation-key tries per identity/min */
+
+	/* Operations (srv/metrics, main.c). */
+	char admin_listen_host[64]; /* --admin-listen [ADDR:]PORT: /healthz, /metrics; "" = off */
+	uint16_t admin_listen_port;
+	int log_ip;             /* --log-ip 0|1: client addresses in log lines, cut to /24 or /48 */
+	char config_path[1024]; /* --config FILE, re-read on SIGHUP; "" = none */
 };
 
 /*
