@@ -40,7 +40,10 @@ int ctl_open(struct ctl *c, const char *data, const char *store_url)
 		return ctl_err("cannot open %s: %s", path, strerror(errno));
 	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		ctl_close(c);
-		return ctl_err("veild is running on %s: stop it first", dir);
+		return ctl_err(
+		    "a veild is running on %s but its admin socket %s/admin.sock does not "
+		    "answer",
+		    dir, dir);
 	}
 	if (veil_crypto_init() != 0) {
 		ctl_close(c);

@@ -45,8 +45,8 @@ json_t *veil_admin_gw_create(const struct veil_admin_ctx *x, json_t *req)
 	json_t *pkj = json_object_get(req, "public_key"), *cb = json_object_get(req, "callback");
 	int want_id = json_object_get(req, "id") != NULL;
 	memset(&acc, 0, sizeof acc);
-	if (veil_admin_int_arg(req, "credits", 0, INT64_MAX / 2, VEIL_GW_DEFAULT_CREDITS, &credits) !=
-	    0)
+	if (veil_admin_int_arg(req, "credits", 0, INT64_MAX / 2, VEIL_GW_DEFAULT_CREDITS,
+	                       &credits) != 0)
 		return veil_admin_error("credits must be a number of at least 0");
 	if (cb != NULL && (!json_is_string(cb) || !url_ok(json_string_value(cb))))
 		return veil_admin_error("the callback must be an http:// or https:// URL");
@@ -55,7 +55,8 @@ json_t *veil_admin_gw_create(const struct veil_admin_ctx *x, json_t *req)
 	acc.modes = VEIL_GW_MODE_E2E;
 	if (pkj != NULL) {
 		if (!json_is_string(pkj) || json_string_length(pkj) != 2 * VEIL_KEY_LEN ||
-		    veil_hex_decode(pk, VEIL_KEY_LEN, json_string_value(pkj), 2 * VEIL_KEY_LEN) != 0)
+		    veil_hex_decode(pk, VEIL_KEY_LEN, json_string_value(pkj), 2 * VEIL_KEY_LEN) !=
+		        0)
 			return veil_admin_error("public_key needs 64 hex digits");
 	} else {
 		crypto_box_keypair(pk, acc.sk);
@@ -79,7 +80,8 @@ json_t *veil_admin_gw_create(const struct veil_admin_ctx *x, json_t *req)
 	veil_id_str(ids, acc.id);
 	if (rc == VEIL_EEXIST) {
 		sodium_memzero(&acc, sizeof acc);
-		return want_id ? veil_admin_error("%s is taken, or the key already has an identity", ids)
+		return want_id ? veil_admin_error("%s is taken, or the key already has an identity",
+		                                  ids)
 		               : veil_admin_error("no free ID found (%s last tried)", ids);
 	}
 	if (rc == 0)

@@ -39,17 +39,17 @@ static json_t *info_json(const struct veil_identity_info *e, int full)
 {
 	char ids[VEIL_ID_LEN + 1];
 	veil_id_str(ids, e->rec.id);
-	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "id", ids, "state",
-	                      state_name(e->rec.state), "created_ms", (json_int_t)e->rec.created_ms,
-	                      "last_login_ms", (json_int_t)e->last_login_ms, "queued",
-	                      (json_int_t)e->queued);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:I, s:I, s:I}", "id", ids, "state", state_name(e->rec.state),
+	              "created_ms", (json_int_t)e->rec.created_ms, "last_login_ms",
+	              (json_int_t)e->last_login_ms, "queued", (json_int_t)e->queued);
 	if (o != NULL && full) {
 		char pk[VEIL_HEX_LEN(VEIL_KEY_LEN)];
 		if (veil_hex_encode(pk, sizeof pk, e->rec.pk, VEIL_KEY_LEN) != 0)
 			pk[0] = '\0';
 		if (json_object_set_new(o, "public_key", json_string(pk)) != 0 ||
-		    json_object_set_new(o, "feature_mask", json_integer((json_int_t)e->rec.feature_mask)) !=
-		        0) {
+		    json_object_set_new(o, "feature_mask",
+		                        json_integer((json_int_t)e->rec.feature_mask)) != 0) {
 			json_decref(o);
 			o = NULL;
 		}
@@ -96,15 +96,16 @@ json_t *veil_admin_id_list(const struct veil_admin_ctx *x, json_t *req)
 }
 
 /* Looks up the identity of argument "id": 0 with *e, or an error answer in *err. */
-static int one_identity(const struct veil_admin_ctx *x, json_t *req,
-                        struct veil_identity_info *e, json_t **err)
+static int one_identity(const struct veil_admin_ctx *x, json_t *req, struct veil_identity_info *e,
+                        json_t **err)
 {
 	uint8_t id[VEIL_ID_LEN];
 	struct veil_identity_info *v = NULL;
 	size_t n = 0;
 	*err = NULL;
 	if (veil_admin_id_arg(req, id) != 0) {
-		*err = veil_admin_error("id must be an identity (8 characters of A-Z, 0-9, or '*')");
+		*err =
+		    veil_admin_error("id must be an identity (8 characters of A-Z, 0-9, or '*')");
 		return -1;
 	}
 	int rc = veil_store_identity_list(x->srv->store, id, NULL, 1, &v, &n);
@@ -199,7 +200,8 @@ json_t *veil_admin_id_delete(const struct veil_admin_ctx *x, json_t *req)
 	if (rc != 0)
 		return veil_admin_error("cannot delete: %s", veil_strerror(rc));
 	json_t *o = ok_kick(e.rec.id, "deleted (queue, links and push token removed)");
-	if (o != NULL && json_object_set_new(o, "dropped", json_integer((json_int_t)dropped)) != 0) {
+	if (o != NULL &&
+	    json_object_set_new(o, "dropped", json_integer((json_int_t)dropped)) != 0) {
 		json_decref(o);
 		o = NULL;
 	}
@@ -241,7 +243,9 @@ json_t *veil_admin_status(const struct veil_admin_ctx *x, json_t *req)
 	int rc = veil_store_ping(x->srv->store);
 	if (rc == 0)
 		rc = veil_store_queue_stats(x->srv->store, &q);
-	veil_store_describe(cfg->store[0] ? cfg->store : "veil.db", shown, sizeof shown);
+	char db[1100];
+	snprintf(db, sizeof db, "%s/veil.db", cfg->data_dir);
+	veil_store_describe(cfg->store[0] ? cfg->store : db, shown, sizeof shown);
 	json_t *store = json_pack("{s:s, s:s, s:b}", "backend", veil_store_backend(x->srv->store),
 	                          "location", shown, "up", rc == 0);
 	json_t *qj = rc == 0 ? queue_json(&q) : json_null();

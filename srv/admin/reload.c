@@ -20,7 +20,10 @@ static const struct {
 	const char *key;
 	size_t off, len;
 } fixed[] = {
-#define F(key, field) {key, offsetof(struct veil_config, field), sizeof(((struct veil_config *)0)->field)}
+#define F(key, field)                                                                              \
+	{                                                                                          \
+		key, offsetof(struct veil_config, field), sizeof(((struct veil_config *)0)->field) \
+	}
     F("data", data_dir),
     F("store", store),
     F("listen", listen),
@@ -77,8 +80,10 @@ int veil_reload_apply(struct veil_server *srv, struct veil_http *http,
 	int changed = 0;
 	const char *said = NULL;
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(fixed); i++) {
-		const char *a = (const char *)cur + fixed[i].off, *b = (const char *)next + fixed[i].off;
-		if (memcmp(a, b, fixed[i].len) == 0 || (said != NULL && strcmp(said, fixed[i].key) == 0))
+		const char *a = (const char *)cur + fixed[i].off,
+		           *b = (const char *)next + fixed[i].off;
+		if (memcmp(a, b, fixed[i].len) == 0 ||
+		    (said != NULL && strcmp(said, fixed[i].key) == 0))
 			continue;
 		said = fixed[i].key;
 		veil_log_warn("reload: %s changed in the configuration but needs a restart; the "

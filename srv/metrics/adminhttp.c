@@ -205,7 +205,8 @@ static void work_done(uv_work_t *w, int status)
 	}
 	struct veil_buf body = c->out;
 	veil_buf_init(&c->out, 0);
-	send_resp(c, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *)body.p, body.len);
+	send_resp(c, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *)body.p,
+	          body.len);
 	veil_buf_release(&body);
 }
 
@@ -288,7 +289,8 @@ static void on_connection(uv_stream_t *server, int status)
 	c->next = a->conns;
 	a->conns = c;
 	a->nconns++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || a->nconns > VEIL_ADMINHTTP_MAX_CONNS ||
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+	    a->nconns > VEIL_ADMINHTTP_MAX_CONNS ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
 		conn_close(c);
 		return;
@@ -305,8 +307,8 @@ static void server_closed(uv_handle_t *h)
 }
 
 int veil_adminhttp_start(struct veil_adminhttp **out, uv_loop_t *loop, struct veil_server *srv,
-                         const char *addr, uint16_t port, veil_adminhttp_collect collect,
-                         void *arg, char *err, size_t errcap)
+                         const char *addr, uint16_t port, veil_adminhttp_collect collect, void *arg,
+                         char *err, size_t errcap)
 {
 	struct sockaddr_storage sa;
 	*out = NULL;
@@ -341,9 +343,9 @@ int veil_adminhttp_start(struct veil_adminhttp **out, uv_loop_t *loop, struct ve
 	int blen = sizeof bound;
 	a->port = port;
 	if (uv_tcp_getsockname(&a->server, (struct sockaddr *)&bound, &blen) == 0)
-		a->port = ntohs(bound.ss_family == AF_INET6
-		                    ? ((struct sockaddr_in6 *)&bound)->sin6_port
-		                    : ((struct sockaddr_in *)&bound)->sin_port);
+		a->port =
+		    ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+		                                      : ((struct sockaddr_in *)&bound)->sin_port);
 	*out = a;
 	return 0;
 }

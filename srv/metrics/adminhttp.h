@@ -37,8 +37,8 @@ typedef void (*veil_adminhttp_collect)(void *arg, struct veil_metrics_input *in)
  * Returns 0, or VEIL_EINVAL / VEIL_EIO with one line in err.
  */
 int veil_adminhttp_start(struct veil_adminhttp **out, uv_loop_t *loop, struct veil_server *srv,
-                         const char *addr, uint16_t port, veil_adminhttp_collect collect,
-                         void *arg, char *err, size_t errcap);
+                         const char *addr, uint16_t port, veil_adminhttp_collect collect, void *arg,
+                         char *err, size_t errcap);
 uint16_t veil_adminhttp_port(const struct veil_adminhttp *a);
 /* Stops listening and closes every connection as the loop runs. NULL is a no-op. */
 void veil_adminhttp_stop(struct veil_adminhttp *a);
