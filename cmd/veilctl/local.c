@@ -53,9 +53,10 @@ int ctl_open(struct ctl *c, const char *data, const char *store_url)
 		ctl_close(c);
 		return ctl_err("%s", err);
 	}
-	if (store_url != NULL)
+	if (store_url != NULL) {
 		snprintf(path, sizeof path, "%s", store_url);
-	else
+		snprintf(c->srv.cfg.store, sizeof c->srv.cfg.store, "%s", store_url);
+	} else
 		snprintf(path, sizeof path, "%s/veil.db", dir);
 	err[0] = '\0';
 	struct veil_store_opts so = {
