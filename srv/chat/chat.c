@@ -1249,8 +1249,12 @@ static void finish_login(struct conn *c)
 	}
 	/* Blocked (inactive, veilctl id block) or revoked identities may not log in. */
 	if (rc != 0 || rec.state != VEIL_IDENTITY_ACTIVE || !vouch_ok(chat, c, &rec)) {
-		/* Unknown identity or a vouch that does not prove the key: drop silently. */
-		chat->st.protocol_errors++;
+		/*
+		 * Unknown identity or a vouch that does not prove the key: drop
+		 * silently. A blocked identity's login is no protocol error.
+		 */
+		if (rc != 0 || rec.state != VEIL_IDENTITY_INACTIVE)
+			chat->st.protocol_errors++;
 		conn_fail(c, 0, "login refused");
 		return;
 	}
