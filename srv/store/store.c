@@ -535,8 +535,9 @@ int veil_store_identity_list(struct veil_store *s, const uint8_t *only, const ui
 {
 	*out = NULL;
 	*n = 0;
-	if (max == 0 || max > VEIL_STORE_MAX_LIST)
-		max = VEIL_STORE_MAX_LIST;
+	/* One more than a page: the caller learns whether another page follows. */
+	if (max == 0 || max > VEIL_STORE_MAX_LIST + 1)
+		max = VEIL_STORE_MAX_LIST + 1;
 	return s->ops->s_identity_list(s->be, only, after, max, out, n);
 }
 

@@ -324,8 +324,8 @@ struct veil_identity_info {
 /*
  * Identities in ID order: with only set, just that one (VEIL_ENOTFOUND if
  * unknown); else those with an ID after `after` (NULL: from the first), at
- * most max (<= VEIL_STORE_MAX_LIST). *out is malloc'd (free(*out)), NULL
- * when *n is 0.
+ * most max (<= VEIL_STORE_MAX_LIST + 1: a page and one to tell that more
+ * follow). *out is malloc'd (free(*out)), NULL when *n is 0.
  */
 int veil_store_identity_list(struct veil_store *s, const uint8_t *only, const uint8_t *after,
                              size_t max, struct veil_identity_info **out, size_t *n);

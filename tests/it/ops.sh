@@ -77,6 +77,10 @@ ids = {i['id']: i for i in json.load(open('$T/list.json'))['identities']}
 assert ids['$B']['queued'] == 2 and ids['$B']['state'] == 'active', ids
 assert ids['$A']['last_login_ms'] > 0 and ids['$A']['created_ms'] > 0, ids
 "
+CTL list --limit 1 >"$T/page1" 2>"$T/page1.err"
+FIRST=$(cut -d' ' -f1 "$T/page1")
+CTL list --after "$FIRST" --limit 1000 >"$T/page2"
+check list_paging bash -c "[ \$(wc -l <$T/page1) = 1 ] && grep -q 'more: veilctl list --after' $T/page1.err && [ \$((\$(wc -l <$T/page2) + 1)) = \$(wc -l <$T/list_running) ]"
 CTL show "$B" >"$T/show"
 check show_one bash -c "grep -q '^state       active' $T/show && grep -qE '^public key  [0-9a-f]{64}\$' $T/show"
 CTL --json status >"$T/status.json"
