@@ -23,6 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (req != NULL || cmd != NULL || why == NULL) {
 		abort();
 	}
+	if (rc == 0) {
+		/* The commands' argument readers on whatever object came through. */
+		uint8_t id[VEIL_ID_LEN];
+		json_int_t v;
+		if (veil_admin_id_arg(req, id) == 0 && !veil_id_valid(id))
+			abort();
+		if (veil_admin_int_arg(req, "limit", 1, 1000, 100, &v) == 0 && (v < 1 || v > 1000))
+			abort();
+	}
 	json_decref(req);
 	return 0;
 }

@@ -380,6 +380,21 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "push-allow-loopback-http") == 0) {
 		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
 			cfg->push_allow_loopback_http = (int)n;
+	} else if (strcmp(key, "admin-listen") == 0) {
+		/* A bare port is on loopback: the metrics are not for the world. */
+		if (v[0] != '\0' && strspn(v, "0123456789") == strlen(v)) {
+			snprintf(cfg->admin_listen_host, sizeof cfg->admin_listen_host,
+			         "127.0.0.1");
+			if ((rc = parse_uint(v, 1, 65535, &n)) == 0)
+				cfg->admin_listen_port = (uint16_t)n;
+		} else {
+			rc = veil_config_parse_hostport(v, cfg->admin_listen_host,
+			                                sizeof cfg->admin_listen_host,
+			                                &cfg->admin_listen_port);
+		}
+	} else if (strcmp(key, "log-ip") == 0) {
+		if ((rc = parse_uint(v, 0, 1, &n)) == 0)
+			cfg->log_ip = (int)n;
 	} else if (strcmp(key, "log-level") == 0) {
 		if ((rc = veil_log_parse_level(v, &lvl)) == 0)
 			cfg->log_level = (int)lvl;
@@ -403,8 +418,10 @@ static int is_loopback(const char *addr)
 
 int veil_config_signup(const struct veil_config *cfg)
 {
-	if (cfg->signup != VEIL_SIGNUP_DEFAULT)
-		return cfg->signup;
+	/* SIGHUP may change it on the loop thread while the HTTP thread reads it. */
+	int mode = __atomic_load_n(&cfg->signup, __ATOMIC_RELAXED);
+	if (mode != VEIL_SIGNUP_DEFAULT)
+		return mode;
 	/* Open only while veild is for this machine alone: loopback and nothing published. */
 	int local = is_loopback(cfg->listen) && cfg->public_url[0] == '\0' &&
 	            cfg->public_host[0] == '\0' && cfg->public_chat_port == 0 &&

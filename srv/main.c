@@ -17,6 +17,8 @@
 #include <uv.h>
 
 #include "admin/admin.h"
+#include "admin/reload.h"
+#include "metrics/adminhttp.h"
 #include "chat/chat.h"
 #include "limit/selfconn.h"
 #include "config.h"
@@ -146,6 +148,10 @@ static void usage(FILE *f)
 	    "  --push-rate N        push wake-ups per minute, all identities together (600)\n"
 	    "  --push-allow-loopback-http 0|1  accept http:// UnifiedPush endpoints on\n"
 	    "                       loopback addresses, for tests (0: https:// only)\n"
+	    "  --admin-listen [ADDR:]PORT  the admin listener: /healthz, /readyz and Prometheus\n"
+	    "                       /metrics; a bare port is on 127.0.0.1 (off)\n"
+	    "  --log-ip 0|1         name client addresses in log lines, cut to /24 (IPv4) or\n"
+	    "                       /48 (IPv6) (0: never)\n"
 	    "  --config FILE        read settings from FILE first (INI, optional [veild]\n"
 	    "                       section) (%s)\n"
 	    "  --help               show this help\n"
@@ -153,11 +159,16 @@ static void usage(FILE *f)
 	    "\n"
 	    "Files and directories veild creates are readable by its user only (mode 0600 and\n"
 	    "0700); one data directory serves one veild at a time (a lock file, veild.lock).\n"
-	    "veilctl administers a running veild (invite codes) through DATA/admin.sock,\n"
+	    "veilctl administers a running veild (identities, invites, Gateway, status)\n"
+	    "through DATA/admin.sock,\n"
 	    "a socket only veild's user and root may use (see veilctl --help).\n"
 	    "\n"
 	    "SIGTERM or SIGINT stops the server cleanly: pending writes are made durable and\n"
-	    "connected clients get a close-error that lets them reconnect.\n",
+	    "connected clients get a close-error that lets them reconnect. SIGHUP reads the\n"
+	    "config file and command line again and applies what can change without a\n"
+	    "restart (log-level, signup, log-ip, dir-rate, blob-rate, gateway-addr-rate,\n"
+	    "queue-ttl, handoff-ms, blob-max-size); it logs each change and each setting\n"
+	    "that needs a restart. Connections stay open.\n",
 	    veil_default_data_dir, veil_default_data_dir,
 	    veil_default_config[0] != '\0' ? veil_default_config : "none");
 }
@@ -222,6 +233,8 @@ static const struct option long_opts[] = {
     {"push-interval", required_argument, NULL, 0},
     {"push-rate", required_argument, NULL, 0},
     {"push-allow-loopback-http", required_argument, NULL, 0},
+    {"admin-listen", required_argument, NULL, 0},
+    {"log-ip", required_argument, NULL, 0},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -234,7 +247,12 @@ struct app {
 	struct veil_gateway *gw;
 	struct veil_http *http;
 	struct veil_admin *admin;
-	uv_signal_t sigint, sigterm;
+	struct veil_adminhttp *ahttp;
+	uv_signal_t sigint, sigterm, sighup;
+	struct veil_server *srv;
+	int argc;
+	char **argv;
+	uint64_t started_ms;
 };
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -243,6 +261,9 @@ static void on_signal(uv_signal_t *s, int signum)
 	veil_log_info("veild: signal %d, shutting down", signum);
 	uv_close((uv_handle_t *)&app->sigint, NULL);
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sighup, NULL);
+	veil_adminhttp_stop(app->ahttp);
+	app->ahttp = NULL;
 	/*
 	 * The HTTP services first: the mediator's CSP sessions end with their
 	 * devices' connections instead of seeing the chat service go and
@@ -253,6 +274,73 @@ static void on_signal(uv_signal_t *s, int signum)
 	veil_admin_stop(app->admin);
 	app->admin = NULL;
 	veil_chat_shutdown(app->chat);
+}
+
+static int parse_args(int argc, char **argv, struct veil_config *cfg);
+
+/* SIGHUP: the config file and the command line again, over the defaults. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	struct app *app = s->data;
+	static struct veil_config next;
+	veil_config_defaults(&next);
+	veil_log_info("veild: SIGHUP, reading the configuration again%s%s",
+	              app->srv->cfg.config_path[0] ? " from " : "", app->srv->cfg.config_path);
+	if (parse_args(app->argc, app->argv, &next) != 0) {
+		veil_log_error("reload: the configuration has an error (above): nothing changed");
+		return;
+	}
+	veil_reload_apply(app->srv, app->http, &next);
+}
+
+/* The loop's figures for /metrics. */
+static void collect_metrics(void *arg, struct veil_metrics_input *in)
+{
+	struct app *app = arg;
+	struct veil_chat_stats st;
+	veil_chat_get_stats(app->chat, &st);
+	in->uptime_s = (veil_mono_ms() - app->started_ms) / 1000u;
+	in->connections = st.connections;
+	in->logins = st.logins;
+	in->messages_in = st.messages_in;
+	in->messages_out = st.messages_out;
+	in->messages_stored = st.messages_stored;
+	in->handoffs = st.handoffs;
+	in->protocol_errors = st.protocol_errors;
+}
+
+static void admin_kick(void *arg, const uint8_t id[VEIL_ID_LEN])
+{
+	struct app *app = arg;
+	veil_chat_kick(app->chat, id);
+}
+
+/* What `veilctl status` learns from the running process. */
+static void admin_status(void *arg, json_t *o)
+{
+	struct app *app = arg;
+	const struct veil_config *cfg = &app->srv->cfg;
+	struct veil_chat_stats st;
+	veil_chat_get_stats(app->chat, &st);
+	char chat[96], http[96], adm[96] = "";
+	snprintf(chat, sizeof chat, "%s:%u", cfg->listen, (unsigned)cfg->chat_port);
+	snprintf(http, sizeof http, "%s:%u", cfg->listen, (unsigned)veil_http_port(app->http));
+	if (app->ahttp != NULL)
+		snprintf(adm, sizeof adm, "%s:%u", cfg->admin_listen_host,
+		         (unsigned)veil_adminhttp_port(app->ahttp));
+	json_t *add = json_pack(
+	    "{s:s, s:I, s:I, s:s, s:{s:s, s:s, s:s}, s:[s,s,s,s,s,s,s], s:I, s:I, s:I, s:I, s:I}",
+	    "version", VEIL_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
+	    (json_int_t)((veil_mono_ms() - app->started_ms) / 1000u), "signup",
+	    veil_signup_name(cfg->signup), "listen", "chat", chat, "http", http, "admin", adm,
+	    "services", "chat", "directory", "blob", "gateway", "mediator", "rendezvous",
+	    "provisioning", "connections", (json_int_t)st.connections, "logins",
+	    (json_int_t)st.logins, "messages_in", (json_int_t)st.messages_in, "messages_out",
+	    (json_int_t)st.messages_out, "messages_stored", (json_int_t)st.messages_stored);
+	if (add != NULL)
+		json_object_update(o, add);
+	json_decref(add);
 }
 
 /*
@@ -285,6 +373,7 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 			exit(0);
 		} else if (opt == 'c') {
 			had_config = 1;
+			snprintf(cfg->config_path, sizeof cfg->config_path, "%s", optarg);
 			if (veil_config_load(cfg, optarg, err, sizeof err) != 0) {
 				fprintf(stderr, "veild: %s\n", err);
 				return -1;
@@ -301,10 +390,13 @@ static int parse_args(int argc, char **argv, struct veil_config *cfg)
 	}
 	/* The installed veild reads /etc/veil/veild.conf when it is there. */
 	if (!had_config && veil_default_config[0] != '\0' &&
-	    access(veil_default_config, F_OK) == 0 &&
-	    veil_config_load(cfg, veil_default_config, err, sizeof err) != 0) {
-		fprintf(stderr, "veild: %s\n", err);
-		return -1;
+	    access(veil_default_config, F_OK) == 0) {
+		if (veil_config_load(cfg, veil_default_config, err, sizeof err) != 0) {
+			fprintf(stderr, "veild: %s\n", err);
+			return -1;
+		}
+		/* SIGHUP reads it again. */
+		snprintf(cfg->config_path, sizeof cfg->config_path, "%s", veil_default_config);
 	}
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
@@ -429,6 +521,7 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &srv.cfg) != 0)
 		return 2;
 	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);
+	veil_metrics_log_ip = &srv.cfg.log_ip;
 	/* Everything veild writes (store, keys, blobs) is its user's alone. */
 	umask(077);
 	/* Room for every connection the services allow: the soft limit up to the hard one. */
@@ -515,7 +608,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
 	}
-	/* Every port is bound: root is no longer needed. */
+	app.srv = &srv;
+	app.argc = argc;
+	app.argv = argv;
+	app.started_ms = veil_mono_ms();
+	const struct veil_admin_hooks hooks = {
+	    .kick = admin_kick, .status = admin_status, .arg = &app};
+	veil_admin_set(app.admin, veil_gateway_db(app.gw), &hooks);
+	if (srv.cfg.admin_listen_host[0] != '\0' &&
+	    veil_adminhttp_start(&app.ahttp, app.loop, &srv, srv.cfg.admin_listen_host,
+	                         srv.cfg.admin_listen_port, collect_metrics, &app, err,
+	                         sizeof err) != 0) {
+		fprintf(stderr, "veild: %s\n", err);
+		goto out;
+	}
+	/* Every port is bound (the admin listener's too): root is no longer needed. */
 	if (veil_privdrop_finish(&drop, err, sizeof err) != 0) {
 		fprintf(stderr, "veild: %s\n", err);
 		goto out;
@@ -525,6 +632,9 @@ int main(int argc, char **argv)
 	app.sigint.data = app.sigterm.data = &app;
 	uv_signal_start(&app.sigint, on_signal, SIGINT);
 	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+	uv_signal_init(app.loop, &app.sighup);
+	app.sighup.data = &app;
+	uv_signal_start(&app.sighup, on_hup, SIGHUP);
 
 	if (veil_hex_encode(hex, sizeof hex, srv.keys.csp_pk, 32) != 0)
 		hex[0] = 0;
@@ -569,6 +679,11 @@ int main(int argc, char **argv)
 	}
 	printf("  sign-up     %s\n", veil_signup_name(srv.cfg.signup));
 	printf("  admin       %s/%s (veilctl)\n", srv.cfg.data_dir, VEIL_ADMIN_SOCKET);
+	if (app.ahttp != NULL)
+		printf(strchr(srv.cfg.admin_listen_host, ':') != NULL
+		           ? "  metrics     http://[%s]:%u/metrics (/healthz, /readyz)\n"
+		           : "  metrics     http://%s:%u/metrics (/healthz, /readyz)\n",
+		       srv.cfg.admin_listen_host, (unsigned)veil_adminhttp_port(app.ahttp));
 	printf("  server key  %s\n", hex);
 	printf("ready, pid %ld\n", (long)getpid());
 	fflush(stdout);
@@ -576,6 +691,7 @@ int main(int argc, char **argv)
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	rc = 0;
 out:
+	veil_adminhttp_stop(app.ahttp);
 	veil_http_stop(app.http);
 	veil_admin_stop(app.admin);
 	if (app.chat != NULL && rc != 0) {

@@ -114,6 +114,12 @@ struct veil_config {
 	uint32_t push_interval_s;     /* --push-interval, one wake-up per identity per this */
 	uint32_t push_rate_per_min;   /* --push-rate, wake-ups per minute in total */
 	int push_allow_loopback_http; /* --push-allow-loopback-http, http:// to loopback (tests) */
+
+	/* Operations (srv/metrics, main.c). */
+	char admin_listen_host[64]; /* --admin-listen [ADDR:]PORT: /healthz, /metrics; "" = off */
+	uint16_t admin_listen_port;
+	int log_ip;             /* --log-ip 0|1: client addresses in log lines, cut to /24 or /48 */
+	char config_path[1024]; /* --config FILE, re-read on SIGHUP; "" = none */
 };
 
 /*

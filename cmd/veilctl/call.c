@@ -56,7 +56,10 @@ int ctl_number(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-/* Connects to DATA/admin.sock: the fd, or -1 with the reason printed. */
+/*
+ * Connects to DATA/admin.sock: the fd, -2 if no veild listens there (no
+ * socket, or a stale one), or -1 with the reason printed.
+ */
 static int connect_admin(void)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -78,10 +81,8 @@ static int connect_admin(void)
 		int e = errno;
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED)
-			ctl_err("no veild is running on the data directory %s (no %s; give the "
-			        "server's directory with --data DIR)",
-			        ctl_data_dir, sa.sun_path);
-		else if (e == EACCES)
+			return -2;
+		if (e == EACCES)
 			ctl_err("permission denied on %s: run veilctl as veild's user",
 			        sa.sun_path);
 		else
@@ -91,16 +92,48 @@ static int connect_admin(void)
 	return fd;
 }
 
+/* The answer object of a command: 0 if it says ok, else its error printed. */
+static int check_answer(json_t *o)
+{
+	if (!json_is_object(o))
+		return ctl_err("out of memory");
+	if (json_is_true(json_object_get(o, "ok")))
+		return 0;
+	json_t *e = json_object_get(o, "error");
+	return ctl_err("%s", json_is_string(e) ? json_string_value(e) : "failed");
+}
+
+/* No veild runs: the same command on the data directory (srv/admin through local.c). */
+static int call_local(json_t *req, json_t **resp)
+{
+	struct ctl c;
+	if (ctl_open(&c, NULL, ctl_store_url) != 0)
+		return CTL_EXIT_FAIL;
+	struct veil_admin_ctx x = {.srv = &c.srv, .gw = c.gw, .running = 0};
+	json_t *o = veil_admin_run(&x, req);
+	ctl_close(&c);
+	int rc = check_answer(o);
+	if (rc != 0) {
+		json_decref(o);
+		return rc;
+	}
+	json_object_del(o, "_kick");
+	*resp = o;
+	return 0;
+}
+
 int ctl_call(json_t *req, json_t **resp)
 {
 	*resp = NULL;
-	char *text = json_dumps(req, JSON_COMPACT);
-	if (text == NULL)
-		return ctl_err("out of memory");
 	int fd = connect_admin();
-	if (fd < 0) {
-		free(text);
+	if (fd == -2)
+		return call_local(req, resp);
+	if (fd < 0)
 		return CTL_EXIT_FAIL;
+	char *text = json_dumps(req, JSON_COMPACT);
+	if (text == NULL) {
+		close(fd);
+		return ctl_err("out of memory");
 	}
 	size_t n = strlen(text);
 	int ok =

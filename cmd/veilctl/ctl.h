@@ -15,6 +15,7 @@
 
 #include "server.h"
 #include "gateway/gwdb.h"
+#include "admin/admin.h"
 
 /* One subcommand: argv[0] is its name. Returns the exit status. */
 struct ctl_cmd {
@@ -25,8 +26,11 @@ struct ctl_cmd {
 };
 
 /* Global options, set by main before a subcommand runs. */
-extern const char *ctl_data_dir; /* --data, default ./var/veil */
-extern int ctl_json;             /* --json: print the answers as JSON */
+extern const char *ctl_data_dir;  /* --data, default ./var/veil */
+extern int ctl_json;              /* --json: print the answers as JSON */
+extern const char *ctl_store_url; /* --store (or the config's store), NULL = DATA/veil.db */
+extern const char *ctl_config;    /* --config FILE: veild's config, NULL = none */
+extern int ctl_data_given;        /* --data was given (it wins over the config's) */
 
 /* Exit statuses: 0 done, 1 failed (message printed), 2 usage error. */
 #define CTL_EXIT_FAIL 1
@@ -47,14 +51,30 @@ int ctl_opt(int argc, char **argv, int *i, const char *name, const char **val);
 int ctl_number(const char *s, long min, long max, long *out);
 
 /*
- * Sends req (a JSON object with "cmd"; reference kept by the caller) to
- * veild's admin socket and reads the answer. Returns 0 with *resp (an
- * object with "ok": true), or prints why and returns CTL_EXIT_FAIL (veild
- * not running, refused, or "ok": false with its error).
+ * Runs req (a JSON object with "cmd"; reference kept by the caller): on
+ * veild's admin socket if a veild runs on the data directory, else on the
+ * data directory itself with the same code (srv/admin), so both answer
+ * alike. Returns 0 with *resp (an object with "ok": true), or prints why
+ * and returns CTL_EXIT_FAIL (refused, or "ok": false with its error).
  */
 int ctl_call(json_t *req, json_t **resp);
+/* Prints an answer as one JSON line without its "ok". */
+int ctl_print_json(json_t *o);
+/* Unix milliseconds as a UTC date, or dflt for 0. */
+void ctl_date(char out[static 32], json_int_t ms, const char *dflt);
 
 int cmd_invite(int argc, char **argv);
+/* ident.c: list, show, block, unblock, delete, revoke, status, queue */
+int cmd_list(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_block(int argc, char **argv);
+int cmd_unblock(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+/* check.c */
+int cmd_check(int argc, char **argv);
 
 /*
  * Commands on the data directory of a stopped veild (today: gateway).

@@ -40,7 +40,10 @@ int ctl_open(struct ctl *c, const char *data, const char *store_url)
 		return ctl_err("cannot open %s: %s", path, strerror(errno));
 	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		ctl_close(c);
-		return ctl_err("veild is running on %s: stop it first", dir);
+		return ctl_err(
+		    "a veild is running on %s but its admin socket %s/admin.sock does not "
+		    "answer",
+		    dir, dir);
 	}
 	if (veil_crypto_init() != 0) {
 		ctl_close(c);
@@ -50,9 +53,10 @@ int ctl_open(struct ctl *c, const char *data, const char *store_url)
 		ctl_close(c);
 		return ctl_err("%s", err);
 	}
-	if (store_url != NULL)
+	if (store_url != NULL) {
 		snprintf(path, sizeof path, "%s", store_url);
-	else
+		snprintf(c->srv.cfg.store, sizeof c->srv.cfg.store, "%s", store_url);
+	} else
 		snprintf(path, sizeof path, "%s/veil.db", dir);
 	err[0] = '\0';
 	struct veil_store_opts so = {

@@ -12,8 +12,50 @@
 
 const char *ctl_data_dir = veil_default_data_dir;
 int ctl_json;
+const char *ctl_store_url;
+const char *ctl_config;
+int ctl_data_given;
 
 static const struct ctl_cmd commands[] = {
+    {"list", cmd_list, "list identities: ID, state, created, last login, queue size",
+     "list [--after ID] [--limit N]\n"
+     "\n"
+     "Prints up to N identities (100, at most 1000) in ID order, after ID if given:\n"
+     "ID, state (active, blocked, revoked), when it was created, its last login and\n"
+     "how many messages wait in its queue.\n"},
+    {"show", cmd_show, "one identity in full (with its public key)", "show ID\n"},
+    {"block", cmd_block, "refuse an identity's logins (until unblock)",
+     "block ID\n"
+     "\n"
+     "The identity's connections close at once and its logins are refused; the\n"
+     "directory reports it as inactive; messages to it wait in its queue (until\n"
+     "they expire) for when it is unblocked.\n"},
+    {"unblock", cmd_unblock, "let a blocked identity log in again", "unblock ID\n"},
+    {"revoke", cmd_revoke, "revoke an identity for good (as its owner can)",
+     "revoke ID\n"
+     "\n"
+     "The identity becomes invalid for good: logins and messages to it are refused,\n"
+     "its linked e-mail address and phone number are removed. Its ID is never\n"
+     "given out again.\n"},
+    {"delete", cmd_delete, "revoke an identity and remove its queue, links and push token",
+     "delete ID --yes\n"
+     "\n"
+     "As revoke, and its queued messages, push token and revocation key are removed\n"
+     "too. Cannot be undone.\n"},
+    {"status", cmd_status, "version, uptime, connections, services and store of veild",
+     "status\n"
+     "\n"
+     "On a running veild: version, pid, uptime, listening addresses, services,\n"
+     "sign-up mode, connections and counts since the start, the store and its\n"
+     "queue. On a stopped one: the store and its queue.\n"},
+    {"queue", cmd_queue, "queue statistics: messages, bytes, recipients, longest queue", "queue\n"},
+    {"check", cmd_check, "check a configuration before starting veild (like prosodyctl check)",
+     "check\n"
+     "\n"
+     "With --config FILE (veild's config) or the defaults and --data: the config\n"
+     "parses, the data directory and key files are private, the ports are free or\n"
+     "bound by this veild, the public URL suits a TLS proxy, the sign-up mode fits\n"
+     "the listening address. Prints ok, note, warn or FAIL lines; exits 1 on a FAIL.\n"},
     {"gateway", ctl_gateway, "Gateway API identities (bots): create, list, callback, credits",
      "gateway create [--id '*NAME'] [--public-key HEX] [--callback URL] [--credits N]\n"
      "       veilctl [OPTIONS] gateway list\n"
@@ -33,8 +75,7 @@ static const struct ctl_cmd commands[] = {
      "callback: prints, or sets ('' removes) the callback URL.\n"
      "credits:  prints, or adds to, the credits.\n"
      "\n"
-     "Every command takes --data DIR (./var/veil) and --store URL (PostgreSQL, as\n"
-     "veild's --store), and works only while veild is stopped.\n"},
+     "Every command also takes --data DIR and --store URL after `gateway`.\n"},
     {"invite", cmd_invite, "create, list and revoke invite codes",
      "invite create [--uses N] [--expires DAYS]\n"
      "       veilctl [OPTIONS] invite list\n"
@@ -54,20 +95,23 @@ static const struct ctl_cmd commands[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: veilctl [OPTIONS] COMMAND [ARGS]\n"
-	           "\n"
-	           "Administers veild: invite through the admin socket of a running veild,\n"
-	           "DATA/admin.sock (only veild's user and root may use it); gateway on the\n"
-	           "data directory of a stopped veild.\n"
-	           "\n"
-	           "Options:\n");
-	fprintf(f, "  --data DIR   veild's data directory (%s, as veild's default)\n",
+	fprintf(f,
+	        "Usage: veilctl [OPTIONS] COMMAND [ARGS]\n"
+	        "\n"
+	        "Administers veild: through the admin socket of a running veild,\n"
+	        "DATA/admin.sock (only veild's user and root may use it), or, when none\n"
+	        "runs, on its data directory and store directly, with the same answers.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --data DIR   veild's data directory (%s, as veild's default)\n"
+	        "  --store URL  veild's PostgreSQL store (when veild is stopped; as its --store)\n"
+	        "  --config FILE  veild's config file: its data and store settings\n"
+	        "  --json       print answers as JSON\n"
+	        "  --help       this help; COMMAND --help for a command's\n"
+	        "  --version    the version\n"
+	        "\n"
+	        "Commands:\n",
 	        veil_default_data_dir);
-	fprintf(f, "  --json       print answers as JSON\n"
-	           "  --help       this help; COMMAND --help for a command's\n"
-	           "  --version    the version\n"
-	           "\n"
-	           "Commands:\n");
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
@@ -100,6 +144,8 @@ int ctl_wants_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int i = 1;
+	/* On a stopped server the commands run here: their info lines are veild's, not ours. */
+	veil_log_set_level(VEIL_LOG_WARN);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *v;
 		int r = ctl_opt(argc, argv, &i, "data", &v);
@@ -107,9 +153,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "veilctl: --data needs a directory\n");
 			return CTL_EXIT_USAGE;
 		}
-		if (r > 0)
+		if (r > 0) {
 			ctl_data_dir = v;
-		else if (strcmp(argv[i], "--json") == 0)
+			ctl_data_given = 1;
+		} else if ((r = ctl_opt(argc, argv, &i, "store", &v)) > 0) {
+			ctl_store_url = v;
+		} else if (r == 0 && (r = ctl_opt(argc, argv, &i, "config", &v)) > 0) {
+			ctl_config = v;
+		} else if (r < 0) {
+			fprintf(stderr, "veilctl: %s needs a value\n", argv[i]);
+			return CTL_EXIT_USAGE;
+		} else if (strcmp(argv[i], "--json") == 0)
 			ctl_json = 1;
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
@@ -135,6 +189,20 @@ int main(int argc, char **argv)
 	if (ctl_wants_help(argc - i, argv + i)) {
 		printf("usage: veilctl [OPTIONS] %s", c->usage);
 		return 0;
+	}
+	/* veild's config names the data directory and store; --data and --store win. */
+	static struct veil_config cfg;
+	if (ctl_config != NULL && strcmp(c->name, "check") != 0) {
+		char err[512];
+		veil_config_defaults(&cfg);
+		if (veil_config_load(&cfg, ctl_config, err, sizeof err) != 0) {
+			fprintf(stderr, "veilctl: %s\n", err);
+			return CTL_EXIT_FAIL;
+		}
+		if (!ctl_data_given)
+			ctl_data_dir = cfg.data_dir;
+		if (ctl_store_url == NULL && cfg.store[0] != '\0')
+			ctl_store_url = cfg.store;
 	}
 	return c->fn(argc - i, argv + i);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -21,7 +22,73 @@ static const struct {
     {"invite.create", veil_admin_invite_create},
     {"invite.list", veil_admin_invite_list},
     {"invite.revoke", veil_admin_invite_revoke},
+    {"id.list", veil_admin_id_list},
+    {"id.show", veil_admin_id_show},
+    {"id.block", veil_admin_id_block},
+    {"id.unblock", veil_admin_id_unblock},
+    {"id.delete", veil_admin_id_delete},
+    {"id.revoke", veil_admin_id_revoke},
+    {"status", veil_admin_status},
+    {"queue.stats", veil_admin_queue_stats},
+    {"gateway.create", veil_admin_gw_create},
+    {"gateway.list", veil_admin_gw_list},
+    {"gateway.callback", veil_admin_gw_callback},
+    {"gateway.credits", veil_admin_gw_credits},
 };
+
+veil_admin_fn veil_admin_find(const char *cmd)
+{
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, cmd) == 0)
+			return commands[i].fn;
+	return NULL;
+}
+
+json_t *veil_admin_run(const struct veil_admin_ctx *x, json_t *req)
+{
+	json_t *c = json_object_get(req, "cmd");
+	veil_admin_fn fn = json_is_string(c) ? veil_admin_find(json_string_value(c)) : NULL;
+	if (fn == NULL)
+		return veil_admin_error("unknown command");
+	return fn(x, req);
+}
+
+int veil_admin_int_arg(json_t *req, const char *name, json_int_t min, json_int_t max,
+                       json_int_t def, json_int_t *out)
+{
+	json_t *v = json_object_get(req, name);
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int veil_admin_id_arg(json_t *req, uint8_t id[static VEIL_ID_LEN])
+{
+	json_t *v = json_object_get(req, "id");
+	if (!json_is_string(v) || json_string_length(v) != VEIL_ID_LEN)
+		return -1;
+	char s[VEIL_ID_LEN + 1];
+	for (size_t i = 0; i < VEIL_ID_LEN; i++) {
+		char ch = json_string_value(v)[i];
+		s[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+	}
+	s[VEIL_ID_LEN] = '\0';
+	return veil_id_parse(id, s) == 0 ? 0 : -1;
+}
+
+void veil_admin_date(char out[static 32], uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	out[0] = '\0';
+	if (ms == 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
 
 struct admin_conn {
 	uv_pipe_t pipe;
@@ -34,6 +101,7 @@ struct admin_conn {
 	uv_work_t work;
 	json_t *req;
 	veil_admin_fn fn;
+	char cmd[VEIL_ADMIN_MAX_CMD + 1];
 	char *out; /* the answer line, malloc'd */
 	uv_write_t wr;
 };
@@ -46,7 +114,18 @@ struct veil_admin {
 	struct admin_conn *conns;
 	size_t nconns;
 	int stopping;
+	struct veil_admin_ctx ctx;
+	struct veil_admin_hooks hooks;
 };
+
+void veil_admin_set(struct veil_admin *a, struct veil_gwdb *gw, const struct veil_admin_hooks *h)
+{
+	if (a == NULL)
+		return;
+	a->ctx.gw = gw;
+	if (h != NULL)
+		a->hooks = *h;
+}
 
 json_t *veil_admin_ok(void)
 {
@@ -162,7 +241,7 @@ static void answer(struct admin_conn *c, json_t *resp)
 static void work_run(uv_work_t *w)
 {
 	struct admin_conn *c = w->data;
-	json_t *resp = c->fn(c->a->srv, c->req);
+	json_t *resp = c->fn(&c->a->ctx, c->req);
 	json_decref(c->req);
 	c->req = resp; /* the answer travels back in req */
 }
@@ -178,6 +257,19 @@ static void work_done(uv_work_t *w, int status)
 		conn_close(c);
 		return;
 	}
+	/* The loop's part: close the sessions of an identity the command shut out, add figures. */
+	const struct veil_admin_hooks *h = &c->a->hooks;
+	json_t *kick = json_object_get(resp, "_kick");
+	uint8_t id[VEIL_ID_LEN];
+	if (json_is_string(kick) && json_string_length(kick) == VEIL_ID_LEN) {
+		memcpy(id, json_string_value(kick), VEIL_ID_LEN);
+		if (h->kick != NULL)
+			h->kick(h->arg, id);
+	}
+	json_object_del(resp, "_kick");
+	if (strcmp(c->cmd, "status") == 0 && json_is_true(json_object_get(resp, "ok")) &&
+	    h->status != NULL)
+		h->status(h->arg, resp);
 	answer(c, resp);
 }
 
@@ -194,6 +286,7 @@ static void dispatch(struct admin_conn *c, size_t n)
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
 		if (strcmp(commands[i].name, cmd) == 0) {
 			c->fn = commands[i].fn;
+			snprintf(c->cmd, sizeof c->cmd, "%s", cmd);
 			c->req = req;
 			c->work.data = c;
 			c->busy = 1;
@@ -293,6 +386,8 @@ int veil_admin_start(struct veil_admin **out, uv_loop_t *loop, struct veil_serve
 	}
 	a->loop = loop;
 	a->srv = srv;
+	a->ctx.srv = srv;
+	a->ctx.running = 1;
 	int n = snprintf(a->path, sizeof a->path, "%s/%s", srv->cfg.data_dir, VEIL_ADMIN_SOCKET);
 	/* sun_path holds 108 bytes with its NUL. */
 	if (n < 0 || (size_t)n >= 108) {

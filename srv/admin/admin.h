@@ -10,7 +10,9 @@
  * (they may call the store's synchronous functions), never on the loop.
  *
  * Commands live in a table in admin.c, each in a file of its own
- * (invite.c: invite.create, invite.list, invite.revoke).
+ * (invite.c: invite.*; ident.c: id.*, status, queue.stats; gateway.c:
+ * gateway.*). veilctl runs the same functions on a stopped server's data
+ * directory (veil_admin_run), so both give the same answers.
  */
 #ifndef VEIL_SRV_ADMIN_H
 #define VEIL_SRV_ADMIN_H
@@ -29,6 +31,26 @@
 #define VEIL_ADMIN_MAX_CMD 64
 
 struct veil_admin;
+struct veil_gwdb;
+
+/* What a command works on. */
+struct veil_admin_ctx {
+	struct veil_server *srv; /* cfg, keys, store */
+	struct veil_gwdb *gw;    /* the Gateway's accounts (gateway.db) */
+	int running;             /* 1 in veild, 0 in veilctl on a stopped server */
+};
+
+/*
+ * What veild adds on its loop thread after a command ran (main.c): kick
+ * closes every chat connection of id and forgets it in the caches (after
+ * block, delete, revoke); status adds the loop's figures (uptime,
+ * connections, services) to a status answer.
+ */
+struct veil_admin_hooks {
+	void (*kick)(void *arg, const uint8_t id[VEIL_ID_LEN]);
+	void (*status)(void *arg, json_t *answer);
+	void *arg;
+};
 
 /*
  * Binds DATA/admin.sock (a stale one from an earlier veild is replaced:
@@ -38,6 +60,8 @@ struct veil_admin;
  */
 int veil_admin_start(struct veil_admin **out, uv_loop_t *loop, struct veil_server *srv, char *err,
                      size_t errcap);
+/* Sets the Gateway's accounts and the loop-side hooks (copied); before any command. */
+void veil_admin_set(struct veil_admin *a, struct veil_gwdb *gw, const struct veil_admin_hooks *h);
 /*
  * Stops listening, closes every connection and removes the socket file.
  * The handles finish closing as the loop runs; a command running on the
@@ -57,13 +81,43 @@ int veil_admin_parse(const uint8_t *p, size_t n, json_t **req, const char **cmd,
  * (veil_admin_ok / veil_admin_error, or NULL for out of memory). Runs on a
  * thread-pool thread.
  */
-typedef json_t *(*veil_admin_fn)(struct veil_server *srv, json_t *req);
+typedef json_t *(*veil_admin_fn)(const struct veil_admin_ctx *x, json_t *req);
 json_t *veil_admin_ok(void);
 json_t *veil_admin_error(const char *fmt, ...) VEIL_PRINTF(1, 2);
+/* The command named cmd, or NULL. */
+veil_admin_fn veil_admin_find(const char *cmd);
+/*
+ * Runs one request (an object with "cmd") on x in the calling thread, as
+ * the socket would: the answer object, or NULL for out of memory.
+ */
+json_t *veil_admin_run(const struct veil_admin_ctx *x, json_t *req);
+
+/* Argument helpers for the commands. */
+/* An optional integer argument in [min, max] (def if absent); -1 if it is there but not one. */
+int veil_admin_int_arg(json_t *req, const char *name, json_int_t min, json_int_t max,
+                       json_int_t def, json_int_t *out);
+/* The identity in argument "id" (8 characters; lower case accepted); -1 if none or invalid. */
+int veil_admin_id_arg(json_t *req, uint8_t id[static VEIL_ID_LEN]);
+/* Unix milliseconds as "YYYY-MM-DDTHH:MM:SSZ", or "" for 0. */
+void veil_admin_date(char out[static 32], uint64_t ms);
 
 /* invite.c */
-json_t *veil_admin_invite_create(struct veil_server *srv, json_t *req);
-json_t *veil_admin_invite_list(struct veil_server *srv, json_t *req);
-json_t *veil_admin_invite_revoke(struct veil_server *srv, json_t *req);
+json_t *veil_admin_invite_create(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_invite_list(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_invite_revoke(const struct veil_admin_ctx *x, json_t *req);
+/* ident.c */
+json_t *veil_admin_id_list(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_id_show(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_id_block(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_id_unblock(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_id_delete(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_id_revoke(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_status(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_queue_stats(const struct veil_admin_ctx *x, json_t *req);
+/* gateway.c */
+json_t *veil_admin_gw_create(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_gw_list(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_gw_callback(const struct veil_admin_ctx *x, json_t *req);
+json_t *veil_admin_gw_credits(const struct veil_admin_ctx *x, json_t *req);
 
 #endif

@@ -17,29 +17,16 @@
 #define INVITE_DEFAULT_DAYS 7
 #define DAY_MS (24ull * 3600 * 1000)
 
-/* An optional integer argument in [min, max]; -1 if it is there but not one. */
-static int int_arg(json_t *req, const char *name, json_int_t min, json_int_t max, json_int_t def,
-                   json_int_t *out)
-{
-	json_t *v = json_object_get(req, name);
-	*out = def;
-	if (v == NULL)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return -1;
-	*out = json_integer_value(v);
-	return 0;
-}
-
-json_t *veil_admin_invite_create(struct veil_server *srv, json_t *req)
+json_t *veil_admin_invite_create(const struct veil_admin_ctx *x, json_t *req)
 {
 	json_int_t uses, days;
 	char code[VEIL_INVITE_TEXT_MAX + 1];
 	struct veil_invite_rec r;
-	if (int_arg(req, "uses", 1, VEIL_STORE_INVITE_MAX_USES, 1, &uses) != 0)
+	if (veil_admin_int_arg(req, "uses", 1, VEIL_STORE_INVITE_MAX_USES, 1, &uses) != 0)
 		return veil_admin_error("uses must be a number from 1 to %d",
 		                        VEIL_STORE_INVITE_MAX_USES);
-	if (int_arg(req, "expires_days", 0, INVITE_MAX_DAYS, INVITE_DEFAULT_DAYS, &days) != 0)
+	if (veil_admin_int_arg(req, "expires_days", 0, INVITE_MAX_DAYS, INVITE_DEFAULT_DAYS,
+	                       &days) != 0)
 		return veil_admin_error("expires must be a number of days from 0 (never) to %d",
 		                        INVITE_MAX_DAYS);
 	memset(&r, 0, sizeof r);
@@ -48,7 +35,7 @@ json_t *veil_admin_invite_create(struct veil_server *srv, json_t *req)
 	r.uses = (uint32_t)uses;
 	r.created_ms = veil_now_ms();
 	r.expires_ms = days > 0 ? r.created_ms + (uint64_t)days * DAY_MS : 0;
-	int rc = veil_store_invite_put(srv->store, &r);
+	int rc = veil_store_invite_put(x->srv->store, &r);
 	if (rc != 0) {
 		sodium_memzero(code, sizeof code);
 		return veil_admin_error("cannot store the invite: %s", veil_strerror(rc));
@@ -74,12 +61,12 @@ static const char *state_of(const struct veil_invite_rec *r, uint64_t now)
 	return "active";
 }
 
-json_t *veil_admin_invite_list(struct veil_server *srv, json_t *req)
+json_t *veil_admin_invite_list(const struct veil_admin_ctx *x, json_t *req)
 {
 	(void)req;
 	struct veil_invite_rec *v = NULL;
 	size_t n = 0;
-	int rc = veil_store_invite_list(srv->store, &v, &n);
+	int rc = veil_store_invite_list(x->srv->store, &v, &n);
 	if (rc != 0)
 		return veil_admin_error("cannot read the invites: %s", veil_strerror(rc));
 	uint64_t now = veil_now_ms();
@@ -100,7 +87,7 @@ json_t *veil_admin_invite_list(struct veil_server *srv, json_t *req)
 	return json_pack("{s:b, s:o}", "ok", 1, "invites", arr);
 }
 
-json_t *veil_admin_invite_revoke(struct veil_server *srv, json_t *req)
+json_t *veil_admin_invite_revoke(const struct veil_admin_ctx *x, json_t *req)
 {
 	json_t *id = json_object_get(req, "id");
 	if (!json_is_string(id) || json_string_length(id) != VEIL_STORE_INVITE_HANDLE_LEN)
@@ -112,7 +99,7 @@ json_t *veil_admin_invite_revoke(struct veil_server *srv, json_t *req)
 		handle[i] = c >= 'A' && c <= 'F' ? (char)(c - 'A' + 'a') : c;
 	}
 	handle[VEIL_STORE_INVITE_HANDLE_LEN] = '\0';
-	int rc = veil_store_invite_revoke(srv->store, handle);
+	int rc = veil_store_invite_revoke(x->srv->store, handle);
 	if (rc == VEIL_ENOTFOUND)
 		return veil_admin_error("no live invite %s", handle);
 	if (rc != 0)

@@ -19,6 +19,7 @@
 
 #include "blob.h"
 #include "../directory/directory.h"
+#include "metrics/metrics.h"
 
 #define TOKEN_VERSION 1
 #define TOKEN_BODY 17 /* version + identity + expires */
@@ -293,6 +294,7 @@ static int up_flush(struct upload *u)
 			                               : "cannot store blob");
 		p += w;
 		n -= (size_t)w;
+		veil_metric_add(VEIL_METRIC_BLOB_BYTES_IN, (uint64_t)w);
 	}
 	u->wlen = 0;
 	return 0;
@@ -637,6 +639,7 @@ static void download(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_I
 	resp->file_fd = fd;
 	resp->file_off = off;
 	resp->file_len = len;
+	veil_metric_add(VEIL_METRIC_BLOB_BYTES_OUT, len);
 }
 
 static void done(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_ID_BYTES],

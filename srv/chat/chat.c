@@ -32,6 +32,7 @@
 #include "limit/connlimit.h"
 #include "limit/selfconn.h"
 #include "push/push.h"
+#include "metrics/metrics.h"
 #include "veil/csp.h"
 #include "veil/e2e.h"
 
@@ -505,10 +506,12 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 			chat->refused_rate++;
 		else
 			chat->refused_total++;
+		veil_metric_inc(VEIL_METRIC_REFUSE_CHAT_ADDR);
 		return -1;
 	}
 	if (veil_connlimit_check(chat->hs_per_addr, a, (socklen_t)len, now) != 0) {
 		chat->refused_hs++;
+		veil_metric_inc(VEIL_METRIC_REFUSE_CHAT_ADDR);
 		return -1;
 	}
 	if (veil_connlimit_open(chat->conns_per_addr, a, (socklen_t)len, &c->addr_tok) ==
@@ -517,6 +520,7 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 		veil_connlimit_close(chat->conns_per_addr, c->addr_tok);
 		c->addr_tok = 0;
 		chat->refused_table++;
+		veil_metric_inc(VEIL_METRIC_REFUSE_CHAT_ADDR);
 		return -1;
 	}
 	return 0;
@@ -779,6 +783,8 @@ static void on_put(void *arg, int rc, uint64_t seq)
 	p->put_busy = 0;
 	if (p->counted)
 		chat->puts_done++;
+	if (rc == 0)
+		chat->st.messages_stored++;
 	if (rc == 0 || rc == VEIL_EEXIST) {
 		if (rc == 0 && !p->delivered) {
 			push_to_recipient(chat, p, seq);
@@ -794,6 +800,11 @@ static void on_put(void *arg, int rc, uint64_t seq)
 		 * waits for the recipient, a used-up share (VEIL_EQUOTA) on this
 		 * sender's own messages, a full disk on the operator.
 		 */
+		if (rc != VEIL_ENOSPC)
+			veil_refusal(
+			    VEIL_METRIC_REFUSE_QUEUE_FULL,
+			    "messages (recipient's queue or the sender's share of it full, "
+			    "--queue-limit / --queue-sender-limit)");
 		veil_id_str(rid, p->receiver);
 		char text[160];
 		snprintf(text, sizeof text, "Message to %s not delivered: %s", rid,
@@ -804,6 +815,7 @@ static void on_put(void *arg, int rc, uint64_t seq)
 		if (!s->closing)
 			send_text(s, VEIL_CSP_ALERT, 0, text);
 	} else {
+		veil_metric_inc(VEIL_METRIC_ERR_STORE);
 		veil_log_error("chat: queue write failed: %s", veil_strerror(rc));
 		if (!s->closing)
 			conn_fail(s, 1, "Temporary server error");
@@ -1197,6 +1209,8 @@ static void become_receiver(struct conn *c)
 		    "chat: cannot tell other nodes about a login (%s): an older connection "
 		    "of the identity on another node stays open",
 		    veil_strerror(rc));
+	/* For veilctl's "last login": folded into the next group commit, nobody waits. */
+	(void)veil_store_login(chat->srv->store, c->identity, veil_now_ms());
 	c->live_after = chat->puts_issued;
 	start_fetch(c);
 }
@@ -1313,9 +1327,11 @@ static void finish_login(struct conn *c)
 		conn_fail(c, 1, "Temporary server error");
 		return;
 	}
-	if (rc != 0 || rec.state == VEIL_IDENTITY_INVALID) {
-		/* Unknown identity: drop silently. */
-		chat->st.protocol_errors++;
+	/* Blocked (inactive, veilctl block) or revoked identities may not log in. */
+	if (rc != 0 || rec.state != VEIL_IDENTITY_ACTIVE) {
+		/* Unknown identity: drop silently. A blocked identity's login is no protocol error. */
+		if (rc != 0 || rec.state != VEIL_IDENTITY_INACTIVE)
+			chat->st.protocol_errors++;
 		conn_fail(c, 0, "login refused");
 		return;
 	}
@@ -1785,6 +1801,22 @@ void veil_chat_free(struct veil_chat *chat)
 	veil_connlimit_free(chat->conns_per_addr);
 	free(chat->map);
 	free(chat);
+}
+
+void veil_chat_kick(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN])
+{
+	/* Rare (an operator's command): a walk over every connection is fine. */
+	struct conn *c = chat->conns, *next;
+	for (; c != NULL; c = next) {
+		next = c->next;
+		if (c->st != ST_AUTHED || c->closing || memcmp(c->identity, id, VEIL_ID_LEN) != 0)
+			continue;
+		if (c->in_map)
+			map_del(chat, c);
+		conn_fail(c, 0,
+		          "This identity has been blocked or revoked by the server's operator");
+	}
+	memset(chat->id_cache, 0, sizeof chat->id_cache);
 }
 
 void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st)

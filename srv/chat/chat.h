@@ -52,13 +52,22 @@ void veil_chat_wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN
 void veil_chat_shutdown(struct veil_chat *chat);
 void veil_chat_free(struct veil_chat *chat);
 
+/*
+ * Closes every connection of id (its receiving one and its devices') with a
+ * close-error that tells the client not to reconnect, and forgets id in the
+ * recipient cache, so that a block or revocation from veilctl takes effect
+ * at once. Loop thread only.
+ */
+void veil_chat_kick(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN]);
+
 /* Counters for logs and tests. */
 struct veil_chat_stats {
-	uint64_t connections;  /* open now */
-	uint64_t logins;       /* total successful */
-	uint64_t messages_in;  /* outgoing messages accepted */
-	uint64_t messages_out; /* incoming messages delivered */
-	uint64_t handoffs;     /* acked by the recipient before any store write */
+	uint64_t connections;     /* open now */
+	uint64_t logins;          /* total successful */
+	uint64_t messages_in;     /* outgoing messages accepted */
+	uint64_t messages_out;    /* incoming messages delivered */
+	uint64_t handoffs;        /* acked by the recipient before any store write */
+	uint64_t messages_stored; /* written to the store's queue */
 	uint64_t protocol_errors;
 };
 void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st);

@@ -10,6 +10,7 @@
 
 #include "veil/dir.h"
 #include "contacts.h"
+#include "metrics/metrics.h"
 
 void veil_dc_refuse(struct veil_http_resp *resp, const char *msg)
 {
@@ -64,6 +65,9 @@ int veil_dc_limit(struct veil_ratelimit *rl, const uint8_t id[static VEIL_ID_LEN
 	key[VEIL_ID_LEN] = 0;
 	if (rl == NULL || n == 0 || veil_ratelimit_take_n(rl, key, n, veil_mono_ms()) == 0)
 		return 0;
+	veil_refusal(VEIL_METRIC_REFUSE_HTTP_RATE,
+	             "directory requests over an identity's rate (--link-rate, --match-rate, "
+	             "--oprf-rate, --revoke-rate)");
 	veil_http_resp_error(resp, 429, "rate limit exceeded", NULL);
 	return -1;
 }

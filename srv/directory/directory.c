@@ -18,6 +18,7 @@
 #include "directory.h"
 #include "../config.h"
 #include "contacts.h"
+#include "metrics/metrics.h"
 
 struct veil_dirsvc {
 	struct veil_server *srv;
@@ -77,11 +78,15 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 	int signup = veil_config_signup(&d->srv->cfg);
 	uint8_t inv_hash[32];
 	if (signup == VEIL_SIGNUP_CLOSED) {
+		veil_refusal_from(VEIL_METRIC_REFUSE_SIGNUP, "sign-ups (signup = closed)",
+		                  req->client);
 		veil_http_resp_error(resp, 200, "sign-up is closed on this server",
 		                     "signup-closed");
 		return;
 	}
 	if (signup == VEIL_SIGNUP_INVITE && cr.invite[0] == '\0') {
+		veil_refusal_from(VEIL_METRIC_REFUSE_SIGNUP, "sign-ups without an invite code",
+		                  req->client);
 		veil_http_resp_error(resp, 200,
 		                     "this server needs an invite code to join (veil init --invite "
 		                     "CODE); ask its operator for one",
@@ -130,6 +135,9 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 	}
 	if (signup == VEIL_SIGNUP_INVITE) {
 		rc = veil_store_invite_use(d->srv->store, inv_hash, now);
+		if (rc != 0)
+			veil_refusal(VEIL_METRIC_REFUSE_SIGNUP,
+			             "sign-ups with an unknown, expired or used-up invite code");
 		if (rc != 0) {
 			if (rc == VEIL_ENOTFOUND)
 				veil_http_resp_error(resp, 200, "unknown or revoked invite code",
@@ -151,8 +159,19 @@ static void handle_create(struct veil_dirsvc *d, const struct veil_http_req *req
 	if (rc != 0 && signup == VEIL_SIGNUP_INVITE &&
 	    veil_store_invite_unuse(d->srv->store, inv_hash) != 0)
 		veil_log_warn("directory: cannot give an invite's use back");
-	if (rc == 0)
-		veil_log_info("directory: sign-up (%s)", veil_signup_name(signup));
+	if (rc == 0) {
+		char ids[VEIL_ID_LEN + 1], inv[VEIL_STORE_INVITE_HANDLE_LEN + 1] = "";
+		veil_id_str(ids, rec.id);
+		if (signup == VEIL_SIGNUP_INVITE &&
+		    veil_hex_encode(inv, sizeof inv, inv_hash, VEIL_STORE_INVITE_HANDLE_LEN / 2) !=
+		        0)
+			inv[0] = '\0';
+		veil_metric_inc(VEIL_METRIC_SIGNUPS);
+		char from[64];
+		veil_client_for_log(req->client, from);
+		veil_log_info("directory: sign-up of %s (%s%s%s)%s", ids, veil_signup_name(signup),
+		              inv[0] ? ", invite " : "", inv, from);
+	}
 	if (rc != 0 && rc != VEIL_EEXIST) {
 		veil_http_resp_error(resp, 500, "store error", NULL);
 		return;

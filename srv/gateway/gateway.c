@@ -8,6 +8,7 @@
 #include "gw_int.h"
 #include "veil/e2e.h"
 #include "../blob/blob.h"
+#include "metrics/metrics.h"
 
 static const char *text_plain = "text/plain; charset=utf-8";
 
@@ -524,6 +525,8 @@ static void handle(void *arg, const struct veil_http_req *req, struct veil_http_
 	char key[VEIL_ID_LEN + 1];
 	veil_id_str(key, a.id);
 	if (veil_ratelimit_take(gw->rl, key, veil_mono_ms()) != 0) {
+		veil_refusal(VEIL_METRIC_REFUSE_HTTP_RATE,
+		             "Gateway requests over an API identity's rate (--gateway-rate)");
 		answer(resp, 429, "");
 		return;
 	}
@@ -568,6 +571,8 @@ static int blob_begin(void *arg, const struct veil_http_sreq *req, void **ctx,
 	}
 	veil_id_str(key, a.id);
 	if (veil_ratelimit_take(gw->rl, key, veil_mono_ms()) != 0) {
+		veil_refusal(VEIL_METRIC_REFUSE_HTTP_RATE,
+		             "Gateway requests over an API identity's rate (--gateway-rate)");
 		answer(resp, 429, "");
 		return -1;
 	}
@@ -709,6 +714,11 @@ int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
 	}
 	*out = gw;
 	return 0;
+}
+
+struct veil_gwdb *veil_gateway_db(struct veil_gateway *gw)
+{
+	return gw != NULL ? gw->db : NULL;
 }
 
 int veil_gateway_start(struct veil_gateway *gw, int callbacks)

@@ -100,6 +100,8 @@ int veil_gateway_start(struct veil_gateway *gw, int callbacks);
 void veil_gateway_stop(struct veil_gateway *gw);
 /* Frees gw (after veil_store_close); NULL is a no-op. */
 void veil_gateway_free(struct veil_gateway *gw);
+/* The accounts database (thread-safe), for the admin socket. */
+struct veil_gwdb *veil_gateway_db(struct veil_gateway *gw);
 
 /* Wakes the callback worker (a message for an API identity may be waiting). */
 void veil_gateway_wake(struct veil_gateway *gw);

@@ -30,6 +30,7 @@
 #include "../limit/connlimit.h"
 #include "../blob/blob.h"
 #include "../directory/directory.h"
+#include "metrics/metrics.h"
 
 #define VEIL_HTTP_MAX_CLEANUPS 16
 #define VEIL_HTTP_MAX_LIMITS 8
@@ -445,8 +446,13 @@ static int over_limit(struct veil_http *h, const struct http_pss *ps)
 	for (size_t i = 0; i < h->nlimits; i++) {
 		const struct http_limit *l = &h->limits[i];
 		if (strncmp(ps->path, l->prefix, l->plen) == 0 &&
-		    veil_ratelimit_take(l->rl, ps->client, now) != 0)
+		    veil_ratelimit_take(l->rl, ps->client, now) != 0) {
+			veil_refusal_from(VEIL_METRIC_REFUSE_HTTP_RATE,
+			                  "HTTP requests over a per-address rate (--dir-rate, "
+			                  "--blob-rate, --gateway-addr-rate)",
+			                  ps->client);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -754,6 +760,7 @@ static int filter_connection(struct veil_http *h, const struct lws_filter_networ
 	    veil_connlimit_check(h->conns, (const struct sockaddr *)&a->cli_addr, a->clilen, now);
 	if (rc == 0)
 		return 0;
+	veil_metric_inc(VEIL_METRIC_REFUSE_HTTP_CONN);
 	if (rc == VEIL_ELIMIT)
 		h->refused_open++;
 	else
@@ -1038,6 +1045,16 @@ int veil_http_route_stream(struct veil_http *h, const char *method, const char *
 	int rc = veil_http_route(h, method, prefix, stream_unused, arg);
 	if (rc == 0)
 		h->routes[h->nroutes - 1].sops = ops;
+	return rc;
+}
+
+int veil_http_limit_set(struct veil_http *h, const char *prefix, uint32_t per_min)
+{
+	int rc = VEIL_ENOTFOUND;
+	/* nlimits is fixed once the listener runs. */
+	for (size_t i = 0; h != NULL && i < h->nlimits; i++)
+		if (strcmp(h->limits[i].prefix, prefix) == 0)
+			rc = veil_ratelimit_set_rate(h->limits[i].rl, per_min);
 	return rc;
 }
 

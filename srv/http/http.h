@@ -133,6 +133,11 @@ int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg);
  * before run. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL / VEIL_ENOMEM.
  */
 int veil_http_limit(struct veil_http *h, const char *prefix, uint32_t per_min);
+/*
+ * Changes the rate of the limits set on prefix (SIGHUP), from any thread.
+ * Returns 0, or VEIL_ENOTFOUND if none was set (a rate of 0 at start).
+ */
+int veil_http_limit_set(struct veil_http *h, const char *prefix, uint32_t per_min);
 
 /*
  * Streaming routes: the request body is handed to the route chunk by chunk

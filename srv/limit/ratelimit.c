@@ -64,11 +64,21 @@ void veil_ratelimit_free(struct veil_ratelimit *rl)
 static uint64_t rl_level(const struct veil_ratelimit *rl, const struct rl_slot *s, uint64_t now_ms)
 {
 	uint64_t dt = now_ms > s->last_ms ? now_ms - s->last_ms : 0;
+	uint64_t cap = __atomic_load_n(&rl->cap_units, __ATOMIC_RELAXED);
 	if (dt >= 60000u)
-		return rl->cap_units;
-	uint64_t add = dt * rl->per_min;
+		return cap;
+	uint64_t add = dt * __atomic_load_n(&rl->per_min, __ATOMIC_RELAXED);
 	uint64_t v = s->units + add;
-	return v > rl->cap_units ? rl->cap_units : v;
+	return v > cap ? cap : v;
+}
+
+int veil_ratelimit_set_rate(struct veil_ratelimit *rl, uint32_t per_min)
+{
+	if (per_min == 0)
+		return VEIL_EINVAL;
+	__atomic_store_n(&rl->per_min, per_min, __ATOMIC_RELAXED);
+	__atomic_store_n(&rl->cap_units, (uint64_t)per_min * UNIT, __ATOMIC_RELAXED);
+	return 0;
 }
 
 int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now_ms)
@@ -100,7 +110,7 @@ int veil_ratelimit_take_n(struct veil_ratelimit *rl, const char *key, uint32_t n
 		s = victim;
 		memcpy(s->key, h, sizeof h);
 		s->used = 1;
-		s->units = rl->cap_units;
+		s->units = __atomic_load_n(&rl->cap_units, __ATOMIC_RELAXED);
 		s->last_ms = now_ms;
 	}
 	s->units = rl_level(rl, s, now_ms);

@@ -17,6 +17,11 @@
 struct veil_ratelimit;
 int veil_ratelimit_new(struct veil_ratelimit **out, uint32_t per_min);
 void veil_ratelimit_free(struct veil_ratelimit *rl);
+/*
+ * Changes the rate (SIGHUP); safe while another thread takes tokens: the
+ * rate is read with relaxed atomics, buckets keep their level (capped).
+ */
+int veil_ratelimit_set_rate(struct veil_ratelimit *rl, uint32_t per_min);
 /* Takes one token for key at now_ms (monotonic); 0 or VEIL_EAGAIN when empty. */
 int veil_ratelimit_take(struct veil_ratelimit *rl, const char *key, uint64_t now_ms);
 /* Takes n tokens at once, or none (VEIL_EAGAIN) if fewer than n are left. */

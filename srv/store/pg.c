@@ -191,6 +191,12 @@ enum pg_stmt {
 	ST_INV_UNUSE,
 	ST_INV_LIST,
 	ST_INV_REVOKE,
+	ST_ID_LIST,
+	ST_MSG_DELETE_RCPT,
+	ST_REVKEY_DELETE,
+	ST_QSTATS,
+	ST_QMAX,
+	ST_PING,
 	ST_COUNT
 };
 
@@ -293,6 +299,20 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INV_LIST] = "SELECT hash, handle, uses, used, created_ms, expires_ms, revoked "
                     "FROM invites ORDER BY created_ms, handle LIMIT $1::int8",
     [ST_INV_REVOKE] = "UPDATE invites SET revoked = 1 WHERE handle = $1::text AND revoked = 0",
+    /* The last login is the sessions row's since_ms (every receiving login claims one). */
+    [ST_ID_LIST] = "SELECT i.id, i.pk, i.state::int8, i.feature_mask, i.created_ms, "
+                   "coalesce(s.since_ms, 0)::int8, (SELECT count(*) FROM messages m WHERE "
+                   "m.recipient = i.id) FROM identities i LEFT JOIN sessions s ON "
+                   "s.identity = i.id WHERE ($1::text = '' OR i.id = $1::text) AND "
+                   "i.id > $2::text ORDER BY i.id LIMIT $3::int8",
+    [ST_MSG_DELETE_RCPT] = "DELETE FROM messages WHERE recipient = $1::text",
+    [ST_REVKEY_DELETE] = "DELETE FROM revocation_keys WHERE id = $1::text",
+    [ST_QSTATS] = "SELECT count(*), coalesce(sum(octet_length(data)), 0)::int8, "
+                  "count(DISTINCT recipient), count(*) FILTER (WHERE expires_ms <> 0 AND "
+                  "expires_ms <= $1::int8) FROM messages",
+    [ST_QMAX] = "SELECT recipient, count(*) AS n FROM messages GROUP BY recipient "
+                "ORDER BY n DESC LIMIT 1",
+    [ST_PING] = "SELECT 1::int8",
 };
 
 struct pg_conn {
@@ -1816,6 +1836,131 @@ static int pg_identity_revoke(void *be, const uint8_t id[static VEIL_ID_LEN])
 	return rc;
 }
 
+/* --- administration (any thread, under mu) --- */
+
+static int pg_identity_list(void *be, const uint8_t *only, const uint8_t *after, size_t max,
+                            struct veil_identity_info **out, size_t *n)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	struct veil_identity_info *v = NULL;
+	int rc;
+	p_bytes(&p, only, only != NULL ? VEIL_ID_LEN : 0);
+	p_bytes(&p, after, after != NULL ? VEIL_ID_LEN : 0);
+	p_u64(&p, max);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, ST_ID_LIST, &p, &rc);
+	if (r == NULL && rc == VEIL_EIO && b->sy.lost)
+		r = run(&b->sy, ST_ID_LIST, &p, &rc);
+	size_t cnt = r != NULL ? (size_t)PQntuples(r) : 0;
+	if (cnt > max)
+		cnt = max;
+	if (r != NULL && cnt > 0) {
+		v = calloc(cnt, sizeof *v);
+		if (v == NULL)
+			rc = VEIL_ENOMEM;
+		for (size_t i = 0; i < cnt && rc == 0; i++) {
+			struct veil_identity_info *e = &v[i];
+			uint64_t state = 0;
+			int row = (int)i;
+			if ((rc = col_fixed(r, row, 0, e->rec.id, VEIL_ID_LEN)) == 0 &&
+			    (rc = col_fixed(r, row, 1, e->rec.pk, VEIL_KEY_LEN)) == 0 &&
+			    (rc = col_u64(r, row, 2, &state)) == 0 &&
+			    (rc = col_u64(r, row, 3, &e->rec.feature_mask)) == 0 &&
+			    (rc = col_u64(r, row, 4, &e->rec.created_ms)) == 0 &&
+			    (rc = col_u64(r, row, 5, &e->last_login_ms)) == 0)
+				rc = col_u64(r, row, 6, &e->queued);
+			e->rec.state = (int)state;
+		}
+	}
+	PQclear(r);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == 0 && only != NULL && cnt == 0)
+		rc = VEIL_ENOTFOUND;
+	if (rc != 0) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int pg_identity_delete(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *dropped)
+{
+	struct pg_backend *b = be;
+	static const enum pg_stmt wipe[] = {ST_LINK_DELETE_ALL, ST_PUSH_DELETE, ST_REVKEY_DELETE};
+	struct pg_params p = {0};
+	uint64_t n = 0;
+	p_id(&p, id);
+	p_u64(&p, VEIL_IDENTITY_INVALID);
+	pthread_mutex_lock(&b->mu);
+	int rc = tx(&b->sy, "BEGIN");
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_ID_SET_STATE, &p, &n);
+	if (rc == 0 && n == 0)
+		rc = VEIL_ENOTFOUND;
+	p = (struct pg_params){0};
+	p_id(&p, id);
+	/* The recipient's lock, as a put takes it: no put of another node lands half-way. */
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_LOCK_RCPT, &p, NULL);
+	if (rc == 0)
+		rc = run_done(&b->sy, ST_MSG_DELETE_RCPT, &p, dropped);
+	for (size_t i = 0; rc == 0 && i < VEIL_ARRAY_LEN(wipe); i++)
+		rc = run_done(&b->sy, wipe[i], &p, NULL);
+	if (rc == 0) {
+		p_u64(&p, (uint64_t)(int64_t)-1); /* kind -1: every kind */
+		rc = run_done(&b->sy, ST_PEND_DELETE_ID, &p, NULL);
+	}
+	if (rc == 0)
+		rc = tx(&b->sy, "COMMIT");
+	tx_abort(&b->sy);
+	pthread_mutex_unlock(&b->mu);
+	if (rc != 0)
+		*dropped = 0;
+	return rc;
+}
+
+static int pg_queue_stats(void *be, uint64_t now_ms, struct veil_queue_stats *q)
+{
+	struct pg_backend *b = be;
+	struct pg_params p = {0};
+	int rc;
+	p_u64(&p, now_ms);
+	pthread_mutex_lock(&b->mu);
+	PGresult *r = run(&b->sy, ST_QSTATS, &p, &rc);
+	if (r == NULL && rc == VEIL_EIO && b->sy.lost)
+		r = run(&b->sy, ST_QSTATS, &p, &rc);
+	if (r != NULL) {
+		rc = PQntuples(r) == 1 ? 0 : VEIL_EIO;
+		if (rc == 0 && (rc = col_u64(r, 0, 0, &q->messages)) == 0 &&
+		    (rc = col_u64(r, 0, 1, &q->bytes)) == 0 &&
+		    (rc = col_u64(r, 0, 2, &q->recipients)) == 0)
+			rc = col_u64(r, 0, 3, &q->expired);
+		PQclear(r);
+	}
+	if (rc == 0 && (r = run(&b->sy, ST_QMAX, NULL, &rc)) != NULL) {
+		if (PQntuples(r) == 1 && col_fixed(r, 0, 0, q->max_id, VEIL_ID_LEN) == 0)
+			rc = col_u64(r, 0, 1, &q->max_queue);
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int pg_ping(void *be)
+{
+	struct pg_backend *b = be;
+	uint64_t one;
+	pthread_mutex_lock(&b->mu);
+	int rc = run_u64(&b->sy, ST_PING, NULL, &one);
+	if (rc == VEIL_EIO && b->sy.lost)
+		rc = run_u64(&b->sy, ST_PING, NULL, &one);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
 /* The login of id on this node: a new generation, and a notice to the other nodes. */
 static int pg_session_claim(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *gen)
 {
@@ -1868,4 +2013,8 @@ const struct veil_store_ops veil_store_pg_ops = {
     .s_invite_list = pg_invite_list,
     .s_invite_revoke = pg_invite_revoke,
     .s_session_claim = pg_session_claim,
+    .s_identity_list = pg_identity_list,
+    .s_identity_delete = pg_identity_delete,
+    .s_queue_stats = pg_queue_stats,
+    .s_ping = pg_ping,
 };

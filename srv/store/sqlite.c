@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,10 @@ static const char *const migrations[] = {
     " expires_ms INTEGER NOT NULL,"
     " revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE INDEX invites_handle ON invites(handle);",
+    /* 3 -> 4: the last login of each identity (veilctl list) */
+    "CREATE TABLE logins ("
+    " id TEXT PRIMARY KEY,"
+    " last_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SQ_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -145,6 +150,13 @@ enum sq_stmt {
 	ST_INV_UNUSE,
 	ST_INV_LIST,
 	ST_INV_REVOKE,
+	ST_ID_LIST,
+	ST_LOGIN,
+	ST_MSG_DELETE_RCPT,
+	ST_REVKEY_DELETE,
+	ST_QSTATS,
+	ST_QMAX,
+	ST_PING,
 	ST_COUNT
 };
 
@@ -216,6 +228,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INV_LIST] = "SELECT hash, handle, uses, used, created_ms, expires_ms, revoked "
                     "FROM invites ORDER BY created_ms, handle LIMIT ?1",
     [ST_INV_REVOKE] = "UPDATE invites SET revoked = 1 WHERE handle = ?1 AND revoked = 0",
+    [ST_ID_LIST] = "SELECT i.id, i.pk, i.state, i.feature_mask, i.created_ms, "
+                   "coalesce(l.last_ms, 0), (SELECT count(*) FROM messages m WHERE "
+                   "m.recipient = i.id) FROM identities i LEFT JOIN logins l ON l.id = i.id "
+                   "WHERE (?1 = '' OR i.id = ?1) AND i.id > ?2 ORDER BY i.id LIMIT ?3",
+    [ST_LOGIN] = "INSERT INTO logins (id, last_ms) VALUES (?1, ?2) ON CONFLICT (id) "
+                 "DO UPDATE SET last_ms = excluded.last_ms",
+    [ST_MSG_DELETE_RCPT] = "DELETE FROM messages WHERE recipient = ?1",
+    [ST_REVKEY_DELETE] = "DELETE FROM revocation_keys WHERE id = ?1",
+    [ST_QSTATS] = "SELECT count(*), coalesce(sum(length(data)), 0), count(DISTINCT recipient), "
+                  "coalesce(sum(expires_ms != 0 AND expires_ms <= ?1), 0) FROM messages",
+    [ST_QMAX] = "SELECT recipient, count(*) AS n FROM messages GROUP BY recipient "
+                "ORDER BY n DESC LIMIT 1",
+    [ST_PING] = "SELECT 1",
 };
 
 struct sq_conn {
@@ -277,6 +302,8 @@ struct sq_backend {
 	uint64_t reserve_check_ms; /* next attempt to make the reserve again */
 	uint64_t refused_full;     /* puts refused since the disk filled */
 	unsigned batch_puts_ok;    /* puts stored in the open batch */
+	/* identity_delete removed rows behind the count caches (set under mu, any thread) */
+	atomic_bool caches_stale;
 };
 
 static int sq_err(int rc)
@@ -1708,6 +1735,153 @@ unlock:
 	return rc;
 }
 
+/* --- administration (any thread, under mu; login on the store thread) --- */
+
+static int sq_identity_list(void *be, const uint8_t *only, const uint8_t *after, size_t max,
+                            struct veil_identity_info **out, size_t *n)
+{
+	struct sq_backend *b = be;
+	struct veil_identity_info *v = NULL;
+	size_t cnt = 0;
+	int rc = 0;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_ID_LIST);
+	sqlite3_bind_text(st, 1, only != NULL ? (const char *)only : "",
+	                  only != NULL ? VEIL_ID_LEN : 0, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, after != NULL ? (const char *)after : "",
+	                  after != NULL ? VEIL_ID_LEN : 0, SQLITE_STATIC);
+	bind_u64(st, 3, max);
+	v = calloc(max, sizeof *v);
+	if (v == NULL)
+		rc = VEIL_ENOMEM;
+	while (rc == 0 && cnt < max) {
+		int r = sqlite3_step(st);
+		if (r == SQLITE_DONE)
+			break;
+		if (r != SQLITE_ROW) {
+			rc = sq_err(r);
+			break;
+		}
+		struct veil_identity_info *e = &v[cnt];
+		rc = col_id(st, 0, e->rec.id);
+		if (rc == 0 && sqlite3_column_bytes(st, 1) != VEIL_KEY_LEN)
+			rc = VEIL_EIO;
+		if (rc != 0)
+			break;
+		memcpy(e->rec.pk, sqlite3_column_blob(st, 1), VEIL_KEY_LEN);
+		e->rec.state = sqlite3_column_int(st, 2);
+		e->rec.feature_mask = col_u64(st, 3);
+		e->rec.created_ms = col_u64(st, 4);
+		e->last_login_ms = col_u64(st, 5);
+		e->queued = col_u64(st, 6);
+		cnt++;
+	}
+	done(st);
+	pthread_mutex_unlock(&b->mu);
+	if (rc == 0 && only != NULL && cnt == 0)
+		rc = VEIL_ENOTFOUND;
+	if (rc != 0 || cnt == 0) {
+		free(v);
+		v = NULL;
+	}
+	if (rc == 0) {
+		*out = v;
+		*n = cnt;
+	}
+	return rc;
+}
+
+static int sq_identity_delete(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *dropped)
+{
+	struct sq_backend *b = be;
+	static const enum sq_stmt wipe[] = {ST_LINK_DELETE_ALL, ST_PUSH_DELETE, ST_REVKEY_DELETE};
+	pthread_mutex_lock(&b->mu);
+	int rc = exec_done(stmt(&b->sy, ST_BEGIN));
+	if (rc != 0)
+		goto unlock;
+	sqlite3_stmt *st = stmt(&b->sy, ST_ID_SET_STATE);
+	bind_id(st, 1, id);
+	bind_u64(st, 2, VEIL_IDENTITY_INVALID);
+	rc = exec_done(st);
+	if (rc == 0 && sqlite3_changes(b->sy.db) == 0)
+		rc = VEIL_ENOTFOUND;
+	if (rc == 0) {
+		st = stmt(&b->sy, ST_MSG_DELETE_RCPT);
+		bind_id(st, 1, id);
+		rc = exec_done(st);
+		*dropped = rc == 0 ? (uint64_t)sqlite3_changes(b->sy.db) : 0;
+	}
+	for (size_t i = 0; rc == 0 && i < VEIL_ARRAY_LEN(wipe); i++) {
+		st = stmt(&b->sy, wipe[i]);
+		bind_id(st, 1, id);
+		rc = exec_done(st);
+	}
+	if (rc == 0) {
+		st = stmt(&b->sy, ST_PEND_DELETE_ID);
+		bind_id(st, 1, id);
+		sqlite3_bind_int(st, 2, -1);
+		rc = exec_done(st);
+	}
+	if (rc == 0)
+		rc = exec_done(stmt(&b->sy, ST_COMMIT));
+	sy_rollback(b);
+	/* The store thread's counts of that queue are wrong now: it starts afresh. */
+	if (rc == 0)
+		atomic_store_explicit(&b->caches_stale, true, memory_order_release);
+unlock:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_queue_stats(void *be, uint64_t now_ms, struct veil_queue_stats *q)
+{
+	struct sq_backend *b = be;
+	pthread_mutex_lock(&b->mu);
+	sqlite3_stmt *st = stmt(&b->sy, ST_QSTATS);
+	bind_u64(st, 1, now_ms);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		q->messages = col_u64(st, 0);
+		q->bytes = col_u64(st, 1);
+		q->recipients = col_u64(st, 2);
+		q->expired = col_u64(st, 3);
+		rc = 0;
+	} else {
+		rc = sq_err(rc);
+	}
+	done(st);
+	if (rc == 0) {
+		st = stmt(&b->sy, ST_QMAX);
+		int r = sqlite3_step(st);
+		if (r == SQLITE_ROW && col_id(st, 0, q->max_id) == 0)
+			q->max_queue = col_u64(st, 1);
+		else if (r != SQLITE_ROW && r != SQLITE_DONE)
+			rc = sq_err(r);
+		done(st);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_ping(void *be)
+{
+	struct sq_backend *b = be;
+	uint64_t one = 0;
+	pthread_mutex_lock(&b->mu);
+	int rc = exec_int(stmt(&b->sy, ST_PING), &one);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static int sq_q_login(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t now_ms)
+{
+	struct sq_backend *b = be;
+	sqlite3_stmt *st = stmt(&b->q, ST_LOGIN);
+	bind_id(st, 1, id);
+	bind_u64(st, 2, now_ms);
+	return exec_done(st);
+}
+
 /* --- disk full --- */
 
 /* Allocates the reserve file; 0, or -1 (nothing left behind) if there is no room. */
@@ -1775,6 +1949,8 @@ static int sq_batch_begin_guarded(void *be)
 {
 	struct sq_backend *b = be;
 	b->batch_puts_ok = 0;
+	if (atomic_exchange_explicit(&b->caches_stale, false, memory_order_acq_rel))
+		caches_clear(b);
 	int rc = sq_batch_begin(be);
 	if (rc == VEIL_ENOSPC)
 		full_enter(b);
@@ -1860,4 +2036,9 @@ const struct veil_store_ops veil_store_sqlite_ops = {
     .s_invite_unuse = sq_invite_unuse,
     .s_invite_list = sq_invite_list,
     .s_invite_revoke = sq_invite_revoke,
+    .s_identity_list = sq_identity_list,
+    .s_identity_delete = sq_identity_delete,
+    .s_queue_stats = sq_queue_stats,
+    .s_ping = sq_ping,
+    .q_login = sq_q_login,
 };

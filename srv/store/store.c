@@ -22,12 +22,13 @@
 #include <sodium.h>
 
 #include "store_backend.h"
+#include "metrics/metrics.h"
 #include "veil/err.h"
 #include "veil/util.h"
 
 #define STORE_MAX_BATCH 4096 /* most jobs run in one transaction */
 
-enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE, JOB_EVENT };
+enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE, JOB_EVENT, JOB_LOGIN };
 
 struct job {
 	struct job *next;
@@ -122,7 +123,8 @@ static void job_free(struct job *j)
 
 static bool job_is_write(const struct job *j)
 {
-	return j->type == JOB_PUT || j->type == JOB_ACK || j->type == JOB_EXPIRE;
+	return j->type == JOB_PUT || j->type == JOB_ACK || j->type == JOB_EXPIRE ||
+	       j->type == JOB_LOGIN;
 }
 
 static int run_write(struct veil_store *s, struct job *j)
@@ -131,6 +133,7 @@ static int run_write(struct veil_store *s, struct job *j)
 	case JOB_PUT: return s->ops->q_put(s->be, &j->msg, &j->seq);
 	case JOB_ACK: return s->ops->q_ack(s->be, j->msg.recipient, j->msg.sender, j->msg.msg_id);
 	case JOB_EXPIRE: return s->ops->q_expire(s->be, j->now_ms, &j->deleted);
+	case JOB_LOGIN: return s->ops->q_login(s->be, j->msg.recipient, j->now_ms);
 	case JOB_FETCH:
 	case JOB_EVENT: break;
 	}
@@ -142,6 +145,18 @@ static bool batch_fatal(int rc)
 {
 	return rc != 0 && rc != VEIL_EEXIST && rc != VEIL_ELIMIT && rc != VEIL_EQUOTA &&
 	       rc != VEIL_ENOTFOUND;
+}
+
+/* Commits the open batch; its duration goes to /metrics' histogram, a failure to its errors. */
+static int timed_commit(struct veil_store *s)
+{
+	uint64_t t0 = veil_metrics_now_us();
+	int rc = s->ops->batch_commit(s->be);
+	if (rc == 0)
+		veil_metrics_commit(veil_metrics_now_us() - t0);
+	else
+		veil_metric_inc(VEIL_METRIC_ERR_STORE);
+	return rc;
 }
 
 /* Runs one write alone in its own transaction (after a failed batch). */
@@ -157,7 +172,7 @@ static void run_write_alone(struct veil_store *s, struct job *j)
 		s->ops->batch_rollback(s->be);
 		return;
 	}
-	rc = s->ops->batch_commit(s->be);
+	rc = timed_commit(s);
 	if (rc != 0) {
 		s->ops->batch_rollback(s->be);
 		j->rc = rc;
@@ -184,7 +199,7 @@ static void run_batch(struct veil_store *s, struct job *head)
 				j->rc = run_write(s, j);
 				failed = batch_fatal(j->rc);
 			}
-			if (!failed && s->ops->batch_commit(s->be) != 0)
+			if (!failed && timed_commit(s) != 0)
 				failed = true;
 			if (failed)
 				s->ops->batch_rollback(s->be);
@@ -425,7 +440,8 @@ static void run_one_completion(struct veil_store *s, struct job *j)
 		if (j->done_cb)
 			j->done_cb(j->arg, j->rc);
 		break;
-	case JOB_EXPIRE: break;
+	case JOB_EXPIRE:
+	case JOB_LOGIN: break;
 	case JOB_EVENT:
 		if (j->ev_kind == VEIL_STORE_EV_RESYNC)
 			s->event(s->event_arg, j->ev_kind, NULL, 0);
@@ -496,6 +512,56 @@ void veil_store_stats(struct veil_store *s, struct veil_store_stats *st)
 	pthread_mutex_lock(&s->mu);
 	*st = s->stats;
 	pthread_mutex_unlock(&s->mu);
+}
+
+int veil_store_login(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN], uint64_t now_ms)
+{
+	if (s->ops->q_login == NULL)
+		return 0;
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return VEIL_ENOMEM;
+	j->type = JOB_LOGIN;
+	j->now_ms = now_ms;
+	memcpy(j->msg.recipient, id, VEIL_ID_LEN);
+	int rc = enqueue(s, j);
+	if (rc != 0)
+		free(j);
+	return rc;
+}
+
+int veil_store_identity_list(struct veil_store *s, const uint8_t *only, const uint8_t *after,
+                             size_t max, struct veil_identity_info **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	/* One more than a page: the caller learns whether another page follows. */
+	if (max == 0 || max > VEIL_STORE_MAX_LIST + 1)
+		max = VEIL_STORE_MAX_LIST + 1;
+	return s->ops->s_identity_list(s->be, only, after, max, out, n);
+}
+
+int veil_store_identity_delete(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                               uint64_t *dropped)
+{
+	*dropped = 0;
+	return s->ops->s_identity_delete(s->be, id, dropped);
+}
+
+int veil_store_queue_stats(struct veil_store *s, struct veil_queue_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	return s->ops->s_queue_stats(s->be, veil_now_ms(), st);
+}
+
+const char *veil_store_backend(struct veil_store *s)
+{
+	return s->ops->name;
+}
+
+int veil_store_ping(struct veil_store *s)
+{
+	return s->ops->s_ping(s->be);
 }
 
 int veil_store_msg_put(struct veil_store *s, const struct veil_msg_rec *m, veil_store_put_cb cb,

@@ -313,6 +313,52 @@ int veil_store_invite_list(struct veil_store *s, struct veil_invite_rec **out, s
 int veil_store_invite_revoke(struct veil_store *s, const char *handle);
 
 /*
+ * --- administration (veilctl through srv/admin; synchronous, thread-safe) ---
+ */
+#define VEIL_STORE_MAX_LIST 1000 /* most identities one identity_list returns */
+struct veil_identity_info {
+	struct veil_identity_rec rec;
+	uint64_t last_login_ms; /* last login of the identity's receiving connection, 0 = never */
+	uint64_t queued;        /* messages in its queue (expired ones not yet purged included) */
+};
+/*
+ * Identities in ID order: with only set, just that one (VEIL_ENOTFOUND if
+ * unknown); else those with an ID after `after` (NULL: from the first), at
+ * most max (<= VEIL_STORE_MAX_LIST + 1: a page and one to tell that more
+ * follow). *out is malloc'd (free(*out)), NULL when *n is 0.
+ */
+int veil_store_identity_list(struct veil_store *s, const uint8_t *only, const uint8_t *after,
+                             size_t max, struct veil_identity_info **out, size_t *n);
+/*
+ * Deletes an identity in one transaction: its state becomes
+ * VEIL_IDENTITY_INVALID (the ID is never given out again) and its queue,
+ * links, pending links, push token and revocation key are removed.
+ * *dropped gets the number of queued messages removed. VEIL_ENOTFOUND for
+ * an unknown identity.
+ */
+int veil_store_identity_delete(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN],
+                               uint64_t *dropped);
+struct veil_queue_stats {
+	uint64_t messages;   /* rows in the queue */
+	uint64_t bytes;      /* their payload bytes */
+	uint64_t recipients; /* identities with at least one */
+	uint64_t expired;    /* rows past their expiry, not yet purged */
+	uint64_t max_queue;  /* the longest queue */
+	uint8_t max_id[VEIL_ID_LEN];
+};
+int veil_store_queue_stats(struct veil_store *s, struct veil_queue_stats *st);
+/*
+ * Records a login of id at now_ms for identity_list's last_login_ms,
+ * asynchronously on the store thread (folded into the next group commit;
+ * nothing waits for it). Returns 0 or a negative veil_err.
+ */
+int veil_store_login(struct veil_store *s, const uint8_t id[static VEIL_ID_LEN], uint64_t now_ms);
+/* "sqlite" or "postgresql". */
+const char *veil_store_backend(struct veil_store *s);
+/* 0 if the store answers a query now, else a negative veil_err (readiness). */
+int veil_store_ping(struct veil_store *s);
+
+/*
  * --- message queue (asynchronous, group-committed) ---
  *
  * Each queueing call returns 0 when the job was queued, and then its

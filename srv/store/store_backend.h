@@ -95,6 +95,14 @@ struct veil_store_ops {
 	int (*s_invite_unuse)(void *be, const uint8_t hash[static 32]);
 	int (*s_invite_list)(void *be, struct veil_invite_rec **out, size_t *n);
 	int (*s_invite_revoke)(void *be, const char *handle);
+	/* Administration (see store.h). */
+	int (*s_identity_list)(void *be, const uint8_t *only, const uint8_t *after, size_t max,
+	                       struct veil_identity_info **out, size_t *n);
+	int (*s_identity_delete)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *dropped);
+	int (*s_queue_stats)(void *be, uint64_t now_ms, struct veil_queue_stats *st);
+	int (*s_ping)(void *be);
+	/* Store thread, inside a batch; optional (NULL: logins are recorded elsewhere). */
+	int (*q_login)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t now_ms);
 	/* Optional (NULL: *gen stays 0). */
 	int (*s_session_claim)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *gen);
 };

@@ -20,7 +20,7 @@ check ctl_invite_help grep -q "invite create \[--uses N\] \[--expires DAYS\]" "$
 "$BIN/veilctl" frobnicate 2>/dev/null
 check ctl_unknown_usage [ $? = 2 ]
 CTL invite list >/dev/null 2>"$T/norun.err"
-check ctl_without_veild grep -q "no veild is running on the data directory $T/srv" "$T/norun.err"
+check ctl_without_veild grep -q "no data directory $T/srv" "$T/norun.err"
 
 start
 check startup_names_mode grep -q "sign-up     invite" "$T/veild.log"

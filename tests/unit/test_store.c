@@ -308,7 +308,8 @@ static void test_open_close(void)
 		CHECK(sqlite3_step(st) == SQLITE_ROW);
 		int v = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
-		CHECK(v == 3); /* schema 2 added links, link_pending, revocation_keys; 3 invites */
+		CHECK(v ==
+		      4); /* 2 added links, link_pending, revocation_keys; 3 invites; 4 logins */
 		st = NULL;
 		CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
 		CHECK(sqlite3_step(st) == SQLITE_ROW);
@@ -463,8 +464,9 @@ static void test_invites(void)
 	 * taken back, and opening it migrates it again.
 	 */
 	CHECK(side_open() == 0);
-	int down = side_exec(t_pg ? "DROP TABLE invites; UPDATE veil_schema SET version = 3"
-	                          : "DROP TABLE invites; PRAGMA user_version = 2");
+	int down =
+	    side_exec(t_pg ? "DROP TABLE invites; UPDATE veil_schema SET version = 3"
+	                   : "DROP TABLE invites; DROP TABLE logins; PRAGMA user_version = 2");
 	side_close();
 	CHECK(down == 0);
 	s = NULL;
@@ -1094,6 +1096,82 @@ static void t_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t
 	}
 }
 
+/*
+ * The administration calls: identity_list (order, paging, one, queue sizes,
+ * last login), queue_stats, identity_delete (queue gone, state invalid, and
+ * the queue's limit counted afresh afterwards), ping.
+ */
+static void test_admin(void)
+{
+	struct veil_store *s = NULL;
+	struct veil_identity_rec rec;
+	struct veil_identity_info *v = NULL;
+	struct veil_queue_stats q;
+	uint8_t id1[VEIL_ID_LEN], id2[VEIL_ID_LEN], id3[VEIL_ID_LEN], pk[VEIL_KEY_LEN];
+	size_t n = 0;
+	uint64_t dropped = 99, gen;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 2), 0);
+	CHECK_RC(veil_store_ping(s), 0);
+	CHECK(strcmp(veil_store_backend(s), t_pg ? "postgresql" : "sqlite") == 0);
+	make_id(id1, "ADMIN001");
+	make_id(id2, "ADMIN002");
+	make_id(id3, "ADMIN003");
+	const uint8_t *ids[3] = {id3, id1, id2};
+	for (int i = 0; i < 3; i++) {
+		memset(pk, 0x40 + i, sizeof pk);
+		CHECK_RC(veil_store_identity_create_id(s, ids[i], pk, &rec), 0);
+	}
+	CHECK_RC(put_sync(s, "ADMIN002", "ADMIN001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ADMIN002", "ADMIN003", 2, 0, NULL), 0);
+	/* A login: SQLite records it on the store thread, PostgreSQL with the session. */
+	CHECK_RC(veil_store_login(s, id1, 1234567), 0);
+	CHECK_RC(veil_store_session_claim(s, id1, &gen), 0);
+	CHECK_RC(put_sync(s, "ADMIN003", "ADMIN001", 3, 0, NULL), 0); /* after the login's batch */
+
+	CHECK_RC(veil_store_identity_list(s, NULL, NULL, 0, &v, &n), 0);
+	CHECK(n == 3);
+	if (n == 3) {
+		CHECK(memcmp(v[0].rec.id, id1, VEIL_ID_LEN) == 0 &&
+		      memcmp(v[2].rec.id, id3, VEIL_ID_LEN) == 0);
+		CHECK(v[0].last_login_ms != 0 && v[1].last_login_ms == 0);
+		CHECK(v[0].queued == 0 && v[1].queued == 2 && v[2].queued == 1);
+		CHECK(v[1].rec.state == VEIL_IDENTITY_ACTIVE && v[1].rec.created_ms > 0);
+	}
+	free(v);
+	v = NULL;
+	CHECK_RC(veil_store_identity_list(s, NULL, id1, 1, &v, &n), 0);
+	CHECK(n == 1 && memcmp(v[0].rec.id, id2, VEIL_ID_LEN) == 0);
+	free(v);
+	v = NULL;
+	CHECK_RC(veil_store_identity_list(s, id3, NULL, 10, &v, &n), 0);
+	CHECK(n == 1 && memcmp(v[0].rec.id, id3, VEIL_ID_LEN) == 0 && v[0].queued == 1);
+	free(v);
+	v = NULL;
+	uint8_t none[VEIL_ID_LEN];
+	make_id(none, "NOBODY00");
+	CHECK_RC(veil_store_identity_list(s, none, NULL, 10, &v, &n), VEIL_ENOTFOUND);
+	CHECK(v == NULL && n == 0);
+
+	CHECK_RC(veil_store_queue_stats(s, &q), 0);
+	CHECK(q.messages == 3 && q.recipients == 2 && q.max_queue == 2 && q.bytes > 0 &&
+	      q.expired == 0 && memcmp(q.max_id, id2, VEIL_ID_LEN) == 0);
+
+	CHECK_RC(veil_store_identity_delete(s, id2, &dropped), 0);
+	CHECK(dropped == 2);
+	CHECK_RC(veil_store_identity_get(s, id2, &rec), 0);
+	CHECK(rec.state == VEIL_IDENTITY_INVALID);
+	CHECK(count_of(s, "ADMIN002") == 0);
+	CHECK_RC(veil_store_identity_delete(s, none, &dropped), VEIL_ENOTFOUND);
+	/* The limit (2) counts the emptied queue afresh, not from a stale count. */
+	CHECK_RC(put_sync(s, "ADMIN002", "ADMIN001", 4, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ADMIN002", "ADMIN003", 5, 0, NULL), 0);
+	CHECK_RC(veil_store_queue_stats(s, &q), 0);
+	CHECK(q.messages == 3 && q.recipients == 2);
+	veil_store_close(s);
+}
+
 static void test_events(void)
 {
 	struct veil_store *a = NULL, *b = NULL;
@@ -1177,6 +1255,7 @@ RUN(test_close_durable);
 RUN(test_group_commit);
 RUN(test_batch_failure);
 RUN(test_events);
+RUN(test_admin);
 remove_db();
 rmdir(t_dir);
 T_MAIN_END
