@@ -58,9 +58,10 @@ sq() { sqlite3 "$T/srv/veil.db" "$@"; }
 bob=$(sq "SELECT recipient FROM messages GROUP BY recipient HAVING count(*) = 3")
 check sqlite_fixture_is_old bash -c "[ \"\$(sqlite3 '$T/srv/veil.db' 'PRAGMA user_version')\" = 2 ] && [ -n '$bob' ]"
 start
-check sqlite_migrated_logged grep -q 'store: schema upgraded from version 2 to 3' "$T/veild.log"
-check sqlite_schema_3 bash -c "[ \"\$(sqlite3 '$T/srv/veil.db' 'PRAGMA user_version')\" = 3 ] &&
-	sqlite3 '$T/srv/veil.db' 'SELECT count(*) FROM invites' >/dev/null"
+check sqlite_migrated_logged grep -q 'store: schema upgraded from version 2 to 4' "$T/veild.log"
+check sqlite_schema_4 bash -c "[ \"\$(sqlite3 '$T/srv/veil.db' 'PRAGMA user_version')\" = 4 ] &&
+	sqlite3 '$T/srv/veil.db' 'SELECT count(*) FROM invites' >/dev/null &&
+	sqlite3 '$T/srv/veil.db' 'SELECT count(*) FROM logins' >/dev/null"
 check sqlite_identities_kept ids_served "$ids_sqlite"
 check sqlite_queue_kept test "$(sq 'SELECT count(*) FROM messages')" = 4
 check sqlite_invite_and_write new_user_writes_to "$bob"
