@@ -1,6 +1,7 @@
 // The page: linking, unlocking, and the conversations view.
 import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
+import { Contacts } from "./contacts";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
 import { Store, WrongPassphrase } from "./store";
@@ -14,6 +15,7 @@ const $ = <E extends HTMLElement>(id: string): E => {
 let store: Store;
 let profile: Profile | undefined;
 let chats: Chats;
+let contacts: Contacts;
 let session: Session | undefined;
 let backoff = 1000;
 let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -41,6 +43,7 @@ function connect(p: Profile): void {
 		contact: async () => {
 			await store.put("profile", p);
 			chats.render();
+			contacts.render();
 		},
 		nonce: async (n, record) => {
 			// One record per nonce: its name in the database is a keyed hash.
@@ -82,6 +85,7 @@ async function opened(p: Profile): Promise<void> {
 	profile = p;
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
 	await chats.load(p.contacts);
+	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
 	show("chat");
 	connect(p);
 	document.dispatchEvent(new CustomEvent("veil:ready", { detail: { identity: p.identity } }));
@@ -173,6 +177,7 @@ function onLock(): void {
 	session = undefined;
 	s?.close();
 	chats.clear();
+	contacts.clear();
 	say("net", "");
 	store.lock();
 	profile = undefined;
@@ -185,6 +190,14 @@ async function main(): Promise<void> {
 	await ready();
 	store = await Store.open();
 	chats = new Chats(store);
+	contacts = new Contacts({
+		verified: async (c) => {
+			if (profile !== undefined) await store.put("profile", profile);
+			if (session === undefined) throw new Error("not connected");
+			await session.syncContact(c);
+		},
+		write: (id) => void chats.openChat(id),
+	});
 	$("f-send").addEventListener("submit", (e) => void onSend(e));
 	$("f-new").addEventListener("submit", onNew);
 	$("f-link").addEventListener("submit", (e) => void onLink(e));

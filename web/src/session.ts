@@ -37,6 +37,9 @@ const RECEIPT_RECEIVED = 1;
 const FLAG_NO_AUTO_RECEIPTS = 0x80;
 const TEXT_MAX = 6000;
 const REFLECTED_HDR_MIN = 16;
+const TX_TTL_S = 30;
+const TX_TRIES = 5;
+const SCOPE_CONTACT_SYNC = 1;
 
 function u32le(b: Uint8Array, off: number): number {
 	return new DataView(b.buffer, b.byteOffset, b.length).getUint32(off, true);
@@ -54,6 +57,8 @@ export class Session {
 	private early: { type: number; payload: Uint8Array }[] = [];
 	leader = false;
 	private echoTimer: ReturnType<typeof setInterval> | undefined;
+	private typeWaiters: { types: number[]; res: (p: Uint8Array, type: number) => void }[] = [];
+	private txChain: Promise<void> = Promise.resolve();
 
 	constructor(
 		private p: Profile,
@@ -180,9 +185,101 @@ export class Session {
 				this.proxy(this.cspc.frame(csp.P.UNBLOCK_INCOMING, new Uint8Array(0)));
 				this.ev.state("connected; this browser receives for all your devices");
 				break;
-			default:
+			default: {
+				// An answer someone waits for (transactions, device management).
+				const i = this.typeWaiters.findIndex((w) => w.types.includes(type));
+				if (i >= 0) {
+					const w = this.typeWaiters[i];
+					this.typeWaiters.splice(i, 1);
+					w.res(p.slice(), type);
+				}
 				break;
+			}
 		}
+	}
+
+	/** The next container of one of types (registered before the request goes out). */
+	private waitFor(types: number[], timeoutMs: number): Promise<{ type: number; payload: Uint8Array }> {
+		return new Promise((res, rej) => {
+			const w = {
+				types,
+				res: (payload: Uint8Array, type: number) => {
+					clearTimeout(t);
+					res({ type, payload });
+				},
+			};
+			const t = setTimeout(() => {
+				const i = this.typeWaiters.indexOf(w);
+				if (i >= 0) this.typeWaiters.splice(i, 1);
+				rej(new Error("the mediator did not answer in time"));
+			}, timeoutMs);
+			this.typeWaiters.push(w);
+		});
+	}
+
+	/**
+	 * One device group transaction of scope around the reflect of envelope, as
+	 * lib/client/device.c: begin (while another device holds the lock, wait for
+	 * its end and try again, up to TX_TRIES times), reflect, commit.
+	 */
+	private transaction(scope: number, envelope: Uint8Array): Promise<void> {
+		const run = async (): Promise<void> => {
+			const box = d2m.seal(this.keys.dgtsk, new pb.Writer().uint3(1, scope).finish());
+			const begin = d2m.container(d2m.T.BEGIN_TRANSACTION, new pb.Writer().bytes(1, box).uint(2, TX_TTL_S).finish());
+			for (let tries = 0; ; tries++) {
+				const w = this.waitFor([d2m.T.BEGIN_TRANSACTION_ACK, d2m.T.TRANSACTION_REJECTED], TIMEOUT_MS);
+				this.ws.send(begin);
+				if ((await w).type === d2m.T.BEGIN_TRANSACTION_ACK) break;
+				if (tries + 1 === TX_TRIES) throw new Error("another device keeps the device group busy");
+				try {
+					await this.waitFor([d2m.T.TRANSACTION_ENDED], TX_TTL_S * 1000 + 5000);
+				} catch {
+					// its lock ran out: try again
+				}
+			}
+			await this.reflect(envelope);
+			const c = this.waitFor([d2m.T.COMMIT_TRANSACTION_ACK], TIMEOUT_MS);
+			this.ws.send(d2m.container(d2m.T.COMMIT_TRANSACTION, new Uint8Array(0)));
+			await c;
+		};
+		const r = this.txChain.then(run);
+		this.txChain = r.catch(() => undefined);
+		return r;
+	}
+
+	/** Tells the other devices about a contact (its key, level and name): ContactSync update. */
+	async syncContact(c: Contact): Promise<void> {
+		const ct = new pb.Writer().string(1, c.identity).bytes(2, c.publicKey);
+		if (c.firstName) ct.string(4, c.firstName);
+		ct.uint(7, c.level);
+		const cs = new pb.Writer().bytes(2, new pb.Writer().bytes(1, ct.finish()).finish()).finish();
+		await this.transaction(SCOPE_CONTACT_SYNC, this.envelope(6, cs));
+	}
+
+	/** A contact another device changed: add it, raise its level, take its name; a different key is never taken. */
+	private async applyContactSync(b: Uint8Array): Promise<void> {
+		const cs = pb.decode(b);
+		const act = pb.bytes(cs, 1) ?? pb.bytes(cs, 2);
+		const raw = act === undefined ? undefined : pb.bytes(pb.decode(act), 1);
+		if (raw === undefined) return;
+		const f = pb.decode(raw);
+		const id = pb.str(f, 1) ?? "";
+		const pk = pb.bytes(f, 2);
+		const lv = pb.get(f, 7) === undefined ? -1 : Number(pb.num(f, 7));
+		const name = pb.str(f, 4);
+		if (!/^[0-9A-Z*][0-9A-Z]{7}$/.test(id) || (pk !== undefined && pk.length !== 32) || lv > 2 || (name?.length ?? 0) > NICKNAME_MAX)
+			throw new Error("malformed contact");
+		let c = this.contact(id);
+		if (c === undefined) {
+			if (pk === undefined) return;
+			c = { identity: id, publicKey: pk.slice(), nickname: "", firstName: "", level: 0 };
+			this.p.contacts.push(c);
+		} else if (pk !== undefined && !sodium.memcmp(pk, c.publicKey)) {
+			return;
+		}
+		if (lv > c.level) c.level = lv;
+		if (name !== undefined) c.firstName = name;
+		await this.ev.contact(c);
 	}
 
 	private pumpCsp(): void {
@@ -319,7 +416,10 @@ export class Session {
 			const env = pb.decode(d2m.open(this.keys.dgrk, p.subarray(p[0])));
 			const inc = pb.bytes(env, 4);
 			const out = pb.bytes(env, 2);
-			if (inc !== undefined) {
+			const cs = pb.bytes(env, 6);
+			if (cs !== undefined) {
+				await this.applyContactSync(cs);
+			} else if (inc !== undefined) {
 				const f = pb.decode(inc);
 				const sender = pb.str(f, 1) ?? "";
 				const nonce = pb.bytes(f, 7);

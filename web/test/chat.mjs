@@ -93,6 +93,37 @@ await run(T + "/chrome", async (browser) => {
 	check("sent_to_new_contact", await waitText(page, "#send-status", "^sent$"), await text(page, "#send-status"));
 	const cRecv = veil("c", "recv");
 	check("new_contact_receives", cRecv.includes("hello carol"), cRecv);
+
+	// Contacts: verifying B by its fingerprint in the browser raises B on the CLI
+	// device too (ContactSync in a transaction); a wrong fingerprint is refused.
+	const cB = `#contacts button[data-id="${B}"]`;
+	ok = (await page.$(cB)) !== null;
+	check("contact_listed", ok);
+	const showB = veil("a", "contact", "show", B);
+	const fpB = (/fingerprint: *(.*)/.exec(showB) ?? ["", ""])[1].trim();
+	if (ok) await page.click(cB);
+	check("contact_fingerprint_as_cli", (await text(page, "#c-fp")) === fpB, (await text(page, "#c-fp")) + " vs " + fpB);
+	check("contact_not_verified_yet", !(await text(page, cB + " .level")).startsWith("green") && !/level: *green/.test(showB), showB);
+	await page.type("#fp-in", "0123 4567 89ab cdef 0123 4567 89ab cdef");
+	await page.click("#f-verify button");
+	check("wrong_fingerprint_refused", await waitText(page, "#verify-status", "NOT verified"), await text(page, "#verify-status"));
+	check("wrong_fingerprint_level_kept", !(await text(page, cB + " .level")).startsWith("green"));
+	await page.$eval("#fp-in", (e) => {
+		e.value = "";
+	});
+	await page.type("#fp-in", fpB.toUpperCase());
+	await page.click("#f-verify button");
+	check("contact_verified", await waitText(page, "#verify-status", "verified \\(green\\), on your other devices"), await text(page, "#verify-status"));
+	check("contact_level_green", (await text(page, cB + " .level")).startsWith("green"));
+	await shot(page, "contact");
+	veil("a", "recv");
+	const showB2 = veil("a", "contact", "show", B);
+	check("cli_device_sees_verified", /level: *green \(device\)/.test(showB2), showB2);
+	// The other way: the CLI device verifies C from C's QR text; the browser shows C green.
+	const qrC = veil("c", "qr", "--text").trim();
+	veil("a", "contact", "verify", C, "--scan", qrC);
+	const cC = `#contacts button[data-id="${C}"] .level`;
+	check("verified_on_cli_shown", await waitText(page, cC, "^green"), await text(page, cC));
 	await page.click(conv);
 
 	// A message delivered twice with the same nonce (a replay) shows once.

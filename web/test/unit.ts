@@ -2,8 +2,10 @@
 // tests/it/web_unit.sh (bundled with esbuild): known-answer vectors from
 // tests/vectors and tests/unit/test_rdv.c, BLAKE2b against libsodium, the
 // protobuf codec and the join link parser on hostile input.
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { blake2b } from "../src/blake2b";
+import { fingerprint, fingerprintMatches } from "../src/contacts";
 import { hashSaltPersonal, kdf, ready, sodium } from "../src/crypto";
 import * as d2m from "../src/d2m";
 import { parseEdToNd } from "../src/join";
@@ -141,6 +143,17 @@ if (vdir) {
 		}
 	}
 	check("join_random_input_bounded", ok);
+}
+
+// Contact fingerprints: SHA-256 of the key, 16 bytes in groups of four hex digits (veil contact show).
+{
+	const pk = sodium.randombytes_buf(32);
+	const want = createHash("sha256").update(pk).digest("hex").slice(0, 32);
+	const fp = fingerprint(pk);
+	check("fingerprint_format", /^([0-9a-f]{4} ){7}[0-9a-f]{4}$/.test(fp) && fp.replace(/ /g, "") === want);
+	check("fingerprint_matches_spacing_case", fingerprintMatches(pk, want.toUpperCase()) && fingerprintMatches(pk, " " + fp + " "));
+	const other = want.slice(0, 31) + (want[31] === "0" ? "1" : "0");
+	check("fingerprint_other_refused", !fingerprintMatches(pk, other) && !fingerprintMatches(pk, want.slice(0, 30)) && !fingerprintMatches(pk, "") && !fingerprintMatches(pk, want + "00"));
 }
 
 process.exitCode = fails === 0 ? 0 : 1;
