@@ -2,6 +2,7 @@
 import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
 import { Contacts } from "./contacts";
+import { Devices } from "./devices";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
 import { Store, WrongPassphrase } from "./store";
@@ -16,6 +17,7 @@ let store: Store;
 let profile: Profile | undefined;
 let chats: Chats;
 let contacts: Contacts;
+let devices: Devices;
 let session: Session | undefined;
 let backoff = 1000;
 let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -34,8 +36,9 @@ function say(id: string, text: string, error = false): void {
 	e.classList.toggle("err", error);
 }
 
-function connect(p: Profile): void {
-	if (profile !== p) return;
+/** Connects p's session; resolved once connected (or failed, with a retry scheduled). */
+function connect(p: Profile): Promise<void> {
+	if (profile !== p) return Promise.resolve();
 	const s = new Session(p, {
 		message: async (m) => {
 			await chats.add(m);
@@ -62,7 +65,7 @@ function connect(p: Profile): void {
 	});
 	session = s;
 	say("net", "connecting");
-	s.connect().then(
+	return s.connect().then(
 		() => {
 			backoff = 1000;
 		},
@@ -77,7 +80,7 @@ function connect(p: Profile): void {
 
 function schedule(p: Profile): void {
 	clearTimeout(reconnectTimer);
-	reconnectTimer = setTimeout(() => connect(p), backoff);
+	reconnectTimer = setTimeout(() => void connect(p), backoff);
 	backoff = Math.min(backoff * 2, 30000);
 }
 
@@ -86,8 +89,9 @@ async function opened(p: Profile): Promise<void> {
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
 	await chats.load(p.contacts);
 	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
+	devices.load();
 	show("chat");
-	connect(p);
+	void connect(p);
 	document.dispatchEvent(new CustomEvent("veil:ready", { detail: { identity: p.identity } }));
 }
 
@@ -178,6 +182,7 @@ function onLock(): void {
 	s?.close();
 	chats.clear();
 	contacts.clear();
+	devices.clear();
 	say("net", "");
 	store.lock();
 	profile = undefined;
@@ -197,6 +202,23 @@ async function main(): Promise<void> {
 			await session.syncContact(c);
 		},
 		write: (id) => void chats.openChat(id),
+	});
+	devices = new Devices({
+		session: () => session,
+		label: () => profile?.label ?? "",
+		rename: async (label) => {
+			const p = profile;
+			if (p === undefined) throw new Error("locked");
+			p.label = label;
+			await store.put("profile", p);
+			// The label travels sealed in the handshake: one new connection tells the mediator.
+			clearTimeout(reconnectTimer);
+			const old = session;
+			session = undefined;
+			old?.close();
+			await connect(p);
+			if (session === undefined) throw new Error("saved, but not connected: the mediator learns the name on the next connection");
+		},
 	});
 	$("f-send").addEventListener("submit", (e) => void onSend(e));
 	$("f-new").addEventListener("submit", onNew);

@@ -16,6 +16,8 @@ import { WsQueue } from "./wsq";
 
 export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean };
 
+export type Device = { id: bigint; self: boolean; connected: boolean; label: string; platform: string };
+
 export type SessionEvents = {
 	message: (m: ChatMessage) => Promise<void>;
 	contact: (c: Contact) => Promise<void>;
@@ -40,6 +42,8 @@ const REFLECTED_HDR_MIN = 16;
 const TX_TTL_S = 30;
 const TX_TRIES = 5;
 const SCOPE_CONTACT_SYNC = 1;
+const DEVICES_MAX = 64;
+const LABEL_MAX = 256;
 
 function u32le(b: Uint8Array, off: number): number {
 	return new DataView(b.buffer, b.byteOffset, b.length).getUint32(off, true);
@@ -245,6 +249,39 @@ export class Session {
 		const r = this.txChain.then(run);
 		this.txChain = r.catch(() => undefined);
 		return r;
+	}
+
+	/** The devices of the group, as the mediator lists them (GetDevicesInfo). */
+	async devices(): Promise<Device[]> {
+		const w = this.waitFor([d2m.T.DEVICES_INFO], TIMEOUT_MS);
+		this.ws.send(d2m.container(d2m.T.GET_DEVICES_INFO, new Uint8Array(0)));
+		const out: Device[] = [];
+		for (const e of pb.all(pb.decode((await w).payload), 1)) {
+			if (out.length >= DEVICES_MAX) break;
+			const ef = pb.decode(e);
+			const id = pb.get(ef, 1);
+			if (id === undefined || id.wt !== 1) throw new Error("the mediator's device list is malformed");
+			const a = pb.decode(pb.bytes(ef, 2) ?? new Uint8Array(0));
+			const d: Device = { id: id.v, self: id.v === this.p.deviceId, connected: pb.get(a, 2) !== undefined, label: "", platform: "" };
+			try {
+				const info = pb.decode(d2m.open(this.keys.dgdik, pb.bytes(a, 1) ?? new Uint8Array(0)));
+				d.label = (pb.str(info, 5) ?? "").slice(0, LABEL_MAX);
+				d.platform = (pb.str(info, 3) ?? "").slice(0, LABEL_MAX);
+			} catch {
+				d.label = "(unreadable)";
+			}
+			out.push(d);
+		}
+		return out;
+	}
+
+	/** Drops another device of the group (DropDevice); resolved on its ack. */
+	async dropDevice(id: bigint): Promise<void> {
+		if (id === this.p.deviceId) throw new Error("this is the device you are using: drop it from another one");
+		const w = this.waitFor([d2m.T.DROP_DEVICE_ACK], TIMEOUT_MS);
+		this.ws.send(d2m.container(d2m.T.DROP_DEVICE, new pb.Writer().fixed64(1, id).finish()));
+		const a = pb.get(pb.decode((await w).payload), 1);
+		if (a === undefined || a.wt !== 1 || a.v !== id) throw new Error("the mediator acknowledged another device");
 	}
 
 	/** Tells the other devices about a contact (its key, level and name): ContactSync update. */

@@ -124,6 +124,25 @@ await run(T + "/chrome", async (browser) => {
 	veil("a", "contact", "verify", C, "--scan", qrC);
 	const cC = `#contacts button[data-id="${C}"] .level`;
 	check("verified_on_cli_shown", await waitText(page, cC, "^green"), await text(page, cC));
+
+	// Devices: the group's two devices, this one marked; renaming reaches the mediator.
+	await page.click("#dev-refresh");
+	check("devices_listed", await waitText(page, "#dev-status", "^2 devices$"), await text(page, "#dev-status"));
+	const self = await page.$$eval("#devices li[aria-current]", (l) => l.map((e) => e.textContent));
+	check("this_device_marked", self.length === 1 && self[0].startsWith("browser — ") && self[0].includes("(this browser)"), JSON.stringify(self));
+	const cliId = await page.$eval("#devices li:not([aria-current])", (e) => e.dataset.id);
+	let aList = veil("a", "device", "list");
+	check("cli_device_listed", typeof cliId === "string" && aList.includes(cliId), cliId + " " + aList);
+	await page.$eval("#dev-label", (e) => {
+		e.value = "";
+	});
+	await page.type("#dev-label", "web renamed");
+	await page.click("#f-rename button");
+	check("renamed", await waitText(page, "#dev-status", "^renamed to web renamed$"), await text(page, "#dev-status"));
+	check("leads_after_rename", await waitText(page, "#net", "receives for all your devices"), await text(page, "#net"));
+	aList = veil("a", "device", "list");
+	check("cli_sees_new_label", /web renamed/.test(aList), aList);
+	await shot(page, "devices");
 	await page.click(conv);
 
 	// A message delivered twice with the same nonce (a replay) shows once.
@@ -204,6 +223,21 @@ await run(T + "/chrome", async (browser) => {
 	check("history_kept", ok && (await waitText(page, "#msgs", "from bob to the browser.*from the browser|from the browser.*from bob")));
 	check("reconnects_after_unlock", await waitText(page, "#net", "receives for all|connected|up to date"), await text(page, "#net"));
 	await shot(page, "unlocked");
+
+	// Dropping the CLI device (after a confirmation): one device is left, and the CLI device is shut out.
+	page.on("dialog", (d) => void d.accept());
+	await page.click("#dev-refresh");
+	await waitText(page, "#dev-status", "^2 devices$");
+	await page.click("#devices li:not([aria-current]) button");
+	check("device_dropped", await waitText(page, "#dev-status", "^dropped "), await text(page, "#dev-status"));
+	check("one_device_left", (await page.$$("#devices li")).length === 1 && (await page.$$("#devices li[aria-current]")).length === 1);
+	let refused = "";
+	try {
+		veil("a", "recv");
+	} catch (e) {
+		refused = String(e.stderr ?? e);
+	}
+	check("dropped_cli_device_refused", /does not know this device/.test(refused), refused);
 
 	// Locking forgets the key: the chat view empties and asks for the passphrase.
 	await page.click("#lock");
