@@ -3,7 +3,8 @@
 # identity, leads the device group, shows B's message (which A's CLI
 # device gets by reflection), sends an answer that B receives and A's CLI
 # device sees as sent by another device, shows what the CLI device sends,
-# verifies B by fingerprint (A's CLI device then shows B green) and shows C
+# notifies of a message that arrives while the tab is hidden (and not while
+# shown), verifies B by fingerprint (A's CLI device then shows B green) and shows C
 # green once the CLI device verifies C, lists the devices and renames
 # itself, shows a message the server replays once, keeps only ciphertext in IndexedDB, blocks an injected inline script,
 # and after a reload is locked until the passphrase (a wrong one refused),

@@ -3,6 +3,7 @@ import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
 import { Contacts } from "./contacts";
 import { Devices } from "./devices";
+import { Notifier } from "./notify";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
 import { Store, WrongPassphrase } from "./store";
@@ -18,6 +19,7 @@ let profile: Profile | undefined;
 let chats: Chats;
 let contacts: Contacts;
 let devices: Devices;
+let notifier: Notifier;
 let session: Session | undefined;
 let backoff = 1000;
 let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -41,7 +43,7 @@ function connect(p: Profile): Promise<void> {
 	if (profile !== p) return Promise.resolve();
 	const s = new Session(p, {
 		message: async (m) => {
-			await chats.add(m);
+			if ((await chats.add(m)) && m.dir === "in") notifier.notify(m.peer, chats.name(m.peer));
 		},
 		contact: async () => {
 			await store.put("profile", p);
@@ -183,6 +185,7 @@ function onLock(): void {
 	chats.clear();
 	contacts.clear();
 	devices.clear();
+	notifier.closeAll();
 	say("net", "");
 	store.lock();
 	profile = undefined;
@@ -202,6 +205,11 @@ async function main(): Promise<void> {
 			await session.syncContact(c);
 		},
 		write: (id) => void chats.openChat(id),
+	});
+	notifier = new Notifier((peer) => void chats.openChat(peer));
+	// Back on the tab: what the open conversation got meanwhile is read.
+	document.addEventListener("visibilitychange", () => {
+		if (!document.hidden && chats.open !== undefined) void chats.openChat(chats.open);
 	});
 	devices = new Devices({
 		session: () => session,

@@ -32,7 +32,7 @@ export class Chats {
 		this.render();
 	}
 
-	private name(peer: string): string {
+	name(peer: string): string {
 		const c = this.contacts.find((x) => x.identity === peer);
 		const n = c?.firstName || c?.nickname;
 		return n ? n + " (" + peer + ")" : peer;

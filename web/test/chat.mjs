@@ -31,6 +31,7 @@ async function shot(page, name) {
 }
 
 await run(T + "/chrome", async (browser) => {
+	await browser.defaultBrowserContext().overridePermissions(URL, ["notifications"]);
 	const page = await openPage(browser, URL + "/app/");
 	const violations = [];
 	await page.exposeFunction("veilViolation", (v) => violations.push(v));
@@ -83,6 +84,40 @@ await run(T + "/chrome", async (browser) => {
 	// A message sent from the CLI device shows in the browser as outgoing (reflected).
 	veil("a", "send", B, "from the cli device");
 	check("reflected_outgoing_shown", await waitText(page, "#msgs", "from the cli device"));
+
+	// Notifications (permission granted above, so the button is not offered): one for a
+	// message that arrives while the tab is hidden, naming the sender but not the text;
+	// none while the tab is shown. Notification is wrapped to count what the page creates.
+	check("notify_button_hidden_when_granted", await page.$eval("#notify-on", (e) => e.hidden));
+	await page.evaluate(() => {
+		window.veilNotes = [];
+		const N = window.Notification;
+		window.Notification = class extends N {
+			constructor(title, o) {
+				super(title, o);
+				window.veilNotes.push({ title, body: o?.body ?? "" });
+			}
+		};
+	});
+	const other = await browser.newPage();
+	await other.bringToFront();
+	check("tab_hidden", await page.evaluate(() => document.hidden));
+	veil("b", "send", A, "while hidden");
+	let notes = [];
+	try {
+		await page.waitForFunction(() => window.veilNotes.length > 0, { timeout: 30000 });
+		notes = await page.evaluate(() => window.veilNotes);
+	} catch {
+		notes = [];
+	}
+	check("notification_shown", notes.length === 1 && notes[0].title.includes("Bob (" + B + ")"), JSON.stringify(notes));
+	check("notification_without_text", notes.length > 0 && !JSON.stringify(notes).includes("while hidden"));
+	await page.bringToFront();
+	await other.close();
+	check("read_when_shown_again", await page.waitForFunction((s) => document.querySelector(s) === null, { timeout: 10000 }, conv + " .unread").then(() => true, () => false));
+	veil("b", "send", A, "while shown");
+	check("shown_message_arrives", await waitText(page, "#msgs", "while shown"));
+	check("no_notification_while_shown", (await page.evaluate(() => window.veilNotes.length)) === 1);
 
 	// A new conversation with an ID A never wrote to: its key comes from the directory.
 	await page.type("#new-peer", C.toLowerCase());
