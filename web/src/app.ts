@@ -4,6 +4,7 @@ import { Chats } from "./chats";
 import { Contacts } from "./contacts";
 import { Devices } from "./devices";
 import { Notifier } from "./notify";
+import { Search } from "./search";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
 import { Store, WrongPassphrase } from "./store";
@@ -20,6 +21,7 @@ let chats: Chats;
 let contacts: Contacts;
 let devices: Devices;
 let notifier: Notifier;
+let search: Search;
 let session: Session | undefined;
 let backoff = 1000;
 let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -186,6 +188,7 @@ function onLock(): void {
 	contacts.clear();
 	devices.clear();
 	notifier.closeAll();
+	search.clear();
 	say("net", "");
 	store.lock();
 	profile = undefined;
@@ -206,6 +209,7 @@ async function main(): Promise<void> {
 		},
 		write: (id) => void chats.openChat(id),
 	});
+	search = new Search(chats);
 	notifier = new Notifier((peer) => void chats.openChat(peer));
 	// Back on the tab: what the open conversation got meanwhile is read.
 	document.addEventListener("visibilitychange", () => {

@@ -7,6 +7,9 @@ import type { ChatMessage } from "./session";
 import type { Store } from "./store";
 
 const KEEP = 10000;
+const SEARCH_MAX = 100;
+
+const norm = (s: string): string => s.normalize("NFKC").toLocaleLowerCase();
 
 type Index = { peers: { peer: string; unread: number; last: number }[] };
 
@@ -120,6 +123,34 @@ export class Chats {
 			ol.append(li);
 		}
 		ol.scrollTop = ol.scrollHeight;
+	}
+
+	/**
+	 * Messages containing q (case-insensitive), newest first, at most limit: in
+	 * peer's conversation, or in all. Runs over the decrypted store.
+	 */
+	async search(q: string, peer: string | undefined, limit = SEARCH_MAX): Promise<ChatMessage[]> {
+		const needle = norm(q);
+		if (needle === "") return [];
+		const peers = peer !== undefined ? [peer] : this.index.peers.map((e) => e.peer);
+		const out: ChatMessage[] = [];
+		for (const p of peers) for (const m of await this.messages(p)) if (norm(m.text).includes(needle)) out.push(m);
+		out.sort((a, b) => b.date - a.date);
+		return out.slice(0, limit);
+	}
+
+	/** Opens peer's conversation with the message id marked and in view. */
+	async reveal(peer: string, id: string, dir: string): Promise<void> {
+		await this.openChat(peer);
+		for (const li of $("msgs").querySelectorAll("li")) {
+			const e = li as HTMLElement;
+			if (e.dataset.id === id && e.classList.contains(dir)) {
+				e.classList.add("hit");
+				e.tabIndex = -1;
+				e.scrollIntoView({ block: "center" });
+				e.focus();
+			}
+		}
 	}
 
 	clear(): void {

@@ -180,6 +180,25 @@ await run(T + "/chrome", async (browser) => {
 	await shot(page, "devices");
 	await page.click(conv);
 
+	// Search: in the open conversation (B's), then in all; a result opens its conversation.
+	await page.type("#q", "FROM BOB");
+	await page.click("#f-search button");
+	check("search_in_conversation", await waitText(page, "#search-status", "^1 message found in this conversation$"), await text(page, "#search-status"));
+	check("search_result_text", (await text(page, "#results")).includes("from bob to the browser"), await text(page, "#results"));
+	await page.$eval("#q", (e) => {
+		e.value = "";
+	});
+	await page.type("#q", "carol");
+	await page.click("#f-search button");
+	check("search_other_conversation_not_in_this", await waitText(page, "#search-status", "^no messages found in this conversation$"), await text(page, "#search-status"));
+	await page.click("#q-all");
+	await page.click("#f-search button");
+	check("search_in_all", await waitText(page, "#search-status", "^1 message found in all conversations$"), await text(page, "#search-status"));
+	await page.click("#results button");
+	check("search_result_opens", (await waitText(page, "#h-chat", C)) && (await text(page, "#msgs li.hit")) === "hello carol", await text(page, "#h-chat"));
+	await shot(page, "search");
+	await page.click(conv);
+
 	// A message delivered twice with the same nonce (a replay) shows once.
 	execFileSync("python3", [new globalThis.URL("gw_replay.py", import.meta.url).pathname, URL + "/gateway", GID, GSEC, GSK, A, "said once", "2"], {
 		encoding: "utf8",
