@@ -109,6 +109,7 @@ export class Devices {
 			this.say("cannot rename: " + (x instanceof Error ? x.message : String(x)), true);
 			return;
 		}
+		if ($("devices").childElementCount > 0) await this.refresh();
 		this.say("renamed to " + label);
 	}
 

@@ -177,6 +177,7 @@ await run(T + "/chrome", async (browser) => {
 	check("leads_after_rename", await waitText(page, "#net", "receives for all your devices"), await text(page, "#net"));
 	aList = veil("a", "device", "list");
 	check("cli_sees_new_label", /web renamed/.test(aList), aList);
+	check("list_shows_new_label", (await text(page, "#devices li[aria-current]")).startsWith("web renamed — "), await text(page, "#devices"));
 	await shot(page, "devices");
 	await page.click(conv);
 
