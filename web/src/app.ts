@@ -3,6 +3,7 @@ import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
 import { Contacts } from "./contacts";
 import { Devices } from "./devices";
+import { groupKey, isGroupKey } from "./groups";
 import { Notifier } from "./notify";
 import { Search } from "./search";
 import { join, type Profile } from "./link";
@@ -46,6 +47,10 @@ function connect(p: Profile): Promise<void> {
 	const s = new Session(p, {
 		message: async (m) => {
 			if ((await chats.add(m)) && m.dir === "in") notifier.notify(m.peer, chats.name(m.peer));
+		},
+		group: async (g) => {
+			await store.put("profile", p);
+			await chats.ensure(groupKey(g.creator, g.gid));
 		},
 		contact: async () => {
 			await store.put("profile", p);
@@ -91,7 +96,8 @@ function schedule(p: Profile): void {
 async function opened(p: Profile): Promise<void> {
 	profile = p;
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
-	await chats.load(p.contacts);
+	p.groups ??= [];
+	await chats.load(p.contacts, p.groups);
 	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
 	devices.load();
 	show("chat");
@@ -111,7 +117,7 @@ async function onSend(ev: Event): Promise<void> {
 	}
 	say("send-status", "sending");
 	try {
-		const m = await session.sendText(peer, text);
+		const m = isGroupKey(peer) ? await session.sendGroupText(peer, text) : await session.sendText(peer, text);
 		input.value = "";
 		await chats.add(m);
 		say("send-status", "sent");

@@ -2,6 +2,7 @@
 // the encrypted store (one record per conversation and an index), shown as
 // a list and the open chat. Messages are keyed by ID: what arrives twice
 // (a resend, a reflection of what this device already has) shows once.
+import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
 import type { ChatMessage } from "./session";
 import type { Store } from "./store";
@@ -24,11 +25,13 @@ export class Chats {
 	private cache = new Map<string, ChatMessage[]>();
 	open: string | undefined;
 	private contacts: Contact[] = [];
+	private groups: Group[] = [];
 
 	constructor(private store: Store) {}
 
-	async load(contacts: Contact[]): Promise<void> {
+	async load(contacts: Contact[], groups: Group[]): Promise<void> {
 		this.contacts = contacts;
+		this.groups = groups;
 		this.index = (await this.store.get<Index>("convs")) ?? { peers: [] };
 		this.cache.clear();
 		this.open = undefined;
@@ -36,6 +39,11 @@ export class Chats {
 	}
 
 	name(peer: string): string {
+		if (isGroupKey(peer)) {
+			const g = this.groups.find((x) => groupKey(x.creator, x.gid) === peer);
+			if (g === undefined) return "a group";
+			return (g.name || "group " + gidHex(g.gid)) + " (group" + (g.left ? ", left" : "") + ")";
+		}
 		const c = this.contacts.find((x) => x.identity === peer);
 		const n = c?.firstName || c?.nickname;
 		return n ? n + " (" + peer + ")" : peer;
@@ -69,6 +77,16 @@ export class Chats {
 		this.render();
 		if (this.open === msg.peer) await this.renderChat();
 		return true;
+	}
+
+	/** Lists a conversation (a group just joined) even before its first message. */
+	async ensure(peer: string): Promise<void> {
+		if (!this.index.peers.some((x) => x.peer === peer)) {
+			this.index.peers.push({ peer, unread: 0, last: Date.now() });
+			await this.store.put("convs", this.index);
+		}
+		this.render();
+		if (this.open === peer) await this.renderChat();
 	}
 
 	async openChat(peer: string): Promise<void> {
@@ -118,7 +136,7 @@ export class Chats {
 			const li = document.createElement("li");
 			li.className = m.dir;
 			li.dataset.id = m.id;
-			li.textContent = m.text;
+			li.textContent = m.from !== undefined ? this.name(m.from) + ": " + m.text : m.text;
 			li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
 			ol.append(li);
 		}

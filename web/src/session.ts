@@ -10,17 +10,19 @@ import * as csp from "./csp";
 import { randomU64, sodium, wipe } from "./crypto";
 import * as d2m from "./d2m";
 import { APP_VERSION, type Contact, platformDetails, type Profile } from "./link";
+import * as g from "./groups";
 import * as pb from "./pb";
 import { lookup } from "./server";
 import { WsQueue } from "./wsq";
 
-export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean };
+export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean; from?: string };
 
 export type Device = { id: bigint; self: boolean; connected: boolean; label: string; platform: string };
 
 export type SessionEvents = {
 	message: (m: ChatMessage) => Promise<void>;
 	contact: (c: Contact) => Promise<void>;
+	group: (gr: g.Group) => Promise<void>;
 	/** Whether a message nonce was seen before (a replay); record marks it as seen. */
 	nonce: (n: Uint8Array, record: boolean) => Promise<boolean>;
 	state: (s: string) => void;
@@ -43,6 +45,7 @@ const TX_TTL_S = 30;
 const TX_TRIES = 5;
 const SCOPE_CONTACT_SYNC = 1;
 const DEVICES_MAX = 64;
+const GROUPS_MAX = 1000;
 const LABEL_MAX = 256;
 
 function u32le(b: Uint8Array, off: number): number {
@@ -423,6 +426,7 @@ export class Session {
 			c.nickname = m.nickname;
 			await this.ev.contact(c);
 		}
+		if (m.type >= 0x40 && m.type < 0x80) await this.onGroup(m.sender, m.type, m.body, m.msgId, m.createdMs, false);
 		if (m.type === TYPE_TEXT) {
 			let t: string | undefined;
 			try {
@@ -461,7 +465,9 @@ export class Session {
 				const sender = pb.str(f, 1) ?? "";
 				const nonce = pb.bytes(f, 7);
 				if (nonce !== undefined && nonce.length === 24) await this.ev.nonce(nonce, true);
-				if (Number(pb.num(f, 5)) === TYPE_TEXT)
+				const t = Number(pb.num(f, 5));
+				if (t >= 0x40 && t < 0x80) await this.onGroup(sender, t, pb.bytes(f, 6) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
+				if (t === TYPE_TEXT)
 					await this.ev.message({
 						peer: sender,
 						dir: "in",
@@ -473,7 +479,12 @@ export class Session {
 			} else if (out !== undefined) {
 				const f = pb.decode(out);
 				const conv = pb.bytes(f, 1);
-				const peer = conv !== undefined ? pb.str(pb.decode(conv), 1) : undefined;
+				const cf = conv !== undefined ? pb.decode(conv) : [];
+				const peer = pb.str(cf, 1);
+				const grp = pb.bytes(cf, 3);
+				const t = Number(pb.num(f, 4));
+				if (grp !== undefined && t >= 0x40 && t < 0x80)
+					await this.onGroup(this.p.identity, t, pb.bytes(f, 5) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
 				if (peer !== undefined && Number(pb.num(f, 4)) === TYPE_TEXT)
 					await this.ev.message({
 						peer,
@@ -491,6 +502,129 @@ export class Session {
 		const ack = new Uint8Array(8);
 		new DataView(ack.buffer).setUint32(4, id, true);
 		this.ws.send(d2m.container(d2m.T.REFLECTED_ACK, ack));
+	}
+
+	private groups(): g.Group[] {
+		this.p.groups ??= [];
+		return this.p.groups;
+	}
+
+	private group(creator: string, gid: bigint): g.Group | undefined {
+		return this.groups().find((x) => x.creator === creator && x.gid === gid);
+	}
+
+	/**
+	 * A group message (received, or reflected by another device; sender is this
+	 * identity for what it sent), by the rules of lib/client/group.c for setup,
+	 * name, leave and text. Messages for unknown groups are dropped (the browser
+	 * does not ask creators for a group's state yet).
+	 */
+	private async onGroup(sender: string, type: number, body: Uint8Array, msgId: bigint, created: bigint, other: boolean): Promise<void> {
+		const me = this.p.identity;
+		try {
+			switch (type) {
+				case g.TYPE_GROUP_SETUP: {
+					const { gid, inner } = g.unwrapCreator(body);
+					const members = g.parseSetup(inner, sender);
+					let gr = this.group(sender, gid);
+					if (sender !== me && !members.includes(me)) {
+						if (gr === undefined) return;
+						gr.left = true; // removed, or the group was disbanded
+					} else if (gr === undefined) {
+						if (this.groups().length >= GROUPS_MAX) return;
+						gr = { creator: sender, gid, name: "", members, left: false };
+						this.groups().push(gr);
+					} else {
+						gr.members = members;
+						gr.left = false;
+					}
+					await this.ev.group(gr);
+					return;
+				}
+				case g.TYPE_GROUP_NAME: {
+					const { gid, inner } = g.unwrapCreator(body);
+					const gr = this.group(sender, gid);
+					if (gr === undefined || gr.left) return;
+					gr.name = g.parseName(inner);
+					await this.ev.group(gr);
+					return;
+				}
+				case g.TYPE_GROUP_LEAVE: {
+					const { creator, gid } = g.unwrapMember(body);
+					const gr = this.group(creator, gid);
+					if (gr === undefined || gr.left || sender === creator) return;
+					if (sender === me) gr.left = true;
+					else gr.members = gr.members.filter((x) => x !== sender);
+					await this.ev.group(gr);
+					return;
+				}
+				case g.TYPE_GROUP_TEXT: {
+					const { creator, gid, inner } = g.unwrapMember(body);
+					const gr = this.group(creator, gid);
+					if (gr === undefined || gr.left || !g.has(gr, sender)) return;
+					await this.ev.message({
+						peer: g.groupKey(creator, gid),
+						dir: sender === me ? "out" : "in",
+						from: sender === me ? undefined : sender,
+						id: msgId.toString(),
+						date: Number(created),
+						text: csp.text(inner),
+						other,
+					});
+					return;
+				}
+				default:
+					return;
+			}
+		} catch (e) {
+			this.ev.state("a group message was dropped: " + (e instanceof Error ? e.message : String(e)));
+		}
+	}
+
+	/** Sends text to a group (key as groupKey): reflected once, then one copy per member, resolved on every ack. */
+	async sendGroupText(key: string, text: string): Promise<ChatMessage> {
+		const inner = new TextEncoder().encode(text);
+		if (inner.length === 0 || inner.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		const gr = this.groups().find((x) => g.groupKey(x.creator, x.gid) === key);
+		if (gr === undefined) throw new Error("unknown group");
+		if (gr.left) throw new Error("you are no longer a member of this group");
+		const to = [gr.creator, ...gr.members].filter((x) => x !== this.p.identity);
+		const body = g.wrapMember(gr.creator, gr.gid, inner);
+		const msgId = randomU64();
+		const created = BigInt(Date.now());
+		const boxes: { peer: string; box: Uint8Array; nonce: Uint8Array }[] = [];
+		for (const peer of to) {
+			const pk = await this.contactKey(peer);
+			const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, g.TYPE_GROUP_TEXT, body, this.p.nickname);
+			boxes.push({ peer, box, nonce });
+		}
+		const gi = new pb.Writer().fixed64(1, gr.gid).string(2, gr.creator).finish();
+		const om = new pb.Writer()
+			.bytes(1, new pb.Writer().bytes(3, gi).finish())
+			.fixed64(2, msgId)
+			.uint(3, created)
+			.uint(4, g.TYPE_GROUP_TEXT)
+			.bytes(5, body);
+		for (const b of boxes) om.bytes(7, b.nonce);
+		await this.reflect(this.envelope(2, om.finish()));
+		await Promise.all(
+			boxes.map(
+				(b) =>
+					new Promise<void>((res, rej) => {
+						const k = b.peer + ":" + msgId;
+						const t = setTimeout(() => {
+							this.ackWaiters.delete(k);
+							rej(new Error("the chat service did not acknowledge the message in time"));
+						}, TIMEOUT_MS);
+						this.ackWaiters.set(k, () => {
+							clearTimeout(t);
+							res();
+						});
+						this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, b.box));
+					}),
+			),
+		);
+		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text };
 	}
 
 	/** Sends text to peer: reflected first, then to the chat service, resolved on its ack. */

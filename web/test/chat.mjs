@@ -200,6 +200,34 @@ await run(T + "/chrome", async (browser) => {
 	await shot(page, "search");
 	await page.click(conv);
 
+	// Groups: B makes a group of A and C and writes to it; the browser shows it and
+	// answers both; A's CLI device gets all of it by reflection, and what it says in the
+	// group shows in the browser.
+	const gh = veil("b", "group", "create", "Hikers", A, C).trim();
+	const gconv2 = `#convs button[data-peer="g:${B}:${gh}"]`;
+	ok = true;
+	try {
+		await page.waitForSelector(gconv2, { timeout: 30000 });
+	} catch {
+		ok = false;
+	}
+	check("group_listed", ok && (await waitText(page, gconv2, "^Hikers \\(group\\)")), ok ? await text(page, gconv2) : gh);
+	veil("b", "group", "send", gh, "hello hikers");
+	if (ok) await page.click(gconv2);
+	check("group_text_shown", await waitText(page, "#msgs", "Bob \\(" + B + "\\): hello hikers"), await text(page, "#msgs"));
+	await page.type("#text", "hi from the browser");
+	await page.click("#f-send button");
+	check("group_sent", await waitText(page, "#send-status", "^sent$"), await text(page, "#send-status"));
+	const bG = veil("b", "recv");
+	check("group_member_receives", bG.includes("hi from the browser"), bG);
+	const cG = veil("c", "recv");
+	check("group_other_member_receives", cG.includes("hi from the browser") && cG.includes("hello hikers"), cG);
+	const aG = veil("a", "recv");
+	check("cli_device_sees_group", aG.includes("hello hikers") && aG.includes("hi from the browser"), aG);
+	veil("a", "group", "send", gh, "from the cli into the group");
+	check("group_reflected_outgoing_shown", await waitText(page, "#msgs", "from the cli into the group"), await text(page, "#msgs"));
+	await shot(page, "group");
+
 	// A message delivered twice with the same nonce (a replay) shows once.
 	execFileSync("python3", [new globalThis.URL("gw_replay.py", import.meta.url).pathname, URL + "/gateway", GID, GSEC, GSK, A, "said once", "2"], {
 		encoding: "utf8",
