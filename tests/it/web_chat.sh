@@ -3,9 +3,12 @@
 # identity, leads the device group, shows B's message (which A's CLI
 # device gets by reflection), sends an answer that B receives and A's CLI
 # device sees as sent by another device, shows what the CLI device sends,
-# shows a message the server replays once, keeps only ciphertext in IndexedDB, blocks an injected inline script,
+# notifies of a message that arrives while the tab is hidden (and not while
+# shown), verifies B by fingerprint (A's CLI device then shows B green) and shows C
+# green once the CLI device verifies C, lists the devices and renames
+# itself, shows a group B creates and writes in it, finds messages by search (this conversation or all), shows a message the server replays once, keeps only ciphertext in IndexedDB, blocks an injected inline script,
 # and after a reload is locked until the passphrase (a wrong one refused),
-# with its history. The checks are in web/test/chat.mjs; screenshots in
+# with its history; at the end it drops A's CLI device. The checks are in web/test/chat.mjs; screenshots in
 # $T/shots (KEEP=1 keeps them).
 set -u
 . "$(dirname "$0")/lib.sh"

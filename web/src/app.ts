@@ -1,6 +1,11 @@
 // The page: linking, unlocking, and the conversations view.
 import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
+import { Contacts } from "./contacts";
+import { Devices } from "./devices";
+import { groupKey, isGroupKey } from "./groups";
+import { Notifier } from "./notify";
+import { Search } from "./search";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
 import { Store, WrongPassphrase } from "./store";
@@ -14,6 +19,10 @@ const $ = <E extends HTMLElement>(id: string): E => {
 let store: Store;
 let profile: Profile | undefined;
 let chats: Chats;
+let contacts: Contacts;
+let devices: Devices;
+let notifier: Notifier;
+let search: Search;
 let session: Session | undefined;
 let backoff = 1000;
 let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -32,15 +41,21 @@ function say(id: string, text: string, error = false): void {
 	e.classList.toggle("err", error);
 }
 
-function connect(p: Profile): void {
-	if (profile !== p) return;
+/** Connects p's session; resolved once connected (or failed, with a retry scheduled). */
+function connect(p: Profile): Promise<void> {
+	if (profile !== p) return Promise.resolve();
 	const s = new Session(p, {
 		message: async (m) => {
-			await chats.add(m);
+			if ((await chats.add(m)) && m.dir === "in") notifier.notify(m.peer, chats.name(m.peer));
+		},
+		group: async (g) => {
+			await store.put("profile", p);
+			await chats.ensure(groupKey(g.creator, g.gid));
 		},
 		contact: async () => {
 			await store.put("profile", p);
 			chats.render();
+			contacts.render();
 		},
 		nonce: async (n, record) => {
 			// One record per nonce: its name in the database is a keyed hash.
@@ -59,7 +74,7 @@ function connect(p: Profile): void {
 	});
 	session = s;
 	say("net", "connecting");
-	s.connect().then(
+	return s.connect().then(
 		() => {
 			backoff = 1000;
 		},
@@ -74,16 +89,19 @@ function connect(p: Profile): void {
 
 function schedule(p: Profile): void {
 	clearTimeout(reconnectTimer);
-	reconnectTimer = setTimeout(() => connect(p), backoff);
+	reconnectTimer = setTimeout(() => void connect(p), backoff);
 	backoff = Math.min(backoff * 2, 30000);
 }
 
 async function opened(p: Profile): Promise<void> {
 	profile = p;
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
-	await chats.load(p.contacts);
+	p.groups ??= [];
+	await chats.load(p.contacts, p.groups);
+	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
+	devices.load();
 	show("chat");
-	connect(p);
+	void connect(p);
 	document.dispatchEvent(new CustomEvent("veil:ready", { detail: { identity: p.identity } }));
 }
 
@@ -99,7 +117,7 @@ async function onSend(ev: Event): Promise<void> {
 	}
 	say("send-status", "sending");
 	try {
-		const m = await session.sendText(peer, text);
+		const m = isGroupKey(peer) ? await session.sendGroupText(peer, text) : await session.sendText(peer, text);
 		input.value = "";
 		await chats.add(m);
 		say("send-status", "sent");
@@ -173,6 +191,10 @@ function onLock(): void {
 	session = undefined;
 	s?.close();
 	chats.clear();
+	contacts.clear();
+	devices.clear();
+	notifier.closeAll();
+	search.clear();
 	say("net", "");
 	store.lock();
 	profile = undefined;
@@ -185,6 +207,37 @@ async function main(): Promise<void> {
 	await ready();
 	store = await Store.open();
 	chats = new Chats(store);
+	contacts = new Contacts({
+		verified: async (c) => {
+			if (profile !== undefined) await store.put("profile", profile);
+			if (session === undefined) throw new Error("not connected");
+			await session.syncContact(c);
+		},
+		write: (id) => void chats.openChat(id),
+	});
+	search = new Search(chats);
+	notifier = new Notifier((peer) => void chats.openChat(peer));
+	// Back on the tab: what the open conversation got meanwhile is read.
+	document.addEventListener("visibilitychange", () => {
+		if (!document.hidden && chats.open !== undefined) void chats.openChat(chats.open);
+	});
+	devices = new Devices({
+		session: () => session,
+		label: () => profile?.label ?? "",
+		rename: async (label) => {
+			const p = profile;
+			if (p === undefined) throw new Error("locked");
+			p.label = label;
+			await store.put("profile", p);
+			// The label travels sealed in the handshake: one new connection tells the mediator.
+			clearTimeout(reconnectTimer);
+			const old = session;
+			session = undefined;
+			old?.close();
+			await connect(p);
+			if (session === undefined) throw new Error("saved, but not connected: the mediator learns the name on the next connection");
+		},
+	});
 	$("f-send").addEventListener("submit", (e) => void onSend(e));
 	$("f-new").addEventListener("submit", onNew);
 	$("f-link").addEventListener("submit", (e) => void onLink(e));

@@ -2,11 +2,15 @@
 // the encrypted store (one record per conversation and an index), shown as
 // a list and the open chat. Messages are keyed by ID: what arrives twice
 // (a resend, a reflection of what this device already has) shows once.
+import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
 import type { ChatMessage } from "./session";
 import type { Store } from "./store";
 
 const KEEP = 10000;
+const SEARCH_MAX = 100;
+
+const norm = (s: string): string => s.normalize("NFKC").toLocaleLowerCase();
 
 type Index = { peers: { peer: string; unread: number; last: number }[] };
 
@@ -21,18 +25,25 @@ export class Chats {
 	private cache = new Map<string, ChatMessage[]>();
 	open: string | undefined;
 	private contacts: Contact[] = [];
+	private groups: Group[] = [];
 
 	constructor(private store: Store) {}
 
-	async load(contacts: Contact[]): Promise<void> {
+	async load(contacts: Contact[], groups: Group[]): Promise<void> {
 		this.contacts = contacts;
+		this.groups = groups;
 		this.index = (await this.store.get<Index>("convs")) ?? { peers: [] };
 		this.cache.clear();
 		this.open = undefined;
 		this.render();
 	}
 
-	private name(peer: string): string {
+	name(peer: string): string {
+		if (isGroupKey(peer)) {
+			const g = this.groups.find((x) => groupKey(x.creator, x.gid) === peer);
+			if (g === undefined) return "a group";
+			return (g.name || "group " + gidHex(g.gid)) + " (group" + (g.left ? ", left" : "") + ")";
+		}
 		const c = this.contacts.find((x) => x.identity === peer);
 		const n = c?.firstName || c?.nickname;
 		return n ? n + " (" + peer + ")" : peer;
@@ -66,6 +77,16 @@ export class Chats {
 		this.render();
 		if (this.open === msg.peer) await this.renderChat();
 		return true;
+	}
+
+	/** Lists a conversation (a group just joined) even before its first message. */
+	async ensure(peer: string): Promise<void> {
+		if (!this.index.peers.some((x) => x.peer === peer)) {
+			this.index.peers.push({ peer, unread: 0, last: Date.now() });
+			await this.store.put("convs", this.index);
+		}
+		this.render();
+		if (this.open === peer) await this.renderChat();
 	}
 
 	async openChat(peer: string): Promise<void> {
@@ -115,11 +136,39 @@ export class Chats {
 			const li = document.createElement("li");
 			li.className = m.dir;
 			li.dataset.id = m.id;
-			li.textContent = m.text;
+			li.textContent = m.from !== undefined ? this.name(m.from) + ": " + m.text : m.text;
 			li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
 			ol.append(li);
 		}
 		ol.scrollTop = ol.scrollHeight;
+	}
+
+	/**
+	 * Messages containing q (case-insensitive), newest first, at most limit: in
+	 * peer's conversation, or in all. Runs over the decrypted store.
+	 */
+	async search(q: string, peer: string | undefined, limit = SEARCH_MAX): Promise<ChatMessage[]> {
+		const needle = norm(q);
+		if (needle === "") return [];
+		const peers = peer !== undefined ? [peer] : this.index.peers.map((e) => e.peer);
+		const out: ChatMessage[] = [];
+		for (const p of peers) for (const m of await this.messages(p)) if (norm(m.text).includes(needle)) out.push(m);
+		out.sort((a, b) => b.date - a.date);
+		return out.slice(0, limit);
+	}
+
+	/** Opens peer's conversation with the message id marked and in view. */
+	async reveal(peer: string, id: string, dir: string): Promise<void> {
+		await this.openChat(peer);
+		for (const li of $("msgs").querySelectorAll("li")) {
+			const e = li as HTMLElement;
+			if (e.dataset.id === id && e.classList.contains(dir)) {
+				e.classList.add("hit");
+				e.tabIndex = -1;
+				e.scrollIntoView({ block: "center" });
+				e.focus();
+			}
+		}
 	}
 
 	clear(): void {

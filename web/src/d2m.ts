@@ -17,6 +17,16 @@ export const T = {
 	SERVER_INFO: 0x12,
 	REFLECTION_QUEUE_DRY: 0x20,
 	ROLE_PROMOTED_TO_LEADER: 0x21,
+	GET_DEVICES_INFO: 0x30,
+	DEVICES_INFO: 0x31,
+	DROP_DEVICE: 0x32,
+	DROP_DEVICE_ACK: 0x33,
+	BEGIN_TRANSACTION: 0x40,
+	BEGIN_TRANSACTION_ACK: 0x41,
+	COMMIT_TRANSACTION: 0x42,
+	COMMIT_TRANSACTION_ACK: 0x43,
+	TRANSACTION_REJECTED: 0x44,
+	TRANSACTION_ENDED: 0x45,
 	REFLECT: 0x80,
 	REFLECT_ACK: 0x81,
 	REFLECTED: 0x82,
@@ -27,6 +37,7 @@ export type MdKeys = {
 	dgpkSk: Uint8Array;
 	dgrk: Uint8Array;
 	dgdik: Uint8Array;
+	dgtsk: Uint8Array;
 	groupId: Uint8Array;
 };
 
@@ -36,12 +47,13 @@ export function deriveKeys(dgk: Uint8Array): MdKeys {
 		dgpkSk,
 		dgrk: kdf(dgk, "r", PERSONAL),
 		dgdik: kdf(dgk, "di", PERSONAL),
+		dgtsk: kdf(dgk, "ts", PERSONAL),
 		groupId: sodium.crypto_scalarmult_base(dgpkSk),
 	};
 }
 
 export function wipeKeys(k: MdKeys): void {
-	wipe(k.dgpkSk, k.dgrk, k.dgdik);
+	wipe(k.dgpkSk, k.dgrk, k.dgdik, k.dgtsk);
 }
 
 /** nonce || secretbox(plain) under key: every small D2D value. */

@@ -5,6 +5,7 @@ import * as d2m from "./d2m";
 import { type Essential, parseEdToNd, registered } from "./join";
 import { parseLink, Rendezvous } from "./rendezvous";
 import { provisioning } from "./server";
+import type { Group } from "./groups";
 
 export type Contact = { identity: string; publicKey: Uint8Array; nickname: string; firstName: string; level: number };
 
@@ -24,6 +25,8 @@ export type Profile = {
 	label: string;
 	registered: boolean;
 	contacts: Contact[];
+	/** Groups this identity is in (added after the first version: may be missing). */
+	groups?: Group[];
 };
 
 const RDV_CLOSE_NORMAL = 1000;

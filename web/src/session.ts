@@ -10,15 +10,19 @@ import * as csp from "./csp";
 import { randomU64, sodium, wipe } from "./crypto";
 import * as d2m from "./d2m";
 import { APP_VERSION, type Contact, platformDetails, type Profile } from "./link";
+import * as g from "./groups";
 import * as pb from "./pb";
 import { lookup } from "./server";
 import { WsQueue } from "./wsq";
 
-export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean };
+export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean; from?: string };
+
+export type Device = { id: bigint; self: boolean; connected: boolean; label: string; platform: string };
 
 export type SessionEvents = {
 	message: (m: ChatMessage) => Promise<void>;
 	contact: (c: Contact) => Promise<void>;
+	group: (gr: g.Group) => Promise<void>;
 	/** Whether a message nonce was seen before (a replay); record marks it as seen. */
 	nonce: (n: Uint8Array, record: boolean) => Promise<boolean>;
 	state: (s: string) => void;
@@ -37,6 +41,12 @@ const RECEIPT_RECEIVED = 1;
 const FLAG_NO_AUTO_RECEIPTS = 0x80;
 const TEXT_MAX = 6000;
 const REFLECTED_HDR_MIN = 16;
+const TX_TTL_S = 30;
+const TX_TRIES = 5;
+const SCOPE_CONTACT_SYNC = 1;
+const DEVICES_MAX = 64;
+const GROUPS_MAX = 1000;
+const LABEL_MAX = 256;
 
 function u32le(b: Uint8Array, off: number): number {
 	return new DataView(b.buffer, b.byteOffset, b.length).getUint32(off, true);
@@ -54,6 +64,8 @@ export class Session {
 	private early: { type: number; payload: Uint8Array }[] = [];
 	leader = false;
 	private echoTimer: ReturnType<typeof setInterval> | undefined;
+	private typeWaiters: { types: number[]; res: (p: Uint8Array, type: number) => void }[] = [];
+	private txChain: Promise<void> = Promise.resolve();
 
 	constructor(
 		private p: Profile,
@@ -180,9 +192,134 @@ export class Session {
 				this.proxy(this.cspc.frame(csp.P.UNBLOCK_INCOMING, new Uint8Array(0)));
 				this.ev.state("connected; this browser receives for all your devices");
 				break;
-			default:
+			default: {
+				// An answer someone waits for (transactions, device management).
+				const i = this.typeWaiters.findIndex((w) => w.types.includes(type));
+				if (i >= 0) {
+					const w = this.typeWaiters[i];
+					this.typeWaiters.splice(i, 1);
+					w.res(p.slice(), type);
+				}
 				break;
+			}
 		}
+	}
+
+	/** The next container of one of types (registered before the request goes out). */
+	private waitFor(types: number[], timeoutMs: number): Promise<{ type: number; payload: Uint8Array }> {
+		return new Promise((res, rej) => {
+			const w = {
+				types,
+				res: (payload: Uint8Array, type: number) => {
+					clearTimeout(t);
+					res({ type, payload });
+				},
+			};
+			const t = setTimeout(() => {
+				const i = this.typeWaiters.indexOf(w);
+				if (i >= 0) this.typeWaiters.splice(i, 1);
+				rej(new Error("the mediator did not answer in time"));
+			}, timeoutMs);
+			this.typeWaiters.push(w);
+		});
+	}
+
+	/**
+	 * One device group transaction of scope around the reflect of envelope, as
+	 * lib/client/device.c: begin (while another device holds the lock, wait for
+	 * its end and try again, up to TX_TRIES times), reflect, commit.
+	 */
+	private transaction(scope: number, envelope: Uint8Array): Promise<void> {
+		const run = async (): Promise<void> => {
+			const box = d2m.seal(this.keys.dgtsk, new pb.Writer().uint3(1, scope).finish());
+			const begin = d2m.container(d2m.T.BEGIN_TRANSACTION, new pb.Writer().bytes(1, box).uint(2, TX_TTL_S).finish());
+			for (let tries = 0; ; tries++) {
+				const w = this.waitFor([d2m.T.BEGIN_TRANSACTION_ACK, d2m.T.TRANSACTION_REJECTED], TIMEOUT_MS);
+				this.ws.send(begin);
+				if ((await w).type === d2m.T.BEGIN_TRANSACTION_ACK) break;
+				if (tries + 1 === TX_TRIES) throw new Error("another device keeps the device group busy");
+				try {
+					await this.waitFor([d2m.T.TRANSACTION_ENDED], TX_TTL_S * 1000 + 5000);
+				} catch {
+					// its lock ran out: try again
+				}
+			}
+			await this.reflect(envelope);
+			const c = this.waitFor([d2m.T.COMMIT_TRANSACTION_ACK], TIMEOUT_MS);
+			this.ws.send(d2m.container(d2m.T.COMMIT_TRANSACTION, new Uint8Array(0)));
+			await c;
+		};
+		const r = this.txChain.then(run);
+		this.txChain = r.catch(() => undefined);
+		return r;
+	}
+
+	/** The devices of the group, as the mediator lists them (GetDevicesInfo). */
+	async devices(): Promise<Device[]> {
+		const w = this.waitFor([d2m.T.DEVICES_INFO], TIMEOUT_MS);
+		this.ws.send(d2m.container(d2m.T.GET_DEVICES_INFO, new Uint8Array(0)));
+		const out: Device[] = [];
+		for (const e of pb.all(pb.decode((await w).payload), 1)) {
+			if (out.length >= DEVICES_MAX) break;
+			const ef = pb.decode(e);
+			const id = pb.get(ef, 1);
+			if (id === undefined || id.wt !== 1) throw new Error("the mediator's device list is malformed");
+			const a = pb.decode(pb.bytes(ef, 2) ?? new Uint8Array(0));
+			const d: Device = { id: id.v, self: id.v === this.p.deviceId, connected: pb.get(a, 2) !== undefined, label: "", platform: "" };
+			try {
+				const info = pb.decode(d2m.open(this.keys.dgdik, pb.bytes(a, 1) ?? new Uint8Array(0)));
+				d.label = (pb.str(info, 5) ?? "").slice(0, LABEL_MAX);
+				d.platform = (pb.str(info, 3) ?? "").slice(0, LABEL_MAX);
+			} catch {
+				d.label = "(unreadable)";
+			}
+			out.push(d);
+		}
+		return out;
+	}
+
+	/** Drops another device of the group (DropDevice); resolved on its ack. */
+	async dropDevice(id: bigint): Promise<void> {
+		if (id === this.p.deviceId) throw new Error("this is the device you are using: drop it from another one");
+		const w = this.waitFor([d2m.T.DROP_DEVICE_ACK], TIMEOUT_MS);
+		this.ws.send(d2m.container(d2m.T.DROP_DEVICE, new pb.Writer().fixed64(1, id).finish()));
+		const a = pb.get(pb.decode((await w).payload), 1);
+		if (a === undefined || a.wt !== 1 || a.v !== id) throw new Error("the mediator acknowledged another device");
+	}
+
+	/** Tells the other devices about a contact (its key, level and name): ContactSync update. */
+	async syncContact(c: Contact): Promise<void> {
+		const ct = new pb.Writer().string(1, c.identity).bytes(2, c.publicKey);
+		if (c.firstName) ct.string(4, c.firstName);
+		ct.uint(7, c.level);
+		const cs = new pb.Writer().bytes(2, new pb.Writer().bytes(1, ct.finish()).finish()).finish();
+		await this.transaction(SCOPE_CONTACT_SYNC, this.envelope(6, cs));
+	}
+
+	/** A contact another device changed: add it, raise its level, take its name; a different key is never taken. */
+	private async applyContactSync(b: Uint8Array): Promise<void> {
+		const cs = pb.decode(b);
+		const act = pb.bytes(cs, 1) ?? pb.bytes(cs, 2);
+		const raw = act === undefined ? undefined : pb.bytes(pb.decode(act), 1);
+		if (raw === undefined) return;
+		const f = pb.decode(raw);
+		const id = pb.str(f, 1) ?? "";
+		const pk = pb.bytes(f, 2);
+		const lv = pb.get(f, 7) === undefined ? -1 : Number(pb.num(f, 7));
+		const name = pb.str(f, 4);
+		if (!/^[0-9A-Z*][0-9A-Z]{7}$/.test(id) || (pk !== undefined && pk.length !== 32) || lv > 2 || (name?.length ?? 0) > NICKNAME_MAX)
+			throw new Error("malformed contact");
+		let c = this.contact(id);
+		if (c === undefined) {
+			if (pk === undefined) return;
+			c = { identity: id, publicKey: pk.slice(), nickname: "", firstName: "", level: 0 };
+			this.p.contacts.push(c);
+		} else if (pk !== undefined && !sodium.memcmp(pk, c.publicKey)) {
+			return;
+		}
+		if (lv > c.level) c.level = lv;
+		if (name !== undefined) c.firstName = name;
+		await this.ev.contact(c);
 	}
 
 	private pumpCsp(): void {
@@ -289,6 +426,7 @@ export class Session {
 			c.nickname = m.nickname;
 			await this.ev.contact(c);
 		}
+		if (m.type >= 0x40 && m.type < 0x80) await this.onGroup(m.sender, m.type, m.body, m.msgId, m.createdMs, false);
 		if (m.type === TYPE_TEXT) {
 			let t: string | undefined;
 			try {
@@ -319,12 +457,17 @@ export class Session {
 			const env = pb.decode(d2m.open(this.keys.dgrk, p.subarray(p[0])));
 			const inc = pb.bytes(env, 4);
 			const out = pb.bytes(env, 2);
-			if (inc !== undefined) {
+			const cs = pb.bytes(env, 6);
+			if (cs !== undefined) {
+				await this.applyContactSync(cs);
+			} else if (inc !== undefined) {
 				const f = pb.decode(inc);
 				const sender = pb.str(f, 1) ?? "";
 				const nonce = pb.bytes(f, 7);
 				if (nonce !== undefined && nonce.length === 24) await this.ev.nonce(nonce, true);
-				if (Number(pb.num(f, 5)) === TYPE_TEXT)
+				const t = Number(pb.num(f, 5));
+				if (t >= 0x40 && t < 0x80) await this.onGroup(sender, t, pb.bytes(f, 6) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
+				if (t === TYPE_TEXT)
 					await this.ev.message({
 						peer: sender,
 						dir: "in",
@@ -336,7 +479,12 @@ export class Session {
 			} else if (out !== undefined) {
 				const f = pb.decode(out);
 				const conv = pb.bytes(f, 1);
-				const peer = conv !== undefined ? pb.str(pb.decode(conv), 1) : undefined;
+				const cf = conv !== undefined ? pb.decode(conv) : [];
+				const peer = pb.str(cf, 1);
+				const grp = pb.bytes(cf, 3);
+				const t = Number(pb.num(f, 4));
+				if (grp !== undefined && t >= 0x40 && t < 0x80)
+					await this.onGroup(this.p.identity, t, pb.bytes(f, 5) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
 				if (peer !== undefined && Number(pb.num(f, 4)) === TYPE_TEXT)
 					await this.ev.message({
 						peer,
@@ -354,6 +502,129 @@ export class Session {
 		const ack = new Uint8Array(8);
 		new DataView(ack.buffer).setUint32(4, id, true);
 		this.ws.send(d2m.container(d2m.T.REFLECTED_ACK, ack));
+	}
+
+	private groups(): g.Group[] {
+		this.p.groups ??= [];
+		return this.p.groups;
+	}
+
+	private group(creator: string, gid: bigint): g.Group | undefined {
+		return this.groups().find((x) => x.creator === creator && x.gid === gid);
+	}
+
+	/**
+	 * A group message (received, or reflected by another device; sender is this
+	 * identity for what it sent), by the rules of lib/client/group.c for setup,
+	 * name, leave and text. Messages for unknown groups are dropped (the browser
+	 * does not ask creators for a group's state yet).
+	 */
+	private async onGroup(sender: string, type: number, body: Uint8Array, msgId: bigint, created: bigint, other: boolean): Promise<void> {
+		const me = this.p.identity;
+		try {
+			switch (type) {
+				case g.TYPE_GROUP_SETUP: {
+					const { gid, inner } = g.unwrapCreator(body);
+					const members = g.parseSetup(inner, sender);
+					let gr = this.group(sender, gid);
+					if (sender !== me && !members.includes(me)) {
+						if (gr === undefined) return;
+						gr.left = true; // removed, or the group was disbanded
+					} else if (gr === undefined) {
+						if (this.groups().length >= GROUPS_MAX) return;
+						gr = { creator: sender, gid, name: "", members, left: false };
+						this.groups().push(gr);
+					} else {
+						gr.members = members;
+						gr.left = false;
+					}
+					await this.ev.group(gr);
+					return;
+				}
+				case g.TYPE_GROUP_NAME: {
+					const { gid, inner } = g.unwrapCreator(body);
+					const gr = this.group(sender, gid);
+					if (gr === undefined || gr.left) return;
+					gr.name = g.parseName(inner);
+					await this.ev.group(gr);
+					return;
+				}
+				case g.TYPE_GROUP_LEAVE: {
+					const { creator, gid } = g.unwrapMember(body);
+					const gr = this.group(creator, gid);
+					if (gr === undefined || gr.left || sender === creator) return;
+					if (sender === me) gr.left = true;
+					else gr.members = gr.members.filter((x) => x !== sender);
+					await this.ev.group(gr);
+					return;
+				}
+				case g.TYPE_GROUP_TEXT: {
+					const { creator, gid, inner } = g.unwrapMember(body);
+					const gr = this.group(creator, gid);
+					if (gr === undefined || gr.left || !g.has(gr, sender)) return;
+					await this.ev.message({
+						peer: g.groupKey(creator, gid),
+						dir: sender === me ? "out" : "in",
+						from: sender === me ? undefined : sender,
+						id: msgId.toString(),
+						date: Number(created),
+						text: csp.text(inner),
+						other,
+					});
+					return;
+				}
+				default:
+					return;
+			}
+		} catch (e) {
+			this.ev.state("a group message was dropped: " + (e instanceof Error ? e.message : String(e)));
+		}
+	}
+
+	/** Sends text to a group (key as groupKey): reflected once, then one copy per member, resolved on every ack. */
+	async sendGroupText(key: string, text: string): Promise<ChatMessage> {
+		const inner = new TextEncoder().encode(text);
+		if (inner.length === 0 || inner.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		const gr = this.groups().find((x) => g.groupKey(x.creator, x.gid) === key);
+		if (gr === undefined) throw new Error("unknown group");
+		if (gr.left) throw new Error("you are no longer a member of this group");
+		const to = [gr.creator, ...gr.members].filter((x) => x !== this.p.identity);
+		const body = g.wrapMember(gr.creator, gr.gid, inner);
+		const msgId = randomU64();
+		const created = BigInt(Date.now());
+		const boxes: { peer: string; box: Uint8Array; nonce: Uint8Array }[] = [];
+		for (const peer of to) {
+			const pk = await this.contactKey(peer);
+			const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, g.TYPE_GROUP_TEXT, body, this.p.nickname);
+			boxes.push({ peer, box, nonce });
+		}
+		const gi = new pb.Writer().fixed64(1, gr.gid).string(2, gr.creator).finish();
+		const om = new pb.Writer()
+			.bytes(1, new pb.Writer().bytes(3, gi).finish())
+			.fixed64(2, msgId)
+			.uint(3, created)
+			.uint(4, g.TYPE_GROUP_TEXT)
+			.bytes(5, body);
+		for (const b of boxes) om.bytes(7, b.nonce);
+		await this.reflect(this.envelope(2, om.finish()));
+		await Promise.all(
+			boxes.map(
+				(b) =>
+					new Promise<void>((res, rej) => {
+						const k = b.peer + ":" + msgId;
+						const t = setTimeout(() => {
+							this.ackWaiters.delete(k);
+							rej(new Error("the chat service did not acknowledge the message in time"));
+						}, TIMEOUT_MS);
+						this.ackWaiters.set(k, () => {
+							clearTimeout(t);
+							res();
+						});
+						this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, b.box));
+					}),
+			),
+		);
+		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text };
 	}
 
 	/** Sends text to peer: reflected first, then to the chat service, resolved on its ack. */

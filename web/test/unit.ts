@@ -2,10 +2,13 @@
 // tests/it/web_unit.sh (bundled with esbuild): known-answer vectors from
 // tests/vectors and tests/unit/test_rdv.c, BLAKE2b against libsodium, the
 // protobuf codec and the join link parser on hostile input.
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { blake2b } from "../src/blake2b";
+import { fingerprint, fingerprintMatches } from "../src/contacts";
 import { hashSaltPersonal, kdf, ready, sodium } from "../src/crypto";
 import * as d2m from "../src/d2m";
+import * as grp from "../src/groups";
 import { parseEdToNd } from "../src/join";
 import * as pb from "../src/pb";
 import { parseLink } from "../src/rendezvous";
@@ -141,6 +144,33 @@ if (vdir) {
 		}
 	}
 	check("join_random_input_bounded", ok);
+}
+
+// Contact fingerprints: SHA-256 of the key, 16 bytes in groups of four hex digits (veil contact show).
+{
+	const pk = sodium.randombytes_buf(32);
+	const want = createHash("sha256").update(pk).digest("hex").slice(0, 32);
+	const fp = fingerprint(pk);
+	check("fingerprint_format", /^([0-9a-f]{4} ){7}[0-9a-f]{4}$/.test(fp) && fp.replace(/ /g, "") === want);
+	check("fingerprint_matches_spacing_case", fingerprintMatches(pk, want.toUpperCase()) && fingerprintMatches(pk, " " + fp + " "));
+	const other = want.slice(0, 31) + (want[31] === "0" ? "1" : "0");
+	check("fingerprint_other_refused", !fingerprintMatches(pk, other) && !fingerprintMatches(pk, want.slice(0, 30)) && !fingerprintMatches(pk, "") && !fingerprintMatches(pk, want + "00"));
+}
+
+// Group containers and setups on good and hostile input.
+{
+	const body = grp.wrapMember("ABCDEFGH", 0x0123456789abcdefn, Uint8Array.of(0x68, 0x69));
+	const u = grp.unwrapMember(body);
+	check("group_member_roundtrip", u.creator === "ABCDEFGH" && u.gid === 0x0123456789abcdefn && hex(u.inner) === "6869");
+	check("group_gid_hex_le", grp.gidHex(0x0123456789abcdefn) === "efcdab8967452301");
+	check("group_member_short_refused", throws(() => grp.unwrapMember(new Uint8Array(15))));
+	check("group_member_bad_creator_refused", throws(() => grp.unwrapMember(new Uint8Array(16))));
+	const te = new TextEncoder();
+	check("group_setup_dedup_without_creator", grp.parseSetup(te.encode("AAAAAAAABBBBBBBBAAAAAAAACCCCCCCC"), "CCCCCCCC").join() === "AAAAAAAA,BBBBBBBB");
+	check("group_setup_partial_refused", throws(() => grp.parseSetup(te.encode("AAAAAAAAB"), "C")));
+	check("group_setup_too_many_refused", throws(() => grp.parseSetup(te.encode("AAAAAAAA".repeat(257)), "C")));
+	check("group_setup_bad_id_refused", throws(() => grp.parseSetup(te.encode("aaaaaaaa"), "C")));
+	check("group_name_long_refused", throws(() => grp.parseName(new Uint8Array(257))) && grp.parseName(te.encode("Hikers")) === "Hikers");
 }
 
 process.exitCode = fails === 0 ? 0 : 1;
