@@ -246,6 +246,81 @@ static int t_contact_verified_everywhere(void)
 	return 0;
 }
 
+/* A raw device of the group on libveil's connection through the mediator. */
+struct fake_dev {
+	struct veil_conn *c;
+	struct veil_md_keys k;
+	uint64_t device_id;
+};
+
+static int fake_open(struct fake_dev *f, const char *label)
+{
+	struct veil_md_params mp;
+	memset(f, 0, sizeof *f);
+	if ((f->c = calloc(1, sizeof *f->c)) == NULL ||
+	    veil_md_keys_derive(&f->k, a1.m.prof.md_dgk) != 0)
+		return -1;
+	f->c->fd = -1;
+	memset(&mp, 0, sizeof mp);
+	mp.url = a1.m.prof.md_url;
+	mp.keys = &f->k;
+	mp.device_id = f->device_id = veil_random_u64();
+	mp.csp_device_id = veil_random_u64();
+	mp.expect_new = 1;
+	mp.label = label;
+	return veil_conn_open_md(f->c, &mp, a1.m.prof.server_pk, a1.m.prof.id, a1.m.prof.sk, NULL,
+	                         10000);
+}
+
+/* Seals an OutgoingMessage of text to the peer into box (replaced). */
+static int fake_seal_text(struct fake_dev *f, const char *text, size_t len, struct veil_buf *box)
+{
+	struct veil_d2d_msg d;
+	struct veil_buf env, body;
+	veil_buf_init(&env, 65536);
+	veil_buf_init(&body, 8192);
+	memset(&d, 0, sizeof d);
+	d.kind = VEIL_D2D_OUTGOING;
+	memcpy(d.peer, peer.m.prof.id, VEIL_ID_LEN);
+	d.msg_id = veil_random_u64();
+	d.created_ms = veil_now_ms();
+	d.type = VEIL_E2E_TEXT;
+	veil_buf_reset(box);
+	int rc = veil_e2e_text_encode(&body, text, len);
+	d.body = body.p;
+	d.body_len = body.len;
+	if (rc == 0)
+		rc = veil_d2d_encode(&env, &d, f->device_id);
+	if (rc == 0)
+		rc = veil_md_envelope_seal(box, &f->k, env.p, env.len, 0);
+	veil_buf_release(&env);
+	veil_buf_release(&body);
+	return rc;
+}
+
+/* Reflects box with reflect-ID id (waiting for its ack if wait). */
+static int fake_reflect(struct fake_dev *f, uint32_t id, const struct veil_buf *box, int wait)
+{
+	struct veil_buf out;
+	veil_buf_init(&out, 65536);
+	int rc = veil_md_reflect_encode(&out, 0, id, box->p, box->len);
+	if (rc == 0)
+		rc = veil_conn_md_send(f->c, out.p, out.len);
+	if (rc == 0 && wait)
+		rc = veil_conn_md_wait_ack(f->c, id, 20000, NULL);
+	veil_buf_release(&out);
+	return rc;
+}
+
+static void fake_close(struct fake_dev *f)
+{
+	if (f->c != NULL)
+		veil_conn_close(f->c);
+	free(f->c);
+	f->c = NULL;
+	veil_md_keys_wipe(&f->k);
+}
+
 /*
  * The D2D nonce store: the same sealed envelope reflected twice (as a
  * mediator replaying it would) is applied once, the second copy reported
@@ -254,68 +329,31 @@ static int t_contact_verified_everywhere(void)
  */
 static int t_d2d_replay_dropped(void)
 {
-	struct veil_conn *c = calloc(1, sizeof *c);
-	struct veil_md_keys k;
-	struct veil_md_params mp;
-	struct veil_d2d_msg d;
-	struct veil_buf env, box, out;
+	struct fake_dev f;
+	struct veil_buf box;
 	struct seen s;
 	const char *text = "replayed envelope";
 	int rc = -1;
-	IT_CHECK(c != NULL && veil_md_keys_derive(&k, a1.m.prof.md_dgk) == 0);
-	memset(&mp, 0, sizeof mp);
-	mp.url = a1.m.prof.md_url;
-	mp.keys = &k;
-	mp.device_id = veil_random_u64();
-	mp.csp_device_id = veil_random_u64();
-	mp.expect_new = 1;
-	mp.label = "replayer";
-	IT_CHECK(veil_conn_open_md(c, &mp, a1.m.prof.server_pk, a1.m.prof.id, a1.m.prof.sk, NULL,
-	                           10000) == 0);
-	veil_buf_init(&env, 65536);
 	veil_buf_init(&box, 65536);
-	veil_buf_init(&out, 65536);
-	struct veil_buf body;
-	veil_buf_init(&body, 256);
-	memset(&d, 0, sizeof d);
-	d.kind = VEIL_D2D_OUTGOING;
-	memcpy(d.peer, peer.m.prof.id, VEIL_ID_LEN);
-	d.msg_id = veil_random_u64();
-	d.created_ms = veil_now_ms();
-	d.type = VEIL_E2E_TEXT;
-	if (veil_e2e_text_encode(&body, text, strlen(text)) != 0)
+	if (fake_open(&f, "replayer") != 0 || fake_seal_text(&f, text, strlen(text), &box) != 0)
 		goto out;
-	d.body = body.p;
-	d.body_len = body.len;
-	if (veil_d2d_encode(&env, &d, mp.device_id) != 0 ||
-	    veil_md_envelope_seal(&box, &k, env.p, env.len, 0) != 0)
-		goto out;
-	for (uint32_t id = 1; id <= 2; id++) {
-		veil_buf_reset(&out);
-		if (veil_md_reflect_encode(&out, 0, id, box.p, box.len) != 0 ||
-		    veil_conn_md_send(c, out.p, out.len) != 0 ||
-		    veil_conn_md_wait_ack(c, id, 10000, NULL) != 0)
+	for (uint32_t id = 1; id <= 2; id++)
+		if (fake_reflect(&f, id, &box, 1) != 0)
 			goto out;
-	}
-	veil_conn_close(c);
+	veil_conn_close(f.c);
 	if (recv_all(&a2, &s) != 0)
 		goto out;
 	int shown = 0;
 	for (size_t i = 0; i < s.n; i++)
 		shown += strcmp(s.e[i].text, text) == 0;
 	/* The replayer leaves the group again (the device list below counts three). */
-	rc = shown == 1 && s.replays == 1 && veil_msgr_device_drop(&a1.m, mp.device_id) == 0 ? 0
-	                                                                                     : -1;
+	rc =
+	    shown == 1 && s.replays == 1 && veil_msgr_device_drop(&a1.m, f.device_id) == 0 ? 0 : -1;
 	if (rc != 0)
 		fprintf(stderr, "replay: shown %d, replays reported %d\n", shown, s.replays);
 out:
-	veil_conn_close(c);
-	free(c);
-	veil_buf_release(&env);
+	fake_close(&f);
 	veil_buf_release(&box);
-	veil_buf_release(&out);
-	veil_buf_release(&body);
-	veil_md_keys_wipe(&k);
 	return rc == 0 ? 0 : 1;
 }
 
@@ -364,61 +402,28 @@ static int count_flood(const struct veil_msgr_event *ev, void *ctx)
 static int t_inbox_overflow_refetched(void)
 {
 	enum { N = 1500 }; /* about 9.3 MB of envelopes */
-	struct veil_conn *c = calloc(1, sizeof *c);
-	struct veil_md_keys k;
-	struct veil_md_params mp;
-	struct veil_d2d_msg d;
-	struct veil_buf env, box, out, body;
+	struct fake_dev f;
+	struct veil_buf box;
 	char text[6001];
 	int rc = -1, got = 0;
-	IT_CHECK(c != NULL && veil_md_keys_derive(&k, a1.m.prof.md_dgk) == 0);
-	memset(&mp, 0, sizeof mp);
-	mp.url = a1.m.prof.md_url;
-	mp.keys = &k;
-	mp.device_id = veil_random_u64();
-	mp.csp_device_id = veil_random_u64();
-	mp.expect_new = 1;
-	mp.label = "flooder";
-	IT_CHECK(veil_conn_open_md(c, &mp, a1.m.prof.server_pk, a1.m.prof.id, a1.m.prof.sk, NULL,
-	                           10000) == 0);
+	veil_buf_init(&box, 65536);
+	IT_CHECK(fake_open(&f, "flooder") == 0);
 	/* a2 is connected and idle (not reading) while the flood comes. */
 	IT_CHECK(veil_msgr_session_start(&a2.m, count_flood, &got) == 0);
 	IT_CHECK(veil_msgr_session_connect(&a2.m) == 0);
 	for (int i = 0; i < 50 && !veil_msgr_session_drained(&a2.m); i++)
 		IT_CHECK(veil_msgr_session_pump(&a2.m, 100) == 0);
-	veil_buf_init(&env, 65536);
-	veil_buf_init(&box, 65536);
-	veil_buf_init(&out, 65536);
-	veil_buf_init(&body, 8192);
 	for (uint32_t i = 1; i <= N; i++) {
 		memset(text, 'a' + (int)(i % 26), 6000);
 		int l = snprintf(text, 16, "flood %04u", i);
 		text[l] = ' ';
 		text[6000] = 0;
-		memset(&d, 0, sizeof d);
-		d.kind = VEIL_D2D_OUTGOING;
-		memcpy(d.peer, peer.m.prof.id, VEIL_ID_LEN);
-		d.msg_id = veil_random_u64();
-		d.created_ms = veil_now_ms();
-		d.type = VEIL_E2E_TEXT;
-		veil_buf_reset(&body);
-		veil_buf_reset(&env);
-		veil_buf_reset(&box);
-		veil_buf_reset(&out);
-		if (veil_e2e_text_encode(&body, text, 6000) != 0)
-			goto out;
-		d.body = body.p;
-		d.body_len = body.len;
-		if (veil_d2d_encode(&env, &d, mp.device_id) != 0 ||
-		    veil_md_envelope_seal(&box, &k, env.p, env.len, 0) != 0 ||
-		    veil_md_reflect_encode(&out, 0, i, box.p, box.len) != 0 ||
-		    veil_conn_md_send(c, out.p, out.len) != 0)
-			goto out;
 		/* Now and then wait for the acks, so that the socket never holds too much. */
-		if ((i % 100 == 0 || i == N) && veil_conn_md_wait_ack(c, i, 20000, NULL) != 0)
+		if (fake_seal_text(&f, text, 6000, &box) != 0 ||
+		    fake_reflect(&f, i, &box, i % 100 == 0 || i == N) != 0)
 			goto out;
 	}
-	veil_conn_close(c);
+	veil_conn_close(f.c);
 	/* Its own send makes a2 read the whole flood while it waits for the reflect-ack. */
 	if (send_text(&a2, &peer, "after the flood") != 0)
 		goto out;
@@ -429,17 +434,12 @@ static int t_inbox_overflow_refetched(void)
 			usleep(200000);
 	}
 	veil_msgr_session_stop(&a2.m);
-	rc = got == N && veil_msgr_device_drop(&a1.m, mp.device_id) == 0 ? 0 : -1;
+	rc = got == N && veil_msgr_device_drop(&a1.m, f.device_id) == 0 ? 0 : -1;
 	if (rc != 0)
 		fprintf(stderr, "overflow: %d of %d reflected messages shown\n", got, N);
 out:
-	veil_conn_close(c);
-	free(c);
-	veil_buf_release(&env);
+	fake_close(&f);
 	veil_buf_release(&box);
-	veil_buf_release(&out);
-	veil_buf_release(&body);
-	veil_md_keys_wipe(&k);
 	return rc == 0 ? 0 : 1;
 }
 
