@@ -184,7 +184,8 @@ await run(T + "/chrome", async (browser) => {
 	// Search: in the open conversation (B's), then in all; a result opens its conversation.
 	await page.type("#q", "FROM BOB");
 	await page.click("#f-search button");
-	check("search_in_conversation", await waitText(page, "#search-status", "^1 message found in this conversation$"), await text(page, "#search-status"));
+	// On failure the detail names what was found (a doubled message would show twice).
+	check("search_in_conversation", await waitText(page, "#search-status", "^1 message found in this conversation$"), (await text(page, "#search-status")) + ": " + (await text(page, "#results")));
 	check("search_result_text", (await text(page, "#results")).includes("from bob to the browser"), await text(page, "#results"));
 	await page.$eval("#q", (e) => {
 		e.value = "";
