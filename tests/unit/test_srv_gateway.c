@@ -155,14 +155,17 @@ static void test_bulk_body(void)
 	CHECK_RC(veil_gw_bulk_parse((const uint8_t *)body, strlen(body), &b), 0);
 	CHECK(b.nphone == 0 && b.nemail == 1 && b.phone == NULL);
 	veil_gw_bulk_free(&b);
+	/* A hash of the right length with two digits that are not hex. */
+	static const char not_hex[] =
+	    "{\"phoneHashes\":["
+	    "\"zz398f4d7ebe63c6550a486cc6e07f9baa09bd9d8b3d8cb9d9be106d35a7fdbc\"]}";
 	static const char *bad[] = {
 	    "",
 	    "[]",
 	    "{\"phoneHashes\":\"abc\"}",
 	    "{\"phoneHashes\":[\"abcd\"]}",
 	    "{\"phoneHashes\":[1]}",
-	    "{\"phoneHashes\":["
-	    "\"zz398f4d7ebe63c6550a486cc6e07f9baa09bd9d8b3d8cb9d9be106d35a7fdbc\"]}",
+	    not_hex,
 	    "{\"phoneHashes\":[],\"phoneHashes\":[]}",
 	    "{\"a\":[[[[[[]]]]]]}",
 	};
