@@ -29,10 +29,16 @@ check drop_self_refused bash -c "! VEIL_HOME=$T/a $BIN/veil device drop \$(VEIL_
 # The mediator's store holds neither the ID nor the public key.
 PK=$(va whoami | cut -d' ' -f2)
 # ServerInfo's clock: more than 20 minutes off refuses to connect, unless the user says so.
-check clock_ahead_refused bash -c "! FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a faketime -f +30m $BIN/veil recv 2>$T/skew.err && grep -q 'clock is 30 minutes ahead of the server' $T/skew.err"
-check clock_behind_refused bash -c "! FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a faketime -f -25m $BIN/veil recv 2>$T/skew2.err && grep -q 'clock is 2[45] minutes behind' $T/skew2.err"
-check clock_skew_ignored_on_request bash -c "FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_IGNORE_CLOCK_SKEW=1 VEIL_HOME=$T/a faketime -f +30m $BIN/veil recv"
-check clock_within_limit_ok bash -c "FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a faketime -f +10m $BIN/veil recv"
+# libfaketime's preload deadlocks with AddressSanitizer's runtime, so these run in the
+# plain build only (the gcc pass of .ci/run); each is bounded by timeout all the same.
+if grep -q __asan_init "$BIN/veil" 2>/dev/null; then
+	echo "note: clock checks skipped: faketime does not work under ASan"
+else
+	check clock_ahead_refused bash -c "! FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a timeout 30 faketime -f +30m $BIN/veil recv 2>$T/skew.err && grep -q 'clock is 30 minutes ahead of the server' $T/skew.err"
+	check clock_behind_refused bash -c "! FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a timeout 30 faketime -f -25m $BIN/veil recv 2>$T/skew2.err && grep -q 'clock is 2[45] minutes behind' $T/skew2.err"
+	check clock_skew_ignored_on_request bash -c "FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_IGNORE_CLOCK_SKEW=1 VEIL_HOME=$T/a timeout 30 faketime -f +30m $BIN/veil recv"
+	check clock_within_limit_ok bash -c "FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a timeout 30 faketime -f +10m $BIN/veil recv"
+fi
 check mediator_store_anonymous bash -c "ls $T/srv/mediator.db >/dev/null && ! grep -a -q -e '$A' -e '$PK' $T/srv/mediator.db* 2>/dev/null"
 # A second device for Alice, linked with the CLI (rendezvous through veild's relay).
 va2() { VEIL_HOME=$T/a2 "$BIN/veil" "$@"; }
