@@ -458,16 +458,8 @@ int veil_msgr_restore(struct veil_msgr *m, const char *home, const struct veil_m
 		               p->server_url, rc == VEIL_EIO ? veil_dir_errmsg() : ids);
 		goto out;
 	}
-	if (ca_pem != NULL && (rc = veil_profile_ca_write(p, ca_pem, ca_len)) != 0) {
-		veil_msgr_fail(m, rc, "cannot write the CA file to %s: %s", home,
-		               veil_strerror(rc));
+	if ((rc = veil_msgr_profile_write_int(m, p, home, ca_pem, ca_len)) != 0)
 		goto out;
-	}
-	if ((rc = veil_profile_create(p)) != 0) {
-		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
-		               veil_strerror(rc));
-		goto out;
-	}
 	if ((rc = veil_dir_set_ca_file(p->ca_file)) != 0) {
 		veil_msgr_fail(m, VEIL_ELIMIT, "the profile's path is too long");
 		goto out;

@@ -195,16 +195,8 @@ int veil_msgr_join(struct veil_msgr *m, const char *home, const struct veil_msgr
 		               veil_strerror(rc));
 		goto out;
 	}
-	if (ca_pem != NULL && (rc = veil_profile_ca_write(p, ca_pem, ca_len)) != 0) {
-		veil_msgr_fail(m, rc, "cannot write the CA file to %s: %s", home,
-		               veil_strerror(rc));
+	if ((rc = veil_msgr_profile_write_int(m, p, home, ca_pem, ca_len)) != 0)
 		goto out;
-	}
-	if ((rc = veil_profile_create(p)) != 0) {
-		veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
-		               veil_strerror(rc));
-		goto out;
-	}
 	for (size_t i = 0; i < j->n_contacts; i++) {
 		rc = veil_profile_contact_add(p, &j->contacts[i]);
 		if (rc != 0 && rc != VEIL_EEXIST) {

@@ -107,5 +107,12 @@ int veil_msgr_md_apply_contact_int(struct veil_msgr *m, const struct veil_d2d_ms
 uint64_t veil_msgr_left_ms(uint64_t deadline);
 /* Sleeps ms milliseconds, resuming after signals. */
 void veil_msgr_sleep_ms(uint64_t ms);
+/*
+ * Writes a new profile p in home: the CA (if ca_pem) and then the profile
+ * itself, which marks it finished (joining a device and restoring a backup
+ * end the same way). 0, or the error with m's errtext set.
+ */
+int veil_msgr_profile_write_int(struct veil_msgr *m, struct veil_profile *p, const char *home,
+                                const uint8_t *ca_pem, size_t ca_len);
 
 #endif

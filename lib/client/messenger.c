@@ -489,6 +489,19 @@ uint64_t veil_msgr_left_ms(uint64_t deadline)
 	return now >= deadline ? 0 : deadline - now;
 }
 
+int veil_msgr_profile_write_int(struct veil_msgr *m, struct veil_profile *p, const char *home,
+                                const uint8_t *ca_pem, size_t ca_len)
+{
+	int rc;
+	if (ca_pem != NULL && (rc = veil_profile_ca_write(p, ca_pem, ca_len)) != 0)
+		return veil_msgr_fail(m, rc, "cannot write the CA file to %s: %s", home,
+		                      veil_strerror(rc));
+	if ((rc = veil_profile_create(p)) != 0)
+		return veil_msgr_fail(m, rc, "cannot write the profile to %s: %s", home,
+		                      veil_strerror(rc));
+	return 0;
+}
+
 void veil_msgr_sleep_ms(uint64_t ms)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
