@@ -3,6 +3,8 @@ import { ready, sodium } from "./crypto";
 import { Chats } from "./chats";
 import { Contacts } from "./contacts";
 import { Devices } from "./devices";
+import { initFileSend } from "./filesend";
+import { forget as forgetFiles } from "./fileview";
 import { groupKey, isGroupKey } from "./groups";
 import { Notifier } from "./notify";
 import { Search } from "./search";
@@ -65,6 +67,7 @@ function connect(p: Profile): Promise<void> {
 			return false;
 		},
 		state: (x) => say("net", x),
+		receipt: (peer, status, ids, byMe) => chats.receipt(peer, status, ids, byMe),
 		closed: (why, retry) => {
 			if (session !== s) return;
 			session = undefined;
@@ -191,6 +194,7 @@ function onLock(): void {
 	session = undefined;
 	s?.close();
 	chats.clear();
+	forgetFiles();
 	contacts.clear();
 	devices.clear();
 	notifier.closeAll();
@@ -216,6 +220,15 @@ async function main(): Promise<void> {
 		write: (id) => void chats.openChat(id),
 	});
 	search = new Search(chats);
+	chats.onRead = async (peer, ids) => {
+		if (session === undefined) throw new Error("not connected");
+		await session.markRead(peer, ids);
+	};
+	initFileSend(
+		chats,
+		() => session,
+		() => profile,
+	);
 	notifier = new Notifier((peer) => void chats.openChat(peer));
 	// Back on the tab: what the open conversation got meanwhile is read.
 	document.addEventListener("visibilitychange", () => {

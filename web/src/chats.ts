@@ -4,10 +4,13 @@
 // (a resend, a reflection of what this device already has) shows once.
 import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
-import type { ChatMessage } from "./session";
+import { renderFile } from "./fileview";
+import type { ChatMessage, OutState } from "./session";
 import type { Store } from "./store";
 
 const KEEP = 10000;
+const STATE_RANK: Record<OutState, number> = { sent: 1, delivered: 2, read: 3 };
+const STATE_ICON: Record<OutState, string> = { sent: "✓", delivered: "✓✓", read: "✓✓" };
 const SEARCH_MAX = 100;
 
 const norm = (s: string): string => s.normalize("NFKC").toLocaleLowerCase();
@@ -26,6 +29,12 @@ export class Chats {
 	open: string | undefined;
 	private contacts: Contact[] = [];
 	private groups: Group[] = [];
+	/**
+	 * Told which incoming messages the user now sees (an open conversation in
+	 * a shown tab); resolves once the peer (or the other devices) are told.
+	 */
+	private pendingRead = new Set<string>();
+	onRead: (peer: string, ids: string[]) => Promise<void> = async () => undefined;
 
 	constructor(private store: Store) {}
 
@@ -76,7 +85,62 @@ export class Chats {
 		await this.store.put("convs", this.index);
 		this.render();
 		if (this.open === msg.peer) await this.renderChat();
+		if (msg.dir === "in" && this.open === msg.peer && !document.hidden) void this.readOpen(msg.peer);
 		return true;
+	}
+
+	/**
+	 * Applies delivery receipts: the peer's about what this identity sent
+	 * (received, read: the state only rises), or this identity's (another
+	 * device's) read receipt about what it received.
+	 */
+	async receipt(peer: string, status: number, ids: string[], byMe: boolean): Promise<void> {
+		const list = await this.messages(peer);
+		const want = new Set(ids);
+		let changed = 0;
+		if (byMe) {
+			if (status !== 2) return;
+			for (const m of list)
+				if (m.dir === "in" && want.has(m.id) && !m.read) {
+					m.read = true;
+					changed++;
+				}
+			const e = this.index.peers.find((x) => x.peer === peer);
+			if (changed > 0 && e !== undefined && e.unread > 0) {
+				e.unread = Math.max(0, e.unread - changed);
+				await this.store.put("convs", this.index);
+				this.render();
+			}
+		} else {
+			const st: OutState | undefined = status === 1 ? "delivered" : status === 2 ? "read" : undefined;
+			if (st === undefined) return;
+			for (const m of list)
+				if (m.dir === "out" && want.has(m.id) && STATE_RANK[st] > (m.state === undefined ? 0 : STATE_RANK[m.state])) {
+					m.state = st;
+					changed++;
+				}
+		}
+		if (changed === 0) return;
+		await this.store.put("conv:" + peer, list);
+		if (this.open === peer) await this.renderChat();
+	}
+
+	/** Tells onRead about the open conversation's incoming messages not read yet; marks them once told. */
+	private async readOpen(peer: string): Promise<void> {
+		const list = await this.messages(peer);
+		const mine = list.filter((m) => m.dir === "in" && !m.read && !this.pendingRead.has(peer + ":" + m.id));
+		if (mine.length === 0) return;
+		const ids = mine.map((m) => m.id);
+		for (const id of ids) this.pendingRead.add(peer + ":" + id);
+		try {
+			await this.onRead(peer, ids);
+			for (const m of mine) m.read = true;
+			await this.store.put("conv:" + peer, list);
+		} catch {
+			// not connected: told the next time the conversation is opened
+		} finally {
+			for (const id of ids) this.pendingRead.delete(peer + ":" + id);
+		}
 	}
 
 	/** Lists a conversation (a group just joined) even before its first message. */
@@ -100,6 +164,7 @@ export class Chats {
 		await this.store.put("convs", this.index);
 		this.render();
 		await this.renderChat();
+		if (!document.hidden) void this.readOpen(peer);
 		($("f-send") as HTMLFormElement).hidden = false;
 		($("text") as HTMLInputElement).focus();
 	}
@@ -127,6 +192,11 @@ export class Chats {
 		}
 	}
 
+	/** Draws the open conversation again (a download changed state). */
+	async refresh(): Promise<void> {
+		await this.renderChat();
+	}
+
 	private async renderChat(): Promise<void> {
 		if (this.open === undefined) return;
 		$("h-chat").textContent = this.name(this.open);
@@ -136,7 +206,19 @@ export class Chats {
 			const li = document.createElement("li");
 			li.className = m.dir;
 			li.dataset.id = m.id;
-			li.textContent = m.from !== undefined ? this.name(m.from) + ": " + m.text : m.text;
+			const prefix = m.from !== undefined ? this.name(m.from) + ": " : "";
+			if (m.file !== undefined) renderFile(li, m.file, prefix);
+			else li.textContent = prefix + m.text;
+			if (m.dir === "out" && m.state !== undefined) {
+				// The state as words for screen readers; the ticks are drawn by CSS.
+				const st = document.createElement("span");
+				st.className = "state " + m.state;
+				st.setAttribute("role", "img");
+				st.setAttribute("aria-label", m.state);
+				st.dataset.icon = STATE_ICON[m.state];
+				li.dataset.state = m.state;
+				li.append(st);
+			}
 			li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
 			ol.append(li);
 		}

@@ -9,13 +9,31 @@
 import * as csp from "./csp";
 import { randomU64, sodium, wipe } from "./crypto";
 import * as d2m from "./d2m";
+import { describe, encodeFileMessage, type FileMeta, parseFileMessage, TYPE_FILE } from "./files";
 import { APP_VERSION, type Contact, platformDetails, type Profile } from "./link";
 import * as g from "./groups";
 import * as pb from "./pb";
 import { lookup } from "./server";
 import { WsQueue } from "./wsq";
 
-export type ChatMessage = { peer: string; dir: "in" | "out"; id: string; date: number; text: string; other?: boolean; from?: string };
+/** An outgoing message's state: stored by the chat service, delivered to the peer, read by it. */
+export type OutState = "sent" | "delivered" | "read";
+
+export type ChatMessage = {
+	peer: string;
+	dir: "in" | "out";
+	id: string;
+	date: number;
+	text: string;
+	other?: boolean;
+	from?: string;
+	/** A file message's fields (text then describes the file). */
+	file?: FileMeta;
+	/** Outgoing: how far it got. */
+	state?: OutState;
+	/** Incoming: read on one of this identity's devices. */
+	read?: boolean;
+};
 
 export type Device = { id: bigint; self: boolean; connected: boolean; label: string; platform: string };
 
@@ -26,6 +44,13 @@ export type SessionEvents = {
 	/** Whether a message nonce was seen before (a replay); record marks it as seen. */
 	nonce: (n: Uint8Array, record: boolean) => Promise<boolean>;
 	state: (s: string) => void;
+	/**
+	 * Delivery receipts (status 1 received, 2 read, 3/4 reactions) about ids
+	 * (decimal, as ChatMessage.id): from peer about what this identity sent (byMe false),
+	 * or sent by another device of this identity to peer about what it
+	 * received (byMe true; also IncomingMessageUpdate.read, status 2).
+	 */
+	receipt: (peer: string, status: number, ids: string[], byMe: boolean) => Promise<void>;
 	closed: (why: string, retry: boolean) => void;
 };
 
@@ -38,6 +63,9 @@ const TYPE_RECEIPT = 0x80;
 const TYPE_EDIT = 0x91;
 const TYPE_DELETE = 0x92;
 const RECEIPT_RECEIVED = 1;
+const RECEIPT_READ = 2;
+/** Message IDs in one receipt: 7000 bytes of body / 8 (the specification's bundles). */
+const RECEIPT_IDS_MAX = 875;
 const FLAG_NO_AUTO_RECEIPTS = 0x80;
 const TEXT_MAX = 6000;
 const REFLECTED_HDR_MIN = 16;
@@ -50,6 +78,24 @@ const LABEL_MAX = 256;
 
 function u32le(b: Uint8Array, off: number): number {
 	return new DataView(b.buffer, b.byteOffset, b.length).getUint32(off, true);
+}
+
+/** A delivery receipt's body: status, then message IDs of 8 bytes (little-endian). */
+export function parseReceipt(b: Uint8Array): { status: number; ids: string[] } {
+	if (b.length < 9 || (b.length - 1) % 8 !== 0 || (b.length - 1) / 8 > RECEIPT_IDS_MAX) throw new Error("malformed delivery receipt");
+	const dv = new DataView(b.buffer, b.byteOffset, b.length);
+	const ids: string[] = [];
+	for (let o = 1; o < b.length; o += 8) ids.push(dv.getBigUint64(o, true).toString());
+	return { status: b[0], ids };
+}
+
+export function encodeReceipt(status: number, ids: string[]): Uint8Array {
+	if (ids.length === 0 || ids.length > RECEIPT_IDS_MAX) throw new Error("a receipt names 1 to " + RECEIPT_IDS_MAX + " messages");
+	const b = new Uint8Array(1 + 8 * ids.length);
+	const dv = new DataView(b.buffer);
+	b[0] = status;
+	ids.forEach((id, i) => dv.setBigUint64(1 + 8 * i, BigInt(id), true));
+	return b;
 }
 
 export class Session {
@@ -436,6 +482,7 @@ export class Session {
 			}
 			if (t !== undefined) await this.ev.message({ peer: m.sender, dir: "in", id: m.msgId.toString(), date: Number(m.createdMs), text: t });
 		}
+		if (m.type === TYPE_FILE || m.type === TYPE_RECEIPT) await this.onContent(m.sender, "in", m.type, m.body, m.msgId, m.createdMs, false);
 		sendAck();
 		// An automatic "received" receipt, as the C client sends one (not reflected, not awaited).
 		const t = m.type;
@@ -458,8 +505,11 @@ export class Session {
 			const inc = pb.bytes(env, 4);
 			const out = pb.bytes(env, 2);
 			const cs = pb.bytes(env, 6);
+			const inu = pb.bytes(env, 11);
 			if (cs !== undefined) {
 				await this.applyContactSync(cs);
+			} else if (inu !== undefined) {
+				await this.applyIncomingUpdate(inu);
 			} else if (inc !== undefined) {
 				const f = pb.decode(inc);
 				const sender = pb.str(f, 1) ?? "";
@@ -467,6 +517,7 @@ export class Session {
 				if (nonce !== undefined && nonce.length === 24) await this.ev.nonce(nonce, true);
 				const t = Number(pb.num(f, 5));
 				if (t >= 0x40 && t < 0x80) await this.onGroup(sender, t, pb.bytes(f, 6) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
+				if (t === TYPE_FILE || t === TYPE_RECEIPT) await this.onContent(sender, "in", t, pb.bytes(f, 6) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
 				if (t === TYPE_TEXT)
 					await this.ev.message({
 						peer: sender,
@@ -485,6 +536,7 @@ export class Session {
 				const t = Number(pb.num(f, 4));
 				if (grp !== undefined && t >= 0x40 && t < 0x80)
 					await this.onGroup(this.p.identity, t, pb.bytes(f, 5) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
+				if (peer !== undefined && (t === TYPE_FILE || t === TYPE_RECEIPT)) await this.onContent(peer, "out", t, pb.bytes(f, 5) ?? new Uint8Array(0), pb.num(f, 2), pb.num(f, 3), true);
 				if (peer !== undefined && Number(pb.num(f, 4)) === TYPE_TEXT)
 					await this.ev.message({
 						peer,
@@ -502,6 +554,81 @@ export class Session {
 		const ack = new Uint8Array(8);
 		new DataView(ack.buffer).setUint32(4, id, true);
 		this.ws.send(d2m.container(d2m.T.REFLECTED_ACK, ack));
+	}
+
+	/** A file message or a delivery receipt (1:1), received or reflected; dir is this identity's side. */
+	private async onContent(peer: string, dir: "in" | "out", type: number, body: Uint8Array, msgId: bigint, created: bigint, other: boolean): Promise<void> {
+		try {
+			if (type === TYPE_FILE) {
+				const file = parseFileMessage(body);
+				await this.ev.message({ peer, dir, id: msgId.toString(), date: Number(created), text: describe(file), file, other });
+			} else {
+				const r = parseReceipt(body);
+				await this.ev.receipt(peer, r.status, r.ids, dir === "out");
+			}
+		} catch (e) {
+			this.ev.state("a message was dropped: " + (e instanceof Error ? e.message : String(e)));
+		}
+	}
+
+	/** The conversation a ConversationId names: a contact's ID, or a group's key. */
+	private convKey(b: Uint8Array | undefined): string | undefined {
+		if (b === undefined) return undefined;
+		const cf = pb.decode(b);
+		const c = pb.str(cf, 1);
+		if (c !== undefined) return c;
+		const gi = pb.bytes(cf, 3);
+		if (gi === undefined) return undefined;
+		const gf = pb.decode(gi);
+		const gid = pb.get(gf, 1);
+		const creator = pb.str(gf, 2);
+		if (gid === undefined || gid.wt !== 1 || creator === undefined) return undefined;
+		return g.groupKey(creator, gid.v);
+	}
+
+	/** IncomingMessageUpdate: messages another device marked read. */
+	private async applyIncomingUpdate(b: Uint8Array): Promise<void> {
+		const byPeer = new Map<string, string[]>();
+		for (const u of pb.all(pb.decode(b), 1).slice(0, RECEIPT_IDS_MAX)) {
+			const f = pb.decode(u);
+			const peer = this.convKey(pb.bytes(f, 1));
+			const id = pb.get(f, 2);
+			if (peer === undefined || id === undefined || id.wt !== 1 || pb.bytes(f, 3) === undefined) continue;
+			const l = byPeer.get(peer) ?? [];
+			l.push(id.v.toString());
+			byPeer.set(peer, l);
+		}
+		for (const [peer, ids] of byPeer) await this.ev.receipt(peer, RECEIPT_READ, ids, true);
+	}
+
+	/**
+	 * Marks incoming messages ids of conversation key as read. For a contact: a
+	 * delivery receipt "read" to the peer, reflected first (the other devices
+	 * learn it from the reflection). For a group, which has no read receipts:
+	 * IncomingMessageUpdate.read reflected to the other devices, as
+	 * csp.struct.yml's delivery-receipt says.
+	 */
+	async markRead(key: string, ids: string[]): Promise<void> {
+		for (let i = 0; i < ids.length; i += RECEIPT_IDS_MAX) {
+			const part = ids.slice(i, i + RECEIPT_IDS_MAX);
+			if (!g.isGroupKey(key)) {
+				await this.sendBody(key, TYPE_RECEIPT, encodeReceipt(RECEIPT_READ, part), 0);
+				continue;
+			}
+			const gr = this.groups().find((x) => g.groupKey(x.creator, x.gid) === key);
+			if (gr === undefined) continue;
+			const conv = new pb.Writer().bytes(3, new pb.Writer().fixed64(1, gr.gid).string(2, gr.creator).finish()).finish();
+			const read = new pb.Writer().uint(1, Date.now()).finish();
+			const upd = new pb.Writer();
+			for (const id of part) upd.bytes(1, new pb.Writer().bytes(1, conv).fixed64(2, BigInt(id)).bytes(3, read).finish());
+			await this.reflect(this.envelope(11, upd.finish()));
+		}
+	}
+
+	/** Sends a file message (the blob uploaded already) to peer. */
+	async sendFile(peer: string, file: FileMeta): Promise<ChatMessage> {
+		const m = await this.sendBody(peer, TYPE_FILE, encodeFileMessage(file));
+		return { ...m, text: describe(file), file };
 	}
 
 	private groups(): g.Group[] {
@@ -624,23 +751,29 @@ export class Session {
 					}),
 			),
 		);
-		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text };
+		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text, state: "sent" };
 	}
 
 	/** Sends text to peer: reflected first, then to the chat service, resolved on its ack. */
 	async sendText(peer: string, text: string): Promise<ChatMessage> {
 		const body = new TextEncoder().encode(text);
 		if (body.length === 0 || body.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		const m = await this.sendBody(peer, TYPE_TEXT, body);
+		return { ...m, text };
+	}
+
+	/** Sends a 1:1 message of type: reflected first, then to the chat service, resolved on its ack. */
+	private async sendBody(peer: string, type: number, body: Uint8Array, flags = 0x01): Promise<ChatMessage> {
 		if (peer === this.p.identity) throw new Error("cannot send a message to yourself");
 		const pk = await this.contactKey(peer);
 		const msgId = randomU64();
 		const created = BigInt(Date.now());
-		const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, TYPE_TEXT, body, this.p.nickname);
+		const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, type, body, this.p.nickname, flags);
 		const om = new pb.Writer()
 			.bytes(1, new pb.Writer().string(1, peer).finish())
 			.fixed64(2, msgId)
 			.uint(3, created)
-			.uint(4, TYPE_TEXT)
+			.uint(4, type)
 			.bytes(5, body)
 			.bytes(7, nonce)
 			.finish();
@@ -657,6 +790,6 @@ export class Session {
 			});
 			this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, box));
 		});
-		return { peer, dir: "out", id: msgId.toString(), date: Number(created), text };
+		return { peer, dir: "out", id: msgId.toString(), date: Number(created), text: "", state: "sent" };
 	}
 }
