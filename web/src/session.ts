@@ -9,6 +9,7 @@
 import * as csp from "./csp";
 import { randomU64, sodium, wipe } from "./crypto";
 import * as d2m from "./d2m";
+import { encodeReceipt, parseReceipt, RECEIPT_IDS_MAX } from "./receipts";
 import { describe, encodeFileMessage, type FileMeta, parseFileMessage, TYPE_FILE } from "./files";
 import { APP_VERSION, type Contact, platformDetails, type Profile } from "./link";
 import * as g from "./groups";
@@ -64,8 +65,6 @@ const TYPE_EDIT = 0x91;
 const TYPE_DELETE = 0x92;
 const RECEIPT_RECEIVED = 1;
 const RECEIPT_READ = 2;
-/** Message IDs in one receipt: 7000 bytes of body / 8 (the specification's bundles). */
-const RECEIPT_IDS_MAX = 875;
 const FLAG_NO_AUTO_RECEIPTS = 0x80;
 const TEXT_MAX = 6000;
 const REFLECTED_HDR_MIN = 16;
@@ -78,24 +77,6 @@ const LABEL_MAX = 256;
 
 function u32le(b: Uint8Array, off: number): number {
 	return new DataView(b.buffer, b.byteOffset, b.length).getUint32(off, true);
-}
-
-/** A delivery receipt's body: status, then message IDs of 8 bytes (little-endian). */
-export function parseReceipt(b: Uint8Array): { status: number; ids: string[] } {
-	if (b.length < 9 || (b.length - 1) % 8 !== 0 || (b.length - 1) / 8 > RECEIPT_IDS_MAX) throw new Error("malformed delivery receipt");
-	const dv = new DataView(b.buffer, b.byteOffset, b.length);
-	const ids: string[] = [];
-	for (let o = 1; o < b.length; o += 8) ids.push(dv.getBigUint64(o, true).toString());
-	return { status: b[0], ids };
-}
-
-export function encodeReceipt(status: number, ids: string[]): Uint8Array {
-	if (ids.length === 0 || ids.length > RECEIPT_IDS_MAX) throw new Error("a receipt names 1 to " + RECEIPT_IDS_MAX + " messages");
-	const b = new Uint8Array(1 + 8 * ids.length);
-	const dv = new DataView(b.buffer);
-	b[0] = status;
-	ids.forEach((id, i) => dv.setBigUint64(1 + 8 * i, BigInt(id), true));
-	return b;
 }
 
 export class Session {

@@ -1,4 +1,4 @@
-// Bundles test/unit.ts for node and runs it: node run-unit.mjs VECTOR_DIR
+// Bundles test/unit.ts (or ENTRY) for node and runs it: node run-unit.mjs VECTOR_DIR [ENTRY]
 import * as esbuild from "esbuild";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +14,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "veil-web-unit-"));
 try {
 	await esbuild.build({
-		entryPoints: [join(here, "unit.ts")],
+		entryPoints: [join(here, process.argv[3] ?? "unit.ts")],
 		bundle: true,
 		format: "esm",
 		platform: "node",
