@@ -12,8 +12,9 @@ const THUMB_BOUND = 4 * 1024 * 1024;
 /** Object URLs kept at most (files and thumbnails), oldest dropped first. */
 const KEEP_URLS = 200;
 const INLINE_MIME = /^image\/(jpeg|png|gif|webp)$/;
+const ACTIVE_MIME = /html|xml|svg|script|xsl|multipart/i;
 
-type Saved = { url: string; error?: undefined } | { url?: undefined; error: string };
+type Saved = { url: string; type: string; error?: undefined } | { url?: undefined; error: string };
 
 let urlsP: Promise<BlobUrls> | undefined;
 const saved = new Map<string, Saved>();
@@ -92,8 +93,10 @@ async function download(f: FileMeta): Promise<void> {
 				p.value = done;
 			}
 		});
-		const mime = /^[\w.+-]+\/[\w.+-]+$/.test(f.mime) ? f.mime : "application/octet-stream";
-		keep(saved, f.blob, { url: URL.createObjectURL(new Blob([b as BlobPart], { type: mime })) });
+		// The blob: URL has this page's origin: a type a browser would run (HTML, SVG,
+		// script) is saved as plain bytes instead, so opening the link cannot run it here.
+		const mime = /^[\w.+-]+\/[\w.+-]+$/.test(f.mime) && !ACTIVE_MIME.test(f.mime) ? f.mime : "application/octet-stream";
+		keep(saved, f.blob, { url: URL.createObjectURL(new Blob([b as BlobPart], { type: mime })), type: mime });
 		wipe(b);
 	} catch (e) {
 		keep(saved, f.blob, { error: e instanceof Error ? e.message : String(e) });
@@ -140,6 +143,7 @@ export function renderFile(li: HTMLElement, f: FileMeta, prefix: string): void {
 		a.dataset.blob = f.blob;
 		a.href = s.url;
 		a.download = f.name || "file";
+		a.type = s.type;
 		a.textContent = "Save " + (f.name || "the file");
 		li.append(a);
 		// Offer to save right away once downloaded (the link stays for later).
