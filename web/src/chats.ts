@@ -4,7 +4,7 @@
 // (a resend, a reflection of what this device already has) shows once.
 import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
-import { renderFile } from "./fileview";
+import { beginRender, renderFile } from "./fileview";
 import type { ChatMessage, OutState } from "./session";
 import type { Store } from "./store";
 
@@ -202,6 +202,7 @@ export class Chats {
 		$("h-chat").textContent = this.name(this.open);
 		const ol = $("msgs");
 		ol.replaceChildren();
+		beginRender();
 		for (const m of await this.messages(this.open)) {
 			const li = document.createElement("li");
 			li.className = m.dir;

@@ -57,6 +57,32 @@ export function forget(): void {
 	offer.clear();
 }
 
+let io: IntersectionObserver | undefined;
+const waiting = new WeakMap<Element, () => void>();
+
+/** Runs fn once el is in view (at once where IntersectionObserver is missing). */
+function seen(el: Element, fn: () => void): void {
+	if (typeof IntersectionObserver === "undefined") {
+		fn();
+		return;
+	}
+	io ??= new IntersectionObserver((es) => {
+		for (const e of es) {
+			if (!e.isIntersecting) continue;
+			io?.unobserve(e.target);
+			waiting.get(e.target)?.();
+			waiting.delete(e.target);
+		}
+	});
+	waiting.set(el, fn);
+	io.observe(el);
+}
+
+/** The conversation is drawn anew: elements of the old drawing are no longer watched. */
+export function beginRender(): void {
+	io?.disconnect();
+}
+
 function thumbUrl(f: FileMeta): Promise<string | undefined> {
 	const id = f.thumb;
 	if (id === undefined) return Promise.resolve(undefined);
@@ -120,13 +146,18 @@ export function renderFile(li: HTMLElement, f: FileMeta, prefix: string): void {
 		img.className = "thumb";
 		img.alt = "preview of " + (f.name || "the image");
 		img.hidden = true;
-		void thumbUrl(f).then((u) => {
-			if (u !== undefined) {
-				img.src = u;
-				img.hidden = false;
-			}
-		});
 		li.append(img);
+		// Fetched once the message scrolls into view: a long chat does not fetch them all.
+		const show = (): void =>
+			void thumbUrl(f).then((u) => {
+				if (u !== undefined) {
+					img.src = u;
+					img.hidden = false;
+				}
+			});
+		if (thumbs.has(f.thumb)) show();
+		else
+			seen(li, show);
 	}
 	const s = saved.get(f.blob);
 	const b = busy.get(f.blob);

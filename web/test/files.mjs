@@ -318,6 +318,11 @@ await run(T + "/chrome", async (browser) => {
 	const aLog = veil("a", "log", B);
 	check("cli_device_sees_outgoing_file", /-> .*from-browser\.bin/.test(aLog) && /-> .*dropped\.png/.test(aLog), aLog + aRecv);
 
+	// A file A's CLI device sends shows in the browser as sent (reflected).
+	writeFileSync(T + "/from-cli.txt", "sent from the CLI device\n");
+	veil("a", "send", B, "--file", T + "/from-cli.txt");
+	check("reflected_outgoing_file_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => /from-cli\.txt \(25 bytes, text\/plain\)/.test(e.textContent))), await text(page, "#msgs"));
+
 	check("no_page_errors", page.problems.filter((p) => !p.includes("Content Security Policy")).length === 0, JSON.stringify(page.problems));
 });
 if (fails > 0) process.exitCode = 1;
