@@ -557,7 +557,7 @@ export class Session {
 		if (b === undefined) return undefined;
 		const cf = pb.decode(b);
 		const c = pb.str(cf, 1);
-		if (c !== undefined) return c;
+		if (c !== undefined) return /^[0-9A-Z*][0-9A-Z]{7}$/.test(c) ? c : undefined;
 		const gi = pb.bytes(cf, 3);
 		if (gi === undefined) return undefined;
 		const gf = pb.decode(gi);
