@@ -98,6 +98,8 @@ async function opened(p: Profile): Promise<void> {
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
 	p.groups ??= [];
 	await chats.load(p.contacts, p.groups);
+	// Groups that came with the link (EssentialData) are listed before their first message.
+	for (const g of p.groups) if (!g.left) await chats.ensure(groupKey(g.creator, g.gid));
 	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
 	devices.load();
 	show("chat");

@@ -1,5 +1,7 @@
 // Links the browser to an identity: node link.mjs PROFILE_DIR URL LINK PASSPHRASE [LABEL]
-// Prints "code xx-xx-xx", "id ABCDEFGH" and "problems N".
+// Prints "code xx-xx-xx", "id ABCDEFGH" and "problems N". With GROUP=g:CREATOR:GIDHEX
+// in the environment, then opens that group (made before linking) and writes
+// "hello group from the browser" in it: prints "group NAME" and "group_send STATUS".
 import { openPage, out, run, text, visible } from "./browser.mjs";
 
 const [profileDir, url, link, pass, label] = process.argv.slice(2);
@@ -18,6 +20,16 @@ await run(profileDir, async (browser) => {
 	await page.waitForFunction(() => !document.getElementById("v-chat").hidden || /failed/i.test(document.getElementById("link-status").textContent), { timeout: 60000 });
 	out("status", await text(page, "#link-status"));
 	out("id", (await text(page, "#who")).split(" ")[0]);
+	if (process.env.GROUP) {
+		const conv = `#convs button[data-peer="${process.env.GROUP}"]`;
+		await page.waitForSelector(conv, { timeout: 30000 });
+		out("group", await text(page, conv));
+		await page.click(conv);
+		await page.type("#text", "hello group from the browser");
+		await page.click("#f-send button");
+		await page.waitForFunction(() => /^(sent|not sent.*)$/.test(document.getElementById("send-status")?.textContent ?? ""), { timeout: 60000 });
+		out("group_send", await text(page, "#send-status"));
+	}
 	out("problems", page.problems.length);
 	for (const p of page.problems) out("problem", p);
 });

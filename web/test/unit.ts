@@ -144,6 +144,57 @@ if (vdir) {
 		}
 	}
 	check("join_random_input_bounded", ok);
+	// EssentialData with groups (md-d2d-join.proto: AugmentedGroup of d2d_sync.Group).
+	const W = (): pb.Writer => new pb.Writer();
+	const grpMsg = (creator: string, gid: bigint, name: string, state: number, members: string[]): Uint8Array => {
+		const ids = W();
+		for (const m of members) ids.string(1, m);
+		const gr = W().bytes(1, W().fixed64(1, gid).string(2, creator).finish()).string(2, name).uint(3, 1n);
+		if (state !== 0) gr.uint(6, state);
+		return W().bytes(1, gr.bytes(8, ids.finish()).finish()).finish();
+	};
+	const essential = (groups: Uint8Array[]): Uint8Array => {
+		const e = W()
+			.bytes(2, W().string(1, "ABCDEFGH").bytes(2, new Uint8Array(32)).bytes(3, new Uint8Array(16)).string(4, "a").finish())
+			.bytes(3, W().bytes(1, new Uint8Array(32)).finish());
+		for (const g of groups) e.bytes(8, g);
+		return W().bytes(3, e.finish()).finish();
+	};
+	const ed = parseEdToNd(
+		essential([
+			grpMsg("ZZZZZZZZ", 0xfedcba9876543210n, "Hikers", 0, ["ZZZZZZZZ", "ABCDEFGH", "BBBBBBBB", "BBBBBBBB"]),
+			grpMsg("ABCDEFGH", 7n, "Old", 2, ["CCCCCCCC"]),
+			grpMsg("ABCDEFGH", 7n, "Again", 0, ["CCCCCCCC"]),
+		]),
+	);
+	const gs = ed.kind === "essential" ? ed.essential.groups : [];
+	check(
+		"join_groups_imported",
+		gs.length === 2 &&
+			gs[0].creator === "ZZZZZZZZ" &&
+			gs[0].gid === 0xfedcba9876543210n &&
+			gs[0].name === "Hikers" &&
+			gs[0].members.join() === "ABCDEFGH,BBBBBBBB" &&
+			!gs[0].left &&
+			gs[1].left &&
+			gs[1].name === "Old",
+	);
+	check("join_no_groups", (() => {
+		const x = parseEdToNd(essential([]));
+		return x.kind === "essential" && x.essential.groups.length === 0;
+	})());
+	check("join_group_bad_member_refused", throws(() => parseEdToNd(essential([grpMsg("ZZZZZZZZ", 1n, "x", 0, ["bad"])]))));
+	check("join_group_too_many_members_refused", throws(() => parseEdToNd(essential([grpMsg("ZZZZZZZZ", 1n, "x", 0, Array.from({ length: 257 }, (_, i) => "M" + String(i).padStart(7, "0")))]))));
+	check("join_group_without_identity_refused", throws(() => parseEdToNd(essential([W().bytes(1, W().string(2, "x").finish()).finish()]))));
+	ok = true;
+	for (let n = 0; n < 2000; n++) {
+		try {
+			parseEdToNd(essential([sodium.randombytes_buf(sodium.randombytes_uniform(64))]));
+		} catch (e) {
+			if (!(e instanceof pb.PbError)) ok = false;
+		}
+	}
+	check("join_group_random_input_bounded", ok);
 }
 
 // Contact fingerprints: SHA-256 of the key, 16 bytes in groups of four hex digits (veil contact show).
