@@ -4,7 +4,9 @@
 # veild's /app/ page, both show the same confirmation code, the browser
 # registers with the mediator and the CLI lists it as a second device. A group
 # that A made before the link comes with it: the browser lists it and writes
-# in it, and the member B gets that message.
+# in it, and the member B gets that message. The page draws the pasted link's
+# QR code (its modules are checked in web_unit.sh) and this identity's, whose
+# text is what `veil qr --text` prints.
 set -u
 . "$(dirname "$0")/lib.sh"
 if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
@@ -38,6 +40,10 @@ check no_page_problems grep -q '^problems 0$' "$T/browser.out"
 check browser_lists_old_group grep -q '^group Climbers (group)' "$T/browser.out"
 check browser_sent_to_old_group grep -q '^group_send sent$' "$T/browser.out"
 check member_gets_browser_group_text bash -c "VEIL_HOME=$T/b $BIN/veil recv | grep -q 'hello group from the browser'"
+check link_qr_shows_link grep -qxF "link_qr_text $LINK" "$T/browser.out"
+check link_qr_labelled grep -q '^link_qr_label QR code of the join link img [0-9][0-9]' "$T/browser.out"
+check link_qr_hidden_after_link grep -q '^link_qr_hidden true$' "$T/browser.out"
+check own_qr_as_cli bash -c "grep -qxF \"my_qr_text \$(VEIL_HOME=$T/a $BIN/veil qr --text)\" $T/browser.out"
 check two_devices bash -c "VEIL_HOME=$T/a $BIN/veil device list | grep -q 'my browser'"
 check web_platform bash -c "VEIL_HOME=$T/a $BIN/veil device list --json | grep -q 'Veil web'"
 [ "$fails" = 0 ] || { cat "$T/browser.out" "$T/browser.err"; tail -5 "$T/link.err"; }

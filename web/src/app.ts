@@ -5,6 +5,7 @@ import { Contacts } from "./contacts";
 import { Devices } from "./devices";
 import { groupKey, isGroupKey } from "./groups";
 import { Notifier } from "./notify";
+import { showOwnQr, wireLinkQr } from "./qrview";
 import { Search } from "./search";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
@@ -101,6 +102,7 @@ async function opened(p: Profile): Promise<void> {
 	// Groups that came with the link (EssentialData) are listed before their first message.
 	for (const g of p.groups) if (!g.left) await chats.ensure(groupKey(g.creator, g.gid));
 	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
+	showOwnQr(p.identity, sodium.crypto_scalarmult_base(p.ck));
 	devices.load();
 	show("chat");
 	void connect(p);
@@ -194,6 +196,7 @@ function onLock(): void {
 	s?.close();
 	chats.clear();
 	contacts.clear();
+	showOwnQr(undefined);
 	devices.clear();
 	notifier.closeAll();
 	search.clear();
@@ -245,6 +248,7 @@ async function main(): Promise<void> {
 	$("f-link").addEventListener("submit", (e) => void onLink(e));
 	$("f-unlock").addEventListener("submit", (e) => void onUnlock(e));
 	$("lock").addEventListener("click", onLock);
+	wireLinkQr();
 	show((await store.exists()) ? "unlock" : "link");
 }
 

@@ -12,6 +12,8 @@ import * as grp from "../src/groups";
 import { parseEdToNd } from "../src/join";
 import * as pb from "../src/pb";
 import { parseLink } from "../src/rendezvous";
+import { encode as qrEncode, QR_MAX_BYTES } from "../src/qr";
+import { execFileSync } from "node:child_process";
 
 let fails = 0;
 function check(name: string, ok: boolean): void {
@@ -222,6 +224,39 @@ if (vdir) {
 	check("group_setup_too_many_refused", throws(() => grp.parseSetup(te.encode("AAAAAAAA".repeat(257)), "C")));
 	check("group_setup_bad_id_refused", throws(() => grp.parseSetup(te.encode("aaaaaaaa"), "C")));
 	check("group_name_long_refused", throws(() => grp.parseName(new Uint8Array(257))) && grp.parseName(te.encode("Hikers")) === "Hikers");
+}
+
+// The QR encoder against libqrencode (tests/tools/qr_modules, as `veil` draws), module by module:
+// texts of every version 1-40 at level M, a join link, a 3mid text, UTF-8, random bytes as hex.
+{
+	const tool = process.argv[3];
+	const texts: string[] = ["a", "hello", "3mid:ABCDEFGH," + "0123456789abcdef".repeat(4), "Grüße, 世界 ✓"];
+	texts.push("threema://device-group/join#" + sodium.to_base64(sodium.randombytes_buf(150), sodium.base64_variants.URLSAFE_NO_PADDING));
+	const caps = [14, 26, 42, 62, 84, 106, 122, 152, 180, 213, 251, 287, 331, 362, 412, 450, 504, 560, 624, 666, 711, 779, 857, 911, 997, 1059, 1125, 1190, 1264, 1370, 1452, 1538, 1628, 1722, 1809, 1911, 1989, 2099, 2213, 2331];
+	const rnd = (n: number): string => hex(sodium.randombytes_buf(Math.ceil(n / 2))).slice(0, n);
+	for (const c of caps) texts.push(rnd(c), rnd(c + 1 <= QR_MAX_BYTES ? c + 1 : c));
+	for (let k = 0; k < 40; k++) texts.push(rnd(1 + sodium.randombytes_uniform(300)));
+	let ok = tool !== undefined;
+	let versions = new Set<number>();
+	let detail = "";
+	if (ok) {
+		const lines = execFileSync(tool, { input: texts.join("\n") + "\n", encoding: "utf8", maxBuffer: 64 << 20 }).trim().split("\n");
+		ok = lines.length === texts.length;
+		texts.forEach((t, i) => {
+			const [v, w, bits] = (lines[i] ?? "").split(" ");
+			const q = qrEncode(t);
+			let mine = "";
+			for (let y = 0; y < q.size; y++) for (let x = 0; x < q.size; x++) mine += q.dark(x, y) ? "1" : "0";
+			versions.add(q.version);
+			if (String(q.version) !== v || String(q.size) !== w || mine !== bits) {
+				if (ok) detail = `text ${i} (${new TextEncoder().encode(t).length} bytes): C v${v}, mine v${q.version} mask ${q.mask}`;
+				ok = false;
+			}
+		});
+	}
+	check("qr_matches_libqrencode", ok && versions.size === 40);
+	if (!ok) console.log("  " + (tool === undefined ? "no qr_modules tool given" : detail));
+	check("qr_too_long_refused", throws(() => qrEncode("x".repeat(QR_MAX_BYTES + 1))));
 }
 
 process.exitCode = fails === 0 ? 0 : 1;
