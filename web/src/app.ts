@@ -6,6 +6,7 @@ import { Devices } from "./devices";
 import { groupKey, isGroupKey } from "./groups";
 import { Notifier } from "./notify";
 import { showOwnQr, wireLinkQr } from "./qrview";
+import { wireNewId } from "./newid";
 import { Search } from "./search";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
@@ -249,6 +250,7 @@ async function main(): Promise<void> {
 	$("f-unlock").addEventListener("submit", (e) => void onUnlock(e));
 	$("lock").addEventListener("click", onLock);
 	wireLinkQr();
+	wireNewId({ create: (pass) => store.create(pass), save: (x) => store.put("profile", x), opened });
 	show((await store.exists()) ? "unlock" : "link");
 }
 
