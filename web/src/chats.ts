@@ -6,8 +6,11 @@ import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
 import type { ChatMessage } from "./session";
 import type { Store } from "./store";
+import { VList } from "./vlist";
 
 const KEEP = 10000;
+/** The newest messages of a conversation, also kept in a small record of their own ("tail:PEER") so that opening shows them before the whole history is read. */
+const TAIL = 100;
 const SEARCH_MAX = 100;
 
 const norm = (s: string): string => s.normalize("NFKC").toLocaleLowerCase();
@@ -26,8 +29,16 @@ export class Chats {
 	open: string | undefined;
 	private contacts: Contact[] = [];
 	private groups: Group[] = [];
+	private list: VList<ChatMessage> | undefined;
+	/** The message a search result revealed ("dir:id"), marked while its conversation stays open. */
+	private hit = "";
 
 	constructor(private store: Store) {}
+
+	private vlist(): VList<ChatMessage> {
+		this.list ??= new VList($("msgs"), (m) => this.row(m));
+		return this.list;
+	}
 
 	async load(contacts: Contact[], groups: Group[]): Promise<void> {
 		this.contacts = contacts;
@@ -66,6 +77,7 @@ export class Chats {
 		list.sort((a, b) => a.date - b.date);
 		if (list.length > KEEP) list.splice(0, list.length - KEEP);
 		await this.store.put("conv:" + msg.peer, list);
+		await this.store.put("tail:" + msg.peer, list.slice(-TAIL));
 		let e = this.index.peers.find((x) => x.peer === msg.peer);
 		if (e === undefined) {
 			e = { peer: msg.peer, unread: 0, last: 0 };
@@ -75,7 +87,11 @@ export class Chats {
 		if (msg.dir === "in" && (this.open !== msg.peer || document.hidden)) e.unread++;
 		await this.store.put("convs", this.index);
 		this.render();
-		if (this.open === msg.peer) await this.renderChat();
+		if (this.open === msg.peer) {
+			await this.renderChat();
+			// The list is re-rendered as it scrolls, so it is not a live region: new messages are told here.
+			if (msg.dir === "in") $("msg-live").textContent = (msg.from !== undefined ? this.name(msg.from) : this.name(msg.peer)) + ": " + msg.text;
+		}
 		return true;
 	}
 
@@ -90,6 +106,7 @@ export class Chats {
 	}
 
 	async openChat(peer: string): Promise<void> {
+		if (this.open !== peer) this.hit = "";
 		this.open = peer;
 		let e = this.index.peers.find((x) => x.peer === peer);
 		if (e === undefined) {
@@ -130,17 +147,34 @@ export class Chats {
 	private async renderChat(): Promise<void> {
 		if (this.open === undefined) return;
 		$("h-chat").textContent = this.name(this.open);
-		const ol = $("msgs");
-		ol.replaceChildren();
-		for (const m of await this.messages(this.open)) {
-			const li = document.createElement("li");
-			li.className = m.dir;
-			li.dataset.id = m.id;
-			li.textContent = m.from !== undefined ? this.name(m.from) + ": " + m.text : m.text;
-			li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
-			ol.append(li);
+		const v = this.vlist();
+		const peer = this.open;
+		if (!this.cache.has(peer)) {
+			// Not read yet: the newest messages first (one small record), then the whole history.
+			const tail = await this.store.get<ChatMessage[]>("tail:" + peer);
+			if (tail !== undefined && this.open === peer && !this.cache.has(peer)) {
+				v.set(tail, true);
+				this.shown = peer;
+			}
 		}
-		ol.scrollTop = ol.scrollHeight;
+		const msgs = await this.messages(peer);
+		if (this.open !== peer) return;
+		// Only the rows in view are built (web/src/vlist.ts); a new message keeps the end in view.
+		v.set(msgs, this.shown !== this.open || v.atEnd());
+		this.shown = this.open;
+		$("msgs").setAttribute("aria-label", "Messages, " + msgs.length + " in all");
+	}
+
+	private shown: string | undefined;
+
+	private row(m: ChatMessage): HTMLElement {
+		const li = document.createElement("li");
+		li.className = m.dir;
+		if (this.hit === m.dir + ":" + m.id) li.classList.add("hit");
+		li.dataset.id = m.id;
+		li.textContent = m.from !== undefined ? this.name(m.from) + ": " + m.text : m.text;
+		li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
+		return li;
 	}
 
 	/**
@@ -160,14 +194,12 @@ export class Chats {
 	/** Opens peer's conversation with the message id marked and in view. */
 	async reveal(peer: string, id: string, dir: string): Promise<void> {
 		await this.openChat(peer);
-		for (const li of $("msgs").querySelectorAll("li")) {
-			const e = li as HTMLElement;
-			if (e.dataset.id === id && e.classList.contains(dir)) {
-				e.classList.add("hit");
-				e.tabIndex = -1;
-				e.scrollIntoView({ block: "center" });
-				e.focus();
-			}
+		this.hit = dir + ":" + id;
+		const i = (await this.messages(peer)).findIndex((m) => m.id === id && m.dir === dir);
+		const e = i >= 0 ? this.vlist().scrollTo(i) : undefined;
+		if (e !== undefined) {
+			e.tabIndex = -1;
+			e.focus();
 		}
 	}
 
@@ -175,8 +207,10 @@ export class Chats {
 		this.cache.clear();
 		this.index = { peers: [] };
 		this.open = undefined;
+		this.shown = undefined;
+		this.hit = "";
 		$("convs").replaceChildren();
-		$("msgs").replaceChildren();
+		this.vlist().clear();
 		$("h-chat").textContent = "No conversation open";
 		($("f-send") as HTMLFormElement).hidden = true;
 	}
