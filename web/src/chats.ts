@@ -44,7 +44,8 @@ export class Chats {
 		this.contacts = contacts;
 		this.groups = groups;
 		this.index = (await this.store.get<Index>("convs")) ?? { peers: [] };
-		this.cache.clear();
+		this.cache = new Map();
+		this.loading = new Map();
 		this.open = undefined;
 		this.render();
 	}
@@ -60,13 +61,29 @@ export class Chats {
 		return n ? n + " (" + peer + ")" : peer;
 	}
 
+	/** Reads in progress: every caller of one conversation gets the same array (two reads would each take a copy, and the later write would drop what the other added). */
+	private loading = new Map<string, Promise<ChatMessage[]>>();
+
 	private async messages(peer: string): Promise<ChatMessage[]> {
-		let m = this.cache.get(peer);
-		if (m === undefined) {
-			m = (await this.store.get<ChatMessage[]>("conv:" + peer)) ?? [];
-			this.cache.set(peer, m);
+		const m = this.cache.get(peer);
+		if (m !== undefined) return m;
+		let l = this.loading.get(peer);
+		if (l === undefined) {
+			const cache = this.cache;
+			l = this.store.get<ChatMessage[]>("conv:" + peer).then((x) => {
+				const list = x ?? [];
+				// Kept unless the view was cleared (locked, or loaded anew) meanwhile.
+				if (this.cache === cache) cache.set(peer, list);
+				return list;
+			});
+			this.loading.set(peer, l);
+			const loading = this.loading;
+			const done = (): void => {
+				if (loading.get(peer) === l) loading.delete(peer);
+			};
+			l.then(done, done);
 		}
-		return m;
+		return l;
 	}
 
 	/** Adds a message (once); false if it was there already. */
@@ -204,7 +221,8 @@ export class Chats {
 	}
 
 	clear(): void {
-		this.cache.clear();
+		this.cache = new Map();
+		this.loading = new Map();
 		this.index = { peers: [] };
 		this.open = undefined;
 		this.shown = undefined;
