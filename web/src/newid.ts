@@ -55,10 +55,14 @@ export function tokenResponse(sk: Uint8Array, tokenRespPk: Uint8Array, token: Ui
 	return r;
 }
 
-/** Asks the directory for a new ID for the key pair's public key. */
-export async function createIdentity(directoryUrl: string, pk: Uint8Array, sk: Uint8Array): Promise<string> {
+const INVITE_MAX = 64;
+
+/** Asks the directory for a new ID for the key pair's public key (with an invite code where the server wants one). */
+export async function createIdentity(directoryUrl: string, pk: Uint8Array, sk: Uint8Array, invite = ""): Promise<string> {
 	const url = directoryUrl + "identity/create";
 	const req: Record<string, string> = { publicKey: sodium.to_base64(pk, b64) };
+	if (invite.length > INVITE_MAX) throw new Error("that is not an invite code");
+	if (invite !== "") req.invite = invite;
 	const ch = await post(url, req);
 	if (typeof ch.token !== "string" || typeof ch.tokenRespKeyPub !== "string" || ch.token.length > TOKEN_MAX)
 		throw new Error("the directory's challenge lacks a usable token");
@@ -81,14 +85,14 @@ export type NewIdEvents = {
 };
 
 /** A new identity with this browser as the first device of its device group; returns the saved, registered profile. */
-export async function newIdentity(nickname: string, label: string, ev: NewIdEvents): Promise<Profile> {
+export async function newIdentity(nickname: string, label: string, invite: string, ev: NewIdEvents): Promise<Profile> {
 	if (new TextEncoder().encode(nickname).length > NICK_MAX) throw new Error("the nickname is too long");
 	const prov = await provisioning();
 	const kp = sodium.crypto_box_keypair();
 	ev.status("asking the directory for a new ID");
 	let identity: string;
 	try {
-		identity = await createIdentity(prov.directoryUrl, kp.publicKey, kp.privateKey);
+		identity = await createIdentity(prov.directoryUrl, kp.publicKey, kp.privateKey, invite);
 	} catch (e) {
 		wipe(kp.privateKey);
 		throw e;
@@ -153,8 +157,11 @@ export function wireNewId(app: { create: (pass: string) => Promise<void>; save: 
 			try {
 				const pass = $<HTMLInputElement>("newid-pass");
 				await app.create(pass.value);
+				const p = await newIdentity($<HTMLInputElement>("newid-nick").value.trim(), $<HTMLInputElement>("newid-label").value, $<HTMLInputElement>("newid-invite").value.trim(), {
+					status: (s) => say(s),
+					save: app.save,
+				});
 				pass.value = "";
-				const p = await newIdentity($<HTMLInputElement>("newid-nick").value.trim(), $<HTMLInputElement>("newid-label").value, { status: (s) => say(s), save: app.save });
 				say("created " + p.identity);
 				await app.opened(p);
 			} catch (e) {

@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { openPage, run, text, visible } from "./browser.mjs";
 
-const { T, BIN, URL, B } = process.env;
+const { T, BIN, URL, B, INVITE } = process.env;
 const PASS = "a new passphrase";
 let fails = 0;
 function check(name, ok, detail) {
@@ -28,6 +28,10 @@ await run(T + "/chrome", async (browser) => {
 	await visible(page, "#v-link");
 	await page.type("#newid-nick", "Webby");
 	await page.type("#newid-pass", PASS);
+	// The server wants an invite code: refused without, created with it.
+	await page.click("#f-newid button");
+	check("refused_without_invite", await waitText(page, "#newid-status", "^Creating the identity failed: .*invite", 60000), await text(page, "#newid-status"));
+	await page.type("#newid-invite", INVITE);
 	await page.click("#f-newid button");
 	check("created", await waitText(page, "#newid-status", "^created [0-9A-Z]{8}$", 60000), await text(page, "#newid-status"));
 	const id = (await text(page, "#newid-status")).split(" ")[1] ?? "";
