@@ -127,6 +127,7 @@ async function benchOpen() {
 		check("open_virtualised", res.rows > 0 && res.rows < Math.min(n, 400), res.rows);
 		check("open_shows_last", res.lastText?.startsWith("message " + (n - 1) + " ") && res.lastPos === String(n) && res.setsize === String(n), JSON.stringify(res));
 		check("open_labelled", res.label === "Messages, " + n + " in all", res.label);
+		check("scroll_keeps_rows_and_focus", res.rowsKept === true);
 		check("concurrent_adds_kept_once", res.kept === "1,2,3", res.kept);
 		check("open_keyboard_reaches_first", res.focusable && res.firstAfterHome === "message 0" && res.firstPos === "1", JSON.stringify(res));
 	}

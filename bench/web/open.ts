@@ -83,9 +83,16 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 	const lastRow = rows[rows.length - 1];
 	// The first message, far above: reached by the keyboard's Home (scrollTop 0) and rendered there.
 	ol.focus();
+	const focusable = ol.tabIndex === 0 && document.activeElement === ol;
 	ol.scrollTop = 0;
 	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
 	const firstRow = ol.querySelector("li:not(.spacer)") as HTMLElement | null;
+	// A small scroll keeps the rendered rows (and so the focus on one of them).
+	firstRow?.setAttribute("tabindex", "-1");
+	firstRow?.focus();
+	ol.scrollTop += 5;
+	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
+	const rowsKept = firstRow?.isConnected === true && document.activeElement === firstRow;
 	// Not a time: messages added at once to a conversation not read yet are all kept, once each.
 	const race = "RACEPEER";
 	await chats.load([], []);
@@ -96,6 +103,7 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 	await chats.load([], []);
 	return {
 		kept,
+		rowsKept,
 		ms,
 		fullMs,
 		readMs,
@@ -105,7 +113,7 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 		lastPos: lastRow?.getAttribute("aria-posinset"),
 		lastText: lastRow?.textContent,
 		label: ol.getAttribute("aria-label"),
-		focusable: ol.tabIndex === 0 && document.activeElement === ol,
+		focusable,
 		firstAfterHome: firstRow?.textContent?.split(" ").slice(0, 2).join(" "),
 		firstPos: firstRow?.getAttribute("aria-posinset"),
 	};

@@ -27,10 +27,11 @@ export class VList<T> {
 		this.bottom = VList.spacer();
 		el.tabIndex = 0;
 		el.addEventListener("scroll", () => {
-			if (this.frame === 0) this.frame = requestAnimationFrame(() => {
-				this.frame = 0;
-				this.paint();
-			});
+			if (this.frame === 0)
+				this.frame = requestAnimationFrame(() => {
+					this.frame = 0;
+					this.paint(false);
+				});
 		});
 	}
 
@@ -48,6 +49,7 @@ export class VList<T> {
 	/** Shows items (the list keeps the array, not a copy); at the end if atEnd, else where it was. */
 	set(items: readonly T[], atEnd: boolean): void {
 		this.items = items;
+		this.painted = undefined;
 		if (atEnd) this.scrollTo(items.length - 1, "end");
 		else this.paint();
 	}
@@ -83,18 +85,26 @@ export class VList<T> {
 
 	clear(): void {
 		this.items = [];
+		this.painted = undefined;
 		this.first = this.last = 0;
 		this.el.replaceChildren();
 	}
 
-	private paint(): void {
-		this.paintAt(this.el.scrollTop, this.el.clientHeight || 400);
+	/** What the DOM shows: rows first..last of this array (undefined: build anew). */
+	private painted: { items: readonly T[]; n: number; first: number; last: number } | undefined;
+
+	/** Renders the rows around the scroll position; with force false, only if they differ from the rendered ones (so scrolling keeps the elements, and focus, of rows that stay). */
+	private paint(force = true): void {
+		this.paintAt(this.el.scrollTop, this.el.clientHeight || 400, force);
 	}
 
-	private paintAt(scrollTop: number, view: number): void {
+	private paintAt(scrollTop: number, view: number, force = true): void {
 		const n = this.items.length;
 		const first = Math.max(0, Math.floor((scrollTop - OVERSCAN_PX) / this.rowH));
 		const last = Math.min(n, Math.ceil((scrollTop + view + OVERSCAN_PX) / this.rowH));
+		const was = this.painted;
+		if (!force && was !== undefined && was.items === this.items && was.n === n && was.first === first && was.last === last) return;
+		this.painted = { items: this.items, n, first, last };
 		const rows: HTMLElement[] = [];
 		for (let i = first; i < last; i++) {
 			const r = this.make(this.items[i]);
