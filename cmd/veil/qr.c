@@ -1,4 +1,5 @@
-/* veil qr: the own QR code ("3mid:ID,KEYHEX") in the terminal, with libqrencode. */
+/* veil qr: the own QR code ("3mid:ID,KEYHEX") in the terminal, with libqrencode
+ * (8-bit mode, level M, as the browser's web/src/qr.ts draws the same texts). */
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +30,7 @@ static void print_qr(FILE *f, const QRcode *q)
 
 int cli_qr_print(FILE *f, const char *text)
 {
-	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	QRcode *q = QRcode_encodeString8bit(text, 0, QR_ECLEVEL_M);
 	if (q == NULL)
 		return -1;
 	print_qr(f, q);
@@ -55,7 +56,7 @@ int cmd_qr(int argc, char **argv)
 	if (rc != 0)
 		return cli_err("cannot build the QR text");
 	if (!text_only) {
-		QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+		QRcode *q = QRcode_encodeString8bit(text, 0, QR_ECLEVEL_M);
 		if (q == NULL)
 			return cli_err("cannot encode the QR code");
 		print_qr(stdout, q);

@@ -7,6 +7,8 @@ import { initFileSend } from "./filesend";
 import { forget as forgetFiles } from "./fileview";
 import { groupKey, isGroupKey } from "./groups";
 import { Notifier } from "./notify";
+import { showOwnQr, wireLinkQr } from "./qrview";
+import { wireNewId } from "./newid";
 import { Search } from "./search";
 import { join, type Profile } from "./link";
 import { Session } from "./session";
@@ -101,7 +103,10 @@ async function opened(p: Profile): Promise<void> {
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
 	p.groups ??= [];
 	await chats.load(p.contacts, p.groups);
+	// Groups that came with the link (EssentialData) are listed before their first message.
+	for (const g of p.groups) if (!g.left) await chats.ensure(groupKey(g.creator, g.gid));
 	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
+	showOwnQr(p.identity, sodium.crypto_scalarmult_base(p.ck));
 	devices.load();
 	show("chat");
 	void connect(p);
@@ -196,6 +201,7 @@ function onLock(): void {
 	chats.clear();
 	forgetFiles();
 	contacts.clear();
+	showOwnQr(undefined);
 	devices.clear();
 	notifier.closeAll();
 	search.clear();
@@ -256,6 +262,8 @@ async function main(): Promise<void> {
 	$("f-link").addEventListener("submit", (e) => void onLink(e));
 	$("f-unlock").addEventListener("submit", (e) => void onUnlock(e));
 	$("lock").addEventListener("click", onLock);
+	wireLinkQr();
+	wireNewId({ create: (pass) => store.create(pass), save: (x) => store.put("profile", x), opened });
 	show((await store.exists()) ? "unlock" : "link");
 }
 

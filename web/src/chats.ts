@@ -7,10 +7,13 @@ import type { Contact } from "./link";
 import { beginRender, renderFile } from "./fileview";
 import type { ChatMessage, OutState } from "./session";
 import type { Store } from "./store";
+import { VList } from "./vlist";
 
 const KEEP = 10000;
 const STATE_RANK: Record<OutState, number> = { sent: 1, delivered: 2, read: 3 };
 const STATE_ICON: Record<OutState, string> = { sent: "✓", delivered: "✓✓", read: "✓✓" };
+/** The newest messages of a conversation, also kept in a small record of their own ("tail:PEER") so that opening shows them before the whole history is read. */
+const TAIL = 100;
 const SEARCH_MAX = 100;
 
 const norm = (s: string): string => s.normalize("NFKC").toLocaleLowerCase();
@@ -35,14 +38,23 @@ export class Chats {
 	 */
 	private pendingRead = new Set<string>();
 	onRead: (peer: string, ids: string[]) => Promise<void> = async () => undefined;
+	private list: VList<ChatMessage> | undefined;
+	/** The message a search result revealed ("dir:id"), marked while its conversation stays open. */
+	private hit = "";
 
 	constructor(private store: Store) {}
+
+	private vlist(): VList<ChatMessage> {
+		this.list ??= new VList($("msgs"), (m) => this.row(m));
+		return this.list;
+	}
 
 	async load(contacts: Contact[], groups: Group[]): Promise<void> {
 		this.contacts = contacts;
 		this.groups = groups;
 		this.index = (await this.store.get<Index>("convs")) ?? { peers: [] };
-		this.cache.clear();
+		this.cache = new Map();
+		this.loading = new Map();
 		this.open = undefined;
 		this.render();
 	}
@@ -58,13 +70,29 @@ export class Chats {
 		return n ? n + " (" + peer + ")" : peer;
 	}
 
+	/** Reads in progress: every caller of one conversation gets the same array (two reads would each take a copy, and the later write would drop what the other added). */
+	private loading = new Map<string, Promise<ChatMessage[]>>();
+
 	private async messages(peer: string): Promise<ChatMessage[]> {
-		let m = this.cache.get(peer);
-		if (m === undefined) {
-			m = (await this.store.get<ChatMessage[]>("conv:" + peer)) ?? [];
-			this.cache.set(peer, m);
+		const m = this.cache.get(peer);
+		if (m !== undefined) return m;
+		let l = this.loading.get(peer);
+		if (l === undefined) {
+			const cache = this.cache;
+			l = this.store.get<ChatMessage[]>("conv:" + peer).then((x) => {
+				const list = x ?? [];
+				// Kept unless the view was cleared (locked, or loaded anew) meanwhile.
+				if (this.cache === cache) cache.set(peer, list);
+				return list;
+			});
+			this.loading.set(peer, l);
+			const loading = this.loading;
+			const done = (): void => {
+				if (loading.get(peer) === l) loading.delete(peer);
+			};
+			l.then(done, done);
 		}
-		return m;
+		return l;
 	}
 
 	/** Adds a message (once); false if it was there already. */
@@ -75,6 +103,7 @@ export class Chats {
 		list.sort((a, b) => a.date - b.date);
 		if (list.length > KEEP) list.splice(0, list.length - KEEP);
 		await this.store.put("conv:" + msg.peer, list);
+		await this.store.put("tail:" + msg.peer, list.slice(-TAIL));
 		let e = this.index.peers.find((x) => x.peer === msg.peer);
 		if (e === undefined) {
 			e = { peer: msg.peer, unread: 0, last: 0 };
@@ -84,7 +113,11 @@ export class Chats {
 		if (msg.dir === "in" && (this.open !== msg.peer || document.hidden)) e.unread++;
 		await this.store.put("convs", this.index);
 		this.render();
-		if (this.open === msg.peer) await this.renderChat();
+		if (this.open === msg.peer) {
+			await this.renderChat();
+			// The list is re-rendered as it scrolls, so it is not a live region: new messages are told here.
+			if (msg.dir === "in") $("msg-live").textContent = (msg.from !== undefined ? this.name(msg.from) : this.name(msg.peer)) + ": " + (msg.file !== undefined ? msg.file.name : msg.text);
+		}
 		if (msg.dir === "in" && this.open === msg.peer && !document.hidden) void this.readOpen(msg.peer);
 		return true;
 	}
@@ -154,6 +187,7 @@ export class Chats {
 	}
 
 	async openChat(peer: string): Promise<void> {
+		if (this.open !== peer) this.hit = "";
 		this.open = peer;
 		let e = this.index.peers.find((x) => x.peer === peer);
 		if (e === undefined) {
@@ -200,30 +234,48 @@ export class Chats {
 	private async renderChat(): Promise<void> {
 		if (this.open === undefined) return;
 		$("h-chat").textContent = this.name(this.open);
-		const ol = $("msgs");
-		ol.replaceChildren();
+		const v = this.vlist();
+		const peer = this.open;
+		// The rows are built anew: the thumbnails of the old ones are no longer watched.
 		beginRender();
-		for (const m of await this.messages(this.open)) {
-			const li = document.createElement("li");
-			li.className = m.dir;
-			li.dataset.id = m.id;
-			const prefix = m.from !== undefined ? this.name(m.from) + ": " : "";
-			if (m.file !== undefined) renderFile(li, m.file, prefix);
-			else li.textContent = prefix + m.text;
-			if (m.dir === "out" && m.state !== undefined) {
-				// The state as words for screen readers; the ticks are drawn by CSS.
-				const st = document.createElement("span");
-				st.className = "state " + m.state;
-				st.setAttribute("role", "img");
-				st.setAttribute("aria-label", m.state);
-				st.dataset.icon = STATE_ICON[m.state];
-				li.dataset.state = m.state;
-				li.append(st);
+		if (!this.cache.has(peer)) {
+			// Not read yet: the newest messages first (one small record), then the whole history.
+			const tail = await this.store.get<ChatMessage[]>("tail:" + peer);
+			if (tail !== undefined && this.open === peer && !this.cache.has(peer)) {
+				v.set(tail, true);
+				this.shown = peer;
 			}
-			li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
-			ol.append(li);
 		}
-		ol.scrollTop = ol.scrollHeight;
+		const msgs = await this.messages(peer);
+		if (this.open !== peer) return;
+		// Only the rows in view are built (web/src/vlist.ts); a new message keeps the end in view.
+		v.set(msgs, this.shown !== this.open || v.atEnd());
+		this.shown = this.open;
+		$("msgs").setAttribute("aria-label", "Messages, " + msgs.length + " in all");
+	}
+
+	private shown: string | undefined;
+
+	private row(m: ChatMessage): HTMLElement {
+		const li = document.createElement("li");
+		li.className = m.dir;
+		if (this.hit === m.dir + ":" + m.id) li.classList.add("hit");
+		li.dataset.id = m.id;
+		const prefix = m.from !== undefined ? this.name(m.from) + ": " : "";
+		if (m.file !== undefined) renderFile(li, m.file, prefix);
+		else li.textContent = prefix + m.text;
+		if (m.dir === "out" && m.state !== undefined) {
+			// The state as words for screen readers; the ticks are drawn by CSS.
+			const st = document.createElement("span");
+			st.className = "state " + m.state;
+			st.setAttribute("role", "img");
+			st.setAttribute("aria-label", m.state);
+			st.dataset.icon = STATE_ICON[m.state];
+			li.dataset.state = m.state;
+			li.append(st);
+		}
+		li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
+		return li;
 	}
 
 	/**
@@ -243,23 +295,24 @@ export class Chats {
 	/** Opens peer's conversation with the message id marked and in view. */
 	async reveal(peer: string, id: string, dir: string): Promise<void> {
 		await this.openChat(peer);
-		for (const li of $("msgs").querySelectorAll("li")) {
-			const e = li as HTMLElement;
-			if (e.dataset.id === id && e.classList.contains(dir)) {
-				e.classList.add("hit");
-				e.tabIndex = -1;
-				e.scrollIntoView({ block: "center" });
-				e.focus();
-			}
+		this.hit = dir + ":" + id;
+		const i = (await this.messages(peer)).findIndex((m) => m.id === id && m.dir === dir);
+		const e = i >= 0 ? this.vlist().scrollTo(i) : undefined;
+		if (e !== undefined) {
+			e.tabIndex = -1;
+			e.focus();
 		}
 	}
 
 	clear(): void {
-		this.cache.clear();
+		this.cache = new Map();
+		this.loading = new Map();
 		this.index = { peers: [] };
 		this.open = undefined;
+		this.shown = undefined;
+		this.hit = "";
 		$("convs").replaceChildren();
-		$("msgs").replaceChildren();
+		this.vlist().clear();
 		$("h-chat").textContent = "No conversation open";
 		($("f-send") as HTMLFormElement).hidden = true;
 	}

@@ -1,9 +1,13 @@
 // The device join messages (proto/md-d2d-join.proto, proto/md-d2d-sync.proto):
 // what the existing device sends (Begin, BlobData, EssentialData) and the
 // one answer of the new device (Registered).
+import type { Group } from "./groups";
 import * as pb from "./pb";
 
 export const MAX_CONTACTS = 10000;
+/** As include/veil/join.h: VEIL_JOIN_MAX_GROUPS, VEIL_JOIN_MAX_MEMBERS. */
+export const MAX_GROUPS = 4096;
+export const MAX_MEMBERS = 256;
 const NAME_MAX = 256;
 
 export type JoinContact = {
@@ -22,6 +26,7 @@ export type Essential = {
 	dgk: Uint8Array;
 	nickname: string;
 	contacts: JoinContact[];
+	groups: Group[];
 };
 
 export type EdToNd = { kind: "begin" } | { kind: "blob" } | { kind: "essential"; essential: Essential };
@@ -49,6 +54,29 @@ function contact(b: Uint8Array): JoinContact {
 		nickname: name(c, 6),
 		verificationLevel: Number(pb.num(c, 7) & 3n),
 	};
+}
+
+/** EssentialData.AugmentedGroup: a d2d_sync.Group (identity, name, user state, members). */
+function group(b: Uint8Array): Group {
+	const gb = pb.bytes(pb.decode(b), 1);
+	if (gb === undefined) throw new pb.PbError("group without data");
+	const gf = pb.decode(gb);
+	const gib = pb.bytes(gf, 1);
+	if (gib === undefined) throw new pb.PbError("group without identity");
+	const gi = pb.decode(gib);
+	const gidf = pb.get(gi, 1);
+	const creator = pb.str(gi, 2) ?? "";
+	if (gidf === undefined || gidf.wt !== 1 || !ID_RE.test(creator)) throw new pb.PbError("bad group identity");
+	const mb = pb.bytes(gf, 8);
+	const ms = mb !== undefined ? pb.all(pb.decode(mb, MAX_MEMBERS + 1), 1) : [];
+	if (ms.length > MAX_MEMBERS) throw new pb.PbError("too many members");
+	const members: string[] = [];
+	for (const m of ms) {
+		const id = new TextDecoder().decode(m);
+		if (!ID_RE.test(id)) throw new pb.PbError("bad member");
+		if (id !== creator && !members.includes(id)) members.push(id);
+	}
+	return { creator, gid: gidf.v, name: name(gf, 2), members, left: pb.num(gf, 6) !== 0n };
 }
 
 export function parseEdToNd(b: Uint8Array): EdToNd {
@@ -82,6 +110,10 @@ export function parseEdToNd(b: Uint8Array): EdToNd {
 	const up = pb.bytes(e, 4);
 	const cs = pb.all(e, 7);
 	if (cs.length > MAX_CONTACTS) throw new pb.PbError("too many contacts");
+	const gs = pb.all(e, 8);
+	if (gs.length > MAX_GROUPS) throw new pb.PbError("too many groups");
+	const groups: Group[] = [];
+	for (const x of gs.map(group)) if (!groups.some((y) => y.creator === x.creator && y.gid === x.gid)) groups.push(x);
 	return {
 		kind: "essential",
 		essential: {
@@ -92,6 +124,7 @@ export function parseEdToNd(b: Uint8Array): EdToNd {
 			dgk: dgk.slice(),
 			nickname: up !== undefined ? name(pb.decode(up), 1) : "",
 			contacts: cs.map(contact),
+			groups,
 		},
 	};
 }

@@ -83,6 +83,7 @@ export async function join(link: string, label: string, ev: LinkEvents): Promise
 				firstName: c.firstName,
 				level: c.verificationLevel,
 			})),
+			groups: e.groups,
 		};
 		await ev.save(p);
 		ev.status("registering with the mediator");

@@ -12,6 +12,8 @@ import * as grp from "../src/groups";
 import { parseEdToNd } from "../src/join";
 import * as pb from "../src/pb";
 import { parseLink } from "../src/rendezvous";
+import { encode as qrEncode, QR_MAX_BYTES } from "../src/qr";
+import { execFileSync } from "node:child_process";
 
 let fails = 0;
 function check(name: string, ok: boolean): void {
@@ -144,6 +146,57 @@ if (vdir) {
 		}
 	}
 	check("join_random_input_bounded", ok);
+	// EssentialData with groups (md-d2d-join.proto: AugmentedGroup of d2d_sync.Group).
+	const W = (): pb.Writer => new pb.Writer();
+	const grpMsg = (creator: string, gid: bigint, name: string, state: number, members: string[]): Uint8Array => {
+		const ids = W();
+		for (const m of members) ids.string(1, m);
+		const gr = W().bytes(1, W().fixed64(1, gid).string(2, creator).finish()).string(2, name).uint(3, 1n);
+		if (state !== 0) gr.uint(6, state);
+		return W().bytes(1, gr.bytes(8, ids.finish()).finish()).finish();
+	};
+	const essential = (groups: Uint8Array[]): Uint8Array => {
+		const e = W()
+			.bytes(2, W().string(1, "ABCDEFGH").bytes(2, new Uint8Array(32)).bytes(3, new Uint8Array(16)).string(4, "a").finish())
+			.bytes(3, W().bytes(1, new Uint8Array(32)).finish());
+		for (const g of groups) e.bytes(8, g);
+		return W().bytes(3, e.finish()).finish();
+	};
+	const ed = parseEdToNd(
+		essential([
+			grpMsg("ZZZZZZZZ", 0xfedcba9876543210n, "Hikers", 0, ["ZZZZZZZZ", "ABCDEFGH", "BBBBBBBB", "BBBBBBBB"]),
+			grpMsg("ABCDEFGH", 7n, "Old", 2, ["CCCCCCCC"]),
+			grpMsg("ABCDEFGH", 7n, "Again", 0, ["CCCCCCCC"]),
+		]),
+	);
+	const gs = ed.kind === "essential" ? ed.essential.groups : [];
+	check(
+		"join_groups_imported",
+		gs.length === 2 &&
+			gs[0].creator === "ZZZZZZZZ" &&
+			gs[0].gid === 0xfedcba9876543210n &&
+			gs[0].name === "Hikers" &&
+			gs[0].members.join() === "ABCDEFGH,BBBBBBBB" &&
+			!gs[0].left &&
+			gs[1].left &&
+			gs[1].name === "Old",
+	);
+	check("join_no_groups", (() => {
+		const x = parseEdToNd(essential([]));
+		return x.kind === "essential" && x.essential.groups.length === 0;
+	})());
+	check("join_group_bad_member_refused", throws(() => parseEdToNd(essential([grpMsg("ZZZZZZZZ", 1n, "x", 0, ["bad"])]))));
+	check("join_group_too_many_members_refused", throws(() => parseEdToNd(essential([grpMsg("ZZZZZZZZ", 1n, "x", 0, Array.from({ length: 257 }, (_, i) => "M" + String(i).padStart(7, "0")))]))));
+	check("join_group_without_identity_refused", throws(() => parseEdToNd(essential([W().bytes(1, W().string(2, "x").finish()).finish()]))));
+	ok = true;
+	for (let n = 0; n < 2000; n++) {
+		try {
+			parseEdToNd(essential([sodium.randombytes_buf(sodium.randombytes_uniform(64))]));
+		} catch (e) {
+			if (!(e instanceof pb.PbError)) ok = false;
+		}
+	}
+	check("join_group_random_input_bounded", ok);
 }
 
 // Contact fingerprints: SHA-256 of the key, 16 bytes in groups of four hex digits (veil contact show).
@@ -171,6 +224,39 @@ if (vdir) {
 	check("group_setup_too_many_refused", throws(() => grp.parseSetup(te.encode("AAAAAAAA".repeat(257)), "C")));
 	check("group_setup_bad_id_refused", throws(() => grp.parseSetup(te.encode("aaaaaaaa"), "C")));
 	check("group_name_long_refused", throws(() => grp.parseName(new Uint8Array(257))) && grp.parseName(te.encode("Hikers")) === "Hikers");
+}
+
+// The QR encoder against libqrencode (tests/tools/qr_modules, as `veil` draws), module by module:
+// texts of every version 1-40 at level M, a join link, a 3mid text, UTF-8, random bytes as hex.
+{
+	const tool = process.argv[3];
+	const texts: string[] = ["a", "hello", "3mid:ABCDEFGH," + "0123456789abcdef".repeat(4), "Grüße, 世界 ✓"];
+	texts.push("threema://device-group/join#" + sodium.to_base64(sodium.randombytes_buf(150), sodium.base64_variants.URLSAFE_NO_PADDING));
+	const caps = [14, 26, 42, 62, 84, 106, 122, 152, 180, 213, 251, 287, 331, 362, 412, 450, 504, 560, 624, 666, 711, 779, 857, 911, 997, 1059, 1125, 1190, 1264, 1370, 1452, 1538, 1628, 1722, 1809, 1911, 1989, 2099, 2213, 2331];
+	const rnd = (n: number): string => hex(sodium.randombytes_buf(Math.ceil(n / 2))).slice(0, n);
+	for (const c of caps) texts.push(rnd(c), rnd(c + 1 <= QR_MAX_BYTES ? c + 1 : c));
+	for (let k = 0; k < 40; k++) texts.push(rnd(1 + sodium.randombytes_uniform(300)));
+	let ok = tool !== undefined;
+	let versions = new Set<number>();
+	let detail = "";
+	if (ok) {
+		const lines = execFileSync(tool, { input: texts.join("\n") + "\n", encoding: "utf8", maxBuffer: 64 << 20 }).trim().split("\n");
+		ok = lines.length === texts.length;
+		texts.forEach((t, i) => {
+			const [v, w, bits] = (lines[i] ?? "").split(" ");
+			const q = qrEncode(t);
+			let mine = "";
+			for (let y = 0; y < q.size; y++) for (let x = 0; x < q.size; x++) mine += q.dark(x, y) ? "1" : "0";
+			versions.add(q.version);
+			if (String(q.version) !== v || String(q.size) !== w || mine !== bits) {
+				if (ok) detail = `text ${i} (${new TextEncoder().encode(t).length} bytes): C v${v}, mine v${q.version} mask ${q.mask}`;
+				ok = false;
+			}
+		});
+	}
+	check("qr_matches_libqrencode", ok && versions.size === 40);
+	if (!ok) console.log("  " + (tool === undefined ? "no qr_modules tool given" : detail));
+	check("qr_too_long_refused", throws(() => qrEncode("x".repeat(QR_MAX_BYTES + 1))));
 }
 
 process.exitCode = fails === 0 ? 0 : 1;

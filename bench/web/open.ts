@@ -1,0 +1,121 @@
+// In the page of bench/web/bench.mjs (the client's own index.html and CSS):
+// seeds one conversation of N messages into a new encrypted store, then
+// opens it R times with the client's Chats (cold: nothing cached, the
+// records are read and decrypted each time) and measures each opening with
+// the performance API: from the call to the first frame after the rows
+// entered the list, and to the whole history in place. Also reports what was
+// rendered.
+import { ready } from "../../web/src/crypto";
+import { Chats } from "../../web/src/chats";
+import type { ChatMessage } from "../../web/src/session";
+import { Store } from "../../web/src/store";
+
+const PEER = "BENCHPER";
+
+declare global {
+	interface Window {
+		veilBenchOpen: (n: number, runs: number) => Promise<unknown>;
+	}
+}
+
+window.veilBenchOpen = async (n: number, runs: number) => {
+	await ready();
+	const store = await Store.open();
+	if (!(await store.exists())) await store.create("bench passphrase");
+	const base = Date.now() - n * 60000;
+	const list: ChatMessage[] = [];
+	for (let i = 0; i < n; i++)
+		list.push({ peer: PEER, dir: i % 3 === 0 ? "out" : "in", id: String(1000000 + i), date: base + i * 60000, text: "message " + i + " " + "lorem ipsum ".repeat(1 + (i % 7)) });
+	// All but the last stored at once; the last one added as the app adds a message (which writes the records it keeps).
+	const last = list.pop() as ChatMessage;
+	await store.put("conv:" + PEER, list);
+	await store.put("convs", { peers: [{ peer: PEER, unread: 0, last: base + n * 60000 }] });
+	const chats = new Chats(store);
+	await chats.load([], []);
+	await chats.add(last);
+	// One opening first, not counted: the code's first run (compilation) is not the budget's concern.
+	await chats.load([], []);
+	await chats.openChat(PEER);
+	const ms: number[] = [];
+	const fullMs: number[] = [];
+	const ol0 = document.getElementById("msgs") as HTMLElement;
+	for (let r = 0; r < runs; r++) {
+		await chats.load([], []);
+		ol0.replaceChildren();
+		// The first render: the first time rows enter the list, then its layout and the next frame.
+		const first = new Promise<void>((res) => {
+			const mo = new MutationObserver(() => {
+				if (ol0.querySelector("li:not(.spacer)") === null) return;
+				mo.disconnect();
+				void ol0.offsetHeight;
+				performance.mark("open-rendered");
+				requestAnimationFrame(() => {
+					performance.mark("open-frame");
+					res();
+				});
+			});
+			mo.observe(ol0, { childList: true });
+		});
+		performance.mark("open-start");
+		await chats.openChat(PEER);
+		void ol0.offsetHeight;
+		performance.mark("open-full");
+		await first;
+		ms.push(performance.measure("open", "open-start", "open-frame").duration);
+		fullMs.push(performance.measure("open-full", "open-start", "open-full").duration);
+	}
+	// Where the time goes: the store's read and decryption alone; an opening with the messages cached (the rendering).
+	const readMs: number[] = [];
+	const warmMs: number[] = [];
+	for (let r = 0; r < runs; r++) {
+		let t = performance.now();
+		await store.get("conv:" + PEER);
+		readMs.push(performance.now() - t);
+		await chats.openChat(PEER);
+		t = performance.now();
+		await chats.openChat(PEER);
+		void document.getElementById("msgs")?.offsetHeight;
+		await new Promise((res) => requestAnimationFrame(() => res(undefined)));
+		warmMs.push(performance.now() - t);
+	}
+	const ol = document.getElementById("msgs") as HTMLElement;
+	const rows = [...ol.querySelectorAll("li:not(.spacer)")] as HTMLElement[];
+	const lastRow = rows[rows.length - 1];
+	// The first message, far above: reached by the keyboard's Home (scrollTop 0) and rendered there.
+	ol.focus();
+	const focusable = ol.tabIndex === 0 && document.activeElement === ol;
+	ol.scrollTop = 0;
+	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
+	const firstRow = ol.querySelector("li:not(.spacer)") as HTMLElement | null;
+	// A small scroll keeps the rendered rows (and so the focus on one of them).
+	firstRow?.setAttribute("tabindex", "-1");
+	firstRow?.focus();
+	ol.scrollTop += 5;
+	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
+	const rowsKept = firstRow?.isConnected === true && document.activeElement === firstRow;
+	// Not a time: messages added at once to a conversation not read yet are all kept, once each.
+	const race = "RACEPEER";
+	await chats.load([], []);
+	const m = (id: string): ChatMessage => ({ peer: race, dir: "in", id, date: Number(id), text: "race " + id });
+	await Promise.all([chats.add(m("1")), chats.add(m("2")), chats.add(m("1")), chats.add(m("3"))]);
+	await chats.load([], []);
+	const kept = ((await store.get<ChatMessage[]>("conv:" + race)) ?? []).map((x) => x.id).join(",");
+	await chats.load([], []);
+	return {
+		kept,
+		rowsKept,
+		ms,
+		fullMs,
+		readMs,
+		warmMs,
+		rows: rows.length,
+		setsize: lastRow?.getAttribute("aria-setsize"),
+		lastPos: lastRow?.getAttribute("aria-posinset"),
+		lastText: lastRow?.textContent,
+		label: ol.getAttribute("aria-label"),
+		focusable,
+		firstAfterHome: firstRow?.textContent?.split(" ").slice(0, 2).join(" "),
+		firstPos: firstRow?.getAttribute("aria-posinset"),
+	};
+};
+document.title = "bench ready";
