@@ -899,8 +899,13 @@ out:
 	return rc;
 }
 
-int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
-                                uint64_t msg_id, int status)
+/*
+ * Raises the status of a logged message of direction dir. An incoming
+ * message's status only goes from 0 (unread) to read: one stored raw keeps
+ * VEIL_LOG_RAW.
+ */
+static int log_raise(struct veil_profile *p, int dir, const uint8_t peer[static VEIL_ID_LEN],
+                     uint64_t msg_id, int status)
 {
 	uint8_t k[VEIL_REC_HASH_LEN];
 	struct veil_buf pt, ct, nb;
@@ -913,12 +918,12 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
 	veil_buf_init_secret(&pt, VEIL_REC_MAX + VEIL_REC_PAD);
 	veil_buf_init_secret(&nb, VEIL_REC_MAX + VEIL_REC_PAD);
 	veil_buf_init(&ct, VEIL_REC_MAX + 256);
-	msg_key(p, VEIL_LOG_OUT, peer, msg_id, k);
+	msg_key(p, dir, peer, msg_id, k);
 	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
 		goto done;
 	if ((rc = msg_find(p, k, &seq, &pt)) != 0 || (rc = veil_log_decode(pt.p, pt.len, &e)) != 0)
 		goto out;
-	if (status <= e.status)
+	if (status <= e.status || (dir == VEIL_LOG_IN && e.status != 0))
 		goto out; /* found; the status only rises */
 	e.status = status;
 	if ((rc = veil_log_encode(&e, &nb)) != 0 ||
@@ -940,6 +945,18 @@ done:
 	veil_buf_release(&nb);
 	veil_buf_release(&ct);
 	return rc;
+}
+
+int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
+                                uint64_t msg_id, int status)
+{
+	return log_raise(p, VEIL_LOG_OUT, peer, msg_id, status);
+}
+
+int veil_profile_log_set_read(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
+                              uint64_t msg_id)
+{
+	return log_raise(p, VEIL_LOG_IN, peer, msg_id, VEIL_LOG_READ);
 }
 
 /* Decrypts and decodes the current row of st (columns k, v) into e, body in pt. */
