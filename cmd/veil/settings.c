@@ -25,7 +25,8 @@ int cmd_read(int argc, char **argv)
 		/* A daemon holds the connection (a login of our own would end it): it sends. */
 		char ids[VEIL_ID_LEN + 1];
 		veil_id_str(ids, peer);
-		json_t *r = cli_rpc_call(fd, "markConversationRead", json_pack("{s:s}", "peer", ids));
+		json_t *r =
+		    cli_rpc_call(fd, "markConversationRead", json_pack("{s:s}", "peer", ids));
 		close(fd);
 		if (r == NULL)
 			return cli_err("the daemon did not answer");

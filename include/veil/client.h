@@ -377,9 +377,27 @@ int veil_profile_contact_list(struct veil_profile *p,
 /* Returns VEIL_EREPLAY if nonce was recorded before, 0 if not. */
 int veil_profile_nonce_seen(struct veil_profile *p,
                             const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
-/* Records nonce; VEIL_EREPLAY if it was recorded before. */
+/* Records nonce (a CSP one); VEIL_EREPLAY if it was recorded before. */
 int veil_profile_nonce_add(struct veil_profile *p,
                            const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
+/*
+ * The replay store as EssentialData hands it to a new device: each nonce
+ * is kept hashed (HMAC-SHA256 under the ID, 32 bytes) with its scope.
+ * add_scope records a nonce of scope; import records a hash another
+ * device used (VEIL_EREPLAY if known); list calls fn for every hash
+ * (those recorded before hashing existed are not listed).
+ */
+enum { VEIL_NONCE_CSP = 0, VEIL_NONCE_D2D = 1 };
+int veil_profile_nonce_add_scope(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN],
+                                 int scope) VEIL_WUR;
+int veil_profile_nonce_import(struct veil_profile *p, const uint8_t h[static 32],
+                              int scope) VEIL_WUR;
+/* Imports n hashes in one transaction (known ones skipped); 0 or a storage error. */
+int veil_profile_nonce_import_many(struct veil_profile *p, const uint8_t (*h)[32], size_t n,
+                                   int scope) VEIL_WUR;
+int veil_profile_nonce_list(struct veil_profile *p,
+                            int (*fn)(const uint8_t h[32], int scope, void *ctx),
+                            void *ctx) VEIL_WUR;
 
 /* One entry of the message log. */
 enum veil_log_dir { VEIL_LOG_IN = 0, VEIL_LOG_OUT = 1 };

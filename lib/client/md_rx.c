@@ -318,7 +318,9 @@ static int md_reflected(struct recv_state *s, const uint8_t *p, size_t n)
 	} else {
 		if (d.device_id != m->prof.md_device_id)
 			rc = md_apply(s, &d);
-		int nr = rc == 0 ? veil_profile_nonce_add(&m->prof, r.envelope) : 0;
+		int nr = rc == 0
+		             ? veil_profile_nonce_add_scope(&m->prof, r.envelope, VEIL_NONCE_D2D)
+		             : 0;
 		if (nr != 0 && nr != VEIL_EREPLAY)
 			rc = veil_msgr_fail(m, nr, "cannot store a nonce: %s", veil_strerror(nr));
 	}

@@ -63,7 +63,8 @@ int veil_msgr_set_nickname(struct veil_msgr *m, const char *nickname)
 	struct veil_d2d_msg d;
 	size_t n = strlen(nickname);
 	if (n > VEIL_PROFILE_NICK_MAX || !veil_utf8_valid((const uint8_t *)nickname, n))
-		return veil_msgr_fail(m, VEIL_EINVAL, "the nickname must be UTF-8 of at most %d bytes",
+		return veil_msgr_fail(m, VEIL_EINVAL,
+		                      "the nickname must be UTF-8 of at most %d bytes",
 		                      VEIL_PROFILE_NICK_MAX);
 	snprintf(m->prof.nickname, sizeof m->prof.nickname, "%s", nickname);
 	int rc = veil_profile_save(&m->prof);
@@ -130,7 +131,8 @@ static int apply_group(struct veil_msgr *m, const struct veil_d2d_msg *d)
 	if (d->group_action == VEIL_D2D_GROUP_DELETE) {
 		rc = veil_profile_group_delete(&m->prof, d->group_creator, d->group_id);
 		if (rc != 0 && rc != VEIL_ENOTFOUND)
-			return veil_msgr_fail(m, rc, "cannot remove a group: %s", veil_strerror(rc));
+			return veil_msgr_fail(m, rc, "cannot remove a group: %s",
+			                      veil_strerror(rc));
 		return 0;
 	}
 	if ((g = calloc(1, sizeof *g)) == NULL)

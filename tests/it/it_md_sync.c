@@ -6,6 +6,8 @@
  * or changed on one device reach the others; a GroupSync from another
  * client's device (no group messages with it) is applied too.
  */
+#include <pthread.h>
+
 #include "harness.h"
 #include "veil/client.h"
 
@@ -18,10 +20,12 @@ struct dev {
 	struct veil_msgr m;
 	char home[320];
 };
-static struct dev a1, a2, a3, peer;
+static struct dev a1, a2, a3, a4, peer;
 
 struct seen {
 	int texts;
+	int replays; /* error events for replayed reflections */
+	char last[64];
 	int read_receipts; /* receipt events of status read */
 	uint64_t read_ids[8];
 	size_t n_read_ids;
@@ -30,8 +34,12 @@ struct seen {
 static int on_event(const struct veil_msgr_event *ev, void *ctx)
 {
 	struct seen *s = ctx;
+	if (ev->kind == VEIL_MSGR_EV_ERROR && ev->err == VEIL_EREPLAY)
+		s->replays++;
 	if (ev->kind != VEIL_MSGR_EV_MESSAGE)
 		return 0;
+	if (ev->text != NULL)
+		snprintf(s->last, sizeof s->last, "%.*s", (int)ev->text_len, ev->text);
 	if (ev->text != NULL && !ev->outgoing)
 		s->texts++; /* received ones: another device's sends are shown too */
 	if (ev->type == VEIL_E2E_DELIVERY_RECEIPT && ev->status == VEIL_RECEIPT_READ) {
@@ -343,7 +351,8 @@ static int t_group_sync_from_another_client(void)
 	    veil_d2d_encode(&env, &d, dev) != 0 ||
 	    veil_md_envelope_seal(&box, &k, env.p, env.len, 0) != 0 ||
 	    veil_md_reflect_encode(&out, 0, 1, box.p, box.len) != 0 ||
-	    veil_conn_md_send(c, out.p, out.len) != 0 || veil_conn_md_wait_ack(c, 1, 20000, NULL) != 0)
+	    veil_conn_md_send(c, out.p, out.len) != 0 ||
+	    veil_conn_md_wait_ack(c, 1, 20000, NULL) != 0)
 		goto out;
 	veil_conn_close(c);
 	if (recv_all(&a2, &s) != 0 ||
@@ -360,6 +369,173 @@ out:
 	veil_buf_release(&env);
 	veil_buf_release(&box);
 	veil_buf_release(&out);
+	return rc == 0 ? 0 : 1;
+}
+
+/* A raw device of the group (as another client, or a mediator replaying) on libveil's connection. */
+struct fake_dev {
+	struct veil_conn *c;
+	struct veil_md_keys k;
+	uint64_t device_id;
+	uint32_t next_id;
+};
+
+static int fake_open(struct fake_dev *f, const char *label)
+{
+	struct veil_md_params mp;
+	memset(f, 0, sizeof *f);
+	if ((f->c = calloc(1, sizeof *f->c)) == NULL ||
+	    veil_md_keys_derive(&f->k, a1.m.prof.md_dgk) != 0)
+		return -1;
+	f->c->fd = -1;
+	memset(&mp, 0, sizeof mp);
+	mp.url = a1.m.prof.md_url;
+	mp.keys = &f->k;
+	mp.device_id = f->device_id = veil_random_u64();
+	mp.csp_device_id = veil_random_u64();
+	mp.expect_new = 1;
+	mp.label = label;
+	return veil_conn_open_md(f->c, &mp, a1.m.prof.server_pk, a1.m.prof.id, a1.m.prof.sk, NULL,
+	                         10000);
+}
+
+/* Seals d as this device into box (replaced). */
+static int fake_seal(struct fake_dev *f, const struct veil_d2d_msg *d, struct veil_buf *box)
+{
+	struct veil_buf env;
+	veil_buf_init(&env, 65536);
+	veil_buf_reset(box);
+	int rc = veil_d2d_encode(&env, d, f->device_id);
+	if (rc == 0)
+		rc = veil_md_envelope_seal(box, &f->k, env.p, env.len, 0);
+	veil_buf_release(&env);
+	return rc;
+}
+
+/* Reflects box and waits for the mediator's ack. */
+static int fake_reflect(struct fake_dev *f, const struct veil_buf *box)
+{
+	struct veil_buf out;
+	uint32_t id = ++f->next_id;
+	veil_buf_init(&out, 65536);
+	int rc = veil_md_reflect_encode(&out, 0, id, box->p, box->len);
+	if (rc == 0)
+		rc = veil_conn_md_send(f->c, out.p, out.len);
+	if (rc == 0)
+		rc = veil_conn_md_wait_ack(f->c, id, 20000, NULL);
+	veil_buf_release(&out);
+	return rc;
+}
+
+static void fake_close(struct fake_dev *f)
+{
+	if (f->c != NULL)
+		veil_conn_close(f->c);
+	free(f->c);
+	f->c = NULL;
+	veil_md_keys_wipe(&f->k);
+}
+
+/* An IncomingMessage from the peer with text, the given CSP nonce and a new message ID. */
+static void incoming_with_nonce(struct veil_d2d_msg *d, struct veil_buf *body, const char *text,
+                                const uint8_t nonce[VEIL_NONCE_LEN])
+{
+	memset(d, 0, sizeof *d);
+	veil_buf_reset(body);
+	if (veil_e2e_text_encode(body, text, strlen(text)) != 0)
+		abort();
+	d->kind = VEIL_D2D_INCOMING;
+	memcpy(d->peer, peer.m.prof.id, VEIL_ID_LEN);
+	d->msg_id = veil_random_u64();
+	d->created_ms = veil_now_ms();
+	d->type = VEIL_E2E_TEXT;
+	d->body = body->p;
+	d->body_len = body->len;
+	d->nonce = nonce;
+}
+
+static int say_yes(const char *rph, void *ctx)
+{
+	(void)rph;
+	(void)ctx;
+	return 1;
+}
+
+struct ed_run {
+	struct veil_link l;
+	int rc;
+};
+static void *ed_thread(void *arg)
+{
+	struct ed_run *r = arg;
+	r->rc = veil_msgr_link_run(&a1.m, &r->l, say_yes, NULL, 60000);
+	return NULL;
+}
+
+/*
+ * Linking carries the used nonces (EssentialData's hashed CSP and D2D
+ * nonces): a reflection device 1 applied before the link, replayed to the
+ * new device, is dropped there; so is a reflected incoming message that
+ * carries a CSP nonce used before the link.
+ */
+static int t_link_refuses_replays(void)
+{
+	struct fake_dev f;
+	struct veil_buf box, body, box2;
+	struct veil_d2d_msg d;
+	struct ed_run ed;
+	struct seen s;
+	uint8_t nonce[VEIL_NONCE_LEN];
+	pthread_t th;
+	int rc = -1;
+	veil_buf_init(&box, 65536);
+	veil_buf_init(&box2, 65536);
+	veil_buf_init(&body, 8192);
+	memset(&ed, 0, sizeof ed);
+	randombytes_buf(nonce, sizeof nonce);
+	/* Room in the group (the mediator's slots): device 3 is done. */
+	IT_CHECK(veil_msgr_device_drop(&a1.m, a3.m.prof.md_device_id) == 0);
+	IT_CHECK(fake_open(&f, "replayer") == 0);
+	/* Before the link: a reflection and an incoming message with a CSP nonce. */
+	incoming_with_nonce(&d, &body, "before the link", nonce);
+	if (fake_seal(&f, &d, &box) != 0 || fake_reflect(&f, &box) != 0 || recv_all(&a1, &s) != 0 ||
+	    strcmp(s.last, "before the link") != 0)
+		goto out;
+	/* Device 4, linked through the rendezvous relay as 'veil device link' does. */
+	snprintf(a4.home, sizeof a4.home, "%s/tablet", tmp);
+	if (veil_msgr_link_offer(&a1.m, &ed.l, NULL) != 0 ||
+	    pthread_create(&th, NULL, ed_thread, &ed) != 0)
+		goto out;
+	int jr = veil_msgr_join_link(&a4.m, a4.home, ed.l.link, NULL, NULL, "tablet", say_yes, NULL,
+	                             60000);
+	pthread_join(th, NULL);
+	veil_link_release(&ed.l);
+	if (jr != 0 || ed.rc != 0) {
+		fprintf(stderr, "link: %s / %s\n", a4.m.errtext, a1.m.errtext);
+		goto out;
+	}
+	/* The same envelope again, and a new one with the old CSP nonce. */
+	incoming_with_nonce(&d, &body, "old nonce, new message", nonce);
+	if (fake_reflect(&f, &box) != 0 || fake_seal(&f, &d, &box2) != 0 ||
+	    fake_reflect(&f, &box2) != 0 || recv_all(&a4, &s) != 0)
+		goto out;
+	if (s.replays != 1 || s.texts != 0) {
+		fprintf(stderr, "replays on the new device: %d reported, %d shown\n", s.replays,
+		        s.texts);
+		goto out;
+	}
+	/* A fresh nonce goes through (the test can tell). */
+	randombytes_buf(nonce, sizeof nonce);
+	incoming_with_nonce(&d, &body, "after the link", nonce);
+	if (fake_seal(&f, &d, &box2) != 0 || fake_reflect(&f, &box2) != 0 ||
+	    recv_all(&a4, &s) != 0 || s.texts != 1)
+		goto out;
+	rc = veil_msgr_device_drop(&a1.m, f.device_id) == 0 ? 0 : -1;
+out:
+	fake_close(&f);
+	veil_buf_release(&box);
+	veil_buf_release(&box2);
+	veil_buf_release(&body);
 	return rc == 0 ? 0 : 1;
 }
 
@@ -390,10 +566,12 @@ int main(void)
 		RUN_IT(t_groups_synced);
 		RUN_IT(t_member_leave_synced);
 		RUN_IT(t_group_sync_from_another_client);
+		RUN_IT(t_link_refuses_replays);
 	}
 	veil_msgr_close(&a1.m);
 	veil_msgr_close(&a2.m);
 	veil_msgr_close(&a3.m);
+	veil_msgr_close(&a4.m);
 	veil_msgr_close(&peer.m);
 	it_stop(&srv, SIGKILL);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", tmp, srv.data);
