@@ -533,7 +533,8 @@ int veil_msgr_group_create(struct veil_msgr *m, const char *name,
 	out->gid = veil_random_u64();
 	snprintf(out->name, sizeof out->name, "%s", name);
 	out->created_ms = b.created_ms;
-	memcpy(out->members, members, n * VEIL_ID_LEN);
+	if (n > 0) /* members may be NULL for a group with nobody else yet */
+		memcpy(out->members, members, n * VEIL_ID_LEN);
 	out->n_members = n;
 	/* Look every member up before anything is stored or sent. */
 	if ((rc = lookup_new(m, &b, members, n)) != 0 ||
