@@ -169,6 +169,7 @@ int cli_rpc_abs_path(char *out, size_t cap, const char *path);
 	"A conversation in the terminal with a contact (ID) or a group (GID as 'veil\n"            \
 	"group list' prints it): the last N messages (default 20) above, new ones as\n"            \
 	"they come, with delivery and read receipts; type a line and Enter to send.\n"             \
+	"Opening a conversation with a contact reads it, as 'veil read' does.\n"                   \
 	"Uses the running daemon, or runs one inside chat while it lasts.\n"                       \
 	"\n"                                                                                       \
 	"  /file PATH [CAPTION]   send a file\n"                                                   \

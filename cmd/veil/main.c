@@ -245,7 +245,8 @@ static const struct cli_cmd commands[] = {
      "receipts on ('veil settings') ID gets a read receipt; in a device group the\n"
      "other devices mark the messages read too (through the reflected receipt or,\n"
      "with receipts off, a read update that only they see) and send none of their\n"
-     "own. 'veil log' does not mark anything read; 'veil chat' marks what it shows.\n"
+     "own. 'veil log' does not mark anything read; 'veil chat ID' reads the\n"
+     "conversation when it opens and each message it shows.\n"
      "'veil log' prints read incoming messages with [read].\n"},
     {"nickname", cmd_nickname, "show or set your nickname",
      "nickname [NAME]\n"
