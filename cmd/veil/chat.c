@@ -179,6 +179,9 @@ static void show_history(struct chat *c, int n)
 		                          : NULL);
 	}
 	json_decref(r);
+	/* Opening a conversation reads it (as 'veil read': receipts, other devices). */
+	if (c->group[0] == 0)
+		json_decref(call(c, "markConversationRead", json_pack("{s:s}", "peer", c->peer)));
 }
 
 static void on_receive(struct chat *c, json_t *m)

@@ -150,7 +150,8 @@ int cli_rpc_abs_path(char *out, size_t cap, const char *path);
 	"methods (params):\n"                                                                      \
 	"  send {to, text | file [, caption]}   -> {id}\n"                                         \
 	"  groupSend {group, text | file [, caption]}   -> {id, failed}\n"                         \
-	"  markRead {to, ids}                  a read receipt for message IDs\n"                   \
+	"  markRead {to, ids}                  marks message IDs read (as 'veil read')\n"          \
+	"  markConversationRead {peer}         veil read: every unread message of peer\n"          \
 	"  listContacts, listGroups            as 'contact list --json', 'group list'\n"           \
 	"  log {peer? | group?, limit?}        the last messages (default 50)\n"                   \
 	"  subscribe, unsubscribe              notifications \"receive\" with the\n"               \
@@ -168,6 +169,7 @@ int cli_rpc_abs_path(char *out, size_t cap, const char *path);
 	"A conversation in the terminal with a contact (ID) or a group (GID as 'veil\n"            \
 	"group list' prints it): the last N messages (default 20) above, new ones as\n"            \
 	"they come, with delivery and read receipts; type a line and Enter to send.\n"             \
+	"Opening a conversation with a contact reads it, as 'veil read' does.\n"                   \
 	"Uses the running daemon, or runs one inside chat while it lasts.\n"                       \
 	"\n"                                                                                       \
 	"  /file PATH [CAPTION]   send a file\n"                                                   \
@@ -209,6 +211,9 @@ int cmd_contact(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_log(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_nickname(int argc, char **argv);
+int cmd_settings(int argc, char **argv);
 int cmd_link(int argc, char **argv);
 int cmd_qr(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);

@@ -449,10 +449,9 @@ static void m_mark_read(struct cli_daemon *d, json_t *p, struct answer *a)
 {
 	const char *to_s;
 	uint8_t to[VEIL_ID_LEN];
-	uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS], msg_id;
+	uint64_t ids[VEIL_E2E_RECEIPT_MAX_IDS];
 	size_t n = 0, i;
 	json_t *arr = json_object_get(p, "ids"), *v;
-	struct veil_buf body;
 	if (opt_str(p, "to", &to_s) != 0 || to_s == NULL || parse_id(to, to_s) != 0)
 		return fail(a, RPC_BAD_PARAMS, "markRead needs 'to', an ID");
 	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
@@ -467,15 +466,24 @@ static void m_mark_read(struct cli_daemon *d, json_t *p, struct answer *a)
 			return fail(a, RPC_BAD_PARAMS, "a message ID is 16 hex digits");
 		ids[n++] = veil_load_u64le(b);
 	}
-	veil_buf_init(&body, 8 + 8 * VEIL_ARRAY_LEN(ids));
-	if (veil_e2e_receipt_encode(&body, VEIL_RECEIPT_READ, ids, n) != 0)
-		fail(a, RPC_FAILED, "cannot encode the receipt");
-	else if (veil_msgr_send_body(&d->m, to, VEIL_E2E_DELIVERY_RECEIPT, body.p, body.len,
-	                             &msg_id) != 0)
+	/* The receipt (if the settings allow it), the other devices, the log's read state. */
+	if (veil_msgr_mark_read(&d->m, to, ids, n) != 0)
 		fail(a, RPC_FAILED, "%s", d->m.errtext);
 	else
 		a->result = json_true();
-	veil_buf_release(&body);
+}
+
+static void m_mark_conv_read(struct cli_daemon *d, json_t *p, struct answer *a)
+{
+	const char *peer_s;
+	uint8_t peer[VEIL_ID_LEN];
+	size_t n = 0;
+	if (opt_str(p, "peer", &peer_s) != 0 || peer_s == NULL || parse_id(peer, peer_s) != 0)
+		return fail(a, RPC_BAD_PARAMS, "markConversationRead needs 'peer', an ID");
+	if (veil_msgr_read_conversation(&d->m, peer, &n) != 0)
+		fail(a, RPC_FAILED, "%s", d->m.errtext);
+	else
+		a->result = json_integer((json_int_t)n);
 }
 
 static int contact_fn(const struct veil_contact *c, void *ctx)
@@ -660,6 +668,8 @@ static json_t *dispatch(struct cli_daemon *d, struct client *c, json_t *req)
 		m_group_send(d, params, &a);
 	} else if (strcmp(method, "markRead") == 0) {
 		m_mark_read(d, params, &a);
+	} else if (strcmp(method, "markConversationRead") == 0) {
+		m_mark_conv_read(d, params, &a);
 	} else if (strcmp(method, "listContacts") == 0) {
 		json_t *arr = json_array();
 		if (veil_profile_contact_list(&d->m.prof, contact_fn, arr) != 0) {

@@ -239,6 +239,8 @@ static json_t *entry_json(struct log_ctx *l, const struct veil_log_entry *e,
 	}
 	if (e->dir == VEIL_LOG_OUT && !v->is_receipt)
 		json_object_set_new(o, "status", json_string(cli_status_word(e->status)));
+	if (e->dir == VEIL_LOG_IN && !v->is_receipt)
+		json_object_set_new(o, "read", json_boolean(e->status == VEIL_LOG_READ));
 	if (v->group) {
 		char gid[17];
 		cli_msgid(gid, v->gid);
@@ -324,6 +326,8 @@ static int log_one(const struct veil_log_entry *e, void *ctx)
 	describe(w, e, &v, l->file);
 	if (e->dir == VEIL_LOG_OUT && e->status > 0 && !v.is_receipt)
 		fprintf(w, " [%s]", cli_status_word(e->status));
+	if (e->dir == VEIL_LOG_IN && e->status == VEIL_LOG_READ)
+		fputs(" [read]", w);
 	if (fclose(w) != 0 || words == NULL) {
 		rc = VEIL_ENOMEM;
 		goto out;

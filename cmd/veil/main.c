@@ -222,7 +222,8 @@ static const struct cli_cmd commands[] = {
      "\n"
      "Prints the messages stored in the profile, sent and received, ordered by\n"
      "date: \"[date] MSGID <- FROM: words\" (\"->\" for sent ones, with their\n"
-     "state: sent, received, read, acknowledged, declined). Texts, files (name,\n"
+     "state: sent, received, read, acknowledged, declined; received ones that\n"
+     "you read, on this or another device, with [read], see 'veil read'). Texts, files (name,\n"
      "size, type, caption), receipts and group messages (with the group's name and\n"
      "ID) are shown in words; one that could not be decoded as \"stored raw: type\n"
      "0xNN, N bytes\".\n"
@@ -234,8 +235,32 @@ static const struct cli_cmd commands[] = {
      "  --limit N       only the N newest (still printed oldest first)\n"
      "  --grep TEXT     only messages whose words contain TEXT (any case)\n"
      "  --json          JSON Lines: dir, peer, id, date, type, type_code, status,\n"
+     "                  read (received messages: true or false),\n"
      "                  text, group {id, creator, name}, name, mime, size,\n"
      "                  caption (files), ids (receipts), raw and size (raw)\n"},
+    {"read", cmd_read, "mark a conversation read",
+     "read ID\n"
+     "\n"
+     "Marks every unread message from ID read and prints how many. With read\n"
+     "receipts on ('veil settings') ID gets a read receipt; in a device group the\n"
+     "other devices mark the messages read too (through the reflected receipt or,\n"
+     "with receipts off, a read update that only they see) and send none of their\n"
+     "own. 'veil log' does not mark anything read; 'veil chat ID' reads the\n"
+     "conversation when it opens and each message it shows.\n"
+     "'veil log' prints read incoming messages with [read].\n"},
+    {"nickname", cmd_nickname, "show or set your nickname",
+     "nickname [NAME]\n"
+     "\n"
+     "Prints the nickname sent along with your messages, or sets it to NAME (UTF-8,\n"
+     "at most 256 bytes; \"\" clears it). In a device group the other devices take\n"
+     "it too.\n"},
+    {"settings", cmd_settings, "show or change your settings",
+     "settings\n"
+     "       veil settings read-receipts on|off\n"
+     "\n"
+     "Without arguments prints the settings. read-receipts: whether 'veil read' and\n"
+     "'veil chat' send read receipts (default on). In a device group the other\n"
+     "devices take the change too.\n"},
     {"passphrase", cmd_passphrase, "set, change or remove the profile's passphrase",
      "passphrase set [--kdf LEVEL]\n"
      "       veil passphrase change [--kdf LEVEL]\n"

@@ -377,9 +377,27 @@ int veil_profile_contact_list(struct veil_profile *p,
 /* Returns VEIL_EREPLAY if nonce was recorded before, 0 if not. */
 int veil_profile_nonce_seen(struct veil_profile *p,
                             const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
-/* Records nonce; VEIL_EREPLAY if it was recorded before. */
+/* Records nonce (a CSP one); VEIL_EREPLAY if it was recorded before. */
 int veil_profile_nonce_add(struct veil_profile *p,
                            const uint8_t nonce[static VEIL_NONCE_LEN]) VEIL_WUR;
+/*
+ * The replay store as EssentialData hands it to a new device: each nonce
+ * is kept hashed (HMAC-SHA256 under the ID, 32 bytes) with its scope.
+ * add_scope records a nonce of scope; import records a hash another
+ * device used (VEIL_EREPLAY if known); list calls fn for every hash
+ * (those recorded before hashing existed are not listed).
+ */
+enum { VEIL_NONCE_CSP = 0, VEIL_NONCE_D2D = 1 };
+int veil_profile_nonce_add_scope(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN],
+                                 int scope) VEIL_WUR;
+int veil_profile_nonce_import(struct veil_profile *p, const uint8_t h[static 32],
+                              int scope) VEIL_WUR;
+/* Imports n hashes in one transaction (known ones skipped); 0 or a storage error. */
+int veil_profile_nonce_import_many(struct veil_profile *p, const uint8_t (*h)[32], size_t n,
+                                   int scope) VEIL_WUR;
+int veil_profile_nonce_list(struct veil_profile *p,
+                            int (*fn)(const uint8_t h[32], int scope, void *ctx),
+                            void *ctx) VEIL_WUR;
 
 /* One entry of the message log. */
 enum veil_log_dir { VEIL_LOG_IN = 0, VEIL_LOG_OUT = 1 };
@@ -393,8 +411,11 @@ struct veil_log_entry {
 	uint8_t type;        /* inner message type */
 	const uint8_t *body; /* the inner body, unpadded */
 	size_t body_len;
-	int status; /* outgoing: 0 sent, else the best receipt status; incoming: 0 or VEIL_LOG_RAW */
+	int status; /* outgoing: 0 sent, else the best receipt status; incoming: 0 (unread),
+	               VEIL_LOG_READ or VEIL_LOG_RAW */
 };
+/* Status of an incoming message the user has read (on this or another device). */
+#define VEIL_LOG_READ 2
 /*
  * Status of an incoming message stored as it came because it could not be
  * decoded: type is its inner type and body its inner body, or type 0 and
@@ -416,6 +437,12 @@ int veil_profile_log_add(struct veil_profile *p, const struct veil_log_entry *e,
 /* Raises the status of an outgoing message; VEIL_ENOTFOUND if not logged. */
 int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
                                 uint64_t msg_id, int status) VEIL_WUR;
+/*
+ * Marks an unread incoming message from peer read (one stored raw stays
+ * raw); VEIL_ENOTFOUND if not logged, 0 if it was read already.
+ */
+int veil_profile_log_set_read(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
+                              uint64_t msg_id) VEIL_WUR;
 /*
  * Calls fn for the logged messages with peer (NULL: all), oldest first. The
  * entry's body is valid only during the call.
@@ -642,6 +669,45 @@ int veil_msgr_session_fd(const struct veil_msgr *m);
 int veil_msgr_session_pump(struct veil_msgr *m, int timeout_ms) VEIL_WUR;
 int veil_msgr_session_drained(const struct veil_msgr *m);
 void veil_msgr_session_stop(struct veil_msgr *m);
+
+/* ---------------------------------------------------------------------- */
+/* Read state and settings                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* The user's settings this client acts on (a subset of d2d_sync.Settings). */
+struct veil_settings {
+	int read_receipts; /* 1: send read receipts (the default), 0: do not */
+};
+/* Reads the settings; the defaults if none were ever stored. */
+int veil_profile_settings_get(struct veil_profile *p, struct veil_settings *s) VEIL_WUR;
+int veil_profile_settings_put(struct veil_profile *p, const struct veil_settings *s) VEIL_WUR;
+/*
+ * Stores s and, in a device group, tells the other devices (d2d.SettingsSync
+ * in a transaction of scope SETTINGS_SYNC). On a sync failure the local
+ * change stands and the error (errtext) is returned.
+ */
+int veil_msgr_settings_set(struct veil_msgr *m, const struct veil_settings *s) VEIL_WUR;
+
+/*
+ * Sets the nickname sent along with messages and, in a device group,
+ * tells the other devices (d2d.UserProfileSync in a USER_PROFILE_SYNC
+ * transaction). On a sync failure the local change stands.
+ */
+int veil_msgr_set_nickname(struct veil_msgr *m, const char *nickname) VEIL_WUR;
+
+/*
+ * The user has read the n messages ids (incoming 1:1 messages) from peer:
+ * with read receipts on, sends peer a delivery receipt "read" (which the
+ * other devices of a device group see as an outgoing message); with them
+ * off, tells only the other devices (d2d.IncomingMessageUpdate.read, the
+ * specification's replacement for the receipt). Then marks them read in
+ * the log. Either way the other devices mark them read and send nothing.
+ */
+int veil_msgr_mark_read(struct veil_msgr *m, const uint8_t peer[static VEIL_ID_LEN],
+                        const uint64_t *ids, size_t n) VEIL_WUR;
+/* Marks every unread incoming message from peer read (as above); *n_read: how many. */
+int veil_msgr_read_conversation(struct veil_msgr *m, const uint8_t peer[static VEIL_ID_LEN],
+                                size_t *n_read) VEIL_WUR;
 
 /* ---------------------------------------------------------------------- */
 /* Multi-device                                                            */

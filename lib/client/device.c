@@ -458,13 +458,19 @@ int veil_msgr_md_sync_contact(struct veil_msgr *m, const uint8_t id[static VEIL_
 	d.contact_pk = ct.pk;
 	d.contact_level = level_to_spec(level);
 	d.contact_name = name;
+	return veil_msgr_md_send_int(m, VEIL_MD_SCOPE_CONTACT_SYNC, &d);
+}
+
+int veil_msgr_md_send_int(struct veil_msgr *m, int scope, const struct veil_d2d_msg *d)
+{
+	int rc;
 	m->errtext[0] = 0;
 	struct veil_conn *shared = veil_msgr_session_conn_int(m), *c = NULL;
 	if (shared != NULL && veil_conn_is_open(shared) && shared->md != NULL)
 		c = shared;
 	else if ((rc = md_connect(m, &c)) != 0)
 		return rc;
-	rc = md_transaction(m, c, 1 /* CONTACT_SYNC */, &d);
+	rc = scope < 0 ? veil_msgr_md_reflect_int(m, c, d, 1) : md_transaction(m, c, scope, d);
 	if (c != shared)
 		md_disconnect(c);
 	return rc;

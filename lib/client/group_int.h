@@ -102,6 +102,27 @@ int veil_msgr_md_reflect_int(struct veil_msgr *m, struct veil_conn *c, const str
                              int wait);
 /* Applies a reflected d2d.ContactSync (lib/client/device.c); 0 or a storage error. */
 int veil_msgr_md_apply_contact_int(struct veil_msgr *m, const struct veil_d2d_msg *d);
+/*
+ * Reflects d to the other devices, inside a transaction of scope (one of
+ * VEIL_MD_SCOPE_*) or, for scope -1, alone; through the session's
+ * connection if one is open, else a connection of its own. 0 once the
+ * mediator acked it (and the commit).
+ */
+enum {
+	VEIL_MD_SCOPE_USER_PROFILE_SYNC = 0,
+	VEIL_MD_SCOPE_CONTACT_SYNC = 1,
+	VEIL_MD_SCOPE_GROUP_SYNC = 2,
+	VEIL_MD_SCOPE_SETTINGS_SYNC = 4,
+};
+int veil_msgr_md_send_int(struct veil_msgr *m, int scope, const struct veil_d2d_msg *d);
+/*
+ * Tells the other devices of a group's new state (d2d.GroupSync create or
+ * update in a GROUP_SYNC transaction; lib/client/sync.c); 0 at once for a
+ * single device.
+ */
+int veil_msgr_md_sync_group_int(struct veil_msgr *m, const struct veil_group *g, int create);
+/* Applies a reflected settings, profile, group sync or read update (sync.c). */
+int veil_msgr_md_apply_sync_int(struct veil_msgr *m, const struct veil_d2d_msg *d);
 
 /* Milliseconds left until a veil_mono_ms() deadline (0 once passed). */
 uint64_t veil_msgr_left_ms(uint64_t deadline);

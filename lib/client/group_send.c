@@ -533,11 +533,13 @@ int veil_msgr_group_create(struct veil_msgr *m, const char *name,
 	out->gid = veil_random_u64();
 	snprintf(out->name, sizeof out->name, "%s", name);
 	out->created_ms = b.created_ms;
-	memcpy(out->members, members, n * VEIL_ID_LEN);
+	if (n > 0) /* members may be NULL for a group with nobody else yet */
+		memcpy(out->members, members, n * VEIL_ID_LEN);
 	out->n_members = n;
 	/* Look every member up before anything is stored or sent. */
 	if ((rc = lookup_new(m, &b, members, n)) != 0 ||
-	    (rc = queue_state(m, &b, out, &setup, &nm)) != 0)
+	    (rc = queue_state(m, &b, out, &setup, &nm)) != 0 ||
+	    (rc = veil_msgr_md_sync_group_int(m, out, 1)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, out)) != 0) {
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
@@ -610,7 +612,8 @@ int veil_msgr_group_update(struct veil_msgr *m, const uint8_t creator[static VEI
 		if ((rc = add_jobs(m, &b, me, (const uint8_t(*)[VEIL_ID_LEN])gone, n_gone)) != 0)
 			goto out;
 	}
-	if ((rc = queue_state(m, &b, g, &setup, &nm)) != 0)
+	if ((rc = queue_state(m, &b, g, &setup, &nm)) != 0 ||
+	    (rc = veil_msgr_md_sync_group_int(m, g, 0)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, g)) != 0) {
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
@@ -651,7 +654,9 @@ int veil_msgr_group_rename(struct veil_msgr *m, const uint8_t creator[static VEI
 		goto out;
 	}
 	size_t k = add_msg(&b, VEIL_E2E_GROUP_NAME, 0, &body);
-	if ((rc = add_jobs(m, &b, k, (const uint8_t(*)[VEIL_ID_LEN])g->members, g->n_members)) != 0)
+	if ((rc = add_jobs(m, &b, k, (const uint8_t(*)[VEIL_ID_LEN])g->members, g->n_members)) !=
+	        0 ||
+	    (rc = veil_msgr_md_sync_group_int(m, g, 0)) != 0)
 		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, g)) != 0) {
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
@@ -700,6 +705,8 @@ int veil_msgr_group_leave(struct veil_msgr *m, const uint8_t creator[static VEIL
 	     (rc = add_jobs(m, &b, k, (const uint8_t(*)[VEIL_ID_LEN])g->creator, 1)) != 0))
 		goto out;
 	g->left = 1;
+	if ((rc = veil_msgr_md_sync_group_int(m, g, 0)) != 0)
+		goto out;
 	if ((rc = veil_profile_group_put(&m->prof, g)) != 0) {
 		veil_msgr_fail(m, rc, "cannot store the group: %s", veil_strerror(rc));
 		goto out;

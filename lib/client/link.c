@@ -210,6 +210,26 @@ static int export_group(const struct veil_group *g, void *arg)
 	return 0;
 }
 
+/* The hashed nonces of the replay store, each list up to the specification's limit. */
+static int export_nonce(const uint8_t h[VEIL_JOIN_NONCE_HASH_LEN], int scope, void *arg)
+{
+	struct export_ctx *x = arg;
+	struct veil_join_essential *e = x->e;
+	size_t *n = scope == VEIL_NONCE_D2D ? &e->n_d2d_nonces : &e->n_csp_nonces;
+	uint8_t(**v)[VEIL_JOIN_NONCE_HASH_LEN] =
+	    scope == VEIL_NONCE_D2D ? &e->d2d_nonces : &e->csp_nonces;
+	if (*n == VEIL_JOIN_MAX_NONCES)
+		return 0; /* the oldest are as likely to be replayed as the rest: no choice here */
+	if (*n % 1024 == 0) {
+		void *nv = realloc(*v, (*n + 1024) * VEIL_JOIN_NONCE_HASH_LEN);
+		if (nv == NULL)
+			return x->rc = VEIL_ENOMEM;
+		*v = nv;
+	}
+	memcpy((*v)[(*n)++], h, VEIL_JOIN_NONCE_HASH_LEN);
+	return 0;
+}
+
 /* EssentialData from this device's profile (the caller releases it). */
 static int essential_make(struct veil_msgr *m, struct veil_join_essential *e)
 {
@@ -229,6 +249,8 @@ static int essential_make(struct veil_msgr *m, struct veil_join_essential *e)
 	int rc = veil_profile_contact_list(p, export_contact, &x);
 	if (rc == 0)
 		rc = veil_profile_group_list(p, export_group, &x);
+	if (rc == 0)
+		rc = veil_profile_nonce_list(p, export_nonce, &x);
 	if (rc == 0)
 		rc = x.rc;
 	if (rc != 0)
@@ -349,6 +371,20 @@ static void import_rest(struct veil_msgr *m, const struct veil_join_essential *e
 	free(g);
 }
 
+/* The nonces the group used: a message replayed to this new device is refused. */
+static int import_nonces(struct veil_msgr *m, const struct veil_join_essential *e)
+{
+	int rc = veil_profile_nonce_import_many(&m->prof, (const uint8_t(*)[32])e->csp_nonces,
+	                                        e->n_csp_nonces, VEIL_NONCE_CSP);
+	if (rc == 0)
+		rc = veil_profile_nonce_import_many(&m->prof, (const uint8_t(*)[32])e->d2d_nonces,
+		                                    e->n_d2d_nonces, VEIL_NONCE_D2D);
+	if (rc != 0)
+		return veil_msgr_fail(m, rc, "cannot store the nonces the other devices used: %s",
+		                      veil_strerror(rc));
+	return 0;
+}
+
 int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
                         const char *server_url, const char *ca_file, const char *label,
                         int (*confirm)(const char *rph, void *ctx), void *ctx, int timeout_ms)
@@ -433,7 +469,7 @@ int veil_msgr_join_link(struct veil_msgr *m, const char *home, const char *link,
 		}
 		struct veil_msgr_init_opts o = {.server_url = server_url, .ca_file = ca_file};
 		rc = veil_msgr_join(m, home, &o, &j, label);
-		if (rc == 0)
+		if (rc == 0 && (rc = import_nonces(m, e)) == 0)
 			import_rest(m, e);
 		veil_join_ed_release(&ed);
 		if (rc != 0)

@@ -91,16 +91,33 @@ static int md_apply_group_out(struct recv_state *s, const struct veil_d2d_msg *d
 	switch (d->type) {
 	case VEIL_E2E_GROUP_SETUP: {
 		size_t n = 0;
-		if (veil_e2e_group_setup_decode(inner, inner_len, g->members,
-		                                VEIL_GROUP_MAX_MEMBERS, &n) != 0)
+		uint8_t(*mem)[VEIL_ID_LEN] = malloc(VEIL_GROUP_MAX_MEMBERS * VEIL_ID_LEN);
+		if (mem == NULL) {
+			rc = veil_msgr_fail(m, VEIL_ENOMEM, "out of memory");
 			goto out;
+		}
+		if (veil_e2e_group_setup_decode(inner, inner_len, mem, VEIL_GROUP_MAX_MEMBERS,
+		                                &n) != 0) {
+			free(mem);
+			goto out;
+		}
 		/* The creator's list without the creator (us). */
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
-			if (memcmp(g->members[i], m->prof.id, VEIL_ID_LEN) != 0)
-				memmove(g->members[k++], g->members[i], VEIL_ID_LEN);
-		g->n_members = k;
-		g->left = k == 0; /* an empty setup: we disbanded it */
+			if (memcmp(mem[i], m->prof.id, VEIL_ID_LEN) != 0)
+				memmove(mem[k++], mem[i], VEIL_ID_LEN);
+		/*
+		 * An empty setup: we disbanded it (the sending device keeps the
+		 * last members, as the specification's left state does); one that
+		 * went to removed members only (the others get the full one) is
+		 * not reflected.
+		 */
+		g->left = k == 0;
+		if (k > 0 || !known) {
+			memcpy(g->members, mem, k * VEIL_ID_LEN);
+			g->n_members = k;
+		}
+		free(mem);
 		break;
 	}
 	case VEIL_E2E_GROUP_NAME: {
@@ -193,6 +210,9 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 		return md_apply_group_out(s, d);
 	if (d->kind == VEIL_D2D_CONTACT)
 		return veil_msgr_md_apply_contact_int(m, d);
+	if (d->kind == VEIL_D2D_SETTINGS || d->kind == VEIL_D2D_PROFILE ||
+	    d->kind == VEIL_D2D_GROUP || d->kind == VEIL_D2D_READ)
+		return veil_msgr_md_apply_sync_int(m, d);
 	if (d->kind == VEIL_D2D_INCOMING && !d->group) {
 		int status = 0;
 		memcpy(ev.from, d->peer, VEIL_ID_LEN);
@@ -228,6 +248,20 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 		}
 		if ((rc = log_d2d(m, VEIL_LOG_OUT, d->peer, d, 0, NULL)) != 0)
 			return rc > 0 ? 0 : rc;
+		uint8_t st;
+		if (d->type == VEIL_E2E_DELIVERY_RECEIPT &&
+		    veil_e2e_receipt_decode(d->body, d->body_len, &st, ids, VEIL_ARRAY_LEN(ids),
+		                            &nids) == 0 &&
+		    st == VEIL_RECEIPT_READ) {
+			/* Read on the device that sent the receipt: read here too. */
+			for (size_t i = 0; i < nids; i++) {
+				rc = veil_profile_log_set_read(&m->prof, d->peer, ids[i]);
+				if (rc != 0 && rc != VEIL_ENOTFOUND)
+					return veil_msgr_fail(m, rc,
+					                      "cannot store the read state: %s",
+					                      veil_strerror(rc));
+			}
+		}
 		ev.outgoing = 1;
 		memcpy(ev.from, m->prof.id, VEIL_ID_LEN);
 		memcpy(ev.to, d->peer, VEIL_ID_LEN);
@@ -239,9 +273,7 @@ static int md_apply(struct recv_state *s, const struct veil_d2d_msg *d)
 	}
 	/*
 	 * Sent ticks change nothing here (the log has no "acknowledged by the
-	 * server" state apart from "sent"); read marks, group conversations and
-	 * the sync messages are not applied by this client yet: acked, not
-	 * shown.
+	 * server" state apart from "sent"): acked, not shown.
 	 */
 	return 0;
 }
@@ -286,7 +318,9 @@ static int md_reflected(struct recv_state *s, const uint8_t *p, size_t n)
 	} else {
 		if (d.device_id != m->prof.md_device_id)
 			rc = md_apply(s, &d);
-		int nr = rc == 0 ? veil_profile_nonce_add(&m->prof, r.envelope) : 0;
+		int nr = rc == 0
+		             ? veil_profile_nonce_add_scope(&m->prof, r.envelope, VEIL_NONCE_D2D)
+		             : 0;
 		if (nr != 0 && nr != VEIL_EREPLAY)
 			rc = veil_msgr_fail(m, nr, "cannot store a nonce: %s", veil_strerror(nr));
 	}

@@ -16,6 +16,8 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "veil/join.h"
+
 #include "vault_int.h"
 
 #define MD_FILE "md.json" /* the plaintext format's; removed once converted */
@@ -729,16 +731,108 @@ int veil_profile_contact_list(struct veil_profile *p,
 
 /* --- nonces --- */
 
+static int exec(struct veil_profile *p, const char *sql);
+
+/*
+ * A used nonce is kept in the form the specification's EssentialData
+ * carries to a new device (HMAC-SHA256 under our ID, veil_join_hash_nonce),
+ * with its scope, so that it can be handed on; nonces stored before that
+ * (raw, kind VEIL_REC_NONCE) are still found but not handed on.
+ */
+static void nonce_hash(const struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN],
+                       uint8_t h[static VEIL_JOIN_NONCE_HASH_LEN])
+{
+	char id[VEIL_ID_LEN + 1];
+	veil_id_str(id, p->id);
+	veil_join_hash_nonce(h, id, nonce, VEIL_NONCE_LEN);
+}
+
+static int hash_seen(struct veil_profile *p, const uint8_t h[static VEIL_JOIN_NONCE_HASH_LEN])
+{
+	int rc = veil_rec_marked(p, VEIL_REC_NHASH, h, VEIL_JOIN_NONCE_HASH_LEN);
+	return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
+}
+
 int veil_profile_nonce_seen(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN])
 {
+	uint8_t h[VEIL_JOIN_NONCE_HASH_LEN];
 	int rc = veil_rec_marked(p, VEIL_REC_NONCE, nonce, VEIL_NONCE_LEN);
-	return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
+	if (rc == VEIL_EEXIST)
+		return VEIL_EREPLAY;
+	if (rc != 0 || !veil_id_valid(p->id))
+		return rc;
+	nonce_hash(p, nonce, h);
+	return hash_seen(p, h);
+}
+
+int veil_profile_nonce_import(struct veil_profile *p,
+                              const uint8_t h[static VEIL_JOIN_NONCE_HASH_LEN], int scope)
+{
+	uint8_t v[1 + VEIL_JOIN_NONCE_HASH_LEN];
+	int rc = hash_seen(p, h);
+	if (rc != 0)
+		return rc;
+	v[0] = (uint8_t)scope;
+	memcpy(v + 1, h, VEIL_JOIN_NONCE_HASH_LEN);
+	return veil_rec_put(p, VEIL_REC_NHASH, h, VEIL_JOIN_NONCE_HASH_LEN, v, sizeof v);
+}
+
+int veil_profile_nonce_add_scope(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN],
+                                 int scope)
+{
+	uint8_t h[VEIL_JOIN_NONCE_HASH_LEN];
+	/* Without an ID yet (converting an old profile) only the raw form can be kept. */
+	if (!veil_id_valid(p->id)) {
+		int rc = veil_rec_mark(p, VEIL_REC_NONCE, nonce, VEIL_NONCE_LEN);
+		return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
+	}
+	int rc = veil_rec_marked(p, VEIL_REC_NONCE, nonce, VEIL_NONCE_LEN);
+	if (rc != 0)
+		return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
+	nonce_hash(p, nonce, h);
+	return veil_profile_nonce_import(p, h, scope);
 }
 
 int veil_profile_nonce_add(struct veil_profile *p, const uint8_t nonce[static VEIL_NONCE_LEN])
 {
-	int rc = veil_rec_mark(p, VEIL_REC_NONCE, nonce, VEIL_NONCE_LEN);
-	return rc == VEIL_EEXIST ? VEIL_EREPLAY : rc;
+	return veil_profile_nonce_add_scope(p, nonce, VEIL_NONCE_CSP);
+}
+
+int veil_profile_nonce_import_many(struct veil_profile *p, const uint8_t (*h)[32], size_t n,
+                                   int scope)
+{
+	/* One transaction: a new device takes up to hundreds of thousands at once. */
+	int rc = exec(p, "BEGIN IMMEDIATE");
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if ((rc = veil_profile_nonce_import(p, h[i], scope)) == VEIL_EREPLAY)
+			rc = 0;
+	if (rc == 0)
+		rc = exec(p, "COMMIT");
+	if (rc != 0)
+		(void)exec(p, "ROLLBACK");
+	return rc;
+}
+
+struct nonce_scan {
+	int (*fn)(const uint8_t h[VEIL_JOIN_NONCE_HASH_LEN], int scope, void *ctx);
+	void *ctx;
+};
+
+static int nonce_scan_fn(const uint8_t *v, size_t n, void *ctx)
+{
+	struct nonce_scan *s = ctx;
+	if (n != 1 + VEIL_JOIN_NONCE_HASH_LEN)
+		return VEIL_ECORRUPT;
+	return s->fn(v + 1, v[0], s->ctx);
+}
+
+int veil_profile_nonce_list(struct veil_profile *p,
+                            int (*fn)(const uint8_t h[VEIL_JOIN_NONCE_HASH_LEN], int scope,
+                                      void *ctx),
+                            void *ctx)
+{
+	struct nonce_scan s = {.fn = fn, .ctx = ctx};
+	return veil_rec_scan(p, VEIL_REC_NHASH, nonce_scan_fn, &s);
 }
 
 /* --- message log --- */
@@ -899,8 +993,13 @@ out:
 	return rc;
 }
 
-int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
-                                uint64_t msg_id, int status)
+/*
+ * Raises the status of a logged message of direction dir. An incoming
+ * message's status only goes from 0 (unread) to read: one stored raw keeps
+ * VEIL_LOG_RAW.
+ */
+static int log_raise(struct veil_profile *p, int dir, const uint8_t peer[static VEIL_ID_LEN],
+                     uint64_t msg_id, int status)
 {
 	uint8_t k[VEIL_REC_HASH_LEN];
 	struct veil_buf pt, ct, nb;
@@ -913,12 +1012,12 @@ int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[stati
 	veil_buf_init_secret(&pt, VEIL_REC_MAX + VEIL_REC_PAD);
 	veil_buf_init_secret(&nb, VEIL_REC_MAX + VEIL_REC_PAD);
 	veil_buf_init(&ct, VEIL_REC_MAX + 256);
-	msg_key(p, VEIL_LOG_OUT, peer, msg_id, k);
+	msg_key(p, dir, peer, msg_id, k);
 	if ((rc = exec(p, "BEGIN IMMEDIATE")) != 0)
 		goto done;
 	if ((rc = msg_find(p, k, &seq, &pt)) != 0 || (rc = veil_log_decode(pt.p, pt.len, &e)) != 0)
 		goto out;
-	if (status <= e.status)
+	if (status <= e.status || (dir == VEIL_LOG_IN && e.status != 0))
 		goto out; /* found; the status only rises */
 	e.status = status;
 	if ((rc = veil_log_encode(&e, &nb)) != 0 ||
@@ -940,6 +1039,18 @@ done:
 	veil_buf_release(&nb);
 	veil_buf_release(&ct);
 	return rc;
+}
+
+int veil_profile_log_set_status(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
+                                uint64_t msg_id, int status)
+{
+	return log_raise(p, VEIL_LOG_OUT, peer, msg_id, status);
+}
+
+int veil_profile_log_set_read(struct veil_profile *p, const uint8_t peer[static VEIL_ID_LEN],
+                              uint64_t msg_id)
+{
+	return log_raise(p, VEIL_LOG_IN, peer, msg_id, VEIL_LOG_READ);
 }
 
 /* Decrypts and decodes the current row of st (columns k, v) into e, body in pt. */

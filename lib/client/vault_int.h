@@ -29,6 +29,8 @@ enum veil_rec_kind {
 	VEIL_REC_PEER = 10,   /* key: peer; the hash that groups a peer's messages */
 	VEIL_REC_SELF = 11,   /* key: none; our own nickname (profile.json holds "") */
 	VEIL_REC_BACKUP = 12, /* key: none; the backup settings and key (JSON, backup_net.c) */
+	VEIL_REC_PREFS = 13,  /* key: none; the user's settings (sync.c) */
+	VEIL_REC_NHASH = 14,  /* key: hashed nonce; scope || hash (the replay store) */
 };
 
 #define VEIL_REC_HASH_LEN 16

@@ -12,6 +12,9 @@ A=$(va init --server "$URL" --nickname Alice)
 echo "$A" >"$T/a_id"
 B=$(vb init --server "$URL" --nickname Bob)
 va send "$B" "earlier from alice" >/dev/null
+# A message Alice received but has not read: opening the chat reads it.
+vb send "$A" "waiting before chat" >/dev/null
+va recv >/dev/null
 check chat_help bash -c "$BIN/veil chat --help | grep -q '/file PATH'"
 
 # The script drives chat and, in between, runs Bob's side with the CLI.
@@ -72,4 +75,5 @@ grep -E '^(PASS|FAIL) ' "$T/chat.out"
 fails=$((fails + $(grep -c '^FAIL ' "$T/chat.out")))
 [ "$(grep -c '^PASS ' "$T/chat.out")" = 7 ] || { cat "$T/chat.out"; fails=$((fails + 1)); }
 check no_daemon_left_behind [ ! -e "$T/a/daemon.sock" ]
+check history_marked_read bash -c "VEIL_HOME=$T/a $BIN/veil log --peer $B | grep 'waiting before chat' | grep -q '\[read\]'"
 exit $fails
