@@ -178,8 +178,10 @@ static int make_groups(int groups, int per_group)
 			d->group = g;
 			d->role = r;
 			d->next_id = 1;
-			if (dev_open(d, &k, veil_random_u64()) != 0)
+			if (dev_open(d, &k, veil_random_u64()) != 0) {
+				fprintf(stderr, "md_bench: device %d could not connect\n", ndev);
 				return -1;
+			}
 		}
 	}
 	return 0;
@@ -207,8 +209,12 @@ static int dev_read(struct dev *d)
 		int rc = veil_ws_recv(d->ws, &msg, &len, 0);
 		if (rc == VEIL_ETIMEOUT)
 			return 0;
-		if (rc != 0 || veil_md_container_parse(msg, len, &type, &pl, &pn) != 0)
+		if (rc != 0 || veil_md_container_parse(msg, len, &type, &pl, &pn) != 0) {
+			fprintf(stderr, "md_bench: device %d of group %d: %s (close code %d)\n",
+			        d->role, d->group, rc != 0 ? veil_strerror(rc) : "a bad container",
+			        d->ws->close_code);
 			return -1;
+		}
 		if (type == VEIL_MD_REFLECT_ACK) {
 			d->inflight--;
 		} else if (type == VEIL_MD_REFLECTED) {
@@ -339,13 +345,15 @@ int main(int argc, char **argv)
 		case 'i': idle = (int)strtol(optarg, NULL, 10); break;
 		case 'p': paced = (int)strtol(optarg, NULL, 10); break;
 		default:
-			printf("usage: md_bench [--bin DIR] [--runs N] [--secs S] [--groups G] "
-			       "[--idle N] [--rate R]\n");
+			printf(
+			    "usage: md_bench [--bin DIR] [--runs N] [--secs S (1..8)] [--groups G] "
+			    "[--idle N] [--rate R]\n");
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (runs < 1 || runs > 9 || secs < 1 || groups < 1 || groups * 3 > MAX_DEV / 2 ||
-	    idle < 0 || idle > MAX_DEV / 2)
+	/* A phase must end before the devices' CSP sessions time out (10 s, see above). */
+	if (runs < 1 || runs > 9 || secs < 1 || secs > 8 || groups < 1 ||
+	    groups * 3 > MAX_DEV / 2 || idle < 0 || idle > MAX_DEV / 2)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	if (veil_crypto_init() != 0 || (lat = malloc(LAT_MAX * sizeof *lat)) == NULL)
@@ -359,8 +367,16 @@ int main(int argc, char **argv)
 		}
 		pin_cpu(1);
 		fs[r] = fsync_rate();
-		if (make_groups(groups, 3) != 0 || phase(secs, 0, 64, &a) != 0 ||
-		    phase(secs, paced, 0, &b) != 0) {
+		/*
+		 * Fresh groups for each phase: the mediator opens a CSP session
+		 * for every device, which the chat service closes (and the
+		 * mediator the device, 4000) when no login follows within
+		 * VEIL_CHAT_HANDSHAKE_TIMEOUT_MS (10 s); these devices never
+		 * log in.
+		 */
+		int bad = make_groups(groups, 3) != 0 || phase(secs, 0, 64, &a) != 0;
+		dev_close_all();
+		if (bad || make_groups(groups, 3) != 0 || phase(secs, paced, 0, &b) != 0) {
 			fprintf(stderr, "md_bench: a device failed (see %s/veild.log)\n", data_dir);
 			return 1;
 		}
