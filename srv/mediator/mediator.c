@@ -667,9 +667,9 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	/*
-	 * Into the batch: the ack and the live deliveries follow its commit,
-	 * which the connection's timer brings about right after this pass of
-	 * the HTTP loop (every reflect read in one pass shares one fsync).
+	 * Into the batch: the ack and the live deliveries follow its commit
+	 * right after this pass of the HTTP loop (veil_http_on_pass): every
+	 * reflect read in one pass shares one fsync.
 	 */
 	struct veil_medsvc *m = c->m;
 	if (m->npend == m->pend_cap) {
@@ -690,15 +690,13 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	m->pend[m->npend++] = (struct md_pending){.c = c, .id = r.id, .ts = ts};
-	veil_http_ws_timer(c->ws, 1);
 	(void)g;
-	if (queue_limit_check(c) != 0)
-		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 }
 
 /*
  * The batch committed (rc 0) or failed: ack its reflects (or close their
- * devices: nothing was stored), then feed the other devices of each group.
+ * devices: nothing was stored), then, for each group, drop the devices
+ * whose queue a reflect found full (4114) and feed the others.
  */
 static void batch_done(void *ctx, int rc)
 {
@@ -728,6 +726,10 @@ static void batch_done(void *ctx, int rc)
 		struct md_conn *c = m->pend[i].c;
 		if (c->g == NULL || (i > 0 && m->pend[i - 1].c->g == c->g))
 			continue; /* gone, or its group fed just now */
+		if (rc == 0 && queue_limit_check(c) != 0)
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		if (c->g == NULL)
+			continue;
 		for (struct md_conn *o = c->g->conns, *next; o != NULL; o = next) {
 			next = o->gnext;
 			if (o != c || o->pump_blocked)
@@ -743,6 +745,12 @@ static void batch_flush(struct veil_medsvc *m)
 		(void)md_store_batch_commit(m->st);
 }
 
+/* After each pass of the HTTP loop: what the pass wrote is committed. */
+static void md_pass(void *arg)
+{
+	batch_flush(arg);
+}
+
 static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 {
 	struct veil_md_reflect r;
@@ -756,10 +764,11 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 			c->neph--;
 			return;
 		}
-	/* Deleting an acked entry rides on the batch: lost in a crash, it is only sent again. */
+	/*
+	 * Deleting an acked entry rides on the batch (committed after this
+	 * pass of the loop): lost in a crash, it is only sent again.
+	 */
 	int rc = md_store_batch_ack(c->m->st, c->gid, c->did, r.id);
-	if (rc >= 0)
-		veil_http_ws_timer(c->ws, 1);
 	if (rc < 0)
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 	else if (rc == 0)
@@ -1195,6 +1204,8 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
 		md_store_on_batch(m->st, batch_done, m);
+	if (rc == 0)
+		rc = veil_http_on_pass(h, md_pass, m);
 	if (rc == 0)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)
