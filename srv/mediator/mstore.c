@@ -29,9 +29,6 @@ enum {
 	ST_QUEUE_AFTER,
 	ST_QUEUE_ACK,
 	ST_MAX_SEQ,
-	ST_BEGIN_SAVEPOINT,
-	ST_RELEASE_SAVEPOINT,
-	ST_ROLLBACK_SAVEPOINT,
 	ST_QLEN_INC,
 	ST_QLEN_DEC,
 	ST_QLEN_GET,
@@ -69,9 +66,6 @@ static const char *const sql[ST_COUNT] = {
                        "WHERE gid = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     [ST_QUEUE_ACK] = "DELETE FROM reflected WHERE gid = ? AND device_id = ? AND rid = ?",
     [ST_MAX_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM reflected",
-    [ST_BEGIN_SAVEPOINT] = "SAVEPOINT one",
-    [ST_RELEASE_SAVEPOINT] = "RELEASE one",
-    [ST_ROLLBACK_SAVEPOINT] = "ROLLBACK TO one",
     [ST_QLEN_INC] = "UPDATE devices SET qlen = qlen + 1 WHERE gid = ? AND device_id <> ?",
     [ST_QLEN_DEC] =
         "UPDATE devices SET qlen = qlen - 1 WHERE gid = ? AND device_id = ? AND qlen > 0",
@@ -115,6 +109,7 @@ struct md_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	int in_batch;          /* a batch transaction is open */
+	int batch_failed;      /* a write in it failed: it is rolled back, not committed */
 	int64_t committed_seq; /* while it is: queue rows above this are not durable yet */
 	void (*batch_done)(void *ctx, int rc);
 	void *batch_ctx;
@@ -154,8 +149,11 @@ int md_store_open(struct md_store **out, const char *path)
 		return VEIL_ENOMEM;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	        SQLITE_OK ||
-	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-	                 NULL) != SQLITE_OK ||
+	    /* Statement journals (a multi-row INSERT ... SELECT) in memory, not in a file. */
+	    sqlite3_exec(
+	        s->db,
+	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;", NULL,
+	        NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    (!has_qlen(s->db) && sqlite3_exec(s->db, migrate_qlen, NULL, NULL, NULL) != SQLITE_OK))
 		goto fail;
@@ -449,13 +447,16 @@ int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uin
 	int rc = batch_begin(s);
 	if (rc != 0)
 		return rc;
-	if ((rc = run(stmt(s, ST_BEGIN_SAVEPOINT))) != 0)
-		return rc;
+	/*
+	 * No savepoint around it: SQLite copies every page a savepoint touches
+	 * into a sub-journal (a temporary file), which cost more than the
+	 * reflect itself. A failed reflect fails the whole batch instead: its
+	 * commit rolls everything back and reports the error, so that no
+	 * reflect of it is acked (their devices are closed and send again).
+	 */
 	rc = reflect_in(s, gid, sender, flags, ts, env, env_len, rid);
-	/* A failed reflect leaves nothing behind; the batch goes on. */
 	if (rc != 0)
-		run(stmt(s, ST_ROLLBACK_SAVEPOINT));
-	run(stmt(s, ST_RELEASE_SAVEPOINT));
+		s->batch_failed = 1;
 	return rc;
 }
 
@@ -464,7 +465,9 @@ static int ack_in(struct md_store *s, const uint8_t gid[static 32], uint64_t did
 int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
 {
 	int rc = batch_begin(s);
-	return rc != 0 ? rc : ack_in(s, gid, did, rid);
+	if (rc == 0 && (rc = ack_in(s, gid, did, rid)) < 0)
+		s->batch_failed = 1;
+	return rc;
 }
 
 int md_store_batch_commit(struct md_store *s)
@@ -472,7 +475,8 @@ int md_store_batch_commit(struct md_store *s)
 	if (!s->in_batch)
 		return 0;
 	s->in_batch = 0;
-	int rc = run(stmt(s, ST_COMMIT));
+	int rc = s->batch_failed ? VEIL_EIO : run(stmt(s, ST_COMMIT));
+	s->batch_failed = 0;
 	if (rc != 0)
 		run(stmt(s, ST_ROLLBACK));
 	if (s->batch_done != NULL)

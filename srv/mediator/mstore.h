@@ -125,7 +125,8 @@ int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint6
  * transaction, which md_store_batch_commit commits (one fsync for all)
  * and then reports to the function set with md_store_on_batch, with the
  * commit's result: only then are the reflects durable and may be acked.
- * Any other write commits the batch first. While a batch is open, queue
+ * A write that fails in the batch fails all of it: the commit rolls it
+ * back and reports the error. Any other write commits the batch first. While a batch is open, queue
  * rows with a seq above md_store_committed_seq are not durable yet.
  */
 void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx);
