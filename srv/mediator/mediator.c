@@ -73,7 +73,8 @@ struct md_group {
 	struct md_conn *conns; /* connected devices past the handshake */
 	struct md_conn *leader;
 	struct md_conn *tx; /* the transaction's lock holder */
-	uint8_t tx_scope[VEIL_MD_SCOPE_MAX];
+	/* The lock holder's encrypted scope, allocated while a transaction runs (memory per group). */
+	uint8_t *tx_scope;
 	size_t tx_scope_len;
 	struct md_group *next;
 };
@@ -349,6 +350,9 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 	if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, c->did, g->tx_scope,
 	                           g->tx_scope_len) != 0) {
 		veil_buf_release(&b);
+		free(g->tx_scope);
+		g->tx_scope = NULL;
+		g->tx_scope_len = 0;
 		return;
 	}
 	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
@@ -364,6 +368,9 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 		send_raw_container(o, &copy);
 	}
 	veil_buf_release(&b);
+	free(g->tx_scope);
+	g->tx_scope = NULL;
+	g->tx_scope_len = 0;
 }
 
 static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
@@ -394,11 +401,21 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	uint32_t ttl = t->ttl == 0 || t->ttl > c->m->tx_ttl_s ? c->m->tx_ttl_s : t->ttl;
-	memcpy(g->tx_scope, t->scope, t->scope_len);
+	g->tx_scope = malloc(t->scope_len > 0 ? t->scope_len : 1);
+	if (g->tx_scope == NULL) {
+		free(t);
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (t->scope_len > 0)
+		memcpy(g->tx_scope, t->scope, t->scope_len);
 	g->tx_scope_len = t->scope_len;
 	free(t);
 	if (veil_md_container_encode(&b, VEIL_MD_BEGIN_TRANSACTION_ACK, NULL, 0) != 0) {
 		veil_buf_release(&b);
+		free(g->tx_scope);
+		g->tx_scope = NULL;
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
@@ -1166,6 +1183,7 @@ static void md_free(void *arg)
 		while (m->buckets[i] != NULL) {
 			struct md_group *g = m->buckets[i];
 			m->buckets[i] = g->next;
+			free(g->tx_scope);
 			free(g);
 		}
 	batch_flush(m);
