@@ -204,7 +204,10 @@ static int send_reflected(struct md_conn *c, uint16_t flags, uint32_t rid, uint6
 {
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
-	if (veil_md_reflected_encode(&b, flags, rid, ts, env != NULL ? env : (const uint8_t *)"",
+	/* One allocation of the right size, not a few as the buffer grows. */
+	if (len > VEIL_MD_ENVELOPE_MAX ||
+	    veil_buf_reserve(&b, VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_HDR_LEN + len) != 0 ||
+	    veil_md_reflected_encode(&b, flags, rid, ts, env != NULL ? env : (const uint8_t *)"",
 	                             len) != 0) {
 		veil_buf_release(&b);
 		return VEIL_ELIMIT;
