@@ -65,6 +65,7 @@
 #define MD_MAX_DEVICES 64           /* hard cap of max-slots */
 #define MD_TX_HELD_MAX (2u * 1024u * 1024u) /* reflect bytes held in one transaction */
 #define MD_BATCH_MAX 65536                  /* reflects in one commit at most */
+#define MD_BATCH_BYTES (8u * 1024u * 1024u) /* envelope bytes kept for one commit at most */
 
 struct md_conn;
 
@@ -73,6 +74,9 @@ struct md_group {
 	struct md_conn *conns; /* connected devices past the handshake */
 	struct md_conn *leader;
 	struct md_conn *tx; /* the transaction's lock holder */
+	size_t batch_bytes; /* bytes of its reflected messages in the batch of round bytes_round */
+	uint64_t bytes_round; /* the batch_done round (see rounds) batch_bytes counts for */
+	uint64_t fed;         /* the batch_done round that last fed it */
 	/* The lock holder's encrypted scope, allocated while a transaction runs (memory per group). */
 	uint8_t *tx_scope;
 	size_t tx_scope_len;
@@ -92,7 +96,8 @@ struct md_conn {
 	struct md_conn *gnext;
 	int64_t sent_seq; /* last queue row sent */
 	int dry_sent, leader, pumping;
-	int pump_blocked;        /* the pump stopped at a reflect not yet committed */
+	int pump_blocked; /* the pump stopped at a reflect not yet committed */
+	int live; /* every committed row of its queue was sent: new ones may come from memory */
 	uint64_t tx_deadline_ms; /* when its transaction's TTL runs out (if it holds the lock) */
 	struct veil_buf early;   /* proxy payloads before up opens: u32le length || payload */
 	struct veil_http_raw *up;
@@ -121,13 +126,18 @@ struct veil_medsvc {
 	/* Reflects stored in the open batch, acked once it commits. */
 	struct md_pending *pend;
 	size_t npend, pend_cap;
+	struct veil_buf penv; /* their envelopes, for the live deliveries */
+	uint64_t rounds;      /* batch_done calls so far */
 };
 
 /* A reflect waiting for its batch's commit. */
 struct md_pending {
-	struct md_conn *c;
-	uint32_t id;
+	struct md_conn *c; /* the sender (alive until batch_done: closing commits first) */
+	uint32_t id;       /* the sender's reflect ID */
+	uint32_t rid;      /* the group's reflected ID */
+	uint16_t flags;
 	uint64_t ts;
+	size_t env_off, env_len; /* in penv */
 };
 
 static void conn_close(struct md_conn *c, int code);
@@ -584,6 +594,7 @@ static void pump(struct md_conn *c)
 		return;
 	c->pumping = 1;
 	c->pump_blocked = 0;
+	c->live = 0;
 	while (c->state == C_READY && !c->pump_blocked &&
 	       veil_http_ws_queued(c->ws) < MD_PUMP_HIGH) {
 		int n = md_store_queue_after(c->m->st, c->gid, c->did, c->sent_seq, MD_PUMP_BATCH,
@@ -593,6 +604,8 @@ static void pump(struct md_conn *c)
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 			break;
 		}
+		if (n < MD_PUMP_BATCH || c->pump_blocked)
+			c->live = 1; /* all that is committed is sent */
 		if (n < MD_PUMP_BATCH && !c->pump_blocked) {
 			if (c->state == C_READY && !c->dry_sent) {
 				if (send_container(c, VEIL_MD_REFLECTION_QUEUE_DRY, NULL, 0) != 0)
@@ -692,6 +705,8 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 	 * reflect read in one pass shares one fsync.
 	 */
 	struct veil_medsvc *m = c->m;
+	if (m->penv.len + r.envelope_len > MD_BATCH_BYTES)
+		batch_flush(m);
 	if (m->npend == m->pend_cap) {
 		size_t cap = m->pend_cap ? m->pend_cap * 2 : 256;
 		struct md_pending *np =
@@ -709,8 +724,52 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
-	m->pend[m->npend++] = (struct md_pending){.c = c, .id = r.id, .ts = ts};
-	(void)g;
+	if (g->bytes_round != m->rounds + 1) {
+		g->bytes_round = m->rounds + 1; /* the first of its reflects in this batch */
+		g->batch_bytes = 0;
+	}
+	size_t off = m->penv.len;
+	if (veil_buf_append(&m->penv, r.envelope_len > 0 ? r.envelope : (const uint8_t *)"",
+	                    r.envelope_len) != 0) {
+		/* Stored all the same: its envelope goes out from the store, not from memory. */
+		g->batch_bytes = SIZE_MAX / 2;
+		off = m->penv.len;
+	}
+	m->pend[m->npend++] = (struct md_pending){.c = c,
+	                                          .id = r.id,
+	                                          .rid = rid,
+	                                          .flags = r.flags,
+	                                          .ts = ts,
+	                                          .env_off = off,
+	                                          .env_len = m->penv.len - off};
+	if (g->batch_bytes < SIZE_MAX / 2)
+		g->batch_bytes += r.envelope_len + VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_HDR_LEN + 16;
+}
+
+/*
+ * Delivers the committed batch's reflects of group g to its device o from
+ * memory, if o was sent every committed row of its queue before (live) and
+ * its socket takes them; else the pump reads them from the store. Either
+ * way they stay stored until o acks them.
+ */
+static void feed(struct veil_medsvc *m, struct md_group *g, struct md_conn *o, size_t n,
+                 int64_t top)
+{
+	if (!o->live || o->pumping || o->state != C_READY || g->bytes_round != m->rounds ||
+	    veil_http_ws_queued(o->ws) + g->batch_bytes > MD_PUMP_HIGH) {
+		pump(o);
+		return;
+	}
+	for (size_t i = 0; i < n && o->state == C_READY; i++) {
+		const struct md_pending *e = &m->pend[i];
+		/* By the sender's group ID: a sender that left its group is still there. */
+		if (e->c == o || memcmp(e->c->gid, g->gid, 32) != 0)
+			continue;
+		send_reflected(o, e->flags, e->rid, e->ts, m->penv.p + e->env_off, e->env_len);
+	}
+	/* Its rows of the batch are all at or below top, those before it were sent. */
+	if (o->state == C_READY && top > o->sent_seq)
+		o->sent_seq = top;
 }
 
 /*
@@ -742,20 +801,27 @@ static void batch_done(void *ctx, int rc)
 		}
 		send_raw_container(c, &b);
 	}
+	int64_t top = md_store_batch_top(m->st);
+	m->rounds++;
 	for (size_t i = 0; i < n; i++) {
 		struct md_conn *c = m->pend[i].c;
-		if (c->g == NULL || (i > 0 && m->pend[i - 1].c->g == c->g))
-			continue; /* gone, or its group fed just now */
+		struct md_group *g = c->g;
+		if (g == NULL || g->fed == m->rounds)
+			continue; /* gone, or its group fed already */
+		g->fed = m->rounds;
 		if (rc == 0 && queue_limit_check(c) != 0)
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		if (c->g == NULL)
 			continue;
-		for (struct md_conn *o = c->g->conns, *next; o != NULL; o = next) {
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
 			next = o->gnext;
-			if (o != c || o->pump_blocked)
+			if (rc == 0)
+				feed(m, g, o, n, top);
+			else
 				pump(o);
 		}
 	}
+	veil_buf_reset(&m->penv);
 }
 
 /* Commits the open batch, if any (batch_done then acks and delivers). */
@@ -1192,6 +1258,7 @@ static void md_free(void *arg)
 	batch_flush(m);
 	md_store_close(m->st);
 	free(m->pend);
+	veil_buf_release(&m->penv);
 	free(m);
 }
 
@@ -1202,6 +1269,7 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	if (m == NULL)
 		return VEIL_ENOMEM;
 	m->h = h;
+	veil_buf_init(&m->penv, MD_BATCH_BYTES + VEIL_MD_MAX_MESSAGE);
 	m->max_slots = srv->cfg.md_max_slots;
 	if (m->max_slots == 0 || m->max_slots > MD_MAX_DEVICES)
 		m->max_slots = MD_MAX_DEVICES;

@@ -111,9 +111,12 @@ struct md_store {
 	int in_batch;          /* a batch transaction is open */
 	int batch_failed;      /* a write in it failed: it is rolled back, not committed */
 	int64_t committed_seq; /* while it is: queue rows above this are not durable yet */
+	int64_t batch_top;     /* the highest queue row the batch wrote (committed_seq if none) */
 	void (*batch_done)(void *ctx, int rc);
 	void *batch_ctx;
 	uint32_t queue_limit;
+	int queued;       /* rows the last reflect queued */
+	int64_t last_seq; /* and the last of them */
 };
 
 /* Whether devices has the qlen column. */
@@ -393,6 +396,8 @@ static int reflect_in(struct md_store *s, const uint8_t gid[static 32], uint64_t
 		bind_dev(st, 5, gid, sender);
 		sqlite3_bind_int64(st, 7, s->queue_limit);
 		rc = run(st);
+		s->queued = rc == 0 ? sqlite3_changes(s->db) : 0;
+		s->last_seq = sqlite3_last_insert_rowid(s->db);
 	}
 	if (rc == 0) {
 		sqlite3_stmt *st = stmt(s, ST_QLEN_INC);
@@ -424,6 +429,11 @@ int md_store_batch_open(const struct md_store *s)
 	return s->in_batch;
 }
 
+int64_t md_store_batch_top(const struct md_store *s)
+{
+	return s->batch_top;
+}
+
 int64_t md_store_committed_seq(const struct md_store *s)
 {
 	return s->in_batch ? s->committed_seq : INT64_MAX;
@@ -442,6 +452,7 @@ static int batch_begin(struct md_store *s)
 		return (int)top;
 	}
 	s->committed_seq = top;
+	s->batch_top = top;
 	s->in_batch = 1;
 	return 0;
 }
@@ -463,6 +474,8 @@ int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uin
 	rc = reflect_in(s, gid, sender, flags, ts, env, env_len, rid);
 	if (rc != 0)
 		s->batch_failed = 1;
+	else if (s->queued > 0)
+		s->batch_top = s->last_seq;
 	return rc;
 }
 

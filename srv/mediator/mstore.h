@@ -132,6 +132,12 @@ int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint6
 void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx);
 int md_store_batch_open(const struct md_store *s);
 int64_t md_store_committed_seq(const struct md_store *s);
+/*
+ * The highest queue row seq the current or last batch wrote (the rows of
+ * its reflects are all at or below it): for the on_batch function, which
+ * may send them from memory to devices that had every earlier row.
+ */
+int64_t md_store_batch_top(const struct md_store *s);
 int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
                            uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
                            uint32_t *rid) VEIL_WUR;
