@@ -144,7 +144,7 @@ static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
 static void batch_flush(struct veil_medsvc *m);
 static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32]);
-static int queue_limit_check(struct md_conn *c);
+static int queue_limit_check(struct md_conn *c, int self);
 
 /* --- groups --- */
 
@@ -488,7 +488,7 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 			return;
 		}
 	}
-	if (queue_limit_check(c) != 0) {
+	if (queue_limit_check(c, 0) != 0) {
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
@@ -625,20 +625,24 @@ static void pump(struct md_conn *c)
  * one offline is dropped so when it next connects (on_client_hello). Its
  * queue stays capped at the limit meanwhile.
  */
-static int queue_limit_check(struct md_conn *c)
+static int queue_limit_check(struct md_conn *c, int self)
 {
+	struct veil_medsvc *m = c->m;
 	uint64_t over[MD_MAX_DEVICES];
-	int k = md_store_over_limit(c->m->st, c->gid, over, VEIL_ARRAY_LEN(over));
+	uint8_t gid[32];
+	memcpy(gid, c->gid, sizeof gid);
+	int k = md_store_over_limit(m->st, gid, over, VEIL_ARRAY_LEN(over));
 	if (k < 0)
 		return VEIL_EIO;
 	for (int i = 0; i < k; i++) {
-		struct md_conn *victim = group_device(c->g, over[i]);
-		if (victim == NULL || victim == c)
+		/* Found again each time: closing the last device frees the group. */
+		struct md_conn *victim = group_device(group_find(m, gid, 0), over[i]);
+		if (victim == NULL || (victim == c && !self))
 			continue;
 		veil_log_debug(
 		    "mediator: a device's reflection queue is over the limit; dropping it");
 		conn_close(victim, VEIL_MD_CLOSE_QUEUE_LIMIT);
-		if (md_store_device_drop(c->m->st, c->gid, over[i]) != 0)
+		if (md_store_device_drop(m->st, gid, over[i]) != 0)
 			return VEIL_EIO;
 	}
 	return 0;
@@ -809,9 +813,14 @@ static void batch_done(void *ctx, int rc)
 		if (g == NULL || g->fed == m->rounds)
 			continue; /* gone, or its group fed already */
 		g->fed = m->rounds;
-		if (rc == 0 && queue_limit_check(c) != 0)
+		/*
+		 * Every device a reflect found full is dropped (4114) before the
+		 * group is fed, the senders too: what was not stored for them
+		 * must not reach them from memory.
+		 */
+		if (rc == 0 && queue_limit_check(c, 1) != 0)
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
-		if (c->g == NULL)
+		if ((g = group_find(m, c->gid, 0)) == NULL)
 			continue;
 		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
 			next = o->gnext;
