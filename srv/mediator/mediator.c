@@ -19,7 +19,8 @@
  *          boundaries, one message per proxy container. The chat
  *          connection ending closes the device (4000). The device's
  *          reflection queue is pumped from the store (a batch at a time,
- *          as the socket drains); once it is empty the device gets
+ *          as the socket drains; once caught up, new reflects come from
+ *          memory after their commit); once it is empty the device gets
  *          ReflectionQueueDry, and if its group has no leader it is
  *          promoted (RolePromotedToLeader).
  *   CLOSING  closed with a code; nothing more is read.
