@@ -85,6 +85,7 @@ struct veil_http {
 	size_t nroutes;
 	struct http_cleanup cleanups[VEIL_HTTP_MAX_CLEANUPS];
 	size_t ncleanups;
+	struct http_cleanup on_pass; /* after each pass of the loop (veil_http_on_pass) */
 	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
 	size_t nlimits;
 	struct http_ws_table ws;
@@ -1118,12 +1119,23 @@ int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)
 	return 0;
 }
 
+int veil_http_on_pass(struct veil_http *h, void (*fn)(void *arg), void *arg)
+{
+	if (h->on_pass.fn != NULL)
+		return VEIL_ELIMIT;
+	h->on_pass.fn = fn;
+	h->on_pass.arg = arg;
+	return 0;
+}
+
 static void *http_thread(void *arg)
 {
 	struct veil_http *h = arg;
 	while (!atomic_load(&h->stop)) {
 		if (lws_service(h->ctx, 0) < 0)
 			break;
+		if (h->on_pass.fn != NULL)
+			h->on_pass.fn(h->on_pass.arg);
 	}
 	return NULL;
 }

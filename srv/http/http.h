@@ -125,6 +125,13 @@ int veil_http_route(struct veil_http *h, const char *method, const char *prefix,
                     veil_http_handler fn, void *arg);
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg);
 /*
+ * Calls fn on the HTTP thread after each pass of its loop (one poll and
+ * the callbacks of what it found), e.g. to commit in one transaction what
+ * the pass's callbacks wrote. One hook per listener (only before run):
+ * 0, or VEIL_ELIMIT if one is set.
+ */
+int veil_http_on_pass(struct veil_http *h, void (*fn)(void *arg), void *arg);
+/*
  * Puts every request whose path begins with prefix under a per-address
  * limit of per_min requests a minute (a veil_ratelimit token bucket of its
  * own, keyed by the client address). Over it the listener answers 429

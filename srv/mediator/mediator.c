@@ -19,7 +19,8 @@
  *          boundaries, one message per proxy container. The chat
  *          connection ending closes the device (4000). The device's
  *          reflection queue is pumped from the store (a batch at a time,
- *          as the socket drains); once it is empty the device gets
+ *          as the socket drains; once caught up, new reflects come from
+ *          memory after their commit); once it is empty the device gets
  *          ReflectionQueueDry, and if its group has no leader it is
  *          promoted (RolePromotedToLeader).
  *   CLOSING  closed with a code; nothing more is read.
@@ -65,6 +66,7 @@
 #define MD_MAX_DEVICES 64           /* hard cap of max-slots */
 #define MD_TX_HELD_MAX (2u * 1024u * 1024u) /* reflect bytes held in one transaction */
 #define MD_BATCH_MAX 65536                  /* reflects in one commit at most */
+#define MD_BATCH_BYTES (8u * 1024u * 1024u) /* envelope bytes kept for one commit at most */
 
 struct md_conn;
 
@@ -73,7 +75,11 @@ struct md_group {
 	struct md_conn *conns; /* connected devices past the handshake */
 	struct md_conn *leader;
 	struct md_conn *tx; /* the transaction's lock holder */
-	uint8_t tx_scope[VEIL_MD_SCOPE_MAX];
+	size_t batch_bytes; /* bytes of its reflected messages in the batch of round bytes_round */
+	uint64_t bytes_round; /* the batch_done round (see rounds) batch_bytes counts for */
+	uint64_t fed;         /* the batch_done round that last fed it */
+	/* The lock holder's encrypted scope, allocated while a transaction runs (memory per group). */
+	uint8_t *tx_scope;
 	size_t tx_scope_len;
 	struct md_group *next;
 };
@@ -91,7 +97,8 @@ struct md_conn {
 	struct md_conn *gnext;
 	int64_t sent_seq; /* last queue row sent */
 	int dry_sent, leader, pumping;
-	int pump_blocked;        /* the pump stopped at a reflect not yet committed */
+	int pump_blocked; /* the pump stopped at a reflect not yet committed */
+	int live; /* every committed row of its queue was sent: new ones may come from memory */
 	uint64_t tx_deadline_ms; /* when its transaction's TTL runs out (if it holds the lock) */
 	struct veil_buf early;   /* proxy payloads before up opens: u32le length || payload */
 	struct veil_http_raw *up;
@@ -120,20 +127,25 @@ struct veil_medsvc {
 	/* Reflects stored in the open batch, acked once it commits. */
 	struct md_pending *pend;
 	size_t npend, pend_cap;
+	struct veil_buf penv; /* their envelopes, for the live deliveries */
+	uint64_t rounds;      /* batch_done calls so far */
 };
 
 /* A reflect waiting for its batch's commit. */
 struct md_pending {
-	struct md_conn *c;
-	uint32_t id;
+	struct md_conn *c; /* the sender (alive until batch_done: closing commits first) */
+	uint32_t id;       /* the sender's reflect ID */
+	uint32_t rid;      /* the group's reflected ID */
+	uint16_t flags;
 	uint64_t ts;
+	size_t env_off, env_len; /* in penv */
 };
 
 static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
 static void batch_flush(struct veil_medsvc *m);
 static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32]);
-static int queue_limit_check(struct md_conn *c);
+static int queue_limit_check(struct md_conn *c, int self);
 
 /* --- groups --- */
 
@@ -203,7 +215,10 @@ static int send_reflected(struct md_conn *c, uint16_t flags, uint32_t rid, uint6
 {
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
-	if (veil_md_reflected_encode(&b, flags, rid, ts, env != NULL ? env : (const uint8_t *)"",
+	/* One allocation of the right size, not a few as the buffer grows. */
+	if (len > VEIL_MD_ENVELOPE_MAX ||
+	    veil_buf_reserve(&b, VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_HDR_LEN + len) != 0 ||
+	    veil_md_reflected_encode(&b, flags, rid, ts, env != NULL ? env : (const uint8_t *)"",
 	                             len) != 0) {
 		veil_buf_release(&b);
 		return VEIL_ELIMIT;
@@ -349,6 +364,9 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 	if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, c->did, g->tx_scope,
 	                           g->tx_scope_len) != 0) {
 		veil_buf_release(&b);
+		free(g->tx_scope);
+		g->tx_scope = NULL;
+		g->tx_scope_len = 0;
 		return;
 	}
 	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
@@ -364,6 +382,9 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 		send_raw_container(o, &copy);
 	}
 	veil_buf_release(&b);
+	free(g->tx_scope);
+	g->tx_scope = NULL;
+	g->tx_scope_len = 0;
 }
 
 static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
@@ -394,11 +415,21 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	uint32_t ttl = t->ttl == 0 || t->ttl > c->m->tx_ttl_s ? c->m->tx_ttl_s : t->ttl;
-	memcpy(g->tx_scope, t->scope, t->scope_len);
+	g->tx_scope = malloc(t->scope_len > 0 ? t->scope_len : 1);
+	if (g->tx_scope == NULL) {
+		free(t);
+		veil_buf_release(&b);
+		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		return;
+	}
+	if (t->scope_len > 0)
+		memcpy(g->tx_scope, t->scope, t->scope_len);
 	g->tx_scope_len = t->scope_len;
 	free(t);
 	if (veil_md_container_encode(&b, VEIL_MD_BEGIN_TRANSACTION_ACK, NULL, 0) != 0) {
 		veil_buf_release(&b);
+		free(g->tx_scope);
+		g->tx_scope = NULL;
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
@@ -458,7 +489,7 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 			return;
 		}
 	}
-	if (queue_limit_check(c) != 0) {
+	if (queue_limit_check(c, 0) != 0) {
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
@@ -564,6 +595,7 @@ static void pump(struct md_conn *c)
 		return;
 	c->pumping = 1;
 	c->pump_blocked = 0;
+	c->live = 0;
 	while (c->state == C_READY && !c->pump_blocked &&
 	       veil_http_ws_queued(c->ws) < MD_PUMP_HIGH) {
 		int n = md_store_queue_after(c->m->st, c->gid, c->did, c->sent_seq, MD_PUMP_BATCH,
@@ -573,6 +605,8 @@ static void pump(struct md_conn *c)
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 			break;
 		}
+		if (n < MD_PUMP_BATCH || c->pump_blocked)
+			c->live = 1; /* all that is committed is sent */
 		if (n < MD_PUMP_BATCH && !c->pump_blocked) {
 			if (c->state == C_READY && !c->dry_sent) {
 				if (send_container(c, VEIL_MD_REFLECTION_QUEUE_DRY, NULL, 0) != 0)
@@ -592,20 +626,24 @@ static void pump(struct md_conn *c)
  * one offline is dropped so when it next connects (on_client_hello). Its
  * queue stays capped at the limit meanwhile.
  */
-static int queue_limit_check(struct md_conn *c)
+static int queue_limit_check(struct md_conn *c, int self)
 {
+	struct veil_medsvc *m = c->m;
 	uint64_t over[MD_MAX_DEVICES];
-	int k = md_store_over_limit(c->m->st, c->gid, over, VEIL_ARRAY_LEN(over));
+	uint8_t gid[32];
+	memcpy(gid, c->gid, sizeof gid);
+	int k = md_store_over_limit(m->st, gid, over, VEIL_ARRAY_LEN(over));
 	if (k < 0)
 		return VEIL_EIO;
 	for (int i = 0; i < k; i++) {
-		struct md_conn *victim = group_device(c->g, over[i]);
-		if (victim == NULL || victim == c)
+		/* Found again each time: closing the last device frees the group. */
+		struct md_conn *victim = group_device(group_find(m, gid, 0), over[i]);
+		if (victim == NULL || (victim == c && !self))
 			continue;
 		veil_log_debug(
 		    "mediator: a device's reflection queue is over the limit; dropping it");
 		conn_close(victim, VEIL_MD_CLOSE_QUEUE_LIMIT);
-		if (md_store_device_drop(c->m->st, c->gid, over[i]) != 0)
+		if (md_store_device_drop(m->st, gid, over[i]) != 0)
 			return VEIL_EIO;
 	}
 	return 0;
@@ -667,11 +705,13 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	/*
-	 * Into the batch: the ack and the live deliveries follow its commit,
-	 * which the connection's timer brings about right after this pass of
-	 * the HTTP loop (every reflect read in one pass shares one fsync).
+	 * Into the batch: the ack and the live deliveries follow its commit
+	 * right after this pass of the HTTP loop (veil_http_on_pass): every
+	 * reflect read in one pass shares one fsync.
 	 */
 	struct veil_medsvc *m = c->m;
+	if (m->penv.len + r.envelope_len > MD_BATCH_BYTES)
+		batch_flush(m);
 	if (m->npend == m->pend_cap) {
 		size_t cap = m->pend_cap ? m->pend_cap * 2 : 256;
 		struct md_pending *np =
@@ -689,16 +729,58 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
-	m->pend[m->npend++] = (struct md_pending){.c = c, .id = r.id, .ts = ts};
-	veil_http_ws_timer(c->ws, 1);
-	(void)g;
-	if (queue_limit_check(c) != 0)
-		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+	if (g->bytes_round != m->rounds + 1) {
+		g->bytes_round = m->rounds + 1; /* the first of its reflects in this batch */
+		g->batch_bytes = 0;
+	}
+	size_t off = m->penv.len;
+	if (veil_buf_append(&m->penv, r.envelope_len > 0 ? r.envelope : (const uint8_t *)"",
+	                    r.envelope_len) != 0) {
+		/* Stored all the same: its envelope goes out from the store, not from memory. */
+		g->batch_bytes = SIZE_MAX / 2;
+		off = m->penv.len;
+	}
+	m->pend[m->npend++] = (struct md_pending){.c = c,
+	                                          .id = r.id,
+	                                          .rid = rid,
+	                                          .flags = r.flags,
+	                                          .ts = ts,
+	                                          .env_off = off,
+	                                          .env_len = m->penv.len - off};
+	if (g->batch_bytes < SIZE_MAX / 2)
+		g->batch_bytes += r.envelope_len + VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_HDR_LEN + 16;
+}
+
+/*
+ * Delivers the committed batch's reflects of group g to its device o from
+ * memory, if o was sent every committed row of its queue before (live) and
+ * its socket takes them; else the pump reads them from the store. Either
+ * way they stay stored until o acks them.
+ */
+static void feed(struct veil_medsvc *m, struct md_group *g, struct md_conn *o, size_t n,
+                 int64_t top)
+{
+	if (!o->live || o->pumping || o->state != C_READY || g->bytes_round != m->rounds ||
+	    veil_http_ws_queued(o->ws) + g->batch_bytes > MD_PUMP_HIGH) {
+		pump(o);
+		return;
+	}
+	for (size_t i = 0; i < n && o->state == C_READY; i++) {
+		const struct md_pending *e = &m->pend[i];
+		/* By the sender's group ID: a sender that left its group is still there. */
+		if (e->c == o || memcmp(e->c->gid, g->gid, 32) != 0)
+			continue;
+		send_reflected(o, e->flags, e->rid, e->ts, m->penv.p + e->env_off, e->env_len);
+	}
+	/* Its rows of the batch are all at or below top, those before it were sent. */
+	if (o->state == C_READY && top > o->sent_seq)
+		o->sent_seq = top;
 }
 
 /*
  * The batch committed (rc 0) or failed: ack its reflects (or close their
- * devices: nothing was stored), then feed the other devices of each group.
+ * devices: nothing was stored), then, for each group, drop the devices
+ * whose queue a reflect found full (4114) and feed the others.
  */
 static void batch_done(void *ctx, int rc)
 {
@@ -724,16 +806,32 @@ static void batch_done(void *ctx, int rc)
 		}
 		send_raw_container(c, &b);
 	}
+	int64_t top = md_store_batch_top(m->st);
+	m->rounds++;
 	for (size_t i = 0; i < n; i++) {
 		struct md_conn *c = m->pend[i].c;
-		if (c->g == NULL || (i > 0 && m->pend[i - 1].c->g == c->g))
-			continue; /* gone, or its group fed just now */
-		for (struct md_conn *o = c->g->conns, *next; o != NULL; o = next) {
+		struct md_group *g = c->g;
+		if (g == NULL || g->fed == m->rounds)
+			continue; /* gone, or its group fed already */
+		g->fed = m->rounds;
+		/*
+		 * Every device a reflect found full is dropped (4114) before the
+		 * group is fed, the senders too: what was not stored for them
+		 * must not reach them from memory.
+		 */
+		if (rc == 0 && queue_limit_check(c, 1) != 0)
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		if ((g = group_find(m, c->gid, 0)) == NULL)
+			continue;
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
 			next = o->gnext;
-			if (o != c || o->pump_blocked)
+			if (rc == 0)
+				feed(m, g, o, n, top);
+			else
 				pump(o);
 		}
 	}
+	veil_buf_reset(&m->penv);
 }
 
 /* Commits the open batch, if any (batch_done then acks and delivers). */
@@ -741,6 +839,12 @@ static void batch_flush(struct veil_medsvc *m)
 {
 	if (md_store_batch_open(m->st))
 		(void)md_store_batch_commit(m->st);
+}
+
+/* After each pass of the HTTP loop: what the pass wrote is committed. */
+static void md_pass(void *arg)
+{
+	batch_flush(arg);
 }
 
 static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
@@ -756,10 +860,11 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 			c->neph--;
 			return;
 		}
-	/* Deleting an acked entry rides on the batch: lost in a crash, it is only sent again. */
+	/*
+	 * Deleting an acked entry rides on the batch (committed after this
+	 * pass of the loop): lost in a crash, it is only sent again.
+	 */
 	int rc = md_store_batch_ack(c->m->st, c->gid, c->did, r.id);
-	if (rc >= 0)
-		veil_http_ws_timer(c->ws, 1);
 	if (rc < 0)
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 	else if (rc == 0)
@@ -1157,11 +1262,13 @@ static void md_free(void *arg)
 		while (m->buckets[i] != NULL) {
 			struct md_group *g = m->buckets[i];
 			m->buckets[i] = g->next;
+			free(g->tx_scope);
 			free(g);
 		}
 	batch_flush(m);
 	md_store_close(m->st);
 	free(m->pend);
+	veil_buf_release(&m->penv);
 	free(m);
 }
 
@@ -1172,6 +1279,7 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	if (m == NULL)
 		return VEIL_ENOMEM;
 	m->h = h;
+	veil_buf_init(&m->penv, MD_BATCH_BYTES + VEIL_MD_MAX_MESSAGE);
 	m->max_slots = srv->cfg.md_max_slots;
 	if (m->max_slots == 0 || m->max_slots > MD_MAX_DEVICES)
 		m->max_slots = MD_MAX_DEVICES;
@@ -1195,6 +1303,8 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
 		md_store_on_batch(m->st, batch_done, m);
+	if (rc == 0)
+		rc = veil_http_on_pass(h, md_pass, m);
 	if (rc == 0)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)

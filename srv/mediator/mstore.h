@@ -125,12 +125,19 @@ int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint6
  * transaction, which md_store_batch_commit commits (one fsync for all)
  * and then reports to the function set with md_store_on_batch, with the
  * commit's result: only then are the reflects durable and may be acked.
- * Any other write commits the batch first. While a batch is open, queue
+ * A write that fails in the batch fails all of it: the commit rolls it
+ * back and reports the error. Any other write commits the batch first. While a batch is open, queue
  * rows with a seq above md_store_committed_seq are not durable yet.
  */
 void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx);
 int md_store_batch_open(const struct md_store *s);
 int64_t md_store_committed_seq(const struct md_store *s);
+/*
+ * The highest queue row seq the current or last batch wrote (the rows of
+ * its reflects are all at or below it): for the on_batch function, which
+ * may send them from memory to devices that had every earlier row.
+ */
+int64_t md_store_batch_top(const struct md_store *s);
 int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
                            uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
                            uint32_t *rid) VEIL_WUR;

@@ -649,6 +649,49 @@ static int t_no_identity_in_mediator_tables(void)
 	return 0;
 }
 
+/*
+ * Two devices reflect bursts into one group without waiting for their
+ * acks; the third, online and caught up (so fed from the committed batch
+ * in memory), gets every reflect exactly once and each sender's in order,
+ * and, having acked them all, finds its queue empty when it reconnects.
+ */
+static int t_burst_from_two_senders(void)
+{
+	enum { N = 60 };
+	struct group g;
+	struct dev a, b, c;
+	uint32_t next[2] = {0, 0};
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 401, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&b, &g, 402, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&c, &g, 403, VEIL_MD_SLOT_NEW, NULL) == 0);
+	for (uint32_t i = 0; i < N; i++) {
+		uint8_t env[8] = {'a'};
+		veil_store_u32le(env + 4, i);
+		IT_CHECK(reflect(&a, i + 1, 0, env, sizeof env) == 0);
+		env[0] = 'b';
+		IT_CHECK(reflect(&b, i + 1, 0, env, sizeof env) == 0);
+	}
+	for (int k = 0; k < 2 * N; k++) {
+		struct veil_md_reflect r;
+		IT_CHECK(dev_expect(&c, VEIL_MD_REFLECTED, 5000) == 0);
+		IT_CHECK(veil_md_reflected_parse(&r, c.pl, c.pn) == 0 && r.envelope_len == 8);
+		int from_b = r.envelope[0] == 'b';
+		IT_CHECK(r.envelope[0] == 'a' || from_b);
+		IT_CHECK(veil_load_u32le(r.envelope + 4) == next[from_b]);
+		next[from_b]++;
+		IT_CHECK(reflected_ack(&c, r.id) == 0);
+	}
+	IT_CHECK(dev_quiet(&c, 300) == 0);
+	dev_close(&c);
+	dev_close(&a);
+	dev_close(&b);
+	IT_CHECK(dev_connect(&c, &g, 403, VEIL_MD_SLOT_EXISTING) == 0);
+	IT_CHECK(c.si.reflection_queue_length == 0);
+	dev_close(&c);
+	return 0;
+}
+
 static int t_kill9_loses_no_acked_reflect(void)
 {
 	enum { N = 20 };
@@ -1138,6 +1181,7 @@ int main(void)
 	}
 	RUN_IT(t_wrong_dgk_refused);
 	RUN_IT(t_reflect_to_two_others);
+	RUN_IT(t_burst_from_two_senders);
 	RUN_IT(t_offline_device_catches_up);
 	RUN_IT(t_unknown_ack_closes_4012);
 	RUN_IT(t_leader_reelected);

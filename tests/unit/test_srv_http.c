@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "veil/client.h"
 #include "veil/crypto.h"
 #include "veil/util.h"
 #include "../../srv/limit/connlimit.h"
@@ -605,8 +606,82 @@ static void test_deferred_answer(void)
 	CHECK(alive);
 }
 
+/*
+ * A WebSocket connection with many messages queued gets them as bursts of
+ * frames written together (srv/http/ws.c): every message arrives whole and
+ * in order, across each length form of a frame header (7-bit, 16-bit and
+ * 64-bit lengths) and across bursts.
+ */
+#define BURST_N 300
+static size_t burst_len(int i)
+{
+	static const size_t odd[] = {0, 1, 125, 126, 127, 65535, 65536, 300, 4000};
+	return i < (int)VEIL_ARRAY_LEN(odd) ? odd[i] : (size_t)(i * 37 % 1000);
+}
+
+static int burst_open(void *arg, struct veil_http_ws *c, const char *path, const char *client,
+                      void **ctx)
+{
+	(void)path;
+	(void)client;
+	static uint8_t m[65536];
+	for (int i = 0; i < BURST_N; i++) {
+		for (size_t k = 0; k < burst_len(i); k++)
+			m[k] = (uint8_t)(i + k);
+		if (veil_http_ws_send(c, m, burst_len(i)) != 0)
+			return -1;
+	}
+	*ctx = arg;
+	return 0;
+}
+
+static void burst_message(void *ctx, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)p;
+	(void)n;
+}
+
+static void burst_closed(void *ctx)
+{
+	(void)ctx;
+}
+
+static void test_ws_burst(void)
+{
+	static struct veil_server s;
+	static const struct veil_http_ws_ops ops = {
+	    .open = burst_open, .message = burst_message, .closed = burst_closed};
+	static int token;
+	struct veil_http *h = NULL;
+	struct veil_ws *w = calloc(1, sizeof *w);
+	char url[64];
+	int ok = 1, got = 0;
+	CHECK(w != NULL);
+	cfg_init(&s, "127.0.0.1");
+	CHECK_RC(veil_http_new(&h, &s), 0);
+	CHECK_RC(veil_http_ws_route(h, "/burst", 1024, &ops, &token), 0);
+	CHECK_RC(veil_http_run(h), 0);
+	snprintf(url, sizeof url, "ws://127.0.0.1:%u/burst", veil_http_port(h));
+	if (veil_ws_open(w, url, NULL, 10000) == 0) {
+		for (int i = 0; i < BURST_N && ok; i++) {
+			const uint8_t *msg;
+			size_t len;
+			ok = veil_ws_recv(w, &msg, &len, 10000) == 0 && len == burst_len(i);
+			for (size_t k = 0; ok && k < len; k++)
+				ok = msg[k] == (uint8_t)(i + k);
+			got += ok;
+		}
+		veil_ws_close(w, 1000);
+	}
+	veil_http_stop(h);
+	free(w);
+	CHECK(got == BURST_N);
+}
+
 T_MAIN_BEGIN
 {
+	RUN(test_ws_burst);
 	RUN(test_cidr);
 	RUN(test_forwarded_parse);
 	RUN(test_trusted_proxy);
