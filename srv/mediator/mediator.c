@@ -73,6 +73,7 @@ struct md_group {
 	struct md_conn *conns; /* connected devices past the handshake */
 	struct md_conn *leader;
 	struct md_conn *tx; /* the transaction's lock holder */
+	int lead_held;      /* this node holds the group's leadership in the store */
 	uint8_t tx_scope[VEIL_MD_SCOPE_MAX];
 	size_t tx_scope_len;
 	struct md_group *next;
@@ -325,6 +326,12 @@ static void elect(struct md_group *g)
 		return;
 	for (struct md_conn *c = g->conns; c != NULL; c = c->gnext)
 		if (c->state == C_READY && c->dry_sent) {
+			/* With several nodes, only the node holding the group's leadership elects. */
+			if (!g->lead_held) {
+				if (md_store_leader_take(c->m->st, g->gid) != 1)
+					return;
+				g->lead_held = 1;
+			}
 			promote(c);
 			return;
 		}
@@ -340,6 +347,9 @@ static void elect(struct md_group *g)
 static void tx_end(struct md_group *g, struct md_conn *c)
 {
 	g->tx = NULL;
+	/* The other nodes tell their devices (MD_EV_TX_ENDED). */
+	if (md_store_tx_release(c->m->st, g->gid, c->did, g->tx_scope, g->tx_scope_len) != 0)
+		veil_log_warn("mediator: cannot release a transaction lock in the store");
 	if (c->state != C_CLOSING)
 		veil_http_ws_timer(c->ws, 0);
 	veil_buf_release(&c->held);
@@ -385,6 +395,21 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 	if (g->tx != NULL) {
 		if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_REJECTED, g->tx->did,
 		                           g->tx_scope, g->tx_scope_len) != 0) {
+			veil_buf_release(&b);
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		} else {
+			send_raw_container(c, &b);
+		}
+		free(t);
+		return;
+	}
+	/* Held on another node: rejected with that holder. */
+	uint64_t holder;
+	int got = md_store_tx_take(c->m->st, g->gid, c->did, t->scope, t->scope_len, &holder,
+	                           g->tx_scope, sizeof g->tx_scope, &g->tx_scope_len);
+	if (got != 1) {
+		if (got < 0 || veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_REJECTED, holder,
+		                                      g->tx_scope, g->tx_scope_len) != 0) {
 			veil_buf_release(&b);
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		} else {
@@ -523,6 +548,13 @@ static void group_leave(struct md_conn *c)
 		g->leader = NULL;
 		c->leader = 0;
 		elect(g);
+	}
+	/* No device here leads it: another node's may (it is told). */
+	if (g->lead_held && g->leader == NULL &&
+	    (g->conns == NULL || veil_http_stopping(c->m->h))) {
+		g->lead_held = 0;
+		if (md_store_leader_release(c->m->st, g->gid) != 0)
+			veil_log_warn("mediator: cannot release a group's leadership in the store");
 	}
 	group_free_if_empty(c->m, g);
 }
@@ -1038,6 +1070,67 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	pump(c);
 }
 
+/* --- events from other nodes sharing a PostgreSQL store --- */
+
+static void on_event(void *arg, const struct md_event *ev)
+{
+	struct veil_medsvc *m = arg;
+	struct md_group *g = group_find(m, ev->gid, 0);
+	if (g == NULL)
+		return; /* no device of the group here */
+	switch (ev->kind) {
+	case MD_EV_REFLECTED:
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+			next = o->gnext;
+			pump(o);
+		}
+		break;
+	case MD_EV_CLOSE: {
+		struct md_conn *c = group_device(g, ev->did);
+		if (c != NULL)
+			conn_close(c, ev->code);
+		break;
+	}
+	case MD_EV_LEADER_FREE: elect(g); break;
+	case MD_EV_TX_ENDED: {
+		struct veil_buf b;
+		veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+		if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, ev->did, ev->scope,
+		                           ev->scope_len) != 0) {
+			veil_buf_release(&b);
+			break;
+		}
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+			next = o->gnext;
+			struct veil_buf copy;
+			veil_buf_init(&copy, VEIL_MD_MAX_MESSAGE);
+			if (o->state != C_READY || veil_buf_append(&copy, b.p, b.len) != 0) {
+				veil_buf_release(&copy);
+				continue;
+			}
+			send_raw_container(o, &copy);
+		}
+		veil_buf_release(&b);
+		break;
+	}
+	default: break;
+	}
+}
+
+/* On the HTTP thread, after the store's listener woke it. */
+static void md_wake(void *arg)
+{
+	struct veil_medsvc *m = arg;
+	if (m->st != NULL && md_store_events(m->st, on_event, m) > 0)
+		batch_flush(m);
+}
+
+static void md_store_woke(void *arg)
+{
+	struct veil_medsvc *m = arg;
+	veil_http_wake(m->h);
+}
+
 /* --- WebSocket callbacks --- */
 
 static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const char *client,
@@ -1189,12 +1282,20 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 		free(m);
 		return rc;
 	}
-	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
+	/* With a PostgreSQL store, the mediator's tables are in it too (several nodes). */
+	if (strncmp(srv->cfg.store, "postgres", 8) == 0)
+		snprintf(path, sizeof path, "%s", srv->cfg.store);
+	else
+		snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
 	rc = md_store_open(&m->st, path);
 	if (rc == 0)
 		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
 		md_store_on_batch(m->st, batch_done, m);
+	if (rc == 0 && md_store_shared(m->st)) {
+		md_store_on_event(m->st, md_store_woke, m);
+		rc = veil_http_on_wake(h, md_wake, m);
+	}
 	if (rc == 0)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)

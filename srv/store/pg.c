@@ -139,6 +139,40 @@ static const char *const migrations[] = {
     " expires_ms BIGINT NOT NULL,"
     " revoked BIGINT NOT NULL DEFAULT 0);"
     "CREATE INDEX invites_handle ON invites(handle);",
+    /*
+     * 4 -> 5: the mediator's state (srv/mediator/mstore_pg.c), shared by
+     * the nodes: device groups by their anonymous ID, devices, reflection
+     * queues (missed: reflects not queued because the queue was full) and
+     * the holder of each group's transaction lock. No identity in them.
+     */
+    "CREATE TABLE md_groups ("
+    " gid BYTEA PRIMARY KEY,"
+    " shared_data BYTEA,"
+    " next_rid BIGINT NOT NULL);"
+    "CREATE TABLE md_devices ("
+    " gid BYTEA NOT NULL,"
+    " device_id BIGINT NOT NULL,"
+    " expiration_policy INTEGER NOT NULL,"
+    " info BYTEA,"
+    " connected_since BIGINT NOT NULL,"
+    " last_seen BIGINT NOT NULL,"
+    " missed BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (gid, device_id));"
+    "CREATE TABLE md_reflected ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " gid BYTEA NOT NULL,"
+    " device_id BIGINT NOT NULL,"
+    " rid BIGINT NOT NULL,"
+    " ts BIGINT NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " envelope BYTEA NOT NULL);"
+    "CREATE INDEX md_reflected_dev ON md_reflected(gid, device_id, seq);"
+    "CREATE INDEX md_reflected_rid ON md_reflected(gid, device_id, rid);"
+    "CREATE TABLE md_tx ("
+    " gid BYTEA PRIMARY KEY,"
+    " device_id BIGINT NOT NULL,"
+    " scope BYTEA NOT NULL,"
+    " node_id TEXT NOT NULL);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -1,0 +1,100 @@
+#!/bin/bash
+# The mediator on PostgreSQL (--store postgresql://...), with a PostgreSQL 15
+# started here in a temporary directory as the postgres user (like pg.sh):
+#   - it_mediator's whole suite against one node on that store;
+#   - two nodes on the database, devices 1 and 2 of one group on node A and
+#     device 3 on node B (tests/tools/md_nodes.c): reflects reach every other
+#     device both ways, one leader across the nodes and it moves to node B
+#     when node A's devices go, a transaction on one node makes the other
+#     node's device get TransactionRejected and then the commit and
+#     TransactionEnded, a newer connection on the other node closes the
+#     older one (4112), dropping a device connected to the other node
+#     closes it there (4113);
+#   - no mediator.db on the nodes, and the mediator's tables in PostgreSQL
+#     hold no identity and no identity's public key (as it_mediator checks
+#     the SQLite file).
+# Without root or PostgreSQL it prints a SKIP line and passes.
+set -u
+. "$(dirname "$0")/lib.sh"
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+if [ "$(id -u)" != 0 ] || [ ! -x "$PGBIN/initdb" ] || ! id postgres >/dev/null 2>&1; then
+	echo "SKIP pg_mediator.sh: needs root and PostgreSQL in $PGBIN (apt-get install postgresql)"
+	exit 0
+fi
+
+PGT=$(mktemp -d /tmp/veil-pgm.XXXXXX)
+PGPORT=$(port)
+PGPID=
+pg_stop() {
+	[ -n "$PGPID" ] || return 0
+	kill -INT "$PGPID" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$PGPID" 2>/dev/null || break; sleep 0.1; done
+	PGPID=
+}
+it_setup pg_mediator
+pidb=
+cleanup() {
+	[ -n "$pidb" ] && kill "$pidb" 2>/dev/null && wait "$pidb" 2>/dev/null
+	stop 2>/dev/null
+	pg_stop
+	[ -n "${KEEP:-}" ] || rm -rf "$T" "$PGT"
+}
+trap cleanup EXIT
+chown postgres "$PGT"
+chmod 700 "$PGT"
+runuser -u postgres -- "$PGBIN/initdb" -D "$PGT/data" -U postgres --auth-local=trust \
+	--auth-host=scram-sha-256 >"$PGT/initdb.log" 2>&1 ||
+	{ echo "initdb failed"; cat "$PGT/initdb.log"; exit 1; }
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGT/data" -l "$PGT/log" -w -t 30 \
+	-o "-p $PGPORT -k $PGT -c listen_addresses=127.0.0.1" start >/dev/null ||
+	{ echo "PostgreSQL did not start"; cat "$PGT/log"; exit 1; }
+PGPID=$(head -1 "$PGT/data/postmaster.pid")
+PW=pw-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+psql_su() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 "$@"; }
+psql_su -c "CREATE ROLE veil LOGIN PASSWORD '$PW'" && psql_su -c "CREATE DATABASE veil OWNER veil" ||
+	{ echo "cannot create the database"; exit 1; }
+DB=postgresql://veil:$PW@127.0.0.1:$PGPORT/veil
+psql_db() { psql_su -d veil "$@"; }
+
+# (1) it_mediator's suite on one node with this store; its PASS/FAIL lines count here.
+VEIL_IT_STORE=$DB "$BIN/tests/it/it_mediator" 2>"$T/it_mediator.err" || {
+	echo "it_mediator on PostgreSQL failed:" >&2
+	tail -20 "$T/it_mediator.err" >&2
+}
+
+# (2) Two nodes on the database; node B has node A's key files.
+VEILD_EXTRA=(--store "$DB" --mediator-max-slots 3)
+start
+HPB=$(port)
+CPB=$(port)
+mkdir -p "$T/srvb"
+chmod 700 "$T/srvb"
+cp -p "$T/srv/chat.key" "$T/srv/directory.key" "$T/srv/sign.key" "$T/srvb/"
+"$BIN/veild" --data "$T/srvb" --chat-port "$CPB" --http-port "$HPB" --store "$DB" \
+	--mediator-max-slots 3 >>"$T/veildb.log" 2>&1 &
+pidb=$!
+for _ in $(seq 100); do
+	curl -sf "http://127.0.0.1:$HPB/.well-known/veil/provisioning" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+"$BIN/tests/tools/md_nodes" "$HP" "$HPB" 2>"$T/md_nodes.err" || {
+	echo "md_nodes failed:" >&2
+	tail -20 "$T/md_nodes.err" >&2
+	tail -20 "$T/veild.log" "$T/veildb.log" >&2
+}
+
+# (3) The state is in PostgreSQL, not in the nodes' data directories, and
+# holds no identity or public key (in any form: raw bytes or hex).
+check no_mediator_db_on_nodes bash -c "[ ! -e '$T/srv/mediator.db' ] && [ ! -e '$T/srvb/mediator.db' ]"
+groups=$(psql_db -c "SELECT COUNT(*) FROM md_groups")
+ids=$(psql_db -c "SELECT COUNT(*) FROM identities")
+check mediator_tables_in_postgresql bash -c "[ '${groups:-0}' -ge 5 ] && [ '${ids:-0}' -ge 2 ]"
+leaks=$(psql_db -c "
+	WITH r(s) AS (SELECT t::text FROM md_groups t UNION ALL SELECT t::text FROM md_devices t
+	              UNION ALL SELECT t::text FROM md_reflected t UNION ALL SELECT t::text FROM md_tx t)
+	SELECT COUNT(*) FROM r, identities i
+	WHERE position(encode(i.pk, 'hex') IN r.s) > 0
+	   OR position(encode(convert_to(i.id, 'UTF8'), 'hex') IN r.s) > 0
+	   OR position(encode(convert_to(encode(i.pk, 'hex'), 'UTF8'), 'hex') IN r.s) > 0")
+check no_identity_in_mediator_tables [ "$leaks" = 0 ]
+[ "$fails" = 0 ]
