@@ -140,8 +140,8 @@ static const char *const migrations[] = {
     " revoked BIGINT NOT NULL DEFAULT 0);"
     "CREATE INDEX invites_handle ON invites(handle);",
     /*
-     * 4 -> 5: the mediator's state (srv/mediator/mstore_pg.c), shared by
-     * the nodes: device groups by their anonymous ID, devices, reflection
+     * 4 -> 5: the mediator's state (srv/mediator/mstore_pg.c) and the
+     * Gateway's accounts, shared by the nodes; for the mediator: device groups by their anonymous ID, devices, reflection
      * queues (missed: reflects not queued because the queue was full) and
      * the holder of each group's transaction lock. No identity in them.
      */
@@ -172,7 +172,21 @@ static const char *const migrations[] = {
     " gid BYTEA PRIMARY KEY,"
     " device_id BIGINT NOT NULL,"
     " scope BYTEA NOT NULL,"
-    " node_id TEXT NOT NULL);",
+    " node_id TEXT NOT NULL);"
+    /* The Gateway's accounts (srv/gateway/gwdb_pg.c), as gateway.db holds them. */
+    "CREATE TABLE gw_accounts ("
+    " id BYTEA PRIMARY KEY,"
+    " modes INTEGER NOT NULL,"
+    " credits BIGINT NOT NULL,"
+    " callback TEXT NOT NULL,"
+    " secret_salt BYTEA NOT NULL,"
+    " secret_hash BYTEA NOT NULL,"
+    " secret_sealed BYTEA NOT NULL,"
+    " sk_sealed BYTEA,"
+    " created_ms BIGINT NOT NULL,"
+    " cb_failures BIGINT NOT NULL DEFAULT 0,"
+    " cb_error TEXT NOT NULL DEFAULT '',"
+    " cb_error_ms BIGINT NOT NULL DEFAULT 0);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -1,6 +1,7 @@
 #!/bin/bash
-# The mediator on PostgreSQL (--store postgresql://...), with a PostgreSQL 15
-# started here in a temporary directory as the postgres user (like pg.sh):
+# The state that is not the chat service's on PostgreSQL (--store
+# postgresql://...), shared by two nodes, with a PostgreSQL 15 started here in
+# a temporary directory as the postgres user (like pg.sh). The mediator:
 #   - it_mediator's whole suite against one node on that store;
 #   - two nodes on the database, devices 1 and 2 of one group on node A and
 #     device 3 on node B (tests/tools/md_nodes.c): reflects reach every other
@@ -13,16 +14,19 @@
 #   - no mediator.db on the nodes, and the mediator's tables in PostgreSQL
 #     hold no identity and no identity's public key (as it_mediator checks
 #     the SQLite file).
+# The Gateway: an account made through node A (veilctl gateway on the
+# running node) sends through node B, credits are one count for both nodes,
+# and the secret is not stored in clear.
 # Without root or PostgreSQL it prints a SKIP line and passes.
 set -u
 . "$(dirname "$0")/lib.sh"
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 if [ "$(id -u)" != 0 ] || [ ! -x "$PGBIN/initdb" ] || ! id postgres >/dev/null 2>&1; then
-	echo "SKIP pg_mediator.sh: needs root and PostgreSQL in $PGBIN (apt-get install postgresql)"
+	echo "SKIP pg_shared.sh: needs root and PostgreSQL in $PGBIN (apt-get install postgresql)"
 	exit 0
 fi
 
-PGT=$(mktemp -d /tmp/veil-pgm.XXXXXX)
+PGT=$(mktemp -d /tmp/veil-pgs.XXXXXX)
 PGPORT=$(port)
 PGPID=
 pg_stop() {
@@ -31,7 +35,7 @@ pg_stop() {
 	for _ in $(seq 100); do kill -0 "$PGPID" 2>/dev/null || break; sleep 0.1; done
 	PGPID=
 }
-it_setup pg_mediator
+it_setup pg_shared
 pidb=
 cleanup() {
 	[ -n "$pidb" ] && kill "$pidb" 2>/dev/null && wait "$pidb" 2>/dev/null
@@ -97,4 +101,15 @@ leaks=$(psql_db -c "
 	   OR position(encode(convert_to(i.id, 'UTF8'), 'hex') IN r.s) > 0
 	   OR position(encode(convert_to(encode(i.pk, 'hex'), 'UTF8'), 'hex') IN r.s) > 0")
 check no_identity_in_mediator_tables [ "$leaks" = 0 ]
+
+# (4) The Gateway: credentials made through node A work on node B.
+URLB=http://127.0.0.1:$HPB
+read -r GID GSEC < <("$BIN/veilctl" gateway --data "$T/srv" --store "$DB" create --credits 5)
+A=$(VEIL_HOME=$T/a "$BIN/veil" init --server "$URL" --nickname Alice)
+check gateway_account_made bash -c "[[ '$GID' == \** && ${#GSEC} == 16 ]]"
+check gateway_send_through_other_node bash -c "curl -s --data-urlencode 'from=$GID' --data-urlencode 'secret=$GSEC' --data-urlencode 'to=$A' --data-urlencode 'text=via node B' $URLB/gateway/send_simple | grep -qx '[0-9a-f]\{16\}'"
+check gateway_credits_shared bash -c "[ \"\$(curl -s '$URL/gateway/credits?from=$GID&secret=$GSEC')\" = 4 ] && [ \"\$(curl -s '$URLB/gateway/credits?from=$GID&secret=$GSEC')\" = 4 ]"
+check gateway_bad_secret_refused_on_other_node [ "$(curl -s -o /dev/null -w '%{http_code}' "$URLB/gateway/credits?from=$GID&secret=${GSEC}x")" = 401 ]
+check gateway_message_arrives bash -c "VEIL_HOME=$T/a $BIN/veil recv --wait 5 | grep -q '$GID: via node B'"
+check gateway_no_file_and_secret_not_in_clear bash -c "[ ! -e '$T/srv/gateway.db' ] && [ ! -e '$T/srvb/gateway.db' ] && ! runuser -u postgres -- $PGBIN/psql -h $PGT -p $PGPORT -d veil -qAt -c 'SELECT t::text, encode(secret_sealed, '\''escape'\'') FROM gw_accounts t' | grep -q '$GSEC'"
 [ "$fails" = 0 ]
