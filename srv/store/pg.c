@@ -140,8 +140,9 @@ static const char *const migrations[] = {
     " revoked BIGINT NOT NULL DEFAULT 0);"
     "CREATE INDEX invites_handle ON invites(handle);",
     /*
-     * 4 -> 5: the mediator's state (srv/mediator/mstore_pg.c) and the
-     * Gateway's accounts, shared by the nodes; for the mediator: device groups by their anonymous ID, devices, reflection
+     * 4 -> 5: the mediator's state (srv/mediator/mstore_pg.c), the
+     * Gateway's accounts and the Safe backups, shared by the nodes; for
+     * the mediator: device groups by their anonymous ID, devices, reflection
      * queues (missed: reflects not queued because the queue was full) and
      * the holder of each group's transaction lock. No identity in them.
      */
@@ -186,7 +187,13 @@ static const char *const migrations[] = {
     " created_ms BIGINT NOT NULL,"
     " cb_failures BIGINT NOT NULL DEFAULT 0,"
     " cb_error TEXT NOT NULL DEFAULT '',"
-    " cb_error_ms BIGINT NOT NULL DEFAULT 0);",
+    " cb_error_ms BIGINT NOT NULL DEFAULT 0);"
+    /* Threema Safe backups (srv/safe/safe_pg.c): ciphertext by its backup ID. */
+    "CREATE TABLE safe_backups ("
+    " id BYTEA PRIMARY KEY,"
+    " data BYTEA NOT NULL,"
+    " updated_ms BIGINT NOT NULL);"
+    "CREATE INDEX safe_backups_updated ON safe_backups(updated_ms);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -16,7 +16,9 @@
 #     the SQLite file).
 # The Gateway: an account made through node A (veilctl gateway on the
 # running node) sends through node B, credits are one count for both nodes,
-# and the secret is not stored in clear.
+# and the secret is not stored in clear. Safe backups: stored through one
+# node, read, replaced and deleted through the other; no backup file on
+# either node.
 # Without root or PostgreSQL it prints a SKIP line and passes.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -112,4 +114,17 @@ check gateway_credits_shared bash -c "[ \"\$(curl -s '$URL/gateway/credits?from=
 check gateway_bad_secret_refused_on_other_node [ "$(curl -s -o /dev/null -w '%{http_code}' "$URLB/gateway/credits?from=$GID&secret=${GSEC}x")" = 401 ]
 check gateway_message_arrives bash -c "VEIL_HOME=$T/a $BIN/veil recv --wait 5 | grep -q '$GID: via node B'"
 check gateway_no_file_and_secret_not_in_clear bash -c "[ ! -e '$T/srv/gateway.db' ] && [ ! -e '$T/srvb/gateway.db' ] && ! runuser -u postgres -- $PGBIN/psql -h $PGT -p $PGPORT -d veil -qAt -c 'SELECT t::text, encode(secret_sealed, '\''escape'\'') FROM gw_accounts t' | grep -q '$GSEC'"
+
+# (5) Safe backups are rows in PostgreSQL: any node serves any backup.
+H1=$(printf 'e%.0s' $(seq 64))
+head -c 5000 /dev/urandom >"$T/sb1"
+head -c 7000 /dev/urandom >"$T/sb2"
+sput() { curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" "$2/safe/backups/$H1"; }
+check safe_put_on_b [ "$(sput "$T/sb1" "$URLB")" = 204 ]
+check safe_get_on_a bash -c "curl -sf $URL/safe/backups/$H1 | cmp -s - $T/sb1"
+check safe_replace_on_a [ "$(sput "$T/sb2" "$URL")" = 204 ]
+check safe_get_replaced_on_b bash -c "curl -sf $URLB/safe/backups/$H1 | cmp -s - $T/sb2"
+check safe_no_backup_file bash -c "[ ! -e '$T/srv/safe/$H1' ] && [ ! -e '$T/srvb/safe/$H1' ] && [ -z \"\$(find $T/srv/safe/tmp $T/srvb/safe/tmp -type f)\" ]"
+check safe_delete_on_a [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$URL/safe/backups/$H1")" = 204 ]
+check safe_gone_on_b [ "$(curl -s -o /dev/null -w '%{http_code}' "$URLB/safe/backups/$H1")" = 404 ]
 [ "$fails" = 0 ]
