@@ -384,12 +384,11 @@ static int notify(struct md_pg *p, int kind, const uint8_t gid[static 32], const
 	return run0(p, Q_NOTIFY, &a);
 }
 
-/* Parses one payload from another node into ev; false for our own or a bad one. */
-static bool parse_event(const struct md_pg *p, const char *pl, struct md_event *ev)
+int md_pg_parse_event(const char *node, const char *pl, struct md_event *ev)
 {
 	size_t len = strlen(pl);
 	memset(ev, 0, sizeof *ev);
-	if (len < MDPG_NODE_LEN + 1 + 64 || memcmp(pl, p->node, MDPG_NODE_LEN) == 0)
+	if (len < MDPG_NODE_LEN + 1 + 64 || memcmp(pl, node, MDPG_NODE_LEN) == 0)
 		return false;
 	ev->kind = pl[MDPG_NODE_LEN];
 	if (veil_hex_decode(ev->gid, 32, pl + MDPG_NODE_LEN + 1, 64) != 0)
@@ -445,7 +444,7 @@ static void listen_drain(struct md_pg *p)
 	while ((n = PQnotifies(p->lc)) != NULL) {
 		struct mdpg_ev *e = malloc(sizeof *e);
 		if (e != NULL && strcmp(n->relname, "veil_md") == 0 &&
-		    parse_event(p, n->extra, &e->ev)) {
+		    md_pg_parse_event(p->node, n->extra, &e->ev)) {
 			e->next = NULL;
 			pthread_mutex_lock(&p->mu);
 			if (p->nev < MDPG_EVQ_MAX) {

@@ -57,6 +57,11 @@ int md_pg_tx_take(struct md_pg *p, const uint8_t gid[static 32], uint64_t did, c
                   size_t scope_len, uint64_t *holder, uint8_t *hscope, size_t hcap, size_t *hlen);
 int md_pg_tx_release(struct md_pg *p, const uint8_t gid[static 32], uint64_t did,
                      const uint8_t *scope, size_t scope_len);
+/*
+ * Parses a veil_md payload (NUL-terminated, from the database) into ev:
+ * 1, or 0 for one from node (16 hex digits: this node) or a bad one.
+ */
+int md_pg_parse_event(const char *node, const char *pl, struct md_event *ev);
 void md_pg_on_event(struct md_pg *p, void (*wake)(void *ctx), void *ctx);
 int md_pg_events(struct md_pg *p, void (*fn)(void *arg, const struct md_event *ev), void *arg);
 
