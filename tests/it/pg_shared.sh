@@ -65,6 +65,7 @@ psql_db() { psql_su -d veil "$@"; }
 # (1) it_mediator's suite on one node with this store; its PASS/FAIL lines count here.
 VEIL_IT_STORE=$DB "$BIN/tests/it/it_mediator" 2>"$T/it_mediator.err" || {
 	echo "it_mediator on PostgreSQL failed:" >&2
+	fails=$((fails + 1))
 	tail -20 "$T/it_mediator.err" >&2
 }
 
@@ -85,6 +86,7 @@ for _ in $(seq 100); do
 done
 "$BIN/tests/tools/md_nodes" "$HP" "$HPB" 2>"$T/md_nodes.err" || {
 	echo "md_nodes failed:" >&2
+	fails=$((fails + 1))
 	tail -20 "$T/md_nodes.err" >&2
 	tail -20 "$T/veild.log" "$T/veildb.log" >&2
 }
