@@ -424,6 +424,8 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 	free(t);
 	if (veil_md_container_encode(&b, VEIL_MD_BEGIN_TRANSACTION_ACK, NULL, 0) != 0) {
 		veil_buf_release(&b);
+		/* Not the holder after all: the lock taken in the store goes back. */
+		(void)md_store_tx_release(c->m->st, g->gid, c->did, g->tx_scope, g->tx_scope_len);
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
