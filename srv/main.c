@@ -586,7 +586,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (veil_gateway_new(&app.gw, &srv, gateway_stored, &app) != 0) {
-		fprintf(stderr, "veild: cannot open %s/gateway.db\n", srv.cfg.data_dir);
+		if (srv.cfg.store[0] != '\0')
+			fprintf(stderr, "veild: cannot open the Gateway's accounts in the store\n");
+		else
+			fprintf(stderr, "veild: cannot open %s/gateway.db\n", srv.cfg.data_dir);
 		goto out;
 	}
 	if (srv.cfg.http_port != 0 &&

@@ -68,7 +68,10 @@ int ctl_open(struct ctl *c, const char *data, const char *store_url)
 	}
 	uint8_t key[32];
 	veil_gwdb_seal_key(key, c->srv.keys.dir_sk);
-	snprintf(path, sizeof path, "%s/gateway.db", dir);
+	if (store_url != NULL)
+		snprintf(path, sizeof path, "%s", store_url);
+	else
+		snprintf(path, sizeof path, "%s/gateway.db", dir);
 	rc = veil_gwdb_open(&c->gw, path, key);
 	sodium_memzero(key, sizeof key);
 	if (rc != 0) {

@@ -698,7 +698,11 @@ int veil_gateway_new(struct veil_gateway **out, struct veil_server *srv,
 	pthread_cond_init(&gw->pcond, NULL);
 	char path[1100];
 	uint8_t key[32];
-	snprintf(path, sizeof path, "%s/gateway.db", srv->cfg.data_dir);
+	/* With a PostgreSQL store the accounts are there, seen by every node. */
+	if (strncmp(srv->cfg.store, "postgres", 8) == 0)
+		snprintf(path, sizeof path, "%s", srv->cfg.store);
+	else
+		snprintf(path, sizeof path, "%s/gateway.db", srv->cfg.data_dir);
 	veil_gwdb_seal_key(key, srv->keys.dir_sk);
 	int rc = veil_gwdb_open(&gw->db, path, key);
 	sodium_memzero(key, sizeof key);

@@ -1,4 +1,4 @@
-/* Gateway accounts in SQLite; see gwdb.h. */
+/* Gateway accounts in SQLite, or PostgreSQL through gwdb_pg.c; see gwdb.h. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "gwdb.h"
+#include "gwdb_pg.h"
 #include "veil/util.h"
 
 enum gw_stmt { ST_GET, ST_CHARGE, ST_COUNT };
@@ -25,6 +26,7 @@ struct veil_gwdb {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT]; /* the statements of the hot path, prepared once */
 	uint8_t *seal_key;          /* sodium_malloc'd, 32 bytes */
+	struct gw_pg *pg;           /* with a PostgreSQL store: the accounts are there */
 };
 
 static const char *schema =
@@ -63,6 +65,15 @@ int veil_gwdb_open(struct veil_gwdb **out, const char *path, const uint8_t seal_
 	}
 	memcpy(db->seal_key, seal_key, 32);
 	pthread_mutex_init(&db->mu, NULL);
+	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0) {
+		int rc = gw_pg_open(&db->pg, path);
+		if (rc != 0) {
+			veil_gwdb_close(db);
+			return rc;
+		}
+		*out = db;
+		return 0;
+	}
 	if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_busy_timeout(db->db, 5000) != SQLITE_OK ||
@@ -84,6 +95,7 @@ void veil_gwdb_close(struct veil_gwdb *db)
 {
 	if (db == NULL)
 		return;
+	gw_pg_close(db->pg);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(db->st[i]);
 	sqlite3_close(db->db);
@@ -139,6 +151,85 @@ static int unseal(const struct veil_gwdb *db, uint8_t *out, size_t cap, size_t *
 }
 
 #define SEAL_OVER (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+_Static_assert(SEAL_OVER == GW_SEAL_OVER, "gwdb_pg.h's sealing overhead");
+
+/* The account on PostgreSQL (see veil_gwdb_add), under the mutex. */
+static int add_pg(struct veil_gwdb *db, const struct veil_gw_account *a, const uint8_t *salt,
+                  const uint8_t *hash, const uint8_t *ssealed, size_t slen, const uint8_t *ksealed)
+{
+	struct gw_row *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return VEIL_ENOMEM;
+	r->modes = a->modes;
+	r->credits = a->credits;
+	snprintf(r->callback, sizeof r->callback, "%s", a->callback);
+	memcpy(r->salt, salt, 16);
+	memcpy(r->hash, hash, 32);
+	memcpy(r->ssealed, ssealed, slen + SEAL_OVER);
+	r->ssealed_len = slen + SEAL_OVER;
+	r->has_sk = a->has_sk;
+	if (a->has_sk) {
+		memcpy(r->ksealed, ksealed, VEIL_KEY_LEN + SEAL_OVER);
+		r->ksealed_len = VEIL_KEY_LEN + SEAL_OVER;
+	}
+	r->created_ms = veil_now_ms();
+	pthread_mutex_lock(&db->mu);
+	int rc = gw_pg_insert(db->pg, a->id, r);
+	pthread_mutex_unlock(&db->mu);
+	free(r);
+	return rc;
+}
+
+/* veil_gwdb_get on PostgreSQL. */
+static int get_pg(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], int want_secret,
+                  struct veil_gw_account *a)
+{
+	struct gw_row *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return VEIL_ENOMEM;
+	pthread_mutex_lock(&db->mu);
+	int rc = gw_pg_get(db->pg, id, r);
+	pthread_mutex_unlock(&db->mu);
+	if (rc == 0) {
+		memcpy(a->id, id, VEIL_ID_LEN);
+		a->modes = r->modes;
+		a->credits = r->credits;
+		snprintf(a->callback, sizeof a->callback, "%s", r->callback);
+		memcpy(a->secret_salt, r->salt, 16);
+		memcpy(a->secret_hash, r->hash, 32);
+		a->has_sk = r->has_sk;
+		a->created_ms = r->created_ms;
+		a->cb_failures = r->cb_failures;
+		snprintf(a->cb_error, sizeof a->cb_error, "%s", r->cb_error);
+		a->cb_error_ms = r->cb_error_ms;
+	}
+	if (rc == 0 && want_secret) {
+		size_t n;
+		rc = unseal(db, (uint8_t *)a->secret, VEIL_GW_SECRET_MAX, &n, r->ssealed,
+		            r->ssealed_len);
+		if (rc == 0)
+			a->secret[n] = '\0';
+		if (rc == 0 && a->has_sk) {
+			rc = unseal(db, a->sk, VEIL_KEY_LEN, &n, r->ksealed, r->ksealed_len);
+			if (rc == 0 && n != VEIL_KEY_LEN)
+				rc = VEIL_ECRYPTO;
+		}
+		if (rc != 0)
+			sodium_memzero(a, sizeof *a);
+	}
+	free(r);
+	return rc;
+}
+
+/* gw_pg_update under the mutex. */
+static int update_pg(struct veil_gwdb *db, int what, const uint8_t id[static VEIL_ID_LEN],
+                     int64_t n, const char *text)
+{
+	pthread_mutex_lock(&db->mu);
+	int rc = gw_pg_update(db->pg, what, id, n, text);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
 
 int veil_gwdb_add(struct veil_gwdb *db, const struct veil_gw_account *a)
 {
@@ -152,6 +243,8 @@ int veil_gwdb_add(struct veil_gwdb *db, const struct veil_gw_account *a)
 	seal(db, ssealed, (const uint8_t *)a->secret, slen);
 	if (a->has_sk)
 		seal(db, ksealed, a->sk, VEIL_KEY_LEN);
+	if (db->pg != NULL)
+		return add_pg(db, a, salt, hash, ssealed, slen, ksealed);
 	sqlite3_stmt *st = NULL;
 	int rc = VEIL_EIO;
 	pthread_mutex_lock(&db->mu);
@@ -187,6 +280,8 @@ int veil_gwdb_get(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], in
                   struct veil_gw_account *a)
 {
 	memset(a, 0, sizeof *a);
+	if (db->pg != NULL)
+		return get_pg(db, id, want_secret, a);
 	sqlite3_stmt *st = NULL;
 	int rc = VEIL_EIO;
 	pthread_mutex_lock(&db->mu);
@@ -269,7 +364,8 @@ out:
 
 int veil_gwdb_charge(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], int64_t n)
 {
-	int rc = update(db, stmt_sql[ST_CHARGE], id, n, NULL);
+	int rc = db->pg != NULL ? update_pg(db, GW_PG_CHARGE, id, n, NULL)
+	                        : update(db, stmt_sql[ST_CHARGE], id, n, NULL);
 	if (rc == VEIL_ENOTFOUND) {
 		struct veil_gw_account a;
 		if (veil_gwdb_get(db, id, 0, &a) == 0)
@@ -283,12 +379,20 @@ int veil_gwdb_set_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID
 {
 	if (strlen(url) > VEIL_GW_URL_MAX)
 		return VEIL_EINVAL;
+	if (db->pg != NULL)
+		return update_pg(db, GW_PG_SET_CALLBACK, id, 0, url);
 	return update(db, "UPDATE gw_accounts SET callback = ?2 WHERE id = ?1", id, 0, url);
 }
 
 int veil_gwdb_note_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
                             const char *error)
 {
+	if (db->pg != NULL) {
+		pthread_mutex_lock(&db->mu);
+		int prc = gw_pg_note(db->pg, id, error, veil_now_ms());
+		pthread_mutex_unlock(&db->mu);
+		return prc;
+	}
 	sqlite3_stmt *st = NULL;
 	int rc = VEIL_EIO;
 	pthread_mutex_lock(&db->mu);
@@ -314,6 +418,8 @@ out:
 
 int veil_gwdb_add_credits(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN], int64_t n)
 {
+	if (db->pg != NULL)
+		return update_pg(db, GW_PG_ADD_CREDITS, id, n, NULL);
 	return update(db, "UPDATE gw_accounts SET credits = MAX(0, credits + ?2) WHERE id = ?1", id,
 	              n, NULL);
 }
@@ -340,10 +446,22 @@ out:
 int veil_gwdb_with_callback(struct veil_gwdb *db, uint8_t (*ids)[VEIL_ID_LEN], size_t max,
                             size_t *n)
 {
+	if (db->pg != NULL) {
+		pthread_mutex_lock(&db->mu);
+		int rc = gw_pg_list(db->pg, 1, ids, max, n);
+		pthread_mutex_unlock(&db->mu);
+		return rc;
+	}
 	return list(db, "SELECT id FROM gw_accounts WHERE callback != '' ORDER BY id", ids, max, n);
 }
 
 int veil_gwdb_list(struct veil_gwdb *db, uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n)
 {
+	if (db->pg != NULL) {
+		pthread_mutex_lock(&db->mu);
+		int rc = gw_pg_list(db->pg, 0, ids, max, n);
+		pthread_mutex_unlock(&db->mu);
+		return rc;
+	}
 	return list(db, "SELECT id FROM gw_accounts ORDER BY id", ids, max, n);
 }

@@ -86,6 +86,8 @@ struct veil_http {
 	struct http_cleanup cleanups[VEIL_HTTP_MAX_CLEANUPS];
 	size_t ncleanups;
 	struct http_cleanup on_pass; /* after each pass of the loop (veil_http_on_pass) */
+	struct http_cleanup wakers[VEIL_HTTP_MAX_CLEANUPS]; /* veil_http_on_wake */
+	size_t nwakers;
 	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
 	size_t nlimits;
 	struct http_ws_table ws;
@@ -809,7 +811,11 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		veil_connlimit_close(h->conns, (uintptr_t)lws_get_opaque_user_data(wsi));
 		lws_set_opaque_user_data(wsi, NULL);
 		return 0;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: run_resumed(h); return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		run_resumed(h);
+		for (size_t i = 0; i < h->nwakers; i++)
+			h->wakers[i].fn(h->wakers[i].arg);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		if (ps == NULL)
 			return -1;
@@ -1126,6 +1132,25 @@ int veil_http_on_pass(struct veil_http *h, void (*fn)(void *arg), void *arg)
 	h->on_pass.fn = fn;
 	h->on_pass.arg = arg;
 	return 0;
+}
+
+int veil_http_on_wake(struct veil_http *h, void (*fn)(void *arg), void *arg)
+{
+	if (h->nwakers >= VEIL_HTTP_MAX_CLEANUPS)
+		return VEIL_ELIMIT;
+	h->wakers[h->nwakers].fn = fn;
+	h->wakers[h->nwakers].arg = arg;
+	h->nwakers++;
+	return 0;
+}
+
+void veil_http_wake(struct veil_http *h)
+{
+	/* Not once veil_http_stop has begun: the context may be gone. */
+	pthread_mutex_lock(&h->rlock);
+	if (!h->resume_closed)
+		lws_cancel_service(h->ctx);
+	pthread_mutex_unlock(&h->rlock);
 }
 
 static void *http_thread(void *arg)

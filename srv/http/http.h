@@ -132,6 +132,13 @@ int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg);
  */
 int veil_http_on_pass(struct veil_http *h, void (*fn)(void *arg), void *arg);
 /*
+ * fn(arg) runs on the HTTP thread after veil_http_wake (at least once after
+ * each call; also at other times). veil_http_wake is thread-safe and does
+ * nothing once veil_http_stop has begun. 0 or VEIL_ELIMIT.
+ */
+int veil_http_on_wake(struct veil_http *h, void (*fn)(void *arg), void *arg);
+void veil_http_wake(struct veil_http *h);
+/*
  * Puts every request whose path begins with prefix under a per-address
  * limit of per_min requests a minute (a veil_ratelimit token bucket of its
  * own, keyed by the client address). Over it the listener answers 429

@@ -80,6 +80,7 @@ struct md_group {
 	uint64_t fed;         /* the batch_done round that last fed it */
 	/* The lock holder's encrypted scope, allocated while a transaction runs (memory per group). */
 	uint8_t *tx_scope;
+	int lead_held; /* this node holds the group's leadership in the store */
 	size_t tx_scope_len;
 	struct md_group *next;
 };
@@ -340,6 +341,12 @@ static void elect(struct md_group *g)
 		return;
 	for (struct md_conn *c = g->conns; c != NULL; c = c->gnext)
 		if (c->state == C_READY && c->dry_sent) {
+			/* With several nodes, only the node holding the group's leadership elects. */
+			if (!g->lead_held) {
+				if (md_store_leader_take(c->m->st, g->gid) != 1)
+					return;
+				g->lead_held = 1;
+			}
 			promote(c);
 			return;
 		}
@@ -355,6 +362,9 @@ static void elect(struct md_group *g)
 static void tx_end(struct md_group *g, struct md_conn *c)
 {
 	g->tx = NULL;
+	/* The other nodes tell their devices (MD_EV_TX_ENDED). */
+	if (md_store_tx_release(c->m->st, g->gid, c->did, g->tx_scope, g->tx_scope_len) != 0)
+		veil_log_warn("mediator: cannot release a transaction lock in the store");
 	if (c->state != C_CLOSING)
 		veil_http_ws_timer(c->ws, 0);
 	veil_buf_release(&c->held);
@@ -414,6 +424,23 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 		free(t);
 		return;
 	}
+	/* Held on another node: rejected with that holder. */
+	uint64_t holder;
+	uint8_t held_scope[VEIL_MD_SCOPE_MAX];
+	size_t held_len = 0;
+	int got = md_store_tx_take(c->m->st, g->gid, c->did, t->scope, t->scope_len, &holder,
+	                           held_scope, sizeof held_scope, &held_len);
+	if (got != 1) {
+		if (got < 0 || veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_REJECTED, holder,
+		                                      held_scope, held_len) != 0) {
+			veil_buf_release(&b);
+			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
+		} else {
+			send_raw_container(c, &b);
+		}
+		free(t);
+		return;
+	}
 	uint32_t ttl = t->ttl == 0 || t->ttl > c->m->tx_ttl_s ? c->m->tx_ttl_s : t->ttl;
 	g->tx_scope = malloc(t->scope_len > 0 ? t->scope_len : 1);
 	if (g->tx_scope == NULL) {
@@ -428,6 +455,8 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 	free(t);
 	if (veil_md_container_encode(&b, VEIL_MD_BEGIN_TRANSACTION_ACK, NULL, 0) != 0) {
 		veil_buf_release(&b);
+		/* Not the holder after all: the lock taken in the store goes back. */
+		(void)md_store_tx_release(c->m->st, g->gid, c->did, g->tx_scope, g->tx_scope_len);
 		free(g->tx_scope);
 		g->tx_scope = NULL;
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
@@ -554,6 +583,13 @@ static void group_leave(struct md_conn *c)
 		g->leader = NULL;
 		c->leader = 0;
 		elect(g);
+	}
+	/* No device here leads it: another node's may (it is told). */
+	if (g->lead_held && g->leader == NULL &&
+	    (g->conns == NULL || veil_http_stopping(c->m->h))) {
+		g->lead_held = 0;
+		if (md_store_leader_release(c->m->st, g->gid) != 0)
+			veil_log_warn("mediator: cannot release a group's leadership in the store");
 	}
 	group_free_if_empty(c->m, g);
 }
@@ -760,7 +796,8 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 static void feed(struct veil_medsvc *m, struct md_group *g, struct md_conn *o, size_t n,
                  int64_t top)
 {
-	if (!o->live || o->pumping || o->state != C_READY || g->bytes_round != m->rounds ||
+	if (top < 0 || !o->live || o->pumping || o->state != C_READY ||
+	    g->bytes_round != m->rounds ||
 	    veil_http_ws_queued(o->ws) + g->batch_bytes > MD_PUMP_HIGH) {
 		pump(o);
 		return;
@@ -1143,6 +1180,67 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 	pump(c);
 }
 
+/* --- events from other nodes sharing a PostgreSQL store --- */
+
+static void on_event(void *arg, const struct md_event *ev)
+{
+	struct veil_medsvc *m = arg;
+	struct md_group *g = group_find(m, ev->gid, 0);
+	if (g == NULL)
+		return; /* no device of the group here */
+	switch (ev->kind) {
+	case MD_EV_REFLECTED:
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+			next = o->gnext;
+			pump(o);
+		}
+		break;
+	case MD_EV_CLOSE: {
+		struct md_conn *c = group_device(g, ev->did);
+		if (c != NULL)
+			conn_close(c, ev->code);
+		break;
+	}
+	case MD_EV_LEADER_FREE: elect(g); break;
+	case MD_EV_TX_ENDED: {
+		struct veil_buf b;
+		veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+		if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, ev->did, ev->scope,
+		                           ev->scope_len) != 0) {
+			veil_buf_release(&b);
+			break;
+		}
+		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+			next = o->gnext;
+			struct veil_buf copy;
+			veil_buf_init(&copy, VEIL_MD_MAX_MESSAGE);
+			if (o->state != C_READY || veil_buf_append(&copy, b.p, b.len) != 0) {
+				veil_buf_release(&copy);
+				continue;
+			}
+			send_raw_container(o, &copy);
+		}
+		veil_buf_release(&b);
+		break;
+	}
+	default: break;
+	}
+}
+
+/* On the HTTP thread, after the store's listener woke it. */
+static void md_wake(void *arg)
+{
+	struct veil_medsvc *m = arg;
+	if (m->st != NULL && md_store_events(m->st, on_event, m) > 0)
+		batch_flush(m);
+}
+
+static void md_store_woke(void *arg)
+{
+	struct veil_medsvc *m = arg;
+	veil_http_wake(m->h);
+}
+
 /* --- WebSocket callbacks --- */
 
 static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const char *client,
@@ -1297,12 +1395,20 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 		free(m);
 		return rc;
 	}
-	snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
+	/* With a PostgreSQL store, the mediator's tables are in it too (several nodes). */
+	if (strncmp(srv->cfg.store, "postgres", 8) == 0)
+		snprintf(path, sizeof path, "%s", srv->cfg.store);
+	else
+		snprintf(path, sizeof path, "%s/mediator.db", srv->cfg.data_dir);
 	rc = md_store_open(&m->st, path);
 	if (rc == 0)
 		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
 		md_store_on_batch(m->st, batch_done, m);
+	if (rc == 0 && md_store_shared(m->st)) {
+		md_store_on_event(m->st, md_store_woke, m);
+		rc = veil_http_on_wake(h, md_wake, m);
+	}
 	if (rc == 0)
 		rc = veil_http_on_pass(h, md_pass, m);
 	if (rc == 0)

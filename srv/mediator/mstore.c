@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "mstore.h"
+#include "mstore_pg.h"
 
 enum {
 	ST_BEGIN,
@@ -117,6 +118,7 @@ struct md_store {
 	uint32_t queue_limit;
 	int queued;       /* rows the last reflect queued */
 	int64_t last_seq; /* and the last of them */
+	struct md_pg *pg; /* with a PostgreSQL store, every call goes there (mstore_pg.c) */
 };
 
 /* Whether devices has the qlen column. */
@@ -150,6 +152,15 @@ int md_store_open(struct md_store **out, const char *path)
 	struct md_store *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return VEIL_ENOMEM;
+	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0) {
+		int rc = md_pg_open(&s->pg, path);
+		if (rc != 0) {
+			free(s);
+			return rc;
+		}
+		*out = s;
+		return 0;
+	}
 	/*
 	 * NOMUTEX: one thread at a time uses the connection (the HTTP thread),
 	 * so SQLite's lock around every call (9% of the CPU of a reflect) is
@@ -184,6 +195,7 @@ void md_store_close(struct md_store *s)
 {
 	if (s == NULL)
 		return;
+	md_pg_close(s->pg);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -207,6 +219,8 @@ static int64_t one_int(sqlite3_stmt *st, int64_t none)
 
 int md_store_device_exists(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
 {
+	if (s->pg != NULL)
+		return md_pg_device_exists(s->pg, gid, did);
 	sqlite3_stmt *st = stmt(s, ST_DEV_EXISTS);
 	bind_dev(st, 1, gid, did);
 	return (int)one_int(st, 0);
@@ -214,6 +228,8 @@ int md_store_device_exists(struct md_store *s, const uint8_t gid[static 32], uin
 
 int md_store_device_count(struct md_store *s, const uint8_t gid[static 32])
 {
+	if (s->pg != NULL)
+		return md_pg_device_count(s->pg, gid);
 	sqlite3_stmt *st = stmt(s, ST_DEV_COUNT);
 	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
 	return (int)one_int(st, 0);
@@ -222,6 +238,8 @@ int md_store_device_count(struct md_store *s, const uint8_t gid[static 32])
 int md_store_devices(struct md_store *s, const uint8_t gid[static 32], struct md_device_row *rows,
                      size_t cap)
 {
+	if (s->pg != NULL)
+		return md_pg_devices(s->pg, gid, rows, cap);
 	sqlite3_stmt *st = stmt(s, ST_DEVICES);
 	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
 	size_t n = 0;
@@ -257,6 +275,8 @@ static int tx_end(struct md_store *s, int rc)
 int md_store_device_login(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                           int expiration_policy, const uint8_t *info, size_t info_len, uint64_t now)
 {
+	if (s->pg != NULL)
+		return md_pg_device_login(s->pg, gid, did, expiration_policy, info, info_len, now);
 	int rc = tx_begin(s);
 	if (rc != 0)
 		return rc;
@@ -278,6 +298,8 @@ int md_store_device_login(struct md_store *s, const uint8_t gid[static 32], uint
 int md_store_device_seen(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                          uint64_t now)
 {
+	if (s->pg != NULL)
+		return md_pg_device_seen(s->pg, gid, did, now);
 	sqlite3_stmt *st = stmt(s, ST_DEV_SEEN);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
 	bind_dev(st, 2, gid, did);
@@ -286,6 +308,8 @@ int md_store_device_seen(struct md_store *s, const uint8_t gid[static 32], uint6
 
 int md_store_device_drop(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
 {
+	if (s->pg != NULL)
+		return md_pg_device_drop(s->pg, gid, did);
 	int rc = tx_begin(s);
 	if (rc != 0)
 		return rc;
@@ -303,6 +327,8 @@ int md_store_device_drop(struct md_store *s, const uint8_t gid[static 32], uint6
 int md_store_shared_data(struct md_store *s, const uint8_t gid[static 32], uint8_t *out, size_t cap,
                          size_t *len)
 {
+	if (s->pg != NULL)
+		return md_pg_shared_data(s->pg, gid, out, cap, len);
 	*len = 0;
 	sqlite3_stmt *st = stmt(s, ST_SHARED);
 	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
@@ -324,6 +350,8 @@ int md_store_shared_data(struct md_store *s, const uint8_t gid[static 32], uint8
 int md_store_set_shared_data(struct md_store *s, const uint8_t gid[static 32], const uint8_t *box,
                              size_t len)
 {
+	if (s->pg != NULL)
+		return md_pg_set_shared_data(s->pg, gid, box, len);
 	sqlite3_stmt *st = stmt(s, ST_SHARED_SET);
 	if (len > 0)
 		sqlite3_bind_blob(st, 1, box, (int)len, SQLITE_STATIC);
@@ -336,6 +364,8 @@ int md_store_device_infos(struct md_store *s, const uint8_t gid[static 32],
                                     size_t info_len),
                           void *arg)
 {
+	if (s->pg != NULL)
+		return md_pg_device_infos(s->pg, gid, fn, arg);
 	sqlite3_stmt *st = stmt(s, ST_DEV_INFOS);
 	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
 	int rc, n = 0;
@@ -374,6 +404,8 @@ static int take_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t *
 
 int md_store_next_rid(struct md_store *s, const uint8_t gid[static 32], uint32_t *rid)
 {
+	if (s->pg != NULL)
+		return md_pg_next_rid(s->pg, gid, rid);
 	int rc = tx_begin(s);
 	if (rc != 0)
 		return rc;
@@ -410,6 +442,8 @@ static int reflect_in(struct md_store *s, const uint8_t gid[static 32], uint64_t
 int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
                      uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len, uint32_t *rid)
 {
+	if (s->pg != NULL)
+		return md_pg_reflect(s->pg, gid, sender, flags, ts, env, env_len, rid);
 	int rc = tx_begin(s);
 	if (rc != 0)
 		return rc;
@@ -420,22 +454,31 @@ int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t 
 
 void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx)
 {
+	if (s->pg != NULL)
+		md_pg_on_batch(s->pg, fn, ctx);
 	s->batch_done = fn;
 	s->batch_ctx = ctx;
 }
 
 int md_store_batch_open(const struct md_store *s)
 {
+	if (s->pg != NULL)
+		return md_pg_batch_open(s->pg);
 	return s->in_batch;
 }
 
 int64_t md_store_batch_top(const struct md_store *s)
 {
+	/* Other nodes write into the queues too: a device is fed from the store only. */
+	if (s->pg != NULL)
+		return -1;
 	return s->batch_top;
 }
 
 int64_t md_store_committed_seq(const struct md_store *s)
 {
+	if (s->pg != NULL)
+		return INT64_MAX; /* its pump reads only committed rows */
 	return s->in_batch ? s->committed_seq : INT64_MAX;
 }
 
@@ -461,6 +504,8 @@ int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uin
                            uint16_t flags, uint64_t ts, const uint8_t *env, size_t env_len,
                            uint32_t *rid)
 {
+	if (s->pg != NULL)
+		return md_pg_batch_reflect(s->pg, gid, sender, flags, ts, env, env_len, rid);
 	int rc = batch_begin(s);
 	if (rc != 0)
 		return rc;
@@ -483,6 +528,8 @@ static int ack_in(struct md_store *s, const uint8_t gid[static 32], uint64_t did
 
 int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
 {
+	if (s->pg != NULL)
+		return md_pg_batch_ack(s->pg, gid, did, rid);
 	int rc = batch_begin(s);
 	if (rc == 0 && (rc = ack_in(s, gid, did, rid)) < 0)
 		s->batch_failed = 1;
@@ -491,6 +538,8 @@ int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_
 
 int md_store_batch_commit(struct md_store *s)
 {
+	if (s->pg != NULL)
+		return md_pg_batch_commit(s->pg);
 	if (!s->in_batch)
 		return 0;
 	s->in_batch = 0;
@@ -505,12 +554,16 @@ int md_store_batch_commit(struct md_store *s)
 
 void md_store_set_queue_limit(struct md_store *s, uint32_t limit)
 {
+	if (s->pg != NULL)
+		md_pg_set_queue_limit(s->pg, limit);
 	s->queue_limit = limit;
 }
 
 int md_store_queue_count(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                          uint64_t *n)
 {
+	if (s->pg != NULL)
+		return md_pg_queue_count(s->pg, gid, did, n);
 	sqlite3_stmt *st = stmt(s, ST_QLEN_GET);
 	bind_dev(st, 1, gid, did);
 	int64_t v = one_int(st, 0);
@@ -522,6 +575,8 @@ int md_store_queue_count(struct md_store *s, const uint8_t gid[static 32], uint6
 
 int md_store_over_limit(struct md_store *s, const uint8_t gid[static 32], uint64_t *ids, size_t cap)
 {
+	if (s->pg != NULL)
+		return md_pg_over_limit(s->pg, gid, ids, cap);
 	sqlite3_stmt *st = stmt(s, ST_QLEN_OVER);
 	sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, s->queue_limit);
@@ -536,6 +591,8 @@ int md_store_over_limit(struct md_store *s, const uint8_t gid[static 32], uint64
 
 int md_store_queue_len(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
 {
+	if (s->pg != NULL)
+		return md_pg_queue_len(s->pg, gid, did);
 	sqlite3_stmt *st = stmt(s, ST_QUEUE_LEN);
 	bind_dev(st, 1, gid, did);
 	return (int)one_int(st, 0);
@@ -545,6 +602,8 @@ int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint6
                          int64_t after, int max, int (*fn)(void *arg, const struct md_queued *q),
                          void *arg)
 {
+	if (s->pg != NULL)
+		return md_pg_queue_after(s->pg, gid, did, after, max, fn, arg);
 	sqlite3_stmt *st = stmt(s, ST_QUEUE_AFTER);
 	bind_dev(st, 1, gid, did);
 	sqlite3_bind_int64(st, 3, after);
@@ -585,10 +644,57 @@ static int ack_in(struct md_store *s, const uint8_t gid[static 32], uint64_t did
 
 int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did, uint32_t rid)
 {
+	if (s->pg != NULL)
+		return md_pg_queue_ack(s->pg, gid, did, rid);
 	int rc = tx_begin(s);
 	if (rc != 0)
 		return rc;
 	int found = ack_in(s, gid, did, rid);
 	rc = tx_end(s, found < 0 ? found : 0);
 	return rc != 0 ? VEIL_EIO : found;
+}
+
+/* --- several nodes: only a PostgreSQL store is shared (mstore_pg.c) --- */
+
+int md_store_shared(const struct md_store *s)
+{
+	return s->pg != NULL;
+}
+
+int md_store_leader_take(struct md_store *s, const uint8_t gid[static 32])
+{
+	return s->pg != NULL ? md_pg_leader_take(s->pg, gid) : 1;
+}
+
+int md_store_leader_release(struct md_store *s, const uint8_t gid[static 32])
+{
+	return s->pg != NULL ? md_pg_leader_release(s->pg, gid) : 0;
+}
+
+int md_store_tx_take(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                     const uint8_t *scope, size_t scope_len, uint64_t *holder, uint8_t *hscope,
+                     size_t hcap, size_t *hlen)
+{
+	if (s->pg != NULL)
+		return md_pg_tx_take(s->pg, gid, did, scope, scope_len, holder, hscope, hcap, hlen);
+	*holder = 0;
+	*hlen = 0;
+	return 1;
+}
+
+int md_store_tx_release(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                        const uint8_t *scope, size_t scope_len)
+{
+	return s->pg != NULL ? md_pg_tx_release(s->pg, gid, did, scope, scope_len) : 0;
+}
+
+void md_store_on_event(struct md_store *s, void (*wake)(void *ctx), void *ctx)
+{
+	if (s->pg != NULL)
+		md_pg_on_event(s->pg, wake, ctx);
+}
+
+int md_store_events(struct md_store *s, void (*fn)(void *arg, const struct md_event *ev), void *arg)
+{
+	return s->pg != NULL ? md_pg_events(s->pg, fn, arg) : 0;
 }

@@ -1,6 +1,8 @@
 /*
  * The mediator's store: its own SQLite file (DATA/mediator.db, WAL,
- * synchronous=FULL), used from the HTTP thread only. It holds device groups
+ * synchronous=FULL), or with a PostgreSQL store (a postgresql:// URL as
+ * the path) tables in that database (mstore_pg.c), used from the HTTP
+ * thread only. It holds device groups
  * (keyed by the device group ID, DGPK.public), their devices (ID, expiration
  * policy, the encrypted device info, connected-since and last-seen times),
  * the encrypted shared device data and one durable reflection queue per
@@ -136,6 +138,8 @@ int64_t md_store_committed_seq(const struct md_store *s);
  * The highest queue row seq the current or last batch wrote (the rows of
  * its reflects are all at or below it): for the on_batch function, which
  * may send them from memory to devices that had every earlier row.
+ * -1 with a PostgreSQL store: other nodes write into the queues too, so a
+ * device is fed from the store only.
  */
 int64_t md_store_batch_top(const struct md_store *s);
 int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
@@ -147,5 +151,49 @@ int md_store_batch_commit(struct md_store *s);
 /* Removes a queued message: 1 if it was there, 0 if not, negative on error. */
 int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                        uint32_t rid);
+
+/*
+ * Several nodes on one PostgreSQL store (--store postgresql://...; on
+ * SQLite these always succeed and there are no events). A group's leader
+ * and its transaction lock are PostgreSQL advisory locks of the node's
+ * connection, so a node that dies frees them; what another node does that
+ * a node must act on arrives as an event (LISTEN/NOTIFY, sent on commit).
+ */
+enum md_event_kind {
+	MD_EV_REFLECTED = 'R',   /* reflects were stored for the group: pump its devices */
+	MD_EV_CLOSE = 'X',       /* close device did of the group here with code */
+	MD_EV_LEADER_FREE = 'L', /* the group's leader went: elect one here */
+	MD_EV_TX_ENDED = 'E',    /* did's transaction with scope ended: tell the devices here */
+};
+struct md_event {
+	int kind;
+	uint8_t gid[32];
+	uint64_t did;
+	int code;
+	uint8_t scope[VEIL_MD_SCOPE_MAX];
+	size_t scope_len;
+};
+/* 1 if other nodes may share the store. */
+int md_store_shared(const struct md_store *s);
+/* Takes the group's leadership for this node: 1 taken (or held here), 0 held elsewhere, < 0 error. */
+int md_store_leader_take(struct md_store *s, const uint8_t gid[static 32]);
+/* Gives it back; the other nodes are told (MD_EV_LEADER_FREE). */
+int md_store_leader_release(struct md_store *s, const uint8_t gid[static 32]);
+/*
+ * Takes the group's transaction lock for device did with its encrypted
+ * scope: 1 taken; 0 held on another node, with the holder's device ID and
+ * scope (at most hcap bytes) filled in; < 0 error.
+ */
+int md_store_tx_take(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                     const uint8_t *scope, size_t scope_len, uint64_t *holder, uint8_t *hscope,
+                     size_t hcap, size_t *hlen);
+/* Releases it; the other nodes are told (MD_EV_TX_ENDED). */
+int md_store_tx_release(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
+                        const uint8_t *scope, size_t scope_len);
+/* wake(ctx) is called from another thread when events wait for md_store_events. */
+void md_store_on_event(struct md_store *s, void (*wake)(void *ctx), void *ctx);
+/* Calls fn for every event from other nodes that has arrived; the count or a negative veil_err. */
+int md_store_events(struct md_store *s, void (*fn)(void *arg, const struct md_event *ev),
+                    void *arg);
 
 #endif

@@ -1,7 +1,10 @@
 /*
  * The Safe service (safe.h). Everything runs on the HTTP thread, so the
- * backup count needs no lock.
+ * backup count needs no lock. With a PostgreSQL store the backups are rows
+ * there (safe_pg.c), seen by every node; uploads in progress still go to
+ * <data>/safe/tmp/ first.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +20,7 @@
 #include <sodium.h>
 
 #include "safe.h"
+#include "safe_pg.h"
 
 #define PATH_LEN 1200
 #define HEX_LEN 64
@@ -26,6 +31,7 @@ struct veil_safesvc {
 	char dir[PATH_LEN];
 	uint64_t count; /* backups stored */
 	uint64_t last_sweep_ms;
+	struct safe_pg *pg; /* with a PostgreSQL store: the backups are there */
 };
 
 struct upload {
@@ -109,6 +115,12 @@ static uint64_t retention_ms(const struct veil_safesvc *s)
 /* Deletes expired backups (all backups are counted again on the way). */
 int veil_safesvc_sweep(struct veil_safesvc *s, uint64_t now_ms)
 {
+	if (s->pg != NULL) {
+		uint64_t r = retention_ms(s);
+		int64_t n = safe_pg_sweep(s->pg, now_ms > r ? now_ms - r : 0);
+		s->last_sweep_ms = now_ms;
+		return n > 0 ? (int)n : 0;
+	}
 	DIR *d = opendir(s->dir);
 	struct dirent *e;
 	int gone = 0;
@@ -167,11 +179,43 @@ static void config(struct veil_safesvc *s, struct veil_http_resp *resp)
 	                                (int)s->srv->cfg.safe_retention_days));
 }
 
+/* The live-after time of a backup: uploaded later than this. */
+static uint64_t live_after(const struct veil_safesvc *s)
+{
+	uint64_t now = veil_now_ms(), r = retention_ms(s);
+	return now > r ? now - r : 0;
+}
+
+/* GET on PostgreSQL: the row into an anonymous file the listener sends and closes. */
+static void get_pg(struct veil_safesvc *s, const uint8_t id[static 32], struct veil_http_resp *resp)
+{
+	int fd = memfd_create("veil-safe", MFD_CLOEXEC);
+	int64_t n = fd >= 0 ? safe_pg_get(s->pg, id, live_after(s), fd) : VEIL_EIO;
+	if (n < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		if (fd >= 0)
+			close(fd);
+		veil_http_resp_error(resp, n == VEIL_ENOTFOUND ? 404 : 500,
+		                     n == VEIL_ENOTFOUND ? "no such backup" : "store error", NULL);
+		return;
+	}
+	resp->status = 200;
+	resp->content_type = MIME;
+	resp->has_file = 1;
+	resp->file_fd = fd;
+	resp->file_off = 0;
+	resp->file_len = (uint64_t)n;
+}
+
 static void get(struct veil_safesvc *s, const char *hex, struct veil_http_resp *resp)
 {
 	char path[PATH_LEN + 96];
 	struct stat st;
 	int fd = -1;
+	uint8_t id[32];
+	if (s->pg != NULL && veil_hex_decode(id, sizeof id, hex, HEX_LEN) == 0) {
+		get_pg(s, id, resp);
+		return;
+	}
 	if (backup_path(s, hex, path, sizeof path) == 0)
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
@@ -192,6 +236,20 @@ static void get(struct veil_safesvc *s, const char *hex, struct veil_http_resp *
 static void del(struct veil_safesvc *s, const char *hex, struct veil_http_resp *resp)
 {
 	char path[PATH_LEN + 96];
+	uint8_t id[32];
+	if (s->pg != NULL) {
+		int rc = veil_hex_decode(id, sizeof id, hex, HEX_LEN) == 0 ? safe_pg_del(s->pg, id)
+		                                                           : VEIL_EIO;
+		if (rc != 0) {
+			veil_http_resp_error(
+			    resp, rc == VEIL_ENOTFOUND ? 404 : 500,
+			    rc == VEIL_ENOTFOUND ? "no such backup" : "store error", NULL);
+			return;
+		}
+		resp->status = 204;
+		resp->content_type = "text/plain";
+		return;
+	}
 	if (backup_path(s, hex, path, sizeof path) != 0 || unlink(path) != 0) {
 		veil_http_resp_error(resp, errno == ENOENT ? 404 : 500,
 		                     errno == ENOENT ? "no such backup" : "store error", NULL);
@@ -209,9 +267,21 @@ static int up_begin(struct veil_safesvc *s, const char *hex, uint64_t len,
 {
 	char path[PATH_LEN + 96];
 	struct stat st;
+	int full = 0;
+	if (s->pg != NULL) {
+		uint8_t id[32];
+		uint64_t count;
+		int exists;
+		if (veil_hex_decode(id, sizeof id, hex, HEX_LEN) != 0 ||
+		    safe_pg_state(s->pg, id, live_after(s), &exists, &count) != 0) {
+			veil_http_resp_error(resp, 500, "store error", NULL);
+			return -1;
+		}
+		full = !exists && count >= s->srv->cfg.safe_max_backups;
+	}
 	/* A new backup needs room; replacing one does not. */
-	if (backup_path(s, hex, path, sizeof path) != 0 ||
-	    (stat(path, &st) != 0 && s->count >= s->srv->cfg.safe_max_backups)) {
+	if (full || backup_path(s, hex, path, sizeof path) != 0 ||
+	    (s->pg == NULL && stat(path, &st) != 0 && s->count >= s->srv->cfg.safe_max_backups)) {
 		veil_http_resp_error(resp, 507, "the server holds as many backups as it may", NULL);
 		return -1;
 	}
@@ -229,7 +299,7 @@ static int up_begin(struct veil_safesvc *s, const char *hex, uint64_t len,
 		veil_http_resp_error(resp, 500, "store error", NULL);
 		return -1;
 	}
-	u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	u->fd = open(u->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (u->fd < 0) {
 		free(u);
 		veil_http_resp_error(resp, 500, "store error", NULL);
@@ -274,6 +344,22 @@ static void up_end(void *ctx, struct veil_http_resp *resp)
 	struct stat st;
 	if (u->size != u->max) {
 		veil_http_resp_error(resp, 400, "shorter than announced", NULL);
+		return;
+	}
+	if (u->s->pg != NULL) {
+		/* The whole upload (at most safe-max-size) in one row; the commit makes it durable. */
+		uint8_t id[32];
+		uint8_t *data = malloc(u->size > 0 ? u->size : 1);
+		int ok = data != NULL && veil_hex_decode(id, sizeof id, u->hex, HEX_LEN) == 0 &&
+		         pread(u->fd, data, u->size, 0) == (ssize_t)u->size &&
+		         safe_pg_put(u->s->pg, id, data, u->size, veil_now_ms()) == 0;
+		free(data);
+		if (!ok) {
+			veil_http_resp_error(resp, 500, "store error", NULL);
+			return;
+		}
+		resp->status = 204;
+		resp->content_type = "text/plain";
 		return;
 	}
 	if (fsync(u->fd) != 0 || close(u->fd) != 0) {
@@ -343,7 +429,9 @@ static const struct veil_http_stream_ops safe_ops = {
 
 static void safesvc_free(void *arg)
 {
-	free(arg);
+	struct veil_safesvc *s = arg;
+	safe_pg_close(s->pg);
+	free(s);
 }
 
 int veil_safesvc_register(struct veil_http *h, struct veil_server *srv)
@@ -368,9 +456,14 @@ int veil_safesvc_register(struct veil_http *h, struct veil_server *srv)
 		return VEIL_EIO;
 	}
 	clean_tmp(s);
+	if (strncmp(srv->cfg.store, "postgres", 8) == 0 &&
+	    (rc = safe_pg_open(&s->pg, srv->cfg.store)) != 0) {
+		free(s);
+		return rc;
+	}
 	(void)veil_safesvc_sweep(s, veil_now_ms());
 	if ((rc = veil_http_on_stop(h, safesvc_free, s)) != 0) {
-		free(s);
+		safesvc_free(s);
 		return rc;
 	}
 	rc = veil_http_limit(h, VEIL_SAFE_PREFIX, srv->cfg.safe_rate_per_min);

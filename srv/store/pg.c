@@ -139,6 +139,61 @@ static const char *const migrations[] = {
     " expires_ms BIGINT NOT NULL,"
     " revoked BIGINT NOT NULL DEFAULT 0);"
     "CREATE INDEX invites_handle ON invites(handle);",
+    /*
+     * 4 -> 5: the mediator's state (srv/mediator/mstore_pg.c), the
+     * Gateway's accounts and the Safe backups, shared by the nodes; for
+     * the mediator: device groups by their anonymous ID, devices, reflection
+     * queues (missed: reflects not queued because the queue was full) and
+     * the holder of each group's transaction lock. No identity in them.
+     */
+    "CREATE TABLE md_groups ("
+    " gid BYTEA PRIMARY KEY,"
+    " shared_data BYTEA,"
+    " next_rid BIGINT NOT NULL);"
+    "CREATE TABLE md_devices ("
+    " gid BYTEA NOT NULL,"
+    " device_id BIGINT NOT NULL,"
+    " expiration_policy INTEGER NOT NULL,"
+    " info BYTEA,"
+    " connected_since BIGINT NOT NULL,"
+    " last_seen BIGINT NOT NULL,"
+    " missed BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (gid, device_id));"
+    "CREATE TABLE md_reflected ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " gid BYTEA NOT NULL,"
+    " device_id BIGINT NOT NULL,"
+    " rid BIGINT NOT NULL,"
+    " ts BIGINT NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " envelope BYTEA NOT NULL);"
+    "CREATE INDEX md_reflected_dev ON md_reflected(gid, device_id, seq);"
+    "CREATE INDEX md_reflected_rid ON md_reflected(gid, device_id, rid);"
+    "CREATE TABLE md_tx ("
+    " gid BYTEA PRIMARY KEY,"
+    " device_id BIGINT NOT NULL,"
+    " scope BYTEA NOT NULL,"
+    " node_id TEXT NOT NULL);"
+    /* The Gateway's accounts (srv/gateway/gwdb_pg.c), as gateway.db holds them. */
+    "CREATE TABLE gw_accounts ("
+    " id BYTEA PRIMARY KEY,"
+    " modes INTEGER NOT NULL,"
+    " credits BIGINT NOT NULL,"
+    " callback TEXT NOT NULL,"
+    " secret_salt BYTEA NOT NULL,"
+    " secret_hash BYTEA NOT NULL,"
+    " secret_sealed BYTEA NOT NULL,"
+    " sk_sealed BYTEA,"
+    " created_ms BIGINT NOT NULL,"
+    " cb_failures BIGINT NOT NULL DEFAULT 0,"
+    " cb_error TEXT NOT NULL DEFAULT '',"
+    " cb_error_ms BIGINT NOT NULL DEFAULT 0);"
+    /* Threema Safe backups (srv/safe/safe_pg.c): ciphertext by its backup ID. */
+    "CREATE TABLE safe_backups ("
+    " id BYTEA PRIMARY KEY,"
+    " data BYTEA NOT NULL,"
+    " updated_ms BIGINT NOT NULL);"
+    "CREATE INDEX safe_backups_updated ON safe_backups(updated_ms);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -634,6 +634,12 @@ static int t_no_identity_in_mediator_tables(void)
 	char path[512];
 	sqlite3 *db;
 	snprintf(path, sizeof path, "%s/mediator.db", srv.data);
+	/* On a PostgreSQL store there is no file; pg_mediator.sh checks its tables. */
+	const char *store = getenv("VEIL_IT_STORE");
+	if (store != NULL && store[0] != '\0') {
+		IT_CHECK(access(path, F_OK) != 0);
+		return 0;
+	}
 	IT_CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
 	/* The store is not empty: the groups of the tests above are in it. */
 	IT_CHECK(db_contains(db, g3.k.group_id, 32) == 1);

@@ -1,0 +1,306 @@
+/*
+ * Gateway accounts in PostgreSQL (see gwdb_pg.h). One connection, used
+ * under gwdb.c's mutex; every statement prepared once per connection and
+ * run with binary parameters. A lost connection fails the call that saw
+ * it (VEIL_EIO, logged) and the next call reconnects.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "gwdb_pg.h"
+#include "veil/err.h"
+#include "veil/util.h"
+
+enum {
+	G_INSERT,
+	G_GET,
+	G_CHARGE,
+	G_ADD_CREDITS,
+	G_SET_CALLBACK,
+	G_NOTE_FAIL,
+	G_NOTE_OK,
+	G_LIST,
+	G_LIST_CB,
+	G_COUNT
+};
+
+static const char *const gsql[G_COUNT] = {
+    [G_INSERT] = "INSERT INTO gw_accounts (id, modes, credits, callback, secret_salt, "
+                 "secret_hash, secret_sealed, sk_sealed, created_ms) VALUES ($1::bytea, "
+                 "$2::int8, $3::int8, $4::text, $5::bytea, $6::bytea, $7::bytea, $8::bytea, "
+                 "$9::int8) ON CONFLICT DO NOTHING",
+    [G_GET] = "SELECT modes::int8, credits, callback, secret_salt, secret_hash, secret_sealed, "
+              "sk_sealed, created_ms, cb_failures, cb_error, cb_error_ms FROM gw_accounts "
+              "WHERE id = $1::bytea",
+    [G_CHARGE] = "UPDATE gw_accounts SET credits = credits - $2::int8 WHERE id = $1::bytea "
+                 "AND credits >= $2::int8",
+    [G_ADD_CREDITS] = "UPDATE gw_accounts SET credits = GREATEST(0, credits + $2::int8) "
+                      "WHERE id = $1::bytea",
+    [G_SET_CALLBACK] = "UPDATE gw_accounts SET callback = $2::text WHERE id = $1::bytea",
+    [G_NOTE_FAIL] = "UPDATE gw_accounts SET cb_failures = cb_failures + 1, cb_error = $2::text, "
+                    "cb_error_ms = $3::int8 WHERE id = $1::bytea",
+    [G_NOTE_OK] = "UPDATE gw_accounts SET cb_failures = 0 WHERE id = $1::bytea AND "
+                  "cb_failures <> 0",
+    [G_LIST] = "SELECT id FROM gw_accounts ORDER BY id LIMIT $1::int8",
+    [G_LIST_CB] = "SELECT id FROM gw_accounts WHERE callback <> '' ORDER BY id LIMIT $1::int8",
+};
+
+struct gw_pg {
+	char *url;
+	PGconn *c;
+};
+
+static void first_line(const char *msg, char *out, size_t cap)
+{
+	size_t n = strcspn(msg, "\r\n");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, msg, n);
+	out[n] = '\0';
+}
+
+static void on_notice(void *arg, const char *msg)
+{
+	char line[200];
+	(void)arg;
+	first_line(msg, line, sizeof line);
+	veil_log_debug("gateway: PostgreSQL: %s", line);
+}
+
+/* Connects (again after a loss) and prepares: 0 or VEIL_EIO. */
+static int up(struct gw_pg *p)
+{
+	if (p->c != NULL && PQstatus(p->c) == CONNECTION_OK)
+		return 0;
+	bool again = p->c != NULL;
+	PQfinish(p->c);
+	const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *const vals[] = {"5", "veild-gateway", p->url, NULL};
+	p->c = PQconnectdbParams(keys, vals, 1);
+	if (p->c == NULL)
+		return VEIL_ENOMEM;
+	PQsetNoticeProcessor(p->c, on_notice, NULL);
+	char msg[200];
+	if (PQstatus(p->c) != CONNECTION_OK)
+		goto fail;
+	for (int i = 0; i < G_COUNT; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "g%d", i);
+		PGresult *r = PQprepare(p->c, name, gsql[i], 0, NULL);
+		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		if (!ok)
+			goto fail;
+	}
+	if (again)
+		veil_log_info("gateway: the PostgreSQL connection is back");
+	return 0;
+fail:
+	first_line(PQerrorMessage(p->c), msg, sizeof msg);
+	veil_log_error("gateway: cannot use PostgreSQL: %s", msg);
+	PQfinish(p->c);
+	p->c = NULL;
+	return VEIL_EIO;
+}
+
+struct args {
+	int n;
+	const char *v[9];
+	int l[9];
+	int f[9];
+	uint8_t ib[9][8];
+};
+
+static void a_bytes(struct args *a, const void *p, size_t len)
+{
+	a->v[a->n] = p != NULL ? (const char *)p : "";
+	a->l[a->n] = (int)len;
+	a->f[a->n++] = 1;
+}
+
+static void a_i64(struct args *a, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	for (int i = 0; i < 8; i++)
+		a->ib[a->n][i] = (uint8_t)(u >> (56 - 8 * i));
+	a_bytes(a, a->ib[a->n], 8);
+}
+
+static int64_t get_i64(const PGresult *r, int row, int col)
+{
+	const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+		return 0;
+	uint64_t u = 0;
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | p[i];
+	return (int64_t)u;
+}
+
+/* Runs statement q; its result (PGRES_*_OK) or NULL (logged). */
+static PGresult *run(struct gw_pg *p, int q, const struct args *a)
+{
+	if (up(p) != 0)
+		return NULL;
+	char name[16];
+	snprintf(name, sizeof name, "g%d", q);
+	PGresult *r = PQexecPrepared(p->c, name, a->n, a->v, a->l, a->f, 1);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	char msg[200];
+	first_line(PQerrorMessage(p->c), msg, sizeof msg);
+	veil_log_error("gateway: a PostgreSQL statement failed: %s", msg);
+	PQclear(r);
+	return NULL;
+}
+
+/* A statement changing rows: 0, VEIL_ENOTFOUND (none changed) or VEIL_EIO. */
+static int run_changes(struct gw_pg *p, int q, const struct args *a)
+{
+	PGresult *r = run(p, q, a);
+	if (r == NULL)
+		return VEIL_EIO;
+	int rc = strcmp(PQcmdTuples(r), "0") == 0 ? VEIL_ENOTFOUND : 0;
+	PQclear(r);
+	return rc;
+}
+
+int gw_pg_open(struct gw_pg **out, const char *url)
+{
+	*out = NULL;
+	struct gw_pg *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return VEIL_ENOMEM;
+	p->url = strdup(url);
+	int rc = p->url == NULL ? VEIL_ENOMEM : up(p);
+	if (rc != 0) {
+		gw_pg_close(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void gw_pg_close(struct gw_pg *p)
+{
+	if (p == NULL)
+		return;
+	PQfinish(p->c);
+	free(p->url);
+	free(p);
+}
+
+int gw_pg_insert(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], const struct gw_row *r)
+{
+	struct args a = {0};
+	a_bytes(&a, id, VEIL_ID_LEN);
+	a_i64(&a, r->modes);
+	a_i64(&a, r->credits);
+	a_bytes(&a, r->callback, strlen(r->callback));
+	a_bytes(&a, r->salt, sizeof r->salt);
+	a_bytes(&a, r->hash, sizeof r->hash);
+	a_bytes(&a, r->ssealed, r->ssealed_len);
+	if (r->has_sk) {
+		a_bytes(&a, r->ksealed, r->ksealed_len);
+	} else {
+		a.v[a.n] = NULL;
+		a.l[a.n] = 0;
+		a.f[a.n++] = 1;
+	}
+	a_i64(&a, (int64_t)r->created_ms);
+	int rc = run_changes(p, G_INSERT, &a);
+	return rc == VEIL_ENOTFOUND ? VEIL_EEXIST : rc;
+}
+
+/* Copies a bytea column of exactly want bytes (or at most cap with *len): false if it does not fit. */
+static bool col_bytes(const PGresult *res, int col, uint8_t *out, size_t cap, size_t *len)
+{
+	size_t n = (size_t)PQgetlength(res, 0, col);
+	if (n > cap || (len == NULL && n != cap))
+		return false;
+	memcpy(out, PQgetvalue(res, 0, col), n);
+	if (len != NULL)
+		*len = n;
+	return true;
+}
+
+int gw_pg_get(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], struct gw_row *r)
+{
+	memset(r, 0, sizeof *r);
+	struct args a = {0};
+	a_bytes(&a, id, VEIL_ID_LEN);
+	PGresult *res = run(p, G_GET, &a);
+	if (res == NULL)
+		return VEIL_EIO;
+	int rc = VEIL_ENOTFOUND;
+	if (PQntuples(res) == 1) {
+		rc = VEIL_EIO;
+		r->modes = (int)get_i64(res, 0, 0);
+		r->credits = get_i64(res, 0, 1);
+		snprintf(r->callback, sizeof r->callback, "%.*s", PQgetlength(res, 0, 2),
+		         PQgetvalue(res, 0, 2));
+		r->has_sk = !PQgetisnull(res, 0, 6);
+		r->created_ms = (uint64_t)get_i64(res, 0, 7);
+		r->cb_failures = get_i64(res, 0, 8);
+		snprintf(r->cb_error, sizeof r->cb_error, "%.*s", PQgetlength(res, 0, 9),
+		         PQgetvalue(res, 0, 9));
+		r->cb_error_ms = (uint64_t)get_i64(res, 0, 10);
+		if (col_bytes(res, 3, r->salt, sizeof r->salt, NULL) &&
+		    col_bytes(res, 4, r->hash, sizeof r->hash, NULL) &&
+		    col_bytes(res, 5, r->ssealed, sizeof r->ssealed, &r->ssealed_len) &&
+		    (!r->has_sk ||
+		     col_bytes(res, 6, r->ksealed, sizeof r->ksealed, &r->ksealed_len)))
+			rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int gw_pg_update(struct gw_pg *p, int what, const uint8_t id[static VEIL_ID_LEN], int64_t n,
+                 const char *text)
+{
+	struct args a = {0};
+	a_bytes(&a, id, VEIL_ID_LEN);
+	if (what == GW_PG_SET_CALLBACK)
+		a_bytes(&a, text, strlen(text));
+	else
+		a_i64(&a, n);
+	int q = what == GW_PG_CHARGE        ? G_CHARGE
+	        : what == GW_PG_ADD_CREDITS ? G_ADD_CREDITS
+	                                    : G_SET_CALLBACK;
+	return run_changes(p, q, &a);
+}
+
+int gw_pg_note(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], const char *error,
+               uint64_t now_ms)
+{
+	struct args a = {0};
+	a_bytes(&a, id, VEIL_ID_LEN);
+	if (error != NULL) {
+		a_bytes(&a, error, strlen(error));
+		a_i64(&a, (int64_t)now_ms);
+	}
+	int rc = run_changes(p, error != NULL ? G_NOTE_FAIL : G_NOTE_OK, &a);
+	return rc == VEIL_ENOTFOUND ? 0 : rc;
+}
+
+int gw_pg_list(struct gw_pg *p, int with_callback, uint8_t (*ids)[VEIL_ID_LEN], size_t max,
+               size_t *n)
+{
+	*n = 0;
+	struct args a = {0};
+	a_i64(&a, (int64_t)max);
+	PGresult *r = run(p, with_callback ? G_LIST_CB : G_LIST, &a);
+	if (r == NULL)
+		return VEIL_EIO;
+	for (int i = 0; i < PQntuples(r) && *n < max; i++)
+		if (PQgetlength(r, i, 0) == VEIL_ID_LEN)
+			memcpy(ids[(*n)++], PQgetvalue(r, i, 0), VEIL_ID_LEN);
+	PQclear(r);
+	return 0;
+}

@@ -1,0 +1,328 @@
+/*
+ * The mediator across two veild nodes on one PostgreSQL store (driven by
+ * tests/it/pg_mediator.sh, which starts PostgreSQL and the nodes): one
+ * device group with devices 1 and 2 on node A and device 3 on node B.
+ * Usage: md_nodes HTTP_PORT_A HTTP_PORT_B. Prints PASS/FAIL per test.
+ */
+#include "../it/ws_client.h"
+#include "veil/md.h"
+
+static uint16_t port_a, port_b;
+
+struct dev {
+	int fd;
+	uint64_t did;
+	const struct veil_md_keys *k;
+	struct veil_md_server_info si;
+	uint8_t msg[VEIL_MD_MAX_MESSAGE];
+	size_t len;
+	uint8_t type;
+	const uint8_t *pl;
+	size_t pn;
+};
+
+struct group {
+	struct veil_md_keys k;
+	char path[256];
+};
+
+static struct group g;
+static struct dev d1, d2, d3;
+
+static void group_new(struct group *gr)
+{
+	uint8_t dgk[VEIL_MD_DGK_LEN];
+	char hex[VEIL_MD_URL_INFO_HEX_MAX];
+	randombytes_buf(dgk, sizeof dgk);
+	if (veil_md_keys_derive(&gr->k, dgk) != 0 ||
+	    veil_md_url_info_encode(hex, sizeof hex, gr->k.group_id, "a1") != 0)
+		abort();
+	snprintf(gr->path, sizeof gr->path, "/mediator/%s", hex);
+}
+
+/* Next message: 0, a close code (> 0) or a negative veil_err. */
+static int dev_next(struct dev *d, int timeout_ms)
+{
+	int rc = it_ws_recv(d->fd, d->msg, sizeof d->msg, &d->len, timeout_ms);
+	if (rc != 0)
+		return rc;
+	if (veil_md_container_parse(d->msg, d->len, &d->type, &d->pl, &d->pn) != 0)
+		return VEIL_EPROTO;
+	return 0;
+}
+
+static int dev_expect(struct dev *d, uint8_t type, int timeout_ms)
+{
+	for (;;) {
+		int rc = dev_next(d, timeout_ms);
+		if (rc != 0 || d->type == type)
+			return rc;
+	}
+}
+
+/* Nothing arrives for ms: 0, else 1. */
+static int dev_quiet(struct dev *d, int ms)
+{
+	return dev_next(d, ms) == VEIL_ETIMEOUT ? 0 : 1;
+}
+
+static int dev_send(struct dev *d, uint8_t type, const uint8_t *p, size_t n)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_container_encode(&b, type, p, n);
+	if (rc == 0)
+		rc = it_ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+static void dev_close(struct dev *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+/* Connects device did to the node at port: 0 once ServerInfo is in, a close code, or < 0. */
+static int dev_connect(struct dev *d, uint16_t port, uint64_t did, int expect)
+{
+	memset(d, 0, sizeof *d);
+	d->did = did;
+	d->k = &g.k;
+	d->fd = it_ws_connect(port, g.path);
+	if (d->fd < 0)
+		return VEIL_EIO;
+	int rc = dev_next(d, 5000);
+	if (rc != 0)
+		return rc;
+	struct veil_md_server_hello sh;
+	if (d->type != VEIL_MD_SERVER_HELLO || veil_md_server_hello_parse(&sh, d->pl, d->pn) != 0)
+		return VEIL_EPROTO;
+	struct veil_md_client_hello ch = {.device_id = did,
+	                                  .slots_exhausted_policy = VEIL_MD_SLOTS_REJECT,
+	                                  .slot_expiration_policy = VEIL_MD_SLOT_PERSISTENT,
+	                                  .expected_slot_state = expect};
+	struct veil_md_device_info info = {.platform = VEIL_MD_PLATFORM_DESKTOP};
+	snprintf(info.label, sizeof info.label, "node device %llu", (unsigned long long)did);
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	rc = veil_md_client_hello_make(&b, &ch, &g.k, &sh, &info);
+	if (rc == 0)
+		rc = it_ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	if (rc != 0)
+		return rc;
+	if ((rc = dev_next(d, 5000)) != 0)
+		return rc;
+	if (d->type != VEIL_MD_SERVER_INFO || veil_md_server_info_parse(&d->si, d->pl, d->pn) != 0)
+		return VEIL_EPROTO;
+	return 0;
+}
+
+/* Connects and reads up to the dry; *leader = 1 if the promotion follows. */
+static int dev_online(struct dev *d, uint16_t port, uint64_t did, int expect, int *leader)
+{
+	int rc = dev_connect(d, port, did, expect);
+	if (rc != 0)
+		return rc;
+	if ((rc = dev_expect(d, VEIL_MD_REFLECTION_QUEUE_DRY, 5000)) != 0)
+		return rc;
+	if (leader != NULL) {
+		rc = dev_next(d, 500);
+		*leader = rc == 0 && d->type == VEIL_MD_ROLE_PROMOTED_TO_LEADER;
+	}
+	return 0;
+}
+
+static int reflect(struct dev *d, uint32_t id, const uint8_t *env, size_t n)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_reflect_encode(&b, 0, id, env, n);
+	if (rc == 0)
+		rc = it_ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+/* Expects the reflect's ack carrying id. */
+static int expect_ack(struct dev *d, uint32_t id)
+{
+	struct veil_md_reflect r;
+	if (dev_expect(d, VEIL_MD_REFLECT_ACK, 5000) != 0 ||
+	    veil_md_reflect_ack_parse(&r, d->pl, d->pn) != 0)
+		return -1;
+	return r.id == id ? 0 : -1;
+}
+
+/* Expects a reflected message carrying env and acks it. */
+static int expect_reflected(struct dev *d, const uint8_t *env, size_t n)
+{
+	struct veil_md_reflect r;
+	struct veil_buf b;
+	if (dev_expect(d, VEIL_MD_REFLECTED, 5000) != 0 ||
+	    veil_md_reflected_parse(&r, d->pl, d->pn) != 0)
+		return -1;
+	if (r.envelope_len != n || memcmp(r.envelope, env, n) != 0)
+		return -1;
+	veil_buf_init(&b, 64);
+	int rc = veil_md_reflected_ack_encode(&b, r.id);
+	if (rc == 0)
+		rc = it_ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&b);
+	return rc;
+}
+
+static int begin_tx(struct dev *d, int scope)
+{
+	struct veil_buf sc, b;
+	veil_buf_init(&sc, VEIL_MD_SCOPE_MAX);
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	int rc = veil_md_scope_seal(&sc, d->k, scope);
+	if (rc == 0)
+		rc = veil_md_begin_tx_encode(&b, sc.p, sc.len, 30);
+	if (rc == 0)
+		rc = it_ws_send(d->fd, b.p, b.len);
+	veil_buf_release(&sc);
+	veil_buf_release(&b);
+	return rc;
+}
+
+/* Expects TransactionRejected / TransactionEnded naming device did and scope. */
+static int expect_tx_info(struct dev *d, uint8_t type, uint64_t did, int scope)
+{
+	static struct veil_md_tx t;
+	int sc;
+	if (dev_expect(d, type, 5000) != 0 || veil_md_tx_info_parse(&t, d->pl, d->pn) != 0)
+		return -1;
+	if (t.device_id != did || veil_md_scope_open(&sc, d->k, t.scope, t.scope_len) != 0)
+		return -1;
+	return sc == scope ? 0 : -1;
+}
+
+/* Devices 1 and 2 on A, 3 on B: one leader, reflects reach the others both ways. */
+static int t_reflect_across_nodes(void)
+{
+	int l1, l2, l3;
+	uint8_t e1[120], e3[90];
+	group_new(&g);
+	IT_CHECK(dev_online(&d1, port_a, 1, VEIL_MD_SLOT_NEW, &l1) == 0);
+	IT_CHECK(dev_online(&d2, port_a, 2, VEIL_MD_SLOT_NEW, &l2) == 0);
+	IT_CHECK(dev_online(&d3, port_b, 3, VEIL_MD_SLOT_NEW, &l3) == 0);
+	IT_CHECK(l1 == 1 && l2 == 0 && l3 == 0);
+	randombytes_buf(e3, sizeof e3);
+	IT_CHECK(reflect(&d3, 31, e3, sizeof e3) == 0 && expect_ack(&d3, 31) == 0);
+	IT_CHECK(expect_reflected(&d1, e3, sizeof e3) == 0);
+	IT_CHECK(expect_reflected(&d2, e3, sizeof e3) == 0);
+	randombytes_buf(e1, sizeof e1);
+	IT_CHECK(reflect(&d1, 11, e1, sizeof e1) == 0 && expect_ack(&d1, 11) == 0);
+	IT_CHECK(expect_reflected(&d2, e1, sizeof e1) == 0);
+	IT_CHECK(expect_reflected(&d3, e1, sizeof e1) == 0);
+	/* No copies, no second leader anywhere. */
+	IT_CHECK(dev_quiet(&d1, 300) == 0 && dev_quiet(&d2, 100) == 0 && dev_quiet(&d3, 100) == 0);
+	return 0;
+}
+
+/* The leader's node loses its devices: the device on the other node is promoted. */
+static int t_leader_moves_across_nodes(void)
+{
+	int l1, l2;
+	dev_close(&d1);
+	IT_CHECK(dev_expect(&d2, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 5000) == 0);
+	IT_CHECK(dev_quiet(&d3, 300) == 0);
+	dev_close(&d2);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 5000) == 0);
+	/* Back on A: dry, but B's device keeps leading. */
+	IT_CHECK(dev_online(&d1, port_a, 1, VEIL_MD_SLOT_EXISTING, &l1) == 0 && l1 == 0);
+	IT_CHECK(dev_online(&d2, port_a, 2, VEIL_MD_SLOT_EXISTING, &l2) == 0 && l2 == 0);
+	return 0;
+}
+
+/* A transaction on A: B's device is rejected, then gets the commit and TransactionEnded. */
+static int t_tx_across_nodes(void)
+{
+	uint8_t env[150];
+	IT_CHECK(begin_tx(&d1, 2) == 0);
+	IT_CHECK(dev_expect(&d1, VEIL_MD_BEGIN_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(begin_tx(&d3, 5) == 0);
+	IT_CHECK(expect_tx_info(&d3, VEIL_MD_TRANSACTION_REJECTED, 1, 2) == 0);
+	randombytes_buf(env, sizeof env);
+	IT_CHECK(reflect(&d1, 12, env, sizeof env) == 0 && expect_ack(&d1, 12) == 0);
+	IT_CHECK(dev_quiet(&d3, 300) == 0);
+	IT_CHECK(dev_send(&d1, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_expect(&d1, VEIL_MD_COMMIT_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(expect_reflected(&d3, env, sizeof env) == 0);
+	IT_CHECK(expect_tx_info(&d3, VEIL_MD_TRANSACTION_ENDED, 1, 2) == 0);
+	IT_CHECK(expect_reflected(&d2, env, sizeof env) == 0);
+	IT_CHECK(expect_tx_info(&d2, VEIL_MD_TRANSACTION_ENDED, 1, 2) == 0);
+	/* Free again: B's device takes it, A's devices are rejected and then told. */
+	IT_CHECK(begin_tx(&d3, 5) == 0);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_BEGIN_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(begin_tx(&d2, 6) == 0);
+	IT_CHECK(expect_tx_info(&d2, VEIL_MD_TRANSACTION_REJECTED, 3, 5) == 0);
+	IT_CHECK(dev_send(&d3, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_COMMIT_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(expect_tx_info(&d1, VEIL_MD_TRANSACTION_ENDED, 3, 5) == 0);
+	IT_CHECK(expect_tx_info(&d2, VEIL_MD_TRANSACTION_ENDED, 3, 5) == 0);
+	return 0;
+}
+
+/* A device's newer connection on the other node closes the older one (4112). */
+static int t_duplicate_across_nodes(void)
+{
+	struct dev x;
+	IT_CHECK(dev_online(&x, port_b, 2, VEIL_MD_SLOT_EXISTING, NULL) == 0);
+	IT_CHECK(dev_expect(&d2, 0xff, 5000) == VEIL_MD_CLOSE_DUPLICATE);
+	dev_close(&d2);
+	d2 = x;
+	return 0;
+}
+
+/* Dropping a device connected to the other node closes it there (4113); its slot is gone. */
+static int t_drop_across_nodes(void)
+{
+	struct dev x;
+	struct veil_buf buf;
+	veil_buf_init(&buf, 64);
+	IT_CHECK(veil_md_drop_device_encode(&buf, VEIL_MD_DROP_DEVICE, 3) == 0);
+	int rc = it_ws_send(d1.fd, buf.p, buf.len);
+	veil_buf_release(&buf);
+	IT_CHECK(rc == 0);
+	IT_CHECK(dev_expect(&d1, VEIL_MD_DROP_DEVICE_ACK, 5000) == 0);
+	IT_CHECK(dev_expect(&d3, 0xff, 5000) == VEIL_MD_CLOSE_DROPPED);
+	dev_close(&d3);
+	IT_CHECK(dev_connect(&x, port_b, 3, VEIL_MD_SLOT_EXISTING) == VEIL_MD_CLOSE_SLOT_MISMATCH);
+	dev_close(&x);
+	return 0;
+}
+
+#define RUN(fn)                                                                                    \
+	do {                                                                                       \
+		int r_ = fn();                                                                     \
+		printf("%s %s\n", r_ ? "FAIL" : "PASS", #fn);                                      \
+		fflush(stdout);                                                                    \
+		failed += r_;                                                                      \
+	} while (0)
+
+int main(int argc, char **argv)
+{
+	int failed = 0;
+	if (argc != 3 || veil_crypto_init() != 0) {
+		fprintf(stderr, "usage: md_nodes HTTP_PORT_A HTTP_PORT_B\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	port_a = (uint16_t)strtoul(argv[1], NULL, 10);
+	port_b = (uint16_t)strtoul(argv[2], NULL, 10);
+	d1.fd = d2.fd = d3.fd = -1;
+	RUN(t_reflect_across_nodes);
+	RUN(t_leader_moves_across_nodes);
+	RUN(t_tx_across_nodes);
+	RUN(t_duplicate_across_nodes);
+	RUN(t_drop_across_nodes);
+	dev_close(&d1);
+	dev_close(&d2);
+	dev_close(&d3);
+	return failed ? 1 : 0;
+}
