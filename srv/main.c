@@ -80,6 +80,8 @@ static void usage(FILE *f)
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
 	    "  --queue-sender-limit N  most of those from one sender, at most queue-limit\n"
 	    "                       (a tenth of queue-limit: 1000)\n"
+	    "  --chat-threads N     chat event loops, each on its own thread (0 = one per\n"
+	    "                       CPU, at most 8: the default; 1 to 64)\n"
 	    "  --handoff-ms N       how long a message delivered live may wait for the\n"
 	    "                       recipient's ack before it is written to the store (100;\n"
 	    "                       0 = always store first)\n"
@@ -211,6 +213,7 @@ static const struct option long_opts[] = {
     {"oprf-rate", required_argument, NULL, 0},
     {"revoke-rate", required_argument, NULL, 0},
     {"handoff-ms", required_argument, NULL, 0},
+    {"chat-threads", required_argument, NULL, 0},
     {"chat-conn-per-addr", required_argument, NULL, 0},
     {"chat-handshakes-per-addr", required_argument, NULL, 0},
     {"chat-conn-rate", required_argument, NULL, 0},
@@ -703,6 +706,8 @@ out:
 	veil_gateway_stop(app.gw);
 	veil_push_free(srv.push);
 	srv.push = NULL;
+	/* The other chat loops end before the store does. */
+	veil_chat_join(app.chat);
 	/* Finishes queued writes durably and runs their completions. */
 	veil_store_close(srv.store);
 	veil_gateway_free(app.gw);
