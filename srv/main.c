@@ -554,6 +554,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	app.loop = uv_default_loop();
+	/*
+	 * A login's X25519 work runs on libuv's pool, 4 threads unless told:
+	 * as many as the chat loops, so that logins use every core they use.
+	 */
+	if (getenv("UV_THREADPOOL_SIZE") == NULL && veil_chat_threads(&srv.cfg) > 4) {
+		char n[16];
+		snprintf(n, sizeof n, "%u", veil_chat_threads(&srv.cfg));
+		setenv("UV_THREADPOOL_SIZE", n, 1);
+	}
 	app.chat = veil_chat_new(app.loop, &srv);
 	if (app.chat == NULL) {
 		fprintf(stderr, "veild: out of memory\n");
