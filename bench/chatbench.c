@@ -66,6 +66,9 @@ static uint64_t run_tag;
 static int opt_window = 64;
 static int opt_pairs;
 static const char *opt_handoff = "100"; /* veild --handoff-ms */
+static const char *opt_threads;         /* veild --chat-threads, if given */
+static int opt_unpinned;                /* --cpus all: neither veild nor chatbench is pinned */
+static int opt_storm;                   /* --storm N: W6's concurrent logins */
 #define RING 8192
 
 /* --- server processes --- */
@@ -92,14 +95,16 @@ static int exec_veild(struct proc *p)
 	p->pid = fork();
 	if (p->pid == 0) {
 		char logp[200];
-		pin_cpu(0);
+		if (!opt_unpinned)
+			pin_cpu(0);
 		snprintf(logp, sizeof logp, "%s/veild.log", p->data);
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
 		execl(exe, exe, "--data", p->data, "--chat-port", cp, "--http-port", hp,
 		      "--dir-rate", "1000000", "--http-conn-rate", "1000000",
 		      "--http-conn-per-addr", "4096", "--queue-limit", "2000000", "--log-level",
-		      "warn", "--handoff-ms", opt_handoff, (char *)NULL);
+		      "warn", "--handoff-ms", opt_handoff, opt_threads ? "--chat-threads" : NULL,
+		      opt_threads, (char *)NULL);
 		_exit(127);
 	}
 	return wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0 ? -1 : 0;
@@ -500,7 +505,7 @@ static void on_readable(struct run *r, struct lconn *c)
 				w5_gone(r, c); /* the server closed after our EOF */
 				return;
 			}
-			if (!r->storm)
+			if (!r->storm || c->pair >= 0)
 				r->errors++;
 			conn_close(r, c);
 			return;
@@ -556,7 +561,7 @@ static void on_readable(struct run *r, struct lconn *c)
 				if (r->nlogin_lat < r->login_lat_cap)
 					r->login_lat[r->nlogin_lat++] =
 					    (uint32_t)(now_us() - c->t_start);
-				if (r->storm) {
+				if (r->storm && c->pair < 0) {
 					conn_close(r, c);
 					return;
 				}
@@ -653,7 +658,8 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 		if (r->storm) {
 			/* Reopen closed connections to keep the storm going. */
 			for (int i = 0; i < r->nconn; i++)
-				if (r->c[i].st == C_DEAD && conn_open(r, i) != 0)
+				if (r->c[i].pair < 0 && r->c[i].st == C_DEAD &&
+				    conn_open(r, i) != 0)
 					r->errors++;
 		}
 	}
@@ -769,6 +775,7 @@ static void make_template(struct pair *p, const struct user *a, const struct use
 
 struct result {
 	double msgs_s, p50, p99, p999, cpu_us_msg, logins_s, bytes_per_conn;
+	double gen_us; /* chatbench's own CPU per message (per login in W1) */
 	/* W5 only (w5 set): churn, server memory and the p99 of the first and last window. */
 	int w5;
 	double logins, warm_s, secs, rss_warm_kb, rss_end_kb, rss_growth_kb, rss_kb_min;
@@ -776,12 +783,24 @@ struct result {
 	uint64_t lost, dups, errors;
 };
 
-/* W3: npairs pairs for secs seconds, flat out (rate 0) or paced. */
-static int w3(struct proc *srv, struct user *users, int npairs, double rate, double secs, int bare,
-              struct result *res)
+/* CPU time of this process (the load generator), microseconds. */
+static uint64_t self_cpu_us(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+	       (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+}
+
+/*
+ * W3: npairs pairs for secs seconds, flat out (rate 0) or paced; with storm
+ * (W6) as many more identities log in over and over meanwhile.
+ */
+static int w3s(struct proc *srv, struct user *users, int npairs, double rate, double secs, int bare,
+               int storm, struct result *res)
 {
 	struct run r;
-	run_init(&r, srv, users, 2 * npairs, bare);
+	run_init(&r, srv, users, 2 * npairs + storm, bare);
 	r.window = opt_window;
 	r.rate = rate;
 	r.npairs = npairs;
@@ -802,16 +821,23 @@ static int w3(struct proc *srv, struct user *users, int npairs, double rate, dou
 		run_free(&r);
 		return -1;
 	}
+	r.storm = storm > 0;
+	for (int i = 2 * npairs; i < r.nconn; i++)
+		if (conn_open(&r, i) != 0)
+			r.errors++;
 	/* Warm up for a second, then measure. */
 	loop(&r, now_us() + 1000000u, never);
-	uint64_t base_recv = 0, base_cpu = proc_cpu_us(srv->pid);
+	uint64_t base_recv = 0, base_cpu = proc_cpu_us(srv->pid), gen0 = self_cpu_us();
+	uint64_t l0 = r.logins;
 	for (int i = 0; i < npairs; i++)
 		base_recv += r.pairs[i].received;
 	r.nlat = 0;
 	uint64_t t0 = now_us();
 	loop(&r, t0 + (uint64_t)(secs * 1e6), never);
 	uint64_t t1 = now_us(), cpu = proc_cpu_us(srv->pid) - base_cpu;
-	uint64_t recv = 0;
+	uint64_t gen = self_cpu_us() - gen0, recv = 0;
+	res->logins_s = (double)(r.logins - l0) / ((double)(t1 - t0) / 1e6);
+	r.storm = 0; /* the storm's connections stay closed from here */
 	for (int i = 0; i < npairs; i++)
 		recv += r.pairs[i].received;
 	recv -= base_recv;
@@ -823,6 +849,7 @@ static int w3(struct proc *srv, struct user *users, int npairs, double rate, dou
 	loop(&r, now_us() + 300000u, never);
 	res->msgs_s = (double)recv / ((double)(t1 - t0) / 1e6);
 	res->cpu_us_msg = recv ? (double)cpu / (double)recv : 0;
+	res->gen_us = recv ? (double)gen / (double)recv : 0;
 	res->p50 = pct(r.lat, r.nlat, 0.5);
 	res->p99 = pct(r.lat, r.nlat, 0.99);
 	res->p999 = pct(r.lat, r.nlat, 0.999);
@@ -837,6 +864,12 @@ static int w3(struct proc *srv, struct user *users, int npairs, double rate, dou
 	return 0;
 }
 
+static int w3(struct proc *srv, struct user *users, int npairs, double rate, double secs, int bare,
+              struct result *res)
+{
+	return w3s(srv, users, npairs, rate, secs, bare, 0, res);
+}
+
 /* W1: n identities log in over and over for secs seconds, conc at a time. */
 static int w1(struct proc *srv, struct user *users, int conc, double secs, struct result *res)
 {
@@ -848,9 +881,11 @@ static int w1(struct proc *srv, struct user *users, int conc, double secs, struc
 		if (conn_open(&r, i) != 0)
 			return -1;
 	loop(&r, now_us() + 1000000u, never);
-	uint64_t l0 = r.logins, t0 = now_us(), c0 = proc_cpu_us(srv->pid);
+	uint64_t l0 = r.logins, t0 = now_us(), c0 = proc_cpu_us(srv->pid), g0 = self_cpu_us();
 	r.nlogin_lat = 0;
 	loop(&r, t0 + (uint64_t)(secs * 1e6), never);
+	if (r.logins > l0)
+		res->gen_us = (double)(self_cpu_us() - g0) / (double)(r.logins - l0);
 	res->logins_s = (double)(r.logins - l0) / ((double)(now_us() - t0) / 1e6);
 	/* The generator does the same X25519 work per login, so report the server's cost too. */
 	if (r.logins > l0)
@@ -1458,6 +1493,7 @@ static void med(struct result *out, struct result *rs, int n)
 	M(p99);
 	M(p999);
 	M(cpu_us_msg);
+	M(gen_us);
 	M(logins_s);
 	M(bytes_per_conn);
 	M(logins);
@@ -1514,10 +1550,10 @@ static void report(const char *name, const struct result *veil, const struct res
 	char ratio[32] = "";
 	if (bare && bare->msgs_s > 0)
 		snprintf(ratio, sizeof ratio, "%.2f", veil->msgs_s / bare->msgs_s);
-	printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f %8.0f %9.0f %5llu %5llu\n", name,
+	printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f %8.0f %9.0f %5llu %5llu %6.1f\n", name,
 	       veil->msgs_s, ratio[0] || !veil->w5 ? ratio : "-", veil->p50, veil->p99, veil->p999,
 	       veil->cpu_us_msg, veil->logins_s, veil->bytes_per_conn,
-	       (unsigned long long)veil->lost, (unsigned long long)veil->dups);
+	       (unsigned long long)veil->lost, (unsigned long long)veil->dups, veil->gen_us);
 	if (bare)
 		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f\n", "  bare relay, same load",
 		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999, bare->cpu_us_msg);
@@ -1582,7 +1618,13 @@ static void usage(void)
 	       "                 [--only W1,W2,W3,W4,W5] [--json FILE] [--bin DIR]\n"
 	       "                 [--pairs N] [--window N] [--handoff-ms N]\n"
 	       "                 [--w5-secs S] [--w5-rate MSGS] [--w5-users N]\n"
+	       "                 [--chat-threads N] [--cpus all] [--storm N]\n"
 	       "Measures veild against a bare relay in the same run (see the file header).\n"
+	       "--chat-threads is passed to veild; --cpus all pins neither veild (CPU 0 by\n"
+	       "default) nor chatbench (CPU 1). W6 (--only W6) is a paced stream of 5000\n"
+	       "msgs/s from 100 senders while --storm N (200) other identities log in over\n"
+	       "and over: its p99 is the messages' latency during a login storm. The last\n"
+	       "column is chatbench's own CPU per message (per login in W1).\n"
 	       "--handoff-ms is passed to veild (0: every message is stored before its ack).\n"
 	       "W5 (mixed, default 300 s at 5000 msgs/s over 2000 users) takes --runs times\n"
 	       "that long; --only W5 runs it alone.\n");
@@ -1607,6 +1649,9 @@ int main(int argc, char **argv)
 	                                     {"w5-secs", required_argument, NULL, 'S'},
 	                                     {"w5-rate", required_argument, NULL, 'R'},
 	                                     {"w5-users", required_argument, NULL, 'U'},
+	                                     {"chat-threads", required_argument, NULL, 'T'},
+	                                     {"cpus", required_argument, NULL, 'C'},
+	                                     {"storm", required_argument, NULL, 'X'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int o;
@@ -1631,6 +1676,9 @@ int main(int argc, char **argv)
 		case 'S': w5_secs = strtod(optarg, NULL); break;
 		case 'R': w5_rate = strtod(optarg, NULL); break;
 		case 'U': w5_users = (int)strtol(optarg, NULL, 10); break;
+		case 'T': opt_threads = optarg; break;
+		case 'C': opt_unpinned = strcmp(optarg, "all") == 0; break;
+		case 'X': opt_storm = (int)strtol(optarg, NULL, 10); break;
 		default: usage(); return o == 'h' ? 0 : 2;
 		}
 	}
@@ -1662,7 +1710,10 @@ int main(int argc, char **argv)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if ((rlim_t)idle + 100 > rl.rlim_cur)
 		idle = (int)rl.rlim_cur - 100;
-	pin_cpu(1);
+	if (!opt_unpinned)
+		pin_cpu(1);
+	if (opt_storm <= 0)
+		opt_storm = 200;
 	if (json_path && (json = fopen(json_path, "w")) != NULL)
 		fprintf(json, "[");
 
@@ -1692,9 +1743,9 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "chatbench: %d identities registered in %.1f s\n", nusers,
 	        (double)(now_us() - t0) / 1e6);
-	printf("%-28s %10s %9s %8s %8s %8s %8s %8s %9s %5s %5s\n", "workload (median of runs)",
+	printf("%-28s %10s %9s %8s %8s %8s %8s %8s %9s %5s %5s %6s\n", "workload (median of runs)",
 	       "msgs/s", "vs bare", "p50 ms", "p99 ms", "p99.9ms", "CPU us", "logins/s", "B/conn",
-	       "lost", "dups");
+	       "lost", "dups", "gen us");
 
 	struct result rs[MAXRUNS], br[MAXRUNS], bc[MAXRUNS], m, mb, mc;
 	if (want(only, "W3")) {
@@ -1753,6 +1804,18 @@ int main(int argc, char **argv)
 			if (smoke)
 				break;
 		}
+	}
+	if (want(only, "W6")) {
+		int np = smoke ? 10 : 100;
+		for (int i = 0; i < runs; i++)
+			if (w3s(&srv, users, np, smoke ? 500 : 5000, secs, 0,
+			        smoke ? 20 : opt_storm, &rs[i]) != 0)
+				failures++;
+		med(&m, rs, runs);
+		char name[64];
+		snprintf(name, sizeof name, "W6 paced %d/s, storm of %d", smoke ? 500 : 5000,
+		         smoke ? 20 : opt_storm);
+		report(name, &m, NULL, NULL);
 	}
 	if (want(only, "W1")) {
 		for (int i = 0; i < runs; i++)

@@ -252,6 +252,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "queue-sender-limit") == 0) {
 		if ((rc = parse_uint(v, 1, 10000000, &n)) == 0)
 			cfg->queue_sender_limit = (uint32_t)n;
+	} else if (strcmp(key, "chat-threads") == 0) {
+		if ((rc = parse_uint(v, 0, VEIL_CHAT_MAX_THREADS, &n)) == 0)
+			cfg->chat_threads = (uint32_t)n;
 	} else if (strcmp(key, "handoff-ms") == 0) {
 		if ((rc = parse_uint(v, 0, 10000, &n)) == 0)
 			cfg->handoff_ms = (uint32_t)n;

@@ -80,6 +80,8 @@ static void usage(FILE *f)
 	    "  --queue-limit N      most messages queued for one identity (10000)\n"
 	    "  --queue-sender-limit N  most of those from one sender, at most queue-limit\n"
 	    "                       (a tenth of queue-limit: 1000)\n"
+	    "  --chat-threads N     chat event loops, each on its own thread (0 = one per\n"
+	    "                       CPU, at most 8: the default; 1 to 64)\n"
 	    "  --handoff-ms N       how long a message delivered live may wait for the\n"
 	    "                       recipient's ack before it is written to the store (100;\n"
 	    "                       0 = always store first)\n"
@@ -211,6 +213,7 @@ static const struct option long_opts[] = {
     {"oprf-rate", required_argument, NULL, 0},
     {"revoke-rate", required_argument, NULL, 0},
     {"handoff-ms", required_argument, NULL, 0},
+    {"chat-threads", required_argument, NULL, 0},
     {"chat-conn-per-addr", required_argument, NULL, 0},
     {"chat-handshakes-per-addr", required_argument, NULL, 0},
     {"chat-conn-rate", required_argument, NULL, 0},
@@ -551,6 +554,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	app.loop = uv_default_loop();
+	/*
+	 * A login's X25519 work runs on libuv's pool, 4 threads unless told:
+	 * as many as the chat loops, so that logins use every core they use.
+	 */
+	if (getenv("UV_THREADPOOL_SIZE") == NULL && veil_chat_threads(&srv.cfg) > 4) {
+		char n[16];
+		snprintf(n, sizeof n, "%u", veil_chat_threads(&srv.cfg));
+		setenv("UV_THREADPOOL_SIZE", n, 1);
+	}
 	app.chat = veil_chat_new(app.loop, &srv);
 	if (app.chat == NULL) {
 		fprintf(stderr, "veild: out of memory\n");
@@ -706,6 +718,8 @@ out:
 	veil_gateway_stop(app.gw);
 	veil_push_free(srv.push);
 	srv.push = NULL;
+	/* The other chat loops end before the store does. */
+	veil_chat_join(app.chat);
 	/* Finishes queued writes durably and runs their completions. */
 	veil_store_close(srv.store);
 	veil_gateway_free(app.gw);

@@ -13,6 +13,7 @@
 
 /* Most connections the chat service holds at once (all addresses together). */
 #define VEIL_CHAT_MAX_CONNECTIONS 19000
+#define VEIL_CHAT_MAX_THREADS 64 /* --chat-threads */
 /*
  * Longest --public-url: the longest URL the provisioning document derives
  * from it ("/blob/{blobId}/done" added) must fit a client's VEIL_DIR_MAX_URL.
@@ -56,8 +57,9 @@ struct veil_config {
 	/* max of those from one sender, <= queue_limit; 0 until veil_config_check = a tenth */
 	uint32_t queue_sender_limit;
 	uint32_t handoff_ms; /* wait this long for a live recipient's ack before storing, 0 = off */
-	uint32_t http_max_body;      /* max HTTP request body, default 64 KiB */
-	uint32_t dir_rate_per_min;   /* directory requests per client address per minute */
+	uint32_t chat_threads;     /* chat event loops (--chat-threads), 0 = one per CPU up to 8 */
+	uint32_t http_max_body;    /* max HTTP request body, default 64 KiB */
+	uint32_t dir_rate_per_min; /* directory requests per client address per minute */
 	uint32_t http_conn_per_addr; /* --http-conn-per-addr, open HTTP connections per address */
 	uint32_t http_conn_rate_per_min; /* --http-conn-rate, new HTTP connections/address/min */
 	uint32_t blob_rate_per_min; /* --blob-rate, /blob/ requests per client address per minute */

@@ -58,6 +58,7 @@ static const struct {
     F("rendezvous-paths-per-addr", rdv_paths_per_addr),
     F("gateway-basic", gw_basic),
     F("gateway-callbacks", gw_callbacks),
+    F("chat-threads", chat_threads),
     F("gateway-rate", gw_rate_per_min),
     F("gateway-retry-max", gw_retry_max_s),
     F("smtp-url", smtp_url),

@@ -22,9 +22,11 @@
  * Memory per idle connection is kept small: the read buffer is shared by
  * the loop and a connection holds bytes only while a frame is incomplete.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -56,6 +58,8 @@ struct conn {
 	unsigned device : 1;       /* logged in with a csp-device-id (a multi-device session) */
 	unsigned receiving : 1;    /* the identity's receiving connection */
 	unsigned working : 1;      /* a handshake step runs on the thread pool; input waits */
+	unsigned
+	    move_wanted : 1; /* logged in on a loop that is not its identity's: moves once writes drain */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;      /* the map key: the identity's, or dev_key() before unblocking */
@@ -109,8 +113,39 @@ struct ss1_cache_entry {
 	uint8_t ss1[VEIL_KEY_LEN];
 };
 
+/*
+ * --- several loops (--chat-threads) ---
+ *
+ * Each chat loop is a struct veil_chat with its own libuv loop and thread
+ * (the first one runs on veild's main loop). Every identity has a home loop
+ * (a hash of its ID): once logged in, a connection moves to its identity's
+ * home loop, so that all connections of an identity, and every message for
+ * it, are on one loop, where the one-connection rules, the hand-off and the
+ * order of the store work as with a single loop. A message whose recipient
+ * has another home goes to that loop through its inbox (a list under a
+ * mutex, and the loop's async handle as the wake-up); the recipient's loop
+ * handles it as its own, and what the sender must hear (the ack, or why not)
+ * goes back the same way to the sender's loop. Each sender's messages to
+ * one recipient thus pass one FIFO inbox and then one loop in order.
+ */
+struct xmsg;
+struct chat_group {
+	unsigned n;
+	struct veil_chat *loops[VEIL_CHAT_MAX_THREADS];
+	unsigned next;    /* the loop the next accepted connection goes to (loop 0 only) */
+	int started;      /* the loop threads run */
+	int login_inline; /* VEIL_CHAT_LOGIN_INLINE=1: a login's X25519 on the loop (to measure) */
+	uv_mutex_t lock;  /* the per-address limits and the SS1 cache, shared by the loops */
+};
+
 struct veil_chat {
 	uv_loop_t *loop;
+	struct chat_group *grp;
+	unsigned idx;
+	uv_loop_t own_loop; /* the loop of a chat loop other than the first */
+	uv_thread_t thread;
+	struct veil_store_lane *lane;    /* store completions of this loop (not the first) */
+	struct xmsg *in_head, **in_tail; /* the inbox, under async_lock */
 	struct id_cache_entry id_cache[ID_CACHE_SLOTS];
 	struct ss1_cache_entry *ss1_cache;
 	struct veil_server *srv;
@@ -150,8 +185,17 @@ struct wreq {
 	struct veil_buf buf;
 };
 
+/*
+ * Counters are written by their loop only and read by any (the status and
+ * /metrics): single-writer stores and loads, atomic so that they never tear.
+ */
+#define STAT_INC(chat, f) __atomic_store_n(&(chat)->st.f, (chat)->st.f + 1, __ATOMIC_RELAXED)
+#define STAT_DEC(chat, f) __atomic_store_n(&(chat)->st.f, (chat)->st.f - 1, __ATOMIC_RELAXED)
+
 static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
+static void wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN]);
+static uint64_t total_connections(const struct veil_chat *chat);
 static void start_fetch(struct conn *c);
 static void become_receiver(struct conn *c);
 static void drop_live(struct conn *c);
@@ -305,8 +349,14 @@ static void maybe_finish(struct conn *c)
 		conn_close(c);
 }
 
+static void try_move(struct conn *c);
+
 static void after_drain(struct conn *c)
 {
+	if (c->move_wanted && !c->inflight && !c->closing) {
+		try_move(c);
+		return;
+	}
 	if (!c->closing && c->fetch_wanted && c->write_pending < VEIL_CHAT_MAX_PENDING_WRITE) {
 		c->fetch_wanted = 0;
 		start_fetch(c);
@@ -487,10 +537,12 @@ static void addr_log_refusals(struct veil_chat *chat, uint64_t now)
  * address's caps on connections and on handshakes. Returns 0, or -1 if a
  * limit refuses it (counted for the log line).
  */
+static int addr_admit_locked(struct veil_chat *chat, struct conn *c, const struct sockaddr *a,
+                             socklen_t len, uint64_t now);
 static int addr_admit(struct veil_chat *chat, struct conn *c)
 {
 	struct sockaddr_storage sa;
-	int len = sizeof sa;
+	int len = sizeof sa, rc;
 	uint64_t now = veil_mono_ms();
 	if (chat->refused_total + chat->refused_hs + chat->refused_rate + chat->refused_table == 0)
 		chat->refused_since_ms = now;
@@ -500,6 +552,16 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	/* The mediator's own connection: counted by no address (it holds no tokens). */
 	if (veil_selfconn_take(chat->srv->self, &chat->self_addr, a, (socklen_t)len))
 		return 0;
+	uv_mutex_lock(&chat->grp->lock);
+	rc = addr_admit_locked(chat, c, a, (socklen_t)len, now);
+	uv_mutex_unlock(&chat->grp->lock);
+	return rc;
+}
+
+/* addr_admit under the group's lock (the tables are shared by the loops). */
+static int addr_admit_locked(struct veil_chat *chat, struct conn *c, const struct sockaddr *a,
+                             socklen_t len, uint64_t now)
+{
 	int rc = veil_connlimit_check(chat->conns_per_addr, a, (socklen_t)len, now);
 	if (rc != 0) {
 		if (rc == VEIL_EAGAIN)
@@ -529,14 +591,22 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 /* The handshake is over (logged in): it no longer counts as one. */
 static void addr_handshake_done(struct conn *c)
 {
+	if (c->hs_tok == 0)
+		return;
+	uv_mutex_lock(&c->chat->grp->lock);
 	veil_connlimit_close(c->chat->hs_per_addr, c->hs_tok);
+	uv_mutex_unlock(&c->chat->grp->lock);
 	c->hs_tok = 0;
 }
 
 static void addr_release(struct conn *c)
 {
 	addr_handshake_done(c);
+	if (c->addr_tok == 0)
+		return;
+	uv_mutex_lock(&c->chat->grp->lock);
 	veil_connlimit_close(c->chat->conns_per_addr, c->addr_tok);
+	uv_mutex_unlock(&c->chat->grp->lock);
 	c->addr_tok = 0;
 }
 
@@ -563,7 +633,7 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
-	chat->st.connections--;
+	STAT_DEC(chat, connections);
 	addr_release(c);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -611,7 +681,7 @@ static void deliver_rec(struct conn *c, const struct veil_msg_rec *r)
 		return;
 	}
 	c->delivered_seq = r->seq;
-	c->chat->st.messages_out++;
+	STAT_INC(c->chat, messages_out);
 	if (r->flags & VEIL_MSG_FLAG_NO_SERVER_ACK)
 		(void)veil_store_msg_ack(c->chat->srv->store, c->identity, r->sender, r->msg_id,
 		                         on_acked, NULL);
@@ -679,8 +749,38 @@ static void start_fetch(struct conn *c)
  * here, or both. It is freed once no store operation is under way and no
  * list holds it.
  */
+/*
+ * A message from one loop to another, or something a loop must do for
+ * another (see struct chat_group). Posted with xpost; handled in the order
+ * posted by the receiving loop.
+ */
+enum xkind {
+	X_CONN,  /* conn moves in: accepted on the first loop, or logged in elsewhere */
+	X_FWD,   /* put: a message for a recipient whose home is this loop */
+	X_NOTE,  /* to the sender's loop: the result of put for its sender (rc) */
+	X_BACK,  /* to the sender's loop: put is done there (with its result if note) */
+	X_EVENT, /* a store event (ev) for id, or ev X_WAKE_OFFLINE */
+	X_KICK,  /* the operator closes id's connections (veil_chat_kick) */
+	X_STOP,  /* veil_chat_shutdown */
+};
+#define X_WAKE_OFFLINE 100
+struct xmsg {
+	struct xmsg *next;
+	int kind;
+	int ev, rc, fd;
+	struct conn *conn;
+	struct put_ctx *put;
+	uint64_t gen, msg_id;
+	uint8_t flags;
+	uint8_t id[VEIL_ID_LEN];
+};
+
 struct put_ctx {
-	struct conn *sender;           /* holds a reference */
+	struct conn *sender;    /* holds a reference; touched on home only */
+	struct veil_chat *home; /* the sender's loop */
+	struct veil_chat *at;   /* the recipient's home loop, which handles it */
+	struct xmsg x;          /* X_FWD to at, then X_BACK to home */
+	uint8_t sender_id[VEIL_ID_LEN];
 	struct conn *live;             /* handed off to it, not yet acked: on its list */
 	struct put_ctx *lprev, *lnext; /* the recipient connection's list */
 	struct put_ctx *hprev, *hnext; /* the chat's held list */
@@ -690,6 +790,8 @@ struct put_ctx {
 	unsigned put_busy : 1;         /* a store put is under way */
 	unsigned ack_busy : 1;         /* a store ack (delete) is under way */
 	unsigned counted : 1;          /* counted in chat->puts_issued */
+	unsigned note : 1;             /* the sender's result (note_rc) is still to be sent home */
+	int note_rc;
 	uint8_t receiver[VEIL_ID_LEN];
 	uint64_t msg_id;
 	uint8_t flags;
@@ -697,14 +799,46 @@ struct put_ctx {
 	uint8_t data[];
 };
 
-static void put_maybe_free(struct put_ctx *p)
+static void xpost(struct veil_chat *to, struct xmsg *x);
+
+static void put_free(struct put_ctx *p)
 {
-	if (p->put_busy || p->ack_busy || p->live != NULL || p->held)
-		return;
 	struct conn *s = p->sender;
 	sodium_memzero(p->data, p->len);
 	free(p);
 	conn_unref(s);
+}
+
+/*
+ * Frees p once nothing holds it. A message from another loop goes back
+ * there (X_BACK, with the sender's result if that is still to be sent);
+ * one that stays, with a result to send, sends it alone (X_NOTE).
+ */
+static void put_maybe_free(struct put_ctx *p)
+{
+	if (p->put_busy || p->ack_busy || p->live != NULL || p->held) {
+		if (p->note) {
+			struct xmsg *x = calloc(1, sizeof *x);
+			if (x == NULL)
+				return; /* sent with X_BACK instead */
+			p->note = 0;
+			x->kind = X_NOTE;
+			x->conn = p->sender;
+			x->rc = p->note_rc;
+			x->msg_id = p->msg_id;
+			x->flags = p->flags;
+			memcpy(x->id, p->receiver, VEIL_ID_LEN);
+			xpost(p->home, x);
+		}
+		return;
+	}
+	if (p->home != p->at) {
+		p->x.kind = X_BACK;
+		p->x.put = p;
+		xpost(p->home, &p->x);
+		return;
+	}
+	put_free(p);
 }
 
 static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN], uint64_t msg_id)
@@ -712,6 +846,61 @@ static void send_ack(struct conn *c, const uint8_t receiver[static VEIL_ID_LEN],
 	uint8_t ack[VEIL_CSP_ACK_LEN];
 	veil_csp_ack_encode(ack, receiver, msg_id);
 	(void)send_payload(c, VEIL_CSP_OUTGOING_ACK, ack, sizeof ack);
+}
+
+/*
+ * What the sender hears of its message to receiver (on the sender's loop):
+ * the ack once it is durable or acked by the recipient (rc 0 or
+ * VEIL_EEXIST), an alert for a refusal, or the end of the session for a
+ * store error.
+ */
+static void sender_apply(struct conn *s, const uint8_t receiver[static VEIL_ID_LEN],
+                         uint64_t msg_id, uint8_t flags, int rc)
+{
+	char rid[VEIL_ID_LEN + 1];
+	if (rc == 0 || rc == VEIL_EEXIST) {
+		if (!s->closing && !(flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
+			send_ack(s, receiver, msg_id);
+	} else if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA || rc == VEIL_ENOSPC) {
+		/*
+		 * Refused, so not acked (the client may send it again later), and
+		 * the session goes on. The alert names the cause: a full queue
+		 * waits for the recipient, a used-up share (VEIL_EQUOTA) on this
+		 * sender's own messages, a full disk on the operator.
+		 */
+		if (rc != VEIL_ENOSPC)
+			veil_refusal(
+			    VEIL_METRIC_REFUSE_QUEUE_FULL,
+			    "messages (recipient's queue or the sender's share of it full, "
+			    "--queue-limit / --queue-sender-limit)");
+		veil_id_str(rid, receiver);
+		char text[160];
+		snprintf(text, sizeof text, "Message to %s not delivered: %s", rid,
+		         rc == VEIL_EQUOTA
+		             ? "the recipient's queue holds too many messages from you"
+		         : rc == VEIL_ENOSPC ? "the server is out of disk space, try again later"
+		                             : "the recipient's queue is full");
+		if (!s->closing)
+			send_text(s, VEIL_CSP_ALERT, 0, text);
+	} else {
+		if (rc != VEIL_ECLOSED) {
+			veil_metric_inc(VEIL_METRIC_ERR_STORE);
+			veil_log_error("chat: queue write failed: %s", veil_strerror(rc));
+		}
+		if (!s->closing)
+			conn_fail(s, 1, "Temporary server error");
+	}
+}
+
+/* The sender's result: at once on its own loop, else sent home by put_maybe_free. */
+static void sender_result(struct put_ctx *p, int rc)
+{
+	if (p->home == p->at) {
+		sender_apply(p->sender, p->receiver, p->msg_id, p->flags, rc);
+		return;
+	}
+	p->note = 1;
+	p->note_rc = rc;
 }
 
 /* Reads r's queue again soon: now, after the read under way, or once its writes drain. */
@@ -769,7 +958,7 @@ static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, u
 	                           .flags = p->flags,
 	                           .len = p->len,
 	                           .data = (uint8_t *)p->data};
-	memcpy(rec.sender, p->sender->identity, VEIL_ID_LEN);
+	memcpy(rec.sender, p->sender_id, VEIL_ID_LEN);
 	memcpy(rec.recipient, p->receiver, VEIL_ID_LEN);
 	deliver_rec(r, &rec);
 }
@@ -777,49 +966,18 @@ static void push_to_recipient(struct veil_chat *chat, const struct put_ctx *p, u
 static void on_put(void *arg, int rc, uint64_t seq)
 {
 	struct put_ctx *p = arg;
-	struct conn *s = p->sender;
-	struct veil_chat *chat = s->chat;
-	char rid[VEIL_ID_LEN + 1];
+	struct veil_chat *chat = p->at;
 	p->put_busy = 0;
 	if (p->counted)
 		chat->puts_done++;
 	if (rc == 0)
-		chat->st.messages_stored++;
-	if (rc == 0 || rc == VEIL_EEXIST) {
-		if (rc == 0 && !p->delivered) {
-			push_to_recipient(chat, p, seq);
-			if (p->flags & VEIL_MSG_FLAG_PUSH)
-				veil_chat_wake_offline(chat, p->receiver);
-		}
-		if (!s->closing && !(p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK))
-			send_ack(s, p->receiver, p->msg_id);
-	} else if (rc == VEIL_ELIMIT || rc == VEIL_EQUOTA || rc == VEIL_ENOSPC) {
-		/*
-		 * Refused, so not acked (the client may send it again later), and
-		 * the session goes on. The alert names the cause: a full queue
-		 * waits for the recipient, a used-up share (VEIL_EQUOTA) on this
-		 * sender's own messages, a full disk on the operator.
-		 */
-		if (rc != VEIL_ENOSPC)
-			veil_refusal(
-			    VEIL_METRIC_REFUSE_QUEUE_FULL,
-			    "messages (recipient's queue or the sender's share of it full, "
-			    "--queue-limit / --queue-sender-limit)");
-		veil_id_str(rid, p->receiver);
-		char text[160];
-		snprintf(text, sizeof text, "Message to %s not delivered: %s", rid,
-		         rc == VEIL_EQUOTA
-		             ? "the recipient's queue holds too many messages from you"
-		         : rc == VEIL_ENOSPC ? "the server is out of disk space, try again later"
-		                             : "the recipient's queue is full");
-		if (!s->closing)
-			send_text(s, VEIL_CSP_ALERT, 0, text);
-	} else {
-		veil_metric_inc(VEIL_METRIC_ERR_STORE);
-		veil_log_error("chat: queue write failed: %s", veil_strerror(rc));
-		if (!s->closing)
-			conn_fail(s, 1, "Temporary server error");
+		STAT_INC(chat, messages_stored);
+	if (rc == 0 && !p->delivered) {
+		push_to_recipient(chat, p, seq);
+		if (p->flags & VEIL_MSG_FLAG_PUSH)
+			wake_offline(chat, p->receiver);
 	}
+	sender_result(p, rc);
 	put_maybe_free(p);
 }
 
@@ -829,7 +987,7 @@ static void store_put(struct veil_chat *chat, struct put_ctx *p)
 	struct veil_msg_rec mr = {
 	    .msg_id = p->msg_id, .flags = p->flags, .len = p->len, .data = p->data};
 	memcpy(mr.recipient, p->receiver, VEIL_ID_LEN);
-	memcpy(mr.sender, p->sender->identity, VEIL_ID_LEN);
+	memcpy(mr.sender, p->sender_id, VEIL_ID_LEN);
 	uint32_t ttl = (p->flags & VEIL_MSG_FLAG_SHORT_LIVED) ? VEIL_CHAT_SHORT_LIVED_S
 	                                                      : chat->srv->cfg.queue_ttl_s;
 	mr.expires_ms = veil_now_ms() + (uint64_t)ttl * 1000u;
@@ -887,7 +1045,7 @@ static struct put_ctx *live_find(struct conn *c, const uint8_t sender[static VEI
                                  uint64_t msg_id)
 {
 	for (struct put_ctx *p = c->live_head; p != NULL; p = p->lnext)
-		if (p->msg_id == msg_id && memcmp(p->sender->identity, sender, VEIL_ID_LEN) == 0)
+		if (p->msg_id == msg_id && memcmp(p->sender_id, sender, VEIL_ID_LEN) == 0)
 			return p;
 	return NULL;
 }
@@ -948,7 +1106,7 @@ static void hand_off(struct veil_chat *chat, struct conn *r, struct put_ctx *p)
 		store_put(chat, p);
 		return;
 	}
-	chat->st.messages_out++;
+	STAT_INC(chat, messages_out);
 	p->delivered = 1;
 	if (p->flags & VEIL_MSG_FLAG_NO_SERVER_ACK) {
 		/* Never acked by anyone: delivered is done. */
@@ -1017,9 +1175,8 @@ static int live_ack(struct conn *c, const uint8_t sender[static VEIL_ID_LEN], ui
 	if (p->held) {
 		held_unlink(chat, p);
 		live_unlink(p);
-		chat->st.handoffs++;
-		if (!p->sender->closing)
-			send_ack(p->sender, p->receiver, p->msg_id);
+		STAT_INC(chat, handoffs);
+		sender_result(p, 0);
 		put_maybe_free(p);
 		return 1;
 	}
@@ -1030,18 +1187,21 @@ static int live_ack(struct conn *c, const uint8_t sender[static VEIL_ID_LEN], ui
 	return 1;
 }
 
+static struct veil_chat *home_of(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN]);
+static void route_put(struct veil_chat *chat, struct put_ctx *p);
+
 static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 {
 	struct veil_chat *chat = c->chat;
 	struct veil_msgbox m;
 	char rid[VEIL_ID_LEN + 1], text[128];
 	if (veil_msgbox_parse(&m, data, len) != 0) {
-		chat->st.protocol_errors++;
+		STAT_INC(chat, protocol_errors);
 		conn_fail(c, 0, "Malformed outgoing message");
 		return;
 	}
 	if (memcmp(m.sender, c->identity, VEIL_ID_LEN) != 0) {
-		chat->st.protocol_errors++;
+		STAT_INC(chat, protocol_errors);
 		conn_fail(c, 0, "Sender identity does not match the logged-in identity");
 		return;
 	}
@@ -1060,7 +1220,7 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 		send_text(c, VEIL_CSP_ALERT, 0, text);
 		return;
 	}
-	chat->st.messages_in++;
+	STAT_INC(chat, messages_in);
 	struct put_ctx *p = calloc(1, sizeof *p + len);
 	if (p == NULL) {
 		conn_fail(c, 1, "Server out of memory");
@@ -1072,18 +1232,34 @@ static void handle_outgoing(struct conn *c, const uint8_t *data, size_t len)
 	p->msg_id = m.msg_id;
 	p->flags = m.flags;
 	p->sender = c;
+	memcpy(p->sender_id, c->identity, VEIL_ID_LEN);
+	p->home = p->at = chat;
 	c->refs++;
 	/* The server's clock wins for a date in the future and for short-lived messages. */
 	uint32_t now_s = (uint32_t)(veil_now_ms() / 1000);
 	if (m.created_at > now_s || (m.flags & VEIL_MSG_FLAG_SHORT_LIVED))
 		veil_store_u32le(p->data + 24, now_s);
+	struct veil_chat *h = home_of(chat, m.receiver);
+	if (h != chat) {
+		p->at = h;
+		p->x.kind = X_FWD;
+		p->x.put = p;
+		xpost(h, &p->x);
+		return;
+	}
+	route_put(chat, p);
+}
 
-	struct conn *r = map_get(chat, id_key(m.receiver));
-	if (m.flags & VEIL_MSG_FLAG_NO_QUEUE) {
+/* A message for a recipient whose home is this loop: hand-off, or the store. */
+static void route_put(struct veil_chat *chat, struct put_ctx *p)
+{
+	size_t len = p->len;
+	struct conn *r = map_get(chat, id_key(p->receiver));
+	if (p->flags & VEIL_MSG_FLAG_NO_QUEUE) {
 		/* Delivered only to a recipient online and caught up now; never stored. */
 		if (r != NULL && !r->closing && r->drain_done &&
 		    r->write_pending < VEIL_CHAT_MAX_PENDING_WRITE && deliver(r, p->data, len) == 0)
-			chat->st.messages_out++;
+			STAT_INC(chat, messages_out);
 		on_put(p, VEIL_EEXIST, 0);
 		return;
 	}
@@ -1114,7 +1290,7 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 	uint64_t msg_id;
 	struct veil_chat *chat = c->chat;
 	if (veil_csp_payload_parse(plain, n, &type, &d, &dlen) != 0) {
-		chat->st.protocol_errors++;
+		STAT_INC(chat, protocol_errors);
 		conn_fail(c, 0, "Malformed payload");
 		return;
 	}
@@ -1124,7 +1300,7 @@ static void handle_payload(struct conn *c, const uint8_t *plain, size_t n)
 	case VEIL_CSP_OUTGOING_MESSAGE: handle_outgoing(c, d, dlen); break;
 	case VEIL_CSP_INCOMING_ACK:
 		if (veil_csp_ack_parse(d, dlen, id, &msg_id) != 0) {
-			chat->st.protocol_errors++;
+			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "Malformed message ack");
 			return;
 		}
@@ -1250,6 +1426,7 @@ static void hs_run(uv_work_t *req)
 }
 
 static void login_vouched(struct conn *c, struct hs_job *j);
+static void logged_in(struct conn *c);
 static size_t consume(struct conn *c, const uint8_t *p, size_t n);
 
 /* Goes on with input that came while a step ran. */
@@ -1286,6 +1463,11 @@ static void hs_done(uv_work_t *req, int status)
 	conn_unref(c);
 }
 
+static void hs_nop(uv_work_t *req)
+{
+	(void)req;
+}
+
 /* Starts job j for c: 0, or -1 (j freed) if the pool refused it. */
 static int hs_start(struct conn *c, struct hs_job *j)
 {
@@ -1294,7 +1476,13 @@ static int hs_start(struct conn *c, struct hs_job *j)
 	j->sk = c->chat->srv->keys.csp_sk;
 	c->refs++;
 	c->working = 1;
-	if (uv_queue_work(c->chat->loop, &j->req, hs_run, hs_done) != 0) {
+	uv_work_cb run = hs_run;
+	if (c->chat->grp->login_inline) {
+		/* For comparison only: the work on the loop, the pool just passes it back. */
+		hs_run(&j->req);
+		run = hs_nop;
+	}
+	if (uv_queue_work(c->chat->loop, &j->req, run, hs_done) != 0) {
 		c->working = 0;
 		c->refs--;
 		sodium_memzero(j, sizeof *j);
@@ -1331,7 +1519,7 @@ static void finish_login(struct conn *c)
 	if (rc != 0 || rec.state != VEIL_IDENTITY_ACTIVE) {
 		/* Unknown identity: drop silently. A blocked identity's login is no protocol error. */
 		if (rc != 0 || rec.state != VEIL_IDENTITY_INACTIVE)
-			chat->st.protocol_errors++;
+			STAT_INC(chat, protocol_errors);
 		conn_fail(c, 0, "login refused");
 		return;
 	}
@@ -1345,10 +1533,12 @@ static void finish_login(struct conn *c)
 	/* SS1 from the cache when the identity's key is unchanged: a reconnect costs one X25519 less. */
 	uint64_t key = id_key(rec.id), h = key * 0x9e3779b97f4a7c15ull;
 	struct ss1_cache_entry *e = &chat->ss1_cache[(h >> 32) & (SS1_CACHE_SLOTS - 1)];
+	uv_mutex_lock(&chat->grp->lock);
 	if (e->key == key && sodium_memcmp(e->pk, rec.pk, VEIL_KEY_LEN) == 0) {
 		memcpy(j->ss1, e->ss1, VEIL_KEY_LEN);
 		j->ss1_known = 1;
 	}
+	uv_mutex_unlock(&chat->grp->lock);
 	if (hs_start(c, j) != 0)
 		conn_fail(c, 1, "Server out of memory");
 }
@@ -1361,16 +1551,18 @@ static void login_vouched(struct conn *c, struct hs_job *j)
 	struct veil_csp_login_info *li = c->login;
 	if (j->rc != 0) {
 		/* A vouch that does not prove the key: drop silently. */
-		chat->st.protocol_errors++;
+		STAT_INC(chat, protocol_errors);
 		conn_fail(c, 0, "login refused");
 		return;
 	}
 	if (!j->ss1_known) {
 		uint64_t key = id_key(j->rec.id), h = key * 0x9e3779b97f4a7c15ull;
 		struct ss1_cache_entry *e = &chat->ss1_cache[(h >> 32) & (SS1_CACHE_SLOTS - 1)];
+		uv_mutex_lock(&chat->grp->lock);
 		e->key = key;
 		memcpy(e->pk, j->rec.pk, VEIL_KEY_LEN);
 		memcpy(e->ss1, j->ss1, VEIL_KEY_LEN);
+		uv_mutex_unlock(&chat->grp->lock);
 	}
 	veil_csp_server_forget(&c->hs);
 	memcpy(c->identity, li->identity, VEIL_ID_LEN);
@@ -1389,7 +1581,21 @@ static void login_vouched(struct conn *c, struct hs_job *j)
 	addr_handshake_done(c);
 	c->idle_ms = VEIL_CHAT_IDLE_DEFAULT_S * 1000u;
 	c->deadline_ms = veil_mono_ms() + c->idle_ms;
-	chat->st.logins++;
+	STAT_INC(chat, logins);
+	if (home_of(chat, c->identity) != chat) {
+		/* Input waits (consume stops) until the connection is on its home loop. */
+		c->move_wanted = 1;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		try_move(c);
+		return;
+	}
+	logged_in(c);
+}
+
+/* The rest of a login, on the identity's home loop. */
+static void logged_in(struct conn *c)
+{
+	struct veil_chat *chat = c->chat;
 	if (!c->device) {
 		become_receiver(c);
 		return;
@@ -1445,7 +1651,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 	case ST_LOGIN:
 		c->login = calloc(1, sizeof *c->login);
 		if (c->login == NULL || veil_csp_server_login(&c->hs, p, c->login) != 0) {
-			chat->st.protocol_errors++;
+			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "login");
 			return;
 		}
@@ -1456,7 +1662,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 		return;
 	case ST_LOGIN_EXT:
 		if (veil_csp_server_login_ext(&c->hs, p, n, c->login) != 0) {
-			chat->st.protocol_errors++;
+			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "login extensions");
 			return;
 		}
@@ -1467,7 +1673,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 		size_t blen = n - 2;
 		if (blen < VEIL_MAC_LEN + 4 || blen > VEIL_CSP_MAX_FRAME ||
 		    veil_csp_frame_open(&c->hs.sess, plain, p + 2, blen) != 0) {
-			chat->st.protocol_errors++;
+			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "Invalid frame");
 			return;
 		}
@@ -1483,11 +1689,11 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 static size_t consume(struct conn *c, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
-	while (!c->closing && !c->working) {
+	while (!c->closing && !c->working && !c->move_wanted) {
 		size_t avail = n - off;
 		size_t need = need_bytes(c, p + off, avail);
 		if (c->st == ST_AUTHED && avail >= 2 && need - 2 > VEIL_CSP_MAX_FRAME) {
-			c->chat->st.protocol_errors++;
+			STAT_INC(c->chat, protocol_errors);
 			conn_fail(c, 0, "Frame too long");
 			break;
 		}
@@ -1537,6 +1743,91 @@ out:
 	conn_unref(c);
 }
 
+/*
+ * Hands c to the loop to (the connection is not reading): its socket, its
+ * session and its unsent output go in a new struct conn, posted to to's
+ * inbox; c closes here without ending the TCP connection (the socket was
+ * duplicated). Only when no write is under way (try_move waits for one).
+ */
+static void move_conn(struct conn *c, struct veil_chat *to)
+{
+	uv_os_fd_t fd;
+	int nfd = -1;
+	struct xmsg *x = calloc(1, sizeof *x);
+	struct conn *n = malloc(sizeof *n);
+	if (x == NULL || n == NULL || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+	    (nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		free(x);
+		free(n);
+		c->move_wanted = 0;
+		conn_fail(c, 1, "Server out of memory");
+		return;
+	}
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	*n = *c;
+	n->chat = to;
+	n->refs = 1;
+	n->prev = n->next = n->hnext = NULL;
+	n->in_map = 0;
+	n->dirty = 0;
+	n->dirty_next = NULL;
+	n->inflight = 0;
+	n->move_wanted = 0;
+	n->write_pending = n->out.len;
+	/* c keeps nothing that n now owns. */
+	veil_buf_init(&c->out, c->out.max);
+	veil_buf_init(&c->pend, c->pend.max);
+	c->login = NULL;
+	c->addr_tok = c->hs_tok = 0;
+	c->write_pending = 0;
+	sodium_memzero(&c->hs, sizeof c->hs);
+	conn_close(c);
+	x->kind = X_CONN;
+	x->conn = n;
+	x->fd = nfd;
+	xpost(to, x);
+}
+
+/* A logged-in connection goes to its identity's home loop once no write is under way. */
+static void try_move(struct conn *c)
+{
+	if (c->closing || c->inflight)
+		return;
+	move_conn(c, home_of(c->chat, c->identity));
+}
+
+/* A connection moves in (X_CONN): on with it here. */
+static void conn_arrive(struct veil_chat *chat, struct conn *n, int fd)
+{
+	if (chat->stopping) {
+		close(fd);
+		addr_release(n);
+		conn_unref(n);
+		return;
+	}
+	uv_tcp_init(chat->loop, &n->tcp);
+	n->tcp.data = n;
+	n->next = chat->conns;
+	if (chat->conns)
+		chat->conns->prev = n;
+	chat->conns = n;
+	STAT_INC(chat, connections);
+	if (uv_tcp_open(&n->tcp, fd) != 0) {
+		close(fd);
+		conn_close(n);
+		return;
+	}
+	if (n->out.len > 0)
+		mark_dirty(n);
+	uv_read_start((uv_stream_t *)&n->tcp, on_alloc, on_read);
+	if (n->st == ST_AUTHED) {
+		n->refs++;
+		logged_in(n);
+		hs_resume_input(n);
+		conn_unref(n);
+	}
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct veil_chat *chat = server->data;
@@ -1555,7 +1846,7 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_tcp_init(chat->loop, &c->tcp);
 	c->tcp.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-	    chat->st.connections >= VEIL_CHAT_MAX_CONNECTIONS || chat->stopping ||
+	    total_connections(chat) >= VEIL_CHAT_MAX_CONNECTIONS || chat->stopping ||
 	    addr_admit(chat, c) != 0) {
 		c->closed = 1;
 		uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -1567,8 +1858,17 @@ static void on_connection(uv_stream_t *server, int status)
 	if (chat->conns)
 		chat->conns->prev = c;
 	chat->conns = c;
-	chat->st.connections++;
+	STAT_INC(chat, connections);
 	c->deadline_ms = veil_mono_ms() + VEIL_CHAT_HANDSHAKE_TIMEOUT_MS;
+	/* With several loops, new connections take turns (the handshake's work spreads). */
+	struct chat_group *g = chat->grp;
+	if (g->n > 1) {
+		struct veil_chat *to = g->loops[g->next++ % g->n];
+		if (to != chat) {
+			move_conn(c, to);
+			return;
+		}
+	}
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -1610,20 +1910,22 @@ static void expire_done(uv_work_t *req, int status)
 }
 
 /* Once a minute, what the service did in it (counts only), if anything. */
+/* Once a minute, what the service did in it (counts only, all loops), if anything. */
 static void log_minute(struct veil_chat *chat)
 {
-	const struct veil_chat_stats *a = &chat->st, *b = &chat->st_logged;
-	if (a->logins == b->logins && a->messages_in == b->messages_in &&
-	    a->messages_out == b->messages_out)
+	struct veil_chat_stats a;
+	const struct veil_chat_stats *b = &chat->st_logged;
+	veil_chat_get_stats(chat, &a);
+	if (a.logins == b->logins && a.messages_in == b->messages_in &&
+	    a.messages_out == b->messages_out)
 		return;
 	veil_log_info("chat: %llu connections; last minute: %llu logins, %llu messages in, %llu "
 	              "delivered, %llu acked by the receiver before any disk write",
-	              (unsigned long long)a->connections,
-	              (unsigned long long)(a->logins - b->logins),
-	              (unsigned long long)(a->messages_in - b->messages_in),
-	              (unsigned long long)(a->messages_out - b->messages_out),
-	              (unsigned long long)(a->handoffs - b->handoffs));
-	chat->st_logged = *a;
+	              (unsigned long long)a.connections, (unsigned long long)(a.logins - b->logins),
+	              (unsigned long long)(a.messages_in - b->messages_in),
+	              (unsigned long long)(a.messages_out - b->messages_out),
+	              (unsigned long long)(a.handoffs - b->handoffs));
+	chat->st_logged = a;
 }
 
 static void on_expire(uv_timer_t *t)
@@ -1638,15 +1940,52 @@ static void on_expire(uv_timer_t *t)
 		free(w);
 }
 
-static void on_async(uv_async_t *a)
+/* --- several loops --- */
+
+static struct veil_chat *home_of(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN])
 {
-	struct veil_chat *chat = a->data;
-	veil_store_run_completions(chat->srv->store);
+	const struct chat_group *g = chat->grp;
+	if (g->n == 1)
+		return chat;
+	uint64_t h = id_key(id) * 0x9e3779b97f4a7c15ull;
+	return g->loops[(h >> 32) % g->n];
 }
 
-void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+static uint64_t total_connections(const struct veil_chat *chat)
 {
-	struct veil_chat *chat = arg;
+	const struct chat_group *g = chat->grp;
+	uint64_t n = 0;
+	for (unsigned i = 0; i < g->n; i++)
+		n += __atomic_load_n(&g->loops[i]->st.connections, __ATOMIC_RELAXED);
+	return n;
+}
+
+/* Posts x to loop to (any thread); it runs there in the order posted. */
+static void xpost(struct veil_chat *to, struct xmsg *x)
+{
+	x->next = NULL;
+	uv_mutex_lock(&to->async_lock);
+	*to->in_tail = x;
+	to->in_tail = &x->next;
+	if (to->async_alive)
+		uv_async_send(&to->async);
+	uv_mutex_unlock(&to->async_lock);
+}
+
+static struct xmsg *xnew(int kind, const uint8_t *id)
+{
+	struct xmsg *x = calloc(1, sizeof *x);
+	if (x == NULL)
+		return NULL;
+	x->kind = kind;
+	if (id != NULL)
+		memcpy(x->id, id, VEIL_ID_LEN);
+	return x;
+}
+
+static void store_event_local(struct veil_chat *chat, int kind, const uint8_t id[VEIL_ID_LEN],
+                              uint64_t gen)
+{
 	if (chat->stopping)
 		return;
 	if (kind == VEIL_STORE_EV_RESYNC) {
@@ -1670,11 +2009,180 @@ void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], u
 	}
 }
 
-void veil_chat_wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN])
+static void wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN])
 {
 	struct conn *c = map_get(chat, id_key(id));
 	if (c == NULL || c->closing)
 		veil_push_queued(chat->srv->push, id);
+}
+
+static void kick_local(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN])
+{
+	/* Rare (an operator's command): a walk over every connection is fine. */
+	struct conn *c = chat->conns, *next;
+	for (; c != NULL; c = next) {
+		next = c->next;
+		if (c->st != ST_AUTHED || c->closing || memcmp(c->identity, id, VEIL_ID_LEN) != 0)
+			continue;
+		if (c->in_map)
+			map_del(chat, c);
+		conn_fail(c, 0,
+		          "This identity has been blocked or revoked by the server's operator");
+	}
+	memset(chat->id_cache, 0, sizeof chat->id_cache);
+}
+
+static void shutdown_local(struct veil_chat *chat)
+{
+	if (chat->stopping)
+		return;
+	chat->stopping = 1;
+	if (chat->listening)
+		uv_close((uv_handle_t *)&chat->listener, NULL);
+	uv_timer_stop(&chat->sweep);
+	uv_timer_stop(&chat->expire);
+	uv_timer_stop(&chat->handoff);
+	uv_close((uv_handle_t *)&chat->sweep, NULL);
+	uv_close((uv_handle_t *)&chat->expire, NULL);
+	uv_close((uv_handle_t *)&chat->handoff, NULL);
+	/* Closing a connection stores what was handed off to it and not acked. */
+	struct conn *c = chat->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		conn_fail(c, 1, "Server is shutting down");
+		c = next;
+	}
+	/*
+	 * Completions and inbox messages that arrive from now on run in
+	 * veil_chat_join, veil_store_close and veil_chat_free.
+	 */
+	uv_mutex_lock(&chat->async_lock);
+	chat->async_alive = 0;
+	uv_mutex_unlock(&chat->async_lock);
+	uv_close((uv_handle_t *)&chat->async, NULL);
+	if (chat->conns == NULL)
+		uv_close((uv_handle_t *)&chat->flush, NULL);
+}
+
+/*
+ * Runs x on chat. final: the store is closed (veil_chat_free): a message
+ * still on its way to its recipient's loop goes back unacked.
+ */
+static void xhandle(struct veil_chat *chat, struct xmsg *x, int final)
+{
+	struct put_ctx *p = x->put;
+	switch (x->kind) {
+	case X_CONN: conn_arrive(chat, x->conn, x->fd); break;
+	case X_FWD:
+		if (final) {
+			p->note = 1;
+			p->note_rc = VEIL_ECLOSED;
+			put_maybe_free(p);
+		} else {
+			route_put(chat, p);
+		}
+		return;
+	case X_NOTE: sender_apply(x->conn, x->id, x->msg_id, x->flags, x->rc); break;
+	case X_BACK:
+		if (p->note)
+			sender_apply(p->sender, p->receiver, p->msg_id, p->flags, p->note_rc);
+		put_free(p);
+		return;
+	case X_EVENT:
+		if (x->ev == X_WAKE_OFFLINE)
+			wake_offline(chat, x->id);
+		else
+			store_event_local(chat, x->ev, x->id, x->gen);
+		break;
+	case X_KICK: kick_local(chat, x->id); break;
+	case X_STOP: shutdown_local(chat); break;
+	}
+	free(x);
+}
+
+/* Runs what is in chat's inbox; returns how many messages ran. */
+static size_t inbox_run(struct veil_chat *chat, int final)
+{
+	uv_mutex_lock(&chat->async_lock);
+	struct xmsg *x = chat->in_head;
+	chat->in_head = NULL;
+	chat->in_tail = &chat->in_head;
+	uv_mutex_unlock(&chat->async_lock);
+	size_t n = 0;
+	while (x != NULL) {
+		struct xmsg *next = x->next;
+		xhandle(chat, x, final);
+		x = next;
+		n++;
+	}
+	return n;
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct veil_chat *chat = a->data;
+	inbox_run(chat, 0);
+	if (chat->lane != NULL)
+		veil_store_lane_run(chat->srv->store, chat->lane);
+	else
+		veil_store_run_completions(chat->srv->store);
+}
+
+/* Sends x to every loop but chat and runs it on chat (loop thread of chat). */
+static void broadcast(struct veil_chat *chat, int kind, int ev, const uint8_t *id, uint64_t gen)
+{
+	struct chat_group *g = chat->grp;
+	for (unsigned i = 0; i < g->n; i++) {
+		if (g->loops[i] == chat)
+			continue;
+		struct xmsg *x = xnew(kind, id);
+		if (x == NULL) {
+			veil_log_error("chat: out of memory telling the other chat loops");
+			continue;
+		}
+		x->ev = ev;
+		x->gen = gen;
+		xpost(g->loops[i], x);
+	}
+}
+
+/* Runs an event for id on id's home loop (now if that is chat). */
+static void to_home(struct veil_chat *chat, int ev, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	struct veil_chat *h = home_of(chat, id);
+	if (h == chat) {
+		if (ev == X_WAKE_OFFLINE)
+			wake_offline(chat, id);
+		else
+			store_event_local(chat, ev, id, gen);
+		return;
+	}
+	struct xmsg *x = xnew(X_EVENT, id);
+	if (x == NULL) {
+		veil_log_error("chat: out of memory telling another chat loop");
+		return;
+	}
+	x->ev = ev;
+	x->gen = gen;
+	xpost(h, x);
+}
+
+void veil_chat_store_event(void *arg, int kind, const uint8_t id[VEIL_ID_LEN], uint64_t gen)
+{
+	struct veil_chat *chat = arg;
+	if (chat->stopping)
+		return;
+	if (kind == VEIL_STORE_EV_RESYNC) {
+		broadcast(chat, X_EVENT, kind, NULL, 0);
+		store_event_local(chat, kind, NULL, 0);
+		return;
+	}
+	to_home(chat, kind, id, gen);
+}
+
+void veil_chat_wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN])
+{
+	to_home(chat, X_WAKE_OFFLINE, id, 0);
 }
 
 void veil_chat_store_wake(void *arg)
@@ -1686,23 +2194,60 @@ void veil_chat_store_wake(void *arg)
 	uv_mutex_unlock(&chat->async_lock);
 }
 
-struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
+static void chat_free_one(struct veil_chat *chat)
+{
+	if (chat == NULL)
+		return;
+	uv_mutex_destroy(&chat->async_lock);
+	if (chat->idx == 0) {
+		sodium_memzero(chat->ss1_cache, SS1_CACHE_SLOTS * sizeof *chat->ss1_cache);
+		free(chat->ss1_cache);
+		veil_connlimit_free(chat->hs_per_addr);
+		veil_connlimit_free(chat->conns_per_addr);
+	}
+	free(chat->map);
+	free(chat);
+}
+
+/*
+ * One chat loop: the first on loop, the others (first given) on a loop of
+ * their own; they share the first one's per-address tables and SS1 cache.
+ */
+static struct veil_chat *chat_new_one(uv_loop_t *loop, struct veil_server *srv,
+                                      struct chat_group *g, unsigned idx)
 {
 	struct veil_chat *chat = calloc(1, sizeof *chat);
 	if (chat == NULL)
 		return NULL;
-	chat->loop = loop;
+	chat->grp = g;
+	chat->idx = idx;
 	chat->srv = srv;
+	chat->in_tail = &chat->in_head;
 	chat->map_size = 1024;
 	chat->map = calloc(chat->map_size, sizeof *chat->map);
-	chat->ss1_cache = calloc(SS1_CACHE_SLOTS, sizeof *chat->ss1_cache);
 	const struct veil_config *cfg = &srv->cfg;
-	if (chat->map == NULL || chat->ss1_cache == NULL ||
-	    veil_connlimit_new(&chat->conns_per_addr, cfg->chat_conn_per_addr,
-	                       cfg->chat_conn_rate_per_min, VEIL_CHAT_MAX_CONNECTIONS) != 0 ||
-	    veil_connlimit_new(&chat->hs_per_addr, cfg->chat_handshakes_per_addr, 0,
-	                       VEIL_CHAT_MAX_CONNECTIONS) != 0 ||
-	    uv_mutex_init(&chat->async_lock) != 0) {
+	int bad = chat->map == NULL || uv_mutex_init(&chat->async_lock) != 0;
+	if (!bad && idx == 0) {
+		chat->ss1_cache = calloc(SS1_CACHE_SLOTS, sizeof *chat->ss1_cache);
+		bad = chat->ss1_cache == NULL ||
+		      veil_connlimit_new(&chat->conns_per_addr, cfg->chat_conn_per_addr,
+		                         cfg->chat_conn_rate_per_min,
+		                         VEIL_CHAT_MAX_CONNECTIONS) != 0 ||
+		      veil_connlimit_new(&chat->hs_per_addr, cfg->chat_handshakes_per_addr, 0,
+		                         VEIL_CHAT_MAX_CONNECTIONS) != 0;
+	} else if (!bad) {
+		chat->ss1_cache = g->loops[0]->ss1_cache;
+		chat->conns_per_addr = g->loops[0]->conns_per_addr;
+		chat->hs_per_addr = g->loops[0]->hs_per_addr;
+		if (uv_loop_init(&chat->own_loop) != 0) {
+			uv_mutex_destroy(&chat->async_lock);
+			free(chat->map);
+			free(chat);
+			return NULL;
+		}
+		loop = &chat->own_loop;
+	}
+	if (bad) {
 		veil_connlimit_free(chat->hs_per_addr);
 		veil_connlimit_free(chat->conns_per_addr);
 		free(chat->ss1_cache);
@@ -1710,6 +2255,7 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 		free(chat);
 		return NULL;
 	}
+	chat->loop = loop;
 	uv_async_init(loop, &chat->async, on_async);
 	chat->async.data = chat;
 	chat->async_alive = 1;
@@ -1724,10 +2270,68 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 	return chat;
 }
 
+unsigned veil_chat_threads(const struct veil_config *cfg)
+{
+	unsigned n = cfg->chat_threads;
+	if (n == 0) {
+		n = uv_available_parallelism();
+		if (n > VEIL_CHAT_AUTO_THREADS)
+			n = VEIL_CHAT_AUTO_THREADS;
+	}
+	if (n < 1)
+		n = 1;
+	if (n > VEIL_CHAT_MAX_THREADS)
+		n = VEIL_CHAT_MAX_THREADS;
+	return n;
+}
+
+struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
+{
+	struct chat_group *g = calloc(1, sizeof *g);
+	if (g == NULL)
+		return NULL;
+	if (uv_mutex_init(&g->lock) != 0) {
+		free(g);
+		return NULL;
+	}
+	g->n = veil_chat_threads(&srv->cfg);
+	const char *inl = getenv("VEIL_CHAT_LOGIN_INLINE");
+	g->login_inline = inl != NULL && strcmp(inl, "1") == 0;
+	for (unsigned i = 0; i < g->n; i++) {
+		g->loops[i] = chat_new_one(loop, srv, g, i);
+		if (g->loops[i] != NULL)
+			continue;
+		/* Nothing runs yet: close what the others put on their loops. */
+		while (i-- > 0) {
+			shutdown_local(g->loops[i]);
+			if (i > 0) {
+				uv_run(g->loops[i]->loop, UV_RUN_DEFAULT);
+				(void)uv_loop_close(g->loops[i]->loop);
+			} else {
+				uv_run(loop, UV_RUN_NOWAIT);
+			}
+			chat_free_one(g->loops[i]);
+		}
+		uv_mutex_destroy(&g->lock);
+		free(g);
+		return NULL;
+	}
+	return g->loops[0];
+}
+
+static void loop_main(void *arg)
+{
+	struct veil_chat *chat = arg;
+	veil_store_lane_bind(chat->lane);
+	uv_run(chat->loop, UV_RUN_DEFAULT);
+	veil_store_lane_bind(NULL);
+}
+
 int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 {
 	struct sockaddr_storage addr;
 	const struct veil_config *cfg = &chat->srv->cfg;
+	struct chat_group *g = chat->grp;
 	int rc;
 	if (uv_ip4_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in *)&addr) != 0 &&
 	    uv_ip6_addr(cfg->listen, cfg->chat_port, (struct sockaddr_in6 *)&addr) != 0) {
@@ -1738,6 +2342,14 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 	if (veil_selfconn_addr(cfg->listen, cfg->chat_port, &chat->self_addr, &self_len) != 0) {
 		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
 		return VEIL_EINVAL;
+	}
+	for (unsigned i = 1; i < g->n; i++) {
+		struct veil_chat *k = g->loops[i];
+		k->self_addr = chat->self_addr;
+		if (veil_store_lane_new(chat->srv->store, veil_chat_store_wake, k, &k->lane) != 0) {
+			snprintf(err, errcap, "cannot start %u chat loops (--chat-threads)", g->n);
+			return VEIL_ENOMEM;
+		}
 	}
 	uv_tcp_init(chat->loop, &chat->listener);
 	chat->listener.data = chat;
@@ -1758,68 +2370,100 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 	uv_prepare_start(&chat->flush, on_flush);
 	uv_timer_start(&chat->sweep, on_sweep, 1000, 1000);
 	uv_timer_start(&chat->expire, on_expire, 60000, 60000);
+	for (unsigned i = 1; i < g->n; i++) {
+		struct veil_chat *k = g->loops[i];
+		uv_prepare_start(&k->flush, on_flush);
+		uv_timer_start(&k->sweep, on_sweep, 1000, 1000);
+		if (uv_thread_create(&k->thread, loop_main, k) != 0) {
+			/* The loops started so far stop with veil_chat_shutdown. */
+			snprintf(err, errcap, "cannot start %u chat loops (--chat-threads)", g->n);
+			return VEIL_EIO;
+		}
+		g->started = (int)i;
+	}
 	return 0;
 }
 
 void veil_chat_shutdown(struct veil_chat *chat)
 {
+	struct chat_group *g = chat->grp;
 	if (chat->stopping)
 		return;
-	chat->stopping = 1;
-	if (chat->listening)
-		uv_close((uv_handle_t *)&chat->listener, NULL);
-	uv_timer_stop(&chat->sweep);
-	uv_timer_stop(&chat->expire);
-	uv_timer_stop(&chat->handoff);
-	uv_close((uv_handle_t *)&chat->sweep, NULL);
-	uv_close((uv_handle_t *)&chat->expire, NULL);
-	uv_close((uv_handle_t *)&chat->handoff, NULL);
-	/* Closing a connection stores what was handed off to it and not acked. */
-	struct conn *c = chat->conns;
-	while (c != NULL) {
-		struct conn *next = c->next;
-		conn_fail(c, 1, "Server is shutting down");
-		c = next;
+	for (unsigned i = 1; i < g->n; i++) {
+		if ((int)i <= g->started) {
+			struct xmsg *x = xnew(X_STOP, NULL);
+			if (x != NULL)
+				xpost(g->loops[i], x);
+			else
+				veil_log_error("chat: out of memory stopping a chat loop");
+		} else {
+			/* Not running: stopped from here, its loop run in veil_chat_join. */
+			shutdown_local(g->loops[i]);
+		}
 	}
-	/* Completions that arrive from now on run in veil_store_close. */
-	uv_mutex_lock(&chat->async_lock);
-	chat->async_alive = 0;
-	uv_mutex_unlock(&chat->async_lock);
-	uv_close((uv_handle_t *)&chat->async, NULL);
-	if (chat->conns == NULL)
-		uv_close((uv_handle_t *)&chat->flush, NULL);
+	shutdown_local(chat);
+}
+
+void veil_chat_join(struct veil_chat *chat)
+{
+	if (chat == NULL)
+		return;
+	struct chat_group *g = chat->grp;
+	for (unsigned i = 1; i < g->n; i++) {
+		if ((int)i <= g->started)
+			uv_thread_join(&g->loops[i]->thread);
+		else
+			uv_run(g->loops[i]->loop, UV_RUN_DEFAULT);
+	}
+	g->started = 0;
+	/* What the loops sent each other last (the store still takes writes). */
+	for (size_t ran = 1; ran > 0;) {
+		ran = 0;
+		for (unsigned i = 0; i < g->n; i++)
+			ran += inbox_run(g->loops[i], 0);
+	}
 }
 
 void veil_chat_free(struct veil_chat *chat)
 {
 	if (chat == NULL)
 		return;
-	uv_mutex_destroy(&chat->async_lock);
-	sodium_memzero(chat->ss1_cache, SS1_CACHE_SLOTS * sizeof *chat->ss1_cache);
-	free(chat->ss1_cache);
-	veil_connlimit_free(chat->hs_per_addr);
-	veil_connlimit_free(chat->conns_per_addr);
-	free(chat->map);
-	free(chat);
+	struct chat_group *g = chat->grp;
+	/* What the store's last completions sent between the loops. */
+	for (size_t ran = 1; ran > 0;) {
+		ran = 0;
+		for (unsigned i = 0; i < g->n; i++)
+			ran += inbox_run(g->loops[i], 1);
+	}
+	for (unsigned i = g->n; i-- > 1;) {
+		uv_run(g->loops[i]->loop, UV_RUN_NOWAIT);
+		if (uv_loop_close(g->loops[i]->loop) != 0)
+			veil_log_error("chat: handles left open on chat loop %u at exit", i);
+		chat_free_one(g->loops[i]);
+	}
+	chat_free_one(chat);
+	uv_mutex_destroy(&g->lock);
+	free(g);
 }
 
 void veil_chat_kick(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN])
 {
-	/* Rare (an operator's command): a walk over every connection is fine. */
-	struct conn *c = chat->conns, *next;
-	for (; c != NULL; c = next) {
-		next = c->next;
-		if (c->st != ST_AUTHED || c->closing || memcmp(c->identity, id, VEIL_ID_LEN) != 0)
-			continue;
-		if (c->in_map)
-			map_del(chat, c);
-		conn_fail(c, 0,
-		          "This identity has been blocked or revoked by the server's operator");
-	}
-	memset(chat->id_cache, 0, sizeof chat->id_cache);
+	broadcast(chat, X_KICK, 0, id, 0);
+	kick_local(chat, id);
 }
 
 void veil_chat_get_stats(const struct veil_chat *chat, struct veil_chat_stats *st)
 {
-	*st = chat->st;
+	const struct chat_group *g = chat->grp;
+	memset(st, 0, sizeof *st);
+	for (unsigned i = 0; i < g->n; i++) {
+		const struct veil_chat_stats *s = &g->loops[i]->st;
+		st->connections += __atomic_load_n(&s->connections, __ATOMIC_RELAXED);
+		st->logins += __atomic_load_n(&s->logins, __ATOMIC_RELAXED);
+		st->messages_in += __atomic_load_n(&s->messages_in, __ATOMIC_RELAXED);
+		st->messages_out += __atomic_load_n(&s->messages_out, __ATOMIC_RELAXED);
+		st->handoffs += __atomic_load_n(&s->handoffs, __ATOMIC_RELAXED);
+		st->messages_stored += __atomic_load_n(&s->messages_stored, __ATOMIC_RELAXED);
+		st->protocol_errors += __atomic_load_n(&s->protocol_errors, __ATOMIC_RELAXED);
+	}
 }

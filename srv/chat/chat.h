@@ -23,12 +23,21 @@ struct veil_chat;
 #define VEIL_CHAT_HELD_MAX_BYTES (64 * 1024 * 1024) /* handed off and not stored, in all */
 
 /*
- * Binds the CSP listener on cfg.listen:cfg.chat_port on loop. The store
+ * Binds the CSP listener on cfg.listen:cfg.chat_port on loop; with several
+ * chat loops (--chat-threads) it hands each new connection to one of them. The store
  * must have been opened with veil_chat_store_wake as its wake function and
  * the returned chat as its argument; use veil_chat_new first, then open the
  * store, then veil_chat_start.
  */
 struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv);
+/*
+ * The number of chat loops cfg asks for: cfg->chat_threads, or with 0 one
+ * per CPU up to VEIL_CHAT_AUTO_THREADS. The first loop is the loop given to
+ * veil_chat_new (veild's main loop, which also serves HTTP); each other one
+ * runs on a thread of its own from veil_chat_start on.
+ */
+#define VEIL_CHAT_AUTO_THREADS 8
+unsigned veil_chat_threads(const struct veil_config *cfg);
 /* Returns 0, or a veil_err with the reason in err (one line, for the operator). */
 int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap);
 /* Store wake function: safe to call from any thread. */
@@ -50,6 +59,12 @@ void veil_chat_wake_offline(struct veil_chat *chat, const uint8_t id[VEIL_ID_LEN
  * veil_store_close afterwards, then veil_chat_free.
  */
 void veil_chat_shutdown(struct veil_chat *chat);
+/*
+ * After veil_chat_shutdown, once the main loop has returned: waits for the
+ * other chat loops to end and runs what they last sent each other. Call it
+ * before veil_store_close.
+ */
+void veil_chat_join(struct veil_chat *chat);
 void veil_chat_free(struct veil_chat *chat);
 
 /*

@@ -32,6 +32,7 @@ enum job_type { JOB_PUT, JOB_FETCH, JOB_ACK, JOB_EXPIRE, JOB_EVENT, JOB_LOGIN };
 
 struct job {
 	struct job *next;
+	struct veil_store_lane *lane; /* where the completion runs; NULL: the store's own list */
 	enum job_type type;
 	int rc;
 	void *arg;
@@ -56,6 +57,19 @@ struct job_list {
 	struct job **tail;
 };
 
+#define STORE_MAX_LANES 256
+
+/* A completion list of its own, run by the thread that bound it (a chat loop). */
+struct veil_store_lane {
+	struct job_list completions; /* under the store's mu */
+	void (*wake)(void *arg);
+	void *wake_arg;
+	bool woken; /* store thread only: completions were added in this batch */
+};
+
+/* The lane of the calling thread's queueing calls (NULL: the store's own list). */
+static _Thread_local struct veil_store_lane *tl_lane;
+
 struct veil_store {
 	const struct veil_store_ops *ops;
 	void *be;
@@ -73,6 +87,8 @@ struct veil_store {
 	struct job_list completions;
 	bool stopping;
 	struct veil_store_stats stats;
+	struct veil_store_lane *lanes[STORE_MAX_LANES];
+	size_t n_lanes;
 };
 
 static void list_init(struct job_list *l)
@@ -250,6 +266,9 @@ static void *store_thread(void *arg)
 				/* The waiting caller owns and frees it. */
 				j->done = true;
 				sync = true;
+			} else if (j->lane != NULL) {
+				list_push(&j->lane->completions, j);
+				j->lane->woken = true;
 			} else {
 				list_push(&s->completions, j);
 				async = true;
@@ -260,9 +279,19 @@ static void *store_thread(void *arg)
 			s->stats.max_batch = n;
 		if (sync)
 			pthread_cond_broadcast(&s->done_cv);
+		struct veil_store_lane *wake[STORE_MAX_LANES];
+		size_t n_wake = 0;
+		for (size_t i = 0; i < s->n_lanes; i++) {
+			if (s->lanes[i]->woken) {
+				s->lanes[i]->woken = false;
+				wake[n_wake++] = s->lanes[i];
+			}
+		}
 		pthread_mutex_unlock(&s->mu);
 		if (async)
 			s->wake(s->wake_arg);
+		for (size_t i = 0; i < n_wake; i++)
+			wake[i]->wake(wake[i]->wake_arg);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -271,6 +300,7 @@ static void *store_thread(void *arg)
 
 static int enqueue(struct veil_store *s, struct job *j)
 {
+	j->lane = tl_lane;
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->mu);
@@ -467,6 +497,55 @@ void veil_store_run_completions(struct veil_store *s)
 	}
 }
 
+int veil_store_lane_new(struct veil_store *s, void (*wake)(void *arg), void *arg,
+                        struct veil_store_lane **out)
+{
+	*out = NULL;
+	if (wake == NULL || s->n_lanes == STORE_MAX_LANES)
+		return VEIL_ELIMIT;
+	struct veil_store_lane *l = calloc(1, sizeof *l);
+	if (l == NULL)
+		return VEIL_ENOMEM;
+	list_init(&l->completions);
+	l->wake = wake;
+	l->wake_arg = arg;
+	pthread_mutex_lock(&s->mu);
+	s->lanes[s->n_lanes++] = l;
+	pthread_mutex_unlock(&s->mu);
+	*out = l;
+	return 0;
+}
+
+void veil_store_lane_bind(struct veil_store_lane *l)
+{
+	tl_lane = l;
+}
+
+void veil_store_lane_run(struct veil_store *s, struct veil_store_lane *l)
+{
+	struct job_list q;
+	pthread_mutex_lock(&s->mu);
+	list_take(&q, &l->completions);
+	pthread_mutex_unlock(&s->mu);
+	struct job *next;
+	for (struct job *j = q.head; j; j = next) {
+		next = j->next;
+		run_one_completion(s, j);
+		job_free(j);
+	}
+}
+
+/* True if no completion waits, in the store's own list or in a lane (under mu). */
+static bool completions_empty(struct veil_store *s)
+{
+	if (s->completions.head != NULL)
+		return false;
+	for (size_t i = 0; i < s->n_lanes; i++)
+		if (s->lanes[i]->completions.head != NULL)
+			return false;
+	return true;
+}
+
 void veil_store_close(struct veil_store *s)
 {
 	if (s == NULL)
@@ -480,12 +559,16 @@ void veil_store_close(struct veil_store *s)
 	/* The thread drained the queue before it stopped; new jobs get ECLOSED. */
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		bool empty = s->completions.head == NULL;
+		bool empty = completions_empty(s);
 		pthread_mutex_unlock(&s->mu);
 		if (empty)
 			break;
 		veil_store_run_completions(s);
+		for (size_t i = 0; i < s->n_lanes; i++)
+			veil_store_lane_run(s, s->lanes[i]);
 	}
+	for (size_t i = 0; i < s->n_lanes; i++)
+		free(s->lanes[i]);
 	s->ops->close(s->be);
 	pthread_cond_destroy(&s->done_cv);
 	pthread_cond_destroy(&s->cv);

@@ -143,6 +143,25 @@ void veil_store_close(struct veil_store *s);
 void veil_store_run_completions(struct veil_store *s);
 
 /*
+ * Completion lanes, for a service that runs several event loops (the chat
+ * loops, --chat-threads): a loop's thread binds its lane, and the
+ * completions of the queueing calls made on that thread go to the lane and
+ * wake its function instead, to be run on that thread with
+ * veil_store_lane_run. Calls from a thread without a lane complete through
+ * the store's own list as above. Lanes are made before the first queueing
+ * call (at most 256) and freed by veil_store_close, which also runs what
+ * is left in them on the calling thread.
+ */
+struct veil_store_lane;
+/* Returns 0, VEIL_ENOMEM, or VEIL_ELIMIT (too many lanes, or no wake function). */
+int veil_store_lane_new(struct veil_store *s, void (*wake)(void *arg), void *arg,
+                        struct veil_store_lane **out);
+/* Binds l to the calling thread (NULL: back to the store's own list). */
+void veil_store_lane_bind(struct veil_store_lane *l);
+/* Runs the completions that are ready in l; call on the thread that bound it. */
+void veil_store_lane_run(struct veil_store *s, struct veil_store_lane *l);
+
+/*
  * True if other nodes may store messages in this store (PostgreSQL): a
  * recipient's seqs may then come from several nodes, so a connected
  * recipient is served by reading its queue, never from a local seq alone.

@@ -109,6 +109,12 @@ static inline int it_start(struct it_server *srv)
 		                        cport,    "--http-port",      hport,     "--dir-rate",
 		                        "100000", "--http-conn-rate", "1000000"};
 		size_t k = 11;
+		/* VEIL_IT_CHAT_THREADS=N: N chat loops (default: one per CPU; the test's own flags come after). */
+		const char *loops = getenv("VEIL_IT_CHAT_THREADS");
+		if (loops != NULL && loops[0] != '\0') {
+			argv[k++] = "--chat-threads";
+			argv[k++] = loops;
+		}
 		for (size_t i = 0; i < 8 && srv->extra[i] != NULL; i++)
 			argv[k++] = srv->extra[i];
 		/* VEIL_IT_STORE=postgresql://...: the whole test runs on that store. */

@@ -42,7 +42,9 @@ it_setup() {
 }
 
 start() {
-	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" "${VEILD_EXTRA[@]}" \
+	# VEIL_IT_CHAT_THREADS=N: the whole suite with N chat loops (default: one per CPU).
+	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" \
+		${VEIL_IT_CHAT_THREADS:+--chat-threads "$VEIL_IT_CHAT_THREADS"} "${VEILD_EXTRA[@]}" \
 		>>"$T/veild.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do
