@@ -5,6 +5,7 @@
 #                                  extra flags veild starts with; cleans up on exit
 #                                  (KEEP=1 keeps $T for a look)
 #   start / stop                   veild on those ports, stopped by its PID
+#   ${IT_STORE_ARGS[@]}            --store URL of veild's database under VEIL_IT_PG
 #   check NAME COMMAND...          prints PASS/FAIL NAME, counts $fails
 #   it_sql QUERY                   runs QUERY on veild's store (SQLite or PostgreSQL)
 #   it_sqlite_only REASON          under VEIL_IT_PG, prints SKIP and exits 0
@@ -45,7 +46,8 @@ it_setup() {
 	CP=$(port)
 	HP=$(port)
 	URL=http://127.0.0.1:$HP
-	trap 'stop 2>/dev/null; it_pg_drop; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+	it_pg_args # IT_STORE_ARGS: --store URL under VEIL_IT_PG (for veilctl), else empty
+	trap 'stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 }
 
 # Under VEIL_IT_PG: a database of this test's own, created once, as --store.
@@ -60,6 +62,10 @@ it_pg_args() {
 			>/dev/null || { echo "cannot create database $IT_DB"; exit 1; }
 	fi
 	IT_STORE_ARGS=(--store "$VEIL_IT_PG/$IT_DB")
+}
+# A test that sets an EXIT trap of its own still drops its database.
+trap() {
+	if [ $# -ge 2 ] && [ "${!#}" = EXIT ]; then builtin trap "$1; it_pg_drop" EXIT; else builtin trap "$@"; fi
 }
 it_pg_drop() {
 	[ -n "$IT_DB" ] || return 0
