@@ -1,6 +1,7 @@
 # Veil: GNU Makefile driven by pkg-config.
 #   make            build libveil, veild, veil, veilctl
 #   make check      build and run every test (unit, vectors, fuzz corpora, loopback)
+#   make check-pg   the loopback tests again with veild on PostgreSQL (needs root)
 #   make run        build and start veild with every service on loopback
 #   make bench      run the benchmarks
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS (clang)
@@ -74,7 +75,7 @@ WEB_SRC := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock
 HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo 1)
 WEB_OUT := $(if $(HAVE_NODE),$(BUILD)/web/index.html)
 
-.PHONY: all check unit run bench fuzz install deb clean deps format-check banned-check FORCE
+.PHONY: all check check-pg unit run bench fuzz install deb clean deps format-check banned-check FORCE
 .SECONDARY:
 
 all: $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl $(WEB_OUT)
@@ -170,6 +171,10 @@ unit: all $(UNIT_BIN) $(IT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
 
 check: deps unit
 	@BUILD=$(BUILD) tests/run
+
+# The integration tests again, each veild on a fresh PostgreSQL database (root).
+check-pg: deps unit
+	@BUILD=$(BUILD) tests/run-pg
 
 run: deps all
 	$(BUILD)/veild

@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE /* sched_setaffinity, accept4 */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -69,6 +70,16 @@ static const char *opt_handoff = "100"; /* veild --handoff-ms */
 static const char *opt_threads;         /* veild --chat-threads, if given */
 static int opt_unpinned;                /* --cpus all: neither veild nor chatbench is pinned */
 static int opt_storm;                   /* --storm N: W6's concurrent logins */
+/*
+ * --store URL: veild keeps its store in PostgreSQL; --nodes 2: a second
+ * veild on the same store (same keys) takes W3's receivers, so that every
+ * message crosses nodes (stored, then a NOTIFY wakes node B); --pg-pid: the
+ * postmaster, whose processes' CPU is summed beside veild's in W3.
+ */
+static const char *opt_store;
+static int opt_nodes = 1;
+static pid_t opt_pg_pid;
+static struct proc *node_b; /* the second node while W3 runs on veild */
 #define RING 8192
 
 /* --- server processes --- */
@@ -100,11 +111,22 @@ static int exec_veild(struct proc *p)
 		snprintf(logp, sizeof logp, "%s/veild.log", p->data);
 		if (freopen(logp, "a", stdout) == NULL || freopen(logp, "a", stderr) == NULL)
 			_exit(127);
-		execl(exe, exe, "--data", p->data, "--chat-port", cp, "--http-port", hp,
-		      "--dir-rate", "1000000", "--http-conn-rate", "1000000",
-		      "--http-conn-per-addr", "4096", "--queue-limit", "2000000", "--log-level",
-		      "warn", "--handoff-ms", opt_handoff, opt_threads ? "--chat-threads" : NULL,
-		      opt_threads, (char *)NULL);
+		const char *argv[32] = {
+		    exe,       "--data",           p->data,    "--chat-port",
+		    cp,        "--http-port",      hp,         "--dir-rate",
+		    "1000000", "--http-conn-rate", "1000000",  "--http-conn-per-addr",
+		    "4096",    "--queue-limit",    "2000000",  "--log-level",
+		    "warn",    "--handoff-ms",     opt_handoff};
+		int argc = 19;
+		if (opt_store != NULL) {
+			argv[argc++] = "--store";
+			argv[argc++] = opt_store;
+		}
+		if (opt_threads != NULL) {
+			argv[argc++] = "--chat-threads";
+			argv[argc++] = opt_threads;
+		}
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
 	return wait_port(p->port, p->pid) != 0 || wait_port(p->http_port, p->pid) != 0 ? -1 : 0;
@@ -125,6 +147,53 @@ static int start_veild(struct proc *p)
 		return -1;
 	memcpy(p->csp_pk, prov.csp_pk, 32);
 	return 0;
+}
+
+/* A second node: its own data directory with a's key files, the same --store. */
+static int start_node_b(const struct proc *a, struct proc *b)
+{
+	char cmd[700];
+	snprintf(b->data, sizeof b->data, "/tmp/veil-bench-XXXXXX");
+	if (mkdtemp(b->data) == NULL)
+		return -1;
+	snprintf(cmd, sizeof cmd, "cp -p '%s'/chat.key '%s'/directory.key '%s'/sign.key '%s'/",
+	         a->data, a->data, a->data, b->data);
+	if (system(cmd) != 0)
+		return -1;
+	b->port = free_port();
+	b->http_port = free_port();
+	snprintf(b->url, sizeof b->url, "http://127.0.0.1:%u", b->http_port);
+	memcpy(b->csp_pk, a->csp_pk, 32);
+	return exec_veild(b);
+}
+
+/* CPU time of the postmaster and every process it started (the backends), us. */
+static uint64_t pg_cpu_us(void)
+{
+	if (opt_pg_pid <= 0)
+		return 0;
+	uint64_t sum = proc_cpu_us(opt_pg_pid);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		char path[300], buf[512];
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		/* After the command: state, then the parent's PID. */
+		char *p = strrchr(buf, ')');
+		if (p != NULL && strtol(p + 4, NULL, 10) == (long)opt_pg_pid)
+			sum += proc_cpu_us((pid_t)strtol(e->d_name, NULL, 10));
+	}
+	if (d != NULL)
+		closedir(d);
+	return sum;
 }
 
 /* Restarts veild on the same data directory and ports (a fresh process, same identities). */
@@ -268,6 +337,7 @@ struct pair {
 
 struct run {
 	int bare;
+	int split; /* W3 on two nodes: receivers on node_b */
 	struct proc *srv;
 	struct user *users;
 	struct lconn *c;
@@ -364,8 +434,10 @@ static int conn_open(struct run *r, int i)
 	setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
 	if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0)
 		return -1;
+	/* With two nodes, W3's receivers (odd connections) log in on node B. */
+	uint16_t port = r->split && i % 2 == 1 ? node_b->port : r->srv->port;
 	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons(r->srv->port),
+	                        .sin_port = htons(port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	c->st = C_CONNECTING;
 	c->in_len = 0;
@@ -775,7 +847,8 @@ static void make_template(struct pair *p, const struct user *a, const struct use
 
 struct result {
 	double msgs_s, p50, p99, p999, cpu_us_msg, logins_s, bytes_per_conn;
-	double gen_us; /* chatbench's own CPU per message (per login in W1) */
+	double gen_us;        /* chatbench's own CPU per message (per login in W1) */
+	double pg_cpu_us_msg; /* W3 with --pg-pid: PostgreSQL's CPU per message */
 	/* W5 only (w5 set): churn, server memory and the p99 of the first and last window. */
 	int w5;
 	double logins, warm_s, secs, rss_warm_kb, rss_end_kb, rss_growth_kb, rss_kb_min;
@@ -804,6 +877,7 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	r.window = opt_window;
 	r.rate = rate;
 	r.npairs = npairs;
+	r.split = !bare && node_b != NULL;
 	r.pairs = calloc((size_t)npairs, sizeof *r.pairs);
 	for (int i = 0; i < npairs; i++) {
 		struct pair *p = &r.pairs[i];
@@ -827,14 +901,18 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 			r.errors++;
 	/* Warm up for a second, then measure. */
 	loop(&r, now_us() + 1000000u, never);
-	uint64_t base_recv = 0, base_cpu = proc_cpu_us(srv->pid), gen0 = self_cpu_us();
+	pid_t pid_b = !bare && node_b != NULL ? node_b->pid : 0;
+	uint64_t base_recv = 0, base_cpu = proc_cpu_us(srv->pid) + (pid_b ? proc_cpu_us(pid_b) : 0);
+	uint64_t base_pg = bare ? 0 : pg_cpu_us(), gen0 = self_cpu_us();
 	uint64_t l0 = r.logins;
 	for (int i = 0; i < npairs; i++)
 		base_recv += r.pairs[i].received;
 	r.nlat = 0;
 	uint64_t t0 = now_us();
 	loop(&r, t0 + (uint64_t)(secs * 1e6), never);
-	uint64_t t1 = now_us(), cpu = proc_cpu_us(srv->pid) - base_cpu;
+	uint64_t t1 = now_us();
+	uint64_t cpu = proc_cpu_us(srv->pid) + (pid_b ? proc_cpu_us(pid_b) : 0) - base_cpu;
+	uint64_t pg_cpu = bare ? 0 : pg_cpu_us() - base_pg;
 	uint64_t gen = self_cpu_us() - gen0, recv = 0;
 	res->logins_s = (double)(r.logins - l0) / ((double)(t1 - t0) / 1e6);
 	r.storm = 0; /* the storm's connections stay closed from here */
@@ -850,6 +928,7 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	res->msgs_s = (double)recv / ((double)(t1 - t0) / 1e6);
 	res->cpu_us_msg = recv ? (double)cpu / (double)recv : 0;
 	res->gen_us = recv ? (double)gen / (double)recv : 0;
+	res->pg_cpu_us_msg = recv ? (double)pg_cpu / (double)recv : 0;
 	res->p50 = pct(r.lat, r.nlat, 0.5);
 	res->p99 = pct(r.lat, r.nlat, 0.99);
 	res->p999 = pct(r.lat, r.nlat, 0.999);
@@ -1494,6 +1573,7 @@ static void med(struct result *out, struct result *rs, int n)
 	M(p999);
 	M(cpu_us_msg);
 	M(gen_us);
+	M(pg_cpu_us_msg);
 	M(logins_s);
 	M(bytes_per_conn);
 	M(logins);
@@ -1554,6 +1634,9 @@ static void report(const char *name, const struct result *veil, const struct res
 	       veil->msgs_s, ratio[0] || !veil->w5 ? ratio : "-", veil->p50, veil->p99, veil->p999,
 	       veil->cpu_us_msg, veil->logins_s, veil->bytes_per_conn,
 	       (unsigned long long)veil->lost, (unsigned long long)veil->dups, veil->gen_us);
+	if (opt_pg_pid > 0 && veil->pg_cpu_us_msg > 0)
+		printf("%-28s %37s %8.1f  (PostgreSQL's processes)\n", "  PostgreSQL CPU us/msg",
+		       "", veil->pg_cpu_us_msg);
 	if (bare)
 		printf("%-28s %10.0f %9s %8.2f %8.2f %8.2f %8.1f\n", "  bare relay, same load",
 		       bare->msgs_s, "1.00", bare->p50, bare->p99, bare->p999, bare->cpu_us_msg);
@@ -1619,6 +1702,10 @@ static void usage(void)
 	       "                 [--pairs N] [--window N] [--handoff-ms N]\n"
 	       "                 [--w5-secs S] [--w5-rate MSGS] [--w5-users N]\n"
 	       "                 [--chat-threads N] [--cpus all] [--storm N]\n"
+	       "                 [--store postgresql://...] [--nodes 1|2] [--pg-pid PID]\n"
+	       "--store: veild on PostgreSQL (a fresh database); --nodes 2: W3's receivers\n"
+	       "on a second veild on that store; --pg-pid: the postmaster, whose processes'\n"
+	       "CPU per message W3 reports (see bench/pgscale).\n"
 	       "Measures veild against a bare relay in the same run (see the file header).\n"
 	       "--chat-threads is passed to veild; --cpus all pins neither veild (CPU 0 by\n"
 	       "default) nor chatbench (CPU 1). W6 (--only W6) is a paced stream of 5000\n"
@@ -1652,6 +1739,9 @@ int main(int argc, char **argv)
 	                                     {"chat-threads", required_argument, NULL, 'T'},
 	                                     {"cpus", required_argument, NULL, 'C'},
 	                                     {"storm", required_argument, NULL, 'X'},
+	                                     {"store", required_argument, NULL, 'G'},
+	                                     {"nodes", required_argument, NULL, 'N'},
+	                                     {"pg-pid", required_argument, NULL, 'P'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int o;
@@ -1679,6 +1769,9 @@ int main(int argc, char **argv)
 		case 'T': opt_threads = optarg; break;
 		case 'C': opt_unpinned = strcmp(optarg, "all") == 0; break;
 		case 'X': opt_storm = (int)strtol(optarg, NULL, 10); break;
+		case 'G': opt_store = optarg; break;
+		case 'N': opt_nodes = (int)strtol(optarg, NULL, 10); break;
+		case 'P': opt_pg_pid = (pid_t)strtol(optarg, NULL, 10); break;
 		default: usage(); return o == 'h' ? 0 : 2;
 		}
 	}
@@ -1748,6 +1841,15 @@ int main(int argc, char **argv)
 	       "lost", "dups", "gen us");
 
 	struct result rs[MAXRUNS], br[MAXRUNS], bc[MAXRUNS], m, mb, mc;
+	struct proc srv_b = {0};
+	if (opt_nodes == 2) {
+		if (opt_store == NULL || start_node_b(&srv, &srv_b) != 0) {
+			fprintf(stderr, "chatbench: --nodes 2 needs --store and a second veild\n");
+			stop_proc(&srv);
+			return 1;
+		}
+		node_b = &srv_b;
+	}
 	if (want(only, "W3")) {
 		for (size_t k = 0; k < VEIL_ARRAY_LEN(pairs_list); k++) {
 			int np = smoke ? 10 : opt_pairs ? opt_pairs : pairs_list[k];
@@ -1858,6 +1960,8 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "W5 mixed %.0f s, %d users", w5_secs, w5_users);
 		report(name, &m, NULL, NULL);
 	}
+	node_b = NULL;
+	stop_proc(&srv_b);
 	stop_proc(&srv);
 	if (json) {
 		fprintf(json, "\n]\n");

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	const char *why = NULL;
-	switch (sel % 6) {
+	switch (sel % 7) {
 	case 0: {
 		struct veil_dirsvc_create_req cr;
 		(void)!veil_dirsvc_parse_create(data, size, &cr, &why);
@@ -53,6 +53,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 4: {
 		struct veil_dir_provisioning p;
 		(void)!veil_dir_parse_provisioning(data, size, NULL, NULL, &p);
+		break;
+	}
+	case 6: {
+		/* The chat.addresses list of the provisioning document's chat object. */
+		struct veil_dir_provisioning p;
+		memset(&p, 0, sizeof p);
+		if (veil_dir_parse_chat_addrs(data, size, &p) == 0 &&
+		    p.n_chat_addrs > VEIL_DIR_MAX_CHAT_ADDRS)
+			__builtin_trap();
 		break;
 	}
 	case 5: {

@@ -234,6 +234,17 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 		rc = veil_cidr_parse(v, &cfg->trusted_proxies[cfg->n_trusted_proxies]);
 		if (rc == 0)
 			cfg->n_trusted_proxies++;
+	} else if (strcmp(key, "chat-address") == 0) {
+		if (cfg->n_chat_addrs >= VEIL_MAX_CHAT_ADDRS) {
+			snprintf(err, errcap, "chat-address: at most %d addresses",
+			         VEIL_MAX_CHAT_ADDRS);
+			return VEIL_EINVAL;
+		}
+		rc = veil_config_parse_hostport(v, cfg->chat_addrs[cfg->n_chat_addrs].host,
+		                                sizeof cfg->chat_addrs[0].host,
+		                                &cfg->chat_addrs[cfg->n_chat_addrs].port);
+		if (rc == 0)
+			cfg->n_chat_addrs++;
 	} else if (strcmp(key, "public-chat") == 0)
 		rc = veil_config_parse_hostport(
 		    v, cfg->public_chat_host, sizeof cfg->public_chat_host, &cfg->public_chat_port);

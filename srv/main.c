@@ -65,6 +65,10 @@ static void usage(FILE *f)
 	    "                       (http://PUBLIC-HOST:HTTP-PORT)\n"
 	    "  --public-chat HOST:PORT  the chat service as clients reach it\n"
 	    "                       (PUBLIC-HOST:CHAT-PORT)\n"
+	    "  --chat-address HOST:PORT  a chat node clients may use (repeatable, up to 8):\n"
+	    "                       with several nodes on one PostgreSQL store, give every\n"
+	    "                       node the same list; clients try them in order and move\n"
+	    "                       on when one is down (none: only the entry above)\n"
 	    "  --signup MODE        who may create an identity: open (anyone who reaches the\n"
 	    "                       directory), invite (with an invite code from `veilctl\n"
 	    "                       invite create`) or closed (nobody) (open when --listen\n"
@@ -185,6 +189,7 @@ static const struct option long_opts[] = {
     {"public-host", required_argument, NULL, 0},
     {"public-url", required_argument, NULL, 0},
     {"public-chat", required_argument, NULL, 0},
+    {"chat-address", required_argument, NULL, 0},
     {"trusted-proxy", required_argument, NULL, 0},
     {"signup", required_argument, NULL, 0},
     {"queue-ttl", required_argument, NULL, 0},

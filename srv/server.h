@@ -20,6 +20,7 @@
  */
 #define VEIL_PUBLIC_URL_MAX 400
 #define VEIL_MAX_TRUSTED_PROXIES 16 /* --trusted-proxy given at most this often */
+#define VEIL_MAX_CHAT_ADDRS 8       /* --chat-address given at most this often */
 
 /* Who may create an identity (--signup). */
 enum veil_signup {
@@ -48,6 +49,16 @@ struct veil_config {
 	/* --public-chat HOST:PORT of the chat service as clients reach it; "" / 0 = own */
 	char public_chat_host[256];
 	uint16_t public_chat_port;
+	/*
+	 * --chat-address HOST:PORT (repeatable): every chat node of a deployment
+	 * on one PostgreSQL store, in the order clients try them (chat.addresses
+	 * of the provisioning document).
+	 */
+	struct {
+		char host[256];
+		uint16_t port;
+	} chat_addrs[VEIL_MAX_CHAT_ADDRS];
+	uint32_t n_chat_addrs;
 	/* --trusted-proxy (repeatable): peers whose X-Forwarded-For / Forwarded count */
 	struct veil_cidr trusted_proxies[VEIL_MAX_TRUSTED_PROXIES];
 	uint32_t n_trusted_proxies;

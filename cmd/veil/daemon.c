@@ -893,6 +893,13 @@ const char *cli_daemon_socket(const struct cli_daemon *d)
 /* Connects (or reconnects, with backoff) when it is time; logs the change of state. */
 static void maybe_connect(struct cli_daemon *d)
 {
+	if (veil_msgr_session_fd(&d->m) >= 0 && d->was_connected != 1) {
+		/* A send took the connection back first (to the next chat node, maybe). */
+		dlog(d, "connected to %s:%u", veil_profile_chat_host(&d->m.prof),
+		     veil_profile_chat_port(&d->m.prof));
+		veil_backoff_reset(&d->bo);
+		d->was_connected = 1;
+	}
 	if (veil_msgr_session_fd(&d->m) >= 0 || veil_mono_ms() < d->next_connect)
 		return;
 	if (veil_msgr_session_connect(&d->m) != 0) {
@@ -910,7 +917,8 @@ static void maybe_connect(struct cli_daemon *d)
 	}
 	veil_backoff_reset(&d->bo);
 	if (d->was_connected != 1)
-		dlog(d, "connected to %s:%u", d->m.prof.chat_host, (unsigned)d->m.prof.chat_port);
+		dlog(d, "connected to %s:%u", veil_profile_chat_host(&d->m.prof),
+		     veil_profile_chat_port(&d->m.prof));
 	d->was_connected = 1;
 }
 

@@ -239,7 +239,8 @@ void veil_backoff_reset(struct veil_backoff *b);
 #define VEIL_PROFILE_PATH_MAX 1024
 #define VEIL_PROFILE_URL_MAX 512
 #define VEIL_PROFILE_HOST_MAX 256
-#define VEIL_PROFILE_NICK_MAX 256 /* bytes of UTF-8, like VEIL_E2E_NICKNAME_MAX */
+#define VEIL_PROFILE_NICK_MAX 256     /* bytes of UTF-8, like VEIL_E2E_NICKNAME_MAX */
+#define VEIL_PROFILE_CHAT_ADDRS_MAX 8 /* = VEIL_DIR_MAX_CHAT_ADDRS */
 
 /*
  * The profile of one identity, kept in a directory (VEIL_HOME, default
@@ -259,6 +260,18 @@ struct veil_profile {
 	uint8_t sign_pk[VEIL_KEY_LEN];      /* provisioning signature key, pinned */
 	char chat_host[VEIL_PROFILE_HOST_MAX];
 	uint16_t chat_port;
+	/*
+	 * Every chat node of the server (the provisioning document's
+	 * chat.addresses, "chat_addresses" in profile.json), tried in order from
+	 * the one that last took a login (chat_cur, kept in memory); with none,
+	 * chat_host:chat_port alone.
+	 */
+	struct {
+		char host[VEIL_PROFILE_HOST_MAX];
+		uint16_t port;
+	} chat_addrs[VEIL_PROFILE_CHAT_ADDRS_MAX];
+	size_t n_chat_addrs;
+	size_t chat_cur;
 	uint8_t server_pk[VEIL_KEY_LEN];
 	char nickname[VEIL_PROFILE_NICK_MAX + 1];
 	/* home/ca.pem if the profile has its own CA bundle for https, else "" */
@@ -277,6 +290,16 @@ struct veil_profile {
 	char md_url[VEIL_PROFILE_URL_MAX];
 	char md_label[VEIL_MD_INFO_STR_MAX + 1];
 };
+
+/* The chat server a connection of p goes to now (the last one tried). */
+static inline const char *veil_profile_chat_host(const struct veil_profile *p)
+{
+	return p->n_chat_addrs > 0 ? p->chat_addrs[p->chat_cur].host : p->chat_host;
+}
+static inline unsigned veil_profile_chat_port(const struct veil_profile *p)
+{
+	return p->n_chat_addrs > 0 ? p->chat_addrs[p->chat_cur].port : p->chat_port;
+}
 
 /* Writes md.json from p's md fields (atomically, mode 0600). */
 int veil_profile_md_save(struct veil_profile *p) VEIL_WUR;

@@ -40,6 +40,14 @@ struct veil_dir_identity {
 	uint64_t feature_mask;
 };
 
+/* chat.addresses entries a client keeps (a longer list is cut to these). */
+#define VEIL_DIR_MAX_CHAT_ADDRS 8
+
+struct veil_dir_chat_addr {
+	char host[VEIL_DIR_MAX_HOST];
+	uint16_t port;
+};
+
 struct veil_dir_provisioning {
 	char server_name[VEIL_DIR_MAX_HOST];
 	char chat_host[VEIL_DIR_MAX_HOST];
@@ -60,6 +68,12 @@ struct veil_dir_provisioning {
 	 */
 	char mediator_url[VEIL_DIR_MAX_URL];
 	char rendezvous_url[VEIL_DIR_MAX_URL];
+	/*
+	 * chat.addresses (a Veil addition): every chat node of a deployment, in
+	 * the order a client tries them; none (0) if the document lists none.
+	 */
+	struct veil_dir_chat_addr chat_addrs[VEIL_DIR_MAX_CHAT_ADDRS];
+	size_t n_chat_addrs;
 };
 
 /*
@@ -105,6 +119,14 @@ int veil_dir_parse_identity(const uint8_t *json, size_t len,
 int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *pin_sign_pk,
                                 const uint8_t *pin_csp_pk,
                                 struct veil_dir_provisioning *out) VEIL_WUR;
+/*
+ * The chat.addresses list of a provisioning document's chat object (JSON
+ * bytes of that object) into out->chat_addrs: at most
+ * VEIL_DIR_MAX_CHAT_ADDRS entries are kept, each {hostname, port 1..65535}.
+ * Clears out's list first; VEIL_EPROTO for a malformed list.
+ */
+int veil_dir_parse_chat_addrs(const uint8_t *json, size_t len,
+                              struct veil_dir_provisioning *out) VEIL_WUR;
 
 /*
  * The challenge response of the specification: BLAKE2b-256 keyed with

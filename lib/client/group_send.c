@@ -346,7 +346,8 @@ static int deliver(struct veil_msgr *m, struct batch *b)
 				rc = veil_msgr_fail(m, VEIL_ETIMEOUT,
 				                    "lost the connection to %s:%u and could not "
 				                    "reconnect in time",
-				                    m->prof.chat_host, (unsigned)m->prof.chat_port);
+				                    veil_profile_chat_host(&m->prof),
+				                    veil_profile_chat_port(&m->prof));
 				goto out;
 			}
 			veil_msgr_sleep_ms(d);

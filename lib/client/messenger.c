@@ -232,6 +232,12 @@ int veil_msgr_init_server_int(struct veil_msgr *m, const char *home,
 	memcpy(p->server_pk, prov.csp_pk, VEIL_KEY_LEN);
 	snprintf(p->chat_host, sizeof p->chat_host, "%s", prov.chat_host);
 	p->chat_port = prov.chat_port;
+	for (size_t i = 0; i < prov.n_chat_addrs && i < VEIL_PROFILE_CHAT_ADDRS_MAX; i++) {
+		snprintf(p->chat_addrs[i].host, sizeof p->chat_addrs[i].host, "%s",
+		         prov.chat_addrs[i].host);
+		p->chat_addrs[i].port = prov.chat_addrs[i].port;
+		p->n_chat_addrs = i + 1;
+	}
 	/* Kept for a device that joins a group (saved with md.json only then). */
 	if (strncmp(prov.mediator_url, "ws://", 5) == 0 ||
 	    strncmp(prov.mediator_url, "wss://", 6) == 0)
@@ -405,7 +411,8 @@ static int login_refused(struct veil_msgr *m, const struct veil_conn *c)
 		                      "server refused the login",
 		                      ids);
 	return veil_msgr_fail(m, VEIL_EAUTH, "server %s:%u refused the login of %s: %s",
-	                      p->chat_host, (unsigned)p->chat_port, ids, c->errtext);
+	                      veil_profile_chat_host(p), veil_profile_chat_port(p), ids,
+	                      c->errtext);
 }
 
 /* Through the mediator: the device group's keys and this device's IDs. */
@@ -440,13 +447,41 @@ static int conn_open_md(struct veil_msgr *m, struct veil_conn *c)
 	return rc;
 }
 
+/*
+ * Straight to the chat server: with a list of chat nodes, each in turn from
+ * the one that last took a login, until one does; a node that is down or
+ * does not answer in time is passed over, an answer that every node would
+ * give (wrong key, login refused, clock) ends the round. The caller backs
+ * off between rounds.
+ */
+static int conn_open_chat(struct veil_msgr *m, struct veil_conn *c)
+{
+	struct veil_profile *p = &m->prof;
+	size_t n = p->n_chat_addrs, first = p->chat_cur < n ? p->chat_cur : 0;
+	if (n == 0)
+		return veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
+		                      m->client_info, m->connect_timeout_ms);
+	int rc = VEIL_EIO;
+	for (size_t k = 0; k < n; k++) {
+		p->chat_cur = (first + k) % n;
+		rc = veil_conn_open(c, p->chat_addrs[p->chat_cur].host,
+		                    p->chat_addrs[p->chat_cur].port, p->server_pk, p->id, p->sk,
+		                    m->client_info, m->connect_timeout_ms);
+		if (rc == 0)
+			return 0;
+		if (rc != VEIL_EIO && rc != VEIL_ETIMEOUT && rc != VEIL_ECLOSED)
+			break;
+		veil_log_debug("client: chat node %u of %zu is not answering",
+		               (unsigned)p->chat_cur + 1, n);
+	}
+	return rc;
+}
+
 static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 {
 	struct veil_profile *p = &m->prof;
 	char ids[VEIL_ID_LEN + 1];
-	int rc = p->md ? conn_open_md(m, c)
-	               : veil_conn_open(c, p->chat_host, p->chat_port, p->server_pk, p->id, p->sk,
-	                                m->client_info, m->connect_timeout_ms);
+	int rc = p->md ? conn_open_md(m, c) : conn_open_chat(m, c);
 	veil_id_str(ids, p->id);
 	if (rc == VEIL_ECLOCK)
 		return veil_msgr_fail(m, rc, "%s", c->errtext);
@@ -461,19 +496,19 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 	case 0: return 0;
 	case VEIL_EIO:
 	case VEIL_ETIMEOUT:
-		return veil_msgr_fail(m, rc, "cannot reach server %s:%u: %s", p->chat_host,
-		                      (unsigned)p->chat_port,
+		return veil_msgr_fail(m, rc, "cannot reach server %s:%u: %s",
+		                      veil_profile_chat_host(p), veil_profile_chat_port(p),
 		                      rc == VEIL_ETIMEOUT ? "timed out" : c->errtext);
 	case VEIL_ECRYPTO:
 		return veil_msgr_fail(
 		    m, rc,
 		    "wrong server key: the chat server %s:%u does not hold the pinned key (if its "
 		    "operator changed it: 'veil server accept-key')",
-		    p->chat_host, (unsigned)p->chat_port);
+		    veil_profile_chat_host(p), veil_profile_chat_port(p));
 	case VEIL_EAUTH: return login_refused(m, c);
 	default:
-		return veil_msgr_fail(m, rc, "connection to %s:%u failed: %s", p->chat_host,
-		                      (unsigned)p->chat_port,
+		return veil_msgr_fail(m, rc, "connection to %s:%u failed: %s",
+		                      veil_profile_chat_host(p), veil_profile_chat_port(p),
 		                      c->errtext[0] ? c->errtext : veil_strerror(rc));
 	}
 }
@@ -530,7 +565,7 @@ static int reconnect(struct veil_msgr *m, struct veil_conn *c, struct veil_backo
 	if (rc == VEIL_ETIMEOUT)
 		veil_msgr_fail(m, rc,
 		               "lost the connection to %s:%u and could not reconnect in time",
-		               m->prof.chat_host, (unsigned)m->prof.chat_port);
+		               veil_profile_chat_host(&m->prof), veil_profile_chat_port(&m->prof));
 	return rc;
 }
 
@@ -545,8 +580,9 @@ static int dropped(struct veil_msgr *m, struct veil_conn *c, int rc)
 		veil_msgr_fail(m, rc, "the mediator closed the connection: %s", c->errtext);
 		return c->can_reconnect;
 	}
-	veil_msgr_fail(m, rc, "lost the connection to %s:%u: %s", m->prof.chat_host,
-	               (unsigned)m->prof.chat_port, c->errtext[0] ? c->errtext : veil_strerror(rc));
+	veil_msgr_fail(m, rc, "lost the connection to %s:%u: %s", veil_profile_chat_host(&m->prof),
+	               veil_profile_chat_port(&m->prof),
+	               c->errtext[0] ? c->errtext : veil_strerror(rc));
 	return rc == VEIL_ECLOSED || rc == VEIL_EIO || rc == VEIL_ETIMEOUT;
 }
 

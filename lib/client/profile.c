@@ -242,6 +242,20 @@ static int profile_json(struct veil_profile *p, char **out)
 	              (int)p->chat_port, "server_key", spk, "signature_key", sgk, "nickname", nick);
 	if (o == NULL)
 		return VEIL_EINVAL;
+	if (p->n_chat_addrs > 0) {
+		json_t *list = json_array();
+		for (size_t i = 0; list != NULL && i < p->n_chat_addrs; i++)
+			if (json_array_append_new(
+			        list, json_pack("{s:s, s:i}", "host", p->chat_addrs[i].host, "port",
+			                        (int)p->chat_addrs[i].port)) != 0) {
+				json_decref(list);
+				list = NULL;
+			}
+		if (json_object_set_new(o, "chat_addresses", list) != 0) {
+			json_decref(o);
+			return VEIL_ENOMEM;
+		}
+	}
 	*out = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	return *out == NULL ? VEIL_ENOMEM : 0;
@@ -446,6 +460,29 @@ static int self_load(struct veil_profile *p)
 	return rc;
 }
 
+/* "chat_addresses" of profile.json, optional: [{host, port}], at most VEIL_PROFILE_CHAT_ADDRS_MAX. */
+static int chat_addrs_load(struct veil_profile *p, json_t *list)
+{
+	p->n_chat_addrs = 0;
+	p->chat_cur = 0;
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > VEIL_PROFILE_CHAT_ADDRS_MAX)
+		return VEIL_EPROTO;
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *e = json_array_get(list, i);
+		json_int_t port = json_integer_value(json_object_get(e, "port"));
+		int rc = json_str(e, "host", p->chat_addrs[i].host, sizeof p->chat_addrs[i].host);
+		if (rc != 0)
+			return rc;
+		if (port <= 0 || port > 65535 || p->chat_addrs[i].host[0] == 0)
+			return VEIL_EPROTO;
+		p->chat_addrs[i].port = (uint16_t)port;
+	}
+	p->n_chat_addrs = json_array_size(list);
+	return 0;
+}
+
 int veil_profile_open(struct veil_profile *p, const char *home)
 {
 	char buf[PROFILE_JSON_MAX];
@@ -478,6 +515,8 @@ int veil_profile_open(struct veil_profile *p, const char *home)
 		goto out;
 	}
 	p->chat_port = (uint16_t)port;
+	if ((rc = chat_addrs_load(p, json_object_get(o, "chat_addresses"))) != 0)
+		goto out;
 	if (file_exists(home, CA_FILE) &&
 	    (rc = path_of(p->ca_file, sizeof p->ca_file, home, CA_FILE)) != 0)
 		goto out;

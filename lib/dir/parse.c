@@ -136,6 +136,51 @@ int veil_dir_parse_identity(const uint8_t *json, size_t len, struct veil_dir_ide
 	return rc;
 }
 
+/* chat.addresses of the chat object, optional; entries past the maximum are left out. */
+static int chat_addrs_from_json(json_t *chat, struct veil_dir_provisioning *out)
+{
+	json_t *list = json_object_get(chat, "addresses");
+	memset(out->chat_addrs, 0, sizeof out->chat_addrs);
+	out->n_chat_addrs = 0;
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list))
+		return veil_dir_fail(VEIL_EPROTO,
+		                     "provisioning document has a bad chat address list");
+	size_t n = json_array_size(list);
+	if (n > VEIL_DIR_MAX_CHAT_ADDRS)
+		n = VEIL_DIR_MAX_CHAT_ADDRS;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(list, i);
+		json_t *port = json_is_object(e) ? json_object_get(e, "port") : NULL;
+		int rc;
+		if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+		    json_integer_value(port) > 65535)
+			return veil_dir_fail(VEIL_EPROTO,
+			                     "provisioning document has a bad chat address");
+		if ((rc = json_str(e, "hostname", out->chat_addrs[i].host,
+		                   sizeof out->chat_addrs[i].host, 1)) != 0)
+			return rc;
+		out->chat_addrs[i].port = (uint16_t)json_integer_value(port);
+		out->n_chat_addrs = i + 1;
+	}
+	return 0;
+}
+
+int veil_dir_parse_chat_addrs(const uint8_t *json, size_t len, struct veil_dir_provisioning *out)
+{
+	json_t *root = NULL;
+	int rc = veil_dir_json_load(json, len, &root);
+	if (rc == 0 && !json_is_object(root))
+		rc = veil_dir_fail(VEIL_EPROTO, "the chat entry is not an object");
+	if (rc == 0)
+		rc = chat_addrs_from_json(root, out);
+	if (rc != 0)
+		out->n_chat_addrs = 0;
+	json_decref(root);
+	return rc;
+}
+
 int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *pin_sign_pk,
                                 const uint8_t *pin_csp_pk, struct veil_dir_provisioning *out)
 {
@@ -194,7 +239,8 @@ int veil_dir_parse_provisioning(const uint8_t *doc, size_t len, const uint8_t *p
 	    (rc = json_str(dir, "url", out->directory_url, sizeof out->directory_url, 1)) != 0 ||
 	    (rc = json_str(root, "serverName", out->server_name, sizeof out->server_name, 0)) !=
 	        0 ||
-	    (rc = json_int_opt(root, "refresh", 0, UINT32_MAX, 86400, &refresh)) != 0)
+	    (rc = json_int_opt(root, "refresh", 0, UINT32_MAX, 86400, &refresh)) != 0 ||
+	    (rc = chat_addrs_from_json(chat, out)) != 0)
 		goto out;
 	out->refresh_s = (uint32_t)refresh;
 	/* OPPF's blob URLs, optional here (a server may run without the blob service). */

@@ -8,7 +8,9 @@
  *   signatureKey   base64 Ed25519 public key that signs this document
  *   refresh        seconds until a client should fetch it again
  *   serverName     the server's public host name (a Veil addition)
- *   chat           {hostname, ports: [port], publicKey: base64 X25519 key}
+ *   chat           {hostname, ports: [port], publicKey: base64 X25519 key,
+ *                  addresses: [{hostname, port}] every chat node in the order
+ *                  clients try them (a Veil addition, with --chat-address)}
  *   directory      {url: base URL of the directory, ending with "/"}
  *   blob           {uploadUrl, downloadUrl, doneUrl} (with a data directory)
  *   mediator       {url: ws(s):// base URL of the mediator, ending with "/"}
@@ -142,6 +144,25 @@ int veil_dirsvc_provisioning_build(const struct veil_server *srv, uint16_t port,
 	      json_object_set_new(doc, "safe", json_pack("{s:s}", "url", safe_url)) != 0))) {
 		json_decref(doc);
 		doc = NULL;
+	}
+	/*
+	 * --chat-address: every chat node, in the order clients try them, beside
+	 * the single hostname/ports entry that older clients read.
+	 */
+	if (doc != NULL && cfg->n_chat_addrs > 0) {
+		json_t *list = json_array();
+		for (uint32_t i = 0; list != NULL && i < cfg->n_chat_addrs; i++)
+			if (json_array_append_new(
+			        list, json_pack("{s:s, s:i}", "hostname", cfg->chat_addrs[i].host,
+			                        "port", (int)cfg->chat_addrs[i].port)) != 0) {
+				json_decref(list);
+				list = NULL;
+			}
+		if (list == NULL ||
+		    json_object_set_new(json_object_get(doc, "chat"), "addresses", list) != 0) {
+			json_decref(doc);
+			doc = NULL;
+		}
 	}
 	if (doc == NULL)
 		goto out;

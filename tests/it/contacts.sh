@@ -8,6 +8,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/veil-contacts.XXXXXX)
 CP=$(port); HP=$(port); SP=$(port); WP=$(port)
+it_pg_args # --store under VEIL_IT_PG
 URL=http://127.0.0.1:$HP
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$T"; }
@@ -31,7 +32,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 /usr/bin/python3 "$T/hook.py" "$WP" "$T/sms.log" &
 pids+=($!)
-"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" \
+"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" "${IT_STORE_ARGS[@]}" \
 	--smtp-url "smtp://127.0.0.1:$SP" --smtp-from "veil@localhost" \
 	--sms-webhook "http://127.0.0.1:$WP/sms" --link-rate 3 >>"$T/veild.log" 2>&1 &
 pids+=($!)

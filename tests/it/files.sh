@@ -115,7 +115,7 @@ check veild_memory_below_64MiB [ "$srv_hwm" -lt $LIMIT_KB ]
 stop
 
 # Over the limit: a server with a 1 MiB maximum.
-"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" --blob-max-size 1048576 \
+"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" "${IT_STORE_ARGS[@]}" --blob-max-size 1048576 \
 	>>"$T/veild.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "$URL/.well-known/veil/provisioning" >/dev/null 2>&1 && break; sleep 0.1; done

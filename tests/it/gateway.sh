@@ -18,7 +18,7 @@ pids=()
 cleanup() { stop 2>/dev/null; for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
 trap 'cleanup; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
-ctl() { "$BIN/veilctl" gateway --data "$T/srv" "$@"; }
+ctl() { "$BIN/veilctl" gateway --data "$T/srv" "${IT_STORE_ARGS[@]}" "$@"; }
 code() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }
 
 # The data directory exists once veild has run.
@@ -33,15 +33,15 @@ read -r RID RSEC < <(ctl create --id '*RECVTST' --public-key "$RPK" \
 read -r BID BSEC < <(ctl create --credits 3)
 read -r SID SSEC < <(ctl create --id '*ECHOSH1')
 check create_prints_id_and_secret bash -c "[[ '$EID' == '*ECHOBOT' && ${#ESEC} == 16 && '$BID' == \\** ]]"
-check create_taken_id_refused bash -c "! $BIN/veilctl gateway --data $T/srv create --id '*ECHOBOT' 2>/dev/null"
-check create_bad_id_refused bash -c "! $BIN/veilctl gateway --data $T/srv create --id 'NOSTAR12' 2>/dev/null"
-check list_shows_modes bash -c "ctl() { $BIN/veilctl gateway --data $T/srv \"\$@\"; }; ctl list | grep -q '^\\*ECHOBOT e2e 1000000 http' && ctl list | grep -q '^$BID basic+e2e 3 -'"
+check create_taken_id_refused bash -c "! $BIN/veilctl gateway --data $T/srv ${IT_STORE_ARGS[*]} create --id '*ECHOBOT' 2>/dev/null"
+check create_bad_id_refused bash -c "! $BIN/veilctl gateway --data $T/srv ${IT_STORE_ARGS[*]} create --id 'NOSTAR12' 2>/dev/null"
+check list_shows_modes bash -c "ctl() { $BIN/veilctl gateway --data $T/srv ${IT_STORE_ARGS[*]} \"\$@\"; }; ctl list | grep -q '^\\*ECHOBOT e2e 1000000 http' && ctl list | grep -q '^$BID basic+e2e 3 -'"
 check secret_not_stored_in_clear bash -c "! grep -qa '$ESEC' $T/srv/gateway.db"
 
 python3 "$RCV" "$RP" "$T" x 00 "$GW" '*NOTUSE' >"$T/rcv1.log" 2>&1 &
 pids+=($!)
 start
-check ctl_works_while_running bash -c "$BIN/veilctl gateway --data $T/srv list | grep -q '^\\*ECHOBOT e2e 1000000 http'"
+check ctl_works_while_running bash -c "$BIN/veilctl gateway --data $T/srv ${IT_STORE_ARGS[*]} list | grep -q '^\\*ECHOBOT e2e 1000000 http'"
 check provisioning_announces_gateway bash -c "curl -s $URL/.well-known/veil/provisioning | head -1 | grep -q '\"gateway\":{\"url\":\"http://127.0.0.1:$HP/gateway\"}'"
 A=$(va init --server "$URL" --nickname Alice)
 APK=$(va whoami | cut -d' ' -f2)
@@ -202,7 +202,7 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$T/tries" ] && break; sleep 0.1; done
 check callback_retried_on_503 test -s "$T/tries"
 stop
-check list_shows_callback_failures bash -c "$BIN/veilctl gateway --data $T/srv list | grep '^\\*RECVTST' | grep -q 'callback failures in a row, last .*: answered 503'"
+check list_shows_callback_failures bash -c "$BIN/veilctl gateway --data $T/srv ${IT_STORE_ARGS[*]} list | grep '^\\*RECVTST' | grep -q 'callback failures in a row, last .*: answered 503'"
 start
 va send '*RECVTST' "in order 4" >/dev/null
 rm -f "$T/down"

@@ -34,7 +34,80 @@ struct it_server {
 	char dir_url[160];
 	uint8_t csp_pk[32];
 	const char *extra[8]; /* more veild arguments, NULL-terminated */
+	char store[640];      /* under VEIL_IT_PG: the database of this server */
 };
+
+/* 1 when veild keeps its store in PostgreSQL (VEIL_IT_STORE or VEIL_IT_PG). */
+static inline int it_on_pg(void)
+{
+	const char *a = getenv("VEIL_IT_STORE"), *b = getenv("VEIL_IT_PG");
+	return (a != NULL && a[0] != '\0') || (b != NULL && b[0] != '\0');
+}
+
+/* Runs psql on VEIL_IT_PG's postgres database with one SQL command. */
+static inline int it_psql(const char *sql)
+{
+	char url[600];
+	snprintf(url, sizeof url, "%s/postgres", getenv("VEIL_IT_PG"));
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		if (freopen("/dev/null", "w", stdout) == NULL)
+			_exit(127);
+		execlp("psql", "psql", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql,
+		       (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	if (waitpid(p, &st, 0) != p)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* The databases this test made under VEIL_IT_PG, dropped when it exits. */
+static char it_pg_dbs[16][48];
+static int it_pg_ndbs;
+static pid_t it_pg_owner; /* a forked child that exits leaves them alone */
+
+static inline void it_pg_drop_all(void)
+{
+	char sql[128];
+	if (getpid() != it_pg_owner)
+		return;
+	for (int i = 0; i < it_pg_ndbs; i++) {
+		snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %.47s WITH (FORCE)",
+		         it_pg_dbs[i]);
+		(void)it_psql(sql);
+	}
+	it_pg_ndbs = 0;
+}
+
+/*
+ * VEIL_IT_PG=postgresql://USER:PW@HOST:PORT (tests/run-pg sets it): a fresh
+ * database for a server's first start, kept across its restarts.
+ */
+static inline int it_pg_store(struct it_server *srv)
+{
+	const char *base = getenv("VEIL_IT_PG");
+	char sql[128];
+	if (base == NULL || base[0] == '\0' || srv->store[0] != '\0')
+		return 0;
+	if (it_pg_ndbs == (int)(sizeof it_pg_dbs / sizeof it_pg_dbs[0]))
+		return -1;
+	char *name = it_pg_dbs[it_pg_ndbs];
+	snprintf(name, sizeof it_pg_dbs[0], "veil_it_%ld_%u", (long)getpid(),
+	         (unsigned)randombytes_uniform(1000000000));
+	snprintf(sql, sizeof sql, "CREATE DATABASE %.47s", name);
+	if (it_psql(sql) != 0)
+		return -1;
+	if (it_pg_ndbs++ == 0) {
+		it_pg_owner = getpid();
+		atexit(it_pg_drop_all);
+	}
+	snprintf(srv->store, sizeof srv->store, "%s/%s", base, name);
+	return 0;
+}
 
 /*
  * A free port below the ephemeral range (32768 and up), so that the
@@ -97,6 +170,8 @@ static inline int it_start(struct it_server *srv)
 	snprintf(hport, sizeof hport, "%u", srv->http_port);
 	snprintf(srv->http_url, sizeof srv->http_url, "http://127.0.0.1:%u", srv->http_port);
 	snprintf(srv->dir_url, sizeof srv->dir_url, "%s/directory/", srv->http_url);
+	if (it_pg_store(srv) != 0)
+		return -1;
 	srv->pid = fork();
 	if (srv->pid < 0)
 		return -1;
@@ -119,6 +194,8 @@ static inline int it_start(struct it_server *srv)
 			argv[k++] = srv->extra[i];
 		/* VEIL_IT_STORE=postgresql://...: the whole test runs on that store. */
 		const char *store = getenv("VEIL_IT_STORE");
+		if (srv->store[0] != '\0')
+			store = srv->store;
 		if (store != NULL && store[0] != '\0') {
 			argv[k++] = "--store";
 			argv[k++] = store;

@@ -174,6 +174,11 @@ int main(void)
 		printf("  skipped: mounting a tmpfs needs root\n");
 		return 0;
 	}
+	if (it_on_pg()) {
+		/* The disk that fills here is the SQLite store's; PostgreSQL's is elsewhere. */
+		printf("  skipped: SQLite only (fills the disk under the SQLite store)\n");
+		return 0;
+	}
 	snprintf(mnt, sizeof mnt, "/tmp/veil-full-XXXXXX");
 	if (mkdtemp(mnt) == NULL || mount("tmpfs", mnt, "tmpfs", 0, "size=20m,mode=0700") != 0) {
 		printf("FAIL mount_tmpfs (%s)\n", strerror(errno));

@@ -5,7 +5,14 @@
 #                                  extra flags veild starts with; cleans up on exit
 #                                  (KEEP=1 keeps $T for a look)
 #   start / stop                   veild on those ports, stopped by its PID
+#   ${IT_STORE_ARGS[@]}            --store URL of veild's database under VEIL_IT_PG
 #   check NAME COMMAND...          prints PASS/FAIL NAME, counts $fails
+#   it_sql QUERY                   runs QUERY on veild's store (SQLite or PostgreSQL)
+#   it_sqlite_only REASON          under VEIL_IT_PG, prints SKIP and exits 0
+#
+# VEIL_IT_PG=postgresql://USER:PW@HOST:PORT (tests/run-pg sets it): the first
+# start of a test creates a fresh database there (USER needs CREATEDB) and
+# veild keeps its store in it; the exit trap drops it.
 BIN=${VEIL_BIN:-$PWD/build}
 # Every profile a test makes is encrypted under this passphrase at the cheapest
 # KDF level: the encrypted path is what every test runs, without paying
@@ -14,6 +21,7 @@ IT_PASSPHRASE_FILE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/passphrase.txt
 export VEIL_PASSPHRASE_FILE=$IT_PASSPHRASE_FILE VEIL_KDF=min
 fails=0
 pid=
+IT_DB=
 
 # A free port below the ephemeral range (32768 and up), where TIME_WAIT sockets
 # of earlier connections cannot collide with the listener.
@@ -38,12 +46,47 @@ it_setup() {
 	CP=$(port)
 	HP=$(port)
 	URL=http://127.0.0.1:$HP
+	it_pg_args # IT_STORE_ARGS: --store URL under VEIL_IT_PG (for veilctl), else empty
 	trap 'stop 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+}
+
+# Under VEIL_IT_PG: a database of this test's own, created once, as --store.
+it_pg_args() {
+	IT_STORE_ARGS=()
+	[ -n "${VEIL_IT_PG:-}" ] || return 0
+	local a
+	for a in "${VEILD_EXTRA[@]}"; do [ "$a" = --store ] && return 0; done
+	if [ -z "$IT_DB" ]; then
+		IT_DB=veil_it_$$_$RANDOM
+		psql -qAt -v ON_ERROR_STOP=1 -d "$VEIL_IT_PG/postgres" -c "CREATE DATABASE $IT_DB" \
+			>/dev/null || { echo "cannot create database $IT_DB"; exit 1; }
+	fi
+	IT_STORE_ARGS=(--store "$VEIL_IT_PG/$IT_DB")
+}
+# A test that sets an EXIT trap of its own still drops its database.
+trap() {
+	if [ $# -ge 2 ] && [ "${!#}" = EXIT ]; then builtin trap "$1; it_pg_drop" EXIT; else builtin trap "$@"; fi
+}
+it_pg_drop() {
+	[ -n "$IT_DB" ] || return 0
+	psql -qAt -d "$VEIL_IT_PG/postgres" -c "DROP DATABASE IF EXISTS $IT_DB WITH (FORCE)" \
+		>/dev/null 2>&1
+	IT_DB=
+}
+# Runs one SQL query on the store of this test's veild (SQLite or PostgreSQL).
+it_sql() {
+	if [ -n "$IT_DB" ]; then psql -qAt -d "$VEIL_IT_PG/$IT_DB" -c "$1"; else sqlite3 "$T/srv/veil.db" "$1"; fi
+}
+it_sqlite_only() { # reason
+	[ -n "${VEIL_IT_PG:-}" ] || return 0
+	echo "SKIP $(basename "$0"): SQLite only ($1)"
+	exit 0
 }
 
 start() {
 	# VEIL_IT_CHAT_THREADS=N: the whole suite with N chat loops (default: one per CPU).
-	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" \
+	it_pg_args
+	"$BIN/veild" --data "$T/srv" --chat-port "$CP" --http-port "$HP" "${IT_STORE_ARGS[@]}" \
 		${VEIL_IT_CHAT_THREADS:+--chat-threads "$VEIL_IT_CHAT_THREADS"} "${VEILD_EXTRA[@]}" \
 		>>"$T/veild.log" 2>&1 &
 	pid=$!

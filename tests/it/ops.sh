@@ -8,6 +8,7 @@
 # --log-ip, and veilctl check.
 set -u
 . "$(dirname "$0")/lib.sh"
+it_sqlite_only "veilctl on a stopped server's veil.db; pg_ops.sh is its PostgreSQL counterpart"
 AP=$(port)
 it_setup ops --config "$(mktemp -u)" # replaced below: the config lives in $T
 CONF=$T/veild.conf

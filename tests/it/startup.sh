@@ -4,6 +4,7 @@
 # private whatever the umask, and a damaged store is found and reported.
 set -u
 . "$(dirname "$0")/lib.sh"
+it_sqlite_only "damages veil.db on purpose and checks what veild says"
 it_setup startup
 
 # Runs veild with args; it must exit 1 at once with one stderr line matching pat.

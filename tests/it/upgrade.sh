@@ -11,6 +11,7 @@
 # PostgreSQL 15 (as tests/it/pg.sh) and is left out without them.
 set -u
 . "$(dirname "$0")/lib.sh"
+it_sqlite_only "opens stores of older versions from fixtures; its PostgreSQL half starts its own server"
 it_setup upgrade --signup invite
 FX=$(cd "$(dirname "$0")" && pwd)/fixtures
 

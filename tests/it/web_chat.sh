@@ -26,7 +26,7 @@ it_setup web_chat
 start
 stop
 read -r GSK GPK < <(python3 examples/gateway-echo-bot.py --keygen)
-read -r GID GSEC < <("$BIN/veilctl" gateway --data "$T/srv" create --id '*REPLAY1' --public-key "$GPK")
+read -r GID GSEC < <("$BIN/veilctl" gateway --data "$T/srv" "${IT_STORE_ARGS[@]}" create --id '*REPLAY1' --public-key "$GPK")
 start
 va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }
 vb() { VEIL_HOME=$T/b "$BIN/veil" "$@"; }

@@ -221,6 +221,29 @@ static void test_public_endpoints(void)
 		}
 }
 
+static void test_chat_address(void)
+{
+	struct veil_config c;
+	char err[256] = "";
+	veil_config_defaults(&c);
+	CHECK(c.n_chat_addrs == 0);
+	CHECK_RC(veil_config_set(&c, "chat-address", "node-a.example.org:5222", err, sizeof err),
+	         0);
+	CHECK_RC(veil_config_set(&c, "chat-address", "[2001:db8::2]:443", err, sizeof err), 0);
+	CHECK(c.n_chat_addrs == 2 && strcmp(c.chat_addrs[0].host, "node-a.example.org") == 0 &&
+	      c.chat_addrs[0].port == 5222 && strcmp(c.chat_addrs[1].host, "2001:db8::2") == 0 &&
+	      c.chat_addrs[1].port == 443);
+	CHECK_RC(veil_config_set(&c, "chat-address", "node-c.example.org", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK(c.n_chat_addrs == 2);
+	while (c.n_chat_addrs < VEIL_MAX_CHAT_ADDRS)
+		CHECK_RC(veil_config_set(&c, "chat-address", "n.example.org:1", err, sizeof err),
+		         0);
+	CHECK_RC(veil_config_set(&c, "chat-address", "n.example.org:1", err, sizeof err),
+	         VEIL_EINVAL);
+	CHECK(strstr(err, "at most") != NULL && c.n_chat_addrs == VEIL_MAX_CHAT_ADDRS);
+}
+
 static void test_trusted_proxy(void)
 {
 	struct veil_config c;
@@ -308,6 +331,7 @@ T_MAIN_BEGIN
 RUN(test_defaults);
 RUN(test_signup);
 RUN(test_trusted_proxy);
+RUN(test_chat_address);
 RUN(test_public_endpoints);
 RUN(test_gateway);
 RUN(test_http_limits);

@@ -683,6 +683,64 @@ static void test_provisioning(void)
  * With --public-url and --public-chat every endpoint the document names is
  * the public one (a TLS proxy's), none the listener's own.
  */
+/* --chat-address: every node in chat.addresses, signed; the parser's bounds. */
+static void test_provisioning_chat_addrs(void)
+{
+	struct veil_server s = srv;
+	struct veil_buf doc;
+	struct veil_dir_provisioning p;
+	veil_buf_init(&doc, 64 * 1024);
+	CHECK_RC(veil_dirsvc_provisioning_build(&s, 8080, &doc), 0);
+	CHECK_RC(veil_dir_parse_provisioning(doc.p, doc.len, NULL, NULL, &p), 0);
+	CHECK(p.n_chat_addrs == 0 && find(doc.p, doc.len, "addresses") == NULL);
+	snprintf(s.cfg.chat_addrs[0].host, sizeof s.cfg.chat_addrs[0].host, "node-a.example.org");
+	s.cfg.chat_addrs[0].port = 5222;
+	snprintf(s.cfg.chat_addrs[1].host, sizeof s.cfg.chat_addrs[1].host, "2001:db8::9");
+	s.cfg.chat_addrs[1].port = 443;
+	s.cfg.n_chat_addrs = 2;
+	CHECK_RC(veil_dirsvc_provisioning_build(&s, 8080, &doc), 0);
+	CHECK_RC(veil_dir_parse_provisioning(doc.p, doc.len, srv.keys.sign_pk, NULL, &p), 0);
+	veil_buf_release(&doc);
+	CHECK(p.n_chat_addrs == 2);
+	CHECK(strcmp(p.chat_addrs[0].host, "node-a.example.org") == 0 &&
+	      p.chat_addrs[0].port == 5222);
+	CHECK(strcmp(p.chat_addrs[1].host, "2001:db8::9") == 0 && p.chat_addrs[1].port == 443);
+	/* The single entry older clients read is still there. */
+	CHECK(strcmp(p.chat_host, "127.0.0.1") == 0 && p.chat_port == 5222);
+
+	/* A longer list is cut to VEIL_DIR_MAX_CHAT_ADDRS; a bad entry is refused. */
+	char js[2048];
+	size_t n = (size_t)snprintf(js, sizeof js, "{\"addresses\":[");
+	for (int i = 0; i < VEIL_DIR_MAX_CHAT_ADDRS + 3; i++)
+		n += (size_t)snprintf(js + n, sizeof js - n, "%s{\"hostname\":\"n%d\",\"port\":%d}",
+		                      i ? "," : "", i, 1000 + i);
+	n += (size_t)snprintf(js + n, sizeof js - n, "]}");
+	CHECK_RC(veil_dir_parse_chat_addrs((const uint8_t *)js, n, &p), 0);
+	CHECK(p.n_chat_addrs == VEIL_DIR_MAX_CHAT_ADDRS);
+	CHECK(strcmp(p.chat_addrs[VEIL_DIR_MAX_CHAT_ADDRS - 1].host, "n7") == 0 &&
+	      p.chat_addrs[VEIL_DIR_MAX_CHAT_ADDRS - 1].port == 1007);
+	static const char *const bad[] = {
+	    "{\"addresses\":{}}",
+	    "{\"addresses\":[1]}",
+	    "{\"addresses\":[{\"hostname\":\"a\",\"port\":0}]}",
+	    "{\"addresses\":[{\"hostname\":\"a\",\"port\":65536}]}",
+	    "{\"addresses\":[{\"hostname\":\"\",\"port\":1}]}",
+	    "{\"addresses\":[{\"port\":1}]}",
+	    "[]",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		p.n_chat_addrs = 5;
+		if (veil_dir_parse_chat_addrs((const uint8_t *)bad[i], strlen(bad[i]), &p) !=
+		        VEIL_EPROTO ||
+		    p.n_chat_addrs != 0) {
+			fprintf(stderr, "accepted chat addresses %s\n", bad[i]);
+			CHECK(0);
+		}
+	}
+	CHECK_RC(veil_dir_parse_chat_addrs((const uint8_t *)"{}", 2, &p), 0);
+	CHECK(p.n_chat_addrs == 0);
+}
+
 static void test_provisioning_public(void)
 {
 	struct veil_server s = srv;
@@ -894,6 +952,7 @@ T_MAIN_BEGIN
 	RUN(test_keepalive);
 	RUN(test_rate_limit);
 	RUN(test_provisioning);
+	RUN(test_provisioning_chat_addrs);
 	RUN(test_provisioning_public);
 	RUN(test_signup_invite);
 	RUN(test_unreachable);
