@@ -21,6 +21,13 @@
  *   W5 mixed run         minutes of churn (logouts, logins), 1:1 and group
  *                        messages paced, online and queued: veild memory
  *                        growth after warm-up and p99 drift (see w5())
+ *   W6 login storm       a paced stream's latency while others log in
+ *   W7 quiet messages    1,000 senders paced at 5,000, 10,000 and 20,000
+ *                        msgs/s, veild with its wake-up coalescing off and
+ *                        on (--chat-coalesce-us), beside the bare relay at
+ *                        the same pacing and veild flat out (10 pairs): the
+ *                        CPU a message costs when the server is not busy,
+ *                        and veild's sleeps per message
  *
  * Every run counts lost and duplicated messages; any is a failure (exit 1).
  * Figures are medians of --runs runs; --json FILE writes them.
@@ -67,6 +74,7 @@ static uint64_t run_tag;
 static int opt_window = 64;
 static int opt_pairs;
 static const char *opt_handoff = "100"; /* veild --handoff-ms */
+static const char *opt_coalesce;        /* veild --chat-coalesce-us, NULL: its default */
 static const char *opt_threads;         /* veild --chat-threads, if given */
 static int opt_unpinned;                /* --cpus all: neither veild nor chatbench is pinned */
 static int opt_storm;                   /* --storm N: W6's concurrent logins */
@@ -125,6 +133,10 @@ static int exec_veild(struct proc *p)
 		if (opt_threads != NULL) {
 			argv[argc++] = "--chat-threads";
 			argv[argc++] = opt_threads;
+		}
+		if (opt_coalesce != NULL) {
+			argv[argc++] = "--chat-coalesce-us";
+			argv[argc++] = opt_coalesce;
 		}
 		execv(exe, (char *const *)argv);
 		_exit(127);
@@ -848,6 +860,7 @@ static void make_template(struct pair *p, const struct user *a, const struct use
 struct result {
 	double msgs_s, p50, p99, p999, cpu_us_msg, logins_s, bytes_per_conn;
 	double gen_us;        /* chatbench's own CPU per message (per login in W1) */
+	double sleeps;        /* W3: veild's sleeps (voluntary context switches) per message */
 	double pg_cpu_us_msg; /* W3 with --pg-pid: PostgreSQL's CPU per message */
 	/* W5 only (w5 set): churn, server memory and the p99 of the first and last window. */
 	int w5;
@@ -904,7 +917,7 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	pid_t pid_b = !bare && node_b != NULL ? node_b->pid : 0;
 	uint64_t base_recv = 0, base_cpu = proc_cpu_us(srv->pid) + (pid_b ? proc_cpu_us(pid_b) : 0);
 	uint64_t base_pg = bare ? 0 : pg_cpu_us(), gen0 = self_cpu_us();
-	uint64_t l0 = r.logins;
+	uint64_t l0 = r.logins, base_sleeps = proc_sleeps(srv->pid);
 	for (int i = 0; i < npairs; i++)
 		base_recv += r.pairs[i].received;
 	r.nlat = 0;
@@ -913,7 +926,7 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	uint64_t t1 = now_us();
 	uint64_t cpu = proc_cpu_us(srv->pid) + (pid_b ? proc_cpu_us(pid_b) : 0) - base_cpu;
 	uint64_t pg_cpu = bare ? 0 : pg_cpu_us() - base_pg;
-	uint64_t gen = self_cpu_us() - gen0, recv = 0;
+	uint64_t gen = self_cpu_us() - gen0, recv = 0, sleeps = proc_sleeps(srv->pid) - base_sleeps;
 	res->logins_s = (double)(r.logins - l0) / ((double)(t1 - t0) / 1e6);
 	r.storm = 0; /* the storm's connections stay closed from here */
 	for (int i = 0; i < npairs; i++)
@@ -928,6 +941,7 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	res->msgs_s = (double)recv / ((double)(t1 - t0) / 1e6);
 	res->cpu_us_msg = recv ? (double)cpu / (double)recv : 0;
 	res->gen_us = recv ? (double)gen / (double)recv : 0;
+	res->sleeps = recv ? (double)sleeps / (double)recv : 0;
 	res->pg_cpu_us_msg = recv ? (double)pg_cpu / (double)recv : 0;
 	res->p50 = pct(r.lat, r.nlat, 0.5);
 	res->p99 = pct(r.lat, r.nlat, 0.99);
@@ -1573,6 +1587,7 @@ static void med(struct result *out, struct result *rs, int n)
 	M(p999);
 	M(cpu_us_msg);
 	M(gen_us);
+	M(sleeps);
 	M(pg_cpu_us_msg);
 	M(logins_s);
 	M(bytes_per_conn);
@@ -1698,10 +1713,10 @@ static int want(const char *only, const char *w)
 static void usage(void)
 {
 	printf("Usage: chatbench [--smoke] [--runs N] [--secs S] [--idle N] [--drain RxM]\n"
-	       "                 [--only W1,W2,W3,W4,W5] [--json FILE] [--bin DIR]\n"
+	       "                 [--only W1,...,W7] [--json FILE] [--bin DIR]\n"
 	       "                 [--pairs N] [--window N] [--handoff-ms N]\n"
 	       "                 [--w5-secs S] [--w5-rate MSGS] [--w5-users N]\n"
-	       "                 [--chat-threads N] [--cpus all] [--storm N]\n"
+	       "                 [--chat-threads N] [--cpus all] [--storm N] [--coalesce-us N]\n"
 	       "                 [--store postgresql://...] [--nodes 1|2] [--pg-pid PID]\n"
 	       "--store: veild on PostgreSQL (a fresh database); --nodes 2: W3's receivers\n"
 	       "on a second veild on that store; --pg-pid: the postmaster, whose processes'\n"
@@ -1712,6 +1727,8 @@ static void usage(void)
 	       "msgs/s from 100 senders while --storm N (200) other identities log in over\n"
 	       "and over: its p99 is the messages' latency during a login storm. The last\n"
 	       "column is chatbench's own CPU per message (per login in W1).\n"
+	       "W7 (quiet messages) runs veild with --chat-coalesce-us 0 and --coalesce-us N\n"
+	       "(500).\n"
 	       "--handoff-ms is passed to veild (0: every message is stored before its ack).\n"
 	       "W5 (mixed, default 300 s at 5000 msgs/s over 2000 users) takes --runs times\n"
 	       "that long; --only W5 runs it alone.\n");
@@ -1721,7 +1738,7 @@ int main(int argc, char **argv)
 {
 	int smoke = 0, runs = 3, idle = 19000, drain_r = 1000, drain_m = 1000, w5_users = 2000;
 	double secs = 8, w5_secs = 300, w5_rate = 5000;
-	const char *only = "W1,W2,W3,W4,W5", *json_path = NULL;
+	const char *only = "W1,W2,W3,W4,W5,W6,W7", *json_path = NULL, *w7_on = "500";
 	static const struct option opts[] = {{"smoke", no_argument, NULL, 's'},
 	                                     {"runs", required_argument, NULL, 'r'},
 	                                     {"secs", required_argument, NULL, 't'},
@@ -1739,6 +1756,7 @@ int main(int argc, char **argv)
 	                                     {"chat-threads", required_argument, NULL, 'T'},
 	                                     {"cpus", required_argument, NULL, 'C'},
 	                                     {"storm", required_argument, NULL, 'X'},
+	                                     {"coalesce-us", required_argument, NULL, 'Q'},
 	                                     {"store", required_argument, NULL, 'G'},
 	                                     {"nodes", required_argument, NULL, 'N'},
 	                                     {"pg-pid", required_argument, NULL, 'P'},
@@ -1769,6 +1787,7 @@ int main(int argc, char **argv)
 		case 'T': opt_threads = optarg; break;
 		case 'C': opt_unpinned = strcmp(optarg, "all") == 0; break;
 		case 'X': opt_storm = (int)strtol(optarg, NULL, 10); break;
+		case 'Q': w7_on = optarg; break;
 		case 'G': opt_store = optarg; break;
 		case 'N': opt_nodes = (int)strtol(optarg, NULL, 10); break;
 		case 'P': opt_pg_pid = (pid_t)strtol(optarg, NULL, 10); break;
@@ -1918,6 +1937,61 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "W6 paced %d/s, storm of %d", smoke ? 500 : 5000,
 		         smoke ? 20 : opt_storm);
 		report(name, &m, NULL, NULL);
+	}
+	if (want(only, "W7")) {
+		/*
+		 * Quiet messages: what a message costs when the server is far from
+		 * busy. Each run measures, in this order: veild flat out (the
+		 * reference the CPU per paced message is compared to), the bare
+		 * relay paced, then veild paced with coalescing off and on.
+		 */
+		double quiet_list[] = {5000, 10000, 20000};
+		const char *saved = opt_coalesce;
+		struct result flat[MAXRUNS], off[MAXRUNS], on[MAXRUNS], mf, moff, mon;
+		int quiet_n = smoke ? 50 : 1000;
+		for (size_t k = 0; k < VEIL_ARRAY_LEN(quiet_list); k++) {
+			double rate = smoke ? 500 : quiet_list[k];
+			for (int i = 0; i < runs; i++) {
+				struct proc bare = {0};
+				opt_coalesce = "0";
+				if (restart_veild(&srv) != 0 ||
+				    w3(&srv, users, 10, 0, secs, 0, &flat[i]) != 0 ||
+				    start_bare(&bare, 0) != 0 ||
+				    w3(&bare, users, quiet_n, rate, secs, 1, &br[i]) != 0 ||
+				    w3(&srv, users, quiet_n, rate, secs, 0, &off[i]) != 0)
+					failures++;
+				stop_proc(&bare);
+				opt_coalesce = w7_on;
+				if (restart_veild(&srv) != 0 ||
+				    w3(&srv, users, quiet_n, rate, secs, 0, &on[i]) != 0)
+					failures++;
+			}
+			med(&mf, flat, runs);
+			med(&mb, br, runs);
+			med(&moff, off, runs);
+			med(&mon, on, runs);
+			char name[64];
+			snprintf(name, sizeof name, "W7 %.0f/s, coalesce off", rate);
+			report(name, &moff, &mb, NULL);
+			snprintf(name, sizeof name, "W7 %.0f/s, coalesce %sus", rate, w7_on);
+			report(name, &mon, NULL, NULL);
+			printf("%-28s veild's sleeps per message: off %.2f, on %.2f; the bare "
+			       "relay's %.2f\n",
+			       "  wake-ups", moff.sleeps, mon.sleeps, mb.sleeps);
+			printf("%-28s %.1f us per message (10 pairs); CPU per paced message: off "
+			       "%.1fx flat out, %.2fx bare; on %.1fx flat out, %.2fx bare\n",
+			       "  veild flat out", mf.cpu_us_msg,
+			       mf.cpu_us_msg > 0 ? moff.cpu_us_msg / mf.cpu_us_msg : 0,
+			       mb.cpu_us_msg > 0 ? moff.cpu_us_msg / mb.cpu_us_msg : 0,
+			       mf.cpu_us_msg > 0 ? mon.cpu_us_msg / mf.cpu_us_msg : 0,
+			       mb.cpu_us_msg > 0 ? mon.cpu_us_msg / mb.cpu_us_msg : 0);
+			fflush(stdout);
+			if (smoke)
+				break;
+		}
+		opt_coalesce = saved;
+		if (restart_veild(&srv) != 0)
+			failures++;
 	}
 	if (want(only, "W1")) {
 		for (int i = 0; i < runs; i++)

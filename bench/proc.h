@@ -7,6 +7,7 @@
 #define VEIL_BENCH_PROC_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdint.h>
@@ -101,6 +102,37 @@ static inline uint64_t proc_cpu_us(pid_t pid)
 			st = strtoul(p + 1, NULL, 10);
 	}
 	return (uint64_t)(ut + st) * 1000000u / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * Times the threads of a process went to sleep waiting (voluntary context
+ * switches, summed over /proc/PID/task): each is a wake-up paid later.
+ */
+static inline uint64_t proc_sleeps(pid_t pid)
+{
+	char path[64], line[256];
+	uint64_t n = 0;
+	/* d_name is at most 255 bytes: p2 holds path, it and "/status". */
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p2[400];
+		snprintf(p2, sizeof p2, "%s/%s/status", path, e->d_name);
+		FILE *f = fopen(p2, "r");
+		if (f == NULL)
+			continue;
+		while (fgets(line, sizeof line, f))
+			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+				n += strtoull(line + 24, NULL, 10);
+		fclose(f);
+	}
+	closedir(d);
+	return n;
 }
 
 /* Resident memory of a process in KiB. */

@@ -266,6 +266,9 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 	} else if (strcmp(key, "chat-threads") == 0) {
 		if ((rc = parse_uint(v, 0, VEIL_CHAT_MAX_THREADS, &n)) == 0)
 			cfg->chat_threads = (uint32_t)n;
+	} else if (strcmp(key, "chat-coalesce-us") == 0) {
+		if ((rc = parse_uint(v, 0, 5000, &n)) == 0)
+			cfg->chat_coalesce_us = (uint32_t)n;
 	} else if (strcmp(key, "handoff-ms") == 0) {
 		if ((rc = parse_uint(v, 0, 10000, &n)) == 0)
 			cfg->handoff_ms = (uint32_t)n;

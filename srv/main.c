@@ -89,6 +89,10 @@ static void usage(FILE *f)
 	    "  --handoff-ms N       how long a message delivered live may wait for the\n"
 	    "                       recipient's ack before it is written to the store (100;\n"
 	    "                       0 = always store first)\n"
+	    "  --chat-coalesce-us N  at a steady, quiet rate, the chat loop polls at most\n"
+	    "                       once per N microseconds, so that one wake-up serves\n"
+	    "                       several messages; adds at most N to a message's way\n"
+	    "                       through; a busy loop never waits (0 = off)\n"
 	    "  --http-max-body N    largest HTTP request body in bytes (65536)\n"
 	    "  --dir-rate N         directory requests per client address per minute, the\n"
 	    "                       provisioning document as much again (120)\n"
@@ -173,8 +177,8 @@ static void usage(FILE *f)
 	    "connected clients get a close-error that lets them reconnect. SIGHUP reads the\n"
 	    "config file and command line again and applies what can change without a\n"
 	    "restart (log-level, signup, log-ip, dir-rate, blob-rate, gateway-addr-rate,\n"
-	    "queue-ttl, handoff-ms, blob-max-size); it logs each change and each setting\n"
-	    "that needs a restart. Connections stay open.\n",
+	    "queue-ttl, handoff-ms, chat-coalesce-us, blob-max-size); it logs each change\n"
+	    "and each setting that needs a restart. Connections stay open.\n",
 	    veil_default_data_dir, veil_default_data_dir,
 	    veil_default_config[0] != '\0' ? veil_default_config : "none");
 }
@@ -219,6 +223,7 @@ static const struct option long_opts[] = {
     {"revoke-rate", required_argument, NULL, 0},
     {"handoff-ms", required_argument, NULL, 0},
     {"chat-threads", required_argument, NULL, 0},
+    {"chat-coalesce-us", required_argument, NULL, 0},
     {"chat-conn-per-addr", required_argument, NULL, 0},
     {"chat-handshakes-per-addr", required_argument, NULL, 0},
     {"chat-conn-rate", required_argument, NULL, 0},

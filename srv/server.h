@@ -69,6 +69,7 @@ struct veil_config {
 	uint32_t queue_sender_limit;
 	uint32_t handoff_ms; /* wait this long for a live recipient's ack before storing, 0 = off */
 	uint32_t chat_threads;     /* chat event loops (--chat-threads), 0 = one per CPU up to 8 */
+	uint32_t chat_coalesce_us; /* --chat-coalesce-us: the chat loop polls at most this often */
 	uint32_t http_max_body;    /* max HTTP request body, default 64 KiB */
 	uint32_t dir_rate_per_min; /* directory requests per client address per minute */
 	uint32_t http_conn_per_addr; /* --http-conn-per-addr, open HTTP connections per address */

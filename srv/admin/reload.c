@@ -151,6 +151,12 @@ int veil_reload_apply(struct veil_server *srv, struct veil_http *http,
 		cur->handoff_ms = next->handoff_ms; /* loop thread only */
 		changed++;
 	}
+	if (cur->chat_coalesce_us != next->chat_coalesce_us) {
+		veil_log_info("reload: chat-coalesce-us %u -> %u", (unsigned)cur->chat_coalesce_us,
+		              (unsigned)next->chat_coalesce_us);
+		__atomic_store_n(&cur->chat_coalesce_us, next->chat_coalesce_us, __ATOMIC_RELAXED);
+		changed++;
+	}
 	if (cur->blob_max_size != next->blob_max_size) {
 		veil_log_info("reload: blob-max-size %llu -> %llu bytes",
 		              (unsigned long long)cur->blob_max_size,

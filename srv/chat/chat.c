@@ -164,6 +164,8 @@ struct veil_chat {
 	struct conn *conns;
 	struct conn *dirty; /* connections with output to flush before polling */
 	uv_prepare_t flush;
+	uv_check_t woke;  /* notes when the loop came out of its poll */
+	uint64_t woke_ns; /* uv_hrtime() of that */
 	struct conn **map;
 	size_t map_size, map_count;
 	struct veil_chat_stats st;
@@ -423,6 +425,37 @@ static void flush_conn(struct conn *c)
 	}
 }
 
+/*
+ * Wake-up coalescing. At a quiet, steady rate every message would cost the
+ * loop a sleep in epoll_wait and a wake-up of its own (a context switch, the
+ * most expensive part of a small message on a virtual machine). When the
+ * loop polled less than coalesce_ns ago, it first sleeps out the rest of
+ * that window (its output already flushed), so that what arrives meanwhile
+ * is read in one pass. A loop that was idle answers its first event at once;
+ * a busy loop, whose passes take longer than the window, never sleeps. The
+ * added latency is at most the window.
+ */
+static void on_woke(uv_check_t *h)
+{
+	struct veil_chat *chat = h->data;
+	chat->woke_ns = uv_hrtime();
+}
+
+static void coalesce(struct veil_chat *chat)
+{
+	/* SIGHUP changes it on the first loop; every loop reads it. */
+	uint64_t window =
+	    (uint64_t)__atomic_load_n(&chat->srv->cfg.chat_coalesce_us, __ATOMIC_RELAXED) * 1000;
+	if (window == 0 || chat->stopping)
+		return;
+	uint64_t since = uv_hrtime() - chat->woke_ns;
+	if (since >= window)
+		return;
+	uint64_t left = window - since;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)left};
+	nanosleep(&ts, NULL);
+}
+
 static void on_flush(uv_prepare_t *h)
 {
 	struct veil_chat *chat = h->data;
@@ -434,8 +467,11 @@ static void on_flush(uv_prepare_t *h)
 		conn_unref(c);
 	}
 	/* At shutdown the flusher lives until the last close-error is written. */
-	if (chat->stopping && chat->conns == NULL && !uv_is_closing((uv_handle_t *)h))
+	if (chat->stopping && chat->conns == NULL && !uv_is_closing((uv_handle_t *)h)) {
 		uv_close((uv_handle_t *)h, NULL);
+		return;
+	}
+	coalesce(chat);
 }
 
 /* Reserves n bytes at the end of c's output and marks c for the next flush. */
@@ -2045,6 +2081,7 @@ static void shutdown_local(struct veil_chat *chat)
 	uv_close((uv_handle_t *)&chat->sweep, NULL);
 	uv_close((uv_handle_t *)&chat->expire, NULL);
 	uv_close((uv_handle_t *)&chat->handoff, NULL);
+	uv_close((uv_handle_t *)&chat->woke, NULL);
 	/* Closing a connection stores what was handed off to it and not acked. */
 	struct conn *c = chat->conns;
 	while (c != NULL) {
@@ -2261,6 +2298,8 @@ static struct veil_chat *chat_new_one(uv_loop_t *loop, struct veil_server *srv,
 	chat->async_alive = 1;
 	uv_prepare_init(loop, &chat->flush);
 	chat->flush.data = chat;
+	uv_check_init(loop, &chat->woke);
+	chat->woke.data = chat;
 	uv_timer_init(loop, &chat->sweep);
 	chat->sweep.data = chat;
 	uv_timer_init(loop, &chat->expire);
@@ -2368,11 +2407,13 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 		return VEIL_EIO;
 	}
 	uv_prepare_start(&chat->flush, on_flush);
+	uv_check_start(&chat->woke, on_woke);
 	uv_timer_start(&chat->sweep, on_sweep, 1000, 1000);
 	uv_timer_start(&chat->expire, on_expire, 60000, 60000);
 	for (unsigned i = 1; i < g->n; i++) {
 		struct veil_chat *k = g->loops[i];
 		uv_prepare_start(&k->flush, on_flush);
+		uv_check_start(&k->woke, on_woke);
 		uv_timer_start(&k->sweep, on_sweep, 1000, 1000);
 		if (uv_thread_create(&k->thread, loop_main, k) != 0) {
 			/* The loops started so far stop with veil_chat_shutdown. */
