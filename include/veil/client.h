@@ -957,8 +957,9 @@ int veil_msgr_send_file(struct veil_msgr *m, const uint8_t to[static VEIL_ID_LEN
  * Downloads, authenticates and decrypts the file of a file message body
  * (json, len) into directory dir (created 0700 if missing) under the
  * message's file name made safe (no path parts; " (n)" added if taken),
- * writes its path to out_path, and, if mark_done (1:1 messages), tells the
- * server it may delete the blob. progress may be NULL.
+ * writes its path to out_path, and, if mark_done (1:1 messages) and the
+ * profile has no other devices (no device group: they may still need it),
+ * tells the server it may delete the blob. progress may be NULL.
  */
 int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len, const char *dir,
                             int mark_done,

@@ -268,8 +268,12 @@ int veil_msgr_file_download(struct veil_msgr *m, const uint8_t *json, size_t len
 	}
 	if (out_cap > 0)
 		snprintf(out_path, out_cap, "%s", path);
-	/* The file is safe on disk; a failed "done" only leaves the blob to expire. */
-	if (mark_done && veil_blob_done(bc, f->blob_id) != 0)
+	/*
+	 * The file is safe on disk; a failed "done" only leaves the blob to
+	 * expire. With other devices (a device group) it is not marked done:
+	 * they may not have fetched it yet, and it expires on the server.
+	 */
+	if (mark_done && !m->prof.md && veil_blob_done(bc, f->blob_id) != 0)
 		veil_log_debug("client: marking a blob done failed");
 	rc = 0;
 out:
@@ -324,7 +328,7 @@ int veil_msgr_thumb_download(struct veil_msgr *m, const uint8_t *json, size_t le
 	}
 	if (out_cap > 0)
 		snprintf(out_path, out_cap, "%s", path);
-	if (mark_done && veil_blob_done(bc, f->thumb_blob_id) != 0)
+	if (mark_done && !m->prof.md && veil_blob_done(bc, f->thumb_blob_id) != 0)
 		veil_log_debug("client: marking a thumbnail blob done failed");
 out:
 	if (bc != NULL)

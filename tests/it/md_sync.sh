@@ -4,7 +4,7 @@
 # Bob. `veil read` on one device: Bob gets a read receipt, every device's log
 # shows [read]; read receipts off (`veil settings`) on one device reach the
 # others; the nickname (`veil nickname`) and groups made on one device are
-# the same on all (`veil group list`).
+# the same on all (`veil group list`); a file from Bob reaches every device.
 set -u
 . "$(dirname "$0")/lib.sh"
 it_setup md_sync
@@ -69,4 +69,10 @@ check group_on_all bash -c "[ -n '$G' ] && VEIL_HOME=$T/a2 $BIN/veil group list 
 check group_rename va3 group rename "$G" Climbers
 va recv >/dev/null; va2 recv >/dev/null
 check group_lists_agree bash -c "[ \"\$(VEIL_HOME=$T/a $BIN/veil group list)\" = \"\$(VEIL_HOME=$T/a2 $BIN/veil group list)\" ] && [ \"\$(VEIL_HOME=$T/a $BIN/veil group list)\" = \"\$(VEIL_HOME=$T/a3 $BIN/veil group list)\" ] && VEIL_HOME=$T/a $BIN/veil group list | grep -q Climbers"
+# A file from Bob: each of Alice's devices downloads it (none deletes it for the others).
+head -c 70000 /dev/urandom >"$T/doc.bin"
+vb send "$A" --file "$T/doc.bin" >/dev/null 2>>"$T/err"
+for h in a a2 a3; do
+	check "file_on_$h" bash -c "VEIL_HOME=$T/$h $BIN/veil recv --download-dir $T/dl-$h >/dev/null 2>>$T/err && cmp -s $T/doc.bin $T/dl-$h/doc.bin"
+done
 [ "$fails" = 0 ]
