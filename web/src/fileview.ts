@@ -177,8 +177,14 @@ export function renderFile(li: HTMLElement, f: FileMeta, prefix: string): void {
 		a.type = s.type;
 		a.textContent = "Save " + (f.name || "the file");
 		li.append(a);
-		// Offer to save right away once downloaded (the link stays for later).
-		if (offer.delete(f.blob)) setTimeout(() => a.isConnected && a.click(), 0);
+		// Offer to save right away once downloaded (the link stays for later). The
+		// virtualised list may have built the row again meanwhile: the link in the
+		// page then is another element for the same blob.
+		if (offer.delete(f.blob))
+			setTimeout(() => {
+				const cur = document.querySelector(`#msgs a.save[data-blob="${f.blob}"]`);
+				if (cur instanceof HTMLAnchorElement) cur.click();
+			}, 0);
 	} else {
 		if (s?.error !== undefined) {
 			const e = document.createElement("span");
