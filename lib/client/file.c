@@ -148,12 +148,18 @@ int veil_msgr_file_upload(struct veil_msgr *m, const char *path, const struct ve
 	if ((rc = veil_msgr_blob_client(m, bc, 1)) != 0)
 		goto out;
 	veil_random(f->key, sizeof f->key);
-	if ((rc = veil_blob_upload(bc, path, f->key, VEIL_FILE_NONCE_FILE, o->persist, f->blob_id,
+	/*
+	 * With other devices the blob persists (until the server's TTL): the
+	 * recipient's "done" must not delete it before this identity's other
+	 * devices fetched it from the reflected message.
+	 */
+	int persist = o->persist || m->prof.md;
+	if ((rc = veil_blob_upload(bc, path, f->key, VEIL_FILE_NONCE_FILE, persist, f->blob_id,
 	                           &f->size)) != 0) {
 		rc = veil_msgr_fail(m, rc, "%s", bc->errtext);
 		goto out;
 	}
-	if (!o->no_thumbnail && (rc = add_thumbnail(m, bc, path, mime, o->persist, f)) != 0)
+	if (!o->no_thumbnail && (rc = add_thumbnail(m, bc, path, mime, persist, f)) != 0)
 		goto out;
 	f->rendering = o->rendering;
 	snprintf(f->mime, sizeof f->mime, "%s", mime);

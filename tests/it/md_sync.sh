@@ -75,4 +75,10 @@ vb send "$A" --file "$T/doc.bin" >/dev/null 2>>"$T/err"
 for h in a a2 a3; do
 	check "file_on_$h" bash -c "VEIL_HOME=$T/$h $BIN/veil recv --download-dir $T/dl-$h >/dev/null 2>>$T/err && cmp -s $T/doc.bin $T/dl-$h/doc.bin"
 done
+# A file from the desk to Bob: Bob's download does not take it from the phone.
+vb recv >/dev/null 2>>"$T/err"
+va2 recv >/dev/null 2>>"$T/err"
+va send "$B" --file "$T/doc.bin" >/dev/null 2>>"$T/err"
+check file_to_bob bash -c "VEIL_HOME=$T/b $BIN/veil recv --download-dir $T/dl-b >/dev/null 2>>$T/err && cmp -s $T/doc.bin $T/dl-b/doc.bin"
+check sent_file_on_phone bash -c "VEIL_HOME=$T/a2 $BIN/veil recv --download-dir $T/dl-a2-out >/dev/null 2>>$T/err && cmp -s $T/doc.bin $T/dl-a2-out/doc.bin"
 [ "$fails" = 0 ]

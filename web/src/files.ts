@@ -214,7 +214,9 @@ export async function uploadBlob(urls: BlobUrls, token: string, plain: Uint8Arra
 	const box = sodium.crypto_secretbox_easy(plain, blobNonce(which), key);
 	const fd = new FormData();
 	fd.append("blob", new Blob([box as BlobPart], { type: "application/octet-stream" }), "blob");
-	const x = await xhr("POST", urls.upload, fd, token, onProgress, true);
+	// persist=1: the browser is one device of a group; the recipient's "done" must
+	// not delete the blob before this identity's other devices fetched it.
+	const x = await xhr("POST", urls.upload + (urls.upload.includes("?") ? "&" : "?") + "persist=1", fd, token, onProgress, true);
 	if (x.status !== 200) {
 		let why = "";
 		try {

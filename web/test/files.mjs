@@ -306,9 +306,9 @@ await run(T + "/chrome", async (browser) => {
 	check("peer_gets_browser_thumbnail", th !== undefined && th[0] === 0xff && th[1] === 0xd8, JSON.stringify(f2));
 	check("file_delivered", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("from-browser.bin") && e.dataset.state === "delivered")));
 
-	// A's CLI device sees the browser's file messages (reflected, as sent from another device).
-	// Its downloads fail (B marked the 1:1 blobs done, one is tampered): recv exits 1, the
-	// messages are listed all the same.
+	// A's CLI device sees the browser's file messages (reflected, as sent from another device)
+	// and downloads them: the browser uploads with persist=1, so B's "done" did not delete
+	// them. One blob of the chat was tampered with: recv exits 1, the rest is listed.
 	let aRecv = "";
 	try {
 		aRecv = veil("a", "recv", "--json", "--download-dir", T + "/afiles");
@@ -317,6 +317,12 @@ await run(T + "/chrome", async (browser) => {
 	}
 	const aLog = veil("a", "log", B);
 	check("cli_device_sees_outgoing_file", /-> .*from-browser\.bin/.test(aLog) && /-> .*dropped\.png/.test(aLog), aLog + aRecv);
+	const aFile = aRecv
+		.split("\n")
+		.filter((x) => x.startsWith("{"))
+		.map((x) => JSON.parse(x))
+		.find((m) => m.type === "file" && m.name === "from-browser.bin");
+	check("cli_device_gets_browser_file", aFile?.path !== undefined && sha(readFileSync(aFile.path)) === sha(out), aRecv);
 
 	// A file A's CLI device sends shows in the browser as sent (reflected).
 	writeFileSync(T + "/from-cli.txt", "sent from the CLI device\n");
