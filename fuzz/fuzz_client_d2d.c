@@ -60,9 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct veil_d2d_msg m, m2;
 	void *env = NULL, *env2 = NULL;
 	struct veil_buf b;
-	if (veil_d2d_decode(&env, &m, data, size) == 0 && m.kind == VEIL_D2D_READ) {
+	int rc = veil_d2d_decode(&env, &m, data, size);
+	/* Only what decoded is encoded again (a refused message may be half filled in). */
+	if (rc == 0 && m.kind == VEIL_D2D_READ) {
 		read_roundtrip(&m);
-	} else if (env != NULL && m.kind != VEIL_D2D_OTHER) {
+	} else if (rc == 0 && m.kind != VEIL_D2D_OTHER) {
 		veil_buf_init(&b, VEIL_MD_ENVELOPE_PLAIN_MAX);
 		if (veil_d2d_encode(&b, &m, m.device_id) == 0) {
 			if (veil_d2d_decode(&env2, &m2, b.p, b.len) != 0 || m2.kind != m.kind ||
