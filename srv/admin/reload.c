@@ -148,7 +148,7 @@ int veil_reload_apply(struct veil_server *srv, struct veil_http *http,
 	if (cur->handoff_ms != next->handoff_ms) {
 		veil_log_info("reload: handoff-ms %u -> %u", (unsigned)cur->handoff_ms,
 		              (unsigned)next->handoff_ms);
-		cur->handoff_ms = next->handoff_ms; /* loop thread only */
+		__atomic_store_n(&cur->handoff_ms, next->handoff_ms, __ATOMIC_RELAXED);
 		changed++;
 	}
 	if (cur->chat_coalesce_us != next->chat_coalesce_us) {

@@ -1122,6 +1122,12 @@ static void on_handoff(uv_timer_t *t)
 		uv_timer_start(&chat->handoff, on_handoff, chat->held_head->deadline - now, 0);
 }
 
+/* --handoff-ms: SIGHUP changes it on the first loop while every loop reads it. */
+static uint32_t handoff_ms(const struct veil_chat *chat)
+{
+	return __atomic_load_n(&chat->srv->cfg.handoff_ms, __ATOMIC_RELAXED);
+}
+
 /*
  * A message can be handed off to r when nothing older for r is still on its
  * way through the store (so each sender's order holds), r keeps up with its
@@ -1129,7 +1135,7 @@ static void on_handoff(uv_timer_t *t)
  */
 static int can_hand_off(const struct veil_chat *chat, const struct conn *r, size_t len)
 {
-	return chat->srv->cfg.handoff_ms > 0 && !chat->stopping && !r->closing && r->drain_done &&
+	return handoff_ms(chat) > 0 && !chat->stopping && !r->closing && r->drain_done &&
 	       !r->fetch_pending && !r->fetch_wanted && !r->refetch &&
 	       chat->puts_done >= r->live_after && r->write_pending < VEIL_CHAT_MAX_PENDING_WRITE &&
 	       r->live_n < VEIL_CHAT_LIVE_MAX && chat->held_bytes + len <= VEIL_CHAT_HELD_MAX_BYTES;
@@ -1159,13 +1165,14 @@ static void hand_off(struct veil_chat *chat, struct conn *r, struct put_ctx *p)
 	r->live_n++;
 	r->held_n++;
 	p->held = 1;
-	p->deadline = uv_now(chat->loop) + chat->srv->cfg.handoff_ms;
+	uint32_t wait_ms = handoff_ms(chat);
+	p->deadline = uv_now(chat->loop) + wait_ms;
 	p->hprev = chat->held_tail;
 	if (chat->held_tail) {
 		chat->held_tail->hnext = p;
 	} else {
 		chat->held_head = p;
-		uv_timer_start(&chat->handoff, on_handoff, chat->srv->cfg.handoff_ms, 0);
+		uv_timer_start(&chat->handoff, on_handoff, wait_ms, 0);
 	}
 	chat->held_tail = p;
 	chat->held_bytes += p->len;
