@@ -103,3 +103,42 @@ check() { # name, command...
 	local name=$1; shift
 	if "$@"; then echo "PASS $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
 }
+
+# --- PostgreSQL for a test (root and Debian's postgresql) ---
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# Prints a SKIP line and ends the test (passing) without root or PostgreSQL.
+pg_need() { # test name
+	if [ "$(id -u)" != 0 ] || [ ! -x "$PGBIN/initdb" ] || ! id postgres >/dev/null 2>&1; then
+		echo "SKIP $1: needs root and PostgreSQL in $PGBIN (apt-get install postgresql)"
+		exit 0
+	fi
+}
+# Starts PostgreSQL as its own user in a new temp dir on a loopback port and
+# makes a role and database veil: sets PGT, PGPORT, PGPID and DB (the URL).
+# The test's cleanup calls pg_stop and removes $PGT.
+pg_start() {
+	PGT=$(mktemp -d /tmp/veil-pg.XXXXXX)
+	PGPORT=$(port)
+	chown postgres "$PGT"
+	chmod 700 "$PGT"
+	runuser -u postgres -- "$PGBIN/initdb" -D "$PGT/data" -U postgres --auth-local=trust \
+		--auth-host=scram-sha-256 >"$PGT/initdb.log" 2>&1 ||
+		{ echo "initdb failed"; cat "$PGT/initdb.log"; return 1; }
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGT/data" -l "$PGT/log" -w -t 60 \
+		-o "-p $PGPORT -k $PGT -c listen_addresses=127.0.0.1" start >/dev/null ||
+		{ echo "PostgreSQL did not start"; cat "$PGT/log"; return 1; }
+	PGPID=$(head -1 "$PGT/data/postmaster.pid")
+	local pw
+	pw=pw-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+	psql_su -c "CREATE ROLE veil LOGIN PASSWORD '$pw'" &&
+		psql_su -c "CREATE DATABASE veil OWNER veil" ||
+		{ echo "cannot create the database"; return 1; }
+	DB=postgresql://veil:$pw@127.0.0.1:$PGPORT/veil
+}
+pg_stop() {
+	[ -n "${PGPID:-}" ] || return 0
+	kill -INT "$PGPID" 2>/dev/null
+	for _ in $(seq 300); do kill -0 "$PGPID" 2>/dev/null || break; sleep 0.1; done
+	PGPID=
+}
+psql_su() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 "$@"; }

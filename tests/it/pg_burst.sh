@@ -32,7 +32,15 @@ cleanup() {
 trap cleanup EXIT
 chown postgres "$PGT"
 chmod 700 "$PGT"
-PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Below the ephemeral range (TIME_WAIT sockets of the benchmark's connections collide there).
+PGPORT=$(python3 -c 'import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass')
 runuser -u postgres -- "$PGBIN/initdb" -D "$PGT/data" -U postgres --auth-local=trust \
 	--auth-host=scram-sha-256 >"$PGT/initdb.log" 2>&1 ||
 	{ echo "initdb failed"; cat "$PGT/initdb.log"; exit 1; }

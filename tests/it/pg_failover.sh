@@ -13,20 +13,9 @@
 # Without root or PostgreSQL it prints a SKIP line and passes.
 set -u
 . "$(dirname "$0")/lib.sh"
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-if [ "$(id -u)" != 0 ] || [ ! -x "$PGBIN/initdb" ] || ! id postgres >/dev/null 2>&1; then
-	echo "SKIP pg_failover.sh: needs root and PostgreSQL in $PGBIN (apt-get install postgresql)"
-	exit 0
-fi
-PGT=$(mktemp -d /tmp/veil-pgf.XXXXXX)
-PGPORT=$(port)
+pg_need pg_failover.sh
+PGT=
 PGPID=
-pg_stop() {
-	[ -n "$PGPID" ] || return 0
-	kill -INT "$PGPID" 2>/dev/null
-	for _ in $(seq 100); do kill -0 "$PGPID" 2>/dev/null || break; sleep 0.1; done
-	PGPID=
-}
 it_setup pg_failover
 pidb=
 bgpids=()
@@ -38,20 +27,7 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$T" "$PGT"
 }
 trap cleanup EXIT
-chown postgres "$PGT"
-chmod 700 "$PGT"
-runuser -u postgres -- "$PGBIN/initdb" -D "$PGT/data" -U postgres --auth-local=trust \
-	--auth-host=scram-sha-256 >"$PGT/initdb.log" 2>&1 ||
-	{ echo "initdb failed"; cat "$PGT/initdb.log"; exit 1; }
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGT/data" -l "$PGT/log" -w -t 30 \
-	-o "-p $PGPORT -k $PGT -c listen_addresses=127.0.0.1" start >/dev/null ||
-	{ echo "PostgreSQL did not start"; cat "$PGT/log"; exit 1; }
-PGPID=$(head -1 "$PGT/data/postmaster.pid")
-PW=pw-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
-psql_su() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 "$@"; }
-psql_su -c "CREATE ROLE veil LOGIN PASSWORD '$PW'" && psql_su -c "CREATE DATABASE veil OWNER veil" ||
-	{ echo "cannot create the database"; exit 1; }
-DB=postgresql://veil:$PW@127.0.0.1:$PGPORT/veil
+pg_start || exit 1
 
 # Node A is lib.sh's veild; node B has its own ports and data directory with
 # A's key files. Both announce both chat addresses, A first.
