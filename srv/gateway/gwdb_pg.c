@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 
 #include "gwdb_pg.h"
+#include "store/pgconn.h"
 #include "veil/err.h"
 #include "veil/util.h"
 
@@ -50,117 +51,17 @@ static const char *const gsql[G_COUNT] = {
 };
 
 struct gw_pg {
-	char *url;
-	PGconn *c;
+	struct veil_pgconn pg;
 };
 
-static void first_line(const char *msg, char *out, size_t cap)
+/* Runs statement q: its result or NULL (logged). */
+static PGresult *run(struct gw_pg *p, int q, const struct veil_pg_args *a)
 {
-	size_t n = strcspn(msg, "\r\n");
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, msg, n);
-	out[n] = '\0';
-}
-
-static void on_notice(void *arg, const char *msg)
-{
-	char line[200];
-	(void)arg;
-	first_line(msg, line, sizeof line);
-	veil_log_debug("gateway: PostgreSQL: %s", line);
-}
-
-/* Connects (again after a loss) and prepares: 0 or VEIL_EIO. */
-static int up(struct gw_pg *p)
-{
-	if (p->c != NULL && PQstatus(p->c) == CONNECTION_OK)
-		return 0;
-	bool again = p->c != NULL;
-	PQfinish(p->c);
-	const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *const vals[] = {"5", "veild-gateway", p->url, NULL};
-	p->c = PQconnectdbParams(keys, vals, 1);
-	if (p->c == NULL)
-		return VEIL_ENOMEM;
-	PQsetNoticeProcessor(p->c, on_notice, NULL);
-	char msg[200];
-	if (PQstatus(p->c) != CONNECTION_OK)
-		goto fail;
-	for (int i = 0; i < G_COUNT; i++) {
-		char name[16];
-		snprintf(name, sizeof name, "g%d", i);
-		PGresult *r = PQprepare(p->c, name, gsql[i], 0, NULL);
-		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-		PQclear(r);
-		if (!ok)
-			goto fail;
-	}
-	if (again)
-		veil_log_info("gateway: the PostgreSQL connection is back");
-	return 0;
-fail:
-	first_line(PQerrorMessage(p->c), msg, sizeof msg);
-	veil_log_error("gateway: cannot use PostgreSQL: %s", msg);
-	PQfinish(p->c);
-	p->c = NULL;
-	return VEIL_EIO;
-}
-
-struct args {
-	int n;
-	const char *v[9];
-	int l[9];
-	int f[9];
-	uint8_t ib[9][8];
-};
-
-static void a_bytes(struct args *a, const void *p, size_t len)
-{
-	a->v[a->n] = p != NULL ? (const char *)p : "";
-	a->l[a->n] = (int)len;
-	a->f[a->n++] = 1;
-}
-
-static void a_i64(struct args *a, int64_t v)
-{
-	uint64_t u = (uint64_t)v;
-	for (int i = 0; i < 8; i++)
-		a->ib[a->n][i] = (uint8_t)(u >> (56 - 8 * i));
-	a_bytes(a, a->ib[a->n], 8);
-}
-
-static int64_t get_i64(const PGresult *r, int row, int col)
-{
-	const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
-	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
-		return 0;
-	uint64_t u = 0;
-	for (int i = 0; i < 8; i++)
-		u = u << 8 | p[i];
-	return (int64_t)u;
-}
-
-/* Runs statement q; its result (PGRES_*_OK) or NULL (logged). */
-static PGresult *run(struct gw_pg *p, int q, const struct args *a)
-{
-	if (up(p) != 0)
-		return NULL;
-	char name[16];
-	snprintf(name, sizeof name, "g%d", q);
-	PGresult *r = PQexecPrepared(p->c, name, a->n, a->v, a->l, a->f, 1);
-	ExecStatusType st = PQresultStatus(r);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	char msg[200];
-	first_line(PQerrorMessage(p->c), msg, sizeof msg);
-	veil_log_error("gateway: a PostgreSQL statement failed: %s", msg);
-	PQclear(r);
-	return NULL;
+	return veil_pgconn_run(&p->pg, q, a);
 }
 
 /* A statement changing rows: 0, VEIL_ENOTFOUND (none changed) or VEIL_EIO. */
-static int run_changes(struct gw_pg *p, int q, const struct args *a)
+static int run_changes(struct gw_pg *p, int q, const struct veil_pg_args *a)
 {
 	PGresult *r = run(p, q, a);
 	if (r == NULL)
@@ -176,10 +77,10 @@ int gw_pg_open(struct gw_pg **out, const char *url)
 	struct gw_pg *p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return VEIL_ENOMEM;
-	p->url = strdup(url);
-	int rc = p->url == NULL ? VEIL_ENOMEM : up(p);
+	p->pg = (struct veil_pgconn){.tag = "gateway", .sql = gsql, .nsql = G_COUNT, .prefix = 'g'};
+	int rc = veil_pgconn_open(&p->pg, url);
 	if (rc != 0) {
-		gw_pg_close(p);
+		free(p);
 		return rc;
 	}
 	*out = p;
@@ -190,29 +91,28 @@ void gw_pg_close(struct gw_pg *p)
 {
 	if (p == NULL)
 		return;
-	PQfinish(p->c);
-	free(p->url);
+	veil_pgconn_close(&p->pg);
 	free(p);
 }
 
 int gw_pg_insert(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], const struct gw_row *r)
 {
-	struct args a = {0};
-	a_bytes(&a, id, VEIL_ID_LEN);
-	a_i64(&a, r->modes);
-	a_i64(&a, r->credits);
-	a_bytes(&a, r->callback, strlen(r->callback));
-	a_bytes(&a, r->salt, sizeof r->salt);
-	a_bytes(&a, r->hash, sizeof r->hash);
-	a_bytes(&a, r->ssealed, r->ssealed_len);
+	struct veil_pg_args a = {0};
+	veil_pg_bytes(&a, id, VEIL_ID_LEN);
+	veil_pg_i64(&a, r->modes);
+	veil_pg_i64(&a, r->credits);
+	veil_pg_bytes(&a, r->callback, strlen(r->callback));
+	veil_pg_bytes(&a, r->salt, sizeof r->salt);
+	veil_pg_bytes(&a, r->hash, sizeof r->hash);
+	veil_pg_bytes(&a, r->ssealed, r->ssealed_len);
 	if (r->has_sk) {
-		a_bytes(&a, r->ksealed, r->ksealed_len);
+		veil_pg_bytes(&a, r->ksealed, r->ksealed_len);
 	} else {
 		a.v[a.n] = NULL;
 		a.l[a.n] = 0;
 		a.f[a.n++] = 1;
 	}
-	a_i64(&a, (int64_t)r->created_ms);
+	veil_pg_i64(&a, (int64_t)r->created_ms);
 	int rc = run_changes(p, G_INSERT, &a);
 	return rc == VEIL_ENOTFOUND ? VEIL_EEXIST : rc;
 }
@@ -232,24 +132,24 @@ static bool col_bytes(const PGresult *res, int col, uint8_t *out, size_t cap, si
 int gw_pg_get(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], struct gw_row *r)
 {
 	memset(r, 0, sizeof *r);
-	struct args a = {0};
-	a_bytes(&a, id, VEIL_ID_LEN);
+	struct veil_pg_args a = {0};
+	veil_pg_bytes(&a, id, VEIL_ID_LEN);
 	PGresult *res = run(p, G_GET, &a);
 	if (res == NULL)
 		return VEIL_EIO;
 	int rc = VEIL_ENOTFOUND;
 	if (PQntuples(res) == 1) {
 		rc = VEIL_EIO;
-		r->modes = (int)get_i64(res, 0, 0);
-		r->credits = get_i64(res, 0, 1);
+		r->modes = (int)veil_pg_get_i64(res, 0, 0);
+		r->credits = veil_pg_get_i64(res, 0, 1);
 		snprintf(r->callback, sizeof r->callback, "%.*s", PQgetlength(res, 0, 2),
 		         PQgetvalue(res, 0, 2));
 		r->has_sk = !PQgetisnull(res, 0, 6);
-		r->created_ms = (uint64_t)get_i64(res, 0, 7);
-		r->cb_failures = get_i64(res, 0, 8);
+		r->created_ms = (uint64_t)veil_pg_get_i64(res, 0, 7);
+		r->cb_failures = veil_pg_get_i64(res, 0, 8);
 		snprintf(r->cb_error, sizeof r->cb_error, "%.*s", PQgetlength(res, 0, 9),
 		         PQgetvalue(res, 0, 9));
-		r->cb_error_ms = (uint64_t)get_i64(res, 0, 10);
+		r->cb_error_ms = (uint64_t)veil_pg_get_i64(res, 0, 10);
 		if (col_bytes(res, 3, r->salt, sizeof r->salt, NULL) &&
 		    col_bytes(res, 4, r->hash, sizeof r->hash, NULL) &&
 		    col_bytes(res, 5, r->ssealed, sizeof r->ssealed, &r->ssealed_len) &&
@@ -264,12 +164,12 @@ int gw_pg_get(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], struct gw_r
 int gw_pg_update(struct gw_pg *p, int what, const uint8_t id[static VEIL_ID_LEN], int64_t n,
                  const char *text)
 {
-	struct args a = {0};
-	a_bytes(&a, id, VEIL_ID_LEN);
+	struct veil_pg_args a = {0};
+	veil_pg_bytes(&a, id, VEIL_ID_LEN);
 	if (what == GW_PG_SET_CALLBACK)
-		a_bytes(&a, text, strlen(text));
+		veil_pg_bytes(&a, text, strlen(text));
 	else
-		a_i64(&a, n);
+		veil_pg_i64(&a, n);
 	int q = what == GW_PG_CHARGE        ? G_CHARGE
 	        : what == GW_PG_ADD_CREDITS ? G_ADD_CREDITS
 	                                    : G_SET_CALLBACK;
@@ -279,11 +179,11 @@ int gw_pg_update(struct gw_pg *p, int what, const uint8_t id[static VEIL_ID_LEN]
 int gw_pg_note(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], const char *error,
                uint64_t now_ms)
 {
-	struct args a = {0};
-	a_bytes(&a, id, VEIL_ID_LEN);
+	struct veil_pg_args a = {0};
+	veil_pg_bytes(&a, id, VEIL_ID_LEN);
 	if (error != NULL) {
-		a_bytes(&a, error, strlen(error));
-		a_i64(&a, (int64_t)now_ms);
+		veil_pg_bytes(&a, error, strlen(error));
+		veil_pg_i64(&a, (int64_t)now_ms);
 	}
 	int rc = run_changes(p, error != NULL ? G_NOTE_FAIL : G_NOTE_OK, &a);
 	return rc == VEIL_ENOTFOUND ? 0 : rc;
@@ -293,8 +193,8 @@ int gw_pg_list(struct gw_pg *p, int with_callback, uint8_t (*ids)[VEIL_ID_LEN], 
                size_t *n)
 {
 	*n = 0;
-	struct args a = {0};
-	a_i64(&a, (int64_t)max);
+	struct veil_pg_args a = {0};
+	veil_pg_i64(&a, (int64_t)max);
 	PGresult *r = run(p, with_callback ? G_LIST_CB : G_LIST, &a);
 	if (r == NULL)
 		return VEIL_EIO;
