@@ -438,7 +438,9 @@ static void flush_conn(struct conn *c)
 static void on_woke(uv_check_t *h)
 {
 	struct veil_chat *chat = h->data;
-	chat->woke_ns = uv_hrtime();
+	/* Off (the default): no clock read per loop pass. */
+	if (__atomic_load_n(&chat->srv->cfg.chat_coalesce_us, __ATOMIC_RELAXED) != 0)
+		chat->woke_ns = uv_hrtime();
 }
 
 static void coalesce(struct veil_chat *chat)
