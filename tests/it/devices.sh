@@ -39,7 +39,14 @@ else
 	check clock_skew_ignored_on_request bash -c "FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_IGNORE_CLOCK_SKEW=1 VEIL_HOME=$T/a timeout 30 faketime -f +30m $BIN/veil recv"
 	check clock_within_limit_ok bash -c "FAKETIME_DONT_FAKE_MONOTONIC=1 VEIL_HOME=$T/a timeout 30 faketime -f +10m $BIN/veil recv"
 fi
-check mediator_store_anonymous bash -c "ls $T/srv/mediator.db >/dev/null && ! grep -a -q -e '$A' -e '$PK' $T/srv/mediator.db* 2>/dev/null"
+AHEX=$(printf %s "$A" | xxd -p)
+it_md_store_text >"$T/md.txt"
+# The store is read right (this device's ID is there: an 8-byte integer in SQLite,
+# a signed decimal in PostgreSQL), and neither the identity nor its key is.
+DID=$(va device list --json | sed 's/.*"id":"\([0-9a-f]*\)".*/\1/')
+if [ -n "$IT_DB" ]; then DPAT=$((16#$DID)); else DPAT=$(printf %016x $((16#$DID))); fi
+check mediator_store_read bash -c "grep -q -i -e '$DPAT' $T/md.txt"
+check mediator_store_anonymous bash -c "! grep -q -i -e '$A' -e '$AHEX' -e '$PK' $T/md.txt"
 # A second device for Alice, linked with the CLI (rendezvous through veild's relay).
 va2() { VEIL_HOME=$T/a2 "$BIN/veil" "$@"; }
 va device link --yes --timeout 60 >"$T/link.out" 2>"$T/link.err" &

@@ -77,6 +77,16 @@ it_pg_drop() {
 it_sql() {
 	if [ -n "$IT_DB" ]; then psql -qAt -d "$VEIL_IT_PG/$IT_DB" -c "$1"; else sqlite3 "$T/srv/veil.db" "$1"; fi
 }
+# Prints the mediator's store as text to search: under PostgreSQL the data of
+# the md_* tables (bytea as hex, text as is); on SQLite the hex of mediator.db's
+# files, so a text ID is found as its hex and a binary key as its hex.
+it_md_store_text() {
+	if [ -n "$IT_DB" ]; then
+		pg_dump -a -t 'md_*' "$VEIL_IT_PG/$IT_DB"
+	else
+		cat "$T/srv/mediator.db"* | xxd -p | tr -d '\n'
+	fi
+}
 it_sqlite_only() { # reason
 	[ -n "${VEIL_IT_PG:-}" ] || return 0
 	echo "SKIP $(basename "$0"): SQLite only ($1)"
