@@ -17,6 +17,7 @@
 #include "veil/err.h"
 #include "veil/util.h"
 #include "../../srv/store/store.h"
+#include "../../srv/mediator/mstore.h"
 
 static char t_dir[64];
 static char t_path[1024];
@@ -1233,6 +1234,113 @@ static void test_events(void)
 	remove_db();
 }
 
+/* Waits (5 s at most) for events on m; *n counts the MD_EV_TX_ENDED ones, *ev gets the last. */
+static struct md_event md_last;
+static int md_ended;
+
+static void md_on(void *arg, const struct md_event *ev)
+{
+	(void)arg;
+	if (ev->kind == MD_EV_TX_ENDED) {
+		md_last = *ev;
+		md_ended++;
+	}
+}
+
+static int md_wait_ended(struct md_store *m, int n)
+{
+	for (int i = 0; i < 500 && md_ended < n; i++) {
+		if (md_store_events(m, md_on, NULL) < 0)
+			return -1;
+		if (md_ended < n)
+			usleep(10000);
+	}
+	return md_ended >= n ? 0 : -1;
+}
+
+/*
+ * The mediator's leadership and transaction locks across nodes (three
+ * handles on one database are three nodes): the leadership is tried for
+ * many groups at once, and a transaction lock whose node died (its
+ * connection closed without a word) is reaped by another node, which tells
+ * the others.
+ */
+static void test_md_nodes(void)
+{
+	enum { NG = 300 }; /* more than one statement's worth (256) */
+	static uint8_t gids[NG][32];
+	uint8_t taken[NG], scope[16];
+	uint64_t holder = 1;
+	size_t hlen = 1;
+	char path[1100];
+	struct md_store *m1 = NULL, *m2 = NULL, *m3 = NULL;
+	struct veil_store *st = NULL;
+
+	remove_db();
+	randombytes_buf(gids, sizeof gids);
+	if (!t_pg) {
+		/* One node: every leadership is this node's, no lock is ever reaped. */
+		snprintf(path, sizeof path, "%s/mediator.db", t_dir);
+		CHECK_RC(md_store_open(&m1, path), 0);
+		CHECK(md_store_leader_try(m1, (const uint8_t(*)[32])gids, NG, taken) == NG);
+		CHECK(taken[0] == 1 && taken[NG - 1] == 1);
+		CHECK(md_store_tx_reap(m1, gids[0], &holder, scope, sizeof scope, &hlen) == 0);
+		CHECK(holder == 0 && hlen == 0);
+		md_store_close(m1);
+		unlink(path);
+		return;
+	}
+	/* The chat store's migrations make the md_* tables. */
+	CHECK_RC(open_store(&st, 0), 0);
+	CHECK_RC(md_store_open(&m1, t_path), 0);
+	CHECK_RC(md_store_open(&m2, t_path), 0);
+	CHECK_RC(md_store_open(&m3, t_path), 0);
+	CHECK(md_store_leader_take(m1, gids[5]) == 1);
+	CHECK(md_store_leader_take(m1, gids[280]) == 1);
+	memset(taken, 7, sizeof taken);
+	CHECK(md_store_leader_try(m2, (const uint8_t(*)[32])gids, NG, taken) == NG - 2);
+	CHECK(taken[5] == 0 && taken[280] == 0 && taken[0] == 1 && taken[279] == 1 &&
+	      taken[281] == 1 && taken[NG - 1] == 1);
+	/* m2 holds the rest now: m3 gets none of them. */
+	CHECK(md_store_leader_try(m3, (const uint8_t(*)[32])gids, NG, taken) == 0);
+	/* A live holder's transaction lock is not reaped. */
+	uint64_t h;
+	uint8_t hs[16];
+	size_t hl;
+	CHECK(md_store_tx_take(m1, gids[1], 9, (const uint8_t *)"abc", 3, &h, hs, sizeof hs, &hl) ==
+	      1);
+	CHECK(md_store_tx_reap(m2, gids[1], &holder, scope, sizeof scope, &hlen) == 0);
+	CHECK(md_store_tx_take(m2, gids[1], 8, (const uint8_t *)"x", 1, &h, hs, sizeof hs, &hl) ==
+	      0);
+	CHECK(h == 9 && hl == 3 && memcmp(hs, "abc", 3) == 0);
+	/* m1 dies: no release, no notice; its locks go with its connections. */
+	md_store_close(m1);
+	m1 = NULL;
+	int got = 0;
+	for (int i = 0; i < 500 && got == 0; i++) {
+		got = md_store_tx_reap(m2, gids[1], &holder, scope, sizeof scope, &hlen);
+		if (got == 0)
+			usleep(10000);
+	}
+	CHECK(got == 1 && holder == 9 && hlen == 3 && memcmp(scope, "abc", 3) == 0);
+	/* The other nodes hear of the end as if the holder had ended it. */
+	md_ended = 0;
+	CHECK(md_wait_ended(m3, 1) == 0);
+	CHECK(md_last.did == 9 && md_last.scope_len == 3 && memcmp(md_last.gid, gids[1], 32) == 0);
+	/* Nothing is left behind: free, and no holder. */
+	CHECK(md_store_tx_reap(m2, gids[1], &holder, scope, sizeof scope, &hlen) == 1);
+	CHECK(holder == 0 && hlen == 0);
+	CHECK(md_store_tx_take(m3, gids[1], 8, (const uint8_t *)"x", 1, &h, hs, sizeof hs, &hl) ==
+	      1);
+	CHECK(md_store_tx_release(m3, gids[1], 8, (const uint8_t *)"x", 1) == 0);
+	/* The dead node's leaderships are free too. */
+	CHECK(md_store_leader_try(m3, (const uint8_t(*)[32])gids + 5, 1, taken) == 1);
+	md_store_close(m3);
+	md_store_close(m2);
+	veil_store_close(st);
+	remove_db();
+}
+
 T_MAIN_BEGIN
 snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
 if (mkdtemp(t_dir) == NULL)
@@ -1258,6 +1366,7 @@ RUN(test_close_durable);
 RUN(test_group_commit);
 RUN(test_batch_failure);
 RUN(test_events);
+RUN(test_md_nodes);
 RUN(test_admin);
 remove_db();
 rmdir(t_dir);
