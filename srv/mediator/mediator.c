@@ -1238,9 +1238,59 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 
 /* --- events from other nodes sharing a PostgreSQL store --- */
 
+static int holds_lock(const struct md_group *g);
+static uint8_t *groups_where(struct veil_medsvc *m, int (*want)(const struct md_group *g),
+                             size_t *n);
+
+/*
+ * This node's connection to the store was lost and is back: the locks it
+ * held are gone and another node may have taken them. Each is taken
+ * again; one that is held elsewhere now is let go here: its leader is
+ * closed (1011; it reconnects and another device leads), and so is a
+ * transaction's holder (the transaction is aborted), so that no group has
+ * two leaders or two transactions for longer than the loss went unnoticed.
+ */
+static void md_relock(struct veil_medsvc *m)
+{
+	size_t n;
+	uint8_t *ids = groups_where(m, holds_lock, &n);
+	for (size_t i = 0; ids != NULL && i < n; i++) {
+		const uint8_t *gid = ids + 32 * i;
+		struct md_group *g = group_find(m, gid, 0);
+		if (g != NULL && g->lead_held) {
+			g->lead_held = 0;
+			if (md_store_leader_take(m->st, gid) == 1) {
+				g->lead_held = 1;
+			} else if (g->leader != NULL) {
+				veil_log_warn("mediator: a group's leadership was lost with the "
+				              "PostgreSQL connection; closing its leader here");
+				conn_close(g->leader, VEIL_MD_CLOSE_INTERNAL);
+			}
+			g = group_find(m, gid, 0);
+		}
+		if (g != NULL && g->tx != NULL) {
+			uint64_t h;
+			uint8_t hs[VEIL_MD_SCOPE_MAX];
+			size_t hl;
+			if (md_store_tx_take(m->st, gid, g->tx->did, g->tx_scope, g->tx_scope_len,
+			                     &h, hs, sizeof hs, &hl) != 1) {
+				veil_log_warn("mediator: a transaction lock was lost with the "
+				              "PostgreSQL connection; aborting the transaction");
+				conn_close(g->tx, VEIL_MD_CLOSE_INTERNAL);
+			}
+		}
+	}
+	free(ids);
+}
+
 static void on_event(void *arg, const struct md_event *ev)
 {
 	struct veil_medsvc *m = arg;
+	if (ev->kind == MD_EV_LOCKS_LOST) {
+		/* At once: no lock was taken since the loss (see mstore.h). */
+		md_relock(m);
+		return;
+	}
 	if (ev->kind == MD_EV_TICK || ev->kind == MD_EV_RESYNC) {
 		/* Handled once the events are in (md_wake): one check for all. */
 		m->check_due |= ev->kind == MD_EV_TICK ? 1 : 2;
@@ -1288,6 +1338,20 @@ static int want_txw(const struct md_group *g)
 	return g->txw != NULL && g->tx == NULL;
 }
 
+static int holds_lock(const struct md_group *g)
+{
+	return g->lead_held || g->tx != NULL;
+}
+
+static int groups_any(const struct veil_medsvc *m, int (*want)(const struct md_group *g))
+{
+	for (size_t i = 0; i < MD_BUCKETS; i++)
+		for (const struct md_group *g = m->buckets[i]; g != NULL; g = g->next)
+			if (want(g))
+				return 1;
+	return 0;
+}
+
 /*
  * The IDs of the groups here that want (every group if want is NULL), 32
  * bytes each, in an allocated array (NULL if none or no memory). By ID: a
@@ -1320,6 +1384,7 @@ static uint8_t *groups_where(struct veil_medsvc *m, int (*want)(const struct md_
  * another node's transaction check that its holder still holds the lock.
  * After a resync (the listener was lost, or dropped events) every device
  * here is pumped from the store first: the reflects announced meanwhile.
+ * If this node holds a lock, the connection holding it is checked.
  */
 static void md_check(struct veil_medsvc *m, int resync)
 {
@@ -1328,6 +1393,9 @@ static void md_check(struct veil_medsvc *m, int resync)
 	if (veil_http_stopping(m->h))
 		return;
 	batch_flush(m);
+	/* A lost connection takes this node's locks along: noticed here, not at the next write. */
+	if (groups_any(m, holds_lock))
+		(void)md_store_ping(m->st);
 	if (resync && (ids = groups_where(m, NULL, &n)) != NULL) {
 		for (size_t i = 0; i < n; i++) {
 			struct md_event ev = {.kind = MD_EV_REFLECTED};

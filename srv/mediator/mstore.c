@@ -704,6 +704,11 @@ int md_store_tx_reap(struct md_store *s, const uint8_t gid[static 32], uint64_t 
 	return s->pg != NULL ? md_pg_tx_reap(s->pg, gid, holder, hscope, hcap, hlen) : 0;
 }
 
+int md_store_ping(struct md_store *s)
+{
+	return s->pg != NULL ? md_pg_ping(s->pg) : 0;
+}
+
 void md_store_on_event(struct md_store *s, void (*wake)(void *ctx), void *ctx)
 {
 	if (s->pg != NULL)

@@ -173,6 +173,13 @@ enum md_event_kind {
 	 */
 	MD_EV_TICK = 'K',
 	MD_EV_RESYNC = 'S',
+	/*
+	 * The connection that holds this node's locks was lost and is back:
+	 * every leadership and transaction lock held here is gone (another
+	 * node may have taken it). Until this event is taken, no lock is
+	 * taken (a take answers "held elsewhere"), so none is counted twice.
+	 */
+	MD_EV_LOCKS_LOST = 'O',
 };
 #define MD_STORE_TICK_MS 1000
 struct md_event {
@@ -215,6 +222,12 @@ int md_store_tx_release(struct md_store *s, const uint8_t gid[static 32], uint64
  */
 int md_store_tx_reap(struct md_store *s, const uint8_t gid[static 32], uint64_t *holder,
                      uint8_t *hscope, size_t hcap, size_t *hlen);
+/*
+ * Runs a trivial statement on the connection that holds the locks, so that
+ * its loss shows (and MD_EV_LOCKS_LOST follows) without waiting for the
+ * next write. 0 or a negative veil_err.
+ */
+int md_store_ping(struct md_store *s);
 /* wake(ctx) is called from another thread when events wait for md_store_events. */
 void md_store_on_event(struct md_store *s, void (*wake)(void *ctx), void *ctx);
 /* Calls fn for every event from other nodes that has arrived; the count or a negative veil_err. */

@@ -34,8 +34,9 @@
  *
  * A lost connection fails the call that saw it (VEIL_EIO: the mediator
  * closes that device, which reconnects and resends what was not acked);
- * the next call reconnects. Its advisory locks are gone then, so a leader
- * here may briefly coexist with one elected elsewhere (see OPERATIONS.md).
+ * the next call reconnects. Its advisory locks are gone then: no lock is
+ * taken until the mediator took MD_EV_LOCKS_LOST and took its own again
+ * (or let them go), so none is held twice in one session.
  */
 #include <errno.h>
 #include <poll.h>
@@ -89,6 +90,7 @@ enum {
 	Q_TX_DEL,
 	Q_TX_REAP,
 	Q_LOCK_MANY,
+	Q_PING,
 	Q_SAVEPOINT,
 	Q_SAVEPOINT_RELEASE,
 	Q_SAVEPOINT_ROLLBACK,
@@ -168,6 +170,7 @@ static const char *const qsql[Q_COUNT] = {
     /* $1 in text form ('{k1,k2,...}'): the ordinals (from 1) of the locks taken. */
     [Q_LOCK_MANY] = "SELECT i FROM unnest($1::int8[]) WITH ORDINALITY AS t(k, i) "
                     "WHERE pg_try_advisory_lock(k)",
+    [Q_PING] = "SELECT 1::int8",
     [Q_SAVEPOINT] = "SAVEPOINT one",
     [Q_SAVEPOINT_RELEASE] = "RELEASE one",
     [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO one",
@@ -197,6 +200,8 @@ struct md_pg {
 	struct mdpg_ev *evq, **evtail;
 	size_t nev;
 	int tick, resync; /* an MD_EV_TICK / MD_EV_RESYNC is due (under mu) */
+	int locks_lost;   /* c came back: MD_EV_LOCKS_LOST is due (HTTP thread only) */
+	uint64_t c_ups;   /* sessions c has opened */
 	void (*wake)(void *ctx);
 	void *wake_ctx;
 };
@@ -311,12 +316,15 @@ static int prepare(PGconn *c)
 	return 0;
 }
 
+static void listen_wake(struct md_pg *p);
+
 /* Opens *c (again after a loss): 0 or VEIL_EIO. */
 static int conn_up(struct md_pg *p, PGconn **c, const char *what)
 {
 	if (*c != NULL && PQstatus(*c) == CONNECTION_OK)
 		return 0;
-	bool again = *c != NULL;
+	/* After a failed attempt *c is NULL: c's own count tells a first session from a later one. */
+	bool again = *c != NULL || (c == &p->c && p->c_ups > 0);
 	PQfinish(*c);
 	*c = connect_url(p->url, "veild-mediator");
 	if (*c == NULL)
@@ -331,6 +339,11 @@ static int conn_up(struct md_pg *p, PGconn **c, const char *what)
 	}
 	if (again)
 		veil_log_info("mediator: the PostgreSQL connection (%s) is back", what);
+	if (c == &p->c && p->c_ups++ > 0) {
+		/* Its session's advisory locks died with the old one: the mediator is told. */
+		p->locks_lost = 1;
+		listen_wake(p);
+	}
 	return 0;
 }
 
@@ -1054,18 +1067,44 @@ static int64_t lock_key(int tag, const uint8_t gid[static 32])
 	return (int64_t)veil_load_u64le(h);
 }
 
-static int try_lock(struct md_pg *p, int tag, const uint8_t gid[static 32])
-{
-	struct args a = {0};
-	a_i64(&a, lock_key(tag, gid));
-	return (int)one_int(p, Q_LOCK, &a, 0);
-}
-
 static int unlock(struct md_pg *p, int tag, const uint8_t gid[static 32])
 {
 	struct args a = {0};
 	a_i64(&a, lock_key(tag, gid));
 	return one_int(p, Q_UNLOCK, &a, 0) < 0 ? VEIL_EIO : 0;
+}
+
+/*
+ * 1 taken, 0 held elsewhere, < 0 error. Nothing is taken while the
+ * mediator has not heard that the locks were lost (MD_EV_LOCKS_LOST): it
+ * takes them again then, and a lock taken twice in one session would need
+ * two unlocks.
+ */
+static int try_lock(struct md_pg *p, int tag, const uint8_t gid[static 32])
+{
+	if (p->locks_lost)
+		return 0;
+	struct args a = {0};
+	a_i64(&a, lock_key(tag, gid));
+	int got = (int)one_int(p, Q_LOCK, &a, 0);
+	if (got == 1 && p->locks_lost) {
+		/* The statement itself reconnected: give it back. */
+		(void)unlock(p, tag, gid);
+		return 0;
+	}
+	return got;
+}
+
+int md_pg_ping(struct md_pg *p)
+{
+	if (p->in_batch)
+		return 0; /* the batch's commit comes first and shows a loss as well */
+	/* A loss fails the first statement and the second reconnects; known down, one does. */
+	bool up = p->c != NULL && PQstatus(p->c) == CONNECTION_OK;
+	int rc = run0(p, Q_PING, NULL);
+	if (rc == 0 || !up)
+		return rc;
+	return run0(p, Q_PING, NULL);
 }
 
 int md_pg_leader_take(struct md_pg *p, const uint8_t gid[static 32])
@@ -1091,7 +1130,7 @@ int md_pg_leader_try(struct md_pg *p, const uint8_t (*gids)[32], size_t n, uint8
 	memset(taken, 0, n);
 	if (p->in_batch)
 		(void)md_pg_batch_commit(p);
-	for (size_t at = 0; at < n; at += MDPG_TRY_MAX) {
+	for (size_t at = 0; at < n && !p->locks_lost; at += MDPG_TRY_MAX) {
 		size_t k = n - at < MDPG_TRY_MAX ? n - at : MDPG_TRY_MAX, o = 0;
 		list[o++] = '{';
 		for (size_t i = 0; i < k; i++) {
@@ -1116,6 +1155,14 @@ int md_pg_leader_try(struct md_pg *p, const uint8_t (*gids)[32], size_t n, uint8
 			}
 		}
 		PQclear(r);
+	}
+	if (p->locks_lost && total > 0) {
+		/* The statement reconnected (see try_lock): all of them go back. */
+		for (size_t i = 0; i < n; i++)
+			if (taken[i])
+				(void)unlock(p, 'L', gids[i]);
+		memset(taken, 0, n);
+		total = 0;
 	}
 	return total;
 }
@@ -1248,6 +1295,12 @@ int md_pg_events(struct md_pg *p, void (*fn)(void *arg, const struct md_event *e
 	p->tick = p->resync = 0;
 	pthread_mutex_unlock(&p->mu);
 	int n = 0;
+	if (p->locks_lost) {
+		p->locks_lost = 0;
+		struct md_event ev = {.kind = MD_EV_LOCKS_LOST};
+		fn(arg, &ev);
+		n++;
+	}
 	/* A resync first: the events queued since cover only what came after LISTEN. */
 	if (resync) {
 		struct md_event ev = {.kind = MD_EV_RESYNC};

@@ -1,7 +1,12 @@
 #!/bin/bash
 # The mediator across two nodes on one PostgreSQL 15 (started here in a
 # temporary directory as the postgres user, like pg_shared.sh) when a node
-# dies or loses its LISTEN connection (tests/tools/md_nodes.c, failover):
+# dies or loses a connection (tests/tools/md_nodes.c, failover):
+#   - device 1 on node A leads, device 3 is on node B; the connection of
+#     node A that holds the leadership's advisory lock is terminated and kept
+#     from coming back: device 3 is promoted; once node A reconnects it finds
+#     the leadership taken and closes device 1 (1011), which comes back and
+#     does not lead;
 #   - a device group with device 1 on node A (the leader) and devices 3 and
 #     4 on node B; both nodes' LISTEN connections are terminated
 #     (pg_terminate_backend, found in pg_stat_activity) and kept from coming
@@ -45,7 +50,8 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
-# The mediator's LISTEN connections: ended and kept out (off), let back (on).
+# The mediator's LISTEN connections (off) or the one holding the advisory locks
+# (locks-off): ended and kept out; let back (on).
 cat >"$T/listen.sh" <<EOS
 #!/bin/bash
 sql() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 -c "\$1"; }
@@ -58,11 +64,20 @@ if [ "\$1" = off ]; then
 	for _ in \$(seq 100); do [ "\$(sql "\$listeners")" = 0 ] && exit 0; sleep 0.1; done
 	exit 1
 fi
+holders="SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+         WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'veild-mediator'"
+if [ "\$1" = locks-off ]; then
+	[ "\$(sql "SELECT count(*) FROM (\$holders) h")" = 1 ] || { echo "listen.sh: not one lock holder" >&2; exit 1; }
+	sql "ALTER DATABASE veil ALLOW_CONNECTIONS false" &&
+		sql "SELECT pg_terminate_backend(pid) FROM (\$holders) h" >/dev/null || exit 1
+	for _ in \$(seq 100); do [ "\$(sql "SELECT count(*) FROM (\$holders) h")" = 0 ] && exit 0; sleep 0.1; done
+	exit 1
+fi
 sql "ALTER DATABASE veil ALLOW_CONNECTIONS true"
 EOS
 chmod 755 "$T/listen.sh"
 
-"$BIN/tests/tools/md_nodes" failover "$HP" "$HPB" "$pid" "$T/listen.sh off" "$T/listen.sh on" \
+"$BIN/tests/tools/md_nodes" failover "$HP" "$HPB" "$pid" "$T/listen.sh off" "$T/listen.sh locks-off" "$T/listen.sh on" \
 	2>"$T/md_nodes.err" || {
 	echo "md_nodes failover failed:" >&2
 	fails=$((fails + 1))
@@ -74,5 +89,6 @@ kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 pid=
 check node_b_listener_back grep -q 'PostgreSQL connection (listen) is back' "$T/veildb.log"
+check node_a_lost_its_leadership grep -q 'leadership was lost with the PostgreSQL connection' "$T/veild.log"
 check node_b_alive kill -0 "$pidb"
 [ "$fails" = 0 ]

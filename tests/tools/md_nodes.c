@@ -6,11 +6,12 @@
  * md_nodes HTTP_PORT_A HTTP_PORT_B: one device group with devices 1 and 2
  * on node A and device 3 on node B.
  *
- * md_nodes failover HTTP_PORT_A HTTP_PORT_B PID_A LISTEN_OFF LISTEN_ON:
+ * md_nodes failover HTTP_PORT_A HTTP_PORT_B PID_A LISTEN_OFF LOCKS_OFF ON:
  * device 1 on node A, devices 3 and 4 on node B. LISTEN_OFF is a shell
  * command that ends the nodes' LISTEN connections and keeps them from
- * reconnecting, LISTEN_ON lets them back; node A (PID_A, started by the
- * script) is killed with SIGKILL half-way.
+ * reconnecting, LOCKS_OFF does so for the connection holding the advisory
+ * locks (node A's, as only A holds any then), ON lets them back; node A
+ * (PID_A, started by the script) is killed with SIGKILL at the end.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -21,7 +22,10 @@
 
 static uint16_t port_a, port_b;
 static pid_t pid_a;
-static const char *listen_off, *listen_on;
+/* The failover tests' devices log in to CSP through the proxy (else the chat closes them after 10 s). */
+static struct it_user user;
+static uint8_t csp_pk[32];
+static const char *listen_off, *locks_off, *conn_on;
 
 struct dev {
 	int fd;
@@ -33,6 +37,7 @@ struct dev {
 	uint8_t type;
 	const uint8_t *pl;
 	size_t pn;
+	struct veil_csp_client hs;
 };
 
 struct group {
@@ -319,6 +324,66 @@ static int t_drop_across_nodes(void)
 /* --- failover: node A dies, node B's listener is lost --- */
 
 /*
+ * Logs device d in to CSP as the test's user (through the proxy), so that
+ * its chat session outlives the chat's 10 s handshake deadline.
+ */
+static int dev_csp_login(struct dev *d, uint64_t csp_did)
+{
+	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+	veil_csp_client_hello(&d->hs, csp_pk, hello);
+	if (dev_send(d, VEIL_MD_PROXY, hello, sizeof hello) != 0)
+		return -1;
+	if (dev_expect(d, VEIL_MD_PROXY, 5000) != 0 || d->pn != VEIL_CSP_SERVER_HELLO_LEN ||
+	    veil_csp_client_server_hello(&d->hs, d->pl) != 0)
+		return -2;
+	struct veil_buf login;
+	veil_buf_init(&login, 8192);
+	int rc = veil_csp_client_login(&d->hs, &login, user.id, user.sk, "0.1;B;en/CH;it;md",
+	                               csp_did, NULL);
+	if (rc == 0)
+		rc = dev_send(d, VEIL_MD_PROXY, login.p, login.len);
+	veil_buf_release(&login);
+	if (rc != 0)
+		return -3;
+	if (dev_expect(d, VEIL_MD_PROXY, 5000) != 0 || d->pn != VEIL_CSP_LOGIN_ACK_LEN ||
+	    veil_csp_client_login_ack(&d->hs, d->pl) != 0)
+		return -4;
+	return 0;
+}
+
+/* dev_online, then the CSP login. */
+static int dev_up(struct dev *d, uint16_t port, uint64_t did, int expect, int *leader)
+{
+	int rc = dev_online(d, port, did, expect, leader);
+	return rc != 0 ? rc : dev_csp_login(d, 0xc0de00 + did);
+}
+
+/*
+ * Node A's connection that holds its group's leadership is lost (and
+ * kept from coming back): node B's device is promoted; once node A is back
+ * on the database it finds the leadership taken and closes its leader
+ * (1011), which reconnects and does not lead.
+ */
+static int t_leader_lock_lost(void)
+{
+	int l1, l3;
+	group_new(&g);
+	IT_CHECK(dev_up(&d1, port_a, 1, VEIL_MD_SLOT_NEW, &l1) == 0);
+	IT_CHECK(dev_up(&d3, port_b, 3, VEIL_MD_SLOT_NEW, &l3) == 0);
+	IT_CHECK(l1 == 1 && l3 == 0);
+	IT_CHECK(system(locks_off) == 0);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 30000) == 0);
+	IT_CHECK(system(conn_on) == 0);
+	IT_CHECK(dev_expect(&d1, 0xff, 30000) == VEIL_MD_CLOSE_INTERNAL);
+	dev_close(&d1);
+	IT_CHECK(dev_online(&d1, port_a, 1, VEIL_MD_SLOT_EXISTING, &l1) == 0 && l1 == 0);
+	IT_CHECK(dev_quiet(&d3, 100) == 0);
+	dev_close(&d1);
+	dev_close(&d3);
+	return 0;
+}
+
+/*
  * A reflect made on node A while node B's LISTEN connection is down (so
  * its notification never reaches B) still reaches B's devices once the
  * listener is back.
@@ -328,14 +393,14 @@ static int t_reflect_while_listener_lost(void)
 	int l1, l3, l4;
 	uint8_t e1[100];
 	group_new(&g);
-	IT_CHECK(dev_online(&d1, port_a, 1, VEIL_MD_SLOT_NEW, &l1) == 0);
-	IT_CHECK(dev_online(&d3, port_b, 3, VEIL_MD_SLOT_NEW, &l3) == 0);
-	IT_CHECK(dev_online(&d4, port_b, 4, VEIL_MD_SLOT_NEW, &l4) == 0);
+	IT_CHECK(dev_up(&d1, port_a, 1, VEIL_MD_SLOT_NEW, &l1) == 0);
+	IT_CHECK(dev_up(&d3, port_b, 3, VEIL_MD_SLOT_NEW, &l3) == 0);
+	IT_CHECK(dev_up(&d4, port_b, 4, VEIL_MD_SLOT_NEW, &l4) == 0);
 	IT_CHECK(l1 == 1 && l3 == 0 && l4 == 0);
 	IT_CHECK(system(listen_off) == 0);
 	randombytes_buf(e1, sizeof e1);
 	IT_CHECK(reflect(&d1, 11, e1, sizeof e1) == 0 && expect_ack(&d1, 11) == 0);
-	IT_CHECK(system(listen_on) == 0);
+	IT_CHECK(system(conn_on) == 0);
 	/* The listener retries with a backoff of at most 5 s: a generous bound. */
 	IT_CHECK(expect_reflected_in(&d3, e1, sizeof e1, 30000) == 0);
 	IT_CHECK(expect_reflected_in(&d4, e1, sizeof e1, 30000) == 0);
@@ -418,11 +483,11 @@ static int t_node_killed(void)
 int main(int argc, char **argv)
 {
 	int failed = 0;
-	int failover = argc == 7 && strcmp(argv[1], "failover") == 0;
+	int failover = argc == 8 && strcmp(argv[1], "failover") == 0;
 	if ((argc != 3 && !failover) || veil_crypto_init() != 0) {
 		fprintf(stderr, "usage: md_nodes HTTP_PORT_A HTTP_PORT_B\n"
 		                "       md_nodes failover HTTP_PORT_A HTTP_PORT_B PID_A LISTEN_OFF "
-		                "LISTEN_ON\n");
+		                "LOCKS_OFF ON\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -432,9 +497,22 @@ int main(int argc, char **argv)
 	if (failover) {
 		pid_a = (pid_t)strtol(argv[4], NULL, 10);
 		listen_off = argv[5];
-		listen_on = argv[6];
+		locks_off = argv[6];
+		conn_on = argv[7];
 		if (pid_a <= 1)
 			return 2;
+		char url[64], dir[96];
+		struct veil_dir_provisioning prov;
+		snprintf(url, sizeof url, "http://127.0.0.1:%u", port_a);
+		snprintf(dir, sizeof dir, "%s/directory/", url);
+		veil_keypair(user.pk, user.sk);
+		if (veil_dir_fetch_provisioning(url, NULL, NULL, &prov) != 0 ||
+		    veil_dir_create_identity(dir, user.pk, user.sk, NULL, user.id) != 0) {
+			fprintf(stderr, "md_nodes: cannot make the test's identity\n");
+			return 1;
+		}
+		memcpy(csp_pk, prov.csp_pk, 32);
+		RUN(t_leader_lock_lost);
 		RUN(t_reflect_while_listener_lost);
 		RUN(t_node_killed);
 		dev_close(&d1);

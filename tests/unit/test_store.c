@@ -1236,11 +1236,12 @@ static void test_events(void)
 
 /* Waits (5 s at most) for events on m; *n counts the MD_EV_TX_ENDED ones, *ev gets the last. */
 static struct md_event md_last;
-static int md_ended;
+static int md_ended, md_lost;
 
 static void md_on(void *arg, const struct md_event *ev)
 {
 	(void)arg;
+	md_lost += ev->kind == MD_EV_LOCKS_LOST;
 	if (ev->kind == MD_EV_TX_ENDED) {
 		md_last = *ev;
 		md_ended++;
@@ -1335,8 +1336,37 @@ static void test_md_nodes(void)
 	CHECK(md_store_tx_release(m3, gids[1], 8, (const uint8_t *)"x", 1) == 0);
 	/* The dead node's leaderships are free too. */
 	CHECK(md_store_leader_try(m3, (const uint8_t(*)[32])gids + 5, 1, taken) == 1);
-	md_store_close(m3);
+	/*
+	 * m3's connection holding its locks is cut (m2 goes first, so that
+	 * m3's is the only one left holding any): a ping reconnects; no lock is
+	 * taken until m3's mediator has heard that they were lost.
+	 */
 	md_store_close(m2);
+	m2 = NULL;
+	CHECK(side_open() == 0);
+	CHECK(
+	    side_exec("SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a "
+	              "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND "
+	              "a.application_name = 'veild-mediator'") == 0);
+	/* pg_terminate_backend only signals: wait until the session is gone. */
+	for (int i = 0; i < 500; i++) {
+		PGresult *r = PQexec(side_pg, "SELECT count(*) FROM pg_locks WHERE locktype = "
+		                              "'advisory' AND granted");
+		int left = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+		               ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10)
+		               : -1;
+		PQclear(r);
+		if (left == 0)
+			break;
+		usleep(10000);
+	}
+	side_close();
+	CHECK(md_store_ping(m3) == 0);
+	CHECK(md_store_leader_take(m3, gids[5]) == 0);
+	md_lost = 0;
+	CHECK(md_store_events(m3, md_on, NULL) >= 1 && md_lost == 1);
+	CHECK(md_store_leader_take(m3, gids[5]) == 1);
+	md_store_close(m3);
 	veil_store_close(st);
 	remove_db();
 }
