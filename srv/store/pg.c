@@ -377,14 +377,15 @@ static const char *const stmt_sql[ST_COUNT] = {
                 "ORDER BY n DESC LIMIT 1",
     [ST_PING] = "SELECT 1::int8",
     /*
-     * The recipients of a whole batch ($1: their IDs one after another),
-     * each lock once and in the order of its key, so that two nodes locking
-     * overlapping sets cannot deadlock. The same keys as ST_LOCK_RCPT.
+     * The recipients of a whole batch ($1: their IDs one after another,
+     * bytea so that each is found in constant time), each lock once and in
+     * the order of its key, so that two nodes locking overlapping sets
+     * cannot deadlock. The same keys as ST_LOCK_RCPT.
      */
     [ST_LOCK_RCPTS] =
         "SELECT count(*)::int8 FROM (SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
-        "hashtextextended(substr($1::text, i * 8 + 1, 8), 7368) AS k FROM "
-        "generate_series(0, length($1::text) / 8 - 1) i ORDER BY k) s) t",
+        "hashtextextended(convert_from(substring($1::bytea, i * 8 + 1, 8), 'UTF8'), 7368) "
+        "AS k FROM generate_series(0, length($1::bytea) / 8 - 1) i ORDER BY k) s) t",
 };
 
 struct pg_conn {
@@ -1506,6 +1507,11 @@ static int pipe_read_write(struct pg_backend *b, struct veil_store_write *w)
 	return rc;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, VEIL_ID_LEN);
+}
+
 /*
  * Sends BEGIN (if the batch has not begun), the lock on every put's
  * recipient and each write's statement, PG_PIPE_CHUNK statements to a
@@ -1527,6 +1533,18 @@ static int pipe_writes(struct pg_backend *b, struct veil_store_write *w, size_t 
 	for (size_t i = 0, k = 0; i < n; i++) {
 		if (w[i].type == VEIL_STORE_W_PUT)
 			memcpy(ids + VEIL_ID_LEN * k++, w[i].msg->recipient, VEIL_ID_LEN);
+	}
+	/* Each recipient once. */
+	if (nput > 1) {
+		qsort(ids, nput, VEIL_ID_LEN, id_cmp);
+		size_t u = 1;
+		for (size_t i = 1; i < nput; i++) {
+			if (memcmp(ids + VEIL_ID_LEN * i, ids + VEIL_ID_LEN * (u - 1),
+			           VEIL_ID_LEN) != 0)
+				memmove(ids + VEIL_ID_LEN * u++, ids + VEIL_ID_LEN * i,
+				        VEIL_ID_LEN);
+		}
+		nput = u;
 	}
 	if (PQenterPipelineMode(c->c) != 1) {
 		free(ids);
