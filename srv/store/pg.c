@@ -8,13 +8,25 @@
  * prepared once per connection (again after a reconnect) and run with
  * binary parameters and results, so no value is ever spliced into SQL.
  *
- * Several veild may share one database, so nothing the limits depend on is
- * cached here: each put takes a transaction-level advisory lock on its
- * recipient, then one INSERT counts the recipient's rows (and the sender's)
- * with bounded counts and inserts only below both limits; only a refused or
- * duplicate put takes the slower path of sqlite.c's rules. The lock is held until the batch commits, so two nodes
+ * Several veild may share one database, so no count the limits depend on
+ * is taken from this node alone: a put takes a transaction-level advisory
+ * lock on its recipient, then one INSERT bounds the recipient's rows (and
+ * the sender's), inserts only below both limits and NOTIFYs; only a
+ * refused or duplicate put takes the slower path of sqlite.c's rules,
+ * which counts exactly. The bound is cheap (struct pg_bound: the rows
+ * counted before plus those stored since), so a deep queue is not counted
+ * on every put. The lock is held until the batch commits, so two nodes
  * cannot both take the last place in a queue, and a recipient's seqs
  * (from one identity column) become visible in increasing order.
+ *
+ * A batch is one round trip and its COMMIT (pg_q_writes, libpq's pipeline
+ * mode): BEGIN, one statement locking every recipient of the batch in the
+ * order of its lock key (so that nodes cannot deadlock), then each put's
+ * INSERT and each ack's DELETE; the results are read after. The slow paths
+ * then run one by one, in job order; when a later write of the batch
+ * touched a recipient after a put to it was refused, the transaction is
+ * rolled back and the writes run again one by one, so every outcome is the
+ * one a write running alone in that order would have had.
  *
  * A lost connection fails the job that saw it with VEIL_EIO (the callback
  * says so, nothing is acked that is not committed; the sender resends and
@@ -281,13 +293,16 @@ static const char *const stmt_sql[ST_COUNT] = {
      * bounds it judged by (struct pg_bound: $10 rows up to seq $11 and
      * the recipient's rows after it; $12, $13 the same for the pair). No
      * row back sends the put down the slow path, which counts exactly.
+     * Both read the (recipient, seq) index from the bound's seq on (OFFSET
+     * 0 keeps the pair's sender out of that scan, else PostgreSQL reads
+     * every row of the pair by the unique index instead).
      */
     [ST_MSG_PUT_FAST] =
         "WITH c AS MATERIALIZED (SELECT $10::int8 + (SELECT count(*) FROM (SELECT 1 FROM "
         "messages WHERE recipient = $1::text AND seq > $11::int8 LIMIT $7::int8) a) AS n, "
         "CASE WHEN $8::int8 = 0 THEN 0::int8 ELSE $12::int8 + (SELECT count(*) FROM (SELECT "
-        "1 FROM messages WHERE recipient = $1::text AND sender = $2::text AND seq > $13::int8 "
-        "LIMIT $8::int8) b) END AS pn), "
+        "1 FROM (SELECT sender FROM messages WHERE recipient = $1::text AND seq > $13::int8 "
+        "OFFSET 0) r WHERE r.sender = $2::text LIMIT $8::int8) b) END AS pn), "
         "i AS (INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
         "SELECT $1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea FROM c WHERE "
         "c.n < $7::int8 AND ($8::int8 = 0 OR c.pn < $8::int8) "

@@ -6,6 +6,8 @@
  * Group commit: the thread takes every job waiting at once, runs all the
  * writes among them in one transaction, commits (one fsync), then runs the
  * fetches, posts every completion together and calls the wake function once.
+ * A backend with q_writes gets all of a batch's writes in one call (so that
+ * PostgreSQL can send them in one round trip); the outcomes are the same.
  * If the batch fails as a whole (an I/O error in one job or in COMMIT), it is
  * rolled back and each write is run again in a transaction of its own, so one
  * bad job cannot fail its neighbours and every result a callback sees is
