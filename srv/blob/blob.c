@@ -861,6 +861,8 @@ int veil_blobsvc_register_ex(struct veil_http *h, struct veil_server *srv,
 		rc = VEIL_EIO;
 		goto out;
 	}
+	veil_log_info("blob: files in %s, this node's uploads in progress in %s", b->dir,
+	              b->tmpdir);
 	clean_tmp(b->tmpdir, 0);
 	if (!shared)
 		clean_tmp(tmp, 1);
