@@ -11,8 +11,8 @@
 enum { Q_INSERT, Q_GET, Q_DELETE, Q_USAGE, Q_EXPIRED, Q_COUNT };
 
 static const char *const qsql[Q_COUNT] = {
-    [Q_INSERT] = "INSERT INTO blobs (id, owner, size, created_ms, expires_ms, persist) "
-                 "VALUES (?, ?, ?, ?, ?, ?)",
+    [Q_INSERT] = ("INSERT INTO blobs (id, owner, size, created_ms, expires_ms, persist) "
+                  "VALUES (?, ?, ?, ?, ?, ?)"),
     [Q_GET] = "SELECT size, expires_ms, persist FROM blobs WHERE id = ?",
     [Q_DELETE] = "DELETE FROM blobs WHERE id = ?",
     [Q_USAGE] = "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE owner = ? AND expires_ms > ?",
