@@ -819,6 +819,28 @@ static int dir_id(const struct veil_blobsvc *b, uint8_t id[static VEIL_BLOBMETA_
 	return VEIL_EIO;
 }
 
+/*
+ * On PostgreSQL: the rows of a blobs.db that a start on SQLite left in the
+ * blob directory are copied into the table, and the file is renamed
+ * blobs.db.imported, so that blobs stored before the move stay served.
+ */
+static int import_sqlite(struct veil_blobsvc *b)
+{
+	char path[PATH_MAX_LEN + 16], done_path[PATH_MAX_LEN + 32];
+	snprintf(path, sizeof path, "%s/blobs.db", b->dir);
+	snprintf(done_path, sizeof done_path, "%s/blobs.db.imported", b->dir);
+	if (access(path, F_OK) != 0)
+		return 0;
+	int n = veil_blobmeta_sqlite_import(path, b->meta, veil_now_ms());
+	if (n < 0 || rename(path, done_path) != 0) {
+		veil_log_error("blob: cannot copy the rows of %s to PostgreSQL", path);
+		return VEIL_EIO;
+	}
+	veil_log_info("blob: %d rows of %s copied to PostgreSQL; the file is now %s", n, path,
+	              done_path);
+	return 0;
+}
+
 int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv)
 {
 	struct veil_blobsvc *b;
@@ -869,7 +891,8 @@ int veil_blobsvc_register_ex(struct veil_http *h, struct veil_server *srv,
 	if (veil_store_is_url(srv->cfg.store)) {
 		uint8_t dirid[VEIL_BLOBMETA_DIRID_LEN];
 		if ((rc = dir_id(b, dirid)) != 0 ||
-		    (rc = veil_blobmeta_pg_open(&b->meta, srv->cfg.store, dirid)) != 0)
+		    (rc = veil_blobmeta_pg_open(&b->meta, srv->cfg.store, dirid)) != 0 ||
+		    (rc = import_sqlite(b)) != 0)
 			goto out;
 	} else {
 		char path[PATH_MAX_LEN + 16];

@@ -32,7 +32,7 @@ struct veil_blobmeta_row {
 
 struct veil_blobmeta;
 struct veil_blobmeta_ops {
-	/* 0 or VEIL_EIO. */
+	/* 0 (also if a row of that ID exists: IDs are random, only an import repeats one) or VEIL_EIO. */
 	int (*insert)(struct veil_blobmeta *m, const uint8_t id[static VEIL_BLOBMETA_ID_LEN],
 	              const uint8_t owner[static VEIL_ID_LEN], uint64_t size, uint64_t created_ms,
 	              uint64_t expires_ms, int persist);
@@ -61,6 +61,13 @@ struct veil_blobmeta {
 
 /* Opens (creates) the SQLite file at path: 0, or VEIL_ENOMEM, VEIL_EIO. */
 int veil_blobmeta_sqlite_open(struct veil_blobmeta **out, const char *path);
+/*
+ * Copies the live rows (expiring after now_ms) of the SQLite file at path
+ * into to, for the first start on PostgreSQL of a node that kept its blob
+ * metadata in SQLite; a row already there is left as it is, so a copy cut
+ * short may run again. How many rows, or VEIL_EIO.
+ */
+int veil_blobmeta_sqlite_import(const char *path, struct veil_blobmeta *to, uint64_t now_ms);
 /*
  * Connects to the PostgreSQL store at url (its schema made by the chat
  * store, which opens first); rows are those of the blob directory dirid.

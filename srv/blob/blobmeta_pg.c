@@ -19,7 +19,7 @@ enum { P_INSERT, P_GET, P_DELETE, P_USAGE, P_EXPIRED, P_COUNT };
 static const char *const psql[P_COUNT] = {
     [P_INSERT] = "INSERT INTO blobs (id, dir, owner, size, created_ms, expires_ms, persist) "
                  "VALUES ($1::bytea, $2::bytea, $3::bytea, $4::int8, $5::int8, $6::int8, "
-                 "$7::int8)",
+                 "$7::int8) ON CONFLICT (id) DO NOTHING",
     [P_GET] = "SELECT size, expires_ms, persist::int8 FROM blobs WHERE id = $1::bytea AND "
               "dir = $2::bytea",
     [P_DELETE] = "DELETE FROM blobs WHERE id = $1::bytea AND dir = $2::bytea",

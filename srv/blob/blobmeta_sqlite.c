@@ -11,7 +11,7 @@
 enum { Q_INSERT, Q_GET, Q_DELETE, Q_USAGE, Q_EXPIRED, Q_COUNT };
 
 static const char *const qsql[Q_COUNT] = {
-    [Q_INSERT] = ("INSERT INTO blobs (id, owner, size, created_ms, expires_ms, persist) "
+    [Q_INSERT] = ("INSERT OR IGNORE INTO blobs (id, owner, size, created_ms, expires_ms, persist) "
                   "VALUES (?, ?, ?, ?, ?, ?)"),
     [Q_GET] = "SELECT size, expires_ms, persist FROM blobs WHERE id = ?",
     [Q_DELETE] = "DELETE FROM blobs WHERE id = ?",
@@ -149,4 +149,40 @@ int veil_blobmeta_sqlite_open(struct veil_blobmeta **out, const char *path)
 fail:
 	m_close(&m->base);
 	return VEIL_EIO;
+}
+
+int veil_blobmeta_sqlite_import(const char *path, struct veil_blobmeta *to, uint64_t now_ms)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+	                       "SELECT id, owner, size, created_ms, expires_ms, persist FROM blobs "
+	                       "WHERE expires_ms > ?",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		n = VEIL_EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != VEIL_BLOBMETA_ID_LEN ||
+		    sqlite3_column_bytes(st, 1) != VEIL_ID_LEN)
+			continue;
+		if (to->ops->insert(to, sqlite3_column_blob(st, 0), sqlite3_column_blob(st, 1),
+		                    (uint64_t)sqlite3_column_int64(st, 2),
+		                    (uint64_t)sqlite3_column_int64(st, 3),
+		                    (uint64_t)sqlite3_column_int64(st, 4),
+		                    sqlite3_column_int(st, 5) != 0) != 0) {
+			n = VEIL_EIO;
+			goto out;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		n = VEIL_EIO;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
 }

@@ -12,6 +12,8 @@
 #     empties only node B's temporary directory) and is then served by B;
 #   - expired blobs are refused by the other node (410) and swept by a
 #     node's start, the one whose file is already gone included;
+#   - a blobs.db left in the blob directory (a node that ran on SQLite) is
+#     copied into PostgreSQL at start, its blobs still served;
 #   - no blobs.db anywhere.
 # The quota and in-progress uploads go over raw HTTP with a blob token made
 # here from the shared directory.key (blob.c's layout), so that one owner
@@ -176,6 +178,26 @@ check sweep_removed_rows [ "$(psql_db -c "SELECT count(*) FROM blobs")" = 0 ]
 check sweep_removed_files bash -c "[ ! -e '$f3' ] && [ ! -e '$f4' ]"
 check sweep_logged bash -c "cat '$T/veild.log' '$T/veildb.log' | grep -q 'expired blobs deleted'"
 
-# (5) The metadata is in PostgreSQL only.
-check no_blobs_db bash -c "[ -z \"\$(find $T/srv $T/srvb $SH -name 'blobs.db*')\" ]"
+# (5) A node that kept its blob metadata in SQLite (blobs.db in its blob
+# directory) starts on PostgreSQL: the live rows are copied, the file is
+# renamed, and its blobs stay served (here through the other node).
+stop
+LID=$(head -c 16 /dev/urandom | xxd -p)
+XID=$(head -c 16 /dev/urandom | xxd -p)
+mkdir -p "$SH/${LID:0:2}"
+head -c 5000 /dev/urandom >"$SH/${LID:0:2}/$LID"
+now=$(($(date +%s) * 1000))
+sqlite3 "$SH/blobs.db" "CREATE TABLE blobs (id BLOB PRIMARY KEY, owner BLOB NOT NULL,
+	size INTEGER NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
+	persist INTEGER NOT NULL);
+	INSERT INTO blobs VALUES (x'$LID', CAST('OLDOWNER' AS BLOB), 5000, $now, $((now + 3600000)), 0),
+	(x'$XID', CAST('OLDOWNER' AS BLOB), 1, 1, 2, 0);"
+start
+check import_live_row [ "$(psql_db -c "SELECT count(*) FROM blobs WHERE id = decode('$LID', 'hex')")" = 1 ]
+check import_not_expired_row [ "$(psql_db -c "SELECT count(*) FROM blobs WHERE id = decode('$XID', 'hex')")" = 0 ]
+check import_renamed_file bash -c "[ ! -e '$SH/blobs.db' ] && [ -e '$SH/blobs.db.imported' ]"
+check imported_served_by_b bash -c "curl -sf $URLB/blob/$LID | cmp -s - '$SH/${LID:0:2}/$LID'"
+
+# (6) The metadata is in PostgreSQL only.
+check no_blobs_db bash -c "[ -z \"\$(find $T/srv $T/srvb $SH -name blobs.db -o -name 'blobs.db-*')\" ]"
 [ "$fails" = 0 ]
