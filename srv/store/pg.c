@@ -207,6 +207,22 @@ static const char *const migrations[] = {
     " data BYTEA NOT NULL,"
     " updated_ms BIGINT NOT NULL);"
     "CREATE INDEX safe_backups_updated ON safe_backups(updated_ms);",
+    /*
+     * 5 -> 6: the blob service's metadata (srv/blob/blobmeta_pg.c), as
+     * blobs/blobs.db holds it, plus the ID of the blob directory that holds
+     * the file (nodes sharing one directory share its ID). The blob itself
+     * stays a file: no content here.
+     */
+    "CREATE TABLE blobs ("
+    " id BYTEA PRIMARY KEY,"
+    " dir BYTEA NOT NULL,"
+    " owner BYTEA NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " persist INTEGER NOT NULL);"
+    "CREATE INDEX blobs_owner ON blobs(owner, expires_ms);"
+    "CREATE INDEX blobs_dir_expiry ON blobs(dir, expires_ms);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -127,7 +127,7 @@ static void remove_db(void)
 			    "DROP TABLE IF EXISTS veil_schema, messages, push_tokens, "
 			    "used_tokens, links, link_pending, revocation_keys, identities, "
 			    "sessions, invites, md_groups, md_devices, md_reflected, md_tx, "
-			    "gw_accounts, safe_backups CASCADE; DROP SEQUENCE IF EXISTS "
+			    "gw_accounts, safe_backups, blobs CASCADE; DROP SEQUENCE IF EXISTS "
 			    "sessions_gen; "
 			    "DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
 		side_close();
@@ -298,7 +298,7 @@ static void test_open_close(void)
 		CHECK(side_open() == 0);
 		PGresult *r = PQexec(side_pg, "SELECT version FROM veil_schema");
 		int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-		         strcmp(PQgetvalue(r, 0, 0), "5") == 0;
+		         strcmp(PQgetvalue(r, 0, 0), "6") == 0;
 		PQclear(r);
 		CHECK(ok);
 		CHECK(side_exec("UPDATE veil_schema SET version = 99") == 0);
@@ -469,7 +469,7 @@ static void test_invites(void)
 	CHECK(side_open() == 0);
 	int down =
 	    side_exec(t_pg ? "DROP TABLE invites, md_groups, md_devices, md_reflected, md_tx, "
-	                     "gw_accounts, safe_backups; UPDATE veil_schema SET version = 3"
+	                     "gw_accounts, safe_backups, blobs; UPDATE veil_schema SET version = 3"
 	                   : "DROP TABLE invites; DROP TABLE logins; PRAGMA user_version = 2");
 	side_close();
 	CHECK(down == 0);
