@@ -47,9 +47,7 @@ start
 HPB=$(port)
 CPB=$(port)
 URLB=http://127.0.0.1:$HPB
-mkdir -p "$T/srvb"
-chmod 700 "$T/srvb"
-cp -p "$T/srv/chat.key" "$T/srv/directory.key" "$T/srv/sign.key" "$T/srvb/"
+node_b_dir
 start_b() {
 	"$BIN/veild" --data "$T/srvb" --chat-port "$CPB" --http-port "$HPB" "${VEILD_EXTRA[@]}" \
 		>>"$T/veildb.log" 2>&1 &

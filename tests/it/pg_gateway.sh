@@ -46,9 +46,7 @@ rpid=$!
 locks() { psql_su -d veil -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $((0x56474342)) AND granted"; }
 for _ in $(seq 50); do [ "$(locks)" = 1 ] && break; sleep 0.1; done
 check node_a_delivers [ "$(locks)" = 1 ]
-mkdir -p "$T/srvb"
-chmod 700 "$T/srvb"
-cp -p "$T/srv/chat.key" "$T/srv/directory.key" "$T/srv/sign.key" "$T/srvb/"
+node_b_dir
 "$BIN/veild" --data "$T/srvb" --chat-port "$CPB" --http-port "$HPB" --store "$DB" \
 	>>"$T/veildb.log" 2>&1 &
 pidb=$!
