@@ -321,12 +321,15 @@ enum cstate { C_CONNECTING, C_HELLO, C_ACK, C_READY, C_LEAVING, C_DEAD };
 struct lconn {
 	int fd;
 	enum cstate st;
-	int user;         /* index into users */
-	int pair;         /* pair index, -1 if none */
-	int sender;       /* 1 sender, 0 receiver */
-	int drained;      /* got queue-send-complete */
-	int pollout;      /* registered for EPOLLOUT */
-	int leave;        /* W5: go offline once the output (client acks) is written */
+	int user;       /* index into users */
+	int pair;       /* pair index, -1 if none */
+	int sender;     /* 1 sender, 0 receiver */
+	int drained;    /* got queue-send-complete */
+	int pollout;    /* registered for EPOLLOUT */
+	int leave;      /* W5: go offline once the output (client acks) is written */
+	int dirty;      /* on the run's list of connections with output to write */
+	uint64_t rx_us; /* paced: when the kernel received what was read last (SO_TIMESTAMPNS) */
+	struct run *run;
 	uint32_t sess;    /* session number of the current login, 0 before one */
 	uint64_t off_us;  /* W5: how long to stay offline */
 	uint64_t back_at; /* W5: reconnect at this time */
@@ -342,7 +345,9 @@ struct pair {
 	int s, r; /* connection indexes */
 	uint64_t sent, acked, received, next_seq, dups, gaps;
 	uint64_t next_due_us; /* paced mode */
+	uint64_t heap_at;     /* its key in the run's heap: next_due_us, or a retry time */
 	uint64_t ring[RING];  /* intended send times by seq % RING */
+	uint32_t late[RING];  /* paced: how late the generator sent it, us */
 	uint8_t *tmpl;        /* sealed message, msg_id at offset 16 */
 	size_t tmpl_len;
 };
@@ -362,12 +367,29 @@ struct run {
 	uint64_t frame_len; /* CSP frame length of one message, bare mimics it */
 	uint32_t *lat;      /* latency samples, us */
 	size_t nlat, lat_cap;
+	/*
+	 * Paced: each sample's parts, by the same index (see tail_parts()): how
+	 * late the generator sent it, and how long the received bytes waited in
+	 * the generator's socket before it read them. The rest is the server's
+	 * and the kernel's.
+	 */
+	uint32_t *sent_late, *read_late;
+	size_t parts_cap;
 	uint64_t logins;
 	uint32_t *login_lat;
 	size_t nlogin_lat, login_lat_cap;
 	int storm;         /* W1: reconnect after login */
 	uint32_t sessions; /* logins so far, numbers sessions */
-	struct w5 *w5;     /* W5 state, NULL in the other workloads */
+	/*
+	 * The generator must cost little per message, or a paced run measures it
+	 * rather than the server: connections with output are kept on a list
+	 * instead of scanning every connection per loop pass, and paced pairs sit
+	 * in a heap by due time instead of scanning every pair.
+	 */
+	int *dirty, ndirty;
+	int *due, ndue; /* heap of pair indexes by next_due_us */
+	int due_all;    /* every pair has been scheduled */
+	struct w5 *w5;  /* W5 state, NULL in the other workloads */
 	uint64_t errors;
 };
 
@@ -386,6 +408,10 @@ static int set_nonblock(int fd)
 
 static void out_append(struct lconn *c, const uint8_t *p, size_t n)
 {
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->run->dirty[c->run->ndirty++] = (int)(c - c->run->c);
+	}
 	if (c->out_len + n > c->out_cap) {
 		c->out_cap = (c->out_len + n) * 2 + 4096;
 		c->out = realloc(c->out, c->out_cap);
@@ -434,6 +460,8 @@ static int conn_open(struct run *r, int i)
 		return -1;
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (r->sent_late)
+		setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
 	set_nonblock(c->fd);
 	/*
 	 * Spread the connections over source addresses 127.0.0.2-251: one
@@ -494,6 +522,10 @@ static void pair_send(struct run *r, struct pair *p, uint64_t intended_us)
 	struct lconn *c = &r->c[p->s];
 	uint64_t seq = p->sent++;
 	p->ring[seq % RING] = intended_us;
+	if (r->sent_late) {
+		uint64_t now = now_us();
+		p->late[seq % RING] = now > intended_us ? (uint32_t)(now - intended_us) : 0;
+	}
 	if (r->bare) {
 		uint8_t frame[2 + VEIL_CSP_MAX_FRAME];
 		size_t len = r->frame_len - 2;
@@ -510,7 +542,7 @@ static void pair_send(struct run *r, struct pair *p, uint64_t intended_us)
 	send_csp(c, VEIL_CSP_OUTGOING_MESSAGE, p->tmpl, p->tmpl_len);
 }
 
-static void record_delivery(struct run *r, struct pair *p, uint64_t msg_id)
+static void record_delivery(struct run *r, struct pair *p, uint64_t msg_id, uint64_t rx_us)
 {
 	uint64_t now = now_us();
 	if (msg_id >> SEQ_BITS != run_tag)
@@ -524,15 +556,20 @@ static void record_delivery(struct run *r, struct pair *p, uint64_t msg_id)
 		p->gaps += seq - p->next_seq;
 	p->next_seq = seq + 1;
 	p->received++;
-	if (r->nlat < r->lat_cap)
-		r->lat[r->nlat++] = (uint32_t)(now - p->ring[seq % RING]);
+	if (r->nlat >= r->lat_cap)
+		return;
+	if (r->sent_late && r->nlat < r->parts_cap) {
+		r->sent_late[r->nlat] = p->late[seq % RING];
+		r->read_late[r->nlat] = rx_us && rx_us < now ? (uint32_t)(now - rx_us) : 0;
+	}
+	r->lat[r->nlat++] = (uint32_t)(now - p->ring[seq % RING]);
 }
 
 /* Handles one whole frame (box after the length prefix) of a ready connection. */
 static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t n)
 {
 	if (r->bare) {
-		record_delivery(r, &r->pairs[c->pair], veil_load_u64le(box + 4));
+		record_delivery(r, &r->pairs[c->pair], veil_load_u64le(box + 4), c->rx_us);
 		return;
 	}
 	uint8_t plain[VEIL_CSP_MAX_FRAME];
@@ -564,7 +601,7 @@ static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t 
 		veil_csp_ack_encode(ack, m, msg_id);
 		send_csp(c, VEIL_CSP_INCOMING_ACK, ack, sizeof ack);
 		if (c->pair >= 0)
-			record_delivery(r, &r->pairs[c->pair], msg_id);
+			record_delivery(r, &r->pairs[c->pair], msg_id, c->rx_us);
 		else if (msg_id >> SEQ_BITS == run_tag)
 			r->pairs[0].received++; /* the drain workload counts in pair 0 */
 		break;
@@ -580,10 +617,47 @@ static void on_frame(struct run *r, struct lconn *c, const uint8_t *box, size_t 
 	}
 }
 
+/* Monotonic minus real time, to place SO_TIMESTAMPNS's real-time stamps. */
+static int64_t mono_minus_real_us(void)
+{
+	struct timespec m, t;
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &t);
+	return ((int64_t)m.tv_sec - (int64_t)t.tv_sec) * 1000000 +
+	       ((int64_t)m.tv_nsec - (int64_t)t.tv_nsec) / 1000;
+}
+
+/* read(), and on a paced run's receivers the kernel's time of receipt too. */
+static ssize_t conn_read(struct run *r, struct lconn *c)
+{
+	if (r->sent_late == NULL || c->sender || c->pair < 0)
+		return read(c->fd, c->in + c->in_len, INBUF - c->in_len);
+	static int64_t off;
+	if (off == 0)
+		off = mono_minus_real_us();
+	struct iovec iov = {c->in + c->in_len, INBUF - c->in_len};
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	ssize_t k = recvmsg(c->fd, &mh, 0);
+	c->rx_us = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); k > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+			int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + off;
+			c->rx_us = us > 0 ? (uint64_t)us : 0;
+		}
+	return k;
+}
+
 static void on_readable(struct run *r, struct lconn *c)
 {
 	for (;;) {
-		ssize_t k = read(c->fd, c->in + c->in_len, INBUF - c->in_len);
+		ssize_t k = conn_read(r, c);
 		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
 			if (c->st == C_LEAVING) {
 				w5_gone(r, c); /* the server closed after our EOF */
@@ -666,6 +740,94 @@ static void on_readable(struct run *r, struct lconn *c)
 	}
 }
 
+static int due_before(const struct run *r, int a, int b)
+{
+	return r->pairs[r->due[a]].heap_at < r->pairs[r->due[b]].heap_at;
+}
+
+static void due_swap(struct run *r, int a, int b)
+{
+	int t = r->due[a];
+	r->due[a] = r->due[b];
+	r->due[b] = t;
+}
+
+static void due_push(struct run *r, int pair)
+{
+	int i = r->ndue++;
+	r->due[i] = pair;
+	while (i > 0 && due_before(r, i, (i - 1) / 2)) {
+		due_swap(r, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static int due_pop(struct run *r)
+{
+	int top = r->due[0];
+	r->due[0] = r->due[--r->ndue];
+	for (int i = 0;;) {
+		int l = 2 * i + 1, m = i;
+		if (l < r->ndue && due_before(r, l, m))
+			m = l;
+		if (l + 1 < r->ndue && due_before(r, l + 1, m))
+			m = l + 1;
+		if (m == i)
+			break;
+		due_swap(r, i, m);
+		i = m;
+	}
+	return top;
+}
+
+static int pair_ready(struct run *r, const struct pair *p)
+{
+	return p->s >= 0 && r->c[p->s].st == C_READY && r->c[p->s].drained && r->c[p->r].drained;
+}
+
+/*
+ * Paced: every pair sends every step microseconds, the pairs' first sends
+ * spread over one step. A pair not ready when its message is due keeps that
+ * due time and sends its backlog once ready (looked at once a millisecond).
+ */
+static void paced_send(struct run *r, uint64_t now)
+{
+	uint64_t step = (uint64_t)(1e6 / (r->rate / r->npairs));
+	if (r->due == NULL)
+		r->due = malloc((size_t)r->npairs * sizeof *r->due);
+	if (!r->due_all) {
+		int all = 1;
+		for (int i = 0; i < r->npairs; i++) {
+			struct pair *p = &r->pairs[i];
+			if (p->next_due_us != 0)
+				continue;
+			if (!pair_ready(r, p)) {
+				all = 0;
+				continue;
+			}
+			p->next_due_us = now + (uint64_t)i * step / (uint64_t)r->npairs;
+			p->heap_at = p->next_due_us;
+			due_push(r, i);
+		}
+		r->due_all = all;
+	}
+	while (r->ndue > 0 && r->pairs[r->due[0]].heap_at <= now) {
+		int i = due_pop(r);
+		struct pair *p = &r->pairs[i];
+		if (!pair_ready(r, p)) {
+			p->heap_at = now + 1000;
+			due_push(r, i);
+			continue;
+		}
+		while (p->next_due_us <= now) {
+			pair_send(r, p, p->next_due_us);
+			p->next_due_us += step;
+		}
+		p->heap_at = p->next_due_us;
+		due_push(r, i);
+	}
+}
+
 /* Runs the event loop until done() says so or the deadline passes. */
 static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 {
@@ -673,22 +835,13 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 	while (!done(r) && now_us() < deadline_us) {
 		/* Senders: flat out within the window, or on schedule when paced. */
 		uint64_t now = now_us();
-		for (int i = 0; i < r->npairs; i++) {
-			struct pair *p = &r->pairs[i];
-			struct lconn *s = &r->c[p->s];
-			if (p->s < 0 || s->st != C_READY || !s->drained || !r->c[p->r].drained)
-				continue;
-			if (r->rate > 0) {
-				double per_pair = r->rate / r->npairs;
-				uint64_t step = (uint64_t)(1e6 / per_pair);
-				if (p->next_due_us == 0)
-					p->next_due_us =
-					    now + (uint64_t)i * step / (uint64_t)r->npairs;
-				while (p->next_due_us <= now) {
-					pair_send(r, p, p->next_due_us);
-					p->next_due_us += step;
-				}
-			} else {
+		if (r->rate > 0) {
+			paced_send(r, now);
+		} else {
+			for (int i = 0; i < r->npairs; i++) {
+				struct pair *p = &r->pairs[i];
+				if (!pair_ready(r, p))
+					continue;
 				while (p->sent - p->received < (uint64_t)r->window &&
 				       p->sent - p->acked < (uint64_t)r->window)
 					pair_send(r, p, now);
@@ -696,10 +849,20 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 		}
 		if (r->w5)
 			w5_tick(r);
-		for (int i = 0; i < r->nconn; i++)
-			if (r->c[i].out_len > 0 && r->c[i].st != C_DEAD &&
-			    r->c[i].st != C_CONNECTING && r->c[i].st != C_LEAVING)
-				conn_flush(r, &r->c[i]);
+		/* Write what the pass queued; a connection not ready to write stays listed. */
+		int keep = 0;
+		for (int k = 0; k < r->ndirty; k++) {
+			struct lconn *c = &r->c[r->dirty[k]];
+			if (c->out_len == 0 || c->st == C_DEAD) {
+				c->dirty = 0;
+			} else if (c->st == C_CONNECTING || c->st == C_LEAVING) {
+				r->dirty[keep++] = r->dirty[k];
+			} else {
+				c->dirty = 0;
+				conn_flush(r, c);
+			}
+		}
+		r->ndirty = keep;
 		/*
 		 * Paced: wake exactly when the next message is due (epoll_wait's
 		 * millisecond timeout would send up to 1 ms late, and latency counts
@@ -708,9 +871,10 @@ static void loop(struct run *r, uint64_t deadline_us, int (*done)(struct run *))
 		struct timespec ts = {0, 5000000};
 		if (r->rate > 0 || r->w5) {
 			uint64_t next = r->w5 ? w5_next_due(r) : UINT64_MAX, t = now_us();
-			for (int i = 0; i < r->npairs; i++)
-				if (r->pairs[i].next_due_us != 0 && r->pairs[i].next_due_us < next)
-					next = r->pairs[i].next_due_us;
+			if (r->rate > 0 && r->ndue > 0 && r->pairs[r->due[0]].heap_at < next)
+				next = r->pairs[r->due[0]].heap_at;
+			if (r->rate > 0 && !r->due_all)
+				next = t + 1000 < next ? t + 1000 : next;
 			uint64_t wait = next == UINT64_MAX ? 1000 : next > t ? next - t : 0;
 			if (wait > 1000)
 				wait = 1000;
@@ -806,7 +970,9 @@ static void run_init(struct run *r, struct proc *srv, struct user *users, int nc
 	r->lat = malloc(r->lat_cap * sizeof *r->lat);
 	r->login_lat_cap = 2000000;
 	r->login_lat = malloc(r->login_lat_cap * sizeof *r->login_lat);
+	r->dirty = malloc((size_t)nconn * sizeof *r->dirty);
 	for (int i = 0; i < nconn; i++) {
+		r->c[i].run = r;
 		r->c[i].fd = -1;
 		r->c[i].user = i;
 		r->c[i].pair = -1;
@@ -825,8 +991,12 @@ static void run_free(struct run *r)
 	for (int i = 0; i < r->npairs; i++)
 		free(r->pairs[i].tmpl);
 	free(r->pairs);
+	free(r->due);
+	free(r->dirty);
 	free(r->c);
 	free(r->lat);
+	free(r->sent_late);
+	free(r->read_late);
 	free(r->login_lat);
 	close(r->ep);
 }
@@ -868,12 +1038,47 @@ struct result {
 	double gen_us;        /* chatbench's own CPU per message (per login in W1) */
 	double sleeps;        /* W3: veild's sleeps (voluntary context switches) per message */
 	double pg_cpu_us_msg; /* W3 with --pg-pid: PostgreSQL's CPU per message */
+	/* Paced: the slowest 1%'s mean latency (ms), and the generator's shares of it. */
+	double tail_ms, tail_sent_late, tail_read_late;
 	/* W5 only (w5 set): churn, server memory and the p99 of the first and last window. */
 	int w5;
 	double logins, warm_s, secs, rss_warm_kb, rss_end_kb, rss_growth_kb, rss_kb_min;
 	double window_s, p99_first, p99_last, p99_drift;
 	uint64_t lost, dups, errors;
 };
+
+/*
+ * Whose tail is it: over the slowest 1% of a paced run's messages, the mean
+ * latency and the shares of it the generator itself added, by sending late
+ * and by reading late. Called before pct(), which sorts r->lat.
+ */
+static void tail_parts(struct run *r, struct result *res)
+{
+	size_t n = r->nlat < r->parts_cap ? r->nlat : r->parts_cap;
+	if (r->sent_late == NULL || n < 100)
+		return;
+	uint32_t *v = malloc(n * sizeof *v);
+	if (v == NULL)
+		return;
+	memcpy(v, r->lat, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_u32);
+	uint32_t cut = v[(size_t)(0.99 * (double)(n - 1))];
+	free(v);
+	double lat = 0, sent = 0, read = 0, k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (r->lat[i] < cut)
+			continue;
+		lat += r->lat[i];
+		sent += r->sent_late[i];
+		read += r->read_late[i];
+		k++;
+	}
+	if (lat <= 0)
+		return;
+	res->tail_ms = lat / k / 1000.0;
+	res->tail_sent_late = sent / lat;
+	res->tail_read_late = read / lat;
+}
 
 /* CPU time of this process (the load generator), microseconds. */
 static uint64_t self_cpu_us(void)
@@ -898,6 +1103,15 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	r.npairs = npairs;
 	r.split = !bare && node_b != NULL;
 	r.pairs = calloc((size_t)npairs, sizeof *r.pairs);
+	if (rate > 0) {
+		r.parts_cap = (size_t)(rate * (secs + 2));
+		if (r.parts_cap > r.lat_cap)
+			r.parts_cap = r.lat_cap;
+		r.sent_late = malloc(r.parts_cap * sizeof *r.sent_late);
+		r.read_late = malloc(r.parts_cap * sizeof *r.read_late);
+		if (r.sent_late == NULL || r.read_late == NULL)
+			abort();
+	}
 	for (int i = 0; i < npairs; i++) {
 		struct pair *p = &r.pairs[i];
 		p->s = 2 * i;
@@ -956,6 +1170,7 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	res->gen_us = recv ? (double)gen / (double)recv : 0;
 	res->sleeps = recv ? (double)sleeps / (double)recv : 0;
 	res->pg_cpu_us_msg = recv ? (double)pg_cpu / (double)recv : 0;
+	tail_parts(&r, res);
 	res->p50 = pct(r.lat, r.nlat, 0.5);
 	res->p99 = pct(r.lat, r.nlat, 0.99);
 	res->p999 = pct(r.lat, r.nlat, 0.999);
@@ -1610,6 +1825,9 @@ static void med(struct result *out, struct result *rs, int n)
 	M(gen_us);
 	M(sleeps);
 	M(pg_cpu_us_msg);
+	M(tail_ms);
+	M(tail_sent_late);
+	M(tail_read_late);
 	M(logins_s);
 	M(bytes_per_conn);
 	M(logins);
@@ -1658,6 +1876,18 @@ static double x25519_us(void)
 	}
 	qsort(t, 5, sizeof t[0], cmp_d);
 	return t[2];
+}
+
+/* The paced tail's parts (tail_parts()) of one measured row. */
+static void report_tail(const char *who, const struct result *m)
+{
+	if (m->tail_ms <= 0)
+		return;
+	double gen = m->tail_sent_late + m->tail_read_late;
+	printf("%-28s %s: mean %.2f ms; the generator's share %.0f%% (sending late %.0f%%, "
+	       "reading late %.0f%%), the server's and the kernel's %.0f%%\n",
+	       "  slowest 1%", who, m->tail_ms, 100 * gen, 100 * m->tail_sent_late,
+	       100 * m->tail_read_late, 100 * (1 - gen));
 }
 
 static void report(const char *name, const struct result *veil, const struct result *bare,
@@ -1943,6 +2173,8 @@ int main(int argc, char **argv)
 			char name[64];
 			snprintf(name, sizeof name, "W3 paced %.0f/s, %d senders", rate, paced_n);
 			report(name, &m, &mb, NULL);
+			report_tail("veild", &m);
+			report_tail("the bare relay", &mb);
 			if (smoke)
 				break;
 		}
@@ -1958,6 +2190,7 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "W6 paced %d/s, storm of %d", smoke ? 500 : 5000,
 		         smoke ? 20 : opt_storm);
 		report(name, &m, NULL, NULL);
+		report_tail("the stream", &m);
 	}
 	if (want(only, "W7")) {
 		/*
@@ -1999,6 +2232,9 @@ int main(int argc, char **argv)
 			printf("%-28s veild's sleeps per message: off %.2f, on %.2f; the bare "
 			       "relay's %.2f\n",
 			       "  wake-ups", moff.sleeps, mon.sleeps, mb.sleeps);
+			report_tail("veild, coalescing off", &moff);
+			report_tail("veild, coalescing on", &mon);
+			report_tail("the bare relay", &mb);
 			printf("%-28s %.1f us per message (10 pairs); CPU per paced message: off "
 			       "%.1fx flat out, %.2fx bare; on %.1fx flat out, %.2fx bare\n",
 			       "  veild flat out", mf.cpu_us_msg,
