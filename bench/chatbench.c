@@ -1144,6 +1144,17 @@ static int w3s(struct proc *srv, struct user *users, int npairs, double rate, do
 	uint64_t t0 = now_us();
 	loop(&r, t0 + (uint64_t)(secs * 1e6), never);
 	uint64_t t1 = now_us();
+	/*
+	 * VEIL_BENCH_WINDOWS=FILE: each measured window, in CLOCK_MONOTONIC
+	 * microseconds, for tools that look at the same time (bench/schedtail).
+	 */
+	const char *wpath = getenv("VEIL_BENCH_WINDOWS");
+	FILE *wf = wpath ? fopen(wpath, "a") : NULL;
+	if (wf) {
+		fprintf(wf, "%s %.0f %d %llu %llu %d\n", bare ? "bare" : "veild", rate, npairs,
+		        (unsigned long long)t0, (unsigned long long)t1, (int)srv->pid);
+		fclose(wf);
+	}
 	uint64_t cpu = proc_cpu_us(srv->pid) + (pid_b ? proc_cpu_us(pid_b) : 0) - base_cpu;
 	uint64_t pg_cpu = bare ? 0 : pg_cpu_us() - base_pg;
 	uint64_t gen = self_cpu_us() - gen0, recv = 0, sleeps = proc_sleeps(srv->pid) - base_sleeps;
