@@ -1,7 +1,9 @@
 #!/bin/bash
-# The browser client with its tab open while the network goes away and comes
-# back, and while veild is killed (kill -9) and started again on the same ports
-# and data directory: B's messages of meanwhile show once each, what the
+# The browser client with its tab open while its connection stalls (Chromium's
+# offline mode leaves an open WebSocket open but silent: the client's echo
+# request goes unanswered and it gives the connection up), while the network
+# goes away and comes back, and while veild is killed (kill -9) and started
+# again on the same ports and data directory: B's messages of meanwhile show once each, what the
 # browser wrote while it could not send reaches B once each, and the attempts to
 # connect back off. The browser reaches veild through a forwarder the test cuts
 # (veild's --public-url names it). The checks are in web/test/offline.mjs.

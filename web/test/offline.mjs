@@ -1,5 +1,7 @@
 // The browser (a new identity, the leader of its device group) with its tab
-// open while the network goes away and comes back, and while veild is killed
+// open while its connection stalls (Chromium's offline mode, which leaves an
+// open WebSocket open but silent), while the network goes away (the
+// connection dropped) and comes back, and while veild is killed
 // (kill -9) and started again on the same ports and data directory; B (the
 // CLI, made here) writes meanwhile, the browser writes while it cannot send. Afterwards
 // every message shows once in the browser, B has each of the browser's once,
@@ -113,7 +115,20 @@ try {
 		await veil("send", me, "b before the cut");
 		check("received_online", await waitText(page, "#msgs", "b before the cut"));
 
-		// (a) The network goes away under the open tab (the browser is told, as a
+		// (a) The browser goes offline, its connection left open: Chromium's offline
+		// mode stops the WebSocket's traffic without closing it (as a network that
+		// goes silent does). An echo request left unanswered gives the connection up.
+		await page.setOfflineMode(true);
+		check("silent_stall_noticed", await waitText(page, "#net", "stopped answering", 60000), await text(page, "#net"));
+		await veil("send", me, "b during the stall");
+		await send("queued during the stall");
+		await sleep(1000);
+		await page.setOfflineMode(false);
+		check("stall_over_reconnects", await waitText(page, "#net", "receives for all your devices"), await text(page, "#net"));
+		check("stall_messages_arrive", await waitText(page, "#msgs", "b during the stall"), await text(page, "#msgs"));
+		check("stall_queued_sent", await waitFn(page, () => document.querySelectorAll('#msgs li[data-state="queued"]').length === 0), await text(page, "#msgs"));
+
+		// (b) The network goes away under the open tab (the browser is told, as a
 		// real one is, and its connections are cut); B writes, the browser writes.
 		await page.setOfflineMode(true);
 		network(false);
@@ -131,7 +146,7 @@ try {
 		check("offline_messages_arrive", await waitText(page, "#msgs", "b while offline 2"), await text(page, "#msgs"));
 		check("queued_sent", await waitFn(page, () => document.querySelectorAll('#msgs li[data-state="queued"]').length === 0), await text(page, "#msgs"));
 
-		// (b) veild killed (kill -9) and started again on the same ports and data.
+		// (c) veild killed (kill -9) and started again on the same ports and data.
 		await sleep(1000);
 		const t0 = await page.evaluate(() => performance.now());
 		process.kill(veild, "SIGKILL");
@@ -156,8 +171,8 @@ try {
 
 		// Nothing lost, nothing doubled: in the browser, and at B.
 		await sleep(2000);
-		const inb = ["b before the cut", "b while offline 1", "b while offline 2", "b after the restart"];
-		const outb = ["before the cut", "queued offline 1", "queued offline 2", "queued while the server is down"];
+		const inb = ["b before the cut", "b during the stall", "b while offline 1", "b while offline 2", "b after the restart"];
+		const outb = ["before the cut", "queued during the stall", "queued offline 1", "queued offline 2", "queued while the server is down"];
 		const shown = {};
 		for (const t of [...inb, ...outb]) shown[t] = await count(page, t);
 		check("browser_shows_each_once", Object.values(shown).every((n) => n === 1), JSON.stringify(shown));
