@@ -243,6 +243,14 @@ export class Chats {
 			if (tail.length > 0 && this.open === peer && !h.complete) {
 				v.set(tail, true);
 				this.shown = peer;
+				// Drawn before the rest is read and decrypted (which holds the thread).
+				await new Promise<void>((res) => {
+					const t = setTimeout(res, 50);
+					requestAnimationFrame(() => {
+						clearTimeout(t);
+						setTimeout(res, 0);
+					});
+				});
 			}
 		}
 		const msgs = await this.messages(peer);
