@@ -656,7 +656,7 @@ export class Session {
 	/**
 	 * A group message (received, or reflected by another device; sender is this
 	 * identity for what it sent), by the rules of lib/client/group.c for setup,
-	 * name, leave and text. Messages for unknown groups are dropped (the browser
+	 * name, leave, text and files. Messages for unknown groups are dropped (the browser
 	 * does not ask creators for a group's state yet).
 	 */
 	private async onGroup(sender: string, type: number, body: Uint8Array, msgId: bigint, created: bigint, other: boolean): Promise<void> {
@@ -698,6 +698,23 @@ export class Session {
 					await this.ev.group(gr);
 					return;
 				}
+				case g.TYPE_GROUP_FILE: {
+					const { creator, gid, inner } = g.unwrapMember(body);
+					const gr = this.group(creator, gid);
+					if (gr === undefined || gr.left || !g.has(gr, sender)) return;
+					const file = parseFileMessage(inner);
+					await this.ev.message({
+						peer: g.groupKey(creator, gid),
+						dir: sender === me ? "out" : "in",
+						from: sender === me ? undefined : sender,
+						id: msgId.toString(),
+						date: Number(created),
+						text: describe(file),
+						file,
+						other,
+					});
+					return;
+				}
 				case g.TYPE_GROUP_TEXT: {
 					const { creator, gid, inner } = g.unwrapMember(body);
 					const gr = this.group(creator, gid);
@@ -725,6 +742,21 @@ export class Session {
 	async sendGroupText(key: string, text: string): Promise<ChatMessage> {
 		const inner = new TextEncoder().encode(text);
 		if (inner.length === 0 || inner.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		return { ...(await this.sendGroupBody(key, g.TYPE_GROUP_TEXT, inner)), text };
+	}
+
+	/**
+	 * Sends a file message to a group (the blob uploaded already, with persist:
+	 * every member downloads the same blob), as lib/client's group files: one
+	 * group file message (0x46) per member, reflected once.
+	 */
+	async sendGroupFile(key: string, file: FileMeta): Promise<ChatMessage> {
+		const m = await this.sendGroupBody(key, g.TYPE_GROUP_FILE, encodeFileMessage(file));
+		return { ...m, text: describe(file), file };
+	}
+
+	/** A group message of type with inner (inside the group member container) to every other member; resolved on every ack. */
+	private async sendGroupBody(key: string, type: number, inner: Uint8Array): Promise<ChatMessage> {
 		const gr = this.groups().find((x) => g.groupKey(x.creator, x.gid) === key);
 		if (gr === undefined) throw new Error("unknown group");
 		if (gr.left) throw new Error("you are no longer a member of this group");
@@ -735,7 +767,7 @@ export class Session {
 		const boxes: { peer: string; box: Uint8Array; nonce: Uint8Array }[] = [];
 		for (const peer of to) {
 			const pk = await this.contactKey(peer);
-			const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, g.TYPE_GROUP_TEXT, body, this.p.nickname);
+			const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, type, body, this.p.nickname);
 			boxes.push({ peer, box, nonce });
 		}
 		const gi = new pb.Writer().fixed64(1, gr.gid).string(2, gr.creator).finish();
@@ -743,7 +775,7 @@ export class Session {
 			.bytes(1, new pb.Writer().bytes(3, gi).finish())
 			.fixed64(2, msgId)
 			.uint(3, created)
-			.uint(4, g.TYPE_GROUP_TEXT)
+			.uint(4, type)
 			.bytes(5, body);
 		for (const b of boxes) om.bytes(7, b.nonce);
 		await this.reflect(this.envelope(2, om.finish()));
@@ -764,7 +796,7 @@ export class Session {
 					}),
 			),
 		);
-		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text, state: "sent" };
+		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text: "", state: "sent" };
 	}
 
 	/**
