@@ -3,7 +3,9 @@
 //
 //   node bench/web/bench.mjs open [--messages 10000] [--runs 3] [--adds 20]
 //     opening a conversation of N messages (seeded into the encrypted store):
-//     median of the runs, from the call to the first frame after it.
+//     median of the runs, from the call to the first frame after it; then
+//     A messages added one by one to the open conversation, and a receipt
+//     changing one message's state after each: medians of A.
 //   node bench/web/bench.mjs send [--messages 20] [--bin build]
 //     a message sent in the browser (a new identity, the leader of its
 //     session) to its arrival on the peer's CLI device (`veil daemon`, its
