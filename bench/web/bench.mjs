@@ -1,9 +1,11 @@
 // The web client's budgets, measured (never asserted) in Debian's headless
 // Chromium with puppeteer-core:
 //
-//   node bench/web/bench.mjs open [--messages 10000] [--runs 3]
+//   node bench/web/bench.mjs open [--messages 10000] [--runs 3] [--adds 20]
 //     opening a conversation of N messages (seeded into the encrypted store):
-//     median of the runs, from the call to the first frame after it.
+//     median of the runs, from the call to the first frame after it; then
+//     A messages added one by one to the open conversation, and a receipt
+//     changing one message's state after each: medians of A.
 //   node bench/web/bench.mjs send [--messages 20] [--bin build]
 //     a message sent in the browser (a new identity, the leader of its
 //     session) to its arrival on the peer's CLI device (`veil daemon`, its
@@ -80,6 +82,7 @@ async function port() {
 async function benchOpen() {
 	const n = Number(opt("messages", "10000"));
 	const runs = Number(opt("runs", "3"));
+	const adds = Number(opt("adds", "20"));
 	const r = await esbuild.build({
 		entryPoints: [join(root, "bench", "web", "open.ts"), join(root, "web", "src", "app.css")],
 		bundle: true,
@@ -115,7 +118,7 @@ async function benchOpen() {
 		document.getElementById("loading").hidden = true;
 		document.getElementById("v-chat").hidden = false;
 	});
-	const res = await page.evaluate((a, b) => window.veilBenchOpen(a, b), n, runs);
+	const res = await page.evaluate((a, b, c) => window.veilBenchOpen(a, b, c), n, runs, adds);
 	out("web_open_messages", n);
 	out("web_open_runs_ms", res.ms.map(f1).join(","));
 	out("web_open_median_ms", f1(median(res.ms)), "(budget 100)");
@@ -123,6 +126,11 @@ async function benchOpen() {
 	out("web_open_store_read_ms", res.readMs.map(f1).join(","));
 	out("web_open_cached_ms", res.warmMs.map(f1).join(","));
 	out("web_open_rows_in_dom", res.rows);
+	if (adds > 0) {
+		out("web_add_one_median_ms", f1(median(res.addMs)), "(median of " + adds + ", to a conversation of " + n + ")");
+		out("web_add_one_runs_ms", res.addMs.map(f1).join(","));
+		out("web_receipt_one_median_ms", f1(median(res.receiptMs)), "(median of " + adds + ")");
+	}
 	if (checking) {
 		check("open_virtualised", res.rows > 0 && res.rows < Math.min(n, 400), res.rows);
 		check("open_shows_last", res.lastText?.startsWith("message " + (n - 1) + " ") && res.lastPos === String(n) && res.setsize === String(n), JSON.stringify(res));

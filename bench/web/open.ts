@@ -7,6 +7,7 @@
 // rendered.
 import { ready } from "../../web/src/crypto";
 import { Chats } from "../../web/src/chats";
+import { History } from "../../web/src/history";
 import type { ChatMessage } from "../../web/src/session";
 import { Store } from "../../web/src/store";
 
@@ -14,11 +15,11 @@ const PEER = "BENCHPER";
 
 declare global {
 	interface Window {
-		veilBenchOpen: (n: number, runs: number) => Promise<unknown>;
+		veilBenchOpen: (n: number, runs: number, adds: number) => Promise<unknown>;
 	}
 }
 
-window.veilBenchOpen = async (n: number, runs: number) => {
+window.veilBenchOpen = async (n: number, runs: number, adds: number) => {
 	await ready();
 	const store = await Store.open();
 	if (!(await store.exists())) await store.create("bench passphrase");
@@ -28,7 +29,7 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 		list.push({ peer: PEER, dir: i % 3 === 0 ? "out" : "in", id: String(1000000 + i), date: base + i * 60000, text: "message " + i + " " + "lorem ipsum ".repeat(1 + (i % 7)) });
 	// All but the last stored at once; the last one added as the app adds a message (which writes the records it keeps).
 	const last = list.pop() as ChatMessage;
-	await store.put("conv:" + PEER, list);
+	await new History(store, PEER).replace(list);
 	await store.put("convs", { peers: [{ peer: PEER, unread: 0, last: base + n * 60000 }] });
 	const chats = new Chats(store);
 	await chats.load([], []);
@@ -64,12 +65,12 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 		ms.push(performance.measure("open", "open-start", "open-frame").duration);
 		fullMs.push(performance.measure("open-full", "open-start", "open-full").duration);
 	}
-	// Where the time goes: the store's read and decryption alone; an opening with the messages cached (the rendering).
+	// Where the time goes: the store's read and decryption of every chunk alone; an opening with the messages cached (the rendering).
 	const readMs: number[] = [];
 	const warmMs: number[] = [];
 	for (let r = 0; r < runs; r++) {
 		let t = performance.now();
-		await store.get("conv:" + PEER);
+		await new History(store, PEER).all();
 		readMs.push(performance.now() - t);
 		await chats.openChat(PEER);
 		t = performance.now();
@@ -79,6 +80,7 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 		warmMs.push(performance.now() - t);
 	}
 	const ol = document.getElementById("msgs") as HTMLElement;
+	const label = ol.getAttribute("aria-label");
 	const rows = [...ol.querySelectorAll("li:not(.spacer)")] as HTMLElement[];
 	const lastRow = rows[rows.length - 1];
 	// The first message, far above: reached by the keyboard's Home (scrollTop 0) and rendered there.
@@ -93,17 +95,32 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 	ol.scrollTop += 5;
 	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
 	const rowsKept = firstRow?.isConnected === true && document.activeElement === firstRow;
+	// Adding one message to the open conversation (its history in memory), as
+	// the app adds what arrives: the store's writes and the rendering; then one
+	// message's state changed by a receipt (delivered, then read).
+	const addMs: number[] = [];
+	const receiptMs: number[] = [];
+	for (let r = 0; r < adds; r++) {
+		let t = performance.now();
+		await chats.add({ peer: PEER, dir: "out", id: String(5000000 + r), date: base + (n + r) * 60000, text: "added " + r, state: "sent" });
+		addMs.push(performance.now() - t);
+		t = performance.now();
+		await chats.receipt(PEER, 1 + (r % 2), [String(5000000 + r - (r % 2))], false);
+		receiptMs.push(performance.now() - t);
+	}
 	// Not a time: messages added at once to a conversation not read yet are all kept, once each.
 	const race = "RACEPEER";
 	await chats.load([], []);
 	const m = (id: string): ChatMessage => ({ peer: race, dir: "in", id, date: Number(id), text: "race " + id });
 	await Promise.all([chats.add(m("1")), chats.add(m("2")), chats.add(m("1")), chats.add(m("3"))]);
 	await chats.load([], []);
-	const kept = ((await store.get<ChatMessage[]>("conv:" + race)) ?? []).map((x) => x.id).join(",");
+	const kept = (await new History(store, race).all()).map((x) => x.id).join(",");
 	await chats.load([], []);
 	return {
 		kept,
 		rowsKept,
+		addMs,
+		receiptMs,
 		ms,
 		fullMs,
 		readMs,
@@ -112,7 +129,7 @@ window.veilBenchOpen = async (n: number, runs: number) => {
 		setsize: lastRow?.getAttribute("aria-setsize"),
 		lastPos: lastRow?.getAttribute("aria-posinset"),
 		lastText: lastRow?.textContent,
-		label: ol.getAttribute("aria-label"),
+		label,
 		focusable,
 		firstAfterHome: firstRow?.textContent?.split(" ").slice(0, 2).join(" "),
 		firstPos: firstRow?.getAttribute("aria-posinset"),

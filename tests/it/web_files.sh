@@ -6,7 +6,9 @@
 # byte-identical); a tampered blob shows an error, not a download; the
 # browser sends a file and an image (picked, and dropped on the
 # conversation), B saves them byte-identical (and the image's thumbnail),
-# and A's CLI device sees them as sent from another device. States: what
+# and A's CLI device sees them as sent from another device; a file the
+# browser sends to B's group reaches B byte-identical, and B's file to the
+# group shows in the browser. States: what
 # the browser sends shows sent, then delivered once B receives it, then read
 # once B reads it (B's daemon, markRead); opening B's conversation in the
 # browser sends B a read receipt (`veil log` on B shows its message read).

@@ -1,17 +1,18 @@
 // The page: linking, unlocking, and the conversations view.
-import { ready, sodium } from "./crypto";
+import { randomU64, ready, sodium } from "./crypto";
 import { Chats } from "./chats";
 import { Contacts } from "./contacts";
 import { Devices } from "./devices";
 import { initFileSend } from "./filesend";
 import { forget as forgetFiles } from "./fileview";
 import { groupKey, isGroupKey } from "./groups";
+import { upgradeStore } from "./history";
 import { Notifier } from "./notify";
 import { showOwnQr, wireLinkQr } from "./qrview";
 import { wireNewId } from "./newid";
 import { Search } from "./search";
 import { join, type Profile } from "./link";
-import { Session } from "./session";
+import { type Outbound, Session, TEXT_MAX } from "./session";
 import { Store, WrongPassphrase } from "./store";
 
 const $ = <E extends HTMLElement>(id: string): E => {
@@ -28,8 +29,16 @@ let devices: Devices;
 let notifier: Notifier;
 let search: Search;
 let session: Session | undefined;
-let backoff = 1000;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+/** Messages written and not yet acknowledged by the chat service, oldest first (kept in the store as "outbox"). */
+const OUTBOX_MAX = 1000;
+let backoff = BACKOFF_MIN_MS;
 let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+let attempts = 0;
+let outbox: Outbound[] = [];
+let flushing: Promise<void> | undefined;
+let flushAgain = false;
 
 function show(view: "link" | "unlock" | "chat"): void {
 	for (const v of ["link", "unlock", "chat"]) $("v-" + v).hidden = v !== view;
@@ -64,7 +73,8 @@ function connect(p: Profile): Promise<void> {
 		nonce: async (n, record) => {
 			// One record per nonce: its name in the database is a keyed hash.
 			const k = "nonce:" + sodium.to_hex(n);
-			if ((await store.get(k)) !== undefined) return true;
+			// (A store from before records named their row keeps its nonces as they were.)
+			if ((await store.get(k, true)) !== undefined) return true;
 			if (record) await store.put(k, 1);
 			return false;
 		},
@@ -79,9 +89,13 @@ function connect(p: Profile): Promise<void> {
 	});
 	session = s;
 	say("net", "connecting");
+	// Each attempt is told (tests watch the back-off).
+	document.dispatchEvent(new CustomEvent("veil:connecting", { detail: { attempt: ++attempts } }));
 	return s.connect().then(
 		() => {
-			backoff = 1000;
+			if (session !== s) return;
+			backoff = BACKOFF_MIN_MS;
+			void flush();
 		},
 		(e: unknown) => {
 			if (session !== s) return;
@@ -92,10 +106,68 @@ function connect(p: Profile): Promise<void> {
 	);
 }
 
+/** The next attempt after the back-off, which doubles up to BACKOFF_MAX_MS (reset by a connection that succeeds). */
 function schedule(p: Profile): void {
 	clearTimeout(reconnectTimer);
 	reconnectTimer = setTimeout(() => void connect(p), backoff);
-	backoff = Math.min(backoff * 2, 30000);
+	backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+}
+
+/**
+ * Sends the outbox in order while connected: each message sealed once (the
+ * sealed bytes saved before the first try), marked sent on the chat
+ * service's ack and only then taken out. A message the connection lost stays
+ * and goes again, the same bytes, on the next connection.
+ */
+function flush(): Promise<void> {
+	if (flushing !== undefined) {
+		// Running: it looks at the outbox once more before it ends.
+		flushAgain = true;
+		return flushing;
+	}
+	flushing = (async () => {
+		try {
+			do {
+				flushAgain = false;
+				await flushOnce();
+			} while (flushAgain && session !== undefined);
+		} catch (e) {
+			// (locked meanwhile: the store is closed; what is left waits in it)
+			say("send-status", "not sent yet: " + (e instanceof Error ? e.message : String(e)), true);
+		} finally {
+			flushing = undefined;
+		}
+	})();
+	return flushing;
+}
+
+async function flushOnce(): Promise<void> {
+	while (outbox.length > 0 && session !== undefined) {
+		const s = session;
+		const o = outbox[0];
+		if (o.sealed === undefined) {
+			try {
+				o.sealed = await s.sealText(o);
+			} catch (e) {
+				if (session !== s) return; // the connection went meanwhile: sealed on the next one
+				outbox.shift();
+				await store.put("outbox", outbox);
+				await chats.outState(o.key, o.id, "failed");
+				say("send-status", "not sent: " + (e instanceof Error ? e.message : String(e)), true);
+				continue;
+			}
+			await store.put("outbox", outbox);
+		}
+		try {
+			await s.sendSealed(o.id, o.sealed);
+		} catch {
+			return; // not connected (any more): sent on the next connection
+		}
+		if (outbox[0] === o) outbox.shift();
+		await store.put("outbox", outbox);
+		await chats.outState(o.key, o.id, "sent");
+		say("send-status", outbox.length > 0 ? "sent; " + outbox.length + " waiting" : "sent");
+	}
 }
 
 async function opened(p: Profile): Promise<void> {
@@ -103,6 +175,7 @@ async function opened(p: Profile): Promise<void> {
 	$("who").textContent = p.identity + (p.nickname ? " (" + p.nickname + ")" : "");
 	p.groups ??= [];
 	await chats.load(p.contacts, p.groups);
+	outbox = (await store.get<Outbound[]>("outbox")) ?? [];
 	// Groups that came with the link (EssentialData) are listed before their first message.
 	for (const g of p.groups) if (!g.left) await chats.ensure(groupKey(g.creator, g.gid));
 	contacts.load(p.contacts, sodium.crypto_scalarmult_base(p.ck));
@@ -119,19 +192,32 @@ async function onSend(ev: Event): Promise<void> {
 	const peer = chats.open;
 	const text = input.value;
 	if (peer === undefined || text.trim() === "") return;
-	if (session === undefined) {
-		say("send-status", "not connected: the message was not sent", true);
+	const n = new TextEncoder().encode(text).length;
+	if (n > TEXT_MAX) {
+		say("send-status", "not sent: a message has at most " + TEXT_MAX + " bytes", true);
 		return;
 	}
-	say("send-status", "sending");
-	try {
-		const m = isGroupKey(peer) ? await session.sendGroupText(peer, text) : await session.sendText(peer, text);
-		input.value = "";
-		await chats.add(m);
-		say("send-status", "sent");
-	} catch (e) {
-		say("send-status", "not sent: " + (e instanceof Error ? e.message : String(e)), true);
+	if (isGroupKey(peer) && (profile?.groups ?? []).find((g) => groupKey(g.creator, g.gid) === peer)?.left !== false) {
+		say("send-status", "not sent: you are not a member of this group", true);
+		return;
 	}
+	if (peer === profile?.identity) {
+		say("send-status", "not sent: cannot send a message to yourself", true);
+		return;
+	}
+	if (outbox.length >= OUTBOX_MAX) {
+		say("send-status", "not sent: " + OUTBOX_MAX + " messages wait to be sent already", true);
+		return;
+	}
+	// Queued first (kept in the store), then sent whenever connected: now, or after the connection comes back.
+	// The field is free at once (typing on while the message is stored loses nothing).
+	input.value = "";
+	const o: Outbound = { key: peer, text, id: randomU64().toString(), date: Date.now() };
+	outbox.push(o);
+	await store.put("outbox", outbox);
+	await chats.add({ peer, dir: "out", id: o.id, date: o.date, text, state: "queued" });
+	say("send-status", session === undefined ? "not connected: sent when the connection is back" : "sending");
+	await flush();
 }
 
 function onNew(ev: Event): void {
@@ -179,6 +265,10 @@ async function onUnlock(ev: Event): Promise<void> {
 	try {
 		await store.unlock(pass.value);
 		pass.value = "";
+		if (store.legacy) {
+			say("unlock-status", "upgrading this browser's store");
+			await upgradeStore(store);
+		}
 		const p = await store.get<Profile>("profile");
 		if (p === undefined || !p.registered) {
 			say("unlock-status", "this browser's link was not finished: link it again", true);
@@ -198,6 +288,7 @@ function onLock(): void {
 	const s = session;
 	session = undefined;
 	s?.close();
+	outbox = [];
 	chats.clear();
 	forgetFiles();
 	contacts.clear();
@@ -236,6 +327,15 @@ async function main(): Promise<void> {
 		() => profile,
 	);
 	notifier = new Notifier((peer) => void chats.openChat(peer));
+	// The browser says the network is back: connect now rather than at the end of the back-off.
+	window.addEventListener("online", () => {
+		if (profile === undefined || session !== undefined) return;
+		backoff = BACKOFF_MIN_MS;
+		clearTimeout(reconnectTimer);
+		void connect(profile);
+	});
+	// It says the network went away: a connection that stays silent is given up (Session.echo).
+	window.addEventListener("offline", () => session?.echo());
 	// Back on the tab: what the open conversation got meanwhile is read.
 	document.addEventListener("visibilitychange", () => {
 		if (!document.hidden && chats.open !== undefined) void chats.openChat(chats.open);

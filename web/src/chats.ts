@@ -1,18 +1,19 @@
 // Conversations: the messages of each peer and its unread count, kept in
-// the encrypted store (one record per conversation and an index), shown as
-// a list and the open chat. Messages are keyed by ID: what arrives twice
-// (a resend, a reflection of what this device already has) shows once.
+// the encrypted store (each conversation's history in chunks, web/src/history.ts,
+// and an index of conversations), shown as a list and the open chat.
+// Messages are keyed by ID: what arrives twice (a resend, a reflection of
+// what this device already has) shows once.
 import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
 import { beginRender, renderFile } from "./fileview";
 import type { ChatMessage, OutState } from "./session";
+import { History } from "./history";
 import type { Store } from "./store";
 import { VList } from "./vlist";
 
-const KEEP = 10000;
-const STATE_RANK: Record<OutState, number> = { sent: 1, delivered: 2, read: 3 };
-const STATE_ICON: Record<OutState, string> = { sent: "✓", delivered: "✓✓", read: "✓✓" };
-/** The newest messages of a conversation, also kept in a small record of their own ("tail:PEER") so that opening shows them before the whole history is read. */
+const STATE_RANK: Record<OutState, number> = { queued: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
+const STATE_ICON: Record<OutState, string> = { queued: "◷", failed: "!", sent: "✓", delivered: "✓✓", read: "✓✓" };
+/** Opening a conversation not read yet shows at least its newest TAIL messages (its last chunks) before the whole history is read. */
 const TAIL = 100;
 const SEARCH_MAX = 100;
 
@@ -28,7 +29,7 @@ const $ = (id: string): HTMLElement => {
 
 export class Chats {
 	private index: Index = { peers: [] };
-	private cache = new Map<string, ChatMessage[]>();
+	private cache = new Map<string, History>();
 	open: string | undefined;
 	private contacts: Contact[] = [];
 	private groups: Group[] = [];
@@ -54,7 +55,6 @@ export class Chats {
 		this.groups = groups;
 		this.index = (await this.store.get<Index>("convs")) ?? { peers: [] };
 		this.cache = new Map();
-		this.loading = new Map();
 		this.open = undefined;
 		this.render();
 	}
@@ -70,40 +70,23 @@ export class Chats {
 		return n ? n + " (" + peer + ")" : peer;
 	}
 
-	/** Reads in progress: every caller of one conversation gets the same array (two reads would each take a copy, and the later write would drop what the other added). */
-	private loading = new Map<string, Promise<ChatMessage[]>>();
-
-	private async messages(peer: string): Promise<ChatMessage[]> {
-		const m = this.cache.get(peer);
-		if (m !== undefined) return m;
-		let l = this.loading.get(peer);
-		if (l === undefined) {
-			const cache = this.cache;
-			l = this.store.get<ChatMessage[]>("conv:" + peer).then((x) => {
-				const list = x ?? [];
-				// Kept unless the view was cleared (locked, or loaded anew) meanwhile.
-				if (this.cache === cache) cache.set(peer, list);
-				return list;
-			});
-			this.loading.set(peer, l);
-			const loading = this.loading;
-			const done = (): void => {
-				if (loading.get(peer) === l) loading.delete(peer);
-			};
-			l.then(done, done);
+	/** The history of peer's conversation (one object per conversation: its operations run one at a time). */
+	private hist(peer: string): History {
+		let h = this.cache.get(peer);
+		if (h === undefined) {
+			h = new History(this.store, peer);
+			this.cache.set(peer, h);
 		}
-		return l;
+		return h;
+	}
+
+	private messages(peer: string): Promise<ChatMessage[]> {
+		return this.hist(peer).all();
 	}
 
 	/** Adds a message (once); false if it was there already. */
 	async add(msg: ChatMessage): Promise<boolean> {
-		const list = await this.messages(msg.peer);
-		if (list.some((x) => x.id === msg.id && x.dir === msg.dir)) return false;
-		list.push(msg);
-		list.sort((a, b) => a.date - b.date);
-		if (list.length > KEEP) list.splice(0, list.length - KEEP);
-		await this.store.put("conv:" + msg.peer, list);
-		await this.store.put("tail:" + msg.peer, list.slice(-TAIL));
+		if (!(await this.hist(msg.peer).add(msg))) return false;
 		let e = this.index.peers.find((x) => x.peer === msg.peer);
 		if (e === undefined) {
 			e = { peer: msg.peer, unread: 0, last: 0 };
@@ -128,16 +111,15 @@ export class Chats {
 	 * device's) read receipt about what it received.
 	 */
 	async receipt(peer: string, status: number, ids: string[], byMe: boolean): Promise<void> {
-		const list = await this.messages(peer);
-		const want = new Set(ids);
+		const h = this.hist(peer);
 		let changed = 0;
 		if (byMe) {
 			if (status !== 2) return;
-			for (const m of list)
-				if (m.dir === "in" && want.has(m.id) && !m.read) {
-					m.read = true;
-					changed++;
-				}
+			changed = await h.change(ids, (m) => {
+				if (m.dir !== "in" || m.read) return false;
+				m.read = true;
+				return true;
+			});
 			const e = this.index.peers.find((x) => x.peer === peer);
 			if (changed > 0 && e !== undefined && e.unread > 0) {
 				e.unread = Math.max(0, e.unread - changed);
@@ -147,15 +129,24 @@ export class Chats {
 		} else {
 			const st: OutState | undefined = status === 1 ? "delivered" : status === 2 ? "read" : undefined;
 			if (st === undefined) return;
-			for (const m of list)
-				if (m.dir === "out" && want.has(m.id) && STATE_RANK[st] > (m.state === undefined ? 0 : STATE_RANK[m.state])) {
-					m.state = st;
-					changed++;
-				}
+			changed = await h.change(ids, (m) => {
+				if (m.dir !== "out" || STATE_RANK[st] <= (m.state === undefined ? 0 : STATE_RANK[m.state])) return false;
+				m.state = st;
+				return true;
+			});
 		}
 		if (changed === 0) return;
-		await this.store.put("conv:" + peer, list);
 		if (this.open === peer) await this.renderChat();
+	}
+
+	/** An outgoing message left the outbox (st "sent") or was refused (st "failed"); a state from a receipt stays. */
+	async outState(peer: string, id: string, st: OutState): Promise<void> {
+		const changed = await this.hist(peer).change([id], (m) => {
+			if (m.dir !== "out" || (m.state !== undefined && m.state !== "queued")) return false;
+			m.state = st;
+			return true;
+		});
+		if (changed > 0 && this.open === peer) await this.renderChat();
 	}
 
 	/** Tells onRead about the open conversation's incoming messages not read yet; marks them once told. */
@@ -167,8 +158,11 @@ export class Chats {
 		for (const id of ids) this.pendingRead.add(peer + ":" + id);
 		try {
 			await this.onRead(peer, ids);
-			for (const m of mine) m.read = true;
-			await this.store.put("conv:" + peer, list);
+			await this.hist(peer).change(ids, (m) => {
+				if (m.dir !== "in" || m.read) return false;
+				m.read = true;
+				return true;
+			});
 		} catch {
 			// not connected: told the next time the conversation is opened
 		} finally {
@@ -242,12 +236,21 @@ export class Chats {
 		const peer = this.open;
 		// The rows are built anew: the thumbnails of the old ones are no longer watched.
 		beginRender();
-		if (!this.cache.has(peer)) {
-			// Not read yet: the newest messages first (one small record), then the whole history.
-			const tail = await this.store.get<ChatMessage[]>("tail:" + peer);
-			if (tail !== undefined && this.open === peer && !this.cache.has(peer)) {
+		const h = this.hist(peer);
+		if (!h.complete) {
+			// Not read yet: the newest messages first (the last chunks), then the whole history.
+			const tail = await h.newest(TAIL);
+			if (tail.length > 0 && this.open === peer && !h.complete) {
 				v.set(tail, true);
 				this.shown = peer;
+				// Drawn before the rest is read and decrypted (which holds the thread).
+				await new Promise<void>((res) => {
+					const t = setTimeout(res, 50);
+					requestAnimationFrame(() => {
+						clearTimeout(t);
+						setTimeout(res, 0);
+					});
+				});
 			}
 		}
 		const msgs = await this.messages(peer);
@@ -310,7 +313,6 @@ export class Chats {
 
 	clear(): void {
 		this.cache = new Map();
-		this.loading = new Map();
 		this.index = { peers: [] };
 		this.open = undefined;
 		this.shown = undefined;

@@ -1,11 +1,12 @@
 // Sending a file from the browser: the file picker beside the message box
 // and drag-and-drop onto the conversation. The file is encrypted and
 // uploaded here (files.ts) with the upload's progress shown, then sent as
-// a file message (reflected to the other devices first, like any message).
+// a file message (reflected to the other devices first, like any message);
+// to a group, one group file message per member, all naming the same blob.
 import type { Chats } from "./chats";
 import { FILE_MAX, prepareFile } from "./files";
 import * as fileview from "./fileview";
-import { isGroupKey } from "./groups";
+import { groupKey, isGroupKey } from "./groups";
 import type { Profile } from "./link";
 import type { Session } from "./session";
 
@@ -36,12 +37,12 @@ export function initFileSend(chats: Chats, session: () => Session | undefined, p
 			say("one file at a time: wait until this one is sent", true);
 			return;
 		}
-		if (isGroupKey(peer)) {
-			say("files to a group are not sent from the browser yet", true);
-			return;
-		}
 		if (s === undefined || p === undefined) {
 			say("not connected: the file was not sent", true);
+			return;
+		}
+		if (isGroupKey(peer) && (p.groups ?? []).find((g) => groupKey(g.creator, g.gid) === peer)?.left !== false) {
+			say("you are not a member of this group: the file was not sent", true);
 			return;
 		}
 		if (file.size > FILE_MAX) {
@@ -60,7 +61,8 @@ export function initFileSend(chats: Chats, session: () => Session | undefined, p
 				say("uploading " + file.name + ": " + Math.floor((100 * done) / (total || file.size + 16)) + "%");
 			});
 			say("sending " + file.name);
-			const m = await s.sendFile(peer, f);
+			// A group: the one blob (uploaded with persist) in a file message to each member.
+			const m = isGroupKey(peer) ? await s.sendGroupFile(peer, f) : await s.sendFile(peer, f);
 			await chats.add(m);
 			say("sent " + file.name);
 		} catch (e) {

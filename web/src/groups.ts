@@ -7,6 +7,8 @@ import { PbError } from "./pb";
 export type Group = { creator: string; gid: bigint; name: string; members: string[]; left: boolean };
 
 export const TYPE_GROUP_TEXT = 0x41;
+/** A file message (files.ts) in a group member container. */
+export const TYPE_GROUP_FILE = 0x46;
 export const TYPE_GROUP_SETUP = 0x4a;
 export const TYPE_GROUP_NAME = 0x4b;
 export const TYPE_GROUP_LEAVE = 0x4c;

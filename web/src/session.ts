@@ -17,8 +17,23 @@ import * as pb from "./pb";
 import { lookup } from "./server";
 import { WsQueue } from "./wsq";
 
-/** An outgoing message's state: stored by the chat service, delivered to the peer, read by it. */
-export type OutState = "sent" | "delivered" | "read";
+/** An outgoing message's state: waiting to be sent (offline), stored by the chat service, delivered to the peer, read by it; or refused before it left. */
+export type OutState = "queued" | "sent" | "delivered" | "read" | "failed";
+
+/**
+ * A text message written while offline (or not sent yet): its ID and date
+ * are fixed when it is written; sealed once (sealed), so that however often
+ * it is sent the bytes are the same and a copy that arrives twice (an ack
+ * lost with the connection) is dropped by the receiver as a replay.
+ */
+export type Outbound = {
+	/** A contact's ID or a group's key (groups.ts groupKey). */
+	key: string;
+	text: string;
+	id: string;
+	date: number;
+	sealed?: { reflect: Uint8Array; boxes: { peer: string; box: Uint8Array }[] };
+};
 
 export type ChatMessage = {
 	peer: string;
@@ -66,7 +81,7 @@ const TYPE_DELETE = 0x92;
 const RECEIPT_RECEIVED = 1;
 const RECEIPT_READ = 2;
 const FLAG_NO_AUTO_RECEIPTS = 0x80;
-const TEXT_MAX = 6000;
+export const TEXT_MAX = 6000;
 const REFLECTED_HDR_MIN = 16;
 const TX_TTL_S = 30;
 const TX_TRIES = 5;
@@ -92,6 +107,8 @@ export class Session {
 	leader = false;
 	private echoTimer: ReturnType<typeof setInterval> | undefined;
 	private typeWaiters: { types: number[]; res: (p: Uint8Array, type: number) => void }[] = [];
+	/** An echo request not answered yet: the connection is given up if it stays unanswered. */
+	private echoWait: ReturnType<typeof setTimeout> | undefined;
 	private txChain: Promise<void> = Promise.resolve();
 
 	constructor(
@@ -151,16 +168,17 @@ export class Session {
 		}
 		this.ws.onclose = (e) => {
 			clearInterval(this.echoTimer);
+			clearTimeout(this.echoWait);
 			this.cspc.wipe();
 			// 41xx needs the user, except 4112 (this device connected again elsewhere).
 			const retry = !(e.code >= 4100 && e.code <= 4199);
-			this.ev.closed("the mediator closed the connection (" + e.code + ")", retry);
+			this.ev.closed(e.code === 4011 ? e.message : "the mediator closed the connection (" + e.code + ")", retry);
 		};
 		// Echo requests keep the session open while nothing else flows (veild drops a
 		// CSP session idle for 5 minutes), as the C client's session does.
-		this.echoTimer = setInterval(() => {
-			if (this.ws.isOpen()) this.proxy(this.cspc.frame(csp.P.ECHO_REQUEST, new Uint8Array(8)));
-		}, ECHO_MS);
+		// One unanswered for TIMEOUT_MS means the connection is gone without a close
+		// (a network that went away): it is closed, and the app connects again.
+		this.echoTimer = setInterval(() => this.echo(), ECHO_MS);
 		this.ev.state("connected");
 		const early = this.early;
 		this.early = [];
@@ -176,8 +194,18 @@ export class Session {
 		this.pumpCsp();
 	}
 
+	/** Sends an echo request; the connection closes (4011, retried) if no answer comes in time. */
+	echo(): void {
+		if (!this.ws.isOpen() || this.echoWait !== undefined) return;
+		this.echoWait = setTimeout(() => {
+			this.ws.abandon(4011, "the server stopped answering");
+		}, TIMEOUT_MS);
+		this.proxy(this.cspc.frame(csp.P.ECHO_REQUEST, new Uint8Array(8)));
+	}
+
 	close(): void {
 		clearInterval(this.echoTimer);
+		clearTimeout(this.echoWait);
 		this.ws?.close(1000);
 		this.cspc.wipe();
 		d2m.wipeKeys(this.keys);
@@ -357,6 +385,10 @@ export class Session {
 			switch (type) {
 				case csp.P.ECHO_REQUEST:
 					this.proxy(this.cspc.frame(csp.P.ECHO_RESPONSE, data));
+					break;
+				case csp.P.ECHO_RESPONSE:
+					clearTimeout(this.echoWait);
+					this.echoWait = undefined;
 					break;
 				case csp.P.OUTGOING_ACK: {
 					if (data.length !== 16) throw new Error("malformed ack");
@@ -624,7 +656,7 @@ export class Session {
 	/**
 	 * A group message (received, or reflected by another device; sender is this
 	 * identity for what it sent), by the rules of lib/client/group.c for setup,
-	 * name, leave and text. Messages for unknown groups are dropped (the browser
+	 * name, leave, text and files. Messages for unknown groups are dropped (the browser
 	 * does not ask creators for a group's state yet).
 	 */
 	private async onGroup(sender: string, type: number, body: Uint8Array, msgId: bigint, created: bigint, other: boolean): Promise<void> {
@@ -666,6 +698,23 @@ export class Session {
 					await this.ev.group(gr);
 					return;
 				}
+				case g.TYPE_GROUP_FILE: {
+					const { creator, gid, inner } = g.unwrapMember(body);
+					const gr = this.group(creator, gid);
+					if (gr === undefined || gr.left || !g.has(gr, sender)) return;
+					const file = parseFileMessage(inner);
+					await this.ev.message({
+						peer: g.groupKey(creator, gid),
+						dir: sender === me ? "out" : "in",
+						from: sender === me ? undefined : sender,
+						id: msgId.toString(),
+						date: Number(created),
+						text: describe(file),
+						file,
+						other,
+					});
+					return;
+				}
 				case g.TYPE_GROUP_TEXT: {
 					const { creator, gid, inner } = g.unwrapMember(body);
 					const gr = this.group(creator, gid);
@@ -693,6 +742,21 @@ export class Session {
 	async sendGroupText(key: string, text: string): Promise<ChatMessage> {
 		const inner = new TextEncoder().encode(text);
 		if (inner.length === 0 || inner.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		return { ...(await this.sendGroupBody(key, g.TYPE_GROUP_TEXT, inner)), text };
+	}
+
+	/**
+	 * Sends a file message to a group (the blob uploaded already, with persist:
+	 * every member downloads the same blob), as lib/client's group files: one
+	 * group file message (0x46) per member, reflected once.
+	 */
+	async sendGroupFile(key: string, file: FileMeta): Promise<ChatMessage> {
+		const m = await this.sendGroupBody(key, g.TYPE_GROUP_FILE, encodeFileMessage(file));
+		return { ...m, text: describe(file), file };
+	}
+
+	/** A group message of type with inner (inside the group member container) to every other member; resolved on every ack. */
+	private async sendGroupBody(key: string, type: number, inner: Uint8Array): Promise<ChatMessage> {
 		const gr = this.groups().find((x) => g.groupKey(x.creator, x.gid) === key);
 		if (gr === undefined) throw new Error("unknown group");
 		if (gr.left) throw new Error("you are no longer a member of this group");
@@ -703,7 +767,7 @@ export class Session {
 		const boxes: { peer: string; box: Uint8Array; nonce: Uint8Array }[] = [];
 		for (const peer of to) {
 			const pk = await this.contactKey(peer);
-			const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, g.TYPE_GROUP_TEXT, body, this.p.nickname);
+			const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, pk, msgId, created, type, body, this.p.nickname);
 			boxes.push({ peer, box, nonce });
 		}
 		const gi = new pb.Writer().fixed64(1, gr.gid).string(2, gr.creator).finish();
@@ -711,7 +775,7 @@ export class Session {
 			.bytes(1, new pb.Writer().bytes(3, gi).finish())
 			.fixed64(2, msgId)
 			.uint(3, created)
-			.uint(4, g.TYPE_GROUP_TEXT)
+			.uint(4, type)
 			.bytes(5, body);
 		for (const b of boxes) om.bytes(7, b.nonce);
 		await this.reflect(this.envelope(2, om.finish()));
@@ -732,7 +796,64 @@ export class Session {
 					}),
 			),
 		);
-		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text, state: "sent" };
+		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text: "", state: "sent" };
+	}
+
+	/**
+	 * Seals a queued text message (o.key a contact or a group) with its own ID
+	 * and date: the reflection for the other devices and one box per receiver.
+	 */
+	async sealText(o: Outbound): Promise<NonNullable<Outbound["sealed"]>> {
+		const text = new TextEncoder().encode(o.text);
+		if (text.length === 0 || text.length > TEXT_MAX) throw new Error("a message has 1 to " + TEXT_MAX + " bytes");
+		if (!/^[0-9]{1,20}$/.test(o.id) || BigInt(o.id) >= 1n << 64n) throw new Error("malformed message ID");
+		const msgId = BigInt(o.id);
+		const created = BigInt(o.date);
+		const boxes: { peer: string; box: Uint8Array }[] = [];
+		const om = new pb.Writer();
+		if (g.isGroupKey(o.key)) {
+			const gr = this.groups().find((x) => g.groupKey(x.creator, x.gid) === o.key);
+			if (gr === undefined) throw new Error("unknown group");
+			if (gr.left) throw new Error("you are no longer a member of this group");
+			const body = g.wrapMember(gr.creator, gr.gid, text);
+			const nonces: Uint8Array[] = [];
+			for (const peer of [gr.creator, ...gr.members].filter((x) => x !== this.p.identity)) {
+				const { box, nonce } = csp.sealMessage(this.p.identity, peer, this.p.ck, await this.contactKey(peer), msgId, created, g.TYPE_GROUP_TEXT, body, this.p.nickname);
+				boxes.push({ peer, box });
+				nonces.push(nonce);
+			}
+			const gi = new pb.Writer().fixed64(1, gr.gid).string(2, gr.creator).finish();
+			om.bytes(1, new pb.Writer().bytes(3, gi).finish()).fixed64(2, msgId).uint(3, created).uint(4, g.TYPE_GROUP_TEXT).bytes(5, body);
+			for (const n of nonces) om.bytes(7, n);
+		} else {
+			if (o.key === this.p.identity) throw new Error("cannot send a message to yourself");
+			const { box, nonce } = csp.sealMessage(this.p.identity, o.key, this.p.ck, await this.contactKey(o.key), msgId, created, TYPE_TEXT, text, this.p.nickname, 0x01);
+			boxes.push({ peer: o.key, box });
+			om.bytes(1, new pb.Writer().string(1, o.key).finish()).fixed64(2, msgId).uint(3, created).uint(4, TYPE_TEXT).bytes(5, text).bytes(7, nonce);
+		}
+		return { reflect: this.envelope(2, om.finish()), boxes };
+	}
+
+	/** Sends what sealText sealed: reflected first, then each box to the chat service; resolved on every ack. */
+	async sendSealed(id: string, s: NonNullable<Outbound["sealed"]>): Promise<void> {
+		await this.reflect(s.reflect);
+		await Promise.all(
+			s.boxes.map(
+				(b) =>
+					new Promise<void>((res, rej) => {
+						const k = b.peer + ":" + BigInt(id);
+						const t = setTimeout(() => {
+							this.ackWaiters.delete(k);
+							rej(new Error("the chat service did not acknowledge the message in time"));
+						}, TIMEOUT_MS);
+						this.ackWaiters.set(k, () => {
+							clearTimeout(t);
+							res();
+						});
+						this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, b.box));
+					}),
+			),
+		);
 	}
 
 	/** Sends text to peer: reflected first, then to the chat service, resolved on its ack. */

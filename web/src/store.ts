@@ -2,15 +2,22 @@
 // derived from the user's passphrase with Argon2id (crypto_pwhash); every
 // record is secretbox(JSON) under it, and a record's name in the database
 // is a keyed hash of its logical name, so that neither contents nor the
-// names of conversations show. One clear record, "meta", holds the salt,
-// the Argon2id parameters and a check box that tells a wrong passphrase.
+// names of conversations show. Each record's plaintext starts with the name
+// of its row, checked when it is read: a record copied to another row does
+// not open there. One clear record, "meta", holds the salt, the Argon2id
+// parameters and a check box that tells a wrong passphrase (and, by its
+// text, whether the store was written before records named their row).
 // Locking forgets the key.
 import { sodium, wipe } from "./crypto";
 
 const DB = "veil";
 const OS = "kv";
 const META = "meta";
-const CHECK = "veil-store-v1";
+/** The check box of a store whose records name their row; CHECK_V1 of one written before (opened once, then upgraded). */
+const CHECK = "veil-store-v2";
+const CHECK_V1 = "veil-store-v1";
+/** A record's plaintext: BOUND, its row's name, NUL, the JSON. A record of v1 is the JSON alone (never starting with BOUND). */
+const BOUND = "\u0002";
 
 type Meta = { v: 1; salt: string; ops: number; mem: number; check: string };
 
@@ -55,9 +62,20 @@ export class WrongPassphrase extends Error {
 	}
 }
 
+export class DamagedRecord extends Error {
+	constructor(what: string) {
+		super("the store holds a damaged record (" + what + ")");
+	}
+}
+
 export class Store {
 	private key: Uint8Array | undefined;
 	private nameKey: Uint8Array | undefined;
+	/**
+	 * Unlocked a store written before records named their row: its records
+	 * open without that check until upgraded() (the caller rewrites them).
+	 */
+	legacy = false;
 
 	private constructor(private db: IDBDatabase) {}
 
@@ -115,17 +133,31 @@ export class Store {
 		const m = (await this.raw(META)) as Meta | undefined;
 		if (m === undefined || m.v !== 1) throw new Error("no profile in this browser");
 		this.derive(pass, sodium.from_base64(m.salt), m.ops, m.mem);
+		let c: string;
 		try {
-			if (this.open(sodium.from_base64(m.check)) !== CHECK) throw new WrongPassphrase();
+			c = this.open(sodium.from_base64(m.check));
 		} catch {
+			c = "";
+		}
+		if (c !== CHECK && c !== CHECK_V1) {
 			this.lock();
 			throw new WrongPassphrase();
 		}
+		this.legacy = c === CHECK_V1;
+	}
+
+	/** The caller rewrote what it reads of a legacy store: from now on every record must name its row. */
+	async upgraded(): Promise<void> {
+		const m = (await this.raw(META)) as Meta;
+		m.check = sodium.to_base64(this.seal(CHECK));
+		await this.rawPut(META, m);
+		this.legacy = false;
 	}
 
 	lock(): void {
 		wipe(this.key, this.nameKey);
 		this.key = this.nameKey = undefined;
+		this.legacy = false;
 	}
 
 	private need(): Uint8Array {
@@ -154,15 +186,74 @@ export class Store {
 		return "r" + sodium.to_hex(sodium.crypto_generichash(16, name, this.nameKey));
 	}
 
-	async put(name: string, v: unknown): Promise<void> {
-		await this.rawPut(this.id(name), this.seal(enc(v)));
+	private sealAs(row: string, v: unknown): Uint8Array {
+		return this.seal(BOUND + row + "\0" + enc(v));
 	}
 
-	async get<X>(name: string): Promise<X | undefined> {
-		const b = await this.raw(this.id(name));
+	/** A record read from row: it must name row (or, where legacy allows, be a record of v1). */
+	private openAs(row: string, b: unknown, legacy: boolean): unknown {
+		if (!(b instanceof Uint8Array) || b.length < 24 + sodium.crypto_secretbox_MACBYTES) throw new DamagedRecord("not a sealed record");
+		let s: string;
+		try {
+			s = this.open(b);
+		} catch {
+			throw new DamagedRecord("does not open");
+		}
+		if (!s.startsWith(BOUND)) {
+			if (!legacy) throw new DamagedRecord("names no row");
+			return dec(s);
+		}
+		const nul = s.indexOf("\0");
+		if (nul < 0 || s.slice(1, nul) !== row) throw new DamagedRecord("belongs to another row");
+		return dec(s.slice(nul + 1));
+	}
+
+	async put(name: string, v: unknown): Promise<void> {
+		const row = this.id(name);
+		await this.rawPut(row, this.sealAs(row, v));
+	}
+
+	/**
+	 * Writes and deletes (value undefined) records in one transaction: all of
+	 * them are stored, or none. The records are sealed before this returns,
+	 * so that calls made one after the other write in that order.
+	 */
+	putMany(entries: [string, unknown][]): Promise<void> {
+		const sealed = entries.map(([name, v]): [string, Uint8Array | undefined] => {
+			const row = this.id(name);
+			return [row, v === undefined ? undefined : this.sealAs(row, v)];
+		});
+		const tx = this.db.transaction(OS, "readwrite");
+		const os = tx.objectStore(OS);
+		for (const [row, b] of sealed) {
+			if (b === undefined) os.delete(row);
+			else os.put(b, row);
+		}
+		return new Promise((res, rej) => {
+			tx.oncomplete = () => res();
+			tx.onabort = tx.onerror = () => rej(tx.error ?? new Error("IndexedDB transaction failed"));
+		});
+	}
+
+	/**
+	 * A record's value. legacy: a record of a store written before records
+	 * named their row opens too (only while the store is legacy, or for the
+	 * records a caller upgrades on sight: nonces, a conversation's old record).
+	 */
+	async get<X>(name: string, legacy = false): Promise<X | undefined> {
+		const row = this.id(name);
+		const b = await this.raw(row);
 		if (b === undefined) return undefined;
-		if (!(b instanceof Uint8Array)) throw new Error("the store holds a damaged record");
-		return dec(this.open(b)) as X;
+		return this.openAs(row, b, legacy || this.legacy) as X;
+	}
+
+	/** For tests: the raw (sealed) value of name's row, and a raw value put there. */
+	async rawGet(name: string): Promise<unknown> {
+		return this.raw(this.id(name));
+	}
+
+	async rawSet(name: string, v: unknown): Promise<void> {
+		await this.rawPut(this.id(name), v);
 	}
 
 	/** Every record's value, ciphertext, for tests that look for plaintext. */

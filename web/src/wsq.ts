@@ -49,16 +49,21 @@ export class WsQueue {
 			this.queue.push(m);
 			this.queued += m.length;
 		};
-		ws.onclose = (ev: CloseEvent) => {
-			this.closed = new WsClosed(ev.code, ev.reason);
-			if (this.waiter) {
-				const w = this.waiter;
-				this.waiter = undefined;
-				w.rej(this.closed);
-			}
-			this.onclose?.(this.closed);
-		};
+		ws.onclose = (ev: CloseEvent) => this.ended(new WsClosed(ev.code, ev.reason));
 	}
+
+	/** The connection is over: waiters fail and onclose runs (once). */
+	private ended(c: WsClosed): void {
+		if (this.closed !== undefined) return;
+		this.closed = c;
+		if (this.waiter) {
+			const w = this.waiter;
+			this.waiter = undefined;
+			w.rej(c);
+		}
+		this.onclose?.(c);
+	}
+
 	onclose: ((e: WsClosed) => void) | undefined;
 
 	static open(url: string, maxQueued: number, timeoutMs: number): Promise<WsQueue> {
@@ -125,6 +130,15 @@ export class WsQueue {
 
 	isOpen(): boolean {
 		return this.closed === undefined;
+	}
+
+	/**
+	 * Closes without waiting for the other side's close (a connection that
+	 * stopped answering may never send one): onclose runs now.
+	 */
+	abandon(code: number, reason: string): void {
+		this.close(code);
+		this.ended(new WsClosed(code, reason));
 	}
 
 	close(code = 1000): void {

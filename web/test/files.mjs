@@ -329,6 +329,36 @@ await run(T + "/chrome", async (browser) => {
 	veil("a", "send", B, "--file", T + "/from-cli.txt");
 	check("reflected_outgoing_file_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => /from-cli\.txt \(25 bytes, text\/plain\)/.test(e.textContent))), await text(page, "#msgs"));
 
+	// A file to a group: B makes a group of A; the browser (A's device) sends a file
+	// there (one upload, a group file message to each member); B saves it
+	// byte-identical. B's file to the group shows in the browser.
+	const gh = veil("b", "group", "create", "Files", A).trim();
+	const gconv = `#convs button[data-peer="g:${B}:${gh}"]`;
+	let gok = true;
+	try {
+		await page.waitForSelector(gconv, { timeout: 30000 });
+		await page.click(gconv);
+	} catch {
+		gok = false;
+	}
+	check("group_listed", gok, gh);
+	const gout = randomBytes(120000);
+	writeFileSync(T + "/to-group.bin", gout);
+	await (await page.$("#file")).uploadFile(T + "/to-group.bin");
+	check("group_file_sent", await waitText(page, "#file-status", "^sent to-group\\.bin$", 60000), await text(page, "#file-status"));
+	check("group_file_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("to-group.bin"))), await text(page, "#msgs"));
+	const bg = veil("b", "recv", "--json", "--download-dir", T + "/bgfiles")
+		.split("\n")
+		.filter((x) => x.startsWith("{"))
+		.map((x) => JSON.parse(x));
+	const gf = bg.find((m) => m.name === "to-group.bin");
+	check("group_member_gets_file", gf !== undefined && gf.type === "group-file" && gf.group?.id === gh && gf.from === A, JSON.stringify(bg));
+	check("group_file_byte_identical", gf?.path !== undefined && sha(readFileSync(gf.path)) === sha(gout));
+	// And B's file to the group shows in the browser, from B.
+	writeFileSync(T + "/from-member.txt", "a member's file for the group\n");
+	veil("b", "group", "send", gh, "--file", T + "/from-member.txt");
+	check("group_file_from_member_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.in.file")].some((e) => /^Bob \(.*\): .*from-member\.txt \(30 bytes, text\/plain\)/.test(e.textContent))), await text(page, "#msgs"));
+
 	check("no_page_errors", page.problems.filter((p) => !p.includes("Content Security Policy")).length === 0, JSON.stringify(page.problems));
 });
 if (fails > 0) process.exitCode = 1;
