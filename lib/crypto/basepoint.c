@@ -64,6 +64,21 @@ static void fe_carry(struct fe *h)
 	h->v[0] += 19 * c;
 }
 
+/* r = t reduced: limbs under 2^51, limb 1 a little over. */
+static void fe_reduce(struct fe *r, u128 t[5])
+{
+	u128 c = 0;
+	for (int i = 0; i < 5; i++) {
+		t[i] += c;
+		r->v[i] = (uint64_t)t[i] & MASK51;
+		c = t[i] >> 51;
+	}
+	/* c is under 2^61: 19 c needs the 128 bits. */
+	u128 t0 = (u128)r->v[0] + 19 * c;
+	r->v[0] = (uint64_t)t0 & MASK51;
+	r->v[1] += (uint64_t)(t0 >> 51);
+}
+
 static void fe_mul(struct fe *r, const struct fe *a, const struct fe *b)
 {
 	const uint64_t *x = a->v, *y = b->v;
@@ -79,35 +94,41 @@ static void fe_mul(struct fe *r, const struct fe *a, const struct fe *b)
 	       (u128)x[4] * y4;
 	t[4] = (u128)x[0] * y[4] + (u128)x[1] * y[3] + (u128)x[2] * y[2] + (u128)x[3] * y[1] +
 	       (u128)x[4] * y[0];
-	u128 c = 0;
-	for (int i = 0; i < 5; i++) {
-		t[i] += c;
-		r->v[i] = (uint64_t)t[i] & MASK51;
-		c = t[i] >> 51;
-	}
-	/* c is under 2^61: 19 c needs the 128 bits. */
-	u128 t0 = (u128)r->v[0] + 19 * c;
-	r->v[0] = (uint64_t)t0 & MASK51;
-	r->v[1] += (uint64_t)(t0 >> 51);
+	fe_reduce(r, t);
+}
+
+/* r = a^2: fe_mul with the equal cross products taken once (15 products, not 25). */
+static void fe_sq(struct fe *r, const struct fe *a)
+{
+	const uint64_t *x = a->v;
+	uint64_t x0_2 = 2 * x[0], x1_2 = 2 * x[1], x1_38 = 38 * x[1], x2_38 = 38 * x[2],
+	         x3_38 = 38 * x[3], x3_19 = 19 * x[3], x4_19 = 19 * x[4];
+	u128 t[5];
+	t[0] = (u128)x[0] * x[0] + (u128)x1_38 * x[4] + (u128)x2_38 * x[3];
+	t[1] = (u128)x0_2 * x[1] + (u128)x2_38 * x[4] + (u128)x3_19 * x[3];
+	t[2] = (u128)x0_2 * x[2] + (u128)x[1] * x[1] + (u128)x3_38 * x[4];
+	t[3] = (u128)x0_2 * x[3] + (u128)x1_2 * x[2] + (u128)x4_19 * x[4];
+	t[4] = (u128)x0_2 * x[4] + (u128)x1_2 * x[3] + (u128)x[2] * x[2];
+	fe_reduce(r, t);
 }
 
 /* r = a^(2^n) */
 static void fe_sqn(struct fe *r, const struct fe *a, int n)
 {
-	*r = *a;
-	while (n-- > 0)
-		fe_mul(r, r, r);
+	fe_sq(r, a);
+	while (--n > 0)
+		fe_sq(r, r);
 }
 
 /* r = z^(p-2) = 1/z for z != 0 (Fermat), p = 2^255 - 19. */
 static void fe_invert(struct fe *r, const struct fe *z)
 {
 	struct fe z2, z9, z11, a, b, c, t;
-	fe_mul(&z2, z, z);      /* 2 */
+	fe_sq(&z2, z);          /* 2 */
 	fe_sqn(&t, &z2, 2);     /* 8 */
 	fe_mul(&z9, &t, z);     /* 9 */
 	fe_mul(&z11, &z9, &z2); /* 11 */
-	fe_mul(&t, &z11, &z11); /* 22 */
+	fe_sq(&t, &z11);        /* 22 */
 	fe_mul(&a, &t, &z9);    /* 2^5 - 1 */
 	fe_sqn(&t, &a, 5);      /* 2^10 - 2^5 */
 	fe_mul(&a, &t, &a);     /* 2^10 - 1 */
