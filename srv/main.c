@@ -570,11 +570,14 @@ int main(int argc, char **argv)
 	app.loop = uv_default_loop();
 	/*
 	 * A login's X25519 work runs on libuv's pool, 4 threads unless told:
-	 * as many as the chat loops, so that logins use every core they use.
+	 * one per CPU (and per chat loop), so that logins use every core, also
+	 * beyond the VEIL_CHAT_AUTO_THREADS loops.
 	 */
-	if (getenv("UV_THREADPOOL_SIZE") == NULL && veil_chat_threads(&srv.cfg) > 4) {
+	unsigned pool =
+	    veil_chat_pool_threads(veil_chat_threads(&srv.cfg), uv_available_parallelism());
+	if (getenv("UV_THREADPOOL_SIZE") == NULL && pool > 4) {
 		char n[16];
-		snprintf(n, sizeof n, "%u", veil_chat_threads(&srv.cfg));
+		snprintf(n, sizeof n, "%u", pool);
 		setenv("UV_THREADPOOL_SIZE", n, 1);
 	}
 	app.chat = veil_chat_new(app.loop, &srv);

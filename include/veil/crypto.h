@@ -23,6 +23,13 @@ uint64_t veil_random_u64(void);
 void veil_keypair(uint8_t pk[static VEIL_KEY_LEN], uint8_t sk[static VEIL_KEY_LEN]);
 /* Derives the public key of a secret key. */
 void veil_pubkey(uint8_t pk[static VEIL_KEY_LEN], const uint8_t sk[static VEIL_KEY_LEN]);
+/*
+ * The X25519 public key of sk, as crypto_scalarmult_base computes it, through
+ * libsodium's table-driven Ed25519 fixed-base multiplication (a third of the
+ * cost where libsodium's X25519 base multiplication is a full ladder); 0, or
+ * VEIL_ECRYPTO as crypto_scalarmult_base fails. lib/crypto/basepoint.c.
+ */
+int veil_x25519_base(uint8_t pk[static VEIL_KEY_LEN], const uint8_t sk[static VEIL_KEY_LEN]);
 
 /*
  * The X25519HSalsa20 shared secret (NaCl crypto_box_beforenm), precomputed

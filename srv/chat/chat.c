@@ -2333,6 +2333,16 @@ unsigned veil_chat_threads(const struct veil_config *cfg)
 	return n;
 }
 
+unsigned veil_chat_pool_threads(unsigned loops, unsigned cpus)
+{
+	unsigned n = loops > cpus ? loops : cpus;
+	if (n < 4)
+		n = 4;
+	if (n > 1024)
+		n = 1024;
+	return n;
+}
+
 struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 {
 	struct chat_group *g = calloc(1, sizeof *g);

@@ -38,6 +38,14 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv);
  */
 #define VEIL_CHAT_AUTO_THREADS 8
 unsigned veil_chat_threads(const struct veil_config *cfg);
+/*
+ * Threads for libuv's pool, where a login's X25519 work runs: one per CPU
+ * (cpus, uv_available_parallelism()) and at least one per chat loop, so that
+ * logins use every core even where the loops stop at VEIL_CHAT_AUTO_THREADS;
+ * never under libuv's default of 4 (the pool also serves other blocking
+ * work), never over libuv's maximum of 1024.
+ */
+unsigned veil_chat_pool_threads(unsigned loops, unsigned cpus);
 /* Returns 0, or a veil_err with the reason in err (one line, for the operator). */
 int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap);
 /* Store wake function: safe to call from any thread. */

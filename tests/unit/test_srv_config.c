@@ -9,6 +9,7 @@
 
 #include "veil/crypto.h"
 #include "../../srv/config.h"
+#include "../../srv/chat/chat.h"
 #include "t.h"
 
 static void test_defaults(void)
@@ -327,6 +328,18 @@ static void test_gateway(void)
 	CHECK(strstr(err, "gateway-retry-max") != NULL);
 }
 
+/* libuv's pool (a login's X25519 work) gets a thread per CPU, not only per chat loop. */
+static void test_pool_threads(void)
+{
+	CHECK(veil_chat_pool_threads(1, 1) == 4);
+	CHECK(veil_chat_pool_threads(2, 2) == 4);
+	CHECK(veil_chat_pool_threads(6, 2) == 6);
+	/* 64 CPUs: the loops stop at VEIL_CHAT_AUTO_THREADS, the pool does not. */
+	CHECK(veil_chat_pool_threads(VEIL_CHAT_AUTO_THREADS, 64) == 64);
+	CHECK(veil_chat_pool_threads(VEIL_CHAT_AUTO_THREADS, 16) == 16);
+	CHECK(veil_chat_pool_threads(2, 100000) == 1024);
+}
+
 T_MAIN_BEGIN
 RUN(test_defaults);
 RUN(test_signup);
@@ -338,4 +351,5 @@ RUN(test_http_limits);
 RUN(test_set_and_bounds);
 RUN(test_queue_sender_limit);
 RUN(test_ini_file);
+RUN(test_pool_threads);
 T_MAIN_END
