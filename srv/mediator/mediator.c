@@ -105,7 +105,8 @@ struct md_conn {
 	struct veil_http_raw *up;
 	uint16_t up_port; /* its local port, marked in m->self while up is open */
 	struct md_cspcut cut;
-	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
+	/* Ephemeral reflected IDs sent, not acked (MD_EPH_MAX; allocated at the first: memory per device). */
+	uint32_t *eph;
 	size_t neph;
 	/* Reflects held in the transaction: flags u16le || ts u64le || len u32le || envelope. */
 	struct veil_buf held;
@@ -714,8 +715,10 @@ static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, u
 		next = o->gnext;
 		if (o == c || o->state != C_READY)
 			continue;
+		if (o->eph == NULL && (o->eph = malloc(MD_EPH_MAX * sizeof *o->eph)) == NULL)
+			continue;            /* ephemeral: it may be lost */
 		if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
-			memmove(o->eph, o->eph + 1, sizeof o->eph - sizeof o->eph[0]);
+			memmove(o->eph, o->eph + 1, (MD_EPH_MAX - 1) * sizeof o->eph[0]);
 			o->neph--;
 		}
 		o->eph[o->neph++] = rid;
@@ -1424,6 +1427,7 @@ static void md_closed(void *ctx)
 	veil_md_server_hs_wipe(&c->hs);
 	veil_buf_release(&c->early);
 	veil_buf_release(&c->held);
+	free(c->eph);
 	free(c);
 }
 
