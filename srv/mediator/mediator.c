@@ -960,7 +960,7 @@ static void md_pass(void *arg)
 {
 	struct veil_medsvc *m = arg;
 	md_store_batch_poll(m->st);
-	if (!md_store_batch_syncing(m->st))
+	if (md_store_batch_open(m->st) && !md_store_batch_syncing(m->st))
 		batch_flush(m);
 }
 
@@ -1311,7 +1311,7 @@ static void on_event(void *arg, const struct md_event *ev)
 static void md_wake(void *arg)
 {
 	struct veil_medsvc *m = arg;
-	if (m->st != NULL && !md_store_batch_syncing(m->st))
+	if (m->st != NULL && md_store_batch_open(m->st) && !md_store_batch_syncing(m->st))
 		batch_flush(m); /* the next batch goes to the disk at once */
 	if (m->st != NULL)
 		md_store_batch_poll(m->st);

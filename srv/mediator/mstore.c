@@ -802,7 +802,8 @@ int md_store_batch_syncing(struct md_store *s)
 
 void md_store_batch_poll(struct md_store *s)
 {
-	if (s->pg != NULL || s->polling)
+	/* Nothing committed waits for a report (the usual pass): no lock taken. */
+	if (s->pg != NULL || s->polling || s->gen_reported == s->gen_committed)
 		return;
 	s->polling = 1;
 	for (;;) {
