@@ -38,7 +38,6 @@
 #define VEIL_HTTP_MAX_FDS 4096           /* connections per listener (lws sizes its tables by it) */
 #define VEIL_HTTP_CHUNK 4096             /* bytes written per writable callback */
 #define VEIL_HTTP_FILE_CHUNK (64 * 1024) /* file body bytes per writable callback */
-#define VEIL_HTTP_WS_RX_CHUNK 1024       /* WebSocket bytes lws hands over at a time */
 #define VEIL_HTTP_REFUSE_LOG_MS 60000    /* at most one line about refused connections */
 
 struct http_route {
@@ -941,15 +940,6 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	    .name = "http",
 	    .callback = http_cb,
 	    .per_session_data_size = sizeof(struct http_pss),
-	    /*
-	     * A WebSocket connection's receive buffer (lws allocates it per
-	     * connection; 0 would mean pt_serv_buf_size, 64 KiB): messages
-	     * are assembled in ws.c whatever the fragment size, so a small
-	     * one costs an idle device connection less. Sends stay at the
-	     * per-thread buffer's size (tx_packet_size, else rx_buffer_size).
-	     */
-	    .rx_buffer_size = VEIL_HTTP_WS_RX_CHUNK,
-	    .tx_packet_size = VEIL_HTTP_FILE_CHUNK,
 	};
 	h->protocols[1] = (struct lws_protocols){
 	    .name = VEIL_HTTP_RAW_PROTOCOL,
