@@ -198,6 +198,8 @@ int veil_config_set(struct veil_config *cfg, const char *key, const char *v, cha
 		rc = set_str(cfg->data_dir, sizeof cfg->data_dir, v);
 	else if (strcmp(key, "web-root") == 0)
 		rc = set_str(cfg->web_root, sizeof cfg->web_root, v);
+	else if (strcmp(key, "blob-dir") == 0)
+		rc = set_str(cfg->blob_dir, sizeof cfg->blob_dir, v);
 	else if (strcmp(key, "store") == 0) {
 		/* The URL may hold a password: the error never repeats it. */
 		if (!veil_store_is_url(v) || set_str(cfg->store, sizeof cfg->store, v) != 0) {

@@ -55,6 +55,9 @@ static void usage(FILE *f)
 	    "  --data DIR           data directory: keys, blobs and the SQLite store (%s)\n"
 	    "  --store URL          keep the message store in PostgreSQL instead of SQLite:\n"
 	    "                       postgresql://USER:PASSWORD@HOST:PORT/DB (see OPERATIONS.md)\n"
+	    "  --blob-dir DIR       where blob files live (DATA/blobs); with a PostgreSQL\n"
+	    "                       --store several nodes may share one directory (NFS or\n"
+	    "                       the like, see OPERATIONS.md, Scaling out)\n"
 	    "  --listen ADDR        IPv4 or IPv6 address both listeners bind exactly (127.0.0.1)\n"
 	    "  --chat-port N        CSP port (5222)\n"
 	    "  --http-port N        HTTP port for directory and provisioning (8080)\n"
@@ -186,6 +189,7 @@ static void usage(FILE *f)
 static const struct option long_opts[] = {
     {"data", required_argument, NULL, 0},
     {"web-root", required_argument, NULL, 0},
+    {"blob-dir", required_argument, NULL, 0},
     {"store", required_argument, NULL, 0},
     {"listen", required_argument, NULL, 0},
     {"chat-port", required_argument, NULL, 0},
@@ -672,8 +676,12 @@ int main(int argc, char **argv)
 	printf("  directory   http://%s:%u/directory/\n", uhost, veil_http_port(http));
 	printf("  provisioning http://%s:%u/.well-known/veil/provisioning\n", uhost,
 	       veil_http_port(http));
-	printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", uhost,
-	       veil_http_port(http), srv.cfg.data_dir);
+	if (srv.cfg.blob_dir[0] != '\0')
+		printf("  blob        http://%s:%u/blob/ (files in %s)\n", uhost,
+		       veil_http_port(http), srv.cfg.blob_dir);
+	else
+		printf("  blob        http://%s:%u/blob/ (files in %s/blobs)\n", uhost,
+		       veil_http_port(http), srv.cfg.data_dir);
 	if (srv.cfg.safe_max_size > 0)
 		printf("  safe        http://%s:%u/safe/ (Threema Safe backups in %s/safe)\n",
 		       uhost, veil_http_port(http), srv.cfg.data_dir);
@@ -699,8 +707,7 @@ int main(int argc, char **argv)
 	if (srv.cfg.store[0] != '\0') {
 		char shown[1100];
 		veil_store_describe(srv.cfg.store, shown, sizeof shown);
-		printf("  store       %s (PostgreSQL; blob metadata stays in %s)\n", shown,
-		       srv.cfg.data_dir);
+		printf("  store       %s (PostgreSQL)\n", shown);
 	}
 	printf("  sign-up     %s\n", veil_signup_name(srv.cfg.signup));
 	printf("  admin       %s/%s (veilctl)\n", srv.cfg.data_dir, VEIL_ADMIN_SOCKET);

@@ -36,6 +36,8 @@ struct veil_config {
 	char web_root[1024];
 	/* --store, a postgresql:// URL for the message store; "" = SQLite in data_dir */
 	char store[1024];
+	/* --blob-dir, where blob files live (several nodes may share it); "" = <data>/blobs */
+	char blob_dir[1024];
 	char listen[64];       /* --listen, default 127.0.0.1 */
 	uint16_t chat_port;    /* --chat-port, default 5222 */
 	uint16_t http_port;    /* --http-port, default 8080 */

@@ -26,6 +26,7 @@ static const struct {
 	}
     F("data", data_dir),
     F("store", store),
+    F("blob-dir", blob_dir),
     F("listen", listen),
     F("chat-port", chat_port),
     F("http-port", http_port),

@@ -1,7 +1,7 @@
 /*
- * The blob service's handlers and its small store (see blob.h). Everything
- * runs on the HTTP thread, so the in-flight upload list and the SQLite
- * connection need no locks.
+ * The blob service's handlers and its files (see blob.h); the metadata is
+ * behind blobmeta.h. Everything runs on the HTTP thread, so the in-flight
+ * upload list and the metadata connection need no locks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +15,10 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include "blob.h"
+#include "blobmeta.h"
+#include "store/store.h"
 #include "../directory/directory.h"
 #include "metrics/metrics.h"
 
@@ -34,8 +35,8 @@ struct upload;
 struct veil_blobsvc {
 	struct veil_server *srv;
 	char dir[PATH_MAX_LEN];
-	sqlite3 *db;
-	sqlite3_stmt *st_insert, *st_get, *st_delete, *st_usage, *st_expired;
+	char tmpdir[PATH_MAX_LEN + 32]; /* this node's uploads in progress: <dir>/tmp/<node> */
+	struct veil_blobmeta *meta;
 	uint64_t last_sweep_ms;
 	struct upload *uploads; /* in flight, for the quota */
 };
@@ -46,7 +47,7 @@ struct upload {
 	uint8_t owner[VEIL_ID_LEN];
 	int persist;
 	int fd;
-	char tmp[PATH_MAX_LEN + 64];
+	char tmp[PATH_MAX_LEN + 96];
 	uint64_t size;     /* blob bytes written so far */
 	uint64_t max_size; /* blob bytes allowed (size limit) */
 	/*
@@ -117,94 +118,28 @@ static void blob_path(const struct veil_blobsvc *b, const uint8_t id[static VEIL
 		snprintf(out, cap, "%s/%.2s/%s", b->dir, hex, hex);
 }
 
-static int db_exec(sqlite3 *db, const char *sql)
-{
-	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
-}
-
-static int db_open(struct veil_blobsvc *b)
-{
-	char path[PATH_MAX_LEN + 16];
-	snprintf(path, sizeof path, "%s/blobs.db", b->dir);
-	if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK)
-		return VEIL_EIO;
-	if (db_exec(b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;") != 0 ||
-	    db_exec(b->db, "CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, owner BLOB NOT "
-	                   "NULL, size INTEGER NOT NULL, created_ms INTEGER NOT NULL, expires_ms "
-	                   "INTEGER NOT NULL, persist INTEGER NOT NULL);"
-	                   "CREATE INDEX IF NOT EXISTS blobs_owner ON blobs(owner);"
-	                   "CREATE INDEX IF NOT EXISTS blobs_expiry ON blobs(expires_ms);") != 0)
-		return VEIL_EIO;
-	struct {
-		sqlite3_stmt **st;
-		const char *sql;
-	} q[] = {
-	    {&b->st_insert, "INSERT INTO blobs (id, owner, size, created_ms, expires_ms, persist) "
-	                    "VALUES (?, ?, ?, ?, ?, ?)"},
-	    {&b->st_get, "SELECT size, expires_ms, persist FROM blobs WHERE id = ?"},
-	    {&b->st_delete, "DELETE FROM blobs WHERE id = ?"},
-	    {&b->st_usage,
-	     "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE owner = ? AND expires_ms > ?"},
-	    {&b->st_expired, "SELECT id FROM blobs WHERE expires_ms <= ? LIMIT 256"},
-	};
-	for (size_t i = 0; i < VEIL_ARRAY_LEN(q); i++)
-		if (sqlite3_prepare_v2(b->db, q[i].sql, -1, q[i].st, NULL) != SQLITE_OK)
-			return VEIL_EIO;
-	return 0;
-}
-
-struct blob_row {
-	uint64_t size, expires_ms;
-	int persist;
-};
-
-static int row_get(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_ID_BYTES],
-                   struct blob_row *r)
-{
-	sqlite3_stmt *st = b->st_get;
-	sqlite3_bind_blob(st, 1, id, VEIL_BLOB_ID_BYTES, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		r->size = (uint64_t)sqlite3_column_int64(st, 0);
-		r->expires_ms = (uint64_t)sqlite3_column_int64(st, 1);
-		r->persist = sqlite3_column_int(st, 2);
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? VEIL_ENOTFOUND : VEIL_EIO;
-}
-
 /* Deletes the file, then the row (a crash in between leaves a row whose file is gone). */
 static int blob_delete(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_ID_BYTES])
 {
 	char path[PATH_MAX_LEN + 64];
 	blob_path(b, id, path, sizeof path, 0);
+	/* Gone already: another node sharing the directory deleted it first. */
 	if (unlink(path) != 0 && errno != ENOENT)
 		return VEIL_EIO;
-	sqlite3_stmt *st = b->st_delete;
-	sqlite3_bind_blob(st, 1, id, VEIL_BLOB_ID_BYTES, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? 0 : VEIL_EIO;
+	return b->meta->ops->del(b->meta, id);
 }
 
-static uint64_t usage(struct veil_blobsvc *b, const uint8_t owner[static VEIL_ID_LEN],
-                      uint64_t now_ms)
+/* The owner's live blobs (in the metadata, every node's) and this node's uploads in progress. */
+static int usage(struct veil_blobsvc *b, const uint8_t owner[static VEIL_ID_LEN], uint64_t now_ms,
+                 uint64_t *used)
 {
-	sqlite3_stmt *st = b->st_usage;
-	uint64_t used = 0;
-	sqlite3_bind_blob(st, 1, owner, VEIL_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		used = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	int rc = b->meta->ops->usage(b->meta, owner, now_ms, used);
+	if (rc != 0)
+		return rc;
 	for (const struct upload *u = b->uploads; u != NULL; u = u->next)
 		if (memcmp(u->owner, owner, VEIL_ID_LEN) == 0)
-			used += u->reserved;
-	return used;
+			*used += u->reserved;
+	return 0;
 }
 
 int veil_blobsvc_sweep(struct veil_blobsvc *b, uint64_t now_ms)
@@ -212,20 +147,15 @@ int veil_blobsvc_sweep(struct veil_blobsvc *b, uint64_t now_ms)
 	int n = 0;
 	b->last_sweep_ms = veil_mono_ms();
 	for (;;) {
-		uint8_t ids[256][VEIL_BLOB_ID_BYTES];
-		int k = 0;
-		sqlite3_stmt *st = b->st_expired;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
-		while (k < 256 && sqlite3_step(st) == SQLITE_ROW) {
-			if (sqlite3_column_bytes(st, 0) == VEIL_BLOB_ID_BYTES)
-				memcpy(ids[k++], sqlite3_column_blob(st, 0), VEIL_BLOB_ID_BYTES);
-		}
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
+		uint8_t ids[VEIL_BLOBMETA_EXPIRED_MAX][VEIL_BLOBMETA_ID_LEN];
+		int k = b->meta->ops->expired(b->meta, now_ms, ids, VEIL_BLOBMETA_EXPIRED_MAX),
+		    m = 0;
 		for (int i = 0; i < k; i++)
 			if (blob_delete(b, ids[i]) == 0)
-				n++;
-		if (k < 256)
+				m++;
+		n += m;
+		/* A batch that deleted nothing would come back whole: try again at the next sweep. */
+		if (k < VEIL_BLOBMETA_EXPIRED_MAX || m == 0)
 			break;
 	}
 	if (n > 0)
@@ -239,19 +169,27 @@ static void maybe_sweep(struct veil_blobsvc *b)
 		veil_blobsvc_sweep(b, veil_now_ms());
 }
 
-/* Removes what interrupted uploads left in tmp/ (the service is the only writer). */
-static void clean_tmp(const struct veil_blobsvc *b)
+/*
+ * Removes every file in dir: what this node's interrupted uploads left in
+ * its own temporary directory (no other node writes there). With
+ * flat_only, only regular files, and no directory: tmp/ itself of a blob
+ * directory that no other node can share (the default, <data>/blobs),
+ * where a veild before per-node directories kept its uploads.
+ */
+static void clean_tmp(const char *dir, int flat_only)
 {
-	char path[PATH_MAX_LEN + 300];
-	snprintf(path, sizeof path, "%s/tmp", b->dir);
-	DIR *d = opendir(path);
+	char path[PATH_MAX_LEN + 400];
+	DIR *d = opendir(dir);
 	if (d == NULL)
 		return;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.' ||
+		    snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
 			continue;
-		snprintf(path, sizeof path, "%s/tmp/%s", b->dir, e->d_name);
+		struct stat sb;
+		if (flat_only && (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)))
+			continue;
 		unlink(path);
 	}
 	closedir(d);
@@ -312,7 +250,9 @@ static int up_data(void *ctx, const uint8_t *p, size_t n)
 		 * counting every other upload's reservation.
 		 */
 		uint64_t quota = u->b->srv->cfg.blob_quota, more = u->size + n - u->reserved;
-		uint64_t used = usage(u->b, u->owner, veil_now_ms());
+		uint64_t used = 0;
+		if (usage(u->b, u->owner, veil_now_ms(), &used) != 0)
+			return up_fail(u, 500, "store error");
 		if (used >= quota || more > quota - used)
 			return up_fail(u, 507, "blob quota exceeded");
 		u->reserved += more;
@@ -375,7 +315,11 @@ static int up_begin(struct veil_blobsvc *b, const struct veil_http_sreq *req, vo
 		veil_http_resp_error(resp, 413, "blob too large", NULL);
 		return -1;
 	}
-	uint64_t now = veil_now_ms(), used = usage(b, owner, now);
+	uint64_t now = veil_now_ms(), used = 0;
+	if (usage(b, owner, now, &used) != 0) {
+		veil_http_resp_error(resp, 500, "store error", NULL);
+		return -1;
+	}
 	uint64_t need = req->content_length > VEIL_BLOB_FRAMING_MAX
 	                    ? req->content_length - VEIL_BLOB_FRAMING_MAX
 	                    : 0;
@@ -414,7 +358,7 @@ static int up_begin(struct veil_blobsvc *b, const struct veil_http_sreq *req, vo
 	veil_random(rnd, sizeof rnd);
 	if (veil_hex_encode(rhex, sizeof rhex, rnd, sizeof rnd) != 0)
 		return -1;
-	snprintf(u->tmp, sizeof u->tmp, "%s/tmp/%s.part", b->dir, rhex);
+	snprintf(u->tmp, sizeof u->tmp, "%s/%s.part", b->tmpdir, rhex);
 	u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (u->fd < 0) {
 		u->tmp[0] = '\0';
@@ -486,17 +430,7 @@ static void up_end(void *ctx, struct veil_http_resp *resp)
 	const struct veil_config *cfg = &b->srv->cfg;
 	uint64_t now = veil_now_ms();
 	uint64_t ttl = (uint64_t)(u->persist ? cfg->blob_persist_ttl_s : cfg->blob_ttl_s) * 1000;
-	sqlite3_stmt *st = b->st_insert;
-	sqlite3_bind_blob(st, 1, id, sizeof id, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, u->owner, VEIL_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)u->size);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)(now + ttl));
-	sqlite3_bind_int(st, 6, u->persist);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
+	if (b->meta->ops->insert(b->meta, id, u->owner, u->size, now, now + ttl, u->persist) != 0) {
 		unlink(path);
 		veil_http_resp_error(resp, 500, "cannot store blob", NULL);
 		return;
@@ -590,8 +524,8 @@ static int parse_id(const char *s, size_t n, uint8_t id[static VEIL_BLOB_ID_BYTE
 static void download(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_ID_BYTES],
                      const char *range, struct veil_http_resp *resp)
 {
-	struct blob_row row;
-	int rc = row_get(b, id, &row);
+	struct veil_blobmeta_row row;
+	int rc = b->meta->ops->get(b->meta, id, &row);
 	if (rc == VEIL_ENOTFOUND) {
 		veil_http_resp_error(resp, 404, "no such blob", NULL);
 		return;
@@ -645,8 +579,8 @@ static void download(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_I
 static void done(struct veil_blobsvc *b, const uint8_t id[static VEIL_BLOB_ID_BYTES],
                  struct veil_http_resp *resp)
 {
-	struct blob_row row;
-	int rc = row_get(b, id, &row);
+	struct veil_blobmeta_row row;
+	int rc = b->meta->ops->get(b->meta, id, &row);
 	if (rc == VEIL_ENOTFOUND) {
 		veil_http_resp_error(resp, 404, "no such blob", NULL);
 		return;
@@ -821,13 +755,90 @@ static void blobsvc_free(void *arg)
 	struct veil_blobsvc *b = arg;
 	if (b == NULL)
 		return;
-	sqlite3_finalize(b->st_insert);
-	sqlite3_finalize(b->st_get);
-	sqlite3_finalize(b->st_delete);
-	sqlite3_finalize(b->st_usage);
-	sqlite3_finalize(b->st_expired);
-	sqlite3_close(b->db);
+	if (b->meta != NULL)
+		b->meta->ops->close(b->meta);
 	free(b);
+}
+
+/*
+ * This node's name for its temporary directory: a hash of the host name
+ * and the data directory's real path, so that it stays the same across
+ * restarts (a restart removes what the last run left) and differs between
+ * the nodes that share a blob directory (one data directory per node).
+ */
+static int node_name(const char *data_dir, char out[static 17])
+{
+	char host[256] = {0}, *real = realpath(data_dir, NULL);
+	uint8_t h[16];
+	crypto_generichash_state st;
+	if (real == NULL)
+		return VEIL_EIO;
+	if (gethostname(host, sizeof host - 1) != 0)
+		host[0] = '\0';
+	crypto_generichash_init(&st, NULL, 0, sizeof h);
+	crypto_generichash_update(&st, (const uint8_t *)host, strlen(host) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)real, strlen(real));
+	crypto_generichash_final(&st, h, sizeof h);
+	free(real);
+	return veil_hex_encode(out, 17, h, 8) == 0 ? 0 : VEIL_EIO;
+}
+
+/*
+ * The blob directory's ID in <dir>/.dirid (16 random bytes, made by the
+ * first node that needs it): written whole in this node's temporary
+ * directory and then linked into place, which fails if another node was
+ * first, so every node reads the same ID. 0 or VEIL_EIO.
+ */
+static int dir_id(const struct veil_blobsvc *b, uint8_t id[static VEIL_BLOBMETA_DIRID_LEN])
+{
+	char path[PATH_MAX_LEN + 16], tmp[PATH_MAX_LEN + 96];
+	snprintf(path, sizeof path, "%s/.dirid", b->dir);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = read(fd, id, VEIL_BLOBMETA_DIRID_LEN);
+			close(fd);
+			return n == VEIL_BLOBMETA_DIRID_LEN ? 0 : VEIL_EIO;
+		}
+		if (errno != ENOENT || attempt > 0)
+			break;
+		uint8_t fresh[VEIL_BLOBMETA_DIRID_LEN];
+		veil_random(fresh, sizeof fresh);
+		snprintf(tmp, sizeof tmp, "%s/dirid.new", b->tmpdir);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			break;
+		int ok = write(fd, fresh, sizeof fresh) == (ssize_t)sizeof fresh && fsync(fd) == 0;
+		close(fd);
+		ok = ok && (link(tmp, path) == 0 || errno == EEXIST);
+		unlink(tmp);
+		if (!ok || fsync_dir(b->dir) != 0)
+			break;
+	}
+	veil_log_error("blob: cannot read or make %s: %s", path, strerror(errno));
+	return VEIL_EIO;
+}
+
+/*
+ * On PostgreSQL: the rows of a blobs.db that a start on SQLite left in the
+ * blob directory are copied into the table, and the file is renamed
+ * blobs.db.imported, so that blobs stored before the move stay served.
+ */
+static int import_sqlite(struct veil_blobsvc *b)
+{
+	char path[PATH_MAX_LEN + 16], done_path[PATH_MAX_LEN + 32];
+	snprintf(path, sizeof path, "%s/blobs.db", b->dir);
+	snprintf(done_path, sizeof done_path, "%s/blobs.db.imported", b->dir);
+	if (access(path, F_OK) != 0)
+		return 0;
+	int n = veil_blobmeta_sqlite_import(path, b->meta, veil_now_ms());
+	if (n < 0 || rename(path, done_path) != 0) {
+		veil_log_error("blob: cannot copy the rows of %s to PostgreSQL", path);
+		return VEIL_EIO;
+	}
+	veil_log_info("blob: %d rows of %s copied to PostgreSQL; the file is now %s", n, path,
+	              done_path);
+	return 0;
 }
 
 int veil_blobsvc_register(struct veil_http *h, struct veil_server *srv)
@@ -849,7 +860,12 @@ int veil_blobsvc_register_ex(struct veil_http *h, struct veil_server *srv,
 	if (b == NULL)
 		return VEIL_ENOMEM;
 	b->srv = srv;
-	if (snprintf(b->dir, sizeof b->dir, "%s/blobs", srv->cfg.data_dir) >= (int)sizeof b->dir) {
+	const char *bd = srv->cfg.blob_dir;
+	int shared = bd[0] != '\0'; /* other nodes may use this directory too */
+	char node[17];
+	if ((shared ? snprintf(b->dir, sizeof b->dir, "%s", bd)
+	            : snprintf(b->dir, sizeof b->dir, "%s/blobs", srv->cfg.data_dir)) >=
+	    (int)sizeof b->dir) {
 		rc = VEIL_ELIMIT;
 		goto out;
 	}
@@ -859,11 +875,33 @@ int veil_blobsvc_register_ex(struct veil_http *h, struct veil_server *srv,
 		veil_log_error("blob: cannot create %s: %s", b->dir, strerror(errno));
 		goto out;
 	}
-	if ((rc = db_open(b)) != 0) {
-		veil_log_error("blob: cannot open %s/blobs.db", b->dir);
+	if ((rc = node_name(srv->cfg.data_dir, node)) != 0)
+		goto out;
+	snprintf(b->tmpdir, sizeof b->tmpdir, "%s/%s", tmp, node);
+	if (mkdir(b->tmpdir, 0700) != 0 && errno != EEXIST) {
+		veil_log_error("blob: cannot create %s: %s", b->tmpdir, strerror(errno));
+		rc = VEIL_EIO;
 		goto out;
 	}
-	clean_tmp(b);
+	veil_log_info("blob: files in %s, this node's uploads in progress in %s", b->dir,
+	              b->tmpdir);
+	clean_tmp(b->tmpdir, 0);
+	if (!shared)
+		clean_tmp(tmp, 1);
+	if (veil_store_is_url(srv->cfg.store)) {
+		uint8_t dirid[VEIL_BLOBMETA_DIRID_LEN];
+		if ((rc = dir_id(b, dirid)) != 0 ||
+		    (rc = veil_blobmeta_pg_open(&b->meta, srv->cfg.store, dirid)) != 0 ||
+		    (rc = import_sqlite(b)) != 0)
+			goto out;
+	} else {
+		char path[PATH_MAX_LEN + 16];
+		snprintf(path, sizeof path, "%s/blobs.db", b->dir);
+		if ((rc = veil_blobmeta_sqlite_open(&b->meta, path)) != 0) {
+			veil_log_error("blob: cannot open %s", path);
+			goto out;
+		}
+	}
 	veil_blobsvc_sweep(b, veil_now_ms());
 	if ((rc = veil_http_on_stop(h, blobsvc_free, b)) != 0)
 		goto out;

@@ -10,12 +10,16 @@
  *   POST /directory/identity/blob_cred two-phase challenge (as identity/create,
  *        with {"identity"}) -> {success, token, expiration}
  *
- * Blobs stream to a temporary file in <data>/blobs/tmp, are fsynced and
- * renamed to <data>/blobs/<id[0:2]>/<id> (so a blob is either whole or
- * absent), and are described by a row in <data>/blobs/blobs.db (owner,
- * size, expiry, persist flag). Memory per transfer is constant. Expired
- * blobs are swept at start and then at most once a minute when the service
- * is used. The server only ever holds ciphertext.
+ * Blobs live in the blob directory DIR (--blob-dir, default <data>/blobs).
+ * They stream to a temporary file in DIR/tmp/NODE (one directory per node,
+ * so that nodes sharing DIR never remove each other's uploads in progress),
+ * are fsynced and renamed to DIR/<id[0:2]>/<id> (so a blob is either whole
+ * or absent), and are described by a row of metadata (owner, size, expiry,
+ * persist flag; blobmeta.h): in DIR/blobs.db, or with a PostgreSQL store in
+ * its table blobs, shared by the nodes. Memory per transfer is constant.
+ * Expired blobs are swept at start and then at most once a minute when the
+ * service is used (on every node: a file already gone is no error). The
+ * server only ever holds ciphertext.
  */
 #ifndef VEIL_SRV_BLOB_H
 #define VEIL_SRV_BLOB_H
@@ -81,8 +85,8 @@ int veil_blob_token_check(const struct veil_server_keys *keys, const uint8_t *to
 
 struct veil_blobsvc;
 /*
- * Opens the blob store under <data>/blobs (created if missing), sweeps
- * expired blobs and leftovers of interrupted uploads, and registers the
+ * Opens the blob store in the blob directory (created if missing), sweeps
+ * expired blobs and this node's leftovers of interrupted uploads, and registers the
  * routes on h (nothing if srv has no data directory). Freed by veil_http_stop. Must be called before the
  * directory's routes are registered (its prefix is more specific).
  */

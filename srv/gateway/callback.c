@@ -129,7 +129,8 @@ struct cb_state {
 	uint64_t cursor;
 	uint64_t next_ms; /* monotonic */
 	uint32_t backoff_ms;
-	int noted_ok; /* a success was recorded since the worker started */
+	int noted_ok;   /* a success was recorded since the worker started */
+	uint64_t claim; /* veil_gwdb_claim_callback's epoch */
 };
 
 static size_t discard(char *p, size_t size, size_t n, void *arg)
@@ -333,7 +334,10 @@ void veil_gw_msgs_free(struct veil_msg_rec *msgs, size_t n)
 static void deliver(struct veil_gateway *gw, CURL *curl, struct cb_state *s)
 {
 	struct veil_gw_account a;
-	if (veil_gwdb_get(gw->db, s->id, 1, &a) != 0 || a.callback[0] == '\0') {
+	/* Asked after the read too: a connection made anew by it holds no lock. */
+	if (veil_gwdb_claim_callback(gw->db, s->id, &s->claim) != 1 ||
+	    veil_gwdb_get(gw->db, s->id, 1, &a) != 0 || a.callback[0] == '\0' ||
+	    veil_gwdb_claim_callback(gw->db, s->id, &s->claim) != 1) {
 		sodium_memzero(&a, sizeof a);
 		return;
 	}

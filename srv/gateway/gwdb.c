@@ -455,6 +455,17 @@ int veil_gwdb_with_callback(struct veil_gwdb *db, uint8_t (*ids)[VEIL_ID_LEN], s
 	return list(db, "SELECT id FROM gw_accounts WHERE callback != '' ORDER BY id", ids, max, n);
 }
 
+int veil_gwdb_claim_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
+                             uint64_t *epoch)
+{
+	if (db->pg == NULL)
+		return 1; /* SQLite: one node */
+	pthread_mutex_lock(&db->mu);
+	int rc = gw_pg_claim(db->pg, id, epoch);
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
 int veil_gwdb_list(struct veil_gwdb *db, uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n)
 {
 	if (db->pg != NULL) {

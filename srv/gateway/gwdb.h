@@ -92,6 +92,14 @@ int veil_gwdb_add_credits(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_
 int veil_gwdb_with_callback(struct veil_gwdb *db, uint8_t (*ids)[VEIL_ID_LEN], size_t max,
                             size_t *n);
 /* Every account's ID, at most max, in ID order. */
+/*
+ * Whether this node delivers id's callbacks: always with SQLite; with
+ * PostgreSQL only the node holding id's lock (1), so that several nodes
+ * never POST one message twice and another node takes over when the
+ * holder dies. *epoch starts at 0 and is kept by the caller per identity.
+ */
+int veil_gwdb_claim_callback(struct veil_gwdb *db, const uint8_t id[static VEIL_ID_LEN],
+                             uint64_t *epoch);
 int veil_gwdb_list(struct veil_gwdb *db, uint8_t (*ids)[VEIL_ID_LEN], size_t max, size_t *n);
 
 /* A new random secret of VEIL_GW_SECRET_LEN characters, NUL-terminated. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include "gwdb_pg.h"
 #include "store/pgconn.h"
@@ -26,6 +27,7 @@ enum {
 	G_NOTE_OK,
 	G_LIST,
 	G_LIST_CB,
+	G_CLAIM,
 	G_COUNT
 };
 
@@ -48,6 +50,8 @@ static const char *const gsql[G_COUNT] = {
                   "cb_failures <> 0",
     [G_LIST] = "SELECT id FROM gw_accounts ORDER BY id LIMIT $1::int8",
     [G_LIST_CB] = "SELECT id FROM gw_accounts WHERE callback <> '' ORDER BY id LIMIT $1::int8",
+    /* Held by this connection's session until it ends (a node that dies frees it). */
+    [G_CLAIM] = "SELECT pg_try_advisory_lock($1::int8::int4, $2::int8::int4)::int::int8",
 };
 
 struct gw_pg {
@@ -203,4 +207,30 @@ int gw_pg_list(struct gw_pg *p, int with_callback, uint8_t (*ids)[VEIL_ID_LEN], 
 			memcpy(ids[(*n)++], PQgetvalue(r, i, 0), VEIL_ID_LEN);
 	PQclear(r);
 	return 0;
+}
+
+/*
+ * The callbacks of one API identity are delivered by one node at a time:
+ * the one whose connection holds the identity's advisory lock (the
+ * two-key form, in a class of its own, so it never meets the mediator's
+ * one-key locks). Asked again only after the connection was made anew.
+ */
+#define GW_PG_CLAIM_CLASS 0x56474342 /* "VGCB" */
+int gw_pg_claim(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], uint64_t *epoch)
+{
+	if (*epoch != 0 && *epoch == p->pg.epoch && p->pg.c != NULL &&
+	    PQstatus(p->pg.c) == CONNECTION_OK)
+		return 1;
+	struct veil_pg_args a = {0};
+	uint8_t h[4];
+	crypto_generichash(h, sizeof h, id, VEIL_ID_LEN, NULL, 0);
+	veil_pg_i64(&a, GW_PG_CLAIM_CLASS);
+	veil_pg_i64(&a, (int64_t)(veil_load_u32le(h) & 0x7fffffffu));
+	PGresult *r = run(p, G_CLAIM, &a);
+	if (r == NULL)
+		return VEIL_EIO;
+	int held = PQntuples(r) == 1 && veil_pg_get_i64(r, 0, 0) == 1;
+	PQclear(r);
+	*epoch = held ? p->pg.epoch : 0;
+	return held;
 }

@@ -49,6 +49,13 @@ int gw_pg_update(struct gw_pg *p, int what, const uint8_t id[static VEIL_ID_LEN]
 /* error NULL: a success (failures back to 0). */
 int gw_pg_note(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], const char *error,
                uint64_t now_ms);
+/*
+ * 1 if this node delivers id's callbacks (it holds id's advisory lock on
+ * its connection; *epoch remembers which connection), 0 if another node
+ * does, VEIL_EIO. Several identities may share a lock: one node then
+ * delivers for them all.
+ */
+int gw_pg_claim(struct gw_pg *p, const uint8_t id[static VEIL_ID_LEN], uint64_t *epoch);
 int gw_pg_list(struct gw_pg *p, int with_callback, uint8_t (*ids)[VEIL_ID_LEN], size_t max,
                size_t *n);
 

@@ -42,6 +42,9 @@
  * are dropped, as the specification says the mediator aborts the
  * transaction: the client, without a CommitTransactionAck, redoes it. Every
  * end sends TransactionEnded to the group's other connected devices.
+ *
+ * Several nodes on one PostgreSQL store: see mstore.h; what no event
+ * announces (a node that died, a lost listener) is made up for by md_check.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -82,7 +85,15 @@ struct md_group {
 	uint8_t *tx_scope;
 	int lead_held; /* this node holds the group's leadership in the store */
 	size_t tx_scope_len;
+	/* A device here was rejected for another node's transaction: that holder (see md_check). */
+	struct md_txwait *txw;
 	struct md_group *next;
+};
+
+struct md_txwait {
+	uint64_t did;
+	size_t scope_len;
+	uint8_t scope[];
 };
 
 enum { C_HELLO, C_READY, C_CLOSING };
@@ -131,6 +142,7 @@ struct veil_medsvc {
 	size_t npend, pend_cap;
 	struct veil_buf penv; /* their envelopes, for the live deliveries */
 	uint64_t rounds;      /* batch_done calls so far */
+	int check_due;        /* a tick or a resync came from the store: md_check */
 };
 
 /* A reflect waiting for its batch to be durable. */
@@ -180,6 +192,7 @@ static void group_free_if_empty(struct veil_medsvc *m, struct md_group *g)
 	for (struct md_group **p = &m->buckets[g->gid[0]]; *p != NULL; p = &(*p)->next)
 		if (*p == g) {
 			*p = g->next;
+			free(g->txw);
 			free(g);
 			return;
 		}
@@ -403,6 +416,45 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 	g->tx_scope_len = 0;
 }
 
+/*
+ * Remembers the other node's holder a device here was rejected for: if
+ * its end is never announced (that node died, or the event was lost),
+ * md_check tells the devices here in its place.
+ */
+static void txwait_set(struct md_group *g, uint64_t did, const uint8_t *scope, size_t len)
+{
+	struct md_txwait *w = realloc(g->txw, sizeof *w + len);
+	if (w == NULL)
+		return; /* the old one (if any) is kept: an end is still sent */
+	w->did = did;
+	w->scope_len = len;
+	if (len > 0)
+		memcpy(w->scope, scope, len);
+	g->txw = w;
+}
+
+/* Sends TransactionEnded (device did, its scope) to the group's connected devices. */
+static void tx_ended_send(struct md_group *g, uint64_t did, const uint8_t *scope, size_t len)
+{
+	struct veil_buf b;
+	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
+	if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, did, scope, len) != 0) {
+		veil_buf_release(&b);
+		return;
+	}
+	for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
+		next = o->gnext;
+		struct veil_buf copy;
+		veil_buf_init(&copy, VEIL_MD_MAX_MESSAGE);
+		if (o->state != C_READY || veil_buf_append(&copy, b.p, b.len) != 0) {
+			veil_buf_release(&copy);
+			continue;
+		}
+		send_raw_container(o, &copy);
+	}
+	veil_buf_release(&b);
+}
+
 static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 {
 	struct md_group *g = c->g;
@@ -442,11 +494,15 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 			veil_buf_release(&b);
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		} else {
+			txwait_set(g, holder, held_scope, held_len);
 			send_raw_container(c, &b);
 		}
 		free(t);
 		return;
 	}
+	/* Taken here: whatever held it elsewhere has ended. */
+	free(g->txw);
+	g->txw = NULL;
 	uint32_t ttl = t->ttl == 0 || t->ttl > c->m->tx_ttl_s ? c->m->tx_ttl_s : t->ttl;
 	g->tx_scope = malloc(t->scope_len > 0 ? t->scope_len : 1);
 	if (g->tx_scope == NULL) {
@@ -1262,9 +1318,64 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 
 /* --- events from other nodes sharing a PostgreSQL store --- */
 
+static int holds_lock(const struct md_group *g);
+static uint8_t *groups_where(struct veil_medsvc *m, int (*want)(const struct md_group *g),
+                             size_t *n);
+
+/*
+ * This node's connection to the store was lost and is back: the locks it
+ * held are gone and another node may have taken them. Each is taken
+ * again; one that is held elsewhere now is let go here: its leader is
+ * closed (1011; it reconnects and another device leads), and so is a
+ * transaction's holder (the transaction is aborted), so that no group has
+ * two leaders or two transactions for longer than the loss went unnoticed.
+ */
+static void md_relock(struct veil_medsvc *m)
+{
+	size_t n;
+	uint8_t *ids = groups_where(m, holds_lock, &n);
+	for (size_t i = 0; ids != NULL && i < n; i++) {
+		const uint8_t *gid = ids + 32 * i;
+		struct md_group *g = group_find(m, gid, 0);
+		if (g != NULL && g->lead_held) {
+			g->lead_held = 0;
+			if (md_store_leader_take(m->st, gid) == 1) {
+				g->lead_held = 1;
+			} else if (g->leader != NULL) {
+				veil_log_warn("mediator: a group's leadership was lost with the "
+				              "PostgreSQL connection; closing its leader here");
+				conn_close(g->leader, VEIL_MD_CLOSE_INTERNAL);
+			}
+			g = group_find(m, gid, 0);
+		}
+		if (g != NULL && g->tx != NULL) {
+			uint64_t h;
+			uint8_t hs[VEIL_MD_SCOPE_MAX];
+			size_t hl;
+			if (md_store_tx_take(m->st, gid, g->tx->did, g->tx_scope, g->tx_scope_len,
+			                     &h, hs, sizeof hs, &hl) != 1) {
+				veil_log_warn("mediator: a transaction lock was lost with the "
+				              "PostgreSQL connection; aborting the transaction");
+				conn_close(g->tx, VEIL_MD_CLOSE_INTERNAL);
+			}
+		}
+	}
+	free(ids);
+}
+
 static void on_event(void *arg, const struct md_event *ev)
 {
 	struct veil_medsvc *m = arg;
+	if (ev->kind == MD_EV_LOCKS_LOST) {
+		/* At once: no lock was taken since the loss (see mstore.h). */
+		md_relock(m);
+		return;
+	}
+	if (ev->kind == MD_EV_TICK || ev->kind == MD_EV_RESYNC) {
+		/* Handled once the events are in (md_wake): one check for all. */
+		m->check_due |= ev->kind == MD_EV_TICK ? 1 : 2;
+		return;
+	}
 	struct md_group *g = group_find(m, ev->gid, 0);
 	if (g == NULL)
 		return; /* no device of the group here */
@@ -1282,29 +1393,144 @@ static void on_event(void *arg, const struct md_event *ev)
 		break;
 	}
 	case MD_EV_LEADER_FREE: elect(g); break;
-	case MD_EV_TX_ENDED: {
-		struct veil_buf b;
-		veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
-		if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, ev->did, ev->scope,
-		                           ev->scope_len) != 0) {
-			veil_buf_release(&b);
-			break;
-		}
-		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
-			next = o->gnext;
-			struct veil_buf copy;
-			veil_buf_init(&copy, VEIL_MD_MAX_MESSAGE);
-			if (o->state != C_READY || veil_buf_append(&copy, b.p, b.len) != 0) {
-				veil_buf_release(&copy);
-				continue;
-			}
-			send_raw_container(o, &copy);
-		}
-		veil_buf_release(&b);
+	case MD_EV_TX_ENDED:
+		free(g->txw);
+		g->txw = NULL;
+		tx_ended_send(g, ev->did, ev->scope, ev->scope_len);
 		break;
-	}
 	default: break;
 	}
+}
+
+/* A group here that may take the leadership: none here, and a device ready for it. */
+static int want_leader(const struct md_group *g)
+{
+	if (g->leader != NULL || g->lead_held)
+		return 0;
+	for (const struct md_conn *c = g->conns; c != NULL; c = c->gnext)
+		if (c->state == C_READY && c->dry_sent)
+			return 1;
+	return 0;
+}
+
+static int want_txw(const struct md_group *g)
+{
+	return g->txw != NULL && g->tx == NULL;
+}
+
+static int holds_lock(const struct md_group *g)
+{
+	return g->lead_held || g->tx != NULL;
+}
+
+static int groups_any(const struct veil_medsvc *m, int (*want)(const struct md_group *g))
+{
+	for (size_t i = 0; i < MD_BUCKETS; i++)
+		for (const struct md_group *g = m->buckets[i]; g != NULL; g = g->next)
+			if (want(g))
+				return 1;
+	return 0;
+}
+
+/*
+ * The IDs of the groups here that want (every group if want is NULL), 32
+ * bytes each, in an allocated array (NULL if none or no memory). By ID: a
+ * store call may run batch_done, which may close devices and free groups.
+ */
+static uint8_t *groups_where(struct veil_medsvc *m, int (*want)(const struct md_group *g),
+                             size_t *n)
+{
+	size_t k = 0;
+	*n = 0;
+	for (size_t i = 0; i < MD_BUCKETS; i++)
+		for (const struct md_group *g = m->buckets[i]; g != NULL; g = g->next)
+			k += want == NULL || want(g);
+	uint8_t *ids = k > 0 ? malloc(k * 32) : NULL;
+	if (ids == NULL)
+		return NULL;
+	for (size_t i = 0; i < MD_BUCKETS; i++)
+		for (const struct md_group *g = m->buckets[i]; g != NULL; g = g->next)
+			if (want == NULL || want(g))
+				memcpy(ids + 32 * (*n)++, g->gid, 32);
+	return ids;
+}
+
+/*
+ * What no event announces, on a tick (MD_STORE_TICK_MS) with several
+ * nodes: a node that died freed its advisory locks without a word. So the
+ * groups here without a leader but with a device ready to lead try the
+ * leadership (one statement for all of them: nothing is asked about
+ * groups led here), and the groups whose devices were rejected for
+ * another node's transaction check that its holder still holds the lock.
+ * After a resync (the listener was lost, or dropped events) every device
+ * here is pumped from the store first: the reflects announced meanwhile.
+ * If this node holds a lock, the connection holding it is checked.
+ */
+static void md_check(struct veil_medsvc *m, int resync)
+{
+	size_t n;
+	uint8_t *ids;
+	if (veil_http_stopping(m->h))
+		return;
+	batch_flush(m);
+	/* A lost connection takes this node's locks along: noticed here, not at the next write. */
+	if (groups_any(m, holds_lock))
+		(void)md_store_ping(m->st);
+	if (resync && (ids = groups_where(m, NULL, &n)) != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			struct md_event ev = {.kind = MD_EV_REFLECTED};
+			memcpy(ev.gid, ids + 32 * i, 32);
+			on_event(m, &ev);
+		}
+		free(ids);
+		batch_flush(m);
+	}
+	uint8_t *taken;
+	if ((ids = groups_where(m, want_leader, &n)) != NULL && (taken = malloc(n)) != NULL) {
+		if (md_store_leader_try(m->st, (const uint8_t(*)[32])ids, n, taken) > 0)
+			for (size_t i = 0; i < n; i++) {
+				if (!taken[i])
+					continue;
+				struct md_group *g = group_find(m, ids + 32 * i, 0);
+				if (g != NULL && !g->lead_held) {
+					g->lead_held = 1;
+					elect(g);
+					g = group_find(m, ids + 32 * i, 0);
+				}
+				/* Nobody here to lead after all: it goes back at once. */
+				if (g == NULL || (g->leader == NULL && g->lead_held)) {
+					if (g != NULL)
+						g->lead_held = 0;
+					if (md_store_leader_release(m->st, ids + 32 * i) != 0)
+						veil_log_warn("mediator: cannot release a group's "
+						              "leadership in the store");
+				}
+			}
+		free(taken);
+	}
+	free(ids);
+	if ((ids = groups_where(m, want_txw, &n)) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t holder;
+		uint8_t scope[VEIL_MD_SCOPE_MAX];
+		size_t len;
+		if (md_store_tx_reap(m->st, ids + 32 * i, &holder, scope, sizeof scope, &len) != 1)
+			continue;
+		struct md_group *g = group_find(m, ids + 32 * i, 0);
+		if (g == NULL || g->txw == NULL)
+			continue;
+		veil_log_debug("mediator: a transaction's holder is gone; its end is sent here");
+		struct md_txwait *w = g->txw;
+		g->txw = NULL;
+		/* No holder left behind: its end's event was lost; the one rejected for is named. */
+		if (holder == 0 && len == 0)
+			tx_ended_send(g, w->did, w->scope, w->scope_len);
+		else
+			tx_ended_send(g, holder, scope, len);
+		free(w);
+	}
+	free(ids);
 }
 
 /* On the HTTP thread, after the store's sync thread or listener woke it. */
@@ -1317,6 +1543,11 @@ static void md_wake(void *arg)
 		md_store_batch_poll(m->st);
 	if (m->st != NULL && md_store_events(m->st, on_event, m) > 0)
 		batch_flush(m);
+	if (m->check_due) {
+		int resync = m->check_due & 2;
+		m->check_due = 0;
+		md_check(m, resync);
+	}
 }
 
 static void md_store_woke(void *arg)
@@ -1448,6 +1679,7 @@ static void md_free(void *arg)
 			struct md_group *g = m->buckets[i];
 			m->buckets[i] = g->next;
 			free(g->tx_scope);
+			free(g->txw);
 			free(g);
 		}
 	batch_flush(m);

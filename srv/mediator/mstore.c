@@ -965,6 +965,14 @@ int md_store_leader_release(struct md_store *s, const uint8_t gid[static 32])
 	return s->pg != NULL ? md_pg_leader_release(s->pg, gid) : 0;
 }
 
+int md_store_leader_try(struct md_store *s, const uint8_t (*gids)[32], size_t n, uint8_t *taken)
+{
+	if (s->pg != NULL)
+		return md_pg_leader_try(s->pg, gids, n, taken);
+	memset(taken, 1, n);
+	return (int)n;
+}
+
 int md_store_tx_take(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                      const uint8_t *scope, size_t scope_len, uint64_t *holder, uint8_t *hscope,
                      size_t hcap, size_t *hlen)
@@ -980,6 +988,19 @@ int md_store_tx_release(struct md_store *s, const uint8_t gid[static 32], uint64
                         const uint8_t *scope, size_t scope_len)
 {
 	return s->pg != NULL ? md_pg_tx_release(s->pg, gid, did, scope, scope_len) : 0;
+}
+
+int md_store_tx_reap(struct md_store *s, const uint8_t gid[static 32], uint64_t *holder,
+                     uint8_t *hscope, size_t hcap, size_t *hlen)
+{
+	*holder = 0;
+	*hlen = 0;
+	return s->pg != NULL ? md_pg_tx_reap(s->pg, gid, holder, hscope, hcap, hlen) : 0;
+}
+
+int md_store_ping(struct md_store *s)
+{
+	return s->pg != NULL ? md_pg_ping(s->pg) : 0;
 }
 
 void md_store_on_event(struct md_store *s, void (*wake)(void *ctx), void *ctx)

@@ -184,7 +184,24 @@ enum md_event_kind {
 	MD_EV_CLOSE = 'X',       /* close device did of the group here with code */
 	MD_EV_LEADER_FREE = 'L', /* the group's leader went: elect one here */
 	MD_EV_TX_ENDED = 'E',    /* did's transaction with scope ended: tell the devices here */
+	/*
+	 * Not from another node but from the store itself (no group): a tick
+	 * about every MD_STORE_TICK_MS (nothing tells a node that a dead
+	 * node's advisory locks were freed: it checks), and a resync when the
+	 * listener reconnected or had to drop events (what was sent meanwhile
+	 * is lost: read everything again from the store).
+	 */
+	MD_EV_TICK = 'K',
+	MD_EV_RESYNC = 'S',
+	/*
+	 * The connection that holds this node's locks was lost and is back:
+	 * every leadership and transaction lock held here is gone (another
+	 * node may have taken it). Until this event is taken, no lock is
+	 * taken (a take answers "held elsewhere"), so none is counted twice.
+	 */
+	MD_EV_LOCKS_LOST = 'O',
 };
+#define MD_STORE_TICK_MS 1000
 struct md_event {
 	int kind;
 	uint8_t gid[32];
@@ -200,6 +217,12 @@ int md_store_leader_take(struct md_store *s, const uint8_t gid[static 32]);
 /* Gives it back; the other nodes are told (MD_EV_LEADER_FREE). */
 int md_store_leader_release(struct md_store *s, const uint8_t gid[static 32]);
 /*
+ * Tries to take the leadership of n groups at once (one round trip): sets
+ * taken[i] to 1 for each one taken (or held here), 0 for those held
+ * elsewhere. The number taken or a negative veil_err.
+ */
+int md_store_leader_try(struct md_store *s, const uint8_t (*gids)[32], size_t n, uint8_t *taken);
+/*
  * Takes the group's transaction lock for device did with its encrypted
  * scope: 1 taken; 0 held on another node, with the holder's device ID and
  * scope (at most hcap bytes) filled in; < 0 error.
@@ -210,6 +233,21 @@ int md_store_tx_take(struct md_store *s, const uint8_t gid[static 32], uint64_t 
 /* Releases it; the other nodes are told (MD_EV_TX_ENDED). */
 int md_store_tx_release(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                         const uint8_t *scope, size_t scope_len);
+/*
+ * For a group whose lock is not held on this node: if it is held nowhere
+ * (its holder's node died, or the end's event was lost), removes the
+ * holder left behind, tells the other nodes (MD_EV_TX_ENDED) and returns 1
+ * with that holder's device ID and scope (*holder = 0, *hlen = 0 if none
+ * was left); 0 if a live node holds it; < 0 on error.
+ */
+int md_store_tx_reap(struct md_store *s, const uint8_t gid[static 32], uint64_t *holder,
+                     uint8_t *hscope, size_t hcap, size_t *hlen);
+/*
+ * Runs a trivial statement on the connection that holds the locks, so that
+ * its loss shows (and MD_EV_LOCKS_LOST follows) without waiting for the
+ * next write. 0 or a negative veil_err.
+ */
+int md_store_ping(struct md_store *s);
 /* wake(ctx) is called from another thread when events wait for md_store_events. */
 void md_store_on_event(struct md_store *s, void (*wake)(void *ctx), void *ctx);
 /* Calls fn for every event from other nodes that has arrived; the count or a negative veil_err. */

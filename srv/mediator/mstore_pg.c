@@ -27,11 +27,16 @@
  * inside the transaction that makes the change, so it goes out on commit;
  * the listener queues the others' notifications and calls the wake
  * function, and the mediator takes them with md_pg_events on its thread.
+ * A node that dies sends nothing: the listener also ticks (MD_EV_TICK,
+ * every MD_STORE_TICK_MS), on which the mediator tries the free locks
+ * (md_pg_leader_try, md_pg_tx_reap); after it lost its connection (or
+ * dropped notifications) it raises MD_EV_RESYNC once LISTEN is back.
  *
  * A lost connection fails the call that saw it (VEIL_EIO: the mediator
  * closes that device, which reconnects and resends what was not acked);
- * the next call reconnects. Its advisory locks are gone then, so a leader
- * here may briefly coexist with one elected elsewhere (see OPERATIONS.md).
+ * the next call reconnects. Its advisory locks are gone then: no lock is
+ * taken until the mediator took MD_EV_LOCKS_LOST and took its own again
+ * (or let them go), so none is held twice in one session.
  */
 #include <errno.h>
 #include <poll.h>
@@ -52,6 +57,7 @@
 #define MDPG_NODE_LEN 16          /* hex digits of the node ID in a payload */
 #define MDPG_EVQ_MAX 4096         /* events waiting for the mediator at most */
 #define MDPG_LISTEN_CHECK_MS 5000 /* the listener checks its connection this often */
+#define MDPG_TRY_MAX 256          /* leadership locks tried in one statement at most */
 #define MDPG_MAX_PARAMS 8
 
 enum {
@@ -82,6 +88,9 @@ enum {
 	Q_TX_SET,
 	Q_TX_GET,
 	Q_TX_DEL,
+	Q_TX_REAP,
+	Q_LOCK_MANY,
+	Q_PING,
 	Q_SAVEPOINT,
 	Q_SAVEPOINT_RELEASE,
 	Q_SAVEPOINT_ROLLBACK,
@@ -156,6 +165,12 @@ static const char *const qsql[Q_COUNT] = {
                  "node_id = EXCLUDED.node_id",
     [Q_TX_GET] = "SELECT device_id, scope FROM md_tx WHERE gid = $1::bytea",
     [Q_TX_DEL] = "DELETE FROM md_tx WHERE gid = $1::bytea AND node_id = $2::text",
+    /* Only while this node holds the group's lock: any row there is a dead holder's. */
+    [Q_TX_REAP] = "DELETE FROM md_tx WHERE gid = $1::bytea RETURNING device_id, scope",
+    /* $1 in text form ('{k1,k2,...}'): the ordinals (from 1) of the locks taken. */
+    [Q_LOCK_MANY] = "SELECT i FROM unnest($1::int8[]) WITH ORDINALITY AS t(k, i) "
+                    "WHERE pg_try_advisory_lock(k)",
+    [Q_PING] = "SELECT 1::int8",
     [Q_SAVEPOINT] = "SAVEPOINT one",
     [Q_SAVEPOINT_RELEASE] = "RELEASE one",
     [Q_SAVEPOINT_ROLLBACK] = "ROLLBACK TO one",
@@ -184,6 +199,9 @@ struct md_pg {
 	pthread_mutex_t mu;
 	struct mdpg_ev *evq, **evtail;
 	size_t nev;
+	int tick, resync; /* an MD_EV_TICK / MD_EV_RESYNC is due (under mu) */
+	int locks_lost;   /* c came back: MD_EV_LOCKS_LOST is due (HTTP thread only) */
+	uint64_t c_ups;   /* sessions c has opened */
 	void (*wake)(void *ctx);
 	void *wake_ctx;
 };
@@ -224,6 +242,14 @@ static void a_text(struct args *a, const char *s)
 	a_bytes(a, s, strlen(s));
 }
 
+/* A parameter in PostgreSQL's text form (NUL-terminated). */
+static void a_textform(struct args *a, const char *s)
+{
+	a->v[a->n] = s;
+	a->l[a->n] = 0;
+	a->f[a->n++] = 0;
+}
+
 static void a_dev(struct args *a, const uint8_t gid[static 32], uint64_t did)
 {
 	a_bytes(a, gid, 32);
@@ -258,12 +284,13 @@ static void on_notice(void *arg, const char *msg)
 	veil_log_debug("mediator: PostgreSQL: %s", line);
 }
 
-static PGconn *connect_url(const char *url)
+/* app names the connection in pg_stat_activity (the listener has its own, for operators). */
+static PGconn *connect_url(const char *url, const char *app)
 {
 	const char *const keys[] = {
 	    "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
 	    "keepalives_interval", "keepalives_count", "dbname",     NULL};
-	const char *const vals[] = {"5", "veild-mediator", "1", "10", "5", "3", url, NULL};
+	const char *const vals[] = {"5", app, "1", "10", "5", "3", url, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (c != NULL)
 		PQsetNoticeProcessor(c, on_notice, NULL);
@@ -289,14 +316,17 @@ static int prepare(PGconn *c)
 	return 0;
 }
 
+static void listen_wake(struct md_pg *p);
+
 /* Opens *c (again after a loss): 0 or VEIL_EIO. */
 static int conn_up(struct md_pg *p, PGconn **c, const char *what)
 {
 	if (*c != NULL && PQstatus(*c) == CONNECTION_OK)
 		return 0;
-	bool again = *c != NULL;
+	/* After a failed attempt *c is NULL: c's own count tells a first session from a later one. */
+	bool again = *c != NULL || (c == &p->c && p->c_ups > 0);
 	PQfinish(*c);
-	*c = connect_url(p->url);
+	*c = connect_url(p->url, "veild-mediator");
 	if (*c == NULL)
 		return VEIL_ENOMEM;
 	if (PQstatus(*c) != CONNECTION_OK || prepare(*c) != 0) {
@@ -309,6 +339,11 @@ static int conn_up(struct md_pg *p, PGconn **c, const char *what)
 	}
 	if (again)
 		veil_log_info("mediator: the PostgreSQL connection (%s) is back", what);
+	if (c == &p->c && p->c_ups++ > 0) {
+		/* Its session's advisory locks died with the old one: the mediator is told. */
+		p->locks_lost = 1;
+		listen_wake(p);
+	}
 	return 0;
 }
 
@@ -435,40 +470,59 @@ static void did_hex(char out[static 17], uint64_t did)
 		out[0] = '\0'; /* cannot happen: 17 is room enough */
 }
 
+/* Calls the wake function (outside mu: it may take locks of its own). */
+static void listen_wake(struct md_pg *p)
+{
+	pthread_mutex_lock(&p->mu);
+	void (*wake)(void *ctx) = p->wake;
+	void *wake_ctx = p->wake_ctx;
+	pthread_mutex_unlock(&p->mu);
+	if (wake != NULL)
+		wake(wake_ctx);
+}
+
+/* Sets a due flag (tick or resync) and wakes the mediator. */
+static void listen_due(struct md_pg *p, int *flag)
+{
+	pthread_mutex_lock(&p->mu);
+	*flag = 1;
+	pthread_mutex_unlock(&p->mu);
+	listen_wake(p);
+}
+
 static void listen_drain(struct md_pg *p)
 {
 	PGnotify *n;
 	int added = 0;
-	void (*wake)(void *ctx) = NULL;
-	void *wake_ctx = NULL;
 	while ((n = PQnotifies(p->lc)) != NULL) {
 		struct mdpg_ev *e = malloc(sizeof *e);
-		if (e != NULL && strcmp(n->relname, "veil_md") == 0 &&
-		    md_pg_parse_event(p->node, n->extra, &e->ev)) {
-			e->next = NULL;
+		if (strcmp(n->relname, "veil_md") == 0 &&
+		    (e == NULL || md_pg_parse_event(p->node, n->extra, &e->ev))) {
 			pthread_mutex_lock(&p->mu);
-			if (p->nev < MDPG_EVQ_MAX) {
+			if (e != NULL && p->nev < MDPG_EVQ_MAX) {
+				e->next = NULL;
 				*p->evtail = e;
 				p->evtail = &e->next;
 				p->nev++;
 				e = NULL;
-				added = 1;
+			} else {
+				/* Dropped: the mediator reads everything again instead. */
+				p->resync = 1;
 			}
-			wake = p->wake;
-			wake_ctx = p->wake_ctx;
+			added = 1;
 			pthread_mutex_unlock(&p->mu);
 		}
 		free(e);
 		PQfreemem(n);
 	}
-	if (added && wake != NULL)
-		wake(wake_ctx);
+	if (added)
+		listen_wake(p);
 }
 
 static int listen_connect(struct md_pg *p)
 {
 	PQfinish(p->lc);
-	p->lc = connect_url(p->url);
+	p->lc = connect_url(p->url, "veild-mediator-listen");
 	if (p->lc == NULL || PQstatus(p->lc) != CONNECTION_OK)
 		return VEIL_EIO;
 	PGresult *r = PQexec(p->lc, "LISTEN veil_md");
@@ -490,31 +544,57 @@ static int listen_wait(struct md_pg *p, int fd, int ms)
 	return n > 0 && fd >= 0 && f[1].revents != 0 ? 1 : 0;
 }
 
+/*
+ * Also the mediator's clock for several nodes: a tick every
+ * MD_STORE_TICK_MS, lost or not (the mediator checks for freed locks), and
+ * a resync once LISTEN is back after a loss (the notifications sent in
+ * between never arrive: the mediator reads the store again, after LISTEN,
+ * so nothing falls in a gap).
+ */
 static void *listen_thread(void *arg)
 {
 	struct md_pg *p = arg;
 	uint32_t backoff = 100;
 	bool lost = false;
+	uint64_t next_tick = veil_mono_ms() + MD_STORE_TICK_MS;
+	uint64_t next_check = veil_mono_ms() + MDPG_LISTEN_CHECK_MS, next_try = 0;
 	for (;;) {
+		uint64_t now = veil_mono_ms();
+		if (now >= next_tick) {
+			next_tick = now + MD_STORE_TICK_MS;
+			listen_due(p, &p->tick);
+		}
 		if (lost) {
-			if (listen_connect(p) != 0) {
-				if (listen_wait(p, -1, (int)backoff) < 0)
+			/* The ticks go on meanwhile: a hand-over needs no listener. */
+			if (now < next_try || listen_connect(p) != 0) {
+				if (now >= next_try) {
+					next_try = veil_mono_ms() + backoff;
+					backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+				}
+				now = veil_mono_ms();
+				uint64_t until = next_try < next_tick ? next_try : next_tick;
+				if (listen_wait(p, -1, until > now ? (int)(until - now) : 0) < 0)
 					break;
-				backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 				continue;
 			}
 			lost = false;
 			backoff = 100;
 			veil_log_info("mediator: the PostgreSQL connection (listen) is back");
+			listen_due(p, &p->resync);
 		}
-		int w = listen_wait(p, PQsocket(p->lc), MDPG_LISTEN_CHECK_MS);
+		now = veil_mono_ms();
+		int w =
+		    listen_wait(p, PQsocket(p->lc), next_tick > now ? (int)(next_tick - now) : 0);
 		if (w < 0)
 			break;
 		if (w == 1 && PQconsumeInput(p->lc) == 1) {
 			listen_drain(p);
 			continue;
 		}
+		if (w == 0 && veil_mono_ms() < next_check)
+			continue;
 		if (w == 0 && PQstatus(p->lc) == CONNECTION_OK) {
+			next_check = veil_mono_ms() + MDPG_LISTEN_CHECK_MS;
 			/* Idle: check the connection (a dead server shows here). */
 			PGresult *r = PQexec(p->lc, "SELECT 1");
 			bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -987,18 +1067,44 @@ static int64_t lock_key(int tag, const uint8_t gid[static 32])
 	return (int64_t)veil_load_u64le(h);
 }
 
-static int try_lock(struct md_pg *p, int tag, const uint8_t gid[static 32])
-{
-	struct args a = {0};
-	a_i64(&a, lock_key(tag, gid));
-	return (int)one_int(p, Q_LOCK, &a, 0);
-}
-
 static int unlock(struct md_pg *p, int tag, const uint8_t gid[static 32])
 {
 	struct args a = {0};
 	a_i64(&a, lock_key(tag, gid));
 	return one_int(p, Q_UNLOCK, &a, 0) < 0 ? VEIL_EIO : 0;
+}
+
+/*
+ * 1 taken, 0 held elsewhere, < 0 error. Nothing is taken while the
+ * mediator has not heard that the locks were lost (MD_EV_LOCKS_LOST): it
+ * takes them again then, and a lock taken twice in one session would need
+ * two unlocks.
+ */
+static int try_lock(struct md_pg *p, int tag, const uint8_t gid[static 32])
+{
+	if (p->locks_lost)
+		return 0;
+	struct args a = {0};
+	a_i64(&a, lock_key(tag, gid));
+	int got = (int)one_int(p, Q_LOCK, &a, 0);
+	if (got == 1 && p->locks_lost) {
+		/* The statement itself reconnected: give it back. */
+		(void)unlock(p, tag, gid);
+		return 0;
+	}
+	return got;
+}
+
+int md_pg_ping(struct md_pg *p)
+{
+	if (p->in_batch)
+		return 0; /* the batch's commit comes first and shows a loss as well */
+	/* A loss fails the first statement and the second reconnects; known down, one does. */
+	bool up = p->c != NULL && PQstatus(p->c) == CONNECTION_OK;
+	int rc = run0(p, Q_PING, NULL);
+	if (rc == 0 || !up)
+		return rc;
+	return run0(p, Q_PING, NULL);
 }
 
 int md_pg_leader_take(struct md_pg *p, const uint8_t gid[static 32])
@@ -1014,6 +1120,51 @@ int md_pg_leader_release(struct md_pg *p, const uint8_t gid[static 32])
 	if (rc == 0)
 		rc = notify(p, MD_EV_LEADER_FREE, gid, NULL);
 	return rc;
+}
+
+int md_pg_leader_try(struct md_pg *p, const uint8_t (*gids)[32], size_t n, uint8_t *taken)
+{
+	/* '{' then at most MDPG_TRY_MAX keys of up to 20 characters and a comma, '}'. */
+	char list[2 + MDPG_TRY_MAX * 21 + 1];
+	int total = 0;
+	memset(taken, 0, n);
+	if (p->in_batch)
+		(void)md_pg_batch_commit(p);
+	for (size_t at = 0; at < n && !p->locks_lost; at += MDPG_TRY_MAX) {
+		size_t k = n - at < MDPG_TRY_MAX ? n - at : MDPG_TRY_MAX, o = 0;
+		list[o++] = '{';
+		for (size_t i = 0; i < k; i++) {
+			int w = snprintf(list + o, sizeof list - o, "%s%lld", i > 0 ? "," : "",
+			                 (long long)lock_key('L', gids[at + i]));
+			if (w < 0 || (size_t)w >= sizeof list - o)
+				return VEIL_ELIMIT; /* cannot happen: the buffer fits MDPG_TRY_MAX */
+			o += (size_t)w;
+		}
+		list[o++] = '}';
+		list[o] = '\0';
+		struct args a = {0};
+		a_textform(&a, list);
+		PGresult *r = run(p, Q_LOCK_MANY, &a);
+		if (r == NULL)
+			return VEIL_EIO;
+		for (int i = 0; i < PQntuples(r); i++) {
+			int64_t ord = get_i64(r, i, 0);
+			if (ord >= 1 && (uint64_t)ord <= k && !taken[at + (size_t)ord - 1]) {
+				taken[at + (size_t)ord - 1] = 1;
+				total++;
+			}
+		}
+		PQclear(r);
+	}
+	if (p->locks_lost && total > 0) {
+		/* The statement reconnected (see try_lock): all of them go back. */
+		for (size_t i = 0; i < n; i++)
+			if (taken[i])
+				(void)unlock(p, 'L', gids[i]);
+		memset(taken, 0, n);
+		total = 0;
+	}
+	return total;
 }
 
 int md_pg_tx_take(struct md_pg *p, const uint8_t gid[static 32], uint64_t did, const uint8_t *scope,
@@ -1079,6 +1230,52 @@ int md_pg_tx_release(struct md_pg *p, const uint8_t gid[static 32], uint64_t did
 	return rc != 0 ? rc : urc;
 }
 
+int md_pg_tx_reap(struct md_pg *p, const uint8_t gid[static 32], uint64_t *holder, uint8_t *hscope,
+                  size_t hcap, size_t *hlen)
+{
+	char tail[16 + 2 * VEIL_MD_SCOPE_MAX + 1];
+	*holder = 0;
+	*hlen = 0;
+	if (p->in_batch)
+		(void)md_pg_batch_commit(p);
+	int got = try_lock(p, 'T', gid);
+	if (got <= 0)
+		return got; /* a live node holds it (or an error) */
+	int rc = run0(p, Q_BEGIN, NULL);
+	if (rc != 0) {
+		(void)unlock(p, 'T', gid);
+		return rc;
+	}
+	struct args a = {0};
+	a_bytes(&a, gid, 32);
+	PGresult *r = run(p, Q_TX_REAP, &a);
+	rc = r != NULL ? 0 : VEIL_EIO;
+	if (r != NULL && PQntuples(r) > 0) {
+		*holder = (uint64_t)get_i64(r, 0, 0);
+		size_t n = (size_t)PQgetlength(r, 0, 1);
+		if (n <= hcap && n <= VEIL_MD_SCOPE_MAX) {
+			memcpy(hscope, PQgetvalue(r, 0, 1), n);
+			*hlen = n;
+		}
+		/* The other nodes' devices that were rejected wait for this end too. */
+		did_hex(tail, *holder);
+		if (*hlen > 0 && veil_hex_encode(tail + 16, sizeof tail - 16, hscope, *hlen) != 0)
+			rc = VEIL_EIO;
+		if (rc == 0)
+			rc = notify(p, MD_EV_TX_ENDED, gid, tail);
+	}
+	PQclear(r);
+	rc = tx_end(p, rc);
+	/* As in md_pg_tx_release: the lock goes after the row. */
+	int urc = unlock(p, 'T', gid);
+	if (rc != 0 || urc != 0) {
+		*holder = 0;
+		*hlen = 0;
+		return rc != 0 ? rc : urc;
+	}
+	return 1;
+}
+
 void md_pg_on_event(struct md_pg *p, void (*wake)(void *ctx), void *ctx)
 {
 	pthread_mutex_lock(&p->mu);
@@ -1094,8 +1291,27 @@ int md_pg_events(struct md_pg *p, void (*fn)(void *arg, const struct md_event *e
 	p->evq = NULL;
 	p->evtail = &p->evq;
 	p->nev = 0;
+	int tick = p->tick, resync = p->resync;
+	p->tick = p->resync = 0;
 	pthread_mutex_unlock(&p->mu);
 	int n = 0;
+	if (p->locks_lost) {
+		p->locks_lost = 0;
+		struct md_event ev = {.kind = MD_EV_LOCKS_LOST};
+		fn(arg, &ev);
+		n++;
+	}
+	/* A resync first: the events queued since cover only what came after LISTEN. */
+	if (resync) {
+		struct md_event ev = {.kind = MD_EV_RESYNC};
+		fn(arg, &ev);
+		n++;
+	}
+	if (tick) {
+		struct md_event ev = {.kind = MD_EV_TICK};
+		fn(arg, &ev);
+		n++;
+	}
 	while (e != NULL) {
 		struct mdpg_ev *next = e->next;
 		fn(arg, &e->ev);

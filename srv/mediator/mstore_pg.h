@@ -57,6 +57,10 @@ int md_pg_tx_take(struct md_pg *p, const uint8_t gid[static 32], uint64_t did, c
                   size_t scope_len, uint64_t *holder, uint8_t *hscope, size_t hcap, size_t *hlen);
 int md_pg_tx_release(struct md_pg *p, const uint8_t gid[static 32], uint64_t did,
                      const uint8_t *scope, size_t scope_len);
+int md_pg_ping(struct md_pg *p);
+int md_pg_leader_try(struct md_pg *p, const uint8_t (*gids)[32], size_t n, uint8_t *taken);
+int md_pg_tx_reap(struct md_pg *p, const uint8_t gid[static 32], uint64_t *holder, uint8_t *hscope,
+                  size_t hcap, size_t *hlen);
 /*
  * Parses a veil_md payload (NUL-terminated, from the database) into ev:
  * 1, or 0 for one from node (16 hex digits: this node) or a bad one.

@@ -8,13 +8,25 @@
  * prepared once per connection (again after a reconnect) and run with
  * binary parameters and results, so no value is ever spliced into SQL.
  *
- * Several veild may share one database, so nothing the limits depend on is
- * cached here: each put takes a transaction-level advisory lock on its
- * recipient, then one INSERT counts the recipient's rows (and the sender's)
- * with bounded counts and inserts only below both limits; only a refused or
- * duplicate put takes the slower path of sqlite.c's rules. The lock is held until the batch commits, so two nodes
+ * Several veild may share one database, so no count the limits depend on
+ * is taken from this node alone: a put takes a transaction-level advisory
+ * lock on its recipient, then one INSERT bounds the recipient's rows (and
+ * the sender's), inserts only below both limits and NOTIFYs; only a
+ * refused or duplicate put takes the slower path of sqlite.c's rules,
+ * which counts exactly. The bound is cheap (struct pg_bound: the rows
+ * counted before plus those stored since), so a deep queue is not counted
+ * on every put. The lock is held until the batch commits, so two nodes
  * cannot both take the last place in a queue, and a recipient's seqs
  * (from one identity column) become visible in increasing order.
+ *
+ * A batch is one round trip and its COMMIT (pg_q_writes, libpq's pipeline
+ * mode): BEGIN, one statement locking every recipient of the batch in the
+ * order of its lock key (so that nodes cannot deadlock), then each put's
+ * INSERT and each ack's DELETE; the results are read after. The slow paths
+ * then run one by one, in job order; when a later write of the batch
+ * touched a recipient after a put to it was refused, the transaction is
+ * rolled back and the writes run again one by one, so every outcome is the
+ * one a write running alone in that order would have had.
  *
  * A lost connection fails the job that saw it with VEIL_EIO (the callback
  * says so, nothing is acked that is not committed; the sender resends and
@@ -63,7 +75,8 @@
 #include "veil/util.h"
 
 #define PG_ID_ATTEMPTS 32         /* fresh random IDs tried before giving up */
-#define PG_MAX_PARAMS 8           /* most parameters of one statement */
+#define PG_MAX_PARAMS 13          /* most parameters of one statement */
+#define PG_PIPE_CHUNK 128         /* statements sent before their results are read */
 #define PG_BACKOFF_MIN_MS 100     /* first wait after a failed reconnect */
 #define PG_BACKOFF_MAX_MS 5000    /* longest wait between reconnects */
 #define PG_LOCK_MIGRATE 736800101 /* advisory lock key of the migration */
@@ -194,6 +207,22 @@ static const char *const migrations[] = {
     " data BYTEA NOT NULL,"
     " updated_ms BIGINT NOT NULL);"
     "CREATE INDEX safe_backups_updated ON safe_backups(updated_ms);",
+    /*
+     * 5 -> 6: the blob service's metadata (srv/blob/blobmeta_pg.c), as
+     * blobs/blobs.db holds it, plus the ID of the blob directory that holds
+     * the file (nodes sharing one directory share its ID). The blob itself
+     * stays a file: no content here.
+     */
+    "CREATE TABLE blobs ("
+    " id BYTEA PRIMARY KEY,"
+    " dir BYTEA NOT NULL,"
+    " owner BYTEA NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " persist INTEGER NOT NULL);"
+    "CREATE INDEX blobs_owner ON blobs(owner, expires_ms);"
+    "CREATE INDEX blobs_dir_expiry ON blobs(dir, expires_ms);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -209,7 +238,7 @@ enum pg_stmt {
 	ST_MSG_PURGE_RCPT,
 	ST_MSG_PURGE_PAIR,
 	ST_MSG_INSERT,
-	ST_MSG_INSERT_CHECKED,
+	ST_MSG_PUT_FAST,
 	ST_MSG_DELETE,
 	ST_MSG_EXPIRE,
 	ST_MSG_FETCH,
@@ -252,6 +281,7 @@ enum pg_stmt {
 	ST_QSTATS,
 	ST_QMAX,
 	ST_PING,
+	ST_LOCK_RCPTS,
 	ST_COUNT
 };
 
@@ -274,19 +304,28 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq",
     /*
      * The common case in one statement: inserts only below both limits
-     * ($8 = 0: no share) and without a duplicate; no row back sends the put
-     * down the slow path, which finds out why.
+     * ($8 = 0: no share) and without a duplicate, NOTIFYs ($9, as
+     * ST_NOTIFY_PUT's) only when it inserted, and returns the seq and the
+     * bounds it judged by (struct pg_bound: $10 rows up to seq $11 and
+     * the recipient's rows after it; $12, $13 the same for the pair). No
+     * row back sends the put down the slow path, which counts exactly.
+     * Both read the (recipient, seq) index from the bound's seq on (OFFSET
+     * 0 keeps the pair's sender out of that scan, else PostgreSQL reads
+     * every row of the pair by the unique index instead).
      */
-    [ST_MSG_INSERT_CHECKED] =
-        "INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
-        "SELECT $1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea WHERE "
-        "(SELECT count(*) FROM (SELECT 1 FROM messages WHERE recipient = $1::text "
-        "LIMIT $7::int8) a) < $7::int8 AND ($8::int8 = 0 OR (SELECT count(*) FROM "
-        "(SELECT 1 FROM messages WHERE recipient = $1::text AND sender = $2::text "
-        "LIMIT $8::int8) b) < $8::int8) "
-        "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq",
+    [ST_MSG_PUT_FAST] =
+        "WITH c AS MATERIALIZED (SELECT $10::int8 + (SELECT count(*) FROM (SELECT 1 FROM "
+        "messages WHERE recipient = $1::text AND seq > $11::int8 LIMIT $7::int8) a) AS n, "
+        "CASE WHEN $8::int8 = 0 THEN 0::int8 ELSE $12::int8 + (SELECT count(*) FROM (SELECT "
+        "1 FROM (SELECT sender FROM messages WHERE recipient = $1::text AND seq > $13::int8 "
+        "OFFSET 0) r WHERE r.sender = $2::text LIMIT $8::int8) b) END AS pn), "
+        "i AS (INSERT INTO messages (recipient, sender, msg_id, expires_ms, flags, data) "
+        "SELECT $1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::bytea FROM c WHERE "
+        "c.n < $7::int8 AND ($8::int8 = 0 OR c.pn < $8::int8) "
+        "ON CONFLICT (recipient, sender, msg_id) DO NOTHING RETURNING seq) "
+        "SELECT i.seq, c.n, c.pn FROM i, c, pg_notify('veil_put', $9::text) n",
     [ST_MSG_DELETE] = "DELETE FROM messages WHERE recipient = $1::text AND sender = $2::text "
-                      "AND msg_id = $3::int8",
+                      "AND msg_id = $3::int8 RETURNING seq",
     [ST_MSG_EXPIRE] = "DELETE FROM messages WHERE expires_ms <> 0 AND expires_ms <= $1::int8",
     [ST_MSG_FETCH] = "SELECT seq, sender, msg_id, expires_ms, flags::int8, data FROM messages "
                      "WHERE recipient = $1::text AND seq > $2::int8 AND (expires_ms = 0 OR "
@@ -368,18 +407,53 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_QMAX] = "SELECT recipient, count(*) AS n FROM messages GROUP BY recipient "
                 "ORDER BY n DESC LIMIT 1",
     [ST_PING] = "SELECT 1::int8",
+    /*
+     * The recipients of a whole batch ($1: their IDs one after another,
+     * bytea so that each is found in constant time), each lock once and in
+     * the order of its key, so that two nodes locking overlapping sets
+     * cannot deadlock. The same keys as ST_LOCK_RCPT.
+     */
+    [ST_LOCK_RCPTS] =
+        "SELECT count(*)::int8 FROM (SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
+        "hashtextextended(convert_from(substring($1::bytea, i * 8 + 1, 8), 'UTF8'), 7368) "
+        "AS k FROM generate_series(0, length($1::bytea) / 8 - 1) i ORDER BY k) s) t",
 };
 
 struct pg_conn {
 	PGconn *c;
-	const char *role;  /* "queue" or "sync", for the log */
-	bool lost;         /* the connection broke; reconnect before the next use */
-	uint64_t retry_ms; /* monotonic time of the next reconnect attempt */
-	uint32_t backoff;  /* current wait between attempts */
-	bool failed_in_tx; /* a statement failed inside the open transaction */
+	const char *role;   /* "queue" or "sync", for the log */
+	bool lost;          /* the connection broke; reconnect before the next use */
+	uint64_t retry_ms;  /* monotonic time of the next reconnect attempt */
+	uint32_t backoff;   /* current wait between attempts */
+	bool failed_in_tx;  /* a statement failed inside the open transaction */
+	bool begin_pending; /* a batch began: BEGIN goes out with its first statement */
 };
 
 #define PG_NODE_LEN 16 /* hex digits of the node ID in a payload */
+
+/*
+ * What a put needs to know is whether a queue (or a sender's share of it)
+ * is below its limit; counting a deep queue on every put costs PostgreSQL
+ * a scan of its index (and heap) entries. A bound makes that cheap: this
+ * node remembers, per recipient (and per recipient and sender), at most
+ * n rows with a seq up to seq, so the queue holds at most n plus its rows
+ * with a seq after seq, which are only the few stored since. It holds
+ * across nodes: every put of a recipient takes its lock, and a seq is
+ * drawn (from a sequence with no cache) after the lock, so no row can
+ * appear later with a seq at or below one that a count under the lock
+ * saw. Deletes only make the bound looser; this node's own acks (whose
+ * seq they return) tighten it. A put the bound refuses goes down the slow
+ * path, which counts exactly and forgets the bound; a batch rolled back
+ * forgets them all, since its puts and acks did not happen.
+ */
+struct pg_bound {
+	uint8_t key[2 * VEIL_ID_LEN]; /* recipient, then sender or zeros */
+	bool used;
+	uint64_t n;   /* at most this many rows with a seq <= seq */
+	uint64_t seq; /* 0: no bound (count every row) */
+};
+
+#define PG_BOUND_SLOTS 4096 /* per table; a collision only costs a full count */
 
 struct pg_backend {
 	struct pg_conn q;  /* store thread only */
@@ -388,6 +462,9 @@ struct pg_backend {
 	bool mu_init;
 	uint32_t queue_limit;
 	uint32_t sender_limit; /* <= queue_limit */
+	/* Store thread only: the bounds by recipient, and by recipient and sender. */
+	struct pg_bound *rbound, *pbound;
+	uint8_t bound_key[crypto_shorthash_KEYBYTES];
 	char node[PG_NODE_LEN + 1];
 	/* The listener: its own connection and thread, stopped through the pipe. */
 	struct veil_store_sink sink;
@@ -544,6 +621,8 @@ static int conn_ready(struct pg_conn *c)
 	return VEIL_EIO;
 }
 
+static int tx(struct pg_conn *c, const char *sql);
+
 /*
  * Runs prepared statement i. Returns the result (PQclear it) with *rc = 0,
  * or NULL with *rc a veil_err; a broken connection is noted for a reconnect.
@@ -552,6 +631,10 @@ static PGresult *run(struct pg_conn *c, enum pg_stmt i, const struct pg_params *
 {
 	char name[16];
 	*rc = conn_ready(c);
+	if (*rc == 0 && c->begin_pending) {
+		c->begin_pending = false;
+		*rc = tx(c, "BEGIN");
+	}
 	if (*rc != 0)
 		return NULL;
 	snprintf(name, sizeof name, "v%d", (int)i);
@@ -601,6 +684,11 @@ static int run_u64(struct pg_conn *c, enum pg_stmt i, const struct pg_params *p,
 /* A transaction command (BEGIN, COMMIT, ROLLBACK); no parameters. */
 static int tx(struct pg_conn *c, const char *sql)
 {
+	if (c->begin_pending && strcmp(sql, "BEGIN") != 0) {
+		/* Nothing was run since the batch began: there is nothing to end. */
+		c->begin_pending = false;
+		return 0;
+	}
 	int rc = conn_ready(c);
 	if (rc != 0)
 		return rc;
@@ -623,6 +711,7 @@ static int tx(struct pg_conn *c, const char *sql)
 static void tx_abort(struct pg_conn *c)
 {
 	c->failed_in_tx = false;
+	c->begin_pending = false;
 	if (c->lost || PQstatus(c->c) != CONNECTION_OK)
 		return;
 	if (PQtransactionStatus(c->c) != PQTRANS_IDLE) {
@@ -982,6 +1071,8 @@ static void pg_close(void *be)
 	free(b->url);
 	PQfinish(b->sy.c);
 	PQfinish(b->q.c);
+	free(b->rbound);
+	free(b->pbound);
 	if (b->mu_init)
 		pthread_mutex_destroy(&b->mu);
 	free(b);
@@ -1013,6 +1104,11 @@ static int pg_open(void **out, const struct veil_store_opts *opts, uint32_t queu
 	b->mu_init = true;
 	b->queue_limit = queue_limit;
 	b->sender_limit = sender_limit;
+	b->rbound = calloc(PG_BOUND_SLOTS, sizeof *b->rbound);
+	b->pbound = calloc(PG_BOUND_SLOTS, sizeof *b->pbound);
+	if (b->rbound == NULL || b->pbound == NULL)
+		goto out;
+	randombytes_buf(b->bound_key, sizeof b->bound_key);
 	err[0] = '\0';
 	rc = conn_open(&b->q, opts->path, "queue", true, err, errcap);
 	if (rc != 0)
@@ -1031,13 +1127,71 @@ out:
 	return rc;
 }
 
+/* --- the bounds of the queue sizes (store thread) --- */
+
+/* The slot of a recipient's bound (sender NULL) or of a pair's. */
+static struct pg_bound *bound_slot(struct pg_backend *b, const uint8_t rcpt[static VEIL_ID_LEN],
+                                   const uint8_t *sender)
+{
+	uint8_t key[2 * VEIL_ID_LEN] = {0}, h[crypto_shorthash_BYTES];
+	memcpy(key, rcpt, VEIL_ID_LEN);
+	if (sender != NULL)
+		memcpy(key + VEIL_ID_LEN, sender, VEIL_ID_LEN);
+	crypto_shorthash(h, key, sizeof key, b->bound_key);
+	uint32_t i = ((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16) % PG_BOUND_SLOTS;
+	struct pg_bound *t = sender != NULL ? b->pbound : b->rbound;
+	if (!t[i].used || memcmp(t[i].key, key, sizeof key) != 0)
+		t[i] = (struct pg_bound){.used = true};
+	memcpy(t[i].key, key, sizeof key);
+	return &t[i];
+}
+
+static void bounds_forget_all(struct pg_backend *b)
+{
+	memset(b->rbound, 0, PG_BOUND_SLOTS * sizeof *b->rbound);
+	memset(b->pbound, 0, PG_BOUND_SLOTS * sizeof *b->pbound);
+}
+
+static void bounds_forget(struct pg_backend *b, const struct veil_msg_rec *m)
+{
+	*bound_slot(b, m->recipient, NULL) = (struct pg_bound){0};
+	*bound_slot(b, m->recipient, m->sender) = (struct pg_bound){0};
+}
+
+/* A put stored row seq, judged by n and pn rows before it: the new bounds. */
+static void bounds_put(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t seq, uint64_t n,
+                       uint64_t pn)
+{
+	struct pg_bound *r = bound_slot(b, m->recipient, NULL);
+	*r = (struct pg_bound){.used = true, .n = n + 1, .seq = seq};
+	memcpy(r->key, m->recipient, VEIL_ID_LEN);
+	if (b->sender_limit < b->queue_limit) {
+		struct pg_bound *p = bound_slot(b, m->recipient, m->sender);
+		p->n = pn + 1;
+		p->seq = seq;
+	}
+}
+
+/* This node deleted row seq of the pair: one row fewer at or below each bound's seq. */
+static void bounds_ack(struct pg_backend *b, const uint8_t rcpt[static VEIL_ID_LEN],
+                       const uint8_t sender[static VEIL_ID_LEN], uint64_t seq)
+{
+	struct pg_bound *r = bound_slot(b, rcpt, NULL), *p = bound_slot(b, rcpt, sender);
+	if (r->seq != 0 && seq <= r->seq && r->n > 0)
+		r->n--;
+	if (p->seq != 0 && seq <= p->seq && p->n > 0)
+		p->n--;
+}
+
 /* --- queue side (store thread) --- */
 
+/* BEGIN is sent with the batch's first statement, in the same round trip. */
 static int pg_batch_begin(void *be)
 {
 	struct pg_backend *b = be;
 	b->q.failed_in_tx = false;
-	return tx(&b->q, "BEGIN");
+	b->q.begin_pending = true;
+	return 0;
 }
 
 static int pg_batch_commit(void *be)
@@ -1053,6 +1207,7 @@ static void pg_batch_rollback(void *be)
 {
 	struct pg_backend *b = be;
 	tx_abort(&b->q);
+	bounds_forget_all(b);
 }
 
 static int q_find(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
@@ -1087,12 +1242,66 @@ static int q_counts(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t
 	return rc;
 }
 
+/* The payload of a put's NOTIFY: this node, then the recipient. */
+static void put_payload(const struct pg_backend *b, const uint8_t rcpt[static VEIL_ID_LEN],
+                        char out[static PG_NODE_LEN + VEIL_ID_LEN])
+{
+	memcpy(out, b->node, PG_NODE_LEN);
+	memcpy(out + PG_NODE_LEN, rcpt, VEIL_ID_LEN);
+}
+
+/* ST_MSG_PUT_FAST's parameters; payload must outlive p. */
+static void put_fast_params(struct pg_backend *b, const struct veil_msg_rec *m,
+                            char payload[static PG_NODE_LEN + VEIL_ID_LEN], struct pg_params *p)
+{
+	bool share = b->sender_limit < b->queue_limit;
+	const struct pg_bound *r = bound_slot(b, m->recipient, NULL);
+	const struct pg_bound *pb = bound_slot(b, m->recipient, m->sender);
+	put_payload(b, m->recipient, payload);
+	*p = (struct pg_params){0};
+	p_id(p, m->recipient);
+	p_id(p, m->sender);
+	p_u64(p, m->msg_id);
+	p_u64(p, m->expires_ms);
+	p_u64(p, m->flags);
+	p_bytes(p, m->data, m->len);
+	p_u64(p, b->queue_limit);
+	p_u64(p, share ? b->sender_limit : 0);
+	p_bytes(p, payload, PG_NODE_LEN + VEIL_ID_LEN);
+	p_u64(p, r->seq != 0 ? r->n : 0);
+	p_u64(p, r->seq);
+	p_u64(p, pb->seq != 0 ? pb->n : 0);
+	p_u64(p, pb->seq);
+}
+
+/* A row back from ST_MSG_PUT_FAST: its seq, and the bounds moved on. */
+static int put_fast_result(struct pg_backend *b, const struct veil_msg_rec *m, PGresult *r,
+                           uint64_t *seq)
+{
+	uint64_t n = 0, pn = 0;
+	*seq = 0;
+	if (PQntuples(r) == 0)
+		return VEIL_ENOTFOUND;
+	int rc = col_u64(r, 0, 0, seq);
+	if (rc == 0)
+		rc = col_u64(r, 0, 1, &n);
+	if (rc == 0)
+		rc = col_u64(r, 0, 2, &pn);
+	if (rc == 0)
+		bounds_put(b, m, *seq, n, pn);
+	else
+		*seq = 0;
+	return rc;
+}
+
 /*
- * The same rules as sq_q_put: a resend of a queued message is VEIL_EEXIST
+ * A put that ST_MSG_PUT_FAST did not insert (the recipient's lock held):
+ * the same rules as sq_q_put. A resend of a queued message is VEIL_EEXIST
  * with its seq even at a limit; a used-up share is VEIL_EQUOTA before a
- * full queue is VEIL_ELIMIT; expired rows are purged before refusing.
+ * full queue is VEIL_ELIMIT; expired rows are purged before refusing. A
+ * row inserted here is announced to the other nodes when the batch commits.
  */
-static int q_put_row(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
+static int q_put_slow(struct pg_backend *b, const struct veil_msg_rec *m, uint64_t *seq)
 {
 	struct pg_params p = {0};
 	uint64_t count = 0, pcount = 0, gone = 0;
@@ -1100,25 +1309,7 @@ static int q_put_row(struct pg_backend *b, const struct veil_msg_rec *m, uint64_
 
 	*seq = 0;
 	bool share = b->sender_limit < b->queue_limit;
-	p_id(&p, m->recipient);
-	if ((rc = run_done(&b->q, ST_LOCK_RCPT, &p, NULL)) != 0)
-		return rc;
-	/* A new statement, so its snapshot sees every commit made before the lock. */
-	p = (struct pg_params){0};
-	p_id(&p, m->recipient);
-	p_id(&p, m->sender);
-	p_u64(&p, m->msg_id);
-	p_u64(&p, m->expires_ms);
-	p_u64(&p, m->flags);
-	p_bytes(&p, m->data, m->len);
-	p_u64(&p, b->queue_limit);
-	p_u64(&p, share ? b->sender_limit : 0);
-	rc = run_u64(&b->q, ST_MSG_INSERT_CHECKED, &p, seq);
-	if (rc != VEIL_ENOTFOUND) {
-		if (rc != 0)
-			*seq = 0;
-		return rc;
-	}
+	bounds_forget(b, m);
 	if ((rc = q_counts(b, m, &count, &pcount)) != 0)
 		return rc;
 	if ((share && pcount >= b->sender_limit) || count >= b->queue_limit) {
@@ -1166,27 +1357,42 @@ static int q_put_row(struct pg_backend *b, const struct veil_msg_rec *m, uint64_
 		rc = q_find(b, m, seq);
 		return rc == 0 ? VEIL_EEXIST : rc == VEIL_ENOTFOUND ? VEIL_EIO : rc;
 	}
+	if (rc == 0) {
+		char payload[PG_NODE_LEN + VEIL_ID_LEN];
+		put_payload(b, m->recipient, payload);
+		p = (struct pg_params){0};
+		p_bytes(&p, payload, sizeof payload);
+		rc = run_done(&b->q, ST_NOTIFY_PUT, &p, NULL);
+	}
 	if (rc != 0)
 		*seq = 0;
 	return rc;
 }
 
-/* A new row is announced to the other nodes when the batch commits. */
+/*
+ * One put on its own: the recipient's lock, then one statement that
+ * inserts below both limits and NOTIFYs; only a refused or duplicate put
+ * takes the slow path.
+ */
 static int pg_q_put(void *be, const struct veil_msg_rec *m, uint64_t *seq)
 {
 	struct pg_backend *b = be;
-	int rc = q_put_row(b, m, seq);
-	if (rc == 0) {
-		struct pg_params p = {0};
-		char payload[PG_NODE_LEN + VEIL_ID_LEN];
-		memcpy(payload, b->node, PG_NODE_LEN);
-		memcpy(payload + PG_NODE_LEN, m->recipient, VEIL_ID_LEN);
-		p_bytes(&p, payload, sizeof payload);
-		rc = run_done(&b->q, ST_NOTIFY_PUT, &p, NULL);
-		if (rc != 0)
-			*seq = 0;
-	}
-	return rc;
+	struct pg_params p = {0};
+	char payload[PG_NODE_LEN + VEIL_ID_LEN];
+	int rc;
+
+	*seq = 0;
+	p_id(&p, m->recipient);
+	if ((rc = run_done(&b->q, ST_LOCK_RCPT, &p, NULL)) != 0)
+		return rc;
+	/* A new statement, so its snapshot sees every commit made before the lock. */
+	put_fast_params(b, m, payload, &p);
+	PGresult *r = run(&b->q, ST_MSG_PUT_FAST, &p, &rc);
+	if (r == NULL)
+		return rc;
+	rc = put_fast_result(b, m, r, seq);
+	PQclear(r);
+	return rc == VEIL_ENOTFOUND ? q_put_slow(b, m, seq) : rc;
 }
 
 static int pg_q_ack(void *be, const uint8_t recipient[static VEIL_ID_LEN],
@@ -1198,9 +1404,14 @@ static int pg_q_ack(void *be, const uint8_t recipient[static VEIL_ID_LEN],
 	p_id(&p, recipient);
 	p_id(&p, sender);
 	p_u64(&p, msg_id);
-	int rc = run_done(&b->q, ST_MSG_DELETE, &p, &n);
-	if (rc == 0 && n == 0)
-		rc = VEIL_ENOTFOUND;
+	int rc;
+	PGresult *r = run(&b->q, ST_MSG_DELETE, &p, &rc);
+	if (r == NULL)
+		return rc;
+	rc = PQntuples(r) == 0 ? VEIL_ENOTFOUND : col_u64(r, 0, 0, &n);
+	if (rc == 0)
+		bounds_ack(b, recipient, sender, n);
+	PQclear(r);
 	return rc;
 }
 
@@ -1211,6 +1422,272 @@ static int pg_q_expire(void *be, uint64_t now_ms, uint64_t *deleted)
 	*deleted = 0;
 	p_u64(&p, now_ms);
 	return run_done(&b->q, ST_MSG_EXPIRE, &p, deleted);
+}
+
+/* --- a batch's writes in one round trip (libpq's pipeline mode) --- */
+
+/* Per-write outcomes that leave the transaction usable (store.c's rule). */
+static bool write_fatal(int rc)
+{
+	return rc != 0 && rc != VEIL_EEXIST && rc != VEIL_ELIMIT && rc != VEIL_EQUOTA &&
+	       rc != VEIL_ENOTFOUND;
+}
+
+/* One write on its own, as the q_* calls run it. */
+static int one_write(struct pg_backend *b, struct veil_store_write *w)
+{
+	switch (w->type) {
+	case VEIL_STORE_W_PUT: return pg_q_put(b, w->msg, &w->seq);
+	case VEIL_STORE_W_ACK:
+		return pg_q_ack(b, w->msg->recipient, w->msg->sender, w->msg->msg_id);
+	case VEIL_STORE_W_EXPIRE: return pg_q_expire(b, w->now_ms, &w->deleted);
+	case VEIL_STORE_W_LOGIN: break;
+	}
+	return VEIL_EINVAL;
+}
+
+/* Queues prepared statement i (or BEGIN for ST_COUNT) on the pipeline. */
+static bool pipe_send(struct pg_conn *c, enum pg_stmt i, const struct pg_params *p)
+{
+	char name[16];
+	if (i == ST_COUNT)
+		return PQsendQueryParams(c->c, "BEGIN", 0, NULL, NULL, NULL, NULL, 1) == 1;
+	snprintf(name, sizeof name, "v%d", (int)i);
+	return PQsendQueryPrepared(c->c, name, p->n, p->v, p->len, p->fmt, 1) == 1;
+}
+
+/* Queues write w's statement (a put's fast path, an ack, an expiry). */
+static bool pipe_send_write(struct pg_backend *b, const struct veil_store_write *w)
+{
+	struct pg_params p = {0};
+	char payload[PG_NODE_LEN + VEIL_ID_LEN];
+	switch (w->type) {
+	case VEIL_STORE_W_PUT:
+		put_fast_params(b, w->msg, payload, &p);
+		return pipe_send(&b->q, ST_MSG_PUT_FAST, &p);
+	case VEIL_STORE_W_ACK:
+		p_id(&p, w->msg->recipient);
+		p_id(&p, w->msg->sender);
+		p_u64(&p, w->msg->msg_id);
+		return pipe_send(&b->q, ST_MSG_DELETE, &p);
+	case VEIL_STORE_W_EXPIRE: p_u64(&p, w->now_ms); return pipe_send(&b->q, ST_MSG_EXPIRE, &p);
+	case VEIL_STORE_W_LOGIN: break;
+	}
+	return false;
+}
+
+/*
+ * The next statement's result on the pipeline (and the end marker after
+ * it): the result to PQclear, or NULL with *rc a veil_err that fails the
+ * batch (a failed statement aborts the transaction, whatever its SQLSTATE).
+ */
+static PGresult *pipe_result(struct pg_conn *c, int *rc)
+{
+	PGresult *r = PQgetResult(c->c);
+	ExecStatusType st = PQresultStatus(r);
+	if (r != NULL) {
+		PGresult *end = PQgetResult(c->c);
+		if (end != NULL) {
+			PQclear(end);
+			st = PGRES_FATAL_ERROR; /* not what a statement sends */
+		}
+	}
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		*rc = 0;
+		return r;
+	}
+	*rc = st == PGRES_PIPELINE_ABORTED ? VEIL_EIO : sqlstate_err(r);
+	if (!write_fatal(*rc))
+		*rc = VEIL_EIO;
+	if (PQstatus(c->c) != CONNECTION_OK)
+		*rc = VEIL_EIO;
+	else if (st != PGRES_PIPELINE_ABORTED)
+		veil_log_debug("store: a pipelined statement failed: %s",
+		               r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c->c));
+	PQclear(r);
+	return NULL;
+}
+
+/* Reads write w's result into it (a put the fast path refused: VEIL_ENOTFOUND). */
+static int pipe_read_write(struct pg_backend *b, struct veil_store_write *w)
+{
+	struct pg_conn *c = &b->q;
+	int rc;
+	PGresult *r = pipe_result(c, &rc);
+	if (r == NULL)
+		return rc;
+	uint64_t n = changes(r), seq = 0;
+	switch (w->type) {
+	case VEIL_STORE_W_PUT:
+		w->rc = put_fast_result(b, w->msg, r, &w->seq);
+		rc = write_fatal(w->rc) ? w->rc : 0;
+		break;
+	case VEIL_STORE_W_ACK:
+		w->rc = PQntuples(r) == 0 ? VEIL_ENOTFOUND : col_u64(r, 0, 0, &seq);
+		if (w->rc == 0)
+			bounds_ack(b, w->msg->recipient, w->msg->sender, seq);
+		rc = write_fatal(w->rc) ? w->rc : 0;
+		break;
+	case VEIL_STORE_W_EXPIRE:
+		w->deleted = n;
+		w->rc = 0;
+		break;
+	case VEIL_STORE_W_LOGIN: rc = VEIL_EINVAL; break;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, VEIL_ID_LEN);
+}
+
+/*
+ * Sends BEGIN (if the batch has not begun), the lock on every put's
+ * recipient and each write's statement, PG_PIPE_CHUNK statements to a
+ * round trip, and reads the results in order. 0, or a veil_err that fails
+ * the batch; the pipeline is left either way.
+ */
+static int pipe_writes(struct pg_backend *b, struct veil_store_write *w, size_t n)
+{
+	struct pg_conn *c = &b->q;
+	size_t nput = 0, next = 0;
+	int rc = conn_ready(c), syncs = 0;
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		nput += w[i].type == VEIL_STORE_W_PUT;
+	char *ids = nput > 0 ? malloc(nput * VEIL_ID_LEN) : NULL;
+	if (nput > 0 && ids == NULL)
+		return VEIL_ENOMEM;
+	for (size_t i = 0, k = 0; i < n; i++) {
+		if (w[i].type == VEIL_STORE_W_PUT)
+			memcpy(ids + VEIL_ID_LEN * k++, w[i].msg->recipient, VEIL_ID_LEN);
+	}
+	/* Each recipient once. */
+	if (nput > 1) {
+		qsort(ids, nput, VEIL_ID_LEN, id_cmp);
+		size_t u = 1;
+		for (size_t i = 1; i < nput; i++) {
+			if (memcmp(ids + VEIL_ID_LEN * i, ids + VEIL_ID_LEN * (u - 1),
+			           VEIL_ID_LEN) != 0)
+				memmove(ids + VEIL_ID_LEN * u++, ids + VEIL_ID_LEN * i,
+				        VEIL_ID_LEN);
+		}
+		nput = u;
+	}
+	if (PQenterPipelineMode(c->c) != 1) {
+		free(ids);
+		return VEIL_EIO;
+	}
+	for (bool first = true; rc == 0 && (first || next < n); first = false) {
+		bool begin = c->begin_pending, lock = first && nput > 0;
+		size_t from = next;
+		c->begin_pending = false;
+		if (begin && !pipe_send(c, ST_COUNT, NULL))
+			rc = VEIL_EIO;
+		if (rc == 0 && lock) {
+			struct pg_params p = {0};
+			p_bytes(&p, ids, nput * VEIL_ID_LEN);
+			if (!pipe_send(c, ST_LOCK_RCPTS, &p))
+				rc = VEIL_EIO;
+		}
+		for (; rc == 0 && next < n && next - from < PG_PIPE_CHUNK; next++) {
+			if (!pipe_send_write(b, &w[next]))
+				rc = VEIL_EIO;
+		}
+		if (PQpipelineSync(c->c) == 1)
+			syncs++;
+		else if (rc == 0)
+			rc = VEIL_EIO;
+		if (rc != 0)
+			break;
+		PGresult *r;
+		if (begin && (r = pipe_result(c, &rc)) != NULL)
+			PQclear(r);
+		if (rc == 0 && lock && (r = pipe_result(c, &rc)) != NULL)
+			PQclear(r);
+		for (size_t i = from; rc == 0 && i < next; i++)
+			rc = pipe_read_write(b, &w[i]);
+		if (rc != 0)
+			break;
+		r = PQgetResult(c->c);
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+			syncs--;
+		else
+			rc = VEIL_EIO;
+		PQclear(r);
+	}
+	free(ids);
+	/* After a failure: what is still on its way, up to each sync sent. */
+	for (int nulls = 0; syncs > 0 && nulls < 2 && PQstatus(c->c) == CONNECTION_OK;) {
+		PGresult *r = PQgetResult(c->c);
+		nulls = r == NULL ? nulls + 1 : 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+			syncs--;
+		PQclear(r);
+	}
+	if (PQexitPipelineMode(c->c) != 1 || PQstatus(c->c) != CONNECTION_OK) {
+		conn_lost(c);
+		rc = VEIL_EIO;
+	}
+	return rc;
+}
+
+/*
+ * A batch's writes: the pipeline, then the slow path of each put the fast
+ * one refused, in job order. That order is the order one by one would
+ * give unless a later write of the batch touched the same recipient after
+ * the refusal (another write than a refused put, or an expiry): then the
+ * transaction is rolled back and the writes run again one by one, so that
+ * the outcome is always that of one-by-one (a purge of expired rows, an
+ * ack that frees a place, each sender's order).
+ */
+static int pg_q_writes(void *be, struct veil_store_write *w, size_t n)
+{
+	struct pg_backend *b = be;
+	bool redo = false;
+	for (size_t i = 0; i < n; i++) {
+		w[i].rc = 0;
+		w[i].seq = 0;
+		w[i].deleted = 0;
+		redo = redo || w[i].type == VEIL_STORE_W_LOGIN;
+	}
+	int rc = redo ? 0 : pipe_writes(b, w, n);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < n && !redo; i++) {
+		if (w[i].type != VEIL_STORE_W_PUT || w[i].rc != VEIL_ENOTFOUND)
+			continue;
+		for (size_t j = i + 1; j < n && !redo; j++) {
+			bool refused = w[j].type == VEIL_STORE_W_PUT && w[j].rc == VEIL_ENOTFOUND;
+			redo = w[j].type == VEIL_STORE_W_EXPIRE ||
+			       (!refused &&
+			        memcmp(w[j].msg->recipient, w[i].msg->recipient, VEIL_ID_LEN) == 0);
+		}
+	}
+	if (redo) {
+		tx_abort(&b->q);
+		bounds_forget_all(b);
+		b->q.begin_pending = true;
+		for (size_t i = 0; i < n; i++) {
+			w[i].seq = 0;
+			w[i].deleted = 0;
+			w[i].rc = one_write(b, &w[i]);
+			if (write_fatal(w[i].rc))
+				return w[i].rc;
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].type != VEIL_STORE_W_PUT || w[i].rc != VEIL_ENOTFOUND)
+			continue;
+		w[i].rc = q_put_slow(b, w[i].msg, &w[i].seq);
+		if (write_fatal(w[i].rc))
+			return w[i].rc;
+	}
+	return 0;
 }
 
 static int pg_q_fetch(void *be, const uint8_t recipient[static VEIL_ID_LEN], uint64_t after_seq,
@@ -2043,6 +2520,7 @@ const struct veil_store_ops veil_store_pg_ops = {
     .batch_commit = pg_batch_commit,
     .batch_rollback = pg_batch_rollback,
     .q_put = pg_q_put,
+    .q_writes = pg_q_writes,
     .q_ack = pg_q_ack,
     .q_expire = pg_q_expire,
     .q_fetch = pg_q_fetch,

@@ -52,6 +52,7 @@ static int up(struct veil_pgconn *p)
 		if (!ok)
 			goto fail;
 	}
+	p->epoch++;
 	if (again)
 		veil_log_info("%s: the PostgreSQL connection is back", p->tag);
 	return 0;
@@ -66,6 +67,7 @@ fail:
 int veil_pgconn_open(struct veil_pgconn *p, const char *url)
 {
 	p->c = NULL;
+	p->epoch = 0;
 	p->url = strdup(url);
 	if (p->url == NULL)
 		return VEIL_ENOMEM;

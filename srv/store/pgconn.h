@@ -21,6 +21,7 @@ struct veil_pgconn {
 	char prefix;
 	char *url;
 	PGconn *c;
+	uint64_t epoch; /* counts the connections made: session state (locks) is per epoch */
 };
 
 #define VEIL_PG_ARGS_MAX 9

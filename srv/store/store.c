@@ -6,6 +6,8 @@
  * Group commit: the thread takes every job waiting at once, runs all the
  * writes among them in one transaction, commits (one fsync), then runs the
  * fetches, posts every completion together and calls the wake function once.
+ * A backend with q_writes gets all of a batch's writes in one call (so that
+ * PostgreSQL can send them in one round trip); the outcomes are the same.
  * If the batch fails as a whole (an I/O error in one job or in COMMIT), it is
  * rolled back and each write is run again in a transaction of its own, so one
  * bad job cannot fail its neighbours and every result a callback sees is
@@ -197,6 +199,49 @@ static void run_write_alone(struct veil_store *s, struct job *j)
 	s->stats.commits++;
 }
 
+/*
+ * The batch's writes through the backend's q_writes (all at once, so it can
+ * send them together): false if they failed as a batch, or true with each
+ * job's outcome set. Without memory for the list they run one by one.
+ */
+static bool run_writes_together(struct veil_store *s, struct job *head, size_t writes)
+{
+	struct veil_store_write *w = calloc(writes, sizeof *w);
+	if (w == NULL) {
+		for (struct job *j = head; j; j = j->next) {
+			if (job_is_write(j) && batch_fatal(j->rc = run_write(s, j)))
+				return false;
+		}
+		return true;
+	}
+	size_t n = 0;
+	for (struct job *j = head; j; j = j->next) {
+		if (!job_is_write(j))
+			continue;
+		static const enum veil_store_write_type wt[] = {
+		    [JOB_PUT] = VEIL_STORE_W_PUT,
+		    [JOB_ACK] = VEIL_STORE_W_ACK,
+		    [JOB_EXPIRE] = VEIL_STORE_W_EXPIRE,
+		    [JOB_LOGIN] = VEIL_STORE_W_LOGIN,
+		};
+		w[n++] = (struct veil_store_write){
+		    .type = wt[j->type], .msg = &j->msg, .now_ms = j->now_ms};
+	}
+	bool ok = s->ops->q_writes(s->be, w, n) == 0;
+	n = 0;
+	for (struct job *j = head; j && ok; j = j->next) {
+		if (!job_is_write(j))
+			continue;
+		j->rc = w[n].rc;
+		j->seq = w[n].seq;
+		j->deleted = w[n].deleted;
+		ok = !batch_fatal(j->rc);
+		n++;
+	}
+	free(w);
+	return ok;
+}
+
 static void run_batch(struct veil_store *s, struct job *head)
 {
 	size_t writes = 0;
@@ -209,7 +254,10 @@ static void run_batch(struct veil_store *s, struct job *head)
 		if (rc != 0) {
 			failed = true;
 		} else {
-			for (struct job *j = head; j && !failed; j = j->next) {
+			if (s->ops->q_writes != NULL)
+				failed = !run_writes_together(s, head, writes);
+			for (struct job *j = head; j && !failed && s->ops->q_writes == NULL;
+			     j = j->next) {
 				if (!job_is_write(j))
 					continue;
 				j->rc = run_write(s, j);

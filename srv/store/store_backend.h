@@ -23,6 +23,24 @@ struct veil_store_sink {
 	void *ctx;
 };
 
+/* One write of a batch, for q_writes. */
+enum veil_store_write_type {
+	VEIL_STORE_W_PUT,
+	VEIL_STORE_W_ACK,
+	VEIL_STORE_W_EXPIRE,
+	VEIL_STORE_W_LOGIN
+};
+
+struct veil_store_write {
+	enum veil_store_write_type type;
+	const struct veil_msg_rec
+	    *msg;         /* put: the message; ack: recipient, sender, msg_id; login: recipient */
+	uint64_t now_ms;  /* expire, login */
+	uint64_t seq;     /* put: the result */
+	uint64_t deleted; /* expire: the result */
+	int rc;           /* 0 or the per-job veil_err */
+};
+
 struct veil_store_ops {
 	const char *name;
 	bool shared; /* other nodes may write the same store */
@@ -101,6 +119,15 @@ struct veil_store_ops {
 	int (*s_identity_delete)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t *dropped);
 	int (*s_queue_stats)(void *be, uint64_t now_ms, struct veil_queue_stats *st);
 	int (*s_ping)(void *be);
+	/*
+	 * Optional: all of a batch's writes at once, in job order, right after
+	 * batch_begin (so the backend may roll its transaction back and start
+	 * it again). Each w[i].rc (and seq, deleted) ends as the q_* call would
+	 * have left it had the writes run one by one in that order. Returns 0,
+	 * or a veil_err that fails the whole batch as a fatal per-job outcome
+	 * does. NULL: store.c calls the q_* functions one by one.
+	 */
+	int (*q_writes)(void *be, struct veil_store_write *w, size_t n);
 	/* Store thread, inside a batch; optional (NULL: logins are recorded elsewhere). */
 	int (*q_login)(void *be, const uint8_t id[static VEIL_ID_LEN], uint64_t now_ms);
 	/* Optional (NULL: *gen stays 0). */

@@ -37,7 +37,7 @@ assert o['mime']=='image/jpeg' and o['size']==100000 and o['caption']=='Grüße 
 assert o['path']=='$T/dl/photo.jpg', o
 "
 check small_same cmp -s "$T/photo.jpg" "$T/dl/photo.jpg"
-check blob_deleted_after_done bash -c "[ -z \"\$(find $T/srv/blobs -type f -not -name 'blobs.db*')\" ]"
+check blob_deleted_after_done bash -c "[ -z \"\$(find $T/srv/blobs -type f -not -name 'blobs.db*' -not -name .dirid)\" ]"
 
 # The same name again: saved beside it, not over it.
 va send "$B" --file "$T/photo.jpg" >/dev/null
@@ -73,7 +73,7 @@ w, h = struct.unpack('>II', t[16:24])
 assert (w, h) == (512, 384), (w, h)
 "
 check thumb_file_same cmp -s "$T/view.png" "$T/dlt/view.png"
-check thumb_blobs_deleted bash -c "[ -z \"\$(find $T/srv/blobs -type f -not -name 'blobs.db*')\" ]"
+check thumb_blobs_deleted bash -c "[ -z \"\$(find $T/srv/blobs -type f -not -name 'blobs.db*' -not -name .dirid)\" ]"
 va send "$B" --file "$T/view.png" >/dev/null
 vb recv --download-dir "$T/dlt" >"$T/rt2"
 check thumb_recv_human grep -q "file saved to $T/dlt/view (1).png (.* bytes, image/png; thumbnail $T/dlt/view (1).png.thumb.png)" "$T/rt2"

@@ -7,11 +7,13 @@ independent of veild's), opens the box with the bot's secret key (the
 sender's public key from GET /pubkeys) and appends one JSON line
 {from, to, messageId, date, nickname, text} to DIR/got.jsonl. While the file
 DIR/down exists it answers 503 instead (counting tries in DIR/tries); a bad
-MAC is answered 400 and logged in DIR/badmac.
+MAC is answered 400 and logged in DIR/badmac. While DIR/slow exists each
+callback is answered 0.3 s after it was recorded (requests are served
+concurrently), so that two nodes posting the same message would both be seen.
 POST /sms: appends the body to DIR/sms.log (the SMS webhook of link codes).
 """
-import hashlib, hmac, importlib.util, json, os, sys, urllib.parse
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import hashlib, hmac, importlib.util, json, os, sys, time, urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 here = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location(
@@ -50,6 +52,8 @@ class H(BaseHTTPRequestHandler):
         rec = {k: f.get(k) for k in ("from", "to", "messageId", "date", "nickname")}
         rec["text"] = text
         append("got.jsonl", json.dumps(rec))
+        if os.path.exists(os.path.join(d, "slow")):
+            time.sleep(0.3)
         self.answer(200)
 
     def answer(self, code):
@@ -61,4 +65,4 @@ class H(BaseHTTPRequestHandler):
         pass
 
 
-HTTPServer(("127.0.0.1", int(port)), H).serve_forever()
+ThreadingHTTPServer(("127.0.0.1", int(port)), H).serve_forever()

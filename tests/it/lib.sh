@@ -151,4 +151,10 @@ pg_stop() {
 	for _ in $(seq 300); do kill -0 "$PGPID" 2>/dev/null || break; sleep 0.1; done
 	PGPID=
 }
+# A second node's data directory with the first node's key files (same server keys).
+node_b_dir() {
+	mkdir -p "$T/srvb"
+	chmod 700 "$T/srvb"
+	cp -p "$T/srv/chat.key" "$T/srv/directory.key" "$T/srv/sign.key" "$T/srvb/"
+}
 psql_su() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 "$@"; }

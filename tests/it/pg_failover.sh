@@ -93,6 +93,11 @@ echo "  node A killed after $(wc -l <"$T/sent") sends" >&2
 wait "$spid"
 acked=$(awk '$2 == 0' "$T/sent" | wc -l)
 echo "  $acked of $N sends acked" >&2
+# A daemon reconnects 1 s after the loss, which may be after the last send.
+for _ in $(seq 100); do
+	grep -q "connected to 127.0.0.1:$CPB\$" "$T/da.log" && grep -q "connected to 127.0.0.1:$CPB\$" "$T/db.log" && break
+	sleep 0.1
+done
 check daemons_moved_to_node_b bash -c "grep -q 'connected to 127.0.0.1:$CPB\$' '$T/da.log' && grep -q 'connected to 127.0.0.1:$CPB\$' '$T/db.log'"
 check most_sends_acked [ "$acked" -ge $((N - 5)) ]
 

@@ -107,10 +107,10 @@ rm -rf "$T/srv"
 : >"$T/veild.log"
 VEILD_EXTRA=(--signup invite --store "postgresql://veil:$PW@127.0.0.1:$PGPORT/veil")
 start
-check pg_migrated_logged grep -q 'store: schema upgraded from version 3 to 5' "$T/veild.log"
-check pg_schema_5 bash -c "[ '$(pq 'SELECT version FROM veil_schema')' = 5 ]"
-# Schema 5: the mediator's, the Gateway's and the Safe's tables (empty).
-check pg_schema_5_tables test "$(pq "SELECT count(*) FROM md_groups, gw_accounts, safe_backups")" = 0
+check pg_migrated_logged grep -q 'store: schema upgraded from version 3 to 6' "$T/veild.log"
+check pg_schema_6 bash -c "[ '$(pq 'SELECT version FROM veil_schema')' = 6 ]"
+# Schema 5: the mediator's, the Gateway's and the Safe's tables; 6: the blobs' (empty).
+check pg_schema_5_6_tables test "$(pq "SELECT count(*) FROM md_groups, gw_accounts, safe_backups, blobs")" = 0
 check pg_identities_kept ids_served "$ids_pg"
 check pg_queue_kept test "$(pq 'SELECT count(*) FROM messages')" = 4
 check pg_invite_and_write new_user_writes_to "$pbob"

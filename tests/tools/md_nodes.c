@@ -1,13 +1,31 @@
 /*
  * The mediator across two veild nodes on one PostgreSQL store (driven by
- * tests/it/pg_mediator.sh, which starts PostgreSQL and the nodes): one
- * device group with devices 1 and 2 on node A and device 3 on node B.
- * Usage: md_nodes HTTP_PORT_A HTTP_PORT_B. Prints PASS/FAIL per test.
+ * tests/it/pg_shared.sh and tests/it/pg_md_failover.sh, which start
+ * PostgreSQL and the nodes). Prints PASS/FAIL per test.
+ *
+ * md_nodes HTTP_PORT_A HTTP_PORT_B: one device group with devices 1 and 2
+ * on node A and device 3 on node B.
+ *
+ * md_nodes failover HTTP_PORT_A HTTP_PORT_B PID_A LISTEN_OFF LOCKS_OFF ON:
+ * device 1 on node A, devices 3 and 4 on node B. LISTEN_OFF is a shell
+ * command that ends the nodes' LISTEN connections and keeps them from
+ * reconnecting, LOCKS_OFF does so for the connection holding the advisory
+ * locks (node A's, as only A holds any then), ON lets them back; node A
+ * (PID_A, started by the script) is killed with SIGKILL at the end.
  */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
 #include "../it/ws_client.h"
 #include "veil/md.h"
 
 static uint16_t port_a, port_b;
+static pid_t pid_a;
+/* The failover tests' devices log in to CSP through the proxy (else the chat closes them after 10 s). */
+static struct it_user user;
+static uint8_t csp_pk[32];
+static const char *listen_off, *locks_off, *conn_on;
 
 struct dev {
 	int fd;
@@ -19,6 +37,7 @@ struct dev {
 	uint8_t type;
 	const uint8_t *pl;
 	size_t pn;
+	struct veil_csp_client hs;
 };
 
 struct group {
@@ -27,7 +46,7 @@ struct group {
 };
 
 static struct group g;
-static struct dev d1, d2, d3;
+static struct dev d1, d2, d3, d4;
 
 static void group_new(struct group *gr)
 {
@@ -156,12 +175,12 @@ static int expect_ack(struct dev *d, uint32_t id)
 	return r.id == id ? 0 : -1;
 }
 
-/* Expects a reflected message carrying env and acks it. */
-static int expect_reflected(struct dev *d, const uint8_t *env, size_t n)
+/* Expects a reflected message carrying env within ms and acks it. */
+static int expect_reflected_in(struct dev *d, const uint8_t *env, size_t n, int ms)
 {
 	struct veil_md_reflect r;
 	struct veil_buf b;
-	if (dev_expect(d, VEIL_MD_REFLECTED, 5000) != 0 ||
+	if (dev_expect(d, VEIL_MD_REFLECTED, ms) != 0 ||
 	    veil_md_reflected_parse(&r, d->pl, d->pn) != 0)
 		return -1;
 	if (r.envelope_len != n || memcmp(r.envelope, env, n) != 0)
@@ -172,6 +191,11 @@ static int expect_reflected(struct dev *d, const uint8_t *env, size_t n)
 		rc = it_ws_send(d->fd, b.p, b.len);
 	veil_buf_release(&b);
 	return rc;
+}
+
+static int expect_reflected(struct dev *d, const uint8_t *env, size_t n)
+{
+	return expect_reflected_in(d, env, n, 5000);
 }
 
 static int begin_tx(struct dev *d, int scope)
@@ -297,6 +321,157 @@ static int t_drop_across_nodes(void)
 	return 0;
 }
 
+/* --- failover: node A dies, node B's listener is lost --- */
+
+/*
+ * Logs device d in to CSP as the test's user (through the proxy), so that
+ * its chat session outlives the chat's 10 s handshake deadline.
+ */
+static int dev_csp_login(struct dev *d, uint64_t csp_did)
+{
+	uint8_t hello[VEIL_CSP_CLIENT_HELLO_LEN];
+	veil_csp_client_hello(&d->hs, csp_pk, hello);
+	if (dev_send(d, VEIL_MD_PROXY, hello, sizeof hello) != 0)
+		return -1;
+	if (dev_expect(d, VEIL_MD_PROXY, 5000) != 0 || d->pn != VEIL_CSP_SERVER_HELLO_LEN ||
+	    veil_csp_client_server_hello(&d->hs, d->pl) != 0)
+		return -2;
+	struct veil_buf login;
+	veil_buf_init(&login, 8192);
+	int rc = veil_csp_client_login(&d->hs, &login, user.id, user.sk, "0.1;B;en/CH;it;md",
+	                               csp_did, NULL);
+	if (rc == 0)
+		rc = dev_send(d, VEIL_MD_PROXY, login.p, login.len);
+	veil_buf_release(&login);
+	if (rc != 0)
+		return -3;
+	if (dev_expect(d, VEIL_MD_PROXY, 5000) != 0 || d->pn != VEIL_CSP_LOGIN_ACK_LEN ||
+	    veil_csp_client_login_ack(&d->hs, d->pl) != 0)
+		return -4;
+	return 0;
+}
+
+/* dev_online, then the CSP login. */
+static int dev_up(struct dev *d, uint16_t port, uint64_t did, int expect, int *leader)
+{
+	int rc = dev_online(d, port, did, expect, leader);
+	return rc != 0 ? rc : dev_csp_login(d, 0xc0de00 + did);
+}
+
+/*
+ * Node A's connection that holds its group's leadership is lost (and
+ * kept from coming back): node B's device is promoted; once node A is back
+ * on the database it finds the leadership taken and closes its leader
+ * (1011), which reconnects and does not lead.
+ */
+static int t_leader_lock_lost(void)
+{
+	int l1, l3;
+	group_new(&g);
+	IT_CHECK(dev_up(&d1, port_a, 1, VEIL_MD_SLOT_NEW, &l1) == 0);
+	IT_CHECK(dev_up(&d3, port_b, 3, VEIL_MD_SLOT_NEW, &l3) == 0);
+	IT_CHECK(l1 == 1 && l3 == 0);
+	IT_CHECK(system(locks_off) == 0);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_ROLE_PROMOTED_TO_LEADER, 30000) == 0);
+	IT_CHECK(system(conn_on) == 0);
+	IT_CHECK(dev_expect(&d1, 0xff, 30000) == VEIL_MD_CLOSE_INTERNAL);
+	dev_close(&d1);
+	IT_CHECK(dev_online(&d1, port_a, 1, VEIL_MD_SLOT_EXISTING, &l1) == 0 && l1 == 0);
+	IT_CHECK(dev_quiet(&d3, 100) == 0);
+	dev_close(&d1);
+	dev_close(&d3);
+	return 0;
+}
+
+/*
+ * A reflect made on node A while node B's LISTEN connection is down (so
+ * its notification never reaches B) still reaches B's devices once the
+ * listener is back.
+ */
+static int t_reflect_while_listener_lost(void)
+{
+	int l1, l3, l4;
+	uint8_t e1[100];
+	group_new(&g);
+	IT_CHECK(dev_up(&d1, port_a, 1, VEIL_MD_SLOT_NEW, &l1) == 0);
+	IT_CHECK(dev_up(&d3, port_b, 3, VEIL_MD_SLOT_NEW, &l3) == 0);
+	IT_CHECK(dev_up(&d4, port_b, 4, VEIL_MD_SLOT_NEW, &l4) == 0);
+	IT_CHECK(l1 == 1 && l3 == 0 && l4 == 0);
+	IT_CHECK(system(listen_off) == 0);
+	randombytes_buf(e1, sizeof e1);
+	IT_CHECK(reflect(&d1, 11, e1, sizeof e1) == 0 && expect_ack(&d1, 11) == 0);
+	IT_CHECK(system(conn_on) == 0);
+	/* The listener retries with a backoff of at most 5 s: a generous bound. */
+	IT_CHECK(expect_reflected_in(&d3, e1, sizeof e1, 30000) == 0);
+	IT_CHECK(expect_reflected_in(&d4, e1, sizeof e1, 30000) == 0);
+	return 0;
+}
+
+/* What a device of node B got while waiting: a promotion, the end of device 1's transaction. */
+struct seen {
+	int promoted, ended;
+};
+
+static int watch(struct dev *d, struct seen *s, int ms)
+{
+	static struct veil_md_tx t;
+	int sc;
+	int rc = dev_next(d, ms);
+	if (rc == VEIL_ETIMEOUT)
+		return 0;
+	if (rc != 0)
+		return -1;
+	if (d->type == VEIL_MD_ROLE_PROMOTED_TO_LEADER)
+		s->promoted++;
+	if (d->type == VEIL_MD_TRANSACTION_ENDED) {
+		if (veil_md_tx_info_parse(&t, d->pl, d->pn) != 0 || t.device_id != 1 ||
+		    veil_md_scope_open(&sc, d->k, t.scope, t.scope_len) != 0 || sc != 2)
+			return -1;
+		s->ended++;
+	}
+	return 0;
+}
+
+/*
+ * Node A, whose device leads the group and holds its transaction lock, is
+ * killed (SIGKILL: no goodbye to anyone): one of B's devices is promoted,
+ * both are told the transaction ended, a reflect between them reaches,
+ * and a transaction can be begun on B.
+ */
+static int t_node_killed(void)
+{
+	struct seen s3 = {0}, s4 = {0};
+	uint8_t e4[80];
+	IT_CHECK(begin_tx(&d1, 2) == 0);
+	IT_CHECK(dev_expect(&d1, VEIL_MD_BEGIN_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(begin_tx(&d3, 5) == 0);
+	IT_CHECK(expect_tx_info(&d3, VEIL_MD_TRANSACTION_REJECTED, 1, 2) == 0);
+	IT_CHECK(kill(pid_a, SIGKILL) == 0);
+	pid_a = 0;
+	dev_close(&d1);
+	/* Bounded by the tick (about a second); 30 s leaves room for a loaded machine. */
+	for (int i = 0; i < 150; i++) {
+		IT_CHECK(watch(&d3, &s3, 100) == 0 && watch(&d4, &s4, 100) == 0);
+		if (s3.ended && s4.ended && s3.promoted + s4.promoted > 0)
+			break;
+	}
+	IT_CHECK(s3.ended == 1 && s4.ended == 1 && s3.promoted + s4.promoted == 1);
+	IT_CHECK(watch(&d3, &s3, 300) == 0 && watch(&d4, &s4, 100) == 0);
+	IT_CHECK(s3.promoted + s4.promoted == 1 && s3.ended == 1 && s4.ended == 1);
+	/* The device that does not lead reflects: the leader gets it. */
+	struct dev *lead = s3.promoted ? &d3 : &d4, *other = s3.promoted ? &d4 : &d3;
+	randombytes_buf(e4, sizeof e4);
+	IT_CHECK(reflect(other, 41, e4, sizeof e4) == 0 && expect_ack(other, 41) == 0);
+	IT_CHECK(expect_reflected(lead, e4, sizeof e4) == 0);
+	/* The lock of the dead node's device is free for B's devices. */
+	IT_CHECK(begin_tx(&d3, 7) == 0);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_BEGIN_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(dev_send(&d3, VEIL_MD_COMMIT_TRANSACTION, NULL, 0) == 0);
+	IT_CHECK(dev_expect(&d3, VEIL_MD_COMMIT_TRANSACTION_ACK, 5000) == 0);
+	IT_CHECK(expect_tx_info(&d4, VEIL_MD_TRANSACTION_ENDED, 3, 7) == 0);
+	return 0;
+}
+
 #define RUN(fn)                                                                                    \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -308,14 +483,43 @@ static int t_drop_across_nodes(void)
 int main(int argc, char **argv)
 {
 	int failed = 0;
-	if (argc != 3 || veil_crypto_init() != 0) {
-		fprintf(stderr, "usage: md_nodes HTTP_PORT_A HTTP_PORT_B\n");
+	int failover = argc == 8 && strcmp(argv[1], "failover") == 0;
+	if ((argc != 3 && !failover) || veil_crypto_init() != 0) {
+		fprintf(stderr, "usage: md_nodes HTTP_PORT_A HTTP_PORT_B\n"
+		                "       md_nodes failover HTTP_PORT_A HTTP_PORT_B PID_A LISTEN_OFF "
+		                "LOCKS_OFF ON\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	port_a = (uint16_t)strtoul(argv[1], NULL, 10);
-	port_b = (uint16_t)strtoul(argv[2], NULL, 10);
-	d1.fd = d2.fd = d3.fd = -1;
+	port_a = (uint16_t)strtoul(argv[1 + failover], NULL, 10);
+	port_b = (uint16_t)strtoul(argv[2 + failover], NULL, 10);
+	d1.fd = d2.fd = d3.fd = d4.fd = -1;
+	if (failover) {
+		pid_a = (pid_t)strtol(argv[4], NULL, 10);
+		listen_off = argv[5];
+		locks_off = argv[6];
+		conn_on = argv[7];
+		if (pid_a <= 1)
+			return 2;
+		char url[64], dir[96];
+		struct veil_dir_provisioning prov;
+		snprintf(url, sizeof url, "http://127.0.0.1:%u", port_a);
+		snprintf(dir, sizeof dir, "%s/directory/", url);
+		veil_keypair(user.pk, user.sk);
+		if (veil_dir_fetch_provisioning(url, NULL, NULL, &prov) != 0 ||
+		    veil_dir_create_identity(dir, user.pk, user.sk, NULL, user.id) != 0) {
+			fprintf(stderr, "md_nodes: cannot make the test's identity\n");
+			return 1;
+		}
+		memcpy(csp_pk, prov.csp_pk, 32);
+		RUN(t_leader_lock_lost);
+		RUN(t_reflect_while_listener_lost);
+		RUN(t_node_killed);
+		dev_close(&d1);
+		dev_close(&d3);
+		dev_close(&d4);
+		return failed ? 1 : 0;
+	}
 	RUN(t_reflect_across_nodes);
 	RUN(t_leader_moves_across_nodes);
 	RUN(t_tx_across_nodes);

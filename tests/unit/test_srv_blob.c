@@ -451,11 +451,11 @@ static void test_limits(void)
 	/* Done frees quota. */
 	CHECK_RC(veil_blob_done(&bc, ids[0]), 0);
 	CHECK_RC(veil_blob_upload(&bc, src, key, VEIL_FILE_NONCE_FILE, 0, ids[2], &size), 0);
-	/* Nothing half-written stays in tmp/. */
+	/* Nothing half-written stays in tmp/ (this node's uploads are in tmp/NODE/). */
 	snprintf(path, sizeof path, "%s/blobs/tmp", tmpdir);
 	int n = 0;
 	char cmd[600];
-	snprintf(cmd, sizeof cmd, "ls -A %s | wc -l", path);
+	snprintf(cmd, sizeof cmd, "find %s -mindepth 1 -not -type d | wc -l", path);
 	FILE *f = popen(cmd, "r");
 	CHECK(f != NULL && fscanf(f, "%d", &n) == 1);
 	pclose(f);
@@ -596,7 +596,8 @@ static void test_rate_limits(void)
 /* An upload over a raw connection, so that its headers and its body go out apart. */
 struct raw_up {
 	int fd;
-	size_t len; /* blob bytes */
+	size_t len;  /* blob bytes */
+	size_t sent; /* body bytes sent so far */
 };
 
 static const char up_head[] = "--XyZ123\r\nContent-Disposition: form-data; name=\"blob\"\r\n\r\n";
@@ -609,6 +610,7 @@ static int raw_up_headers(struct raw_up *r, uint16_t port, const uint8_t id[stat
 	uint8_t tok[VEIL_BLOB_TOKEN_LEN];
 	char b64[VEIL_B64_LEN(VEIL_BLOB_TOKEN_LEN)], req[512];
 	r->len = len;
+	r->sent = 0;
 	r->fd = connect_to(port);
 	struct timeval tv = {10, 0};
 	if (r->fd < 0 || setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
@@ -623,11 +625,11 @@ static int raw_up_headers(struct raw_up *r, uint16_t port, const uint8_t id[stat
 	return send(r->fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req) ? 0 : -1;
 }
 
-/* Sends up to n bytes of the body (all of it if n is SIZE_MAX); 0 or -1. */
+/* Sends the body up to byte n (all of it if n is SIZE_MAX); 0 or -1. */
 static int raw_up_body(struct raw_up *r, size_t n)
 {
 	static uint8_t zeros[64 * 1024];
-	size_t total = strlen(up_head) + r->len + strlen(up_tail), sent = 0;
+	size_t total = strlen(up_head) + r->len + strlen(up_tail), sent = r->sent;
 	if (n > total)
 		n = total;
 	while (sent < n) {
@@ -651,6 +653,7 @@ static int raw_up_body(struct raw_up *r, size_t n)
 		if (w <= 0)
 			return -1;
 		sent += (size_t)w;
+		r->sent = sent;
 	}
 	return 0;
 }
@@ -716,6 +719,112 @@ static void test_quota_parallel(void)
 	CHECK(next_st == 200);
 }
 
+/* Points bc at a blob service on port (for a second node). */
+static void client_at(struct veil_blob_client *bc, uint16_t port)
+{
+	memset(bc, 0, sizeof *bc);
+	snprintf(bc->upload_url, sizeof bc->upload_url, "http://127.0.0.1:%u/blob/upload",
+	         (unsigned)port);
+	snprintf(bc->download_url, sizeof bc->download_url, "http://127.0.0.1:%u/blob/{blobId}",
+	         (unsigned)port);
+	snprintf(bc->done_url, sizeof bc->done_url, "http://127.0.0.1:%u/blob/{blobId}/done",
+	         (unsigned)port);
+}
+
+/* Files (not directories) under dir, or -1. */
+static int files_under(const char *dir)
+{
+	char cmd[600];
+	int n = -1;
+	snprintf(cmd, sizeof cmd, "find %s -mindepth 1 -not -type d 2>/dev/null | wc -l", dir);
+	FILE *f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%d", &n) != 1)
+		n = -1;
+	pclose(f);
+	return n;
+}
+
+/*
+ * A second node (its own data directory) on the first node's blob
+ * directory (--blob-dir), as several veild on one shared directory: an
+ * upload in progress on the first node survives the second node's start
+ * (which empties only its own temporary directory), a blob stored through
+ * one node is served and marked done through the other, and a node on
+ * another blob directory does not serve it. With VEIL_TEST_STORE the
+ * metadata is in PostgreSQL, else both nodes open the same blobs.db.
+ */
+static void test_two_nodes_one_dir(void)
+{
+	static const uint8_t up_id[VEIL_ID_LEN] = "NODES001";
+	enum { LEN = 200000 };
+	char src[300], dst[300], dir_url[200], tmpd[400], bf[400];
+	struct veil_blob_client bc, bcb, bcc;
+	uint8_t key[32], id[16];
+	uint64_t size;
+	struct raw_up r;
+	/* An upload on node A, cut in the middle of its body. */
+	snprintf(tmpd, sizeof tmpd, "%s/blobs/tmp", tmpdir);
+	CHECK(raw_up_headers(&r, veil_http_port(http), up_id, LEN) == 0);
+	CHECK(raw_up_body(&r, LEN / 2) == 0);
+	for (int i = 0; i < 100 && files_under(tmpd) < 1; i++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	CHECK(files_under(tmpd) == 1);
+	/* Node B starts on the same blob directory. */
+	struct veil_server sb = srv, sc = srv;
+	snprintf(sb.cfg.data_dir, sizeof sb.cfg.data_dir, "%s/nodeb", tmpdir);
+	snprintf(sb.cfg.blob_dir, sizeof sb.cfg.blob_dir, "%s/blobs", tmpdir);
+	sb.cfg.http_port = 0;
+	CHECK(mkdir(sb.cfg.data_dir, 0700) == 0);
+	struct veil_http *hb = NULL, *hc = NULL;
+	CHECK_RC(veil_http_start(&hb, &sb), 0);
+	CHECK(files_under(tmpd) == 1); /* A's upload is still there */
+	CHECK(raw_up_body(&r, SIZE_MAX) == 0);
+	int st = raw_up_status(&r);
+	if (st != 200)
+		fprintf(stderr, "upload on node A: %d\n", st);
+	CHECK(st == 200);
+	/* Stored through A, read and marked done through B. */
+	client(&bc);
+	snprintf(dir_url, sizeof dir_url, "%s/directory/", base);
+	CHECK_RC(veil_blob_cred(&bc, dir_url, owner, owner_sk), 0);
+	snprintf(src, sizeof src, "%s/srcn", tmpdir);
+	snprintf(dst, sizeof dst, "%s/dstn", tmpdir);
+	CHECK(write_file(src, 70000, 7) == 0);
+	veil_random(key, sizeof key);
+	CHECK_RC(veil_blob_upload(&bc, src, key, VEIL_FILE_NONCE_FILE, 0, id, &size), 0);
+	client_at(&bcb, veil_http_port(hb));
+	CHECK_RC(veil_blob_download(&bcb, id, key, VEIL_FILE_NONCE_FILE, size, dst), 0);
+	CHECK(same_files(src, dst));
+	unlink(dst);
+	/* Node C on a blob directory of its own does not know it. */
+	snprintf(sc.cfg.data_dir, sizeof sc.cfg.data_dir, "%s/nodec", tmpdir);
+	snprintf(sc.cfg.blob_dir, sizeof sc.cfg.blob_dir, "%s/blobsc", tmpdir);
+	sc.cfg.http_port = 0;
+	CHECK(mkdir(sc.cfg.data_dir, 0700) == 0);
+	CHECK_RC(veil_http_start(&hc, &sc), 0);
+	client_at(&bcc, veil_http_port(hc));
+	CHECK_RC(veil_blob_download(&bcc, id, key, VEIL_FILE_NONCE_FILE, size, dst),
+	         VEIL_ENOTFOUND);
+	CHECK_RC(veil_blob_done(&bcc, id), VEIL_ENOTFOUND);
+	veil_http_stop(hc);
+	/* Done through B deletes the row and the file: A no longer has it. */
+	blob_file(id, bf, sizeof bf);
+	struct stat sbuf;
+	CHECK(stat(bf, &sbuf) == 0);
+	CHECK_RC(veil_blob_done(&bcb, id), 0);
+	CHECK(stat(bf, &sbuf) != 0);
+	CHECK_RC(veil_blob_download(&bc, id, key, VEIL_FILE_NONCE_FILE, size, dst), VEIL_ENOTFOUND);
+	veil_http_stop(hb);
+	CHECK(files_under(tmpd) == 0);
+	/* On PostgreSQL the metadata is there only. */
+	snprintf(bf, sizeof bf, "%s/blobs/blobs.db", tmpdir);
+	CHECK(srv.cfg.store[0] == '\0' || access(bf, F_OK) != 0);
+}
+
 static void no_wake(void *arg)
 {
 	(void)arg;
@@ -726,10 +835,17 @@ T_MAIN_BEGIN
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/veil-test-blob.XXXXXX");
 	if (mkdtemp(tmpdir) == NULL)
 		return 2;
-	char path[512];
+	char path[1100];
 	snprintf(path, sizeof path, "%s/store.db", tmpdir);
+	/* VEIL_TEST_STORE=postgresql://...: the store and the blob metadata in that database. */
+	const char *env = getenv("VEIL_TEST_STORE");
+	if (env != NULL && veil_store_is_url(env))
+		snprintf(path, sizeof path, "%s", env);
 	struct veil_store_opts so = {.path = path, .wake = no_wake};
 	memset(&srv, 0, sizeof srv);
+	if (veil_store_is_url(path) &&
+	    snprintf(srv.cfg.store, sizeof srv.cfg.store, "%s", env) >= (int)sizeof srv.cfg.store)
+		return 2;
 	snprintf(srv.cfg.data_dir, sizeof srv.cfg.data_dir, "%s", tmpdir);
 	snprintf(srv.cfg.listen, sizeof srv.cfg.listen, "127.0.0.1");
 	srv.cfg.http_max_body = 64 * 1024;
@@ -765,6 +881,7 @@ T_MAIN_BEGIN
 	RUN(test_limits);
 	RUN(test_concurrent_uploads);
 	RUN(test_quota_parallel);
+	RUN(test_two_nodes_one_dir);
 	RUN(test_expiry);
 	RUN(test_rate_limits);
 

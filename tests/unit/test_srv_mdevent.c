@@ -36,6 +36,9 @@ static void test_mdevent_refused(void)
 	/* Our own, an unknown kind, trailing bytes, a short group ID, bad digits. */
 	CHECK(md_pg_parse_event(ME, ME "R" GID, &ev) == 0);
 	CHECK(md_pg_parse_event(ME, OTHER "Q" GID, &ev) == 0);
+	/* The store's own kinds (tick, resync) never come from another node. */
+	CHECK(md_pg_parse_event(ME, OTHER "K" GID, &ev) == 0);
+	CHECK(md_pg_parse_event(ME, OTHER "S" GID, &ev) == 0);
 	CHECK(md_pg_parse_event(ME, OTHER "R" GID "00", &ev) == 0);
 	CHECK(md_pg_parse_event(ME,
 	                        OTHER "R"

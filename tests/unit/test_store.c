@@ -17,6 +17,7 @@
 #include "veil/err.h"
 #include "veil/util.h"
 #include "../../srv/store/store.h"
+#include "../../srv/mediator/mstore.h"
 
 static char t_dir[64];
 static char t_path[1024];
@@ -126,7 +127,7 @@ static void remove_db(void)
 			    "DROP TABLE IF EXISTS veil_schema, messages, push_tokens, "
 			    "used_tokens, links, link_pending, revocation_keys, identities, "
 			    "sessions, invites, md_groups, md_devices, md_reflected, md_tx, "
-			    "gw_accounts, safe_backups CASCADE; DROP SEQUENCE IF EXISTS "
+			    "gw_accounts, safe_backups, blobs CASCADE; DROP SEQUENCE IF EXISTS "
 			    "sessions_gen; "
 			    "DROP FUNCTION IF EXISTS t_fail_fn CASCADE");
 		side_close();
@@ -297,7 +298,7 @@ static void test_open_close(void)
 		CHECK(side_open() == 0);
 		PGresult *r = PQexec(side_pg, "SELECT version FROM veil_schema");
 		int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-		         strcmp(PQgetvalue(r, 0, 0), "5") == 0;
+		         strcmp(PQgetvalue(r, 0, 0), "6") == 0;
 		PQclear(r);
 		CHECK(ok);
 		CHECK(side_exec("UPDATE veil_schema SET version = 99") == 0);
@@ -468,7 +469,7 @@ static void test_invites(void)
 	CHECK(side_open() == 0);
 	int down =
 	    side_exec(t_pg ? "DROP TABLE invites, md_groups, md_devices, md_reflected, md_tx, "
-	                     "gw_accounts, safe_backups; UPDATE veil_schema SET version = 3"
+	                     "gw_accounts, safe_backups, blobs; UPDATE veil_schema SET version = 3"
 	                   : "DROP TABLE invites; DROP TABLE logins; PRAGMA user_version = 2");
 	side_close();
 	CHECK(down == 0);
@@ -1078,6 +1079,212 @@ static void test_batch_failure(void)
 	veil_store_close(s);
 }
 
+/* --- rules inside one batch (PostgreSQL sends a batch's writes together) --- */
+
+static struct put_res bq_put[16];
+static struct done_res bq_ack[16];
+static int bq_n_put, bq_n_ack;
+
+static int bq_queue_put(struct veil_store *s, const char *rcpt, const char *sender, uint64_t msg_id,
+                        uint64_t expires_ms)
+{
+	struct veil_msg_rec m = {0};
+	make_id(m.recipient, rcpt);
+	make_id(m.sender, sender);
+	m.msg_id = msg_id;
+	m.expires_ms = expires_ms;
+	m.data = (uint8_t *)"x";
+	m.len = 1;
+	bq_put[bq_n_put] = (struct put_res){0};
+	return veil_store_msg_put(s, &m, put_cb, &bq_put[bq_n_put++]);
+}
+
+static int bq_queue_ack(struct veil_store *s, const char *rcpt, const char *sender, uint64_t msg_id)
+{
+	uint8_t r[VEIL_ID_LEN], snd[VEIL_ID_LEN];
+	make_id(r, rcpt);
+	make_id(snd, sender);
+	bq_ack[bq_n_ack] = (struct done_res){0};
+	return veil_store_msg_ack(s, r, snd, msg_id, done_cb, &bq_ack[bq_n_ack++]);
+}
+
+/*
+ * Holds the store's writes (side_lock) behind one put of its own, so that
+ * what the test queues next lands in one batch; bq_end() lets it through
+ * and waits for every callback. Which jobs share a batch does not change
+ * any outcome the tests check, only which path they take.
+ */
+static int bq_begin(struct veil_store *s)
+{
+	static uint64_t hold_id;
+	bq_n_put = bq_n_ack = 0;
+	puts_done = 0;
+	if (side_open() != 0 || side_lock() != 0 ||
+	    bq_queue_put(s, "HOLD0001", "HOLD0001", ++hold_id, 0) != 0)
+		return -1;
+	usleep(200 * 1000);
+	return 0;
+}
+
+static int bq_end(struct veil_store *s)
+{
+	int rc = side_unlock();
+	side_close();
+	if (rc != 0 || pump(s, &puts_done, bq_n_put) != 0)
+		return -1;
+	for (int i = 0; i < bq_n_ack; i++) {
+		if (!bq_ack[i].done && pump(s, &bq_ack[i].done, 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Queue limit 5, share 3, in one batch: a resend of a message queued
+ * earlier in the batch is VEIL_EEXIST with its seq, the share and the limit
+ * count what the batch stored before, a resend at the limit is still
+ * VEIL_EEXIST, an ack frees a place for the puts after it; then a batch of
+ * puts to the full queue is refused in order.
+ */
+static void test_batch_rules(void)
+{
+	struct veil_store *s = NULL;
+
+	remove_db();
+	CHECK_RC(open_store_share(&s, 5, 3), 0);
+	CHECK(bq_begin(s) == 0);
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 1, 0), 0); /* p1 */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 2, 0), 0); /* p2 */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 1, 0), 0); /* p3: resend of p1 */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 3, 0), 0); /* p4 */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 4, 0), 0); /* p5: share used up */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "CAROL001", 1, 0), 0); /* p6 */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "DAVID001", 1, 0), 0); /* p7: the fifth */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "EVE00001", 1, 0), 0); /* p8: full */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 3, 0), 0); /* p9: resend when full */
+	CHECK_RC(bq_queue_ack(s, "ALICE001", "BOBBY001", 1), 0);    /* a0 */
+	CHECK_RC(bq_queue_ack(s, "ALICE001", "BOBBY001", 9), 0);    /* a1: not queued */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 5, 0), 0); /* p10: a0 made room */
+	CHECK_RC(bq_queue_put(s, "OTHER001", "BOBBY001", 1, 0), 0); /* p11 */
+	CHECK(bq_end(s) == 0);
+	CHECK(bq_put[0].rc == 0);
+	CHECK(bq_put[1].rc == 0 && bq_put[2].rc == 0 && bq_put[2].seq > bq_put[1].seq);
+	CHECK(bq_put[3].rc == VEIL_EEXIST && bq_put[3].seq == bq_put[1].seq);
+	CHECK(bq_put[4].rc == 0 && bq_put[4].seq > bq_put[2].seq);
+	CHECK(bq_put[5].rc == VEIL_EQUOTA && bq_put[5].seq == 0);
+	CHECK(bq_put[6].rc == 0 && bq_put[7].rc == 0);
+	CHECK(bq_put[8].rc == VEIL_ELIMIT && bq_put[8].seq == 0);
+	CHECK(bq_put[9].rc == VEIL_EEXIST && bq_put[9].seq == bq_put[4].seq);
+	CHECK(bq_ack[0].rc == 0 && bq_ack[1].rc == VEIL_ENOTFOUND);
+	CHECK(bq_put[10].rc == 0 && bq_put[10].seq > bq_put[7].seq);
+	CHECK(bq_put[11].rc == 0);
+	CHECK(count_of(s, "ALICE001") == 5);
+	uint64_t seq3 = bq_put[4].seq;
+
+	/* Only refused puts to the full queue: each is refused as alone. */
+	CHECK(bq_begin(s) == 0);
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 3, 0), 0); /* p1: resend */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "FRANK001", 1, 0), 0); /* p2: full */
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 6, 0), 0); /* p3: share */
+	CHECK_RC(bq_queue_put(s, "OTHER001", "BOBBY001", 2, 0), 0); /* p4 */
+	CHECK(bq_end(s) == 0);
+	CHECK(bq_put[1].rc == VEIL_EEXIST && bq_put[1].seq == seq3);
+	CHECK(bq_put[2].rc == VEIL_ELIMIT && bq_put[3].rc == VEIL_EQUOTA);
+	CHECK(bq_put[4].rc == 0);
+	CHECK(count_of(s, "ALICE001") == 5);
+	veil_store_close(s);
+}
+
+/*
+ * A put refused while the queue is full of expired rows is stored after
+ * the purge, before the sender's next put that an ack in the same batch
+ * made room for: each sender's order holds as if the writes ran alone.
+ */
+static void test_batch_order(void)
+{
+	struct veil_store *s = NULL;
+	uint64_t past = veil_now_ms() - 1000;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 3), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 1, past, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "CAROL001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "CAROL001", 2, 0, NULL), 0);
+	CHECK(bq_begin(s) == 0);
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 10, 0), 0); /* full until the purge */
+	CHECK_RC(bq_queue_ack(s, "ALICE001", "CAROL001", 1), 0);
+	CHECK_RC(bq_queue_put(s, "ALICE001", "BOBBY001", 11, 0), 0);
+	CHECK(bq_end(s) == 0);
+	CHECK(bq_put[1].rc == 0 && bq_ack[0].rc == 0 && bq_put[2].rc == 0);
+	CHECK(bq_put[1].seq > 0 && bq_put[2].seq > bq_put[1].seq);
+	CHECK(count_of(s, "ALICE001") == 3);
+	veil_store_close(s);
+}
+
+/*
+ * A batch rolled back after an ack had run in it: the ack runs again
+ * alone, and the queue's limit is still counted right afterwards (the
+ * rolled-back ack must not count twice).
+ */
+static void test_batch_rollback_limit(void)
+{
+	struct veil_store *s = NULL;
+
+	remove_db();
+	CHECK_RC(open_store(&s, 3), 0);
+	for (uint64_t i = 1; i <= 3; i++)
+		CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", i, 0, NULL), 0);
+	CHECK(side_open() == 0);
+	CHECK(side_exec(t_pg ? "CREATE FUNCTION t_fail_fn() RETURNS trigger LANGUAGE plpgsql AS "
+	                       "$$BEGIN IF NEW.msg_id = 13 THEN RAISE EXCEPTION 'refused'; END IF; "
+	                       "RETURN NEW; END$$; CREATE TRIGGER t_fail BEFORE INSERT ON messages "
+	                       "FOR EACH ROW EXECUTE FUNCTION t_fail_fn()"
+	                     : "CREATE TRIGGER t_fail BEFORE INSERT ON messages WHEN NEW.msg_id = "
+	                       "13 BEGIN SELECT RAISE(ABORT, 'refused'); END") == 0);
+	side_close();
+	CHECK(bq_begin(s) == 0);
+	CHECK_RC(bq_queue_ack(s, "ALICE001", "BOBBY001", 1), 0);
+	CHECK_RC(bq_queue_put(s, "OTHER001", "BOBBY001", 13, 0), 0);
+	CHECK(bq_end(s) == 0);
+	CHECK(bq_ack[0].rc == 0 && bq_put[1].rc == VEIL_EIO);
+	CHECK(side_open() == 0);
+	CHECK(side_exec(t_pg ? "DROP TRIGGER t_fail ON messages" : "DROP TRIGGER t_fail") == 0);
+	side_close();
+	CHECK(count_of(s, "ALICE001") == 2);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 4, 0, NULL), 0);
+	CHECK_RC(put_sync(s, "ALICE001", "BOBBY001", 5, 0, NULL), VEIL_ELIMIT);
+	CHECK_RC(put_sync(s, "ALICE001", "CAROL001", 1, 0, NULL), VEIL_ELIMIT);
+	CHECK(count_of(s, "ALICE001") == 3);
+	veil_store_close(s);
+}
+
+/* Two nodes fill one queue: each counts the other's rows against the limit. */
+static void test_limit_nodes(void)
+{
+	struct veil_store *a = NULL, *b = NULL;
+
+	if (!t_pg)
+		return;
+	remove_db();
+	CHECK_RC(open_store(&a, 4), 0);
+	CHECK_RC(open_store(&b, 4), 0);
+	CHECK_RC(put_sync(a, "ALICE001", "BOBBY001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(a, "ALICE001", "BOBBY001", 2, 0, NULL), 0);
+	CHECK_RC(put_sync(b, "ALICE001", "CAROL001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(b, "ALICE001", "CAROL001", 2, 0, NULL), 0);
+	CHECK_RC(put_sync(a, "ALICE001", "BOBBY001", 3, 0, NULL), VEIL_ELIMIT);
+	CHECK_RC(ack_sync(b, "ALICE001", "BOBBY001", 1), 0);
+	CHECK_RC(put_sync(a, "ALICE001", "BOBBY001", 3, 0, NULL), 0);
+	CHECK_RC(put_sync(a, "ALICE001", "DAVID001", 1, 0, NULL), VEIL_ELIMIT);
+	CHECK_RC(put_sync(b, "ALICE001", "DAVID001", 1, 0, NULL), VEIL_ELIMIT);
+	CHECK_RC(ack_sync(a, "ALICE001", "CAROL001", 1), 0);
+	CHECK_RC(put_sync(b, "ALICE001", "DAVID001", 1, 0, NULL), 0);
+	CHECK_RC(put_sync(a, "ALICE001", "DAVID001", 2, 0, NULL), VEIL_ELIMIT);
+	CHECK(count_of(a, "ALICE001") == 4);
+	veil_store_close(b);
+	veil_store_close(a);
+}
+
 /* --- events from other nodes (PostgreSQL) --- */
 
 static volatile int ev_puts, ev_resyncs, ev_sessions;
@@ -1233,6 +1440,143 @@ static void test_events(void)
 	remove_db();
 }
 
+/* Waits (5 s at most) for events on m; *n counts the MD_EV_TX_ENDED ones, *ev gets the last. */
+static struct md_event md_last;
+static int md_ended, md_lost;
+
+static void md_on(void *arg, const struct md_event *ev)
+{
+	(void)arg;
+	md_lost += ev->kind == MD_EV_LOCKS_LOST;
+	if (ev->kind == MD_EV_TX_ENDED) {
+		md_last = *ev;
+		md_ended++;
+	}
+}
+
+static int md_wait_ended(struct md_store *m, int n)
+{
+	for (int i = 0; i < 500 && md_ended < n; i++) {
+		if (md_store_events(m, md_on, NULL) < 0)
+			return -1;
+		if (md_ended < n)
+			usleep(10000);
+	}
+	return md_ended >= n ? 0 : -1;
+}
+
+/*
+ * The mediator's leadership and transaction locks across nodes (three
+ * handles on one database are three nodes): the leadership is tried for
+ * many groups at once, and a transaction lock whose node died (its
+ * connection closed without a word) is reaped by another node, which tells
+ * the others.
+ */
+static void test_md_nodes(void)
+{
+	enum { NG = 300 }; /* more than one statement's worth (256) */
+	static uint8_t gids[NG][32];
+	uint8_t taken[NG], scope[16];
+	uint64_t holder = 1;
+	size_t hlen = 1;
+	char path[1100];
+	struct md_store *m1 = NULL, *m2 = NULL, *m3 = NULL;
+	struct veil_store *st = NULL;
+
+	remove_db();
+	randombytes_buf(gids, sizeof gids);
+	if (!t_pg) {
+		/* One node: every leadership is this node's, no lock is ever reaped. */
+		snprintf(path, sizeof path, "%s/mediator.db", t_dir);
+		CHECK_RC(md_store_open(&m1, path), 0);
+		CHECK(md_store_leader_try(m1, (const uint8_t(*)[32])gids, NG, taken) == NG);
+		CHECK(taken[0] == 1 && taken[NG - 1] == 1);
+		CHECK(md_store_tx_reap(m1, gids[0], &holder, scope, sizeof scope, &hlen) == 0);
+		CHECK(holder == 0 && hlen == 0);
+		md_store_close(m1);
+		unlink(path);
+		return;
+	}
+	/* The chat store's migrations make the md_* tables. */
+	CHECK_RC(open_store(&st, 0), 0);
+	CHECK_RC(md_store_open(&m1, t_path), 0);
+	CHECK_RC(md_store_open(&m2, t_path), 0);
+	CHECK_RC(md_store_open(&m3, t_path), 0);
+	CHECK(md_store_leader_take(m1, gids[5]) == 1);
+	CHECK(md_store_leader_take(m1, gids[280]) == 1);
+	memset(taken, 7, sizeof taken);
+	CHECK(md_store_leader_try(m2, (const uint8_t(*)[32])gids, NG, taken) == NG - 2);
+	CHECK(taken[5] == 0 && taken[280] == 0 && taken[0] == 1 && taken[279] == 1 &&
+	      taken[281] == 1 && taken[NG - 1] == 1);
+	/* m2 holds the rest now: m3 gets none of them. */
+	CHECK(md_store_leader_try(m3, (const uint8_t(*)[32])gids, NG, taken) == 0);
+	/* A live holder's transaction lock is not reaped. */
+	uint64_t h;
+	uint8_t hs[16];
+	size_t hl;
+	CHECK(md_store_tx_take(m1, gids[1], 9, (const uint8_t *)"abc", 3, &h, hs, sizeof hs, &hl) ==
+	      1);
+	CHECK(md_store_tx_reap(m2, gids[1], &holder, scope, sizeof scope, &hlen) == 0);
+	CHECK(md_store_tx_take(m2, gids[1], 8, (const uint8_t *)"x", 1, &h, hs, sizeof hs, &hl) ==
+	      0);
+	CHECK(h == 9 && hl == 3 && memcmp(hs, "abc", 3) == 0);
+	/* m1 dies: no release, no notice; its locks go with its connections. */
+	md_store_close(m1);
+	m1 = NULL;
+	int got = 0;
+	for (int i = 0; i < 500 && got == 0; i++) {
+		got = md_store_tx_reap(m2, gids[1], &holder, scope, sizeof scope, &hlen);
+		if (got == 0)
+			usleep(10000);
+	}
+	CHECK(got == 1 && holder == 9 && hlen == 3 && memcmp(scope, "abc", 3) == 0);
+	/* The other nodes hear of the end as if the holder had ended it. */
+	md_ended = 0;
+	CHECK(md_wait_ended(m3, 1) == 0);
+	CHECK(md_last.did == 9 && md_last.scope_len == 3 && memcmp(md_last.gid, gids[1], 32) == 0);
+	/* Nothing is left behind: free, and no holder. */
+	CHECK(md_store_tx_reap(m2, gids[1], &holder, scope, sizeof scope, &hlen) == 1);
+	CHECK(holder == 0 && hlen == 0);
+	CHECK(md_store_tx_take(m3, gids[1], 8, (const uint8_t *)"x", 1, &h, hs, sizeof hs, &hl) ==
+	      1);
+	CHECK(md_store_tx_release(m3, gids[1], 8, (const uint8_t *)"x", 1) == 0);
+	/* The dead node's leaderships are free too. */
+	CHECK(md_store_leader_try(m3, (const uint8_t(*)[32])gids + 5, 1, taken) == 1);
+	/*
+	 * m3's connection holding its locks is cut (m2 goes first, so that
+	 * m3's is the only one left holding any): a ping reconnects; no lock is
+	 * taken until m3's mediator has heard that they were lost.
+	 */
+	md_store_close(m2);
+	m2 = NULL;
+	CHECK(side_open() == 0);
+	CHECK(
+	    side_exec("SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a "
+	              "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND "
+	              "a.application_name = 'veild-mediator'") == 0);
+	/* pg_terminate_backend only signals: wait until the session is gone. */
+	for (int i = 0; i < 500; i++) {
+		PGresult *r = PQexec(side_pg, "SELECT count(*) FROM pg_locks WHERE locktype = "
+		                              "'advisory' AND granted");
+		int left = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+		               ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10)
+		               : -1;
+		PQclear(r);
+		if (left == 0)
+			break;
+		usleep(10000);
+	}
+	side_close();
+	CHECK(md_store_ping(m3) == 0);
+	CHECK(md_store_leader_take(m3, gids[5]) == 0);
+	md_lost = 0;
+	CHECK(md_store_events(m3, md_on, NULL) >= 1 && md_lost == 1);
+	CHECK(md_store_leader_take(m3, gids[5]) == 1);
+	md_store_close(m3);
+	veil_store_close(st);
+	remove_db();
+}
+
 T_MAIN_BEGIN
 snprintf(t_dir, sizeof(t_dir), "/tmp/veil-store-XXXXXX");
 if (mkdtemp(t_dir) == NULL)
@@ -1257,7 +1601,12 @@ RUN(test_expire);
 RUN(test_close_durable);
 RUN(test_group_commit);
 RUN(test_batch_failure);
+RUN(test_batch_rules);
+RUN(test_batch_order);
+RUN(test_batch_rollback_limit);
+RUN(test_limit_nodes);
 RUN(test_events);
+RUN(test_md_nodes);
 RUN(test_admin);
 remove_db();
 rmdir(t_dir);

@@ -187,6 +187,9 @@ export class Chats {
 	}
 
 	async openChat(peer: string): Promise<void> {
+		// Focus moves to the composer only if the user has not moved it meanwhile
+		// (typing into the search field while the history loads stays there).
+		const had = document.activeElement;
 		if (this.open !== peer) this.hit = "";
 		this.open = peer;
 		let e = this.index.peers.find((x) => x.peer === peer);
@@ -200,7 +203,8 @@ export class Chats {
 		await this.renderChat();
 		if (!document.hidden) void this.readOpen(peer);
 		($("f-send") as HTMLFormElement).hidden = false;
-		($("text") as HTMLInputElement).focus();
+		const now = document.activeElement;
+		if (now === had || now === null || now === document.body) ($("text") as HTMLInputElement).focus();
 	}
 
 	render(): void {
