@@ -196,5 +196,5 @@ check check_warns_no_public_url grep -q "^warn  no --public-url" "$T/check3"
 "$BIN/veilctl" --json --config "$T/pub.conf" --data "$T/srv" check >"$T/check3.json" 2>/dev/null
 check check_json python3 -c "import json; j = json.load(open('$T/check3.json')); assert j['warnings'] >= 2 and isinstance(j['checks'], list), j"
 
-[ $fails -eq 0 ] || { echo "--- veild.log"; tail -30 "$T/veild.log"; }
+[ $fails -eq 0 ] || { echo "--- veild.log"; tail -n 30 "$T/veild.log"; }
 exit $fails

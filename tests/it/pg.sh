@@ -50,7 +50,7 @@ DB=postgresql://veil:$PW@127.0.0.1:$PGPORT
 VEIL_TEST_STORE=$DB/veil_unit "$BIN/tests/test_store" >"$T/unit.out" 2>"$T/unit.err"
 urc=$?
 sed -E 's/^(PASS|FAIL) /\1 pg:/' "$T/unit.out"
-grep -q '^FAIL' "$T/unit.out" && { fails=$((fails + 1)); tail -20 "$T/unit.err"; }
+grep -q '^FAIL' "$T/unit.out" && { fails=$((fails + 1)); tail -n 20 "$T/unit.err"; }
 [ $urc -ne 0 ] && ! grep -q '^FAIL' "$T/unit.out" && { echo "FAIL pg:test_store (exit $urc)"; fails=$((fails + 1)); }
 
 # (b) veild on PostgreSQL with the CLI.
@@ -99,7 +99,7 @@ check pg_password_never_shown bash -c "! grep -q -- '$PW' '$T/veild.log'"
 VEIL_IT_STORE=$DB/veil_it timeout 600 "$BIN/tests/it/it_chat" >"$T/it.out" 2>"$T/it.err"
 irc=$?
 sed -E 's/^(PASS|FAIL) /\1 pg:/' "$T/it.out"
-grep -q '^FAIL' "$T/it.out" && { fails=$((fails + 1)); tail -20 "$T/it.err"; }
+grep -q '^FAIL' "$T/it.out" && { fails=$((fails + 1)); tail -n 20 "$T/it.err"; }
 [ $irc -ne 0 ] && ! grep -q '^FAIL' "$T/it.out" && { echo "FAIL pg:it_chat (exit $irc)"; fails=$((fails + 1)); }
 grep 'crash test' "$T/it.err" >&2
 

@@ -42,7 +42,7 @@ psql_db() { psql_su -d veil "$@"; }
 VEIL_IT_STORE=$DB "$BIN/tests/it/it_mediator" 2>"$T/it_mediator.err" || {
 	echo "it_mediator on PostgreSQL failed:" >&2
 	fails=$((fails + 1))
-	tail -20 "$T/it_mediator.err" >&2
+	tail -n 20 "$T/it_mediator.err" >&2
 }
 
 # (2) Two nodes on the database; node B has node A's key files.
@@ -63,8 +63,8 @@ done
 "$BIN/tests/tools/md_nodes" "$HP" "$HPB" 2>"$T/md_nodes.err" || {
 	echo "md_nodes failed:" >&2
 	fails=$((fails + 1))
-	tail -20 "$T/md_nodes.err" >&2
-	tail -20 "$T/veild.log" "$T/veildb.log" >&2
+	tail -n 20 "$T/md_nodes.err" >&2
+	tail -n 20 "$T/veild.log" "$T/veildb.log" >&2
 }
 
 # (3) The state is in PostgreSQL, not in the nodes' data directories, and
