@@ -1,6 +1,7 @@
 /*
  * The mediator's store: its own SQLite file (DATA/mediator.db, WAL,
- * synchronous=FULL), or with a PostgreSQL store (a postgresql:// URL as
+ * synchronous=NORMAL: its WAL is synced before a write returns, or by the
+ * sync thread for the batch), or with a PostgreSQL store (a postgresql:// URL as
  * the path) tables in that database (mstore_pg.c), used from the HTTP
  * thread only (SQLite: but for its sync thread, see the batch). It holds device groups
  * (keyed by the device group ID, DGPK.public), their devices (ID, expiration
@@ -11,7 +12,9 @@
  *
  * Every write but the batch's is one transaction and durable when the call
  * returns (with every batch committed before it), so a reflect-ack sent
- * after md_store_reflect survives kill -9 and power loss.
+ * after md_store_reflect survives kill -9 and power loss. With PostgreSQL
+ * a commit returns once the server made it durable (synchronous_commit
+ * on, its default).
  */
 #ifndef VEIL_SRV_MEDIATOR_MSTORE_H
 #define VEIL_SRV_MEDIATOR_MSTORE_H
