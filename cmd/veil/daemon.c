@@ -79,8 +79,9 @@ struct cli_daemon {
 	struct veil_backoff bo;
 	uint64_t next_connect;
 	int was_connected;
-	json_t *failed; /* group sends: receivers that missed out */
-	json_t *alerts; /* server alerts during a request */
+	uint64_t conn_gen; /* the connection was_connected is about (veil_msgr_session_gen) */
+	json_t *failed;    /* group sends: receivers that missed out */
+	json_t *alerts;    /* server alerts during a request */
 	struct dfile files[DAEMON_MAX_PENDING_FILES];
 	size_t nfiles;
 	uint64_t next_backup; /* veil_mono_ms() of the next backup check, 0 = at once */
@@ -893,12 +894,17 @@ const char *cli_daemon_socket(const struct cli_daemon *d)
 /* Connects (or reconnects, with backoff) when it is time; logs the change of state. */
 static void maybe_connect(struct cli_daemon *d)
 {
-	if (veil_msgr_session_fd(&d->m) >= 0 && d->was_connected != 1) {
-		/* A send took the connection back first (to the next chat node, maybe). */
+	if (veil_msgr_session_fd(&d->m) >= 0 &&
+	    (d->was_connected != 1 || veil_msgr_session_gen(&d->m) != d->conn_gen)) {
+		/*
+		 * A send took the connection back first, or lost it while waiting
+		 * for its ack and opened another (to the next chat node, maybe).
+		 */
 		dlog(d, "connected to %s:%u", veil_profile_chat_host(&d->m.prof),
 		     veil_profile_chat_port(&d->m.prof));
 		veil_backoff_reset(&d->bo);
 		d->was_connected = 1;
+		d->conn_gen = veil_msgr_session_gen(&d->m);
 	}
 	if (veil_msgr_session_fd(&d->m) >= 0 || veil_mono_ms() < d->next_connect)
 		return;
@@ -916,10 +922,11 @@ static void maybe_connect(struct cli_daemon *d)
 		return;
 	}
 	veil_backoff_reset(&d->bo);
-	if (d->was_connected != 1)
+	if (d->was_connected != 1 || veil_msgr_session_gen(&d->m) != d->conn_gen)
 		dlog(d, "connected to %s:%u", veil_profile_chat_host(&d->m.prof),
 		     veil_profile_chat_port(&d->m.prof));
 	d->was_connected = 1;
+	d->conn_gen = veil_msgr_session_gen(&d->m);
 }
 
 /*

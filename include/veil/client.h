@@ -679,7 +679,10 @@ int veil_msgr_receive(struct veil_msgr *m, int wait_s,
  * It returns 0, or the error that closed the connection (errtext set;
  * messages not stored were not acked: the server delivers them again after
  * session_connect). session_drained is 1 once the server's queue was
- * delivered on this connection. session_stop waits briefly for the acks of
+ * delivered on this connection. session_gen counts the connections the
+ * session opened: a send that lost the connection while waiting for its ack
+ * opens a new one itself (perhaps to another chat node), which the caller
+ * sees only as a new session_gen. session_stop waits briefly for the acks of
  * our receipts, closes the connection and frees the session;
  * veil_msgr_close does it too. While a session runs, veil_msgr_receive is
  * refused (VEIL_EINVAL).
@@ -691,6 +694,7 @@ int veil_msgr_session_connect(struct veil_msgr *m) VEIL_WUR;
 int veil_msgr_session_fd(const struct veil_msgr *m);
 int veil_msgr_session_pump(struct veil_msgr *m, int timeout_ms) VEIL_WUR;
 int veil_msgr_session_drained(const struct veil_msgr *m);
+uint64_t veil_msgr_session_gen(const struct veil_msgr *m);
 void veil_msgr_session_stop(struct veil_msgr *m);
 
 /* ---------------------------------------------------------------------- */

@@ -477,6 +477,13 @@ static int conn_open_chat(struct veil_msgr *m, struct veil_conn *c)
 	return rc;
 }
 
+static int session_opened(struct veil_msgr *m, struct veil_conn *c);
+
+/*
+ * Opens c (a session's connection: whoever opens it, a send reconnecting
+ * included, starts the session's state of a new connection; see
+ * session_opened).
+ */
 static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 {
 	struct veil_profile *p = &m->prof;
@@ -493,7 +500,7 @@ static int conn_open(struct veil_msgr *m, struct veil_conn *c)
 		return veil_msgr_fail(m, rc, "cannot reach the mediator %s: %s", p->md_url,
 		                      c->errtext);
 	switch (rc) {
-	case 0: return 0;
+	case 0: return session_opened(m, c);
 	case VEIL_EIO:
 	case VEIL_ETIMEOUT:
 		return veil_msgr_fail(m, rc, "cannot reach server %s:%u: %s",
@@ -1414,7 +1421,35 @@ struct veil_msgr_session {
 	struct veil_conn conn;
 	uint8_t buf[VEIL_CONN_MAX_DATA];
 	uint64_t last_echo_ms;
+	uint64_t gen; /* connections opened so far (veil_msgr_session_gen) */
 };
+
+/*
+ * After c was opened: if it is the session's connection, its state is that
+ * of a new connection, however it was opened (session_connect, or a send
+ * that lost it while waiting for an ack and reconnected, perhaps to another
+ * chat node): nothing of the old one is awaited, and it is counted
+ * (veil_msgr_session_gen) so that the caller learns of it. Through the
+ * mediator, the queue-dry notice and the promotion may have come during
+ * the login: they wait in the inbox, not on the socket, so the caller's
+ * poll would not see them. They are handled now.
+ */
+static int session_opened(struct veil_msgr *m, struct veil_conn *c)
+{
+	struct veil_msgr_session *ss = m->session;
+	if (ss == NULL || c != &ss->conn)
+		return 0;
+	ss->rs.npending = 0;
+	ss->rs.drained = 0;
+	ss->rs.md_dry = 0;
+	ss->rs.md_unblocked = 0;
+	ss->last_echo_ms = veil_mono_ms();
+	ss->gen++;
+	int rc = c->md != NULL ? veil_rx_md_inbox(&ss->rs) : 0;
+	if (rc != 0)
+		veil_conn_close(c);
+	return rc;
+}
 
 int veil_msgr_session_start(struct veil_msgr *m,
                             int (*cb)(const struct veil_msgr_event *ev, void *ctx), void *ctx)
@@ -1440,18 +1475,12 @@ int veil_msgr_session_connect(struct veil_msgr *m)
 		return veil_msgr_fail(m, VEIL_EINVAL, "no session");
 	if (veil_conn_is_open(&ss->conn))
 		return 0;
-	ss->rs.npending = 0;
-	ss->rs.drained = 0;
-	ss->last_echo_ms = veil_mono_ms();
-	int rc = conn_open(m, &ss->conn);
-	/*
-	 * Through the mediator, the queue-dry notice and the promotion may have
-	 * come during the login: they wait in the inbox, not on the socket, so
-	 * the caller's poll would not see them. Handle them now.
-	 */
-	if (rc == 0 && ss->conn.md != NULL && (rc = veil_rx_md_inbox(&ss->rs)) != 0)
-		veil_conn_close(&ss->conn);
-	return rc;
+	return conn_open(m, &ss->conn); /* and session_opened */
+}
+
+uint64_t veil_msgr_session_gen(const struct veil_msgr *m)
+{
+	return m->session != NULL ? m->session->gen : 0;
 }
 
 int veil_msgr_session_fd(const struct veil_msgr *m)

@@ -116,7 +116,8 @@ struct md_conn {
 	struct veil_http_raw *up;
 	uint16_t up_port; /* its local port, marked in m->self while up is open */
 	struct md_cspcut cut;
-	uint32_t eph[MD_EPH_MAX]; /* ephemeral reflected IDs sent, not acked */
+	/* Ephemeral reflected IDs sent, not acked (MD_EPH_MAX; allocated at the first: memory per device). */
+	uint32_t *eph;
 	size_t neph;
 	/* Reflects held in the transaction: flags u16le || ts u64le || len u32le || envelope. */
 	struct veil_buf held;
@@ -136,7 +137,7 @@ struct veil_medsvc {
 	char chat_host[64];
 	uint16_t chat_port;
 	struct md_group *buckets[MD_BUCKETS];
-	/* Reflects stored in the open batch, acked once it commits. */
+	/* Reflects stored in batches not yet durable, in order: acked once their batch is. */
 	struct md_pending *pend;
 	size_t npend, pend_cap;
 	struct veil_buf penv; /* their envelopes, for the live deliveries */
@@ -144,12 +145,16 @@ struct veil_medsvc {
 	int check_due;        /* a tick or a resync came from the store: md_check */
 };
 
-/* A reflect waiting for its batch's commit. */
+/* A reflect waiting for its batch to be durable. */
 struct md_pending {
-	struct md_conn *c; /* the sender (alive until batch_done: closing commits first) */
+	struct md_conn *c; /* the sender; NULL once it is gone (md_closed) */
+	uint64_t gen;      /* its batch (md_store_batch_gen) */
+	uint64_t did;      /* the sender's device ID */
+	uint8_t gid[32];   /* and group */
 	uint32_t id;       /* the sender's reflect ID */
 	uint32_t rid;      /* the group's reflected ID */
 	uint16_t flags;
+	int nomem; /* its envelope is not in penv: its group is fed from the store */
 	uint64_t ts;
 	size_t env_off, env_len; /* in penv */
 };
@@ -157,6 +162,7 @@ struct md_pending {
 static void conn_close(struct md_conn *c, int code);
 static void pump(struct md_conn *c);
 static void batch_flush(struct veil_medsvc *m);
+static void batch_sync(struct veil_medsvc *m);
 static int expire_volatile(struct veil_medsvc *m, const uint8_t gid[static 32]);
 static int queue_limit_check(struct md_conn *c, int self);
 
@@ -650,11 +656,22 @@ static void group_leave(struct md_conn *c)
 	group_free_if_empty(c->m, g);
 }
 
+/* 1 if a reflect of c waits for its batch to be durable. */
+static int has_pending(const struct md_conn *c)
+{
+	for (size_t i = 0; i < c->m->npend; i++)
+		if (c->m->pend[i].c == c)
+			return 1;
+	return 0;
+}
+
 static void conn_close(struct md_conn *c, int code)
 {
 	if (c->state == C_CLOSING)
 		return;
-	batch_flush(c->m);
+	/* Its reflects are made durable and acked before the close (the others' too). */
+	if (has_pending(c))
+		batch_sync(c->m);
 	c->state = C_CLOSING;
 	group_leave(c);
 	veil_http_ws_close(c->ws, code);
@@ -718,19 +735,19 @@ static void pump(struct md_conn *c)
  * one offline is dropped so when it next connects (on_client_hello). Its
  * queue stays capped at the limit meanwhile.
  */
-static int queue_limit_check(struct md_conn *c, int self)
+static int queue_limit_gid(struct veil_medsvc *m, const uint8_t group[static 32],
+                           const struct md_conn *spare)
 {
-	struct veil_medsvc *m = c->m;
 	uint64_t over[MD_MAX_DEVICES];
 	uint8_t gid[32];
-	memcpy(gid, c->gid, sizeof gid);
+	memcpy(gid, group, sizeof gid);
 	int k = md_store_over_limit(m->st, gid, over, VEIL_ARRAY_LEN(over));
 	if (k < 0)
 		return VEIL_EIO;
 	for (int i = 0; i < k; i++) {
 		/* Found again each time: closing the last device frees the group. */
 		struct md_conn *victim = group_device(group_find(m, gid, 0), over[i]);
-		if (victim == NULL || (victim == c && !self))
+		if (victim == NULL || victim == spare)
 			continue;
 		veil_log_debug(
 		    "mediator: a device's reflection queue is over the limit; dropping it");
@@ -741,6 +758,11 @@ static int queue_limit_check(struct md_conn *c, int self)
 	return 0;
 }
 
+static int queue_limit_check(struct md_conn *c, int self)
+{
+	return queue_limit_gid(c->m, c->gid, self ? NULL : c);
+}
+
 /* Sends an ephemeral reflect to the devices of c's group online now (not c). */
 static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, uint64_t ts,
                               const uint8_t *env, size_t len)
@@ -749,8 +771,10 @@ static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, u
 		next = o->gnext;
 		if (o == c || o->state != C_READY)
 			continue;
+		if (o->eph == NULL && (o->eph = malloc(MD_EPH_MAX * sizeof *o->eph)) == NULL)
+			continue;            /* ephemeral: it may be lost */
 		if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
-			memmove(o->eph, o->eph + 1, sizeof o->eph - sizeof o->eph[0]);
+			memmove(o->eph, o->eph + 1, (MD_EPH_MAX - 1) * sizeof o->eph[0]);
 			o->neph--;
 		}
 		o->eph[o->neph++] = rid;
@@ -788,7 +812,10 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	if (r.flags & VEIL_MD_FLAG_EPHEMERAL) {
-		/* Only to the devices online now; not stored, not acked. */
+		/* Only to the devices online now; not stored, not acked; after the reflects before it. */
+		batch_sync(c->m);
+		if (c->state != C_READY)
+			return;
 		if (md_store_next_rid(c->m->st, c->gid, &rid) != 0) {
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 			return;
@@ -797,55 +824,57 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	/*
-	 * Into the batch: the ack and the live deliveries follow its commit
-	 * right after this pass of the HTTP loop (veil_http_on_pass): every
-	 * reflect read in one pass shares one fsync.
+	 * Into the batch, committed right after this pass of the HTTP loop
+	 * (veil_http_on_pass): every reflect read in one pass shares one
+	 * commit, and those committed while the store's thread syncs share
+	 * the next fsync. The ack and the live deliveries follow once the
+	 * batch is durable (batch_done).
 	 */
 	struct veil_medsvc *m = c->m;
 	if (m->penv.len + r.envelope_len > MD_BATCH_BYTES)
-		batch_flush(m);
+		batch_sync(m); /* too much waiting: made durable now, on this thread */
 	if (m->npend == m->pend_cap) {
 		size_t cap = m->pend_cap ? m->pend_cap * 2 : 256;
 		struct md_pending *np =
 		    cap <= MD_BATCH_MAX ? realloc(m->pend, cap * sizeof *np) : NULL;
 		if (np == NULL) {
-			batch_flush(m); /* full: commit what is there, then go on */
+			batch_sync(m); /* full: what is there goes, then go on */
 		} else {
 			m->pend = np;
 			m->pend_cap = cap;
 		}
 	}
+	if (c->state != C_READY)
+		return; /* closed while the batch was made durable */
 	if (md_store_batch_reflect(m->st, c->gid, c->did, r.flags, ts, r.envelope, r.envelope_len,
 	                           &rid) != 0) {
 		veil_log_error("mediator: cannot store a reflected message");
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return;
 	}
-	if (g->bytes_round != m->rounds + 1) {
-		g->bytes_round = m->rounds + 1; /* the first of its reflects in this batch */
-		g->batch_bytes = 0;
-	}
 	size_t off = m->penv.len;
-	if (veil_buf_append(&m->penv, r.envelope_len > 0 ? r.envelope : (const uint8_t *)"",
-	                    r.envelope_len) != 0) {
-		/* Stored all the same: its envelope goes out from the store, not from memory. */
-		g->batch_bytes = SIZE_MAX / 2;
+	int nomem = veil_buf_append(&m->penv, r.envelope_len > 0 ? r.envelope : (const uint8_t *)"",
+	                            r.envelope_len) != 0;
+	/* Stored all the same: without its envelope here, it goes out from the store. */
+	if (nomem)
 		off = m->penv.len;
-	}
-	m->pend[m->npend++] = (struct md_pending){.c = c,
-	                                          .id = r.id,
-	                                          .rid = rid,
-	                                          .flags = r.flags,
-	                                          .ts = ts,
-	                                          .env_off = off,
-	                                          .env_len = m->penv.len - off};
-	if (g->batch_bytes < SIZE_MAX / 2)
-		g->batch_bytes += r.envelope_len + VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_HDR_LEN + 16;
+	struct md_pending *e = &m->pend[m->npend++];
+	*e = (struct md_pending){.c = c,
+	                         .gen = md_store_batch_gen(m->st),
+	                         .did = c->did,
+	                         .id = r.id,
+	                         .rid = rid,
+	                         .flags = r.flags,
+	                         .nomem = nomem,
+	                         .ts = ts,
+	                         .env_off = off,
+	                         .env_len = m->penv.len - off};
+	memcpy(e->gid, c->gid, 32);
 }
 
 /*
- * Delivers the committed batch's reflects of group g to its device o from
- * memory, if o was sent every committed row of its queue before (live) and
+ * Delivers the reported batches' reflects of group g to its device o from
+ * memory, if o was sent every durable row of its queue before (live) and
  * its socket takes them; else the pump reads them from the store. Either
  * way they stay stored until o acks them.
  */
@@ -861,7 +890,7 @@ static void feed(struct veil_medsvc *m, struct md_group *g, struct md_conn *o, s
 	for (size_t i = 0; i < n && o->state == C_READY; i++) {
 		const struct md_pending *e = &m->pend[i];
 		/* By the sender's group ID: a sender that left its group is still there. */
-		if (e->c == o || memcmp(e->c->gid, g->gid, 32) != 0)
+		if (e->did == o->did || memcmp(e->gid, g->gid, 32) != 0)
 			continue;
 		send_reflected(o, e->flags, e->rid, e->ts, m->penv.p + e->env_off, e->env_len);
 	}
@@ -870,22 +899,32 @@ static void feed(struct veil_medsvc *m, struct md_group *g, struct md_conn *o, s
 		o->sent_seq = top;
 }
 
+/* The group of a pending reflect, if it has a device here. */
+static struct md_group *pend_group(struct veil_medsvc *m, const struct md_pending *e)
+{
+	if (e->c != NULL && e->c->g != NULL)
+		return e->c->g;
+	return group_find(m, e->gid, 0);
+}
+
 /*
- * The batch committed (rc 0) or failed: ack its reflects (or close their
- * devices: nothing was stored), then, for each group, drop the devices
- * whose queue a reflect found full (4114) and feed the others.
+ * The batches up to gen upto are durable (rc 0) or failed: ack their
+ * reflects (or close their devices: nothing was stored), then, for each
+ * group, drop the devices whose queue a reflect found full (4114) and feed
+ * the others. Their entries then leave pend and penv.
  */
-static void batch_done(void *ctx, int rc)
+static void batch_done(void *ctx, uint64_t upto, int rc)
 {
 	struct veil_medsvc *m = ctx;
-	size_t n = m->npend;
-	m->npend = 0;
+	size_t n = 0;
+	while (n < m->npend && m->pend[n].gen <= upto)
+		n++;
 	if (rc != 0)
 		veil_log_error("mediator: cannot commit reflected messages: %s", veil_strerror(rc));
 	for (size_t i = 0; i < n; i++) {
 		struct md_conn *c = m->pend[i].c;
 		struct veil_buf b;
-		if (c->state != C_READY)
+		if (c == NULL || c->state != C_READY)
 			continue;
 		if (rc != 0) {
 			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
@@ -901,9 +940,25 @@ static void batch_done(void *ctx, int rc)
 	}
 	int64_t top = md_store_batch_top(m->st);
 	m->rounds++;
+	/* Each group's bytes in them: fed from memory only if its sockets take them all. */
 	for (size_t i = 0; i < n; i++) {
-		struct md_conn *c = m->pend[i].c;
-		struct md_group *g = c->g;
+		const struct md_pending *e = &m->pend[i];
+		struct md_group *g = pend_group(m, e);
+		if (g == NULL)
+			continue;
+		if (g->bytes_round != m->rounds) {
+			g->bytes_round = m->rounds;
+			g->batch_bytes = 0;
+		}
+		if (e->nomem)
+			g->batch_bytes = SIZE_MAX / 2;
+		else if (g->batch_bytes < SIZE_MAX / 2)
+			g->batch_bytes +=
+			    e->env_len + VEIL_MD_HDR_LEN + VEIL_MD_REFLECTED_HDR_LEN + 16;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct md_pending *e = &m->pend[i];
+		struct md_group *g = pend_group(m, e);
 		if (g == NULL || g->fed == m->rounds)
 			continue; /* gone, or its group fed already */
 		g->fed = m->rounds;
@@ -912,9 +967,9 @@ static void batch_done(void *ctx, int rc)
 		 * group is fed, the senders too: what was not stored for them
 		 * must not reach them from memory.
 		 */
-		if (rc == 0 && queue_limit_check(c, 1) != 0)
-			conn_close(c, VEIL_MD_CLOSE_INTERNAL);
-		if ((g = group_find(m, c->gid, 0)) == NULL)
+		if (rc == 0 && queue_limit_gid(m, e->gid, NULL) != 0 && e->c != NULL)
+			conn_close(e->c, VEIL_MD_CLOSE_INTERNAL);
+		if ((g = group_find(m, e->gid, 0)) == NULL)
 			continue;
 		for (struct md_conn *o = g->conns, *next; o != NULL; o = next) {
 			next = o->gnext;
@@ -924,20 +979,45 @@ static void batch_done(void *ctx, int rc)
 				pump(o);
 		}
 	}
-	veil_buf_reset(&m->penv);
+	/* The later batches' entries move to the front. */
+	size_t base = n < m->npend ? m->pend[n].env_off : m->penv.len;
+	for (size_t i = n; i < m->npend; i++)
+		m->pend[i].env_off -= base;
+	memmove(m->pend, m->pend + n, (m->npend - n) * sizeof *m->pend);
+	m->npend -= n;
+	if (base == m->penv.len) {
+		veil_buf_reset(&m->penv);
+	} else {
+		memmove(m->penv.p, m->penv.p + base, m->penv.len - base);
+		m->penv.len -= base;
+	}
 }
 
-/* Commits the open batch, if any (batch_done then acks and delivers). */
+/* Commits the open batch, if any (the store's thread makes it durable; batch_done follows). */
 static void batch_flush(struct veil_medsvc *m)
 {
 	if (md_store_batch_open(m->st))
 		(void)md_store_batch_commit(m->st);
 }
 
-/* After each pass of the HTTP loop: what the pass wrote is committed. */
+/* Commits the open batch and makes every batch durable now, on this thread; batch_done follows. */
+static void batch_sync(struct veil_medsvc *m)
+{
+	(void)md_store_batch_sync(m->st);
+}
+
+/*
+ * After each pass of the HTTP loop: what is durable is reported; what the
+ * pass wrote is committed, unless the store's thread is syncing: then the
+ * batch grows until that sync ends (md_wake), as its reflects would wait
+ * for the next fsync anyway (one commit for all of them).
+ */
 static void md_pass(void *arg)
 {
-	batch_flush(arg);
+	struct veil_medsvc *m = arg;
+	md_store_batch_poll(m->st);
+	if (md_store_batch_open(m->st) && !md_store_batch_syncing(m->st))
+		batch_flush(m);
 }
 
 static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
@@ -1453,10 +1533,14 @@ static void md_check(struct veil_medsvc *m, int resync)
 	free(ids);
 }
 
-/* On the HTTP thread, after the store's listener woke it. */
+/* On the HTTP thread, after the store's sync thread or listener woke it. */
 static void md_wake(void *arg)
 {
 	struct veil_medsvc *m = arg;
+	if (m->st != NULL && md_store_batch_open(m->st) && !md_store_batch_syncing(m->st))
+		batch_flush(m); /* the next batch goes to the disk at once */
+	if (m->st != NULL)
+		md_store_batch_poll(m->st);
 	if (m->st != NULL && md_store_events(m->st, on_event, m) > 0)
 		batch_flush(m);
 	if (m->check_due) {
@@ -1522,9 +1606,9 @@ static void md_message(void *ctx, const uint8_t *p, size_t n)
 		proxy_in(c, pl, pn);
 		return;
 	}
-	/* Everything but the reflection itself sees the batch committed. */
+	/* Everything but the reflection itself sees the batches durable (and their acks sent). */
 	if (type != VEIL_MD_REFLECT && type != VEIL_MD_REFLECTED_ACK)
-		batch_flush(c->m);
+		batch_sync(c->m);
 	if (c->state == C_HELLO) {
 		if (type == VEIL_MD_CLIENT_HELLO)
 			on_client_hello(c, pl, pn);
@@ -1564,14 +1648,17 @@ static void md_established(void *ctx)
 static void md_closed(void *ctx)
 {
 	struct md_conn *c = ctx;
-	/* Its reflects in the batch are committed (and the others' acks sent) before it goes. */
-	batch_flush(c->m);
+	/* Its reflects waiting for their batch stay there, without it (no ack: it is gone). */
+	for (size_t i = 0; i < c->m->npend; i++)
+		if (c->m->pend[i].c == c)
+			c->m->pend[i].c = NULL;
 	c->state = C_CLOSING;
 	group_leave(c);
 	up_close(c);
 	veil_md_server_hs_wipe(&c->hs);
 	veil_buf_release(&c->early);
 	veil_buf_release(&c->held);
+	free(c->eph);
 	free(c);
 }
 
@@ -1636,11 +1723,11 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	if (rc == 0)
 		md_store_set_queue_limit(m->st, m->queue_limit);
 	if (rc == 0)
-		md_store_on_batch(m->st, batch_done, m);
-	if (rc == 0 && md_store_shared(m->st)) {
+		md_store_on_batch(m->st, batch_done, md_store_woke, m);
+	if (rc == 0 && md_store_shared(m->st))
 		md_store_on_event(m->st, md_store_woke, m);
+	if (rc == 0)
 		rc = veil_http_on_wake(h, md_wake, m);
-	}
 	if (rc == 0)
 		rc = veil_http_on_pass(h, md_pass, m);
 	if (rc == 0)

@@ -1,7 +1,37 @@
-/* The mediator's SQLite store (see mstore.h). */
+/*
+ * The mediator's SQLite store (see mstore.h).
+ *
+ * Group commit off the HTTP thread: the connection runs with
+ * synchronous=NORMAL, so a batch's COMMIT (on the HTTP thread) only writes
+ * its frames to the WAL file; the store's sync thread then makes them
+ * durable with one fdatasync of that file for every batch committed since
+ * its last one, and wakes the HTTP thread, which reports them durable
+ * (md_store_batch_poll). While the disk syncs, the HTTP thread goes on
+ * serving and collects the next batches. A SQLite WAL has one writer, and
+ * a synchronous=FULL commit holds the write lock through its fsync, so the
+ * split of writing (HTTP thread) and syncing (sync thread) is what lets
+ * the two overlap. The checkpoints stay on the HTTP thread's connection
+ * (SQLite's automatic one, every 1000 WAL pages, with its two fsyncs):
+ * the WAL restarts from its beginning only if a checkpoint completes
+ * between a commit and the writer's next transaction, which a checkpoint
+ * on another thread next to a busy writer almost never does (the WAL
+ * then grows without end, and every page lookup with it).
+ *
+ * VEIL_TEST_MD_SYNC_GATE=PATH (tests only): while PATH exists, the sync
+ * thread waits before each fdatasync, so a test can see that nothing is
+ * acked before its batch is durable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -35,6 +65,12 @@ enum {
 	ST_QLEN_GET,
 	ST_QLEN_OVER,
 	ST_COUNT
+};
+
+/* A committed batch not yet reported durable. */
+struct md_gen {
+	int64_t top; /* the highest queue row written up to it */
+	int rc;      /* its COMMIT's result */
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -109,16 +145,40 @@ static const char migrate_qlen[] =
 struct md_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
-	int in_batch;          /* a batch transaction is open */
-	int batch_failed;      /* a write in it failed: it is rolled back, not committed */
-	int64_t committed_seq; /* while it is: queue rows above this are not durable yet */
-	int64_t batch_top;     /* the highest queue row the batch wrote (committed_seq if none) */
-	void (*batch_done)(void *ctx, int rc);
+	int in_batch;      /* a batch transaction is open */
+	int batch_failed;  /* a write in it failed: it is rolled back, not committed */
+	int64_t batch_top; /* the highest queue row the open batch wrote (last_top before) */
+	int64_t last_top;  /* the highest queue row committed */
+	/*
+	 * Batches ("gens", numbered from 1) on the HTTP thread: gen_committed
+	 * committed, gen_reported reported durable to batch_done; gens holds
+	 * those in between. durable_top: the highest queue row of the reported
+	 * ones (rows above it may not be durable yet).
+	 */
+	uint64_t gen_committed, gen_reported;
+	struct md_gen *gens;
+	size_t gens_cap;
+	int64_t durable_top;
+	uint64_t pump_until; /* reports up to this gen feed from the store (see md_store_reflect) */
+	int polling;
+	void (*batch_done)(void *ctx, uint64_t upto, int rc);
+	void (*batch_wake)(void *ctx);
 	void *batch_ctx;
 	uint32_t queue_limit;
 	int queued;       /* rows the last reflect queued */
 	int64_t last_seq; /* and the last of them */
 	struct md_pg *pg; /* with a PostgreSQL store, every call goes there (mstore_pg.c) */
+	uint64_t pg_gen;  /* PostgreSQL: batches committed (synchronously) */
+	/* The sync thread. */
+	int wal_fd;
+	char *gate;
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* Under mu: gens up to sync_req await a sync, up to sync_done are synced (failed up to sync_fail). */
+	uint64_t sync_req, sync_done, sync_fail;
+	atomic_int stop;
 };
 
 /* Whether devices has the qlen column. */
@@ -146,12 +206,117 @@ static int run(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : VEIL_EIO;
 }
 
+/* One integer from a one-row query, or a negative veil_err. */
+static int64_t one_int(sqlite3_stmt *st, int64_t none)
+{
+	int rc = sqlite3_step(st);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? none : -1;
+	sqlite3_reset(st);
+	return v < 0 ? VEIL_EIO : v;
+}
+
+/* --- the sync thread --- */
+
+/* Tests only: waits while the gate file exists. */
+static void gate_wait(const struct md_store *s)
+{
+	struct stat sb;
+	const struct timespec ts = {0, 10 * 1000 * 1000};
+	while (s->gate != NULL && stat(s->gate, &sb) == 0 && !s->stop)
+		nanosleep(&ts, NULL);
+}
+
+static int wal_sync(struct md_store *s)
+{
+	int rc;
+	while ((rc = fdatasync(s->wal_fd)) != 0 && errno == EINTR)
+		;
+	if (rc != 0)
+		veil_log_error("mediator: cannot sync the store's WAL file: %s", strerror(errno));
+	return rc == 0 ? 0 : VEIL_EIO;
+}
+
+/* Marks the gens up to gen synced with rc (under mu). */
+static void synced_locked(struct md_store *s, uint64_t gen, int rc)
+{
+	if (gen > s->sync_done)
+		s->sync_done = gen;
+	if (rc != 0 && gen > s->sync_fail)
+		s->sync_fail = gen;
+}
+
+static void *sync_main(void *arg)
+{
+	struct md_store *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		if (s->sync_req <= s->sync_done) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		uint64_t want = s->sync_req;
+		pthread_mutex_unlock(&s->mu);
+		gate_wait(s);
+		/* One fdatasync for every batch committed so far (group commit). */
+		int rc = wal_sync(s);
+		pthread_mutex_lock(&s->mu);
+		synced_locked(s, want, rc);
+		void (*wake)(void *) = s->batch_wake;
+		void *ctx = s->batch_ctx;
+		pthread_mutex_unlock(&s->mu);
+		if (wake != NULL)
+			wake(ctx);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Everything committed so far made durable on the calling (HTTP) thread. */
+static int sync_now(struct md_store *s)
+{
+	int rc = wal_sync(s);
+	pthread_mutex_lock(&s->mu);
+	synced_locked(s, s->gen_committed, rc);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* Opens the sync thread's side: the WAL file and the thread. */
+static int sync_open(struct md_store *s, const char *path)
+{
+	char wal[1200];
+	const char *gate = getenv("VEIL_TEST_MD_SYNC_GATE");
+	if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
+		return VEIL_EINVAL;
+	/* It exists: the schema was written in WAL mode, and it stays while the connection is open. */
+	s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (s->wal_fd < 0)
+		return VEIL_EIO;
+	if (gate != NULL && gate[0] != '\0' && (s->gate = strdup(gate)) == NULL)
+		return VEIL_ENOMEM;
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
+		return VEIL_EIO;
+	if (pthread_cond_init(&s->cv, NULL) != 0) {
+		pthread_mutex_destroy(&s->mu);
+		return VEIL_EIO;
+	}
+	if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		return VEIL_EIO;
+	}
+	s->thread_started = 1;
+	return 0;
+}
+
 int md_store_open(struct md_store **out, const char *path)
 {
 	*out = NULL;
 	struct md_store *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return VEIL_ENOMEM;
+	s->wal_fd = -1;
 	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0) {
 		int rc = md_pg_open(&s->pg, path);
 		if (rc != 0) {
@@ -164,7 +329,8 @@ int md_store_open(struct md_store **out, const char *path)
 	/*
 	 * NOMUTEX: one thread at a time uses the connection (the HTTP thread),
 	 * so SQLite's lock around every call (9% of the CPU of a reflect) is
-	 * not needed.
+	 * not needed. synchronous=NORMAL: a commit does not wait for the disk;
+	 * the sync thread or sync_now makes it durable (see the top).
 	 */
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -172,8 +338,8 @@ int md_store_open(struct md_store **out, const char *path)
 	    /* Statement journals (a multi-row INSERT ... SELECT) in memory, not in a file. */
 	    sqlite3_exec(
 	        s->db,
-	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;", NULL,
-	        NULL, NULL) != SQLITE_OK ||
+	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
+	        NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    (!has_qlen(s->db) && sqlite3_exec(s->db, migrate_qlen, NULL, NULL, NULL) != SQLITE_OK))
 		goto fail;
@@ -182,6 +348,13 @@ int md_store_open(struct md_store **out, const char *path)
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v2(s->db, sql[i], -1, &s->st[i], NULL) != SQLITE_OK)
 			goto fail;
+	s->last_top = one_int(stmt(s, ST_MAX_SEQ), 0);
+	if (s->last_top < 0 || sync_open(s, path) != 0)
+		goto fail;
+	s->durable_top = s->last_top;
+	/* What the schema or a migration wrote is durable before anything is acked. */
+	if (sync_now(s) != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -196,9 +369,25 @@ void md_store_close(struct md_store *s)
 	if (s == NULL)
 		return;
 	md_pg_close(s->pg);
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+	}
+	/* Whatever was committed and not reported is made durable on the way out. */
+	if (s->wal_fd >= 0 && s->gen_committed > s->gen_reported)
+		(void)wal_sync(s);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	free(s->gate);
+	free(s->gens);
 	free(s);
 }
 
@@ -206,15 +395,6 @@ static void bind_dev(sqlite3_stmt *st, int at, const uint8_t gid[static 32], uin
 {
 	sqlite3_bind_blob(st, at, gid, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, at + 1, (sqlite3_int64)did);
-}
-
-/* One integer from a one-row query, or a negative veil_err. */
-static int64_t one_int(sqlite3_stmt *st, int64_t none)
-{
-	int rc = sqlite3_step(st);
-	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? none : -1;
-	sqlite3_reset(st);
-	return v < 0 ? VEIL_EIO : v;
 }
 
 int md_store_device_exists(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
@@ -257,19 +437,31 @@ int md_store_devices(struct md_store *s, const uint8_t gid[static 32], struct md
 
 static int tx_begin(struct md_store *s)
 {
-	/* A transaction of its own ends the batch first (and tells the mediator). */
+	/*
+	 * A transaction of its own ends the batch first; its sync (tx_end)
+	 * makes that durable too, reported at the next md_store_batch_poll.
+	 */
 	if (s->in_batch)
 		(void)md_store_batch_commit(s);
 	return run(stmt(s, ST_BEGIN));
 }
 
+/* Commits (durable on return: synced on this thread, with every batch before it) or rolls back. */
 static int tx_end(struct md_store *s, int rc)
 {
 	if (rc == 0)
 		rc = run(stmt(s, ST_COMMIT));
 	if (rc != 0)
 		run(stmt(s, ST_ROLLBACK));
+	else
+		rc = sync_now(s);
 	return rc;
+}
+
+/* A write outside a transaction: in the open batch if there is one, else synced now. */
+static int autocommit_end(struct md_store *s, int rc)
+{
+	return rc != 0 || s->in_batch ? rc : sync_now(s);
 }
 
 int md_store_device_login(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
@@ -303,7 +495,7 @@ int md_store_device_seen(struct md_store *s, const uint8_t gid[static 32], uint6
 	sqlite3_stmt *st = stmt(s, ST_DEV_SEEN);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
 	bind_dev(st, 2, gid, did);
-	return run(st);
+	return autocommit_end(s, run(st));
 }
 
 int md_store_device_drop(struct md_store *s, const uint8_t gid[static 32], uint64_t did)
@@ -356,7 +548,7 @@ int md_store_set_shared_data(struct md_store *s, const uint8_t gid[static 32], c
 	if (len > 0)
 		sqlite3_bind_blob(st, 1, box, (int)len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, gid, 32, SQLITE_STATIC);
-	return run(st);
+	return autocommit_end(s, run(st));
 }
 
 int md_store_device_infos(struct md_store *s, const uint8_t gid[static 32],
@@ -447,17 +639,47 @@ int md_store_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t 
 	int rc = tx_begin(s);
 	if (rc != 0)
 		return rc;
-	return tx_end(s, reflect_in(s, gid, sender, flags, ts, env, env_len, rid));
+	rc = tx_end(s, reflect_in(s, gid, sender, flags, ts, env, env_len, rid));
+	if (rc == 0 && s->queued > 0) {
+		if (s->last_seq > s->last_top)
+			s->last_top = s->last_seq;
+		/*
+		 * Durable now, outside every batch: with none waiting to be
+		 * reported, the pump may send it at once; else the next report
+		 * feeds from the store, not from memory (its batches' rows are
+		 * not all the rows above the last report).
+		 */
+		if (s->gen_reported == s->gen_committed)
+			s->durable_top = s->last_top;
+		else
+			s->pump_until = s->gen_committed + 1;
+	}
+	return rc;
 }
 
 /* --- the batch: reflects and acks of one pass of the HTTP loop, one commit --- */
 
-void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx)
+/* PostgreSQL commits its batches synchronously: each is reported as it commits. */
+static void pg_batch_done(void *ctx, int rc)
+{
+	struct md_store *s = ctx;
+	s->pg_gen++;
+	if (s->batch_done != NULL)
+		s->batch_done(s->batch_ctx, s->pg_gen, rc);
+}
+
+void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, uint64_t upto, int rc),
+                       void (*wake)(void *ctx), void *ctx)
 {
 	if (s->pg != NULL)
-		md_pg_on_batch(s->pg, fn, ctx);
+		md_pg_on_batch(s->pg, pg_batch_done, s);
+	if (s->thread_started)
+		pthread_mutex_lock(&s->mu);
 	s->batch_done = fn;
+	s->batch_wake = wake;
 	s->batch_ctx = ctx;
+	if (s->thread_started)
+		pthread_mutex_unlock(&s->mu);
 }
 
 int md_store_batch_open(const struct md_store *s)
@@ -467,35 +689,44 @@ int md_store_batch_open(const struct md_store *s)
 	return s->in_batch;
 }
 
+uint64_t md_store_batch_gen(const struct md_store *s)
+{
+	return (s->pg != NULL ? s->pg_gen : s->gen_committed) + 1;
+}
+
 int64_t md_store_batch_top(const struct md_store *s)
 {
 	/* Other nodes write into the queues too: a device is fed from the store only. */
-	if (s->pg != NULL)
+	if (s->pg != NULL || s->gen_reported <= s->pump_until)
 		return -1;
-	return s->batch_top;
+	return s->durable_top;
 }
 
 int64_t md_store_committed_seq(const struct md_store *s)
 {
 	if (s->pg != NULL)
 		return INT64_MAX; /* its pump reads only committed rows */
-	return s->in_batch ? s->committed_seq : INT64_MAX;
+	return s->in_batch || s->gen_reported < s->gen_committed ? s->durable_top : INT64_MAX;
 }
 
 static int batch_begin(struct md_store *s)
 {
 	if (s->in_batch)
 		return 0;
+	/* Room to record it when it commits (so that the commit cannot fail to). */
+	size_t want = (size_t)(s->gen_committed - s->gen_reported) + 1;
+	if (want > s->gens_cap) {
+		size_t cap = s->gens_cap ? s->gens_cap * 2 : 16;
+		struct md_gen *g = realloc(s->gens, cap * sizeof *g);
+		if (g == NULL)
+			return VEIL_ENOMEM;
+		s->gens = g;
+		s->gens_cap = cap;
+	}
 	int rc = run(stmt(s, ST_BEGIN));
 	if (rc != 0)
 		return rc;
-	int64_t top = one_int(stmt(s, ST_MAX_SEQ), 0);
-	if (top < 0) {
-		run(stmt(s, ST_ROLLBACK));
-		return (int)top;
-	}
-	s->committed_seq = top;
-	s->batch_top = top;
+	s->batch_top = s->last_top;
 	s->in_batch = 1;
 	return 0;
 }
@@ -547,8 +778,71 @@ int md_store_batch_commit(struct md_store *s)
 	s->batch_failed = 0;
 	if (rc != 0)
 		run(stmt(s, ST_ROLLBACK));
-	if (s->batch_done != NULL)
-		s->batch_done(s->batch_ctx, rc);
+	else if (s->batch_top > s->last_top)
+		s->last_top = s->batch_top;
+	/* Recorded (batch_begin made room), then the sync thread takes it with all before it. */
+	s->gens[s->gen_committed - s->gen_reported] = (struct md_gen){.top = s->last_top, .rc = rc};
+	s->gen_committed++;
+	pthread_mutex_lock(&s->mu);
+	s->sync_req = s->gen_committed;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int md_store_batch_syncing(struct md_store *s)
+{
+	if (s->pg != NULL)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	int busy = s->sync_req > s->sync_done;
+	pthread_mutex_unlock(&s->mu);
+	return busy;
+}
+
+void md_store_batch_poll(struct md_store *s)
+{
+	/* Nothing committed waits for a report (the usual pass): no lock taken. */
+	if (s->pg != NULL || s->polling || s->gen_reported == s->gen_committed)
+		return;
+	s->polling = 1;
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		uint64_t done = s->sync_done, fail = s->sync_fail;
+		pthread_mutex_unlock(&s->mu);
+		if (done > s->gen_committed)
+			done = s->gen_committed;
+		if (s->gen_reported >= done)
+			break;
+		/* The longest run of gens with one result, reported at once. */
+		uint64_t lo = s->gen_reported + 1, upto = lo;
+		int rc = lo <= fail ? VEIL_EIO : s->gens[0].rc;
+		while (upto < done &&
+		       (upto + 1 <= fail ? VEIL_EIO : s->gens[upto + 1 - lo].rc) == rc)
+			upto++;
+		int64_t top = s->gens[upto - lo].top;
+		size_t k = (size_t)(upto - lo + 1), left = (size_t)(s->gen_committed - upto);
+		memmove(s->gens, s->gens + k, left * sizeof *s->gens);
+		s->gen_reported = upto;
+		if (top > s->durable_top)
+			s->durable_top = top;
+		if (s->batch_done != NULL)
+			s->batch_done(s->batch_ctx, upto, rc);
+	}
+	s->polling = 0;
+}
+
+int md_store_batch_sync(struct md_store *s)
+{
+	if (s->pg != NULL)
+		return md_pg_batch_commit(s->pg);
+	int rc = md_store_batch_commit(s);
+	pthread_mutex_lock(&s->mu);
+	int behind = s->sync_done < s->gen_committed;
+	pthread_mutex_unlock(&s->mu);
+	if (behind && sync_now(s) != 0 && rc == 0)
+		rc = VEIL_EIO;
+	md_store_batch_poll(s);
 	return rc;
 }
 

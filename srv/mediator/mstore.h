@@ -1,16 +1,20 @@
 /*
  * The mediator's store: its own SQLite file (DATA/mediator.db, WAL,
- * synchronous=FULL), or with a PostgreSQL store (a postgresql:// URL as
+ * synchronous=NORMAL: its WAL is synced before a write returns, or by the
+ * sync thread for the batch), or with a PostgreSQL store (a postgresql:// URL as
  * the path) tables in that database (mstore_pg.c), used from the HTTP
- * thread only. It holds device groups
+ * thread only (SQLite: but for its sync thread, see the batch). It holds device groups
  * (keyed by the device group ID, DGPK.public), their devices (ID, expiration
  * policy, the encrypted device info, connected-since and last-seen times),
  * the encrypted shared device data and one durable reflection queue per
  * device. It never holds an identity or an identity's public key: the
  * mediator never learns them.
  *
- * Every write is one transaction and durable when the call returns, so a
- * reflect-ack sent after md_store_reflect survives kill -9.
+ * Every write but the batch's is one transaction and durable when the call
+ * returns (with every batch committed before it), so a reflect-ack sent
+ * after md_store_reflect survives kill -9 and power loss. With PostgreSQL
+ * a commit returns once the server made it durable (synchronous_commit
+ * on, its default).
  */
 #ifndef VEIL_SRV_MEDIATOR_MSTORE_H
 #define VEIL_SRV_MEDIATOR_MSTORE_H
@@ -124,22 +128,34 @@ int md_store_queue_after(struct md_store *s, const uint8_t gid[static 32], uint6
 /*
  * The batch (group commit): md_store_batch_reflect and md_store_batch_ack
  * do what md_store_reflect and md_store_queue_ack do inside one open
- * transaction, which md_store_batch_commit commits (one fsync for all)
- * and then reports to the function set with md_store_on_batch, with the
- * commit's result: only then are the reflects durable and may be acked.
- * A write that fails in the batch fails all of it: the commit rolls it
- * back and reports the error. Any other write commits the batch first. While a batch is open, queue
- * rows with a seq above md_store_committed_seq are not durable yet.
+ * transaction, which md_store_batch_commit commits without waiting for the
+ * disk. Batches are numbered ("gens", from 1; md_store_batch_gen is the
+ * number of the open batch, or of the next one). With SQLite, the store's
+ * sync thread makes every batch committed so far durable with one fsync
+ * and calls wake(ctx) (from its thread); md_store_batch_poll, on the HTTP
+ * thread, then reports them to fn: fn(ctx, upto, rc) means every batch up
+ * to gen upto not reported before is durable (rc 0) or failed (rolled
+ * back, or its sync failed): only then may their reflects be acked.
+ * md_store_batch_sync commits and makes everything durable on the calling
+ * thread, then polls. With PostgreSQL a commit is durable when it returns
+ * and fn is called from md_store_batch_commit (or from any call that ends
+ * the batch). A write that fails in the batch fails all of it: the commit
+ * rolls it back and reports the error. Any other write commits the batch
+ * first. Queue rows with a seq above md_store_committed_seq may not be
+ * durable yet.
  */
-void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, int rc), void *ctx);
+void md_store_on_batch(struct md_store *s, void (*fn)(void *ctx, uint64_t upto, int rc),
+                       void (*wake)(void *ctx), void *ctx);
 int md_store_batch_open(const struct md_store *s);
+uint64_t md_store_batch_gen(const struct md_store *s);
 int64_t md_store_committed_seq(const struct md_store *s);
 /*
- * The highest queue row seq the current or last batch wrote (the rows of
- * its reflects are all at or below it): for the on_batch function, which
- * may send them from memory to devices that had every earlier row.
- * -1 with a PostgreSQL store: other nodes write into the queues too, so a
- * device is fed from the store only.
+ * For fn, during a report: the highest queue row of the batches reported
+ * (the rows of their reflects are all at or below it, and every row at or
+ * below it is durable), so fn may send them from memory to devices that
+ * had every earlier row. -1 when the devices must be fed from the store:
+ * with a PostgreSQL store (other nodes write into the queues too), or
+ * when rows outside the batches came in between.
  */
 int64_t md_store_batch_top(const struct md_store *s);
 int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uint64_t sender,
@@ -148,6 +164,13 @@ int md_store_batch_reflect(struct md_store *s, const uint8_t gid[static 32], uin
 int md_store_batch_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                        uint32_t rid);
 int md_store_batch_commit(struct md_store *s);
+/*
+ * 1 while the sync thread syncs: a batch committed now would wait for the
+ * next fsync anyway, so it may as well stay open and grow until then.
+ */
+int md_store_batch_syncing(struct md_store *s);
+void md_store_batch_poll(struct md_store *s);
+int md_store_batch_sync(struct md_store *s);
 /* Removes a queued message: 1 if it was there, 0 if not, negative on error. */
 int md_store_queue_ack(struct md_store *s, const uint8_t gid[static 32], uint64_t did,
                        uint32_t rid);

@@ -1215,6 +1215,65 @@ static int t_queue_limit_4114(void)
 	return rc;
 }
 
+/*
+ * A reflect is acked, and reflected to the other devices, only once its
+ * batch is durable: with the store's sync thread held before its fsync
+ * (VEIL_TEST_MD_SYNC_GATE, a file), two reflects get nothing for a while
+ * (before the sync left the HTTP thread, the ack came at once); once the
+ * gate opens, both acks and both reflected come, each in order.
+ * PostgreSQL commits synchronously and has no sync thread: not run there.
+ */
+static int gated_acks(const char *gate)
+{
+	struct group g;
+	struct dev a, b;
+	uint8_t env[2][40];
+	group_new(&g);
+	IT_CHECK(dev_online(&a, &g, 1001, VEIL_MD_SLOT_NEW, NULL) == 0);
+	IT_CHECK(dev_online(&b, &g, 1002, VEIL_MD_SLOT_NEW, NULL) == 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		randombytes_buf(env[i], sizeof env[i]);
+		IT_CHECK(reflect(&a, i + 1, 0, env[i], sizeof env[i]) == 0);
+	}
+	IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 700) == VEIL_ETIMEOUT);
+	IT_CHECK(dev_expect(&b, VEIL_MD_REFLECTED, 200) == VEIL_ETIMEOUT);
+	IT_CHECK(unlink(gate) == 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		struct veil_md_reflect r;
+		IT_CHECK(dev_expect(&a, VEIL_MD_REFLECT_ACK, 5000) == 0);
+		IT_CHECK(veil_md_reflect_ack_parse(&r, a.pl, a.pn) == 0 && r.id == i + 1);
+	}
+	for (uint32_t i = 0; i < 2; i++)
+		IT_CHECK(expect_reflected(&b, env[i], sizeof env[i], NULL, 1) == 0);
+	dev_close(&a);
+	dev_close(&b);
+	return 0;
+}
+
+static int t_acks_wait_for_the_sync(void)
+{
+	static struct it_server s4;
+	char gate[] = "/tmp/veil-it-gate-XXXXXX";
+	if (it_on_pg())
+		return 0;
+	int fd = mkstemp(gate);
+	IT_CHECK(fd >= 0);
+	close(fd);
+	setenv("VEIL_TEST_MD_SYNC_GATE", gate, 1);
+	int started = it_start(&s4);
+	unsetenv("VEIL_TEST_MD_SYNC_GATE");
+	if (started != 0) {
+		unlink(gate);
+		IT_CHECK(started == 0);
+	}
+	wsrv = &s4;
+	int rc = gated_acks(gate);
+	wsrv = &srv;
+	unlink(gate);
+	IT_CHECK(it_stop(&s4, SIGTERM) == 0);
+	return rc;
+}
+
 #define RUN_IT(fn)                                                                                 \
 	do {                                                                                       \
 		int r_ = fn();                                                                     \
@@ -1265,6 +1324,7 @@ int main(void)
 	RUN_IT(t_devices_chat_through_proxy);
 	RUN_IT(t_chat_limits_spare_mediator);
 	RUN_IT(t_no_identity_in_mediator_tables);
+	RUN_IT(t_acks_wait_for_the_sync);
 	RUN_IT(t_kill9_loses_no_acked_reflect);
 	RUN_IT(t_clean_shutdown_with_devices);
 	it_stop(&srv, SIGKILL);

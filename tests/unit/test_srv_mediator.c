@@ -1,4 +1,5 @@
 /* The mediator's CSP stream cutter and its store (srv/mediator). */
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -281,10 +282,94 @@ static void test_mstore_queue_limit(void)
 	store_rm(dir, path);
 }
 
+struct bgot {
+	int calls;
+	uint64_t upto;
+	int rc;
+	int64_t top;
+	struct md_store *s;
+	atomic_int wakes;
+};
+
+static void on_batch(void *ctx, uint64_t upto, int rc)
+{
+	struct bgot *b = ctx;
+	b->calls++;
+	b->upto = upto;
+	b->rc = rc;
+	b->top = md_store_batch_top(b->s);
+}
+
+static void on_wake(void *ctx)
+{
+	struct bgot *b = ctx;
+	atomic_fetch_add(&b->wakes, 1);
+}
+
+/*
+ * Group commit off the caller's thread: a committed batch is reported
+ * (fn, from md_store_batch_poll on the caller's thread) only after the
+ * sync thread has made it durable and woken the caller, batches in order;
+ * until then its queue rows are above md_store_committed_seq. A batch
+ * still open is not reported; md_store_batch_sync commits and reports it.
+ */
+static void test_mstore_batch_sync_thread(void)
+{
+	char dir[] = "/tmp/veil-mstore-XXXXXX", path[64];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/mediator.db", dir);
+	static struct bgot b;
+	struct md_store *s;
+	uint8_t gid[32];
+	uint32_t rid;
+	randombytes_buf(gid, sizeof gid);
+	CHECK_RC(md_store_open(&s, path), 0);
+	b.s = s;
+	atomic_init(&b.wakes, 0);
+	md_store_on_batch(s, on_batch, on_wake, &b);
+	CHECK_RC(md_store_device_login(s, gid, 1, 1, NULL, 0, 1000), 0);
+	CHECK_RC(md_store_device_login(s, gid, 2, 1, NULL, 0, 1000), 0);
+	CHECK(md_store_committed_seq(s) == INT64_MAX);
+	CHECK(md_store_batch_gen(s) == 1);
+	CHECK_RC(md_store_batch_reflect(s, gid, 1, 0, 3000, (const uint8_t *)"a", 1, &rid), 0);
+	CHECK_RC(md_store_batch_reflect(s, gid, 1, 0, 3001, (const uint8_t *)"b", 1, &rid), 0);
+	struct qgot q = {0};
+	CHECK_RC(md_store_queue_after(s, gid, 2, 0, 8, on_q, &q), 2);
+	CHECK(q.seq[0] > md_store_committed_seq(s));
+	CHECK_RC(md_store_batch_commit(s), 0);
+	CHECK(!md_store_batch_open(s) && md_store_batch_gen(s) == 2);
+	/* Not durable as far as the caller knows until a poll reports it. */
+	CHECK(b.calls == 0 && q.seq[1] > md_store_committed_seq(s));
+	CHECK_RC(md_store_batch_reflect(s, gid, 1, 0, 3002, (const uint8_t *)"c", 1, &rid), 0);
+	for (int i = 0; i < 30000 && (b.calls == 0 || atomic_load(&b.wakes) == 0); i++) {
+		md_store_batch_poll(s);
+		usleep(1000);
+	}
+	CHECK(atomic_load(&b.wakes) >= 1);
+	CHECK(b.calls == 1 && b.upto == 1 && b.rc == 0 && b.top == q.seq[1]);
+	/* Batch 1's rows may go out; batch 2's (still open) may not. */
+	CHECK(md_store_committed_seq(s) == q.seq[1]);
+	struct qgot q2 = {0};
+	CHECK_RC(md_store_queue_after(s, gid, 2, q.seq[1], 8, on_q, &q2), 1);
+	CHECK(q2.seq[0] > md_store_committed_seq(s));
+	CHECK_RC(md_store_batch_sync(s), 0);
+	CHECK(b.calls == 2 && b.upto == 2 && b.rc == 0 && b.top == q2.seq[0]);
+	CHECK(md_store_committed_seq(s) == INT64_MAX);
+	md_store_batch_poll(s);
+	CHECK(b.calls == 2);
+	md_store_close(s);
+	/* What was reported durable is there after a reopen. */
+	CHECK_RC(md_store_open(&s, path), 0);
+	CHECK_RC(md_store_queue_len(s, gid, 2), 3);
+	md_store_close(s);
+	store_rm(dir, path);
+}
+
 T_MAIN_BEGIN
 RUN(test_cspcut_boundaries);
 RUN(test_cspcut_oversize_frame);
 RUN(test_mstore_queue);
 RUN(test_mstore_devices_and_shared);
 RUN(test_mstore_queue_limit);
+RUN(test_mstore_batch_sync_thread);
 T_MAIN_END
