@@ -976,7 +976,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	h->protocols[0] = (struct lws_protocols){
 	    .name = "http",
 	    .callback = http_cb,
-	    .per_session_data_size = sizeof(struct http_req),
+	    .per_session_data_size = sizeof(struct http_pss),
 	};
 	h->protocols[1] = (struct lws_protocols){
 	    .name = VEIL_HTTP_RAW_PROTOCOL,
