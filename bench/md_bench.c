@@ -456,10 +456,11 @@ static double fsync_rate(void)
 
 int main(int argc, char **argv)
 {
-	int runs = 3, secs = 5, groups = 32, idle = 500, paced = 5000, opt;
+	int runs = 3, secs = 5, groups = 32, idle = 500, paced = 5000, idle_only = 0, opt;
 	static const struct option lo[] = {
-	    {"bin", 1, 0, 'b'},  {"runs", 1, 0, 'r'}, {"secs", 1, 0, 's'}, {"groups", 1, 0, 'g'},
-	    {"idle", 1, 0, 'i'}, {"rate", 1, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+	    {"bin", 1, 0, 'b'},       {"runs", 1, 0, 'r'}, {"secs", 1, 0, 's'},
+	    {"groups", 1, 0, 'g'},    {"idle", 1, 0, 'i'}, {"rate", 1, 0, 'p'},
+	    {"idle-only", 0, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'b': bindir = optarg; break;
@@ -468,10 +469,13 @@ int main(int argc, char **argv)
 		case 'g': groups = (int)strtol(optarg, NULL, 10); break;
 		case 'i': idle = (int)strtol(optarg, NULL, 10); break;
 		case 'p': paced = (int)strtol(optarg, NULL, 10); break;
+		case 'o': idle_only = 1; break;
 		default:
 			printf(
 			    "usage: md_bench [--bin DIR] [--runs N] [--secs S (1..8)] [--groups G] "
-			    "[--idle N] [--rate R]\n");
+			    "[--idle N] [--rate R] [--idle-only]\n"
+			    "  --idle-only  measure the idle devices' memory only (no reflection "
+			    "phases)\n");
 			return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -482,7 +486,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (veil_crypto_init() != 0 || (lat = malloc(LAT_MAX * sizeof *lat)) == NULL)
 		return 1;
-	double fl[9], fc[9], f50[9], f99[9], pr[9], pc[9], p50[9], p99[9], mem[9], fs[9];
+	double fl[9] = {0}, fc[9] = {0}, f50[9] = {0}, f99[9] = {0}, pr[9] = {0}, pc[9] = {0},
+	       p50[9] = {0}, p99[9] = {0}, mem[9], fs[9], anon[9], file[9], shm[9];
 	for (int r = 0; r < runs; r++) {
 		struct result a, b;
 		if (start_veild() != 0) {
@@ -496,13 +501,27 @@ int main(int argc, char **argv)
 		 * memory the phases freed does not hide what they cost.
 		 */
 		usleep(300000);
-		long rss0 = proc_rss_kb(srv_pid);
+		long rss0 = proc_rss_kb(srv_pid), an0 = proc_status_kb(srv_pid, "RssAnon:"),
+		     fi0 = proc_status_kb(srv_pid, "RssFile:"),
+		     sh0 = proc_status_kb(srv_pid, "RssShmem:");
 		if (make_groups(idle / 3, 3) != 0)
 			return 1;
 		usleep(300000);
 		long rss1 = proc_rss_kb(srv_pid);
-		mem[r] = ndev ? (double)(rss1 - rss0) * 1024.0 / ndev : 0;
+		double nd = ndev ? ndev : 1;
+		mem[r] = (double)(rss1 - rss0) * 1024.0 / nd;
+		anon[r] = (double)(proc_status_kb(srv_pid, "RssAnon:") - an0) * 1024.0 / nd;
+		file[r] = (double)(proc_status_kb(srv_pid, "RssFile:") - fi0) * 1024.0 / nd;
+		shm[r] = (double)(proc_status_kb(srv_pid, "RssShmem:") - sh0) * 1024.0 / nd;
 		dev_close_all();
+		if (idle_only) {
+			stop_veild();
+			printf(
+			    "run %d: idle %.0f B/conn (anonymous %.0f, file %.0f, shared %.0f)\n",
+			    r + 1, mem[r], anon[r], file[r], shm[r]);
+			fflush(stdout);
+			continue;
+		}
 		/*
 		 * Fresh groups for each phase: the mediator opens a CSP session
 		 * for every device, which the chat service closes (and the
@@ -525,9 +544,21 @@ int main(int argc, char **argv)
 		    "%.2f p99 %.2f ms | idle %.0f B/conn | fsync %.0f/s\n",
 		    r + 1, a.per_s, a.cpu_us, a.p50_ms, a.p99_ms, b.per_s, b.cpu_us, b.p50_ms,
 		    b.p99_ms, mem[r], fs[r]);
+		printf("       idle memory: anonymous %.0f, file %.0f, shared %.0f B/conn\n",
+		       anon[r], file[r], shm[r]);
 		fflush(stdout);
 	}
 	double fsm = median(fs, runs), flm = median(fl, runs);
+	if (idle_only) {
+		printf(
+		    "md_bench: idle device connection: %.0f bytes of veild's resident memory each "
+		    "(anonymous %.0f, file %.0f, shared %.0f; %d devices in groups of 3, medians "
+		    "of %d runs)\n",
+		    median(mem, runs), median(anon, runs), median(file, runs), median(shm, runs),
+		    idle / 3 * 3, runs);
+		free(lat);
+		return 0;
+	}
 	printf("md_bench: %d groups of 3 devices, %d-byte envelopes, medians of %d runs of %d s\n",
 	       groups, ENV_LEN, runs, secs);
 	printf("  flat out:  %.0f reflected envelopes/s delivered, %.1f us server CPU each, "

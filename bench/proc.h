@@ -135,20 +135,27 @@ static inline uint64_t proc_sleeps(pid_t pid)
 	return n;
 }
 
-/* Resident memory of a process in KiB. */
-static inline long proc_rss_kb(pid_t pid)
+/* A field of /proc/PID/status in KiB ("VmRSS:", "RssAnon:", ...), -1 if absent. */
+static inline long proc_status_kb(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t n = strlen(field);
 	long kb = -1;
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			kb = strtol(line + 6, NULL, 10);
+		if (strncmp(line, field, n) == 0)
+			kb = strtol(line + n, NULL, 10);
 	fclose(f);
 	return kb;
+}
+
+/* Resident memory of a process in KiB. */
+static inline long proc_rss_kb(pid_t pid)
+{
+	return proc_status_kb(pid, "VmRSS:");
 }
 
 #endif

@@ -39,6 +39,8 @@
 #define VEIL_HTTP_CHUNK 4096             /* bytes written per writable callback */
 #define VEIL_HTTP_FILE_CHUNK (64 * 1024) /* file body bytes per writable callback */
 #define VEIL_HTTP_REFUSE_LOG_MS 60000    /* at most one line about refused connections */
+#define VEIL_HTTP_WS_SWEEP_MS 10000      /* idle WebSockets give memory back (ws.c) */
+#define HTTP_CB_SWEEP LWS_CALLBACK_USER  /* the sweep's visit to each connection */
 
 struct http_route {
 	char method[8]; /* "" = any */
@@ -66,7 +68,7 @@ struct http_resumed {
 	uint8_t body[];
 };
 
-struct http_pss;
+struct http_req;
 
 struct http_cleanup {
 	void (*fn)(void *arg);
@@ -91,7 +93,10 @@ struct veil_http {
 	struct http_limit limits[VEIL_HTTP_MAX_LIMITS];
 	size_t nlimits;
 	struct http_ws_table ws;
-	int stopping; /* the context is being destroyed: no new work */
+	uint32_t ws_sweep_ms;
+	lws_sorted_usec_list_t sweep; /* the next sweep of idle WebSockets */
+	atomic_uint sweeps;           /* sweeps done (for tests) */
+	int stopping;                 /* the context is being destroyed: no new work */
 	/* Per-address connection limits; refusals counted for the next log line. */
 	struct veil_connlimit *conns;
 	uint64_t refused_open, refused_rate, refused_log_ms;
@@ -99,7 +104,7 @@ struct veil_http {
 	struct veil_cidr trusted[VEIL_MAX_TRUSTED_PROXIES];
 	size_t ntrusted;
 	/* Deferred requests: waiting connections (HTTP thread) and answers (locked). */
-	struct http_pss *waiting;
+	struct http_req *waiting;
 	uint64_t next_ticket;
 	pthread_mutex_t rlock;
 	struct http_resumed *resumed, **resumed_tail;
@@ -117,8 +122,12 @@ enum http_state { ST_IDLE = 0, ST_BODY, ST_DRAIN, ST_SEND, ST_WAIT };
  */
 #define VEIL_HTTP_DRAIN_MAX (16u * 1024u * 1024u)
 
-/* Per-connection state, zeroed by lws when the connection binds to us. */
-struct http_pss {
+/*
+ * A request in progress: allocated when its headers are in, freed once it
+ * is answered (or the connection closes), so that a connection between
+ * requests, and a WebSocket, holds only struct http_pss.
+ */
+struct http_req {
 	int state;
 	int route; /* index into routes, or -1 */
 	char method[8];
@@ -133,13 +142,21 @@ struct http_pss {
 	const struct veil_http_stream_ops *sops;
 	void *sctx;
 	int sctx_complete;
-	/* A WebSocket connection (after the upgrade lws gives it fresh, zeroed data). */
-	struct veil_http_ws *ws;
 	/* A deferred request (ST_WAIT): on h->waiting until answered or closed. */
 	struct veil_http *h;
 	struct lws *wsi;
 	uint64_t ticket;
-	struct http_pss *wprev, *wnext;
+	struct http_req *wprev, *wnext;
+};
+
+/*
+ * Per-connection state, zeroed by lws when the connection binds to us; kept
+ * small, as every idle connection and every WebSocket holds one (an HTTP
+ * connection's upgrade frees it and lws gives the WebSocket a fresh one).
+ */
+struct http_pss {
+	struct http_req *req;    /* the request in progress, or NULL */
+	struct veil_http_ws *ws; /* a WebSocket connection's state */
 };
 
 static const char *json_content_type = "application/json";
@@ -192,7 +209,7 @@ void veil_http_resp_error(struct veil_http_resp *resp, int status, const char *m
 	veil_http_resp_json(resp, status, text);
 }
 
-static void wait_unlink(struct http_pss *ps)
+static void wait_unlink(struct http_req *ps)
 {
 	if (ps->state != ST_WAIT)
 		return;
@@ -206,7 +223,7 @@ static void wait_unlink(struct http_pss *ps)
 	ps->state = ST_IDLE;
 }
 
-static void pss_release(struct http_pss *ps)
+static void req_release(struct http_req *ps)
 {
 	wait_unlink(ps);
 	if (ps->sops != NULL && ps->sctx != NULL)
@@ -224,6 +241,16 @@ static void pss_release(struct http_pss *ps)
 	ps->sent = 0;
 }
 
+/* Ends the connection's request, if one is in progress, and frees its state. */
+static void pss_end_request(struct http_pss *pss)
+{
+	if (pss->req == NULL)
+		return;
+	req_release(pss->req);
+	free(pss->req);
+	pss->req = NULL;
+}
+
 static const char *method_name(int m)
 {
 	switch (m) {
@@ -239,7 +266,7 @@ static const char *method_name(int m)
 }
 
 /* Queues the response in ps->resp for sending. */
-static void respond(struct lws *wsi, struct http_pss *ps)
+static void respond(struct lws *wsi, struct http_req *ps)
 {
 	if (ps->resp.content_type == NULL)
 		ps->resp.content_type = json_content_type;
@@ -255,7 +282,7 @@ static void respond(struct lws *wsi, struct http_pss *ps)
 	lws_callback_on_writable(wsi);
 }
 
-static void dispatch(struct veil_http *h, struct lws *wsi, struct http_pss *ps)
+static void dispatch(struct veil_http *h, struct lws *wsi, struct http_req *ps)
 {
 	const struct http_route *r = &h->routes[ps->route];
 	struct veil_http_req req = {
@@ -285,8 +312,8 @@ static void dispatch(struct veil_http *h, struct lws *wsi, struct http_pss *ps)
 
 uint64_t veil_http_defer(struct veil_http_resp *resp)
 {
-	struct http_pss *ps =
-	    (struct http_pss *)(void *)((char *)resp - offsetof(struct http_pss, resp));
+	struct http_req *ps =
+	    (struct http_req *)(void *)((char *)resp - offsetof(struct http_req, resp));
 	resp->deferred = 1;
 	return ps->ticket;
 }
@@ -332,7 +359,7 @@ static void run_resumed(struct veil_http *h)
 	pthread_mutex_unlock(&h->rlock);
 	while (r != NULL) {
 		struct http_resumed *next = r->next;
-		struct http_pss *ps = h->waiting;
+		struct http_req *ps = h->waiting;
 		while (ps != NULL && ps->ticket != r->ticket)
 			ps = ps->wnext;
 		if (ps != NULL) {
@@ -363,7 +390,7 @@ static void hdr_copy(struct lws *wsi, enum lws_token_indexes tok, char *dst, siz
  * Starts a streaming route: begin sees the headers; a body then flows to
  * the route's body callback (state ST_BODY) and end answers.
  */
-static void stream_begin(const struct http_route *r, struct lws *wsi, struct http_pss *ps,
+static void stream_begin(const struct http_route *r, struct lws *wsi, struct http_req *ps,
                          uint64_t content_length, int has_body)
 {
 	char ctype[256], auth[512], range[128];
@@ -403,7 +430,7 @@ static void stream_begin(const struct http_route *r, struct lws *wsi, struct htt
 	ps->state = ST_BODY;
 }
 
-static void too_large(struct lws *wsi, struct http_pss *ps)
+static void too_large(struct lws *wsi, struct http_req *ps)
 {
 	veil_http_resp_error(&ps->resp, 413, "request body too large", NULL);
 	ps->resp.close = 1;
@@ -443,7 +470,7 @@ void http_client_addr(struct lws *wsi, char *out, size_t cap)
 }
 
 /* Takes a token for the client from every limit over the path; 0, or -1 if one is empty. */
-static int over_limit(struct veil_http *h, const struct http_pss *ps)
+static int over_limit(struct veil_http *h, const struct http_req *ps)
 {
 	uint64_t now = veil_mono_ms();
 	for (size_t i = 0; i < h->nlimits; i++) {
@@ -466,7 +493,7 @@ static int over_limit(struct veil_http *h, const struct http_pss *ps)
  * of up to VEIL_HTTP_DRAIN_MAX bytes, so that the client reads the answer,
  * else at once.
  */
-static void refuse(struct lws *wsi, struct http_pss *ps, int has_body)
+static void refuse(struct lws *wsi, struct http_req *ps, int has_body)
 {
 	char cl[32];
 	unsigned long long v = 0;
@@ -484,11 +511,14 @@ static void refuse(struct lws *wsi, struct http_pss *ps, int has_body)
 		respond(wsi, ps);
 }
 
-static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps, const char *uri,
+static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *pss, const char *uri,
                       size_t ulen)
 {
-	pss_release(ps);
-	memset(ps, 0, sizeof *ps);
+	pss_end_request(pss);
+	struct http_req *ps = calloc(1, sizeof *ps);
+	if (ps == NULL)
+		return -1; /* closes the connection */
+	pss->req = ps;
 	ps->route = -1;
 	veil_buf_init(&ps->resp.body, VEIL_HTTP_MAX_RESPONSE);
 	ps->resp.status = 500;
@@ -631,7 +661,7 @@ static int on_request(struct veil_http *h, struct lws *wsi, struct http_pss *ps,
 }
 
 /* Sends the next piece of a file body; 1 when it was the last. */
-static int send_file_some(struct lws *wsi, struct http_pss *ps)
+static int send_file_some(struct lws *wsi, struct http_req *ps)
 {
 	static _Thread_local uint8_t fbuf[LWS_PRE + VEIL_HTTP_FILE_CHUNK];
 	uint64_t left = ps->resp.file_len - ps->sent;
@@ -684,8 +714,9 @@ static int add_page_headers(struct lws *wsi, const struct veil_http_resp *r, uin
 	return 0;
 }
 
-static int send_some(struct lws *wsi, struct http_pss *ps)
+static int send_some(struct lws *wsi, struct http_pss *pss)
 {
+	struct http_req *ps = pss->req;
 	uint8_t buf[LWS_PRE + VEIL_HTTP_CHUNK];
 	if (!ps->headers_sent) {
 		uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
@@ -740,7 +771,7 @@ static int send_some(struct lws *wsi, struct http_pss *ps)
 		}
 	}
 	int close = ps->resp.close;
-	pss_release(ps);
+	pss_end_request(pss);
 	if (close)
 		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -796,11 +827,12 @@ static void count_connection(struct veil_http *h, struct lws *wsi)
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
-	struct http_pss *ps = user;
+	struct http_pss *pss = user;
+	struct http_req *ps = pss != NULL ? pss->req : NULL;
 	struct veil_http *h = lws_context_user(lws_get_context(wsi));
 	int handled = 0;
 	int wrc =
-	    http_ws_callback(&h->ws, wsi, reason, ps != NULL ? &ps->ws : NULL, in, len, &handled);
+	    http_ws_callback(&h->ws, wsi, reason, pss != NULL ? &pss->ws : NULL, in, len, &handled);
 	if (handled)
 		return wrc;
 	switch (reason) {
@@ -811,15 +843,19 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		veil_connlimit_close(h->conns, (uintptr_t)lws_get_opaque_user_data(wsi));
 		lws_set_opaque_user_data(wsi, NULL);
 		return 0;
+	case HTTP_CB_SWEEP:
+		if (pss != NULL && pss->ws != NULL)
+			http_ws_sweep(pss->ws);
+		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		run_resumed(h);
 		for (size_t i = 0; i < h->nwakers; i++)
 			h->wakers[i].fn(h->wakers[i].arg);
 		return 0;
 	case LWS_CALLBACK_HTTP:
-		if (ps == NULL)
+		if (pss == NULL)
 			return -1;
-		return on_request(h, wsi, ps, in, len);
+		return on_request(h, wsi, pss, in, len);
 	case LWS_CALLBACK_HTTP_BODY:
 		if (ps == NULL || ps->state != ST_BODY)
 			return 0; /* refused or after a 413: drop whatever still arrives */
@@ -851,11 +887,11 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (ps == NULL || ps->state != ST_SEND)
 			return 0;
-		return send_some(wsi, ps);
+		return send_some(wsi, pss);
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (ps != NULL)
-			pss_release(ps);
+		if (pss != NULL)
+			pss_end_request(pss);
 		return 0;
 	default: break;
 	}
@@ -928,6 +964,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	pthread_mutex_init(&h->rlock, NULL);
 	h->resumed_tail = &h->resumed;
 	h->max_body = srv->cfg.http_max_body ? srv->cfg.http_max_body : VEIL_HTTP_DEFAULT_MAX_BODY;
+	h->ws_sweep_ms = VEIL_HTTP_WS_SWEEP_MS;
 	h->ntrusted = srv->cfg.n_trusted_proxies;
 	memcpy(h->trusted, srv->cfg.trusted_proxies, sizeof h->trusted);
 	int rc = veil_connlimit_new(&h->conns, srv->cfg.http_conn_per_addr,
@@ -947,6 +984,7 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	};
 	atomic_init(&h->stop, 0);
 
+	http_lwsmem_install();
 	/* lws logs errors only; its notices would carry client addresses. */
 	lws_set_log_level(LLL_ERR, lws_log_emit);
 
@@ -1153,9 +1191,34 @@ void veil_http_wake(struct veil_http *h)
 	pthread_mutex_unlock(&h->rlock);
 }
 
+void veil_http_ws_sweep_ms(struct veil_http *h, uint32_t ms)
+{
+	if (!h->running && ms > 0)
+		h->ws_sweep_ms = ms;
+}
+
+unsigned http_sweeps(struct veil_http *h)
+{
+	return atomic_load(&h->sweeps);
+}
+
+/* Visits every connection: the idle WebSockets give back memory (http_ws_sweep). */
+static void sweep_cb(lws_sorted_usec_list_t *sul)
+{
+	struct veil_http *h = lws_container_of(sul, struct veil_http, sweep);
+	struct lws_vhost *vh = lws_get_vhost_by_name(h->ctx, "default");
+	const struct lws_protocols *p = vh != NULL ? lws_vhost_name_to_protocol(vh, "http") : NULL;
+	if (p != NULL)
+		lws_callback_all_protocol_vhost_args(vh, p, HTTP_CB_SWEEP, NULL, 0);
+	atomic_fetch_add(&h->sweeps, 1);
+	lws_sul_schedule(h->ctx, 0, &h->sweep, sweep_cb, (lws_usec_t)h->ws_sweep_ms * 1000);
+}
+
 static void *http_thread(void *arg)
 {
 	struct veil_http *h = arg;
+	if (h->ws.n > 0)
+		lws_sul_schedule(h->ctx, 0, &h->sweep, sweep_cb, (lws_usec_t)h->ws_sweep_ms * 1000);
 	while (!atomic_load(&h->stop)) {
 		if (lws_service(h->ctx, 0) < 0)
 			break;
@@ -1198,6 +1261,7 @@ void veil_http_stop(struct veil_http *h)
 		pthread_join(h->thread, NULL);
 		h->running = 0;
 	}
+	lws_sul_cancel(&h->sweep);
 	/* Destroying the context closes every connection and frees their state. */
 	h->stopping = 1;
 	lws_context_destroy(h->ctx);

@@ -232,6 +232,12 @@ struct veil_http_ws_ops {
 	 */
 	void (*established)(void *ctx);
 };
+/*
+ * How often idle WebSockets give back the memory they hold for their next
+ * message (default 10 s; a connection is swept once a whole period passed
+ * without a message). Only before run; for tests.
+ */
+void veil_http_ws_sweep_ms(struct veil_http *h, uint32_t ms);
 /* Only before run. Returns 0 or VEIL_ELIMIT / VEIL_EINVAL. */
 int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_message,
                        const struct veil_http_ws_ops *ops, void *arg);

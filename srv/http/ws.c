@@ -69,7 +69,9 @@ struct veil_http_ws {
 	void *ctx;
 	struct http_queue out;
 	struct veil_buf rx; /* a message being reassembled */
+	void *rxb;          /* lws's receive buffer for it (lwsmem.c), NULL if not known */
 	int established;
+	int active;     /* a message came since the last sweep */
 	int close_code; /* non-zero: close once out is empty */
 	int rx_skip;    /* dropping the rest of a message */
 	int peer_close; /* the code of the peer's close frame, 0 if none came */
@@ -164,6 +166,7 @@ static int ws_receive(struct veil_http_ws *c, const uint8_t *in, size_t len)
 {
 	if (c->close_code != 0)
 		return 0;
+	c->active = 1;
 	if (lws_is_first_fragment(c->wsi)) {
 		veil_buf_reset(&c->rx);
 		c->rx_skip = 0;
@@ -174,6 +177,16 @@ static int ws_receive(struct veil_http_ws *c, const uint8_t *in, size_t len)
 	}
 	if (c->rx_skip)
 		return 0;
+	if (c->rx.len == 0 && lws_is_final_fragment(c->wsi) &&
+	    lws_remaining_packet_payload(c->wsi) == 0) {
+		/* A whole message in one piece (the usual case): no copy. */
+		if (len > c->rx.max) {
+			veil_http_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+			return 0;
+		}
+		c->route->ops->message(c->ctx, in != NULL ? in : (const uint8_t *)"", len);
+		return 0;
+	}
 	if (veil_buf_append(&c->rx, in, len) != 0) {
 		c->rx_skip = 1;
 		veil_http_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
@@ -263,10 +276,13 @@ int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback
 	*handled = 1;
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* lws allocates the receive buffer between here and ESTABLISHED. */
+		(void)http_lwsmem_last_rx();
 		return slot != NULL ? ws_filter(t, wsi, slot) : -1;
 	case LWS_CALLBACK_ESTABLISHED:
 		if (slot == NULL || *slot == NULL)
 			return -1;
+		(*slot)->rxb = http_lwsmem_last_rx();
 		(*slot)->established = 1;
 		if ((*slot)->out.head != NULL || (*slot)->close_code != 0)
 			lws_callback_on_writable(wsi);
@@ -299,6 +315,23 @@ int http_ws_callback(struct http_ws_table *t, struct lws *wsi, enum lws_callback
 		return 0;
 	default: *handled = 0; return 0;
 	}
+}
+
+void http_ws_sweep(struct veil_http_ws *c)
+{
+	if (c->active || !c->established) {
+		c->active = 0;
+		return;
+	}
+	/* Idle since the last sweep: what it holds for the next message goes. */
+	if (c->rx.len == 0)
+		veil_buf_release(&c->rx);
+	/*
+	 * lws's buffer holds bytes only while a control frame is partly read
+	 * (payload still to come); data frames never pass through it.
+	 */
+	if (c->rxb != NULL && lws_remaining_packet_payload(c->wsi) == 0)
+		(void)http_lwsmem_idle(c->rxb);
 }
 
 /* --- raw sockets --- */

@@ -103,7 +103,7 @@ struct md_conn {
 	struct veil_http_ws *ws;
 	int state;
 	uint8_t gid[32];
-	struct veil_md_server_hs hs;
+	struct veil_md_server_hs *hs; /* until the ClientHello (memory per idle device) */
 	uint64_t did;
 	struct md_group *g;
 	struct md_conn *gnext;
@@ -116,8 +116,7 @@ struct md_conn {
 	struct veil_http_raw *up;
 	uint16_t up_port; /* its local port, marked in m->self while up is open */
 	struct md_cspcut cut;
-	/* Ephemeral reflected IDs sent, not acked (MD_EPH_MAX; allocated at the first: memory per device). */
-	uint32_t *eph;
+	uint32_t *eph; /* ephemeral reflected IDs sent, not acked: MD_EPH_MAX, while any */
 	size_t neph;
 	/* Reflects held in the transaction: flags u16le || ts u64le || len u32le || envelope. */
 	struct veil_buf held;
@@ -772,7 +771,7 @@ static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, u
 		if (o == c || o->state != C_READY)
 			continue;
 		if (o->eph == NULL && (o->eph = malloc(MD_EPH_MAX * sizeof *o->eph)) == NULL)
-			continue;            /* ephemeral: it may be lost */
+			continue; /* ephemeral: it may be lost */
 		if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
 			memmove(o->eph, o->eph + 1, (MD_EPH_MAX - 1) * sizeof o->eph[0]);
 			o->neph--;
@@ -1030,7 +1029,10 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 	for (size_t i = 0; i < c->neph; i++)
 		if (c->eph[i] == r.id) {
 			memmove(c->eph + i, c->eph + i + 1, (c->neph - i - 1) * sizeof c->eph[0]);
-			c->neph--;
+			if (--c->neph == 0) {
+				free(c->eph);
+				c->eph = NULL;
+			}
 			return;
 		}
 	/*
@@ -1206,6 +1208,16 @@ static int drop_least_recent(struct md_conn *c, int count)
 	return 0;
 }
 
+/* The handshake's ephemeral key, wiped and freed once used (or the connection ends). */
+static void hs_free(struct md_conn *c)
+{
+	if (c->hs == NULL)
+		return;
+	veil_md_server_hs_wipe(c->hs);
+	free(c->hs);
+	c->hs = NULL;
+}
+
 static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 {
 	struct veil_medsvc *m = c->m;
@@ -1220,8 +1232,8 @@ static void on_client_hello(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_VERSION);
 		return;
 	}
-	int vrc = veil_md_server_verify(&c->hs, &ch, c->gid);
-	veil_md_server_hs_wipe(&c->hs);
+	int vrc = c->hs != NULL ? veil_md_server_verify(c->hs, &ch, c->gid) : VEIL_EPROTO;
+	hs_free(c);
 	if (vrc != 0) {
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 		return;
@@ -1581,7 +1593,8 @@ static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const c
 	}
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
-	if (veil_md_server_hello_make(&c->hs, &b) != 0) {
+	if ((c->hs = calloc(1, sizeof *c->hs)) == NULL ||
+	    veil_md_server_hello_make(c->hs, &b) != 0) {
 		veil_buf_release(&b);
 		conn_close(c, VEIL_MD_CLOSE_INTERNAL);
 		return 0;
@@ -1655,10 +1668,10 @@ static void md_closed(void *ctx)
 	c->state = C_CLOSING;
 	group_leave(c);
 	up_close(c);
-	veil_md_server_hs_wipe(&c->hs);
+	hs_free(c);
+	free(c->eph);
 	veil_buf_release(&c->early);
 	veil_buf_release(&c->held);
-	free(c->eph);
 	free(c);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include "../../srv/limit/selfconn.h"
 #include "../../srv/http/forwarded.h"
 #include "../../srv/http/http.h"
+#include "../../srv/http/http_int.h"
 #include "../../srv/limit/cidr.h"
 #include "../../srv/server.h"
 #include "t.h"
@@ -679,8 +681,172 @@ static void test_ws_burst(void)
 	CHECK(got == BURST_N);
 }
 
+/*
+ * Idle WebSockets give memory back (srv/http/ws.c, lwsmem.c): lws's 64 KiB
+ * receive buffer is untouched until a control frame arrives, and a sweep
+ * gives back the page a ping touched. A ping whose payload is split across
+ * sweeps (lws holds the first part in that buffer) is answered with its
+ * whole payload, and a message of nearly the 64 KiB limit sent in two
+ * fragments with sweeps in between arrives intact.
+ */
+static int echo_open(void *arg, struct veil_http_ws *c, const char *path, const char *client,
+                     void **ctx)
+{
+	(void)arg;
+	(void)path;
+	(void)client;
+	*ctx = c;
+	return 0;
+}
+
+static void echo_message(void *ctx, const uint8_t *p, size_t n)
+{
+	if (veil_http_ws_send(ctx, p, n) != 0)
+		veil_http_ws_close(ctx, 1011);
+}
+
+/* Writes a client frame with a zero mask (the payload needs no XOR); fin 0 leaves it open. */
+static int raw_frame(int fd, int fin, uint8_t op, const uint8_t *p, size_t n, size_t send_n)
+{
+	uint8_t h[8];
+	size_t hl = 0;
+	h[hl++] = (uint8_t)((fin ? 0x80 : 0) | op);
+	if (n < 126) {
+		h[hl++] = (uint8_t)(0x80 | n);
+	} else {
+		h[hl++] = 0x80 | 126;
+		h[hl++] = (uint8_t)(n >> 8);
+		h[hl++] = (uint8_t)n;
+	}
+	memset(h + hl, 0, 4);
+	hl += 4;
+	return write(fd, h, hl) == (ssize_t)hl &&
+	               (send_n == 0 || write(fd, p, send_n) == (ssize_t)send_n)
+	           ? 0
+	           : -1;
+}
+
+/* Reads exactly n bytes within 10 s. */
+static int read_n(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (poll(&pf, 1, 10000) <= 0)
+			return -1;
+		ssize_t r = read(fd, p + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Waits (up to 10 s) until the receive buffers have at most max resident pages. */
+static size_t resident_at_most(size_t max)
+{
+	size_t r = http_lwsmem_resident();
+	for (int i = 0; i < 1000 && r > max; i++) {
+		usleep(10000);
+		r = http_lwsmem_resident();
+	}
+	return r;
+}
+
+/* Waits (up to 10 s) until they have at least min resident pages. */
+static size_t resident_at_least(size_t min)
+{
+	size_t r = http_lwsmem_resident();
+	for (int i = 0; i < 1000 && r < min; i++) {
+		usleep(10000);
+		r = http_lwsmem_resident();
+	}
+	return r;
+}
+
+/* Waits (up to 10 s) for two more sweeps of h; 1 if they came. */
+static int two_sweeps(struct veil_http *h)
+{
+	unsigned n0 = http_sweeps(h);
+	for (int i = 0; i < 1000; i++) {
+		if (http_sweeps(h) - n0 >= 2)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void test_ws_idle_sweep(void)
+{
+	static struct veil_server s;
+	static const struct veil_http_ws_ops ops = {
+	    .open = echo_open, .message = echo_message, .closed = burst_closed};
+	enum { BIG = 65000, FIRST = 40000 };
+	struct veil_http *h = NULL;
+	struct veil_ws *w = calloc(1, sizeof *w);
+	uint8_t *big = malloc(BIG), pong[6];
+	const uint8_t *msg = NULL;
+	size_t len = 0, maps = 0, res_open = 99, res_ping = 0, res_swept = 99;
+	char url[64];
+	int echo = -1, ping_ok = 0, big_ok = 0, swept1 = 0, swept2 = 0;
+	CHECK(w != NULL && big != NULL);
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (uint8_t)(i * 7 + i / 251);
+	size_t maps0 = http_lwsmem_count();
+	cfg_init(&s, "127.0.0.1");
+	CHECK_RC(veil_http_new(&h, &s), 0);
+	veil_http_ws_sweep_ms(h, 20);
+	CHECK_RC(veil_http_ws_route(h, "/echo", 65536, &ops, NULL), 0);
+	CHECK_RC(veil_http_run(h), 0);
+	snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", veil_http_port(h));
+	if (veil_ws_open(w, url, NULL, 10000) == 0) {
+		int fd = veil_ws_fd(w);
+		echo = veil_ws_send(w, (const uint8_t *)"hello", 5) == 0 &&
+		               veil_ws_recv(w, &msg, &len, 10000) == 0 && len == 5 &&
+		               memcmp(msg, "hello", 5) == 0
+		           ? 0
+		           : -1;
+		maps = http_lwsmem_count() - maps0;
+		res_open = http_lwsmem_resident();
+		/* A ping of "abcd": "ab" now (lws keeps it in the buffer), "cd" after two sweeps. */
+		if (raw_frame(fd, 1, 0x9, (const uint8_t *)"ab", 4, 2) == 0) {
+			res_ping = resident_at_least(1);
+			swept1 = two_sweeps(h);
+			ping_ok = write(fd, "cd", 2) == 2 && read_n(fd, pong, sizeof pong) == 0 &&
+			          pong[0] == 0x8a && pong[1] == 4 &&
+			          memcmp(pong + 2, "abcd", 4) == 0;
+		}
+		res_swept = resident_at_most(0);
+		/* Nearly the limit, in two fragments, the first one cut short for a while. */
+		if (raw_frame(fd, 0, 0x2, big, FIRST, FIRST - 1000) == 0) {
+			swept2 = two_sweeps(h);
+			big_ok = write(fd, big + FIRST - 1000, 1000) == 1000;
+			swept2 = swept2 && two_sweeps(h);
+			big_ok =
+			    big_ok &&
+			    raw_frame(fd, 1, 0x0, big + FIRST, BIG - FIRST, BIG - FIRST) == 0 &&
+			    veil_ws_recv(w, &msg, &len, 10000) == 0 && len == BIG &&
+			    memcmp(msg, big, BIG) == 0;
+		}
+		veil_ws_close(w, 1000);
+	}
+	veil_http_stop(h);
+	CHECK_RC(echo, 0);
+	CHECK(maps == 1);     /* the receive buffer got a mapping of its own */
+	CHECK(res_open == 0); /* untouched while only data frames came */
+	CHECK(res_ping >= 1); /* the ping's payload went through it */
+	CHECK(swept1 && swept2);
+	CHECK(ping_ok);
+	CHECK(res_swept == 0);
+	CHECK(big_ok);
+	CHECK(http_lwsmem_count() == maps0);
+	free(big);
+	free(w);
+}
+
 T_MAIN_BEGIN
 {
+	RUN(test_ws_idle_sweep);
 	RUN(test_ws_burst);
 	RUN(test_cidr);
 	RUN(test_forwarded_parse);
