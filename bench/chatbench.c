@@ -1012,6 +1012,14 @@ static void run_free(struct run *r)
 	close(r->ep);
 }
 
+static int ready_drained(const struct run *r)
+{
+	int n = 0;
+	for (int i = 0; i < r->nconn; i++)
+		n += r->c[i].st == C_READY && r->c[i].drained;
+	return n;
+}
+
 /*
  * Opens every connection, at most CONNECT_WAVE still connecting or in the
  * handshake at a time: thousands of SYNs at once overflow the server's
@@ -1036,7 +1044,17 @@ static int connect_all(struct run *r, int timeout_s)
 		loop(r, now_us() + 10000u, never);
 	}
 	loop(r, deadline, all_ready);
-	return all_ready(r) ? 0 : -1;
+	if (all_ready(r))
+		return 0;
+	int st[C_DEAD + 1] = {0};
+	for (int i = 0; i < r->nconn; i++)
+		st[r->c[i].st]++;
+	fprintf(stderr,
+	        "chatbench: after %d s: connecting %d, hello %d, ack %d, ready %d (%d of them "
+	        "not drained), dead %d; %llu errors\n",
+	        timeout_s, st[C_CONNECTING], st[C_HELLO], st[C_ACK], st[C_READY],
+	        st[C_READY] - ready_drained(r), st[C_DEAD], (unsigned long long)r->errors);
+	return -1;
 }
 
 /* A sealed message of type with a body of n bytes from a to b; the caller frees *out. */
@@ -1274,14 +1292,7 @@ static int w2(struct proc *srv, struct user *users, int n, struct result *res)
 	memset(res, 0, sizeof *res);
 	long before = proc_rss_kb(srv->pid);
 	if (connect_all(&r, 120) != 0) {
-		int st[C_DEAD + 1] = {0};
-		for (int i = 0; i < n; i++)
-			st[r.c[i].st]++;
-		fprintf(stderr,
-		        "chatbench: only some of %d idle connections came up (connecting %d, "
-		        "hello %d, ack %d, ready %d, dead %d; %llu errors)\n",
-		        n, st[C_CONNECTING], st[C_HELLO], st[C_ACK], st[C_READY], st[C_DEAD],
-		        (unsigned long long)r.errors);
+		fprintf(stderr, "chatbench: only some of %d idle connections came up\n", n);
 		res->errors = 1;
 	}
 	sleep(2);
