@@ -779,23 +779,7 @@ export class Session {
 			.bytes(5, body);
 		for (const b of boxes) om.bytes(7, b.nonce);
 		await this.reflect(this.envelope(2, om.finish()));
-		await Promise.all(
-			boxes.map(
-				(b) =>
-					new Promise<void>((res, rej) => {
-						const k = b.peer + ":" + msgId;
-						const t = setTimeout(() => {
-							this.ackWaiters.delete(k);
-							rej(new Error("the chat service did not acknowledge the message in time"));
-						}, TIMEOUT_MS);
-						this.ackWaiters.set(k, () => {
-							clearTimeout(t);
-							res();
-						});
-						this.proxy(this.cspc.frame(csp.P.OUTGOING_MESSAGE, b.box));
-					}),
-			),
-		);
+		await this.sendBoxes(boxes, msgId);
 		return { peer: key, dir: "out", id: msgId.toString(), date: Number(created), text: "", state: "sent" };
 	}
 
@@ -834,14 +818,13 @@ export class Session {
 		return { reflect: this.envelope(2, om.finish()), boxes };
 	}
 
-	/** Sends what sealText sealed: reflected first, then each box to the chat service; resolved on every ack. */
-	async sendSealed(id: string, s: NonNullable<Outbound["sealed"]>): Promise<void> {
-		await this.reflect(s.reflect);
+	/** Sends each box of message msgId to the chat service; resolved once every one is acked. */
+	private async sendBoxes(boxes: { peer: string; box: Uint8Array }[], msgId: bigint): Promise<void> {
 		await Promise.all(
-			s.boxes.map(
+			boxes.map(
 				(b) =>
 					new Promise<void>((res, rej) => {
-						const k = b.peer + ":" + BigInt(id);
+						const k = b.peer + ":" + msgId;
 						const t = setTimeout(() => {
 							this.ackWaiters.delete(k);
 							rej(new Error("the chat service did not acknowledge the message in time"));
@@ -854,6 +837,12 @@ export class Session {
 					}),
 			),
 		);
+	}
+
+	/** Sends what sealText sealed: reflected first, then each box to the chat service; resolved on every ack. */
+	async sendSealed(id: string, s: NonNullable<Outbound["sealed"]>): Promise<void> {
+		await this.reflect(s.reflect);
+		await this.sendBoxes(s.boxes, BigInt(id));
 	}
 
 	/** Sends text to peer: reflected first, then to the chat service, resolved on its ack. */
