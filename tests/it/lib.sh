@@ -158,3 +158,16 @@ node_b_dir() {
 	cp -p "$T/srv/chat.key" "$T/srv/directory.key" "$T/srv/sign.key" "$T/srvb/"
 }
 psql_su() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 "$@"; }
+
+# The browser tests need Debian's chromium and the built web client; each says
+# which is missing as a failure of its own.
+web_require() {
+	if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+		echo "FAIL chromium_missing (install Debian's chromium: scripts/install-deps)"
+		exit 1
+	fi
+	if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; then
+		echo "FAIL web_not_built (node and npm are needed: make builds web/)"
+		exit 1
+	fi
+}

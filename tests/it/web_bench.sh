@@ -8,14 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 BIN=${VEIL_BIN:-$PWD/build}
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-	echo "FAIL chromium_missing (install Debian's chromium: scripts/install-deps)"
-	exit 1
-fi
-if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; then
-	echo "FAIL web_not_built (node and npm are needed: make builds web/)"
-	exit 1
-fi
+web_require
 rc=0
 node bench/web/bench.mjs open --messages 2000 --runs 1 --check || rc=1
 node bench/web/bench.mjs send --messages 3 --bin "$BIN" --check || rc=1

@@ -15,14 +15,7 @@
 # The checks are in web/test/files.mjs; screenshots in $T/shots (KEEP=1 keeps them).
 set -u
 . "$(dirname "$0")/lib.sh"
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-	echo "FAIL chromium_missing (install Debian's chromium: scripts/install-deps)"
-	exit 1
-fi
-if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; then
-	echo "FAIL web_not_built (node and npm are needed: make builds web/)"
-	exit 1
-fi
+web_require
 it_setup web_files
 start
 va() { VEIL_HOME=$T/a "$BIN/veil" "$@"; }

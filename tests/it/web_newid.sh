@@ -7,14 +7,7 @@
 # history, still receiving. The checks are in web/test/newid.mjs.
 set -u
 . "$(dirname "$0")/lib.sh"
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-	echo "FAIL chromium_missing (install Debian's chromium: scripts/install-deps)"
-	exit 1
-fi
-if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; then
-	echo "FAIL web_not_built (node and npm are needed: make builds web/)"
-	exit 1
-fi
+web_require
 it_setup web_newid --signup invite
 start
 CODE=$("$BIN/veilctl" --data "$T/srv" invite create --uses 2 2>>"$T/err")

@@ -9,14 +9,7 @@
 # (veild's --public-url names it). The checks are in web/test/offline.mjs.
 set -u
 . "$(dirname "$0")/lib.sh"
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-	echo "FAIL chromium_missing (install Debian's chromium: scripts/install-deps)"
-	exit 1
-fi
-if [ ! -f "$BIN/web/index.html" ] || [ ! -d web/node_modules/puppeteer-core ]; then
-	echo "FAIL web_not_built (node and npm are needed: make builds web/)"
-	exit 1
-fi
+web_require
 PP=$(port)
 it_setup web_offline --public-url "http://127.0.0.1:$PP" --signup open
 start
