@@ -18,7 +18,8 @@
 // (the list is virtualised, labelled, reachable by keyboard; scrolling keeps
 // the rows that stay and a focused row's focus; every message arrives) and
 // exits 1 if not: tests/it/web_bench.sh runs both that way with one run (open
-// at its full 10,000 messages, send with 3). Run from the repository root after `make`.
+// at its full 10,000 messages, send with 3). Run from the repository root
+// after `make`.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
