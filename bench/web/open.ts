@@ -89,12 +89,55 @@ window.veilBenchOpen = async (n: number, runs: number, adds: number) => {
 	ol.scrollTop = 0;
 	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
 	const firstRow = ol.querySelector("li:not(.spacer)") as HTMLElement | null;
-	// A small scroll keeps the rendered rows (and so the focus on one of them).
-	firstRow?.setAttribute("tabindex", "-1");
-	firstRow?.focus();
-	ol.scrollTop += 5;
-	await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
-	const rowsKept = firstRow?.isConnected === true && document.activeElement === firstRow;
+	// Scrolling keeps the elements of the rows that stay rendered (and so the
+	// focus on one of them): 5 px, then past a few rows' height (new rows enter
+	// below, none leave above), from the top and from the middle of the list.
+	const frames = (): Promise<unknown> => new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(undefined))));
+	const live = (): string => [...ol.querySelectorAll("li:not(.spacer)")].map((r) => r.getAttribute("aria-posinset")).join(",").replace(/^(\d+),.*,(\d+)$/, "$1-$2");
+	const scrollKeeps = async (row: HTMLElement | null, by: number[]): Promise<string> => {
+		if (row === null) return "no row";
+		row.setAttribute("tabindex", "-1");
+		row.focus();
+		const pos = row.getAttribute("aria-posinset");
+		for (const d of by) {
+			const was = live();
+			const stay = [...ol.querySelectorAll("li:not(.spacer)")].filter((r) => {
+				const b = r.getBoundingClientRect();
+				const v = ol.getBoundingClientRect();
+				return b.bottom > v.top + Math.abs(d) && b.top < v.bottom - Math.abs(d);
+			});
+			ol.scrollTop += d;
+			await frames();
+			if (!(row.isConnected && document.activeElement === row)) return "row " + pos + " lost (scrolled " + d + ", rows " + was + " then " + live() + ")";
+			if (!stay.every((r) => r.isConnected)) return "rows in view rebuilt (scrolled " + d + ", rows " + was + " then " + live() + ")";
+		}
+		return "ok";
+	};
+	const rowsKept = await scrollKeeps(firstRow, [5, 200, -100]);
+	ol.scrollTop = ol.scrollHeight / 2;
+	await frames();
+	const mid = [...ol.querySelectorAll("li:not(.spacer)")].find((r) => r.getBoundingClientRect().top >= ol.getBoundingClientRect().top + 250) as HTMLElement | undefined;
+	const midKept = await scrollKeeps(mid ?? null, [5, 200, -300, 40]);
+	// Scrolled up while the newest chunks are shown and the rest is read: the
+	// whole history, in place, keeps the same message at the top of the view.
+	await chats.load([], []);
+	ol.replaceChildren();
+	let before = "";
+	const shown = new Promise<void>((res) => {
+		const mo = new MutationObserver(() => {
+			if (ol.querySelector("li:not(.spacer)") === null) return;
+			mo.disconnect();
+			ol.scrollTop -= 300;
+			before = topInView(ol);
+			res();
+		});
+		mo.observe(ol, { childList: true });
+	});
+	await chats.openChat(PEER);
+	await shown;
+	await frames();
+	const after = topInView(ol);
+	const tailKept = before !== "" && after === before ? "ok" : "top row " + before + " then " + after;
 	// Adding one message to the open conversation (its history in memory), as
 	// the app adds what arrives: the store's writes and the rendering; then one
 	// message's state changed by a receipt (delivered, then read).
@@ -119,6 +162,8 @@ window.veilBenchOpen = async (n: number, runs: number, adds: number) => {
 	return {
 		kept,
 		rowsKept,
+		midKept,
+		tailKept,
 		addMs,
 		receiptMs,
 		ms,
@@ -135,4 +180,10 @@ window.veilBenchOpen = async (n: number, runs: number, adds: number) => {
 		firstPos: firstRow?.getAttribute("aria-posinset"),
 	};
 };
+/** The first message whose row reaches into the view ("message N"). */
+function topInView(ol: HTMLElement): string {
+	const top = ol.getBoundingClientRect().top;
+	const r = [...ol.querySelectorAll("li:not(.spacer)")].find((x) => x.getBoundingClientRect().bottom > top);
+	return r === undefined ? "" : (r.textContent ?? "").split(" ").slice(0, 2).join(" ");
+}
 document.title = "bench ready";

@@ -46,7 +46,7 @@ export class Chats {
 	constructor(private store: Store) {}
 
 	private vlist(): VList<ChatMessage> {
-		this.list ??= new VList($("msgs"), (m) => this.row(m));
+		this.list ??= new VList($("msgs"), (m) => this.row(m), (m) => this.rowKey(m));
 		return this.list;
 	}
 
@@ -234,8 +234,9 @@ export class Chats {
 		$("h-chat").textContent = this.name(this.open);
 		const v = this.vlist();
 		const peer = this.open;
-		// The rows are built anew: the thumbnails of the old ones are no longer watched.
+		// The rows of files are built anew (their keys change): the thumbnails of the old ones are no longer watched.
 		beginRender();
+		this.draws++;
 		const h = this.hist(peer);
 		if (!h.complete) {
 			// Not read yet: the newest messages first (the last chunks), then the whole history.
@@ -262,6 +263,15 @@ export class Chats {
 	}
 
 	private shown: string | undefined;
+	/** Counts the drawings of the chat: a file's row shows the state of its download, so it is built anew each time. */
+	private draws = 0;
+
+	/** What row(m) draws: a row whose key stays keeps its element (and its focus) when the list is drawn again. */
+	private rowKey(m: ChatMessage): string {
+		const hit = this.hit === m.dir + ":" + m.id ? "h" : "";
+		const from = m.from !== undefined ? this.name(m.from) : "";
+		return m.dir + ":" + m.id + ":" + (m.state ?? "") + ":" + hit + ":" + (m.file !== undefined ? String(this.draws) : "") + ":" + from;
+	}
 
 	private row(m: ChatMessage): HTMLElement {
 		const li = document.createElement("li");
