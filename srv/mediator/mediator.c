@@ -771,7 +771,7 @@ static void forward_ephemeral(struct md_conn *c, uint16_t flags, uint32_t rid, u
 		if (o == c || o->state != C_READY)
 			continue;
 		if (o->eph == NULL && (o->eph = malloc(MD_EPH_MAX * sizeof *o->eph)) == NULL)
-			continue; /* ephemeral: it may be lost */
+			continue;            /* ephemeral: it may be lost */
 		if (o->neph == MD_EPH_MAX) { /* the oldest is taken as lost */
 			memmove(o->eph, o->eph + 1, (MD_EPH_MAX - 1) * sizeof o->eph[0]);
 			o->neph--;
