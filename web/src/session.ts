@@ -698,34 +698,20 @@ export class Session {
 					await this.ev.group(gr);
 					return;
 				}
-				case g.TYPE_GROUP_FILE: {
-					const { creator, gid, inner } = g.unwrapMember(body);
-					const gr = this.group(creator, gid);
-					if (gr === undefined || gr.left || !g.has(gr, sender)) return;
-					const file = parseFileMessage(inner);
-					await this.ev.message({
-						peer: g.groupKey(creator, gid),
-						dir: sender === me ? "out" : "in",
-						from: sender === me ? undefined : sender,
-						id: msgId.toString(),
-						date: Number(created),
-						text: describe(file),
-						file,
-						other,
-					});
-					return;
-				}
+				case g.TYPE_GROUP_FILE:
 				case g.TYPE_GROUP_TEXT: {
 					const { creator, gid, inner } = g.unwrapMember(body);
 					const gr = this.group(creator, gid);
 					if (gr === undefined || gr.left || !g.has(gr, sender)) return;
+					const file = type === g.TYPE_GROUP_FILE ? parseFileMessage(inner) : undefined;
 					await this.ev.message({
 						peer: g.groupKey(creator, gid),
 						dir: sender === me ? "out" : "in",
 						from: sender === me ? undefined : sender,
 						id: msgId.toString(),
 						date: Number(created),
-						text: csp.text(inner),
+						text: file !== undefined ? describe(file) : csp.text(inner),
+						...(file !== undefined ? { file } : {}),
 						other,
 					});
 					return;
