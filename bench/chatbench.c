@@ -2060,7 +2060,10 @@ static void usage(void)
 	       "and over: its p99 is the messages' latency during a login storm. The last\n"
 	       "column is chatbench's own CPU per message (per login in W1).\n"
 	       "W7 (quiet messages) runs veild with --chat-coalesce-us 0 and --coalesce-us N\n"
-	       "(500).\n"
+	       "(500). Paced rows also print their slowest 1%%'s parts: the generator's\n"
+	       "(sending late, reading late) and the server's and kernel's.\n"
+	       "VEIL_BENCH_WINDOWS=FILE appends each measured window (monotonic us) to FILE\n"
+	       "(bench/schedtail uses it).\n"
 	       "--handoff-ms is passed to veild (0: every message is stored before its ack).\n"
 	       "W5 (mixed, default 300 s at 5000 msgs/s over 2000 users) takes --runs times\n"
 	       "that long; --only W5 runs it alone.\n");
