@@ -982,7 +982,8 @@ static void batch_done(void *ctx, uint64_t upto, int rc)
 	size_t base = n < m->npend ? m->pend[n].env_off : m->penv.len;
 	for (size_t i = n; i < m->npend; i++)
 		m->pend[i].env_off -= base;
-	memmove(m->pend, m->pend + n, (m->npend - n) * sizeof *m->pend);
+	if (n < m->npend) /* (m->pend may be NULL when nothing is pending) */
+		memmove(m->pend, m->pend + n, (m->npend - n) * sizeof *m->pend);
 	m->npend -= n;
 	if (base == m->penv.len) {
 		veil_buf_reset(&m->penv);

@@ -56,22 +56,30 @@ cat >"$T/listen.sh" <<EOS
 #!/bin/bash
 sql() { runuser -u postgres -- "$PGBIN/psql" -h "$PGT" -p "$PGPORT" -qAt -v ON_ERROR_STOP=1 -c "\$1"; }
 listeners="SELECT count(*) FROM pg_stat_activity WHERE application_name = 'veild-mediator-listen'"
+# A failure lets the connections back, so that one failed check fails alone.
+fail() { sql "ALTER DATABASE veil ALLOW_CONNECTIONS true"; exit 1; }
 if [ "\$1" = off ]; then
 	[ "\$(sql "\$listeners")" = 2 ] || { echo "listen.sh: not two listeners" >&2; exit 1; }
 	sql "ALTER DATABASE veil ALLOW_CONNECTIONS false" &&
 		sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		     WHERE application_name = 'veild-mediator-listen'" >/dev/null || exit 1
+		     WHERE application_name = 'veild-mediator-listen'" >/dev/null || fail
 	for _ in \$(seq 100); do [ "\$(sql "\$listeners")" = 0 ] && exit 0; sleep 0.1; done
-	exit 1
+	fail
 fi
 holders="SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)
          WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'veild-mediator'"
 if [ "\$1" = locks-off ]; then
 	[ "\$(sql "SELECT count(*) FROM (\$holders) h")" = 1 ] || { echo "listen.sh: not one lock holder" >&2; exit 1; }
+	# Waits for that backend to be gone, not for no holder at all: the other
+	# node may take the leadership it held at once.
+	gone=\$(sql "SELECT pid FROM (\$holders) h")
 	sql "ALTER DATABASE veil ALLOW_CONNECTIONS false" &&
-		sql "SELECT pg_terminate_backend(pid) FROM (\$holders) h" >/dev/null || exit 1
-	for _ in \$(seq 100); do [ "\$(sql "SELECT count(*) FROM (\$holders) h")" = 0 ] && exit 0; sleep 0.1; done
-	exit 1
+		sql "SELECT pg_terminate_backend(\$gone)" >/dev/null || fail
+	for _ in \$(seq 100); do
+		[ "\$(sql "SELECT count(*) FROM pg_stat_activity WHERE pid = \$gone")" = 0 ] && exit 0
+		sleep 0.1
+	done
+	fail
 fi
 sql "ALTER DATABASE veil ALLOW_CONNECTIONS true"
 EOS
