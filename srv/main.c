@@ -585,6 +585,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "veild: out of memory\n");
 		goto out;
 	}
+	srv.chat = app.chat;
 	if (srv.cfg.store[0] != '\0')
 		snprintf(dbpath, sizeof dbpath, "%s", srv.cfg.store);
 	else

@@ -155,6 +155,7 @@ struct veil_server_keys {
 
 struct veil_selfconn;
 struct veil_push;
+struct veil_chat;
 
 struct veil_server {
 	struct veil_config cfg;
@@ -163,6 +164,7 @@ struct veil_server {
 	/* veild's own connections to the chat port (srv/limit/selfconn.h); NULL = none */
 	struct veil_selfconn *self;
 	struct veil_push *push; /* wake-ups for identities offline (srv/push); NULL = none */
+	struct veil_chat *chat; /* the chat service (its in-process sessions); NULL = none */
 };
 
 #endif

@@ -23,6 +23,7 @@
  * the loop and a connection holds bytes only while a frame is incomplete.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,10 @@
 enum conn_state { ST_HELLO, ST_LOGIN, ST_LOGIN_EXT, ST_AUTHED };
 
 struct conn {
-	uv_tcp_t tcp;
 	struct veil_chat *chat;
-	struct conn *prev, *next; /* every connection */
-	struct conn *hnext;       /* identity map chain */
+	struct veil_chat_pipe *pipe; /* an in-process session (the mediator's), or NULL: tcp */
+	struct conn *prev, *next;    /* every connection */
+	struct conn *hnext;          /* identity map chain */
 	int refs;
 	unsigned st : 2;
 	unsigned closing : 1; /* close once writes drain */
@@ -60,6 +61,7 @@ struct conn {
 	unsigned working : 1;      /* a handshake step runs on the thread pool; input waits */
 	unsigned
 	    move_wanted : 1; /* logged in on a loop that is not its identity's: moves once writes drain */
+	unsigned moved : 1; /* its pipe went with it to another loop: closing here ends nothing */
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;      /* the map key: the identity's, or dev_key() before unblocking */
@@ -74,14 +76,77 @@ struct conn {
 	uint64_t live_after;  /* hand-off only once chat->puts_done reaches this */
 	size_t write_pending; /* bytes in out plus bytes handed to uv_write */
 	struct conn *dirty_next;
-	unsigned dirty : 1;    /* on the chat's list of connections to flush */
-	unsigned inflight : 1; /* a uv_write is under way */
-	struct veil_buf out;   /* frames sealed this loop pass, not yet written */
-	struct veil_csp_server hs;
+	unsigned dirty : 1;                /* on the chat's list of connections to flush */
+	unsigned inflight : 1;             /* a uv_write is under way */
+	struct veil_buf out;               /* frames sealed this loop pass, not yet written */
+	struct veil_csp_session sess;      /* once logged in */
+	struct veil_csp_server *hs;        /* only during the handshake */
 	struct veil_csp_login_info *login; /* only during the handshake */
 	struct veil_buf pend;              /* bytes of an incomplete unit */
 	uintptr_t addr_tok, hs_tok;        /* counted by chat->conns_per_addr and ->hs_per_addr */
 };
+
+/* A connection over TCP: its socket after it (a session on a pipe has none). */
+struct tcp_conn {
+	struct conn c;
+	uv_tcp_t tcp;
+};
+
+static uv_tcp_t *conn_tcp(struct conn *c)
+{
+	return &((struct tcp_conn *)c)->tcp;
+}
+
+/* The bytes of c's allocation. */
+static size_t conn_size(const struct conn *c)
+{
+	return c->pipe != NULL ? sizeof(struct conn) : sizeof(struct tcp_conn);
+}
+
+/* The handshake's keys go (wiped). */
+static void hs_forget(struct conn *c)
+{
+	if (c->hs == NULL)
+		return;
+	sodium_memzero(c->hs, sizeof *c->hs);
+	free(c->hs);
+	c->hs = NULL;
+}
+
+/* Logged in: the session's keys stay, the handshake's go. */
+static void hs_keep_session(struct conn *c)
+{
+	c->sess = c->hs->sess;
+	hs_forget(c);
+}
+
+/*
+ * An in-process session (see chat.h): the mediator's CSP session for one
+ * device, with the bytes passed in memory instead of over a loopback
+ * socket. Shared by the consumer's thread and the session's loop; every
+ * field but grp under grp->pipe_lock.
+ */
+struct veil_chat_pipe {
+	struct chat_group *grp;
+	struct veil_chat *loop;       /* where its session is, or goes next */
+	struct conn *conn;            /* its session: NULL before it starts and once it ended */
+	void *ctx;                    /* the consumer's, until it lets go */
+	struct veil_buf in, out;      /* to the session; from it, for the consumer */
+	struct veil_chat_pipe *rnext; /* on grp->pipe_ready */
+	unsigned refs : 3;            /* the consumer, the session, a post, the ready list */
+	unsigned posted : 1;          /* an X_PIPE is on its way to loop */
+	unsigned ready : 1;           /* on grp->pipe_ready */
+	unsigned started : 1;         /* its session was made (or refused) */
+	unsigned ended : 1;           /* the session ended (after its last output) */
+	unsigned gone : 1;            /* the consumer let go */
+	unsigned blocked : 1;         /* its output is full: the session waits until it is taken */
+};
+
+static void pipe_ended(struct veil_chat_pipe *p);
+static void pipe_output(struct conn *c);
+static void pipe_pull(struct conn *c);
+static void pipe_unref(struct veil_chat_pipe *p);
+static void conn_unref_later(struct conn *c);
 
 #define SECOND_LOGIN "Another connection for the same identity has been established"
 
@@ -136,6 +201,12 @@ struct chat_group {
 	int started;      /* the loop threads run */
 	int login_inline; /* VEIL_CHAT_LOGIN_INLINE=1: a login's X25519 on the loop (to measure) */
 	uv_mutex_t lock;  /* the per-address limits and the SS1 cache, shared by the loops */
+	/* In-process sessions (struct veil_chat_pipe): their state, under pipe_lock. */
+	uv_mutex_t pipe_lock;
+	void (*pipe_wake)(void *arg); /* the consumer's, or NULL */
+	void *pipe_wake_arg;
+	struct veil_chat_pipe *pipe_ready; /* pipes with output or an end for the consumer */
+	unsigned pipe_next;                /* the loop the next pipe's session starts on */
 };
 
 struct veil_chat {
@@ -388,8 +459,12 @@ static void flush_conn(struct conn *c)
 {
 	if (c->closed || c->inflight || c->out.len == 0)
 		return;
+	if (c->pipe != NULL) {
+		pipe_output(c);
+		return;
+	}
 	uv_buf_t b = uv_buf_init((char *)c->out.p, (unsigned)c->out.len);
-	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	int n = uv_try_write((uv_stream_t *)conn_tcp(c), &b, 1);
 	if (n == UV_EAGAIN)
 		n = 0;
 	if (n < 0) {
@@ -415,7 +490,7 @@ static void flush_conn(struct conn *c)
 	b = uv_buf_init((char *)w->buf.p, (unsigned)w->buf.len);
 	c->refs++;
 	c->inflight = 1;
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+	if (uv_write(&w->req, (uv_stream_t *)conn_tcp(c), &b, 1, on_write) != 0) {
 		c->inflight = 0;
 		c->refs--;
 		c->write_pending -= w->buf.len;
@@ -512,7 +587,7 @@ static int send_payload2(struct conn *c, uint8_t type, const uint8_t *a, size_t 
 	if (blen > 0)
 		memcpy(plain + 4 + alen, b, blen);
 	uint8_t *dst = out_reserve(c, 2 + VEIL_MAC_LEN + n);
-	int rc = dst ? veil_csp_frame_seal(&c->hs.sess, dst, plain, n) : VEIL_ELIMIT;
+	int rc = dst ? veil_csp_frame_seal(&c->sess, dst, plain, n) : VEIL_ELIMIT;
 	sodium_memzero(plain, n);
 	return rc;
 }
@@ -543,7 +618,8 @@ static void conn_fail(struct conn *c, int reconnect, const char *why)
 		send_text(c, VEIL_CSP_CLOSE_ERROR, reconnect, why);
 	c->closing = 1;
 	drop_live(c);
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	if (c->pipe == NULL)
+		uv_read_stop((uv_stream_t *)conn_tcp(c));
 	maybe_finish(c);
 }
 
@@ -584,7 +660,7 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	uint64_t now = veil_mono_ms();
 	if (chat->refused_total + chat->refused_hs + chat->refused_rate + chat->refused_table == 0)
 		chat->refused_since_ms = now;
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
+	if (uv_tcp_getpeername(conn_tcp(c), (struct sockaddr *)&sa, &len) != 0)
 		return -1;
 	const struct sockaddr *a = (const struct sockaddr *)&sa;
 	/* The mediator's own connection: counted by no address (it holds no tokens). */
@@ -673,7 +749,14 @@ static void conn_close(struct conn *c)
 	c->prev = c->next = NULL;
 	STAT_DEC(chat, connections);
 	addr_release(c);
-	uv_close((uv_handle_t *)&c->tcp, on_closed);
+	if (c->pipe == NULL) {
+		uv_close((uv_handle_t *)conn_tcp(c), on_closed);
+		return;
+	}
+	/* Its consumer hears of the end; its last reference goes later, as on_closed's would. */
+	if (!c->moved)
+		pipe_ended(c->pipe);
+	conn_unref_later(c);
 }
 
 static void conn_unref(struct conn *c)
@@ -686,7 +769,10 @@ static void conn_unref(struct conn *c)
 		sodium_memzero(c->login, sizeof *c->login);
 		free(c->login);
 	}
-	sodium_memzero(&c->hs, sizeof c->hs);
+	hs_forget(c);
+	sodium_memzero(&c->sess, sizeof c->sess);
+	if (c->pipe != NULL && !c->moved)
+		pipe_unref(c->pipe);
 	free(c);
 }
 
@@ -800,6 +886,8 @@ enum xkind {
 	X_EVENT, /* a store event (ev) for id, or ev X_WAKE_OFFLINE */
 	X_KICK,  /* the operator closes id's connections (veil_chat_kick) */
 	X_STOP,  /* veil_chat_shutdown */
+	X_PIPE,  /* pipe: input, its start or its end from the consumer, for its session's loop */
+	X_UNREF, /* conn, closed on a pipe: its last reference goes (as uv_close's callback would) */
 };
 #define X_WAKE_OFFLINE 100
 struct xmsg {
@@ -808,6 +896,7 @@ struct xmsg {
 	int ev, rc, fd;
 	struct conn *conn;
 	struct put_ctx *put;
+	struct veil_chat_pipe *pipe;
 	uint64_t gen, msg_id;
 	uint8_t flags;
 	uint8_t id[VEIL_ID_LEN];
@@ -1460,14 +1549,14 @@ static void hs_run(uv_work_t *req)
 	struct hs_job *j = req->data;
 	struct conn *c = j->c;
 	if (j->kind == HS_HELLO) {
-		j->rc = veil_csp_server_hello(&c->hs, j->sk, j->hello, j->reply);
+		j->rc = veil_csp_server_hello(c->hs, j->sk, j->hello, j->reply);
 		return;
 	}
 	if (!j->ss1_known && veil_shared_key(j->ss1, j->sk, j->rec.pk) != 0) {
 		j->rc = VEIL_EAUTH;
 		return;
 	}
-	j->rc = veil_csp_server_vouch_check_ss1(&c->hs, j->ss1, j->rec.pk, c->login);
+	j->rc = veil_csp_server_vouch_check_ss1(c->hs, j->ss1, j->rec.pk, c->login);
 }
 
 static void login_vouched(struct conn *c, struct hs_job *j);
@@ -1477,6 +1566,10 @@ static size_t consume(struct conn *c, const uint8_t *p, size_t n);
 /* Goes on with input that came while a step ran. */
 static void hs_resume_input(struct conn *c)
 {
+	if (c->pipe != NULL) {
+		pipe_pull(c);
+		return;
+	}
 	if (c->pend.len == 0 || c->closing)
 		return;
 	size_t used = consume(c, c->pend.p, c->pend.len);
@@ -1552,8 +1645,9 @@ static void finish_login(struct conn *c)
 		 */
 		veil_log_error("chat: store error while looking up an identity at login: %s",
 		               veil_strerror(rc));
-		if (veil_csp_server_login_ack(&c->hs, ack) == 0 &&
+		if (veil_csp_server_login_ack(c->hs, ack) == 0 &&
 		    send_raw(c, ack, sizeof ack) == 0) {
+			hs_keep_session(c);
 			c->st = ST_AUTHED;
 			addr_handshake_done(c);
 		}
@@ -1609,7 +1703,7 @@ static void login_vouched(struct conn *c, struct hs_job *j)
 		memcpy(e->ss1, j->ss1, VEIL_KEY_LEN);
 		uv_mutex_unlock(&chat->grp->lock);
 	}
-	veil_csp_server_forget(&c->hs);
+	veil_csp_server_forget(c->hs);
 	memcpy(c->identity, li->identity, VEIL_ID_LEN);
 	c->id_key = id_key(c->identity);
 	c->features = li->has_ext ? li->features : 0;
@@ -1618,10 +1712,11 @@ static void login_vouched(struct conn *c, struct hs_job *j)
 	sodium_memzero(li, sizeof *li);
 	free(li);
 	c->login = NULL;
-	if (veil_csp_server_login_ack(&c->hs, ack) != 0 || send_raw(c, ack, sizeof ack) != 0) {
+	if (veil_csp_server_login_ack(c->hs, ack) != 0 || send_raw(c, ack, sizeof ack) != 0) {
 		conn_fail(c, 1, "internal error");
 		return;
 	}
+	hs_keep_session(c);
 	c->st = ST_AUTHED;
 	addr_handshake_done(c);
 	c->idle_ms = VEIL_CHAT_IDLE_DEFAULT_S * 1000u;
@@ -1630,7 +1725,8 @@ static void login_vouched(struct conn *c, struct hs_job *j)
 	if (home_of(chat, c->identity) != chat) {
 		/* Input waits (consume stops) until the connection is on its home loop. */
 		c->move_wanted = 1;
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		if (c->pipe == NULL)
+			uv_read_stop((uv_stream_t *)conn_tcp(c));
 		try_move(c);
 		return;
 	}
@@ -1683,6 +1779,10 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 	switch (c->st) {
 	case ST_HELLO: {
 		struct hs_job *j = calloc(1, sizeof *j);
+		if (j != NULL && c->hs == NULL && (c->hs = calloc(1, sizeof *c->hs)) == NULL) {
+			free(j);
+			j = NULL;
+		}
 		if (j == NULL) {
 			conn_fail(c, 1, "Server out of memory");
 			return;
@@ -1695,7 +1795,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 	}
 	case ST_LOGIN:
 		c->login = calloc(1, sizeof *c->login);
-		if (c->login == NULL || veil_csp_server_login(&c->hs, p, c->login) != 0) {
+		if (c->login == NULL || veil_csp_server_login(c->hs, p, c->login) != 0) {
 			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "login");
 			return;
@@ -1706,7 +1806,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 			finish_login(c);
 		return;
 	case ST_LOGIN_EXT:
-		if (veil_csp_server_login_ext(&c->hs, p, n, c->login) != 0) {
+		if (veil_csp_server_login_ext(c->hs, p, n, c->login) != 0) {
 			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "login extensions");
 			return;
@@ -1717,7 +1817,7 @@ static void handle_unit(struct conn *c, const uint8_t *p, size_t n)
 		static _Thread_local uint8_t plain[VEIL_CSP_MAX_FRAME];
 		size_t blen = n - 2;
 		if (blen < VEIL_MAC_LEN + 4 || blen > VEIL_CSP_MAX_FRAME ||
-		    veil_csp_frame_open(&c->hs.sess, plain, p + 2, blen) != 0) {
+		    veil_csp_frame_open(&c->sess, plain, p + 2, blen) != 0) {
 			STAT_INC(chat, protocol_errors);
 			conn_fail(c, 0, "Invalid frame");
 			return;
@@ -1799,17 +1899,19 @@ static void move_conn(struct conn *c, struct veil_chat *to)
 	uv_os_fd_t fd;
 	int nfd = -1;
 	struct xmsg *x = calloc(1, sizeof *x);
-	struct conn *n = malloc(sizeof *n);
-	if (x == NULL || n == NULL || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
-	    (nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+	struct conn *n = malloc(conn_size(c));
+	if (x == NULL || n == NULL ||
+	    (c->pipe == NULL && (uv_fileno((uv_handle_t *)conn_tcp(c), &fd) != 0 ||
+	                         (nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0))) {
 		free(x);
 		free(n);
 		c->move_wanted = 0;
 		conn_fail(c, 1, "Server out of memory");
 		return;
 	}
-	uv_read_stop((uv_stream_t *)&c->tcp);
-	*n = *c;
+	if (c->pipe == NULL)
+		uv_read_stop((uv_stream_t *)conn_tcp(c));
+	memcpy(n, c, conn_size(c));
 	n->chat = to;
 	n->refs = 1;
 	n->prev = n->next = n->hnext = NULL;
@@ -1825,12 +1927,28 @@ static void move_conn(struct conn *c, struct veil_chat *to)
 	c->login = NULL;
 	c->addr_tok = c->hs_tok = 0;
 	c->write_pending = 0;
-	sodium_memzero(&c->hs, sizeof c->hs);
-	conn_close(c);
+	c->hs = NULL;
+	sodium_memzero(&c->sess, sizeof c->sess);
 	x->kind = X_CONN;
 	x->conn = n;
 	x->fd = nfd;
+	struct veil_chat_pipe *p = c->pipe;
+	if (p == NULL) {
+		conn_close(c);
+		xpost(to, x);
+		return;
+	}
+	/*
+	 * The pipe follows: posted under its lock, so that any input posted
+	 * to its new loop comes after the session.
+	 */
+	c->moved = 1;
+	conn_close(c);
+	uv_mutex_lock(&p->grp->pipe_lock);
+	p->conn = n;
+	p->loop = to;
 	xpost(to, x);
+	uv_mutex_unlock(&p->grp->pipe_lock);
 }
 
 /* A logged-in connection goes to its identity's home loop once no write is under way. */
@@ -1841,30 +1959,60 @@ static void try_move(struct conn *c)
 	move_conn(c, home_of(c->chat, c->identity));
 }
 
+/* A new connection's buffers (empty until used). */
+static void conn_bufs_init(struct conn *c)
+{
+	/* A unit is at most one frame: the prefix and 8192 bytes of box. */
+	veil_buf_init(&c->pend, 2 + VEIL_CSP_MAX_FRAME + sizeof c->chat->rbuf);
+	/* Output beyond the pending-write limit plus one fetch batch is a bug. */
+	veil_buf_init(&c->out, 2 * VEIL_CHAT_MAX_PENDING_WRITE +
+	                           VEIL_CHAT_FETCH_BATCH * (2 + VEIL_CSP_MAX_FRAME));
+}
+
+/* Puts c on chat's list of connections. */
+static void conn_link(struct veil_chat *chat, struct conn *c)
+{
+	c->next = chat->conns;
+	if (chat->conns)
+		chat->conns->prev = c;
+	chat->conns = c;
+	STAT_INC(chat, connections);
+}
+
 /* A connection moves in (X_CONN): on with it here. */
 static void conn_arrive(struct veil_chat *chat, struct conn *n, int fd)
 {
 	if (chat->stopping) {
-		close(fd);
+		if (n->pipe != NULL)
+			pipe_ended(n->pipe);
+		else
+			close(fd);
 		addr_release(n);
 		conn_unref(n);
 		return;
 	}
-	uv_tcp_init(chat->loop, &n->tcp);
-	n->tcp.data = n;
-	n->next = chat->conns;
-	if (chat->conns)
-		chat->conns->prev = n;
-	chat->conns = n;
-	STAT_INC(chat, connections);
-	if (uv_tcp_open(&n->tcp, fd) != 0) {
+	if (n->pipe != NULL) {
+		conn_link(chat, n);
+		if (n->out.len > 0)
+			mark_dirty(n);
+		n->refs++;
+		if (n->st == ST_AUTHED)
+			logged_in(n);
+		pipe_pull(n);
+		conn_unref(n);
+		return;
+	}
+	uv_tcp_init(chat->loop, conn_tcp(n));
+	conn_tcp(n)->data = n;
+	conn_link(chat, n);
+	if (uv_tcp_open(conn_tcp(n), fd) != 0) {
 		close(fd);
 		conn_close(n);
 		return;
 	}
 	if (n->out.len > 0)
 		mark_dirty(n);
-	uv_read_start((uv_stream_t *)&n->tcp, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)conn_tcp(n), on_alloc, on_read);
 	if (n->st == ST_AUTHED) {
 		n->refs++;
 		logged_in(n);
@@ -1878,32 +2026,25 @@ static void on_connection(uv_stream_t *server, int status)
 	struct veil_chat *chat = server->data;
 	if (status != 0)
 		return;
-	struct conn *c = calloc(1, sizeof *c);
-	if (c == NULL)
+	struct tcp_conn *tc = calloc(1, sizeof *tc);
+	if (tc == NULL)
 		return;
+	struct conn *c = &tc->c;
 	c->chat = chat;
 	c->refs = 1;
-	/* A unit is at most one frame: the prefix and 8192 bytes of box. */
-	veil_buf_init(&c->pend, 2 + VEIL_CSP_MAX_FRAME + sizeof chat->rbuf);
-	/* Output beyond the pending-write limit plus one fetch batch is a bug. */
-	veil_buf_init(&c->out, 2 * VEIL_CHAT_MAX_PENDING_WRITE +
-	                           VEIL_CHAT_FETCH_BATCH * (2 + VEIL_CSP_MAX_FRAME));
-	uv_tcp_init(chat->loop, &c->tcp);
-	c->tcp.data = c;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+	conn_bufs_init(c);
+	uv_tcp_init(chat->loop, &tc->tcp);
+	tc->tcp.data = c;
+	if (uv_accept(server, (uv_stream_t *)conn_tcp(c)) != 0 ||
 	    total_connections(chat) >= VEIL_CHAT_MAX_CONNECTIONS || chat->stopping ||
 	    addr_admit(chat, c) != 0) {
 		c->closed = 1;
-		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		uv_close((uv_handle_t *)conn_tcp(c), on_closed);
 		addr_log_refusals(chat, veil_mono_ms());
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	c->next = chat->conns;
-	if (chat->conns)
-		chat->conns->prev = c;
-	chat->conns = c;
-	STAT_INC(chat, connections);
+	uv_tcp_nodelay(&tc->tcp, 1);
+	conn_link(chat, c);
 	c->deadline_ms = veil_mono_ms() + VEIL_CHAT_HANDSHAKE_TIMEOUT_MS;
 	/* With several loops, new connections take turns (the handshake's work spreads). */
 	struct chat_group *g = chat->grp;
@@ -1914,7 +2055,7 @@ static void on_connection(uv_stream_t *server, int status)
 			return;
 		}
 	}
-	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)conn_tcp(c), on_alloc, on_read);
 }
 
 /* --- timers and store completions --- */
@@ -2026,6 +2167,324 @@ static struct xmsg *xnew(int kind, const uint8_t *id)
 	if (id != NULL)
 		memcpy(x->id, id, VEIL_ID_LEN);
 	return x;
+}
+
+/*
+ * --- in-process sessions (pipes) ---
+ *
+ * The mediator's CSP session for a device is a connection of this service
+ * like any other, but its bytes pass in memory: what the mediator sends
+ * collects in the pipe's input and an X_PIPE tells the session's loop;
+ * what the session writes collects in the pipe's output, and the consumer
+ * (the HTTP thread) is woken to take it. A session moves between loops as a
+ * TCP connection does, and the pipe goes with it. No socket, no address:
+ * the chat service cannot see where a device is.
+ */
+
+/* Exchanges the bytes of a and b; each keeps its limit. */
+static void buf_swap_data(struct veil_buf *a, struct veil_buf *b)
+{
+	struct veil_buf t = *a;
+	a->p = b->p;
+	a->len = b->len;
+	a->cap = b->cap;
+	b->p = t.p;
+	b->len = t.len;
+	b->cap = t.cap;
+}
+
+/* Under pipe_lock: on the consumer's list, which is woken if the list was empty. */
+static void pipe_ready_locked(struct veil_chat_pipe *p)
+{
+	struct chat_group *g = p->grp;
+	if (p->ready || p->gone)
+		return;
+	p->ready = 1;
+	p->refs++;
+	int was_empty = g->pipe_ready == NULL;
+	p->rnext = g->pipe_ready;
+	g->pipe_ready = p;
+	if (was_empty && g->pipe_wake != NULL)
+		g->pipe_wake(g->pipe_wake_arg);
+}
+
+/* Under pipe_lock: an X_PIPE on its way to p's loop. 0 or VEIL_ENOMEM. */
+static int pipe_post_locked(struct veil_chat_pipe *p)
+{
+	if (p->posted)
+		return 0;
+	struct xmsg *x = xnew(X_PIPE, NULL);
+	if (x == NULL)
+		return VEIL_ENOMEM;
+	x->pipe = p;
+	p->posted = 1;
+	p->refs++;
+	xpost(p->loop, x);
+	return 0;
+}
+
+static void pipe_unref(struct veil_chat_pipe *p)
+{
+	uv_mutex_lock(&p->grp->pipe_lock);
+	int last = --p->refs == 0;
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	if (!last)
+		return;
+	veil_buf_release(&p->in);
+	veil_buf_release(&p->out);
+	free(p);
+}
+
+/* The session ended (after its last output): the consumer hears of it. */
+static void pipe_ended(struct veil_chat_pipe *p)
+{
+	uv_mutex_lock(&p->grp->pipe_lock);
+	p->conn = NULL;
+	p->ended = 1;
+	veil_buf_release(&p->in);
+	pipe_ready_locked(p);
+	uv_mutex_unlock(&p->grp->pipe_lock);
+}
+
+/*
+ * flush_conn for a session on a pipe: its output goes to the pipe's. Once
+ * the consumer holds VEIL_CHAT_MAX_PENDING_WRITE bytes untaken, the session
+ * counts as having a write under way until they are taken (as a full
+ * socket would), so that it fetches no more meanwhile.
+ */
+static void pipe_output(struct conn *c)
+{
+	struct veil_chat_pipe *p = c->pipe;
+	size_t n = c->out.len;
+	int rc = 0;
+	uv_mutex_lock(&p->grp->pipe_lock);
+	if (!p->gone) {
+		if (p->out.len == 0)
+			buf_swap_data(&p->out, &c->out);
+		else
+			rc = veil_buf_append(&p->out, c->out.p, c->out.len);
+		if (rc == 0 && p->out.len >= VEIL_CHAT_MAX_PENDING_WRITE) {
+			p->blocked = 1;
+			c->inflight = 1;
+		}
+		if (rc == 0)
+			pipe_ready_locked(p);
+	}
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	c->write_pending -= n;
+	veil_buf_release(&c->out);
+	if (rc != 0)
+		conn_close(c);
+	else if (!c->inflight)
+		after_drain(c);
+}
+
+/* Feeds c what its pipe holds for it, unless c waits (a step, a move) or ends. */
+static void pipe_pull(struct conn *c)
+{
+	struct veil_chat_pipe *p = c->pipe;
+	if (c->closing || c->working || c->move_wanted)
+		return;
+	struct veil_buf in;
+	veil_buf_init(&in, 0);
+	uv_mutex_lock(&p->grp->pipe_lock);
+	in.max = p->in.max;
+	buf_swap_data(&in, &p->in);
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	if (in.len == 0)
+		return;
+	c->refs++;
+	veil_buf_consume(&in, consume(c, in.p, in.len));
+	if (in.len > 0 && !c->closing) {
+		/* What c did not take (a unit's start, input during a step) goes back in front. */
+		int rc;
+		uv_mutex_lock(&p->grp->pipe_lock);
+		rc = veil_buf_append(&in, p->in.p, p->in.len);
+		if (rc == 0) {
+			veil_buf_reset(&p->in);
+			buf_swap_data(&in, &p->in);
+		}
+		uv_mutex_unlock(&p->grp->pipe_lock);
+		if (rc != 0)
+			conn_fail(c, 0, "Input too long");
+	}
+	veil_buf_release(&in);
+	conn_unref(c);
+}
+
+/* A pipe's session begins on chat (its first X_PIPE); NULL if refused (the pipe ends). */
+static struct conn *pipe_start(struct veil_chat *chat, struct veil_chat_pipe *p)
+{
+	struct conn *c = NULL;
+	if (!chat->stopping && total_connections(chat) < VEIL_CHAT_MAX_CONNECTIONS)
+		c = calloc(1, sizeof(struct conn));
+	if (c == NULL) {
+		pipe_ended(p);
+		return NULL;
+	}
+	c->chat = chat;
+	c->refs = 1;
+	c->pipe = p;
+	conn_bufs_init(c);
+	uv_mutex_lock(&p->grp->pipe_lock);
+	p->conn = c;
+	p->refs++;
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	conn_link(chat, c);
+	c->deadline_ms = veil_mono_ms() + VEIL_CHAT_HANDSHAKE_TIMEOUT_MS;
+	return c;
+}
+
+/* X_PIPE: the session starts, takes input, may write again, or ends (the consumer let go). */
+static void pipe_run(struct veil_chat *chat, struct xmsg *x, int final)
+{
+	struct veil_chat_pipe *p = x->pipe;
+	uv_mutex_lock(&p->grp->pipe_lock);
+	if (p->loop != chat && !final) {
+		/* Its session moved meanwhile: the message follows (after the session). */
+		xpost(p->loop, x);
+		uv_mutex_unlock(&p->grp->pipe_lock);
+		return;
+	}
+	p->posted = 0;
+	int start = !p->started && !p->gone && !final;
+	p->started = 1;
+	int gone = p->gone, blocked = p->blocked;
+	struct conn *c = p->conn;
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	if (start)
+		c = pipe_start(chat, p);
+	if (c != NULL && !c->closed && !final) {
+		c->refs++;
+		if (gone) {
+			conn_close(c); /* as a socket the peer closed */
+		} else {
+			if (c->inflight && !blocked) {
+				c->inflight = 0;
+				if (c->out.len > 0)
+					mark_dirty(c);
+				after_drain(c);
+			}
+			pipe_pull(c);
+		}
+		conn_unref(c);
+	}
+	free(x);
+	pipe_unref(p);
+}
+
+/* conn_close's end for a session on a pipe: its last reference goes from the inbox. */
+static void conn_unref_later(struct conn *c)
+{
+	struct xmsg *x = xnew(X_UNREF, NULL);
+	if (x == NULL) {
+		veil_log_error("chat: out of memory closing a session");
+		return;
+	}
+	x->conn = c;
+	xpost(c->chat, x);
+}
+
+void veil_chat_pipe_consumer(struct veil_chat *chat, void (*wake)(void *arg), void *arg)
+{
+	struct chat_group *g = chat->grp;
+	uv_mutex_lock(&g->pipe_lock);
+	g->pipe_wake = wake;
+	g->pipe_wake_arg = arg;
+	uv_mutex_unlock(&g->pipe_lock);
+}
+
+struct veil_chat_pipe *veil_chat_pipe_open(struct veil_chat *chat, void *ctx)
+{
+	struct chat_group *g = chat->grp;
+	struct veil_chat_pipe *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NULL;
+	p->grp = g;
+	p->ctx = ctx;
+	p->refs = 1;
+	veil_buf_init(&p->in, VEIL_CHAT_PIPE_IN_MAX);
+	veil_buf_init(&p->out, SIZE_MAX / 2); /* bounded by pipe_output's blocking */
+	uv_mutex_lock(&g->pipe_lock);
+	/* New sessions take turns on the loops, as accepted connections do. */
+	p->loop = g->loops[g->pipe_next++ % g->n];
+	int rc = pipe_post_locked(p);
+	uv_mutex_unlock(&g->pipe_lock);
+	if (rc != 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+int veil_chat_pipe_send(struct veil_chat_pipe *p, const uint8_t *b, size_t n)
+{
+	int rc;
+	uv_mutex_lock(&p->grp->pipe_lock);
+	if (p->ended)
+		rc = VEIL_ECLOSED;
+	else if ((rc = veil_buf_append(&p->in, b, n)) == 0)
+		rc = pipe_post_locked(p);
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	return rc;
+}
+
+void veil_chat_pipe_close(struct veil_chat_pipe *p)
+{
+	if (p == NULL)
+		return;
+	uv_mutex_lock(&p->grp->pipe_lock);
+	p->gone = 1;
+	p->ctx = NULL;
+	veil_buf_release(&p->in);
+	veil_buf_release(&p->out);
+	/* Its session ends (if it has not): as a socket the peer closed. */
+	if (!p->ended && pipe_post_locked(p) != 0)
+		veil_log_error(
+		    "chat: out of memory ending a session (it ends at its idle timeout)");
+	uv_mutex_unlock(&p->grp->pipe_lock);
+	pipe_unref(p);
+}
+
+void veil_chat_pipe_run(struct veil_chat *chat, void (*data)(void *ctx, const uint8_t *p, size_t n),
+                        void (*ended)(void *ctx))
+{
+	struct chat_group *g = chat->grp;
+	uv_mutex_lock(&g->pipe_lock);
+	struct veil_chat_pipe *p = g->pipe_ready;
+	g->pipe_ready = NULL;
+	uv_mutex_unlock(&g->pipe_lock);
+	while (p != NULL) {
+		struct veil_chat_pipe *next = p->rnext;
+		struct veil_buf out;
+		veil_buf_init(&out, 0);
+		uv_mutex_lock(&g->pipe_lock);
+		p->ready = 0;
+		buf_swap_data(&out, &p->out);
+		int end = p->ended;
+		if (p->blocked) {
+			/* Taken: the session may write again. */
+			p->blocked = 0;
+			if (pipe_post_locked(p) != 0) {
+				p->blocked = 1;
+				veil_log_error("chat: out of memory resuming a session's output");
+			}
+		}
+		void *ctx = p->ctx;
+		uv_mutex_unlock(&g->pipe_lock);
+		if (ctx != NULL && out.len > 0)
+			data(ctx, out.p, out.len);
+		veil_buf_release(&out);
+		if (end) {
+			uv_mutex_lock(&g->pipe_lock);
+			ctx = p->ctx;
+			uv_mutex_unlock(&g->pipe_lock);
+			if (ctx != NULL)
+				ended(ctx);
+		}
+		pipe_unref(p);
+		p = next;
+	}
 }
 
 static void store_event_local(struct veil_chat *chat, int kind, const uint8_t id[VEIL_ID_LEN],
@@ -2142,6 +2601,8 @@ static void xhandle(struct veil_chat *chat, struct xmsg *x, int final)
 		break;
 	case X_KICK: kick_local(chat, x->id); break;
 	case X_STOP: shutdown_local(chat); break;
+	case X_PIPE: pipe_run(chat, x, final); return;
+	case X_UNREF: conn_unref(x->conn); break;
 	}
 	free(x);
 }
@@ -2352,6 +2813,11 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 		free(g);
 		return NULL;
 	}
+	if (uv_mutex_init(&g->pipe_lock) != 0) {
+		uv_mutex_destroy(&g->lock);
+		free(g);
+		return NULL;
+	}
 	g->n = veil_chat_threads(&srv->cfg);
 	const char *inl = getenv("VEIL_CHAT_LOGIN_INLINE");
 	g->login_inline = inl != NULL && strcmp(inl, "1") == 0;
@@ -2370,6 +2836,7 @@ struct veil_chat *veil_chat_new(uv_loop_t *loop, struct veil_server *srv)
 			}
 			chat_free_one(g->loops[i]);
 		}
+		uv_mutex_destroy(&g->pipe_lock);
 		uv_mutex_destroy(&g->lock);
 		free(g);
 		return NULL;
@@ -2502,6 +2969,7 @@ void veil_chat_free(struct veil_chat *chat)
 		chat_free_one(g->loops[i]);
 	}
 	chat_free_one(chat);
+	uv_mutex_destroy(&g->pipe_lock);
 	uv_mutex_destroy(&g->lock);
 	free(g);
 }

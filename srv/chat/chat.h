@@ -83,6 +83,34 @@ void veil_chat_free(struct veil_chat *chat);
  */
 void veil_chat_kick(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN]);
 
+/*
+ * In-process sessions: a CSP connection to this service without a socket,
+ * the mediator's for each device (srv/mediator). Its bytes are those of a
+ * TCP connection to the chat port; the session has no address (it counts
+ * against no per-address limit, and the service cannot learn where the
+ * device is). One consumer thread (the HTTP thread) uses them:
+ *   veil_chat_pipe_consumer  sets wake(arg), called from any thread (under a
+ *                            lock: it must only signal) when sessions have
+ *                            output or ended; NULL stops the calls;
+ *   veil_chat_pipe_run       then, on the consumer's thread: data(ctx, ...)
+ *                            for each session's output in order, and
+ *                            ended(ctx) once a session ended (after its last
+ *                            output); the consumer then closes its pipe;
+ *   veil_chat_pipe_send      queues bytes for the session: 0, VEIL_ELIMIT
+ *                            over VEIL_CHAT_PIPE_IN_MAX waiting, VEIL_ECLOSED
+ *                            once it ended, VEIL_ENOMEM;
+ *   veil_chat_pipe_close     lets go (no callback for ctx after it); the
+ *                            session ends if it has not.
+ */
+#define VEIL_CHAT_PIPE_IN_MAX (256 * 1024)
+struct veil_chat_pipe;
+void veil_chat_pipe_consumer(struct veil_chat *chat, void (*wake)(void *arg), void *arg);
+struct veil_chat_pipe *veil_chat_pipe_open(struct veil_chat *chat, void *ctx);
+int veil_chat_pipe_send(struct veil_chat_pipe *p, const uint8_t *b, size_t n) VEIL_WUR;
+void veil_chat_pipe_close(struct veil_chat_pipe *p);
+void veil_chat_pipe_run(struct veil_chat *chat, void (*data)(void *ctx, const uint8_t *p, size_t n),
+                        void (*ended)(void *ctx));
+
 /* Counters for logs and tests. */
 struct veil_chat_stats {
 	uint64_t connections;     /* open now */

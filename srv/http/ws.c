@@ -68,13 +68,13 @@ struct veil_http_ws {
 	const struct http_ws_route *route;
 	void *ctx;
 	struct http_queue out;
-	struct veil_buf rx; /* a message being reassembled */
-	void *rxb;          /* lws's receive buffer for it (lwsmem.c), NULL if not known */
-	int established;
-	int active;     /* a message came since the last sweep */
-	int close_code; /* non-zero: close once out is empty */
-	int rx_skip;    /* dropping the rest of a message */
-	int peer_close; /* the code of the peer's close frame, 0 if none came */
+	struct veil_buf rx;  /* a message being reassembled */
+	void *rxb;           /* lws's receive buffer for it (lwsmem.c), NULL if not known */
+	uint16_t close_code; /* non-zero: close once out is empty */
+	uint16_t peer_close; /* the code of the peer's close frame, 0 if none came */
+	unsigned established : 1;
+	unsigned active : 1;  /* a message came since the last sweep */
+	unsigned rx_skip : 1; /* dropping the rest of a message */
 };
 
 int veil_http_ws_send(struct veil_http_ws *c, const uint8_t *p, size_t n)

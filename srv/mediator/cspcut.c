@@ -15,32 +15,68 @@ void md_cspcut_release(struct md_cspcut *c)
 	veil_buf_release(&c->buf);
 }
 
+/*
+ * The length of the message that starts with the n bytes at p: 0 if n is
+ * too short to tell, VEIL_EPROTO (as a negative) for an oversize frame.
+ */
+static long want_of(const struct md_cspcut *c, const uint8_t *p, size_t n)
+{
+	if (c->stage == 0)
+		return VEIL_CSP_SERVER_HELLO_LEN;
+	if (c->stage == 1)
+		return VEIL_CSP_LOGIN_ACK_LEN;
+	if (n < 2)
+		return 0;
+	size_t flen = veil_load_u16le(p);
+	if (flen > VEIL_CSP_MAX_FRAME)
+		return -1;
+	return (long)(2 + flen);
+}
+
 int md_cspcut_feed(struct md_cspcut *c, const uint8_t *p, size_t n,
                    int (*fn)(void *arg, const uint8_t *msg, size_t len), void *arg)
 {
-	if (n > 0 && veil_buf_append(&c->buf, p, n) != 0)
-		return VEIL_ELIMIT;
-	for (;;) {
-		size_t want;
-		if (c->stage == 0)
-			want = VEIL_CSP_SERVER_HELLO_LEN;
-		else if (c->stage == 1)
-			want = VEIL_CSP_LOGIN_ACK_LEN;
-		else if (c->buf.len < 2)
-			return 0;
-		else {
-			size_t flen = veil_load_u16le(c->buf.p);
-			if (flen > VEIL_CSP_MAX_FRAME)
+	/*
+	 * Whole messages are cut from p where they lie; only a message's
+	 * start that p ends in waits in buf (so any amount may come at once).
+	 */
+	while (n > 0) {
+		const uint8_t *msg;
+		size_t len;
+		if (c->buf.len > 0) {
+			/* Completes the waiting message (its length first, for a frame). */
+			long want = want_of(c, c->buf.p, c->buf.len);
+			size_t need = want > 0 ? (size_t)want - c->buf.len : 2 - c->buf.len;
+			if (want < 0)
 				return VEIL_EPROTO;
-			want = 2 + flen;
+			if (need > n)
+				need = n;
+			if (veil_buf_append(&c->buf, p, need) != 0)
+				return VEIL_ELIMIT;
+			p += need;
+			n -= need;
+			if (want <= 0 || c->buf.len < (size_t)want)
+				continue;
+			msg = c->buf.p;
+			len = (size_t)want;
+		} else {
+			long want = want_of(c, p, n);
+			if (want < 0)
+				return VEIL_EPROTO;
+			if (want == 0 || (size_t)want > n)
+				return veil_buf_append(&c->buf, p, n) != 0 ? VEIL_ELIMIT : 0;
+			msg = p;
+			len = (size_t)want;
+			p += len;
+			n -= len;
 		}
-		if (c->buf.len < want)
-			return 0;
-		int rc = fn(arg, c->buf.p, want);
+		int rc = fn(arg, msg, len);
+		if (msg == c->buf.p)
+			veil_buf_release(&c->buf);
 		if (rc != 0)
 			return rc;
-		veil_buf_consume(&c->buf, want);
 		if (c->stage < 2)
 			c->stage++;
 	}
+	return 0;
 }

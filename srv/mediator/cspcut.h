@@ -21,8 +21,9 @@ void md_cspcut_init(struct md_cspcut *c);
 void md_cspcut_release(struct md_cspcut *c);
 /*
  * Feeds n bytes of the stream; calls fn once per whole message, in order (a
- * non-zero return from fn is returned at once). VEIL_EPROTO for a frame
- * length over VEIL_CSP_MAX_FRAME, VEIL_ELIMIT if more than 128 KiB wait.
+ * non-zero return from fn is returned at once). Any amount may come at
+ * once: only the start of a message waits. VEIL_EPROTO for a frame length
+ * over VEIL_CSP_MAX_FRAME.
  */
 int md_cspcut_feed(struct md_cspcut *c, const uint8_t *p, size_t n,
                    int (*fn)(void *arg, const uint8_t *msg, size_t len), void *arg) VEIL_WUR;

@@ -29,9 +29,10 @@
  * csp-device-id); only the leader receives: on its promotion it sends
  * unblock-incoming-messages, which makes its session the identity's
  * receiving connection in the chat service (srv/chat/chat.c). When the
- * leader goes, the next device promoted unblocks in turn. The chat
- * connections are exempt from the chat service's per-address limits (see
- * srv/limit/selfconn.h): they all come from this process.
+ * leader goes, the next device promoted unblocks in turn. A device's CSP
+ * session is an in-process session of this veild's chat service (a pipe,
+ * srv/chat/chat.h): its bytes pass in memory, with no socket and no address
+ * for the chat service to see.
  *
  * Transactions: a group has at most one lock holder. BeginTransaction from
  * another device while it is held gets TransactionRejected (the holder and
@@ -58,7 +59,7 @@
 
 #include "mediator.h"
 #include "cspcut.h"
-#include "limit/selfconn.h"
+#include "chat/chat.h"
 #include "mstore.h"
 
 #define MD_BUCKETS 256
@@ -108,18 +109,18 @@ struct md_conn {
 	struct md_group *g;
 	struct md_conn *gnext;
 	int64_t sent_seq; /* last queue row sent */
-	int dry_sent, leader, pumping;
-	int pump_blocked; /* the pump stopped at a reflect not yet committed */
-	int live; /* every committed row of its queue was sent: new ones may come from memory */
-	uint64_t tx_deadline_ms; /* when its transaction's TTL runs out (if it holds the lock) */
-	struct veil_buf early;   /* proxy payloads before up opens: u32le length || payload */
-	struct veil_http_raw *up;
-	uint16_t up_port; /* its local port, marked in m->self while up is open */
+	unsigned dry_sent : 1, leader : 1, pumping : 1;
+	unsigned pump_blocked : 1; /* the pump stopped at a reflect not yet committed */
+	unsigned
+	    live : 1; /* every committed row of its queue was sent: new ones may come from memory */
+	uint64_t tx_deadline_ms;   /* when its transaction's TTL runs out (if it holds the lock) */
+	struct veil_buf *early;    /* proxy payloads before up opens: u32le length || payload */
+	struct veil_chat_pipe *up; /* its CSP session */
 	struct md_cspcut cut;
 	uint32_t *eph; /* ephemeral reflected IDs sent, not acked: MD_EPH_MAX, while any */
 	size_t neph;
-	/* Reflects held in the transaction: flags u16le || ts u64le || len u32le || envelope. */
-	struct veil_buf held;
+	/* Reflects held in its transaction: flags u16le || ts u64le || len u32le || envelope. */
+	struct veil_buf *held;
 };
 
 struct veil_medsvc {
@@ -130,11 +131,7 @@ struct veil_medsvc {
 	uint32_t hs_timeout_ms;   /* to complete the D2M handshake */
 	uint32_t queue_limit;     /* reflected messages queued per device */
 	uint32_t volatile_ttl_ms; /* a VOLATILE slot is kept this long offline */
-	struct veil_selfconn *self;
-	struct sockaddr_storage chat_addr; /* where the chat service is reached */
-	socklen_t chat_addr_len;
-	char chat_host[64];
-	uint16_t chat_port;
+	struct veil_chat *chat;   /* this veild's chat service: the devices' CSP sessions */
 	struct md_group *buckets[MD_BUCKETS];
 	/* Reflects stored in batches not yet durable, in order: acked once their batch is. */
 	struct md_pending *pend;
@@ -245,6 +242,23 @@ static int send_reflected(struct md_conn *c, uint16_t flags, uint32_t rid, uint6
 	return send_raw_container(c, &b);
 }
 
+/* A buffer made when first needed (idle devices hold none): *b, or NULL if out of memory. */
+static struct veil_buf *buf_get(struct veil_buf **b, size_t max)
+{
+	if (*b == NULL && (*b = malloc(sizeof **b)) != NULL)
+		veil_buf_init(*b, max);
+	return *b;
+}
+
+static void buf_drop(struct veil_buf **b)
+{
+	if (*b == NULL)
+		return;
+	veil_buf_release(*b);
+	free(*b);
+	*b = NULL;
+}
+
 /* --- the CSP proxy --- */
 
 static int up_emit(void *arg, const uint8_t *msg, size_t len)
@@ -265,74 +279,65 @@ static void up_data(void *ctx, const uint8_t *p, size_t n)
 	}
 }
 
-static void up_closed(void *ctx)
-{
-	struct md_conn *c = ctx;
-	veil_selfconn_unmark(c->m->self, c->up_port);
-	c->up = NULL;
-	md_cspcut_release(&c->cut);
-	/* The CSP session ended: the device reconnects (4000 allows it). */
-	conn_close(c, VEIL_MD_CLOSE_CSP_CLOSED);
-}
-
-static const struct veil_http_raw_ops up_ops = {.data = up_data, .closed = up_closed};
-
-/* Ends the device's chat connection (the mark first: the socket closes later). */
+/* Ends the device's CSP session (if it has not ended). */
 static void up_close(struct md_conn *c)
 {
 	if (c->up == NULL)
 		return;
-	veil_selfconn_unmark(c->m->self, c->up_port);
-	veil_http_raw_close(c->up);
+	veil_chat_pipe_close(c->up);
 	c->up = NULL;
 	md_cspcut_release(&c->cut);
+}
+
+static void up_ended(void *ctx)
+{
+	struct md_conn *c = ctx;
+	up_close(c);
+	/* The CSP session ended: the device reconnects (4000 allows it). */
+	conn_close(c, VEIL_MD_CLOSE_CSP_CLOSED);
 }
 
 /* Sends the proxy payloads that came before the chat connection was open. */
 static int flush_early(struct md_conn *c)
 {
 	size_t o = 0;
-	while (o + 4 <= c->early.len) {
-		size_t n = veil_load_u32le(c->early.p + o);
-		if (veil_http_raw_send(c->up, c->early.p + o + 4, n) != 0)
-			return -1;
+	int rc = 0;
+	while (c->early != NULL && o + 4 <= c->early->len && rc == 0) {
+		size_t n = veil_load_u32le(c->early->p + o);
+		rc = veil_chat_pipe_send(c->up, c->early->p + o + 4, n) != 0 ? -1 : 0;
 		o += 4 + n;
 	}
-	veil_buf_release(&c->early);
-	veil_buf_init(&c->early, MD_EARLY_MAX);
-	return 0;
+	buf_drop(&c->early);
+	return rc;
 }
 
 static void proxy_in(struct md_conn *c, const uint8_t *p, size_t n)
 {
 	if (c->up != NULL) {
-		if (veil_http_raw_send(c->up, p, n) != 0)
+		if (veil_chat_pipe_send(c->up, p, n) != 0)
 			conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 		return;
 	}
-	if (veil_buf_append_u32le(&c->early, (uint32_t)n) != 0 ||
-	    veil_buf_append(&c->early, p, n) != 0) {
+	if (buf_get(&c->early, MD_EARLY_MAX) == NULL ||
+	    veil_buf_append_u32le(c->early, (uint32_t)n) != 0 ||
+	    veil_buf_append(c->early, p, n) != 0) {
 		veil_log_debug("mediator: a device sent too much CSP before its handshake ended");
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 	}
 }
 
 /*
- * Opens the device's own CSP session: a connection to the chat service,
- * with the proxy payloads the device sent during the D2M handshake. Every
- * device has one (it may send); only the leader asks to receive (0x03).
+ * Opens the device's own CSP session in the chat service, with the proxy
+ * payloads the device sent during the D2M handshake. Every device has one
+ * (it may send); only the leader asks to receive (0x03).
  */
 static void up_open(struct md_conn *c)
 {
 	struct veil_medsvc *m = c->m;
-	/* Loopback (or veild's own address): connect returns at once. */
-	int fd = veil_selfconn_connect(m->self, &m->chat_addr, m->chat_addr_len, &c->up_port);
-	if (fd >= 0 && veil_http_raw_adopt(m->h, fd, &up_ops, c, &c->up) != 0)
-		veil_selfconn_unmark(m->self, c->up_port); /* fd is closed */
-	if (fd < 0 || c->up == NULL) {
-		c->up = NULL;
-		veil_log_error("mediator: cannot reach the chat service at %s:%u", c->m->chat_host,
-		               c->m->chat_port);
+	c->up = m->chat != NULL ? veil_chat_pipe_open(m->chat, c) : NULL;
+	if (c->up == NULL) {
+		veil_log_error("mediator: cannot open a CSP session in the chat service%s",
+		               m->chat != NULL ? " (out of memory)" : " (none runs)");
 		conn_close(c, VEIL_MD_CLOSE_CSP_UNREACHABLE);
 		return;
 	}
@@ -385,8 +390,7 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 		veil_log_warn("mediator: cannot release a transaction lock in the store");
 	if (c->state != C_CLOSING)
 		veil_http_ws_timer(c->ws, 0);
-	veil_buf_release(&c->held);
-	veil_buf_init(&c->held, MD_TX_HELD_MAX);
+	buf_drop(&c->held);
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, c->did, g->tx_scope,
@@ -524,8 +528,7 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	g->tx = c;
-	veil_buf_release(&c->held);
-	veil_buf_init(&c->held, MD_TX_HELD_MAX);
+	buf_drop(&c->held);
 	c->tx_deadline_ms = veil_mono_ms() + ttl * 1000u;
 	veil_http_ws_timer(c->ws, ttl * 1000u);
 	send_raw_container(c, &b);
@@ -538,10 +541,13 @@ static int tx_hold(struct md_conn *c, const struct veil_md_reflect *r, uint64_t 
 	veil_store_u16le(h, r->flags);
 	veil_store_u64le(h + 2, ts);
 	veil_store_u32le(h + 10, (uint32_t)r->envelope_len);
-	if (c->held.len + sizeof h + r->envelope_len > MD_TX_HELD_MAX)
+	struct veil_buf *held = buf_get(&c->held, MD_TX_HELD_MAX);
+	if (held == NULL)
+		return VEIL_ENOMEM;
+	if (held->len + sizeof h + r->envelope_len > MD_TX_HELD_MAX)
 		return VEIL_ELIMIT;
-	if (veil_buf_append(&c->held, h, sizeof h) != 0 ||
-	    (r->envelope_len > 0 && veil_buf_append(&c->held, r->envelope, r->envelope_len) != 0))
+	if (veil_buf_append(held, h, sizeof h) != 0 ||
+	    (r->envelope_len > 0 && veil_buf_append(held, r->envelope, r->envelope_len) != 0))
 		return VEIL_ELIMIT;
 	return 0;
 }
@@ -557,11 +563,11 @@ static void on_commit_tx(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	/* The held reflects, in order: stored (durable) or, if ephemeral, forwarded. */
-	for (size_t o = 0; o + 14 <= c->held.len;) {
-		uint16_t flags = veil_load_u16le(c->held.p + o);
-		uint64_t ts = veil_load_u64le(c->held.p + o + 2);
-		size_t len = veil_load_u32le(c->held.p + o + 10);
-		const uint8_t *env = c->held.p + o + 14;
+	for (size_t o = 0; c->held != NULL && o + 14 <= c->held->len;) {
+		uint16_t flags = veil_load_u16le(c->held->p + o);
+		uint64_t ts = veil_load_u64le(c->held->p + o + 2);
+		size_t len = veil_load_u32le(c->held->p + o + 10);
+		const uint8_t *env = c->held->p + o + 14;
 		uint32_t rid;
 		o += 14 + len;
 		if (flags & VEIL_MD_FLAG_EPHEMERAL) {
@@ -794,9 +800,11 @@ static void on_reflect(struct md_conn *c, const uint8_t *p, size_t n)
 	struct veil_buf b;
 	if (g->tx == c) {
 		/* In the transaction: held until the commit, acked now unless ephemeral. */
-		if (tx_hold(c, &r, ts) != 0) {
+		int hrc = tx_hold(c, &r, ts);
+		if (hrc != 0) {
 			veil_log_debug("mediator: a transaction holds too many reflects");
-			conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
+			conn_close(c, hrc == VEIL_ENOMEM ? VEIL_MD_CLOSE_INTERNAL
+			                                 : VEIL_MD_CLOSE_PROTOCOL);
 			return;
 		}
 		if (r.flags & VEIL_MD_FLAG_EPHEMERAL)
@@ -1550,6 +1558,8 @@ static void md_check(struct veil_medsvc *m, int resync)
 static void md_wake(void *arg)
 {
 	struct veil_medsvc *m = arg;
+	if (m->chat != NULL)
+		veil_chat_pipe_run(m->chat, up_data, up_ended);
 	if (m->st != NULL && md_store_batch_open(m->st) && !md_store_batch_syncing(m->st))
 		batch_flush(m); /* the next batch goes to the disk at once */
 	if (m->st != NULL)
@@ -1569,6 +1579,25 @@ static void md_store_woke(void *arg)
 	veil_http_wake(m->h);
 }
 
+/* The chat service has output or an end for the devices' sessions (any thread, under its lock). */
+static void md_pipes_woke(void *arg)
+{
+	struct veil_medsvc *m = arg;
+	veil_http_wake(m->h);
+}
+
+static void up_nop_data(void *ctx, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)p;
+	(void)n;
+}
+
+static void up_nop_ended(void *ctx)
+{
+	(void)ctx;
+}
+
 /* --- WebSocket callbacks --- */
 
 static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const char *client,
@@ -1581,8 +1610,6 @@ static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const c
 		return -1;
 	c->m = m;
 	c->ws = ws;
-	veil_buf_init(&c->early, MD_EARLY_MAX);
-	veil_buf_init(&c->held, MD_TX_HELD_MAX);
 	*ctx = c;
 	char sg[VEIL_MD_SERVER_GROUP_MAX + 1];
 	const char *tail = path + strlen(VEIL_MEDIATOR_PREFIX);
@@ -1671,8 +1698,8 @@ static void md_closed(void *ctx)
 	up_close(c);
 	hs_free(c);
 	free(c->eph);
-	veil_buf_release(&c->early);
-	veil_buf_release(&c->held);
+	buf_drop(&c->early);
+	buf_drop(&c->held);
 	free(c);
 }
 
@@ -1688,6 +1715,11 @@ static const struct veil_http_ws_ops md_ops = {
 static void md_free(void *arg)
 {
 	struct veil_medsvc *m = arg;
+	if (m->chat != NULL) {
+		/* Every session was closed with its device: what the list still holds goes. */
+		veil_chat_pipe_consumer(m->chat, NULL, NULL);
+		veil_chat_pipe_run(m->chat, up_nop_data, up_nop_ended);
+	}
 	for (size_t i = 0; i < MD_BUCKETS; i++)
 		while (m->buckets[i] != NULL) {
 			struct md_group *g = m->buckets[i];
@@ -1718,16 +1750,8 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 	m->hs_timeout_ms = (srv->cfg.md_hs_timeout_s > 0 ? srv->cfg.md_hs_timeout_s : 10) * 1000u;
 	m->queue_limit = srv->cfg.md_queue_limit > 0 ? srv->cfg.md_queue_limit : 100000;
 	m->volatile_ttl_ms = srv->cfg.md_volatile_ttl_s * 1000u;
-	m->chat_port = srv->cfg.chat_port;
-	m->self = srv->self;
-	/* The chat service listens where veild does; a wildcard is reached on loopback. */
-	snprintf(m->chat_host, sizeof m->chat_host, "%s", srv->cfg.listen);
-	int rc =
-	    veil_selfconn_addr(srv->cfg.listen, m->chat_port, &m->chat_addr, &m->chat_addr_len);
-	if (rc != 0) {
-		free(m);
-		return rc;
-	}
+	m->chat = srv->chat;
+	int rc;
 	/* With a PostgreSQL store, the mediator's tables are in it too (several nodes). */
 	if (strncmp(srv->cfg.store, "postgres", 8) == 0)
 		snprintf(path, sizeof path, "%s", srv->cfg.store);
@@ -1748,6 +1772,8 @@ int veil_medsvc_register(struct veil_http *h, const struct veil_server *srv)
 		rc = veil_http_ws_route(h, VEIL_MEDIATOR_PREFIX, VEIL_MD_MAX_MESSAGE, &md_ops, m);
 	if (rc == 0)
 		rc = veil_http_on_stop(h, md_free, m);
+	if (rc == 0 && m->chat != NULL)
+		veil_chat_pipe_consumer(m->chat, md_pipes_woke, m);
 	if (rc != 0) {
 		md_store_close(m->st);
 		free(m);

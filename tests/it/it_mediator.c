@@ -521,6 +521,55 @@ static int t_devices_chat_through_proxy(void)
 }
 
 /*
+ * A leader's backlog larger than the chat service lets a session's output
+ * wait (VEIL_CHAT_MAX_PENDING_WRITE, 512 KiB): the in-process session
+ * waits until the mediator took it and then goes on; every message comes
+ * once, in order.
+ */
+static int t_leader_drains_a_large_backlog(void)
+{
+	enum { N = 120, LEN = 6000 };
+	static char text[LEN + 1], got_text[LEN + 1];
+	static struct pcsp a;
+	struct group g;
+	struct it_conn b;
+	IT_CHECK(it_login(&b, &srv, bob.id, bob.sk) == 0);
+	IT_CHECK(it_expect(&b, VEIL_CSP_QUEUE_SEND_COMPLETE, 5000) == 0);
+	for (int i = 0; i < N; i++) {
+		memset(text, 'a' + i % 26, LEN);
+		text[LEN] = 0;
+		snprintf(text, 12, "backlog %03d", i);
+		text[11] = ' ';
+		IT_CHECK(bob_sends(&b, text) == 0);
+	}
+	it_close(&b);
+	group_new(&g);
+	IT_CHECK(pcsp_login(&a, &g, 211, &alice, 0xa11ce11) == 0);
+	IT_CHECK(pcsp_promoted(&a) == 0);
+	IT_CHECK(pcsp_send(&a, VEIL_CSP_UNBLOCK_INCOMING, NULL, 0) == 0);
+	for (int i = 0; i < N; i++) {
+		struct it_conn view = {.fd = -1};
+		uint64_t id;
+		char want[16];
+		int erc = pcsp_expect(&a, VEIL_CSP_INCOMING_MESSAGE);
+		if (erc != 0)
+			fprintf(stderr, "message %d: %d\n", i, erc);
+		IT_CHECK(erc == 0);
+		memcpy(view.buf, a.buf, a.len);
+		view.len = a.len;
+		IT_CHECK(it_open_text(&view, &alice, &bob, got_text, sizeof got_text, &id) == 0);
+		snprintf(want, sizeof want, "backlog %03d ", i);
+		IT_CHECK(strlen(got_text) == LEN && memcmp(got_text, want, 12) == 0);
+		uint8_t ack[16];
+		veil_csp_ack_encode(ack, bob.id, id);
+		IT_CHECK(pcsp_send(&a, VEIL_CSP_INCOMING_ACK, ack, sizeof ack) == 0);
+	}
+	IT_CHECK(pcsp_expect(&a, VEIL_CSP_QUEUE_SEND_COMPLETE) == 0);
+	dev_close(&a.d);
+	return 0;
+}
+
+/*
  * A direct CSP client-hello to s on the chat port: 0 if the server-hello
  * comes back (the connection is admitted; it stays open in *fd), else the
  * error. A refused connection is closed at once: VEIL_ECLOSED, or VEIL_EIO
@@ -1322,6 +1371,7 @@ int main(void)
 	RUN_IT(t_volatile_slot_expires);
 	RUN_IT(t_queue_limit_4114);
 	RUN_IT(t_devices_chat_through_proxy);
+	RUN_IT(t_leader_drains_a_large_backlog);
 	RUN_IT(t_chat_limits_spare_mediator);
 	RUN_IT(t_no_identity_in_mediator_tables);
 	RUN_IT(t_acks_wait_for_the_sync);

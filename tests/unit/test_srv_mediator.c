@@ -56,6 +56,60 @@ static void test_cspcut_boundaries(void)
 	}
 }
 
+/* The n-th message: the server-hello, the login-ack, then frame n - 3 (n in its third byte). */
+static int count_cut(void *arg, const uint8_t *msg, size_t len)
+{
+	size_t *n = arg;
+	(*n)++;
+	if (*n == 1)
+		return len == 80 && msg[0] == 1 ? 0 : -1;
+	if (*n == 2)
+		return len == 32 && msg[0] == 2 ? 0 : -1;
+	return msg[2] == (uint8_t)(*n) && len == 2 + VEIL_CSP_MAX_FRAME ? 0 : -1;
+}
+
+/*
+ * Megabytes at once (the chat service hands a session's output over in
+ * one piece): every frame is cut, and only a frame's start waits; in
+ * chunks that split frames anywhere, the same.
+ */
+static void test_cspcut_large_input(void)
+{
+	enum { F = 2 + VEIL_CSP_MAX_FRAME, N = 300 };
+	size_t total = 80 + 32 + (size_t)N * F + 100;
+	uint8_t *s = calloc(1, total);
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < N; i++) {
+		uint8_t *f = s + 112 + i * F;
+		f[0] = VEIL_CSP_MAX_FRAME & 0xff;
+		f[1] = VEIL_CSP_MAX_FRAME >> 8;
+		f[2] = (uint8_t)(i + 3); /* counted from the server-hello and login-ack */
+	}
+	uint8_t *tail = s + 112 + (size_t)N * F;
+	tail[0] = VEIL_CSP_MAX_FRAME & 0xff;
+	tail[1] = VEIL_CSP_MAX_FRAME >> 8;
+	s[0] = 1, s[80] = 2;
+	for (size_t chunk = 0; chunk < 3; chunk++) {
+		size_t step = chunk == 0 ? total : chunk == 1 ? 7777 : 3;
+		struct md_cspcut c;
+		size_t n = 0;
+		md_cspcut_init(&c);
+		for (size_t o = 0; o < total; o += step) {
+			size_t k = total - o < step ? total - o : step;
+			int rc = md_cspcut_feed(&c, s + o, k, count_cut, &n);
+			CHECK_RC(rc, 0);
+			if (rc != 0)
+				break;
+		}
+		CHECK(n == 2 + N);
+		CHECK(c.buf.len == 100);
+		md_cspcut_release(&c);
+	}
+	free(s);
+}
+
 static void test_cspcut_oversize_frame(void)
 {
 	struct md_cspcut c;
@@ -367,6 +421,7 @@ static void test_mstore_batch_sync_thread(void)
 
 T_MAIN_BEGIN
 RUN(test_cspcut_boundaries);
+RUN(test_cspcut_large_input);
 RUN(test_cspcut_oversize_frame);
 RUN(test_mstore_queue);
 RUN(test_mstore_devices_and_shared);
