@@ -20,7 +20,6 @@
 #include "admin/reload.h"
 #include "metrics/adminhttp.h"
 #include "chat/chat.h"
-#include "limit/selfconn.h"
 #include "config.h"
 #include "privdrop.h"
 #include "blob/blob.h"
@@ -526,7 +525,6 @@ static int start_http_services(struct veil_http *http, struct veil_server *srv,
 int main(int argc, char **argv)
 {
 	static struct veil_server srv;
-	static struct veil_selfconn selfconn;
 	struct veil_privdrop drop = {0};
 	struct app app = {0};
 	struct veil_http *http = NULL;
@@ -534,7 +532,6 @@ int main(int argc, char **argv)
 	int rc = 1, lock_fd = -1;
 
 	veil_config_defaults(&srv.cfg);
-	srv.self = &selfconn;
 	if (parse_args(argc, argv, &srv.cfg) != 0)
 		return 2;
 	veil_log_set_level((enum veil_log_level)srv.cfg.log_level);

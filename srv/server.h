@@ -153,7 +153,6 @@ struct veil_server_keys {
 	uint8_t *dir_sk; /* VEIL_KEY_LEN */
 };
 
-struct veil_selfconn;
 struct veil_push;
 struct veil_chat;
 
@@ -161,8 +160,6 @@ struct veil_server {
 	struct veil_config cfg;
 	struct veil_server_keys keys;
 	struct veil_store *store;
-	/* veild's own connections to the chat port (srv/limit/selfconn.h); NULL = none */
-	struct veil_selfconn *self;
 	struct veil_push *push; /* wake-ups for identities offline (srv/push); NULL = none */
 	struct veil_chat *chat; /* the chat service (its in-process sessions); NULL = none */
 };

@@ -33,7 +33,6 @@
 
 #include "chat/chat.h"
 #include "limit/connlimit.h"
-#include "limit/selfconn.h"
 #include "push/push.h"
 #include "metrics/metrics.h"
 #include "veil/csp.h"
@@ -243,8 +242,6 @@ struct veil_chat {
 	struct veil_chat_stats st_logged; /* as of the last minute's log line */
 	/* Per client address: connections (and new ones a minute), and handshakes. */
 	struct veil_connlimit *conns_per_addr, *hs_per_addr;
-	/* Where veild's own connections (the mediator's) come from: exempt from those limits. */
-	struct sockaddr_storage self_addr;
 	/* Connections refused by a per-address limit since the last log line. */
 	uint64_t refused_total, refused_hs, refused_rate, refused_table;
 	uint64_t refused_logged_ms, refused_since_ms;
@@ -663,9 +660,6 @@ static int addr_admit(struct veil_chat *chat, struct conn *c)
 	if (uv_tcp_getpeername(conn_tcp(c), (struct sockaddr *)&sa, &len) != 0)
 		return -1;
 	const struct sockaddr *a = (const struct sockaddr *)&sa;
-	/* The mediator's own connection: counted by no address (it holds no tokens). */
-	if (veil_selfconn_take(chat->srv->self, &chat->self_addr, a, (socklen_t)len))
-		return 0;
 	uv_mutex_lock(&chat->grp->lock);
 	rc = addr_admit_locked(chat, c, a, (socklen_t)len, now);
 	uv_mutex_unlock(&chat->grp->lock);
@@ -2863,14 +2857,8 @@ int veil_chat_start(struct veil_chat *chat, char *err, size_t errcap)
 		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
 		return VEIL_EINVAL;
 	}
-	socklen_t self_len;
-	if (veil_selfconn_addr(cfg->listen, cfg->chat_port, &chat->self_addr, &self_len) != 0) {
-		snprintf(err, errcap, "--listen %s is not an IPv4 or IPv6 address", cfg->listen);
-		return VEIL_EINVAL;
-	}
 	for (unsigned i = 1; i < g->n; i++) {
 		struct veil_chat *k = g->loops[i];
-		k->self_addr = chat->self_addr;
 		if (veil_store_lane_new(chat->srv->store, veil_chat_store_wake, k, &k->lane) != 0) {
 			snprintf(err, errcap, "cannot start %u chat loops (--chat-threads)", g->n);
 			return VEIL_ENOMEM;

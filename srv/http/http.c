@@ -77,7 +77,7 @@ struct http_cleanup {
 
 struct veil_http {
 	struct lws_context *ctx;
-	struct lws_protocols protocols[3];
+	struct lws_protocols protocols[2];
 	pthread_t thread;
 	int running;
 	atomic_int stop;
@@ -978,10 +978,6 @@ int veil_http_new(struct veil_http **out, const struct veil_server *srv)
 	    .callback = http_cb,
 	    .per_session_data_size = sizeof(struct http_pss),
 	};
-	h->protocols[1] = (struct lws_protocols){
-	    .name = VEIL_HTTP_RAW_PROTOCOL,
-	    .callback = http_raw_callback,
-	};
 	atomic_init(&h->stop, 0);
 
 	http_lwsmem_install();
@@ -1139,18 +1135,6 @@ int veil_http_ws_route(struct veil_http *h, const char *prefix, size_t max_messa
 	r->arg = arg;
 	h->ws.n++;
 	return 0;
-}
-
-int veil_http_raw_adopt(struct veil_http *h, int fd, const struct veil_http_raw_ops *ops, void *ctx,
-                        struct veil_http_raw **out)
-{
-	struct lws_vhost *vh = lws_get_vhost_by_name(h->ctx, "default");
-	if (vh == NULL) {
-		close(fd);
-		*out = NULL;
-		return VEIL_EIO;
-	}
-	return http_raw_adopt(vh, fd, ops, ctx, out);
 }
 
 int veil_http_on_stop(struct veil_http *h, void (*fn)(void *arg), void *arg)

@@ -271,28 +271,6 @@ int veil_http_ws_peer_close_code(const struct veil_http_ws *c);
 void veil_http_ws_close(struct veil_http_ws *c, int code);
 
 /*
- * Raw sockets: a connected TCP socket handed to the listener's loop, e.g. a
- * service's connection to another service. Callbacks run on the HTTP
- * thread; adopt must be called on it too (from a route's callback).
- */
-struct veil_http_raw;
-struct veil_http_raw_ops {
-	void (*data)(void *ctx, const uint8_t *p, size_t n);
-	/* The peer closed or the socket failed; r is gone. Not after veil_http_raw_close. */
-	void (*closed)(void *ctx);
-};
-/*
- * Takes fd (connected, any mode; it is made non-blocking). Returns 0 with
- * *out, or VEIL_EIO (fd is then closed).
- */
-int veil_http_raw_adopt(struct veil_http *h, int fd, const struct veil_http_raw_ops *ops, void *ctx,
-                        struct veil_http_raw **out) VEIL_WUR;
-/* Queues a copy of p; VEIL_ELIMIT over VEIL_HTTP_WS_MAX_QUEUED. */
-int veil_http_raw_send(struct veil_http_raw *r, const uint8_t *p, size_t n) VEIL_WUR;
-/* Closes once the queue is written; no callback follows. */
-void veil_http_raw_close(struct veil_http_raw *r);
-
-/*
  * Deferred answers. A plain route's handler that cannot answer at once (it
  * waits for a durable write on another thread) calls veil_http_defer(resp)
  * and returns; the connection then waits, reading nothing more, until

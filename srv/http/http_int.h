@@ -1,6 +1,6 @@
 /*
  * Internals shared by the HTTP listener's files (http.c: the HTTP routes and
- * the lws context; ws.c: WebSocket routes and adopted raw sockets).
+ * the lws context; ws.c: WebSocket routes).
  */
 #ifndef VEIL_SRV_HTTP_INT_H
 #define VEIL_SRV_HTTP_INT_H
@@ -8,8 +8,6 @@
 #include <libwebsockets.h>
 
 #include "http.h"
-
-#define VEIL_HTTP_RAW_PROTOCOL "veil-raw"
 
 struct http_ws_route {
 	char prefix[VEIL_HTTP_MAX_WS_PREFIX];
@@ -48,13 +46,6 @@ unsigned http_sweeps(struct veil_http *h);
  * Forwarded header names (forwarded.h).
  */
 void http_client_addr(struct lws *wsi, char *out, size_t cap);
-/* The callback of the raw-socket protocol (VEIL_HTTP_RAW_PROTOCOL). */
-int http_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                      size_t len);
-
-/* Adopts fd into vh as a raw socket of VEIL_HTTP_RAW_PROTOCOL. */
-int http_raw_adopt(struct lws_vhost *vh, int fd, const struct veil_http_raw_ops *ops, void *ctx,
-                   struct veil_http_raw **out);
 
 /*
  * libwebsockets' allocator (lwsmem.c): each WebSocket's receive buffer in a

@@ -1,8 +1,8 @@
 /*
- * WebSocket routes and adopted raw sockets on the HTTP listener's lws
- * context. Both keep a queue of whole messages and write per writable
- * callback one (raw sockets) or a burst of them (WebSocket), so a slow peer
- * costs memory up to VEIL_HTTP_WS_MAX_QUEUED, never a blocked thread.
+ * WebSocket routes on the HTTP listener's lws context. Each connection
+ * keeps a queue of whole messages and writes a burst of them per writable
+ * callback, so a slow peer costs memory up to VEIL_HTTP_WS_MAX_QUEUED,
+ * never a blocked thread.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -332,103 +332,4 @@ void http_ws_sweep(struct veil_http_ws *c)
 	 */
 	if (c->rxb != NULL && lws_remaining_packet_payload(c->wsi) == 0)
 		(void)http_lwsmem_idle(c->rxb);
-}
-
-/* --- raw sockets --- */
-
-struct veil_http_raw {
-	struct lws *wsi;
-	const struct veil_http_raw_ops *ops;
-	void *ctx;
-	struct http_queue out;
-	int closing; /* closed by its owner: no callbacks, close once out is empty */
-};
-
-int veil_http_raw_send(struct veil_http_raw *r, const uint8_t *p, size_t n)
-{
-	if (r->closing)
-		return VEIL_ECLOSED;
-	int rc = queue_push(&r->out, p, n);
-	if (rc == 0)
-		lws_callback_on_writable(r->wsi);
-	return rc;
-}
-
-void veil_http_raw_close(struct veil_http_raw *r)
-{
-	if (r == NULL)
-		return;
-	r->closing = 1;
-	lws_callback_on_writable(r->wsi);
-}
-
-int http_raw_adopt(struct lws_vhost *vh, int fd, const struct veil_http_raw_ops *ops, void *ctx,
-                   struct veil_http_raw **out)
-{
-	*out = NULL;
-	struct veil_http_raw *r = calloc(1, sizeof *r);
-	if (r == NULL) {
-		close(fd);
-		return VEIL_ENOMEM;
-	}
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-		close(fd);
-		free(r);
-		return VEIL_EIO;
-	}
-	r->ops = ops;
-	r->ctx = ctx;
-	lws_adopt_desc_t info;
-	memset(&info, 0, sizeof info);
-	info.vh = vh;
-	info.type = LWS_ADOPT_SOCKET;
-	info.fd.sockfd = fd;
-	info.vh_prot_name = VEIL_HTTP_RAW_PROTOCOL;
-	info.opaque = r;
-	r->wsi = lws_adopt_descriptor_vhost_via_info(&info);
-	if (r->wsi == NULL) {
-		free(r); /* lws closed fd */
-		return VEIL_EIO;
-	}
-	*out = r;
-	return 0;
-}
-
-int http_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                      size_t len)
-{
-	(void)user;
-	struct veil_http_raw *r = lws_get_opaque_user_data(wsi);
-	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return -1; /* never a WebSocket subprotocol */
-	case LWS_CALLBACK_RAW_RX:
-		if (r != NULL && !r->closing)
-			r->ops->data(r->ctx, in, len);
-		return 0;
-	case LWS_CALLBACK_RAW_WRITEABLE: {
-		if (r == NULL)
-			return -1;
-		struct http_msg *m = r->out.head;
-		if (m != NULL) {
-			if (lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_RAW) != (int)m->len)
-				return -1;
-			queue_pop(&r->out);
-			if (r->out.head != NULL || r->closing)
-				lws_callback_on_writable(wsi);
-			return 0;
-		}
-		return r->closing ? -1 : 0;
-	}
-	case LWS_CALLBACK_RAW_CLOSE:
-		if (r != NULL) {
-			lws_set_opaque_user_data(wsi, NULL);
-			if (!r->closing)
-				r->ops->closed(r->ctx);
-			queue_clear(&r->out);
-			free(r);
-		}
-		return 0;
-	default: return 0;
-	}
 }

@@ -23,7 +23,6 @@
 #include "veil/crypto.h"
 #include "veil/util.h"
 #include "../../srv/limit/connlimit.h"
-#include "../../srv/limit/selfconn.h"
 #include "../../srv/http/forwarded.h"
 #include "../../srv/http/http.h"
 #include "../../srv/http/http_int.h"
@@ -253,68 +252,6 @@ static void test_connlimit_table(void)
 	      veil_connlimit_count(cl, (const struct sockaddr *)&a[0], sizeof a[0]));
 	CHECK(veil_connlimit_count(cl, (struct sockaddr *)&m2, sizeof m2) == 0);
 	veil_connlimit_free(cl);
-}
-
-/* Accepts one connection on lfd; its peer address into peer. */
-static int accept_peer(int lfd, struct sockaddr_storage *peer, socklen_t *len)
-{
-	*len = sizeof *peer;
-	return accept(lfd, (struct sockaddr *)peer, len);
-}
-
-/*
- * Only a connection opened by veil_selfconn_connect is taken as veild's own,
- * once; a plain one from the same address is not, nor one after its mark
- * was cleared.
- */
-static void test_selfconn(void)
-{
-	static struct veil_selfconn sc;
-	struct sockaddr_storage to, peer, wild;
-	socklen_t len, plen;
-	uint16_t port, lport;
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t alen = sizeof a;
-	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 8) == 0);
-	CHECK(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
-	port = ntohs(a.sin_port);
-	CHECK_RC(veil_selfconn_addr("127.0.0.1", port, &to, &len), 0);
-	/* A wildcard listener is reached on loopback; a name is not an address. */
-	CHECK_RC(veil_selfconn_addr("0.0.0.0", port, &wild, &len), 0);
-	CHECK(((struct sockaddr_in *)&wild)->sin_addr.s_addr == htonl(INADDR_LOOPBACK));
-	CHECK_RC(veil_selfconn_addr("::", port, &wild, &len), 0);
-	CHECK(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&wild)->sin6_addr));
-	CHECK_RC(veil_selfconn_addr("localhost", port, &wild, &len), VEIL_EINVAL);
-
-	int own = veil_selfconn_connect(&sc, &to, sizeof(struct sockaddr_in), &lport);
-	CHECK(own >= 0);
-	int s1 = accept_peer(lfd, &peer, &plen);
-	CHECK(s1 >= 0 && ntohs(((struct sockaddr_in *)&peer)->sin_port) == lport);
-	CHECK(veil_selfconn_take(NULL, &to, (struct sockaddr *)&peer, plen) == 0);
-	CHECK(veil_selfconn_take(&sc, &to, (struct sockaddr *)&peer, plen) == 1);
-	CHECK(veil_selfconn_take(&sc, &to, (struct sockaddr *)&peer, plen) == 0);
-
-	int plain = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(plain >= 0 && connect(plain, (struct sockaddr *)&a, sizeof a) == 0);
-	int s2 = accept_peer(lfd, &peer, &plen);
-	CHECK(s2 >= 0 && veil_selfconn_take(&sc, &to, (struct sockaddr *)&peer, plen) == 0);
-
-	/* Marked, then cleared before anyone accepted it. */
-	int own2 = veil_selfconn_connect(&sc, &to, sizeof(struct sockaddr_in), &lport);
-	CHECK(own2 >= 0);
-	veil_selfconn_unmark(&sc, lport);
-	int s3 = accept_peer(lfd, &peer, &plen);
-	CHECK(s3 >= 0 && veil_selfconn_take(&sc, &to, (struct sockaddr *)&peer, plen) == 0);
-	for (size_t i = 0; i < VEIL_ARRAY_LEN(sc.ports); i++)
-		CHECK(sc.ports[i] == 0);
-	close(own);
-	close(own2);
-	close(plain);
-	close(s1);
-	close(s2);
-	close(s3);
-	close(lfd);
 }
 
 static void test_cidr(void)
@@ -857,6 +794,5 @@ T_MAIN_BEGIN
 	RUN(test_conn_per_addr);
 	RUN(test_conn_rate);
 	RUN(test_connlimit_table);
-	RUN(test_selfconn);
 }
 T_MAIN_END
