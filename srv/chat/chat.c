@@ -61,12 +61,14 @@ struct conn {
 	unsigned
 	    move_wanted : 1; /* logged in on a loop that is not its identity's: moves once writes drain */
 	unsigned moved : 1; /* its pipe went with it to another loop: closing here ends nothing */
+	unsigned dirty : 1; /* on the chat's list of connections to flush */
+	unsigned inflight : 1; /* a uv_write is under way */
+	uint32_t idle_ms;
 	uint8_t features;
 	uint8_t identity[VEIL_ID_LEN];
 	uint64_t id_key;      /* the map key: the identity's, or dev_key() before unblocking */
 	uint64_t device_id;   /* from the login's csp-device-id, if device */
 	uint64_t deadline_ms; /* handshake deadline or idle deadline */
-	uint32_t idle_ms;
 	uint64_t delivered_seq;
 	uint64_t session_gen; /* from veil_store_session_claim (0: none or not shared) */
 	struct put_ctx *live_head, *live_tail; /* handed off, not yet acked, oldest first */
@@ -75,8 +77,6 @@ struct conn {
 	uint64_t live_after;  /* hand-off only once chat->puts_done reaches this */
 	size_t write_pending; /* bytes in out plus bytes handed to uv_write */
 	struct conn *dirty_next;
-	unsigned dirty : 1;                /* on the chat's list of connections to flush */
-	unsigned inflight : 1;             /* a uv_write is under way */
 	struct veil_buf out;               /* frames sealed this loop pass, not yet written */
 	struct veil_csp_session sess;      /* once logged in */
 	struct veil_csp_server *hs;        /* only during the handshake */
@@ -120,17 +120,31 @@ static void hs_keep_session(struct conn *c)
 }
 
 /*
+ * A pipe's output holds at most this: pipe_output stops the session at
+ * VEIL_CHAT_MAX_PENDING_WRITE, and one flush adds at most a connection's
+ * output limit.
+ */
+#define VEIL_CHAT_PIPE_OUT_MAX                                                                     \
+	(3 * VEIL_CHAT_MAX_PENDING_WRITE + VEIL_CHAT_FETCH_BATCH * (2 + VEIL_CSP_MAX_FRAME))
+
+/* A pipe's bytes (idle pipes are many: smaller than a struct veil_buf). */
+struct pbuf {
+	uint8_t *p;
+	uint32_t len, cap;
+};
+
+/*
  * An in-process session (see chat.h): the mediator's CSP session for one
  * device, with the bytes passed in memory instead of over a loopback
  * socket. Shared by the consumer's thread and the session's loop; every
- * field but grp under grp->pipe_lock.
+ * field under its group's pipe_lock (loop, which names the group, is also
+ * read without it: see pipe_lock_of).
  */
 struct veil_chat_pipe {
-	struct chat_group *grp;
 	struct veil_chat *loop;       /* where its session is, or goes next */
 	struct conn *conn;            /* its session: NULL before it starts and once it ended */
 	void *ctx;                    /* the consumer's, until it lets go */
-	struct veil_buf in, out;      /* to the session; from it, for the consumer */
+	struct pbuf in, out;          /* to the session; from it, for the consumer */
 	struct veil_chat_pipe *rnext; /* on grp->pipe_ready */
 	unsigned refs : 3;            /* the consumer, the session, a post, the ready list */
 	unsigned posted : 1;          /* an X_PIPE is on its way to loop */
@@ -140,6 +154,8 @@ struct veil_chat_pipe {
 	unsigned gone : 1;            /* the consumer let go */
 	unsigned blocked : 1;         /* its output is full: the session waits until it is taken */
 };
+
+static uv_mutex_t *pipe_lock_of(const struct veil_chat_pipe *p);
 
 static void pipe_ended(struct veil_chat_pipe *p);
 static void pipe_output(struct conn *c);
@@ -247,6 +263,12 @@ struct veil_chat {
 	uint64_t refused_logged_ms, refused_since_ms;
 	uint8_t rbuf[65536];
 };
+
+/* The lock of p's fields: its loop's group's (the same for every loop p may move to). */
+static uv_mutex_t *pipe_lock_of(const struct veil_chat_pipe *p)
+{
+	return &__atomic_load_n(&p->loop, __ATOMIC_RELAXED)->grp->pipe_lock;
+}
 
 /* A write the kernel did not take at once; it owns the buffer's bytes. */
 struct wreq {
@@ -1938,11 +1960,11 @@ static void move_conn(struct conn *c, struct veil_chat *to)
 	 */
 	c->moved = 1;
 	conn_close(c);
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	p->conn = n;
-	p->loop = to;
+	__atomic_store_n(&p->loop, to, __ATOMIC_RELAXED);
 	xpost(to, x);
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 }
 
 /* A logged-in connection goes to its identity's home loop once no write is under way. */
@@ -2175,22 +2197,47 @@ static struct xmsg *xnew(int kind, const uint8_t *id)
  * the chat service cannot see where a device is.
  */
 
-/* Exchanges the bytes of a and b; each keeps its limit. */
-static void buf_swap_data(struct veil_buf *a, struct veil_buf *b)
+/* Moves v's bytes to b (what b held is freed); v is left empty. */
+static void pbuf_take(struct pbuf *b, struct veil_buf *v)
 {
-	struct veil_buf t = *a;
-	a->p = b->p;
-	a->len = b->len;
-	a->cap = b->cap;
-	b->p = t.p;
-	b->len = t.len;
-	b->cap = t.cap;
+	free(b->p);
+	b->p = v->p;
+	b->len = (uint32_t)v->len;
+	b->cap = (uint32_t)v->cap;
+	v->p = NULL;
+	v->len = v->cap = 0;
+}
+
+/* Moves b's bytes to v (which must be empty, its limit set); b is left empty. */
+static void pbuf_give(struct pbuf *b, struct veil_buf *v)
+{
+	v->p = b->p;
+	v->len = b->len;
+	v->cap = b->cap;
+	*b = (struct pbuf){0};
+}
+
+/* Appends n bytes to b, which holds at most max: 0, VEIL_ELIMIT or VEIL_ENOMEM. */
+static int pbuf_append(struct pbuf *b, const uint8_t *d, size_t n, size_t max)
+{
+	struct veil_buf v;
+	veil_buf_init(&v, max);
+	pbuf_give(b, &v);
+	int rc = veil_buf_append(&v, d, n);
+	pbuf_take(b, &v);
+	return rc;
+}
+
+static void pbuf_free(struct pbuf *b)
+{
+	free(b->p);
+	*b = (struct pbuf){0};
 }
 
 /* Under pipe_lock: on the consumer's list, which is woken if the list was empty. */
 static void pipe_ready_locked(struct veil_chat_pipe *p)
 {
-	struct chat_group *g = p->grp;
+	struct chat_group *g = p->loop->grp;
 	if (p->ready || p->gone)
 		return;
 	p->ready = 1;
@@ -2219,25 +2266,25 @@ static int pipe_post_locked(struct veil_chat_pipe *p)
 
 static void pipe_unref(struct veil_chat_pipe *p)
 {
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	int last = --p->refs == 0;
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 	if (!last)
 		return;
-	veil_buf_release(&p->in);
-	veil_buf_release(&p->out);
+	pbuf_free(&p->in);
+	pbuf_free(&p->out);
 	free(p);
 }
 
 /* The session ended (after its last output): the consumer hears of it. */
 static void pipe_ended(struct veil_chat_pipe *p)
 {
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	p->conn = NULL;
 	p->ended = 1;
-	veil_buf_release(&p->in);
+	pbuf_free(&p->in);
 	pipe_ready_locked(p);
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 }
 
 /*
@@ -2251,12 +2298,12 @@ static void pipe_output(struct conn *c)
 	struct veil_chat_pipe *p = c->pipe;
 	size_t n = c->out.len;
 	int rc = 0;
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	if (!p->gone) {
 		if (p->out.len == 0)
-			buf_swap_data(&p->out, &c->out);
+			pbuf_take(&p->out, &c->out);
 		else
-			rc = veil_buf_append(&p->out, c->out.p, c->out.len);
+			rc = pbuf_append(&p->out, c->out.p, c->out.len, VEIL_CHAT_PIPE_OUT_MAX);
 		if (rc == 0 && p->out.len >= VEIL_CHAT_MAX_PENDING_WRITE) {
 			p->blocked = 1;
 			c->inflight = 1;
@@ -2264,7 +2311,7 @@ static void pipe_output(struct conn *c)
 		if (rc == 0)
 			pipe_ready_locked(p);
 	}
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 	c->write_pending -= n;
 	veil_buf_release(&c->out);
 	if (rc != 0)
@@ -2280,11 +2327,10 @@ static void pipe_pull(struct conn *c)
 	if (c->closing || c->working || c->move_wanted)
 		return;
 	struct veil_buf in;
-	veil_buf_init(&in, 0);
-	uv_mutex_lock(&p->grp->pipe_lock);
-	in.max = p->in.max;
-	buf_swap_data(&in, &p->in);
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	veil_buf_init(&in, VEIL_CHAT_PIPE_IN_MAX);
+	uv_mutex_lock(pipe_lock_of(p));
+	pbuf_give(&p->in, &in);
+	uv_mutex_unlock(pipe_lock_of(p));
 	if (in.len == 0)
 		return;
 	c->refs++;
@@ -2292,13 +2338,11 @@ static void pipe_pull(struct conn *c)
 	if (in.len > 0 && !c->closing) {
 		/* What c did not take (a unit's start, input during a step) goes back in front. */
 		int rc;
-		uv_mutex_lock(&p->grp->pipe_lock);
+		uv_mutex_lock(pipe_lock_of(p));
 		rc = veil_buf_append(&in, p->in.p, p->in.len);
-		if (rc == 0) {
-			veil_buf_reset(&p->in);
-			buf_swap_data(&in, &p->in);
-		}
-		uv_mutex_unlock(&p->grp->pipe_lock);
+		if (rc == 0)
+			pbuf_take(&p->in, &in);
+		uv_mutex_unlock(pipe_lock_of(p));
 		if (rc != 0)
 			conn_fail(c, 0, "Input too long");
 	}
@@ -2320,10 +2364,10 @@ static struct conn *pipe_start(struct veil_chat *chat, struct veil_chat_pipe *p)
 	c->refs = 1;
 	c->pipe = p;
 	conn_bufs_init(c);
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	p->conn = c;
 	p->refs++;
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 	conn_link(chat, c);
 	c->deadline_ms = veil_mono_ms() + VEIL_CHAT_HANDSHAKE_TIMEOUT_MS;
 	return c;
@@ -2333,11 +2377,11 @@ static struct conn *pipe_start(struct veil_chat *chat, struct veil_chat_pipe *p)
 static void pipe_run(struct veil_chat *chat, struct xmsg *x, int final)
 {
 	struct veil_chat_pipe *p = x->pipe;
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	if (p->loop != chat && !final) {
 		/* Its session moved meanwhile: the message follows (after the session). */
 		xpost(p->loop, x);
-		uv_mutex_unlock(&p->grp->pipe_lock);
+		uv_mutex_unlock(pipe_lock_of(p));
 		return;
 	}
 	p->posted = 0;
@@ -2345,7 +2389,7 @@ static void pipe_run(struct veil_chat *chat, struct xmsg *x, int final)
 	p->started = 1;
 	int gone = p->gone, blocked = p->blocked;
 	struct conn *c = p->conn;
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 	if (start)
 		c = pipe_start(chat, p);
 	if (c != NULL && !c->closed && !final) {
@@ -2394,14 +2438,11 @@ struct veil_chat_pipe *veil_chat_pipe_open(struct veil_chat *chat, void *ctx)
 	struct veil_chat_pipe *p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return NULL;
-	p->grp = g;
 	p->ctx = ctx;
 	p->refs = 1;
-	veil_buf_init(&p->in, VEIL_CHAT_PIPE_IN_MAX);
-	veil_buf_init(&p->out, SIZE_MAX / 2); /* bounded by pipe_output's blocking */
 	uv_mutex_lock(&g->pipe_lock);
 	/* New sessions take turns on the loops, as accepted connections do. */
-	p->loop = g->loops[g->pipe_next++ % g->n];
+	__atomic_store_n(&p->loop, g->loops[g->pipe_next++ % g->n], __ATOMIC_RELAXED);
 	int rc = pipe_post_locked(p);
 	uv_mutex_unlock(&g->pipe_lock);
 	if (rc != 0) {
@@ -2414,12 +2455,12 @@ struct veil_chat_pipe *veil_chat_pipe_open(struct veil_chat *chat, void *ctx)
 int veil_chat_pipe_send(struct veil_chat_pipe *p, const uint8_t *b, size_t n)
 {
 	int rc;
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	if (p->ended)
 		rc = VEIL_ECLOSED;
-	else if ((rc = veil_buf_append(&p->in, b, n)) == 0)
+	else if ((rc = pbuf_append(&p->in, b, n, VEIL_CHAT_PIPE_IN_MAX)) == 0)
 		rc = pipe_post_locked(p);
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 	return rc;
 }
 
@@ -2427,16 +2468,16 @@ void veil_chat_pipe_close(struct veil_chat_pipe *p)
 {
 	if (p == NULL)
 		return;
-	uv_mutex_lock(&p->grp->pipe_lock);
+	uv_mutex_lock(pipe_lock_of(p));
 	p->gone = 1;
 	p->ctx = NULL;
-	veil_buf_release(&p->in);
-	veil_buf_release(&p->out);
+	pbuf_free(&p->in);
+	pbuf_free(&p->out);
 	/* Its session ends (if it has not): as a socket the peer closed. */
 	if (!p->ended && pipe_post_locked(p) != 0)
 		veil_log_error(
 		    "chat: out of memory ending a session (it ends at its idle timeout)");
-	uv_mutex_unlock(&p->grp->pipe_lock);
+	uv_mutex_unlock(pipe_lock_of(p));
 	pipe_unref(p);
 }
 
@@ -2450,11 +2491,10 @@ void veil_chat_pipe_run(struct veil_chat *chat, void (*data)(void *ctx, const ui
 	uv_mutex_unlock(&g->pipe_lock);
 	while (p != NULL) {
 		struct veil_chat_pipe *next = p->rnext;
-		struct veil_buf out;
-		veil_buf_init(&out, 0);
 		uv_mutex_lock(&g->pipe_lock);
 		p->ready = 0;
-		buf_swap_data(&out, &p->out);
+		struct pbuf out = p->out;
+		p->out = (struct pbuf){0};
 		int end = p->ended;
 		if (p->blocked) {
 			/* Taken: the session may write again. */
@@ -2468,7 +2508,7 @@ void veil_chat_pipe_run(struct veil_chat *chat, void (*data)(void *ctx, const ui
 		uv_mutex_unlock(&g->pipe_lock);
 		if (ctx != NULL && out.len > 0)
 			data(ctx, out.p, out.len);
-		veil_buf_release(&out);
+		pbuf_free(&out);
 		if (end) {
 			uv_mutex_lock(&g->pipe_lock);
 			ctx = p->ctx;

@@ -33,10 +33,13 @@
 /* Smaller receive buffers (a protocol's own rx_buffer_size) stay in malloc. */
 #define LWSMEM_MIN (16u * 1024u)
 
-/* The mappings handed out: an open-addressing table keyed by address. */
+/*
+ * The mappings handed out: an open-addressing table keyed by address, one
+ * word per mapping (one per WebSocket): its page-aligned address, and its
+ * length in pages in the low bits (0: empty).
+ */
 struct lwsmem_ent {
-	uintptr_t p; /* 0: empty */
-	size_t len;
+	uintptr_t v;
 };
 
 static pthread_mutex_t lwsmem_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -44,6 +47,16 @@ static struct lwsmem_ent *lwsmem_t;
 static size_t lwsmem_cap, lwsmem_n; /* cap: 0 or a power of two */
 static uintptr_t lwsmem_page;
 static _Thread_local void *lwsmem_last_rx;
+
+static uintptr_t ent_p(const struct lwsmem_ent *e)
+{
+	return e->v & ~(lwsmem_page - 1);
+}
+
+static size_t ent_len(const struct lwsmem_ent *e)
+{
+	return (size_t)(e->v & (lwsmem_page - 1)) * lwsmem_page;
+}
 
 static size_t slot_of(uintptr_t p, size_t cap)
 {
@@ -53,23 +66,22 @@ static size_t slot_of(uintptr_t p, size_t cap)
 static void put_ent(struct lwsmem_ent *t, size_t cap, uintptr_t p, size_t len)
 {
 	size_t i = slot_of(p, cap);
-	while (t[i].p != 0)
+	while (t[i].v != 0)
 		i = (i + 1) & (cap - 1);
-	t[i].p = p;
-	t[i].len = len;
+	t[i].v = p | (len / lwsmem_page);
 }
 
 /* Under lwsmem_mu. */
 static int reg_put(uintptr_t p, size_t len)
 {
-	if ((lwsmem_n + 1) * 2 > lwsmem_cap) {
+	if ((lwsmem_n + 1) * 4 > lwsmem_cap * 3) { /* at most 3/4 full */
 		size_t cap = lwsmem_cap ? lwsmem_cap * 2 : 64;
 		struct lwsmem_ent *t = calloc(cap, sizeof *t);
 		if (t == NULL)
 			return -1;
 		for (size_t i = 0; i < lwsmem_cap; i++)
-			if (lwsmem_t[i].p != 0)
-				put_ent(t, cap, lwsmem_t[i].p, lwsmem_t[i].len);
+			if (lwsmem_t[i].v != 0)
+				put_ent(t, cap, ent_p(&lwsmem_t[i]), ent_len(&lwsmem_t[i]));
 		free(lwsmem_t);
 		lwsmem_t = t;
 		lwsmem_cap = cap;
@@ -85,9 +97,9 @@ static struct lwsmem_ent *reg_find(uintptr_t p)
 	if (lwsmem_cap == 0)
 		return NULL;
 	for (size_t i = slot_of(p, lwsmem_cap);; i = (i + 1) & (lwsmem_cap - 1)) {
-		if (lwsmem_t[i].p == p)
+		if (lwsmem_t[i].v != 0 && ent_p(&lwsmem_t[i]) == p)
 			return &lwsmem_t[i];
-		if (lwsmem_t[i].p == 0)
+		if (lwsmem_t[i].v == 0)
 			return NULL;
 	}
 }
@@ -96,17 +108,17 @@ static struct lwsmem_ent *reg_find(uintptr_t p)
 static void reg_del(struct lwsmem_ent *e)
 {
 	size_t mask = lwsmem_cap - 1, i = (size_t)(e - lwsmem_t), j = i;
-	lwsmem_t[i].p = 0;
+	lwsmem_t[i].v = 0;
 	for (;;) {
 		j = (j + 1) & mask;
-		if (lwsmem_t[j].p == 0)
+		if (lwsmem_t[j].v == 0)
 			break;
-		size_t k = slot_of(lwsmem_t[j].p, lwsmem_cap);
+		size_t k = slot_of(ent_p(&lwsmem_t[j]), lwsmem_cap);
 		/* j's entry may move to i unless its home k lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
 		lwsmem_t[i] = lwsmem_t[j];
-		lwsmem_t[j].p = 0;
+		lwsmem_t[j].v = 0;
 		i = j;
 	}
 	lwsmem_n--;
@@ -115,6 +127,8 @@ static void reg_del(struct lwsmem_ent *e)
 static void *map_rx(size_t size)
 {
 	size_t len = (size + lwsmem_page - 1) & ~(size_t)(lwsmem_page - 1);
+	if (len / lwsmem_page >= lwsmem_page)
+		return NULL; /* its pages would not fit in its entry's low bits */
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
@@ -136,7 +150,7 @@ static size_t map_len(const void *ptr)
 		return 0;
 	pthread_mutex_lock(&lwsmem_mu);
 	struct lwsmem_ent *e = reg_find((uintptr_t)ptr);
-	size_t len = e != NULL ? e->len : 0;
+	size_t len = e != NULL ? ent_len(e) : 0;
 	pthread_mutex_unlock(&lwsmem_mu);
 	return len;
 }
@@ -222,13 +236,13 @@ size_t http_lwsmem_resident(void)
 	unsigned char vec[64];
 	pthread_mutex_lock(&lwsmem_mu);
 	for (size_t i = 0; i < lwsmem_cap; i++) {
-		if (lwsmem_t[i].p == 0)
+		if (lwsmem_t[i].v == 0)
 			continue;
-		size_t np = lwsmem_t[i].len / lwsmem_page;
+		size_t np = ent_len(&lwsmem_t[i]) / lwsmem_page;
 		for (size_t o = 0; o < np; o += sizeof vec) {
 			size_t k = np - o < sizeof vec ? np - o : sizeof vec;
-			if (mincore((void *)(lwsmem_t[i].p + o * lwsmem_page), k * lwsmem_page,
-			            vec) != 0)
+			if (mincore((void *)(ent_p(&lwsmem_t[i]) + o * lwsmem_page),
+			            k * lwsmem_page, vec) != 0)
 				continue;
 			for (size_t j = 0; j < k; j++)
 				pages += vec[j] & 1;

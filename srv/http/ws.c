@@ -68,7 +68,7 @@ struct veil_http_ws {
 	const struct http_ws_route *route;
 	void *ctx;
 	struct http_queue out;
-	struct veil_buf rx;  /* a message being reassembled */
+	struct veil_buf *rx; /* a message being reassembled (made when one comes in pieces) */
 	void *rxb;           /* lws's receive buffer for it (lwsmem.c), NULL if not known */
 	uint16_t close_code; /* non-zero: close once out is empty */
 	uint16_t peer_close; /* the code of the peer's close frame, 0 if none came */
@@ -117,6 +117,15 @@ void veil_http_ws_close(struct veil_http_ws *c, int code)
 }
 
 /* Ends the connection's state: tells the route once and frees it. */
+static void rx_drop(struct veil_http_ws *c)
+{
+	if (c->rx == NULL)
+		return;
+	veil_buf_release(c->rx);
+	free(c->rx);
+	c->rx = NULL;
+}
+
 static void ws_finish(struct veil_http_ws **slot)
 {
 	struct veil_http_ws *c = *slot;
@@ -126,7 +135,7 @@ static void ws_finish(struct veil_http_ws **slot)
 	if (c->ctx != NULL)
 		c->route->ops->closed(c->ctx);
 	queue_clear(&c->out);
-	veil_buf_release(&c->rx);
+	rx_drop(c);
 	free(c);
 }
 
@@ -151,7 +160,6 @@ static int ws_filter(struct http_ws_table *t, struct lws *wsi, struct veil_http_
 		return -1;
 	c->wsi = wsi;
 	c->route = r;
-	veil_buf_init(&c->rx, r->max_message);
 	*slot = c;
 	void *ctx = NULL;
 	if (r->ops->open(r->arg, c, path, client, &ctx) != 0 || ctx == NULL) {
@@ -168,7 +176,8 @@ static int ws_receive(struct veil_http_ws *c, const uint8_t *in, size_t len)
 		return 0;
 	c->active = 1;
 	if (lws_is_first_fragment(c->wsi)) {
-		veil_buf_reset(&c->rx);
+		if (c->rx != NULL)
+			veil_buf_reset(c->rx);
 		c->rx_skip = 0;
 		if (!lws_frame_is_binary(c->wsi)) {
 			veil_http_ws_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
@@ -177,25 +186,27 @@ static int ws_receive(struct veil_http_ws *c, const uint8_t *in, size_t len)
 	}
 	if (c->rx_skip)
 		return 0;
-	if (c->rx.len == 0 && lws_is_final_fragment(c->wsi) &&
+	if ((c->rx == NULL || c->rx->len == 0) && lws_is_final_fragment(c->wsi) &&
 	    lws_remaining_packet_payload(c->wsi) == 0) {
 		/* A whole message in one piece (the usual case): no copy. */
-		if (len > c->rx.max) {
+		if (len > c->route->max_message) {
 			veil_http_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
 			return 0;
 		}
 		c->route->ops->message(c->ctx, in != NULL ? in : (const uint8_t *)"", len);
 		return 0;
 	}
-	if (veil_buf_append(&c->rx, in, len) != 0) {
+	if (c->rx == NULL && (c->rx = malloc(sizeof *c->rx)) != NULL)
+		veil_buf_init(c->rx, c->route->max_message);
+	if (c->rx == NULL || veil_buf_append(c->rx, in, len) != 0) {
 		c->rx_skip = 1;
 		veil_http_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
 		return 0;
 	}
 	if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0) {
-		c->route->ops->message(c->ctx, c->rx.p != NULL ? c->rx.p : (const uint8_t *)"",
-		                       c->rx.len);
-		veil_buf_reset(&c->rx);
+		c->route->ops->message(c->ctx, c->rx->p != NULL ? c->rx->p : (const uint8_t *)"",
+		                       c->rx->len);
+		veil_buf_reset(c->rx);
 	}
 	return 0;
 }
@@ -324,8 +335,8 @@ void http_ws_sweep(struct veil_http_ws *c)
 		return;
 	}
 	/* Idle since the last sweep: what it holds for the next message goes. */
-	if (c->rx.len == 0)
-		veil_buf_release(&c->rx);
+	if (c->rx != NULL && c->rx->len == 0)
+		rx_drop(c);
 	/*
 	 * lws's buffer holds bytes only while a control frame is partly read
 	 * (payload still to come); data frames never pass through it.

@@ -2,17 +2,35 @@
 #include "cspcut.h"
 #include "veil/csp.h"
 
-#define MD_CSPCUT_MAX (128u * 1024u)
+#include <stdlib.h>
+
+/* At most one message waits: a frame (2 + VEIL_CSP_MAX_FRAME bytes) at the most. */
+#define MD_CSPCUT_MAX (2u + VEIL_CSP_MAX_FRAME)
 
 void md_cspcut_init(struct md_cspcut *c)
 {
 	c->stage = 0;
-	veil_buf_init(&c->buf, MD_CSPCUT_MAX);
+	c->buf = NULL;
 }
 
 void md_cspcut_release(struct md_cspcut *c)
 {
-	veil_buf_release(&c->buf);
+	if (c->buf == NULL)
+		return;
+	veil_buf_release(c->buf);
+	free(c->buf);
+	c->buf = NULL;
+}
+
+/* Keeps n bytes of a message's start (appended to what waits). */
+static int keep(struct md_cspcut *c, const uint8_t *p, size_t n)
+{
+	if (c->buf == NULL) {
+		if ((c->buf = malloc(sizeof *c->buf)) == NULL)
+			return VEIL_ENOMEM;
+		veil_buf_init(c->buf, MD_CSPCUT_MAX);
+	}
+	return veil_buf_append(c->buf, p, n) != 0 ? VEIL_ELIMIT : 0;
 }
 
 /*
@@ -43,36 +61,37 @@ int md_cspcut_feed(struct md_cspcut *c, const uint8_t *p, size_t n,
 	while (n > 0) {
 		const uint8_t *msg;
 		size_t len;
-		if (c->buf.len > 0) {
+		if (c->buf != NULL) {
 			/* Completes the waiting message (its length first, for a frame). */
-			long want = want_of(c, c->buf.p, c->buf.len);
-			size_t need = want > 0 ? (size_t)want - c->buf.len : 2 - c->buf.len;
+			long want = want_of(c, c->buf->p, c->buf->len);
+			size_t need = want > 0 ? (size_t)want - c->buf->len : 2 - c->buf->len;
 			if (want < 0)
 				return VEIL_EPROTO;
 			if (need > n)
 				need = n;
-			if (veil_buf_append(&c->buf, p, need) != 0)
-				return VEIL_ELIMIT;
+			int rc = keep(c, p, need);
+			if (rc != 0)
+				return rc;
 			p += need;
 			n -= need;
-			if (want <= 0 || c->buf.len < (size_t)want)
+			if (want <= 0 || c->buf->len < (size_t)want)
 				continue;
-			msg = c->buf.p;
+			msg = c->buf->p;
 			len = (size_t)want;
 		} else {
 			long want = want_of(c, p, n);
 			if (want < 0)
 				return VEIL_EPROTO;
 			if (want == 0 || (size_t)want > n)
-				return veil_buf_append(&c->buf, p, n) != 0 ? VEIL_ELIMIT : 0;
+				return keep(c, p, n);
 			msg = p;
 			len = (size_t)want;
 			p += len;
 			n -= len;
 		}
 		int rc = fn(arg, msg, len);
-		if (msg == c->buf.p)
-			veil_buf_release(&c->buf);
+		if (c->buf != NULL && msg == c->buf->p)
+			md_cspcut_release(c); /* stage stays */
 		if (rc != 0)
 			return rc;
 		if (c->stage < 2)

@@ -13,8 +13,8 @@
 #include "veil/util.h"
 
 struct md_cspcut {
-	int stage; /* 0: server-hello, 1: login-ack, 2: frames */
-	struct veil_buf buf;
+	int stage;            /* 0: server-hello, 1: login-ack, 2: frames */
+	struct veil_buf *buf; /* a message's start, while one waits (else NULL) */
 };
 
 void md_cspcut_init(struct md_cspcut *c);

@@ -78,14 +78,15 @@ struct md_group {
 	uint8_t gid[32];
 	struct md_conn *conns; /* connected devices past the handshake */
 	struct md_conn *leader;
-	struct md_conn *tx; /* the transaction's lock holder */
+	struct md_conn *tx;      /* the transaction's lock holder */
+	uint64_t tx_deadline_ms; /* when its TTL runs out */
 	size_t batch_bytes; /* bytes of its reflected messages in the batch of round bytes_round */
 	uint64_t bytes_round; /* the batch_done round (see rounds) batch_bytes counts for */
 	uint64_t fed;         /* the batch_done round that last fed it */
 	/* The lock holder's encrypted scope, allocated while a transaction runs (memory per group). */
 	uint8_t *tx_scope;
 	int lead_held; /* this node holds the group's leadership in the store */
-	size_t tx_scope_len;
+	uint32_t tx_scope_len;
 	/* A device here was rejected for another node's transaction: that holder (see md_check). */
 	struct md_txwait *txw;
 	struct md_group *next;
@@ -103,6 +104,7 @@ struct md_conn {
 	struct veil_medsvc *m;
 	struct veil_http_ws *ws;
 	int state;
+	uint32_t neph; /* IDs in eph */
 	uint8_t gid[32];
 	struct veil_md_server_hs *hs; /* until the ClientHello (memory per idle device) */
 	uint64_t did;
@@ -113,12 +115,10 @@ struct md_conn {
 	unsigned pump_blocked : 1; /* the pump stopped at a reflect not yet committed */
 	unsigned
 	    live : 1; /* every committed row of its queue was sent: new ones may come from memory */
-	uint64_t tx_deadline_ms;   /* when its transaction's TTL runs out (if it holds the lock) */
 	struct veil_buf *early;    /* proxy payloads before up opens: u32le length || payload */
 	struct veil_chat_pipe *up; /* its CSP session */
 	struct md_cspcut cut;
 	uint32_t *eph; /* ephemeral reflected IDs sent, not acked: MD_EPH_MAX, while any */
-	size_t neph;
 	/* Reflects held in its transaction: flags u16le || ts u64le || len u32le || envelope. */
 	struct veil_buf *held;
 };
@@ -529,7 +529,7 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 	}
 	g->tx = c;
 	buf_drop(&c->held);
-	c->tx_deadline_ms = veil_mono_ms() + ttl * 1000u;
+	g->tx_deadline_ms = veil_mono_ms() + ttl * 1000u;
 	veil_http_ws_timer(c->ws, ttl * 1000u);
 	send_raw_container(c, &b);
 }
@@ -619,8 +619,8 @@ static void md_timer(void *ctx)
 	if (c->state == C_READY && c->g != NULL && c->g->tx == c) {
 		/* The one timer also serves the batch: not yet the TTL, wait on for it. */
 		uint64_t now = veil_mono_ms();
-		if (now < c->tx_deadline_ms) {
-			veil_http_ws_timer(c->ws, (uint32_t)(c->tx_deadline_ms - now));
+		if (now < c->g->tx_deadline_ms) {
+			veil_http_ws_timer(c->ws, (uint32_t)(c->g->tx_deadline_ms - now));
 			return;
 		}
 		veil_log_debug("mediator: a transaction ran out of time");
@@ -1035,7 +1035,7 @@ static void on_reflected_ack(struct md_conn *c, const uint8_t *p, size_t n)
 		conn_close(c, VEIL_MD_CLOSE_PROTOCOL);
 		return;
 	}
-	for (size_t i = 0; i < c->neph; i++)
+	for (uint32_t i = 0; i < c->neph; i++)
 		if (c->eph[i] == r.id) {
 			memmove(c->eph + i, c->eph + i + 1, (c->neph - i - 1) * sizeof c->eph[0]);
 			if (--c->neph == 0) {
