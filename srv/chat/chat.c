@@ -23,7 +23,6 @@
  * the loop and a connection holds bytes only while a frame is incomplete.
  */
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
