@@ -596,10 +596,11 @@ static int direct_hello(const struct it_server *s, int *fd)
 }
 
 /*
- * --chat-conn-per-addr counts every client address, loopback too, but not
- * the mediator's own connections to the chat service: with a cap of one
- * connection per address and that one taken by a direct client, devices
- * still get their CSP sessions, and a second direct client is still refused.
+ * --chat-conn-per-addr counts every client address, loopback too; the
+ * devices' CSP sessions (in-process, with no address) count against none:
+ * with a cap of one connection per address and that one taken by a direct
+ * client, devices still get their CSP sessions, and a second direct client
+ * is still refused.
  */
 static int limits_spare_mediator(struct it_server *s2, int *x1)
 {
@@ -627,7 +628,7 @@ static int limits_spare_mediator(struct it_server *s2, int *x1)
 		IT_CHECK(pcsp_next(c, 5000) == 0 && c->d.pn == VEIL_CSP_SERVER_HELLO_LEN);
 		IT_CHECK(veil_csp_client_server_hello(&c->hs, c->d.pl) == 0);
 	}
-	/* The exemption is the mediator's alone: loopback is still limited. */
+	/* The devices' sessions took no address's place: loopback is still limited. */
 	rc = direct_hello(s2, &x2);
 	IT_CHECK(rc == VEIL_ECLOSED || rc == VEIL_EIO);
 	for (int i = 0; i < N; i++)
