@@ -93,6 +93,14 @@ int veil_buf_append_u64le(struct veil_buf *b, uint64_t v) VEIL_WUR;
 /* Drops the first n bytes (n <= len). */
 void veil_buf_consume(struct veil_buf *b, size_t n);
 void veil_buf_reset(struct veil_buf *b);
+/*
+ * A buffer on the heap, made when first needed (so that the many objects
+ * that mostly hold none cost one pointer): *b, made empty with limit max
+ * if NULL; NULL if out of memory.
+ */
+struct veil_buf *veil_buf_lazy(struct veil_buf **b, size_t max);
+/* Releases and frees *b, if any; *b becomes NULL. */
+void veil_buf_drop(struct veil_buf **b);
 
 /*
  * Hex and base64 go through libsodium's constant-time codecs, so keys may

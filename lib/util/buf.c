@@ -108,3 +108,19 @@ void veil_buf_consume(struct veil_buf *b, size_t n)
 	if (b->secret)
 		sodium_memzero(b->p + b->len, n);
 }
+
+struct veil_buf *veil_buf_lazy(struct veil_buf **b, size_t max)
+{
+	if (*b == NULL && (*b = malloc(sizeof **b)) != NULL)
+		veil_buf_init(*b, max);
+	return *b;
+}
+
+void veil_buf_drop(struct veil_buf **b)
+{
+	if (*b == NULL)
+		return;
+	veil_buf_release(*b);
+	free(*b);
+	*b = NULL;
+}

@@ -117,15 +117,6 @@ void veil_http_ws_close(struct veil_http_ws *c, int code)
 }
 
 /* Ends the connection's state: tells the route once and frees it. */
-static void rx_drop(struct veil_http_ws *c)
-{
-	if (c->rx == NULL)
-		return;
-	veil_buf_release(c->rx);
-	free(c->rx);
-	c->rx = NULL;
-}
-
 static void ws_finish(struct veil_http_ws **slot)
 {
 	struct veil_http_ws *c = *slot;
@@ -135,7 +126,7 @@ static void ws_finish(struct veil_http_ws **slot)
 	if (c->ctx != NULL)
 		c->route->ops->closed(c->ctx);
 	queue_clear(&c->out);
-	rx_drop(c);
+	veil_buf_drop(&c->rx);
 	free(c);
 }
 
@@ -196,9 +187,8 @@ static int ws_receive(struct veil_http_ws *c, const uint8_t *in, size_t len)
 		c->route->ops->message(c->ctx, in != NULL ? in : (const uint8_t *)"", len);
 		return 0;
 	}
-	if (c->rx == NULL && (c->rx = malloc(sizeof *c->rx)) != NULL)
-		veil_buf_init(c->rx, c->route->max_message);
-	if (c->rx == NULL || veil_buf_append(c->rx, in, len) != 0) {
+	if (veil_buf_lazy(&c->rx, c->route->max_message) == NULL ||
+	    veil_buf_append(c->rx, in, len) != 0) {
 		c->rx_skip = 1;
 		veil_http_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
 		return 0;
@@ -336,7 +326,7 @@ void http_ws_sweep(struct veil_http_ws *c)
 	}
 	/* Idle since the last sweep: what it holds for the next message goes. */
 	if (c->rx != NULL && c->rx->len == 0)
-		rx_drop(c);
+		veil_buf_drop(&c->rx);
 	/*
 	 * lws's buffer holds bytes only while a control frame is partly read
 	 * (payload still to come); data frames never pass through it.

@@ -2,8 +2,6 @@
 #include "cspcut.h"
 #include "veil/csp.h"
 
-#include <stdlib.h>
-
 /* At most one message waits: a frame (2 + VEIL_CSP_MAX_FRAME bytes) at the most. */
 #define MD_CSPCUT_MAX (2u + VEIL_CSP_MAX_FRAME)
 
@@ -15,21 +13,14 @@ void md_cspcut_init(struct md_cspcut *c)
 
 void md_cspcut_release(struct md_cspcut *c)
 {
-	if (c->buf == NULL)
-		return;
-	veil_buf_release(c->buf);
-	free(c->buf);
-	c->buf = NULL;
+	veil_buf_drop(&c->buf);
 }
 
 /* Keeps n bytes of a message's start (appended to what waits). */
 static int keep(struct md_cspcut *c, const uint8_t *p, size_t n)
 {
-	if (c->buf == NULL) {
-		if ((c->buf = malloc(sizeof *c->buf)) == NULL)
-			return VEIL_ENOMEM;
-		veil_buf_init(c->buf, MD_CSPCUT_MAX);
-	}
+	if (veil_buf_lazy(&c->buf, MD_CSPCUT_MAX) == NULL)
+		return VEIL_ENOMEM;
 	return veil_buf_append(c->buf, p, n) != 0 ? VEIL_ELIMIT : 0;
 }
 

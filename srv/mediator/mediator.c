@@ -242,23 +242,6 @@ static int send_reflected(struct md_conn *c, uint16_t flags, uint32_t rid, uint6
 	return send_raw_container(c, &b);
 }
 
-/* A buffer made when first needed (idle devices hold none): *b, or NULL if out of memory. */
-static struct veil_buf *buf_get(struct veil_buf **b, size_t max)
-{
-	if (*b == NULL && (*b = malloc(sizeof **b)) != NULL)
-		veil_buf_init(*b, max);
-	return *b;
-}
-
-static void buf_drop(struct veil_buf **b)
-{
-	if (*b == NULL)
-		return;
-	veil_buf_release(*b);
-	free(*b);
-	*b = NULL;
-}
-
 /* --- the CSP proxy --- */
 
 static int up_emit(void *arg, const uint8_t *msg, size_t len)
@@ -307,7 +290,7 @@ static int flush_early(struct md_conn *c)
 		rc = veil_chat_pipe_send(c->up, c->early->p + o + 4, n) != 0 ? -1 : 0;
 		o += 4 + n;
 	}
-	buf_drop(&c->early);
+	veil_buf_drop(&c->early);
 	return rc;
 }
 
@@ -318,7 +301,7 @@ static void proxy_in(struct md_conn *c, const uint8_t *p, size_t n)
 			conn_close(c, VEIL_MD_CLOSE_CSP_INTERNAL);
 		return;
 	}
-	if (buf_get(&c->early, MD_EARLY_MAX) == NULL ||
+	if (veil_buf_lazy(&c->early, MD_EARLY_MAX) == NULL ||
 	    veil_buf_append_u32le(c->early, (uint32_t)n) != 0 ||
 	    veil_buf_append(c->early, p, n) != 0) {
 		veil_log_debug("mediator: a device sent too much CSP before its handshake ended");
@@ -390,7 +373,7 @@ static void tx_end(struct md_group *g, struct md_conn *c)
 		veil_log_warn("mediator: cannot release a transaction lock in the store");
 	if (c->state != C_CLOSING)
 		veil_http_ws_timer(c->ws, 0);
-	buf_drop(&c->held);
+	veil_buf_drop(&c->held);
 	struct veil_buf b;
 	veil_buf_init(&b, VEIL_MD_MAX_MESSAGE);
 	if (veil_md_tx_info_encode(&b, VEIL_MD_TRANSACTION_ENDED, c->did, g->tx_scope,
@@ -528,7 +511,7 @@ static void on_begin_tx(struct md_conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	g->tx = c;
-	buf_drop(&c->held);
+	veil_buf_drop(&c->held);
 	g->tx_deadline_ms = veil_mono_ms() + ttl * 1000u;
 	veil_http_ws_timer(c->ws, ttl * 1000u);
 	send_raw_container(c, &b);
@@ -541,7 +524,7 @@ static int tx_hold(struct md_conn *c, const struct veil_md_reflect *r, uint64_t 
 	veil_store_u16le(h, r->flags);
 	veil_store_u64le(h + 2, ts);
 	veil_store_u32le(h + 10, (uint32_t)r->envelope_len);
-	struct veil_buf *held = buf_get(&c->held, MD_TX_HELD_MAX);
+	struct veil_buf *held = veil_buf_lazy(&c->held, MD_TX_HELD_MAX);
 	if (held == NULL)
 		return VEIL_ENOMEM;
 	if (held->len + sizeof h + r->envelope_len > MD_TX_HELD_MAX)
@@ -1698,8 +1681,8 @@ static void md_closed(void *ctx)
 	up_close(c);
 	hs_free(c);
 	free(c->eph);
-	buf_drop(&c->early);
-	buf_drop(&c->held);
+	veil_buf_drop(&c->early);
+	veil_buf_drop(&c->held);
 	free(c);
 }
 

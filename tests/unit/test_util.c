@@ -62,6 +62,16 @@ static void buf_max(void)
 		CHECK_RC(veil_buf_append_u64le(&b, (uint64_t)i), 0);
 	CHECK(b.len == 8000 && veil_load_u64le(b.p + 8 * 999) == 999);
 	veil_buf_release(&b);
+	/* Made when first needed, with its limit; dropped back to NULL. */
+	struct veil_buf *lz = NULL;
+	veil_buf_drop(&lz);
+	CHECK(lz == NULL);
+	CHECK(veil_buf_lazy(&lz, 4) != NULL && lz->len == 0 && lz->max == 4);
+	struct veil_buf *same = lz;
+	CHECK(veil_buf_lazy(&lz, 99) == same && lz->max == 4);
+	CHECK_RC(veil_buf_append(lz, "abcde", 5), VEIL_ELIMIT);
+	veil_buf_drop(&lz);
+	CHECK(lz == NULL);
 }
 
 static void hex_b64(void)
