@@ -102,7 +102,8 @@ void veil_chat_kick(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN]
  *   veil_chat_pipe_close     lets go (no callback for ctx after it); the
  *                            session ends if it has not.
  */
-#define VEIL_CHAT_PIPE_IN_MAX (256 * 1024)
+#define VEIL_CHAT_PIPE_IN_MAX                                                                      \
+	(4 * 1024 * 1024) /* as a WebSocket's queue (VEIL_HTTP_WS_MAX_QUEUED) */
 struct veil_chat_pipe;
 void veil_chat_pipe_consumer(struct veil_chat *chat, void (*wake)(void *arg), void *arg);
 struct veil_chat_pipe *veil_chat_pipe_open(struct veil_chat *chat, void *ctx);
