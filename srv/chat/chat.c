@@ -2338,6 +2338,7 @@ static void pipe_pull(struct conn *c)
 		/* What c did not take (a unit's start, input during a step) goes back in front. */
 		int rc;
 		uv_mutex_lock(pipe_lock_of(p));
+		in.max = 2 * VEIL_CHAT_PIPE_IN_MAX; /* what was queued meanwhile may be full */
 		rc = veil_buf_append(&in, p->in.p, p->in.len);
 		if (rc == 0)
 			pbuf_take(&p->in, &in);
