@@ -65,6 +65,8 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
 FUZZ_BIN := $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+# One rule per target's run, so that make -j runs several at once (CI: -j2 on 2 cores).
+FUZZ_RUN := $(patsubst build-fuzz/%,fuzz-run-%,$(FUZZ_BIN))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -75,7 +77,7 @@ WEB_SRC := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock
 HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo 1)
 WEB_OUT := $(if $(HAVE_NODE),$(BUILD)/web/index.html)
 
-.PHONY: all check check-pg unit run bench fuzz install deb clean deps format-check banned-check FORCE
+.PHONY: all check check-pg unit run bench fuzz install deb clean deps format-check banned-check FORCE $(FUZZ_RUN)
 .SECONDARY:
 
 all: $(BUILD)/veild $(BUILD)/veil $(BUILD)/veilctl $(WEB_OUT)
@@ -201,12 +203,12 @@ $(FUZZ_BIN): build-fuzz/%: fuzz/%.c build-fuzz/libfuzz.a
 	$(Q)$(if $(Q),echo "  CC $@";) clang $(CPPFLAGS) $(FUZZ_CFLAGS) -Wno-missing-prototypes \
 		-o $@ $< build-fuzz/libfuzz.a $(LDLIBS)
 
-fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
-		echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=9000 build-fuzz/corpus-$$n fuzz/corpus/$$n \
-			2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
-		grep -E '^(Done|#[0-9]+ +DONE)' build-fuzz/$$n.log | tail -1; done
+fuzz: $(FUZZ_RUN)
+$(FUZZ_RUN): fuzz-run-%: build-fuzz/%
+	@mkdir -p build-fuzz/corpus-$*
+	@$< -max_total_time=$(FUZZ_SECONDS) -max_len=9000 build-fuzz/corpus-$* fuzz/corpus/$* \
+		2>build-fuzz/$*.log || { echo "fuzzing $* failed:"; tail -40 build-fuzz/$*.log; exit 1; }
+	@echo "fuzzed $* for $(FUZZ_SECONDS)s: $$(grep -E '^(Done|#[0-9]+ +DONE)' build-fuzz/$*.log | tail -1)"
 
 format-check:
 	@scripts/check-format

@@ -81,18 +81,23 @@ struct conn {
 	struct veil_csp_server *hs;        /* only during the handshake */
 	struct veil_csp_login_info *login; /* only during the handshake */
 	struct veil_buf pend;              /* bytes of an incomplete unit */
-	uintptr_t addr_tok, hs_tok;        /* counted by chat->conns_per_addr and ->hs_per_addr */
 };
 
-/* A connection over TCP: its socket after it (a session on a pipe has none). */
+/* A connection over TCP: its address's counts and its socket after it (a pipe's has none). */
 struct tcp_conn {
 	struct conn c;
+	uintptr_t addr_tok, hs_tok; /* counted by chat->conns_per_addr and ->hs_per_addr */
 	uv_tcp_t tcp;
 };
 
+static struct tcp_conn *tcp_of(struct conn *c)
+{
+	return (struct tcp_conn *)c;
+}
+
 static uv_tcp_t *conn_tcp(struct conn *c)
 {
-	return &((struct tcp_conn *)c)->tcp;
+	return &tcp_of(c)->tcp;
 }
 
 /* The bytes of c's allocation. */
@@ -705,11 +710,12 @@ static int addr_admit_locked(struct veil_chat *chat, struct conn *c, const struc
 		veil_metric_inc(VEIL_METRIC_REFUSE_CHAT_ADDR);
 		return -1;
 	}
-	if (veil_connlimit_open(chat->conns_per_addr, a, (socklen_t)len, &c->addr_tok) ==
+	struct tcp_conn *t = tcp_of(c);
+	if (veil_connlimit_open(chat->conns_per_addr, a, (socklen_t)len, &t->addr_tok) ==
 	        VEIL_ELIMIT ||
-	    veil_connlimit_open(chat->hs_per_addr, a, (socklen_t)len, &c->hs_tok) == VEIL_ELIMIT) {
-		veil_connlimit_close(chat->conns_per_addr, c->addr_tok);
-		c->addr_tok = 0;
+	    veil_connlimit_open(chat->hs_per_addr, a, (socklen_t)len, &t->hs_tok) == VEIL_ELIMIT) {
+		veil_connlimit_close(chat->conns_per_addr, t->addr_tok);
+		t->addr_tok = 0;
 		chat->refused_table++;
 		veil_metric_inc(VEIL_METRIC_REFUSE_CHAT_ADDR);
 		return -1;
@@ -720,23 +726,23 @@ static int addr_admit_locked(struct veil_chat *chat, struct conn *c, const struc
 /* The handshake is over (logged in): it no longer counts as one. */
 static void addr_handshake_done(struct conn *c)
 {
-	if (c->hs_tok == 0)
-		return;
+	if (c->pipe != NULL || tcp_of(c)->hs_tok == 0)
+		return; /* a pipe's session has no address */
 	uv_mutex_lock(&c->chat->grp->lock);
-	veil_connlimit_close(c->chat->hs_per_addr, c->hs_tok);
+	veil_connlimit_close(c->chat->hs_per_addr, tcp_of(c)->hs_tok);
 	uv_mutex_unlock(&c->chat->grp->lock);
-	c->hs_tok = 0;
+	tcp_of(c)->hs_tok = 0;
 }
 
 static void addr_release(struct conn *c)
 {
 	addr_handshake_done(c);
-	if (c->addr_tok == 0)
+	if (c->pipe != NULL || tcp_of(c)->addr_tok == 0)
 		return;
 	uv_mutex_lock(&c->chat->grp->lock);
-	veil_connlimit_close(c->chat->conns_per_addr, c->addr_tok);
+	veil_connlimit_close(c->chat->conns_per_addr, tcp_of(c)->addr_tok);
 	uv_mutex_unlock(&c->chat->grp->lock);
-	c->addr_tok = 0;
+	tcp_of(c)->addr_tok = 0;
 }
 
 /* --- connection lifetime --- */
@@ -1940,7 +1946,8 @@ static void move_conn(struct conn *c, struct veil_chat *to)
 	veil_buf_init(&c->out, c->out.max);
 	veil_buf_init(&c->pend, c->pend.max);
 	c->login = NULL;
-	c->addr_tok = c->hs_tok = 0;
+	if (c->pipe == NULL)
+		tcp_of(c)->addr_tok = tcp_of(c)->hs_tok = 0;
 	c->write_pending = 0;
 	c->hs = NULL;
 	sodium_memzero(&c->sess, sizeof c->sess);

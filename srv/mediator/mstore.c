@@ -112,9 +112,9 @@ static const char *const sql[ST_COUNT] = {
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS groups ("
-    " gid BLOB PRIMARY KEY,"       /* device group ID = DGPK.public */
-    " shared_data BLOB,"           /* DGSDDK box, opaque */
-    " next_rid INTEGER NOT NULL);" /* next reflected ID of the group */
+    " gid BLOB PRIMARY KEY,"                     /* device group ID = DGPK.public */
+    " shared_data BLOB,"                         /* DGSDDK box, opaque */
+    " next_rid INTEGER NOT NULL) WITHOUT ROWID;" /* next reflected ID of the group */
     "CREATE TABLE IF NOT EXISTS devices ("
     " gid BLOB NOT NULL,"
     " device_id INTEGER NOT NULL," /* the u64 as a signed integer */
@@ -124,7 +124,7 @@ static const char schema[] =
     " last_seen INTEGER NOT NULL,"
     /* reflects queued for it, counting those not stored once the queue was full */
     " qlen INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (gid, device_id));"
+    " PRIMARY KEY (gid, device_id)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS reflected ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " gid BLOB NOT NULL,"
