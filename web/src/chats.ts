@@ -5,7 +5,7 @@
 // what this device already has) shows once.
 import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
-import { beginRender, renderFile } from "./fileview";
+import { renderFile } from "./fileview";
 import type { ChatMessage, OutState } from "./session";
 import { History } from "./history";
 import type { Store } from "./store";
@@ -224,19 +224,11 @@ export class Chats {
 		}
 	}
 
-	/** Draws the open conversation again (a download changed state). */
-	async refresh(): Promise<void> {
-		await this.renderChat();
-	}
-
 	private async renderChat(): Promise<void> {
 		if (this.open === undefined) return;
 		$("h-chat").textContent = this.name(this.open);
 		const v = this.vlist();
 		const peer = this.open;
-		// The rows of files are built anew (their keys change): the thumbnails of the old ones are no longer watched.
-		beginRender();
-		this.draws++;
 		const h = this.hist(peer);
 		if (!h.complete) {
 			// Not read yet: the newest messages first (the last chunks), then the whole history.
@@ -263,14 +255,15 @@ export class Chats {
 	}
 
 	private shown: string | undefined;
-	/** Counts the drawings of the chat: a file's row shows the state of its download, so it is built anew each time. */
-	private draws = 0;
 
-	/** What row(m) draws: a row whose key stays keeps its element (and its focus) when the list is drawn again. */
+	/**
+	 * What row(m) draws: a row whose key stays keeps its element (and its focus) when the list is drawn again.
+	 * A file's download is not in it: the row changes in place as the download goes (web/src/fileview.ts).
+	 */
 	private rowKey(m: ChatMessage): string {
 		const hit = this.hit === m.dir + ":" + m.id ? "h" : "";
 		const from = m.from !== undefined ? this.name(m.from) : "";
-		return m.dir + ":" + m.id + ":" + (m.state ?? "") + ":" + hit + ":" + (m.file !== undefined ? String(this.draws) : "") + ":" + from;
+		return m.dir + ":" + m.id + ":" + (m.state ?? "") + ":" + hit + ":" + from;
 	}
 
 	private row(m: ChatMessage): HTMLElement {

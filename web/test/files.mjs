@@ -109,7 +109,10 @@ function rpc(sock, method, params) {
 await run(T + "/chrome", async (browser) => {
 	const page = await openPage(browser, URL + "/app/");
 	const cdp = await page.createCDPSession();
-	await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl });
+	await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl, eventsEnabled: true });
+	const downloads = [];
+	cdp.on("Browser.downloadWillBegin", (e) => downloads.push(e.suggestedFilename));
+	cdp.on("Browser.downloadProgress", (e) => e.state !== "inProgress" && downloads.push(e.state));
 
 	await visible(page, "#v-link");
 	await page.type("#link", LINK);
@@ -244,6 +247,52 @@ await run(T + "/chrome", async (browser) => {
 	const gotPic = await saved("picture.png");
 	check("image_saved_identical", gotPic !== undefined && sha(gotPic) === sha(pic));
 	check("image_keeps_type", (await page.$$eval("#msgs a.save", (l) => l.filter((a) => a.download === "picture.png").map((a) => a.type)[0])) === "image/png");
+
+	// Keyboard: a file's download button keeps the focus, and its row its element, through
+	// the download and the redraws of the conversation (a new message from B arrives).
+	const kdata = randomBytes(150000);
+	writeFileSync(T + "/focus.bin", kdata);
+	veil("b", "send", A, "--file", T + "/focus.bin");
+	check("focus_file_listed", await waitText(page, "#msgs", "focus\\.bin"), await text(page, "#msgs"));
+	const tagged = await page.evaluate(() => {
+		const li = [...document.querySelectorAll("#msgs li.file")].find((e) => e.textContent.includes("focus.bin"));
+		const b = li?.querySelector("button");
+		if (b === undefined || b === null) return "no button";
+		window.veilRow = li;
+		window.veilBtn = b;
+		b.focus();
+		return document.activeElement === b ? "ok" : "not focused";
+	});
+	check("focus_button_focused", tagged === "ok", tagged);
+	const kept = () =>
+		page.evaluate(() => {
+			const li = [...document.querySelectorAll("#msgs li.file")].find((e) => e.textContent.includes("focus.bin"));
+			const a = document.activeElement;
+			const bad = [];
+			if (li !== window.veilRow) bad.push("row replaced");
+			if (!window.veilRow.isConnected) bad.push("row gone");
+			if (a !== window.veilBtn) bad.push("focus on " + (a?.tagName ?? "nothing"));
+			return bad.length === 0 ? "ok " + a.textContent : bad.join(", ");
+		});
+	await page.keyboard.press("Enter");
+	const kgot = await saved("focus.bin");
+	check("focus_file_saved_by_keyboard", kgot !== undefined && sha(kgot) === sha(kdata), readdirSync(dl).join(","));
+	let k = await kept();
+	check("focus_kept_after_download", k.startsWith("ok"), k);
+	veil("b", "send", A, "redraw please");
+	check("focus_redraw_message_shown", await waitText(page, "#msgs", "redraw please"), await text(page, "#msgs"));
+	k = await kept();
+	check("focus_kept_after_new_message", k.startsWith("ok"), k);
+	check("focus_button_says_save", /^Save focus\.bin$/.test(k.slice(3)), k);
+	// The same button saves it again from the keyboard (the browser's download events
+	// count it: with this download behaviour Chromium writes the same name over the first).
+	const before = downloads.filter((x) => x === "focus.bin").length;
+	await page.keyboard.press("Enter");
+	for (let i = 0; i < 300 && downloads.filter((x) => x === "focus.bin").length === before; i++) await new Promise((r) => setTimeout(r, 100));
+	const again = await saved("focus.bin");
+	check("focus_button_saves_again", downloads.filter((x) => x === "focus.bin").length === before + 1 && again !== undefined && sha(again) === sha(kdata), downloads.join(","));
+	k = await kept();
+	check("focus_kept_after_save_again", k.startsWith("ok"), k);
 
 	// A tampered blob: a clear error, nothing saved.
 	writeFileSync(T + "/tampered.bin", randomBytes(100000));
