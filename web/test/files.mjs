@@ -155,6 +155,9 @@ await run(T + "/chrome", async (browser) => {
 		});
 	check("state_sent_labelled", (await stateOf()) === "sent/sent/img", await stateOf());
 	check("state_not_only_icon", (await page.$eval(li, (e) => getComputedStyle(e, "::before").content)) !== "none");
+	// A receipt changes the state in place: the row stays the same element.
+	await page.evaluate(() => (window.veilPing = [...document.querySelectorAll("#msgs li.out")].filter((x) => x.textContent.startsWith("ping state")).pop()));
+	const pingKept = () => page.evaluate(() => [...document.querySelectorAll("#msgs li.out")].filter((x) => x.textContent.startsWith("ping state")).pop() === window.veilPing);
 	const recv = veil("b", "recv", "--json")
 		.split("\n")
 		.filter((x) => x)
@@ -163,6 +166,7 @@ await run(T + "/chrome", async (browser) => {
 	check("peer_receives", ping !== undefined, JSON.stringify(recv));
 	const delivered = await waitFn(page, () => [...document.querySelectorAll("#msgs li.out")].some((e) => e.textContent.startsWith("ping state") && e.dataset.state === "delivered"));
 	check("state_delivered", delivered && (await stateOf()) === "delivered/delivered/img", await stateOf());
+	check("state_delivered_row_kept", await pingKept());
 	await withDaemon("b", async (sock, log) => {
 		let ans = {};
 		try {
@@ -173,6 +177,7 @@ await run(T + "/chrome", async (browser) => {
 		check("peer_marks_read", ans.result === true, JSON.stringify(ans) + " " + log());
 		const read = await waitFn(page, () => [...document.querySelectorAll("#msgs li.out")].some((e) => e.textContent.startsWith("ping state") && e.dataset.state === "read"));
 		check("state_read", read && (await stateOf()) === "read/read/img", await stateOf());
+		check("state_read_row_kept", await pingKept());
 	});
 	await shot(page, "states");
 
@@ -328,6 +333,17 @@ await run(T + "/chrome", async (browser) => {
 	process.stdout.write("measure upload_310kB_pick_to_sent_ms " + (Date.now() - t1) + "\n");
 	check("upload_progress_shown", (await page.evaluate(() => window.veilUp)) > 0);
 	check("outgoing_file_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("from-browser.bin") && e.dataset.state === "sent")));
+	// Keyboard focus on the sent file's button stays there when its receipt (delivered) comes.
+	const outFocus = await page.evaluate(() => {
+		const li = [...document.querySelectorAll("#msgs li.out.file")].find((e) => e.textContent.includes("from-browser.bin"));
+		const b = li?.querySelector("button");
+		if (b === undefined || b === null) return "no button";
+		window.veilOutRow = li;
+		window.veilOutBtn = b;
+		b.focus();
+		return document.activeElement === b ? "ok" : "not focused";
+	});
+	check("outgoing_file_button_focused", outFocus === "ok", outFocus);
 
 	// An image dropped on the conversation: sent with a thumbnail the browser made.
 	const pic2 = png(1024, 300);
@@ -354,6 +370,14 @@ await run(T + "/chrome", async (browser) => {
 	const th = f2?.thumbnail !== undefined ? readFileSync(f2.thumbnail) : undefined;
 	check("peer_gets_browser_thumbnail", th !== undefined && th[0] === 0xff && th[1] === 0xd8, JSON.stringify(f2));
 	check("file_delivered", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("from-browser.bin") && e.dataset.state === "delivered")));
+	const outKept = await page.evaluate(() => {
+		const li = [...document.querySelectorAll("#msgs li.out.file")].find((e) => e.textContent.includes("from-browser.bin"));
+		const bad = [];
+		if (li !== window.veilOutRow) bad.push("row replaced");
+		if (document.activeElement !== window.veilOutBtn) bad.push("focus on " + (document.activeElement?.tagName ?? "nothing"));
+		return bad.length === 0 ? "ok" : bad.join(", ");
+	});
+	check("file_delivered_keeps_row_and_focus", outKept === "ok", outKept);
 
 	// A's CLI device sees the browser's file messages (reflected, as sent from another device)
 	// and downloads them: the browser uploads with persist=1, so B's "done" did not delete
