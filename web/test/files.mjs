@@ -23,9 +23,12 @@ function veil(who, ...args) {
 	return execFileSync(BIN + "/veil", args, { env: { ...process.env, VEIL_HOME: T + "/" + who }, encoding: "utf8", timeout: 60000 });
 }
 const sha = (b) => createHash("sha256").update(b).digest("hex");
+// Both poll on a timer, not on animation frames: a hidden tab (the read-on-another-device
+// part) runs no frames, so a condition not met at the first look was never looked at again.
+const POLL = 100;
 async function waitFn(page, fn, arg, timeout = 30000) {
 	try {
-		await page.waitForFunction(fn, { timeout }, arg);
+		await page.waitForFunction(fn, { timeout, polling: POLL }, arg);
 		return true;
 	} catch {
 		return false;
@@ -33,7 +36,7 @@ async function waitFn(page, fn, arg, timeout = 30000) {
 }
 async function waitText(page, sel, re, timeout = 30000) {
 	try {
-		await page.waitForFunction((s, r) => new RegExp(r).test(document.querySelector(s)?.textContent ?? ""), { timeout }, sel, re);
+		await page.waitForFunction((s, r) => new RegExp(r).test(document.querySelector(s)?.textContent ?? ""), { timeout, polling: POLL }, sel, re);
 		return true;
 	} catch {
 		return false;
