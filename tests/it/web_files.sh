@@ -12,6 +12,10 @@
 # the browser sends shows sent, then delivered once B receives it, then read
 # once B reads it (B's daemon, markRead); opening B's conversation in the
 # browser sends B a read receipt (`veil log` on B shows its message read).
+# Rows stay: a receipt changes a message's state in place, and a file's
+# download button keeps the keyboard focus (and its row its element) through
+# the download (Enter), a new message from B and a receipt; the same button
+# then saves the file again.
 # The checks are in web/test/files.mjs; screenshots in $T/shots (KEEP=1 keeps them).
 set -u
 . "$(dirname "$0")/lib.sh"

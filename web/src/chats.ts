@@ -5,7 +5,7 @@
 // what this device already has) shows once.
 import { type Group, gidHex, groupKey, isGroupKey } from "./groups";
 import type { Contact } from "./link";
-import { beginRender, renderFile } from "./fileview";
+import { renderFile } from "./fileview";
 import type { ChatMessage, OutState } from "./session";
 import { History } from "./history";
 import type { Store } from "./store";
@@ -46,7 +46,12 @@ export class Chats {
 	constructor(private store: Store) {}
 
 	private vlist(): VList<ChatMessage> {
-		this.list ??= new VList($("msgs"), (m) => this.row(m), (m) => this.rowKey(m));
+		this.list ??= new VList(
+			$("msgs"),
+			(m) => this.row(m),
+			(m) => this.rowKey(m),
+			(li, m) => this.mark(li, m),
+		);
 		return this.list;
 	}
 
@@ -224,19 +229,11 @@ export class Chats {
 		}
 	}
 
-	/** Draws the open conversation again (a download changed state). */
-	async refresh(): Promise<void> {
-		await this.renderChat();
-	}
-
 	private async renderChat(): Promise<void> {
 		if (this.open === undefined) return;
 		$("h-chat").textContent = this.name(this.open);
 		const v = this.vlist();
 		const peer = this.open;
-		// The rows of files are built anew (their keys change): the thumbnails of the old ones are no longer watched.
-		beginRender();
-		this.draws++;
 		const h = this.hist(peer);
 		if (!h.complete) {
 			// Not read yet: the newest messages first (the last chunks), then the whole history.
@@ -263,34 +260,47 @@ export class Chats {
 	}
 
 	private shown: string | undefined;
-	/** Counts the drawings of the chat: a file's row shows the state of its download, so it is built anew each time. */
-	private draws = 0;
 
-	/** What row(m) draws: a row whose key stays keeps its element (and its focus) when the list is drawn again. */
+	/**
+	 * What row(m) draws: a row whose key stays keeps its element (and its focus) when the list is drawn again.
+	 * What changes in place is not in it: the delivery state and the search mark (mark), a file's
+	 * download (web/src/fileview.ts).
+	 */
 	private rowKey(m: ChatMessage): string {
-		const hit = this.hit === m.dir + ":" + m.id ? "h" : "";
 		const from = m.from !== undefined ? this.name(m.from) : "";
-		return m.dir + ":" + m.id + ":" + (m.state ?? "") + ":" + hit + ":" + (m.file !== undefined ? String(this.draws) : "") + ":" + from;
+		return m.dir + ":" + m.id + ":" + from;
+	}
+
+	/** Shows in li what of m changes while its row stays: whether a search revealed it, its delivery state. */
+	private mark(li: HTMLElement, m: ChatMessage): void {
+		li.classList.toggle("hit", this.hit === m.dir + ":" + m.id);
+		let st = li.querySelector<HTMLElement>(":scope > .state");
+		if (m.dir !== "out" || m.state === undefined) {
+			st?.remove();
+			delete li.dataset.state;
+			return;
+		}
+		if (li.dataset.state === m.state && st !== null) return;
+		if (st === null) {
+			// The state as words for screen readers; the ticks are drawn by CSS.
+			st = document.createElement("span");
+			st.setAttribute("role", "img");
+			li.append(st);
+		}
+		st.className = "state " + m.state;
+		st.setAttribute("aria-label", m.state);
+		st.dataset.icon = STATE_ICON[m.state];
+		li.dataset.state = m.state;
 	}
 
 	private row(m: ChatMessage): HTMLElement {
 		const li = document.createElement("li");
 		li.className = m.dir;
-		if (this.hit === m.dir + ":" + m.id) li.classList.add("hit");
 		li.dataset.id = m.id;
 		const prefix = m.from !== undefined ? this.name(m.from) + ": " : "";
 		if (m.file !== undefined) renderFile(li, m.file, prefix);
 		else li.textContent = prefix + m.text;
-		if (m.dir === "out" && m.state !== undefined) {
-			// The state as words for screen readers; the ticks are drawn by CSS.
-			const st = document.createElement("span");
-			st.className = "state " + m.state;
-			st.setAttribute("role", "img");
-			st.setAttribute("aria-label", m.state);
-			st.dataset.icon = STATE_ICON[m.state];
-			li.dataset.state = m.state;
-			li.append(st);
-		}
+		this.mark(li, m);
 		li.title = new Date(m.date).toLocaleString() + (m.other && m.dir === "out" ? " (sent from another device)" : "");
 		return li;
 	}

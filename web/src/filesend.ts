@@ -5,7 +5,6 @@
 // to a group, one group file message per member, all naming the same blob.
 import type { Chats } from "./chats";
 import { FILE_MAX, prepareFile } from "./files";
-import * as fileview from "./fileview";
 import { groupKey, isGroupKey } from "./groups";
 import type { Profile } from "./link";
 import type { Session } from "./session";
@@ -26,7 +25,6 @@ export function initFileSend(chats: Chats, session: () => Session | undefined, p
 	const input = $<HTMLInputElement>("file");
 	const bar = $<HTMLProgressElement>("file-progress");
 	let sending = false;
-	fileview.onChange(() => void chats.refresh());
 
 	const send = async (file: File): Promise<void> => {
 		const peer = chats.open;

@@ -10,8 +10,9 @@
 // enter and leave at its edges and the others keep their elements (and so the
 // focus on one of them, and the browser's scroll anchoring); new items (a
 // message added, the whole history read after its newest chunks) keep the
-// elements of the rows whose key is unchanged and, unless the view follows
-// the end, the row at the top of the view where it is.
+// elements of the rows whose key is unchanged (changed in place, as a
+// message's delivery state, by the update callback) and, unless the view
+// follows the end, the row at the top of the view where it is.
 
 const OVERSCAN_PX = 1200;
 const FIRST_GUESS_PX = 32;
@@ -29,11 +30,16 @@ export class VList<T> {
 	private readonly top: HTMLElement;
 	private readonly bottom: HTMLElement;
 
-	/** key(item) names what make(item) draws: an element is kept while its item's key is the same. */
+	/**
+	 * key(item) names what make(item) draws: an element is kept while its item's key is the same;
+	 * update(element, item), if given, brings a kept element up to date with its item (what may
+	 * change without a new key) whenever the items are shown anew.
+	 */
 	constructor(
 		private readonly el: HTMLElement,
 		private readonly make: (item: T) => HTMLElement,
 		private readonly key: (item: T) => string,
+		private readonly update?: (el: HTMLElement, item: T) => void,
 	) {
 		this.top = VList.spacer();
 		this.bottom = VList.spacer();
@@ -154,7 +160,10 @@ export class VList<T> {
 			const k = !force && sameItems && i >= this.first && i < this.last ? this.keys[i - this.first] : this.key(item);
 			let r = old.get(k);
 			if (r === undefined) r = this.make(item);
-			else old.delete(k);
+			else {
+				old.delete(k);
+				if (force) this.update?.(r, item);
+			}
 			r.setAttribute("aria-posinset", String(i + 1));
 			r.setAttribute("aria-setsize", String(n));
 			rows.push(r);

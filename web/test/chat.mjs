@@ -106,7 +106,8 @@ await run(T + "/chrome", async (browser) => {
 	veil("b", "send", A, "while hidden");
 	let notes = [];
 	try {
-		await page.waitForFunction(() => window.veilNotes.length > 0, { timeout: 30000 });
+		// Polled on a timer: a hidden tab runs no animation frames (the default polling).
+		await page.waitForFunction(() => window.veilNotes.length > 0, { timeout: 30000, polling: 100 });
 		notes = await page.evaluate(() => window.veilNotes);
 	} catch {
 		notes = [];

@@ -23,9 +23,12 @@ function veil(who, ...args) {
 	return execFileSync(BIN + "/veil", args, { env: { ...process.env, VEIL_HOME: T + "/" + who }, encoding: "utf8", timeout: 60000 });
 }
 const sha = (b) => createHash("sha256").update(b).digest("hex");
+// Both poll on a timer, not on animation frames: a hidden tab (the read-on-another-device
+// part) runs no frames, so a condition not met at the first look was never looked at again.
+const POLL = 100;
 async function waitFn(page, fn, arg, timeout = 30000) {
 	try {
-		await page.waitForFunction(fn, { timeout }, arg);
+		await page.waitForFunction(fn, { timeout, polling: POLL }, arg);
 		return true;
 	} catch {
 		return false;
@@ -33,7 +36,7 @@ async function waitFn(page, fn, arg, timeout = 30000) {
 }
 async function waitText(page, sel, re, timeout = 30000) {
 	try {
-		await page.waitForFunction((s, r) => new RegExp(r).test(document.querySelector(s)?.textContent ?? ""), { timeout }, sel, re);
+		await page.waitForFunction((s, r) => new RegExp(r).test(document.querySelector(s)?.textContent ?? ""), { timeout, polling: POLL }, sel, re);
 		return true;
 	} catch {
 		return false;
@@ -109,7 +112,10 @@ function rpc(sock, method, params) {
 await run(T + "/chrome", async (browser) => {
 	const page = await openPage(browser, URL + "/app/");
 	const cdp = await page.createCDPSession();
-	await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl });
+	await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl, eventsEnabled: true });
+	const downloads = [];
+	cdp.on("Browser.downloadWillBegin", (e) => downloads.push(e.suggestedFilename));
+	cdp.on("Browser.downloadProgress", (e) => e.state !== "inProgress" && downloads.push(e.state));
 
 	await visible(page, "#v-link");
 	await page.type("#link", LINK);
@@ -152,6 +158,9 @@ await run(T + "/chrome", async (browser) => {
 		});
 	check("state_sent_labelled", (await stateOf()) === "sent/sent/img", await stateOf());
 	check("state_not_only_icon", (await page.$eval(li, (e) => getComputedStyle(e, "::before").content)) !== "none");
+	// A receipt changes the state in place: the row stays the same element.
+	await page.evaluate(() => (window.veilPing = [...document.querySelectorAll("#msgs li.out")].filter((x) => x.textContent.startsWith("ping state")).pop()));
+	const pingKept = () => page.evaluate(() => [...document.querySelectorAll("#msgs li.out")].filter((x) => x.textContent.startsWith("ping state")).pop() === window.veilPing);
 	const recv = veil("b", "recv", "--json")
 		.split("\n")
 		.filter((x) => x)
@@ -160,6 +169,7 @@ await run(T + "/chrome", async (browser) => {
 	check("peer_receives", ping !== undefined, JSON.stringify(recv));
 	const delivered = await waitFn(page, () => [...document.querySelectorAll("#msgs li.out")].some((e) => e.textContent.startsWith("ping state") && e.dataset.state === "delivered"));
 	check("state_delivered", delivered && (await stateOf()) === "delivered/delivered/img", await stateOf());
+	check("state_delivered_row_kept", await pingKept());
 	await withDaemon("b", async (sock, log) => {
 		let ans = {};
 		try {
@@ -170,6 +180,7 @@ await run(T + "/chrome", async (browser) => {
 		check("peer_marks_read", ans.result === true, JSON.stringify(ans) + " " + log());
 		const read = await waitFn(page, () => [...document.querySelectorAll("#msgs li.out")].some((e) => e.textContent.startsWith("ping state") && e.dataset.state === "read"));
 		check("state_read", read && (await stateOf()) === "read/read/img", await stateOf());
+		check("state_read_row_kept", await pingKept());
 	});
 	await shot(page, "states");
 
@@ -245,6 +256,52 @@ await run(T + "/chrome", async (browser) => {
 	check("image_saved_identical", gotPic !== undefined && sha(gotPic) === sha(pic));
 	check("image_keeps_type", (await page.$$eval("#msgs a.save", (l) => l.filter((a) => a.download === "picture.png").map((a) => a.type)[0])) === "image/png");
 
+	// Keyboard: a file's download button keeps the focus, and its row its element, through
+	// the download and the redraws of the conversation (a new message from B arrives).
+	const kdata = randomBytes(150000);
+	writeFileSync(T + "/focus.bin", kdata);
+	veil("b", "send", A, "--file", T + "/focus.bin");
+	check("focus_file_listed", await waitText(page, "#msgs", "focus\\.bin"), await text(page, "#msgs"));
+	const tagged = await page.evaluate(() => {
+		const li = [...document.querySelectorAll("#msgs li.file")].find((e) => e.textContent.includes("focus.bin"));
+		const b = li?.querySelector("button");
+		if (b === undefined || b === null) return "no button";
+		window.veilRow = li;
+		window.veilBtn = b;
+		b.focus();
+		return document.activeElement === b ? "ok" : "not focused";
+	});
+	check("focus_button_focused", tagged === "ok", tagged);
+	const kept = () =>
+		page.evaluate(() => {
+			const li = [...document.querySelectorAll("#msgs li.file")].find((e) => e.textContent.includes("focus.bin"));
+			const a = document.activeElement;
+			const bad = [];
+			if (li !== window.veilRow) bad.push("row replaced");
+			if (!window.veilRow.isConnected) bad.push("row gone");
+			if (a !== window.veilBtn) bad.push("focus on " + (a?.tagName ?? "nothing"));
+			return bad.length === 0 ? "ok " + a.textContent : bad.join(", ");
+		});
+	await page.keyboard.press("Enter");
+	const kgot = await saved("focus.bin");
+	check("focus_file_saved_by_keyboard", kgot !== undefined && sha(kgot) === sha(kdata), readdirSync(dl).join(","));
+	let k = await kept();
+	check("focus_kept_after_download", k.startsWith("ok"), k);
+	veil("b", "send", A, "redraw please");
+	check("focus_redraw_message_shown", await waitText(page, "#msgs", "redraw please"), await text(page, "#msgs"));
+	k = await kept();
+	check("focus_kept_after_new_message", k.startsWith("ok"), k);
+	check("focus_button_says_save", /^Save focus\.bin$/.test(k.slice(3)), k);
+	// The same button saves it again from the keyboard (the browser's download events
+	// count it: with this download behaviour Chromium writes the same name over the first).
+	const before = downloads.filter((x) => x === "focus.bin").length;
+	await page.keyboard.press("Enter");
+	for (let i = 0; i < 300 && downloads.filter((x) => x === "focus.bin").length === before; i++) await new Promise((r) => setTimeout(r, 100));
+	const again = await saved("focus.bin");
+	check("focus_button_saves_again", downloads.filter((x) => x === "focus.bin").length === before + 1 && again !== undefined && sha(again) === sha(kdata), downloads.join(","));
+	k = await kept();
+	check("focus_kept_after_save_again", k.startsWith("ok"), k);
+
 	// A tampered blob: a clear error, nothing saved.
 	writeFileSync(T + "/tampered.bin", randomBytes(100000));
 	veil("b", "send", A, "--file", T + "/tampered.bin");
@@ -279,6 +336,17 @@ await run(T + "/chrome", async (browser) => {
 	process.stdout.write("measure upload_310kB_pick_to_sent_ms " + (Date.now() - t1) + "\n");
 	check("upload_progress_shown", (await page.evaluate(() => window.veilUp)) > 0);
 	check("outgoing_file_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("from-browser.bin") && e.dataset.state === "sent")));
+	// Keyboard focus on the sent file's button stays there when its receipt (delivered) comes.
+	const outFocus = await page.evaluate(() => {
+		const li = [...document.querySelectorAll("#msgs li.out.file")].find((e) => e.textContent.includes("from-browser.bin"));
+		const b = li?.querySelector("button");
+		if (b === undefined || b === null) return "no button";
+		window.veilOutRow = li;
+		window.veilOutBtn = b;
+		b.focus();
+		return document.activeElement === b ? "ok" : "not focused";
+	});
+	check("outgoing_file_button_focused", outFocus === "ok", outFocus);
 
 	// An image dropped on the conversation: sent with a thumbnail the browser made.
 	const pic2 = png(1024, 300);
@@ -305,6 +373,14 @@ await run(T + "/chrome", async (browser) => {
 	const th = f2?.thumbnail !== undefined ? readFileSync(f2.thumbnail) : undefined;
 	check("peer_gets_browser_thumbnail", th !== undefined && th[0] === 0xff && th[1] === 0xd8, JSON.stringify(f2));
 	check("file_delivered", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("from-browser.bin") && e.dataset.state === "delivered")));
+	const outKept = await page.evaluate(() => {
+		const li = [...document.querySelectorAll("#msgs li.out.file")].find((e) => e.textContent.includes("from-browser.bin"));
+		const bad = [];
+		if (li !== window.veilOutRow) bad.push("row replaced");
+		if (document.activeElement !== window.veilOutBtn) bad.push("focus on " + (document.activeElement?.tagName ?? "nothing"));
+		return bad.length === 0 ? "ok" : bad.join(", ");
+	});
+	check("file_delivered_keeps_row_and_focus", outKept === "ok", outKept);
 
 	// A's CLI device sees the browser's file messages (reflected, as sent from another device)
 	// and downloads them: the browser uploads with persist=1, so B's "done" did not delete
