@@ -9,6 +9,7 @@
 # printed, never asserted (the full runs: docs/OPERATIONS.md).
 set -u
 cd "$(dirname "$0")/../.."
+. tests/it/lib.sh
 BIN=${VEIL_BIN:-$PWD/build}
 web_require
 rc=0
