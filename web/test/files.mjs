@@ -42,6 +42,27 @@ async function waitText(page, sel, re, timeout = 30000) {
 		return false;
 	}
 }
+/*
+ * Focuses the button of the file row (sel) naming name and keeps the row and
+ * the button as window[tag + "Row"] and window[tag + "Btn"]: "ok", or what failed.
+ */
+async function focusFileButton(page, sel, name, tag) {
+	return page.evaluate(
+		(sel, name, tag) => {
+			const li = [...document.querySelectorAll(sel)].find((e) => e.textContent.includes(name));
+			const b = li?.querySelector("button");
+			if (b === undefined || b === null) return "no button";
+			window[tag + "Row"] = li;
+			window[tag + "Btn"] = b;
+			b.focus();
+			return document.activeElement === b ? "ok" : "not focused";
+		},
+		sel,
+		name,
+		tag,
+	);
+}
+
 async function shot(page, name) {
 	await page.screenshot({ path: shots + "/" + name + ".png", fullPage: true });
 }
@@ -262,15 +283,7 @@ await run(T + "/chrome", async (browser) => {
 	writeFileSync(T + "/focus.bin", kdata);
 	veil("b", "send", A, "--file", T + "/focus.bin");
 	check("focus_file_listed", await waitText(page, "#msgs", "focus\\.bin"), await text(page, "#msgs"));
-	const tagged = await page.evaluate(() => {
-		const li = [...document.querySelectorAll("#msgs li.file")].find((e) => e.textContent.includes("focus.bin"));
-		const b = li?.querySelector("button");
-		if (b === undefined || b === null) return "no button";
-		window.veilRow = li;
-		window.veilBtn = b;
-		b.focus();
-		return document.activeElement === b ? "ok" : "not focused";
-	});
+	const tagged = await focusFileButton(page, "#msgs li.file", "focus.bin", "veil");
 	check("focus_button_focused", tagged === "ok", tagged);
 	const kept = () =>
 		page.evaluate(() => {
@@ -337,15 +350,7 @@ await run(T + "/chrome", async (browser) => {
 	check("upload_progress_shown", (await page.evaluate(() => window.veilUp)) > 0);
 	check("outgoing_file_shown", await waitFn(page, () => [...document.querySelectorAll("#msgs li.out.file")].some((e) => e.textContent.includes("from-browser.bin") && e.dataset.state === "sent")));
 	// Keyboard focus on the sent file's button stays there when its receipt (delivered) comes.
-	const outFocus = await page.evaluate(() => {
-		const li = [...document.querySelectorAll("#msgs li.out.file")].find((e) => e.textContent.includes("from-browser.bin"));
-		const b = li?.querySelector("button");
-		if (b === undefined || b === null) return "no button";
-		window.veilOutRow = li;
-		window.veilOutBtn = b;
-		b.focus();
-		return document.activeElement === b ? "ok" : "not focused";
-	});
+	const outFocus = await focusFileButton(page, "#msgs li.out.file", "from-browser.bin", "veilOut");
 	check("outgoing_file_button_focused", outFocus === "ok", outFocus);
 
 	// An image dropped on the conversation: sent with a thumbnail the browser made.
