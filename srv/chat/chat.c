@@ -2513,10 +2513,10 @@ void veil_chat_pipe_run(struct veil_chat *chat, void (*data)(void *ctx, const ui
 		}
 		void *ctx = p->ctx;
 		uv_mutex_unlock(&g->pipe_lock);
-		if (ctx != NULL && out.len > 0)
+		if (ctx != NULL && out.len > 0 && data != NULL)
 			data(ctx, out.p, out.len);
 		pbuf_free(&out);
-		if (end) {
+		if (end && ended != NULL) {
 			uv_mutex_lock(&g->pipe_lock);
 			ctx = p->ctx;
 			uv_mutex_unlock(&g->pipe_lock);

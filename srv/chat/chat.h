@@ -95,7 +95,8 @@ void veil_chat_kick(struct veil_chat *chat, const uint8_t id[static VEIL_ID_LEN]
  *   veil_chat_pipe_run       then, on the consumer's thread: data(ctx, ...)
  *                            for each session's output in order, and
  *                            ended(ctx) once a session ended (after its last
- *                            output); the consumer then closes its pipe;
+ *                            output); the consumer then closes its pipe
+ *                            (NULL callbacks: the list is only emptied);
  *   veil_chat_pipe_send      queues bytes for the session: 0, VEIL_ELIMIT
  *                            over VEIL_CHAT_PIPE_IN_MAX waiting, VEIL_ECLOSED
  *                            once it ended, VEIL_ENOMEM;

@@ -1569,18 +1569,6 @@ static void md_pipes_woke(void *arg)
 	veil_http_wake(m->h);
 }
 
-static void up_nop_data(void *ctx, const uint8_t *p, size_t n)
-{
-	(void)ctx;
-	(void)p;
-	(void)n;
-}
-
-static void up_nop_ended(void *ctx)
-{
-	(void)ctx;
-}
-
 /* --- WebSocket callbacks --- */
 
 static int md_open(void *arg, struct veil_http_ws *ws, const char *path, const char *client,
@@ -1701,7 +1689,7 @@ static void md_free(void *arg)
 	if (m->chat != NULL) {
 		/* Every session was closed with its device: what the list still holds goes. */
 		veil_chat_pipe_consumer(m->chat, NULL, NULL);
-		veil_chat_pipe_run(m->chat, up_nop_data, up_nop_ended);
+		veil_chat_pipe_run(m->chat, NULL, NULL);
 	}
 	for (size_t i = 0; i < MD_BUCKETS; i++)
 		while (m->buckets[i] != NULL) {
