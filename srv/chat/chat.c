@@ -2013,34 +2013,25 @@ static void conn_arrive(struct veil_chat *chat, struct conn *n, int fd)
 		conn_unref(n);
 		return;
 	}
-	if (n->pipe != NULL) {
-		conn_link(chat, n);
-		if (n->out.len > 0)
-			mark_dirty(n);
-		n->refs++;
-		if (n->st == ST_AUTHED)
-			logged_in(n);
-		pipe_pull(n);
-		conn_unref(n);
-		return;
-	}
-	uv_tcp_init(chat->loop, conn_tcp(n));
-	conn_tcp(n)->data = n;
 	conn_link(chat, n);
-	if (uv_tcp_open(conn_tcp(n), fd) != 0) {
-		close(fd);
-		conn_close(n);
-		return;
+	if (n->pipe == NULL) {
+		uv_tcp_init(chat->loop, conn_tcp(n));
+		conn_tcp(n)->data = n;
+		if (uv_tcp_open(conn_tcp(n), fd) != 0) {
+			close(fd);
+			conn_close(n);
+			return;
+		}
+		uv_read_start((uv_stream_t *)conn_tcp(n), on_alloc, on_read);
 	}
 	if (n->out.len > 0)
 		mark_dirty(n);
-	uv_read_start((uv_stream_t *)conn_tcp(n), on_alloc, on_read);
-	if (n->st == ST_AUTHED) {
-		n->refs++;
+	/* The input that waited: a pipe's, or a logged-in connection's unit in pend. */
+	n->refs++;
+	if (n->st == ST_AUTHED)
 		logged_in(n);
-		hs_resume_input(n);
-		conn_unref(n);
-	}
+	hs_resume_input(n);
+	conn_unref(n);
 }
 
 static void on_connection(uv_stream_t *server, int status)
